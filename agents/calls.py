@@ -1,0 +1,124 @@
+"""One model call, measured: what was sent, what came back, tokens and latency.
+
+Every model call a node makes goes through :func:`call_model`, which returns a
+:class:`ModelCall` that the orchestrator writes to the audit store. Token counts follow
+LangChain's ``usage_metadata`` (itself OpenAI's ``usage``): ``reasoning_tokens`` and
+``cached_input_tokens`` are *parts of* ``output_tokens`` and ``input_tokens``, never added on top.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, messages_to_dict
+from langchain_core.runnables import Runnable
+from pydantic import BaseModel, Field
+
+
+class Usage(BaseModel):
+    """Token usage of one call (tokens). ``reasoning_tokens`` ⊆ ``output_tokens``;
+    ``cached_input_tokens`` ⊆ ``input_tokens``."""
+
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: "Usage") -> "Usage":
+        return Usage(**{k: getattr(self, k) + getattr(other, k) for k in Usage.model_fields})
+
+    @classmethod
+    def from_message(cls, message: AIMessage) -> "Usage":
+        """Read ``message.usage_metadata`` (absent → all zeros)."""
+        meta = message.usage_metadata or {}
+        in_details = meta.get("input_token_details") or {}
+        out_details = meta.get("output_token_details") or {}
+        return cls(
+            input_tokens=int(meta.get("input_tokens") or 0),
+            cached_input_tokens=int(in_details.get("cache_read") or 0),
+            output_tokens=int(meta.get("output_tokens") or 0),
+            reasoning_tokens=int(out_details.get("reasoning") or 0),
+        )
+
+
+class ModelCall(BaseModel):
+    """A completed model call as the audit store records it.
+
+    ``messages`` are LangChain message dicts (``messages_to_dict``); ``latency_s`` is wall-clock
+    seconds; ``reasoning`` is the model's reasoning text where the provider returns one
+    (``reasoning_content`` or ``reasoning`` content blocks), else ``""``.
+    """
+
+    model: str
+    effort: str
+    messages: list[dict[str, Any]]
+    output: str
+    reasoning: str = ""
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    latency_s: float = 0.0
+    finish_reason: str | None = None
+    attempts: int = 1
+
+
+def _text_and_reasoning(message: AIMessage) -> tuple[str, str]:
+    reasoning = str(message.additional_kwargs.get("reasoning_content") or "")
+    content = message.content
+    if isinstance(content, str):
+        return content, reasoning
+    texts, thoughts = [], [reasoning] if reasoning else []
+    for block in content:
+        if isinstance(block, str):
+            texts.append(block)
+        elif block.get("type") == "text":
+            texts.append(block.get("text", ""))
+        elif block.get("type") in ("reasoning", "thinking"):
+            summary = block.get("summary") or []
+            thoughts.append(
+                block.get("reasoning")
+                or block.get("thinking")
+                or "\n".join(s.get("text", "") for s in summary if isinstance(s, dict))
+            )
+    return "".join(texts), "\n".join(t for t in thoughts if t)
+
+
+def model_name_of(model: BaseChatModel | Runnable) -> str:
+    """Best-effort model identifier (``model_name`` / ``model`` / class name)."""
+    bound = getattr(model, "bound", model)
+    for attr in ("model_name", "model", "model_path"):
+        value = getattr(bound, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    return type(bound).__name__
+
+
+def call_model(model: BaseChatModel | Runnable, messages: list[BaseMessage], *, effort: str) -> tuple[AIMessage, ModelCall]:
+    """Invoke ``model`` on ``messages`` and measure it.
+
+    Returns the raw ``AIMessage`` and its :class:`ModelCall` record. Exceptions from the model
+    propagate unchanged (retries are the caller's policy).
+    """
+    started = time.perf_counter()
+    reply = model.invoke(messages)
+    latency = time.perf_counter() - started
+    if not isinstance(reply, AIMessage):
+        raise TypeError(f"model returned {type(reply).__name__}, expected AIMessage")
+    text, reasoning = _text_and_reasoning(reply)
+    record = ModelCall(
+        model=str(reply.response_metadata.get("model_name") or model_name_of(model)),
+        effort=effort,
+        messages=messages_to_dict(messages),
+        output=text,
+        reasoning=reasoning,
+        tool_calls=[dict(tc) for tc in reply.tool_calls],
+        usage=Usage.from_message(reply),
+        latency_s=round(latency, 4),
+        finish_reason=reply.response_metadata.get("finish_reason"),
+    )
+    return reply, record

@@ -1,0 +1,647 @@
+"""The embedded chat model: a LangChain ``BaseChatModel`` over an in-process ``llama_cpp.Llama``.
+
+No API key, no network, no server process. The default weights are Qwen2.5-Coder-1.5B-Instruct
+Q4_K_M (see :mod:`agents.local_weights`); any GGUF with a chat template works.
+
+Why an adapter of our own (measured 2026-11-29, ``/work/shared/research/local-model.md`` §5-6):
+``llama_cpp.server`` + ``ChatOpenAI`` and ``langchain_community.ChatLlamaCpp`` both fail to finish
+a LangGraph tool loop with this model (no ``tool_calls`` for ``tool_choice="auto"``, HTTP 500
+on ``content: null``). Here:
+
+* tools are rendered by the GGUF's own chat template (Qwen2.5 has a ``# Tools`` section);
+* ``tool_choice`` naming one tool (or ``"any"``/``"required"`` with a single tool, which is how
+  ``with_structured_output`` binds) uses llama.cpp's grammar-forced call: the arguments always
+  parse and match the tool's JSON schema;
+* ``tool_choice="auto"`` or ``None`` generates freely and recovers calls from the text with
+  :mod:`agents.toolcall_parsing` (Qwen writes fenced JSON instead of ``<tool_call>`` tags);
+* ``response_format={"type": "json_object", "schema": {...}}`` (via ``.bind``) becomes a
+  llama.cpp grammar, so the reply is valid JSON for the schema.
+
+Speed of the 1.5B model, 2 cores, ``n_ctx=4096``, greedy, 297-token prompt + 150 output tokens,
+measured 2026-11-29 with llama-cpp-python 0.3.36: on an AVX-512 EPYC, load 0.9-2.7 s, prompt
+86-92 tok/s, generation 27-31 tok/s, 8.3-9.0 s wall, RSS 1.90 GB after load and 1.96 GB peak; on an
+AVX2-only EPYC (research note §4) prompt ~50 tok/s and generation ~17 tok/s.
+
+Threading: one ``Llama`` per ``(model file, n_ctx)`` is loaded lazily and shared by every
+instance in the process (loading costs seconds and ~1.9 GB); a ``Llama`` is not thread-safe, so
+all calls on it are serialised by a per-object lock. Concurrent graph branches therefore queue.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+import uuid
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    InvalidToolCall,
+    ToolCall,
+    UsageMetadata,
+    convert_to_openai_messages,
+)
+from langchain_core.messages.tool import invalid_tool_call, tool_call, tool_call_chunk
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import ConfigDict, Field, field_validator
+
+from agents.local_weights import LocalModelUnavailable, check_gguf, local_model_path
+from agents.toolcall_parsing import extract_json_object, split_tool_calls
+
+__all__ = ["LLAMA_INSTALL_HINT", "LocalLlamaChat", "clear_llama_cache", "load_llama"]
+
+log = logging.getLogger(__name__)
+
+#: How users install the runtime (llama-cpp-python is an sdist on PyPI and compiles, ~5-6 min;
+#: LLAVA off skips the unused multimodal library; research note §3).
+LLAMA_INSTALL_HINT = 'CMAKE_ARGS="-DLLAVA_BUILD=OFF" pip install -c constraints.txt "chainproof[local]"'
+
+Effort = Literal["low", "medium", "high"]
+
+#: System-prompt addenda emulating ``reasoning_effort`` (the model has no native reasoning mode).
+EFFORT_INSTRUCTIONS: dict[str, str] = {
+    "low": "Answer directly and concisely. Do not explain your reasoning.",
+    "medium": "Answer concisely. If the task needs reasoning, keep it to a few short sentences before the answer.",
+    "high": (
+        "Think step by step first: write your reasoning inside <think> and </think> tags, "
+        "then give the final answer after the closing </think> tag."
+    ),
+}
+
+# Sampling knobs forwarded to ``Llama.create_chat_completion`` when given as call/bind kwargs.
+_PASSTHROUGH = ("top_p", "top_k", "min_p", "repeat_penalty", "presence_penalty", "frequency_penalty", "logit_bias")
+# kwargs LangChain itself adds, consumed or ignored here.
+_IGNORED = ("ls_structured_output_format", "stream_usage")
+_THINK_RE = re.compile(r"^\s*<think>(.*?)</think>\s*", re.S | re.I)
+
+# --------------------------------------------------------------------------------------------
+# process-level Llama cache and per-object call locks
+
+_load_lock = threading.Lock()
+_llamas: dict[tuple[str, int], Any] = {}
+_call_locks: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
+_call_locks_guard = threading.Lock()
+_fallback_call_lock = threading.Lock()
+
+
+def load_llama(model_path: str | os.PathLike[str], n_ctx: int = 4096, **llama_kwargs: Any) -> Any:
+    """The shared ``llama_cpp.Llama`` for ``(model_path, n_ctx)``, loaded on first use.
+
+    Args:
+        model_path: GGUF file (checked for the GGUF magic bytes first).
+        n_ctx: context window, tokens (prompt + output).
+        **llama_kwargs: further ``Llama(...)`` arguments (``n_threads``, ``n_batch``, ``seed``,
+            ``verbose``); used only by the call that actually loads — later callers with the
+            same ``(path, n_ctx)`` share that object whatever they pass.
+    Returns:
+        The ``Llama`` instance (takes ~1.9 GB RSS for the 1.5B Q4_K_M model).
+    Raises:
+        LocalModelUnavailable: ``llama_cpp`` is not installed, or the file is missing/not GGUF.
+    """
+    path = check_gguf(model_path)
+    key = (str(path), int(n_ctx))
+    with _load_lock:
+        llama = _llamas.get(key)
+        if llama is not None:
+            return llama
+        try:
+            from llama_cpp import Llama  # heavy import (numpy, ctypes libllama): only here
+        except ImportError as exc:
+            raise LocalModelUnavailable(
+                "The embedded model needs llama-cpp-python, which is not installed (PyPI ships it as "
+                "source only; it compiles in about 5-6 minutes). Install it with:\n"
+                f"    {LLAMA_INSTALL_HINT}\n"
+                "or configure a remote model: CHAINPROOF_MODEL__PROVIDER=openai."
+            ) from exc
+        log.info("loading %s (n_ctx=%d)", path, n_ctx)
+        try:
+            llama = Llama(model_path=str(path), n_ctx=int(n_ctx), **llama_kwargs)
+        except ValueError as exc:  # llama-cpp-python raises ValueError when libllama fails to load
+            raise LocalModelUnavailable(f"llama.cpp could not load {path}: {exc}") from exc
+        _llamas[key] = llama
+        return llama
+
+
+def clear_llama_cache() -> None:
+    """Forget every shared ``Llama`` (memory is freed once no instance still refers to it)."""
+    with _load_lock:
+        _llamas.clear()
+
+
+def _call_lock(llama: Any) -> threading.Lock:
+    with _call_locks_guard:
+        try:
+            lock = _call_locks.get(llama)
+            if lock is None:
+                lock = _call_locks[llama] = threading.Lock()
+            return lock
+        except TypeError:  # not weak-referenceable: one lock for all such objects
+            return _fallback_call_lock
+
+
+# --------------------------------------------------------------------------------------------
+# the chat model
+
+
+class LocalLlamaChat(BaseChatModel):
+    """LangChain chat model running a GGUF model in-process with llama-cpp-python.
+
+    Fields (defaults and their source):
+        model_path: GGUF file. ``None`` → the bundled Qwen2.5-Coder-1.5B, assembled on first use by
+            :func:`agents.local_weights.local_model_path` into ``$CHAINPROOF_HOME/models``.
+        model_name: label reported as ``response_metadata["model_name"]``; default: the file name.
+        n_ctx: context window in tokens (prompt + output); 4096 (Qwen2.5 trains on 32k, 4096 keeps
+            the KV cache small: ~1.9 GB RSS in total measured for this model).
+        n_threads: CPU threads for generation and prompt processing; default: the CPUs this
+            process may run on (``os.sched_getaffinity``, else ``os.cpu_count()``).
+            (On a busy 2-core machine 1 thread degrades more gracefully, research note §4.)
+        n_batch: prompt-processing batch, tokens; 512 (llama-cpp-python's default).
+        temperature: 0.0 = greedy (reproducible; but see ``cache_prompt``).
+        max_tokens: output cap per call, tokens; 512.
+        seed: sampling seed (only matters when ``temperature > 0``); ``None`` = llama.cpp default.
+        reasoning_effort: ``"low" | "medium" | "high" | None``, emulated (see below).
+        high_effort_extra_tokens: output tokens added to ``max_tokens`` at ``"high"``; 256.
+        cache_prompt: reuse the longest matching prefix of the previous prompt from llama.cpp's
+            KV cache (llama-server's ``cache_prompt``, default true there too). Agent loops resend
+            a growing history, so this skips most prompt processing. Caveat: llama.cpp's float
+            results depend on how tokens were batched, so a greedy reply can differ at near-ties
+            depending on which prompt ran before. ``False`` resets the context before every call:
+            the same prompt always gives the same reply, at the cost of re-reading it.
+        verbose: llama.cpp's own logging to stderr; off.
+        llama: an already-built ``Llama`` (or any object with ``create_chat_completion(**kw)``
+            returning llama-cpp-python's response dicts); tests inject fakes here. When set,
+            ``model_path``/``n_ctx``/``n_threads`` are not used for loading.
+
+    ``reasoning_effort`` emulation (Qwen2.5-Coder has no reasoning mode), applied only to
+    free-text calls (no tools bound, no ``response_format``), as an addendum to the first
+    system message (one is added if there is none):
+
+    * ``low``: "answer directly", no reasoning;
+    * ``medium``: answer concisely, reasoning at most a few sentences;
+    * ``high``: "think step by step inside <think>...</think>, then answer", and
+      ``max_tokens + high_effort_extra_tokens``. A closed ``<think>`` block is moved out of
+      ``content`` into ``additional_kwargs["reasoning_content"]``; usage has no separate
+      reasoning-token count (the reasoning is ordinary output tokens). Measured with the 1.5B
+      model: it usually ignores the tags and writes numbered steps before the answer, so
+      ``content`` then holds reasoning and answer together.
+    * ``None``: no addendum.
+
+    Per-call overrides (``.bind(...)`` or ``invoke(..., **kw)``): ``temperature``,
+    ``max_tokens``, ``seed``, ``reasoning_effort``, ``response_format``, ``tools``,
+    ``tool_choice``, ``stop`` and the sampling knobs ``top_p, top_k, min_p, repeat_penalty,
+    presence_penalty, frequency_penalty, logit_bias``.
+
+    Output: ``AIMessage`` with ``tool_calls`` (ids ``call_<12 hex>`` unless llama.cpp gave one),
+    ``invalid_tool_calls`` for forced calls whose arguments do not decode,
+    ``usage_metadata = {input_tokens, output_tokens, total_tokens}`` (llama.cpp's counts: the
+    templated prompt's tokens, generated tokens excluding the end-of-turn token) and
+    ``response_metadata = {model_name, finish_reason}`` where ``finish_reason`` is
+    ``"stop" | "length" | "tool_calls"``.
+
+    Raises (at first call, when loading):
+        LocalModelUnavailable: llama-cpp-python missing, or weights missing/corrupt.
+        ValueError: a forced ``tool_choice`` naming a tool that is not bound; a prompt longer
+            than ``n_ctx`` (llama.cpp's message).
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    model_path: str | None = None
+    model_name: str | None = None
+    n_ctx: int = Field(default=4096, gt=0)
+    n_threads: int | None = Field(default_factory=lambda: _usable_cpus())
+    n_batch: int = Field(default=512, gt=0)
+    temperature: float = Field(default=0.0, ge=0.0)
+    max_tokens: int = Field(default=512, gt=0)
+    seed: int | None = None
+    reasoning_effort: Effort | None = None
+    high_effort_extra_tokens: int = Field(default=256, ge=0)
+    cache_prompt: bool = True
+    verbose: bool = False
+    llama: Any = Field(default=None, exclude=True, repr=False)
+
+    @field_validator("model_path", mode="before")
+    @classmethod
+    def _path_to_str(cls, value: Any) -> Any:
+        return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+    # ---- LangChain plumbing -----------------------------------------------------------------
+
+    @property
+    def _llm_type(self) -> str:
+        return "llama-cpp-local"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "model_name": self._label(),
+            "n_ctx": self.n_ctx,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "reasoning_effort": self.reasoning_effort,
+        }
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
+        params = super()._get_ls_params(stop=stop, **kwargs)
+        params["ls_provider"] = "llama-cpp"
+        params["ls_model_name"] = self._label()
+        return params
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | dict[str, Any] | bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools (converted with ``convert_to_openai_tool``).
+
+        Args:
+            tools: LangChain tools, functions, pydantic/TypedDict classes or OpenAI tool dicts.
+            tool_choice: ``None``/``"auto"`` → the model may call tools (parsed from text);
+                ``"none"`` → tools are not shown to the model; a tool name, ``{"type":
+                "function", "function": {"name": ...}}`` or ``{"name": ...}`` → that tool is
+                called, arguments forced by a grammar; ``"any"``/``"required"``/``True`` →
+                forced when exactly one tool is bound, else treated as ``"auto"`` (llama.cpp
+                cannot force a choice among several tools).
+        Raises:
+            ValueError: a forced name that is not among ``tools``.
+        """
+        formatted = [convert_to_openai_tool(t) for t in tools]
+        names = [t["function"]["name"] for t in formatted]
+        choice = _normalise_tool_choice(tool_choice, names)
+        return self.bind(tools=formatted, tool_choice=choice, **kwargs)
+
+    # ---- generation -------------------------------------------------------------------------
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        request, plan = self._build_request(messages, stop, kwargs)
+        llama = self._get_llama()
+        with _call_lock(llama):
+            self._maybe_reset(llama)
+            response = llama.create_chat_completion(**request)
+        message = self._to_message(response, plan)
+        return ChatResult(
+            generations=[ChatGeneration(message=message)],
+            llm_output={"model_name": self._label(), "token_usage": dict(message.usage_metadata or {})},
+        )
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        """Stream text token by token; usage and metadata ride on the last chunk.
+
+        Calls with tools or ``response_format`` need the complete text (to parse the calls or
+        because the grammar constrains it), so they generate in one go and yield one chunk
+        (with ``tool_call_chunks``); totals equal :meth:`invoke`'s by construction.
+
+        Plain text streams. llama-cpp-python's stream carries no usage, so it is rebuilt
+        exactly: a ``max_tokens=1`` pre-call reports the prompt's token count and leaves the
+        prompt in the KV cache (the streamed call reuses it, so the prompt is evaluated once);
+        after the stream, ``Llama.n_tokens`` (tokens now in the context) minus the prompt gives
+        the generated tokens (+1 when stopped by ``length``: the last token is sampled but not
+        fed back). Known limit: a caller-supplied ``stop`` string can make this one token short.
+        """
+        request, plan = self._build_request(messages, stop, kwargs)
+        if plan.tools or request.get("response_format") is not None:
+            result = self._generate(messages, stop, run_manager, **kwargs)
+            msg = result.generations[0].message
+            assert isinstance(msg, AIMessage)
+            chunk = AIMessageChunk(
+                content=msg.content,
+                additional_kwargs=msg.additional_kwargs,
+                response_metadata=msg.response_metadata,
+                usage_metadata=msg.usage_metadata,
+                tool_call_chunks=[
+                    tool_call_chunk(name=tc["name"], args=json.dumps(tc["args"]), id=tc["id"], index=i)
+                    for i, tc in enumerate(msg.tool_calls)
+                ],
+                chunk_position="last",
+            )
+            if run_manager and isinstance(msg.content, str) and msg.content:
+                run_manager.on_llm_new_token(msg.content, chunk=ChatGenerationChunk(message=chunk))
+            yield ChatGenerationChunk(message=chunk)
+            return
+
+        llama = self._get_llama()
+        with _call_lock(llama):
+            self._maybe_reset(llama)
+            prompt_tokens: int | None = None
+            if hasattr(llama, "n_tokens"):
+                probe = llama.create_chat_completion(**{**request, "max_tokens": 1, "stream": False})
+                prompt_tokens = int((probe.get("usage") or {}).get("prompt_tokens", 0))
+            finish_reason: str | None = None
+            reported: dict[str, Any] | None = None
+            text_parts: list[str] = []
+            for raw in llama.create_chat_completion(**{**request, "stream": True}):
+                if raw.get("usage"):
+                    reported = raw["usage"]
+                choice = (raw.get("choices") or [{}])[0]
+                finish_reason = choice.get("finish_reason") or finish_reason
+                piece = (choice.get("delta") or {}).get("content")
+                if piece:
+                    text_parts.append(piece)
+                    if plan.effort != "high":  # high: <think> must be split off at the end
+                        chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
+                        if run_manager:
+                            run_manager.on_llm_new_token(piece, chunk=chunk)
+                        yield chunk
+            if reported is None and prompt_tokens is not None:
+                generated = int(llama.n_tokens) - prompt_tokens + (1 if finish_reason == "length" else 0)
+                reported = {"prompt_tokens": prompt_tokens, "completion_tokens": max(generated, 0)}
+        text = "".join(text_parts)
+        extra: dict[str, Any] = {}
+        content = ""
+        if plan.effort == "high":
+            content, reasoning = _split_think(text)
+            if reasoning:
+                extra["reasoning_content"] = reasoning
+        yield ChatGenerationChunk(
+            message=AIMessageChunk(
+                content=content,
+                additional_kwargs=extra,
+                usage_metadata=_usage(reported),
+                response_metadata={"model_name": self._label(), "finish_reason": finish_reason},
+                chunk_position="last",
+            )
+        )
+
+    # ---- helpers ----------------------------------------------------------------------------
+
+    def _label(self) -> str:
+        if self.model_name:
+            return self.model_name
+        if self.model_path:
+            return Path(self.model_path).name
+        if self.llama is not None and getattr(self.llama, "model_path", None):
+            return Path(str(self.llama.model_path)).name
+        return "local-llama"
+
+    def _maybe_reset(self, llama: Any) -> None:
+        if not self.cache_prompt and hasattr(llama, "reset"):
+            llama.reset()
+
+    def _get_llama(self) -> Any:
+        if self.llama is not None:
+            return self.llama
+        path = self.model_path or str(local_model_path())
+        kwargs: dict[str, Any] = {"n_batch": self.n_batch, "verbose": self.verbose}
+        if self.n_threads:
+            kwargs["n_threads"] = kwargs["n_threads_batch"] = self.n_threads
+        return load_llama(path, self.n_ctx, **kwargs)
+
+    def _build_request(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> tuple[dict[str, Any], _Plan]:
+        kw = dict(kwargs)
+        for key in _IGNORED:
+            kw.pop(key, None)
+        tools = kw.pop("tools", None) or None
+        tool_choice = kw.pop("tool_choice", None)
+        response_format = kw.pop("response_format", None)
+        effort = kw.pop("reasoning_effort", self.reasoning_effort)
+        max_tokens = int(kw.pop("max_tokens", None) or self.max_tokens)
+        temperature = kw.pop("temperature", self.temperature)
+        seed = kw.pop("seed", self.seed)
+        stop = kw.pop("stop", None) or stop
+        passthrough = {k: kw.pop(k) for k in _PASSTHROUGH if k in kw}
+        if kw:
+            log.warning("LocalLlamaChat: ignoring unsupported arguments %s", sorted(kw))
+
+        if tools:
+            tools = [t if _is_openai_tool(t) else convert_to_openai_tool(t) for t in tools]
+            names = [t["function"]["name"] for t in tools]
+            tool_choice = _normalise_tool_choice(tool_choice, names)
+            if tool_choice == "none":
+                tools = None
+        forced = tool_choice if isinstance(tool_choice, dict) and tools else None
+
+        if response_format is not None and response_format.get("type") == "text":
+            response_format = None
+        if response_format is not None and response_format.get("type") != "json_object":
+            raise ValueError(
+                f"response_format type {response_format.get('type')!r} is not supported by llama.cpp; "
+                "use {'type': 'json_object', 'schema': {...}}"
+            )
+        if effort is not None and effort not in EFFORT_INSTRUCTIONS:
+            raise ValueError(f"reasoning_effort must be low, medium, high or None, got {effort!r}")
+        free_text = not tools and response_format is None
+        effort = effort if free_text else None
+        if effort == "high":
+            max_tokens += self.high_effort_extra_tokens
+
+        llama_messages = to_llama_messages(messages)
+        if effort is not None:
+            _add_system_instruction(llama_messages, EFFORT_INSTRUCTIONS[effort])
+
+        request: dict[str, Any] = {
+            "messages": llama_messages,
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+            **passthrough,
+        }
+        if seed is not None:
+            request["seed"] = seed
+        if stop:
+            request["stop"] = list(stop)
+        if tools:
+            request["tools"] = tools
+        if forced is not None:
+            request["tool_choice"] = forced
+        if response_format is not None:
+            request["response_format"] = response_format
+        names = frozenset(t["function"]["name"] for t in tools) if tools else frozenset()
+        return request, _Plan(tools=names, forced=forced is not None, effort=effort)
+
+    def _to_message(self, response: dict[str, Any], plan: _Plan) -> AIMessage:
+        choice = response["choices"][0]
+        raw = choice.get("message") or {}
+        text = raw.get("content") or ""
+        finish_reason = choice.get("finish_reason")
+        extra: dict[str, Any] = {}
+        if plan.effort == "high":
+            text, reasoning = _split_think(text)
+            if reasoning:
+                extra["reasoning_content"] = reasoning
+
+        calls: list[ToolCall] = []
+        invalid: list[InvalidToolCall] = []
+        for tc in raw.get("tool_calls") or []:  # grammar-forced calls come back structured
+            fn = tc.get("function") or {}
+            name, arguments = fn.get("name") or "", fn.get("arguments")
+            call_id = tc.get("id") or _new_call_id()
+            args = _decode_arguments(arguments)
+            if args is None:
+                invalid.append(
+                    invalid_tool_call(
+                        name=name,
+                        args=arguments if isinstance(arguments, str) else json.dumps(arguments),
+                        id=call_id,
+                        error="arguments are not a JSON object",
+                    )
+                )
+            else:
+                calls.append(tool_call(name=name, args=args, id=call_id))
+        if calls or invalid:
+            text = ""
+        elif plan.tools and not plan.forced:
+            parsed, remaining = split_tool_calls(text, plan.tools)
+            if parsed:
+                calls = [tool_call(name=c["name"], args=c["args"], id=_new_call_id()) for c in parsed]
+                text = remaining
+        if calls:
+            finish_reason = "tool_calls"
+        return AIMessage(
+            content=text,
+            additional_kwargs=extra,
+            tool_calls=calls,
+            invalid_tool_calls=invalid,
+            usage_metadata=_usage(response.get("usage")),
+            response_metadata={"model_name": self._label(), "finish_reason": finish_reason},
+        )
+
+
+class _Plan:
+    """What the response parser needs to know about the request."""
+
+    __slots__ = ("effort", "forced", "tools")
+
+    def __init__(self, tools: frozenset[str], forced: bool, effort: str | None) -> None:
+        self.tools = tools
+        self.forced = forced
+        self.effort = effort
+
+
+# --------------------------------------------------------------------------------------------
+# conversions (module-level so graphs and tests can reuse them)
+
+
+def to_llama_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
+    """LangChain messages → OpenAI-style dicts shaped for GGUF Jinja chat templates.
+
+    ``content`` is always a string (``None`` → ``""``; text blocks joined with newlines, other
+    blocks dropped: the model is text-only), and assistant tool-call ``arguments`` are dicts
+    (templates apply ``| tojson`` to them; a JSON string would be double-encoded).
+    """
+    out = convert_to_openai_messages(list(messages))
+    for m in out:
+        content = m.get("content")
+        if content is None:
+            m["content"] = ""
+        elif isinstance(content, list):
+            texts = []
+            for block in content:
+                if isinstance(block, str):
+                    texts.append(block)
+                elif isinstance(block, dict) and block.get("type") == "text":
+                    texts.append(str(block.get("text", "")))
+            m["content"] = "\n".join(texts)
+        for tc in m.get("tool_calls") or []:
+            fn = tc.get("function") or {}
+            args = fn.get("arguments")
+            if isinstance(args, str):
+                decoded = _decode_arguments(args)
+                fn["arguments"] = decoded if decoded is not None else {"_raw": args}
+    return out
+
+
+def _add_system_instruction(messages: list[dict[str, Any]], instruction: str) -> None:
+    if messages and messages[0].get("role") == "system":
+        first = messages[0]
+        first["content"] = f"{first['content']}\n\n{instruction}" if first["content"] else instruction
+    else:
+        messages.insert(0, {"role": "system", "content": instruction})
+
+
+def _normalise_tool_choice(choice: Any, names: Sequence[str]) -> dict[str, Any] | str | None:
+    """Map LangChain/OpenAI ``tool_choice`` spellings to ``None``, ``"none"`` or a forced dict."""
+    if choice is None or choice == "auto" or choice is False:
+        return None
+    if choice == "none":
+        return "none"
+    if choice in ("any", "required") or choice is True:
+        return _forced(names[0]) if len(names) == 1 else None
+    if isinstance(choice, str):
+        name = choice
+    elif isinstance(choice, dict):
+        fn = choice.get("function")
+        name = fn.get("name") if isinstance(fn, dict) else choice.get("name")
+    else:
+        raise ValueError(f"unsupported tool_choice {choice!r}")
+    if name not in names:
+        raise ValueError(f"tool_choice names {name!r}, which is not among the bound tools {list(names)}")
+    return _forced(name)
+
+
+def _forced(name: str) -> dict[str, Any]:
+    return {"type": "function", "function": {"name": name}}
+
+
+def _is_openai_tool(tool: Any) -> bool:
+    return isinstance(tool, dict) and tool.get("type") == "function" and isinstance(tool.get("function"), dict)
+
+
+def _decode_arguments(arguments: Any) -> dict[str, Any] | None:
+    if arguments is None:
+        return {}
+    if isinstance(arguments, dict):
+        return arguments
+    if isinstance(arguments, str):
+        if not arguments.strip():
+            return {}
+        try:
+            value = json.loads(arguments)
+        except ValueError:
+            value = extract_json_object(arguments)
+        return value if isinstance(value, dict) else None
+    return None
+
+
+def _split_think(text: str) -> tuple[str, str]:
+    """``(answer, reasoning)``: a leading closed ``<think>...</think>`` block moves to reasoning."""
+    match = _THINK_RE.match(text)
+    if not match:
+        return text, ""
+    return text[match.end():].strip(), match.group(1).strip()
+
+
+def _usage(usage: dict[str, Any] | None) -> UsageMetadata | None:
+    if not usage:
+        return None
+    prompt = int(usage.get("prompt_tokens") or 0)
+    completion = int(usage.get("completion_tokens") or 0)
+    return UsageMetadata(input_tokens=prompt, output_tokens=completion, total_tokens=prompt + completion)
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _new_call_id() -> str:
+    return "call_" + uuid.uuid4().hex[:12]

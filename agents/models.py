@@ -1,0 +1,125 @@
+"""Which chat model answers at which effort: the model provider used by every graph.
+
+A provider maps an effort level (``low`` / ``medium`` / ``high``) to a LangChain chat model
+configured from that level's :class:`~agents.config.EffortProfile`. Models are built lazily, on
+the first call at that effort, so commands that never call a model (``approve``, ``show``) never
+load the embedded model.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any, Protocol
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import Runnable
+from pydantic import BaseModel
+
+from agents.config import Effort, LocalModelSettings, ModelSettings
+
+
+class ModelProvider(Protocol):
+    """Gives the chat model for an effort level and a JSON-constrained variant of it."""
+
+    def chat(self, effort: Effort) -> BaseChatModel | Runnable: ...
+
+    def json_chat(self, effort: Effort, schema: type[BaseModel]) -> BaseChatModel | Runnable: ...
+
+
+class StaticModels:
+    """One given model for every effort (or a dict ``{effort: model}``): tests, replay, demos."""
+
+    def __init__(self, model: BaseChatModel | dict[str, BaseChatModel]):
+        self._models = model if isinstance(model, dict) else {e: model for e in ("low", "medium", "high")}
+
+    def chat(self, effort: Effort) -> BaseChatModel:
+        try:
+            return self._models[effort]
+        except KeyError:
+            raise KeyError(f"no model configured for effort {effort!r}; have {sorted(self._models)}") from None
+
+    def json_chat(self, effort: Effort, schema: type[BaseModel]) -> BaseChatModel:
+        return self.chat(effort)
+
+
+class ConfiguredModels:
+    """Builds models from settings: the embedded local model or ``ChatOpenAI``.
+
+    Args:
+        model: endpoint and effort profiles (``Settings.model``).
+        local: embedded-model options (``Settings.local``).
+        models_dir: cache folder for the assembled GGUF (``Settings.models_dir``).
+
+    Raises (from :meth:`chat`):
+        agents.local_weights.LocalModelUnavailable: provider ``local`` without the ``[local]`` extra.
+        ValueError: provider ``openai`` with no API key for api.openai.com.
+    """
+
+    def __init__(self, model: ModelSettings, local: LocalModelSettings, models_dir: Path):
+        self.settings = model
+        self.local = local
+        self.models_dir = models_dir
+        self._cache: dict[Effort, BaseChatModel] = {}
+        self._lock = threading.Lock()
+
+    def chat(self, effort: Effort) -> BaseChatModel:
+        with self._lock:
+            if effort not in self._cache:
+                self._cache[effort] = self._build(effort)
+            return self._cache[effort]
+
+    def json_chat(self, effort: Effort, schema: type[BaseModel]) -> BaseChatModel | Runnable:
+        chat = self.chat(effort)
+        if not self.settings.json_mode:
+            return chat
+        if self.settings.provider == "local":
+            # llama.cpp turns a JSON schema into a grammar: the reply always parses.
+            return chat.bind(response_format={"type": "json_object", "schema": schema.model_json_schema()})
+        return chat.bind(response_format={"type": "json_object"})
+
+    def _build(self, effort: Effort) -> BaseChatModel:
+        profile = self.settings.profiles[effort]
+        if self.settings.provider == "local":
+            return self._build_local(effort)
+        from langchain_openai import ChatOpenAI
+
+        key = self.settings.api_key.get_secret_value() if self.settings.api_key else os.environ.get("OPENAI_API_KEY")
+        if not key:
+            if self.settings.base_url is None:
+                raise ValueError(
+                    "model.api_key: provider 'openai' needs CHAINPROOF_MODEL__API_KEY (or OPENAI_API_KEY), "
+                    "or CHAINPROOF_MODEL__BASE_URL for a local OpenAI-compatible server"
+                )
+            key = "not-needed"  # vLLM / Ollama / llama.cpp servers accept any key
+        kwargs: dict[str, Any] = {
+            "model": self.settings.model,
+            "api_key": key,
+            "base_url": self.settings.base_url,
+            "max_tokens": profile.max_tokens,
+            "timeout": profile.timeout_s,
+            "stream_usage": True,  # with base_url set, LangChain would otherwise drop usage when streaming
+        }
+        if self.settings.supports_reasoning_effort and profile.reasoning_effort:
+            kwargs["reasoning_effort"] = profile.reasoning_effort  # reasoning models reject temperature
+        else:
+            kwargs["temperature"] = profile.temperature
+        return ChatOpenAI(**kwargs)
+
+    def _build_local(self, effort: Effort) -> BaseChatModel:
+        from agents.local_llm import LocalLlamaChat
+        from agents.local_weights import local_model_path
+
+        profile = self.settings.profiles[effort]
+        path = self.local.gguf_path or local_model_path(self.models_dir)
+        kwargs: dict[str, Any] = {
+            "model_path": str(path),
+            "n_ctx": self.local.n_ctx,
+            "max_tokens": profile.max_tokens,
+            "temperature": profile.temperature,
+            "reasoning_effort": effort,
+        }
+        if self.local.n_threads:
+            kwargs["n_threads"] = self.local.n_threads
+        return LocalLlamaChat(**kwargs)

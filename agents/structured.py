@@ -1,0 +1,93 @@
+"""Typed answers from any chat model: ask for JSON, parse leniently, retry with the error shown.
+
+This works the same on OpenAI, OpenAI-compatible servers (which often lack ``json_schema``
+response formats) and the embedded model, unlike ``with_structured_output``. The pattern
+(validation error fed back to the model, bounded attempts) is the one LangChain's
+``OutputFixingParser`` and PydanticAI's output retries use.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.runnables import Runnable
+from pydantic import BaseModel, ValidationError
+
+from agents.calls import ModelCall, call_model
+from agents.toolcall_parsing import extract_json_object
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class StructuredOutcome(BaseModel, Generic[T]):
+    """Result of :func:`invoke_structured`: ``value`` is ``None`` when every attempt failed;
+    ``calls`` holds one :class:`ModelCall` per attempt and ``errors`` one message per failure."""
+
+    value: T | None = None
+    calls: list[ModelCall] = []
+    errors: list[str] = []
+
+
+def schema_instruction(schema: type[BaseModel]) -> str:
+    """The system instruction that asks for one JSON object matching ``schema``."""
+    return (
+        "Reply with exactly one JSON object and nothing else. It must validate against this JSON schema:\n"
+        + json.dumps(schema.model_json_schema(), separators=(",", ":"))
+    )
+
+
+def parse_structured(text: str, schema: type[T], validate: Callable[[T], None] | None = None) -> T:
+    """Parse ``text`` into ``schema``; raises ``ValueError`` with a message fit to show the model."""
+    data = extract_json_object(text)
+    if data is None:
+        raise ValueError("no JSON object found in the reply")
+    try:
+        value = schema.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"the JSON does not match the schema: {problems}") from None
+    if validate is not None:
+        validate(value)
+    return value
+
+
+def invoke_structured(
+    model: BaseChatModel | Runnable,
+    messages: list[BaseMessage],
+    schema: type[T],
+    *,
+    effort: str,
+    max_attempts: int = 3,
+    validate: Callable[[T], None] | None = None,
+) -> StructuredOutcome[T]:
+    """Ask ``model`` for a ``schema`` object, up to ``max_attempts`` calls.
+
+    ``validate`` may raise ``ValueError`` for semantic checks beyond the schema (for example
+    evidence keys that must exist); its message is shown to the model on the next attempt.
+    Model exceptions (network, rate limits) propagate; only invalid answers are retried here.
+    """
+    if max_attempts < 1:
+        raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+    outcome: StructuredOutcome[T] = StructuredOutcome()
+    convo: list[BaseMessage] = [SystemMessage(schema_instruction(schema)), *messages]
+    for attempt in range(1, max_attempts + 1):
+        reply, record = call_model(model, convo, effort=effort)
+        record.attempts = attempt
+        outcome.calls.append(record)
+        try:
+            outcome.value = parse_structured(record.output, schema, validate)
+            return outcome
+        except ValueError as exc:
+            outcome.errors.append(str(exc))
+            convo = [
+                *convo,
+                AIMessage(content=record.output),
+                HumanMessage(
+                    f"That reply was not valid: {exc}. Answer again with only the corrected JSON object."
+                ),
+            ]
+    return outcome

@@ -1,0 +1,151 @@
+"""The audit store's tables (SQLAlchemy 2 typed ORM). Changes go through Alembic migrations
+(``checkpoints/migrations``); never edit a released migration.
+
+Every table but ``runs`` is a *chained* record: within one run, records of all tables form one
+sequence ``seq = 1, 2, …`` and each stores ``prev_hash`` (the previous record's
+``record_hash``, ``GENESIS`` for the first) and its own ``record_hash`` (SHA-256 of its canonical
+content, see :func:`checkpoints.audit_hashing.record_hash`). Rows are only ever inserted.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
+
+GENESIS = "0" * 64
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class Run(Base):
+    """One run of a graph (= one LangGraph thread; ``run_id`` is the ``thread_id``)."""
+
+    __tablename__ = "runs"
+
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    graph: Mapped[str] = mapped_column(String(100))
+    goal: Mapped[str] = mapped_column(Text)
+    inputs: Mapped[dict[str, Any]]
+    company: Mapped[str | None] = mapped_column(String(64), index=True)
+    department: Mapped[str | None] = mapped_column(String(100), index=True)
+    started_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Chained:
+    """Columns shared by every hash-chained record."""
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    record_hash: Mapped[str] = mapped_column(String(64))
+
+    @declared_attr
+    def run_id(cls) -> Mapped[str]:
+        return mapped_column(String(64), ForeignKey("runs.run_id"))
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple:
+        name = cls.__tablename__
+        return (
+            UniqueConstraint("run_id", "seq", name=f"uq_{name}_run_seq"),
+            Index(f"ix_{name}_created_at", "created_at"),
+        )
+
+
+class Step(Chained, Base):
+    """One node execution (one LangGraph super-step of the chain)."""
+
+    __tablename__ = "steps"
+
+    step_no: Mapped[int] = mapped_column(Integer)
+    node: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(16))  # ok | error
+    effort: Mapped[str | None] = mapped_column(String(16))
+    effort_reason: Mapped[str | None] = mapped_column(String(300))
+    model: Mapped[str | None] = mapped_column(String(200))
+    inputs: Mapped[dict[str, Any]]
+    output: Mapped[dict[str, Any]]
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cached_input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    reasoning_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+    started_at: Mapped[datetime]
+    duration_s: Mapped[float] = mapped_column(Float)
+
+
+class ModelCallRecord(Chained, Base):
+    """One request to a chat model (one attempt)."""
+
+    __tablename__ = "model_calls"
+
+    step_no: Mapped[int] = mapped_column(Integer)
+    node: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(200), index=True)
+    effort: Mapped[str] = mapped_column(String(16))
+    prompt_hash: Mapped[str] = mapped_column(String(64))
+    messages: Mapped[list[Any]]
+    output: Mapped[str] = mapped_column(Text)
+    reasoning: Mapped[str] = mapped_column(Text)
+    tool_calls: Mapped[list[Any]]
+    input_tokens: Mapped[int] = mapped_column(Integer)
+    cached_input_tokens: Mapped[int] = mapped_column(Integer)
+    output_tokens: Mapped[int] = mapped_column(Integer)
+    reasoning_tokens: Mapped[int] = mapped_column(Integer)
+    latency_s: Mapped[float] = mapped_column(Float)
+    finish_reason: Mapped[str | None] = mapped_column(String(32))
+    attempt: Mapped[int] = mapped_column(Integer)
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+
+
+class ToolCallRecord(Chained, Base):
+    """One tool invocation with its arguments and its result or error."""
+
+    __tablename__ = "tool_calls"
+
+    step_no: Mapped[int] = mapped_column(Integer)
+    node: Mapped[str] = mapped_column(String(64))
+    tool: Mapped[str] = mapped_column(String(100), index=True)
+    args: Mapped[dict[str, Any]]
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    latency_s: Mapped[float] = mapped_column(Float)
+
+
+class ApprovalRecord(Chained, Base):
+    """A human-approval request (``action='requested'``) or a decision on one."""
+
+    __tablename__ = "approvals"
+
+    step_no: Mapped[int] = mapped_column(Integer)
+    request_id: Mapped[str] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(16))  # requested | approve | reject | edit
+    approver: Mapped[str | None] = mapped_column(String(200), index=True)
+    comment: Mapped[str | None] = mapped_column(Text)
+    proposed_hash: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]]
+
+
+class EventRecord(Chained, Base):
+    """Run lifecycle: started, paused, resumed, completed, failed."""
+
+    __tablename__ = "events"
+
+    kind: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[dict[str, Any]]
+
+
+CHAINED_TABLES: tuple[type[Chained], ...] = (Step, ModelCallRecord, ToolCallRecord, ApprovalRecord, EventRecord)

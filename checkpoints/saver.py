@@ -1,0 +1,50 @@
+"""The LangGraph checkpointer behind every run: SQLite by default, PostgreSQL by URL.
+
+A run's thread (``thread_id`` = run id) is checkpointed after every super-step, so a paused or
+crashed run resumes in any process that opens the same checkpointer.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
+
+def is_postgres_url(url: str) -> bool:
+    return url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://"))
+
+
+@contextmanager
+def open_checkpointer(url: str) -> Iterator[BaseCheckpointSaver]:
+    """Open the checkpointer at ``url`` and create its tables (idempotent).
+
+    ``url``: a SQLite file path (``~`` expanded, parent folders created) or a
+    ``postgresql://`` URL. PostgreSQL connections use ``autocommit=True`` and
+    ``prepare_threshold=0``: without autocommit PostgresSaver never commits (see
+    langgraph-checkpoint-postgres' ``from_conn_string``).
+    """
+    if is_postgres_url(url):
+        from langgraph.checkpoint.postgres import PostgresSaver
+
+        dsn = url.replace("postgresql+psycopg://", "postgresql://", 1)
+        with PostgresSaver.from_conn_string(dsn) as saver:
+            saver.setup()
+            yield saver
+        return
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    path = Path(url.removeprefix("sqlite:///")).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # check_same_thread=False is safe: SqliteSaver serialises access with its own lock.
+    conn = sqlite3.connect(str(path), check_same_thread=False)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        saver = SqliteSaver(conn)
+        saver.setup()
+        yield saver
+    finally:
+        conn.close()

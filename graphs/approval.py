@@ -1,0 +1,77 @@
+"""Human approval: the typed request a paused run shows, and the answer that resumes it.
+
+The request is the payload of LangGraph's ``interrupt()``; the answer is the ``Command(resume=…)``
+value. An answer is bound to one request by ``request_id`` and to the exact proposal by
+``proposed_hash`` (SHA-256 of the proposal's canonical JSON): an answer for another request is
+refused before anything runs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+
+class ApprovalRequest(BaseModel):
+    """What a person is asked to decide. ``proposed`` is the decision as JSON, ``options`` the
+    allowed actions; ``evidence_summary`` the latest findings, one line each."""
+
+    request_id: str
+    run_id: str
+    node: str
+    question: str
+    proposed: dict[str, Any]
+    proposed_hash: str
+    evidence_summary: list[str] = Field(default_factory=list)
+    options: list[str] = Field(default_factory=lambda: ["approve", "reject", "edit"])
+    created_at: datetime
+
+
+class ApprovalAnswer(BaseModel):
+    """A named person's answer. ``reject`` needs a ``comment`` (the reason); ``edit`` needs
+    ``edited`` (the replacement proposal, validated by the graph's decision schema)."""
+
+    request_id: str
+    action: Literal["approve", "reject", "edit"]
+    approver: str
+    comment: str | None = None
+    edited: dict[str, Any] | None = None
+    decided_at: datetime | None = None
+
+    @field_validator("approver")
+    @classmethod
+    def _named(cls, v: str) -> str:
+        v = v.strip()
+        if not v:
+            raise ValueError("approver: a name is required (--as NAME)")
+        return v
+
+
+class ApprovalRefused(ValueError):
+    """An answer that does not fit the pending request; nothing was executed or recorded."""
+
+
+def check_answer(
+    answer: ApprovalAnswer, request: ApprovalRequest, decision_schema: type[BaseModel] | None = None
+) -> ApprovalAnswer:
+    """Refuse (``ApprovalRefused``) an answer that names another request, a reject without a
+    reason, or an edit without content or whose content fails ``decision_schema``. Returns the
+    answer, with ``edited`` normalised by the schema, when it fits."""
+    if answer.request_id != request.request_id:
+        raise ApprovalRefused(
+            f"request_id {answer.request_id!r} does not match the pending request {request.request_id!r}"
+        )
+    if answer.action == "reject" and not (answer.comment or "").strip():
+        raise ApprovalRefused("comment: a rejection needs a reason (--comment TEXT)")
+    if answer.action == "edit" and not answer.edited:
+        raise ApprovalRefused("edited: an edit needs the replacement proposal")
+    if answer.action == "edit" and decision_schema is not None:
+        try:
+            edited = decision_schema.model_validate(answer.edited).model_dump(mode="json")
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ApprovalRefused(f"edited: the replacement does not fit the decision schema: {problems}") from None
+        answer = answer.model_copy(update={"edited": edited})
+    return answer

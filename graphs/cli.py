@@ -1,0 +1,173 @@
+"""The ``chainproof`` command line (Typer + Rich).
+
+Commands: ``run due-diligence``, ``approve``, ``reject``, ``pending``, ``runs``, ``show``,
+``dossier build``. Errors in input print one line naming what is wrong (exit code 2), never a
+traceback; ``CHAINPROOF_DEBUG=1`` shows the traceback too.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+
+from graphs import views
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Long-chain reasoning runs you can approve, audit and replay.")
+run_app = typer.Typer(no_args_is_help=True, help="Start a run of a graph.")
+dossier_app = typer.Typer(no_args_is_help=True, help="Dossiers: the input folders of due-diligence runs.")
+app.add_typer(run_app, name="run")
+app.add_typer(dossier_app, name="dossier")
+console = Console()
+err = Console(stderr=True)
+
+As = Annotated[str, typer.Option("--as", help="Your name, recorded as the approver.")]
+RequestOpt = Annotated[Optional[str], typer.Option("--request", help="Request id (optional when only one is pending).")]
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from agents.local_weights import LocalModelUnavailable
+    from graphs.approval import ApprovalRefused
+    from graphs.runner import RunNotFound
+
+    return (ValueError, KeyError, LookupError, FileNotFoundError, ApprovalRefused, RunNotFound, LocalModelUnavailable)
+
+
+def _fail(exc: BaseException) -> None:
+    if os.environ.get("CHAINPROOF_DEBUG"):
+        raise exc
+    message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(2)
+
+
+def _engine():
+    from graphs.runner import Chainproof
+
+    return Chainproof()
+
+
+def _finish(result: Any) -> None:
+    if result.status == "paused":
+        views.print_pause(console, result)
+    else:
+        views.print_completed(console, result)
+
+
+@run_app.command("due-diligence")
+def run_due_diligence(
+    company: Annotated[str, typer.Option(help="Ticker of the company, e.g. MMM.")],
+    as_of: Annotated[str, typer.Option("--as-of", help="Analysis date, YYYY-MM-DD; only data up to it is used.")],
+    dossier: Annotated[Optional[Path], typer.Option(help="Dossier folder (default: the bundled one for the ticker).")] = None,
+    started_by: Annotated[Optional[str], typer.Option("--as", help="Your name, recorded as who started the run.")] = None,
+    department: Annotated[Optional[str], typer.Option(help="Department or project, for cost reports.")] = None,
+    effort: Annotated[Optional[str], typer.Option(help="Force one effort (low|medium|high) for every step.")] = None,
+) -> None:
+    """Run the due-diligence chain on a company as of a date; it pauses for your approval."""
+    try:
+        with _engine() as engine:
+            inputs = {"company": company, "as_of": as_of, "dossier": str(dossier) if dossier else None}
+            with views.LiveSteps(console) as live:
+                result = engine.start("due-diligence", inputs, started_by=started_by, department=department,
+                                      effort=effort, on_progress=live.update)
+            _finish(result)
+    except _user_errors() as exc:
+        _fail(exc)
+
+
+def _decide(run_id: str, action: str, approver: str, comment: str | None, request: str | None) -> None:
+    try:
+        with _engine() as engine, views.LiveSteps(console) as live:
+            result = engine.decide(run_id, action=action, approver=approver, comment=comment,
+                                   request_id=request, on_progress=live.update)
+        _finish(result)
+    except _user_errors() as exc:
+        _fail(exc)
+
+
+@app.command()
+def approve(
+    run_id: str,
+    approver: As,
+    comment: Annotated[Optional[str], typer.Option(help="Optional comment, kept in the audit trail.")] = None,
+    request: RequestOpt = None,
+) -> None:
+    """Approve the pending decision of a paused run and resume it."""
+    _decide(run_id, "approve", approver, comment, request)
+
+
+@app.command()
+def reject(
+    run_id: str,
+    approver: As,
+    comment: Annotated[str, typer.Option(help="Why you reject it (required).")],
+    request: RequestOpt = None,
+) -> None:
+    """Reject the pending decision of a paused run (with a reason) and resume it."""
+    _decide(run_id, "reject", approver, comment, request)
+
+
+@app.command()
+def pending() -> None:
+    """List open approval requests across runs."""
+    try:
+        with _engine() as engine:
+            rows = [(run, engine.pending_requests(run.run_id))
+                    for run, status, _ in engine.audit.list_runs(limit=200) if status == "paused"]
+        views.print_pending(console, rows)
+    except _user_errors() as exc:
+        _fail(exc)
+
+
+@app.command()
+def runs(limit: Annotated[int, typer.Option(min=1, help="How many runs, newest first.")] = 20) -> None:
+    """List runs with their status."""
+    try:
+        with _engine() as engine:
+            views.print_runs(console, engine.audit.list_runs(limit=limit))
+    except _user_errors() as exc:
+        _fail(exc)
+
+
+@app.command()
+def show(
+    run_id: str,
+    step: Annotated[Optional[int], typer.Option(help="Show one step in full (its model and tool calls).")] = None,
+) -> None:
+    """Print a run's audited trace: every step with node, effort, model, tokens and time."""
+    try:
+        with _engine() as engine:
+            engine._run(run_id)
+            views.print_trace(console, engine.audit, run_id, step)
+    except _user_errors() as exc:
+        _fail(exc)
+
+
+@dossier_app.command("build")
+def dossier_build(
+    bundle: Annotated[Path, typer.Option(help="Root of a data bundle laid out like shared/data.")],
+    ticker: Annotated[str, typer.Option(help="Company ticker.")],
+    as_of: Annotated[str, typer.Option("--as-of", help="YYYY-MM-DD")],
+    out: Annotated[Path, typer.Option(help="Folder to write the dossier into.")],
+) -> None:
+    """Build a dossier folder for a company from a data bundle."""
+    from tools.dossier_builder import build_dossier
+
+    try:
+        path = build_dossier(bundle, ticker.upper(), date.fromisoformat(as_of), out)
+        console.print(f"dossier written to {path}")
+    except _user_errors() as exc:
+        _fail(exc)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

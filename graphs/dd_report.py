@@ -1,0 +1,154 @@
+"""The due-diligence Markdown report, rendered from the final graph state.
+
+Every number in the report is read from a tool result recorded in the run (the model's text
+appears only as labelled interpretation), so the report can be checked against the audit trail.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+
+def _pct(v: Any, digits: int = 1) -> str:
+    return "n/a" if v is None else f"{v * 100:.{digits}f} %"
+
+
+def _num(v: Any, digits: int = 2) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, (int, float)) and abs(v) >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _data(state: dict[str, Any], key: str) -> dict[str, Any]:
+    return (state.get("findings", {}).get(key) or {}).get("data") or {}
+
+
+def _interpretation(state: dict[str, Any], key: str) -> str:
+    summary = (state.get("findings", {}).get(key) or {}).get("summary")
+    return f"\n*Model's interpretation:* {summary}\n" if summary else ""
+
+
+def _approval_line(state: dict[str, Any]) -> str:
+    approval = state.get("approval") or {}
+    action = approval.get("action")
+    when = str(approval.get("decided_at") or "")[:19].replace("T", " ")
+    comment = f" — “{approval['comment']}”" if approval.get("comment") else ""
+    if action == "approve":
+        return f"**Approved** by **{approval['approver']}** on {when} UTC{comment}"
+    if action == "reject":
+        return f"**Rejected** by **{approval['approver']}** on {when} UTC{comment}. This recommendation is not endorsed."
+    if action == "edit":
+        return f"**Edited and approved** by **{approval['approver']}** on {when} UTC{comment}"
+    return "**Not approved**: no human decision is recorded."
+
+
+def _financials(state: dict[str, Any]) -> str:
+    fin = _data(state, "financials")
+    rows = [
+        [str(y.get("fiscal_year")), _num(y.get("revenue")), _pct(y.get("revenue_growth")), _pct(y.get("operating_margin")),
+         _pct(y.get("net_margin")), _num(y.get("current_ratio")), _num(y.get("debt_to_equity")),
+         _num(y.get("interest_coverage"), 1), _num(y.get("free_cash_flow"))]
+        for y in fin.get("years", [])
+    ]
+    out = ["## Financial health", "",
+           _table(["FY", "revenue (USD m)", "growth", "op. margin", "net margin", "current ratio", "debt/equity",
+                   "interest cover (x)", "FCF (USD m)"], rows)]
+    if fin.get("revenue_cagr") is not None:
+        out.append(f"\nRevenue CAGR FY{fin.get('cagr_from_year')}–FY{fin.get('cagr_to_year')}: {_pct(fin['revenue_cagr'])}.")
+    for flag in fin.get("flags", []):
+        out.append(f"- ⚠ {flag.get('message')}")
+    out.append(_interpretation(state, "financials"))
+    return "\n".join(out)
+
+
+def _legal(state: dict[str, Any]) -> str:
+    legal = _data(state, "legal")
+    rows = []
+    for i, m in enumerate(legal.get("matters", []), 1):
+        amounts = ", ".join(_num(a) for a in (m.get("amounts_usd_millions") or [])[:3]) or "-"
+        rows.append([str(i), str(m.get("title", ""))[:90], _num(m.get("score"), 1), amounts, str(m.get("section", ""))])
+    return "\n".join(["## Legal and risk factors", "", _table(["#", "matter", "materiality score", "amounts (USD m)", "source"], rows),
+                      _interpretation(state, "legal")])
+
+
+def _sentiment(state: dict[str, Any]) -> str:
+    s = _data(state, "sentiment")
+    line = (f"{s.get('n_scored', 'n/a')} headlines scored: {s.get('n_bullish')} bullish, {s.get('n_bearish')} bearish, "
+            f"{s.get('n_neutral')} neutral; net score {_num(s.get('net_score'))} (−1 all bearish … +1 all bullish).")
+    notes = "".join(f"\n- {n}" for n in s.get("notes", []))
+    return "\n".join(["## News sentiment", "", line + notes, _interpretation(state, "sentiment")])
+
+
+def _peers(state: dict[str, Any]) -> str:
+    p = _data(state, "peers")
+    rows = [[m.get("label") or m.get("multiple"), _num(m.get("target")), _num(m.get("peer_median")), str(m.get("peer_count")),
+             _num(m.get("target_percentile"), 0), _pct(m.get("premium_vs_median"))] for m in p.get("multiples", [])]
+    head = f"Peers: {', '.join(p.get('peers', []))} (snapshot {p.get('snapshot_date', 'n/a')})."
+    return "\n".join(["## Industry comparison", "", head, "",
+                      _table(["multiple", "target", "peer median", "peers", "percentile", "vs median"], rows),
+                      _interpretation(state, "peers")])
+
+
+def _risk(state: dict[str, Any]) -> str:
+    r = _data(state, "market_risk")
+    rows = [
+        ["1-day historical VaR 95 %", _pct(r.get("hist_var95_1d"), 2)],
+        ["1-day historical CVaR 95 %", _pct(r.get("hist_cvar95_1d"), 2)],
+        ["annualised volatility", _pct(r.get("ann_volatility"))],
+        ["Sharpe ratio", _num(r.get("sharpe_ratio"))],
+        ["beta vs S&P 500", _num(r.get("beta_vs_benchmark"))],
+        ["maximum drawdown", _pct(r.get("max_drawdown"))],
+        ["total price return", _pct(r.get("total_price_return"))],
+    ]
+    window = f"Window {r.get('window_start')} → {r.get('window_end')}, {r.get('n_returns')} daily returns; risk-free rate {_pct(r.get('rf_annual'), 2)} a year."
+    return "\n".join(["## Market risk", "", window, "", _table(["metric", "value"], rows), _interpretation(state, "market_risk")])
+
+
+def _scorecard(state: dict[str, Any]) -> str:
+    c = _data(state, "scorecard")
+    rows = [[str(f.get("note") or f.get("code")), _num(f.get("points"), 1), str(f.get("evidence_key", ""))]
+            for f in c.get("factors", [])]
+    head = f"Score {_num(c.get('total_score'), 1)} / 100 → scorecard suggests **{c.get('recommendation', 'n/a')}**."
+    return "\n".join(["## Quantitative risk scorecard", "", head, "", _table(["factor", "points", "evidence"], rows),
+                      _interpretation(state, "scorecard")])
+
+
+def render_report(state: dict[str, Any]) -> str:
+    """Markdown report of a finished due-diligence state (findings, decision, approval)."""
+    inputs = state["inputs"]
+    decision = state.get("decision") or {}
+    lines = [
+        f"# Due diligence: {inputs['company_name']} ({inputs['company']}) as of {inputs['as_of']}",
+        "",
+        f"**Recommendation: {str(decision.get('decision', 'n/a')).upper().replace('_', ' ')}** "
+        f"(confidence {_num(decision.get('confidence'))})",
+        "",
+        _approval_line(state),
+        "",
+        f"Run `{state['run_id']}` · generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · "
+        f"verify with `chainproof show {state['run_id']}`",
+        "",
+    ]
+    if decision.get("_fallback"):
+        lines += ["> The model gave no valid recommendation after its attempts; this is the quantitative scorecard's "
+                  "recommendation (recorded as a fallback in the audit trail).", ""]
+    if decision.get("_edited_by"):
+        lines += [f"> The recommendation was edited by {decision['_edited_by']} at approval.", ""]
+    lines += ["## Summary", "", str(decision.get("summary", "")), "", "## Reasons", ""]
+    for reason in decision.get("reasons", []):
+        lines.append(f"- {reason['text']} _(evidence: {', '.join(reason['evidence'])})_")
+    lines += ["", _financials(state), _legal(state), _sentiment(state), _peers(state), _risk(state), _scorecard(state),
+              "## Provenance", "",
+              f"Dossier: `{inputs['dossier']}`. All figures above were computed by Chainproof's tools from the dossier; "
+              "the model's text is interpretation only. The full trace (prompts, outputs, tool calls, tokens) is in the "
+              "audit store."]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,170 @@
+"""The flagship graph: due diligence on a company as of a date.
+
+Plan: financial health → legal and risk factors → news sentiment → industry comparison →
+market risk → quantitative risk scorecard, each a tool call (numbers come from ``tools/``, never
+from the model) followed by the model's interpretation; then the model's recommendation
+(``proceed`` / ``renegotiate`` / ``walk_away``) with reasons that cite evidence keys, which a
+named person approves or rejects before the Markdown report is written.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from graphs.dd_report import render_report
+from graphs.prompting import compact_json
+from graphs.spec import ChainSpec, PlanStep
+from tools.dossier import check_as_of, load_dossier, resolve_dossier
+from tools.registry import DUE_DILIGENCE_TOOLS
+
+FINDING_IDS = ("financials", "legal", "sentiment", "peers", "market_risk", "scorecard")
+
+
+class EvidencedReason(BaseModel):
+    """One reason, with the evidence keys it rests on: a finding id (``financials``, ``legal``,
+    ``sentiment``, ``peers``, ``market_risk``, ``scorecard``), optionally with a field of that
+    finding's data (``market_risk.hist_var95_1d``)."""
+
+    text: str = Field(min_length=10, max_length=600)
+    evidence: list[str] = Field(min_length=1, max_length=6)
+
+
+class Recommendation(BaseModel):
+    """The decision put to the approver. ``confidence`` is 0–1."""
+
+    decision: Literal["proceed", "renegotiate", "walk_away"]
+    confidence: float = Field(ge=0.0, le=1.0)
+    summary: str = Field(min_length=10, max_length=900)
+    reasons: list[EvidencedReason] = Field(min_length=1, max_length=6)
+
+
+def _has_field(data: Any, name: str) -> bool:
+    if isinstance(data, dict):
+        return name in data or any(_has_field(v, name) for v in data.values())
+    if isinstance(data, list):
+        return any(_has_field(v, name) for v in data)
+    return False
+
+
+def check_evidence(decision: Recommendation, findings: dict[str, dict[str, Any]]) -> None:
+    """Raise ``ValueError`` naming each evidence key that matches no finding or no field of it."""
+    bad = []
+    for reason in decision.reasons:
+        for key in reason.evidence:
+            head, _, field = key.partition(".")
+            finding = findings.get(head)
+            if finding is None or (field and not _has_field(finding.get("data") or {}, field.split(".")[-1])):
+                bad.append(key)
+    if bad:
+        raise ValueError(
+            f"evidence keys {bad} do not exist; use a finding id from {list(findings)} "
+            "optionally followed by a field of its data, e.g. 'market_risk.hist_var95_1d'"
+        )
+
+
+class DueDiligence(ChainSpec):
+    """Due diligence on ``company`` (ticker) as of ``as_of`` from a dossier folder."""
+
+    name = "due-diligence"
+    decision_schema = Recommendation
+    max_steps = 60
+    decide_effort = "high"
+    system_prompt = (
+        "You are a due-diligence analyst. Use only the facts given. Never calculate or invent numbers: "
+        "quote figures exactly as the tool results state them. Be brief and concrete."
+    )
+
+    def tools(self):
+        return list(DUE_DILIGENCE_TOOLS)
+
+    def validate_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """``company``: ticker; ``as_of``: YYYY-MM-DD within the dossier's data; ``dossier``: optional
+        folder (default: the bundled dossier of the ticker). Raises ``ValueError`` (``DossierError``)."""
+        company = str(inputs.get("company") or "").strip().upper()
+        if not company:
+            raise ValueError("company: expected a ticker such as MMM")
+        raw = inputs.get("as_of")
+        try:
+            as_of = raw if isinstance(raw, date) else date.fromisoformat(str(raw))
+        except ValueError:
+            raise ValueError(f"as_of: expected a date as YYYY-MM-DD, got {raw!r}") from None
+        folder = resolve_dossier(company, inputs.get("dossier"))
+        dossier = load_dossier(folder)
+        check_as_of(dossier, as_of)
+        return {"company": company, "company_name": dossier.meta.name, "as_of": as_of.isoformat(),
+                "dossier": str(Path(folder).resolve())}
+
+    def goal(self, inputs: dict[str, Any]) -> str:
+        return (
+            f"Due diligence on {inputs['company_name']} ({inputs['company']}) as of {inputs['as_of']}: assess "
+            "financial health, legal and risk factors, news sentiment, industry position and market risk, then "
+            "recommend proceed, renegotiate or walk away with evidenced reasons."
+        )
+
+    def plan(self, inputs: dict[str, Any]) -> list[PlanStep]:
+        base = {"dossier": "{inputs.dossier}", "as_of": "{inputs.as_of}"}
+        quote = "Quote figures exactly as given; do not calculate."
+        return [
+            PlanStep(id="financials", title="Financial health", kind="tool", tool="financial_health", args=base,
+                     effort="medium", keep_data=True,
+                     instruction=f"In 2-3 sentences, say what the figures show about growth, margins, liquidity, leverage and free cash flow, and name any flags. {quote}"),
+            PlanStep(id="legal", title="Legal and risk factors", kind="tool", tool="legal_matters",
+                     args={**base, "top_n": 6}, effort="high", keep_data=True,
+                     instruction="In 2-3 sentences, name the most material legal or regulatory matters and why they matter for a buyer or lender."),
+            PlanStep(id="sentiment", title="News sentiment", kind="tool", tool="headline_sentiment", args=base,
+                     effort="low", keep_data=True,
+                     instruction=f"In 1-2 sentences, summarise the tone of the headlines. {quote}"),
+            PlanStep(id="peers", title="Industry comparison", kind="tool", tool="peer_comparison", args=base,
+                     effort="low", keep_data=True,
+                     instruction=f"In 1-2 sentences, say whether the company is valued at a premium or discount to peers. {quote}"),
+            PlanStep(id="market_risk", title="Market risk", kind="tool", tool="market_risk", args=base,
+                     effort="medium", keep_data=True,
+                     instruction=f"In 2 sentences, describe the stock's risk: VaR, CVaR, volatility, Sharpe ratio, beta and maximum drawdown. {quote}"),
+            PlanStep(id="scorecard", title="Quantitative risk scorecard", kind="tool", tool="risk_scorecard",
+                     args_from_findings={"financials": "financials", "legal": "legal", "sentiment": "sentiment",
+                                         "peers": "peers", "risk": "market_risk"},
+                     effort="medium", keep_data=True,
+                     instruction="In 2 sentences, explain the score and which factors drive it."),
+        ]
+
+    def decision_prompt(self, state: dict[str, Any]) -> str:
+        scorecard = (state.get("findings", {}).get("scorecard") or {}).get("data") or {}
+        return (
+            "Recommend one decision: proceed, renegotiate or walk_away. Give a confidence between 0 and 1, a "
+            "one-paragraph summary, and 2-4 reasons. Each reason lists evidence keys: a finding id from "
+            f"{list(FINDING_IDS)}, optionally with a field name, e.g. 'market_risk.hist_var95_1d'. "
+            "Do not compute new numbers.\n\nQuantitative scorecard (JSON): " + compact_json(scorecard, max_chars=1500)
+        )
+
+    def check_decision(self, decision: BaseModel, state: dict[str, Any]) -> None:
+        check_evidence(decision, state.get("findings", {}))  # type: ignore[arg-type]
+
+    def fallback_decision(self, state: dict[str, Any], errors: list[str]) -> Recommendation:
+        """The scorecard's suggestion, with its top factors as reasons (used when the model gave no
+        valid recommendation; the decide step records ``fallback: true`` and the errors)."""
+        card = (state.get("findings", {}).get("scorecard") or {}).get("data") or {}
+        factors = sorted(card.get("factors") or [], key=lambda f: -abs(f.get("points", 0)))[:4]
+        reasons = [
+            EvidencedReason(text=str(f.get("note") or f.get("code"))[:600].ljust(10, "."),
+                            evidence=[str(f.get("evidence_key") or "scorecard")])
+            for f in factors
+        ] or [EvidencedReason(text="Quantitative scorecard total score.", evidence=["scorecard"])]
+        return Recommendation(
+            decision=card.get("recommendation") or "renegotiate",
+            confidence=0.5,  # the scorecard gives no confidence; 0.5 marks "no model judgement"
+            summary=(f"Scorecard recommendation (score {card.get('total_score', '?')}/100); "
+                     "the model gave no valid recommendation, so the quantitative scorecard's is proposed."),
+            reasons=reasons,
+        )
+
+    def approval_question(self, decision: BaseModel, state: dict[str, Any]) -> str:
+        inputs = state["inputs"]
+        return (f"Approve the recommendation '{decision.decision}' for {inputs['company_name']} "  # type: ignore[attr-defined]
+                f"({inputs['company']}) as of {inputs['as_of']}?")
+
+    def render_report(self, state: dict[str, Any]) -> str:
+        return render_report(state)

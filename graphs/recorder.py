@@ -1,0 +1,122 @@
+"""Audit one super-step: collect its model and tool calls, then append them and the step row.
+
+Used by every orchestrator node::
+
+    with StepRecorder(runtime, state, node="act", kind="tool", title="...") as rec:
+        rec.tool_call(...)
+        rec.output = {...}
+
+On exit (also on an exception, with ``status='error'``) the records are appended to the run's
+hash chain in one transaction, and a progress event is sent to LangGraph's ``custom`` stream
+(``{"step", "node", "title", "effort", "model", "tokens", "elapsed_s", "status"}``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from langgraph.config import get_stream_writer
+from langgraph.errors import GraphInterrupt
+
+from agents.calls import ModelCall, Usage
+from checkpoints.audit import AuditStore
+from checkpoints.audit_hashing import sha256_hex
+from checkpoints.audit_schema import ModelCallRecord, Step, ToolCallRecord
+
+
+@dataclass
+class StepRecorder:
+    """Collects what one node execution did; see the module docstring."""
+
+    audit: AuditStore
+    run_id: str
+    step_no: int
+    node: str
+    kind: str
+    title: str
+    effort: str | None = None
+    effort_reason: str | None = None
+    inputs: dict[str, Any] = field(default_factory=dict)
+    output: dict[str, Any] = field(default_factory=dict)
+    extra_records: list[Any] = field(default_factory=list)
+    _calls: list[ModelCall] = field(default_factory=list)
+    _rows: list[Any] = field(default_factory=list)
+    _started: float = 0.0
+    _started_at: datetime | None = None
+
+    def __enter__(self) -> "StepRecorder":
+        self._started = time.perf_counter()
+        self._started_at = datetime.now(timezone.utc)
+        return self
+
+    @property
+    def usage(self) -> Usage:
+        total = Usage()
+        for call in self._calls:
+            total = total + call.usage
+        return total
+
+    def model_calls(self, calls: list[ModelCall]) -> None:
+        for call in calls:
+            self._calls.append(call)
+            u = call.usage
+            self._rows.append(
+                ModelCallRecord(
+                    step_no=self.step_no,
+                    node=self.node,
+                    model=call.model,
+                    effort=call.effort,
+                    prompt_hash=sha256_hex(call.messages),
+                    messages=call.messages,
+                    output=call.output,
+                    reasoning=call.reasoning,
+                    tool_calls=call.tool_calls,
+                    input_tokens=u.input_tokens,
+                    cached_input_tokens=u.cached_input_tokens,
+                    output_tokens=u.output_tokens,
+                    reasoning_tokens=u.reasoning_tokens,
+                    latency_s=call.latency_s,
+                    finish_reason=call.finish_reason,
+                    attempt=call.attempts,
+                    cost_usd=None,
+                )
+            )
+
+    def tool_call(self, tool: str, args: dict[str, Any], result: dict[str, Any] | None, error: str | None, latency_s: float) -> None:
+        self._rows.append(
+            ToolCallRecord(
+                step_no=self.step_no, node=self.node, tool=tool, args=args, result=result, error=error,
+                latency_s=round(latency_s, 4),
+            )
+        )
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        elapsed = time.perf_counter() - self._started
+        if exc_type is not None and issubclass(exc_type, GraphInterrupt):
+            return  # a pause, not a step: the node runs again on resume
+        status = "ok" if exc is None else "error"
+        if exc is not None:
+            self.output = {**self.output, "error": f"{type(exc).__name__}: {exc}"}
+        u = self.usage
+        models = sorted({c.model for c in self._calls})
+        step = Step(
+            step_no=self.step_no, node=self.node, kind=self.kind, title=self.title[:300], status=status,
+            effort=self.effort, effort_reason=self.effort_reason, model=", ".join(models) or None,
+            inputs=self.inputs, output=self.output, input_tokens=u.input_tokens,
+            cached_input_tokens=u.cached_input_tokens, output_tokens=u.output_tokens,
+            reasoning_tokens=u.reasoning_tokens, cost_usd=None, started_at=self._started_at,
+            duration_s=round(elapsed, 4),
+        )
+        self.audit.append(self.run_id, *self._rows, *self.extra_records, step)
+        try:
+            write = get_stream_writer()
+        except RuntimeError:  # called outside a graph run
+            return
+        write({
+            "step": self.step_no, "node": self.node, "title": self.title, "effort": self.effort,
+            "model": step.model, "tokens": u.total_tokens, "reasoning_tokens": u.reasoning_tokens,
+            "elapsed_s": round(elapsed, 2), "status": status,
+        })

@@ -1,0 +1,80 @@
+"""Chainproof configuration (pydantic-settings).
+
+Sources, highest precedence first (pydantic-settings' order):
+
+1. keyword arguments (tests, the CLI);
+2. environment variables with the prefix ``CHAINPROOF_`` and ``__`` between nested fields,
+   e.g. ``CHAINPROOF_MODEL__PROVIDER=openai``, ``CHAINPROOF_MODEL__BASE_URL=http://127.0.0.1:8000/v1``;
+3. a TOML file: ``$CHAINPROOF_CONFIG`` if set, else ``./chainproof.toml`` if it exists;
+4. the defaults below.
+
+Paths default under ``CHAINPROOF_HOME`` (``~/.chainproof``): the audit database
+``audit.sqlite``, the LangGraph checkpointer ``checkpoints.sqlite``, reports in ``reports/``
+and the assembled local model in ``models/``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from agents.config import LocalModelSettings, ModelSettings
+
+def _default_home() -> Path:
+    return Path(os.environ.get("CHAINPROOF_HOME", Path.home() / ".chainproof")).expanduser()
+
+
+class Settings(BaseSettings):
+    """All Chainproof settings; see the module docstring for sources and precedence."""
+
+    model_config = SettingsConfigDict(env_prefix="CHAINPROOF_", env_nested_delimiter="__", extra="ignore")
+
+    home: Path = Field(default_factory=_default_home)
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL of the audit store.")
+    checkpoint_url: str | None = Field(
+        default=None, description="LangGraph checkpointer: a SQLite file path or a postgresql:// URL."
+    )
+    reports_dir: Path | None = None
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    local: LocalModelSettings = Field(default_factory=LocalModelSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get("CHAINPROOF_CONFIG", "chainproof.toml"))
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_path.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        elif "CHAINPROOF_CONFIG" in os.environ:
+            raise FileNotFoundError(f"CHAINPROOF_CONFIG={toml_path}: no such file")
+        return tuple(sources)
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'audit.sqlite'}"
+
+    @property
+    def resolved_checkpoint_url(self) -> str:
+        return self.checkpoint_url or str(self.home / "checkpoints.sqlite")
+
+    @property
+    def resolved_reports_dir(self) -> Path:
+        return self.reports_dir or self.home / "reports"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"

@@ -1,0 +1,108 @@
+"""What a chain is made of: its plan steps, findings, and the spec a graph author writes.
+
+A *chain* is a goal worked through as a plan of steps. Each plan step runs as two super-steps of
+the orchestrator loop: ``act`` (call a tool, or reason with the model) and ``observe`` (turn the
+result into a finding). A :class:`ChainSpec` subclass defines one graph: its goal, its plan, how
+its final decision is asked for and checked, and its report. The orchestrator
+(``graphs/orchestrator.py``) is the same for every graph.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from langchain_core.tools import BaseTool
+from pydantic import BaseModel, Field
+
+from agents.config import Effort
+
+
+class PlanStep(BaseModel):
+    """One step of a plan.
+
+    ``kind='tool'``: ``act`` calls ``tool`` with ``args`` (strings of the form ``{inputs.KEY}`` are
+    replaced by the run's inputs) plus, for each ``name -> step_id`` in ``args_from_findings``, the
+    data of that earlier finding; ``observe`` then asks the model to interpret the result.
+    ``kind='reason'``: ``act`` asks the model ``instruction`` over the findings so far.
+    ``keep_data`` keeps the full result in the graph state for later steps; otherwise only the
+    finding's summary stays in state (the full result is always in the audit store).
+    """
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    title: str
+    kind: Literal["tool", "reason"]
+    instruction: str
+    tool: str | None = None
+    args: dict[str, Any] = Field(default_factory=dict)
+    args_from_findings: dict[str, str] = Field(default_factory=dict)
+    effort: Effort | None = None
+    keep_data: bool = False
+
+
+class Finding(BaseModel):
+    """What a plan step established: ``summary`` is the model's short interpretation (text),
+    ``data`` the tool's result (JSON) when kept, ``step_no`` the super-step that produced it."""
+
+    step_id: str
+    title: str
+    summary: str
+    data: dict[str, Any] | None = None
+    tool: str | None = None
+    step_no: int
+
+
+class ChainSpec:
+    """Base class of a graph definition. Subclasses set the class attributes and override the
+    methods marked as such.
+
+    Class attributes:
+        name: the graph's registry name (``chainproof run NAME``).
+        decision_schema: the pydantic model of the final decision.
+        max_steps: default step budget (super-steps); sets LangGraph's ``recursion_limit``.
+    """
+
+    name: ClassVar[str]
+    decision_schema: ClassVar[type[BaseModel]]
+    max_steps: ClassVar[int] = 100
+    decide_effort: ClassVar[Effort] = "high"
+    system_prompt: ClassVar[str] = (
+        "You are a careful analyst. Use only the facts given to you. Never compute or invent numbers: "
+        "quote numbers exactly as the tool results give them."
+    )
+
+    def tools(self) -> list[BaseTool]:
+        """Override: the tools the plan may call."""
+        return []
+
+    def validate_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Override: check and normalise the run inputs before anything runs; raise ``ValueError``
+        naming the bad field. Returns the inputs to store (JSON-ready)."""
+        return inputs
+
+    def goal(self, inputs: dict[str, Any]) -> str:
+        """Override: the goal in one or two sentences."""
+        raise NotImplementedError
+
+    def plan(self, inputs: dict[str, Any]) -> list[PlanStep]:
+        """Override: the initial plan."""
+        raise NotImplementedError
+
+    def decision_prompt(self, state: dict[str, Any]) -> str:
+        """Override: the request for the final decision, given the state (goal, findings)."""
+        raise NotImplementedError
+
+    def check_decision(self, decision: BaseModel, state: dict[str, Any]) -> None:
+        """Override: semantic checks beyond the schema; raise ``ValueError`` (shown to the model)."""
+
+    def fallback_decision(self, state: dict[str, Any], errors: list[str]) -> BaseModel:
+        """Override: the decision used when the model gave no valid one after its attempts."""
+        raise NotImplementedError
+
+    def approval_question(self, decision: BaseModel, state: dict[str, Any]) -> str | None:
+        """Override: the question put to a human before the decision is final, or None when the
+        decision needs no approval."""
+        return "Approve this decision?"
+
+    def render_report(self, state: dict[str, Any]) -> str:
+        """Override: the final Markdown report."""
+        raise NotImplementedError

@@ -1,0 +1,134 @@
+"""Rich renderings for the CLI: live steps, the approval pause, run lists and traces."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from checkpoints.audit import AuditStore
+from checkpoints.audit_schema import ApprovalRecord, EventRecord, ModelCallRecord, Step, ToolCallRecord
+
+
+class LiveSteps:
+    """Prints one line per finished step (step, node, title, effort, tokens, seconds) and shows a
+    spinner with the elapsed time while the next step runs."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self._status = console.status("starting…")
+        self._t0 = time.perf_counter()
+
+    def __enter__(self) -> "LiveSteps":
+        self._status.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._status.__exit__(*exc)
+
+    def update(self, event: dict[str, Any]) -> None:
+        mark = "[green]✓[/]" if event.get("status") == "ok" else "[red]✗[/]"
+        effort = event.get("effort") or "-"
+        tokens = event.get("tokens") or 0
+        reasoning = f" ({event['reasoning_tokens']} reasoning)" if event.get("reasoning_tokens") else ""
+        self.console.print(
+            f"{mark} step {event['step']:>3}  {event['node']:<8} {event['title'][:60]:<60} "
+            f"effort={effort:<6} tokens={tokens}{reasoning}  {event['elapsed_s']:.1f}s",
+            highlight=False,
+        )
+        total = time.perf_counter() - self._t0
+        self._status.update(f"working on step {event['step'] + 1}… ({total:.0f}s so far)")
+
+
+def _cmd(*parts: str) -> str:
+    return " ".join(shlex.quote(p) if " " in p or not p else p for p in parts)
+
+
+def print_pause(console: Console, result: Any) -> None:
+    for request in result.requests:
+        proposed = request["proposed"]
+        shown = json.dumps({k: v for k, v in proposed.items() if not k.startswith("_")}, indent=2)
+        console.print(Panel(Text(request["question"], style="bold") + Text("\n\n" + shown), title=f"Approval needed · run {result.run_id} · request {request['request_id'][:12]}", expand=False))
+    multiple = len(result.requests) > 1
+    req = ["--request", result.requests[0]["request_id"]] if multiple else []
+    console.print("The run is paused and saved. To decide, from any shell:", highlight=False)
+    console.print("  " + _cmd("chainproof", "approve", result.run_id, "--as", "Your Name", *req, "--comment", "optional note"), highlight=False, markup=False)
+    console.print("  " + _cmd("chainproof", "reject", result.run_id, "--as", "Your Name", *req, "--comment", "why"), highlight=False, markup=False)
+    console.print(f"  chainproof show {result.run_id}   # the audited trace so far", highlight=False, markup=False)
+
+
+def print_completed(console: Console, result: Any) -> None:
+    approval = result.state.get("approval") or {}
+    verdict = approval.get("action", "no approval needed")
+    who = f" by {approval['approver']}" if approval.get("approver") else ""
+    console.print(f"[bold green]Run {result.run_id} completed[/] ({verdict}{who}).")
+    if result.report_path:
+        console.print(f"Report: {result.report_path}", highlight=False)
+    console.print(f"Trace:  chainproof show {result.run_id}", highlight=False, markup=False)
+
+
+def print_runs(console: Console, rows: list[tuple[Any, str | None, Any]]) -> None:
+    table = Table("run", "graph", "company", "status", "started", "by")
+    for run, status, _ in rows:
+        inputs = run.inputs or {}
+        table.add_row(run.run_id, run.graph, str(run.company or "-") + (f" @ {inputs['as_of']}" if inputs.get("as_of") else ""),
+                      status or "-", run.created_at.strftime("%Y-%m-%d %H:%M:%S"), run.started_by or "-")
+    console.print(table if rows else "No runs yet.")
+
+
+def print_pending(console: Console, rows: list[tuple[Any, list[dict[str, Any]]]]) -> None:
+    table = Table("run", "request", "question", "proposed", "created")
+    for run, requests in rows:
+        for r in requests:
+            proposed = r["proposed"].get("decision", "") if isinstance(r.get("proposed"), dict) else ""
+            table.add_row(run.run_id, r["request_id"], r["question"], str(proposed), str(r.get("created_at", ""))[:19])
+    console.print(table if any(reqs for _, reqs in rows) else "No pending approval requests.")
+
+
+def print_trace(console: Console, audit: AuditStore, run_id: str, step_no: int | None = None) -> None:
+    run = audit.get_run(run_id)
+    steps = audit.records_of(run_id, Step)
+    if step_no is not None:
+        _print_step(console, audit, run_id, step_no, steps)
+        return
+    console.print(f"[bold]{run.graph}[/] run {run_id} · status {audit.run_status(run_id)} · goal: {run.goal}", highlight=False)
+    table = Table("step", "node", "title", "effort", "model", "in", "out", "reasoning", "sec", "status")
+    totals = [0, 0, 0]
+    for s in steps:
+        totals = [totals[0] + s.input_tokens, totals[1] + s.output_tokens, totals[2] + s.reasoning_tokens]
+        table.add_row(str(s.step_no), s.node, s.title[:48], s.effort or "-", (s.model or "-")[-28:],
+                      str(s.input_tokens), str(s.output_tokens), str(s.reasoning_tokens), f"{s.duration_s:.2f}", s.status)
+    console.print(table)
+    console.print(f"{len(steps)} steps · tokens in {totals[0]}, out {totals[1]} (of which reasoning {totals[2]})")
+    for a in audit.records_of(run_id, ApprovalRecord):
+        who = f" by {a.approver}" if a.approver else ""
+        note = f": {a.comment}" if a.comment else ""
+        console.print(f"approval {a.request_id[:12]} {a.action}{who}{note} ({a.created_at:%Y-%m-%d %H:%M:%S})", highlight=False)
+    events = ", ".join(e.kind.removeprefix("run_") for e in audit.records_of(run_id, EventRecord))
+    console.print(f"events: {events}", highlight=False)
+
+
+def _print_step(console: Console, audit: AuditStore, run_id: str, step_no: int, steps: list[Step]) -> None:
+    match = [s for s in steps if s.step_no == step_no]
+    if not match:
+        raise ValueError(f"step: run {run_id} has steps 1..{len(steps)}, not {step_no}")
+    s = match[-1]
+    console.print(Panel(Text(json.dumps({"node": s.node, "title": s.title, "effort": s.effort, "effort_reason": s.effort_reason,
+                                    "model": s.model, "inputs": s.inputs, "output": s.output}, indent=2, default=str)),
+                        title=f"step {step_no}"))
+    for t in audit.records_of(run_id, ToolCallRecord):
+        if t.step_no == step_no:
+            console.print(Panel(Text(json.dumps({"tool": t.tool, "args": t.args, "result": t.result, "error": t.error}, indent=2, default=str)), title="tool call"))
+    for m in audit.records_of(run_id, ModelCallRecord):
+        if m.step_no == step_no:
+            prompt = "\n\n".join(f"[{msg['type']}] {msg['data']['content']}" for msg in m.messages)
+            console.print(Panel(Text(prompt), title=f"model call · {m.model} · attempt {m.attempt} · prompt"))
+            if m.reasoning:
+                console.print(Panel(Text(m.reasoning), title="reasoning"))
+            console.print(Panel(Text(m.output), title=f"output · in {m.input_tokens} / out {m.output_tokens} tokens · {m.latency_s:.2f}s"))

@@ -1,0 +1,33 @@
+"""Shared fixtures: an isolated CHAINPROOF_HOME per test, settings on it, and the shared data path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from graphs.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("CHAINPROOF_HOME", str(tmp_path / "home"))
+    for var in ("CHAINPROOF_DATABASE_URL", "CHAINPROOF_CHECKPOINT_URL", "CHAINPROOF_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def settings(home: Path) -> Settings:
+    return Settings(home=home)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data bundle not found at {SHARED_DATA}")
+    return SHARED_DATA

@@ -1,0 +1,92 @@
+"""The README flow through the real CLI in separate processes, against a local OpenAI-compatible
+server: run → pause with instructions → approve from a new process → report → show."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from graphs.cli import app
+from tests.fake_openai import FakeOpenAI
+
+REPO = Path(__file__).resolve().parents[1]
+
+RECOMMENDATION = {
+    "decision": "renegotiate",
+    "confidence": 0.6,
+    "summary": "Solid finances but material PFAS litigation exposure.",
+    "reasons": [
+        {"text": "Legal exposure from PFAS matters is material.", "evidence": ["legal"]},
+        {"text": "Market risk is moderate with a beta below one.", "evidence": ["market_risk.beta_vs_benchmark"]},
+    ],
+}
+
+
+def responder(body: dict) -> str:
+    system = body["messages"][0]["content"]
+    if "Reply with exactly one JSON object" in system:
+        return json.dumps(RECOMMENDATION)
+    return "The figures are as reported by the tool."
+
+
+def _env(home: Path, base_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAINPROOF_")}
+    env.update(CHAINPROOF_HOME=str(home), CHAINPROOF_MODEL__PROVIDER="openai", CHAINPROOF_MODEL__MODEL="fake-model",
+               CHAINPROOF_MODEL__BASE_URL=base_url, CHAINPROOF_MODEL__API_KEY="sk-planted-SECRET-0123456789abcdef",
+               COLUMNS="200")
+    return env
+
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "graphs.cli", *args], capture_output=True, text=True, env=env,
+                          cwd=REPO, timeout=300)
+
+
+def test_run_pause_approve_show_across_processes(home):
+    with FakeOpenAI(responder) as server:
+        env = _env(home, server.base_url)
+        started = _cli("run", "due-diligence", "--company", "MMM", "--as-of", "2018-02-08", "--as", "Ana Analyst", env=env)
+        assert started.returncode == 0, started.stderr
+        assert "Approval needed" in started.stdout
+        run_id = re.search(r"chainproof approve (\w+) --as", started.stdout).group(1)
+        approved = _cli("approve", run_id, "--as", "Dana Approver", "--comment", "checked", env=env)
+        assert approved.returncode == 0, approved.stderr
+        assert "completed" in approved.stdout
+    report = next((home / "reports").glob(f"{run_id}.md")).read_text()
+    assert "**Approved** by **Dana Approver**" in report and "RENEGOTIATE" in report
+    assert "3M" in report and "Market risk" in report
+    shown = _cli("show", run_id, env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert re.search(r"(\d+) steps", shown.stdout) and int(re.search(r"(\d+) steps", shown.stdout).group(1)) >= 15
+    assert "approve by Dana Approver" in shown.stdout
+    runs = _cli("runs", env=env)
+    assert run_id in runs.stdout and "completed" in runs.stdout
+    # the planted API key never reaches the audit database
+    assert b"sk-planted-SECRET" not in (home / "audit.sqlite").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--company", "ZZZZ", "--as-of", "2018-02-08"], "ZZZZ"),
+        (["--company", "MMM", "--as-of", "08/02/2018"], "as_of: expected a date as YYYY-MM-DD"),
+        (["--company", "MMM", "--as-of", "2021-06-01"], "2021-06-01"),
+        (["--company", "MMM", "--as-of", "2018-02-08", "--dossier", "/no/such/folder"], "/no/such/folder"),
+    ],
+)
+def test_bad_run_input_is_one_clear_line(home, args, message):
+    result = CliRunner().invoke(app, ["run", "due-diligence", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_approve_unknown_run_is_refused(home):
+    result = CliRunner().invoke(app, ["approve", "nope123", "--as", "X"])
+    assert result.exit_code == 2 and "no run 'nope123'" in result.output

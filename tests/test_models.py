@@ -1,0 +1,80 @@
+"""Model access: ChatOpenAI against a local OpenAI-compatible server, usage accounting, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from langchain_core.messages import HumanMessage
+from pydantic import BaseModel
+
+from agents.calls import Usage, call_model
+from agents.config import ModelSettings
+from agents.models import ConfiguredModels
+from agents.structured import invoke_structured
+from graphs.settings import Settings
+from tests.fake_openai import FakeOpenAI
+
+
+def _models(base_url: str, **kw) -> ConfiguredModels:
+    s = Settings(model=ModelSettings(provider="openai", model="fake-model", base_url=base_url, api_key="sk-test-0123456789abcdefXYZ", **kw))
+    return ConfiguredModels(s.model, s.local, Path("/nonexistent"))
+
+
+def test_openai_compatible_call_counts_reasoning_and_cached_tokens_once():
+    with FakeOpenAI(lambda body: "Revenue grew.") as server:
+        models = _models(server.base_url)
+        reply, call = call_model(models.chat("low"), [HumanMessage("hi")], effort="low")
+        body = server.requests[0]
+    assert call.output == "Revenue grew."
+    assert call.usage.reasoning_tokens == 7 and call.usage.cached_input_tokens == 3
+    # reasoning tokens are part of output tokens, not added on top
+    assert call.usage.output_tokens == len("Revenue grew.") // 4 + 7
+    assert call.usage.total_tokens == call.usage.input_tokens + call.usage.output_tokens
+    assert body["max_completion_tokens"] == Settings().model.profiles["low"].max_tokens
+    assert "reasoning_effort" not in body  # not sent unless the endpoint supports it
+    assert call.model == "fake-model"
+
+
+def test_reasoning_effort_is_sent_per_effort_level_when_supported():
+    with FakeOpenAI(lambda body: "ok") as server:
+        models = _models(server.base_url, supports_reasoning_effort=True)
+        call_model(models.chat("high"), [HumanMessage("hi")], effort="high")
+        call_model(models.chat("low"), [HumanMessage("hi")], effort="low")
+    assert [r["reasoning_effort"] for r in server.requests] == ["high", "low"]
+    assert "temperature" not in server.requests[0]
+
+
+def test_same_usage_whether_invoked_or_streamed():
+    with FakeOpenAI(lambda body: "A steady business.") as server:
+        chat = _models(server.base_url).chat("medium")
+        invoked = Usage.from_message(chat.invoke([HumanMessage("x")]))
+        chunks = list(chat.stream([HumanMessage("x")]))
+        total = chunks[0]
+        for c in chunks[1:]:
+            total = total + c
+    assert invoked == Usage.from_message(total) and invoked.reasoning_tokens == 7
+
+
+class Verdict(BaseModel):
+    verdict: str
+
+
+def test_structured_output_uses_json_mode_on_openai_endpoints():
+    with FakeOpenAI(lambda body: '{"verdict": "go"}') as server:
+        models = _models(server.base_url)
+        out = invoke_structured(models.json_chat("medium", Verdict), [HumanMessage("decide")], Verdict, effort="medium")
+    assert out.value == Verdict(verdict="go")
+    assert server.requests[0]["response_format"] == {"type": "json_object"}
+
+
+def test_openai_without_key_or_base_url_names_the_setting(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    s = Settings(model=ModelSettings(provider="openai"))
+    with pytest.raises(ValueError, match="model.api_key"):
+        ConfiguredModels(s.model, s.local, Path("/x")).chat("low")
+
+
+def test_profiles_must_cover_every_effort():
+    with pytest.raises(ValueError, match="missing effort level"):
+        ModelSettings(profiles={"low": {"max_tokens": 10}})

@@ -1,0 +1,65 @@
+"""A small generic graph for orchestrator tests: two tool steps and one reasoning step."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from langchain_core.tools import StructuredTool
+from pydantic import BaseModel, Field
+
+from graphs.spec import ChainSpec, PlanStep
+
+CALLS: dict[str, int] = {}
+
+
+def _count(x: int) -> dict[str, Any]:
+    CALLS["count"] = CALLS.get("count", 0) + 1
+    return {"x": x, "squared": x * x}
+
+
+def _double(squared: dict[str, Any]) -> dict[str, Any]:
+    CALLS["double"] = CALLS.get("double", 0) + 1
+    return {"doubled": squared["squared"] * 2}
+
+
+class Verdict(BaseModel):
+    verdict: Literal["yes", "no"]
+    reason: str = Field(min_length=3)
+
+
+class ToyGraph(ChainSpec):
+    name = "toy"
+    decision_schema = Verdict
+
+    def tools(self):
+        return [
+            StructuredTool.from_function(_count, name="square", description="square x"),
+            StructuredTool.from_function(_double, name="double", description="double a squared result"),
+        ]
+
+    def validate_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(inputs.get("x"), int):
+            raise ValueError(f"x: expected an integer, got {inputs.get('x')!r}")
+        return inputs
+
+    def goal(self, inputs):
+        return f"Decide whether {inputs['x']} squared and doubled is large."
+
+    def plan(self, inputs):
+        return [
+            PlanStep(id="square", title="Square x", kind="tool", tool="square", args={"x": "{inputs.x}"},
+                     instruction="Say what the square is.", keep_data=True, effort="low"),
+            PlanStep(id="double", title="Double it", kind="tool", tool="double",
+                     args_from_findings={"squared": "square"}, instruction="Say what the double is."),
+            PlanStep(id="think", title="Think", kind="reason", instruction="Is it large?", effort="high"),
+        ]
+
+    def decision_prompt(self, state):
+        return "Give the verdict."
+
+    def fallback_decision(self, state, errors):
+        return Verdict(verdict="no", reason="fallback: " + "; ".join(errors)[:200])
+
+    def render_report(self, state):
+        approval = state.get("approval") or {}
+        return f"# Toy\nverdict: {state['decision']['verdict']}\napproved by: {approval.get('approver')}\n"

@@ -1,0 +1,460 @@
+"""Build a dossier folder (see :mod:`tools.dossier`) from a data bundle laid out like the shared
+``data/`` bundle::
+
+    sec_10k_filings/{manifest.csv, key_financials.csv, statement_lines.csv, sections/<DOC>/*.txt}
+    market_prices/{daily_ohlcv_targets_and_peers_*.csv, daily_close_all_sp500_*.csv.gz, peer_groups.csv}
+    market_index_and_rates/{sp500_index_daily_*.csv, fama_french_3factor_monthly_*.csv}
+    industry_comparison/sp500_constituents_financials_snapshot_<YYYY-MM-DD>.csv
+    news_sentiment/twitter_financial_news_sentiment/subset_mentions_of_12_target_companies.csv
+
+Usage: ``build_dossier(bundle_root, "MMM", date(2018, 2, 8), out_dir)`` or
+``python -m tools.dossier_builder BUNDLE TICKER AS_OF OUT [--paraphrase-texts --paraphrase-source DIR]``.
+
+Rules (all documented where they are applied):
+
+* **Which 10-Ks**: a 10-K counts as available when its fiscal year ended more than ``filing_lag_days``
+  (default 0) before ``as_of``. The bundle has no filing dates; with the default, the FY2017 10-Ks count
+  as known on 2018-02-08 (the bundle's suggested demo). The last ``n_years`` (3) fiscal years of the
+  latest available 10-K are used, e.g. FY2015-FY2017 for as_of 2018-02-08. A year reported by two
+  available filings takes the later (possibly restated) filing.
+* **Financials**: ``key_financials.csv`` (``net_income_attributable`` -> ``net_income``;
+  ``total_liabilities`` derived as total assets - total equity when the filing prints no total) plus
+  label rules over the balance sheet/income statement rows of ``statement_lines.csv`` for
+  current assets/liabilities, total debt and interest expense (see ``_LABEL_RULES``). Values in
+  thousands (MGM) are converted to millions.
+* **Prices**: the target's daily closes dated <= as_of; benchmark = S&P 500 index closes over the same
+  span; rates = Fama-French monthly RF for the months from the first price through the last month that
+  ended before as_of.
+* **Peers**: ``peer_groups.csv`` + the latest snapshot dated <= as_of (else the earliest, flagged in the
+  notes). EV/EBITDA only where computable: for the target, EV = market cap + total debt - cash (latest
+  fiscal year in the dossier) over the snapshot EBITDA (> 0); peers have no debt/cash data here.
+* **Headlines**: the twitter-financial-news subset rows that mention the ticker; undated (empty date).
+* **Filings**: sections of the latest available 10-K copied from ``sections/<DOC>/`` -- or, with
+  ``paraphrase_texts=True``, hand-written statements of the facts taken from ``paraphrase_source``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import json
+import re
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from tools.dossier import DossierError, load_dossier
+
+__all__ = ["build_dossier", "MMM_EXTRA_FINANCIALS", "build_bundled_mmm", "main"]
+
+_KEY_METRICS = {
+    "revenue": "revenue", "operating_income": "operating_income", "net_income_attributable": "net_income",
+    "diluted_eps": "diluted_eps", "total_assets": "total_assets", "total_liabilities": "total_liabilities",
+    "total_equity": "total_equity", "cash_and_equivalents": "cash_and_equivalents",
+    "operating_cash_flow": "operating_cash_flow", "capital_expenditures": "capital_expenditures",
+}
+
+# (metric, statement, regex over the normalised lower-case line label). Matching lines of one filing and
+# fiscal year are summed for total_debt; the first match is used for the others.
+_LABEL_RULES: tuple[tuple[str, str, re.Pattern[str]], ...] = (
+    ("current_assets", "balance_sheet", re.compile(r"^total current assets$")),
+    ("current_liabilities", "balance_sheet",
+     re.compile(r"^(total current liabilities|\[unlabeled subtotal line; preceding heading: total current liabilities\])$")),
+    ("total_debt", "balance_sheet", re.compile(
+        r"^(short-term (debt|borrowings)|loans and notes payable|notes payable|commercial paper"
+        r"|current (portion|maturities) of long-term debt|debt maturing within one year|long-term debt)")),
+    ("interest_expense", "income_statement",
+     re.compile(r"^(total )?interest (and debt )?expense(, net| net)?(\b|$)(?!.*\bincome\b)")),
+)
+
+#: Interest expense of 3M is not on the face of its income statement (it sits inside "Other expense
+#: (income), net"); these are the figures of that note table in the FY2017 10-K (Note 5, PDF page 82).
+MMM_EXTRA_FINANCIALS: tuple[tuple[int, str, float, str], ...] = (
+    (2017, "interest_expense", 322.0, "3M_2017_10K p.82 Note 5 Other expense (income), net: Interest expense"),
+    (2016, "interest_expense", 199.0, "3M_2017_10K p.82 Note 5 Other expense (income), net: Interest expense"),
+    (2015, "interest_expense", 149.0, "3M_2017_10K p.82 Note 5 Other expense (income), net: Interest expense"),
+)
+
+_SECTION_FILES = {"risk_factors": "item1a_risk_factors.txt", "legal_proceedings": "item3_legal_proceedings.txt",
+                  "legal_note": "legal_contingencies_note.txt"}
+_DOSSIER_ENTRIES = {"dossier.toml", "financials.csv", "prices.csv", "benchmark.csv", "rates.csv", "peers.csv",
+                    "headlines.csv", "filings"}
+_TWITTER_SUBSET = "news_sentiment/twitter_financial_news_sentiment/subset_mentions_of_12_target_companies.csv"
+
+
+@dataclass(frozen=True)
+class _Doc:
+    name: str
+    ticker: str
+    company: str
+    fiscal_year: int
+    fye: date
+
+
+def _need(path: Path) -> Path:
+    if not path.exists():
+        raise DossierError(f"data bundle: missing {path}")
+    return path
+
+
+def _glob_one(root: Path, pattern: str) -> Path:
+    found = sorted(root.glob(pattern))
+    if not found:
+        raise DossierError(f"data bundle: no file matching {pattern} under {root}")
+    return found[-1]
+
+
+@lru_cache(maxsize=16)
+def _read_rows(path: Path) -> tuple[dict[str, str], ...]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", newline="") as fh:
+        return tuple(csv.DictReader(fh))
+
+
+@lru_cache(maxsize=4)
+def _prices_by_ticker(path: Path) -> dict[str, list[tuple[str, str]]]:
+    out: dict[str, list[tuple[str, str]]] = {}
+    for r in _read_rows(path):
+        if r.get("close"):
+            out.setdefault(r["ticker"], []).append((r["date"], r["close"]))
+    return out
+
+
+def _fmt(v: float) -> str:
+    return format(v, ".12g")
+
+
+def _docs(bundle: Path, ticker: str) -> list[_Doc]:
+    docs = []
+    for r in _read_rows(_need(bundle / "sec_10k_filings" / "manifest.csv")):
+        if r["ticker"] != ticker or "_10K" not in r["doc_name"]:
+            continue
+        fye = datetime.strptime(r["fiscal_year_end"].strip(), "%B %d, %Y").date()
+        docs.append(_Doc(r["doc_name"], ticker, r["company"], int(r["doc_period"]), fye))
+    return sorted(docs, key=lambda x: x.fye)
+
+
+def _financials(bundle: Path, ticker: str, docs: Sequence[_Doc], n_years: int,
+                extra: Iterable[tuple[int, str, float, str]]) -> list[tuple[int, str, float, str]]:
+    if not docs:
+        return []
+    years = set(range(docs[-1].fiscal_year - n_years + 1, docs[-1].fiscal_year + 1))
+    rank = {d.name: i for i, d in enumerate(docs)}  # later filing = higher rank
+    best: dict[tuple[int, str], tuple[int, float, str]] = {}
+
+    def offer(fy: int, metric: str, doc: str, value: float, source: str) -> None:
+        if fy in years and doc in rank and ((fy, metric) not in best or best[(fy, metric)][0] < rank[doc]):
+            best[(fy, metric)] = (rank[doc], value, source)
+
+    for r in _read_rows(_need(bundle / "sec_10k_filings" / "key_financials.csv")):
+        metric = _KEY_METRICS.get(r["metric"])
+        if r["ticker"] != ticker or metric is None:
+            continue
+        raw = r["value"] if metric == "diluted_eps" else r["value_usd_millions"]
+        if not raw:
+            continue
+        offer(int(r["fiscal_year"]), metric, r["source_doc"], float(raw),
+              f"{r['source_doc']} p.{r['pdf_page']} {r['statement']}: {r['source_line_label']}")
+
+    grouped: dict[tuple[str, int, str], list[tuple[str, float, str]]] = {}
+    seen: set[tuple[str, str, int]] = set()
+    for r in _read_rows(_need(bundle / "sec_10k_filings" / "statement_lines.csv")):
+        if r["ticker"] != ticker or r["doc_name"] not in rank or not r["value"] or not r["fiscal_year"]:
+            continue
+        label = " ".join(r["line_label"].split()).lower()
+        for metric, statement, pattern in _LABEL_RULES:
+            if r["statement"] == statement and pattern.search(label) and "accrued interest" not in label:
+                key = (r["doc_name"], r["line_label"], int(r["fiscal_year"]))
+                if key in seen:
+                    break  # same line printed twice: count once
+                seen.add(key)
+                scale = 1 / 1000 if r["units"] == "thousands" else 1.0
+                grouped.setdefault((r["doc_name"], int(r["fiscal_year"]), metric), []).append(
+                    (r["line_label"], float(r["value"]) * scale, f"p.{r['pdf_page']} {statement}"))
+                break
+    for (doc, fy, metric), lines in grouped.items():
+        if metric == "total_debt":
+            value = sum(v for _, v, _ in lines)
+            labels = " + ".join(lbl[:60] for lbl, _, _ in lines)
+        else:
+            value = abs(lines[0][1]) if metric == "interest_expense" else lines[0][1]
+            labels = lines[0][0][:80]
+        offer(fy, metric, doc, round(value, 6), f"{doc} {lines[0][2]}: {labels}")
+
+    out = {k: (v[1], v[2]) for k, v in best.items()}
+    for fy in years:  # total liabilities not printed -> assets - equity
+        if (fy, "total_liabilities") not in out and (fy, "total_assets") in out and (fy, "total_equity") in out:
+            out[(fy, "total_liabilities")] = (
+                round(out[(fy, "total_assets")][0] - out[(fy, "total_equity")][0], 6),
+                "derived: total_assets - total_equity (no total printed; includes any noncontrolling interest)")
+    for fy, metric, value, source in extra:
+        if fy in years:
+            out.setdefault((fy, metric), (value, source))
+    return [(fy, m, v, s) for (fy, m), (v, s) in sorted(out.items())]
+
+
+def _snapshot(bundle: Path, as_of: date) -> tuple[date, Path]:
+    found = []
+    for p in (bundle / "industry_comparison").glob("sp500_constituents_financials_snapshot_*.csv"):
+        m = re.search(r"(\d{4}-\d{2}-\d{2})", p.name)
+        if m:
+            found.append((date.fromisoformat(m.group(1)), p))
+    if not found:
+        raise DossierError(f"data bundle: no industry_comparison/sp500_constituents_financials_snapshot_*.csv in {bundle}")
+    found.sort()
+    before = [f for f in found if f[0] <= as_of]
+    return before[-1] if before else found[0]
+
+
+def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(rows)
+
+
+def _toml_str(s: str) -> str:
+    return json.dumps(s, ensure_ascii=False)
+
+
+def build_dossier(bundle_root: str | Path, ticker: str, as_of: date, out_dir: str | Path, *,
+                  paraphrase_texts: bool = False, paraphrase_source: str | Path | None = None,
+                  n_years: int = 3, filing_lag_days: int = 0,
+                  extra_financials: Iterable[tuple[int, str, float, str]] = ()) -> Path:
+    """Build the dossier of ``ticker`` as of ``as_of`` from the bundle at ``bundle_root`` into ``out_dir``.
+
+    ``paraphrase_texts=False`` copies the latest available 10-K's sections and the tagged headlines
+    verbatim (fine for a user's own folder). ``paraphrase_texts=True`` instead takes
+    ``filings/*.txt`` and ``headlines.csv`` from ``paraphrase_source`` (default: the existing
+    ``out_dir``), i.e. hand-written statements of the facts, and says so in ``dossier.toml``.
+    ``extra_financials``: (fiscal_year, metric, value USD m, source) rows added where the bundle has
+    none (e.g. :data:`MMM_EXTRA_FINANCIALS`). The folder is written to a temporary sibling and
+    swapped in at the end, then re-loaded with :func:`tools.dossier.load_dossier` as a check.
+    ``out_dir`` may already exist only if it holds nothing but dossier files (it is then replaced).
+    Raises :class:`DossierError` for a missing bundle file, an unknown ticker or an unusable out_dir.
+    Returns the resolved ``out_dir``.
+    """
+    bundle = Path(bundle_root).expanduser().resolve()
+    out = Path(out_dir).expanduser().resolve()
+    ticker = ticker.strip().upper()
+    if out.exists():
+        strangers = sorted(p.name for p in out.iterdir() if p.name not in _DOSSIER_ENTRIES) if out.is_dir() else [out.name]
+        if strangers:
+            raise DossierError(f"out_dir {out} holds non-dossier entries ({', '.join(strangers[:5])}); "
+                               "refusing to overwrite it")
+    para_src = Path(paraphrase_source).expanduser().resolve() if paraphrase_source else out
+    if paraphrase_texts:
+        for rel in ("filings/risk_factors.txt", "filings/legal_proceedings.txt", "headlines.csv"):
+            if not (para_src / rel).is_file():
+                raise DossierError(f"paraphrase_texts=True needs hand-written {rel} in {para_src}")
+
+    # ---- prices (target must exist) --------------------------------------------------------
+    mp = _need(bundle / "market_prices")
+    by_ticker = _prices_by_ticker(_glob_one(mp, "daily_ohlcv_targets_and_peers_*.csv"))
+    series = by_ticker.get(ticker)
+    price_source = "market_prices/daily_ohlcv_targets_and_peers (close; CNuge/kaggle-code, MIT; data provided by IEX)"
+    if series is None:
+        all_path = next(iter(sorted(mp.glob("daily_close_all_sp500_*.csv.gz"))), None)
+        series = _prices_by_ticker(all_path).get(ticker) if all_path else None
+        price_source = "market_prices/daily_close_all_sp500 (close; CNuge/kaggle-code, MIT; data provided by IEX)"
+    if not series:
+        raise DossierError(f"data bundle: no prices for ticker {ticker!r} in {mp}")
+    prices = sorted((d, c) for d, c in series if date.fromisoformat(d) <= as_of)
+    if not prices:
+        raise DossierError(f"data bundle: no {ticker} prices on or before {as_of.isoformat()} "
+                           f"(data start {min(d for d, _ in series)})")
+    first_day = date.fromisoformat(prices[0][0])
+
+    idx_path = _glob_one(_need(bundle / "market_index_and_rates"), "sp500_index_daily_*.csv")
+    bench = []
+    for r in _read_rows(idx_path):
+        d = datetime.strptime(r["Date"], "%m/%d/%Y").date()
+        if first_day <= d <= as_of:
+            bench.append((d.isoformat(), r["Close"]))
+    bench.sort()
+    ff_path = _glob_one(bundle / "market_index_and_rates", "fama_french_3factor_monthly_*.csv")
+    rates = []
+    for r in _read_rows(ff_path):
+        ym = r["Date"].strip()
+        y, m = int(ym[:4]), int(ym[4:6])
+        month_end = date(y + (m == 12), m % 12 + 1, 1)  # first day of next month
+        if (y, m) >= (first_day.year, first_day.month) and month_end <= as_of:
+            rates.append((f"{y:04d}-{m:02d}", r["RF"].strip()))
+
+    # ---- filings and financials ------------------------------------------------------------
+    all_docs = _docs(bundle, ticker)
+    docs = [d for d in all_docs if (as_of - d.fye).days > filing_lag_days]
+    extra_financials = tuple(extra_financials)
+    fin = _financials(bundle, ticker, docs, n_years, extra_financials)
+    latest = docs[-1] if docs else None
+
+    # ---- peers -------------------------------------------------------------------------------
+    snap_date, snap_path = _snapshot(bundle, as_of)
+    snap = {r["Symbol"].strip(): r for r in _read_rows(snap_path)}
+    if ticker not in snap:
+        raise DossierError(f"data bundle: {ticker} is not in {snap_path.name}")
+    peer_list = [r["peer_ticker"].strip() for r in _read_rows(_need(mp / "peer_groups.csv"))
+                 if r["target_ticker"].strip() == ticker]
+    fin_map = {(fy, m): v for fy, m, v, _ in fin}
+    notes: list[str] = []
+
+    def num(raw: str, scale: float = 1.0) -> str:
+        raw = (raw or "").strip()
+        return _fmt(float(raw) * scale) if raw else ""
+
+    peer_rows = []
+    for t in [ticker] + peer_list:
+        s = snap.get(t)
+        if s is None:
+            notes.append(f"peer {t} is not in the {snap_date.isoformat()} snapshot; left out")
+            continue
+        ev_ebitda = ""
+        if t == ticker:
+            fys = [fy for fy in sorted({k[0] for k in fin_map}) if (fy, "total_debt") in fin_map
+                   and (fy, "cash_and_equivalents") in fin_map]
+            ebitda = float(s["EBITDA"]) / 1e6 if s["EBITDA"].strip() else 0.0
+            if fys and ebitda > 0 and s["Market Cap"].strip():
+                fy = fys[-1]
+                ev = float(s["Market Cap"]) / 1e6 + fin_map[(fy, "total_debt")] - fin_map[(fy, "cash_and_equivalents")]
+                ev_ebitda = _fmt(round(ev / ebitda, 4))
+                notes.append(f"target EV/EBITDA = (snapshot market cap + FY{fy} total debt - FY{fy} cash) / snapshot EBITDA")
+        peer_rows.append([t, s["Name"].strip(), s["Sector"].strip(), num(s["Price"]), num(s["Price/Earnings"]),
+                          num(s["Price/Sales"]), num(s["Price/Book"]), ev_ebitda, num(s["Market Cap"], 1e-6),
+                          num(s["EBITDA"], 1e-6), "true" if t == ticker else "false"])
+    if snap_date > as_of:
+        notes.append(f"peer snapshot {snap_date.isoformat()} is dated after as_of (no earlier snapshot in the bundle)")
+
+    # ---- headlines -----------------------------------------------------------------------------
+    headlines = []
+    sub = bundle / _TWITTER_SUBSET
+    if not paraphrase_texts and sub.is_file():
+        for r in _read_rows(sub):
+            if ticker in r["matched_tickers"].split(";"):
+                headlines.append(["", r["text"], f"twitter-financial-news-sentiment {r['split']} row {r['row_index']} (MIT)"])
+
+    # ---- write to a temporary sibling, then swap ---------------------------------------------
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp.chmod(0o755)
+    try:
+        (tmp / "filings").mkdir()
+        if paraphrase_texts:
+            for rel in ("filings/risk_factors.txt", "filings/legal_proceedings.txt", "filings/legal_note.txt",
+                        "headlines.csv"):
+                if (para_src / rel).is_file():
+                    shutil.copyfile(para_src / rel, tmp / rel)
+        else:
+            _write_csv(tmp / "headlines.csv", ("date", "headline", "source"), headlines)
+            for key, fname in _SECTION_FILES.items():
+                src = bundle / "sec_10k_filings" / "sections" / latest.name / fname if latest else None
+                if src is not None and src.is_file():
+                    shutil.copyfile(src, tmp / "filings" / f"{key}.txt")
+                elif key != "legal_note":
+                    (tmp / "filings" / f"{key}.txt").write_text(
+                        f"No 10-K of {ticker} for a fiscal year ending before {as_of.isoformat()} is in the data bundle.\n",
+                        encoding="utf-8")
+        _write_csv(tmp / "financials.csv", ("fiscal_year", "metric", "value", "source"),
+                   [(fy, m, _fmt(v), s) for fy, m, v, s in fin])
+        _write_csv(tmp / "prices.csv", ("date", "close"), prices)
+        _write_csv(tmp / "benchmark.csv", ("date", "close"), bench)
+        _write_csv(tmp / "rates.csv", ("month", "rf_pct"), rates)
+        _write_csv(tmp / "peers.csv", ("ticker", "name", "sector", "price", "pe", "ps", "pb", "ev_ebitda",
+                                       "market_cap", "ebitda", "is_target"), peer_rows)
+
+        doc_txt = latest.name if latest else "no available 10-K"
+        if latest is None:
+            notes.append(f"no 10-K with a fiscal year ending before {as_of.isoformat()}: financials.csv is empty "
+                         f"(bundle has: {', '.join(d.name for d in all_docs) or 'none'})")
+        if paraphrase_texts:
+            notes.insert(0, f"filings/*.txt and headlines.csv are our own short statements of the facts in {doc_txt} "
+                            "and in the tagged headlines; no filing or news text is copied. Numbers are facts "
+                            "from the sources. Headlines are undated")
+        else:
+            notes.insert(0, (f"filings/*.txt are sections of {doc_txt} copied from the SEC filing text (pdftotext)"
+                             if latest else "filings/*.txt are placeholders (no 10-K available)")
+                         + "; headlines.csv rows are copied from twitter-financial-news-sentiment and are undated")
+        extra_used = sorted({m for fy, m, v, src in fin if any(src == e[3] for e in extra_financials)})
+        if extra_used:
+            notes.append(f"{', '.join(extra_used)} added from the filing notes (not on the statement face)")
+        if headlines or paraphrase_texts:
+            notes.append("the tagged headlines date from about 2019-2020 (per the dataset card), so they may "
+                         "post-date as_of")
+        notes.append(f"10-K availability: fiscal year ended more than {filing_lag_days} days before as_of "
+                     "(the bundle has no filing dates)")
+        sources = [
+            f"financials.csv: sec_10k_filings/key_financials.csv and statement_lines.csv ({doc_txt}; "
+            "SEC public filings via patronus-ai/financebench PDFs)",
+            f"prices.csv: {price_source}",
+            f"benchmark.csv: market_index_and_rates/{idx_path.name} (S&P 500 index; arch package data, NCSA)",
+            f"rates.csv: market_index_and_rates/{ff_path.name} (Fama-French RF, percent per month; Ken French Data Library via arch)",
+            f"peers.csv: market_prices/peer_groups.csv + industry_comparison/{snap_path.name} (datahub, ODC-PDDL)",
+            "headlines.csv: " + ("hand-written paraphrases of twitter-financial-news-sentiment headlines (MIT)"
+                                 if paraphrase_texts else "news_sentiment/twitter_financial_news_sentiment subset (MIT)"),
+            "filings/: " + (f"hand-written statements of the facts in {doc_txt}" if paraphrase_texts
+                            else f"sec_10k_filings/sections/{doc_txt}/"),
+        ]
+        s = snap[ticker]
+        fye = latest.fye.strftime("%m-%d") if latest else "12-31"
+        toml = "\n".join([
+            f"ticker = {_toml_str(ticker)}",
+            f"name = {_toml_str(s['Name'].strip())}",
+            f"sector = {_toml_str(s['Sector'].strip())}",
+            'currency = "USD"',
+            'units = "financials in USD millions except diluted_eps (USD per share); prices in USD; '
+            'peers market_cap and ebitda in USD millions; rf_pct in percent per month"',
+            f"fiscal_year_end = {_toml_str(fye)}",
+            f"as_of = {as_of.isoformat()}",
+            f"peer_snapshot_date = {snap_date.isoformat()}",
+            "sources = [\n" + "".join(f"  {_toml_str(x)},\n" for x in sources) + "]",
+            f"notes = {_toml_str('. '.join(n.rstrip('.') for n in notes) + '.')}",
+        ]) + "\n"
+        (tmp / "dossier.toml").write_text(toml, encoding="utf-8")
+        load_dossier(tmp)  # validate what we wrote before swapping it in
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def build_bundled_mmm(bundle_root: str | Path, out_dir: str | Path | None = None) -> Path:
+    """Rebuild the shipped example ``tools/dossiers/MMM`` (3M as of 2018-02-08) in place, keeping its
+    hand-written filing statements and headlines (``paraphrase_texts=True``)."""
+    target = Path(out_dir) if out_dir else Path(__file__).resolve().parent / "dossiers" / "MMM"
+    return build_dossier(bundle_root, "MMM", date(2018, 2, 8), target, paraphrase_texts=True,
+                         extra_financials=MMM_EXTRA_FINANCIALS)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: ``python -m tools.dossier_builder BUNDLE TICKER AS_OF OUT [--paraphrase-texts]``."""
+    ap = argparse.ArgumentParser(prog="python -m tools.dossier_builder", description=__doc__.split("\n\n")[0])
+    ap.add_argument("bundle", type=Path)
+    ap.add_argument("ticker")
+    ap.add_argument("as_of", type=date.fromisoformat)
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--paraphrase-texts", action="store_true")
+    ap.add_argument("--paraphrase-source", type=Path)
+    ap.add_argument("--filing-lag-days", type=int, default=0)
+    args = ap.parse_args(argv)
+    extra = MMM_EXTRA_FINANCIALS if args.ticker.upper() == "MMM" else ()
+    try:
+        path = build_dossier(args.bundle, args.ticker, args.as_of, args.out, paraphrase_texts=args.paraphrase_texts,
+                             paraphrase_source=args.paraphrase_source, filing_lag_days=args.filing_lag_days,
+                             extra_financials=extra)
+    except DossierError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
