@@ -31,11 +31,11 @@ class EffortProfile(BaseModel):
 
 def _default_profiles() -> dict[str, EffortProfile]:
     # Sized for the embedded 1.5B model (~17 output tokens/s on 2 cores, see agents/local_llm.py):
-    # low ~10 s, medium ~20 s, high ~35 s of generation at most.
+    # low ~10 s, medium ~20 s, high ~45 s of generation at most (high must fit a whole JSON decision).
     return {
         "low": EffortProfile(max_tokens=192, timeout_s=120, reasoning_effort="low"),
         "medium": EffortProfile(max_tokens=320, timeout_s=240, reasoning_effort="medium"),
-        "high": EffortProfile(max_tokens=512, timeout_s=420, reasoning_effort="high"),
+        "high": EffortProfile(max_tokens=768, timeout_s=600, reasoning_effort="high"),
     }
 
 

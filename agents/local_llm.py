@@ -229,6 +229,8 @@ class LocalLlamaChat(BaseChatModel):
     seed: int | None = None
     reasoning_effort: Effort | None = None
     high_effort_extra_tokens: int = Field(default=256, ge=0)
+    # llama.cpp's own default (common/sampling.h, llama-server): damps the 1.5B model's loops.
+    repeat_penalty: float = Field(default=1.1, ge=0.0)
     cache_prompt: bool = True
     verbose: bool = False
     llama: Any = Field(default=None, exclude=True, repr=False)
@@ -427,7 +429,7 @@ class LocalLlamaChat(BaseChatModel):
         temperature = kw.pop("temperature", self.temperature)
         seed = kw.pop("seed", self.seed)
         stop = kw.pop("stop", None) or stop
-        passthrough = {k: kw.pop(k) for k in _PASSTHROUGH if k in kw}
+        passthrough = {"repeat_penalty": self.repeat_penalty, **{k: kw.pop(k) for k in _PASSTHROUGH if k in kw}}
         if kw:
             log.warning("LocalLlamaChat: ignoring unsupported arguments %s", sorted(kw))
 
@@ -625,7 +627,9 @@ def _split_think(text: str) -> tuple[str, str]:
     match = _THINK_RE.match(text)
     if not match:
         return text, ""
-    return text[match.end():].strip(), match.group(1).strip()
+    answer, reasoning = text[match.end():].strip(), match.group(1).strip()
+    # The 1.5B model often puts its whole answer inside the tags: then the reasoning is the answer.
+    return (answer, reasoning) if answer else (reasoning, "")
 
 
 def _usage(usage: dict[str, Any] | None) -> UsageMetadata | None:

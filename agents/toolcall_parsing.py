@@ -156,11 +156,13 @@ _MISSING = object()
 
 
 def _loads(candidate: str) -> Any:
-    """``json.loads`` with two repairs (trailing commas, Python literals); ``_MISSING`` on failure."""
-    try:
-        return json.loads(candidate)
-    except ValueError:
-        pass
+    """``json.loads`` with three repairs (raw control characters such as newlines inside strings,
+    trailing commas, Python literals); ``_MISSING`` on failure."""
+    for strict in (True, False):
+        try:
+            return json.loads(candidate, strict=strict)
+        except ValueError:
+            pass
     repaired = _TRAILING_COMMA_RE.sub(r"\1", candidate)
     if repaired != candidate:
         try:

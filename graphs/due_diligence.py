@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from graphs.dd_report import render_report
 from graphs.prompting import compact_json
@@ -24,12 +24,23 @@ from tools.registry import DUE_DILIGENCE_TOOLS
 FINDING_IDS = ("financials", "legal", "sentiment", "peers", "market_risk", "scorecard")
 
 
+def _clip(limit: int):
+    """Over-long model text is cut at ``limit`` characters with an ellipsis rather than rejected
+    (small models overrun length hints; the raw output stays in the audit trail)."""
+
+    def clip(text: str) -> str:
+        text = " ".join(text.split())
+        return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+    return AfterValidator(clip)
+
+
 class EvidencedReason(BaseModel):
     """One reason, with the evidence keys it rests on: a finding id (``financials``, ``legal``,
     ``sentiment``, ``peers``, ``market_risk``, ``scorecard``), optionally with a field of that
     finding's data (``market_risk.hist_var95_1d``)."""
 
-    text: str = Field(min_length=10, max_length=600)
+    text: Annotated[str, Field(min_length=10, description="one or two sentences"), _clip(400)]
     evidence: list[str] = Field(min_length=1, max_length=6)
 
 
@@ -38,7 +49,7 @@ class Recommendation(BaseModel):
 
     decision: Literal["proceed", "renegotiate", "walk_away"]
     confidence: float = Field(ge=0.0, le=1.0)
-    summary: str = Field(min_length=10, max_length=900)
+    summary: Annotated[str, Field(min_length=10, description="two or three sentences"), _clip(700)]
     reasons: list[EvidencedReason] = Field(min_length=1, max_length=6)
 
 
@@ -110,24 +121,27 @@ class DueDiligence(ChainSpec):
         quote = "Quote figures exactly as given; do not calculate."
         return [
             PlanStep(id="financials", title="Financial health", kind="tool", tool="financial_health", args=base,
-                     effort="medium", keep_data=True,
+                     effort="medium", keep_data=True, prompt_fields=["years", "revenue_cagr", "flags"],
                      instruction=f"In 2-3 sentences, say what the figures show about growth, margins, liquidity, leverage and free cash flow, and name any flags. {quote}"),
             PlanStep(id="legal", title="Legal and risk factors", kind="tool", tool="legal_matters",
-                     args={**base, "top_n": 6}, effort="high", keep_data=True,
+                     args={**base, "top_n": 6}, effort="high", keep_data=True, prompt_fields=["matters"],
                      instruction="In 2-3 sentences, name the most material legal or regulatory matters and why they matter for a buyer or lender."),
             PlanStep(id="sentiment", title="News sentiment", kind="tool", tool="headline_sentiment", args=base,
                      effort="low", keep_data=True,
+                     prompt_fields=["n_scored", "n_bullish", "n_bearish", "n_neutral", "net_score", "notes"],
                      instruction=f"In 1-2 sentences, summarise the tone of the headlines. {quote}"),
             PlanStep(id="peers", title="Industry comparison", kind="tool", tool="peer_comparison", args=base,
-                     effort="low", keep_data=True,
+                     effort="low", keep_data=True, prompt_fields=["peers", "multiples"],
                      instruction=f"In 1-2 sentences, say whether the company is valued at a premium or discount to peers. {quote}"),
             PlanStep(id="market_risk", title="Market risk", kind="tool", tool="market_risk", args=base,
-                     effort="medium", keep_data=True,
+                     effort="medium", keep_data=True, prompt_fields=[
+                         "window_start", "window_end", "hist_var95_1d", "hist_cvar95_1d", "ann_volatility",
+                         "sharpe_ratio", "beta_vs_benchmark", "max_drawdown", "total_price_return"],
                      instruction=f"In 2 sentences, describe the stock's risk: VaR, CVaR, volatility, Sharpe ratio, beta and maximum drawdown. {quote}"),
             PlanStep(id="scorecard", title="Quantitative risk scorecard", kind="tool", tool="risk_scorecard",
                      args_from_findings={"financials": "financials", "legal": "legal", "sentiment": "sentiment",
                                          "peers": "peers", "risk": "market_risk"},
-                     effort="medium", keep_data=True,
+                     effort="medium", keep_data=True, prompt_fields=["total_score", "recommendation", "factors"],
                      instruction="In 2 sentences, explain the score and which factors drive it."),
         ]
 
@@ -137,7 +151,11 @@ class DueDiligence(ChainSpec):
             "Recommend one decision: proceed, renegotiate or walk_away. Give a confidence between 0 and 1, a "
             "one-paragraph summary, and 2-4 reasons. Each reason lists evidence keys: a finding id from "
             f"{list(FINDING_IDS)}, optionally with a field name, e.g. 'market_risk.hist_var95_1d'. "
-            "Do not compute new numbers.\n\nQuantitative scorecard (JSON): " + compact_json(scorecard, max_chars=1500)
+            "Do not compute new numbers. Keep the summary to 2-3 sentences and each reason to 1-2 sentences.\n"
+            'Example shape: {"decision": "renegotiate", "confidence": 0.6, "summary": "...", '
+            '"reasons": [{"text": "...", "evidence": ["legal"]}, {"text": "...", "evidence": ["market_risk.beta_vs_benchmark"]}]}'
+            "\n\nQuantitative scorecard (JSON): "
+            + compact_json({k: scorecard.get(k) for k in ("total_score", "recommendation", "factors")}, max_chars=1500)
         )
 
     def check_decision(self, decision: BaseModel, state: dict[str, Any]) -> None:

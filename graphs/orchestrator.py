@@ -186,7 +186,10 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
         if step.kind == "tool":
             effort, why = runtime.effort(step.effort)
             with recorder(state, "observe", "observe", f"Interpret {step.title}", effort=effort, effort_reason=why) as rec:
-                material = "Tool result (JSON):\n" + compact_json(pending["result"])
+                shown = pending["result"]
+                if step.prompt_fields is not None and isinstance(shown, dict):
+                    shown = {k: shown[k] for k in step.prompt_fields if k in shown}
+                material = "Tool result (JSON):\n" + compact_json(shown)
                 messages = step_messages(spec, state, step.instruction, material)
                 _, call = call_model(runtime.models.chat(effort), messages, effort=effort)
                 rec.model_calls([call])

@@ -26,6 +26,8 @@ class PlanStep(BaseModel):
     ``kind='reason'``: ``act`` asks the model ``instruction`` over the findings so far.
     ``keep_data`` keeps the full result in the graph state for later steps; otherwise only the
     finding's summary stays in state (the full result is always in the audit store).
+    ``prompt_fields`` limits which top-level fields of a tool result the model is shown (None: all);
+    small models read fewer tokens faster and are less tempted by fields such as thresholds.
     """
 
     id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
@@ -37,6 +39,7 @@ class PlanStep(BaseModel):
     args_from_findings: dict[str, str] = Field(default_factory=dict)
     effort: Effort | None = None
     keep_data: bool = False
+    prompt_fields: list[str] | None = None
 
 
 class Finding(BaseModel):

@@ -167,7 +167,7 @@ class Headline:
     source: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Dossier:
     """A validated, loaded dossier (see module docstring for the file formats)."""
 
@@ -192,6 +192,7 @@ class Dossier:
         return None if row is None else row.value
 
     def financial_source(self, metric: str, fiscal_year: int) -> str | None:
+        """``source`` text of the (fiscal_year, metric) row, or ``None`` when absent."""
         row = self._fin_index.get((fiscal_year, metric))
         return None if row is None else row.source
 
@@ -205,6 +206,7 @@ class Dossier:
 
     @property
     def target_peer(self) -> PeerRow | None:
+        """The peers.csv row with is_target=true (exactly one in a loaded dossier)."""
         return next((p for p in self.peers if p.is_target), None)
 
 

@@ -103,6 +103,7 @@ class FinancialHealth(BaseModel):
     thresholds: dict[str, float] = Field(default_factory=lambda: dict(THRESHOLDS))
 
     def year(self, fiscal_year: int) -> YearFigures | None:
+        """Figures of ``fiscal_year`` or ``None`` when it was not analysed."""
         return next((y for y in self.years if y.fiscal_year == fiscal_year), None)
 
 

@@ -23,6 +23,8 @@ Pipeline (deterministic):
                                  paragraph has fewer than 2 litigation/government hits
    plaintiffs / cases            1.5 x log10(1 + largest count of plaintiffs/claimants/lawsuits/...)
    growing docket                +2 when the text says the number of suits "continues to increase"
+   loss contingency              +3 when a loss is called "reasonably possible" (the ASC 450-20
+                                 disclosure threshold)
    "material adverse" language   +3 per affirmative mention (max 2); -2 per negated mention
                                  ("not material", "would not have a material adverse effect")
    ============================  =====================================================================
@@ -30,7 +32,7 @@ Pipeline (deterministic):
    Section weights: legal note and legal proceedings 1.0, risk factors 0.7 (risk factors are generic
    by design, so a concrete proceeding should outrank them).
 4. **Rank** by score and return the top N with a title (first ~15 words incl. the heading), the
-   parsed amounts, the section and an excerpt (<= :data:`EXCERPT_CHARS` = 230 characters: the
+   parsed amounts, the section and an excerpt (<= :data:`EXCERPT_CHARS` = 200 characters: the
    candidate's highest-scoring sentence). Paragraphs longer than :data:`CHUNK_CHARS` are cut at sentence
    ends first (pdftotext sometimes runs several matters into one paragraph).
 """
@@ -53,8 +55,8 @@ SECTION_WEIGHTS: dict[str, float] = {"legal_note": 1.0, "legal_proceedings": 1.0
 LEGAL_SECTIONS = ("legal_note", "legal_proceedings")
 MIN_CHARS = 220  # shorter paragraphs are merged into the next one
 CHUNK_CHARS = 1400  # longer paragraphs (pdftotext merges some) are cut at sentence ends into chunks
-EXCERPT_CHARS = 230  # <= 300 as promised; keeps a top-8 review under 4 KB of JSON
-TITLE_CHARS = 100
+EXCERPT_CHARS = 200  # <= 300 as promised; keeps a top-8 review under 4 KB of JSON
+TITLE_CHARS = 90
 TITLE_WORDS = 15
 
 LITIGATION_TERMS = (
@@ -73,7 +75,8 @@ GOVERNMENT_TERMS = (
 SEVERITY_TERMS = (
     "death", "wrongful death", "cancer", "mesothelioma", "asbestos", "contamination", "contaminated",
     "toxic", "criminal", "fraud", "bribery", "corrupt", "antitrust", "shooting", "personal injury",
-    "natural resource", "drinking water", "injuries", "fatal", "explosion", "recall", "perfluor", "pfas", "talc",
+    "natural resource", "drinking water", "injuries", "physical injury", "emotional distress", "fatal", "explosion", "recall", "perfluor", "pfas", "pfc", "pfoa",
+    "pfos", "afff", "talc", "opioid",
 )
 _MATERIAL_POS = re.compile(r"material(ly)? adverse|could be material|would be material|material effect", re.I)
 _MATERIAL_NEG = re.compile(
@@ -83,6 +86,7 @@ _MATERIAL_NEG = re.compile(
 
 _GROWING = re.compile(r"continues? to increase|increasing number of|number of (pending )?\w* ?(lawsuits|claims|cases) "
                       r"(has )?(increased|grown)", re.I)
+_REASONABLY_POSSIBLE = re.compile(r"reasonably possible", re.I)
 _AMOUNT = re.compile(
     r"(?:US)?\$\s?(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)(?:\s*(million|billion|thousand|mln|bln|bn)\b)?",
     re.I)
@@ -114,6 +118,7 @@ class LegalMatter(BaseModel):
     section: str
     amounts_usd_millions: list[float] = Field(default_factory=list)
     max_count: int | None = Field(None, description="largest count of plaintiffs/claimants/cases mentioned")
+    tags: list[str] = Field(default_factory=list, description="severity terms found (e.g. perfluor, asbestos)")
     excerpt: str
 
 
@@ -181,7 +186,7 @@ def split_candidates(text: str) -> list[tuple[str, str]]:
             paras.append((heading, " ".join(buf)))
             buf.clear()
 
-    for i, raw in enumerate(lines):
+    for raw in lines:
         line = raw.strip()
         if not line:
             # a blank line ends a paragraph only after a finished sentence
@@ -275,15 +280,22 @@ def _max_count(text: str) -> int | None:
     return best
 
 
-def _hits(text: str, terms: tuple[str, ...]) -> int:
-    low = text.lower()
-    return sum(len(re.findall(r"\b" + re.escape(t), low)) for t in terms)
+def _term_pattern(terms: tuple[str, ...]) -> re.Pattern[str]:
+    """Whole words/phrases, optional plural ("sec" must not match "second")."""
+    alts = "|".join(re.escape(t) for t in sorted(set(terms), key=len, reverse=True))
+    return re.compile(rf"\b(?:{alts})(?:s|es)?\b")
+
+
+_LIT_RE, _GOV_RE = _term_pattern(LITIGATION_TERMS), _term_pattern(GOVERNMENT_TERMS)
+
+
+def _hits(text: str, pattern: re.Pattern[str]) -> int:
+    return len(pattern.findall(text.lower()))
 
 
 def _points(text: str) -> float:
-    lit, gov = _hits(text, LITIGATION_TERMS), _hits(text, GOVERNMENT_TERMS)
-    low = text.lower()
-    sev = sum(1 for t in SEVERITY_TERMS if t in low)
+    lit, gov = _hits(text, _LIT_RE), _hits(text, _GOV_RE)
+    sev = len(_tags(text, limit=None))
     pts = 2 * math.log2(1 + lit) + 2 * math.log2(1 + gov) + 1.5 * min(sev, 4)
     amounts = parse_amounts_usd_millions(text)
     if amounts:
@@ -293,9 +305,21 @@ def _points(text: str) -> float:
         pts += 1.5 * math.log10(1 + count)
     if _GROWING.search(text):
         pts += 2
+    if _REASONABLY_POSSIBLE.search(text):
+        pts += 3
     neg = len(_MATERIAL_NEG.findall(text))
     pos = max(0, len(_MATERIAL_POS.findall(text)) - neg)
     return pts + 3 * min(pos, 2) - 2 * neg
+
+
+def _tags(text: str, limit: int | None = 3) -> list[str]:
+    low = text.lower()
+    found = sorted((low.find(t), t) for t in SEVERITY_TERMS if t in low)
+    out: list[str] = []
+    for _, t in found:
+        if not any(t in o or o in t for o in out):
+            out.append(t)
+    return out[:limit]
 
 
 def _excerpt(text: str) -> str:
@@ -330,7 +354,8 @@ def rank_legal_texts(texts: Mapping[str, str], top_n: int = 8, ticker: str = "")
             score = round(weight * _points(full), 2)
             amounts = sorted(set(parse_amounts_usd_millions(para)), reverse=True)[:3]
             matter = LegalMatter(id=f"{section}#{k:03d}", title=_title(heading, para), score=score, section=section,
-                                 amounts_usd_millions=amounts, max_count=_max_count(para), excerpt=_excerpt(para))
+                                 amounts_usd_millions=amounts, max_count=_max_count(para), tags=_tags(full),
+                                 excerpt=_excerpt(para))
             scored.append((score, -n, matter))
     scored.sort(key=lambda x: (x[0], x[1]), reverse=True)
     top = [m for _, _, m in scored[:top_n]]

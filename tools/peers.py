@@ -54,6 +54,7 @@ class PeerComparison(BaseModel):
     notes: list[str] = Field(default_factory=list)
 
     def get(self, multiple: str) -> MultipleComparison | None:
+        """The comparison for ``multiple`` ("pe", "ps", "pb" or "ev_ebitda"), or ``None``."""
         return next((m for m in self.multiples if m.multiple == multiple), None)
 
 

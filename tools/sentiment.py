@@ -3,17 +3,21 @@
 Scoring (no model, no randomness):
 
 1. Normalise: lower-case, drop URLs and cashtags (``$BA``), split into word tokens.
-2. Each token found in :data:`POSITIVE` / :data:`NEGATIVE` adds its weight (+ / -); multi-word
-   :data:`PHRASES` are matched first and their words are not scored again.
-3. A negator (:data:`NEGATORS`) up to three tokens before a scored word flips its sign and halves it.
-   Signed percentages ("+4.1%"), "up/down N%" and "reported vs. expected" figures add +-1 to 1.5.
-4. Analyst price-target moves "... to $A from $B" add +2 when A > B and -2 when A < B.
+2. Number patterns: an analyst price-target move "... to $A from $B" adds +2 (A > B) or -2 (A < B);
+   a signed percentage ("+4.1%", "(-3.5% pre)") +-1.5; "up/down N%" +-1; a "reported vs. expected"
+   figure ("revenue $508 mln vs. $503 mln") +-1.
+3. Multi-word :data:`PHRASES` ("price target cut", "raises guidance", ...) add their weight; words they
+   use are not scored again (weight-0 phrases such as "rate cuts" just neutralise a trigger word).
+4. Each remaining token in :data:`POSITIVE` / :data:`NEGATIVE` adds its weight (+ / -); a negator
+   (:data:`NEGATORS`) up to three tokens before it reverses the sign and halves the weight.
 5. ``score`` = the sum; label ``bullish`` when score >= +:data:`BULLISH_AT`, ``bearish`` when
    score <= -:data:`BEARISH_AT`, else ``neutral``.
 
 The word lists are our own, written from finance-news vocabulary (rating actions, earnings beats and
-misses, price moves, litigation, regulatory probes). Measured on the labelled twitter-financial-news
-data (see the tests): clearly above the majority-class baseline on macro-F1.
+misses, price moves, litigation, regulatory probes) and adjusted by looking at errors on
+``sent_train.csv`` only. Measured on held-out gold labels (twitter-financial-news-sentiment):
+``sent_valid.csv`` (2,388 rows) accuracy 0.779 vs 0.656 for always-neutral, macro-F1 0.713 vs 0.264;
+the 136 headlines on the 12 target companies accuracy 0.699 vs 0.625, macro-F1 0.634 vs 0.256.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tools.dossier import Dossier, check_as_of
 
-__all__ = ["score_headline", "HeadlineScore", "SentimentSummary", "headline_sentiment",
+__all__ = ["score_headline", "HeadlineScore", "SentimentSummary", "headline_sentiment", "summarise",
            "POSITIVE", "NEGATIVE", "PHRASES", "NEGATORS", "BULLISH_AT", "BEARISH_AT"]
 
 Label = Literal["bullish", "bearish", "neutral"]
@@ -154,11 +158,11 @@ def score_headline(text: str, headline_date: date | None = None) -> HeadlineScor
             w = 2.0 if new > old else -2.0
             score += w
             hits.append(f"target {old:g}->{new:g}:{w:+g}")
-    for m in _SIGNED_PCT.finditer(clean):  # "+4.1%", "(-3.5% pre)"
+    m = _SIGNED_PCT.search(clean)  # "+4.1%", "(-3.5% pre)"
+    if m:
         w = 1.5 if m.group(1) == "+" else -1.5
         score += w
         hits.append(f"{m.group(0)}:{w:+g}")
-        break
     m = _UP_DOWN_PCT.search(clean)  # "up 15%" / "falls 3%": a price move, not a vague "up"
     if m:
         w = 1.0 if m.group(1).startswith(("up", "gain", "rise")) else -1.0

@@ -306,6 +306,22 @@ def test_high_effort_scaffold_budget_and_reasoning_split():
     assert msg.additional_kwargs["reasoning_content"] == "150/120 = 1.25"
 
 
+def test_answer_written_only_inside_think_tags_is_the_answer():
+    # seen with Qwen2.5-Coder-1.5B at high effort: the whole answer inside <think>, nothing after
+    fake = FakeLlama("<think>The PFAS suits are the most material.</think>")
+    msg = _chat(fake).invoke("Which matter?", reasoning_effort="high")
+    assert msg.content == "The PFAS suits are the most material."
+    assert not msg.additional_kwargs.get("reasoning_content")
+
+
+def test_repeat_penalty_defaults_to_llama_cpp_default_and_can_be_overridden():
+    fake = FakeLlama("a", "b")
+    chat = _chat(fake)
+    chat.invoke("x")
+    chat.invoke("x", repeat_penalty=1.3)
+    assert [r["repeat_penalty"] for r in fake.requests] == [1.1, 1.3]
+
+
 def test_effort_none_sends_messages_unchanged_and_bind_overrides():
     fake = FakeLlama("a", "b")
     chat = _chat(fake)
@@ -537,6 +553,8 @@ def test_split_tool_calls_returns_the_prose():
         ('{"s": "quote \\" and brace {"}', {"s": 'quote " and brace {'}),
         ("It's fine: {\"a\": \"it's\"}", {"a": "it's"}),
         ('{"first": 1} {"second": 2}', {"first": 1}),
+        # a raw newline inside a string (seen from the 1.5B model under a JSON grammar)
+        ('{"text": "line one\nline two", "n": 1}', {"text": "line one\nline two", "n": 1}),
     ],
 )
 def test_extract_json_object(text, expected):

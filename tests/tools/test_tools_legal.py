@@ -22,7 +22,7 @@ def review(bundle_root: Path, doc: str, top_n: int = 8):
 
 
 def text_of(m) -> str:
-    return f"{m.title} {m.excerpt}"
+    return f"{m.title} {m.excerpt} {' '.join(m.tags)}"
 
 
 def test_3m_2017_pfas_in_top_3(bundle_root):

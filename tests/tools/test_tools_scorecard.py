@@ -10,7 +10,7 @@ from tools import scorecard as sc_mod
 from tools.dossier import bundled_dossier, load_dossier
 from tools.financials import FinancialFlag, FinancialHealth, YearFigures, financial_health
 from tools.legal import LegalMatter, LegalReview, legal_matters
-from tools.market_risk import market_risk
+from tools.market_risk import MarketRisk, market_risk
 from tools.peers import MultipleComparison, PeerComparison, peer_comparison
 from tools.scorecard import risk_scorecard
 from tools.sentiment import headline_sentiment, summarise, score_headline
@@ -36,8 +36,6 @@ def _inputs(*, flags=(), top_score=5.0, amount=None, var=0.01, vol=0.15, dd=-0.1
     peers = PeerComparison(ticker=ticker, snapshot_date=D, peers=["X"], target_market_cap_usd_m=50_000,
                            multiples=[MultipleComparison(multiple="pe", label="P/E", target=1.0 + pe_prem,
                                                          peer_median=1.0, peer_count=3, premium_vs_median=pe_prem)])
-    risk = market_risk.__annotations__  # placeholder to keep the import used
-    from tools.market_risk import MarketRisk
     risk = MarketRisk(ticker=ticker, as_of=D, lookback_days=1259, window_start=date(2013, 2, 8), window_end=D,
                       n_prices=1259, n_returns=1258, start_close=1, end_close=2, total_price_return=1,
                       ann_mean_return=0.1, ann_volatility=vol, rf_annual=0.002, rf_months_used=60,
@@ -61,14 +59,15 @@ def test_points_caps_and_cutoffs():
     assert by_key["legal.max_amount_usd_millions"] == 12          # 800 / 1000 net income >= 50 %
     assert by_key["market_risk.hist_var95_1d"] == 6 and by_key["market_risk.ann_volatility"] == 6
     assert by_key["market_risk.max_drawdown"] == 6 and by_key["market_risk.beta_vs_benchmark"] == 4
-    assert by_key["market_risk.sharpe_ratio"] == 3                # 25 -> capped at 25
+    assert by_key["market_risk.sharpe_ratio"] == 3                # market: 6+6+6+4+3 = 25 = its cap
     assert by_key["peers.pe.premium_vs_median"] == 5
     assert s.category_scores == {"financial": 16, "legal": 24, "market": 25, "valuation": 5, "sentiment": 0}
     assert s.total_score == 70 and s.recommendation == "walk_away"
     mid = risk_scorecard(*_inputs(top_score=25, amount=200, var=0.021))
     # legal 12 + 6 (200 / 1000 >= 10 %) + market 3 = 21 -> proceed; one more tier -> renegotiate
     assert mid.total_score == 21 and mid.recommendation == "proceed"
-    assert risk_scorecard(*_inputs(top_score=25, amount=200, var=0.021, vol=0.25, dd=-0.3)).recommendation == "renegotiate"
+    edge = risk_scorecard(*_inputs(top_score=25, amount=200, var=0.021, vol=0.35, dd=-0.3))
+    assert edge.total_score == 30 and edge.recommendation == "renegotiate"  # 21 + 6 + 3: the cut-off itself
     assert sc_mod.RENEGOTIATE_AT == 30 and sc_mod.WALK_AWAY_AT == 55
 
 
