@@ -59,7 +59,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, field_validator
 
 from agents.local_weights import LocalModelUnavailable, check_gguf, local_model_path
-from agents.toolcall_parsing import extract_json_object, split_tool_calls
+from agents.toolcall_parsing import arguments_dict, split_tool_calls
 
 __all__ = ["LLAMA_INSTALL_HINT", "LocalLlamaChat", "clear_llama_cache", "load_llama"]
 
@@ -495,7 +495,7 @@ class LocalLlamaChat(BaseChatModel):
             fn = tc.get("function") or {}
             name, arguments = fn.get("name") or "", fn.get("arguments")
             call_id = tc.get("id") or _new_call_id()
-            args = _decode_arguments(arguments)
+            args = arguments_dict(arguments)
             if args is None:
                 invalid.append(
                     invalid_tool_call(
@@ -565,7 +565,7 @@ def to_llama_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
             fn = tc.get("function") or {}
             args = fn.get("arguments")
             if isinstance(args, str):
-                decoded = _decode_arguments(args)
+                decoded = arguments_dict(args)
                 fn["arguments"] = decoded if decoded is not None else {"_raw": args}
     return out
 
@@ -604,22 +604,6 @@ def _forced(name: str) -> dict[str, Any]:
 
 def _is_openai_tool(tool: Any) -> bool:
     return isinstance(tool, dict) and tool.get("type") == "function" and isinstance(tool.get("function"), dict)
-
-
-def _decode_arguments(arguments: Any) -> dict[str, Any] | None:
-    if arguments is None:
-        return {}
-    if isinstance(arguments, dict):
-        return arguments
-    if isinstance(arguments, str):
-        if not arguments.strip():
-            return {}
-        try:
-            value = json.loads(arguments)
-        except ValueError:
-            value = extract_json_object(arguments)
-        return value if isinstance(value, dict) else None
-    return None
 
 
 def _split_think(text: str) -> tuple[str, str]:

@@ -70,6 +70,28 @@ class ConfiguredModels:
                 self._cache[effort] = self._build(effort)
             return self._cache[effort]
 
+    def preflight(self) -> None:
+        """Fail fast, before a run is recorded, when the configured model cannot answer: the
+        embedded model without llama-cpp-python or its weights (joined and verified here, ~5 s the
+        first time), or ``openai`` without a key. Loads no weights into memory."""
+        if self.settings.provider == "local":
+            import importlib.util
+
+            from agents.local_llm import LLAMA_INSTALL_HINT
+            from agents.local_weights import LocalModelUnavailable, check_gguf, local_model_path
+
+            if importlib.util.find_spec("llama_cpp") is None:
+                raise LocalModelUnavailable(
+                    "The embedded model needs llama-cpp-python, which is not installed. Install it with:\n"
+                    f"    {LLAMA_INSTALL_HINT}\nor use a remote model: CHAINPROOF_MODEL__PROVIDER=openai."
+                )
+            if self.local.gguf_path:
+                check_gguf(self.local.gguf_path)
+            else:
+                local_model_path(self.models_dir)
+            return
+        self.chat("low")
+
     def json_chat(self, effort: Effort, schema: type[BaseModel]) -> BaseChatModel | Runnable:
         chat = self.chat(effort)
         if not self.settings.json_mode:

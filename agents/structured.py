@@ -79,6 +79,8 @@ def invoke_structured(
         record.attempts = attempt
         outcome.calls.append(record)
         try:
+            if record.finish_reason == "length":
+                raise ValueError("the reply was cut off at the output-token limit; give a shorter JSON object")
             outcome.value = parse_structured(record.output, schema, validate)
             return outcome
         except ValueError as exc:

@@ -133,13 +133,15 @@ def _calls_in(value: Any, names: set[str] | None) -> list[ParsedToolCall]:
         if key in value:
             raw = value[key]
             break
-    args = _as_dict(raw)
+    args = arguments_dict(raw)
     if args is None:
         return []
     return [ParsedToolCall(name=name, args=args)]
 
 
-def _as_dict(raw: Any) -> dict[str, Any] | None:
+def arguments_dict(raw: Any) -> dict[str, Any] | None:
+    """Tool-call arguments as a dict: a dict as is, ``None``/blank as ``{}``, a JSON string decoded
+    leniently (then the first JSON object found in it); ``None`` when nothing fits."""
     if raw is None:
         return {}
     if isinstance(raw, dict):
@@ -148,7 +150,7 @@ def _as_dict(raw: Any) -> dict[str, Any] | None:
         if not raw.strip():
             return {}
         decoded = _loads(raw.strip())
-        return decoded if isinstance(decoded, dict) else None
+        return decoded if isinstance(decoded, dict) else extract_json_object(raw)
     return None
 
 

@@ -24,15 +24,18 @@ from tools.registry import DUE_DILIGENCE_TOOLS
 FINDING_IDS = ("financials", "legal", "sentiment", "peers", "market_risk", "scorecard")
 
 
-def _clip(limit: int):
-    """Over-long model text is cut at ``limit`` characters with an ellipsis rather than rejected
-    (small models overrun length hints; the raw output stays in the audit trail)."""
+def _clipped(limit: int, description: str) -> Any:
+    """A text field of at most ``limit`` characters. The limit is in the JSON schema the model sees
+    (llama.cpp turns ``maxLength`` into its grammar), but over-long text from other endpoints is cut
+    with an ellipsis rather than rejected; the raw output stays in the audit trail."""
 
     def clip(text: str) -> str:
         text = " ".join(text.split())
         return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
-    return AfterValidator(clip)
+    return Annotated[
+        str, Field(min_length=10, description=description, json_schema_extra={"maxLength": limit}), AfterValidator(clip)
+    ]
 
 
 class EvidencedReason(BaseModel):
@@ -40,8 +43,8 @@ class EvidencedReason(BaseModel):
     ``sentiment``, ``peers``, ``market_risk``, ``scorecard``), optionally with a field of that
     finding's data (``market_risk.hist_var95_1d``)."""
 
-    text: Annotated[str, Field(min_length=10, description="one or two sentences"), _clip(400)]
-    evidence: list[str] = Field(min_length=1, max_length=6)
+    text: _clipped(300, "one or two sentences")
+    evidence: list[str] = Field(min_length=1, max_length=4)
 
 
 class Recommendation(BaseModel):
@@ -49,8 +52,8 @@ class Recommendation(BaseModel):
 
     decision: Literal["proceed", "renegotiate", "walk_away"]
     confidence: float = Field(ge=0.0, le=1.0)
-    summary: Annotated[str, Field(min_length=10, description="two or three sentences"), _clip(700)]
-    reasons: list[EvidencedReason] = Field(min_length=1, max_length=6)
+    summary: _clipped(600, "two or three sentences")
+    reasons: list[EvidencedReason] = Field(min_length=1, max_length=4)
 
 
 def _has_field(data: Any, name: str) -> bool:

@@ -78,10 +78,14 @@ class Chainproof:
         run_id: str | None = None,
         on_progress: Progress | None = None,
     ) -> RunResult:
-        """Validate ``inputs`` (``ValueError`` naming the field, before anything is recorded),
-        record the run, and run it until it pauses for approval or completes."""
+        """Validate ``inputs`` (``ValueError`` naming the field) and check the model is usable
+        (``LocalModelUnavailable`` / ``ValueError``) before anything is recorded; then record the
+        run and run it until it pauses for approval or completes."""
         spec = get_spec(graph)
         inputs = spec.validate_inputs(dict(inputs))
+        preflight = getattr(self.models, "preflight", None)
+        if preflight is not None:
+            preflight()
         run_id = run_id or uuid.uuid4().hex[:12]
         goal = spec.goal(inputs)
         self.audit.start_run(

@@ -33,15 +33,16 @@ class LiveSteps:
         self._status.__exit__(*exc)
 
     def update(self, event: dict[str, Any]) -> None:
-        mark = "[green]✓[/]" if event.get("status") == "ok" else "[red]✗[/]"
+        ok = event.get("status") == "ok"
         effort = event.get("effort") or "-"
         tokens = event.get("tokens") or 0
         reasoning = f" ({event['reasoning_tokens']} reasoning)" if event.get("reasoning_tokens") else ""
-        self.console.print(
-            f"{mark} step {event['step']:>3}  {event['node']:<8} {event['title'][:60]:<60} "
-            f"effort={effort:<6} tokens={tokens}{reasoning}  {event['elapsed_s']:.1f}s",
-            highlight=False,
+        line = Text("✓ " if ok else "✗ ", style="green" if ok else "red")
+        line.append(
+            f"step {event['step']:>3}  {event['node']:<8} {event['title'][:60]:<60} "
+            f"effort={effort:<6} tokens={tokens}{reasoning}  {event['elapsed_s']:.1f}s"
         )
+        self.console.print(line, highlight=False)
         total = time.perf_counter() - self._t0
         self._status.update(f"working on step {event['step'] + 1}… ({total:.0f}s so far)")
 

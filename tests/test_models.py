@@ -78,3 +78,17 @@ def test_openai_without_key_or_base_url_names_the_setting(monkeypatch):
 def test_profiles_must_cover_every_effort():
     with pytest.raises(ValueError, match="missing effort level"):
         ModelSettings(profiles={"low": {"max_tokens": 10}})
+
+
+def test_missing_local_runtime_fails_before_a_run_is_recorded(settings, monkeypatch):
+    import importlib.util
+
+    from agents.local_weights import LocalModelUnavailable
+    from graphs.runner import Chainproof
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llama_cpp" else real(name, *a))
+    with Chainproof(settings) as app:
+        with pytest.raises(LocalModelUnavailable, match='CMAKE_ARGS="-DLLAVA_BUILD=OFF" pip install'):
+            app.start("due-diligence", {"company": "MMM", "as_of": "2018-02-08"})
+        assert app.audit.list_runs() == []

@@ -98,7 +98,7 @@ NEGATIVE: dict[str, float] = {
     "tanking": 2, "tanks": 2, "tanked": 2, "hammered": 2, "sliding": 1.5, "retreat": 1, "retreats": 1,
     "losers": 1.5, "setback": 1.5, "hacked": 1.5, "breach": 1.5, "suspend": 1, "suspends": 1, "suspended": 1,
     "puts": 1, "pain": 1.5, "pessimistic": 1.5, "headwinds": 1.5, "headwind": 1.5, "bribery": 1.5, "plummets": 2, "plummeted": 2,
-    "sued": 1.5, "shrinks": 1.5, "shrinking": 1.5, "contamination": 1.5, "lawsuits": 1.5, "litigation": 1,
+    "shrinks": 1.5, "shrinking": 1.5, "contamination": 1.5, "litigation": 1,
 }
 
 #: multi-word expressions (matched on the normalised text before single words)

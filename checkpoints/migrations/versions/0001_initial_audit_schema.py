@@ -1,7 +1,7 @@
 """initial audit schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-29
 
 """
