@@ -137,6 +137,7 @@ class ConfiguredModels:
         path = self.local.gguf_path or local_model_path(self.models_dir)
         kwargs: dict[str, Any] = {
             "model_path": str(path),
+            "model_name": f"local:{Path(path).name.removesuffix('.gguf')}",
             "n_ctx": self.local.n_ctx,
             "max_tokens": profile.max_tokens,
             "temperature": profile.temperature,

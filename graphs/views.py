@@ -103,7 +103,7 @@ def print_trace(console: Console, audit: AuditStore, run_id: str, step_no: int |
     totals = [0, 0, 0]
     for s in steps:
         totals = [totals[0] + s.input_tokens, totals[1] + s.output_tokens, totals[2] + s.reasoning_tokens]
-        table.add_row(str(s.step_no), s.node, s.title[:48], s.effort or "-", (s.model or "-")[-28:],
+        table.add_row(str(s.step_no), s.node, s.title[:48], s.effort or "-", (s.model or "-")[:40],
                       str(s.input_tokens), str(s.output_tokens), str(s.reasoning_tokens), f"{s.duration_s:.2f}", s.status)
     console.print(table)
     console.print(f"{len(steps)} steps · tokens in {totals[0]}, out {totals[1]} (of which reasoning {totals[2]})")
