@@ -10,17 +10,34 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import Runnable
-from pydantic import BaseModel, ValidationError
+from pydantic import AfterValidator, BaseModel, Field, ValidationError
 
 from agents.calls import ModelCall, call_model
 from agents.toolcall_parsing import extract_json_object
 
 T = TypeVar("T", bound=BaseModel)
+
+
+def clipped(limit: int, description: str, min_length: int = 1) -> Any:
+    """Type of a model-written text field of at most ``limit`` characters. The limit is in the
+    JSON schema the model sees (llama.cpp turns ``maxLength`` into its grammar); over-long text
+    from other endpoints is cut with an ellipsis rather than rejected (small models overrun length
+    hints; the raw output stays in the audit trail). White space is folded."""
+
+    def clip(text: str) -> str:
+        text = " ".join(text.split())
+        return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+    return Annotated[
+        str,
+        Field(min_length=min_length, description=description, json_schema_extra={"maxLength": limit}),
+        AfterValidator(clip),
+    ]
 
 
 class StructuredOutcome(BaseModel, Generic[T]):

@@ -18,6 +18,7 @@ class ApprovalRequest(BaseModel):
     """What a person is asked to decide. ``proposed`` is the decision as JSON, ``options`` the
     allowed actions; ``evidence_summary`` the latest findings, one line each."""
 
+    kind: Literal["approval"] = "approval"
     request_id: str
     run_id: str
     node: str

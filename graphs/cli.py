@@ -67,6 +67,8 @@ def run_due_diligence(
     started_by: Annotated[Optional[str], typer.Option("--as", help="Your name, recorded as who started the run.")] = None,
     department: Annotated[Optional[str], typer.Option(help="Department or project, for cost reports.")] = None,
     effort: Annotated[Optional[str], typer.Option(help="Force one effort (low|medium|high) for every step.")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="Step budget in plan steps (default: the graph's).")] = None,
+    review_every: Annotated[Optional[int], typer.Option(help="Goal review every N plan steps (0 = never).")] = None,
 ) -> None:
     """Run the due-diligence chain on a company as of a date; it pauses for your approval."""
     try:
@@ -74,7 +76,8 @@ def run_due_diligence(
             inputs = {"company": company, "as_of": as_of, "dossier": str(dossier) if dossier else None}
             with views.LiveSteps(console) as live:
                 result = engine.start("due-diligence", inputs, started_by=started_by, department=department,
-                                      effort=effort, on_progress=live.update)
+                                      effort=effort, max_steps=max_steps, review_every=review_every,
+                                      on_progress=live.update)
             _finish(result)
     except _user_errors() as exc:
         _fail(exc)
@@ -110,6 +113,21 @@ def reject(
 ) -> None:
     """Reject the pending decision of a paused run (with a reason) and resume it."""
     _decide(run_id, "reject", approver, comment, request)
+
+
+@app.command()
+def resume(
+    run_id: str,
+    max_steps: Annotated[Optional[int], typer.Option(help="New step budget (plan steps) for a run stopped at its budget.")] = None,
+    by: Annotated[Optional[str], typer.Option("--as", help="Your name, recorded with the extension.")] = None,
+) -> None:
+    """Resume a run stopped at its step budget (with a larger --max-steps) or one that failed."""
+    try:
+        with _engine() as engine, views.LiveSteps(console) as live:
+            result = engine.resume(run_id, max_steps=max_steps, by=by, on_progress=live.update)
+        _finish(result)
+    except _user_errors() as exc:
+        _fail(exc)
 
 
 @app.command()

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import BaseModel, Field
+
+from agents.structured import clipped
 
 from graphs.dd_report import render_report
 from graphs.prompting import compact_json
@@ -24,26 +26,12 @@ from tools.registry import DUE_DILIGENCE_TOOLS
 FINDING_IDS = ("financials", "legal", "sentiment", "peers", "market_risk", "scorecard")
 
 
-def _clipped(limit: int, description: str) -> Any:
-    """A text field of at most ``limit`` characters. The limit is in the JSON schema the model sees
-    (llama.cpp turns ``maxLength`` into its grammar), but over-long text from other endpoints is cut
-    with an ellipsis rather than rejected; the raw output stays in the audit trail."""
-
-    def clip(text: str) -> str:
-        text = " ".join(text.split())
-        return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-    return Annotated[
-        str, Field(min_length=10, description=description, json_schema_extra={"maxLength": limit}), AfterValidator(clip)
-    ]
-
-
 class EvidencedReason(BaseModel):
     """One reason, with the evidence keys it rests on: a finding id (``financials``, ``legal``,
     ``sentiment``, ``peers``, ``market_risk``, ``scorecard``), optionally with a field of that
     finding's data (``market_risk.hist_var95_1d``)."""
 
-    text: _clipped(300, "one or two sentences")
+    text: clipped(300, "one or two sentences")
     evidence: list[str] = Field(min_length=1, max_length=4)
 
 
@@ -52,7 +40,7 @@ class Recommendation(BaseModel):
 
     decision: Literal["proceed", "renegotiate", "walk_away"]
     confidence: float = Field(ge=0.0, le=1.0)
-    summary: _clipped(600, "two or three sentences")
+    summary: clipped(600, "two or three sentences")
     reasons: list[EvidencedReason] = Field(min_length=1, max_length=4)
 
 

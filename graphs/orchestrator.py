@@ -4,12 +4,15 @@ Shape (a loop over a few nodes, not one node per step: with LangGraph every dist
 ``channel_versions`` entries to every checkpoint, and an ever-growing message list makes
 checkpoint size quadratic; see ``bench/`` and the README)::
 
-    START → plan → act ⇄ observe → decide → approve → report → END
+    START → plan → act ⇄ observe ⇄ review → decide → approve → report → END
 
 * ``plan``: validates the inputs, writes the goal and the plan.
 * ``act``: runs the next plan step: a tool call, or a reasoning call to the model.
 * ``observe``: turns the result into a :class:`Finding` (the model interprets tool output), then
-  loops to ``act`` while plan steps remain, else goes to ``decide``.
+  loops to ``act`` while plan steps remain, else goes to ``decide``; every ``review_every`` plan
+  steps, or when the step budget is reached, it goes to ``review`` first.
+* ``review``: the goal review (continue / replan / terminate) or the budget review (pause with
+  ``interrupt()``, extend or terminate); see ``graphs/review.py``. ``terminate`` goes to ``report``.
 * ``decide``: asks the model for the typed final decision (lenient parse, retries with the
   validation error, then the spec's recorded fallback) and opens the approval request.
 * ``approve``: pauses with LangGraph ``interrupt()`` until a named person answers.
@@ -43,11 +46,9 @@ from checkpoints.audit_schema import ApprovalRecord
 from graphs.approval import ApprovalAnswer, ApprovalRequest, check_answer
 from graphs.prompting import compact_json
 from graphs.recorder import StepRecorder
+from graphs.planning import add_finding, advance, current_plan, progress_text, remaining
+from graphs.review import Budget, ReviewDecision, resolve_revised_plan, review_prompt
 from graphs.spec import ChainSpec, Finding, PlanStep
-
-RECENT_FINDINGS = 5  # findings without keep_data stay in state only while among the latest five
-SUMMARY_LINES = 12  # rolling summary length (lines)
-
 
 class ChainState(TypedDict, total=False):
     """The checkpointed state (plain JSON types only, so checkpoints round-trip exactly)."""
@@ -56,8 +57,13 @@ class ChainState(TypedDict, total=False):
     graph: str
     goal: str
     inputs: dict[str, Any]
-    plan: list[dict[str, Any]]
-    completed: list[str]
+    budget: dict[str, Any]
+    plan_revision: list[dict[str, Any]] | None
+    cursor: int
+    done_count: int
+    recent_done: list[str]
+    last_review_at: int
+    termination: dict[str, Any] | None
     step: int
     findings: dict[str, dict[str, Any]]
     summary: list[str]
@@ -97,35 +103,16 @@ def _resolve(value: Any, inputs: dict[str, Any]) -> Any:
     return value
 
 
-def _progress(state: ChainState) -> str:
-    done = ", ".join(state.get("completed", [])) or "none"
-    remaining = ", ".join(p["id"] for p in state.get("plan", [])) or "none"
-    return f"Steps done: {done}. Steps remaining: {remaining}."
-
-
 def step_messages(spec: ChainSpec, state: ChainState, instruction: str, material: str = "") -> list:
     """The bounded prompt of a step: goal, progress, rolling summary, then the task and its
     material. Never the whole history."""
-    parts = [f"Goal: {state['goal']}", _progress(state)]
+    parts = [f"Goal: {state['goal']}", progress_text(spec, state)]
     if state.get("summary"):
         parts.append("What we know so far:\n" + "\n".join(f"- {s}" for s in state["summary"]))
     parts.append(f"Your task now: {instruction}")
     if material:
         parts.append(material)
     return [SystemMessage(spec.system_prompt), HumanMessage("\n\n".join(parts))]
-
-
-def _add_finding(state: ChainState, finding: Finding, keep: bool) -> dict[str, Any]:
-    findings = dict(state.get("findings", {}))
-    record = finding.model_dump(mode="json")
-    record["keep"] = keep
-    findings[finding.step_id] = record
-    transient = [k for k, f in findings.items() if not f.get("keep")]
-    for key in transient[:-RECENT_FINDINGS]:
-        del findings[key]
-    line = f"{finding.title}: {finding.summary}".replace("\n", " ")
-    summary = [*state.get("summary", []), line[:400]][-SUMMARY_LINES:]
-    return {"findings": findings, "summary": summary}
 
 
 def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = None):
@@ -142,17 +129,18 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
 
     def plan(state: ChainState) -> dict[str, Any]:
         with recorder(state, "plan", "plan", "Plan the chain") as rec:
-            steps = spec.plan(state["inputs"])
-            unknown = [s.tool for s in steps if s.kind == "tool" and s.tool not in tools]
+            steps = current_plan(spec, state)
+            unknown = sorted({s.tool for s in steps if s.kind == "tool" and s.tool not in tools})
             if unknown:
                 raise KeyError(f"plan uses unknown tool(s) {unknown}; available: {sorted(tools)}")
-            rec.inputs = {"goal": state["goal"], "inputs": state["inputs"]}
-            rec.output = {"plan": [s.model_dump(mode="json") for s in steps]}
-        return {"plan": [s.model_dump(mode="json") for s in steps], "completed": [], "step": rec.step_no,
-                "findings": {}, "summary": []}
+            rec.inputs = {"goal": state["goal"], "inputs": state["inputs"], "budget": state["budget"]}
+            shown = [s.model_dump(mode="json", exclude_defaults=True) for s in steps[:50]]
+            rec.output = {"plan_steps": len(steps), "plan": shown, "truncated": len(steps) > 50}
+        return {"plan_revision": None, "cursor": 0, "done_count": 0, "recent_done": [], "last_review_at": 0,
+                "termination": None, "step": rec.step_no, "findings": {}, "summary": []}
 
     def act(state: ChainState) -> dict[str, Any]:
-        step = PlanStep.model_validate(state["plan"][0])
+        step = remaining(spec, state)[0]
         if step.kind == "tool":
             args = {k: _resolve(v, state["inputs"]) for k, v in step.args.items()}
             for name, source in step.args_from_findings.items():
@@ -205,16 +193,91 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
             data = None
         finding = Finding(step_id=step.id, title=step.title, summary=summary[:1200],
                           data=data if step.keep_data else None, tool=step.tool, step_no=rec.step_no)
-        return {
-            **_add_finding(state, finding, step.keep_data),
-            "plan": state["plan"][1:],
-            "completed": [*state.get("completed", []), step.id],
-            "pending": None,
-            "step": rec.step_no,
-        }
+        return {**add_finding(state, finding, step.keep_data), **advance(state, step.id), "pending": None,
+                "step": rec.step_no}
 
     def after_observe(state: ChainState) -> str:
-        return "act" if state.get("plan") else "decide"
+        budget = Budget.model_validate(state["budget"])
+        left = bool(remaining(spec, state))
+        done = state.get("done_count", 0)
+        if left and done >= budget.max_steps:
+            return "review"
+        if left and budget.review_every and done - state.get("last_review_at", 0) >= budget.review_every:
+            return "review"
+        return "act" if left else "decide"
+
+    def review(state: ChainState) -> dict[str, Any]:
+        budget = Budget.model_validate(state["budget"])
+        done = state.get("done_count", 0)
+        if done >= budget.max_steps and remaining(spec, state):
+            return budget_review(state, budget, done)
+        effort, why = runtime.effort(spec.review_effort)
+        title = f"Goal review after {done} plan steps"
+        with recorder(state, "review", "review", title, effort=effort, effort_reason=why) as rec:
+            original = current_plan(spec, {**state, "plan_revision": None})
+            rest = remaining(spec, state)
+            rec.inputs = {"done_count": done, "remaining": [p.id for p in rest[:20]], "remaining_count": len(rest),
+                          "summary": state.get("summary", [])}
+
+            def check(decision: ReviewDecision) -> None:
+                if decision.revised_plan:
+                    resolve_revised_plan(spec, original, decision.revised_plan)
+
+            messages = step_messages(spec, state, review_prompt(spec, state, rest, [p.id for p in original]))
+            outcome = invoke_structured(runtime.models.json_chat(effort, ReviewDecision), messages, ReviewDecision,
+                                        effort=effort, validate=check)
+            rec.model_calls(outcome.calls)
+            decision = outcome.value or ReviewDecision(
+                decision="continue", drift="unknown: the reviewer gave no valid review",
+                reason=f"default after {len(outcome.errors)} invalid reviewer answers: continue the plan as it is",
+            )
+            rec.output = {**decision.model_dump(mode="json"), "fallback": outcome.value is None, "errors": outcome.errors}
+        update: dict[str, Any] = {"last_review_at": done, "step": rec.step_no}
+        if decision.summary:
+            update["summary"] = [f"Review after {done} steps: {decision.summary}", *state.get("summary", [])[-3:]]
+        if decision.decision == "replan":
+            revised = resolve_revised_plan(spec, original, decision.revised_plan or [])
+            update.update(plan_revision=[p.model_dump(mode="json") for p in revised], cursor=0)
+        elif decision.decision == "terminate":
+            update["termination"] = {"reason": decision.reason, "at_step": done, "by": "review"}
+        return update
+
+    def budget_review(state: ChainState, budget: Budget, done: int) -> dict[str, Any]:
+        left = len(remaining(spec, state))
+        policy, extended_by = budget.on_budget, None
+        if policy == "extend" and budget.extensions >= budget.max_extensions:
+            policy = "terminate"
+        if policy == "pause":
+            # Pauses durably; on resume this node runs again from the top and interrupt() returns
+            # the answer ({"max_steps": N, "by": NAME}). Nothing above has side effects.
+            answer = interrupt({"kind": "budget", "run_id": state["run_id"], "done_count": done,
+                                "max_steps": budget.max_steps, "remaining": left,
+                                "question": f"Step budget of {budget.max_steps} plan steps reached with {left} left. "
+                                            "Resume with a larger budget?"})
+            new_max = int(answer["max_steps"])
+            if new_max <= done:
+                raise ValueError(f"max_steps: the new budget {new_max} must exceed the {done} plan steps done")
+            budget = budget.model_copy(update={"max_steps": new_max})
+            extended_by = answer.get("by")
+        elif policy == "extend":
+            budget = budget.model_copy(update={"max_steps": budget.max_steps + budget.extend_by,
+                                               "extensions": budget.extensions + 1})
+        with recorder(state, "review", "review", f"Budget review: {budget.max_steps} steps reached"
+                      if policy == "terminate" else f"Budget review: extended to {budget.max_steps} plan steps") as rec:
+            decision = "terminate" if policy == "terminate" else "continue"
+            reason = ("budget reached" + (f"; extended to {budget.max_steps} plan steps" if decision == "continue" else
+                                          f"; {left} plan steps not run (policy: terminate)"))
+            rec.inputs = {"done_count": done, "remaining_count": left, "policy": budget.on_budget}
+            rec.output = {"decision": decision, "reason": reason, "budget": budget.model_dump(), "by": extended_by}
+        update: dict[str, Any] = {"budget": budget.model_dump(), "last_review_at": done, "step": rec.step_no}
+        if decision == "terminate":
+            update["termination"] = {"reason": reason, "at_step": done, "by": "budget"}
+        return update
+
+    def after_review(state: ChainState) -> str:
+        if state.get("termination"):
+            return "report"
+        return "act" if remaining(spec, state) else "decide"
 
     def decide(state: ChainState) -> dict[str, Any]:
         effort, why = runtime.effort(spec.decide_effort, "high")
@@ -266,7 +329,7 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
 
     def report(state: ChainState) -> dict[str, Any]:
         with recorder(state, "report", "report", "Write the report") as rec:
-            text = spec.render_report(dict(state))
+            text = spec.render_terminated(dict(state)) if state.get("termination") else spec.render_report(dict(state))
             runtime.reports_dir.mkdir(parents=True, exist_ok=True)
             path = runtime.reports_dir / f"{state['run_id']}.md"
             path.write_text(text, encoding="utf-8")
@@ -274,13 +337,14 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
         return {"report_path": str(path), "step": rec.step_no}
 
     builder = StateGraph(ChainState)
-    for name, fn in [("plan", plan), ("act", act), ("observe", observe), ("decide", decide),
+    for name, fn in [("plan", plan), ("act", act), ("observe", observe), ("review", review), ("decide", decide),
                      ("approve", approve), ("report", report)]:
         builder.add_node(name, fn)
     builder.add_edge(START, "plan")
-    builder.add_edge("plan", "act")
+    builder.add_conditional_edges("plan", lambda s: "act" if remaining(spec, s) else "decide", ["act", "decide"])
     builder.add_edge("act", "observe")
-    builder.add_conditional_edges("observe", after_observe, {"act": "act", "decide": "decide"})
+    builder.add_conditional_edges("observe", after_observe, ["act", "review", "decide"])
+    builder.add_conditional_edges("review", after_review, ["act", "decide", "report"])
     builder.add_edge("decide", "approve")
     builder.add_edge("approve", "report")
     builder.add_edge("report", END)

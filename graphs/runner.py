@@ -22,6 +22,7 @@ from checkpoints.audit_schema import EventRecord
 from checkpoints.saver import open_checkpointer
 from graphs.approval import ApprovalAnswer, ApprovalRefused, ApprovalRequest, check_answer
 from graphs.orchestrator import ChainState, Runtime, build_graph
+from graphs.review import Budget
 from graphs.registry import get_spec
 from graphs.settings import Settings
 
@@ -76,12 +77,19 @@ class Chainproof:
         department: str | None = None,
         effort: str | None = None,
         run_id: str | None = None,
+        max_steps: int | None = None,
+        review_every: int | None = None,
+        on_budget: str | None = None,
         on_progress: Progress | None = None,
     ) -> RunResult:
         """Validate ``inputs`` (``ValueError`` naming the field) and check the model is usable
         (``LocalModelUnavailable`` / ``ValueError``) before anything is recorded; then record the
         run and run it until it pauses for approval or completes."""
         spec = get_spec(graph)
+        overrides = {"max_steps": max_steps, "review_every": review_every, "on_budget": on_budget}
+        budget = Budget(max_steps=spec.max_steps, review_every=spec.review_every).model_copy(
+            update={k: v for k, v in overrides.items() if v is not None})
+        budget = Budget.model_validate(budget.model_dump())  # validate the overrides (ValueError names the field)
         inputs = spec.validate_inputs(dict(inputs))
         preflight = getattr(self.models, "preflight", None)
         if preflight is not None:
@@ -92,16 +100,46 @@ class Chainproof:
             run_id, graph=graph, goal=goal, inputs=inputs, company=inputs.get("company"),
             department=department, started_by=started_by,
         )
-        initial: ChainState = {"run_id": run_id, "graph": graph, "goal": goal, "inputs": inputs, "step": 0}
+        initial: ChainState = {"run_id": run_id, "graph": graph, "goal": goal, "inputs": inputs, "step": 0,
+                               "budget": budget.model_dump()}
         return self._drive(run_id, graph, initial, effort=effort, on_progress=on_progress)
 
-    def pending_requests(self, run_id: str) -> list[dict[str, Any]]:
-        """The open approval requests of ``run_id`` (empty when it is not paused)."""
+    def interrupts(self, run_id: str) -> list[dict[str, Any]]:
+        """Every open interrupt of ``run_id``: approval requests (``kind='approval'``) and budget
+        pauses (``kind='budget'``). Empty when the run is not paused."""
         run = self._run(run_id)
         with open_checkpointer(self.settings.resolved_checkpoint_url) as saver:
             graph = build_graph(self._runtime(run.graph), saver)
             snapshot = graph.get_state(self._config(run_id))
         return [i.value for i in snapshot.interrupts]
+
+    def pending_requests(self, run_id: str) -> list[dict[str, Any]]:
+        """The open approval requests of ``run_id`` (empty when none is pending)."""
+        return [i for i in self.interrupts(run_id) if i.get("kind", "approval") == "approval"]
+
+    def resume(self, run_id: str, *, max_steps: int | None = None, by: str | None = None,
+               on_progress: Progress | None = None) -> RunResult:
+        """Resume a run stopped at its step budget (``max_steps`` = the new budget in plan steps,
+        which must exceed the steps done) or one that failed (from its last checkpoint; completed
+        steps do not run again). Raises ``ValueError`` for a run waiting for approval, a completed
+        run, or a budget pause without a larger ``max_steps``."""
+        run = self._run(run_id)
+        pending = self.interrupts(run_id)
+        budget_stops = [p for p in pending if p.get("kind") == "budget"]
+        if budget_stops:
+            stop = budget_stops[0]
+            if max_steps is None or max_steps <= stop["done_count"]:
+                raise ValueError(f"max_steps: run {run_id} stopped at its budget after {stop['done_count']} plan steps; "
+                                 f"resume with a larger budget, e.g. --max-steps {stop['done_count'] + stop['remaining']}")
+            payload: Any = Command(resume={"max_steps": max_steps, "by": by})
+        elif pending:
+            raise ValueError(f"run {run_id} is waiting for approval; use approve / reject (chainproof pending)")
+        elif self.audit.run_status(run_id) == "completed":
+            raise ValueError(f"run {run_id} has already completed")
+        else:
+            payload = None  # continue from the last checkpoint (after a failure)
+        self.audit.append(run_id, EventRecord(kind="run_resumed", detail={"max_steps": max_steps, "by": by}))
+        return self._drive(run_id, run.graph, payload, on_progress=on_progress)
 
     def decide(
         self,
@@ -152,18 +190,22 @@ class Chainproof:
         return Runtime(get_spec(graph), self.models, self.audit, self.settings.resolved_reports_dir, effort)
 
     @staticmethod
-    def _config(run_id: str, max_steps: int | None = None) -> dict[str, Any]:
+    def _config(run_id: str, recursion_limit: int | None = None) -> dict[str, Any]:
         config: dict[str, Any] = {"configurable": {"thread_id": run_id}}
-        if max_steps:
-            config["recursion_limit"] = max_steps + 1  # N super-steps need a limit of N + 1
+        if recursion_limit:
+            config["recursion_limit"] = recursion_limit
         return config
 
     def _drive(self, run_id: str, graph: str, payload: Any, *, effort: str | None = None,
                on_progress: Progress | None = None) -> RunResult:
         runtime = self._runtime(graph, effort)
-        config = self._config(run_id, runtime.spec.max_steps)
         with open_checkpointer(self.settings.resolved_checkpoint_url) as saver:
             app = build_graph(runtime, saver)
+            saved = app.get_state(self._config(run_id)).values.get("budget")
+            budget = Budget.model_validate(saved or payload["budget"])
+            if isinstance(payload, Command) and isinstance(payload.resume, dict) and payload.resume.get("max_steps"):
+                budget = budget.model_copy(update={"max_steps": payload.resume["max_steps"]})
+            config = self._config(run_id, budget.recursion_limit())
             try:
                 for mode, chunk in app.stream(payload, config, stream_mode=["custom", "updates"], durability="sync"):
                     if mode == "custom" and on_progress:
@@ -175,8 +217,8 @@ class Chainproof:
         state = dict(snapshot.values)
         if snapshot.interrupts:
             requests = [i.value for i in snapshot.interrupts]
-            self.audit.append(run_id, EventRecord(
-                kind="run_paused", detail={"requests": [r["request_id"] for r in requests]}))
+            self.audit.append(run_id, EventRecord(kind="run_paused", detail={
+                "interrupts": [{"kind": r.get("kind"), "request_id": r.get("request_id")} for r in requests]}))
             return RunResult(run_id, "paused", requests=requests, state=state)
         self.audit.append(run_id, EventRecord(kind="run_completed", detail={"report_path": state.get("report_path")}))
         return RunResult(run_id, "completed", report_path=state.get("report_path"), state=state)

@@ -61,12 +61,16 @@ class ChainSpec:
     Class attributes:
         name: the graph's registry name (``chainproof run NAME``).
         decision_schema: the pydantic model of the final decision.
-        max_steps: default step budget (super-steps); sets LangGraph's ``recursion_limit``.
+        max_steps: default step budget in plan steps (overridable per run); LangGraph's
+            ``recursion_limit`` is derived from it (``graphs.review.Budget.recursion_limit``).
+        review_every: default N of the goal review every N plan steps (0 = never).
     """
 
     name: ClassVar[str]
     decision_schema: ClassVar[type[BaseModel]]
     max_steps: ClassVar[int] = 100
+    review_every: ClassVar[int] = 5
+    review_effort: ClassVar[Effort] = "medium"
     decide_effort: ClassVar[Effort] = "high"
     system_prompt: ClassVar[str] = (
         "You are a careful analyst. Use only the facts given to you. Never compute or invent numbers: "
@@ -109,3 +113,13 @@ class ChainSpec:
     def render_report(self, state: dict[str, Any]) -> str:
         """Override: the final Markdown report."""
         raise NotImplementedError
+
+    def render_terminated(self, state: dict[str, Any]) -> str:
+        """The report of a run a review terminated: the goal, why it stopped, and the findings so
+        far. Override for a graph-specific layout."""
+        term = state.get("termination") or {}
+        lines = [f"# Run {state['run_id']} terminated", "", f"Goal: {state['goal']}", "",
+                 f"**Terminated after {state.get('done_count', 0)} plan steps:** {term.get('reason', 'no reason recorded')}",
+                 "", "## Findings so far", ""]
+        lines += [f"- **{f['title']}**: {f['summary']}" for f in state.get("findings", {}).values()] or ["- none"]
+        return "\n".join(lines) + "\n"

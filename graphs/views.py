@@ -52,6 +52,14 @@ def _cmd(*parts: str) -> str:
 
 
 def print_pause(console: Console, result: Any) -> None:
+    budget = [r for r in result.requests if r.get("kind") == "budget"]
+    if budget:
+        stop = budget[0]
+        console.print(Panel(Text(stop["question"]), title=f"Step budget reached · run {result.run_id}", expand=False))
+        console.print("The run is paused and saved. To continue with a larger budget:", highlight=False)
+        console.print(f"  chainproof resume {result.run_id} --max-steps {stop['done_count'] + stop['remaining']}",
+                      highlight=False, markup=False)
+        return
     for request in result.requests:
         proposed = request["proposed"]
         shown = json.dumps({k: v for k, v in proposed.items() if not k.startswith("_")}, indent=2)
@@ -107,6 +115,11 @@ def print_trace(console: Console, audit: AuditStore, run_id: str, step_no: int |
                       str(s.input_tokens), str(s.output_tokens), str(s.reasoning_tokens), f"{s.duration_s:.2f}", s.status)
     console.print(table)
     console.print(f"{len(steps)} steps · tokens in {totals[0]}, out {totals[1]} (of which reasoning {totals[2]})")
+    for r in [s for s in steps if s.node == "review"]:
+        out = r.output or {}
+        extra = " (fallback)" if out.get("fallback") else ""
+        console.print(f"review at step {r.step_no}: {out.get('decision')}{extra} — {out.get('reason', '')}"
+                      + (f" · drift: {out['drift']}" if out.get("drift") else ""), highlight=False, markup=False)
     for a in audit.records_of(run_id, ApprovalRecord):
         who = f" by {a.approver}" if a.approver else ""
         note = f": {a.comment}" if a.comment else ""

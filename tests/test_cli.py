@@ -31,6 +31,8 @@ RECOMMENDATION = {
 
 def responder(body: dict) -> str:
     system = body["messages"][0]["content"]
+    if '"title":"ReviewDecision"' in system:
+        return json.dumps({"decision": "continue", "reason": "The plan still serves the goal.", "drift": "none"})
     if "Reply with exactly one JSON object" in system:
         return json.dumps(RECOMMENDATION)
     return "The figures are as reported by the tool."

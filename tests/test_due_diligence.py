@@ -14,7 +14,9 @@ from graphs.due_diligence import DueDiligence, Recommendation, check_evidence
 from graphs.runner import Chainproof
 
 INPUTS = {"company": "MMM", "as_of": "2018-02-08"}
-OBSERVATIONS = ["Observation."] * 6
+REVIEW = json.dumps({"decision": "continue", "reason": "on track", "drift": "none"})
+# six observations with the goal review (every 5 plan steps) after the fifth
+OBSERVATIONS = ["Observation."] * 5 + [REVIEW, "Observation."]
 
 
 def _rec(**over) -> str:
