@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, messages_to_dict
+from langchain_core.messages import AIMessage, BaseMessage, convert_to_openai_messages
 from langchain_core.runnables import Runnable
 from pydantic import BaseModel, Field
 
@@ -50,7 +50,8 @@ class Usage(BaseModel):
 class ModelCall(BaseModel):
     """A completed model call as the audit store records it.
 
-    ``messages`` are LangChain message dicts (``messages_to_dict``); ``latency_s`` is wall-clock
+    ``messages`` are OpenAI-format chat messages (``{"role", "content"[, "tool_calls"]}``, LangChain's
+    ``convert_to_openai_messages``: what an OpenAI-compatible endpoint receives); ``latency_s`` is wall-clock
     seconds; ``reasoning`` is the model's reasoning text where the provider returns one
     (``reasoning_content`` or ``reasoning`` content blocks), else ``""``.
     """
@@ -113,7 +114,7 @@ def call_model(model: BaseChatModel | Runnable, messages: list[BaseMessage], *, 
     record = ModelCall(
         model=str(reply.response_metadata.get("model_name") or model_name_of(model)),
         effort=effort,
-        messages=messages_to_dict(messages),
+        messages=convert_to_openai_messages(messages),
         output=text,
         reasoning=reasoning,
         tool_calls=[dict(tc) for tc in reply.tool_calls],

@@ -149,7 +149,7 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
                     raise KeyError(f"plan step {step.id!r} needs the data of finding {source!r}, which is not kept")
                 args[name] = found["data"]
             with recorder(state, "act", "tool", f"{step.title} [{step.tool}]") as rec:
-                rec.inputs = {"plan_step": step.id, "tool": step.tool, "args": args}
+                rec.inputs = {"plan_step": step.id, "tool": step.tool}  # args and result: the tool_calls row
                 started = time.perf_counter()
                 try:
                     result = tools[step.tool].invoke(args)
@@ -157,7 +157,6 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
                     rec.tool_call(step.tool, args, None, f"{type(exc).__name__}: {exc}", time.perf_counter() - started)
                     raise
                 rec.tool_call(step.tool, args, result, None, time.perf_counter() - started)
-                rec.output = {"result": result}
             return {"pending": {"step": step.model_dump(mode="json"), "result": result}, "step": rec.step_no}
         effort, why = runtime.effort(step.effort)
         with recorder(state, "act", "reason", step.title, effort=effort, effort_reason=why) as rec:

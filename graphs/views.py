@@ -141,7 +141,7 @@ def _print_step(console: Console, audit: AuditStore, run_id: str, step_no: int, 
             console.print(Panel(Text(json.dumps({"tool": t.tool, "args": t.args, "result": t.result, "error": t.error}, indent=2, default=str)), title="tool call"))
     for m in audit.records_of(run_id, ModelCallRecord):
         if m.step_no == step_no:
-            prompt = "\n\n".join(f"[{msg['type']}] {msg['data']['content']}" for msg in m.messages)
+            prompt = "\n\n".join(f"[{msg['role']}] {msg.get('content', '')}" for msg in m.messages)
             console.print(Panel(Text(prompt), title=f"model call · {m.model} · attempt {m.attempt} · prompt"))
             if m.reasoning:
                 console.print(Panel(Text(m.reasoning), title="reasoning"))
