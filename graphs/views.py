@@ -55,12 +55,18 @@ def print_pause(console: Console, result: Any) -> None:
     for request in result.requests:
         proposed = request["proposed"]
         shown = json.dumps({k: v for k, v in proposed.items() if not k.startswith("_")}, indent=2)
-        console.print(Panel(Text(request["question"], style="bold") + Text("\n\n" + shown), title=f"Approval needed · run {result.run_id} · request {request['request_id'][:12]}", expand=False))
+        why = "".join(f"\n  · {r}" for r in request.get("reasons", []))
+        body = Text(request["question"], style="bold") + Text(("\nWhy approval is needed:" + why if why else "") + "\n\n" + shown)
+        console.print(Panel(body, title=f"Approval needed · run {result.run_id} · request {request['request_id']}", expand=False))
     multiple = len(result.requests) > 1
-    req = ["--request", result.requests[0]["request_id"]] if multiple else []
     console.print("The run is paused and saved. To decide, from any shell:", highlight=False)
-    console.print("  " + _cmd("chainproof", "approve", result.run_id, "--as", "Your Name", *req, "--comment", "optional note"), highlight=False, markup=False)
-    console.print("  " + _cmd("chainproof", "reject", result.run_id, "--as", "Your Name", *req, "--comment", "why"), highlight=False, markup=False)
+    for request in result.requests if multiple else result.requests[:1]:
+        req = ["--request", request["request_id"]] if multiple else []
+        if multiple:
+            console.print(f"  # {request['question']}", highlight=False, markup=False)
+        console.print("  " + _cmd("chainproof", "approve", result.run_id, "--as", "Your Name", *req, "--comment", "optional note"), highlight=False, markup=False)
+        console.print("  " + _cmd("chainproof", "reject", result.run_id, "--as", "Your Name", *req, "--comment", "why"), highlight=False, markup=False)
+        console.print("  " + _cmd("chainproof", "edit", result.run_id, "--as", "Your Name", *req, "--set", "field=value"), highlight=False, markup=False)
     console.print(f"  chainproof show {result.run_id}   # the audited trace so far", highlight=False, markup=False)
 
 
@@ -84,11 +90,12 @@ def print_runs(console: Console, rows: list[tuple[Any, str | None, Any]]) -> Non
 
 
 def print_pending(console: Console, rows: list[tuple[Any, list[dict[str, Any]]]]) -> None:
-    table = Table("run", "request", "question", "proposed", "created")
+    table = Table("run", "request", "subject", "question", "proposed", "why", "created")
     for run, requests in rows:
         for r in requests:
             proposed = r["proposed"].get("decision", "") if isinstance(r.get("proposed"), dict) else ""
-            table.add_row(run.run_id, r["request_id"], r["question"], str(proposed), str(r.get("created_at", ""))[:19])
+            table.add_row(run.run_id, r["request_id"], r.get("subject", "decision"), r["question"], str(proposed),
+                          "; ".join(r.get("reasons", [])), str(r.get("created_at", ""))[:19])
     console.print(table if any(reqs for _, reqs in rows) else "No pending approval requests.")
 
 
@@ -107,12 +114,24 @@ def print_trace(console: Console, audit: AuditStore, run_id: str, step_no: int |
                       str(s.input_tokens), str(s.output_tokens), str(s.reasoning_tokens), f"{s.duration_s:.2f}", s.status)
     console.print(table)
     console.print(f"{len(steps)} steps · tokens in {totals[0]}, out {totals[1]} (of which reasoning {totals[2]})")
-    for a in audit.records_of(run_id, ApprovalRecord):
-        who = f" by {a.approver}" if a.approver else ""
-        note = f": {a.comment}" if a.comment else ""
-        console.print(f"approval {a.request_id[:12]} {a.action}{who}{note} ({a.created_at:%Y-%m-%d %H:%M:%S})", highlight=False)
+    print_approvals(console, audit.records_of(run_id, ApprovalRecord))
     events = ", ".join(e.kind.removeprefix("run_") for e in audit.records_of(run_id, EventRecord))
     console.print(f"events: {events}", highlight=False)
+
+
+def print_approvals(console: Console, rows: list[ApprovalRecord]) -> None:
+    """Every approval request and decision of a run: request, subject, action, approver, time
+    (UTC), comment, and the first characters of the hash of the decided content."""
+    if not rows:
+        return
+    table = Table("request", "subject", "action", "approver", "time (UTC)", "comment", "content hash", title="approvals")
+    for a in rows:
+        payload = a.payload or {}
+        digest = payload.get("decided_hash") if a.action != "requested" else a.proposed_hash
+        table.add_row(a.request_id, str(payload.get("subject", "decision")), a.action, a.approver or "-",
+                      f"{a.created_at:%Y-%m-%d %H:%M:%S}", a.comment or ("; ".join(payload.get("reasons", [])) if a.action == "requested" else "-"),
+                      (digest or "")[:12])
+    console.print(table)
 
 
 def _print_step(console: Console, audit: AuditStore, run_id: str, step_no: int, steps: list[Step]) -> None:
