@@ -91,7 +91,7 @@ def check_answer(
             edited = decision_schema.model_validate(answer.edited).model_dump(mode="json")
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            raise ApprovalRefused(f"edited: the replacement does not fit the decision schema: {problems}") from None
+            raise ApprovalRefused(f"edited: the replacement does not fit its schema {decision_schema.__name__}: {problems}") from None
         answer = answer.model_copy(update={"edited": edited})
     return answer
 

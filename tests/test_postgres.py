@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import uuid
 
 import pytest
@@ -14,27 +13,15 @@ from checkpoints.audit_schema import Step
 from graphs.registry import register
 from graphs.runner import Chainproof
 from graphs.settings import Settings
+from tests.pg import needs_postgres, pg_url  # noqa: F401 - pg_url is a fixture
 from tests.toy_graph import ToyGraph
 
-PG_URL = os.environ.get("CHAINPROOF_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+pytestmark = needs_postgres
 
 
-def _reachable() -> str | None:
-    try:
-        import psycopg
-
-        with psycopg.connect(PG_URL, connect_timeout=3):
-            return None
-    except Exception as exc:  # noqa: BLE001 - any failure means "no server"
-        return f"no PostgreSQL server reachable at {PG_URL}: {exc}"
-
-
-pytestmark = pytest.mark.skipif(bool(_reachable()), reason=_reachable() or "")
-
-
-def test_pause_and_approve_on_postgres(home):
+def test_pause_and_approve_on_postgres(home, pg_url):
     register("toy", ToyGraph)
-    settings = Settings(home=home, database_url=PG_URL, checkpoint_url=PG_URL)
+    settings = Settings(home=home, database_url=pg_url, checkpoint_url=pg_url)
     model = ScriptedChatModel(replies=["a", "b", "c", json.dumps({"verdict": "no", "reason": "small number"})])
     with Chainproof(settings, models=StaticModels(model)) as app:
         run = app.start("toy", {"x": 1}, run_id=f"pg-{uuid.uuid4().hex[:8]}")
