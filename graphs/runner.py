@@ -140,9 +140,11 @@ class Chainproof:
             return [p.request for p in self._pending(app.get_state(config))]
 
     def pending_all(self, limit: int = 200) -> list[tuple[Run, list[dict[str, Any]]]]:
-        """Open approval requests across the ``limit`` newest paused runs: ``(run, requests)``."""
-        return [(run, self.pending_requests(run.run_id))
-                for run, status, _ in self.audit.list_runs(limit=limit) if status == "paused"]
+        """Open approval requests across the ``limit`` newest runs that are paused (or were resumed
+        and may still hold requests, e.g. when the deciding process stopped): ``(run, requests)``."""
+        rows = [(run, self.pending_requests(run.run_id))
+                for run, status, _ in self.audit.list_runs(limit=limit) if status in ("paused", "resumed")]
+        return [(run, requests) for run, requests in rows if requests]
 
     def decide(
         self,

@@ -72,9 +72,12 @@ def print_pause(console: Console, result: Any) -> None:
 
 def print_completed(console: Console, result: Any) -> None:
     approval = result.state.get("approval") or {}
-    verdict = approval.get("action", "no approval needed")
-    who = f" by {approval['approver']}" if approval.get("approver") else ""
-    console.print(f"[bold green]Run {result.run_id} completed[/] ({verdict}{who}).")
+    decisions = result.state.get("approvals") or []
+    if approval:
+        verdict = f"{approval['action']} by {approval['approver']}"
+    else:
+        verdict = f"{len(decisions)} approval decision(s)" if decisions else "no approval needed"
+    console.print(f"[bold green]Run {result.run_id} completed[/] ({verdict}).")
     if result.report_path:
         console.print(f"Report: {result.report_path}", highlight=False)
     console.print(f"Trace:  chainproof show {result.run_id}", highlight=False, markup=False)

@@ -196,10 +196,27 @@ def test_edit_from_the_command_line(settings, home):
         run = app.start("toy", {"x": 3})
     bad = CliRunner().invoke(cli, ["edit", run.run_id, "--as", "Dana", "--set", "verdict=maybe"])
     assert bad.exit_code == 2 and "verdict: Input should be 'yes' or 'no'" in " ".join(bad.output.split())
+    (home / "list.json").write_text("[1, 2]")
+    not_object = CliRunner().invoke(cli, ["edit", run.run_id, "--as", "Dana", "--file", str(home / "list.json")])
+    assert not_object.exit_code == 2 and "expected a JSON object, got list" in not_object.output
+    (home / "proposal.json").write_text(json.dumps({"verdict": "yes", "reason": "no"}))
+    too_short = CliRunner().invoke(cli, ["edit", run.run_id, "--as", "Dana", "--file", str(home / "proposal.json")])
+    assert too_short.exit_code == 2 and "reason: String should have at least 3 characters" in " ".join(too_short.output.split())
     ok = CliRunner().invoke(cli, ["edit", run.run_id, "--as", "Dana", "--set", "verdict=no", "--comment", "smaller"])
     assert ok.exit_code == 0, ok.output
     shown = CliRunner().invoke(cli, ["show", run.run_id], env={"COLUMNS": "220"})
     assert "edit" in shown.output and "Dana" in shown.output and "smaller" in shown.output
+
+
+def test_pending_lists_open_requests_across_runs(settings):
+    with _engine(settings) as app, _engine(settings) as other:
+        parallel, single = app.start("toy-parallel", {"x": 3}), other.start("toy", {"x": 2})
+    shown = CliRunner().invoke(cli, ["pending"], env={"COLUMNS": "400"})
+    assert shown.exit_code == 0, shown.output
+    for run in (parallel, single):
+        for request in run.requests:
+            assert request["request_id"] in shown.output
+    assert "item:gamma" in shown.output and "policy: decide always needs approval" in shown.output
 
 
 def test_disallowed_approver_is_refused(settings):
