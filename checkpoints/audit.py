@@ -16,11 +16,32 @@ from sqlalchemy import Engine, create_engine, event, func, select, text, union_a
 from sqlalchemy.orm import Session, sessionmaker
 
 from checkpoints.audit_hashing import record_hash, redact
-from checkpoints.audit_schema import CHAINED_TABLES, GENESIS, Chained, EventRecord, Run, utcnow
+from checkpoints.audit_schema import (
+    CHAINED_TABLES,
+    GENESIS,
+    ApprovalRecord,
+    Chained,
+    EventRecord,
+    ModelCallRecord,
+    Run,
+    utcnow,
+)
 
 
 class AuditError(RuntimeError):
     """Raised for audit-store misuse, e.g. appending to a run that was never started."""
+
+
+class AlreadyDecided(AuditError):
+    """A decision on an approval request that already has one; ``existing`` is that decision's row.
+    Nothing was written."""
+
+    def __init__(self, existing: ApprovalRecord):
+        self.existing = existing
+        super().__init__(
+            f"request {existing.request_id} was already decided: {existing.action} by {existing.approver} "
+            f"at {existing.created_at:%Y-%m-%d %H:%M:%S} UTC"
+        )
 
 
 def _normalise_url(url: str) -> str:
@@ -129,11 +150,33 @@ class AuditStore:
 
         String and JSON fields are redacted of secrets before hashing. Raises ``AuditError`` for an
         unknown run."""
+        return self._append(run_id, records)
+
+    def append_decision(self, run_id: str, decision: ApprovalRecord, *records: Chained) -> list[Chained]:
+        """Append a decision row on an approval request (and ``records``) only if the request has
+        no decision yet; otherwise raise :class:`AlreadyDecided` and write nothing.
+
+        The check runs inside the append transaction, under the lock that serialises appends to
+        the run (SQLite ``BEGIN IMMEDIATE``, PostgreSQL ``pg_advisory_xact_lock``), so of two
+        processes deciding the same request at once exactly one succeeds."""
+        if decision.action == "requested":
+            raise AuditError("append_decision: a decision's action cannot be 'requested'")
+
+        def guard(s: Session) -> None:
+            existing = self._decision(s, decision.request_id)
+            if existing is not None:
+                raise AlreadyDecided(existing)
+
+        return self._append(run_id, (decision, *records), guard)
+
+    def _append(self, run_id: str, records: tuple[Chained, ...], guard: Any = None) -> list[Chained]:
         with self._lock, self.session() as s, s.begin():
             if s.bind.dialect.name == "postgresql":
                 s.execute(text("SELECT pg_advisory_xact_lock(hashtext(:r))"), {"r": run_id})
             if s.get(Run, run_id) is None:
                 raise AuditError(f"unknown run {run_id}: start_run() first")
+            if guard is not None:
+                guard(s)
             head = self._head(s, run_id)
             seq, prev = head.seq, head.record_hash
             for rec in records:
@@ -157,6 +200,43 @@ class AuditStore:
         return ChainHead(row.seq, row.h) if row else ChainHead(0, GENESIS)
 
     # ----------------------------------------------------------------- queries
+    @staticmethod
+    def _decision(s: Session, request_id: str) -> ApprovalRecord | None:
+        return s.scalars(
+            select(ApprovalRecord).where(ApprovalRecord.request_id == request_id, ApprovalRecord.action != "requested")
+            .order_by(ApprovalRecord.seq).limit(1)
+        ).first()
+
+    def decision_for(self, request_id: str) -> ApprovalRecord | None:
+        """The decision row (approve / reject / edit) on approval request ``request_id``, or None."""
+        with self.session() as s:
+            return self._decision(s, request_id)
+
+    def request_record(self, request_id: str) -> ApprovalRecord | None:
+        """The ``requested`` row of approval request ``request_id`` in any run, or None."""
+        with self.session() as s:
+            return s.scalars(
+                select(ApprovalRecord).where(ApprovalRecord.request_id == request_id, ApprovalRecord.action == "requested")
+                .limit(1)
+            ).first()
+
+    def last_event(self, run_id: str, kind: str) -> EventRecord | None:
+        """The latest event of ``kind`` (e.g. ``run_paused``) in ``run_id``, or None."""
+        with self.session() as s:
+            return s.scalars(
+                select(EventRecord).where(EventRecord.run_id == run_id, EventRecord.kind == kind)
+                .order_by(EventRecord.seq.desc()).limit(1)
+            ).first()
+
+    def run_cost_usd(self, run_id: str) -> float | None:
+        """The run's model cost so far in USD (sum of ``model_calls.cost_usd``); None when any call
+        has no cost (prices not configured). 0.0 for a run without model calls."""
+        with self.session() as s:
+            costs = list(s.scalars(select(ModelCallRecord.cost_usd).where(ModelCallRecord.run_id == run_id)))
+        if any(c is None for c in costs):
+            return None
+        return float(sum(costs))
+
     def get_run(self, run_id: str) -> Run | None:
         with self.session() as s:
             return s.get(Run, run_id)
@@ -206,4 +286,4 @@ class AuditStore:
         return out
 
 
-__all__ = ["AuditError", "AuditStore", "make_engine", "upgrade_schema"]
+__all__ = ["AlreadyDecided", "AuditError", "AuditStore", "make_engine", "upgrade_schema"]

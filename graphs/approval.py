@@ -2,27 +2,46 @@
 
 The request is the payload of LangGraph's ``interrupt()``; the answer is the ``Command(resume=…)``
 value. An answer is bound to one request by ``request_id`` and to the exact proposal by
-``proposed_hash`` (SHA-256 of the proposal's canonical JSON): an answer for another request is
-refused before anything runs.
+``proposed_hash`` (SHA-256 of the proposal's canonical JSON); the runner also binds it to the
+checkpoint the run paused at (see :meth:`graphs.runner.Chainproof.decide`). An answer that does not
+fit is refused before anything runs or is recorded.
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 
+@dataclass(frozen=True)
+class ApprovalItem:
+    """One thing a graph asks a person to decide (see ``ChainSpec.approval_items``): ``subject``
+    names it (``"decision"`` is the whole final decision; others are graph-defined, e.g.
+    ``"matter:2"``), ``proposed`` is the proposed content (JSON object)."""
+
+    subject: str
+    question: str
+    proposed: dict[str, Any]
+
+
 class ApprovalRequest(BaseModel):
-    """What a person is asked to decide. ``proposed`` is the decision as JSON, ``options`` the
-    allowed actions; ``evidence_summary`` the latest findings, one line each."""
+    """What a person is asked to decide. ``subject`` says what is being decided, ``proposed`` the
+    proposed action as JSON, ``options`` the allowed actions; ``evidence_summary`` the latest
+    findings, one line each; ``reasons`` why the policy asks for approval; ``step_no`` the
+    super-step number the decision on it will be recorded under."""
 
     kind: Literal["approval"] = "approval"
     request_id: str
     run_id: str
     node: str
+    subject: str = "decision"
     question: str
+    reasons: list[str] = Field(default_factory=list)
+    step_no: int = 0
     proposed: dict[str, Any]
     proposed_hash: str
     evidence_summary: list[str] = Field(default_factory=list)
@@ -73,6 +92,30 @@ def check_answer(
             edited = decision_schema.model_validate(answer.edited).model_dump(mode="json")
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            raise ApprovalRefused(f"edited: the replacement does not fit the decision schema: {problems}") from None
+            raise ApprovalRefused(f"edited: the replacement does not fit its schema {decision_schema.__name__}: {problems}") from None
         answer = answer.model_copy(update={"edited": edited})
     return answer
+
+
+def apply_changes(proposed: dict[str, Any], assignments: list[str]) -> dict[str, Any]:
+    """The proposal with ``FIELD=VALUE`` assignments applied (CLI ``--set``). ``VALUE`` is read as
+    JSON when it parses (``0.4``, ``true``, ``["a"]``), else as a string; ``FIELD`` may be a dotted
+    path into nested objects (``terms.price``). Raises ``ApprovalRefused`` for a malformed
+    assignment or a path through a non-object."""
+    result = json.loads(json.dumps(proposed))
+    for item in assignments:
+        field, sep, raw = item.partition("=")
+        if not sep or not field.strip():
+            raise ApprovalRefused(f"--set {item!r}: expected FIELD=VALUE")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        *parents, last = field.strip().split(".")
+        target = result
+        for part in parents:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise ApprovalRefused(f"--set {item!r}: {part} is not an object")
+        target[last] = value
+    return result

@@ -1,12 +1,13 @@
 """The ``chainproof`` command line (Typer + Rich).
 
-Commands: ``run due-diligence``, ``approve``, ``reject``, ``pending``, ``runs``, ``show``,
-``dossier build``. Errors in input print one line naming what is wrong (exit code 2), never a
+Commands: ``run due-diligence``, ``approve``, ``reject``, ``edit``, ``resume``, ``pending``,
+``runs``, ``show``, ``dossier build``. Errors in input print one line naming what is wrong (exit code 2), never a
 traceback; ``CHAINPROOF_DEBUG=1`` shows the traceback too.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from datetime import date
@@ -83,11 +84,11 @@ def run_due_diligence(
         _fail(exc)
 
 
-def _decide(run_id: str, action: str, approver: str, comment: str | None, request: str | None) -> None:
+def _decide(run_id: str, action: str, approver: str, comment: str | None, request: str | None, **edit: Any) -> None:
     try:
         with _engine() as engine, views.LiveSteps(console) as live:
             result = engine.decide(run_id, action=action, approver=approver, comment=comment,
-                                   request_id=request, on_progress=live.update)
+                                   request_id=request, on_progress=live.update, **edit)
         _finish(result)
     except _user_errors() as exc:
         _fail(exc)
@@ -116,12 +117,39 @@ def reject(
 
 
 @app.command()
+def edit(
+    run_id: str,
+    approver: As,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="FIELD=VALUE (VALUE as JSON if it parses); repeatable.")] = None,
+    file: Annotated[Optional[Path], typer.Option(help="A JSON file with the whole replacement proposal.")] = None,
+    comment: Annotated[Optional[str], typer.Option(help="Optional comment, kept in the audit trail.")] = None,
+    request: RequestOpt = None,
+) -> None:
+    """Replace (part of) the pending proposal, checked against its schema, approve it and resume."""
+    try:
+        if not set_ and file is None:
+            raise ValueError("edit: give --set FIELD=VALUE (repeatable) and/or --file proposal.json")
+        edited = None
+        if file is not None:
+            try:
+                edited = json.loads(file.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"--file {file}: not valid JSON ({exc})") from None
+            if not isinstance(edited, dict):
+                raise ValueError(f"--file {file}: expected a JSON object, got {type(edited).__name__}")
+    except _user_errors() as exc:
+        _fail(exc)
+    _decide(run_id, "edit", approver, comment, request, edited=edited, changes=set_ or None)
+
+
+@app.command()
 def resume(
     run_id: str,
     max_steps: Annotated[Optional[int], typer.Option(help="New step budget (plan steps) for a run stopped at its budget.")] = None,
     by: Annotated[Optional[str], typer.Option("--as", help="Your name, recorded with the extension.")] = None,
 ) -> None:
-    """Resume a run stopped at its step budget (with a larger --max-steps) or one that failed."""
+    """Continue a run: after its step budget (with a larger --max-steps), after a failure, or to apply a
+    decision that was recorded but never reached the run."""
     try:
         with _engine() as engine, views.LiveSteps(console) as live:
             result = engine.resume(run_id, max_steps=max_steps, by=by, on_progress=live.update)
@@ -135,9 +163,7 @@ def pending() -> None:
     """List open approval requests across runs."""
     try:
         with _engine() as engine:
-            rows = [(run, engine.pending_requests(run.run_id))
-                    for run, status, _ in engine.audit.list_runs(limit=200) if status == "paused"]
-        views.print_pending(console, rows)
+            views.print_pending(console, engine.pending_all())
     except _user_errors() as exc:
         _fail(exc)
 

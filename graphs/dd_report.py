@@ -37,18 +37,32 @@ def _interpretation(state: dict[str, Any], key: str) -> str:
     return f"\n*Model's interpretation:* {summary}\n" if summary else ""
 
 
+def _when(decision: dict[str, Any]) -> str:
+    return str(decision.get("decided_at") or "")[:19].replace("T", " ")
+
+
 def _approval_line(state: dict[str, Any]) -> str:
     approval = state.get("approval") or {}
     action = approval.get("action")
-    when = str(approval.get("decided_at") or "")[:19].replace("T", " ")
     comment = f" — “{approval['comment']}”" if approval.get("comment") else ""
     if action == "approve":
-        return f"**Approved** by **{approval['approver']}** on {when} UTC{comment}"
+        return f"**Approved** by **{approval['approver']}** on {_when(approval)} UTC{comment}"
     if action == "reject":
-        return f"**Rejected** by **{approval['approver']}** on {when} UTC{comment}. This recommendation is not endorsed."
+        return f"**Rejected** by **{approval['approver']}** on {_when(approval)} UTC{comment}. This recommendation is not endorsed."
     if action == "edit":
-        return f"**Edited and approved** by **{approval['approver']}** on {when} UTC{comment}"
+        return f"**Edited and approved** by **{approval['approver']}** on {_when(approval)} UTC{comment}"
     return "**Not approved**: no human decision is recorded."
+
+
+def _decisions(state: dict[str, Any]) -> str:
+    """Every human decision of the run (all rounds), oldest first."""
+    rows = [[str(d.get("round", 0) + 1), d.get("subject", "decision"), d["action"], d["approver"], _when(d) + " UTC",
+             (d.get("comment") or "-").replace("\n", " "), d["request_id"][:12]]
+            for d in state.get("approvals") or []]
+    if not rows:
+        return ""
+    return "\n".join(["## Approval decisions", "",
+                      _table(["round", "subject", "decision", "approver", "time", "comment", "request"], rows), ""])
 
 
 def _financials(state: dict[str, Any]) -> str:
@@ -146,7 +160,7 @@ def render_report(state: dict[str, Any]) -> str:
     lines += ["## Summary", "", str(decision.get("summary", "")), "", "## Reasons", ""]
     for reason in decision.get("reasons", []):
         lines.append(f"- {reason['text']} _(evidence: {', '.join(reason['evidence'])})_")
-    lines += ["", _financials(state), _legal(state), _sentiment(state), _peers(state), _risk(state), _scorecard(state),
+    lines += ["", _decisions(state), _financials(state), _legal(state), _sentiment(state), _peers(state), _risk(state), _scorecard(state),
               "## Provenance", "",
               f"Dossier: `{inputs['dossier']}`. All figures above were computed by Chainproof's tools from the dossier; "
               "the model's text is interpretation only. The full trace (prompts, outputs, tool calls, tokens) is in the "

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from agents.structured import clipped
 
+from graphs.approval_policy import ApprovalPolicy, FieldBelow, FieldEquals
 from graphs.dd_report import render_report
 from graphs.prompting import compact_json
 from graphs.spec import ChainSpec, PlanStep
@@ -169,6 +170,13 @@ class DueDiligence(ChainSpec):
                      "the model gave no valid recommendation, so the quantitative scorecard's is proposed."),
             reasons=reasons,
         )
+
+    def approval_policy(self) -> ApprovalPolicy:
+        """Every recommendation needs a named approver; a walk-away recommendation or a confidence
+        below 0.5 (0.5 is also the fallback's "no model judgement" value) are flagged to the approver
+        as reasons. A rejection ends the run with a rejected report."""
+        return ApprovalPolicy(nodes=["decide"], on_reject="end", conditions=[
+            FieldEquals(field="decision", value="walk_away"), FieldBelow(field="confidence", threshold=0.5)])
 
     def approval_question(self, decision: BaseModel, state: dict[str, Any]) -> str:
         inputs = state["inputs"]

@@ -4,7 +4,11 @@ Shape (a loop over a few nodes, not one node per step: with LangGraph every dist
 ``channel_versions`` entries to every checkpoint, and an ever-growing message list makes
 checkpoint size quadratic; see ``bench/`` and the README)::
 
-    START → plan → act ⇄ observe ⇄ review → decide → approve → report → END
+    START → plan → act ⇄ observe ⇄ review → decide ─(Send × N)→ approve → settle → report → END
+                      │                   └─(no approval needed)──────────────→ report
+                      └─(review: terminate)──────────────────────────────────────→ report
+            ↑                                                        │
+            └──────────── (rejected, policy on_reject="replan") ─────┘
 
 * ``plan``: validates the inputs, writes the goal and the plan.
 * ``act``: runs the next plan step: a tool call, or a reasoning call to the model.
@@ -14,8 +18,13 @@ checkpoint size quadratic; see ``bench/`` and the README)::
 * ``review``: the goal review (continue / replan / terminate) or the budget review (pause with
   ``interrupt()``, extend or terminate); see ``graphs/review.py``. ``terminate`` goes to ``report``.
 * ``decide``: asks the model for the typed final decision (lenient parse, retries with the
-  validation error, then the spec's recorded fallback) and opens the approval request.
-* ``approve``: pauses with LangGraph ``interrupt()`` until a named person answers.
+  validation error, then the spec's recorded fallback); when the approval policy says so, opens
+  one approval request per item of ``spec.approval_items`` (recorded as ``requested``).
+* ``approve``: one task per request (LangGraph ``Send``), each pausing with ``interrupt()`` until
+  its answer arrives. It does nothing before ``interrupt()``: LangGraph re-runs a paused node from
+  its first line on every resume (siblings included), so all preparation lives in ``decide``.
+* ``settle``: joins the answers of the round; applies an edit of the decision; on a rejection
+  goes back to ``plan`` (policy ``on_reject="replan"``, at most ``max_replans`` times) or on.
 * ``report``: renders and writes the Markdown report.
 
 State stays bounded (goal, remaining plan, findings, a rolling summary); the full trace goes to
@@ -24,17 +33,19 @@ the audit store, one step row per super-step.
 
 from __future__ import annotations
 
+import operator
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Annotated, Any, TypedDict
 
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
-from langgraph.types import interrupt
+from langgraph.types import Send, interrupt
 
 from agents.calls import call_model
 from agents.config import Effort
@@ -43,10 +54,11 @@ from agents.structured import invoke_structured
 from checkpoints.audit import AuditStore
 from checkpoints.audit_hashing import sha256_hex
 from checkpoints.audit_schema import ApprovalRecord
-from graphs.approval import ApprovalAnswer, ApprovalRequest, check_answer
+from graphs.approval import ApprovalAnswer, ApprovalRefused, ApprovalRequest
+from graphs.approval_policy import ApprovalPolicy, RunFacts
 from graphs.prompting import compact_json
 from graphs.recorder import StepRecorder
-from graphs.planning import add_finding, advance, current_plan, progress_text, remaining
+from graphs.planning import SUMMARY_LINES, add_finding, advance, current_plan, progress_text, remaining
 from graphs.review import Budget, ReviewDecision, resolve_revised_plan, review_prompt
 from graphs.spec import ChainSpec, Finding, PlanStep
 
@@ -68,22 +80,42 @@ class ChainState(TypedDict, total=False):
     findings: dict[str, dict[str, Any]]
     summary: list[str]
     pending: dict[str, Any] | None
+    tools_used: list[str]
     decision: dict[str, Any] | None
-    request: dict[str, Any] | None
+    requests: list[dict[str, Any]] | None
+    approvals: Annotated[list[dict[str, Any]], operator.add]
     approval: dict[str, Any] | None
+    round: int
+    replan: bool
     report_path: str | None
+
+
+class ApprovalTask(TypedDict):
+    """The input of one ``approve`` task (the ``Send`` payload)."""
+
+    run_id: str
+    round: int
+    request: dict[str, Any]
 
 
 @dataclass
 class Runtime:
     """What the nodes need besides the state: the graph spec, models, the audit store, where
-    reports go, and an optional effort override for every step (CLI ``--effort``)."""
+    reports go, an optional effort override for every step (CLI ``--effort``), the approval policy
+    (default: the spec's) and how to read a run's cost so far in USD (default: the audit store's
+    sum of model-call costs, None while prices are not configured)."""
 
     spec: ChainSpec
     models: ModelProvider
     audit: AuditStore
     reports_dir: Path
     effort_override: Effort | None = None
+    policy: ApprovalPolicy | None = None
+    run_cost: Callable[[str], float | None] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.policy = self.policy or self.spec.approval_policy()
+        self.run_cost = self.run_cost or self.audit.run_cost_usd
 
     def effort(self, static: Effort | None, default: Effort = "medium") -> tuple[Effort, str]:
         """Effort for a step and why: override > the step's static effort > the default."""
@@ -123,21 +155,41 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
     """
     spec, audit = runtime.spec, runtime.audit
     tools = {t.name: t for t in spec.tools()}
+    sensitive = sorted(name for name, t in tools.items() if "sensitive" in (t.tags or []))
 
     def recorder(state: ChainState, node: str, kind: str, title: str, **kw: Any) -> StepRecorder:
         return StepRecorder(audit, state["run_id"], state.get("step", 0) + 1, node, kind, title, **kw)
 
+    def check_tools(steps: list[PlanStep] | tuple[PlanStep, ...]) -> None:
+        unknown = sorted({s.tool for s in steps if s.kind == "tool" and s.tool not in tools})
+        if unknown:
+            raise KeyError(f"plan uses unknown tool(s) {unknown}; available: {sorted(tools)}")
+
     def plan(state: ChainState) -> dict[str, Any]:
+        if state.get("replan"):
+            rejections = [a for a in state.get("approvals", [])
+                          if a["round"] == state["round"] - 1 and a["action"] == "reject"]
+            with recorder(state, "plan", "plan", "Replan after rejection") as rec:
+                revised = spec.replan(dict(state), rejections)
+                check_tools(revised)
+                steps = [s.model_dump(mode="json") for s in revised]
+                rec.inputs = {"rejections": [{k: r.get(k) for k in ("request_id", "approver", "comment")} for r in rejections]}
+                rec.output = {"plan": steps}
+            lines = [f"Rejected by {r['approver']}: {r['comment']}" for r in rejections]
+            return {"plan_revision": steps, "cursor": 0, "step": rec.step_no,
+                    "summary": [*state.get("summary", []), *lines][-SUMMARY_LINES:],
+                    "requests": None, "approval": None, "replan": False}
         with recorder(state, "plan", "plan", "Plan the chain") as rec:
             steps = current_plan(spec, state)
-            unknown = sorted({s.tool for s in steps if s.kind == "tool" and s.tool not in tools})
-            if unknown:
-                raise KeyError(f"plan uses unknown tool(s) {unknown}; available: {sorted(tools)}")
+            check_tools(steps)
             rec.inputs = {"goal": state["goal"], "inputs": state["inputs"], "budget": state["budget"]}
             shown = [s.model_dump(mode="json", exclude_defaults=True) for s in steps[:50]]
             rec.output = {"plan_steps": len(steps), "plan": shown, "truncated": len(steps) > 50}
         return {"plan_revision": None, "cursor": 0, "done_count": 0, "recent_done": [], "last_review_at": 0,
-                "termination": None, "step": rec.step_no, "findings": {}, "summary": []}
+                "termination": None, "step": rec.step_no, "findings": {}, "summary": [], "tools_used": []}
+
+    def after_plan(state: ChainState) -> str:
+        return "act" if remaining(spec, state) else "decide"
 
     def act(state: ChainState) -> dict[str, Any]:
         step = remaining(spec, state)[0]
@@ -157,7 +209,9 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
                     rec.tool_call(step.tool, args, None, f"{type(exc).__name__}: {exc}", time.perf_counter() - started)
                     raise
                 rec.tool_call(step.tool, args, result, None, time.perf_counter() - started)
-            return {"pending": {"step": step.model_dump(mode="json"), "result": result}, "step": rec.step_no}
+            used = state.get("tools_used", [])
+            return {"pending": {"step": step.model_dump(mode="json"), "result": result}, "step": rec.step_no,
+                    "tools_used": used if step.tool in used else sorted([*used, step.tool])}
         effort, why = runtime.effort(step.effort)
         with recorder(state, "act", "reason", step.title, effort=effort, effort_reason=why) as rec:
             messages = step_messages(spec, state, step.instruction)
@@ -291,40 +345,66 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
             value = spec.fallback_decision(dict(state), outcome.errors) if fallback else outcome.value
             decision = value.model_dump(mode="json")
             rec.output = {"decision": decision, "fallback": fallback, "errors": outcome.errors}
-            question = spec.approval_question(value, dict(state))
-            request = None
-            if question:
+            facts = RunFacts(decision=decision, tools_used=state.get("tools_used", []), sensitive_tools=sensitive,
+                             cost_usd=runtime.run_cost(state["run_id"]))
+            reasons = runtime.policy.reasons("decide", facts)
+            requests = []
+            for i, item in enumerate(spec.approval_items(value, dict(state)) if reasons else []):
                 request = ApprovalRequest(
-                    request_id=uuid.uuid4().hex, run_id=state["run_id"], node="approve", question=question,
-                    proposed=decision, proposed_hash=sha256_hex(decision),
-                    evidence_summary=state.get("summary", [])[-8:], created_at=datetime.now(timezone.utc),
+                    request_id=uuid.uuid4().hex, run_id=state["run_id"], node="approve", subject=item.subject,
+                    question=item.question, reasons=reasons, step_no=rec.step_no + 1 + i, proposed=item.proposed,
+                    proposed_hash=sha256_hex(item.proposed), evidence_summary=state.get("summary", [])[-8:],
+                    created_at=datetime.now(timezone.utc),
                 ).model_dump(mode="json")
                 rec.extra_records.append(ApprovalRecord(
                     step_no=rec.step_no, request_id=request["request_id"], action="requested", approver=None,
                     comment=None, proposed_hash=request["proposed_hash"], payload=request,
                 ))
-        return {"decision": {**decision, "_fallback": fallback}, "request": request, "step": rec.step_no}
+                requests.append(request)
+            rec.output["approval_reasons"] = reasons
+        # the approval steps' numbers are reserved here, so parallel approve tasks never write "step"
+        return {"decision": {**decision, "_fallback": fallback}, "requests": requests,
+                "step": rec.step_no + len(requests)}
 
-    def approve(state: ChainState) -> dict[str, Any]:
-        request = state.get("request")
-        if not request:
-            return {"approval": None}
-        raw = interrupt(request)  # pauses here; on resume returns the human's answer
-        answer = check_answer(
-            ApprovalAnswer.model_validate(raw), ApprovalRequest.model_validate(request), spec.decision_schema
-        )
-        with recorder(state, "approve", "approval", f"Human decision: {answer.action}") as rec:
-            rec.inputs = {"request_id": request["request_id"]}
+    def after_decide(state: ChainState) -> list[Send] | str:
+        requests = state.get("requests") or []
+        if not requests:
+            return "report"
+        return [Send("approve", ApprovalTask(run_id=state["run_id"], round=state.get("round", 0), request=r))
+                for r in requests]
+
+    def approve(task: ApprovalTask) -> dict[str, Any]:
+        # Nothing before interrupt(): this runs again from the top on every resume of the run.
+        request = ApprovalRequest.model_validate(task["request"])
+        answer = ApprovalAnswer.model_validate(interrupt(task["request"]))
+        recorded = audit.decision_for(request.request_id)
+        if (answer.request_id != request.request_id or recorded is None
+                or (recorded.action, recorded.approver) != (answer.action, answer.approver)):
+            raise ApprovalRefused(
+                f"request {request.request_id}: the answer was not recorded in the audit store; "
+                "answer through Chainproof.decide (chainproof approve|reject|edit), which records it first")
+        with StepRecorder(audit, task["run_id"], request.step_no, "approve", "approval",
+                          "Human decision" + ("" if request.subject == "decision" else f" on {request.subject}")
+                          + f": {answer.action}") as rec:
+            rec.inputs = {"request_id": request.request_id, "subject": request.subject}
             rec.output = answer.model_dump(mode="json")
-            rec.extra_records.append(ApprovalRecord(
-                step_no=rec.step_no, request_id=request["request_id"], action=answer.action,
-                approver=answer.approver, comment=answer.comment, proposed_hash=request["proposed_hash"],
-                payload=answer.model_dump(mode="json"),
-            ))
-        update: dict[str, Any] = {"approval": answer.model_dump(mode="json"), "step": rec.step_no}
-        if answer.action == "edit":
-            update["decision"] = {**answer.edited, "_edited_by": answer.approver}
+        return {"approvals": [{**answer.model_dump(mode="json"), "subject": request.subject, "question": request.question,
+                               "round": task["round"], "proposed_hash": request.proposed_hash}]}
+
+    def settle(state: ChainState) -> dict[str, Any]:
+        round_no = state.get("round", 0)
+        answers = [a for a in state.get("approvals", []) if a["round"] == round_no]
+        main = next((a for a in answers if a["subject"] == "decision"), None)
+        update: dict[str, Any] = {"approval": main}
+        if main and main["action"] == "edit":
+            update["decision"] = {**main["edited"], "_edited_by": main["approver"]}
+        policy = runtime.policy
+        if any(a["action"] == "reject" for a in answers) and policy.on_reject == "replan" and round_no < policy.max_replans:
+            update.update(replan=True, round=round_no + 1)
         return update
+
+    def after_settle(state: ChainState) -> str:
+        return "plan" if state.get("replan") else "report"
 
     def report(state: ChainState) -> dict[str, Any]:
         with recorder(state, "report", "report", "Write the report") as rec:
@@ -337,14 +417,15 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
 
     builder = StateGraph(ChainState)
     for name, fn in [("plan", plan), ("act", act), ("observe", observe), ("review", review), ("decide", decide),
-                     ("approve", approve), ("report", report)]:
+                     ("approve", approve), ("settle", settle), ("report", report)]:
         builder.add_node(name, fn)
     builder.add_edge(START, "plan")
-    builder.add_conditional_edges("plan", lambda s: "act" if remaining(spec, s) else "decide", ["act", "decide"])
+    builder.add_conditional_edges("plan", after_plan, ["act", "decide"])
     builder.add_edge("act", "observe")
     builder.add_conditional_edges("observe", after_observe, ["act", "review", "decide"])
     builder.add_conditional_edges("review", after_review, ["act", "decide", "report"])
-    builder.add_edge("decide", "approve")
-    builder.add_edge("approve", "report")
+    builder.add_conditional_edges("decide", after_decide, ["approve", "report"])
+    builder.add_edge("approve", "settle")
+    builder.add_conditional_edges("settle", after_settle, ["plan", "report"])
     builder.add_edge("report", END)
     return builder.compile(checkpointer=checkpointer)

@@ -4,12 +4,30 @@ A run is one LangGraph thread (``thread_id`` = ``run_id``) checkpointed after ev
 (``durability="sync"``: the checkpoint is written before the next step starts, so a pause or a
 crash loses nothing). Lifecycle events (started, paused, resumed, completed, failed) go to the
 audit store. Resuming works from any process that opens the same checkpointer and audit store.
+
+Approval decisions are checked here, before anything reaches LangGraph, because LangGraph itself
+silently ignores a resume value whose interrupt id matches no pending interrupt and re-runs the
+pending tasks (langgraph#8836), and lets the same paused checkpoint be resumed twice with
+different answers (langgraph#6663). A decision is bound to:
+
+* the run (thread) and the request id (it must be pending at the thread's current checkpoint);
+* the checkpoint the run paused at: when the run pauses, the ``run_paused`` event records the
+  checkpoint id and each request's interrupt id and proposal hash. A decision is refused when the
+  thread's current checkpoint or the request's interrupt id differs (the thread was forked or its
+  state updated with ``update_state`` since the pause — its proposal may no longer be what the
+  approver saw), or when the proposal no longer matches its hash;
+* the approval policy's allowed approvers;
+* at most one decision per request: the decision row is written by
+  :meth:`checkpoints.audit.AuditStore.append_decision`, which checks for an earlier decision inside
+  the append transaction (so of two racing processes exactly one wins), *before* the run is resumed
+  with ``Command(resume={interrupt_id: answer})`` — a resume map naming exactly that interrupt.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -17,32 +35,45 @@ from typing import Any
 from langgraph.types import Command
 
 from agents.models import ConfiguredModels, ModelProvider
-from checkpoints.audit import AuditStore
-from checkpoints.audit_schema import EventRecord
+from checkpoints.audit import AlreadyDecided, AuditStore
+from checkpoints.audit_hashing import sha256_hex
+from checkpoints.audit_schema import ApprovalRecord, EventRecord, Run
 from checkpoints.saver import open_checkpointer
-from graphs.approval import ApprovalAnswer, ApprovalRefused, ApprovalRequest, check_answer
+from graphs.approval import ApprovalAnswer, ApprovalRefused, ApprovalRequest, apply_changes, check_answer
+from graphs.approval_policy import ApprovalPolicy
 from graphs.orchestrator import ChainState, Runtime, build_graph
 from graphs.review import Budget
 from graphs.registry import get_spec
 from graphs.settings import Settings
 
 Progress = Callable[[dict[str, Any]], None]
+CostOfRun = Callable[[str], "float | None"]
 
 
 class RunNotFound(LookupError):
     """No run with that id in the audit store."""
 
 
+@dataclass(frozen=True)
+class Pending:
+    """One open approval request of a paused thread: LangGraph's interrupt id and the request."""
+
+    interrupt_id: str
+    request: dict[str, Any]
+
+
 @dataclass
 class RunResult:
     """Where a run stands after a call: ``status`` is ``paused`` (``requests`` lists the open
-    approval requests) or ``completed`` (``report_path`` is set)."""
+    approval requests; ``budget_stop`` is set instead when the run stopped at its step budget) or
+    ``completed`` (``report_path`` is set)."""
 
     run_id: str
     status: str
     requests: list[dict[str, Any]] = field(default_factory=list)
     report_path: str | None = None
     state: dict[str, Any] = field(default_factory=dict)
+    budget_stop: dict[str, Any] | None = None
 
 
 class Chainproof:
@@ -51,12 +82,16 @@ class Chainproof:
     Args:
         settings: configuration (``Settings()`` reads the environment and ``chainproof.toml``).
         models: the model provider; default builds models from ``settings.model``.
+        cost_of_run: run id -> cost so far in USD, for ``cost_above`` approval conditions; default:
+            the audit store's sum of model-call costs (None while prices are not configured).
     """
 
-    def __init__(self, settings: Settings | None = None, models: ModelProvider | None = None):
+    def __init__(self, settings: Settings | None = None, models: ModelProvider | None = None,
+                 cost_of_run: CostOfRun | None = None):
         self.settings = settings or Settings()
         self.audit = AuditStore(self.settings.resolved_database_url)
         self.models = models or ConfiguredModels(self.settings.model, self.settings.local, self.settings.models_dir)
+        self.cost_of_run = cost_of_run
 
     def close(self) -> None:
         self.audit.close()
@@ -82,14 +117,14 @@ class Chainproof:
         on_budget: str | None = None,
         on_progress: Progress | None = None,
     ) -> RunResult:
-        """Validate ``inputs`` (``ValueError`` naming the field) and check the model is usable
-        (``LocalModelUnavailable`` / ``ValueError``) before anything is recorded; then record the
-        run and run it until it pauses for approval or completes."""
+        """Validate ``inputs`` and the budget overrides (``ValueError`` naming the field) and check
+        the model is usable (``LocalModelUnavailable`` / ``ValueError``) before anything is
+        recorded; then record the run and run it until it pauses (approval or step budget) or
+        completes. ``max_steps`` counts plan steps; ``review_every`` is N of the goal review."""
         spec = get_spec(graph)
         overrides = {"max_steps": max_steps, "review_every": review_every, "on_budget": on_budget}
-        budget = Budget(max_steps=spec.max_steps, review_every=spec.review_every).model_copy(
-            update={k: v for k, v in overrides.items() if v is not None})
-        budget = Budget.model_validate(budget.model_dump())  # validate the overrides (ValueError names the field)
+        budget = Budget.model_validate({"max_steps": spec.max_steps, "review_every": spec.review_every,
+                                        **{k: v for k, v in overrides.items() if v is not None}})
         inputs = spec.validate_inputs(dict(inputs))
         preflight = getattr(self.models, "preflight", None)
         if preflight is not None:
@@ -104,42 +139,23 @@ class Chainproof:
                                "budget": budget.model_dump()}
         return self._drive(run_id, graph, initial, effort=effort, on_progress=on_progress)
 
-    def interrupts(self, run_id: str) -> list[dict[str, Any]]:
-        """Every open interrupt of ``run_id``: approval requests (``kind='approval'``) and budget
-        pauses (``kind='budget'``). Empty when the run is not paused."""
-        run = self._run(run_id)
-        with open_checkpointer(self.settings.resolved_checkpoint_url) as saver:
-            graph = build_graph(self._runtime(run.graph), saver)
-            snapshot = graph.get_state(self._config(run_id))
-        return [i.value for i in snapshot.interrupts]
+    def policy(self, graph: str) -> ApprovalPolicy:
+        """The approval policy of ``graph``: ``settings.approval_policies[graph]`` if set, else the
+        graph spec's own."""
+        return self.settings.approval_policies.get(graph) or get_spec(graph).approval_policy()
 
     def pending_requests(self, run_id: str) -> list[dict[str, Any]]:
-        """The open approval requests of ``run_id`` (empty when none is pending)."""
-        return [i for i in self.interrupts(run_id) if i.get("kind", "approval") == "approval"]
-
-    def resume(self, run_id: str, *, max_steps: int | None = None, by: str | None = None,
-               on_progress: Progress | None = None) -> RunResult:
-        """Resume a run stopped at its step budget (``max_steps`` = the new budget in plan steps,
-        which must exceed the steps done) or one that failed (from its last checkpoint; completed
-        steps do not run again). Raises ``ValueError`` for a run waiting for approval, a completed
-        run, or a budget pause without a larger ``max_steps``."""
+        """The open approval requests of ``run_id`` (empty when it is not paused)."""
         run = self._run(run_id)
-        pending = self.interrupts(run_id)
-        budget_stops = [p for p in pending if p.get("kind") == "budget"]
-        if budget_stops:
-            stop = budget_stops[0]
-            if max_steps is None or max_steps <= stop["done_count"]:
-                raise ValueError(f"max_steps: run {run_id} stopped at its budget after {stop['done_count']} plan steps; "
-                                 f"resume with a larger budget, e.g. --max-steps {stop['done_count'] + stop['remaining']}")
-            payload: Any = Command(resume={"max_steps": max_steps, "by": by})
-        elif pending:
-            raise ValueError(f"run {run_id} is waiting for approval; use approve / reject (chainproof pending)")
-        elif self.audit.run_status(run_id) == "completed":
-            raise ValueError(f"run {run_id} has already completed")
-        else:
-            payload = None  # continue from the last checkpoint (after a failure)
-        self.audit.append(run_id, EventRecord(kind="run_resumed", detail={"max_steps": max_steps, "by": by}))
-        return self._drive(run_id, run.graph, payload, on_progress=on_progress)
+        with self._thread(run_id, run.graph) as (app, config):
+            return [p.request for p in self._pending(app.get_state(config))]
+
+    def pending_all(self, limit: int = 200) -> list[tuple[Run, list[dict[str, Any]]]]:
+        """Open approval requests across the ``limit`` newest runs that are paused (or were resumed
+        and may still hold requests, e.g. when the deciding process stopped): ``(run, requests)``."""
+        rows = [(run, self.pending_requests(run.run_id))
+                for run, status, _ in self.audit.list_runs(limit=limit) if status in ("paused", "resumed")]
+        return [(run, requests) for run, requests in rows if requests]
 
     def decide(
         self,
@@ -149,34 +165,157 @@ class Chainproof:
         approver: str,
         comment: str | None = None,
         edited: dict[str, Any] | None = None,
+        changes: list[str] | None = None,
         request_id: str | None = None,
         on_progress: Progress | None = None,
     ) -> RunResult:
         """Answer a pending approval request and resume the run.
 
-        ``request_id`` may be omitted when exactly one request is pending. Raises
-        ``ApprovalRefused`` (listing the pending requests) when the run is not paused, the id
-        matches no pending request, or the answer is incomplete; nothing is executed then.
+        ``action``: approve | reject (needs ``comment``) | edit (``edited``: the replacement
+        proposal, or ``changes``: ``FIELD=VALUE`` assignments applied to the pending proposal;
+        validated by the spec's ``approval_schema``). ``request_id`` may be omitted when exactly
+        one request is pending.
+
+        Raises ``ApprovalRefused`` (listing the pending requests) and executes and records nothing
+        when: the run is not paused; the id matches no pending request (stale, unknown, or of
+        another run); the request was already decided; the thread moved away from the checkpoint
+        the request was raised at (a fork or a state update); the approver is not allowed by the
+        policy; or the answer is incomplete or does not fit the schema. ``ValueError`` for a
+        blank approver name; ``RunNotFound`` for an unknown run.
         """
         run = self._run(run_id)
-        pending = self.pending_requests(run_id)
-        if not pending:
-            raise ApprovalRefused(f"run {run_id} has no pending approval request (status: {self.audit.run_status(run_id)})")
-        listing = ", ".join(f"{p['request_id']} ({p['question']})" for p in pending)
+        spec = get_spec(run.graph)
+        with self._thread(run_id, run.graph) as (app, config):
+            snapshot = app.get_state(config)
+            pending = self._pending(snapshot)
+            target = self._target(run_id, pending, request_id)
+            request = ApprovalRequest.model_validate(target.request)
+            checkpoint_id = snapshot.config["configurable"]["checkpoint_id"]
+            self._check_binding(run_id, target, request, checkpoint_id, pending)
+            if changes:
+                edited = apply_changes(edited or request.proposed, changes)
+            answer = ApprovalAnswer(
+                request_id=request.request_id, action=action, approver=approver, comment=comment, edited=edited,
+                decided_at=datetime.now(timezone.utc),
+            )
+            policy = self.policy(run.graph)
+            if not policy.allows(answer.approver, self.settings.approver_roles):
+                raise ApprovalRefused(
+                    f"approver: {answer.approver!r} may not decide for graph {run.graph}; allowed: "
+                    f"{', '.join(policy.approvers)}; pending: {self._listing(pending)}")
+            answer = check_answer(answer, request, spec.approval_schema(request.subject))
+            content = answer.edited if answer.action == "edit" else request.proposed
+            decision = ApprovalRecord(
+                step_no=request.step_no, request_id=request.request_id, action=answer.action,
+                approver=answer.approver, comment=answer.comment, proposed_hash=request.proposed_hash,
+                payload={**answer.model_dump(mode="json"), "subject": request.subject,
+                         "interrupt_id": target.interrupt_id, "checkpoint_id": checkpoint_id,
+                         "decided_hash": sha256_hex(content)},
+            )
+            try:
+                self.audit.append_decision(run_id, decision, EventRecord(
+                    kind="run_resumed", detail={"request_id": request.request_id, "by": answer.approver}))
+            except AlreadyDecided as exc:
+                raise ApprovalRefused(f"{exc}; pending: {self._listing(pending)}") from None
+            resume = {target.interrupt_id: answer.model_dump(mode="json")}
+            return self._stream(app, config, run_id, Command(resume=resume), on_progress)
+
+    def resume(self, run_id: str, *, max_steps: int | None = None, by: str | None = None,
+               on_progress: Progress | None = None) -> RunResult:
+        """Continue a run that is not waiting for a person:
+
+        * stopped at its step budget: ``max_steps`` is the new budget in plan steps and must exceed
+          the steps done (``ValueError`` otherwise);
+        * a decision was recorded but never reached the run (the deciding process stopped between
+          recording and resuming): it is applied now;
+        * failed (e.g. a model call that exhausted its retries): from its last checkpoint; finished
+          steps do not run again.
+
+        Raises ``ApprovalRefused`` when the run waits for an approval nobody gave yet, and
+        ``ValueError`` when it has completed."""
+        run = self._run(run_id)
+        with self._thread(run_id, run.graph, max_steps=max_steps) as (app, config):
+            snapshot = app.get_state(config)
+            stops = [i for i in snapshot.interrupts if i.value.get("kind") == "budget"]
+            pending = self._pending(snapshot)
+            if stops:
+                stop = stops[0].value
+                if max_steps is None or max_steps <= stop["done_count"]:
+                    raise ValueError(
+                        f"max_steps: run {run_id} stopped at its budget after {stop['done_count']} plan steps; "
+                        f"resume with a larger budget, e.g. --max-steps {stop['done_count'] + stop['remaining']}")
+                payload: Any = Command(resume={stops[0].id: {"max_steps": max_steps, "by": by}})
+                detail: dict[str, Any] = {"max_steps": max_steps, "by": by}
+            elif pending:
+                checkpoint_id = snapshot.config["configurable"]["checkpoint_id"]
+                resume = {}
+                for p in pending:
+                    record = self.audit.decision_for(p.request["request_id"])
+                    if record is not None and record.payload.get("checkpoint_id") == checkpoint_id:
+                        resume[p.interrupt_id] = ApprovalAnswer.model_validate(record.payload).model_dump(mode="json")
+                if not resume:
+                    raise ApprovalRefused(f"run {run_id} waits for approval and has no recorded decision to apply; "
+                                          f"decide with approve / reject / edit; pending: {self._listing(pending)}")
+                payload, detail = Command(resume=resume), {"reapplied": len(resume)}
+            elif not snapshot.next:
+                raise ValueError(f"run {run_id} has already completed")
+            else:
+                payload, detail = None, {"after": self.audit.run_status(run_id)}  # continue from the last checkpoint
+            self.audit.append(run_id, EventRecord(kind="run_resumed", detail=detail))
+            return self._stream(app, config, run_id, payload, on_progress)
+
+    # ------------------------------------------------------------ approvals
+    @staticmethod
+    def _pending(snapshot: Any) -> list[Pending]:
+        """The thread's open approval requests (budget stops are interrupts too, but not requests)."""
+        return [Pending(i.id, i.value) for i in snapshot.interrupts if i.value.get("kind", "approval") == "approval"]
+
+    @staticmethod
+    def _listing(pending: list[Pending]) -> str:
+        return ", ".join(f"{p.request['request_id']} ({p.request['question']})" for p in pending) or "none"
+
+    def _target(self, run_id: str, pending: list[Pending], request_id: str | None) -> Pending:
+        """The pending request a decision names, or ``ApprovalRefused`` saying why not."""
+        listing = self._listing(pending)
         if request_id is None:
+            if not pending:
+                raise ApprovalRefused(
+                    f"run {run_id} has no pending approval request (status: {self.audit.run_status(run_id)})")
             if len(pending) > 1:
-                raise ApprovalRefused(f"run {run_id} has {len(pending)} pending requests; name one with --request: {listing}")
-            request_id = pending[0]["request_id"]
-        match = [p for p in pending if p["request_id"] == request_id]
-        if not match:
-            raise ApprovalRefused(f"request {request_id} is not pending in run {run_id}; pending: {listing}")
-        answer = ApprovalAnswer(
-            request_id=request_id, action=action, approver=approver, comment=comment, edited=edited,
-            decided_at=datetime.now(timezone.utc),
-        )
-        answer = check_answer(answer, ApprovalRequest.model_validate(match[0]), get_spec(run.graph).decision_schema)
-        self.audit.append(run_id, EventRecord(kind="run_resumed", detail={"request_id": request_id, "by": approver}))
-        return self._drive(run_id, run.graph, Command(resume=answer.model_dump(mode="json")), on_progress=on_progress)
+                raise ApprovalRefused(
+                    f"run {run_id} has {len(pending)} pending requests; name one with --request: {listing}")
+            request_id = pending[0].request["request_id"]
+        decided = self.audit.decision_for(request_id)
+        match = [p for p in pending if p.request["request_id"] == request_id]
+        if decided is not None:
+            hint = (f"; it is not yet applied to the run: `chainproof resume {run_id}`" if match else "")
+            raise ApprovalRefused(
+                f"request {request_id} was already decided: {decided.action} by {decided.approver} at "
+                f"{decided.created_at:%Y-%m-%d %H:%M:%S} UTC{hint}; pending: {listing}")
+        if match:
+            return match[0]
+        origin = self.audit.request_record(request_id)
+        if origin is not None and origin.run_id != run_id:
+            raise ApprovalRefused(f"request {request_id} belongs to run {origin.run_id}, not {run_id}; pending: {listing}")
+        raise ApprovalRefused(f"request {request_id} is not pending in run {run_id}; pending: {listing}")
+
+    def _check_binding(self, run_id: str, target: Pending, request: ApprovalRequest, checkpoint_id: str,
+                       pending: list[Pending]) -> None:
+        """Refuse unless the run paused on this request at ``checkpoint_id`` (the thread's current
+        checkpoint) with this interrupt id and proposal hash, and the proposal still matches it."""
+        paused = self.audit.last_event(run_id, "run_paused")
+        bound = next((r for r in (paused.detail.get("requests", []) if paused else [])
+                      if r.get("request_id") == request.request_id), None)
+        where = f"request {request.request_id} of run {run_id}"
+        if bound is None or paused.detail.get("checkpoint_id") != checkpoint_id or bound.get("interrupt_id") != target.interrupt_id:
+            at = paused.detail.get("checkpoint_id") if bound else "no recorded pause"
+            raise ApprovalRefused(
+                f"{where} was raised at checkpoint {at}, but the run is now at checkpoint {checkpoint_id} "
+                "(the thread was forked or its state updated since the pause); nothing was decided; "
+                f"pending: {self._listing(pending)}")
+        if sha256_hex(request.proposed) != request.proposed_hash or bound.get("proposed_hash") != request.proposed_hash:
+            raise ApprovalRefused(f"{where}: the proposal no longer matches the hash it was requested with; "
+                                  f"nothing was decided; pending: {self._listing(pending)}")
 
     # -------------------------------------------------------------- internals
     def _run(self, run_id: str):
@@ -187,38 +326,56 @@ class Chainproof:
         return run
 
     def _runtime(self, graph: str, effort: str | None = None) -> Runtime:
-        return Runtime(get_spec(graph), self.models, self.audit, self.settings.resolved_reports_dir, effort)
+        return Runtime(get_spec(graph), self.models, self.audit, self.settings.resolved_reports_dir, effort,
+                       policy=self.policy(graph), run_cost=self.cost_of_run)
 
-    @staticmethod
-    def _config(run_id: str, recursion_limit: int | None = None) -> dict[str, Any]:
-        config: dict[str, Any] = {"configurable": {"thread_id": run_id}}
-        if recursion_limit:
-            config["recursion_limit"] = recursion_limit
-        return config
-
-    def _drive(self, run_id: str, graph: str, payload: Any, *, effort: str | None = None,
-               on_progress: Progress | None = None) -> RunResult:
+    @contextmanager
+    def _thread(self, run_id: str, graph: str, effort: str | None = None, *, initial: ChainState | None = None,
+                max_steps: int | None = None) -> Iterator[tuple[Any, dict[str, Any]]]:
+        """The compiled graph on an open checkpointer, and the run's thread config with the
+        ``recursion_limit`` derived from the run's budget (saved in its state, or ``initial``'s;
+        ``max_steps`` raises it for a resume with a larger budget)."""
         runtime = self._runtime(graph, effort)
         with open_checkpointer(self.settings.resolved_checkpoint_url) as saver:
             app = build_graph(runtime, saver)
-            saved = app.get_state(self._config(run_id)).values.get("budget")
-            budget = Budget.model_validate(saved or payload["budget"])
-            if isinstance(payload, Command) and isinstance(payload.resume, dict) and payload.resume.get("max_steps"):
-                budget = budget.model_copy(update={"max_steps": payload.resume["max_steps"]})
-            config = self._config(run_id, budget.recursion_limit())
-            try:
-                for mode, chunk in app.stream(payload, config, stream_mode=["custom", "updates"], durability="sync"):
-                    if mode == "custom" and on_progress:
-                        on_progress(chunk)
-            except Exception as exc:
-                self.audit.append(run_id, EventRecord(kind="run_failed", detail={"error": f"{type(exc).__name__}: {exc}"}))
-                raise
-            snapshot = app.get_state(config)
+            config: dict[str, Any] = {"configurable": {"thread_id": run_id}}
+            saved = app.get_state(config).values.get("budget") or (initial or {}).get("budget")
+            budget = Budget.model_validate(saved or {"max_steps": runtime.spec.max_steps})
+            if max_steps and max_steps > budget.max_steps:
+                budget = budget.model_copy(update={"max_steps": max_steps})
+            config["recursion_limit"] = budget.recursion_limit()
+            yield app, config
+
+    def _drive(self, run_id: str, graph: str, payload: Any, *, effort: str | None = None,
+               on_progress: Progress | None = None) -> RunResult:
+        with self._thread(run_id, graph, effort, initial=payload if isinstance(payload, dict) else None) as (app, config):
+            return self._stream(app, config, run_id, payload, on_progress)
+
+    def _stream(self, app: Any, config: dict[str, Any], run_id: str, payload: Any,
+                on_progress: Progress | None) -> RunResult:
+        """Run the thread until it pauses or ends; record ``run_paused`` (with the checkpoint and
+        the requests it binds), ``run_completed`` or ``run_failed``."""
+        try:
+            for mode, chunk in app.stream(payload, config, stream_mode=["custom", "updates"], durability="sync"):
+                if mode == "custom" and on_progress:
+                    on_progress(chunk)
+        except Exception as exc:
+            self.audit.append(run_id, EventRecord(kind="run_failed", detail={"error": f"{type(exc).__name__}: {exc}"}))
+            raise
+        snapshot = app.get_state(config)
         state = dict(snapshot.values)
-        if snapshot.interrupts:
-            requests = [i.value for i in snapshot.interrupts]
+        pending = self._pending(snapshot)
+        stops = [i.value for i in snapshot.interrupts if i.value.get("kind") == "budget"]
+        if stops:
+            self.audit.append(run_id, EventRecord(kind="run_paused", detail={"budget_stop": stops[0]}))
+            return RunResult(run_id, "paused", state=state, budget_stop=stops[0])
+        if pending:
+            where = snapshot.config["configurable"]
             self.audit.append(run_id, EventRecord(kind="run_paused", detail={
-                "interrupts": [{"kind": r.get("kind"), "request_id": r.get("request_id")} for r in requests]}))
-            return RunResult(run_id, "paused", requests=requests, state=state)
+                "checkpoint_id": where["checkpoint_id"], "checkpoint_ns": where.get("checkpoint_ns", ""),
+                "requests": [{"request_id": p.request["request_id"], "interrupt_id": p.interrupt_id,
+                              "proposed_hash": p.request["proposed_hash"]} for p in pending],
+            }))
+            return RunResult(run_id, "paused", requests=[p.request for p in pending], state=state)
         self.audit.append(run_id, EventRecord(kind="run_completed", detail={"report_path": state.get("report_path")}))
         return RunResult(run_id, "completed", report_path=state.get("report_path"), state=state)

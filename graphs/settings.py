@@ -27,6 +27,7 @@ from pydantic_settings import (
 )
 
 from agents.config import LocalModelSettings, ModelSettings
+from graphs.approval_policy import ApprovalPolicy
 
 def _default_home() -> Path:
     return Path(os.environ.get("CHAINPROOF_HOME", Path.home() / ".chainproof")).expanduser()
@@ -45,6 +46,12 @@ class Settings(BaseSettings):
     reports_dir: Path | None = None
     model: ModelSettings = Field(default_factory=ModelSettings)
     local: LocalModelSettings = Field(default_factory=LocalModelSettings)
+    approval_policies: dict[str, ApprovalPolicy] = Field(
+        default_factory=dict, description="Approval policy per graph name; replaces the graph's own policy."
+    )
+    approver_roles: dict[str, list[str]] = Field(
+        default_factory=dict, description="Roles per approver name, for policies that allow 'role:ROLE'."
+    )
 
     @classmethod
     def settings_customise_sources(

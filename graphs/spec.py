@@ -15,6 +15,8 @@ from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field
 
 from agents.config import Effort
+from graphs.approval import ApprovalItem
+from graphs.approval_policy import ApprovalPolicy
 
 
 class PlanStep(BaseModel):
@@ -105,10 +107,33 @@ class ChainSpec:
         """Override: the decision used when the model gave no valid one after its attempts."""
         raise NotImplementedError
 
-    def approval_question(self, decision: BaseModel, state: dict[str, Any]) -> str | None:
-        """Override: the question put to a human before the decision is final, or None when the
-        decision needs no approval."""
+    def approval_policy(self) -> ApprovalPolicy:
+        """Override: when approval is needed, who may give it, what a rejection does. Default:
+        the decision always needs approval, anyone named may decide, a rejection ends the run.
+        Settings (``approval_policies``) override it per graph."""
+        return ApprovalPolicy()
+
+    def approval_question(self, decision: BaseModel, state: dict[str, Any]) -> str:
+        """Override: the question put to a human about the decision."""
         return "Approve this decision?"
+
+    def approval_items(self, decision: BaseModel, state: dict[str, Any]) -> list[ApprovalItem]:
+        """Override: what to ask approval for, once the policy says approval is needed. Default:
+        one item, the whole decision. Several items become parallel requests (one LangGraph
+        ``Send`` each) that are answered independently; an item's preparation belongs here or in
+        earlier nodes, never in the approval node, so a resume never repeats it."""
+        return [ApprovalItem("decision", self.approval_question(decision, state), decision.model_dump(mode="json"))]
+
+    def approval_schema(self, subject: str) -> type[BaseModel] | None:
+        """Override: the schema an edit of ``subject`` must fit (default: ``decision_schema`` for
+        ``"decision"``, none for other subjects, whose edits must then be JSON objects)."""
+        return self.decision_schema if subject == "decision" else None
+
+    def replan(self, state: dict[str, Any], rejections: list[dict[str, Any]]) -> list[PlanStep]:
+        """Override: extra plan steps after a rejection (policy ``on_reject="replan"``).
+        ``rejections`` are the decisions that rejected (approver, comment). Default: none — the
+        decision is asked again with the rejection reasons in the rolling summary."""
+        return []
 
     def render_report(self, state: dict[str, Any]) -> str:
         """Override: the final Markdown report."""

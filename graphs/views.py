@@ -52,9 +52,8 @@ def _cmd(*parts: str) -> str:
 
 
 def print_pause(console: Console, result: Any) -> None:
-    budget = [r for r in result.requests if r.get("kind") == "budget"]
-    if budget:
-        stop = budget[0]
+    stop = result.budget_stop
+    if stop:
         console.print(Panel(Text(stop["question"]), title=f"Step budget reached · run {result.run_id}", expand=False))
         console.print("The run is paused and saved. To continue with a larger budget:", highlight=False)
         console.print(f"  chainproof resume {result.run_id} --max-steps {stop['done_count'] + stop['remaining']}",
@@ -63,20 +62,29 @@ def print_pause(console: Console, result: Any) -> None:
     for request in result.requests:
         proposed = request["proposed"]
         shown = json.dumps({k: v for k, v in proposed.items() if not k.startswith("_")}, indent=2)
-        console.print(Panel(Text(request["question"], style="bold") + Text("\n\n" + shown), title=f"Approval needed · run {result.run_id} · request {request['request_id'][:12]}", expand=False))
+        why = "".join(f"\n  · {r}" for r in request.get("reasons", []))
+        body = Text(request["question"], style="bold") + Text(("\nWhy approval is needed:" + why if why else "") + "\n\n" + shown)
+        console.print(Panel(body, title=f"Approval needed · run {result.run_id} · request {request['request_id']}", expand=False))
     multiple = len(result.requests) > 1
-    req = ["--request", result.requests[0]["request_id"]] if multiple else []
     console.print("The run is paused and saved. To decide, from any shell:", highlight=False)
-    console.print("  " + _cmd("chainproof", "approve", result.run_id, "--as", "Your Name", *req, "--comment", "optional note"), highlight=False, markup=False)
-    console.print("  " + _cmd("chainproof", "reject", result.run_id, "--as", "Your Name", *req, "--comment", "why"), highlight=False, markup=False)
+    for request in result.requests if multiple else result.requests[:1]:
+        req = ["--request", request["request_id"]] if multiple else []
+        if multiple:
+            console.print(f"  # {request['question']}", highlight=False, markup=False)
+        console.print("  " + _cmd("chainproof", "approve", result.run_id, "--as", "Your Name", *req, "--comment", "optional note"), highlight=False, markup=False)
+        console.print("  " + _cmd("chainproof", "reject", result.run_id, "--as", "Your Name", *req, "--comment", "why"), highlight=False, markup=False)
+        console.print("  " + _cmd("chainproof", "edit", result.run_id, "--as", "Your Name", *req, "--set", "field=value"), highlight=False, markup=False)
     console.print(f"  chainproof show {result.run_id}   # the audited trace so far", highlight=False, markup=False)
 
 
 def print_completed(console: Console, result: Any) -> None:
     approval = result.state.get("approval") or {}
-    verdict = approval.get("action", "no approval needed")
-    who = f" by {approval['approver']}" if approval.get("approver") else ""
-    console.print(f"[bold green]Run {result.run_id} completed[/] ({verdict}{who}).")
+    decisions = result.state.get("approvals") or []
+    if approval:
+        verdict = f"{approval['action']} by {approval['approver']}"
+    else:
+        verdict = f"{len(decisions)} approval decision(s)" if decisions else "no approval needed"
+    console.print(f"[bold green]Run {result.run_id} completed[/] ({verdict}).")
     if result.report_path:
         console.print(f"Report: {result.report_path}", highlight=False)
     console.print(f"Trace:  chainproof show {result.run_id}", highlight=False, markup=False)
@@ -92,11 +100,12 @@ def print_runs(console: Console, rows: list[tuple[Any, str | None, Any]]) -> Non
 
 
 def print_pending(console: Console, rows: list[tuple[Any, list[dict[str, Any]]]]) -> None:
-    table = Table("run", "request", "question", "proposed", "created")
+    table = Table("run", "request", "subject", "question", "proposed", "why", "created")
     for run, requests in rows:
         for r in requests:
             proposed = r["proposed"].get("decision", "") if isinstance(r.get("proposed"), dict) else ""
-            table.add_row(run.run_id, r["request_id"], r["question"], str(proposed), str(r.get("created_at", ""))[:19])
+            table.add_row(run.run_id, r["request_id"], r.get("subject", "decision"), r["question"], str(proposed),
+                          "; ".join(r.get("reasons", [])), str(r.get("created_at", ""))[:19])
     console.print(table if any(reqs for _, reqs in rows) else "No pending approval requests.")
 
 
@@ -120,12 +129,24 @@ def print_trace(console: Console, audit: AuditStore, run_id: str, step_no: int |
         extra = " (fallback)" if out.get("fallback") else ""
         console.print(f"review at step {r.step_no}: {out.get('decision')}{extra} — {out.get('reason', '')}"
                       + (f" · drift: {out['drift']}" if out.get("drift") else ""), highlight=False, markup=False)
-    for a in audit.records_of(run_id, ApprovalRecord):
-        who = f" by {a.approver}" if a.approver else ""
-        note = f": {a.comment}" if a.comment else ""
-        console.print(f"approval {a.request_id[:12]} {a.action}{who}{note} ({a.created_at:%Y-%m-%d %H:%M:%S})", highlight=False)
+    print_approvals(console, audit.records_of(run_id, ApprovalRecord))
     events = ", ".join(e.kind.removeprefix("run_") for e in audit.records_of(run_id, EventRecord))
     console.print(f"events: {events}", highlight=False)
+
+
+def print_approvals(console: Console, rows: list[ApprovalRecord]) -> None:
+    """Every approval request and decision of a run: request, subject, action, approver, time
+    (UTC), comment, and the first characters of the hash of the decided content."""
+    if not rows:
+        return
+    table = Table("request", "subject", "action", "approver", "time (UTC)", "comment", "content hash", title="approvals")
+    for a in rows:
+        payload = a.payload or {}
+        digest = payload.get("decided_hash") if a.action != "requested" else a.proposed_hash
+        table.add_row(a.request_id, str(payload.get("subject", "decision")), a.action, a.approver or "-",
+                      f"{a.created_at:%Y-%m-%d %H:%M:%S}", a.comment or ("; ".join(payload.get("reasons", [])) if a.action == "requested" else "-"),
+                      (digest or "")[:12])
+    console.print(table)
 
 
 def _print_step(console: Console, audit: AuditStore, run_id: str, step_no: int, steps: list[Step]) -> None:

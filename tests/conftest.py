@@ -39,7 +39,8 @@ def shared_data() -> Path:
 PG_ADMIN_URL = os.environ.get("CHAINPROOF_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
-def _pg_unreachable() -> str | None:
+def pg_unreachable() -> str | None:
+    """Why PostgreSQL cannot be used (None when it can)."""
     try:
         import psycopg
 
@@ -49,12 +50,12 @@ def _pg_unreachable() -> str | None:
         return f"no PostgreSQL server reachable at {PG_ADMIN_URL}: {exc}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test session (created, then dropped), so runs of
-    different branches or CI jobs never share tables or an Alembic version. Skips with the reason
-    when no server is reachable."""
-    reason = _pg_unreachable()
+    """A fresh PostgreSQL database for one test (created, then dropped), so runs of different
+    branches or CI jobs never share tables or an Alembic version. Skips with the reason when no
+    server is reachable."""
+    reason = pg_unreachable()
     if reason:
         pytest.skip(reason)
     import psycopg

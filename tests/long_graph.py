@@ -13,6 +13,7 @@ from langchain_core.tools import StructuredTool
 from pydantic import BaseModel
 
 from agents.scripted import ScriptedChatModel
+from graphs.approval_policy import ApprovalPolicy
 from graphs.spec import ChainSpec, PlanStep
 
 TICKS: Counter[str] = Counter()
@@ -49,8 +50,8 @@ class LongChain(ChainSpec):
     def fallback_decision(self, state, errors):
         return Done(verdict="done")
 
-    def approval_question(self, decision, state):
-        return None  # no human gate: these runs end on their own
+    def approval_policy(self) -> ApprovalPolicy:
+        return ApprovalPolicy(nodes=[])  # no human gate: these runs end on their own
 
     def render_report(self, state):
         return f"# Long chain\\nsteps done: {state['done_count']}\\n"

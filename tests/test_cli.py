@@ -67,7 +67,9 @@ def test_run_pause_approve_show_across_processes(home):
     shown = _cli("show", run_id, env=env)
     assert shown.returncode == 0, shown.stderr
     assert re.search(r"(\d+) steps", shown.stdout) and int(re.search(r"(\d+) steps", shown.stdout).group(1)) >= 15
-    assert "approve by Dana Approver" in shown.stdout
+    # every decision with approver, time and comment
+    assert re.search(r"│ approve\s+│ Dana Approver\s+│ \d{4}-\d\d-\d\d \d\d:\d\d:\d\d │ checked", shown.stdout), shown.stdout
+    assert re.search(r"\| 1 \| decision \| approve \| Dana Approver \| \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \| checked \|", report)
     runs = _cli("runs", env=env)
     assert run_id in runs.stdout and "completed" in runs.stdout
     # the planted API key never reaches the audit database

@@ -56,6 +56,7 @@ def test_fallback_is_the_scorecard_recommendation_and_the_report_says_so(setting
 def test_rejected_recommendation_report_names_rejecter_and_reason(settings):
     app, run, _ = _run(settings, [_rec(decision="walk_away")])
     with app:
+        assert run.requests[0]["reasons"] == ["policy: decide always needs approval", "decision is 'walk_away'"]
         done = app.decide(run.run_id, action="reject", approver="Lee", comment="Legal exposure understated")
     report = open(done.report_path).read()
     assert "**Rejected** by **Lee**" in report and "Legal exposure understated" in report

@@ -84,7 +84,7 @@ def test_budget_stop_then_resume_with_a_larger_budget_runs_each_step_once(settin
     long_graph.TICKS.clear()
     with _app(settings) as app:
         run = app.start("long", {"n": 60}, max_steps=25)
-        assert run.status == "paused" and run.requests[0]["kind"] == "budget"
+        assert run.status == "paused" and run.budget_stop["max_steps"] == 25 and run.requests == []
         assert run.state["done_count"] == 25 and len(long_graph.TICKS) == 25
         assert app.pending_requests(run.run_id) == []  # a budget stop is not an approval request
         with pytest.raises(ValueError, match="max_steps.*larger budget"):

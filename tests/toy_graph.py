@@ -7,6 +7,7 @@ from typing import Any, Literal
 from langchain_core.tools import StructuredTool
 from pydantic import BaseModel, Field
 
+from graphs.approval import ApprovalItem
 from graphs.spec import ChainSpec, PlanStep
 
 CALLS: dict[str, int] = {}
@@ -63,3 +64,33 @@ class ToyGraph(ChainSpec):
     def render_report(self, state):
         approval = state.get("approval") or {}
         return f"# Toy\nverdict: {state['decision']['verdict']}\napproved by: {approval.get('approver')}\n"
+
+
+PREPARED: dict[str, int] = {}
+
+
+class ItemDecision(BaseModel):
+    item: str
+    accept: bool
+
+
+class ParallelToy(ToyGraph):
+    """The toy chain whose verdict is approved per item, in parallel: one request per item, each
+    prepared once (``PREPARED`` counts preparations per item)."""
+
+    name = "toy-parallel"
+    items = ("alpha", "beta", "gamma")
+
+    def approval_items(self, decision, state):
+        out = []
+        for item in self.items:
+            PREPARED[item] = PREPARED.get(item, 0) + 1
+            out.append(ApprovalItem(f"item:{item}", f"Accept {item}?", {"item": item, "accept": decision.verdict == "yes"}))
+        return out
+
+    def approval_schema(self, subject):
+        return ItemDecision if subject.startswith("item:") else super().approval_schema(subject)
+
+    def render_report(self, state):
+        lines = [f"{a['subject']}: {a['action']} by {a['approver']}" for a in state.get("approvals", [])]
+        return "# Parallel toy\n" + "\n".join(lines) + "\n"
