@@ -1,8 +1,10 @@
 """The ``chainproof`` command line (Typer + Rich).
 
 Commands: ``run due-diligence``, ``approve``, ``reject``, ``pending``, ``runs``, ``show``,
-``dossier build``. Errors in input print one line naming what is wrong (exit code 2), never a
-traceback; ``CHAINPROOF_DEBUG=1`` shows the traceback too.
+``verify``, ``replay``, ``export``, ``dossier build``. Errors in input print one line naming what
+is wrong (exit code 2), never a traceback; ``CHAINPROOF_DEBUG=1`` shows the traceback too.
+``verify`` exits 1 when a chain is broken; ``replay`` exits 1 when the replay diverges and 3 when
+zero data retention left steps it cannot reproduce.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ def run_due_diligence(
     started_by: Annotated[Optional[str], typer.Option("--as", help="Your name, recorded as who started the run.")] = None,
     department: Annotated[Optional[str], typer.Option(help="Department or project, for cost reports.")] = None,
     effort: Annotated[Optional[str], typer.Option(help="Force one effort (low|medium|high) for every step.")] = None,
+    zdr: Annotated[bool, typer.Option("--zdr", help="Zero data retention: keep hashes and short redacted excerpts of prompts and outputs, not the text.")] = False,
 ) -> None:
     """Run the due-diligence chain on a company as of a date; it pauses for your approval."""
     try:
@@ -74,7 +77,7 @@ def run_due_diligence(
             inputs = {"company": company, "as_of": as_of, "dossier": str(dossier) if dossier else None}
             with views.LiveSteps(console) as live:
                 result = engine.start("due-diligence", inputs, started_by=started_by, department=department,
-                                      effort=effort, on_progress=live.update)
+                                      effort=effort, zdr=zdr or None, on_progress=live.update)
             _finish(result)
     except _user_errors() as exc:
         _fail(exc)
@@ -144,6 +147,71 @@ def show(
         with _engine() as engine:
             engine._run(run_id)
             views.print_trace(console, engine.audit, run_id, step)
+    except _user_errors() as exc:
+        _fail(exc)
+
+
+@app.command()
+def verify(
+    run_id: Annotated[Optional[str], typer.Argument(help="The run to verify.")] = None,
+    all_runs: Annotated[bool, typer.Option("--all", help="Verify every run in the audit store.")] = False,
+) -> None:
+    """Recompute a run's hash chain and report the first broken link (edited, deleted, inserted,
+    reordered record). Exit code 1 when a chain is broken."""
+    from checkpoints.verify import verify_all, verify_run
+
+    if bool(run_id) == all_runs:
+        _fail(ValueError("verify: give a RUN_ID or --all (not both)"))
+    try:
+        with _engine() as engine:
+            results = verify_all(engine.audit) if all_runs else [verify_run(engine.audit, run_id)]
+        views.print_verify(console, results)
+    except _user_errors() as exc:
+        _fail(exc)
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
+@app.command()
+def replay(
+    run_id: str,
+    step: Annotated[Optional[int], typer.Option(help="Show one step of the replay in full: recorded against replayed.")] = None,
+) -> None:
+    """Re-run a recorded run with every model and tool result served from the record (no model
+    calls, no tool side effects, nothing written) and report the first divergence or "identical".
+    Exit code 1 when it diverges, 3 when zero data retention left steps it cannot reproduce."""
+    try:
+        with _engine() as engine:
+            report = engine.replay(run_id)
+        if step is not None:
+            views.print_replay_step(console, report.step(step))
+        else:
+            views.print_replay(console, report)
+    except _user_errors() as exc:
+        _fail(exc)
+    if report.outcome != "identical":
+        raise typer.Exit(1 if report.outcome == "divergent" else 3)
+
+
+@app.command()
+def export(
+    run_id: str,
+    fmt: Annotated[str, typer.Option("--format", help="json (for tools) or html (one self-contained file for an auditor).")] = "json",
+    out: Annotated[Optional[Path], typer.Option(help="File to write (default: print to standard output).")] = None,
+) -> None:
+    """Export a run: every record, totals and the verify result, as JSON or one HTML file."""
+    from checkpoints.export import export_run
+
+    try:
+        with _engine() as engine:
+            engine._run(run_id)
+            text = export_run(engine.audit, run_id, fmt)
+        if out is None:
+            sys.stdout.write(text)
+        else:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(text, encoding="utf-8")
+            err.print(f"{fmt} export of run {run_id} written to {out}", highlight=False)
     except _user_errors() as exc:
         _fail(exc)
 

@@ -16,17 +16,20 @@ checkpoint size quadratic; see ``bench/`` and the README)::
 * ``report``: renders and writes the Markdown report.
 
 State stays bounded (goal, remaining plan, findings, a rolling summary); the full trace goes to
-the audit store, one step row per super-step.
+the audit store, one step row per super-step. Every node's state update passes through the audit
+store's redactor, so secrets never reach the checkpointer, later prompts or the report.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, Protocol, TypedDict
 
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -68,16 +71,28 @@ class ChainState(TypedDict, total=False):
     report_path: str | None
 
 
+class Invocable(Protocol):
+    """What ``act`` needs of a tool: ``invoke(args) -> result dict`` (LangChain tools qualify)."""
+
+    def invoke(self, input: dict[str, Any]) -> Any: ...
+
+
 @dataclass
 class Runtime:
     """What the nodes need besides the state: the graph spec, models, the audit store, where
-    reports go, and an optional effort override for every step (CLI ``--effort``)."""
+    reports go, and an optional effort override for every step (CLI ``--effort``).
+
+    ``tools`` replaces the spec's tools by name (replay serves recorded results this way);
+    ``write_reports=False`` renders and hashes the report without writing the file (replay).
+    """
 
     spec: ChainSpec
     models: ModelProvider
     audit: AuditStore
     reports_dir: Path
     effort_override: Effort | None = None
+    tools: Mapping[str, Invocable] | None = None
+    write_reports: bool = True
 
     def effort(self, static: Effort | None, default: Effort = "medium") -> tuple[Effort, str]:
         """Effort for a step and why: override > the step's static effort > the default."""
@@ -128,6 +143,12 @@ def _add_finding(state: ChainState, finding: Finding, keep: bool) -> dict[str, A
     return {"findings": findings, "summary": summary}
 
 
+def request_id(run_id: str, step_no: int) -> str:
+    """The approval request id of the decide step ``step_no`` of ``run_id``: a UUID5 (hex), the
+    same each time that step executes, so a replay resumes with the recorded answer."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"chainproof:{run_id}:{step_no}").hex
+
+
 def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = None):
     """Compile the orchestrator for ``runtime.spec`` with ``checkpointer``.
 
@@ -135,7 +156,7 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
     the run id (``config={"configurable": {"thread_id": run_id}}``).
     """
     spec, audit = runtime.spec, runtime.audit
-    tools = {t.name: t for t in spec.tools()}
+    tools = dict(runtime.tools) if runtime.tools is not None else {t.name: t for t in spec.tools()}
 
     def recorder(state: ChainState, node: str, kind: str, title: str, **kw: Any) -> StepRecorder:
         return StepRecorder(audit, state["run_id"], state.get("step", 0) + 1, node, kind, title, **kw)
@@ -233,7 +254,7 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
             request = None
             if question:
                 request = ApprovalRequest(
-                    request_id=uuid.uuid4().hex, run_id=state["run_id"], node="approve", question=question,
+                    request_id=request_id(state["run_id"], rec.step_no), run_id=state["run_id"], node="approve", question=question,
                     proposed=decision, proposed_hash=sha256_hex(decision),
                     evidence_summary=state.get("summary", [])[-8:], created_at=datetime.now(timezone.utc),
                 ).model_dump(mode="json")
@@ -266,17 +287,25 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
 
     def report(state: ChainState) -> dict[str, Any]:
         with recorder(state, "report", "report", "Write the report") as rec:
-            text = spec.render_report(dict(state))
-            runtime.reports_dir.mkdir(parents=True, exist_ok=True)
+            text = audit.redactor(spec.render_report(dict(state)))
             path = runtime.reports_dir / f"{state['run_id']}.md"
-            path.write_text(text, encoding="utf-8")
+            if runtime.write_reports:
+                runtime.reports_dir.mkdir(parents=True, exist_ok=True)
+                path.write_text(text, encoding="utf-8")
             rec.output = {"path": str(path), "sha256": sha256_hex(text), "chars": len(text)}
         return {"report_path": str(path), "step": rec.step_no}
+
+    def redacted(fn: Callable[[ChainState], dict[str, Any]]) -> Callable[[ChainState], dict[str, Any]]:
+        @functools.wraps(fn)
+        def node(state: ChainState) -> dict[str, Any]:
+            return audit.redactor(fn(state))
+
+        return node
 
     builder = StateGraph(ChainState)
     for name, fn in [("plan", plan), ("act", act), ("observe", observe), ("decide", decide),
                      ("approve", approve), ("report", report)]:
-        builder.add_node(name, fn)
+        builder.add_node(name, redacted(fn))
     builder.add_edge(START, "plan")
     builder.add_edge("plan", "act")
     builder.add_edge("act", "observe")

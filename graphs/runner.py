@@ -4,6 +4,8 @@ A run is one LangGraph thread (``thread_id`` = ``run_id``) checkpointed after ev
 (``durability="sync"``: the checkpoint is written before the next step starts, so a pause or a
 crash loses nothing). Lifecycle events (started, paused, resumed, completed, failed) go to the
 audit store. Resuming works from any process that opens the same checkpointer and audit store.
+A zero-data-retention run's checkpoints (which hold model text for resuming) are deleted when it
+completes.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ class Chainproof:
 
     def __init__(self, settings: Settings | None = None, models: ModelProvider | None = None):
         self.settings = settings or Settings()
-        self.audit = AuditStore(self.settings.resolved_database_url)
+        self.audit = AuditStore(self.settings.resolved_database_url, redactor=self.settings.redactor)
         self.models = models or ConfiguredModels(self.settings.model, self.settings.local, self.settings.models_dir)
 
     def close(self) -> None:
@@ -76,11 +78,14 @@ class Chainproof:
         department: str | None = None,
         effort: str | None = None,
         run_id: str | None = None,
+        zdr: bool | None = None,
         on_progress: Progress | None = None,
     ) -> RunResult:
         """Validate ``inputs`` (``ValueError`` naming the field) and check the model is usable
         (``LocalModelUnavailable`` / ``ValueError``) before anything is recorded; then record the
-        run and run it until it pauses for approval or completes."""
+        run and run it until it pauses for approval or completes.
+
+        ``zdr``: zero data retention for this run (None: ``settings.zdr``)."""
         spec = get_spec(graph)
         inputs = spec.validate_inputs(dict(inputs))
         preflight = getattr(self.models, "preflight", None)
@@ -90,9 +95,11 @@ class Chainproof:
         goal = spec.goal(inputs)
         self.audit.start_run(
             run_id, graph=graph, goal=goal, inputs=inputs, company=inputs.get("company"),
-            department=department, started_by=started_by,
+            department=department, started_by=started_by, zdr=self.settings.zdr if zdr is None else zdr,
+            effort_override=effort,
         )
-        initial: ChainState = {"run_id": run_id, "graph": graph, "goal": goal, "inputs": inputs, "step": 0}
+        initial: ChainState = self.audit.redactor(
+            {"run_id": run_id, "graph": graph, "goal": goal, "inputs": inputs, "step": 0})
         return self._drive(run_id, graph, initial, effort=effort, on_progress=on_progress)
 
     def pending_requests(self, run_id: str) -> list[dict[str, Any]]:
@@ -138,7 +145,16 @@ class Chainproof:
         )
         answer = check_answer(answer, ApprovalRequest.model_validate(match[0]), get_spec(run.graph).decision_schema)
         self.audit.append(run_id, EventRecord(kind="run_resumed", detail={"request_id": request_id, "by": approver}))
-        return self._drive(run_id, run.graph, Command(resume=answer.model_dump(mode="json")), on_progress=on_progress)
+        resume = self.audit.redactor(answer.model_dump(mode="json"))
+        return self._drive(run_id, run.graph, Command(resume=resume), on_progress=on_progress)
+
+    def replay(self, run_id: str):
+        """Replay ``run_id`` from its record (:func:`graphs.replay.replay_run`): no model is
+        called, no tool runs, nothing is written to the original run. Raises ``RunNotFound``."""
+        from graphs.replay import replay_run
+
+        self._run(run_id)
+        return replay_run(self.audit, run_id)
 
     # -------------------------------------------------------------- internals
     def _run(self, run_id: str):
@@ -172,6 +188,8 @@ class Chainproof:
                 self.audit.append(run_id, EventRecord(kind="run_failed", detail={"error": f"{type(exc).__name__}: {exc}"}))
                 raise
             snapshot = app.get_state(config)
+            if not snapshot.interrupts and self.audit.get_run(run_id).zdr:
+                saver.delete_thread(run_id)  # zero data retention: the state holds model text
         state = dict(snapshot.values)
         if snapshot.interrupts:
             requests = [i.value for i in snapshot.interrupts]

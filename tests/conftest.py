@@ -31,3 +31,18 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data bundle not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend_settings(request: pytest.FixtureRequest, home: Path):
+    """Settings on SQLite (files under ``home``) and on PostgreSQL (a fresh schema, dropped after)."""
+    if request.param == "sqlite":
+        yield Settings(home=home)
+        return
+    from tests.pg import fresh_schema, pg_unreachable
+
+    reason = pg_unreachable()
+    if reason:
+        pytest.skip(reason)
+    with fresh_schema() as url:
+        yield Settings(home=home, database_url=url, checkpoint_url=url)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import uuid
 
 import pytest
@@ -14,22 +13,10 @@ from checkpoints.audit_schema import Step
 from graphs.registry import register
 from graphs.runner import Chainproof
 from graphs.settings import Settings
+from tests.pg import PG_URL, pg_unreachable
 from tests.toy_graph import ToyGraph
 
-PG_URL = os.environ.get("CHAINPROOF_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def _reachable() -> str | None:
-    try:
-        import psycopg
-
-        with psycopg.connect(PG_URL, connect_timeout=3):
-            return None
-    except Exception as exc:  # noqa: BLE001 - any failure means "no server"
-        return f"no PostgreSQL server reachable at {PG_URL}: {exc}"
-
-
-pytestmark = pytest.mark.skipif(bool(_reachable()), reason=_reachable() or "")
+pytestmark = pytest.mark.skipif(bool(pg_unreachable()), reason=pg_unreachable() or "")
 
 
 def test_pause_and_approve_on_postgres(home):
