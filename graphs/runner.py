@@ -21,7 +21,7 @@ from langgraph.types import Command
 from agents.models import ConfiguredModels, ModelProvider
 from checkpoints.audit import AuditStore
 from checkpoints.audit_schema import EventRecord
-from checkpoints.saver import open_checkpointer
+from checkpoints.saver import forget_thread, open_checkpointer
 from graphs.approval import ApprovalAnswer, ApprovalRefused, ApprovalRequest, check_answer
 from graphs.orchestrator import ChainState, Runtime, build_graph
 from graphs.registry import get_spec
@@ -189,7 +189,7 @@ class Chainproof:
                 raise
             snapshot = app.get_state(config)
             if not snapshot.interrupts and self.audit.get_run(run_id).zdr:
-                saver.delete_thread(run_id)  # zero data retention: the state holds model text
+                forget_thread(saver, run_id)  # zero data retention: the state holds model text
         state = dict(snapshot.values)
         if snapshot.interrupts:
             requests = [i.value for i in snapshot.interrupts]
