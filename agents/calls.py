@@ -89,6 +89,13 @@ def _text_and_reasoning(message: AIMessage) -> tuple[str, str]:
     return "".join(texts), "\n".join(t for t in thoughts if t)
 
 
+def wire_messages(messages: list[BaseMessage]) -> list[dict[str, Any]]:
+    """The prompt as recorded and hashed: OpenAI-format chat messages (what an OpenAI-compatible
+    endpoint receives). The audit's ``prompt_hash`` is ``sha256_hex`` of this list; replay compares
+    prompts in this form."""
+    return convert_to_openai_messages(messages)
+
+
 def model_name_of(model: BaseChatModel | Runnable) -> str:
     """Best-effort model identifier (``model_name`` / ``model`` / class name)."""
     bound = getattr(model, "bound", model)
@@ -114,7 +121,7 @@ def call_model(model: BaseChatModel | Runnable, messages: list[BaseMessage], *, 
     record = ModelCall(
         model=str(reply.response_metadata.get("model_name") or model_name_of(model)),
         effort=effort,
-        messages=convert_to_openai_messages(messages),
+        messages=wire_messages(messages),
         output=text,
         reasoning=reasoning,
         tool_calls=[dict(tc) for tc in reply.tool_calls],

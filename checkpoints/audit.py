@@ -14,18 +14,22 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, func, select, text, union_all
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
 
-from checkpoints.audit_hashing import record_hash, redact
+from checkpoints.audit_hashing import Redactor, record_hash, run_header_hash, zdr_minimise, zdr_stub
 from checkpoints.audit_schema import (
     CHAINED_TABLES,
     GENESIS,
     ApprovalRecord,
+    Base,
     Chained,
     EventRecord,
     ModelCallRecord,
     Run,
     utcnow,
 )
+
+MEMORY_URL = "sqlite:///:memory:"
 
 
 class AuditError(RuntimeError):
@@ -56,7 +60,11 @@ def make_engine(url: str) -> Engine:
     url = _normalise_url(url)
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, future=True)
+    if url in (MEMORY_URL, "sqlite://"):
+        # one shared connection, or every checkout would see its own empty database
+        engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+    else:
+        engine = create_engine(url, future=True)
     if engine.dialect.name == "sqlite":
         # pysqlite's own transaction handling is turned off so BEGIN IMMEDIATE can be issued
         # (SQLAlchemy docs, "Serializable isolation / Savepoints / Transactional DDL").
@@ -97,17 +105,27 @@ class ChainHead:
 class AuditStore:
     """Open (and migrate) the audit database at ``url``; append and query records.
 
-    Thread-safe: appends are serialised per store, and across processes by the database
-    (SQLite ``BEGIN IMMEDIATE``; PostgreSQL ``pg_advisory_xact_lock`` on the run id).
+    ``redactor`` holds the secret patterns (default: the built-in ones); every string written
+    goes through it. Thread-safe: appends are serialised per store, and across processes by the
+    database (SQLite ``BEGIN IMMEDIATE``; PostgreSQL ``pg_advisory_xact_lock`` on the run id).
     """
 
-    def __init__(self, url: str, *, migrate: bool = True):
+    def __init__(self, url: str, *, migrate: bool = True, redactor: Redactor | None = None):
         self.url = _normalise_url(url)
         self.engine = make_engine(self.url)
         if migrate:
             upgrade_schema(self.engine)
+        self.redactor = redactor or Redactor()
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._lock = threading.Lock()
+
+    @classmethod
+    def scratch(cls, redactor: Redactor | None = None) -> "AuditStore":
+        """A throwaway in-memory store (SQLite ``:memory:``, tables created from the models, no
+        migrations): replay records into one so the original run is never written."""
+        store = cls(MEMORY_URL, migrate=False, redactor=redactor)
+        Base.metadata.create_all(store.engine)
+        return store
 
     def close(self) -> None:
         self.engine.dispose()
@@ -126,30 +144,46 @@ class AuditStore:
         company: str | None = None,
         department: str | None = None,
         started_by: str | None = None,
+        zdr: bool = False,
+        effort_override: str | None = None,
+        budget: dict[str, Any] | None = None,
     ) -> None:
-        """Insert the run header and its ``run_started`` event. Raises ``AuditError`` if it exists."""
+        """Insert the run header and its ``run_started`` event, whose ``detail`` holds the header's
+        hash (``run_header_hash``, so ``verify`` covers the header), the run's
+        ``effort_override`` and step ``budget`` (so replay runs with the same settings).
+
+        ``zdr``: zero-data-retention run (the goal and every ``__zdr_fields__`` column of its records
+        are stored as stubs, see :func:`checkpoints.audit_hashing.zdr_stub`). Raises ``AuditError``
+        if the run exists."""
         with self._lock, self.session() as s, s.begin():
             if s.get(Run, run_id) is not None:
                 raise AuditError(f"run {run_id} already exists in the audit store")
-            s.add(
-                Run(
-                    run_id=run_id,
-                    graph=graph,
-                    goal=redact(goal),
-                    inputs=redact(inputs),
-                    company=company,
-                    department=department,
-                    started_by=started_by,
-                )
+            run = Run(
+                run_id=run_id,
+                graph=graph,
+                goal=self.redactor(zdr_stub(goal, self.redactor) if zdr else goal),
+                inputs=self.redactor(inputs),
+                company=company,
+                department=department,
+                started_by=started_by,
+                created_at=utcnow(),
+                zdr=zdr,
             )
-        self.append(run_id, EventRecord(kind="run_started", detail={"graph": graph, "started_by": started_by}))
+            s.add(run)
+            header = run_header_hash(run)
+        self.append(run_id, EventRecord(kind="run_started", detail={
+            "graph": graph, "started_by": started_by, "zdr": zdr, "effort_override": effort_override,
+            "budget": budget, "run_header_hash": header,
+        }))
 
     def append(self, run_id: str, *records: Chained) -> list[Chained]:
         """Append ``records`` (unsaved ORM objects of chained tables) to ``run_id``'s chain in one
         transaction: assigns ``seq``, ``prev_hash``, ``created_at`` and ``record_hash``.
 
-        String and JSON fields are redacted of secrets before hashing. Raises ``AuditError`` for an
-        unknown run."""
+        String and JSON fields are redacted of secrets before hashing; in a zero-data-retention run
+        the record's ``__zdr_fields__`` are replaced by stubs first (hash of the raw text plus a
+        redacted excerpt). This is the only code that writes chained rows. Raises ``AuditError`` for
+        an unknown run."""
         return self._append(run_id, records)
 
     def append_decision(self, run_id: str, decision: ApprovalRecord, *records: Chained) -> list[Chained]:
@@ -173,7 +207,8 @@ class AuditStore:
         with self._lock, self.session() as s, s.begin():
             if s.bind.dialect.name == "postgresql":
                 s.execute(text("SELECT pg_advisory_xact_lock(hashtext(:r))"), {"r": run_id})
-            if s.get(Run, run_id) is None:
+            run = s.get(Run, run_id)
+            if run is None:
                 raise AuditError(f"unknown run {run_id}: start_run() first")
             if guard is not None:
                 guard(s)
@@ -183,7 +218,9 @@ class AuditStore:
                 seq += 1
                 for key, value in list(vars(rec).items()):
                     if not key.startswith("_") and isinstance(value, (str, dict, list)):
-                        setattr(rec, key, redact(value))
+                        if run.zdr and key in rec.__zdr_fields__:
+                            value = zdr_minimise(value, self.redactor)
+                        setattr(rec, key, self.redactor(value))
                 rec.run_id, rec.seq, rec.prev_hash = run_id, seq, prev
                 rec.created_at = utcnow()
                 rec.record_hash = record_hash(rec)
@@ -249,6 +286,11 @@ class AuditStore:
                 rows.extend(s.scalars(select(table).where(table.run_id == run_id)))
         return sorted(rows, key=lambda r: r.seq)
 
+    def run_ids(self) -> list[str]:
+        """Every run id, oldest run first."""
+        with self.session() as s:
+            return list(s.scalars(select(Run.run_id).order_by(Run.created_at, Run.run_id)))
+
     def records_of(self, run_id: str, table: type[Chained]) -> list[Any]:
         with self.session() as s:
             return list(s.scalars(select(table).where(table.run_id == run_id).order_by(table.seq)))
@@ -286,4 +328,4 @@ class AuditStore:
         return out
 
 
-__all__ = ["AlreadyDecided", "AuditError", "AuditStore", "make_engine", "upgrade_schema"]
+__all__ = ["AlreadyDecided", "AuditError", "AuditStore", "MEMORY_URL", "make_engine", "upgrade_schema"]

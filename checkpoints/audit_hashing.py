@@ -1,4 +1,4 @@
-"""Canonical content, hashes and secret redaction for audit records.
+"""Canonical content, hashes, secret redaction and zero-data-retention stubs for audit records.
 
 Canonical JSON: keys sorted, no insignificant white space, UTF-8, datetimes as ISO 8601 in UTC,
 floats as Python's shortest round-trip repr (RFC 8785-like; the exact rule is this function).
@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -21,19 +22,80 @@ _SECRET_PATTERNS = [
 ]
 REDACTED = "[REDACTED]"
 
+ZDR_EXCERPT_CHARS = 40
+"""Zero-data-retention: characters of a (redacted) text kept as its excerpt; longer texts become
+stubs (see :func:`zdr_stub`). 40 characters identify a text for a reader without reproducing it."""
+_ZDR_STUB = re.compile(r"…\[zdr sha256=[0-9a-f]{64} chars=\d+\]$")
+
 
 def redact(value: Any, extra_patterns: tuple[re.Pattern[str], ...] = ()) -> Any:
     """Return ``value`` with API keys, bearer tokens and ``extra_patterns`` replaced by ``[REDACTED]``
-    in every string, recursively through dicts and lists."""
+    in every string, recursively through dicts, lists and tuples (container types are kept)."""
     if isinstance(value, str):
         for pattern in (*_SECRET_PATTERNS, *extra_patterns):
             value = pattern.sub(lambda m: (m.group(1) if m.re.groups else "") + REDACTED, value)
         return value
     if isinstance(value, dict):
         return {k: redact(v, extra_patterns) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, list):
         return [redact(v, extra_patterns) for v in value]
+    if isinstance(value, tuple):
+        return tuple(redact(v, extra_patterns) for v in value)
     return value
+
+
+class Redactor:
+    """The secret patterns in force: the built-in ones (OpenAI-style keys, ``Bearer`` tokens,
+    ``api_key=`` / ``Authorization:`` values) plus configured ``extra`` regular expressions.
+
+    Calling it redacts a value like :func:`redact`. Raises ``ValueError`` naming
+    ``secret_patterns[i]`` for an extra pattern that is not a valid regular expression.
+    """
+
+    def __init__(self, extra: Iterable[str | re.Pattern[str]] = ()):
+        patterns = []
+        for i, p in enumerate(extra):
+            try:
+                patterns.append(p if isinstance(p, re.Pattern) else re.compile(p))
+            except re.error as exc:
+                raise ValueError(f"secret_patterns[{i}]: {p!r} is not a valid regular expression ({exc})") from None
+        self.extra: tuple[re.Pattern[str], ...] = tuple(patterns)
+
+    def __call__(self, value: Any) -> Any:
+        return redact(value, self.extra)
+
+
+def zdr_stub(text: str, redactor: Redactor | None = None) -> str:
+    """Zero-data-retention form of ``text``: unchanged when at most ``ZDR_EXCERPT_CHARS`` long,
+    else ``"<first 40 characters of the redacted text>…[zdr sha256=<hex of the raw text> chars=<n>]"``.
+    The hash lets an auditor holding the original prove it is the text that was used."""
+    if len(text) <= ZDR_EXCERPT_CHARS:
+        return text
+    excerpt = (redactor or Redactor())(text)[:ZDR_EXCERPT_CHARS]
+    return f"{excerpt}…[zdr sha256={sha256_hex(text)} chars={len(text)}]"
+
+
+def zdr_minimise(value: Any, redactor: Redactor | None = None) -> Any:
+    """Apply :func:`zdr_stub` to every string in ``value`` (recursively through dicts and lists)."""
+    if isinstance(value, str):
+        return zdr_stub(value, redactor)
+    if isinstance(value, dict):
+        return {k: zdr_minimise(v, redactor) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [zdr_minimise(v, redactor) for v in value]
+    return value
+
+
+def has_zdr_stub(value: Any) -> bool:
+    """True when ``value`` (a string, or any string nested in dicts/lists) is a ZDR stub: the text
+    it stood for was not retained."""
+    if isinstance(value, str):
+        return bool(_ZDR_STUB.search(value))
+    if isinstance(value, dict):
+        return any(has_zdr_stub(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(has_zdr_stub(v) for v in value)
+    return False
 
 
 def _default(obj: Any) -> Any:
@@ -65,3 +127,15 @@ def record_content(row: Any) -> dict[str, Any]:
 
 def record_hash(row: Any) -> str:
     return sha256_hex(record_content(row))
+
+
+RUN_HEADER_FIELDS = ("run_id", "graph", "goal", "inputs", "company", "department", "started_by", "created_at", "zdr")
+"""The ``runs`` columns covered by the run-header hash (a fixed list, so a later column added by a
+migration does not change the hash of older runs)."""
+
+
+def run_header_hash(run: Any) -> str:
+    """SHA-256 of a ``runs`` row's ``RUN_HEADER_FIELDS``. It is stored in the run's first chained
+    record (the ``run_started`` event's ``detail.run_header_hash``), so the header is covered by
+    the chain too."""
+    return sha256_hex({k: getattr(run, k) for k in RUN_HEADER_FIELDS})

@@ -4,7 +4,18 @@
 Every table but ``runs`` is a *chained* record: within one run, records of all tables form one
 sequence ``seq = 1, 2, …`` and each stores ``prev_hash`` (the previous record's
 ``record_hash``, ``GENESIS`` for the first) and its own ``record_hash`` (SHA-256 of its canonical
-content, see :func:`checkpoints.audit_hashing.record_hash`). Rows are only ever inserted.
+content, see :func:`checkpoints.audit_hashing.record_hash`). Rows are only ever inserted, by
+:meth:`checkpoints.audit.AuditStore.append`.
+
+The hashed content is every column of a row, so a new column on a chained table would change the
+content of rows written before it (they would fail ``verify``): record new facts in a new table.
+
+Class attributes read by the writer and by replay:
+
+* ``__zdr_fields__``: columns holding prompt or model text; in zero-data-retention runs every
+  string in them longer than ``ZDR_EXCERPT_CHARS`` is stored as a stub (redacted excerpt + SHA-256).
+* ``__replay_ignore__``: columns that legitimately differ when a run is replayed (timings, ids,
+  timestamps), so replay does not compare them.
 """
 
 from __future__ import annotations
@@ -12,8 +23,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
+from sqlalchemy import (
+    JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, validates
 
 GENESIS = "0" * 64
 
@@ -37,8 +50,10 @@ class Run(Base):
     inputs: Mapped[dict[str, Any]]
     company: Mapped[str | None] = mapped_column(String(64), index=True)
     department: Mapped[str | None] = mapped_column(String(100), index=True)
-    started_by: Mapped[str | None] = mapped_column(String(200))
+    started_by: Mapped[str | None] = mapped_column(String(200), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    zdr: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Zero-data-retention run: prompt and model text is stored as hashes and short redacted excerpts."""
 
 
 class Chained:
@@ -49,6 +64,9 @@ class Chained:
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     prev_hash: Mapped[str] = mapped_column(String(64))
     record_hash: Mapped[str] = mapped_column(String(64))
+
+    __zdr_fields__: tuple[str, ...] = ()
+    __replay_ignore__: frozenset[str] = frozenset({"id", "run_id", "seq", "created_at", "prev_hash", "record_hash"})
 
     @declared_attr
     def run_id(cls) -> Mapped[str]:
@@ -86,6 +104,9 @@ class Step(Chained, Base):
     started_at: Mapped[datetime]
     duration_s: Mapped[float] = mapped_column(Float)
 
+    __zdr_fields__ = ("inputs", "output")
+    __replay_ignore__ = Chained.__replay_ignore__ | {"started_at", "duration_s"}
+
 
 class ModelCallRecord(Chained, Base):
     """One request to a chat model (one attempt)."""
@@ -110,6 +131,9 @@ class ModelCallRecord(Chained, Base):
     attempt: Mapped[int] = mapped_column(Integer)
     cost_usd: Mapped[float | None] = mapped_column(Float)
 
+    __zdr_fields__ = ("messages", "output", "reasoning", "tool_calls")
+    __replay_ignore__ = Chained.__replay_ignore__ | {"latency_s"}
+
 
 class ToolCallRecord(Chained, Base):
     """One tool invocation with its arguments and its result or error."""
@@ -123,6 +147,8 @@ class ToolCallRecord(Chained, Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
     latency_s: Mapped[float] = mapped_column(Float)
+
+    __replay_ignore__ = Chained.__replay_ignore__ | {"latency_s"}
 
 
 class ApprovalRecord(Chained, Base):
@@ -138,6 +164,43 @@ class ApprovalRecord(Chained, Base):
     proposed_hash: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]]
 
+    __zdr_fields__ = ("payload", "comment")
+    # the request id and the payload's timestamps are new on every execution; the proposal is
+    # compared through proposed_hash
+    __replay_ignore__ = Chained.__replay_ignore__ | {"request_id", "payload"}
+
+
+REVIEW_DECISIONS = ("continue", "replan", "terminate")
+
+
+class ReviewRecord(Chained, Base):
+    """A goal review: every N steps the model judges whether the chain still serves its goal.
+
+    ``decision`` is one of ``REVIEW_DECISIONS``; ``drift_assessment`` says how far the work has
+    drifted from the goal; ``inputs`` is what the review saw (JSON); tokens are those of the
+    review's model calls (``reasoning_tokens`` ⊆ ``output_tokens``).
+    """
+
+    __tablename__ = "reviews"
+
+    step_no: Mapped[int] = mapped_column(Integer)
+    decision: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    drift_assessment: Mapped[str | None] = mapped_column(Text)
+    inputs: Mapped[dict[str, Any]]
+    effort: Mapped[str | None] = mapped_column(String(16))
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    reasoning_tokens: Mapped[int] = mapped_column(Integer, default=0)
+
+    __zdr_fields__ = ("reason", "drift_assessment", "inputs")
+
+    @validates("decision")
+    def _check_decision(self, _key: str, value: str) -> str:
+        if value not in REVIEW_DECISIONS:
+            raise ValueError(f"decision: expected one of {', '.join(REVIEW_DECISIONS)}, got {value!r}")
+        return value
+
 
 class EventRecord(Chained, Base):
     """Run lifecycle: started, paused, resumed, completed, failed."""
@@ -148,4 +211,6 @@ class EventRecord(Chained, Base):
     detail: Mapped[dict[str, Any]]
 
 
-CHAINED_TABLES: tuple[type[Chained], ...] = (Step, ModelCallRecord, ToolCallRecord, ApprovalRecord, EventRecord)
+CHAINED_TABLES: tuple[type[Chained], ...] = (
+    Step, ModelCallRecord, ToolCallRecord, ApprovalRecord, ReviewRecord, EventRecord,
+)

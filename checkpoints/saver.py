@@ -62,8 +62,22 @@ def open_checkpointer(url: str) -> Iterator[BaseCheckpointSaver]:
     conn = sqlite3.connect(str(path), check_same_thread=False)
     try:
         conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA secure_delete=ON")  # deleted checkpoints are overwritten, see forget_thread
         saver = _compact_sqlite_saver()(conn)
         saver.setup()
         yield saver
     finally:
         conn.close()
+
+
+def forget_thread(saver: BaseCheckpointSaver, thread_id: str) -> None:
+    """Delete every checkpoint and pending write of ``thread_id`` (zero data retention).
+
+    On SQLite the deleted pages are zeroed (``secure_delete``, set on open) and the WAL is
+    checkpointed and truncated, so the text is gone from the files. On PostgreSQL the rows are
+    deleted; their dead tuples stay on disk until the next VACUUM (PostgreSQL MVCC).
+    """
+    saver.delete_thread(thread_id)
+    conn = getattr(saver, "conn", None)
+    if isinstance(conn, sqlite3.Connection):
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -1,8 +1,10 @@
 """The ``chainproof`` command line (Typer + Rich).
 
 Commands: ``run due-diligence``, ``approve``, ``reject``, ``edit``, ``resume``, ``pending``,
-``runs``, ``show``, ``dossier build``. Errors in input print one line naming what is wrong (exit code 2), never a
-traceback; ``CHAINPROOF_DEBUG=1`` shows the traceback too.
+``runs``, ``show``, ``verify``, ``replay``, ``export``, ``dossier build``. Errors in input print one
+line naming what is wrong (exit code 2), never a traceback; ``CHAINPROOF_DEBUG=1`` shows the
+traceback too. ``verify`` exits 1 when a chain is broken; ``replay`` exits 1 when the replay
+diverges and 3 when zero data retention left steps it cannot reproduce.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ def run_due_diligence(
     effort: Annotated[Optional[str], typer.Option(help="Force one effort (low|medium|high) for every step.")] = None,
     max_steps: Annotated[Optional[int], typer.Option(help="Step budget in plan steps (default: the graph's).")] = None,
     review_every: Annotated[Optional[int], typer.Option(help="Goal review every N plan steps (0 = never).")] = None,
+    zdr: Annotated[bool, typer.Option("--zdr", help="Zero data retention: keep hashes and short redacted excerpts of prompts and outputs, not the text.")] = False,
 ) -> None:
     """Run the due-diligence chain on a company as of a date; it pauses for your approval."""
     try:
@@ -78,7 +81,7 @@ def run_due_diligence(
             with views.LiveSteps(console) as live:
                 result = engine.start("due-diligence", inputs, started_by=started_by, department=department,
                                       effort=effort, max_steps=max_steps, review_every=review_every,
-                                      on_progress=live.update)
+                                      zdr=zdr or None, on_progress=live.update)
             _finish(result)
     except _user_errors() as exc:
         _fail(exc)
@@ -188,6 +191,71 @@ def show(
         with _engine() as engine:
             engine._run(run_id)
             views.print_trace(console, engine.audit, run_id, step)
+    except _user_errors() as exc:
+        _fail(exc)
+
+
+@app.command()
+def verify(
+    run_id: Annotated[Optional[str], typer.Argument(help="The run to verify.")] = None,
+    all_runs: Annotated[bool, typer.Option("--all", help="Verify every run in the audit store.")] = False,
+) -> None:
+    """Recompute a run's hash chain and report the first broken link (edited, deleted, inserted,
+    reordered record). Exit code 1 when a chain is broken."""
+    from checkpoints.verify import verify_all, verify_run
+
+    if bool(run_id) == all_runs:
+        _fail(ValueError("verify: give a RUN_ID or --all (not both)"))
+    try:
+        with _engine() as engine:
+            results = verify_all(engine.audit) if all_runs else [verify_run(engine.audit, run_id)]
+        views.print_verify(console, results)
+    except _user_errors() as exc:
+        _fail(exc)
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
+@app.command()
+def replay(
+    run_id: str,
+    step: Annotated[Optional[int], typer.Option(help="Show one step of the replay in full: recorded against replayed.")] = None,
+) -> None:
+    """Re-run a recorded run with every model and tool result served from the record (no model
+    calls, no tool side effects, nothing written) and report the first divergence or "identical".
+    Exit code 1 when it diverges, 3 when zero data retention left steps it cannot reproduce."""
+    try:
+        with _engine() as engine:
+            report = engine.replay(run_id)
+        if step is not None:
+            views.print_replay_step(console, report.step(step))
+        else:
+            views.print_replay(console, report)
+    except _user_errors() as exc:
+        _fail(exc)
+    if report.outcome != "identical":
+        raise typer.Exit(1 if report.outcome == "divergent" else 3)
+
+
+@app.command()
+def export(
+    run_id: str,
+    fmt: Annotated[str, typer.Option("--format", help="json (for tools) or html (one self-contained file for an auditor).")] = "json",
+    out: Annotated[Optional[Path], typer.Option(help="File to write (default: print to standard output).")] = None,
+) -> None:
+    """Export a run: every record, totals and the verify result, as JSON or one HTML file."""
+    from checkpoints.export import export_run
+
+    try:
+        with _engine() as engine:
+            engine._run(run_id)
+            text = export_run(engine.audit, run_id, fmt)
+        if out is None:
+            sys.stdout.write(text)
+        else:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(text, encoding="utf-8")
+            err.print(f"{fmt} export of run {run_id} written to {out}", highlight=False)
     except _user_errors() as exc:
         _fail(exc)
 

@@ -136,6 +136,16 @@ def _scorecard(state: dict[str, Any]) -> str:
                       _interpretation(state, "scorecard")])
 
 
+def _decided_at(state: dict[str, Any]) -> str:
+    # the approval's time, not the rendering time: the report is a function of the recorded run,
+    # so a replay renders the same bytes
+    decided = (state.get("approval") or {}).get("decided_at")
+    if not decided:
+        return ""
+    at = datetime.fromisoformat(str(decided).replace("Z", "+00:00")).astimezone(timezone.utc)
+    return f" · decided {at:%Y-%m-%d %H:%M} UTC"
+
+
 def render_report(state: dict[str, Any]) -> str:
     """Markdown report of a finished due-diligence state (findings, decision, approval)."""
     inputs = state["inputs"]
@@ -148,8 +158,8 @@ def render_report(state: dict[str, Any]) -> str:
         "",
         _approval_line(state),
         "",
-        f"Run `{state['run_id']}` · generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · "
-        f"verify with `chainproof show {state['run_id']}`",
+        f"Run `{state['run_id']}`{_decided_at(state)} · trace: `chainproof show {state['run_id']}` · "
+        f"check it: `chainproof verify {state['run_id']}`",
         "",
     ]
     if decision.get("_fallback"):

@@ -28,19 +28,21 @@ checkpoint size quadratic; see ``bench/`` and the README)::
 * ``report``: renders and writes the Markdown report.
 
 State stays bounded (goal, remaining plan, findings, a rolling summary); the full trace goes to
-the audit store, one step row per super-step.
+the audit store, one step row per super-step. Every node's state update passes through the audit
+store's redactor, so secrets never reach the checkpointer, later prompts or the report.
 """
 
 from __future__ import annotations
 
+import functools
 import operator
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, Protocol, TypedDict
 
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -98,12 +100,22 @@ class ApprovalTask(TypedDict):
     request: dict[str, Any]
 
 
+class Invocable(Protocol):
+    """What ``act`` needs of a tool: ``invoke(args) -> result dict`` (LangChain tools qualify)."""
+
+    def invoke(self, input: dict[str, Any]) -> Any: ...
+
+
 @dataclass
 class Runtime:
     """What the nodes need besides the state: the graph spec, models, the audit store, where
     reports go, an optional effort override for every step (CLI ``--effort``), the approval policy
     (default: the spec's) and how to read a run's cost so far in USD (default: the audit store's
-    sum of model-call costs, None while prices are not configured)."""
+    sum of model-call costs, None while prices are not configured).
+
+    ``tools`` replaces the spec's tools by name (replay serves recorded results this way);
+    ``write_reports=False`` renders and hashes the report without writing the file (replay).
+    """
 
     spec: ChainSpec
     models: ModelProvider
@@ -112,6 +124,8 @@ class Runtime:
     effort_override: Effort | None = None
     policy: ApprovalPolicy | None = None
     run_cost: Callable[[str], float | None] | None = field(default=None, repr=False)
+    tools: Mapping[str, Invocable] | None = None
+    write_reports: bool = True
 
     def __post_init__(self) -> None:
         self.policy = self.policy or self.spec.approval_policy()
@@ -147,6 +161,12 @@ def step_messages(spec: ChainSpec, state: ChainState, instruction: str, material
     return [SystemMessage(spec.system_prompt), HumanMessage("\n\n".join(parts))]
 
 
+def request_id(run_id: str, step_no: int) -> str:
+    """The approval request id of the decide step ``step_no`` of ``run_id``: a UUID5 (hex), the
+    same each time that step executes, so a replay resumes with the recorded answer."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"chainproof:{run_id}:{step_no}").hex
+
+
 def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = None):
     """Compile the orchestrator for ``runtime.spec`` with ``checkpointer``.
 
@@ -154,8 +174,9 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
     the run id (``config={"configurable": {"thread_id": run_id}}``).
     """
     spec, audit = runtime.spec, runtime.audit
-    tools = {t.name: t for t in spec.tools()}
-    sensitive = sorted(name for name, t in tools.items() if "sensitive" in (t.tags or []))
+    spec_tools = {t.name: t for t in spec.tools()}
+    tools = dict(runtime.tools) if runtime.tools is not None else spec_tools
+    sensitive = sorted(name for name, t in spec_tools.items() if "sensitive" in (t.tags or []))
 
     def recorder(state: ChainState, node: str, kind: str, title: str, **kw: Any) -> StepRecorder:
         return StepRecorder(audit, state["run_id"], state.get("step", 0) + 1, node, kind, title, **kw)
@@ -351,7 +372,7 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
             requests = []
             for i, item in enumerate(spec.approval_items(value, dict(state)) if reasons else []):
                 request = ApprovalRequest(
-                    request_id=uuid.uuid4().hex, run_id=state["run_id"], node="approve", subject=item.subject,
+                    request_id=request_id(state["run_id"], rec.step_no + 1 + i), run_id=state["run_id"], node="approve", subject=item.subject,
                     question=item.question, reasons=reasons, step_no=rec.step_no + 1 + i, proposed=item.proposed,
                     proposed_hash=sha256_hex(item.proposed), evidence_summary=state.get("summary", [])[-8:],
                     created_at=datetime.now(timezone.utc),
@@ -409,16 +430,25 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
     def report(state: ChainState) -> dict[str, Any]:
         with recorder(state, "report", "report", "Write the report") as rec:
             text = spec.render_terminated(dict(state)) if state.get("termination") else spec.render_report(dict(state))
-            runtime.reports_dir.mkdir(parents=True, exist_ok=True)
+            text = audit.redactor(text)
             path = runtime.reports_dir / f"{state['run_id']}.md"
-            path.write_text(text, encoding="utf-8")
+            if runtime.write_reports:
+                runtime.reports_dir.mkdir(parents=True, exist_ok=True)
+                path.write_text(text, encoding="utf-8")
             rec.output = {"path": str(path), "sha256": sha256_hex(text), "chars": len(text)}
         return {"report_path": str(path), "step": rec.step_no}
+
+    def redacted(fn: Callable[[ChainState], dict[str, Any]]) -> Callable[[ChainState], dict[str, Any]]:
+        @functools.wraps(fn)
+        def node(state: ChainState) -> dict[str, Any]:
+            return audit.redactor(fn(state))
+
+        return node
 
     builder = StateGraph(ChainState)
     for name, fn in [("plan", plan), ("act", act), ("observe", observe), ("review", review), ("decide", decide),
                      ("approve", approve), ("settle", settle), ("report", report)]:
-        builder.add_node(name, fn)
+        builder.add_node(name, redacted(fn))
     builder.add_edge(START, "plan")
     builder.add_conditional_edges("plan", after_plan, ["act", "decide"])
     builder.add_edge("act", "observe")

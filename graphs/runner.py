@@ -21,6 +21,9 @@ different answers (langgraph#6663). A decision is bound to:
   :meth:`checkpoints.audit.AuditStore.append_decision`, which checks for an earlier decision inside
   the append transaction (so of two racing processes exactly one wins), *before* the run is resumed
   with ``Command(resume={interrupt_id: answer})`` — a resume map naming exactly that interrupt.
+
+A zero-data-retention run's checkpoints (which hold model text for resuming) are deleted when it
+completes.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from agents.models import ConfiguredModels, ModelProvider
 from checkpoints.audit import AlreadyDecided, AuditStore
 from checkpoints.audit_hashing import sha256_hex
 from checkpoints.audit_schema import ApprovalRecord, EventRecord, Run
-from checkpoints.saver import open_checkpointer
+from checkpoints.saver import forget_thread, open_checkpointer
 from graphs.approval import ApprovalAnswer, ApprovalRefused, ApprovalRequest, apply_changes, check_answer
 from graphs.approval_policy import ApprovalPolicy
 from graphs.orchestrator import ChainState, Runtime, build_graph
@@ -89,7 +92,7 @@ class Chainproof:
     def __init__(self, settings: Settings | None = None, models: ModelProvider | None = None,
                  cost_of_run: CostOfRun | None = None):
         self.settings = settings or Settings()
-        self.audit = AuditStore(self.settings.resolved_database_url)
+        self.audit = AuditStore(self.settings.resolved_database_url, redactor=self.settings.redactor)
         self.models = models or ConfiguredModels(self.settings.model, self.settings.local, self.settings.models_dir)
         self.cost_of_run = cost_of_run
 
@@ -115,12 +118,14 @@ class Chainproof:
         max_steps: int | None = None,
         review_every: int | None = None,
         on_budget: str | None = None,
+        zdr: bool | None = None,
         on_progress: Progress | None = None,
     ) -> RunResult:
         """Validate ``inputs`` and the budget overrides (``ValueError`` naming the field) and check
         the model is usable (``LocalModelUnavailable`` / ``ValueError``) before anything is
         recorded; then record the run and run it until it pauses (approval or step budget) or
-        completes. ``max_steps`` counts plan steps; ``review_every`` is N of the goal review."""
+        completes. ``max_steps`` counts plan steps; ``review_every`` is N of the goal review;
+        ``zdr``: zero data retention for this run (None: ``settings.zdr``)."""
         spec = get_spec(graph)
         overrides = {"max_steps": max_steps, "review_every": review_every, "on_budget": on_budget}
         budget = Budget.model_validate({"max_steps": spec.max_steps, "review_every": spec.review_every,
@@ -133,10 +138,11 @@ class Chainproof:
         goal = spec.goal(inputs)
         self.audit.start_run(
             run_id, graph=graph, goal=goal, inputs=inputs, company=inputs.get("company"),
-            department=department, started_by=started_by,
+            department=department, started_by=started_by, zdr=self.settings.zdr if zdr is None else zdr,
+            effort_override=effort, budget=budget.model_dump(),
         )
-        initial: ChainState = {"run_id": run_id, "graph": graph, "goal": goal, "inputs": inputs, "step": 0,
-                               "budget": budget.model_dump()}
+        initial: ChainState = self.audit.redactor({"run_id": run_id, "graph": graph, "goal": goal, "inputs": inputs,
+                                                   "step": 0, "budget": budget.model_dump()})
         return self._drive(run_id, graph, initial, effort=effort, on_progress=on_progress)
 
     def policy(self, graph: str) -> ApprovalPolicy:
@@ -217,8 +223,16 @@ class Chainproof:
                     kind="run_resumed", detail={"request_id": request.request_id, "by": answer.approver}))
             except AlreadyDecided as exc:
                 raise ApprovalRefused(f"{exc}; pending: {self._listing(pending)}") from None
-            resume = {target.interrupt_id: answer.model_dump(mode="json")}
+            resume = {target.interrupt_id: self.audit.redactor(answer.model_dump(mode="json"))}
             return self._stream(app, config, run_id, Command(resume=resume), on_progress)
+
+    def replay(self, run_id: str):
+        """Replay ``run_id`` from its record (:func:`graphs.replay.replay_run`): no model is
+        called, no tool runs, nothing is written to the original run. Raises ``RunNotFound``."""
+        from graphs.replay import replay_run
+
+        self._run(run_id)
+        return replay_run(self.audit, run_id)
 
     def resume(self, run_id: str, *, max_steps: int | None = None, by: str | None = None,
                on_progress: Progress | None = None) -> RunResult:
@@ -377,5 +391,7 @@ class Chainproof:
                               "proposed_hash": p.request["proposed_hash"]} for p in pending],
             }))
             return RunResult(run_id, "paused", requests=[p.request for p in pending], state=state)
+        if self.audit.get_run(run_id).zdr:
+            forget_thread(app.checkpointer, run_id)  # zero data retention: the state holds model text
         self.audit.append(run_id, EventRecord(kind="run_completed", detail={"report_path": state.get("report_path")}))
         return RunResult(run_id, "completed", report_path=state.get("report_path"), state=state)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -28,6 +28,7 @@ from pydantic_settings import (
 
 from agents.config import LocalModelSettings, ModelSettings
 from graphs.approval_policy import ApprovalPolicy
+from checkpoints.audit_hashing import Redactor
 
 def _default_home() -> Path:
     return Path(os.environ.get("CHAINPROOF_HOME", Path.home() / ".chainproof")).expanduser()
@@ -52,6 +53,26 @@ class Settings(BaseSettings):
     approver_roles: dict[str, list[str]] = Field(
         default_factory=dict, description="Roles per approver name, for policies that allow 'role:ROLE'."
     )
+    zdr: bool = Field(
+        default=False,
+        description="Zero data retention for every run: store hashes and short redacted excerpts of prompt "
+        "and model text instead of the text (a run can also opt in alone: `chainproof run ... --zdr`).",
+    )
+    secret_patterns: list[str] = Field(
+        default_factory=list,
+        description="Extra regular expressions whose matches are redacted everywhere Chainproof writes, on top "
+        "of API keys, Bearer tokens and api_key=/Authorization: values.",
+    )
+
+    @field_validator("secret_patterns")
+    @classmethod
+    def _patterns_compile(cls, value: list[str]) -> list[str]:
+        Redactor(value)  # raises ValueError naming secret_patterns[i]
+        return value
+
+    @property
+    def redactor(self) -> Redactor:
+        return Redactor(self.secret_patterns)
 
     @classmethod
     def settings_customise_sources(

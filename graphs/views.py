@@ -167,3 +167,63 @@ def _print_step(console: Console, audit: AuditStore, run_id: str, step_no: int, 
             if m.reasoning:
                 console.print(Panel(Text(m.reasoning), title="reasoning"))
             console.print(Panel(Text(m.output), title=f"output · in {m.input_tokens} / out {m.output_tokens} tokens · {m.latency_s:.2f}s"))
+
+
+def print_verify(console: Console, results: list[Any]) -> None:
+    """One line per run: intact (records, head hash) or the first broken link."""
+    if not results:
+        console.print("No runs yet.")
+        return
+    for r in results:
+        if r.ok:
+            line = Text("✓ ", style="green")
+            line.append(f"{r.run_id}: chain intact, {r.records} records, head seq {r.head_seq} hash {r.head_hash}")
+        else:
+            b = r.broken
+            where = f"{b.table} seq {b.seq} (id {b.record_id})" if b.seq is not None else b.table
+            line = Text("✗ ", style="red")
+            line.append(f"{r.run_id}: chain broken — {b.kind} at {where}: {b.detail}", style="bold red")
+        console.print(line, highlight=False)
+        for note in r.notes:
+            console.print(f"  note: {note}", highlight=False, markup=False)
+    broken = sum(not r.ok for r in results)
+    if len(results) > 1:
+        console.print(f"{len(results)} runs verified, {broken} broken.", highlight=False)
+
+
+_REPLAY_STYLE = {"identical": "green", "divergent": "bold red", "not-reproducible": "yellow", "not-replayed": "dim"}
+
+
+def print_replay(console: Console, report: Any) -> None:
+    """The per-step table of a replay and its verdict."""
+    table = Table("step", "node", "title", "replay", "what differed")
+    for s in report.steps:
+        table.add_row(str(s.step_no), s.node, s.title[:48], Text(s.status, style=_REPLAY_STYLE[s.status]),
+                      Text("; ".join(s.differences)[:300]))
+    console.print(table)
+    served = (f"{report.model_calls_served} model answers and {report.tool_calls_served} tool results served from "
+              f"the record, 0 model calls made, {report.duration_s:.2f}s")
+    first = report.first_divergence
+    if report.outcome == "identical":
+        console.print(f"[bold green]identical[/]: all {len(report.steps)} steps reproduced exactly ({served}).", highlight=False)
+    elif first is not None:
+        line = Text("divergent", style="bold red")
+        line.append(f" at step {first.step_no} ({first.node}: {first.title}): " + "; ".join(first.differences))
+        console.print(line, highlight=False)
+        console.print(f"({served}; details: chainproof replay {report.run_id} --step {first.step_no})", highlight=False, markup=False)
+    else:
+        missing = [str(s.step_no) for s in report.steps if s.status == "not-reproducible"]
+        console.print(f"[bold yellow]not reproducible[/]: zero data retention kept no model output for steps "
+                      f"{', '.join(missing)}; they cannot be replayed ({served}).", highlight=False)
+
+
+def print_replay_step(console: Console, step: Any) -> None:
+    """One step of a replay in full: its status, what differed, recorded and replayed records."""
+    console.print(Text(f"step {step.step_no} · {step.node} · {step.title} · ") + Text(step.status, style="bold"), highlight=False)
+    for d in step.differences:
+        console.print(f"  - {d}", highlight=False, markup=False)
+    for label, records in (("recorded", step.recorded), ("replayed", step.replayed)):
+        for rec in records:
+            console.print(Panel(Text(json.dumps(rec, indent=2, default=str)), title=f"{label} · {rec['table']}"))
+        if not records:
+            console.print(f"({label}: no records for this step)", highlight=False)

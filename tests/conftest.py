@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from graphs.settings import Settings
+from tests.pg import fresh_database, pg_unreachable
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -36,35 +37,25 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-PG_ADMIN_URL = os.environ.get("CHAINPROOF_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-def pg_unreachable() -> str | None:
-    """Why PostgreSQL cannot be used (None when it can)."""
-    try:
-        import psycopg
-
-        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3):
-            return None
-    except Exception as exc:  # noqa: BLE001 - any failure means "no usable server"
-        return f"no PostgreSQL server reachable at {PG_ADMIN_URL}: {exc}"
-
-
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for one test (created, then dropped), so runs of different
-    branches or CI jobs never share tables or an Alembic version. Skips with the reason when no
-    server is reachable."""
+    """A fresh PostgreSQL database for one test (created, then dropped). Skips with the reason when
+    no server is reachable."""
     reason = pg_unreachable()
     if reason:
         pytest.skip(reason)
-    import psycopg
+    with fresh_database() as url:
+        yield url
 
-    name = f"chainproof_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend_settings(request: pytest.FixtureRequest, home: Path):
+    """Settings on SQLite (files under ``home``) and on PostgreSQL (a fresh database, dropped after)."""
+    if request.param == "sqlite":
+        yield Settings(home=home)
+        return
+    reason = pg_unreachable()
+    if reason:
+        pytest.skip(reason)
+    with fresh_database() as url:
+        yield Settings(home=home, database_url=url, checkpoint_url=url)

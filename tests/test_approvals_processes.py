@@ -21,7 +21,7 @@ from graphs.registry import register
 from graphs.runner import Chainproof
 from graphs.settings import Settings
 from tests import toy_graph
-from tests.conftest import pg_unreachable as unreachable
+from tests.pg import pg_unreachable as unreachable
 from tests.toy_graph import ParallelToy
 
 REPO = Path(__file__).resolve().parents[1]

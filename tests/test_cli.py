@@ -72,8 +72,14 @@ def test_run_pause_approve_show_across_processes(home):
     assert re.search(r"\| 1 \| decision \| approve \| Dana Approver \| \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \| checked \|", report)
     runs = _cli("runs", env=env)
     assert run_id in runs.stdout and "completed" in runs.stdout
-    # the planted API key never reaches the audit database
-    assert b"sk-planted-SECRET" not in (home / "audit.sqlite").read_bytes()
+    # the planted API key never reaches the audit database or the checkpointer
+    for db in home.glob("*.sqlite*"):
+        assert b"sk-planted-SECRET" not in db.read_bytes(), db
+    # the model server is gone: replay serves every answer from the record, step for step
+    replayed = _cli("replay", run_id, env=env)
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert "identical: all" in replayed.stdout and "0 model calls made" in replayed.stdout
+    assert _cli("verify", run_id, env=env).returncode == 0
 
 
 @pytest.mark.parametrize(

@@ -143,3 +143,15 @@ def test_cli_shows_reviews_and_resumes_a_budget_stop(settings, monkeypatch):
     resumed = runner.invoke(cli.app, ["resume", run.run_id, "--max-steps", "12", "--as", "Ops"])
     assert resumed.exit_code == 0, resumed.output
     assert "completed" in resumed.output
+
+
+def test_replay_of_a_run_with_reviews_and_a_budget_stop_is_identical(settings):
+    replan = json.dumps({"decision": "replan", "reason": "skip ahead", "drift": "slight",
+                         "revised_plan": [{"id": "s9"}, {"id": "s10"}, {"id": "s11"}, {"id": "s12"}]})
+    with _app(settings, [replan]) as app:
+        run = app.start("long", {"n": 14}, max_steps=7)
+        assert run.budget_stop is not None
+        app.resume(run.run_id, max_steps=20, by="Ops")
+        report = app.replay(run.run_id)
+    assert report.outcome == "identical", [s for s in report.steps if s.status != "identical"][:1]
+    assert report.model_calls_served > 0

@@ -1,0 +1,185 @@
+"""Audit-store benchmark: hashed audit rows per second (SQLite and PostgreSQL, one commit per step
+against one batched commit) and the replay time of a recorded 50-step run.
+
+    python bench/audit.py [--steps 200] [--pg-url postgresql://postgres@127.0.0.1:5432/test] [--json]
+
+Each step appends 3 rows (a model call with a ~1 KB prompt, a tool call, the step row) through
+``AuditStore.append``, which redacts, hashes and chains every row. SQLite is a WAL file in a
+temporary folder (synchronous=FULL, the default); PostgreSQL uses a throwaway schema. Replay runs a
+recorded run of a 50-step chain (plan, 23 tool→observe pairs, decide, approve, report) with
+``graphs.replay.replay_run`` (median of 3). Target: replay of a 50-step run under 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from langchain_core.tools import StructuredTool  # noqa: E402
+from pydantic import BaseModel  # noqa: E402
+
+from agents.models import StaticModels  # noqa: E402
+from agents.scripted import ScriptedChatModel  # noqa: E402
+from checkpoints.audit import AuditStore  # noqa: E402
+from checkpoints.audit_schema import ModelCallRecord, Step, ToolCallRecord  # noqa: E402
+from graphs.registry import register  # noqa: E402
+from graphs.replay import replay_run  # noqa: E402
+from graphs.runner import Chainproof  # noqa: E402
+from graphs.settings import Settings  # noqa: E402
+from graphs.spec import ChainSpec, PlanStep  # noqa: E402
+
+PROMPT = ("Goal: assess the company. Steps done: a, b, c. What we know so far: " + "figures as reported; " * 45)[:1000]
+
+
+def _step_rows(n: int) -> list[Any]:
+    now = datetime.now(timezone.utc)
+    messages = [{"type": "system", "data": {"content": "You are a careful analyst."}},
+                {"type": "human", "data": {"content": PROMPT + str(n)}}]
+    return [
+        ModelCallRecord(step_no=n, node="observe", model="bench", effort="medium", prompt_hash="a" * 64,
+                        messages=messages, output="The figures show steady margins. " * 9, reasoning="",
+                        tool_calls=[], input_tokens=250, cached_input_tokens=0, output_tokens=75,
+                        reasoning_tokens=0, latency_s=0.5, finish_reason="stop", attempt=1, cost_usd=None),
+        ToolCallRecord(step_no=n, node="act", tool="financial_health", args={"dossier": "MMM", "as_of": "2018-02-08"},
+                       result={"revenue_cagr": 0.031, "flags": ["none"], "years": [2015, 2016, 2017]}, error=None,
+                       latency_s=0.01),
+        Step(step_no=n, node="observe", kind="observe", title=f"Interpret step {n}", status="ok", effort="medium",
+             effort_reason="static", model="bench", inputs={"plan_step": f"s{n}"}, output={"finding": "steady"},
+             input_tokens=250, output_tokens=75, cost_usd=None, started_at=now, duration_s=0.5),
+    ]
+
+
+def rows_per_second(url: str, steps: int, batched: bool) -> float:
+    """Hashed rows appended per second (rows/s) to a fresh run at ``url``."""
+    store = AuditStore(url)
+    run_id = f"bench-{uuid.uuid4().hex[:8]}"
+    store.start_run(run_id, graph="bench", goal="benchmark", inputs={})
+    rows = [_step_rows(n) for n in range(1, steps + 1)]
+    started = time.perf_counter()
+    if batched:
+        store.append(run_id, *[r for step in rows for r in step])
+    else:
+        for step in rows:
+            store.append(run_id, *step)
+    elapsed = time.perf_counter() - started
+    store.close()
+    return 3 * steps / elapsed
+
+
+class Decision(BaseModel):
+    verdict: Literal["go", "stop"]
+
+
+def _lookup(key: str) -> dict[str, Any]:
+    return {"key": key, "value": len(key), "note": "figures as reported"}
+
+
+class BenchChain(ChainSpec):
+    """A chain of ``PAIRS`` tool steps: 1 + 2×23 + 3 = 50 super-steps."""
+
+    name = "bench-chain"
+    decision_schema = Decision
+    PAIRS = 23
+
+    def tools(self):
+        return [StructuredTool.from_function(_lookup, name="lookup", description="look a key up")]
+
+    def goal(self, inputs):
+        return "Benchmark a 50-step chain."
+
+    def plan(self, inputs):
+        return [PlanStep(id=f"s{i}", title=f"Look up {i}", kind="tool", tool="lookup", args={"key": f"k{i}"},
+                         instruction="Say what the value is.", effort="low") for i in range(self.PAIRS)]
+
+    def decision_prompt(self, state):
+        return "Decide go or stop."
+
+    def fallback_decision(self, state, errors):
+        return Decision(verdict="stop")
+
+    def render_report(self, state):
+        return f"# Bench\n{state['decision']}\n"
+
+
+def replay_seconds(home: Path, repeats: int = 3) -> tuple[float, int, str]:
+    """Median wall time (s) of replaying a recorded 50-step run, its step count and outcome."""
+    register(BenchChain.name, BenchChain)
+    model = ScriptedChatModel(replies=['{"verdict": "go"}'], repeat_last=True)
+    with Chainproof(Settings(home=home), models=StaticModels(model)) as app:
+        run = app.start(BenchChain.name, {})
+        app.decide(run.run_id, action="approve", approver="bench")
+        times, report = [], None
+        for _ in range(repeats):
+            started = time.perf_counter()
+            report = replay_run(app.audit, run.run_id)
+            times.append(time.perf_counter() - started)
+    return statistics.median(times), len(report.steps), report.outcome
+
+
+def _pg_schema(url: str):
+    import psycopg
+
+    name = f"cp_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(url, autocommit=True, connect_timeout=3) as conn:
+        conn.execute(f'CREATE SCHEMA "{name}"')
+    return name, f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{name}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=200, help="steps appended per measurement (3 rows each)")
+    parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    args = parser.parse_args()
+    results: dict[str, Any] = {"steps": args.steps, "rows_per_step": 3, "audit_rows_per_s": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/audit.sqlite"
+        results["audit_rows_per_s"]["sqlite"] = {
+            "commit_per_step": round(rows_per_second(url, args.steps, batched=False)),
+            "batched": round(rows_per_second(url, args.steps, batched=True)),
+        }
+        try:
+            schema, pg = _pg_schema(args.pg_url)
+        except Exception as exc:  # noqa: BLE001 - no server: report it, measure the rest
+            results["audit_rows_per_s"]["postgresql"] = {"skipped": f"{type(exc).__name__}: {exc}"}
+        else:
+            try:
+                results["audit_rows_per_s"]["postgresql"] = {
+                    "commit_per_step": round(rows_per_second(pg, args.steps, batched=False)),
+                    "batched": round(rows_per_second(pg, args.steps, batched=True)),
+                }
+            finally:
+                import psycopg
+
+                with psycopg.connect(args.pg_url, autocommit=True) as conn:
+                    conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        seconds, n_steps, outcome = replay_seconds(Path(tmp) / "home")
+    results["replay"] = {"steps": n_steps, "seconds": round(seconds, 3), "outcome": outcome, "model_calls": 0,
+                         "target_s": 1.0, "meets_target": seconds < 1.0}
+    if args.json:
+        print(json.dumps(results))
+        return
+    print(f"Audit rows per second (hash-chained, {args.steps} steps × 3 rows)")
+    print(f"{'backend':<12} {'commit per step':>16} {'batched':>10}")
+    for backend, row in results["audit_rows_per_s"].items():
+        if "skipped" in row:
+            print(f"{backend:<12} skipped: {row['skipped']}")
+        else:
+            print(f"{backend:<12} {row['commit_per_step']:>16,} {row['batched']:>10,}")
+    r = results["replay"]
+    print(f"\nReplay of a recorded {r['steps']}-step run: {r['seconds']:.3f} s (median of 3, {r['outcome']}, "
+          f"0 model calls; target < 1 s: {'met' if r['meets_target'] else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""Verify a run's hash chain: recompute every record's hash and every link, name the first break.
+
+A run's chained records (all tables) form one sequence ``seq = 1, 2, …``; each stores
+``prev_hash`` (its predecessor's ``record_hash``, ``GENESIS`` for the first) and ``record_hash``
+(SHA-256 of its canonical content, :func:`checkpoints.audit_hashing.record_hash`). The first
+record, the ``run_started`` event, also holds the hash of the run header (``runs`` row).
+
+Walking the records in ``seq`` order, the first break is classified as:
+
+* ``edited``: a record's content no longer hashes to its ``record_hash`` (its link to the record
+  before it is intact); or its hash was recomputed after the edit, so its successor's
+  ``prev_hash`` no longer matches it.
+* ``reordered``: a record's ``seq`` was changed: its content hashes correctly again once ``seq``
+  is set to the position its ``prev_hash`` link names.
+* ``deleted``: ``seq`` numbers are missing (a gap), or the chain starts after 1.
+* ``inserted``: a record that does not belong to the chain: a second record with a ``seq`` already
+  taken, or a record that neither hashes correctly nor links to the record before it.
+* ``header-edited``: the ``runs`` row no longer hashes to what the ``run_started`` event recorded.
+
+Limits (inherent to a hash chain kept in the same database): records cut off the *end* of a
+chain, or a whole chain rewritten with fresh hashes, leave a valid chain. Keep the head hash
+(:attr:`VerifyResult.head_hash`, printed by ``verify`` and in every export) somewhere else to
+detect that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import groupby
+from typing import Any, Literal
+
+from checkpoints.audit import AuditStore
+from checkpoints.audit_hashing import record_content, record_hash, run_header_hash, sha256_hex
+from checkpoints.audit_schema import GENESIS, Chained, EventRecord
+
+BreakKind = Literal["edited", "reordered", "deleted", "inserted", "header-edited"]
+
+
+@dataclass(frozen=True)
+class BrokenLink:
+    """The first place a chain fails: ``table``/``seq``/``record_id`` name the record (for
+    ``deleted``, the record after the gap), ``kind`` says what happened, ``detail`` explains it."""
+
+    kind: BreakKind
+    table: str
+    seq: int | None
+    record_id: int | None
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "table": self.table, "seq": self.seq, "id": self.record_id, "detail": self.detail}
+
+
+@dataclass
+class VerifyResult:
+    """Outcome of :func:`verify_run`. ``records``: chained records checked; ``head_seq`` /
+    ``head_hash``: the last record's ``seq`` and ``record_hash`` (keep them to detect truncation)."""
+
+    run_id: str
+    records: int = 0
+    head_seq: int = 0
+    head_hash: str = GENESIS
+    broken: BrokenLink | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.broken is None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "ok": self.ok, "records": self.records, "head_seq": self.head_seq,
+                "head_hash": self.head_hash, "broken": self.broken.as_dict() if self.broken else None,
+                "notes": self.notes}
+
+
+def _link(kind: BreakKind, row: Chained, detail: str) -> BrokenLink:
+    return BrokenLink(kind, type(row).__tablename__, row.seq, row.id, detail)
+
+
+def _original_seq(row: Chained, max_seq: int) -> int | None:
+    """The ``seq`` at which ``row``'s content hashes to its ``record_hash`` (None when none does)."""
+    content = record_content(row)
+    for seq in range(1, max_seq + 2):
+        if sha256_hex({**content, "seq": seq}) == row.record_hash:
+            return seq
+    return None
+
+
+def _genuine(rows: list[Chained], prev: str, successor_prev: str | None) -> Chained | None:
+    """Among records sharing one ``seq``, the one that belongs to the chain: it links to ``prev``,
+    hashes correctly, and (when there is a successor) is the one the successor links to."""
+    fitting = [r for r in rows if r.prev_hash == prev and record_hash(r) == r.record_hash]
+    if successor_prev is not None:
+        named = [r for r in fitting if r.record_hash == successor_prev]
+        fitting = named or fitting
+    return fitting[0] if fitting else None
+
+
+def check_chain(rows: list[Chained]) -> BrokenLink | None:
+    """The first broken link of one run's chained records (any order), or None when intact."""
+    ordered = sorted(rows, key=lambda r: (r.seq, r.id))
+    groups = [list(g) for _, g in groupby(ordered, key=lambda r: r.seq)]
+    max_seq = ordered[-1].seq if ordered else 0
+    prev, expected, last = GENESIS, 1, None
+    for i, group in enumerate(groups):
+        successor_prev = groups[i + 1][0].prev_hash if i + 1 < len(groups) else None
+        if len(group) > 1:
+            keep = _genuine(group, prev, successor_prev)
+            intruder = next(r for r in group if r is not keep)
+            return _link("inserted", intruder, f"a second record with seq {intruder.seq}; it is not part of the chain")
+        row = group[0]
+        if record_hash(row) != row.record_hash:
+            original = _original_seq(row, max_seq)
+            if original is not None:
+                return _link("reordered", row, f"recorded at seq {original}, now at seq {row.seq}")
+            if row.prev_hash == prev:
+                return _link("edited", row, "its content no longer matches its record_hash")
+            return _link("inserted", row, "neither its hash nor its prev_hash fits the chain")
+        if row.seq > expected:
+            missing = f"seq {expected}" if row.seq == expected + 1 else f"seq {expected}..{row.seq - 1}"
+            return _link("deleted", row, f"{missing} missing before this record")
+        if row.prev_hash != prev:
+            if last is None or successor_prev is None:
+                return _link("inserted", row, "its prev_hash does not link to the record before it")
+            return _link("edited", last, "its record_hash was rewritten: the next record links to another hash")
+        prev, expected, last = row.record_hash, row.seq + 1, row
+    return None
+
+
+def _check_header(store: AuditStore, run_id: str, first: Chained | None) -> tuple[BrokenLink | None, str | None]:
+    run = store.get_run(run_id)
+    if run is None:
+        return BrokenLink("deleted", "runs", None, None, f"the run header of {run_id} is missing"), None
+    if not isinstance(first, EventRecord) or first.kind != "run_started":
+        return None, "the chain does not start with run_started; the run header is not covered"
+    recorded = (first.detail or {}).get("run_header_hash")
+    if recorded is None:
+        return None, "written before run headers were hashed; the run header is not covered"
+    if run_header_hash(run) != recorded:
+        return BrokenLink("header-edited", "runs", None, None,
+                          "the runs row no longer matches the hash in its run_started event"), None
+    return None, None
+
+
+def verify_run(store: AuditStore, run_id: str) -> VerifyResult:
+    """Recompute ``run_id``'s chain and run header. Raises ``LookupError`` for an unknown run (no
+    header and no records)."""
+    rows = store.records(run_id)
+    if not rows and store.get_run(run_id) is None:
+        raise LookupError(f"no run {run_id!r} in the audit store")
+    result = VerifyResult(run_id, records=len(rows))
+    if rows:
+        head = max(rows, key=lambda r: (r.seq, r.id))
+        result.head_seq, result.head_hash = head.seq, head.record_hash
+    result.broken = check_chain(rows)
+    first = min(rows, key=lambda r: (r.seq, r.id)) if rows else None
+    header_break, note = _check_header(store, run_id, first)
+    result.broken = result.broken or header_break
+    if note:
+        result.notes.append(note)
+    return result
+
+
+def verify_all(store: AuditStore) -> list[VerifyResult]:
+    """:func:`verify_run` for every run in the store, oldest first."""
+    return [verify_run(store, run_id) for run_id in store.run_ids()]
+
+
+__all__ = ["BrokenLink", "VerifyResult", "check_chain", "verify_all", "verify_run"]

@@ -1,0 +1,147 @@
+"""``verify`` against tampering done directly in SQL: each kind of tamper is named with its table,
+seq and id, on SQLite and PostgreSQL; untouched runs stay intact."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import text
+from typer.testing import CliRunner
+
+from agents.models import StaticModels
+from agents.scripted import ScriptedChatModel
+from checkpoints.audit_hashing import record_hash
+from checkpoints.audit_schema import ModelCallRecord, Step, ToolCallRecord
+from checkpoints.verify import verify_all, verify_run
+from graphs.cli import app as cli
+from graphs.registry import register
+from graphs.runner import Chainproof
+from tests.toy_graph import ToyGraph
+
+register("toy", ToyGraph)
+GOOD = json.dumps({"verdict": "yes", "reason": "the doubled square is 98"})
+
+
+def _completed_run(app: Chainproof, x: int = 7) -> str:
+    app.models = StaticModels(ScriptedChatModel(replies=["The square.", "The double.", "Large.", GOOD]))
+    run = app.start("toy", {"x": x}, department="audit-test")
+    app.decide(run.run_id, action="approve", approver="Dana")
+    return run.run_id
+
+
+def _sql(app: Chainproof, statement: str, **params) -> None:
+    with app.audit.engine.begin() as conn:
+        conn.execute(text(statement), params)
+
+
+def _row(app, run_id, table, index=0):
+    return app.audit.records_of(run_id, table)[index]
+
+
+def test_intact_run_verifies_with_its_head(backend_settings):
+    with Chainproof(backend_settings) as app:
+        run_id = _completed_run(app)
+        result = verify_run(app.audit, run_id)
+        records = app.audit.records(run_id)
+    assert result.ok and result.notes == []
+    assert result.records == len(records) == records[-1].seq
+    assert result.head_hash == records[-1].record_hash
+
+
+def test_each_tamper_is_named(backend_settings):
+    with Chainproof(backend_settings) as app:
+        runs = {kind: _completed_run(app, x) for x, kind in enumerate(
+            ["intact", "edited", "rewritten", "deleted", "inserted", "appended", "reordered", "header"], start=2)}
+
+        square = _row(app, runs["edited"], ToolCallRecord)
+        _sql(app, "UPDATE tool_calls SET result = :r WHERE id = :id", r='{"x": 3, "squared": 10}', id=square.id)
+
+        # a careful attacker also recomputes the edited record's own hash: its successor's link breaks
+        call = _row(app, runs["rewritten"], ModelCallRecord)
+        call.output = "A different interpretation."
+        _sql(app, "UPDATE model_calls SET output = :o, record_hash = :h WHERE id = :id",
+             o=call.output, h=record_hash(call), id=call.id)
+
+        gone = _row(app, runs["deleted"], ModelCallRecord, 1)
+        _sql(app, "DELETE FROM model_calls WHERE id = :id", id=gone.id)
+
+        taken = _row(app, runs["inserted"], Step, 2)
+        _sql(app, "INSERT INTO events (run_id, seq, kind, detail, created_at, prev_hash, record_hash) "
+                  "VALUES (:run, :seq, 'run_resumed', '{}', CURRENT_TIMESTAMP, :h, :h)",
+             run=runs["inserted"], seq=taken.seq, h="f" * 64)
+
+        head = app.audit.records(runs["appended"])[-1]
+        _sql(app, "INSERT INTO events (run_id, seq, kind, detail, created_at, prev_hash, record_hash) "
+                  "VALUES (:run, :seq, 'run_completed', '{}', CURRENT_TIMESTAMP, :p, :h)",
+             run=runs["appended"], seq=head.seq + 1, p="0" * 64, h="e" * 64)
+
+        a, b = _row(app, runs["reordered"], Step, 3), _row(app, runs["reordered"], Step, 4)
+        _sql(app, "UPDATE steps SET seq = -1 WHERE id = :id", id=a.id)
+        _sql(app, "UPDATE steps SET seq = :s WHERE id = :id", s=a.seq, id=b.id)
+        _sql(app, "UPDATE steps SET seq = :s WHERE id = :id", s=b.seq, id=a.id)
+
+        _sql(app, "UPDATE runs SET department = 'somewhere else' WHERE run_id = :r", r=runs["header"])
+
+        results = {r.run_id: r for r in verify_all(app.audit)}
+
+    def broken(kind):
+        b = results[runs[kind]].broken
+        return (b.kind, b.table, b.seq, b.record_id) if b else None
+
+    assert results[runs["intact"]].ok
+    assert broken("edited") == ("edited", "tool_calls", square.seq, square.id)
+    assert broken("rewritten") == ("edited", "model_calls", call.seq, call.id)
+    after_gap = next(r for r in app.audit.records(runs["deleted"]) if r.seq == gone.seq + 1)
+    assert broken("deleted") == ("deleted", type(after_gap).__tablename__, gone.seq + 1, after_gap.id)
+    assert f"seq {gone.seq} missing" in results[runs["deleted"]].broken.detail
+    assert broken("inserted")[:3] == ("inserted", "events", taken.seq)
+    assert broken("appended")[:3] == ("inserted", "events", head.seq + 1)
+    assert broken("reordered") == ("reordered", "steps", a.seq, b.id)
+    assert f"recorded at seq {b.seq}" in results[runs["reordered"]].broken.detail
+    assert broken("header") == ("header-edited", "runs", None, None)
+
+
+def test_cli_verify_names_the_break_and_exits_1(home, settings):
+    with Chainproof(settings) as app:
+        good, bad = _completed_run(app, 2), _completed_run(app, 3)
+        step = _row(app, bad, Step, 1)
+        _sql(app, "UPDATE steps SET title = 'something else' WHERE id = :id", id=step.id)
+    runner = CliRunner()
+    ok = runner.invoke(cli, ["verify", good])
+    assert ok.exit_code == 0 and "chain intact" in ok.output
+    one = runner.invoke(cli, ["verify", bad])
+    assert one.exit_code == 1
+    assert f"edited at steps seq {step.seq} (id {step.id})" in one.output
+    every = runner.invoke(cli, ["verify", "--all"])
+    assert every.exit_code == 1 and "2 runs verified, 1 broken." in every.output
+    assert runner.invoke(cli, ["verify"]).exit_code == 2
+    missing = runner.invoke(cli, ["verify", "nope"])
+    assert missing.exit_code == 2 and "no run 'nope'" in missing.output
+
+
+def test_audit_rows_are_never_updated_by_the_writer(settings):
+    """Appending after a pause/resume adds rows; every earlier row is byte-for-byte unchanged."""
+    with Chainproof(settings, models=StaticModels(ScriptedChatModel(replies=["a", "b", "c", GOOD]))) as app:
+        run = app.start("toy", {"x": 4})
+        before = [(type(r).__tablename__, r.id, r.record_hash) for r in app.audit.records(run.run_id)]
+        app.decide(run.run_id, action="approve", approver="Lee")
+        after = [(type(r).__tablename__, r.id, r.record_hash) for r in app.audit.records(run.run_id)]
+    assert after[: len(before)] == before and len(after) > len(before)
+
+
+@pytest.mark.parametrize("decision", ["continue", "replan", "terminate"])
+def test_reviews_are_chained_records(settings, decision):
+    from checkpoints.audit import AuditStore
+    from checkpoints.audit_schema import ReviewRecord
+
+    store = AuditStore(settings.resolved_database_url)
+    store.start_run("r1", graph="toy", goal="g", inputs={})
+    store.append("r1", ReviewRecord(step_no=5, decision=decision, reason="on track", drift_assessment="none",
+                                    inputs={"findings": 3}, effort="low", input_tokens=10, output_tokens=4,
+                                    reasoning_tokens=2))
+    [review] = store.records_of("r1", ReviewRecord)
+    assert (review.decision, review.seq) == (decision, 2) and verify_run(store, "r1").ok
+    with pytest.raises(ValueError, match="decision: expected one of continue, replan, terminate"):
+        ReviewRecord(step_no=6, decision="maybe", reason="x", inputs={})
+    store.close()
