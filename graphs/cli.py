@@ -1,8 +1,10 @@
 """The ``chainproof`` command line (Typer + Rich).
 
-Commands: ``run due-diligence``, ``approve``, ``reject``, ``pending``, ``runs``, ``show``,
-``dossier build``. Errors in input print one line naming what is wrong (exit code 2), never a
-traceback; ``CHAINPROOF_DEBUG=1`` shows the traceback too.
+Commands: ``run due-diligence``, ``approve``, ``reject``, ``resume``, ``pending``, ``runs``,
+``show``, ``dossier build``. Errors in input print one line naming what is wrong (exit code 2),
+never a traceback; a run that fails on model access (retries exhausted, endpoints down) prints
+the cause and the ``chainproof resume`` command (exit code 1). ``CHAINPROOF_DEBUG=1`` shows the
+traceback too.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from graphs import views
 
@@ -38,12 +41,22 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return (ValueError, KeyError, LookupError, FileNotFoundError, ApprovalRefused, RunNotFound, LocalModelUnavailable)
 
 
-def _fail(exc: BaseException) -> None:
+def _fail(exc: BaseException, code: int = 2) -> None:
     if os.environ.get("CHAINPROOF_DEBUG"):
         raise exc
     message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(2)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    for note in getattr(exc, "__notes__", []):
+        if "chainproof " in note:  # ours (how to resume), not LangGraph's task ids
+            err.print(note, highlight=False, markup=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _run_errors() -> tuple[type[BaseException], ...]:
+    """Failures of a run (not of the input): the run is recorded as failed and can be resumed."""
+    from agents.resilience import ModelCallFailed
+
+    return (ModelCallFailed,)
 
 
 def _engine():
@@ -76,6 +89,8 @@ def run_due_diligence(
                 result = engine.start("due-diligence", inputs, started_by=started_by, department=department,
                                       effort=effort, on_progress=live.update)
             _finish(result)
+    except _run_errors() as exc:
+        _fail(exc, 1)
     except _user_errors() as exc:
         _fail(exc)
 
@@ -86,6 +101,8 @@ def _decide(run_id: str, action: str, approver: str, comment: str | None, reques
             result = engine.decide(run_id, action=action, approver=approver, comment=comment,
                                    request_id=request, on_progress=live.update)
         _finish(result)
+    except _run_errors() as exc:
+        _fail(exc, 1)
     except _user_errors() as exc:
         _fail(exc)
 
@@ -110,6 +127,19 @@ def reject(
 ) -> None:
     """Reject the pending decision of a paused run (with a reason) and resume it."""
     _decide(run_id, "reject", approver, comment, request)
+
+
+@app.command()
+def resume(run_id: str) -> None:
+    """Continue a failed run (e.g. model calls out of retries) from its last checkpoint."""
+    try:
+        with _engine() as engine, views.LiveSteps(console) as live:
+            result = engine.resume(run_id, on_progress=live.update)
+        _finish(result)
+    except _run_errors() as exc:
+        _fail(exc, 1)
+    except _user_errors() as exc:
+        _fail(exc)
 
 
 @app.command()

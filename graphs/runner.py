@@ -32,6 +32,10 @@ class RunNotFound(LookupError):
     """No run with that id in the audit store."""
 
 
+class RunNotResumable(ValueError):
+    """The run cannot be resumed: it completed, or it waits for an approval answer instead."""
+
+
 @dataclass
 class RunResult:
     """Where a run stands after a call: ``status`` is ``paused`` (``requests`` lists the open
@@ -140,6 +144,26 @@ class Chainproof:
         self.audit.append(run_id, EventRecord(kind="run_resumed", detail={"request_id": request_id, "by": approver}))
         return self._drive(run_id, run.graph, Command(resume=answer.model_dump(mode="json")), on_progress=on_progress)
 
+    def resume(self, run_id: str, *, on_progress: Progress | None = None) -> RunResult:
+        """Continue a run that stopped on an error (for example a model call that exhausted its
+        retries) from its last checkpoint: LangGraph ``invoke(None)`` on the run's thread. Steps
+        that completed before the failure are not run again; the failed node runs again.
+
+        Raises ``RunNotFound``; ``RunNotResumable`` when the run completed or waits for an
+        approval (answer it with :meth:`decide`).
+        """
+        run = self._run(run_id)
+        status = self.audit.run_status(run_id)
+        if status == "completed":
+            raise RunNotResumable(f"run {run_id} is completed; there is nothing to resume")
+        pending = self.pending_requests(run_id)
+        if pending:
+            ids = ", ".join(p["request_id"] for p in pending)
+            raise RunNotResumable(f"run {run_id} is paused for approval (request {ids}); "
+                                  f"answer it with: chainproof approve {run_id} --as NAME")
+        self.audit.append(run_id, EventRecord(kind="run_resumed", detail={"after": status}))
+        return self._drive(run_id, run.graph, None, on_progress=on_progress)
+
     # -------------------------------------------------------------- internals
     def _run(self, run_id: str):
         run = self.audit.get_run(run_id)
@@ -170,6 +194,7 @@ class Chainproof:
                         on_progress(chunk)
             except Exception as exc:
                 self.audit.append(run_id, EventRecord(kind="run_failed", detail={"error": f"{type(exc).__name__}: {exc}"}))
+                exc.add_note(f"run {run_id} failed; its checkpoint is kept: resume it with `chainproof resume {run_id}`")
                 raise
             snapshot = app.get_state(config)
         state = dict(snapshot.values)

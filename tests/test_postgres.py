@@ -32,9 +32,23 @@ def _reachable() -> str | None:
 pytestmark = pytest.mark.skipif(bool(_reachable()), reason=_reachable() or "")
 
 
-def test_pause_and_approve_on_postgres(home):
+@pytest.fixture
+def pg_url():
+    """A throwaway database on the server, so branches migrating the shared ``test`` database
+    to other Alembic revisions cannot break this test (and it leaves nothing behind)."""
+    import psycopg
+
+    name = f"chainproof_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield PG_URL.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def test_pause_and_approve_on_postgres(home, pg_url):
     register("toy", ToyGraph)
-    settings = Settings(home=home, database_url=PG_URL, checkpoint_url=PG_URL)
+    settings = Settings(home=home, database_url=pg_url, checkpoint_url=pg_url)
     model = ScriptedChatModel(replies=["a", "b", "c", json.dumps({"verdict": "no", "reason": "small number"})])
     with Chainproof(settings, models=StaticModels(model)) as app:
         run = app.start("toy", {"x": 1}, run_id=f"pg-{uuid.uuid4().hex[:8]}")
