@@ -35,6 +35,10 @@ Sleep = Callable[[float], None]
 class RateLimitWaitTooLong(RuntimeError):
     """The limiter would make a call wait past its deadline; nothing was reserved."""
 
+    def __init__(self, which: str, rpm: float | None, tpm: float | None, wait_s: float, max_wait_s: float):
+        super().__init__(f"the {which} (rpm={rpm}, tpm={tpm}) needs a wait of {wait_s:.1f}s, "
+                         f"more than the {max_wait_s:.1f}s left before the call's deadline")
+
 
 def estimate_tokens(messages: Sequence[BaseMessage], max_tokens: int | None) -> int:
     """Tokens a request is charged at admission: message characters / 4 (OpenAI's rule of
@@ -109,9 +113,7 @@ class RateLimiter:
                     self._requests.give_back(1)
                 if self._tokens:
                     self._tokens.give_back(tokens)
-                raise RateLimitWaitTooLong(
-                    f"the rate limit (rpm={self.rpm}, tpm={self.tpm}) needs a wait of {wait:.1f}s, "
-                    f"more than the {max_wait_s:.1f}s left before the call's deadline")
+                raise RateLimitWaitTooLong("rate limit", self.rpm, self.tpm, wait, max_wait_s)
         if wait > 0:
             self._sleep(wait)
         return wait
@@ -180,9 +182,7 @@ class RedisRateLimiter:
             1, tokens, self.rpm or 0, self.tpm or 0, self.burst_s, -1 if max_wait_s is None else max_wait_s])
         wait = float(wait)
         if status == b"refused":
-            raise RateLimitWaitTooLong(
-                f"the shared rate limit (rpm={self.rpm}, tpm={self.tpm}) needs a wait of {wait:.1f}s, "
-                f"more than the {max_wait_s:.1f}s left before the call's deadline")
+            raise RateLimitWaitTooLong("shared rate limit", self.rpm, self.tpm, wait, max_wait_s)
         if wait > 0:
             self._sleep(wait)
         return wait
