@@ -73,6 +73,12 @@ class CircuitBreaker:
                 return True
             return False
 
+    def release(self) -> None:
+        """The request told nothing about the endpoint's health (a 429, a refused rate-limit
+        wait, a bad request): give a half-open trial slot back without changing state."""
+        with self._lock:
+            self._trial_out = False
+
     def record_success(self) -> None:
         with self._lock:
             if self._opened_at is not None:

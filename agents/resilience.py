@@ -283,7 +283,9 @@ def call_resilient(
                     record.status_code = getattr(exc, "status_code", None)
                     after = retry_after_s(exc)
                     record.retry_after_s = round(after, 4) if after is not None else None
-                    if kind not in (None, "rate_limited"):
+                    if kind in (None, "rate_limited"):
+                        endpoint.breaker.release()
+                    else:
                         endpoint.breaker.record_failure()
                     call.failed.add(endpoint.name)
                     raise

@@ -196,3 +196,18 @@ def test_tool_calls_go_through_the_resilient_model():
         assert server.requests[-1]["tools"][0]["function"]["name"] == "lookup"
     assert reply.tool_calls[0]["name"] == "lookup" and reply.tool_calls[0]["args"] == {"ticker": "MMM"}
     assert len(reply.response_metadata["http_attempts"]) == 2
+
+
+def test_a_429_during_the_half_open_trial_does_not_leave_the_circuit_stuck():
+    clock = FakeClock()
+    with FakeOpenAI(lambda body: "back") as server:
+        server.inject("500", times=1)
+        models = models_for(("only", server.base_url), clock=clock, retry={"max_attempts": 1},
+                            circuit={"failure_threshold": 1, "reset_timeout_s": 10})
+        with pytest.raises(ModelCallFailed):
+            ask(models)
+        clock.now += 11
+        server.inject("429", times=1)  # the trial is throttled: says nothing about health
+        with pytest.raises(ModelCallFailed, match="429"):
+            ask(models)
+        assert ask(models).output == "back"  # the next request is let through as the trial
