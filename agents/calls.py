@@ -53,7 +53,10 @@ class ModelCall(BaseModel):
     ``messages`` are OpenAI-format chat messages (``{"role", "content"[, "tool_calls"]}``, LangChain's
     ``convert_to_openai_messages``: what an OpenAI-compatible endpoint receives); ``latency_s`` is wall-clock
     seconds; ``reasoning`` is the model's reasoning text where the provider returns one
-    (``reasoning_content`` or ``reasoning`` content blocks), else ``""``.
+    (``reasoning_content`` or ``reasoning`` content blocks), else ``""``. ``attempts`` is the
+    structured-output attempt number (1-based, see :mod:`agents.structured`);
+    ``http_attempts`` holds one :class:`~agents.resilience.AttemptRecord` dict per HTTP request
+    the call made (retries and failovers included; empty for in-process models).
     """
 
     model: str
@@ -66,6 +69,7 @@ class ModelCall(BaseModel):
     latency_s: float = 0.0
     finish_reason: str | None = None
     attempts: int = 1
+    http_attempts: list[dict[str, Any]] = Field(default_factory=list)
 
 
 def _text_and_reasoning(message: AIMessage) -> tuple[str, str]:
@@ -128,5 +132,6 @@ def call_model(model: BaseChatModel | Runnable, messages: list[BaseMessage], *, 
         usage=Usage.from_message(reply),
         latency_s=round(latency, 4),
         finish_reason=reply.response_metadata.get("finish_reason"),
+        http_attempts=list(reply.response_metadata.get("http_attempts") or []),
     )
     return reply, record

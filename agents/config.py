@@ -39,18 +39,72 @@ def _default_profiles() -> dict[str, EffortProfile]:
     }
 
 
+class EndpointSettings(BaseModel):
+    """One OpenAI-compatible endpoint of a failover list.
+
+    ``name`` labels it in the audit trail; ``base_url`` ``None`` means api.openai.com;
+    ``api_key`` / ``model`` default to the enclosing :class:`ModelSettings` ones; ``rpm`` /
+    ``tpm`` are the endpoint's requests / tokens per minute (``None``: no client-side limit).
+    """
+
+    name: str = Field(min_length=1)
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    model: str | None = None
+    rpm: float | None = Field(default=None, gt=0)
+    tpm: float | None = Field(default=None, gt=0)
+
+
+class RetrySettings(BaseModel):
+    """How one model call rides through transient faults (429, 5xx, timeouts, connection errors,
+    malformed answers); see :mod:`agents.resilience`.
+
+    ``max_attempts`` counts HTTP requests of one call across all endpoints; waits between them
+    are exponential with jitter (``initial_wait_s`` · 2ⁿ + up to ``jitter_s``, at most
+    ``max_wait_s``: AWS Architecture Blog, "Exponential Backoff and Jitter"), or exactly the
+    server's ``Retry-After``. ``deadline_s`` bounds the whole call (attempts, waits, rate-limit
+    queueing) in seconds.
+    """
+
+    max_attempts: int = Field(default=4, ge=1)
+    initial_wait_s: float = Field(default=0.5, ge=0)
+    max_wait_s: float = Field(default=30.0, ge=0)
+    jitter_s: float = Field(default=0.5, ge=0)
+    deadline_s: float = Field(default=900.0, gt=0)
+
+
+class CircuitSettings(BaseModel):
+    """Per-endpoint circuit breaker (:class:`agents.failover.CircuitBreaker`): opens after
+    ``failure_threshold`` consecutive failures, lets a trial request through after
+    ``reset_timeout_s`` seconds."""
+
+    failure_threshold: int = Field(default=5, ge=1)
+    reset_timeout_s: float = Field(default=30.0, gt=0)
+
+
 class ModelSettings(BaseModel):
     """Which chat model answers.
 
     ``provider="local"`` (default): the embedded llama.cpp model (no key, no network).
     ``provider="openai"``: ``langchain_openai.ChatOpenAI`` against ``base_url`` (OpenAI when
-    unset; vLLM, Ollama or llama.cpp's server when set) with model ``model``.
+    unset; vLLM, Ollama or llama.cpp's server when set) with model ``model``, or against the
+    ordered failover list ``endpoints`` when given. ``rpm``/``tpm`` limit the single-endpoint
+    form (per endpoint in ``endpoints``); ``redis_url`` shares those limits across processes.
     """
 
     provider: Literal["local", "openai"] = "local"
     model: str = "gpt-4o-mini"
     base_url: str | None = None
     api_key: SecretStr | None = None
+    endpoints: list[EndpointSettings] = Field(default_factory=list)
+    rpm: float | None = Field(default=None, gt=0)
+    tpm: float | None = Field(default=None, gt=0)
+    rate_limit_burst_s: float = Field(
+        default=1.0, gt=0, description="Seconds' worth of requests/tokens that may go out at once.")
+    redis_url: str | None = Field(
+        default=None, description="redis://127.0.0.1:6379/0 to share RPM/TPM limits across processes.")
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    circuit: CircuitSettings = Field(default_factory=CircuitSettings)
     supports_reasoning_effort: bool = False
     json_mode: bool = Field(
         default=True,
@@ -63,7 +117,19 @@ class ModelSettings(BaseModel):
         missing = [e for e in EFFORTS if e not in self.profiles]
         if missing:
             raise ValueError(f"model.profiles: missing effort level(s) {missing}; expected low, medium and high")
+        names = [e.name for e in self.endpoints]
+        if len(set(names)) != len(names):
+            raise ValueError(f"model.endpoints: names must be unique, got {names}")
         return self
+
+    def resolved_endpoints(self) -> list[EndpointSettings]:
+        """The failover list with defaults filled in: ``endpoints``, or one endpoint named
+        ``default`` built from ``base_url`` / ``model`` / ``api_key`` / ``rpm`` / ``tpm``."""
+        if not self.endpoints:
+            return [EndpointSettings(name="default", base_url=self.base_url, api_key=self.api_key,
+                                     model=self.model, rpm=self.rpm, tpm=self.tpm)]
+        return [e.model_copy(update={"model": e.model or self.model, "api_key": e.api_key or self.api_key})
+                for e in self.endpoints]
 
 
 class LocalModelSettings(BaseModel):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -17,7 +19,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable
 from pydantic import BaseModel
 
-from agents.config import Effort, LocalModelSettings, ModelSettings
+from agents.config import Effort, EndpointSettings, LocalModelSettings, ModelSettings
 
 
 class ModelProvider(Protocol):
@@ -52,15 +54,25 @@ class ConfiguredModels:
         local: embedded-model options (``Settings.local``).
         models_dir: cache folder for the assembled GGUF (``Settings.models_dir``).
 
+        clock / sleep: time source and sleep (seconds) of the retry policy and circuit breakers;
+            tests pass fakes so Retry-After and back-off need no real waiting.
+
+    For ``openai`` every effort level gets a :class:`~agents.resilient_chat.ResilientChatModel`
+    over ``model.resolved_endpoints()``: one ``ChatOpenAI(max_retries=0,
+    timeout=profile.timeout_s)`` per endpoint, the process-wide circuit breaker and RPM/TPM
+    limiter of each endpoint, and the ``model.retry`` policy.
+
     Raises (from :meth:`chat`):
         agents.local_weights.LocalModelUnavailable: provider ``local`` without the ``[local]`` extra.
         ValueError: provider ``openai`` with no API key for api.openai.com.
     """
 
-    def __init__(self, model: ModelSettings, local: LocalModelSettings, models_dir: Path):
+    def __init__(self, model: ModelSettings, local: LocalModelSettings, models_dir: Path, *,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
         self.settings = model
         self.local = local
         self.models_dir = models_dir
+        self.clock, self.sleep = clock, sleep
         self._cache: dict[Effort, BaseChatModel] = {}
         self._lock = threading.Lock()
 
@@ -102,25 +114,47 @@ class ConfiguredModels:
         return chat.bind(response_format={"type": "json_object"})
 
     def _build(self, effort: Effort) -> BaseChatModel:
-        profile = self.settings.profiles[effort]
         if self.settings.provider == "local":
             return self._build_local(effort)
+        from agents.failover import breaker_for
+        from agents.ratelimit import limiter_for
+        from agents.resilience import Endpoint
+        from agents.resilient_chat import ResilientChatModel
+
+        s = self.settings
+        endpoints = []
+        for ep in s.resolved_endpoints():
+            url = ep.base_url or "https://api.openai.com/v1"
+            key = f"{url}|{ep.model}"
+            endpoints.append(Endpoint(
+                name=ep.name, url=url, client=self._build_openai(effort, ep),
+                breaker=breaker_for(key, s.circuit.failure_threshold, s.circuit.reset_timeout_s, self.clock),
+                limiter=limiter_for(key, ep.rpm, ep.tpm, burst_s=s.rate_limit_burst_s, redis_url=s.redis_url),
+            ))
+        return ResilientChatModel(endpoints=endpoints, retry=s.retry, max_tokens=s.profiles[effort].max_tokens,
+                                  model_name=endpoints[0].client.model_name, clock=self.clock, sleep=self.sleep)
+
+    def _build_openai(self, effort: Effort, endpoint: EndpointSettings) -> BaseChatModel:
         from langchain_openai import ChatOpenAI
 
-        key = self.settings.api_key.get_secret_value() if self.settings.api_key else os.environ.get("OPENAI_API_KEY")
+        profile = self.settings.profiles[effort]
+        secret = endpoint.api_key
+        key = secret.get_secret_value() if secret else os.environ.get("OPENAI_API_KEY")
         if not key:
-            if self.settings.base_url is None:
+            if endpoint.base_url is None:
+                field = "model.api_key" if not self.settings.endpoints else f"model.endpoints[{endpoint.name}].api_key"
                 raise ValueError(
-                    "model.api_key: provider 'openai' needs CHAINPROOF_MODEL__API_KEY (or OPENAI_API_KEY), "
+                    f"{field}: provider 'openai' needs CHAINPROOF_MODEL__API_KEY (or OPENAI_API_KEY), "
                     "or CHAINPROOF_MODEL__BASE_URL for a local OpenAI-compatible server"
                 )
             key = "not-needed"  # vLLM / Ollama / llama.cpp servers accept any key
         kwargs: dict[str, Any] = {
-            "model": self.settings.model,
+            "model": endpoint.model,
             "api_key": key,
-            "base_url": self.settings.base_url,
+            "base_url": endpoint.base_url,
             "max_tokens": profile.max_tokens,
-            "timeout": profile.timeout_s,
+            "timeout": profile.timeout_s,  # ChatOpenAI has no timeout by default
+            "max_retries": 0,  # agents.resilience retries; the openai client's own 2 retries would multiply them
             "stream_usage": True,  # with base_url set, LangChain would otherwise drop usage when streaming
         }
         if self.settings.supports_reasoning_effort and profile.reasoning_effort:

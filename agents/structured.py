@@ -40,6 +40,11 @@ def clipped(limit: int, description: str, min_length: int = 1) -> Any:
     ]
 
 
+class StructuredOutputError(ValueError):
+    """No answer valid for the schema after the bounded attempts; the message names the schema,
+    the attempt count and the last validation error."""
+
+
 class StructuredOutcome(BaseModel, Generic[T]):
     """Result of :func:`invoke_structured`: ``value`` is ``None`` when every attempt failed;
     ``calls`` holds one :class:`ModelCall` per attempt and ``errors`` one message per failure."""
@@ -47,6 +52,15 @@ class StructuredOutcome(BaseModel, Generic[T]):
     value: T | None = None
     calls: list[ModelCall] = []
     errors: list[str] = []
+
+    def require(self, schema: type[BaseModel]) -> T:
+        """``value``, or :class:`StructuredOutputError` when every attempt was invalid."""
+        if self.value is None:
+            last = self.errors[-1] if self.errors else "no attempt made"
+            raise StructuredOutputError(
+                f"no answer valid for {schema.__name__} after {len(self.calls)} attempt(s), each shown the "
+                f"previous error; last error: {last}")
+        return self.value
 
 
 def schema_instruction(schema: type[BaseModel]) -> str:

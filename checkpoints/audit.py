@@ -96,6 +96,11 @@ def upgrade_schema(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
+def _lifecycle():
+    """Events that set a run's status (``run_*``); model_retry / failover events do not."""
+    return EventRecord.kind.startswith("run_", autoescape=True)
+
+
 @dataclass(frozen=True)
 class ChainHead:
     seq: int
@@ -300,7 +305,8 @@ class AuditStore:
         (``started``, ``paused``, ``resumed``, ``completed``, ``failed``), or None."""
         with self.session() as s:
             kind = s.scalar(
-                select(EventRecord.kind).where(EventRecord.run_id == run_id).order_by(EventRecord.seq.desc()).limit(1)
+                select(EventRecord.kind).where(EventRecord.run_id == run_id, _lifecycle())
+                .order_by(EventRecord.seq.desc()).limit(1)
             )
         return kind.removeprefix("run_") if kind else None
 
@@ -310,6 +316,7 @@ class AuditStore:
             runs = list(s.scalars(select(Run).order_by(Run.created_at.desc()).limit(limit)))
             latest = (
                 select(EventRecord.run_id, func.max(EventRecord.seq).label("seq"))
+                .where(_lifecycle())
                 .group_by(EventRecord.run_id)
                 .subquery()
             )

@@ -203,7 +203,9 @@ class ReviewRecord(Chained, Base):
 
 
 class EventRecord(Chained, Base):
-    """Run lifecycle: started, paused, resumed, completed, failed."""
+    """Run lifecycle (``run_started``, ``run_paused``, ``run_resumed``, ``run_completed``,
+    ``run_failed``) and model-access events (``model_retry``, ``model_failed``, ``failover``:
+    ``detail`` is an :class:`agents.resilience.AttemptRecord` plus ``step_no`` and ``node``)."""
 
     __tablename__ = "events"
 

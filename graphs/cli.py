@@ -2,9 +2,11 @@
 
 Commands: ``run due-diligence``, ``approve``, ``reject``, ``edit``, ``resume``, ``pending``,
 ``runs``, ``show``, ``verify``, ``replay``, ``export``, ``dossier build``. Errors in input print one
-line naming what is wrong (exit code 2), never a traceback; ``CHAINPROOF_DEBUG=1`` shows the
-traceback too. ``verify`` exits 1 when a chain is broken; ``replay`` exits 1 when the replay
-diverges and 3 when zero data retention left steps it cannot reproduce.
+line naming what is wrong (exit code 2), never a traceback; a run that fails on model access
+(retries exhausted, endpoints down) prints the cause and the ``chainproof resume`` command (exit
+code 1). ``verify`` exits 1 when a chain is broken; ``replay`` exits 1 when the replay diverges
+and 3 when zero data retention left steps it cannot reproduce. ``CHAINPROOF_DEBUG=1`` shows the
+traceback too.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from graphs import views
 
@@ -41,12 +44,22 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return (ValueError, KeyError, LookupError, FileNotFoundError, ApprovalRefused, RunNotFound, LocalModelUnavailable)
 
 
-def _fail(exc: BaseException) -> None:
+def _fail(exc: BaseException, code: int = 2) -> None:
     if os.environ.get("CHAINPROOF_DEBUG"):
         raise exc
     message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(2)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    for note in getattr(exc, "__notes__", []):
+        if "chainproof " in note:  # ours (how to resume), not LangGraph's task ids
+            err.print(note, highlight=False, markup=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _run_errors() -> tuple[type[BaseException], ...]:
+    """Failures of a run (not of the input): the run is recorded as failed and can be resumed."""
+    from agents.resilience import ModelCallFailed
+
+    return (ModelCallFailed,)
 
 
 def _engine():
@@ -83,6 +96,8 @@ def run_due_diligence(
                                       effort=effort, max_steps=max_steps, review_every=review_every,
                                       zdr=zdr or None, on_progress=live.update)
             _finish(result)
+    except _run_errors() as exc:
+        _fail(exc, 1)
     except _user_errors() as exc:
         _fail(exc)
 
@@ -93,6 +108,8 @@ def _decide(run_id: str, action: str, approver: str, comment: str | None, reques
             result = engine.decide(run_id, action=action, approver=approver, comment=comment,
                                    request_id=request, on_progress=live.update, **edit)
         _finish(result)
+    except _run_errors() as exc:
+        _fail(exc, 1)
     except _user_errors() as exc:
         _fail(exc)
 
@@ -157,6 +174,8 @@ def resume(
         with _engine() as engine, views.LiveSteps(console) as live:
             result = engine.resume(run_id, max_steps=max_steps, by=by, on_progress=live.update)
         _finish(result)
+    except _run_errors() as exc:
+        _fail(exc, 1)
     except _user_errors() as exc:
         _fail(exc)
 

@@ -364,6 +364,9 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
             rec.model_calls(outcome.calls)
             fallback = outcome.value is None
             value = spec.fallback_decision(dict(state), outcome.errors) if fallback else outcome.value
+            if value is None:  # the spec has no fallback: fail the step (the run stays resumable)
+                rec.output = {"errors": outcome.errors}
+                outcome.require(spec.decision_schema)
             decision = value.model_dump(mode="json")
             rec.output = {"decision": decision, "fallback": fallback, "errors": outcome.errors}
             facts = RunFacts(decision=decision, tools_used=state.get("tools_used", []), sensitive_tools=sensitive,

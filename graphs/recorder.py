@@ -9,6 +9,13 @@ Used by every orchestrator node::
 On exit (also on an exception, with ``status='error'``) the records are appended to the run's
 hash chain in one transaction, and a progress event is sent to LangGraph's ``custom`` stream
 (``{"step", "node", "title", "effort", "model", "tokens", "elapsed_s", "status"}``).
+
+Model-access attempts (:class:`agents.resilience.AttemptRecord`, one per HTTP request) need no
+table of their own: the step row's ``output["model_attempts"]`` lists every attempt of the
+step's model calls (also of a call that gave up), and each failed attempt is an ``events`` row
+of kind ``model_retry`` (retried) or ``model_failed`` (the call gave up), each switch of
+endpoint one of kind ``failover``; their ``detail`` is the attempt record plus ``step_no`` and
+``node``.
 """
 
 from __future__ import annotations
@@ -22,9 +29,10 @@ from langgraph.config import get_stream_writer
 from langgraph.errors import GraphInterrupt
 
 from agents.calls import ModelCall, Usage
+from agents.resilience import ModelCallFailed
 from checkpoints.audit import AuditStore
 from checkpoints.audit_hashing import sha256_hex
-from checkpoints.audit_schema import ModelCallRecord, Step, ToolCallRecord
+from checkpoints.audit_schema import EventRecord, ModelCallRecord, Step, ToolCallRecord
 
 
 @dataclass
@@ -93,6 +101,25 @@ class StepRecorder:
             )
         )
 
+    def _attempt_events(self, exc: BaseException | None) -> list[EventRecord]:
+        calls = [c.http_attempts for c in self._calls]
+        if isinstance(exc, ModelCallFailed):
+            calls.append([a.model_dump() for a in exc.attempts])
+        if any(calls):
+            self.output = {**self.output, "model_attempts": [a for attempts in calls for a in attempts]}
+        events = []
+        for i, attempts in enumerate(calls):
+            gave_up = isinstance(exc, ModelCallFailed) and i == len(calls) - 1
+            for j, a in enumerate(attempts):
+                where = {"step_no": self.step_no, "node": self.node}
+                if a.get("failover_from"):
+                    events.append(EventRecord(kind="failover", detail={**where, **a}))
+                if a.get("error_class"):
+                    last = j == len(attempts) - 1
+                    events.append(EventRecord(kind="model_failed" if gave_up and last else "model_retry",
+                                              detail={**where, **a}))
+        return events
+
     def __exit__(self, exc_type, exc, tb) -> None:
         elapsed = time.perf_counter() - self._started
         if exc_type is not None and issubclass(exc_type, GraphInterrupt):
@@ -100,6 +127,7 @@ class StepRecorder:
         status = "ok" if exc is None else "error"
         if exc is not None:
             self.output = {**self.output, "error": f"{type(exc).__name__}: {exc}"}
+        events = self._attempt_events(exc)
         u = self.usage
         models = sorted({c.model for c in self._calls})
         step = Step(
@@ -110,7 +138,7 @@ class StepRecorder:
             reasoning_tokens=u.reasoning_tokens, cost_usd=None, started_at=self._started_at,
             duration_s=round(elapsed, 4),
         )
-        self.audit.append(self.run_id, *self._rows, *self.extra_records, step)
+        self.audit.append(self.run_id, *self._rows, *self.extra_records, *events, step)
         try:
             write = get_stream_writer()
         except RuntimeError:  # called outside a graph run

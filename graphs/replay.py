@@ -244,9 +244,17 @@ class ReplayReport:
         raise ValueError(f"step: run {self.run_id} has steps {span}, not {step_no}")
 
 
+TRANSPORT_KEYS = ("model_attempts",)
+"""Step-output keys about how a model was reached (HTTP attempts, waits, failovers), not about the
+reasoning: a replay serves answers from the record, so it has none to compare."""
+
+
 def _comparable(rec: Chained) -> dict[str, Any]:
     content = record_content(rec)
-    return {k: v for k, v in content.items() if k not in rec.__replay_ignore__ or k == "table"}
+    out = {k: v for k, v in content.items() if k not in rec.__replay_ignore__ or k == "table"}
+    if isinstance(out.get("output"), dict):
+        out["output"] = {k: v for k, v in out["output"].items() if k not in TRANSPORT_KEYS}
+    return out
 
 
 def _by_step(records: Iterable[Chained]) -> dict[int, list[Chained]]:

@@ -65,6 +65,10 @@ class Pending:
     request: dict[str, Any]
 
 
+class RunNotResumable(ValueError):
+    """The run cannot be resumed: it completed, or it waits for an approval answer instead."""
+
+
 @dataclass
 class RunResult:
     """Where a run stands after a call: ``status`` is ``paused`` (``requests`` lists the open
@@ -245,8 +249,8 @@ class Chainproof:
         * failed (e.g. a model call that exhausted its retries): from its last checkpoint; finished
           steps do not run again.
 
-        Raises ``ApprovalRefused`` when the run waits for an approval nobody gave yet, and
-        ``ValueError`` when it has completed."""
+        Raises ``RunNotResumable`` (a ``ValueError``) when the run waits for an approval nobody gave
+        yet or has completed."""
         run = self._run(run_id)
         with self._thread(run_id, run.graph, max_steps=max_steps) as (app, config):
             snapshot = app.get_state(config)
@@ -268,11 +272,12 @@ class Chainproof:
                     if record is not None and record.payload.get("checkpoint_id") == checkpoint_id:
                         resume[p.interrupt_id] = ApprovalAnswer.model_validate(record.payload).model_dump(mode="json")
                 if not resume:
-                    raise ApprovalRefused(f"run {run_id} waits for approval and has no recorded decision to apply; "
-                                          f"decide with approve / reject / edit; pending: {self._listing(pending)}")
+                    raise RunNotResumable(f"run {run_id} is paused for approval and has no recorded decision to apply; "
+                                          f"answer it with: chainproof approve {run_id} --as NAME (or reject / edit); "
+                                          f"pending: {self._listing(pending)}")
                 payload, detail = Command(resume=resume), {"reapplied": len(resume)}
             elif not snapshot.next:
-                raise ValueError(f"run {run_id} has already completed")
+                raise RunNotResumable(f"run {run_id} is completed; there is nothing to resume")
             else:
                 payload, detail = None, {"after": self.audit.run_status(run_id)}  # continue from the last checkpoint
             self.audit.append(run_id, EventRecord(kind="run_resumed", detail=detail))
@@ -331,7 +336,6 @@ class Chainproof:
             raise ApprovalRefused(f"{where}: the proposal no longer matches the hash it was requested with; "
                                   f"nothing was decided; pending: {self._listing(pending)}")
 
-    # -------------------------------------------------------------- internals
     def _run(self, run_id: str):
         run = self.audit.get_run(run_id)
         if run is None:
@@ -375,6 +379,7 @@ class Chainproof:
                     on_progress(chunk)
         except Exception as exc:
             self.audit.append(run_id, EventRecord(kind="run_failed", detail={"error": f"{type(exc).__name__}: {exc}"}))
+            exc.add_note(f"run {run_id} failed; its checkpoint is kept: resume it with `chainproof resume {run_id}`")
             raise
         snapshot = app.get_state(config)
         state = dict(snapshot.values)

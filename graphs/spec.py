@@ -103,9 +103,11 @@ class ChainSpec:
     def check_decision(self, decision: BaseModel, state: dict[str, Any]) -> None:
         """Override: semantic checks beyond the schema; raise ``ValueError`` (shown to the model)."""
 
-    def fallback_decision(self, state: dict[str, Any], errors: list[str]) -> BaseModel:
-        """Override: the decision used when the model gave no valid one after its attempts."""
-        raise NotImplementedError
+    def fallback_decision(self, state: dict[str, Any], errors: list[str]) -> BaseModel | None:
+        """Override: the decision used when the model gave no valid one after its attempts.
+        ``None`` (the default): no fallback; the decide step fails with
+        ``agents.structured.StructuredOutputError`` and the run can be resumed later."""
+        return None
 
     def approval_policy(self) -> ApprovalPolicy:
         """Override: when approval is needed, who may give it, what a rejection does. Default:
