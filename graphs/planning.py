@@ -14,7 +14,7 @@ from typing import Any
 
 from graphs.spec import ChainSpec, Finding, PlanStep
 
-RECENT_FINDINGS = 5  # findings without keep_data stay in state only while among the latest five
+RECENT_FINDINGS = 3  # findings without keep_data stay in state only while among the latest three (the review reads three)
 RECENT_DONE = 5  # ids of the latest completed plan steps kept for prompts
 SUMMARY_LINES = 12  # rolling summary length (lines)
 

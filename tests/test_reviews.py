@@ -155,3 +155,17 @@ def test_replay_of_a_run_with_reviews_and_a_budget_stop_is_identical(settings):
         report = app.replay(run.run_id)
     assert report.outcome == "identical", [s for s in report.steps if s.status != "identical"][:1]
     assert report.model_calls_served > 0
+
+
+def test_task_writes_of_finished_super_steps_are_not_kept(settings):
+    with _app(settings) as app:
+        run = app.start("long", {"n": 30}, max_steps=10)  # stops at its budget: an interrupt is pending
+        db = sqlite3.connect(settings.resolved_checkpoint_url)
+        kept = {r[0] for r in db.execute("SELECT DISTINCT checkpoint_id FROM writes WHERE thread_id = ?", (run.run_id,))}
+        latest = db.execute("SELECT checkpoint_id FROM checkpoints WHERE thread_id = ? ORDER BY checkpoint_id DESC LIMIT 1",
+                            (run.run_id,)).fetchone()[0]
+        assert kept == {latest}  # only the paused checkpoint's pending writes (its interrupt) remain
+        count = db.execute("SELECT count(*) FROM checkpoints WHERE thread_id = ?", (run.run_id,)).fetchone()[0]
+        assert count > 20  # every checkpoint is still there for time travel
+        done = app.resume(run.run_id, max_steps=30)
+    assert done.status == "completed" and done.state["done_count"] == 30
