@@ -6,9 +6,9 @@ These models are nested inside :class:`graphs.settings.Settings` (``CHAINPROOF_M
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
 Effort = Literal["low", "medium", "high"]
 EFFORTS: tuple[Effort, ...] = ("low", "medium", "high")
@@ -111,6 +111,19 @@ class ModelSettings(BaseModel):
         description="Ask the endpoint for response_format={'type': 'json_object'} on structured steps.",
     )
     profiles: dict[Effort, EffortProfile] = Field(default_factory=_default_profiles)
+
+    @field_validator("profiles", mode="before")
+    @classmethod
+    def _merge_profiles(cls, value: Any) -> Any:
+        """A partial profile (``[model.profiles.high] max_tokens = 4096``, or one environment
+        variable) changes only what it names: the rest comes from the defaults."""
+        if not isinstance(value, dict):
+            return value
+        merged = {e: p.model_dump() for e, p in _default_profiles().items()}
+        for effort, given in value.items():
+            given = given.model_dump(exclude_unset=True) if isinstance(given, BaseModel) else given
+            merged[effort] = {**merged.get(effort, {}), **given} if isinstance(given, dict) else given
+        return merged
 
     @model_validator(mode="after")
     def _all_efforts(self) -> "ModelSettings":

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
@@ -48,6 +49,10 @@ def _fail(exc: BaseException, code: int = 2) -> None:
     if os.environ.get("CHAINPROOF_DEBUG"):
         raise exc
     message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        message = "interrupted"
+    if isinstance(exc, ValidationError):  # pydantic: one line, "field: problem; field: problem"
+        message = "; ".join(f"{'.'.join(map(str, e['loc'])) or exc.title}: {e['msg']}" for e in exc.errors())
     err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     for note in getattr(exc, "__notes__", []):
         if "chainproof " in note:  # ours (how to resume), not LangGraph's task ids
@@ -59,7 +64,7 @@ def _run_errors() -> tuple[type[BaseException], ...]:
     """Failures of a run (not of the input): the run is recorded as failed and can be resumed."""
     from agents.resilience import ModelCallFailed
 
-    return (ModelCallFailed,)
+    return (ModelCallFailed, KeyboardInterrupt)
 
 
 def _engine():
@@ -281,7 +286,7 @@ def export(
 
 @dossier_app.command("build")
 def dossier_build(
-    bundle: Annotated[Path, typer.Option(help="Root of a data bundle laid out like shared/data.")],
+    bundle: Annotated[Path, typer.Option(help="Root of a data bundle laid out like the public data set described in the README (sec_10k_filings/, market_prices/, ...).")],
     ticker: Annotated[str, typer.Option(help="Company ticker.")],
     as_of: Annotated[str, typer.Option("--as-of", help="YYYY-MM-DD")],
     out: Annotated[Path, typer.Option(help="Folder to write the dossier into.")],
@@ -290,7 +295,11 @@ def dossier_build(
     from tools.dossier_builder import build_dossier
 
     try:
-        path = build_dossier(bundle, ticker.upper(), date.fromisoformat(as_of), out)
+        try:
+            when = date.fromisoformat(as_of)
+        except ValueError:
+            raise ValueError(f"--as-of: expected a date as YYYY-MM-DD, got {as_of!r}") from None
+        path = build_dossier(bundle, ticker.upper(), when, out)
         console.print(f"dossier written to {path}")
     except _user_errors() as exc:
         _fail(exc)

@@ -172,7 +172,8 @@ def render_report(state: dict[str, Any]) -> str:
         lines.append(f"- {reason['text']} _(evidence: {', '.join(reason['evidence'])})_")
     lines += ["", _decisions(state), _financials(state), _legal(state), _sentiment(state), _peers(state), _risk(state), _scorecard(state),
               "## Provenance", "",
-              f"Dossier: `{inputs['dossier']}`. All figures above were computed by Chainproof's tools from the dossier; "
-              "the model's text is interpretation only. The full trace (prompts, outputs, tool calls, tokens) is in the "
-              "audit store."]
+              f"Dossier: `{inputs['dossier']}`. Every figure in the tables was computed by Chainproof's tools from the "
+              "dossier. The paragraphs marked *Model's interpretation* and the recommendation's text are written by the "
+              "model and may misread a figure: the tables are authoritative. The full trace (prompts, outputs, tool "
+              "calls, tokens) is in the audit store (`chainproof show`, `chainproof verify`)."]
     return "\n".join(lines) + "\n"

@@ -78,7 +78,9 @@ class DueDiligence(ChainSpec):
     decide_effort = "high"
     system_prompt = (
         "You are a due-diligence analyst. Use only the facts given. Never calculate or invent numbers: "
-        "quote figures exactly as the tool results state them. Be brief and concrete."
+        "quote figures exactly as the tool results state them. Ratios, margins, growth rates, returns, "
+        "volatility, VaR and drawdowns are fractions: 0.0226 means 2.26 %, not 0.02 %. Amounts are in USD "
+        "millions. Be brief and concrete."
     )
 
     def tools(self):
@@ -98,6 +100,11 @@ class DueDiligence(ChainSpec):
         folder = resolve_dossier(company, inputs.get("dossier"))
         dossier = load_dossier(folder)
         check_as_of(dossier, as_of)
+        if dossier.meta.as_of and as_of < dossier.meta.as_of:
+            raise ValueError(
+                f"as_of: {as_of.isoformat()} is before the date this dossier was assembled for "
+                f"({dossier.meta.as_of.isoformat()}): its filing texts and peer snapshot may describe later events. "
+                "Build a dossier for the earlier date (chainproof dossier build ...) or use a later as_of.")
         return {"company": company, "company_name": dossier.meta.name, "as_of": as_of.isoformat(),
                 "dossier": str(Path(folder).resolve())}
 
@@ -179,9 +186,16 @@ class DueDiligence(ChainSpec):
             FieldEquals(field="decision", value="walk_away"), FieldBelow(field="confidence", threshold=0.5)])
 
     def approval_question(self, decision: BaseModel, state: dict[str, Any]) -> str:
+        """The question, with the quantitative scorecard's suggestion when it differs from the
+        model's recommendation (the approver should see the disagreement)."""
         inputs = state["inputs"]
-        return (f"Approve the recommendation '{decision.decision}' for {inputs['company_name']} "  # type: ignore[attr-defined]
-                f"({inputs['company']}) as of {inputs['as_of']}?")
+        question = (f"Approve the recommendation '{decision.decision}' for {inputs['company_name']} "  # type: ignore[attr-defined]
+                    f"({inputs['company']}) as of {inputs['as_of']}?")
+        card = (state.get("findings", {}).get("scorecard") or {}).get("data") or {}
+        if card.get("recommendation") and card["recommendation"] != decision.decision:  # type: ignore[attr-defined]
+            question += (f" Note: the quantitative scorecard suggests '{card['recommendation']}' "
+                         f"(risk score {card.get('total_score')}/100).")
+        return question
 
     def render_report(self, state: dict[str, Any]) -> str:
         return render_report(state)

@@ -257,6 +257,8 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
                 rec.model_calls([call])
                 rec.inputs = {"plan_step": step.id}
                 summary = call.output.strip() or "(the model returned no text)"
+                if call.finish_reason == "length":
+                    summary += " … [cut off at the output-token limit]"
                 rec.output = {"finding": summary}
             data = pending["result"]
         else:

@@ -8,7 +8,8 @@ from typing import Any
 
 def _shrink(value: Any, max_list: int, digits: int) -> Any:
     if isinstance(value, float):
-        return float(f"{value:.{digits}g}")
+        # keep whole units of large amounts (30274.0 stays 30274, not 30270: the model quotes it)
+        return round(value, 2) if abs(value) >= 10 ** (digits - 1) else float(f"{value:.{digits}g}")
     if isinstance(value, dict):
         return {k: _shrink(v, max_list, digits) for k, v in value.items() if v is not None}
     if isinstance(value, list):
@@ -20,7 +21,8 @@ def _shrink(value: Any, max_list: int, digits: int) -> Any:
 
 
 def compact_json(data: Any, max_chars: int = 2400, max_list: int = 6, digits: int = 4) -> str:
-    """``data`` as one-line JSON with floats rounded to ``digits`` significant digits, lists cut
+    """``data`` as one-line JSON with floats rounded to ``digits`` significant digits (amounts of
+    ``digits`` or more integer digits keep their whole units, to two decimals), lists cut
     to ``max_list`` items and ``None`` fields dropped; cut to ``max_chars`` characters (about
     ``max_chars / 4`` tokens) with a marker if still longer."""
     text = json.dumps(_shrink(data, max_list, digits), separators=(",", ":"), ensure_ascii=False, default=str)

@@ -28,6 +28,7 @@ completes.
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,6 +38,7 @@ from typing import Any
 
 from langgraph.types import Command
 
+from agents.config import EFFORTS
 from agents.models import ConfiguredModels, ModelProvider
 from checkpoints.audit import AlreadyDecided, AuditStore
 from checkpoints.audit_hashing import sha256_hex
@@ -55,6 +57,23 @@ CostOfRun = Callable[[str], "float | None"]
 
 class RunNotFound(LookupError):
     """No run with that id in the audit store."""
+
+
+class StorageError(ValueError):
+    """The audit database or the checkpointer cannot be opened or written; the message names the
+    setting (``database_url`` / ``checkpoint_url``), its value and the cause."""
+
+
+def _storage_errors() -> tuple[type[BaseException], ...]:
+    import psycopg
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return (OSError, sqlite3.Error, SQLAlchemyError, psycopg.Error)
+
+
+def _cause(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)  # SQLAlchemy wraps the driver's error
+    return f"{type(orig or exc).__name__}: {str(orig or exc).splitlines()[0]}"
 
 
 @dataclass(frozen=True)
@@ -96,7 +115,12 @@ class Chainproof:
     def __init__(self, settings: Settings | None = None, models: ModelProvider | None = None,
                  cost_of_run: CostOfRun | None = None):
         self.settings = settings or Settings()
-        self.audit = AuditStore(self.settings.resolved_database_url, redactor=self.settings.redactor)
+        url = self.settings.resolved_database_url
+        try:
+            self.audit = AuditStore(url, redactor=self.settings.redactor)
+        except _storage_errors() as exc:
+            raise StorageError(f"database_url {url!r} (CHAINPROOF_DATABASE_URL): cannot open the audit store: "
+                               f"{_cause(exc)}") from exc
         self.models = models or ConfiguredModels(self.settings.model, self.settings.local, self.settings.models_dir)
         self.cost_of_run = cost_of_run
 
@@ -135,9 +159,12 @@ class Chainproof:
         budget = Budget.model_validate({"max_steps": spec.max_steps, "review_every": spec.review_every,
                                         **{k: v for k, v in overrides.items() if v is not None}})
         inputs = spec.validate_inputs(dict(inputs))
+        if effort is not None and effort not in EFFORTS:
+            raise ValueError(f"effort: expected one of {', '.join(EFFORTS)}, got {effort!r}")
         preflight = getattr(self.models, "preflight", None)
         if preflight is not None:
             preflight()
+        self._check_checkpointer()
         run_id = run_id or uuid.uuid4().hex[:12]
         goal = spec.goal(inputs)
         self.audit.start_run(
@@ -296,6 +323,8 @@ class Chainproof:
     def _target(self, run_id: str, pending: list[Pending], request_id: str | None) -> Pending:
         """The pending request a decision names, or ``ApprovalRefused`` saying why not."""
         listing = self._listing(pending)
+        if request_id is not None:
+            request_id = self._resolve_request_id(pending, request_id)
         if request_id is None:
             if not pending:
                 raise ApprovalRefused(
@@ -335,6 +364,25 @@ class Chainproof:
         if sha256_hex(request.proposed) != request.proposed_hash or bound.get("proposed_hash") != request.proposed_hash:
             raise ApprovalRefused(f"{where}: the proposal no longer matches the hash it was requested with; "
                                   f"nothing was decided; pending: {self._listing(pending)}")
+
+    def _check_checkpointer(self) -> None:
+        """Open the checkpointer once before a run is recorded, so a bad ``checkpoint_url`` fails
+        cleanly instead of leaving a run that started and can never checkpoint."""
+        url = self.settings.resolved_checkpoint_url
+        try:
+            with open_checkpointer(url):
+                pass
+        except _storage_errors() as exc:
+            raise StorageError(f"checkpoint_url {url!r} (CHAINPROOF_CHECKPOINT_URL): cannot open the checkpointer: "
+                               f"{_cause(exc)}") from exc
+
+    def _resolve_request_id(self, pending: list[Pending], request_id: str) -> str:
+        """A unique prefix (>= 6 characters, as ``show`` and the pause panel print) names the full id."""
+        if len(request_id) >= 6:
+            full = [p.request["request_id"] for p in pending if p.request["request_id"].startswith(request_id)]
+            if len(full) == 1:
+                return full[0]
+        return request_id
 
     def _run(self, run_id: str):
         run = self.audit.get_run(run_id)
@@ -377,6 +425,11 @@ class Chainproof:
             for mode, chunk in app.stream(payload, config, stream_mode=["custom", "updates"], durability="sync"):
                 if mode == "custom" and on_progress:
                     on_progress(chunk)
+        except KeyboardInterrupt as exc:
+            self.audit.append(run_id, EventRecord(kind="run_failed", detail={"error": "interrupted by the user"}))
+            exc.add_note(f"run {run_id} was interrupted; its last checkpoint is kept: resume it with "
+                         f"`chainproof resume {run_id}`")
+            raise
         except Exception as exc:
             self.audit.append(run_id, EventRecord(kind="run_failed", detail={"error": f"{type(exc).__name__}: {exc}"}))
             exc.add_note(f"run {run_id} failed; its checkpoint is kept: resume it with `chainproof resume {run_id}`")

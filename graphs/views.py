@@ -10,10 +10,17 @@ from typing import Any
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
+from rich.markup import escape
 from rich.text import Text
 
 from checkpoints.audit import AuditStore
 from checkpoints.audit_schema import ApprovalRecord, EventRecord, ModelCallRecord, Step, ToolCallRecord
+
+
+def _cells(*values: Any) -> list[Any]:
+    """Table cells: recorded text (titles, names, comments) is shown as written, never parsed as
+    Rich markup ("[legal]" would vanish, "[/]" would raise)."""
+    return [v if isinstance(v, Text) else escape(str(v)) for v in values]
 
 
 class LiveSteps:
@@ -84,7 +91,7 @@ def print_completed(console: Console, result: Any) -> None:
         verdict = f"{approval['action']} by {approval['approver']}"
     else:
         verdict = f"{len(decisions)} approval decision(s)" if decisions else "no approval needed"
-    console.print(f"[bold green]Run {result.run_id} completed[/] ({verdict}).")
+    console.print(f"[bold green]Run {result.run_id} completed[/] ({escape(verdict)}).")
     if result.report_path:
         console.print(f"Report: {result.report_path}", highlight=False)
     console.print(f"Trace:  chainproof show {result.run_id}", highlight=False, markup=False)
@@ -94,8 +101,8 @@ def print_runs(console: Console, rows: list[tuple[Any, str | None, Any]]) -> Non
     table = Table("run", "graph", "company", "status", "started", "by")
     for run, status, _ in rows:
         inputs = run.inputs or {}
-        table.add_row(run.run_id, run.graph, str(run.company or "-") + (f" @ {inputs['as_of']}" if inputs.get("as_of") else ""),
-                      status or "-", run.created_at.strftime("%Y-%m-%d %H:%M:%S"), run.started_by or "-")
+        table.add_row(*_cells(run.run_id, run.graph, str(run.company or "-") + (f" @ {inputs['as_of']}" if inputs.get("as_of") else ""),
+                      status or "-", run.created_at.strftime("%Y-%m-%d %H:%M:%S"), run.started_by or "-"))
     console.print(table if rows else "No runs yet.")
 
 
@@ -104,8 +111,8 @@ def print_pending(console: Console, rows: list[tuple[Any, list[dict[str, Any]]]]
     for run, requests in rows:
         for r in requests:
             proposed = r["proposed"].get("decision", "") if isinstance(r.get("proposed"), dict) else ""
-            table.add_row(run.run_id, r["request_id"], r.get("subject", "decision"), r["question"], str(proposed),
-                          "; ".join(r.get("reasons", [])), str(r.get("created_at", ""))[:19])
+            table.add_row(*_cells(run.run_id, r["request_id"], r.get("subject", "decision"), r["question"], str(proposed),
+                          "; ".join(r.get("reasons", [])), str(r.get("created_at", ""))[:19]))
     console.print(table if any(reqs for _, reqs in rows) else "No pending approval requests.")
 
 
@@ -115,13 +122,13 @@ def print_trace(console: Console, audit: AuditStore, run_id: str, step_no: int |
     if step_no is not None:
         _print_step(console, audit, run_id, step_no, steps)
         return
-    console.print(f"[bold]{run.graph}[/] run {run_id} · status {audit.run_status(run_id)} · goal: {run.goal}", highlight=False)
+    console.print(f"[bold]{escape(run.graph)}[/] run {run_id} · status {audit.run_status(run_id)} · goal: {escape(run.goal)}", highlight=False)
     table = Table("step", "node", "title", "effort", "model", "in", "out", "reasoning", "sec", "status")
     totals = [0, 0, 0]
     for s in steps:
         totals = [totals[0] + s.input_tokens, totals[1] + s.output_tokens, totals[2] + s.reasoning_tokens]
-        table.add_row(str(s.step_no), s.node, s.title[:48], s.effort or "-", (s.model or "-")[:40],
-                      str(s.input_tokens), str(s.output_tokens), str(s.reasoning_tokens), f"{s.duration_s:.2f}", s.status)
+        table.add_row(*_cells(str(s.step_no), s.node, s.title[:48], s.effort or "-", (s.model or "-")[:40],
+                      str(s.input_tokens), str(s.output_tokens), str(s.reasoning_tokens), f"{s.duration_s:.2f}", s.status))
     console.print(table)
     console.print(f"{len(steps)} steps · tokens in {totals[0]}, out {totals[1]} (of which reasoning {totals[2]})")
     for r in [s for s in steps if s.node == "review"]:
@@ -143,9 +150,9 @@ def print_approvals(console: Console, rows: list[ApprovalRecord]) -> None:
     for a in rows:
         payload = a.payload or {}
         digest = payload.get("decided_hash") if a.action != "requested" else a.proposed_hash
-        table.add_row(a.request_id, str(payload.get("subject", "decision")), a.action, a.approver or "-",
+        table.add_row(*_cells(a.request_id, str(payload.get("subject", "decision")), a.action, a.approver or "-",
                       f"{a.created_at:%Y-%m-%d %H:%M:%S}", a.comment or ("; ".join(payload.get("reasons", [])) if a.action == "requested" else "-"),
-                      (digest or "")[:12])
+                      (digest or "")[:12]))
     console.print(table)
 
 
@@ -198,8 +205,8 @@ def print_replay(console: Console, report: Any) -> None:
     """The per-step table of a replay and its verdict."""
     table = Table("step", "node", "title", "replay", "what differed")
     for s in report.steps:
-        table.add_row(str(s.step_no), s.node, s.title[:48], Text(s.status, style=_REPLAY_STYLE[s.status]),
-                      Text("; ".join(s.differences)[:300]))
+        table.add_row(*_cells(str(s.step_no), s.node, s.title[:48], Text(s.status, style=_REPLAY_STYLE[s.status]),
+                      Text("; ".join(s.differences)[:300])))
     console.print(table)
     served = (f"{report.model_calls_served} model answers and {report.tool_calls_served} tool results served from "
               f"the record, 0 model calls made, {report.duration_s:.2f}s")

@@ -75,9 +75,14 @@ def test_openai_without_key_or_base_url_names_the_setting(monkeypatch):
         ConfiguredModels(s.model, s.local, Path("/x")).chat("low")
 
 
-def test_profiles_must_cover_every_effort():
-    with pytest.raises(ValueError, match="missing effort level"):
-        ModelSettings(profiles={"low": {"max_tokens": 10}})
+def test_a_partial_profile_changes_only_what_it_names():
+    # as in README's chainproof.toml example: only [model.profiles.high] max_tokens is given
+    merged = ModelSettings(profiles={"high": {"max_tokens": 4096}}).profiles
+    default = ModelSettings().profiles
+    assert merged["high"].max_tokens == 4096 and merged["high"].timeout_s == default["high"].timeout_s
+    assert merged["low"] == default["low"] and merged["medium"] == default["medium"]
+    with pytest.raises(ValueError, match="extreme"):
+        ModelSettings(profiles={"extreme": {"max_tokens": 10}})
 
 
 def test_missing_local_runtime_fails_before_a_run_is_recorded(settings, monkeypatch):
