@@ -55,7 +55,7 @@ from agents.models import ModelProvider
 from agents.structured import invoke_structured
 from checkpoints.audit import AuditStore
 from checkpoints.audit_hashing import sha256_hex
-from checkpoints.audit_schema import ApprovalRecord
+from checkpoints.audit_schema import ApprovalRecord, ReviewRecord
 from graphs.approval import ApprovalAnswer, ApprovalRefused, ApprovalRequest
 from graphs.approval_policy import ApprovalPolicy, RunFacts
 from graphs.prompting import compact_json
@@ -308,6 +308,11 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
                 reason=f"default after {len(outcome.errors)} invalid reviewer answers: continue the plan as it is",
             )
             rec.output = {**decision.model_dump(mode="json"), "fallback": outcome.value is None, "errors": outcome.errors}
+            usage = rec.usage
+            rec.extra_records.append(ReviewRecord(
+                step_no=rec.step_no, decision=decision.decision, reason=decision.reason, drift_assessment=decision.drift,
+                inputs=rec.inputs, effort=effort, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+                reasoning_tokens=usage.reasoning_tokens))
         update: dict[str, Any] = {"last_review_at": done, "step": rec.step_no}
         if decision.summary:
             update["summary"] = [f"Review after {done} steps: {decision.summary}", *state.get("summary", [])[-3:]]
@@ -345,6 +350,9 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
                                           f"; {left} plan steps not run (policy: terminate)"))
             rec.inputs = {"done_count": done, "remaining_count": left, "policy": budget.on_budget}
             rec.output = {"decision": decision, "reason": reason, "budget": budget.model_dump(), "by": extended_by}
+            rec.extra_records.append(ReviewRecord(
+                step_no=rec.step_no, decision=decision, reason=reason, drift_assessment=None, inputs=rec.inputs,
+                effort=None))
         update: dict[str, Any] = {"budget": budget.model_dump(), "last_review_at": done, "step": rec.step_no}
         if decision == "terminate":
             update["termination"] = {"reason": reason, "at_step": done, "by": "budget"}

@@ -169,3 +169,14 @@ def test_task_writes_of_finished_super_steps_are_not_kept(settings):
         assert count > 20  # every checkpoint is still there for time travel
         done = app.resume(run.run_id, max_steps=30)
     assert done.status == "completed" and done.state["done_count"] == 30
+
+
+def test_every_review_has_a_reviews_row(settings):
+    from checkpoints.audit_schema import ReviewRecord
+
+    stop = json.dumps({"decision": "terminate", "reason": "enough walking", "drift": "none at all"})
+    with _app(settings, [json.dumps({"decision": "continue", "reason": "on track", "drift": "none"}), stop]) as app:
+        run = app.start("long", {"n": 30}, max_steps=12)
+        rows = app.audit.records_of(run.run_id, ReviewRecord)
+    assert [(r.decision, r.reason) for r in rows] == [("continue", "on track"), ("terminate", "enough walking")]
+    assert rows[1].drift_assessment == "none at all" and rows[0].input_tokens > 0 and rows[0].effort == "medium"
