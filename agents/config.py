@@ -106,6 +106,8 @@ class ModelSettings(BaseModel):
     retry: RetrySettings = Field(default_factory=RetrySettings)
     circuit: CircuitSettings = Field(default_factory=CircuitSettings)
     supports_reasoning_effort: bool = False
+    stream: bool = Field(
+        default=False, description="Stream answers (token usage is the same as when invoking).")
     json_mode: bool = Field(
         default=True,
         description="Ask the endpoint for response_format={'type': 'json_object'} on structured steps.",
