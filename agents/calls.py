@@ -14,7 +14,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, convert_to_openai_messages
 from langchain_core.messages.utils import message_chunk_to_message
-from langchain_core.runnables import Runnable
+from langchain_core.runnables import Runnable, RunnableBinding
 from pydantic import BaseModel, Field
 
 
@@ -105,8 +105,9 @@ def wire_messages(messages: list[BaseMessage]) -> list[dict[str, Any]]:
 
 
 def model_name_of(model: BaseChatModel | Runnable) -> str:
-    """Best-effort model identifier (``model_name`` / ``model`` / class name)."""
-    bound = getattr(model, "bound", model)
+    """Best-effort model identifier (``model_name`` / ``model`` / class name) of a model or of the
+    model inside a ``RunnableBinding`` (``.bind(...)``)."""
+    bound = model.bound if isinstance(model, RunnableBinding) else model
     for attr in ("model_name", "model", "model_path"):
         value = getattr(bound, attr, None)
         if isinstance(value, str) and value:

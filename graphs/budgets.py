@@ -200,7 +200,8 @@ def check_resume(guard: CostGuard, state: Mapping[str, Any], stop: Mapping[str, 
     for limit in guard.limits({**state, "budget": budget}):
         need = limit.spent.usd + float(stop["projected_usd"])
         if need > limit.usd:
-            hint = (f"resume with --budget-usd {need * 1.5:.4f} or more" if limit.field == "budget_usd" else
+            hint = (f"resume with a budget above {need:.4f}, e.g. --budget-usd {need * 1.5:.4f}"
+                    if limit.field == "budget_usd" else
                     f"raise {limit.field} in chainproof.toml to at least {need:.4f}, then resume")
             raise ValueError(f"{limit.field}: run {state['run_id']} paused at its {limit.scope} budget of "
                              f"{limit.usd:.4f} USD ({limit.spent.usd:.4f} spent, the next step may cost up to "
