@@ -41,7 +41,7 @@ class LiveSteps:
         tokens = event.get("tokens") or 0
         reasoning = f" ({event['reasoning_tokens']} reasoning)" if event.get("reasoning_tokens") else ""
         line = Text("✓ " if ok else "✗ ", style="green" if ok else "red")
-        cost = "" if "cost_usd" not in event else f" usd={_usd(event['cost_usd'])}"
+        cost = f" usd={_usd(event.get('cost_usd'))}" if event.get("model") else ""
         hits = f" cache-hits={event['cache_hits']}" if event.get("cache_hits") else ""
         line.append(
             f"step {event['step']:>3}  {event['node']:<8} {event['title'][:60]:<60} "
