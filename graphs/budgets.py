@@ -111,8 +111,10 @@ class CostGuard:
         """The budgets in force for the run of ``state`` (its ``budget.max_cost_usd``, its
         department's monthly budget)."""
         run_id = state["run_id"]
-        out = []
+        out: list[Limit] = []
         max_cost = (state.get("budget") or {}).get("max_cost_usd")
+        if max_cost is None and not self.settings.departments:
+            return out  # no budget can apply: no queries
         if max_cost is not None:
             out.append(Limit("run", float(max_cost), self.audit.run_spend(run_id), "budget_usd"))
         run = self.audit.get_run(run_id)

@@ -165,12 +165,13 @@ def print_trace(console: Console, audit: AuditStore, run_id: str, step_no: int |
         _print_step(console, audit, run_id, step_no, steps)
         return
     console.print(f"[bold]{run.graph}[/] run {run_id} · status {audit.run_status(run_id)} · goal: {run.goal}", highlight=False)
-    table = Table("step", "node", "title", "effort", "model", "in", "out", "reasoning", "sec", "status")
+    table = Table("step", "node", "title", "effort", "model", "in", "out", "reasoning", "USD", "sec", "status")
     totals = [0, 0, 0]
     for s in steps:
         totals = [totals[0] + s.input_tokens, totals[1] + s.output_tokens, totals[2] + s.reasoning_tokens]
         table.add_row(str(s.step_no), s.node, s.title[:48], s.effort or "-", (s.model or "-")[:40],
-                      str(s.input_tokens), str(s.output_tokens), str(s.reasoning_tokens), f"{s.duration_s:.2f}", s.status)
+                      str(s.input_tokens), str(s.output_tokens), str(s.reasoning_tokens),
+                      _usd(s.cost_usd) if s.model else "-", f"{s.duration_s:.2f}", s.status)
     console.print(table)
     console.print(f"{len(steps)} steps · tokens in {totals[0]}, out {totals[1]} (of which reasoning {totals[2]})")
     for r in [s for s in steps if s.node == "review"]:
@@ -215,7 +216,9 @@ def _print_step(console: Console, audit: AuditStore, run_id: str, step_no: int, 
             console.print(Panel(Text(prompt), title=f"model call · {m.model} · attempt {m.attempt} · prompt"))
             if m.reasoning:
                 console.print(Panel(Text(m.reasoning), title="reasoning"))
-            console.print(Panel(Text(m.output), title=f"output · in {m.input_tokens} / out {m.output_tokens} tokens · {m.latency_s:.2f}s"))
+            source = "reasoning cache hit (saved)" if m.cache_hit else f"{m.latency_s:.2f}s"
+            console.print(Panel(Text(m.output), title=f"output · in {m.input_tokens} / out {m.output_tokens} "
+                                f"(reasoning {m.reasoning_tokens}) tokens · USD {_usd(m.cost_usd)} · {source}"))
 
 
 def print_verify(console: Console, results: list[Any]) -> None:

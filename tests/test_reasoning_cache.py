@@ -150,3 +150,17 @@ def test_rows_written_before_revision_0003_still_verify(tmp_path):
         assert sha256_hex({**row, "cache_hit": None, "table": "model_calls"}) != old.record_hash
     finally:
         store.close()
+
+
+def test_cache_and_spend_queries_work_on_sqlite_and_postgresql(backend_settings):
+    settings = backend_settings.model_copy(update={"pricing": PRICES})
+    model = toy_model()
+    with Chainproof(settings, models=StaticModels(model)) as app:
+        first = app.start("toy", {"x": 7}, department="M&A")
+        second = app.start("toy", {"x": 7}, department="M&A")
+        assert [c.cache_hit for c in _calls(app, second.run_id)] == [True] * 4 and len(model.calls) == 4
+        month = _calls(app, first.run_id)[0].created_at.strftime("%Y-%m")
+        spend = app.audit.department_spend("M&A", month)
+        assert spend.usd == 0.8 and spend.unpriced == 0  # 4 paid calls of 0.2 USD; the hits cost 0
+        assert app.audit.department_spend("M&A", "2000-01").usd == 0
+        assert app.reasoning_cache.clear() == 4
