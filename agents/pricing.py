@@ -7,9 +7,11 @@ call, with :class:`agents.calls.Usage` (``cached_input_tokens`` ⊆ ``input_toke
     (input_tokens - cached_input_tokens) · input + cached_input_tokens · cached_input
         + output_tokens · output                                  (all / 1,000,000)
 
-Reasoning tokens are billed as the output tokens they are part of, so they are counted once (the
-formula OpenAI's pricing page and its community answers give: cached tokens are the discounted part
-of the prompt tokens; reasoning tokens are part of the completion tokens).
+Reasoning tokens are billed as the output tokens they are part of, so they are counted once. This is
+how OpenAI's usage reports them (``prompt_tokens_details.cached_tokens`` ⊆ ``prompt_tokens``,
+``completion_tokens_details.reasoning_tokens`` ⊆ ``completion_tokens``) and the computation given in
+the OpenAI developer forum thread "How to correct compute the cost of an o1 model API call"
+(community.openai.com/t/1099176).
 
 Local models (a name starting ``local:``, see :mod:`agents.models`) cost 0 and their tokens are
 still counted. A model with no price is *unknown*: :func:`cost_usd` returns ``None``, never 0.

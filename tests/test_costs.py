@@ -177,3 +177,24 @@ def test_a_budget_cannot_be_enforced_for_a_model_without_a_price(home):
         with pytest.raises(BudgetUnenforceable, match=r"model 'mystery-model' has no price.*\[pricing\.\"mystery-model\"\]"):
             app.start("toy", {"x": 7}, budget_usd=1.0)
     assert model.calls == []  # nothing was called
+
+
+def test_cli_run_pauses_at_its_cost_budget_and_resumes_with_a_larger_one(home, monkeypatch):
+    from tests.test_cli import responder
+
+    with FakeOpenAI(responder) as server:
+        for key, value in {"PROVIDER": "openai", "MODEL": "gpt-4o-mini", "BASE_URL": server.base_url}.items():
+            monkeypatch.setenv(f"CHAINPROOF_MODEL__{key}", value)
+        paused = CliRunner().invoke(cli, ["run", "due-diligence", "--company", "MMM", "--as-of", "2018-02-08",
+                                          "--budget-usd", "0.0001"])
+        assert paused.exit_code == 0, paused.output
+        assert "Cost budget reached" in paused.output and "the call was not made" in paused.output
+        run_id = paused.output.split("chainproof resume ")[1].split()[0]
+        calls_before = len(server.requests)
+        refused = CliRunner().invoke(cli, ["resume", run_id, "--budget-usd", "0.00011"])
+        assert refused.exit_code == 2 and "budget_usd:" in refused.output and len(server.requests) == calls_before
+        resumed = CliRunner().invoke(cli, ["resume", run_id, "--budget-usd", "1"])
+        assert resumed.exit_code == 0 and "Approval needed" in resumed.output, resumed.output
+    costs = CliRunner().invoke(cli, ["costs", run_id])
+    total = next(line for line in costs.output.splitlines() if line.startswith("total"))
+    assert float(total.split()[-1]) > 0.0001  # priced as gpt-4o-mini, every call recorded
