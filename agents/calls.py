@@ -12,8 +12,9 @@ import time
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, convert_to_openai_messages
-from langchain_core.runnables import Runnable
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, convert_to_openai_messages
+from langchain_core.messages.utils import message_chunk_to_message
+from langchain_core.runnables import Runnable, RunnableBinding
 from pydantic import BaseModel, Field
 
 
@@ -56,7 +57,9 @@ class ModelCall(BaseModel):
     (``reasoning_content`` or ``reasoning`` content blocks), else ``""``. ``attempts`` is the
     structured-output attempt number (1-based, see :mod:`agents.structured`);
     ``http_attempts`` holds one :class:`~agents.resilience.AttemptRecord` dict per HTTP request
-    the call made (retries and failovers included; empty for in-process models).
+    the call made (retries and failovers included; empty for in-process models). ``cache_hit``:
+    the reasoning cache answered (:mod:`agents.reasoning_cache`): no model was called, ``usage``
+    holds the tokens the hit saved (those of the original call) and ``latency_s`` the lookup time.
     """
 
     model: str
@@ -70,6 +73,7 @@ class ModelCall(BaseModel):
     finish_reason: str | None = None
     attempts: int = 1
     http_attempts: list[dict[str, Any]] = Field(default_factory=list)
+    cache_hit: bool = False
 
 
 def _text_and_reasoning(message: AIMessage) -> tuple[str, str]:
@@ -101,8 +105,9 @@ def wire_messages(messages: list[BaseMessage]) -> list[dict[str, Any]]:
 
 
 def model_name_of(model: BaseChatModel | Runnable) -> str:
-    """Best-effort model identifier (``model_name`` / ``model`` / class name)."""
-    bound = getattr(model, "bound", model)
+    """Best-effort model identifier (``model_name`` / ``model`` / class name) of a model or of the
+    model inside a ``RunnableBinding`` (``.bind(...)``)."""
+    bound = model.bound if isinstance(model, RunnableBinding) else model
     for attr in ("model_name", "model", "model_path"):
         value = getattr(bound, attr, None)
         if isinstance(value, str) and value:
@@ -110,14 +115,31 @@ def model_name_of(model: BaseChatModel | Runnable) -> str:
     return type(bound).__name__
 
 
-def call_model(model: BaseChatModel | Runnable, messages: list[BaseMessage], *, effort: str) -> tuple[AIMessage, ModelCall]:
-    """Invoke ``model`` on ``messages`` and measure it.
+def _streamed(model: BaseChatModel | Runnable, messages: list[BaseMessage]) -> AIMessage:
+    """``model.stream(messages)`` joined into one message. Chunks add up with LangChain's own
+    ``AIMessageChunk.__add__`` (usage_metadata summed field by field, tool-call chunks merged), so
+    usage that arrives in the last chunk only (OpenAI's ``stream_options.include_usage``) or spread
+    over chunks is counted once."""
+    joined = None
+    for chunk in model.stream(messages):
+        joined = chunk if joined is None else joined + chunk
+    if joined is None:
+        raise ValueError("the model's stream ended without any chunk")
+    if not isinstance(joined, AIMessageChunk):
+        raise TypeError(f"model streamed {type(joined).__name__}, expected AIMessageChunk")
+    return message_chunk_to_message(joined)
 
-    Returns the raw ``AIMessage`` and its :class:`ModelCall` record. Exceptions from the model
-    propagate unchanged (retries are the caller's policy).
+
+def call_model(model: BaseChatModel | Runnable, messages: list[BaseMessage], *, effort: str,
+               stream: bool = False) -> tuple[AIMessage, ModelCall]:
+    """Invoke (or, with ``stream``, stream) ``model`` on ``messages`` and measure it.
+
+    Returns the raw ``AIMessage`` (a streamed answer joined into one) and its :class:`ModelCall`
+    record; the usage is the same either way. Exceptions from the model propagate unchanged
+    (retries are the caller's policy).
     """
     started = time.perf_counter()
-    reply = model.invoke(messages)
+    reply = _streamed(model, messages) if stream else model.invoke(messages)
     latency = time.perf_counter() - started
     if not isinstance(reply, AIMessage):
         raise TypeError(f"model returned {type(reply).__name__}, expected AIMessage")

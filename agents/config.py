@@ -1,6 +1,21 @@
 """Model-access configuration: effort levels, their profiles, and which endpoint answers.
 
 These models are nested inside :class:`graphs.settings.Settings` (``CHAINPROOF_MODEL__...``).
+
+What an effort level means for a call — the one place this mapping is written down:
+
+* every model: the level's :class:`EffortProfile` (``max_tokens`` output cap, ``temperature``,
+  ``timeout_s``); which level a step gets is decided by :mod:`graphs.routing`;
+* models with native reasoning effort (OpenAI o-series / gpt-5, ``supports_reasoning_effort``):
+  ``reasoning_effort`` is sent as the profile says (and ``temperature`` is not: they reject it);
+* models without it — emulation: the instruction :data:`EFFORT_INSTRUCTIONS` of the level is
+  added to the system message of free-text calls (no tools, no JSON ``response_format``): ``low``
+  answer directly; ``medium`` brief reasoning; ``high`` a think-first scaffold (reasoning inside
+  ``<think>…</think>``, then the answer; the block is returned as reasoning, not as the answer).
+  The embedded model (``provider="local"``) always emulates and adds
+  :data:`HIGH_EFFORT_EXTRA_TOKENS` output tokens at ``high`` (:class:`agents.local_llm.LocalLlamaChat`);
+  OpenAI-compatible models without native support emulate when ``emulate_reasoning_effort`` is set
+  (their ``high`` profile's ``max_tokens`` is the budget: size it for the scaffold).
 """
 
 from __future__ import annotations
@@ -12,6 +27,19 @@ from pydantic import BaseModel, Field, SecretStr, field_validator, model_validat
 
 Effort = Literal["low", "medium", "high"]
 EFFORTS: tuple[Effort, ...] = ("low", "medium", "high")
+
+#: System-prompt addenda emulating ``reasoning_effort`` for models without a native reasoning mode.
+EFFORT_INSTRUCTIONS: dict[str, str] = {
+    "low": "Answer directly and concisely. Do not explain your reasoning.",
+    "medium": "Answer concisely. If the task needs reasoning, keep it to a few short sentences before the answer.",
+    "high": (
+        "Think step by step first: write your reasoning inside <think> and </think> tags, "
+        "then give the final answer after the closing </think> tag."
+    ),
+}
+
+HIGH_EFFORT_EXTRA_TOKENS = 256
+"""Output tokens the embedded model adds to ``max_tokens`` at ``high`` for the think-first scaffold."""
 
 
 class EffortProfile(BaseModel):
@@ -106,6 +134,12 @@ class ModelSettings(BaseModel):
     retry: RetrySettings = Field(default_factory=RetrySettings)
     circuit: CircuitSettings = Field(default_factory=CircuitSettings)
     supports_reasoning_effort: bool = False
+    emulate_reasoning_effort: bool = Field(
+        default=False,
+        description="For OpenAI-compatible models without native reasoning_effort: add the effort's "
+        "instruction (EFFORT_INSTRUCTIONS) to free-text prompts.")
+    stream: bool = Field(
+        default=False, description="Stream answers (token usage is the same as when invoking).")
     json_mode: bool = Field(
         default=True,
         description="Ask the endpoint for response_format={'type': 'json_object'} on structured steps.",

@@ -58,6 +58,7 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, field_validator
 
+from agents.config import EFFORT_INSTRUCTIONS, HIGH_EFFORT_EXTRA_TOKENS
 from agents.local_weights import LocalModelUnavailable, check_gguf, local_model_path
 from agents.toolcall_parsing import arguments_dict, split_tool_calls
 
@@ -70,16 +71,6 @@ log = logging.getLogger(__name__)
 LLAMA_INSTALL_HINT = 'CMAKE_ARGS="-DLLAVA_BUILD=OFF" pip install -c constraints.txt "chainproof[local]"'
 
 Effort = Literal["low", "medium", "high"]
-
-#: System-prompt addenda emulating ``reasoning_effort`` (the model has no native reasoning mode).
-EFFORT_INSTRUCTIONS: dict[str, str] = {
-    "low": "Answer directly and concisely. Do not explain your reasoning.",
-    "medium": "Answer concisely. If the task needs reasoning, keep it to a few short sentences before the answer.",
-    "high": (
-        "Think step by step first: write your reasoning inside <think> and </think> tags, "
-        "then give the final answer after the closing </think> tag."
-    ),
-}
 
 # Sampling knobs forwarded to ``Llama.create_chat_completion`` when given as call/bind kwargs.
 _PASSTHROUGH = ("top_p", "top_k", "min_p", "repeat_penalty", "presence_penalty", "frequency_penalty", "logit_bias")
@@ -185,7 +176,8 @@ class LocalLlamaChat(BaseChatModel):
             returning llama-cpp-python's response dicts); tests inject fakes here. When set,
             ``model_path``/``n_ctx``/``n_threads`` are not used for loading.
 
-    ``reasoning_effort`` emulation (Qwen2.5-Coder has no reasoning mode), applied only to
+    ``reasoning_effort`` emulation (Qwen2.5-Coder has no reasoning mode; the mapping of every effort
+    level is documented in :mod:`agents.config`), applied only to
     free-text calls (no tools bound, no ``response_format``), as an addendum to the first
     system message (one is added if there is none):
 
@@ -228,7 +220,7 @@ class LocalLlamaChat(BaseChatModel):
     max_tokens: int = Field(default=512, gt=0)
     seed: int | None = None
     reasoning_effort: Effort | None = None
-    high_effort_extra_tokens: int = Field(default=256, ge=0)
+    high_effort_extra_tokens: int = Field(default=HIGH_EFFORT_EXTRA_TOKENS, ge=0)
     # llama.cpp's own default (common/sampling.h, llama-server): damps the 1.5B model's loops.
     repeat_penalty: float = Field(default=1.1, ge=0.0)
     cache_prompt: bool = True

@@ -19,7 +19,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable
 from pydantic import BaseModel
 
-from agents.config import Effort, EndpointSettings, LocalModelSettings, ModelSettings
+from agents.config import EFFORT_INSTRUCTIONS, Effort, EndpointSettings, LocalModelSettings, ModelSettings
 
 
 class ModelProvider(Protocol):
@@ -131,8 +131,10 @@ class ConfiguredModels:
                 breaker=breaker_for(key, s.circuit.failure_threshold, s.circuit.reset_timeout_s, self.clock),
                 limiter=limiter_for(key, ep.rpm, ep.tpm, burst_s=s.rate_limit_burst_s, redis_url=s.redis_url),
             ))
+        emulate = s.emulate_reasoning_effort and not s.supports_reasoning_effort
         return ResilientChatModel(endpoints=endpoints, retry=s.retry, max_tokens=s.profiles[effort].max_tokens,
-                                  model_name=endpoints[0].client.model_name, clock=self.clock, sleep=self.sleep)
+                                  model_name=endpoints[0].client.model_name, clock=self.clock, sleep=self.sleep,
+                                  effort_instruction=EFFORT_INSTRUCTIONS[effort] if emulate else None)
 
     def _build_openai(self, effort: Effort, endpoint: EndpointSettings) -> BaseChatModel:
         from langchain_openai import ChatOpenAI

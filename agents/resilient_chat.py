@@ -21,7 +21,7 @@ from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import BaseMessage, SystemMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field
@@ -63,6 +63,7 @@ class ResilientChatModel(BaseChatModel):
     retry: RetrySettings = Field(default_factory=RetrySettings)
     max_tokens: int | None = None
     model_name: str = "openai"
+    effort_instruction: str | None = None
     clock: Callable[[], float] = Field(default=time.monotonic, exclude=True)
     sleep: Callable[[float], None] = Field(default=time.sleep, exclude=True)
 
@@ -80,6 +81,17 @@ class ResilientChatModel(BaseChatModel):
             kwargs["tool_choice"] = tool_choice
         return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
 
+    def _emulated(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> list[BaseMessage]:
+        """``messages`` with ``effort_instruction`` added to the system message of a free-text call
+        (no tools, no ``response_format``): the reasoning-effort emulation of :mod:`agents.config`."""
+        if not self.effort_instruction or kwargs.get("tools") or kwargs.get("response_format"):
+            return messages
+        if messages and isinstance(messages[0], SystemMessage) and isinstance(messages[0].content, str):
+            first = messages[0]
+            text = f"{first.content}\n\n{self.effort_instruction}" if first.content else self.effort_instruction
+            return [SystemMessage(text), *messages[1:]]
+        return [SystemMessage(self.effort_instruction), *messages]
+
     def _call(self, messages: list[BaseMessage], attempt: Callable[[Endpoint], Any]) -> tuple[Any, list[AttemptRecord]]:
         return call_resilient(
             self.endpoints, attempt, policy=self.retry, tokens=estimate_tokens(messages, self.max_tokens),
@@ -94,6 +106,8 @@ class ResilientChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        messages = self._emulated(messages, kwargs)
+
         def attempt(endpoint: Endpoint) -> ChatResult:
             result = endpoint.client._generate(messages, stop=stop, **kwargs)
             if not result.generations:
@@ -113,6 +127,8 @@ class ResilientChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
+        messages = self._emulated(messages, kwargs)
+
         def attempt(endpoint: Endpoint) -> tuple[Endpoint, ChatGenerationChunk, Iterator[ChatGenerationChunk]]:
             chunks = endpoint.client._stream(messages, stop=stop, **kwargs)
             first = next(chunks, None)

@@ -21,6 +21,9 @@ from agents.calls import ModelCall, call_model
 from agents.toolcall_parsing import extract_json_object
 
 T = TypeVar("T", bound=BaseModel)
+MAX_ATTEMPTS = 3
+"""Default number of calls :func:`invoke_structured` makes for one answer (the first and two
+retries with the error shown)."""
 
 
 def clipped(limit: int, description: str, min_length: int = 1) -> Any:
@@ -92,13 +95,19 @@ def invoke_structured(
     schema: type[T],
     *,
     effort: str,
-    max_attempts: int = 3,
+    max_attempts: int = MAX_ATTEMPTS,
     validate: Callable[[T], None] | None = None,
+    call: Callable[..., tuple[AIMessage, ModelCall]] = call_model,
+    accept: Callable[[BaseChatModel | Runnable, list[BaseMessage], ModelCall], None] | None = None,
 ) -> StructuredOutcome[T]:
     """Ask ``model`` for a ``schema`` object, up to ``max_attempts`` calls.
 
     ``validate`` may raise ``ValueError`` for semantic checks beyond the schema (for example
     evidence keys that must exist); its message is shown to the model on the next attempt.
+    ``call(model, messages, effort=...)`` makes each call (default :func:`call_model`; the
+    orchestrator passes one that goes through the reasoning cache); ``accept(model, messages,
+    call)`` is told of the one valid answer (the orchestrator caches only valid answers, so a
+    re-run after invalid answers asks the model again rather than replaying them).
     Model exceptions (network, rate limits) propagate; only invalid answers are retried here.
     """
     if max_attempts < 1:
@@ -106,13 +115,15 @@ def invoke_structured(
     outcome: StructuredOutcome[T] = StructuredOutcome()
     convo: list[BaseMessage] = [SystemMessage(schema_instruction(schema)), *messages]
     for attempt in range(1, max_attempts + 1):
-        reply, record = call_model(model, convo, effort=effort)
+        reply, record = call(model, convo, effort=effort)
         record.attempts = attempt
         outcome.calls.append(record)
         try:
             if record.finish_reason == "length":
                 raise ValueError("the reply was cut off at the output-token limit; give a shorter JSON object")
             outcome.value = parse_structured(record.output, schema, validate)
+            if accept is not None:
+                accept(model, convo, record)
             return outcome
         except ValueError as exc:
             outcome.errors.append(str(exc))

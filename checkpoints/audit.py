@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +102,26 @@ def _lifecycle():
 
 
 @dataclass(frozen=True)
+class Spend:
+    """Model spend over some calls: ``usd`` sums the priced calls (USD); ``unpriced`` counts calls
+    whose cost is unknown (a model without a price), so ``usd`` is then a lower bound."""
+
+    usd: float
+    unpriced: int = 0
+
+
+def month_bounds(month: str) -> tuple[datetime, datetime]:
+    """``YYYY-MM`` -> the calendar month's [start, end) in UTC. Raises ``ValueError`` naming
+    ``month`` for anything else."""
+    try:
+        start = datetime.strptime(month, "%Y-%m").replace(tzinfo=timezone.utc)
+    except ValueError:
+        raise ValueError(f"month: expected YYYY-MM, got {month!r}") from None
+    end = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
+    return start, end
+
+
+@dataclass(frozen=True)
 class ChainHead:
     seq: int
     record_hash: str
@@ -152,10 +172,12 @@ class AuditStore:
         zdr: bool = False,
         effort_override: str | None = None,
         budget: dict[str, Any] | None = None,
+        settings: dict[str, Any] | None = None,
     ) -> None:
         """Insert the run header and its ``run_started`` event, whose ``detail`` holds the header's
         hash (``run_header_hash``, so ``verify`` covers the header), the run's
-        ``effort_override`` and step ``budget`` (so replay runs with the same settings).
+        ``effort_override``, step and cost ``budget`` and the other ``settings`` a replay needs to
+        run the same way (pricing table, routing settings, reasoning cache on/off), merged in.
 
         ``zdr``: zero-data-retention run (the goal and every ``__zdr_fields__`` column of its records
         are stored as stubs, see :func:`checkpoints.audit_hashing.zdr_stub`). Raises ``AuditError``
@@ -178,7 +200,7 @@ class AuditStore:
             header = run_header_hash(run)
         self.append(run_id, EventRecord(kind="run_started", detail={
             "graph": graph, "started_by": started_by, "zdr": zdr, "effort_override": effort_override,
-            "budget": budget, "run_header_hash": header,
+            "budget": budget, **(settings or {}), "run_header_hash": header,
         }))
 
     def append(self, run_id: str, *records: Chained) -> list[Chained]:
@@ -279,6 +301,44 @@ class AuditStore:
             return None
         return float(sum(costs))
 
+    def _spend(self, *where: Any) -> Spend:
+        with self.session() as s:
+            rows = list(s.execute(select(ModelCallRecord.cost_usd).join(Run, Run.run_id == ModelCallRecord.run_id)
+                                  .where(*where)))
+        return Spend(round(float(sum(c for (c,) in rows if c is not None)), 10), sum(c is None for (c,) in rows))
+
+    def run_spend(self, run_id: str) -> Spend:
+        """The run's model spend so far (cache hits cost 0)."""
+        return self._spend(ModelCallRecord.run_id == run_id)
+
+    def department_spend(self, department: str, month: str) -> Spend:
+        """Model spend of every run of ``department`` (or project) with calls made in calendar
+        month ``month`` (``YYYY-MM``, UTC). Raises ``ValueError`` for a malformed month."""
+        start, end = month_bounds(month)
+        return self._spend(Run.department == department, ModelCallRecord.created_at >= start,
+                           ModelCallRecord.created_at < end)
+
+    def model_calls_of(self, *, run_id: str | None = None, department: str | None = None,
+                       month: str | None = None) -> list[ModelCallRecord]:
+        """Model-call rows of one run, or of a department's runs in a month (``YYYY-MM``), by seq."""
+        where: list[Any] = []
+        if run_id is not None:
+            where.append(ModelCallRecord.run_id == run_id)
+        if department is not None:
+            where.append(Run.department == department)
+        if month is not None:
+            start, end = month_bounds(month)
+            where += [ModelCallRecord.created_at >= start, ModelCallRecord.created_at < end]
+        with self.session() as s:
+            return list(s.scalars(select(ModelCallRecord).join(Run, Run.run_id == ModelCallRecord.run_id)
+                                  .where(*where).order_by(ModelCallRecord.run_id, ModelCallRecord.seq)))
+
+    def events_of(self, run_id: str, kind: str) -> list[EventRecord]:
+        """Every event of ``kind`` in ``run_id``, in order."""
+        with self.session() as s:
+            return list(s.scalars(select(EventRecord).where(EventRecord.run_id == run_id, EventRecord.kind == kind)
+                                  .order_by(EventRecord.seq)))
+
     def get_run(self, run_id: str) -> Run | None:
         with self.session() as s:
             return s.get(Run, run_id)
@@ -335,4 +395,5 @@ class AuditStore:
         return out
 
 
-__all__ = ["AlreadyDecided", "AuditError", "AuditStore", "MEMORY_URL", "make_engine", "upgrade_schema"]
+__all__ = ["AlreadyDecided", "AuditError", "AuditStore", "MEMORY_URL", "Spend", "make_engine", "month_bounds",
+           "upgrade_schema"]

@@ -118,9 +118,13 @@ def sha256_hex(data: Any) -> str:
 
 def record_content(row: Any) -> dict[str, Any]:
     """The hashed content of a chained row: every column but ``id`` and ``record_hash``, plus the
-    table name (so moving a record to another table breaks the chain)."""
+    table name (so moving a record to another table breaks the chain). Columns listed in the
+    table's ``__optional_columns__`` (added by later migrations) count only when not None, so rows
+    written before they existed keep their hash."""
     mapper = inspect(type(row))
-    content = {c.key: getattr(row, c.key) for c in mapper.column_attrs if c.key not in ("id", "record_hash")}
+    optional = getattr(type(row), "__optional_columns__", frozenset())
+    content = {c.key: getattr(row, c.key) for c in mapper.column_attrs
+               if c.key not in ("id", "record_hash") and not (c.key in optional and getattr(row, c.key) is None)}
     content["table"] = type(row).__tablename__
     return content
 

@@ -16,6 +16,12 @@ Class attributes read by the writer and by replay:
   string in them longer than ``ZDR_EXCERPT_CHARS`` is stored as a stub (redacted excerpt + SHA-256).
 * ``__replay_ignore__``: columns that legitimately differ when a run is replayed (timings, ids,
   timestamps), so replay does not compare them.
+* ``__optional_columns__``: columns added by a later migration. They are part of a row's hashed
+  content only when set (not NULL), so rows written before the column existed keep their hash and
+  still verify; new rows set them only when they carry information (e.g. ``cache_hit=True``).
+
+The ``reasoning_cache`` table is not an audit record: it is not chained, rows expire and
+``chainproof cache clear`` deletes them.
 """
 
 from __future__ import annotations
@@ -67,6 +73,7 @@ class Chained:
 
     __zdr_fields__: tuple[str, ...] = ()
     __replay_ignore__: frozenset[str] = frozenset({"id", "run_id", "seq", "created_at", "prev_hash", "record_hash"})
+    __optional_columns__: frozenset[str] = frozenset()
 
     @declared_attr
     def run_id(cls) -> Mapped[str]:
@@ -109,7 +116,15 @@ class Step(Chained, Base):
 
 
 class ModelCallRecord(Chained, Base):
-    """One request to a chat model (one attempt)."""
+    """One request to a chat model (one attempt), or one answer served by the reasoning cache.
+
+    Tokens follow :class:`agents.calls.Usage` (``cached_input_tokens`` ⊆ ``input_tokens``,
+    ``reasoning_tokens`` ⊆ ``output_tokens``). ``cost_usd``: USD priced from the pricing table at
+    the time of the call; NULL means *unknown* (a model without a price), never 0. ``cache_hit``
+    (revision 0003): True when the reasoning cache answered; the token columns then hold the tokens
+    the hit *saved* (those of the original call), ``cost_usd`` is 0 and no model was called.
+    NULL on every other row.
+    """
 
     __tablename__ = "model_calls"
 
@@ -130,9 +145,11 @@ class ModelCallRecord(Chained, Base):
     finish_reason: Mapped[str | None] = mapped_column(String(32))
     attempt: Mapped[int] = mapped_column(Integer)
     cost_usd: Mapped[float | None] = mapped_column(Float)
+    cache_hit: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
 
     __zdr_fields__ = ("messages", "output", "reasoning", "tool_calls")
     __replay_ignore__ = Chained.__replay_ignore__ | {"latency_s"}
+    __optional_columns__ = frozenset({"cache_hit"})
 
 
 class ToolCallRecord(Chained, Base):
@@ -211,6 +228,27 @@ class EventRecord(Chained, Base):
 
     kind: Mapped[str] = mapped_column(String(32))
     detail: Mapped[dict[str, Any]]
+
+
+class ReasoningCacheEntry(Base):
+    """One cached model answer (not an audit record: not chained, expires, may be cleared).
+
+    ``key``: SHA-256 (hex) of the canonical JSON of model, effort, wire messages, tools and
+    sampling parameters (:func:`agents.reasoning_cache.cache_key`); ``response``: the
+    :class:`agents.calls.ModelCall` fields needed to answer again (output, reasoning, tool calls,
+    usage, finish reason); ``expires_at``: UTC, after which the entry is a miss; ``hits``: how
+    often it answered.
+    """
+
+    __tablename__ = "reasoning_cache"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model: Mapped[str] = mapped_column(String(200))
+    effort: Mapped[str] = mapped_column(String(16))
+    response: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    hits: Mapped[int] = mapped_column(Integer, default=0)
 
 
 CHAINED_TABLES: tuple[type[Chained], ...] = (

@@ -6,7 +6,7 @@ JSON shape (``format: chainproof-run-export``, ``version: 1``)::
      "run": {run_id, graph, goal, inputs, company, department, started_by, created_at, zdr, status},
      "verify": VerifyResult.as_dict(),
      "totals": {steps, model_calls, tool_calls, input_tokens, cached_input_tokens, output_tokens,
-                reasoning_tokens, cost_usd (null when no call was priced), duration_s},
+                reasoning_tokens, cost_usd (null = unknown: some call is unpriced), cache_hits, duration_s},
      "records": [{"table": ..., every column ...}, ...]}   # the whole chain in seq order
 
 Every record keeps ``seq``, ``prev_hash`` and ``record_hash``, so the chain can be re-checked
@@ -37,7 +37,10 @@ FORMATS = ("json", "html")
 
 
 def _columns(row: Any) -> dict[str, Any]:
-    return {c.key: getattr(row, c.key) for c in inspect(type(row)).column_attrs}
+    # optional columns (added by later migrations) appear only when set, as in the hashed content
+    optional = getattr(type(row), "__optional_columns__", frozenset())
+    return {c.key: getattr(row, c.key) for c in inspect(type(row)).column_attrs
+            if not (c.key in optional and getattr(row, c.key) is None)}
 
 
 def _jsonable(data: Any) -> Any:
@@ -46,17 +49,19 @@ def _jsonable(data: Any) -> Any:
 
 def totals(records: list[Chained]) -> dict[str, Any]:
     """Sums over a run's records: counts, tokens (from the ``steps`` rows, which already sum
-    their model calls), ``cost_usd`` (USD; None when no call was priced) and ``duration_s``."""
+    their model calls), ``cost_usd`` (USD; None — unknown — when any call is unpriced; cache hits
+    cost 0), ``cache_hits`` and ``duration_s``."""
     steps = [r for r in records if isinstance(r, Step)]
     calls = [r for r in records if isinstance(r, ModelCallRecord)]
-    costs = [c.cost_usd for c in calls if c.cost_usd is not None]
+    costs = [c.cost_usd for c in calls]
     out: dict[str, Any] = {
         "steps": len(steps), "model_calls": len(calls),
         "tool_calls": sum(isinstance(r, ToolCallRecord) for r in records),
     }
     for key in ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens"):
         out[key] = sum(getattr(s, key) for s in steps)
-    out["cost_usd"] = round(sum(costs), 6) if costs else None
+    out["cost_usd"] = None if any(c is None for c in costs) else round(sum(costs), 6)
+    out["cache_hits"] = sum(bool(c.cache_hit) for c in calls)
     out["duration_s"] = round(sum(s.duration_s for s in steps), 3)
     return out
 
@@ -171,7 +176,7 @@ def export_html(store: AuditStore, run_id: str) -> str:
                  for a in of(ApprovalRecord.__tablename__)]
     events = [[_td(e["seq"], True), _td(e["created_at"]), _td(e["kind"]), f"<td>{_pre(e['detail'])}</td>"]
               for e in of(EventRecord.__tablename__)]
-    cost = "not priced" if t["cost_usd"] is None else f"{t['cost_usd']:.6f} USD"
+    cost = "unknown (a model without a price)" if t["cost_usd"] is None else f"{t['cost_usd']:.6f} USD"
     header = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in [
         ("graph", run["graph"]), ("goal", run["goal"]), ("company", run["company"]), ("department", run["department"]),
         ("started by", run["started_by"]), ("started", run["created_at"]), ("status", run["status"]),

@@ -1,7 +1,7 @@
 """The ``chainproof`` command line (Typer + Rich).
 
 Commands: ``run due-diligence``, ``approve``, ``reject``, ``edit``, ``resume``, ``pending``,
-``runs``, ``show``, ``verify``, ``replay``, ``export``, ``dossier build``. Errors in input print one
+``runs``, ``show``, ``costs``, ``verify``, ``replay``, ``export``, ``cache clear``, ``dossier build``. Errors in input print one
 line naming what is wrong (exit code 2), never a traceback; a run that fails on model access
 (retries exhausted, endpoints down) prints the cause and the ``chainproof resume`` command (exit
 code 1). ``verify`` exits 1 when a chain is broken; ``replay`` exits 1 when the replay diverges
@@ -28,8 +28,10 @@ from graphs import views
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Long-chain reasoning runs you can approve, audit and replay.")
 run_app = typer.Typer(no_args_is_help=True, help="Start a run of a graph.")
 dossier_app = typer.Typer(no_args_is_help=True, help="Dossiers: the input folders of due-diligence runs.")
+cache_app = typer.Typer(no_args_is_help=True, help="The reasoning cache (model answers reused across runs).")
 app.add_typer(run_app, name="run")
 app.add_typer(dossier_app, name="dossier")
+app.add_typer(cache_app, name="cache")
 console = Console()
 err = Console(stderr=True)
 
@@ -91,6 +93,8 @@ def run_due_diligence(
     max_steps: Annotated[Optional[int], typer.Option(help="Step budget in plan steps (default: the graph's).")] = None,
     review_every: Annotated[Optional[int], typer.Option(help="Goal review every N plan steps (0 = never).")] = None,
     zdr: Annotated[bool, typer.Option("--zdr", help="Zero data retention: keep hashes and short redacted excerpts of prompts and outputs, not the text.")] = False,
+    budget_usd: Annotated[Optional[float], typer.Option("--budget-usd", help="Cost budget of this run in USD: alert at 80 %, pause before a call that would exceed it.")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not use the reasoning cache in this run.")] = False,
 ) -> None:
     """Run the due-diligence chain on a company as of a date; it pauses for your approval."""
     try:
@@ -99,7 +103,8 @@ def run_due_diligence(
             with views.LiveSteps(console) as live:
                 result = engine.start("due-diligence", inputs, started_by=started_by, department=department,
                                       effort=effort, max_steps=max_steps, review_every=review_every,
-                                      zdr=zdr or None, on_progress=live.update)
+                                      zdr=zdr or None, budget_usd=budget_usd, cache=False if no_cache else None,
+                                      on_progress=live.update)
             _finish(result)
     except _run_errors() as exc:
         _fail(exc, 1)
@@ -171,13 +176,15 @@ def edit(
 def resume(
     run_id: str,
     max_steps: Annotated[Optional[int], typer.Option(help="New step budget (plan steps) for a run stopped at its budget.")] = None,
+    budget_usd: Annotated[Optional[float], typer.Option("--budget-usd", help="New cost budget (USD) for a run paused at its cost budget.")] = None,
     by: Annotated[Optional[str], typer.Option("--as", help="Your name, recorded with the extension.")] = None,
 ) -> None:
-    """Continue a run: after its step budget (with a larger --max-steps), after a failure, or to apply a
-    decision that was recorded but never reached the run."""
+    """Continue a run: after its step budget (with a larger --max-steps), at its cost budget (with a
+    larger --budget-usd, or after raising the department's budget in the settings), after a failure,
+    or to apply a decision that was recorded but never reached the run."""
     try:
         with _engine() as engine, views.LiveSteps(console) as live:
-            result = engine.resume(run_id, max_steps=max_steps, by=by, on_progress=live.update)
+            result = engine.resume(run_id, max_steps=max_steps, budget_usd=budget_usd, by=by, on_progress=live.update)
         _finish(result)
     except _run_errors() as exc:
         _fail(exc, 1)
@@ -215,6 +222,44 @@ def show(
         with _engine() as engine:
             engine._run(run_id)
             views.print_trace(console, engine.audit, run_id, step)
+    except _user_errors() as exc:
+        _fail(exc)
+
+
+@app.command()
+def costs(
+    run_id: Annotated[Optional[str], typer.Argument(help="The run to report.")] = None,
+    department: Annotated[Optional[str], typer.Option(help="Department or project (with --month).")] = None,
+    month: Annotated[Optional[str], typer.Option(help="Calendar month YYYY-MM (UTC), with --department.")] = None,
+) -> None:
+    """Tokens (reasoning shown separately) and USD by node and effort, for a run or a department's month."""
+    from graphs.costs import cost_report
+
+    try:
+        if run_id is not None and (department or month):
+            raise ValueError("costs: give a RUN_ID, or --department NAME and --month YYYY-MM (not both)")
+        with _engine() as engine:
+            if run_id is not None:
+                engine._run(run_id)
+            rows, total = cost_report(engine.audit, run_id=run_id, department=department, month=month)
+            alerts = engine.audit.events_of(run_id, "budget_alert") if run_id else []
+            budget = engine.settings.budgets.departments.get(department) if department else None
+            views.print_costs(console, rows, total, title=f"run {run_id}" if run_id else f"{department} · {month}",
+                              alerts=[a.detail for a in alerts], budget_usd=budget)
+    except _user_errors() as exc:
+        _fail(exc)
+
+
+@cache_app.command("clear")
+def cache_clear(
+    expired: Annotated[bool, typer.Option("--expired", help="Delete only entries past their TTL.")] = False,
+) -> None:
+    """Delete the reasoning cache's entries (the audit trail is not touched)."""
+    try:
+        with _engine() as engine:
+            removed = engine.reasoning_cache.clear(expired_only=expired)
+        console.print(f"reasoning cache: {removed} {'expired ' if expired else ''}entr{'y' if removed == 1 else 'ies'} deleted",
+                      highlight=False)
     except _user_errors() as exc:
         _fail(exc)
 

@@ -125,8 +125,9 @@ class DueDiligence(ChainSpec):
             PlanStep(id="legal", title="Legal and risk factors", kind="tool", tool="legal_matters",
                      args={**base, "top_n": 6}, effort="high", keep_data=True, prompt_fields=["matters"],
                      instruction="In 2-3 sentences, name the most material legal or regulatory matters and why they matter for a buyer or lender."),
+            # no static effort: the routing rule "summarise" sends it to low
             PlanStep(id="sentiment", title="News sentiment", kind="tool", tool="headline_sentiment", args=base,
-                     effort="low", keep_data=True,
+                     keep_data=True,
                      prompt_fields=["n_scored", "n_bullish", "n_bearish", "n_neutral", "net_score", "notes"],
                      instruction=f"In 1-2 sentences, summarise the tone of the headlines. {quote}"),
             PlanStep(id="peers", title="Industry comparison", kind="tool", tool="peer_comparison", args=base,

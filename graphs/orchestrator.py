@@ -49,10 +49,11 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send, interrupt
 
-from agents.calls import call_model
-from agents.config import Effort
+from agents.calls import model_name_of
+from agents.config import Effort, EffortProfile, ModelSettings
 from agents.models import ModelProvider
-from agents.structured import invoke_structured
+from agents.pricing import Price, default_prices
+from agents.structured import MAX_ATTEMPTS, invoke_structured
 from checkpoints.audit import AuditStore
 from checkpoints.audit_hashing import sha256_hex
 from checkpoints.audit_schema import ApprovalRecord, ReviewRecord
@@ -61,7 +62,9 @@ from graphs.approval_policy import ApprovalPolicy, RunFacts
 from graphs.prompting import compact_json
 from graphs.recorder import StepRecorder
 from graphs.planning import SUMMARY_LINES, add_finding, advance, current_plan, progress_text, remaining
+from graphs.model_access import CacheSource, ModelAccess
 from graphs.review import Budget, ReviewDecision, resolve_revised_plan, review_prompt
+from graphs.routing import BudgetShare, Route, RoutingPolicy, Task
 from graphs.spec import ChainSpec, Finding, PlanStep
 
 class ChainState(TypedDict, total=False):
@@ -90,6 +93,7 @@ class ChainState(TypedDict, total=False):
     round: int
     replan: bool
     report_path: str | None
+    cache: bool
 
 
 class ApprovalTask(TypedDict):
@@ -106,15 +110,31 @@ class Invocable(Protocol):
     def invoke(self, input: dict[str, Any]) -> Any: ...
 
 
+class Budgets(Protocol):
+    """Cost budgets as the nodes see them (:class:`graphs.budgets.CostGuard` in live runs; replay
+    serves the recorded shares and never pauses)."""
+
+    def share(self, state: Mapping[str, Any]) -> BudgetShare | None: ...
+
+    def check(self, state: Mapping[str, Any], *, node: str, step_no: int, model: str, effort: str,
+              messages: list[Any], profile: EffortProfile, attempts: int = 1) -> dict[str, Any]: ...
+
+    def after_step(self, state: Mapping[str, Any]) -> None: ...
+
+
 @dataclass
 class Runtime:
     """What the nodes need besides the state: the graph spec, models, the audit store, where
     reports go, an optional effort override for every step (CLI ``--effort``), the approval policy
     (default: the spec's) and how to read a run's cost so far in USD (default: the audit store's
-    sum of model-call costs, None while prices are not configured).
+    sum of model-call costs, None while any call is unpriced).
 
     ``tools`` replaces the spec's tools by name (replay serves recorded results this way);
     ``write_reports=False`` renders and hashes the report without writing the file (replay).
+    ``routing`` decides each step's effort (:mod:`graphs.routing`); ``pricing`` prices every
+    model call (None: not priced); ``profiles`` are the effort profiles (output caps for budget
+    projections, part of the reasoning-cache key); ``cache`` is the reasoning cache (None: off);
+    ``stream`` streams model answers; ``budgets`` enforces cost budgets (None: none).
     """
 
     spec: ChainSpec
@@ -126,18 +146,39 @@ class Runtime:
     run_cost: Callable[[str], float | None] | None = field(default=None, repr=False)
     tools: Mapping[str, Invocable] | None = None
     write_reports: bool = True
+    routing: RoutingPolicy = field(default_factory=RoutingPolicy)
+    pricing: dict[str, Price] | None = field(default_factory=default_prices)
+    profiles: Mapping[str, EffortProfile] = field(default_factory=lambda: ModelSettings().profiles)
+    cache: CacheSource | None = None
+    stream: bool = False
+    budgets: Budgets | None = None
 
     def __post_init__(self) -> None:
         self.policy = self.policy or self.spec.approval_policy()
         self.run_cost = self.run_cost or self.audit.run_cost_usd
+        self.access = ModelAccess(self.profiles, self.cache, self.stream)
 
-    def effort(self, static: Effort | None, default: Effort = "medium") -> tuple[Effort, str]:
-        """Effort for a step and why: override > the step's static effort > the default."""
-        if self.effort_override:
-            return self.effort_override, "override: run config"
-        if static:
-            return static, "static: set on the plan step"
-        return default, "default"
+    def route(self, state: Mapping[str, Any], task: Task, static: Effort | None,
+              static_where: str = "the plan step") -> Route:
+        """The effort of a model step and why (:class:`graphs.routing.RoutingPolicy`: override >
+        static > rules > complexity, then the budget cap)."""
+        share = self.budgets.share(state) if self.budgets else None
+        return self.routing.route(task, override=self.effort_override, static=static, static_where=static_where,
+                                  budget=share)
+
+    def guard(self, state: Mapping[str, Any], node: str, effort: Effort, model: Any, messages: list[Any],
+              attempts: int = 1) -> dict[str, Any]:
+        """The cost-budget check before a node's model calls (pauses when they may not fit); the
+        state update to merge into the node's. Call it before any side effect of the node."""
+        if self.budgets is None:
+            return {}
+        return self.budgets.check(state, node=node, step_no=state.get("step", 0) + 1, model=model_name_of(model),
+                                  effort=effort, messages=messages, profile=self.profiles[effort], attempts=attempts)
+
+    def uses_cache(self, state: Mapping[str, Any], key: str) -> bool:
+        """Whether a model step may use the reasoning cache: on for the run (``state["cache"]``,
+        default on) and ``key`` (a plan step id, ``review`` or ``decide``) not in ``spec.uncached``."""
+        return bool(state.get("cache", True)) and key not in self.spec.uncached
 
 
 def _resolve(value: Any, inputs: dict[str, Any]) -> Any:
@@ -179,7 +220,8 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
     sensitive = sorted(name for name, t in spec_tools.items() if "sensitive" in (t.tags or []))
 
     def recorder(state: ChainState, node: str, kind: str, title: str, **kw: Any) -> StepRecorder:
-        return StepRecorder(audit, state["run_id"], state.get("step", 0) + 1, node, kind, title, **kw)
+        return StepRecorder(audit, state["run_id"], state.get("step", 0) + 1, node, kind, title,
+                            pricing=runtime.pricing, **kw)
 
     def check_tools(steps: list[PlanStep] | tuple[PlanStep, ...]) -> None:
         unknown = sorted({s.tool for s in steps if s.kind == "tool" and s.tool not in tools})
@@ -233,29 +275,36 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
             used = state.get("tools_used", [])
             return {"pending": {"step": step.model_dump(mode="json"), "result": result}, "step": rec.step_no,
                     "tools_used": used if step.tool in used else sorted([*used, step.tool])}
-        effort, why = runtime.effort(step.effort)
-        with recorder(state, "act", "reason", step.title, effort=effort, effort_reason=why) as rec:
+        route = runtime.route(state, Task(step.instruction), step.effort)
+        with recorder(state, "act", "reason", step.title, effort=route.effort, effort_reason=route.reason) as rec:
             messages = step_messages(spec, state, step.instruction)
-            _, call = call_model(runtime.models.chat(effort), messages, effort=effort)
+            model = runtime.models.chat(route.effort)
+            raised = runtime.guard(state, "act", route.effort, model, messages)
+            _, call = runtime.access.call(model, messages, effort=route.effort, use_cache=runtime.uses_cache(state, step.id))
             rec.model_calls([call])
-            rec.inputs = {"plan_step": step.id}
+            rec.inputs = {"plan_step": step.id, **route.recorded()}
             rec.output = {"text": call.output}
-        return {"pending": {"step": step.model_dump(mode="json"), "text": call.output}, "step": rec.step_no}
+        return {"pending": {"step": step.model_dump(mode="json"), "text": call.output}, "step": rec.step_no, **raised}
 
     def observe(state: ChainState) -> dict[str, Any]:
         pending = state["pending"] or {}
         step = PlanStep.model_validate(pending["step"])
+        raised: dict[str, Any] = {}
         if step.kind == "tool":
-            effort, why = runtime.effort(step.effort)
-            with recorder(state, "observe", "observe", f"Interpret {step.title}", effort=effort, effort_reason=why) as rec:
-                shown = pending["result"]
-                if step.prompt_fields is not None and isinstance(shown, dict):
-                    shown = {k: shown[k] for k in step.prompt_fields if k in shown}
-                material = "Tool result (JSON):\n" + compact_json(shown)
+            shown = pending["result"]
+            if step.prompt_fields is not None and isinstance(shown, dict):
+                shown = {k: shown[k] for k in step.prompt_fields if k in shown}
+            material = "Tool result (JSON):\n" + compact_json(shown)
+            route = runtime.route(state, Task(step.instruction, material_chars=len(material)), step.effort)
+            with recorder(state, "observe", "observe", f"Interpret {step.title}", effort=route.effort,
+                          effort_reason=route.reason) as rec:
                 messages = step_messages(spec, state, step.instruction, material)
-                _, call = call_model(runtime.models.chat(effort), messages, effort=effort)
+                model = runtime.models.chat(route.effort)
+                raised = runtime.guard(state, "observe", route.effort, model, messages)
+                _, call = runtime.access.call(model, messages, effort=route.effort,
+                                              use_cache=runtime.uses_cache(state, step.id))
                 rec.model_calls([call])
-                rec.inputs = {"plan_step": step.id}
+                rec.inputs = {"plan_step": step.id, **route.recorded()}
                 summary = call.output.strip() or "(the model returned no text)"
                 if call.finish_reason == "length":
                     summary += " … [cut off at the output-token limit]"
@@ -270,7 +319,7 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
         finding = Finding(step_id=step.id, title=step.title, summary=summary[:1200],
                           data=data if step.keep_data else None, tool=step.tool, step_no=rec.step_no)
         return {**add_finding(state, finding, step.keep_data), **advance(state, step.id), "pending": None,
-                "step": rec.step_no}
+                "step": rec.step_no, **raised}
 
     def after_observe(state: ChainState) -> str:
         budget = Budget.model_validate(state["budget"])
@@ -287,21 +336,25 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
         done = state.get("done_count", 0)
         if done >= budget.max_steps and remaining(spec, state):
             return budget_review(state, budget, done)
-        effort, why = runtime.effort(spec.review_effort)
+        original = current_plan(spec, {**state, "plan_revision": None})
+        rest = remaining(spec, state)
+        task = review_prompt(spec, state, rest, [p.id for p in original])
+        route = runtime.route(state, Task(task, structured=True), spec.review_effort, "the graph's review node")
+        effort = route.effort
         title = f"Goal review after {done} plan steps"
-        with recorder(state, "review", "review", title, effort=effort, effort_reason=why) as rec:
-            original = current_plan(spec, {**state, "plan_revision": None})
-            rest = remaining(spec, state)
+        with recorder(state, "review", "review", title, effort=effort, effort_reason=route.reason) as rec:
             rec.inputs = {"done_count": done, "remaining": [p.id for p in rest[:20]], "remaining_count": len(rest),
-                          "summary": state.get("summary", [])}
+                          "summary": state.get("summary", []), **route.recorded()}
 
             def check(decision: ReviewDecision) -> None:
                 if decision.revised_plan:
                     resolve_revised_plan(spec, original, decision.revised_plan)
 
-            messages = step_messages(spec, state, review_prompt(spec, state, rest, [p.id for p in original]))
-            outcome = invoke_structured(runtime.models.json_chat(effort, ReviewDecision), messages, ReviewDecision,
-                                        effort=effort, validate=check)
+            messages = step_messages(spec, state, task)
+            model = runtime.models.json_chat(effort, ReviewDecision)
+            raised = runtime.guard(state, "review", effort, model, messages, MAX_ATTEMPTS)
+            outcome = invoke_structured(model, messages, ReviewDecision, effort=effort, validate=check,
+                                        **runtime.access.structured(runtime.uses_cache(state, "review")))
             rec.model_calls(outcome.calls)
             decision = outcome.value or ReviewDecision(
                 decision="continue", drift="unknown: the reviewer gave no valid review",
@@ -313,7 +366,7 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
                 step_no=rec.step_no, decision=decision.decision, reason=decision.reason, drift_assessment=decision.drift,
                 inputs=rec.inputs, effort=effort, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
                 reasoning_tokens=usage.reasoning_tokens))
-        update: dict[str, Any] = {"last_review_at": done, "step": rec.step_no}
+        update: dict[str, Any] = {"last_review_at": done, "step": rec.step_no, **raised}
         if decision.summary:
             update["summary"] = [f"Review after {done} steps: {decision.summary}", *state.get("summary", [])[-3:]]
         if decision.decision == "replan":
@@ -364,12 +417,19 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
         return "act" if remaining(spec, state) else "decide"
 
     def decide(state: ChainState) -> dict[str, Any]:
-        effort, why = runtime.effort(spec.decide_effort, "high")
-        with recorder(state, "decide", "decide", "Decide and request approval", effort=effort, effort_reason=why) as rec:
-            messages = step_messages(spec, state, spec.decision_prompt(dict(state)))
+        task = spec.decision_prompt(dict(state))
+        route = runtime.route(state, Task(task, structured=True), spec.decide_effort, "the graph's decide node")
+        effort = route.effort
+        with recorder(state, "decide", "decide", "Decide and request approval", effort=effort,
+                      effort_reason=route.reason) as rec:
+            messages = step_messages(spec, state, task)
+            model = runtime.models.json_chat(effort, spec.decision_schema)
+            raised = runtime.guard(state, "decide", effort, model, messages, MAX_ATTEMPTS)
+            rec.inputs = route.recorded()
             outcome = invoke_structured(
-                runtime.models.json_chat(effort, spec.decision_schema), messages, spec.decision_schema,
-                effort=effort, validate=lambda d: spec.check_decision(d, dict(state)),
+                model, messages, spec.decision_schema, effort=effort,
+                validate=lambda d: spec.check_decision(d, dict(state)),
+                **runtime.access.structured(runtime.uses_cache(state, "decide")),
             )
             rec.model_calls(outcome.calls)
             fallback = outcome.value is None
@@ -398,7 +458,7 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
             rec.output["approval_reasons"] = reasons
         # the approval steps' numbers are reserved here, so parallel approve tasks never write "step"
         return {"decision": {**decision, "_fallback": fallback}, "requests": requests,
-                "step": rec.step_no + len(requests)}
+                "step": rec.step_no + len(requests), **raised}
 
     def after_decide(state: ChainState) -> list[Send] | str:
         requests = state.get("requests") or []
@@ -454,7 +514,10 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
     def redacted(fn: Callable[[ChainState], dict[str, Any]]) -> Callable[[ChainState], dict[str, Any]]:
         @functools.wraps(fn)
         def node(state: ChainState) -> dict[str, Any]:
-            return audit.redactor(fn(state))
+            update = audit.redactor(fn(state))
+            if runtime.budgets is not None and "budget" in state:  # not the approve tasks (Send payloads)
+                runtime.budgets.after_step({**state, "budget": update.get("budget", state["budget"])})
+            return update
 
         return node
 

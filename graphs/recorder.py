@@ -10,6 +10,13 @@ On exit (also on an exception, with ``status='error'``) the records are appended
 hash chain in one transaction, and a progress event is sent to LangGraph's ``custom`` stream
 (``{"step", "node", "title", "effort", "model", "tokens", "elapsed_s", "status"}``).
 
+Costs: each model call is priced with the run's pricing table (:func:`agents.pricing.cost_usd`;
+``cost_usd`` None = unknown, a model without a price, never a silent 0); a cache hit costs 0 and
+is recorded with ``cache_hit=True`` and the tokens it saved. The step row's token columns and
+``cost_usd`` sum the calls the step actually made (cache hits excluded: they used no tokens);
+``cost_usd`` is None when any call is unknown, 0.0 for a step without model calls. Without a
+pricing table (``pricing=None``: runs recorded before prices existed, replayed) nothing is priced.
+
 Model-access attempts (:class:`agents.resilience.AttemptRecord`, one per HTTP request) need no
 table of their own: the step row's ``output["model_attempts"]`` lists every attempt of the
 step's model calls (also of a call that gave up), and each failed attempt is an ``events`` row
@@ -29,6 +36,7 @@ from langgraph.config import get_stream_writer
 from langgraph.errors import GraphInterrupt
 
 from agents.calls import ModelCall, Usage
+from agents.pricing import Price, cost_usd, sum_costs
 from agents.resilience import ModelCallFailed
 from checkpoints.audit import AuditStore
 from checkpoints.audit_hashing import sha256_hex
@@ -50,6 +58,7 @@ class StepRecorder:
     inputs: dict[str, Any] = field(default_factory=dict)
     output: dict[str, Any] = field(default_factory=dict)
     extra_records: list[Any] = field(default_factory=list)
+    pricing: dict[str, Price] | None = None
     _calls: list[ModelCall] = field(default_factory=list)
     _rows: list[Any] = field(default_factory=list)
     _started: float = 0.0
@@ -62,10 +71,18 @@ class StepRecorder:
 
     @property
     def usage(self) -> Usage:
+        """Tokens the step used (its model calls, cache hits excluded)."""
         total = Usage()
         for call in self._calls:
-            total = total + call.usage
+            if not call.cache_hit:
+                total = total + call.usage
         return total
+
+    def cost_of(self, call: ModelCall) -> float | None:
+        """USD of one call: 0 for a cache hit, priced otherwise, None when not priced."""
+        if self.pricing is None:
+            return None
+        return 0.0 if call.cache_hit else cost_usd(call.model, call.usage, self.pricing)
 
     def model_calls(self, calls: list[ModelCall]) -> None:
         for call in calls:
@@ -89,7 +106,8 @@ class StepRecorder:
                     latency_s=call.latency_s,
                     finish_reason=call.finish_reason,
                     attempt=call.attempts,
-                    cost_usd=None,
+                    cost_usd=self.cost_of(call),
+                    cache_hit=True if call.cache_hit else None,
                 )
             )
 
@@ -135,7 +153,8 @@ class StepRecorder:
             effort=self.effort, effort_reason=self.effort_reason, model=", ".join(models) or None,
             inputs=self.inputs, output=self.output, input_tokens=u.input_tokens,
             cached_input_tokens=u.cached_input_tokens, output_tokens=u.output_tokens,
-            reasoning_tokens=u.reasoning_tokens, cost_usd=None, started_at=self._started_at,
+            reasoning_tokens=u.reasoning_tokens, started_at=self._started_at,
+            cost_usd=None if self.pricing is None else sum_costs([self.cost_of(c) for c in self._calls]),
             duration_s=round(elapsed, 4),
         )
         self.audit.append(self.run_id, *self._rows, *self.extra_records, *events, step)
@@ -146,5 +165,6 @@ class StepRecorder:
         write({
             "step": self.step_no, "node": self.node, "title": self.title, "effort": self.effort,
             "model": step.model, "tokens": u.total_tokens, "reasoning_tokens": u.reasoning_tokens,
+            "cost_usd": step.cost_usd, "cache_hits": sum(c.cache_hit for c in self._calls),
             "elapsed_s": round(elapsed, 2), "status": status,
         })

@@ -9,7 +9,12 @@ The run's graph spec (``graphs.registry.get_spec(run.graph)``) is compiled again
   error) after checking the tool name and the SHA-256 of the arguments;
 * LangGraph's ``InMemorySaver`` and a scratch in-memory audit store, so nothing is written to the
   original run (or to any file: the report is rendered and hashed, not written);
-* the recorded approval answers, given at each approval ``interrupt`` as ``Command(resume=…)``.
+* the recorded approval answers, given at each approval ``interrupt`` as ``Command(resume=…)``;
+* a reasoning cache (:class:`RecordedCache`) that answers exactly where the recorded run had a
+  cache hit (``model_calls.cache_hit``), with the recorded answer, so hits replay as hits;
+* the pricing table and routing settings recorded when the run started (``run_started``), and
+  the budget share each step's routing saw (its row's ``inputs.budget_share``), so efforts, reasons
+  and costs come out the same; cost budgets are not enforced (a pause left no step record).
 
 Afterwards every step's records (steps, model calls, tool calls, approvals, reviews) are compared
 with the recorded ones, ignoring each table's ``__replay_ignore__`` columns (ids, timings,
@@ -41,6 +46,8 @@ from checkpoints.audit_schema import ApprovalRecord, Chained, EventRecord, Model
 from graphs.orchestrator import ChainState, Runtime, build_graph
 from graphs.registry import get_spec
 from graphs.review import Budget
+from graphs.routing import BudgetShare, RoutingPolicy, RoutingSettings
+from agents.pricing import Price
 
 StepStatus = Literal["identical", "divergent", "not-reproducible", "not-replayed"]
 Outcome = Literal["identical", "divergent", "not-reproducible"]
@@ -110,11 +117,35 @@ class RecordedCalls:
         self.tool_calls_served = 0
         self.last_step_no = 0
 
+    def cached_reply(self, wire: list[dict[str, Any]], effort: str) -> dict[str, Any] | None:
+        """The recorded answer when the next recorded call was a reasoning-cache hit (checked like
+        :meth:`model_reply`), as a cache response dict; None when it was a model call."""
+        if not self._models or not self._models[0].cache_hit:
+            return None
+        rec = self._next(wire, effort)
+        return {"model": rec.model, "output": rec.output, "reasoning": rec.reasoning, "tool_calls": rec.tool_calls,
+                "usage": {"input_tokens": rec.input_tokens, "cached_input_tokens": rec.cached_input_tokens,
+                          "output_tokens": rec.output_tokens, "reasoning_tokens": rec.reasoning_tokens},
+                "finish_reason": rec.finish_reason}
+
     def model_reply(self, messages: list[BaseMessage], effort: str) -> AIMessage:
         """The recorded reply to the next model call. Raises :class:`ReplayDivergence` when the
         prompt or effort differs or the run made no further call, :class:`NotRetained` when only a
         zero-data-retention stub of the output was kept."""
-        replayed = wire_messages(messages)
+        rec = self._next(wire_messages(messages), effort)
+        usage = {
+            "input_tokens": rec.input_tokens, "output_tokens": rec.output_tokens,
+            "total_tokens": rec.input_tokens + rec.output_tokens,
+            "input_token_details": {"cache_read": rec.cached_input_tokens},
+            "output_token_details": {"reasoning": rec.reasoning_tokens},
+        }
+        return AIMessage(
+            content=rec.output, tool_calls=rec.tool_calls, usage_metadata=usage,
+            additional_kwargs={"reasoning_content": rec.reasoning} if rec.reasoning else {},
+            response_metadata={"model_name": rec.model, "finish_reason": rec.finish_reason},
+        )
+
+    def _next(self, replayed: list[dict[str, Any]], effort: str) -> ModelCallRecord:
         if not self._models:
             raise ReplayDivergence(self.last_step_no, ["an extra model call the recorded run did not make"])
         rec = self._models.popleft()
@@ -131,17 +162,7 @@ class RecordedCalls:
         if has_zdr_stub(rec.output) or has_zdr_stub(rec.tool_calls):
             raise NotRetained(rec.step_no, "the model output")
         self.model_calls_served += 1
-        usage = {
-            "input_tokens": rec.input_tokens, "output_tokens": rec.output_tokens,
-            "total_tokens": rec.input_tokens + rec.output_tokens,
-            "input_token_details": {"cache_read": rec.cached_input_tokens},
-            "output_token_details": {"reasoning": rec.reasoning_tokens},
-        }
-        return AIMessage(
-            content=rec.output, tool_calls=rec.tool_calls, usage_metadata=usage,
-            additional_kwargs={"reasoning_content": rec.reasoning} if rec.reasoning else {},
-            response_metadata={"model_name": rec.model, "finish_reason": rec.finish_reason},
-        )
+        return rec
 
     def tool_result(self, tool: str, args: dict[str, Any]) -> Any:
         """The recorded result of the next tool call (or its recorded error, raised as an exception
@@ -188,6 +209,57 @@ class ReplayModels:
 
     def json_chat(self, effort: str, schema: Any) -> ReplayChatModel:
         return self.chat(effort)
+
+
+@dataclass
+class RecordedCache:
+    """The reasoning cache of a replay (:class:`graphs.model_access.CacheSource`): a hit exactly
+    where the recorded run had one, with the recorded answer; stores nothing."""
+
+    source: RecordedCalls
+
+    def lookup(self, key: str, messages: list[dict[str, Any]], effort: str) -> dict[str, Any] | None:
+        return self.source.cached_reply(messages, effort)
+
+    def store(self, key: str, model: str, effort: str, response: dict[str, Any]) -> None:
+        return None
+
+
+@dataclass
+class RecordedBudgets:
+    """Cost budgets in a replay: each step's routing sees the budget share recorded on its step row
+    (``inputs.budget_share``); nothing pauses and no alert is written, but a step that paused at a
+    cost budget and was resumed with a larger one (``raised``: step number -> USD, from the
+    ``run_paused`` / ``run_resumed`` events) raises it in the state as the live run did."""
+
+    steps: dict[int, Step]
+    raised: dict[int, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_record(cls, recorded: list[Chained]) -> "RecordedBudgets":
+        raised: dict[int, float] = {}
+        paused_at: int | None = None
+        for r in recorded:
+            if isinstance(r, EventRecord) and r.kind == "run_paused" and "cost_budget_stop" in (r.detail or {}):
+                paused_at = r.detail["cost_budget_stop"]["step_no"]
+            elif isinstance(r, EventRecord) and r.kind == "run_resumed" and paused_at is not None:
+                if (r.detail or {}).get("budget_usd") is not None:
+                    raised[paused_at] = float(r.detail["budget_usd"])
+                paused_at = None
+        return cls({r.step_no: r for r in recorded if isinstance(r, Step)}, raised)
+
+    def share(self, state: Any) -> BudgetShare | None:
+        step = self.steps.get(state.get("step", 0) + 1)
+        recorded = (step.inputs or {}).get("budget_share") if step is not None else None
+        return BudgetShare(recorded["share"], recorded["scope"]) if recorded else None
+
+    def check(self, state: Any, *, step_no: int, **_: Any) -> dict[str, Any]:
+        if step_no not in self.raised:
+            return {}
+        return {"budget": {**(state.get("budget") or {}), "max_cost_usd": self.raised[step_no]}}
+
+    def after_step(self, state: Any) -> None:
+        return None
 
 
 @dataclass
@@ -358,9 +430,14 @@ def replay_run(store: AuditStore, run_id: str) -> ReplayReport:
         goal = spec.goal(run.inputs)
         scratch.start_run(run_id, graph=run.graph, goal=goal, inputs=run.inputs, company=run.company,
                           department=run.department, started_by=run.started_by, zdr=run.zdr, effort_override=effort)
+        pricing = started_detail.get("pricing")
+        steps = [r for r in recorded if isinstance(r, Step)]
         runtime = Runtime(
-            spec, ReplayModels(source), scratch, _report_dir([r for r in recorded if isinstance(r, Step)]), effort,
+            spec, ReplayModels(source), scratch, _report_dir(steps), effort,
             tools={t.name: RecordedTool(t.name, source) for t in spec.tools()}, write_reports=False,
+            routing=RoutingPolicy(RoutingSettings.model_validate(started_detail.get("routing") or {})),
+            pricing={m: Price.model_validate(p) for m, p in pricing.items()} if pricing is not None else None,
+            cache=RecordedCache(source), budgets=RecordedBudgets.from_record(recorded),
         )
         app = build_graph(runtime, InMemorySaver())
         config: dict[str, Any] = {"configurable": {"thread_id": run_id}, "recursion_limit": budget.recursion_limit()}
@@ -424,5 +501,5 @@ def _recorded_answers(interrupts: Any, decisions: dict[str, ApprovalRecord], ext
     return resume, None
 
 
-__all__ = ["NotRetained", "RecordedCalls", "RecordedTool", "ReplayChatModel", "ReplayDivergence", "ReplayModels",
+__all__ = ["NotRetained", "RecordedBudgets", "RecordedCache", "RecordedCalls", "RecordedTool", "ReplayChatModel", "ReplayDivergence", "ReplayModels",
            "ReplayReport", "StepComparison", "compare_steps", "replay_run"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, model_serializer, model_validator
 
 from agents.structured import clipped
 
@@ -23,7 +23,8 @@ from graphs.spec import ChainSpec, PlanStep
 class Budget(BaseModel):
     """A run's step budget. ``max_steps`` counts plan steps (one ``act`` + one ``observe`` each);
     ``review_every`` is N for the goal review (0 = never); ``on_budget`` is what reaching the budget
-    does; ``extend_by`` and ``max_extensions`` bound automatic extensions."""
+    does; ``extend_by`` and ``max_extensions`` bound automatic extensions. ``max_cost_usd`` is the
+    run's cost budget in USD (None: none; see :mod:`graphs.budgets`)."""
 
     max_steps: int = Field(default=100, ge=1)
     review_every: int = Field(default=5, ge=0)
@@ -31,6 +32,16 @@ class Budget(BaseModel):
     extend_by: int = Field(default=10, ge=1)
     max_extensions: int = Field(default=3, ge=0)
     extensions: int = Field(default=0, ge=0)
+    max_cost_usd: float | None = Field(default=None, gt=0)
+
+    @model_serializer(mode="wrap")
+    def _without_unset_cost(self, handler: Any) -> dict[str, Any]:
+        # a run without a cost budget dumps exactly as before the field existed (its plan step row,
+        # and so replays of runs recorded earlier, stay identical)
+        data = handler(self)
+        if data.get("max_cost_usd") is None:
+            data.pop("max_cost_usd", None)
+        return data
 
     def recursion_limit(self) -> int:
         """LangGraph ``recursion_limit`` (super-steps per invocation) that our own budget always

@@ -46,6 +46,10 @@ from checkpoints.audit_schema import ApprovalRecord, EventRecord, Run
 from checkpoints.saver import forget_thread, open_checkpointer
 from graphs.approval import ApprovalAnswer, ApprovalRefused, ApprovalRequest, apply_changes, check_answer
 from graphs.approval_policy import ApprovalPolicy
+from graphs.budgets import CostGuard, check_resume
+from graphs.model_access import StoredCache
+from graphs.routing import RoutingPolicy
+from checkpoints.reasoning_cache import ReasoningCache
 from graphs.orchestrator import ChainState, Runtime, build_graph
 from graphs.review import Budget
 from graphs.registry import get_spec
@@ -91,8 +95,9 @@ class RunNotResumable(ValueError):
 @dataclass
 class RunResult:
     """Where a run stands after a call: ``status`` is ``paused`` (``requests`` lists the open
-    approval requests; ``budget_stop`` is set instead when the run stopped at its step budget) or
-    ``completed`` (``report_path`` is set)."""
+    approval requests; ``budget_stop`` is set instead when the run stopped at its step budget,
+    ``cost_stop`` when it paused before a call that would exceed a cost budget) or ``completed``
+    (``report_path`` is set)."""
 
     run_id: str
     status: str
@@ -100,6 +105,7 @@ class RunResult:
     report_path: str | None = None
     state: dict[str, Any] = field(default_factory=dict)
     budget_stop: dict[str, Any] | None = None
+    cost_stop: dict[str, Any] | None = None
 
 
 class Chainproof:
@@ -147,15 +153,23 @@ class Chainproof:
         review_every: int | None = None,
         on_budget: str | None = None,
         zdr: bool | None = None,
+        budget_usd: float | None = None,
+        cache: bool | None = None,
         on_progress: Progress | None = None,
     ) -> RunResult:
         """Validate ``inputs`` and the budget overrides (``ValueError`` naming the field) and check
         the model is usable (``LocalModelUnavailable`` / ``ValueError``) before anything is
-        recorded; then record the run and run it until it pauses (approval or step budget) or
-        completes. ``max_steps`` counts plan steps; ``review_every`` is N of the goal review;
-        ``zdr``: zero data retention for this run (None: ``settings.zdr``)."""
+        recorded; then record the run and run it until it pauses (approval, step or cost budget)
+        or completes. ``max_steps`` counts plan steps; ``review_every`` is N of the goal review;
+        ``zdr``: zero data retention for this run (None: ``settings.zdr``); ``budget_usd``: the
+        run's cost budget in USD (None: ``settings.budgets.run_usd``); ``cache``: use the
+        reasoning cache (None: ``settings.cache.enabled``; always off for a ZDR run)."""
         spec = get_spec(graph)
-        overrides = {"max_steps": max_steps, "review_every": review_every, "on_budget": on_budget}
+        zdr = self.settings.zdr if zdr is None else zdr
+        cost = budget_usd if budget_usd is not None else self.settings.budgets.run_usd
+        cache = (self.settings.cache.enabled if cache is None else cache) and not zdr
+        overrides = {"max_steps": max_steps, "review_every": review_every, "on_budget": on_budget,
+                     "max_cost_usd": cost}
         budget = Budget.model_validate({"max_steps": spec.max_steps, "review_every": spec.review_every,
                                         **{k: v for k, v in overrides.items() if v is not None}})
         inputs = spec.validate_inputs(dict(inputs))
@@ -169,11 +183,13 @@ class Chainproof:
         goal = spec.goal(inputs)
         self.audit.start_run(
             run_id, graph=graph, goal=goal, inputs=inputs, company=inputs.get("company"),
-            department=department, started_by=started_by, zdr=self.settings.zdr if zdr is None else zdr,
-            effort_override=effort, budget=budget.model_dump(),
+            department=department, started_by=started_by, zdr=zdr,
+            effort_override=effort, budget=budget.model_dump(), settings={
+                "pricing": {m: p.model_dump() for m, p in self.settings.pricing.items()},
+                "routing": self.settings.routing.model_dump(mode="json"), "cache": cache},
         )
         initial: ChainState = self.audit.redactor({"run_id": run_id, "graph": graph, "goal": goal, "inputs": inputs,
-                                                   "step": 0, "budget": budget.model_dump()})
+                                                   "step": 0, "budget": budget.model_dump(), "cache": cache})
         return self._drive(run_id, graph, initial, effort=effort, on_progress=on_progress)
 
     def policy(self, graph: str) -> ApprovalPolicy:
@@ -265,12 +281,16 @@ class Chainproof:
         self._run(run_id)
         return replay_run(self.audit, run_id)
 
-    def resume(self, run_id: str, *, max_steps: int | None = None, by: str | None = None,
-               on_progress: Progress | None = None) -> RunResult:
+    def resume(self, run_id: str, *, max_steps: int | None = None, budget_usd: float | None = None,
+               by: str | None = None, on_progress: Progress | None = None) -> RunResult:
         """Continue a run that is not waiting for a person:
 
         * stopped at its step budget: ``max_steps`` is the new budget in plan steps and must exceed
           the steps done (``ValueError`` otherwise);
+        * paused at a cost budget: ``budget_usd`` is the run's new budget in USD; for a department's
+          monthly budget raise ``budgets.departments`` in the settings first. ``ValueError`` naming
+          the field when a budget still does not fit the paused step's projected cost (nothing is
+          run);
         * a decision was recorded but never reached the run (the deciding process stopped between
           recording and resuming): it is applied now;
         * failed (e.g. a model call that exhausted its retries): from its last checkpoint; finished
@@ -282,8 +302,16 @@ class Chainproof:
         with self._thread(run_id, run.graph, max_steps=max_steps) as (app, config):
             snapshot = app.get_state(config)
             stops = [i for i in snapshot.interrupts if i.value.get("kind") == "budget"]
+            cost_stops = [i for i in snapshot.interrupts if i.value.get("kind") == "cost_budget"]
             pending = self._pending(snapshot)
-            if stops:
+            if budget_usd is not None and not cost_stops:
+                raise ValueError(f"budget_usd: run {run_id} is not paused at a cost budget "
+                                 f"(status: {self.audit.run_status(run_id)})")
+            if cost_stops:
+                check_resume(self._guard(), snapshot.values, cost_stops[0].value, budget_usd)
+                payload = Command(resume={cost_stops[0].id: {"budget_usd": budget_usd, "by": by}})
+                detail = {"budget_usd": budget_usd, "by": by, "scope": cost_stops[0].value["scope"]}
+            elif stops:
                 stop = stops[0].value
                 if max_steps is None or max_steps <= stop["done_count"]:
                     raise ValueError(
@@ -391,9 +419,20 @@ class Chainproof:
             raise RunNotFound(f"no run {run_id!r} in {self.settings.resolved_database_url}; recent runs: {recent}")
         return run
 
+    @property
+    def reasoning_cache(self) -> ReasoningCache:
+        """The reasoning cache in the audit store's database (``chainproof cache clear``)."""
+        return ReasoningCache(self.audit.engine, self.settings.cache.ttl_s, redactor=self.audit.redactor)
+
+    def _guard(self) -> CostGuard:
+        return CostGuard(self.audit, self.settings.budgets, self.settings.pricing)
+
     def _runtime(self, graph: str, effort: str | None = None) -> Runtime:
-        return Runtime(get_spec(graph), self.models, self.audit, self.settings.resolved_reports_dir, effort,
-                       policy=self.policy(graph), run_cost=self.cost_of_run)
+        s = self.settings
+        return Runtime(get_spec(graph), self.models, self.audit, s.resolved_reports_dir, effort,
+                       policy=self.policy(graph), run_cost=self.cost_of_run, routing=RoutingPolicy(s.routing),
+                       pricing=dict(s.pricing), profiles=s.model.profiles, stream=s.model.stream,
+                       cache=StoredCache(self.reasoning_cache) if s.cache.enabled else None, budgets=self._guard())
 
     @contextmanager
     def _thread(self, run_id: str, graph: str, effort: str | None = None, *, initial: ChainState | None = None,
@@ -438,6 +477,10 @@ class Chainproof:
         state = dict(snapshot.values)
         pending = self._pending(snapshot)
         stops = [i.value for i in snapshot.interrupts if i.value.get("kind") == "budget"]
+        cost_stops = [i.value for i in snapshot.interrupts if i.value.get("kind") == "cost_budget"]
+        if cost_stops:
+            self.audit.append(run_id, EventRecord(kind="run_paused", detail={"cost_budget_stop": cost_stops[0]}))
+            return RunResult(run_id, "paused", state=state, cost_stop=cost_stops[0])
         if stops:
             self.audit.append(run_id, EventRecord(kind="run_paused", detail={"budget_stop": stops[0]}))
             return RunResult(run_id, "paused", state=state, budget_stop=stops[0])

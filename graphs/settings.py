@@ -18,7 +18,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -27,8 +29,21 @@ from pydantic_settings import (
 )
 
 from agents.config import LocalModelSettings, ModelSettings
+from agents.pricing import Price, default_prices
 from graphs.approval_policy import ApprovalPolicy
+from graphs.budgets import BudgetSettings
+from graphs.routing import RoutingSettings
 from checkpoints.audit_hashing import Redactor
+from checkpoints.reasoning_cache import DEFAULT_TTL_S
+
+class CacheSettings(BaseModel):
+    """``[cache]``: the reasoning cache (``enabled``; entries live ``ttl_s`` seconds, default 24 h).
+    A run can opt out (``--no-cache``), a graph per step or node (``ChainSpec.uncached``);
+    zero-data-retention runs never use it (it stores model text)."""
+
+    enabled: bool = True
+    ttl_s: float = Field(default=DEFAULT_TTL_S, gt=0)
+
 
 def _default_home() -> Path:
     return Path(os.environ.get("CHAINPROOF_HOME", Path.home() / ".chainproof")).expanduser()
@@ -58,11 +73,25 @@ class Settings(BaseSettings):
         description="Zero data retention for every run: store hashes and short redacted excerpts of prompt "
         "and model text instead of the text (a run can also opt in alone: `chainproof run ... --zdr`).",
     )
+    pricing: dict[str, Price] = Field(
+        default_factory=default_prices,
+        description="USD per 1M tokens per model ({input, cached_input, output, source, date}); entries given "
+        "in settings are added to (or replace) the shipped ones. Local models cost 0; others without a price "
+        "are recorded as unknown cost.",
+    )
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    budgets: BudgetSettings = Field(default_factory=BudgetSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
     secret_patterns: list[str] = Field(
         default_factory=list,
         description="Extra regular expressions whose matches are redacted everywhere Chainproof writes, on top "
         "of API keys, Bearer tokens and api_key=/Authorization: values.",
     )
+
+    @field_validator("pricing", mode="before")
+    @classmethod
+    def _over_shipped_prices(cls, value: Any) -> Any:
+        return {**default_prices(), **value} if isinstance(value, dict) else value
 
     @field_validator("secret_patterns")
     @classmethod

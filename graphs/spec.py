@@ -30,6 +30,8 @@ class PlanStep(BaseModel):
     finding's summary stays in state (the full result is always in the audit store).
     ``prompt_fields`` limits which top-level fields of a tool result the model is shown (None: all);
     small models read fewer tokens faster and are less tempted by fields such as thresholds.
+    ``effort`` is the step's static effort; None lets the routing policy decide from
+    ``instruction`` (rules, then a complexity score; ``graphs/routing.py``).
     """
 
     id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
@@ -66,14 +68,19 @@ class ChainSpec:
         max_steps: default step budget in plan steps (overridable per run); LangGraph's
             ``recursion_limit`` is derived from it (``graphs.review.Budget.recursion_limit``).
         review_every: default N of the goal review every N plan steps (0 = never).
+        review_effort / decide_effort: the static effort of the review / decide node; None lets
+            the routing policy decide from the prompt (rules, complexity; ``graphs/routing.py``).
+        uncached: plan step ids and node names (``review``, ``decide``) whose model calls never
+            use the reasoning cache (e.g. steps that must see fresh answers).
     """
 
     name: ClassVar[str]
     decision_schema: ClassVar[type[BaseModel]]
     max_steps: ClassVar[int] = 100
     review_every: ClassVar[int] = 5
-    review_effort: ClassVar[Effort] = "medium"
-    decide_effort: ClassVar[Effort] = "high"
+    review_effort: ClassVar[Effort | None] = "medium"
+    decide_effort: ClassVar[Effort | None] = "high"
+    uncached: ClassVar[frozenset[str]] = frozenset()
     system_prompt: ClassVar[str] = (
         "You are a careful analyst. Use only the facts given to you. Never compute or invent numbers: "
         "quote numbers exactly as the tool results give them."

@@ -40,18 +40,55 @@ class LiveSteps:
         self._status.__exit__(*exc)
 
     def update(self, event: dict[str, Any]) -> None:
+        if event.get("kind") == "budget_alert":
+            self.console.print(Text("! " + budget_alert_text(event), style="yellow"), highlight=False)
+            return
         ok = event.get("status") == "ok"
         effort = event.get("effort") or "-"
         tokens = event.get("tokens") or 0
         reasoning = f" ({event['reasoning_tokens']} reasoning)" if event.get("reasoning_tokens") else ""
         line = Text("✓ " if ok else "✗ ", style="green" if ok else "red")
+        cost = f" usd={_usd(event.get('cost_usd'))}" if event.get("model") else ""
+        hits = f" cache-hits={event['cache_hits']}" if event.get("cache_hits") else ""
         line.append(
             f"step {event['step']:>3}  {event['node']:<8} {event['title'][:60]:<60} "
-            f"effort={effort:<6} tokens={tokens}{reasoning}  {event['elapsed_s']:.1f}s"
+            f"effort={effort:<6} tokens={tokens}{reasoning}{cost}{hits}  {event['elapsed_s']:.1f}s"
         )
         self.console.print(line, highlight=False)
         total = time.perf_counter() - self._t0
         self._status.update(f"working on step {event['step'] + 1}… ({total:.0f}s so far)")
+
+
+def _usd(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:.6f}"
+
+
+def budget_alert_text(alert: dict[str, Any]) -> str:
+    """One line for a ``budget_alert`` event's detail."""
+    lower = f" (at least: {alert['unpriced_calls']} calls have no price)" if alert.get("unpriced_calls") else ""
+    return (f"budget alert: {alert['share']:.0%} of the {alert['scope']} budget of {alert['budget_usd']:.4f} USD "
+            f"spent ({alert['spent_usd']:.6f} USD{lower})")
+
+
+def print_costs(console: Console, rows: list[Any], total: Any, *, title: str, alerts: list[dict[str, Any]],
+                budget_usd: float | None = None) -> None:
+    """The ``chainproof costs`` table: one row per (node, effort), then the total."""
+    table = Table(title=f"Costs · {title}", box=None, pad_edge=False, header_style="bold")
+    for name in ("node", "effort", "calls", "hits", "in", "cached", "out", "reasoning", "saved", "USD"):
+        table.add_column(name, no_wrap=True, justify="left" if name in ("node", "effort") else "right")
+    for r in [*rows, total]:
+        table.add_row(r.node, r.effort or "", str(r.calls), str(r.cache_hits), str(r.input_tokens),
+                      str(r.cached_input_tokens), str(r.output_tokens), str(r.reasoning_tokens), str(r.saved_tokens),
+                      _usd(r.usd), style="bold" if r is total else None)
+    console.print(table if total.calls else f"No model calls for {title}.")
+    if total.calls:
+        console.print("tokens: in includes cached, out includes reasoning; hits = reasoning-cache hits, "
+                      "saved = their tokens (not used, not paid); USD unknown = a model without a price", highlight=False)
+    if budget_usd is not None:
+        spent = "unknown" if total.usd is None else f"{total.usd:.6f} USD ({total.usd / budget_usd:.0%})"
+        console.print(f"monthly budget {budget_usd:.4f} USD · spent {spent}", highlight=False)
+    for alert in alerts:
+        console.print(budget_alert_text(alert), style="yellow", highlight=False)
 
 
 def _cmd(*parts: str) -> str:
@@ -59,6 +96,18 @@ def _cmd(*parts: str) -> str:
 
 
 def print_pause(console: Console, result: Any) -> None:
+    cost = result.cost_stop
+    if cost:
+        console.print(Panel(Text(cost["question"]), title=f"Cost budget reached · run {result.run_id}", expand=False))
+        console.print("The run is paused and saved; the call was not made. To continue:", highlight=False)
+        if cost["field"] == "budget_usd":
+            need = cost["spent_usd"] + cost["projected_usd"]
+            console.print(f"  chainproof resume {result.run_id} --budget-usd {max(need * 1.5, cost['budget_usd'] * 1.5):.4f}",
+                          highlight=False, markup=False)
+        else:
+            console.print(f"  raise {cost['field']} in chainproof.toml, then: chainproof resume {result.run_id}",
+                          highlight=False, markup=False)
+        return
     stop = result.budget_stop
     if stop:
         console.print(Panel(Text(stop["question"]), title=f"Step budget reached · run {result.run_id}", expand=False))
@@ -123,12 +172,13 @@ def print_trace(console: Console, audit: AuditStore, run_id: str, step_no: int |
         _print_step(console, audit, run_id, step_no, steps)
         return
     console.print(f"[bold]{escape(run.graph)}[/] run {run_id} · status {audit.run_status(run_id)} · goal: {escape(run.goal)}", highlight=False)
-    table = Table("step", "node", "title", "effort", "model", "in", "out", "reasoning", "sec", "status")
+    table = Table("step", "node", "title", "effort", "model", "in", "out", "reasoning", "USD", "sec", "status")
     totals = [0, 0, 0]
     for s in steps:
         totals = [totals[0] + s.input_tokens, totals[1] + s.output_tokens, totals[2] + s.reasoning_tokens]
         table.add_row(*_cells(str(s.step_no), s.node, s.title[:48], s.effort or "-", (s.model or "-")[:40],
-                      str(s.input_tokens), str(s.output_tokens), str(s.reasoning_tokens), f"{s.duration_s:.2f}", s.status))
+                      str(s.input_tokens), str(s.output_tokens), str(s.reasoning_tokens),
+                      _usd(s.cost_usd) if s.model else "-", f"{s.duration_s:.2f}", s.status))
     console.print(table)
     console.print(f"{len(steps)} steps · tokens in {totals[0]}, out {totals[1]} (of which reasoning {totals[2]})")
     for r in [s for s in steps if s.node == "review"]:
@@ -173,7 +223,9 @@ def _print_step(console: Console, audit: AuditStore, run_id: str, step_no: int, 
             console.print(Panel(Text(prompt), title=f"model call · {m.model} · attempt {m.attempt} · prompt"))
             if m.reasoning:
                 console.print(Panel(Text(m.reasoning), title="reasoning"))
-            console.print(Panel(Text(m.output), title=f"output · in {m.input_tokens} / out {m.output_tokens} tokens · {m.latency_s:.2f}s"))
+            source = "reasoning cache hit (saved)" if m.cache_hit else f"{m.latency_s:.2f}s"
+            console.print(Panel(Text(m.output), title=f"output · in {m.input_tokens} / out {m.output_tokens} "
+                                f"(reasoning {m.reasoning_tokens}) tokens · USD {_usd(m.cost_usd)} · {source}"))
 
 
 def print_verify(console: Console, results: list[Any]) -> None:

@@ -17,7 +17,8 @@ from checkpoints.audit import make_engine, upgrade_schema
 from checkpoints.audit_schema import Base
 from tests.pg import fresh_database, pg_unreachable
 
-TABLES = {"runs", "steps", "model_calls", "tool_calls", "approvals", "reviews", "events", "alembic_version"}
+TABLES = {"runs", "steps", "model_calls", "tool_calls", "approvals", "reviews", "events", "reasoning_cache",
+          "alembic_version"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -97,3 +97,23 @@ def test_missing_local_runtime_fails_before_a_run_is_recorded(settings, monkeypa
         with pytest.raises(LocalModelUnavailable, match='CMAKE_ARGS="-DLLAVA_BUILD=OFF" pip install'):
             app.start("due-diligence", {"company": "MMM", "as_of": "2018-02-08"})
         assert app.audit.list_runs() == []
+
+
+def test_effort_is_emulated_for_models_without_native_reasoning_effort_when_asked():
+    from langchain_core.messages import SystemMessage
+
+    from agents.config import EFFORT_INSTRUCTIONS
+
+    with FakeOpenAI(lambda body: '{"verdict": "yes"}') as server:
+        emulated = _models(server.base_url, emulate_reasoning_effort=True)
+        call_model(emulated.chat("high"), [SystemMessage("You analyse companies."), HumanMessage("hi")], effort="high")
+        call_model(emulated.chat("low"), [HumanMessage("hi")], effort="low")
+        call_model(emulated.json_chat("high", Verdict), [HumanMessage("decide")], effort="high")  # JSON: no scaffold
+        call_model(_models(server.base_url).chat("high"), [HumanMessage("hi")], effort="high")  # not asked
+        native = _models(server.base_url, emulate_reasoning_effort=True, supports_reasoning_effort=True)
+        call_model(native.chat("high"), [HumanMessage("hi")], effort="high")  # native wins
+        firsts = [r["messages"][0] for r in server.requests]
+    assert firsts[0] == {"role": "system", "content": "You analyse companies.\n\n" + EFFORT_INSTRUCTIONS["high"]}
+    assert firsts[1] == {"role": "system", "content": EFFORT_INSTRUCTIONS["low"]}
+    assert all(m["role"] == "user" for m in firsts[2:])
+    assert server.requests[4]["reasoning_effort"] == "high"

@@ -68,7 +68,8 @@ def test_effort_per_step_is_recorded(settings):
         result = app.start("toy", {"x": 3})
         steps = {(s.node, s.title): (s.effort, s.effort_reason) for s in app.audit.records_of(result.run_id, Step)}
     assert steps[("observe", "Interpret Square x")] == ("low", "static: set on the plan step")
-    assert steps[("observe", "Interpret Double it")] == ("medium", "default")
+    # no static effort: the routing policy reads the instruction ("Say what the double is.": short, no cues)
+    assert steps[("observe", "Interpret Double it")] == ("low", "complexity 0.02 (words 0.02) -> low")
     assert steps[("act", "Think")] == ("high", "static: set on the plan step")
 
 
