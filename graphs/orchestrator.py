@@ -362,9 +362,9 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
             )
             rec.output = {**decision.model_dump(mode="json"), "fallback": outcome.value is None, "errors": outcome.errors}
             usage = rec.usage
-            rec.extra_records.append(ReviewRecord(
+            rec.extra_records.append(ReviewRecord(  # what it saw in full is the step row's inputs
                 step_no=rec.step_no, decision=decision.decision, reason=decision.reason, drift_assessment=decision.drift,
-                inputs=rec.inputs, effort=effort, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+                inputs={"done_count": done, "remaining_count": len(rest)}, effort=effort, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
                 reasoning_tokens=usage.reasoning_tokens))
         update: dict[str, Any] = {"last_review_at": done, "step": rec.step_no, **raised}
         if decision.summary:
