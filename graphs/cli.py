@@ -44,7 +44,12 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from graphs.approval import ApprovalRefused
     from graphs.runner import RunNotFound
 
-    return (ValueError, KeyError, LookupError, FileNotFoundError, ApprovalRefused, RunNotFound, LocalModelUnavailable)
+    import sqlite3
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return (ValueError, KeyError, LookupError, OSError, sqlite3.Error, SQLAlchemyError, ApprovalRefused, RunNotFound,
+            LocalModelUnavailable)
 
 
 def _fail(exc: BaseException, code: int = 2) -> None:

@@ -202,6 +202,11 @@ def step_messages(spec: ChainSpec, state: ChainState, instruction: str, material
     return [SystemMessage(spec.system_prompt), HumanMessage("\n\n".join(parts))]
 
 
+def kept_findings(state: ChainState) -> set[str]:
+    """Ids of findings whose data is in the state (what later steps may take as arguments)."""
+    return {k for k, f in state.get("findings", {}).items() if f.get("data") is not None}
+
+
 def request_id(run_id: str, step_no: int) -> str:
     """The approval request id of the decide step ``step_no`` of ``run_id``: a UUID5 (hex), the
     same each time that step executes, so a replay resumes with the recorded answer."""
@@ -316,7 +321,9 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
                 rec.inputs = {"plan_step": step.id}
                 rec.output = {"finding": summary}
             data = None
-        finding = Finding(step_id=step.id, title=step.title, summary=summary[:1200],
+        if len(summary) > 1200:
+            summary = summary[:1199].rstrip() + "…"  # the full text is in the step row
+        finding = Finding(step_id=step.id, title=step.title, summary=summary,
                           data=data if step.keep_data else None, tool=step.tool, step_no=rec.step_no)
         return {**add_finding(state, finding, step.keep_data), **advance(state, step.id), "pending": None,
                 "step": rec.step_no, **raised}
@@ -348,7 +355,7 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
 
             def check(decision: ReviewDecision) -> None:
                 if decision.revised_plan:
-                    resolve_revised_plan(spec, original, decision.revised_plan)
+                    resolve_revised_plan(spec, original, decision.revised_plan, kept_findings(state))
 
             messages = step_messages(spec, state, task)
             model = runtime.models.json_chat(effort, ReviewDecision)
@@ -370,7 +377,7 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
         if decision.summary:
             update["summary"] = [f"Review after {done} steps: {decision.summary}", *state.get("summary", [])[-3:]]
         if decision.decision == "replan":
-            revised = resolve_revised_plan(spec, original, decision.revised_plan or [])
+            revised = resolve_revised_plan(spec, original, decision.revised_plan or [], kept_findings(state))
             update.update(plan_revision=[p.model_dump(mode="json") for p in revised], cursor=0)
         elif decision.decision == "terminate":
             update["termination"] = {"reason": decision.reason, "at_step": done, "by": "review"}
@@ -444,10 +451,13 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
             reasons = runtime.policy.reasons("decide", facts)
             requests = []
             for i, item in enumerate(spec.approval_items(value, dict(state)) if reasons else []):
+                # hash what is stored and shown: the proposal as redacted (a phrase such as
+                # "authorization: outstanding" is redacted, and the approver sees the redacted text)
+                proposed = audit.redactor(item.proposed)
                 request = ApprovalRequest(
                     request_id=request_id(state["run_id"], rec.step_no + 1 + i), run_id=state["run_id"], node="approve", subject=item.subject,
-                    question=item.question, reasons=reasons, step_no=rec.step_no + 1 + i, proposed=item.proposed,
-                    proposed_hash=sha256_hex(item.proposed), evidence_summary=state.get("summary", [])[-8:],
+                    question=item.question, reasons=reasons, step_no=rec.step_no + 1 + i, proposed=proposed,
+                    proposed_hash=sha256_hex(proposed), evidence_summary=state.get("summary", [])[-8:],
                     created_at=datetime.now(timezone.utc),
                 ).model_dump(mode="json")
                 rec.extra_records.append(ApprovalRecord(

@@ -330,10 +330,17 @@ def _comparable(rec: Chained) -> dict[str, Any]:
 
 
 def _by_step(records: Iterable[Chained]) -> dict[int, list[Chained]]:
+    """Records per step number. A step that failed (``status='error'``: a model endpoint down, the
+    process interrupted) and ran again when the run was resumed keeps only its final execution:
+    the failed attempt is history, not something a replay reproduces."""
     out: dict[int, list[Chained]] = {}
     for rec in records:
         if not isinstance(rec, EventRecord):
             out.setdefault(rec.step_no, []).append(rec)
+    for step_no, recs in out.items():
+        errors = [i for i, r in enumerate(recs) if isinstance(r, Step) and r.status == "error"]
+        if errors and any(isinstance(r, Step) and r.status != "error" for r in recs[errors[-1] + 1:]):
+            out[step_no] = recs[errors[-1] + 1:]
     return out
 
 

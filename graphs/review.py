@@ -78,11 +78,16 @@ class ReviewDecision(BaseModel):
         return self
 
 
-def resolve_revised_plan(spec: ChainSpec, original: tuple[PlanStep, ...], revised: list[RevisedStep]) -> list[PlanStep]:
+def resolve_revised_plan(spec: ChainSpec, original: tuple[PlanStep, ...], revised: list[RevisedStep],
+                         kept: set[str] | frozenset[str] = frozenset()) -> list[PlanStep]:
     """Turn the reviewer's revised plan into plan steps: known ids reuse the original step (its tool
     and arguments: a reviewer cannot invent tool arguments); new ids become reasoning steps.
 
-    Raises ``ValueError`` naming the offending id (unknown id without instruction, duplicates)."""
+    ``kept``: ids of findings whose data is already in the state. A step that takes another's data
+    (``args_from_findings``) must find it there or run after it in the revised plan.
+
+    Raises ``ValueError`` naming the offending id (unknown id without instruction, duplicates, a
+    dependency the revised plan drops or puts after its user)."""
     by_id = {p.id: p for p in original}
     steps: list[PlanStep] = []
     seen: set[str] = set()
@@ -100,6 +105,14 @@ def resolve_revised_plan(spec: ChainSpec, original: tuple[PlanStep, ...], revise
             raise ValueError(
                 f"revised_plan: {item.id!r} is not a step of the plan {sorted(by_id)}; a new step needs an instruction"
             )
+    available = set(kept)
+    for step in steps:
+        missing = sorted(source for source in step.args_from_findings.values() if source not in available)
+        if missing:
+            raise ValueError(f"revised_plan: step {step.id!r} needs the results of {missing}; keep those steps "
+                             f"before it (or drop {step.id!r})")
+        if step.keep_data:
+            available.add(step.id)
     return steps
 
 

@@ -28,12 +28,14 @@ completes.
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from langgraph.types import Command
@@ -61,6 +63,31 @@ CostOfRun = Callable[[str], "float | None"]
 
 class RunNotFound(LookupError):
     """No run with that id in the audit store."""
+
+
+class RunBusy(ValueError):
+    """Another process is advancing the run right now (running, resuming or applying a decision)."""
+
+
+@contextmanager
+def run_lock(home: Path, run_id: str) -> Iterator[None]:
+    """An exclusive, non-blocking lock on ``run_id`` for this machine (``fcntl.flock`` on
+    ``$CHAINPROOF_HOME/locks/RUN_ID.lock``), held while a process advances the run, so a second
+    ``resume`` or a late approver cannot run the same steps twice. The operating system releases it
+    when the process dies. Processes on other hosts sharing a PostgreSQL store are not covered.
+    Raises ``RunBusy``."""
+    folder = Path(home) / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{run_id}.lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunBusy(f"run {run_id} is being advanced by another process right now; wait until it pauses or "
+                          f"ends (chainproof runs), then `chainproof resume {run_id}` if anything is left to apply") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class StorageError(ValueError):
@@ -257,6 +284,11 @@ class Chainproof:
                     f"approver: {answer.approver!r} may not decide for graph {run.graph}; allowed: "
                     f"{', '.join(policy.approvers)}; pending: {self._listing(pending)}")
             answer = check_answer(answer, request, spec.approval_schema(request.subject))
+            if answer.action == "edit" and request.subject == "decision":
+                try:  # a person's edit passes the same checks as the model's answer (e.g. evidence keys)
+                    spec.check_decision(spec.decision_schema.model_validate(answer.edited), dict(snapshot.values))
+                except ValueError as exc:
+                    raise ApprovalRefused(f"edited: {exc}; nothing was decided; pending: {self._listing(pending)}") from None
             content = answer.edited if answer.action == "edit" else request.proposed
             decision = ApprovalRecord(
                 step_no=request.step_no, request_id=request.request_id, action=answer.action,
@@ -331,8 +363,11 @@ class Chainproof:
                                           f"answer it with: chainproof approve {run_id} --as NAME (or reject / edit); "
                                           f"pending: {self._listing(pending)}")
                 payload, detail = Command(resume=resume), {"reapplied": len(resume)}
-            elif not snapshot.next:
+            elif self.audit.run_status(run_id) == "completed":
                 raise RunNotResumable(f"run {run_id} is completed; there is nothing to resume")
+            elif not snapshot.next and not snapshot.values:
+                raise RunNotResumable(f"run {run_id} has no checkpoint in {self.settings.resolved_checkpoint_url} "
+                                      "(it failed before its first super-step, or CHAINPROOF_CHECKPOINT_URL points elsewhere)")
             else:
                 payload, detail = None, {"after": self.audit.run_status(run_id)}  # continue from the last checkpoint
             self.audit.append(run_id, EventRecord(kind="run_resumed", detail=detail))
@@ -459,7 +494,13 @@ class Chainproof:
     def _stream(self, app: Any, config: dict[str, Any], run_id: str, payload: Any,
                 on_progress: Progress | None) -> RunResult:
         """Run the thread until it pauses or ends; record ``run_paused`` (with the checkpoint and
-        the requests it binds), ``run_completed`` or ``run_failed``."""
+        the requests it binds), ``run_completed`` or ``run_failed``. One process at a time advances
+        a run (:func:`run_lock`); another gets ``RunBusy`` and nothing runs."""
+        with run_lock(self.settings.home, run_id):
+            return self._stream_locked(app, config, run_id, payload, on_progress)
+
+    def _stream_locked(self, app: Any, config: dict[str, Any], run_id: str, payload: Any,
+                       on_progress: Progress | None) -> RunResult:
         try:
             for mode, chunk in app.stream(payload, config, stream_mode=["custom", "updates"], durability="sync"):
                 if mode == "custom" and on_progress:

@@ -93,3 +93,47 @@ def test_an_interrupted_run_is_recorded_and_resumes(settings):
         assert any(f"chainproof resume {run_id}" in n for n in info.value.__notes__)
     with Chainproof(settings, models=StaticModels(ScriptedChatModel(replies=["b", "c", GOOD]))) as app:
         assert app.resume(run_id).status == "paused"
+
+
+def test_a_proposal_with_a_secret_looking_phrase_can_still_be_decided(settings):
+    # "authorization: outstanding" matches the Authorization-header pattern and is redacted
+    verdict = json.dumps({"verdict": "no", "reason": "the authorization: outstanding for the Decatur plant"})
+    with Chainproof(settings, models=StaticModels(ScriptedChatModel(replies=["a", "b", "c", verdict]))) as app:
+        run = app.start("toy", {"x": 7})
+        assert "[REDACTED]" in run.requests[0]["proposed"]["reason"]
+        done = app.decide(run.run_id, action="approve", approver="Dana")
+    assert done.status == "completed"
+
+
+def test_one_process_at_a_time_advances_a_run(settings):
+    from graphs.runner import RunBusy, run_lock
+
+    with Chainproof(settings, models=StaticModels(ScriptedChatModel(replies=["a", "b", "c", GOOD]))) as app:
+        run = app.start("toy", {"x": 7})
+        with run_lock(settings.home, run.run_id):  # as if another process were applying a decision
+            with pytest.raises(RunBusy, match="another process"):
+                app.decide(run.run_id, action="approve", approver="Dana")
+        assert app.resume(run.run_id).status == "completed"  # the recorded decision is applied later
+
+
+@pytest.mark.parametrize("url", ["mysql://x/y", "sqlite:///:memory:"])
+def test_checkpoint_urls_that_cannot_keep_a_paused_run_are_refused(home, monkeypatch, url):
+    monkeypatch.setenv("CHAINPROOF_CHECKPOINT_URL", url)
+    monkeypatch.setenv("CHAINPROOF_MODEL__PROVIDER", "openai")
+    monkeypatch.setenv("CHAINPROOF_MODEL__API_KEY", "sk-test-0123456789abcdefXYZ")
+    _one_line_error(CliRunner().invoke(cli.app, RUN), "checkpoint_url")
+
+
+def test_a_run_that_failed_and_was_resumed_replays_identically(settings):
+    def down(messages):
+        raise ConnectionError("endpoint down")
+
+    with Chainproof(settings, models=StaticModels(ScriptedChatModel(replies=["a", down]))) as app:
+        with pytest.raises(ConnectionError):
+            app.start("toy", {"x": 7})
+        run_id = app.audit.list_runs()[0][0].run_id
+    with Chainproof(settings, models=StaticModels(ScriptedChatModel(replies=["b", "c", GOOD]))) as app:
+        app.resume(run_id)
+        app.decide(run_id, action="approve", approver="Dana")
+        report = app.replay(run_id)
+    assert report.outcome == "identical", [s.differences for s in report.steps if s.status != "identical"][:1]

@@ -99,3 +99,16 @@ def test_inputs_are_validated_before_anything_is_recorded(settings):
             app.start("due-diligence", {"company": " ", "as_of": "2018-02-08"})
         assert app.audit.list_runs() == []
     assert DueDiligence().validate_inputs(INPUTS)["company_name"] == "3M Company"
+
+
+def test_a_human_edit_passes_the_same_evidence_check_as_the_model(settings):
+    from graphs.approval import ApprovalRefused
+
+    app, run, _ = _run(settings, [_rec()])
+    with app:
+        bad = {**json.loads(_rec()), "reasons": [{"text": "Revenue grew 40% last year.", "evidence": ["nonexistent.foo"]}]}
+        with pytest.raises(ApprovalRefused, match="nonexistent.foo"):
+            app.decide(run.run_id, action="edit", approver="Kim", edited=bad)
+        good = {**json.loads(_rec()), "decision": "renegotiate"}
+        done = app.decide(run.run_id, action="edit", approver="Kim", edited=good)
+    assert done.state["decision"]["decision"] == "renegotiate"

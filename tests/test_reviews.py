@@ -180,3 +180,15 @@ def test_every_review_has_a_reviews_row(settings):
         rows = app.audit.records_of(run.run_id, ReviewRecord)
     assert [(r.decision, r.reason) for r in rows] == [("continue", "on track"), ("terminate", "enough walking")]
     assert rows[1].drift_assessment == "none at all" and rows[0].input_tokens > 0 and rows[0].effort == "medium"
+
+
+def test_a_replan_that_drops_a_needed_step_is_refused_and_the_run_goes_on(settings):
+    from graphs.review import RevisedStep, resolve_revised_plan
+    from graphs.spec import PlanStep
+
+    a = PlanStep(id="a", title="A", kind="tool", tool="tick", instruction="x", keep_data=True)
+    b = PlanStep(id="b", title="B", kind="tool", tool="tick", instruction="x", args_from_findings={"data": "a"})
+    with pytest.raises(ValueError, match=r"step 'b' needs the results of \['a'\]"):
+        resolve_revised_plan(LongChain(), (a, b), [RevisedStep(id="b")])
+    assert [s.id for s in resolve_revised_plan(LongChain(), (a, b), [RevisedStep(id="b")], {"a"})] == ["b"]
+    assert [s.id for s in resolve_revised_plan(LongChain(), (a, b), [RevisedStep(id="a"), RevisedStep(id="b")])] == ["a", "b"]
