@@ -65,7 +65,7 @@ class ApprovalAnswer(BaseModel):
     def _named(cls, v: str) -> str:
         v = v.strip()
         if not v:
-            raise ValueError("approver: a name is required (--as NAME)")
+            raise ValueError("a name is required (--as NAME)")
         return v
 
 

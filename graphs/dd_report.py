@@ -6,8 +6,16 @@ appears only as labelled interpretation), so the report can be checked against t
 
 from __future__ import annotations
 
+import html
 from datetime import datetime, timezone
 from typing import Any
+
+
+def _plain(text: Any) -> str:
+    """A person's text (name, comment) as literal Markdown: HTML is escaped (Markdown renderers
+    pass raw HTML through) and Markdown's emphasis and table characters are backslash-escaped."""
+    escaped = html.escape(str(text), quote=False)
+    return "".join("\\" + c if c in "*_`[]|" else c for c in escaped)
 
 
 def _pct(v: Any, digits: int = 1) -> str:
@@ -44,20 +52,20 @@ def _when(decision: dict[str, Any]) -> str:
 def _approval_line(state: dict[str, Any]) -> str:
     approval = state.get("approval") or {}
     action = approval.get("action")
-    comment = f" — “{approval['comment']}”" if approval.get("comment") else ""
+    comment = f" — “{_plain(approval['comment'])}”" if approval.get("comment") else ""
     if action == "approve":
-        return f"**Approved** by **{approval['approver']}** on {_when(approval)} UTC{comment}"
+        return f"**Approved** by **{_plain(approval['approver'])}** on {_when(approval)} UTC{comment}"
     if action == "reject":
-        return f"**Rejected** by **{approval['approver']}** on {_when(approval)} UTC{comment}. This recommendation is not endorsed."
+        return f"**Rejected** by **{_plain(approval['approver'])}** on {_when(approval)} UTC{comment}. This recommendation is not endorsed."
     if action == "edit":
-        return f"**Edited and approved** by **{approval['approver']}** on {_when(approval)} UTC{comment}"
+        return f"**Edited and approved** by **{_plain(approval['approver'])}** on {_when(approval)} UTC{comment}"
     return "**Not approved**: no human decision is recorded."
 
 
 def _decisions(state: dict[str, Any]) -> str:
     """Every human decision of the run (all rounds), oldest first."""
-    rows = [[str(d.get("round", 0) + 1), d.get("subject", "decision"), d["action"], d["approver"], _when(d) + " UTC",
-             (d.get("comment") or "-").replace("\n", " "), d["request_id"][:12]]
+    rows = [[str(d.get("round", 0) + 1), d.get("subject", "decision"), d["action"], _plain(d["approver"]), _when(d) + " UTC",
+             _plain(d.get("comment") or "-").replace("\n", " "), d["request_id"][:12]]
             for d in state.get("approvals") or []]
     if not rows:
         return ""

@@ -200,6 +200,8 @@ class Chainproof:
         budget = Budget.model_validate({"max_steps": spec.max_steps, "review_every": spec.review_every,
                                         **{k: v for k, v in overrides.items() if v is not None}})
         inputs = spec.validate_inputs(dict(inputs))
+        if started_by is not None and not started_by.strip():
+            raise ValueError("started_by (--as): a name is required when given; leave it out to start anonymously")
         if effort is not None and effort not in EFFORTS:
             raise ValueError(f"effort: expected one of {', '.join(EFFORTS)}, got {effort!r}")
         preflight = getattr(self.models, "preflight", None)

@@ -112,3 +112,19 @@ def test_a_human_edit_passes_the_same_evidence_check_as_the_model(settings):
         good = {**json.loads(_rec()), "decision": "renegotiate"}
         done = app.decide(run.run_id, action="edit", approver="Kim", edited=good)
     assert done.state["decision"]["decision"] == "renegotiate"
+
+
+def test_names_and_comments_in_the_report_are_literal_text(settings):
+    app, run, _ = _run(settings, [_rec()])
+    with app:
+        done = app.decide(run.run_id, action="approve", approver="<script>alert(1)</script>", comment="ok | *fine*")
+    report = open(done.report_path).read()
+    assert "<script>" not in report and "&lt;script&gt;" in report
+    assert r"ok \| \*fine\*" in report
+
+
+def test_a_blank_starter_name_is_refused(settings):
+    with Chainproof(settings, models=StaticModels(ScriptedChatModel(replies=[]))) as app:
+        with pytest.raises(ValueError, match=r"started_by \(--as\)"):
+            app.start("due-diligence", INPUTS, started_by="   ")
+        assert app.audit.list_runs() == []
