@@ -271,6 +271,19 @@ class AuditStore:
             .order_by(ApprovalRecord.seq).limit(1)
         ).first()
 
+    def decisions_by_run(self, run_ids: list[str]) -> dict[str, list[ApprovalRecord]]:
+        """The human decisions (approve / reject / edit) of each run in ``run_ids``, in record
+        order; runs without one are absent."""
+        out: dict[str, list[ApprovalRecord]] = {}
+        if not run_ids:
+            return out
+        with self.session() as s:
+            rows = s.scalars(select(ApprovalRecord).where(ApprovalRecord.run_id.in_(run_ids),
+                                                          ApprovalRecord.action != "requested").order_by(ApprovalRecord.seq))
+            for row in rows:
+                out.setdefault(row.run_id, []).append(row)
+        return out
+
     def decision_for(self, request_id: str) -> ApprovalRecord | None:
         """The decision row (approve / reject / edit) on approval request ``request_id``, or None."""
         with self.session() as s:

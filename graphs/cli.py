@@ -212,7 +212,8 @@ def runs(limit: Annotated[int, typer.Option(min=1, help="How many runs, newest f
     """List runs with their status."""
     try:
         with _engine() as engine:
-            views.print_runs(console, engine.audit.list_runs(limit=limit))
+            rows = engine.audit.list_runs(limit=limit)
+            views.print_runs(console, rows, engine.audit.decisions_by_run([run.run_id for run, _, _ in rows]))
     except _user_errors() as exc:
         _fail(exc)
 

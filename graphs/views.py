@@ -146,12 +146,16 @@ def print_completed(console: Console, result: Any) -> None:
     console.print(f"Trace:  chainproof show {result.run_id}", highlight=False, markup=False)
 
 
-def print_runs(console: Console, rows: list[tuple[Any, str | None, Any]]) -> None:
-    table = Table("run", "graph", "company", "status", "started", "by")
+def print_runs(console: Console, rows: list[tuple[Any, str | None, Any]],
+               decisions: dict[str, list[Any]] | None = None) -> None:
+    """Runs with status and, from the audit store, the human decisions taken (action by whom)."""
+    decisions = decisions or {}
+    table = Table("run", "graph", "company", "status", "decision", "started", "by")
     for run, status, _ in rows:
         inputs = run.inputs or {}
+        decided = "; ".join(f"{d.action} by {d.approver}" for d in decisions.get(run.run_id, [])) or "-"
         table.add_row(*_cells(run.run_id, run.graph, str(run.company or "-") + (f" @ {inputs['as_of']}" if inputs.get("as_of") else ""),
-                      status or "-", run.created_at.strftime("%Y-%m-%d %H:%M:%S"), run.started_by or "-"))
+                      status or "-", decided, run.created_at.strftime("%Y-%m-%d %H:%M:%S"), run.started_by or "-"))
     console.print(table if rows else "No runs yet.")
 
 

@@ -71,7 +71,7 @@ def test_run_pause_approve_show_across_processes(home):
     assert re.search(r"│ approve\s+│ Dana Approver\s+│ \d{4}-\d\d-\d\d \d\d:\d\d:\d\d │ checked", shown.stdout), shown.stdout
     assert re.search(r"\| 1 \| decision \| approve \| Dana Approver \| \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \| checked \|", report)
     runs = _cli("runs", env=env)
-    assert run_id in runs.stdout and "completed" in runs.stdout
+    assert run_id in runs.stdout and "completed" in runs.stdout and "approve by Dana Approver" in runs.stdout
     # the planted API key never reaches the audit database or the checkpointer
     for db in home.glob("*.sqlite*"):
         assert b"sk-planted-SECRET" not in db.read_bytes(), db
