@@ -31,11 +31,11 @@ class Usage(BaseModel):
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
 
-    def __add__(self, other: "Usage") -> "Usage":
+    def __add__(self, other: Usage) -> Usage:
         return Usage(**{k: getattr(self, k) + getattr(other, k) for k in Usage.model_fields})
 
     @classmethod
-    def from_message(cls, message: AIMessage) -> "Usage":
+    def from_message(cls, message: AIMessage) -> Usage:
         """Read ``message.usage_metadata`` (absent → all zeros)."""
         meta = message.usage_metadata or {}
         in_details = meta.get("input_token_details") or {}

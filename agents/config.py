@@ -1,6 +1,6 @@
 """Model-access configuration: effort levels, their profiles, and which endpoint answers.
 
-These models are nested inside :class:`graphs.settings.Settings` (``CHAINPROOF_MODEL__...``).
+These models are nested inside :class:`chainproof.settings.Settings` (``CHAINPROOF_MODEL__...``).
 
 What an effort level means for a call — the one place this mapping is written down:
 
@@ -160,7 +160,7 @@ class ModelSettings(BaseModel):
         return merged
 
     @model_validator(mode="after")
-    def _all_efforts(self) -> "ModelSettings":
+    def _all_efforts(self) -> ModelSettings:
         missing = [e for e in EFFORTS if e not in self.profiles]
         if missing:
             raise ValueError(f"model.profiles: missing effort level(s) {missing}; expected low, medium and high")

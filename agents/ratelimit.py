@@ -28,16 +28,10 @@ from typing import Any, Protocol
 
 from langchain_core.messages import BaseMessage
 
+from chainproof.errors import RateLimitWaitTooLong
+
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
-
-
-class RateLimitWaitTooLong(RuntimeError):
-    """The limiter would make a call wait past its deadline; nothing was reserved."""
-
-    def __init__(self, which: str, rpm: float | None, tpm: float | None, wait_s: float, max_wait_s: float):
-        super().__init__(f"the {which} (rpm={rpm}, tpm={tpm}) needs a wait of {wait_s:.1f}s, "
-                         f"more than the {max_wait_s:.1f}s left before the call's deadline")
 
 
 def estimate_tokens(messages: Sequence[BaseMessage], max_tokens: int | None) -> int:

@@ -36,9 +36,10 @@ import openai
 from pydantic import BaseModel
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from agents.config import RetrySettings
-from agents.failover import CircuitBreaker
-from agents.ratelimit import Limiter, RateLimitWaitTooLong
+from chainproof.agents.config import RetrySettings
+from chainproof.agents.failover import CircuitBreaker
+from chainproof.agents.ratelimit import Limiter, RateLimitWaitTooLong
+from chainproof.errors import CircuitOpen, MalformedResponse, ModelCallFailed
 
 T = TypeVar("T")
 Clock = Callable[[], float]
@@ -66,31 +67,6 @@ class AttemptRecord(BaseModel):
     status_code: int | None = None
     retry_after_s: float | None = None
     failover_from: str | None = None
-
-
-class ModelCallFailed(RuntimeError):
-    """A model call gave up: a fault that is not retried, or retries/deadline exhausted.
-
-    ``attempts`` holds every :class:`AttemptRecord`; ``kind`` is the last fault's label; the
-    message names the endpoint, the cause and the attempt count.
-    """
-
-    def __init__(self, message: str, attempts: list[AttemptRecord], kind: str | None):
-        super().__init__(message)
-        self.attempts = attempts
-        self.kind = kind
-
-
-class MalformedResponse(ValueError):
-    """The endpoint answered, but not with a usable chat completion (bad JSON, no chunks)."""
-
-
-class CircuitOpen(RuntimeError):
-    """Every endpoint's circuit is open; ``retry_in_s`` is when the first one lets a trial through."""
-
-    def __init__(self, message: str, retry_in_s: float):
-        super().__init__(message)
-        self.retry_in_s = retry_in_s
 
 
 @dataclass

@@ -26,16 +26,16 @@ from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field
 
-from agents.config import RetrySettings
-from agents.ratelimit import estimate_tokens
-from agents.resilience import (
+from chainproof.agents.config import RetrySettings
+from chainproof.agents.ratelimit import estimate_tokens
+from chainproof.agents.resilience import (
     AttemptRecord,
     Endpoint,
     MalformedResponse,
     ModelCallFailed,
-    describe_error,
     call_resilient,
     classify,
+    describe_error,
 )
 
 

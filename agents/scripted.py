@@ -18,11 +18,9 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import PrivateAttr
 
+from chainproof.errors import ScriptExhausted
+
 Reply = AIMessage | str | Callable[[list[BaseMessage]], AIMessage | str]
-
-
-class ScriptExhausted(RuntimeError):
-    """Raised when a :class:`ScriptedChatModel` is called more times than it has replies."""
 
 
 def _usage(message: AIMessage, prompt: Sequence[BaseMessage]) -> AIMessage:

@@ -17,8 +17,9 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_core.runnables import Runnable
 from pydantic import AfterValidator, BaseModel, Field, ValidationError
 
-from agents.calls import ModelCall, call_model
-from agents.toolcall_parsing import extract_json_object
+from chainproof.agents.calls import ModelCall, call_model
+from chainproof.agents.toolcall_parsing import extract_json_object
+from chainproof.errors import StructuredOutputError
 
 T = TypeVar("T", bound=BaseModel)
 MAX_ATTEMPTS = 3
@@ -41,11 +42,6 @@ def clipped(limit: int, description: str, min_length: int = 1) -> Any:
         Field(min_length=min_length, description=description, json_schema_extra={"maxLength": limit}),
         AfterValidator(clip),
     ]
-
-
-class StructuredOutputError(ValueError):
-    """No answer valid for the schema after the bounded attempts; the message names the schema,
-    the attempt count and the last validation error."""
 
 
 class StructuredOutcome(BaseModel, Generic[T]):

@@ -15,34 +15,31 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from langchain_core.tools import StructuredTool
+from pydantic import BaseModel
 
-from langchain_core.tools import StructuredTool  # noqa: E402
-from pydantic import BaseModel  # noqa: E402
-
-from agents.models import StaticModels  # noqa: E402
-from agents.scripted import ScriptedChatModel  # noqa: E402
-from checkpoints.audit import AuditStore  # noqa: E402
-from checkpoints.audit_schema import ModelCallRecord, Step, ToolCallRecord  # noqa: E402
-from graphs.registry import register  # noqa: E402
-from graphs.replay import replay_run  # noqa: E402
-from graphs.runner import Chainproof  # noqa: E402
-from graphs.settings import Settings  # noqa: E402
-from graphs.spec import ChainSpec, PlanStep  # noqa: E402
+from chainproof.agents.models import StaticModels
+from chainproof.agents.scripted import ScriptedChatModel
+from chainproof.app import Chainproof
+from chainproof.checkpoints.audit import AuditStore
+from chainproof.checkpoints.audit_schema import ModelCallRecord, Step, ToolCallRecord
+from chainproof.graphs.registry import register
+from chainproof.graphs.replay import replay_run
+from chainproof.graphs.spec import ChainSpec, PlanStep
+from chainproof.settings import Settings
 
 PROMPT = ("Goal: assess the company. Steps done: a, b, c. What we know so far: " + "figures as reported; " * 45)[:1000]
 
 
 def _step_rows(n: int) -> list[Any]:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     messages = [{"type": "system", "data": {"content": "You are a careful analyst."}},
                 {"type": "human", "data": {"content": PROMPT + str(n)}}]
     return [
@@ -150,7 +147,7 @@ def main() -> None:
         }
         try:
             schema, pg = _pg_schema(args.pg_url)
-        except Exception as exc:  # noqa: BLE001 - no server: report it, measure the rest
+        except Exception as exc:
             results["audit_rows_per_s"]["postgresql"] = {"skipped": f"{type(exc).__name__}: {exc}"}
         else:
             try:

@@ -23,21 +23,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from langchain_core.messages import AIMessage, BaseMessage
 
-from langchain_core.messages import AIMessage, BaseMessage  # noqa: E402
-
-from agents.models import StaticModels  # noqa: E402
-from agents.scripted import ScriptedChatModel  # noqa: E402
-from checkpoints.audit_schema import Step  # noqa: E402
-from graphs.costs import cost_report  # noqa: E402
-from graphs.runner import Chainproof  # noqa: E402
-from graphs.settings import Settings  # noqa: E402
+from chainproof.agents.models import StaticModels
+from chainproof.agents.scripted import ScriptedChatModel
+from chainproof.app import Chainproof
+from chainproof.checkpoints.audit_schema import Step
+from chainproof.graphs.costs import cost_report
+from chainproof.settings import Settings
 
 INPUTS = {"company": "MMM", "as_of": "2018-02-08"}
 MODEL = "gpt-4o-mini"

@@ -22,25 +22,22 @@ import argparse
 import json
 import sqlite3
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from langchain_core.messages import AnyMessage, HumanMessage
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.message import add_messages
 
-from langchain_core.messages import AnyMessage, HumanMessage  # noqa: E402
-from langgraph.graph import END, START, StateGraph  # noqa: E402
-from langgraph.graph.message import add_messages  # noqa: E402
-
-from agents.models import StaticModels  # noqa: E402
-from agents.scripted import ScriptedChatModel  # noqa: E402
-from checkpoints.saver import open_checkpointer  # noqa: E402
-from graphs.registry import register  # noqa: E402
-from graphs.runner import Chainproof  # noqa: E402
-from graphs.settings import Settings  # noqa: E402
-from tests.long_graph import LongChain, _tick, long_model  # noqa: E402
+from chainproof.agents.models import StaticModels
+from chainproof.agents.scripted import ScriptedChatModel
+from chainproof.app import Chainproof
+from chainproof.checkpoints.saver import open_checkpointer
+from chainproof.graphs.registry import register
+from chainproof.settings import Settings
+from testkit.long_graph import LongChain, _tick, long_model
 
 MARKS = (10, 100, 250, 500)
 

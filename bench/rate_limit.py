@@ -26,15 +26,13 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from langchain_core.messages import HumanMessage
 
-from langchain_core.messages import HumanMessage  # noqa: E402
-
-from agents.calls import call_model  # noqa: E402
-from agents.config import LocalModelSettings, ModelSettings  # noqa: E402
-from agents.models import ConfiguredModels  # noqa: E402
-from agents.resilience import ModelCallFailed  # noqa: E402
-from tests.fake_openai import FakeOpenAI  # noqa: E402
+from chainproof.agents.calls import call_model
+from chainproof.agents.config import LocalModelSettings, ModelSettings
+from chainproof.agents.models import ConfiguredModels
+from chainproof.agents.resilience import ModelCallFailed
+from testkit.fake_openai import FakeOpenAI
 
 
 def _pct(values: list[float], q: float) -> float:

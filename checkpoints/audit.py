@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +16,8 @@ from sqlalchemy import Engine, create_engine, event, func, select, text, union_a
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from checkpoints.audit_hashing import Redactor, record_hash, run_header_hash, zdr_minimise, zdr_stub
-from checkpoints.audit_schema import (
+from chainproof.checkpoints.audit_hashing import Redactor, record_hash, run_header_hash, zdr_minimise, zdr_stub
+from chainproof.checkpoints.audit_schema import (
     CHAINED_TABLES,
     GENESIS,
     ApprovalRecord,
@@ -28,24 +28,9 @@ from checkpoints.audit_schema import (
     Run,
     utcnow,
 )
+from chainproof.errors import AlreadyDecided, AuditError
 
 MEMORY_URL = "sqlite:///:memory:"
-
-
-class AuditError(RuntimeError):
-    """Raised for audit-store misuse, e.g. appending to a run that was never started."""
-
-
-class AlreadyDecided(AuditError):
-    """A decision on an approval request that already has one; ``existing`` is that decision's row.
-    Nothing was written."""
-
-    def __init__(self, existing: ApprovalRecord):
-        self.existing = existing
-        super().__init__(
-            f"request {existing.request_id} was already decided: {existing.action} by {existing.approver} "
-            f"at {existing.created_at:%Y-%m-%d %H:%M:%S} UTC"
-        )
 
 
 def _normalise_url(url: str) -> str:
@@ -114,7 +99,7 @@ def month_bounds(month: str) -> tuple[datetime, datetime]:
     """``YYYY-MM`` -> the calendar month's [start, end) in UTC. Raises ``ValueError`` naming
     ``month`` for anything else."""
     try:
-        start = datetime.strptime(month, "%Y-%m").replace(tzinfo=timezone.utc)
+        start = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)
     except ValueError:
         raise ValueError(f"month: expected YYYY-MM, got {month!r}") from None
     end = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
@@ -145,7 +130,7 @@ class AuditStore:
         self._lock = threading.Lock()
 
     @classmethod
-    def scratch(cls, redactor: Redactor | None = None) -> "AuditStore":
+    def scratch(cls, redactor: Redactor | None = None) -> AuditStore:
         """A throwaway in-memory store (SQLite ``:memory:``, tables created from the models, no
         migrations): replay records into one so the original run is never written."""
         store = cls(MEMORY_URL, migrate=False, redactor=redactor)

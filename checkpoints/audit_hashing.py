@@ -10,7 +10,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import inspect
@@ -101,8 +101,8 @@ def has_zdr_stub(value: Any) -> bool:
 def _default(obj: Any) -> Any:
     if isinstance(obj, datetime):
         if obj.tzinfo is None:
-            obj = obj.replace(tzinfo=timezone.utc)
-        return obj.astimezone(timezone.utc).isoformat()
+            obj = obj.replace(tzinfo=UTC)
+        return obj.astimezone(UTC).isoformat()
     raise TypeError(f"not canonicalisable: {type(obj).__name__}")
 
 

@@ -21,17 +21,23 @@ from __future__ import annotations
 
 import html
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import inspect
 
-from checkpoints.audit import AuditStore
-from checkpoints.audit_hashing import RUN_HEADER_FIELDS, canonical_json
-from checkpoints.audit_schema import (
-    ApprovalRecord, Chained, EventRecord, ModelCallRecord, ReviewRecord, Step, ToolCallRecord,
+from chainproof.checkpoints.audit import AuditStore
+from chainproof.checkpoints.audit_hashing import RUN_HEADER_FIELDS, canonical_json
+from chainproof.checkpoints.audit_schema import (
+    ApprovalRecord,
+    Chained,
+    EventRecord,
+    ModelCallRecord,
+    ReviewRecord,
+    Step,
+    ToolCallRecord,
 )
-from checkpoints.verify import VerifyResult, verify_run
+from chainproof.checkpoints.verify import VerifyResult, verify_run
 
 FORMATS = ("json", "html")
 
@@ -76,7 +82,7 @@ def export_data(store: AuditStore, run_id: str, verified: VerifyResult | None = 
     records = store.records(run_id)
     header = {k: getattr(run, k) for k in RUN_HEADER_FIELDS} | {"status": store.run_status(run_id)}
     return _jsonable({
-        "format": "chainproof-run-export", "version": 1, "exported_at": datetime.now(timezone.utc),
+        "format": "chainproof-run-export", "version": 1, "exported_at": datetime.now(UTC),
         "run": header, "verify": verified.as_dict(), "totals": totals(records),
         "records": [{"table": type(r).__tablename__, **_columns(r)} for r in records],
     })
@@ -104,7 +110,7 @@ def _e(value: Any) -> str:
     if value is None:
         return "–"
     if isinstance(value, datetime):
-        value = value.replace(tzinfo=value.tzinfo or timezone.utc).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        value = value.replace(tzinfo=value.tzinfo or UTC).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return html.escape(str(value), quote=True)
 
 

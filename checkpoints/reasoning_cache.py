@@ -12,14 +12,15 @@ the sampling parameters. Two requests share an entry only when all of these are 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.orm import sessionmaker
 
-from checkpoints.audit_hashing import Redactor, sha256_hex
-from checkpoints.audit_schema import ReasoningCacheEntry, utcnow
+from chainproof.checkpoints.audit_hashing import Redactor, sha256_hex
+from chainproof.checkpoints.audit_schema import ReasoningCacheEntry, utcnow
 
 DEFAULT_TTL_S = 24 * 3600.0
 
@@ -89,4 +90,4 @@ class ReasoningCache:
 
 
 def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -37,12 +37,12 @@ def _compact_sqlite_saver():
            the ``writes`` table was ~40 % of the checkpointer's file.
         """
 
-        def get_next_version(self, current, channel):  # noqa: ANN001 - LangGraph's signature
+        def get_next_version(self, current, channel):
             if isinstance(current, str):
                 return super().get_next_version(current, channel)
             return 1 if current is None else current + 1
 
-        def put(self, config, checkpoint, metadata, new_versions):  # noqa: ANN001 - LangGraph's signature
+        def put(self, config, checkpoint, metadata, new_versions):
             saved = super().put(config, checkpoint, metadata, new_versions)
             parent = config["configurable"].get("checkpoint_id")
             if parent and metadata.get("source") == "loop":

@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any, Literal
 
-from checkpoints.audit import AuditStore
-from checkpoints.audit_hashing import record_content, record_hash, run_header_hash, sha256_hex
-from checkpoints.audit_schema import GENESIS, Chained, EventRecord
+from chainproof.checkpoints.audit import AuditStore
+from chainproof.checkpoints.audit_hashing import record_content, record_hash, run_header_hash, sha256_hex
+from chainproof.checkpoints.audit_schema import GENESIS, Chained, EventRecord
 
 BreakKind = Literal["edited", "reordered", "deleted", "inserted", "header-edited"]
 

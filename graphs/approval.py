@@ -3,7 +3,7 @@
 The request is the payload of LangGraph's ``interrupt()``; the answer is the ``Command(resume=…)``
 value. An answer is bound to one request by ``request_id`` and to the exact proposal by
 ``proposed_hash`` (SHA-256 of the proposal's canonical JSON); the runner also binds it to the
-checkpoint the run paused at (see :meth:`graphs.runner.Chainproof.decide`). An answer that does not
+checkpoint the run paused at (see :meth:`chainproof.app.Chainproof.decide`). An answer that does not
 fit is refused before anything runs or is recorded.
 """
 
@@ -15,6 +15,8 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from chainproof.errors import ApprovalRefused
 
 
 @dataclass(frozen=True)
@@ -67,10 +69,6 @@ class ApprovalAnswer(BaseModel):
         if not v:
             raise ValueError("a name is required (--as NAME)")
         return v
-
-
-class ApprovalRefused(ValueError):
-    """An answer that does not fit the pending request; nothing was executed or recorded."""
 
 
 def check_answer(

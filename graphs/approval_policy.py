@@ -38,7 +38,7 @@ class FieldEquals(BaseModel):
     field: str
     value: Any
 
-    def reason(self, facts: "RunFacts") -> str | None:
+    def reason(self, facts: RunFacts) -> str | None:
         if self.field in facts.decision and facts.decision[self.field] == self.value:
             return f"{self.field} is {self.value!r}"
         return None
@@ -52,7 +52,7 @@ class FieldBelow(BaseModel):
     field: str
     threshold: float
 
-    def reason(self, facts: "RunFacts") -> str | None:
+    def reason(self, facts: RunFacts) -> str | None:
         value = facts.decision.get(self.field)
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             return f"{self.field} is missing or not a number ({value!r}); threshold {self.threshold}"
@@ -66,7 +66,7 @@ class SensitiveToolUsed(BaseModel):
     kind: Literal["sensitive_tool_used"] = "sensitive_tool_used"
     tools: list[str] = Field(default_factory=list)
 
-    def reason(self, facts: "RunFacts") -> str | None:
+    def reason(self, facts: RunFacts) -> str | None:
         used = sorted(set(facts.tools_used) & (set(self.tools) | set(facts.sensitive_tools)))
         return f"sensitive tool(s) used: {', '.join(used)}" if used else None
 
@@ -78,7 +78,7 @@ class CostAbove(BaseModel):
     kind: Literal["cost_above"] = "cost_above"
     usd: float = Field(ge=0)
 
-    def reason(self, facts: "RunFacts") -> str | None:
+    def reason(self, facts: RunFacts) -> str | None:
         if facts.cost_usd is None:
             return f"run cost is not known, limit {self.usd:.2f} USD"
         return f"run cost {facts.cost_usd:.4f} USD is above {self.usd:.2f} USD" if facts.cost_usd > self.usd else None

@@ -25,23 +25,24 @@ lower bound; the alert and ``chainproof costs`` say so.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from langchain_core.messages import BaseMessage
 from langgraph.config import get_stream_writer
 from langgraph.types import interrupt
 from pydantic import BaseModel, Field
 
-from agents.calls import Usage
-from agents.config import EffortProfile
-from agents.pricing import Price, cost_usd
-from agents.ratelimit import estimate_tokens
-from checkpoints.audit import AuditStore, Spend
-from checkpoints.audit_schema import EventRecord, utcnow
-from graphs.routing import BudgetShare
+from chainproof.agents.calls import Usage
+from chainproof.agents.config import EffortProfile
+from chainproof.agents.pricing import Price, cost_usd
+from chainproof.agents.ratelimit import estimate_tokens
+from chainproof.checkpoints.audit import AuditStore, Spend
+from chainproof.checkpoints.audit_schema import EventRecord, utcnow
+from chainproof.errors import BudgetUnenforceable, CostBudgetExceeded
+from chainproof.graphs.routing import BudgetShare
 
 RETRY_NOTE_TOKENS = 60
 """Tokens added per retried structured-output attempt for the error note shown to the model."""
@@ -55,15 +56,6 @@ class BudgetSettings(BaseModel):
     run_usd: float | None = Field(default=None, gt=0)
     departments: dict[str, float] = Field(default_factory=dict)
     alert_share: float = Field(default=0.8, gt=0, le=1)
-
-
-class BudgetUnenforceable(ValueError):
-    """A cost budget applies but the next call's model has no price, so its cost cannot be
-    projected. Nothing was called."""
-
-
-class CostBudgetExceeded(ValueError):
-    """A resumed run still does not fit its budget (the budget was not raised enough)."""
 
 
 @dataclass(frozen=True)

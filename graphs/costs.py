@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from agents.pricing import sum_costs
-from checkpoints.audit import AuditStore
-from checkpoints.audit_schema import ModelCallRecord
+from chainproof.agents.pricing import sum_costs
+from chainproof.checkpoints.audit import AuditStore
+from chainproof.checkpoints.audit_schema import ModelCallRecord
 
 
 @dataclass

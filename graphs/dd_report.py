@@ -7,7 +7,7 @@ appears only as labelled interpretation), so the report can be checked against t
 from __future__ import annotations
 
 import html
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -150,7 +150,7 @@ def _decided_at(state: dict[str, Any]) -> str:
     decided = (state.get("approval") or {}).get("decided_at")
     if not decided:
         return ""
-    at = datetime.fromisoformat(str(decided).replace("Z", "+00:00")).astimezone(timezone.utc)
+    at = datetime.fromisoformat(str(decided).replace("Z", "+00:00")).astimezone(UTC)
     return f" · decided {at:%Y-%m-%d %H:%M} UTC"
 
 

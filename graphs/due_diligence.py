@@ -15,14 +15,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from agents.structured import clipped
-
-from graphs.approval_policy import ApprovalPolicy, FieldBelow, FieldEquals
-from graphs.dd_report import render_report
-from graphs.prompting import compact_json
-from graphs.spec import ChainSpec, PlanStep
-from tools.dossier import check_as_of, load_dossier, resolve_dossier
-from tools.registry import DUE_DILIGENCE_TOOLS
+from chainproof.agents.structured import clipped
+from chainproof.graphs.approval_policy import ApprovalPolicy, FieldBelow, FieldEquals
+from chainproof.graphs.dd_report import render_report
+from chainproof.graphs.prompting import compact_json
+from chainproof.graphs.spec import ChainSpec, PlanStep
+from chainproof.tools.dossier import check_as_of, load_dossier, resolve_dossier
+from chainproof.tools.registry import DUE_DILIGENCE_TOOLS
 
 FINDING_IDS = ("financials", "legal", "sentiment", "peers", "market_risk", "scorecard")
 

@@ -22,9 +22,10 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import Runnable, RunnableBinding
 
-from agents.calls import ModelCall, Usage, call_model, model_name_of, wire_messages
-from agents.config import EffortProfile
-from checkpoints.reasoning_cache import ReasoningCache, cache_key
+from chainproof.agents.calls import ModelCall, Usage, call_model, model_name_of, wire_messages
+from chainproof.agents.config import EffortProfile
+from chainproof.checkpoints.reasoning_cache import ReasoningCache, cache_key
+
 
 class CacheSource(Protocol):
     """Where cached answers come from. ``lookup`` returns a stored response dict (see

@@ -40,7 +40,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Protocol, TypedDict
 
@@ -49,23 +49,24 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send, interrupt
 
-from agents.calls import model_name_of
-from agents.config import Effort, EffortProfile, ModelSettings
-from agents.models import ModelProvider
-from agents.pricing import Price, default_prices
-from agents.structured import MAX_ATTEMPTS, invoke_structured
-from checkpoints.audit import AuditStore
-from checkpoints.audit_hashing import sha256_hex
-from checkpoints.audit_schema import ApprovalRecord, ReviewRecord
-from graphs.approval import ApprovalAnswer, ApprovalRefused, ApprovalRequest
-from graphs.approval_policy import ApprovalPolicy, RunFacts
-from graphs.prompting import compact_json
-from graphs.recorder import StepRecorder
-from graphs.planning import SUMMARY_LINES, add_finding, advance, current_plan, progress_text, remaining
-from graphs.model_access import CacheSource, ModelAccess
-from graphs.review import Budget, ReviewDecision, resolve_revised_plan, review_prompt
-from graphs.routing import BudgetShare, Route, RoutingPolicy, Task
-from graphs.spec import ChainSpec, Finding, PlanStep
+from chainproof.agents.calls import model_name_of
+from chainproof.agents.config import Effort, EffortProfile, ModelSettings
+from chainproof.agents.models import ModelProvider
+from chainproof.agents.pricing import Price, default_prices
+from chainproof.agents.structured import MAX_ATTEMPTS, invoke_structured
+from chainproof.checkpoints.audit import AuditStore
+from chainproof.checkpoints.audit_hashing import sha256_hex
+from chainproof.checkpoints.audit_schema import ApprovalRecord, ReviewRecord
+from chainproof.graphs.approval import ApprovalAnswer, ApprovalRefused, ApprovalRequest
+from chainproof.graphs.approval_policy import ApprovalPolicy, RunFacts
+from chainproof.graphs.model_access import CacheSource, ModelAccess
+from chainproof.graphs.planning import SUMMARY_LINES, add_finding, advance, current_plan, progress_text, remaining
+from chainproof.graphs.prompting import compact_json
+from chainproof.graphs.recorder import StepRecorder
+from chainproof.graphs.review import Budget, ReviewDecision, resolve_revised_plan, review_prompt
+from chainproof.graphs.routing import BudgetShare, Route, RoutingPolicy, Task
+from chainproof.graphs.spec import ChainSpec, Finding, PlanStep
+
 
 class ChainState(TypedDict, total=False):
     """The checkpointed state (plain JSON types only, so checkpoints round-trip exactly)."""
@@ -458,7 +459,7 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
                     request_id=request_id(state["run_id"], rec.step_no + 1 + i), run_id=state["run_id"], node="approve", subject=item.subject,
                     question=item.question, reasons=reasons, step_no=rec.step_no + 1 + i, proposed=proposed,
                     proposed_hash=sha256_hex(proposed), evidence_summary=state.get("summary", [])[-8:],
-                    created_at=datetime.now(timezone.utc),
+                    created_at=datetime.now(UTC),
                 ).model_dump(mode="json")
                 rec.extra_records.append(ApprovalRecord(
                     step_no=rec.step_no, request_id=request["request_id"], action="requested", approver=None,

@@ -12,7 +12,7 @@ import json
 from functools import lru_cache
 from typing import Any
 
-from graphs.spec import ChainSpec, Finding, PlanStep
+from chainproof.graphs.spec import ChainSpec, Finding, PlanStep
 
 RECENT_FINDINGS = 3  # findings without keep_data stay in state only while among the latest three (the review reads three)
 RECENT_DONE = 5  # ids of the latest completed plan steps kept for prompts

@@ -29,18 +29,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from langgraph.config import get_stream_writer
 from langgraph.errors import GraphInterrupt
 
-from agents.calls import ModelCall, Usage
-from agents.pricing import Price, cost_usd, sum_costs
-from agents.resilience import ModelCallFailed
-from checkpoints.audit import AuditStore
-from checkpoints.audit_hashing import sha256_hex
-from checkpoints.audit_schema import EventRecord, ModelCallRecord, Step, ToolCallRecord
+from chainproof.agents.calls import ModelCall, Usage
+from chainproof.agents.pricing import Price, cost_usd, sum_costs
+from chainproof.agents.resilience import ModelCallFailed
+from chainproof.checkpoints.audit import AuditStore
+from chainproof.checkpoints.audit_hashing import sha256_hex
+from chainproof.checkpoints.audit_schema import EventRecord, ModelCallRecord, Step, ToolCallRecord
 
 
 @dataclass
@@ -64,9 +64,9 @@ class StepRecorder:
     _started: float = 0.0
     _started_at: datetime | None = None
 
-    def __enter__(self) -> "StepRecorder":
+    def __enter__(self) -> StepRecorder:
         self._started = time.perf_counter()
-        self._started_at = datetime.now(timezone.utc)
+        self._started_at = datetime.now(UTC)
         return self
 
     @property

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from graphs.spec import ChainSpec
+from chainproof.graphs.spec import ChainSpec
 
 _GRAPHS: dict[str, Callable[[], ChainSpec]] = {}
 
@@ -19,7 +19,7 @@ def register(name: str, factory: Callable[[], ChainSpec]) -> None:
 
 def _builtins() -> None:
     if "due-diligence" not in _GRAPHS:
-        from graphs.due_diligence import DueDiligence
+        from chainproof.graphs.due_diligence import DueDiligence
 
         _GRAPHS["due-diligence"] = DueDiligence
 

@@ -34,41 +34,24 @@ from typing import Any, Literal
 
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
-
-from agents.calls import wire_messages
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
-from checkpoints.audit import AuditStore
-from checkpoints.audit_hashing import Redactor, has_zdr_stub, record_content, sha256_hex
-from checkpoints.audit_schema import ApprovalRecord, Chained, EventRecord, ModelCallRecord, Step, ToolCallRecord
-from graphs.orchestrator import ChainState, Runtime, build_graph
-from graphs.registry import get_spec
-from graphs.review import Budget
-from graphs.routing import BudgetShare, RoutingPolicy, RoutingSettings
-from agents.pricing import Price
+from chainproof.agents.calls import wire_messages
+from chainproof.agents.pricing import Price
+from chainproof.checkpoints.audit import AuditStore
+from chainproof.checkpoints.audit_hashing import Redactor, has_zdr_stub, record_content, sha256_hex
+from chainproof.checkpoints.audit_schema import ApprovalRecord, Chained, EventRecord, ModelCallRecord, Step, ToolCallRecord
+from chainproof.errors import NotRetained, ReplayDivergence
+from chainproof.graphs.orchestrator import ChainState, Runtime, build_graph
+from chainproof.graphs.registry import get_spec
+from chainproof.graphs.review import Budget
+from chainproof.graphs.routing import BudgetShare, RoutingPolicy, RoutingSettings
 
 StepStatus = Literal["identical", "divergent", "not-reproducible", "not-replayed"]
 Outcome = Literal["identical", "divergent", "not-reproducible"]
 SNIPPET = 60  # characters of context shown around a difference
-
-
-class ReplayDivergence(RuntimeError):
-    """The replay asked for something the record does not hold (another prompt, effort, tool or
-    arguments, or a call the run never made). ``step_no`` is the recorded step it was compared with."""
-
-    def __init__(self, step_no: int, differences: list[str]):
-        super().__init__(f"step {step_no}: " + "; ".join(differences))
-        self.step_no, self.differences = step_no, differences
-
-
-class NotRetained(RuntimeError):
-    """The recorded model output of ``step_no`` was kept only as a zero-data-retention stub."""
-
-    def __init__(self, step_no: int, what: str):
-        super().__init__(f"step {step_no}: {what} was not retained (zero data retention)")
-        self.step_no, self.what = step_no, what
 
 
 def _clip(value: Any) -> str:
@@ -236,7 +219,7 @@ class RecordedBudgets:
     raised: dict[int, float] = field(default_factory=dict)
 
     @classmethod
-    def from_record(cls, recorded: list[Chained]) -> "RecordedBudgets":
+    def from_record(cls, recorded: list[Chained]) -> RecordedBudgets:
         raised: dict[int, float] = {}
         paused_at: int | None = None
         for r in recorded:
@@ -455,7 +438,7 @@ def replay_run(store: AuditStore, run_id: str) -> ReplayReport:
             try:
                 for _ in app.stream(payload, config, stream_mode="updates"):
                     pass
-            except Exception as exc:  # noqa: BLE001 - compared with the record below
+            except Exception as exc:
                 stop = exc
                 break
             interrupts = app.get_state(config).interrupts

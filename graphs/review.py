@@ -15,9 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_serializer, model_validator
 
-from agents.structured import clipped
-
-from graphs.spec import ChainSpec, PlanStep
+from chainproof.agents.structured import clipped
+from chainproof.graphs.spec import ChainSpec, PlanStep
 
 
 class Budget(BaseModel):
@@ -72,7 +71,7 @@ class ReviewDecision(BaseModel):
     revised_plan: list[RevisedStep] | None = Field(default=None, max_length=20)
 
     @model_validator(mode="after")
-    def _plan_when_replanning(self) -> "ReviewDecision":
+    def _plan_when_replanning(self) -> ReviewDecision:
         if self.decision == "replan" and not self.revised_plan:
             raise ValueError("revised_plan: a replan needs the revised remaining plan (a list of steps)")
         return self

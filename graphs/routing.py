@@ -32,7 +32,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from agents.config import EFFORTS, Effort
+from chainproof.agents.config import EFFORTS, Effort
 
 RANK = {e: i for i, e in enumerate(EFFORTS)}
 
@@ -123,7 +123,7 @@ class RoutingSettings(BaseModel):
                                                                   BudgetCap(at=0.9, max_effort="low")])
 
     @model_validator(mode="after")
-    def _thresholds(self) -> "RoutingSettings":
+    def _thresholds(self) -> RoutingSettings:
         if self.low_below > self.high_from:
             raise ValueError(f"routing.low_below ({self.low_below}) must not exceed routing.high_from ({self.high_from})")
         return self

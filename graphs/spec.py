@@ -14,9 +14,9 @@ from typing import Any, ClassVar, Literal
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field
 
-from agents.config import Effort
-from graphs.approval import ApprovalItem
-from graphs.approval_policy import ApprovalPolicy
+from chainproof.agents.config import Effort
+from chainproof.graphs.approval import ApprovalItem
+from chainproof.graphs.approval_policy import ApprovalPolicy
 
 
 class PlanStep(BaseModel):

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from graphs.settings import Settings
-from tests.pg import fresh_database, pg_unreachable
+from chainproof.settings import Settings
+from testkit.clock import fresh_registries  # noqa: F401 - a fixture for the tests that use it
+from testkit.pg import fresh_database, pg_unreachable
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+SUPPORT = Path(__file__).resolve().parent / "support"
+# Child processes started by tests import the test helpers (testkit) too, never the repository root.
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(SUPPORT), os.environ.get("PYTHONPATH")) if p)
 
 
 @pytest.fixture

@@ -10,18 +10,18 @@ import pytest
 from langgraph.types import Command
 from typer.testing import CliRunner
 
-from agents.models import StaticModels
-from agents.scripted import ScriptedChatModel
-from checkpoints.audit_hashing import sha256_hex
-from checkpoints.audit_schema import ApprovalRecord, Step
-from graphs.approval import ApprovalRefused
-from graphs.approval_policy import ApprovalPolicy, CostAbove, FieldBelow, FieldEquals, SensitiveToolUsed
-from graphs.cli import app as cli
-from graphs.registry import register
-from graphs.runner import Chainproof
-from graphs.settings import Settings
-from tests import toy_graph
-from tests.toy_graph import ParallelToy, ToyGraph
+from chainproof.agents.models import StaticModels
+from chainproof.agents.scripted import ScriptedChatModel
+from chainproof.app import Chainproof
+from chainproof.checkpoints.audit_hashing import sha256_hex
+from chainproof.checkpoints.audit_schema import ApprovalRecord, Step
+from chainproof.cli import app as cli
+from chainproof.graphs.approval import ApprovalRefused
+from chainproof.graphs.approval_policy import ApprovalPolicy, CostAbove, FieldBelow, FieldEquals, SensitiveToolUsed
+from chainproof.graphs.registry import register
+from chainproof.settings import Settings
+from testkit import toy_graph
+from testkit.toy_graph import ParallelToy, ToyGraph
 
 register("toy", ToyGraph)
 register("toy-parallel", ParallelToy)

@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from agents.models import StaticModels
-from agents.scripted import ScriptedChatModel
-from checkpoints.audit_schema import ApprovalRecord, Step
-from graphs.registry import register
-from graphs.runner import Chainproof
-from graphs.settings import Settings
-from tests import toy_graph
-from tests.pg import pg_unreachable as unreachable
-from tests.toy_graph import ParallelToy
+from chainproof.agents.models import StaticModels
+from chainproof.agents.scripted import ScriptedChatModel
+from chainproof.app import Chainproof
+from chainproof.checkpoints.audit_schema import ApprovalRecord, Step
+from chainproof.graphs.registry import register
+from chainproof.settings import Settings
+from testkit import toy_graph
+from testkit.pg import pg_unreachable as unreachable
+from testkit.toy_graph import ParallelToy
 
 REPO = Path(__file__).resolve().parents[1]
 register("toy-parallel", ParallelToy)
@@ -30,11 +30,11 @@ register("toy-parallel", ParallelToy)
 DECIDER = textwrap.dedent("""
     import sys, time, json
     from pathlib import Path
-    from graphs.approval import ApprovalRefused
-    from graphs.registry import register
-    from graphs.runner import Chainproof
-    from tests import toy_graph
-    from tests.toy_graph import ParallelToy
+    from chainproof.graphs.approval import ApprovalRefused
+    from chainproof.graphs.registry import register
+    from chainproof.app import Chainproof
+    from testkit import toy_graph
+    from testkit.toy_graph import ParallelToy
     register("toy-parallel", ParallelToy)
     run_id, request_id, action, name, gate = sys.argv[1:6]
     with Chainproof() as app:

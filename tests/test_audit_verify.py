@@ -9,15 +9,15 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from agents.models import StaticModels
-from agents.scripted import ScriptedChatModel
-from checkpoints.audit_hashing import record_hash
-from checkpoints.audit_schema import ModelCallRecord, Step, ToolCallRecord
-from checkpoints.verify import verify_all, verify_run
-from graphs.cli import app as cli
-from graphs.registry import register
-from graphs.runner import Chainproof
-from tests.toy_graph import ToyGraph
+from chainproof.agents.models import StaticModels
+from chainproof.agents.scripted import ScriptedChatModel
+from chainproof.app import Chainproof
+from chainproof.checkpoints.audit_hashing import record_hash
+from chainproof.checkpoints.audit_schema import ModelCallRecord, Step, ToolCallRecord
+from chainproof.checkpoints.verify import verify_all, verify_run
+from chainproof.cli import app as cli
+from chainproof.graphs.registry import register
+from testkit.toy_graph import ToyGraph
 
 register("toy", ToyGraph)
 GOOD = json.dumps({"verdict": "yes", "reason": "the doubled square is 98"})
@@ -132,8 +132,8 @@ def test_audit_rows_are_never_updated_by_the_writer(settings):
 
 @pytest.mark.parametrize("decision", ["continue", "replan", "terminate"])
 def test_reviews_are_chained_records(settings, decision):
-    from checkpoints.audit import AuditStore
-    from checkpoints.audit_schema import ReviewRecord
+    from chainproof.checkpoints.audit import AuditStore
+    from chainproof.checkpoints.audit_schema import ReviewRecord
 
     store = AuditStore(settings.resolved_database_url)
     store.start_run("r1", graph="toy", goal="g", inputs={})

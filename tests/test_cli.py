@@ -3,7 +3,6 @@ server: run → pause with instructions → approve from a new process → repor
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -13,30 +12,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from graphs.cli import app
-from tests.fake_openai import FakeOpenAI
+from chainproof.cli import app
+from testkit.dd_answers import responder
+from testkit.fake_openai import FakeOpenAI
 
 REPO = Path(__file__).resolve().parents[1]
-
-RECOMMENDATION = {
-    "decision": "renegotiate",
-    "confidence": 0.6,
-    "summary": "Solid finances but material PFAS litigation exposure.",
-    "reasons": [
-        {"text": "Legal exposure from PFAS matters is material.", "evidence": ["legal"]},
-        {"text": "Market risk is moderate with a beta below one.", "evidence": ["market_risk.beta_vs_benchmark"]},
-    ],
-}
-
-
-def responder(body: dict) -> str:
-    system = body["messages"][0]["content"]
-    if '"title":"ReviewDecision"' in system:
-        return json.dumps({"decision": "continue", "reason": "The plan still serves the goal.", "drift": "none"})
-    if "Reply with exactly one JSON object" in system:
-        return json.dumps(RECOMMENDATION)
-    return "The figures are as reported by the tool."
-
 
 def _env(home: Path, base_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHAINPROOF_")}
@@ -47,7 +27,7 @@ def _env(home: Path, base_url: str) -> dict[str, str]:
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "graphs.cli", *args], capture_output=True, text=True, env=env,
+    return subprocess.run([sys.executable, "-m", "chainproof.cli", *args], capture_output=True, text=True, env=env,
                           cwd=REPO, timeout=300)
 
 

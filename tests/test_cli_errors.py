@@ -7,13 +7,13 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-import graphs.cli as cli
-from agents.models import StaticModels
-from agents.scripted import ScriptedChatModel
-from graphs.registry import register
-from graphs.runner import Chainproof
-from graphs.settings import Settings
-from tests.toy_graph import ToyGraph
+import chainproof.cli as cli
+from chainproof.agents.models import StaticModels
+from chainproof.agents.scripted import ScriptedChatModel
+from chainproof.app import Chainproof
+from chainproof.graphs.registry import register
+from chainproof.settings import Settings
+from testkit.toy_graph import ToyGraph
 
 register("toy", ToyGraph)
 GOOD = json.dumps({"verdict": "yes", "reason": "the doubled square is 98"})
@@ -106,7 +106,7 @@ def test_a_proposal_with_a_secret_looking_phrase_can_still_be_decided(settings):
 
 
 def test_one_process_at_a_time_advances_a_run(settings):
-    from graphs.runner import RunBusy, run_lock
+    from chainproof.app import RunBusy, run_lock
 
     with Chainproof(settings, models=StaticModels(ScriptedChatModel(replies=["a", "b", "c", GOOD]))) as app:
         run = app.start("toy", {"x": 7})

@@ -11,43 +11,22 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 from typer.testing import CliRunner
 
-from agents.calls import Usage, call_model
-from agents.config import EffortProfile, ModelSettings
-from agents.models import ConfiguredModels, StaticModels
-from agents.pricing import Price, cost_usd, default_prices
-from agents.scripted import ScriptedChatModel
-from checkpoints.audit_schema import ModelCallRecord, Step
-from graphs.budgets import BudgetSettings, BudgetUnenforceable
-from graphs.cli import app as cli
-from graphs.registry import register
-from graphs.runner import Chainproof
-from graphs.settings import Settings
-from tests.fake_openai import FakeOpenAI
-from tests.toy_graph import ToyGraph
+from chainproof.agents.calls import Usage, call_model
+from chainproof.agents.config import ModelSettings
+from chainproof.agents.models import ConfiguredModels, StaticModels
+from chainproof.agents.pricing import cost_usd, default_prices
+from chainproof.app import Chainproof
+from chainproof.checkpoints.audit_schema import ModelCallRecord, Step
+from chainproof.cli import app as cli
+from chainproof.graphs.budgets import BudgetSettings, BudgetUnenforceable
+from chainproof.graphs.registry import register
+from chainproof.settings import Settings
+from testkit.fake_openai import FakeOpenAI
+from testkit.toy_graph import ToyGraph
+from testkit.toy_models import GOOD, PRICES, SMALL_CAPS, toy_model
+from testkit.toy_models import usage_metadata as _usage
 
 register("toy", ToyGraph)
-
-GOOD = json.dumps({"verdict": "yes", "reason": "the doubled square is 98"})
-# 1000 / 500 / 2000 USD per 1M tokens: 0.001 USD per input token, 0.0005 cached, 0.002 output
-PRICES = {"m": Price(input=1000, cached_input=500, output=2000, source="test table", date="2026-11-29")}
-SMALL_CAPS = ModelSettings(profiles={e: EffortProfile(max_tokens=50) for e in ("low", "medium", "high")})
-
-
-def _usage(input_tokens=100, cached=0, output=50, reasoning=0) -> dict:
-    return {"input_tokens": input_tokens, "output_tokens": output, "total_tokens": input_tokens + output,
-            "input_token_details": {"cache_read": cached}, "output_token_details": {"reasoning": reasoning}}
-
-
-def toy_model(name: str = "m", **usage) -> ScriptedChatModel:
-    """Answers every toy prompt (the verdict JSON for decide) with fixed usage (default: 100 in,
-    50 out = 0.2 USD at PRICES)."""
-
-    def reply(messages):
-        text = GOOD if "Give the verdict" in str(messages[-1].content) else "It is so."
-        return AIMessage(content=text, usage_metadata=_usage(**usage))
-
-    return ScriptedChatModel(replies=[reply], repeat_last=True, model_name=name)
-
 
 def test_reasoning_and_cached_tokens_are_counted_once_and_priced_as_parts(home):
     usage = Usage.from_message(AIMessage(content="x", usage_metadata=_usage(100, 60, 40, 30)))
@@ -180,7 +159,7 @@ def test_a_budget_cannot_be_enforced_for_a_model_without_a_price(home):
 
 
 def test_cli_run_pauses_at_its_cost_budget_and_resumes_with_a_larger_one(home, monkeypatch):
-    from tests.test_cli import responder
+    from testkit.dd_answers import responder
 
     with FakeOpenAI(responder) as server:
         for key, value in {"PROVIDER": "openai", "MODEL": "gpt-4o-mini", "BASE_URL": server.base_url}.items():

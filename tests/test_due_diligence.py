@@ -7,11 +7,11 @@ import sqlite3
 
 import pytest
 
-from agents.models import StaticModels
-from agents.scripted import ScriptedChatModel
-from checkpoints.audit_schema import Step
-from graphs.due_diligence import DueDiligence, Recommendation, check_evidence
-from graphs.runner import Chainproof
+from chainproof.agents.models import StaticModels
+from chainproof.agents.scripted import ScriptedChatModel
+from chainproof.app import Chainproof
+from chainproof.checkpoints.audit_schema import Step
+from chainproof.graphs.due_diligence import DueDiligence, Recommendation, check_evidence
 
 INPUTS = {"company": "MMM", "as_of": "2018-02-08"}
 REVIEW = json.dumps({"decision": "continue", "reason": "on track", "drift": "none"})
@@ -102,7 +102,7 @@ def test_inputs_are_validated_before_anything_is_recorded(settings):
 
 
 def test_a_human_edit_passes_the_same_evidence_check_as_the_model(settings):
-    from graphs.approval import ApprovalRefused
+    from chainproof.graphs.approval import ApprovalRefused
 
     app, run, _ = _run(settings, [_rec()])
     with app:

@@ -8,14 +8,14 @@ from html.parser import HTMLParser
 
 from typer.testing import CliRunner
 
-from agents.models import StaticModels
-from agents.scripted import ScriptedChatModel
-from checkpoints.audit_hashing import sha256_hex
-from checkpoints.audit_schema import GENESIS
-from graphs.cli import app as cli
-from graphs.registry import register
-from graphs.runner import Chainproof
-from tests.toy_graph import ToyGraph
+from chainproof.agents.models import StaticModels
+from chainproof.agents.scripted import ScriptedChatModel
+from chainproof.app import Chainproof
+from chainproof.checkpoints.audit_hashing import sha256_hex
+from chainproof.checkpoints.audit_schema import GENESIS
+from chainproof.cli import app as cli
+from chainproof.graphs.registry import register
+from testkit.toy_graph import ToyGraph
 
 register("toy", ToyGraph)
 GOOD = json.dumps({"verdict": "yes", "reason": "the doubled square is 98"})

@@ -12,10 +12,10 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from checkpoints import audit
-from checkpoints.audit import make_engine, upgrade_schema
-from checkpoints.audit_schema import Base
-from tests.pg import fresh_database, pg_unreachable
+from chainproof.checkpoints import audit
+from chainproof.checkpoints.audit import make_engine, upgrade_schema
+from chainproof.checkpoints.audit_schema import Base
+from testkit.pg import fresh_database, pg_unreachable
 
 TABLES = {"runs", "steps", "model_calls", "tool_calls", "approvals", "reviews", "events", "reasoning_cache",
           "alembic_version"}

@@ -8,12 +8,12 @@ import pytest
 from langchain_core.messages import HumanMessage
 from pydantic import BaseModel
 
-from agents.calls import Usage, call_model
-from agents.config import ModelSettings
-from agents.models import ConfiguredModels
-from agents.structured import invoke_structured
-from graphs.settings import Settings
-from tests.fake_openai import FakeOpenAI
+from chainproof.agents.calls import Usage, call_model
+from chainproof.agents.config import ModelSettings
+from chainproof.agents.models import ConfiguredModels
+from chainproof.agents.structured import invoke_structured
+from chainproof.settings import Settings
+from testkit.fake_openai import FakeOpenAI
 
 
 def _models(base_url: str, **kw) -> ConfiguredModels:
@@ -88,8 +88,8 @@ def test_a_partial_profile_changes_only_what_it_names():
 def test_missing_local_runtime_fails_before_a_run_is_recorded(settings, monkeypatch):
     import importlib.util
 
-    from agents.local_weights import LocalModelUnavailable
-    from graphs.runner import Chainproof
+    from chainproof.agents.local_weights import LocalModelUnavailable
+    from chainproof.app import Chainproof
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llama_cpp" else real(name, *a))
@@ -102,7 +102,7 @@ def test_missing_local_runtime_fails_before_a_run_is_recorded(settings, monkeypa
 def test_effort_is_emulated_for_models_without_native_reasoning_effort_when_asked():
     from langchain_core.messages import SystemMessage
 
-    from agents.config import EFFORT_INSTRUCTIONS
+    from chainproof.agents.config import EFFORT_INSTRUCTIONS
 
     with FakeOpenAI(lambda body: '{"verdict": "yes"}') as server:
         emulated = _models(server.base_url, emulate_reasoning_effort=True)

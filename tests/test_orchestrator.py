@@ -9,14 +9,14 @@ import textwrap
 
 import pytest
 
-from agents.models import StaticModels
-from agents.scripted import ScriptedChatModel
-from checkpoints.audit_schema import ApprovalRecord, ModelCallRecord, Step, ToolCallRecord
-from graphs.approval import ApprovalRefused
-from graphs.registry import register
-from graphs.runner import Chainproof, RunNotFound
-from tests import toy_graph
-from tests.toy_graph import ToyGraph
+from chainproof.agents.models import StaticModels
+from chainproof.agents.scripted import ScriptedChatModel
+from chainproof.app import Chainproof, RunNotFound
+from chainproof.checkpoints.audit_schema import ApprovalRecord, ModelCallRecord, Step, ToolCallRecord
+from chainproof.graphs.approval import ApprovalRefused
+from chainproof.graphs.registry import register
+from testkit import toy_graph
+from testkit.toy_graph import ToyGraph
 
 register("toy", ToyGraph)
 
@@ -126,10 +126,10 @@ def test_approval_from_another_process(settings, home):
     with _app(settings, _model()) as app:
         run = app.start("toy", {"x": 4})
     script = textwrap.dedent(f"""
-        from graphs.registry import register
-        from graphs.runner import Chainproof
-        from graphs.settings import Settings
-        from tests.toy_graph import ToyGraph
+        from chainproof.graphs.registry import register
+        from chainproof.app import Chainproof
+        from chainproof.settings import Settings
+        from testkit.toy_graph import ToyGraph
         register("toy", ToyGraph)
         with Chainproof(Settings(home={str(home)!r})) as app:
             r = app.decide({run.run_id!r}, action="approve", approver="Other Process")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import uuid
 
-from agents.models import StaticModels
-from agents.scripted import ScriptedChatModel
-from checkpoints.audit_schema import Step
-from graphs.registry import register
-from graphs.runner import Chainproof
-from graphs.settings import Settings
-from tests.toy_graph import ToyGraph
+from chainproof.agents.models import StaticModels
+from chainproof.agents.scripted import ScriptedChatModel
+from chainproof.app import Chainproof
+from chainproof.checkpoints.audit_schema import Step
+from chainproof.graphs.registry import register
+from chainproof.settings import Settings
+from testkit.toy_graph import ToyGraph
 
 
 def test_pause_and_approve_on_postgres(home, pg_url):

@@ -11,14 +11,14 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from agents.models import StaticModels
-from agents.scripted import ScriptedChatModel
-from checkpoints.audit_schema import ModelCallRecord, Run
-from graphs.cli import app as cli
-from graphs.registry import register
-from graphs.runner import Chainproof
-from graphs.settings import Settings
-from tests.toy_graph import ToyGraph
+from chainproof.agents.models import StaticModels
+from chainproof.agents.scripted import ScriptedChatModel
+from chainproof.app import Chainproof
+from chainproof.checkpoints.audit_schema import ModelCallRecord, Run
+from chainproof.cli import app as cli
+from chainproof.graphs.registry import register
+from chainproof.settings import Settings
+from testkit.toy_graph import ToyGraph
 
 register("toy", ToyGraph)
 GOOD = json.dumps({"verdict": "yes", "reason": "the doubled square is 98"})

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from agents.config import ModelSettings
-from agents.models import ConfiguredModels
-from agents.ratelimit import RateLimiter, RateLimitWaitTooLong, RedisRateLimiter, limiter_for, reset_limiters
-from graphs.settings import Settings
-from tests.test_resilience import FakeClock
+from chainproof.agents.config import ModelSettings
+from chainproof.agents.models import ConfiguredModels
+from chainproof.agents.ratelimit import RateLimiter, RateLimitWaitTooLong, RedisRateLimiter, limiter_for, reset_limiters
+from chainproof.settings import Settings
+from testkit.clock import FakeClock
 
 
 def test_requests_are_spaced_to_the_rpm_after_the_burst():
@@ -59,7 +59,7 @@ def _redis_or_skip() -> str:
     url = "redis://127.0.0.1:6379/15"
     try:
         redis.Redis.from_url(url, socket_connect_timeout=1).ping()
-    except Exception as exc:  # noqa: BLE001 - any failure means "no server"
+    except Exception as exc:
         pytest.skip(f"no Redis server at {url}: {exc}")
     return url
 

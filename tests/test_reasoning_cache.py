@@ -3,7 +3,7 @@ replay of hits, and that adding cache_hit (revision 0003) leaves older rows veri
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from alembic import command
@@ -12,20 +12,20 @@ from langchain_core.messages import HumanMessage
 from sqlalchemy import MetaData
 from typer.testing import CliRunner
 
-from agents.models import StaticModels
-from checkpoints import audit as audit_module
-from checkpoints.audit import AuditStore, make_engine
-from checkpoints.audit_hashing import sha256_hex
-from checkpoints.audit_schema import GENESIS, ModelCallRecord, Step
-from checkpoints.reasoning_cache import ReasoningCache
-from checkpoints.verify import verify_run
-from graphs.cli import app as cli
-from graphs.model_access import ModelAccess, StoredCache
-from graphs.registry import register
-from graphs.runner import Chainproof
-from graphs.settings import Settings
-from tests.test_costs import PRICES, toy_model
-from tests.toy_graph import ToyGraph
+from chainproof.agents.models import StaticModels
+from chainproof.app import Chainproof
+from chainproof.checkpoints import audit as audit_module
+from chainproof.checkpoints.audit import AuditStore, make_engine
+from chainproof.checkpoints.audit_hashing import sha256_hex
+from chainproof.checkpoints.audit_schema import GENESIS, ModelCallRecord, Step
+from chainproof.checkpoints.reasoning_cache import ReasoningCache
+from chainproof.checkpoints.verify import verify_run
+from chainproof.cli import app as cli
+from chainproof.graphs.model_access import ModelAccess, StoredCache
+from chainproof.graphs.registry import register
+from chainproof.settings import Settings
+from testkit.toy_graph import ToyGraph
+from testkit.toy_models import PRICES, toy_model
 
 register("toy", ToyGraph)
 
@@ -73,7 +73,7 @@ def test_a_second_run_of_the_same_input_is_answered_by_the_cache_at_no_cost(home
 
 
 def test_entries_expire_after_the_ttl(home):
-    now = [datetime(2026, 11, 29, 12, tzinfo=timezone.utc)]
+    now = [datetime(2026, 11, 29, 12, tzinfo=UTC)]
     settings = _settings(home)
     with Chainproof(settings, models=StaticModels(toy_model())) as app:
         cache = ReasoningCache(app.audit.engine, ttl_s=3600, clock=lambda: now[0])
@@ -131,7 +131,7 @@ def test_rows_written_before_revision_0003_still_verify(tmp_path):
     meta = MetaData()
     meta.reflect(engine)
     assert "cache_hit" not in meta.tables["model_calls"].c
-    at = datetime(2026, 11, 1, 10, tzinfo=timezone.utc)
+    at = datetime(2026, 11, 1, 10, tzinfo=UTC)
     row = {"run_id": "old", "seq": 1, "created_at": at, "prev_hash": GENESIS, "step_no": 1, "node": "act",
            "model": "m", "effort": "low", "prompt_hash": "0" * 64, "messages": [], "output": "x", "reasoning": "",
            "tool_calls": [], "input_tokens": 1, "cached_input_tokens": 0, "output_tokens": 1, "reasoning_tokens": 0,

@@ -10,16 +10,16 @@ import pytest
 from langchain_core.language_models.chat_models import BaseChatModel
 from typer.testing import CliRunner
 
-from agents.models import ConfiguredModels, StaticModels
-from agents.scripted import ScriptedChatModel
-from graphs.cli import app as cli
-from graphs.registry import register
-from graphs.runner import Chainproof
-from checkpoints.audit_hashing import Redactor
-from checkpoints.audit_schema import ToolCallRecord
-from graphs.replay import RecordedCalls, ReplayDivergence
-from tests import toy_graph
-from tests.toy_graph import ToyGraph
+from chainproof.agents.models import ConfiguredModels, StaticModels
+from chainproof.agents.scripted import ScriptedChatModel
+from chainproof.app import Chainproof
+from chainproof.checkpoints.audit_hashing import Redactor
+from chainproof.checkpoints.audit_schema import ToolCallRecord
+from chainproof.cli import app as cli
+from chainproof.graphs.registry import register
+from chainproof.graphs.replay import RecordedCalls, ReplayDivergence
+from testkit import toy_graph
+from testkit.toy_graph import ToyGraph
 
 GOOD = json.dumps({"verdict": "yes", "reason": "the doubled square is 98"})
 

@@ -10,38 +10,15 @@ import pytest
 from langchain_core.messages import HumanMessage
 from langchain_core.tools import tool
 
-from agents.calls import call_model
-from agents.config import EffortProfile, EndpointSettings, ModelSettings
-from agents.failover import reset_breakers
-from agents.models import ConfiguredModels
-from agents.ratelimit import reset_limiters
-from agents.resilience import ModelCallFailed
-from graphs.settings import Settings
-from tests.fake_openai import FakeOpenAI
+from chainproof.agents.calls import call_model
+from chainproof.agents.config import EffortProfile, EndpointSettings, ModelSettings
+from chainproof.agents.models import ConfiguredModels
+from chainproof.agents.resilience import ModelCallFailed
+from chainproof.settings import Settings
+from testkit.clock import FakeClock
+from testkit.fake_openai import FakeOpenAI
 
-
-class FakeClock:
-    """``clock()`` and ``sleep(s)`` in one: sleeping advances the clock and is recorded."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
-@pytest.fixture(autouse=True)
-def _fresh_registries():
-    reset_breakers()
-    reset_limiters()
-    yield
-    reset_breakers()
-    reset_limiters()
+pytestmark = pytest.mark.usefixtures("fresh_registries")
 
 
 def models_for(*endpoints: tuple[str, str], clock: FakeClock, timeout_s: float = 5.0, **settings) -> ConfiguredModels:

@@ -9,20 +9,22 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agents.config import EndpointSettings, ModelSettings
-from agents.models import ConfiguredModels, StaticModels
-from agents.resilience import ModelCallFailed
-from agents.scripted import ScriptedChatModel
-from agents.structured import StructuredOutputError
-from checkpoints.audit_schema import EventRecord, ModelCallRecord, Step
-from graphs.cli import app as cli
-from graphs.registry import register
-from graphs.runner import Chainproof, RunNotResumable
-from tests import toy_graph
-from tests.fake_openai import FakeOpenAI
-from tests.test_cli import responder as dd_responder
-from tests.test_resilience import FakeClock, _fresh_registries  # noqa: F401 - autouse fixture
-from tests.toy_graph import ToyGraph
+from chainproof.agents.config import EndpointSettings, ModelSettings
+from chainproof.agents.models import ConfiguredModels, StaticModels
+from chainproof.agents.resilience import ModelCallFailed
+from chainproof.agents.scripted import ScriptedChatModel
+from chainproof.agents.structured import StructuredOutputError
+from chainproof.app import Chainproof, RunNotResumable
+from chainproof.checkpoints.audit_schema import EventRecord, ModelCallRecord, Step
+from chainproof.cli import app as cli
+from chainproof.graphs.registry import register
+from testkit import toy_graph
+from testkit.clock import FakeClock
+from testkit.dd_answers import responder as dd_responder
+from testkit.fake_openai import FakeOpenAI
+from testkit.toy_graph import ToyGraph
+
+pytestmark = pytest.mark.usefixtures("fresh_registries")
 
 register("toy", ToyGraph)
 VERDICT = json.dumps({"verdict": "yes", "reason": "98 is large enough"})

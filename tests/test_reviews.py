@@ -7,12 +7,12 @@ import sqlite3
 
 import pytest
 
-from agents.models import StaticModels
-from checkpoints.audit_schema import Step
-from graphs.registry import register
-from graphs.runner import Chainproof
-from tests import long_graph
-from tests.long_graph import LongChain, long_model
+from chainproof.agents.models import StaticModels
+from chainproof.app import Chainproof
+from chainproof.checkpoints.audit_schema import Step
+from chainproof.graphs.registry import register
+from testkit import long_graph
+from testkit.long_graph import LongChain, long_model
 
 register("long", LongChain)
 
@@ -130,7 +130,7 @@ def test_bad_budget_settings_name_the_field(settings):
 def test_cli_shows_reviews_and_resumes_a_budget_stop(settings, monkeypatch):
     from typer.testing import CliRunner
 
-    import graphs.cli as cli
+    import chainproof.cli as cli
 
     monkeypatch.setattr(cli, "_engine", lambda: Chainproof(settings, models=StaticModels(long_model())))
     with _app(settings) as app:
@@ -174,7 +174,7 @@ def test_task_writes_of_finished_super_steps_are_not_kept(settings):
 
 
 def test_every_review_has_a_reviews_row(settings):
-    from checkpoints.audit_schema import ReviewRecord
+    from chainproof.checkpoints.audit_schema import ReviewRecord
 
     stop = json.dumps({"decision": "terminate", "reason": "enough walking", "drift": "none at all"})
     with _app(settings, [json.dumps({"decision": "continue", "reason": "on track", "drift": "none"}), stop]) as app:
@@ -185,8 +185,8 @@ def test_every_review_has_a_reviews_row(settings):
 
 
 def test_a_replan_that_drops_a_needed_step_is_refused_and_the_run_goes_on(settings):
-    from graphs.review import RevisedStep, resolve_revised_plan
-    from graphs.spec import PlanStep
+    from chainproof.graphs.review import RevisedStep, resolve_revised_plan
+    from chainproof.graphs.spec import PlanStep
 
     a = PlanStep(id="a", title="A", kind="tool", tool="tick", instruction="x", keep_data=True)
     b = PlanStep(id="b", title="B", kind="tool", tool="tick", instruction="x", args_from_findings={"data": "a"})

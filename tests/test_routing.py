@@ -8,14 +8,14 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from agents.models import StaticModels
-from agents.scripted import ScriptedChatModel
-from checkpoints.audit_schema import Step
-from graphs.registry import register
-from graphs.routing import BudgetShare, Rule, RoutingPolicy, RoutingSettings, Task
-from graphs.runner import Chainproof
-from graphs.settings import Settings
-from tests.toy_graph import ToyGraph
+from chainproof.agents.models import StaticModels
+from chainproof.agents.scripted import ScriptedChatModel
+from chainproof.app import Chainproof
+from chainproof.checkpoints.audit_schema import Step
+from chainproof.graphs.registry import register
+from chainproof.graphs.routing import BudgetShare, RoutingPolicy, RoutingSettings, Rule, Task
+from chainproof.settings import Settings
+from testkit.toy_graph import ToyGraph
 
 register("toy", ToyGraph)
 

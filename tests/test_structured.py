@@ -5,8 +5,8 @@ from __future__ import annotations
 from langchain_core.messages import AIMessage, HumanMessage
 from pydantic import BaseModel
 
-from agents.scripted import ScriptedChatModel
-from agents.structured import invoke_structured
+from chainproof.agents.scripted import ScriptedChatModel
+from chainproof.agents.structured import invoke_structured
 
 
 class Pick(BaseModel):

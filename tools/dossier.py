@@ -28,11 +28,13 @@ import io
 import math
 import re
 import tomllib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from importlib import resources
 from pathlib import Path
-from typing import Iterable, Mapping
+
+from chainproof.errors import DossierError
 
 __all__ = [
     "DossierError",
@@ -53,14 +55,6 @@ __all__ = [
     "check_as_of",
     "fiscal_year_end_date",
 ]
-
-
-class DossierError(ValueError):
-    """A dossier is missing, malformed or does not cover the requested date.
-
-    The message always names the file (and line/column or field where relevant), what was found
-    and what was expected.
-    """
 
 
 #: Metrics accepted in ``financials.csv`` (USD millions unless noted).
@@ -481,7 +475,7 @@ def load_dossier(path: str | Path) -> Dossier:
 
 
 def _bundled_root() -> Path:
-    return Path(str(resources.files("tools") / "dossiers"))
+    return Path(str(resources.files(__package__ or "chainproof.tools") / "dossiers"))
 
 
 def bundled_tickers() -> list[str]:

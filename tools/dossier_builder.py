@@ -43,13 +43,13 @@ import re
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Sequence
 
-from tools.dossier import DossierError, load_dossier
+from chainproof.tools.dossier import DossierError, load_dossier
 
 __all__ = ["build_dossier", "MMM_EXTRA_FINANCIALS", "build_bundled_mmm", "main"]
 

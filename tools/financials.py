@@ -23,7 +23,7 @@ from datetime import date
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools.dossier import Dossier, check_as_of
+from chainproof.tools.dossier import Dossier, check_as_of
 
 __all__ = ["YearFigures", "FinancialFlag", "FinancialHealth", "financial_health", "THRESHOLDS"]
 
@@ -140,7 +140,9 @@ def financial_health(d: Dossier, as_of: date) -> FinancialHealth:
 
     out: list[YearFigures] = []
     for fy in years:
-        g = lambda m: d.financial(m, fy)  # noqa: E731
+        def g(metric: str, fy: int = fy) -> float | None:
+            return d.financial(metric, fy)
+
         rev, op, ni = g("revenue"), g("operating_income"), g("net_income")
         ocf, capex = g("operating_cash_flow"), g("capital_expenditures")
         fcf = None if ocf is None or capex is None else round(ocf + capex, 6)

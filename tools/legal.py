@@ -42,11 +42,11 @@ from __future__ import annotations
 import math
 import re
 import statistics
-from typing import Mapping
+from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools.dossier import Dossier
+from chainproof.tools.dossier import Dossier
 
 __all__ = ["LegalMatter", "LegalReview", "legal_matters", "rank_legal_texts", "normalise_text",
            "split_candidates", "parse_amounts_usd_millions", "SECTION_WEIGHTS"]

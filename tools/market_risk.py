@@ -26,8 +26,8 @@ from datetime import date
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools._stats import max_drawdown, quantile_linear, simple_returns
-from tools.dossier import Dossier, DossierError, check_as_of
+from chainproof.tools._stats import max_drawdown, quantile_linear, simple_returns
+from chainproof.tools.dossier import Dossier, DossierError, check_as_of
 
 __all__ = ["MarketRisk", "market_risk", "TRADING_DAYS_PER_YEAR", "Z_95"]
 

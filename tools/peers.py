@@ -14,8 +14,8 @@ from datetime import date
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools._stats import median
-from tools.dossier import Dossier
+from chainproof.tools._stats import median
+from chainproof.tools.dossier import Dossier
 
 __all__ = ["MULTIPLES", "MultipleComparison", "PeerComparison", "peer_comparison", "percentile_rank"]
 

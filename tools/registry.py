@@ -26,20 +26,21 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tools.dossier import Dossier, DossierError, bundled_dossier, check_as_of, load_dossier
-from tools.financials import FinancialHealth, financial_health
-from tools.legal import LegalReview, legal_matters
-from tools.market_risk import MarketRisk, market_risk
-from tools.peers import PeerComparison, peer_comparison
-from tools.scorecard import risk_scorecard
-from tools.sentiment import SentimentSummary, headline_sentiment
+from chainproof.tools.dossier import Dossier, DossierError, bundled_dossier, check_as_of, load_dossier
+from chainproof.tools.financials import FinancialHealth, financial_health
+from chainproof.tools.legal import LegalReview, legal_matters
+from chainproof.tools.market_risk import MarketRisk, market_risk
+from chainproof.tools.peers import PeerComparison, peer_comparison
+from chainproof.tools.scorecard import risk_scorecard
+from chainproof.tools.sentiment import SentimentSummary, headline_sentiment
 
 __all__ = ["DUE_DILIGENCE_TOOLS", "get_tool", "tool_names", "load_dossier_cached", "clear_dossier_cache"]
 

@@ -40,11 +40,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools.financials import FinancialHealth
-from tools.legal import LegalReview
-from tools.market_risk import MarketRisk
-from tools.peers import PeerComparison
-from tools.sentiment import SentimentSummary
+from chainproof.tools.financials import FinancialHealth
+from chainproof.tools.legal import LegalReview
+from chainproof.tools.market_risk import MarketRisk
+from chainproof.tools.peers import PeerComparison
+from chainproof.tools.sentiment import SentimentSummary
 
 __all__ = ["Factor", "Scorecard", "risk_scorecard", "CATEGORY_CAPS", "FLAG_POINTS", "RENEGOTIATE_AT",
            "WALK_AWAY_AT"]

@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterable
 from datetime import date
-from typing import Iterable, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools.dossier import Dossier, check_as_of
+from chainproof.tools.dossier import Dossier, check_as_of
 
 __all__ = ["score_headline", "HeadlineScore", "SentimentSummary", "headline_sentiment", "summarise",
            "POSITIVE", "NEGATIVE", "PHRASES", "NEGATORS", "BULLISH_AT", "BEARISH_AT"]

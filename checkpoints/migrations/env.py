@@ -8,7 +8,7 @@ connection in ``config.attributes["connection"]``; the ``alembic`` CLI works too
 from alembic import context
 from sqlalchemy import create_engine
 
-from checkpoints.audit_schema import Base
+from chainproof.checkpoints.audit_schema import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -1,4 +1,4 @@
-"""agents.local_llm (with a fake llama.cpp) and agents.toolcall_parsing.
+"""chainproof.agents.local_llm (with a fake llama.cpp) and agents.toolcall_parsing.
 
 The fake returns llama-cpp-python 0.3.36's response dicts (``llama_types.py``; built by
 ``llama_chat_format._convert_text_completion_to_chat``, ``_convert_completion_to_chat_function``
@@ -23,7 +23,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 from langchain_core.tools import tool
 from pydantic import BaseModel
 
-from agents.local_llm import (
+from chainproof.agents.local_llm import (
     EFFORT_INSTRUCTIONS,
     LLAMA_INSTALL_HINT,
     LocalLlamaChat,
@@ -31,8 +31,8 @@ from agents.local_llm import (
     load_llama,
     to_llama_messages,
 )
-from agents.local_weights import LocalModelUnavailable
-from agents.toolcall_parsing import extract_json_object, parse_tool_calls, split_tool_calls
+from chainproof.agents.local_weights import LocalModelUnavailable
+from chainproof.agents.toolcall_parsing import extract_json_object, parse_tool_calls, split_tool_calls
 
 # --------------------------------------------------------------------------------------------
 # fake llama.cpp
@@ -575,7 +575,7 @@ def test_extract_json_object_none(text):
 def _real_model_ready() -> bool:
     if importlib.util.find_spec("llama_cpp") is None:
         return False
-    from agents.local_weights import locate_parts
+    from chainproof.agents.local_weights import locate_parts
 
     return all(p.path is not None for p in locate_parts())
 
@@ -590,7 +590,7 @@ def test_real_model_smoke(capsys):
 
     Uses the cache in ``$CHAINPROOF_HOME/models`` (assembled on first run, ~5 s, 1.07 GB).
     """
-    from agents.local_weights import local_model_path
+    from chainproof.agents.local_weights import local_model_path
 
     started = time.perf_counter()
     path = local_model_path()

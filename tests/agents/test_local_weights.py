@@ -1,4 +1,4 @@
-"""agents.local_weights: assembling the chunked GGUF from (small, fake) part packages."""
+"""chainproof.agents.local_weights: assembling the chunked GGUF from (small, fake) part packages."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from agents import local_weights as lw
-from agents.local_weights import (
+from chainproof.agents import local_weights as lw
+from chainproof.agents.local_weights import (
     DEFAULT_MODEL,
     INSTALL_HINT,
     LocalModelUnavailable,

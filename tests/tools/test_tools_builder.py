@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tools.dossier import DossierError, load_dossier
-from tools.dossier_builder import build_dossier
-
-from .conftest import DEMO_AS_OF
+from chainproof.tools.dossier import DossierError, load_dossier
+from chainproof.tools.dossier_builder import build_dossier
+from testkit.dossier_data import DEMO_AS_OF
 
 
 def test_mmm_fy2015_2017_figures_match_the_10k(built_dossiers):

@@ -8,10 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.dossier import (DossierError, bundled_dossier, bundled_tickers, check_as_of, load_dossier,
-                           resolve_dossier)
-
-from .conftest import SYNTH_AS_OF
+from chainproof.tools.dossier import DossierError, bundled_dossier, bundled_tickers, check_as_of, load_dossier, resolve_dossier
+from testkit.dossier_data import SYNTH_AS_OF
 
 
 def _replace_line(path: Path, lineno: int, text: str) -> None:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tools.dossier import DossierError, load_dossier
-from tools.financials import financial_health
-
-from .conftest import DEMO_AS_OF, SYNTH_AS_OF
+from chainproof.tools.dossier import DossierError, load_dossier
+from chainproof.tools.financials import financial_health
+from testkit.dossier_data import DEMO_AS_OF, SYNTH_AS_OF
 
 
 def test_hand_computed_ratios(make_dossier):
@@ -73,7 +72,7 @@ def test_real_3m_fy2017(built_dossiers):
 
 
 def test_bundled_3m_has_interest_coverage():
-    from tools.dossier import bundled_dossier
+    from chainproof.tools.dossier import bundled_dossier
     fh = financial_health(load_dossier(bundled_dossier("MMM")), DEMO_AS_OF)
     assert fh.year(2017).interest_coverage == pytest.approx(7820 / 322, abs=1e-6)
     assert len(fh.model_dump_json()) < 4096

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.dossier import bundled_dossier, load_dossier
-from tools.legal import legal_matters, normalise_text, parse_amounts_usd_millions, rank_legal_texts
+from chainproof.tools.dossier import bundled_dossier, load_dossier
+from chainproof.tools.legal import legal_matters, normalise_text, parse_amounts_usd_millions, rank_legal_texts
 
 FILES = {"risk_factors": "item1a_risk_factors.txt", "legal_proceedings": "item3_legal_proceedings.txt",
          "legal_note": "legal_contingencies_note.txt"}

@@ -8,11 +8,10 @@ from datetime import date
 
 import pytest
 
-from tools._stats import max_drawdown, quantile_linear
-from tools.dossier import DossierError, load_dossier
-from tools.market_risk import market_risk
-
-from .conftest import DEMO_AS_OF, SYNTH_AS_OF, TARGETS, business_days
+from chainproof.tools._stats import max_drawdown, quantile_linear
+from chainproof.tools.dossier import DossierError, load_dossier
+from chainproof.tools.market_risk import market_risk
+from testkit.dossier_data import DEMO_AS_OF, SYNTH_AS_OF, TARGETS, business_days
 
 COLUMNS = {  # reference column -> MarketRisk field
     "n_returns": "n_returns", "start_close": "start_close", "end_close": "end_close",

@@ -6,8 +6,8 @@ from datetime import date
 
 import pytest
 
-from tools.dossier import bundled_dossier, load_dossier
-from tools.peers import peer_comparison, percentile_rank
+from chainproof.tools.dossier import bundled_dossier, load_dossier
+from chainproof.tools.peers import peer_comparison, percentile_rank
 
 
 def test_tiny_table(make_dossier):

@@ -8,9 +8,9 @@ import os
 import pytest
 from pydantic import ValidationError
 
-from tools import registry
-from tools.dossier import DossierError
-from tools.registry import DUE_DILIGENCE_TOOLS, clear_dossier_cache, get_tool
+from chainproof.tools import registry
+from chainproof.tools.dossier import DossierError
+from chainproof.tools.registry import DUE_DILIGENCE_TOOLS, clear_dossier_cache, get_tool
 
 DATA_TOOLS = ["financial_health", "legal_matters", "headline_sentiment", "peer_comparison", "market_risk"]
 

@@ -6,16 +6,15 @@ from datetime import date
 
 import pytest
 
-from tools import scorecard as sc_mod
-from tools.dossier import bundled_dossier, load_dossier
-from tools.financials import FinancialFlag, FinancialHealth, YearFigures, financial_health
-from tools.legal import LegalMatter, LegalReview, legal_matters
-from tools.market_risk import MarketRisk, market_risk
-from tools.peers import MultipleComparison, PeerComparison, peer_comparison
-from tools.scorecard import risk_scorecard
-from tools.sentiment import headline_sentiment, summarise, score_headline
-
-from .conftest import DEMO_AS_OF
+from chainproof.tools import scorecard as sc_mod
+from chainproof.tools.dossier import bundled_dossier, load_dossier
+from chainproof.tools.financials import FinancialFlag, FinancialHealth, YearFigures, financial_health
+from chainproof.tools.legal import LegalMatter, LegalReview, legal_matters
+from chainproof.tools.market_risk import MarketRisk, market_risk
+from chainproof.tools.peers import MultipleComparison, PeerComparison, peer_comparison
+from chainproof.tools.scorecard import risk_scorecard
+from chainproof.tools.sentiment import headline_sentiment, score_headline, summarise
+from testkit.dossier_data import DEMO_AS_OF
 
 D = date(2018, 2, 8)
 

@@ -7,10 +7,9 @@ from collections import Counter
 
 import pytest
 
-from tools.dossier import load_dossier
-from tools.sentiment import headline_sentiment, score_headline
-
-from .conftest import SYNTH_AS_OF
+from chainproof.tools.dossier import load_dossier
+from chainproof.tools.sentiment import headline_sentiment, score_headline
+from testkit.dossier_data import SYNTH_AS_OF
 
 LABELS = {"0": "bearish", "1": "bullish", "2": "neutral"}
 

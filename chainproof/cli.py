@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from graphs import views
+from chainproof import _views as views
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Long-chain reasoning runs you can approve, audit and replay.")
 run_app = typer.Typer(no_args_is_help=True, help="Start a run of a graph.")
@@ -40,13 +40,13 @@ RequestOpt = Annotated[Optional[str], typer.Option("--request", help="Request id
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from agents.local_weights import LocalModelUnavailable
-    from graphs.approval import ApprovalRefused
-    from graphs.runner import RunNotFound
-
     import sqlite3
 
     from sqlalchemy.exc import SQLAlchemyError
+
+    from chainproof.agents.local_weights import LocalModelUnavailable
+    from chainproof.app import RunNotFound
+    from chainproof.graphs.approval import ApprovalRefused
 
     return (ValueError, KeyError, LookupError, OSError, sqlite3.Error, SQLAlchemyError, ApprovalRefused, RunNotFound,
             LocalModelUnavailable)
@@ -69,13 +69,13 @@ def _fail(exc: BaseException, code: int = 2) -> None:
 
 def _run_errors() -> tuple[type[BaseException], ...]:
     """Failures of a run (not of the input): the run is recorded as failed and can be resumed."""
-    from agents.resilience import ModelCallFailed
+    from chainproof.errors import RunError
 
-    return (ModelCallFailed, KeyboardInterrupt)
+    return (RunError, KeyboardInterrupt)
 
 
 def _engine():
-    from graphs.runner import Chainproof
+    from chainproof.app import Chainproof
 
     return Chainproof()
 
@@ -239,7 +239,7 @@ def costs(
     month: Annotated[Optional[str], typer.Option(help="Calendar month YYYY-MM (UTC), with --department.")] = None,
 ) -> None:
     """Tokens (reasoning shown separately) and USD by node and effort, for a run or a department's month."""
-    from graphs.costs import cost_report
+    from chainproof.graphs.costs import cost_report
 
     try:
         if run_id is not None and (department or month):
@@ -277,7 +277,7 @@ def verify(
 ) -> None:
     """Recompute a run's hash chain and report the first broken link (edited, deleted, inserted,
     reordered record). Exit code 1 when a chain is broken."""
-    from checkpoints.verify import verify_all, verify_run
+    from chainproof.checkpoints.verify import verify_all, verify_run
 
     if bool(run_id) == all_runs:
         _fail(ValueError("verify: give a RUN_ID or --all (not both)"))
@@ -319,7 +319,7 @@ def export(
     out: Annotated[Optional[Path], typer.Option(help="File to write (default: print to standard output).")] = None,
 ) -> None:
     """Export a run: every record, totals and the verify result, as JSON or one HTML file."""
-    from checkpoints.export import export_run
+    from chainproof.checkpoints.export import export_run
 
     try:
         with _engine() as engine:
@@ -343,7 +343,7 @@ def dossier_build(
     out: Annotated[Path, typer.Option(help="Folder to write the dossier into.")],
 ) -> None:
     """Build a dossier folder for a company from a data bundle."""
-    from tools.dossier_builder import build_dossier
+    from chainproof.tools.dossier_builder import build_dossier
 
     try:
         try:

@@ -34,39 +34,32 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from langgraph.types import Command
 
-from agents.config import EFFORTS
-from agents.models import ConfiguredModels, ModelProvider
-from checkpoints.audit import AlreadyDecided, AuditStore
-from checkpoints.audit_hashing import sha256_hex
-from checkpoints.audit_schema import ApprovalRecord, EventRecord, Run
-from checkpoints.saver import forget_thread, open_checkpointer
-from graphs.approval import ApprovalAnswer, ApprovalRefused, ApprovalRequest, apply_changes, check_answer
-from graphs.approval_policy import ApprovalPolicy
-from graphs.budgets import CostGuard, check_resume
-from graphs.model_access import StoredCache
-from graphs.routing import RoutingPolicy
-from checkpoints.reasoning_cache import ReasoningCache
-from graphs.orchestrator import ChainState, Runtime, build_graph
-from graphs.review import Budget
-from graphs.registry import get_spec
-from graphs.settings import Settings
+from chainproof.agents.config import EFFORTS
+from chainproof.agents.models import ConfiguredModels, ModelProvider
+from chainproof.checkpoints.audit import AlreadyDecided, AuditStore
+from chainproof.checkpoints.audit_hashing import sha256_hex
+from chainproof.checkpoints.audit_schema import ApprovalRecord, EventRecord, Run
+from chainproof.checkpoints.reasoning_cache import ReasoningCache
+from chainproof.checkpoints.saver import forget_thread, open_checkpointer
+from chainproof.errors import RunBusy, RunNotFound, RunNotResumable, StorageError
+from chainproof.graphs.approval import ApprovalAnswer, ApprovalRefused, ApprovalRequest, apply_changes, check_answer
+from chainproof.graphs.approval_policy import ApprovalPolicy
+from chainproof.graphs.budgets import CostGuard, check_resume
+from chainproof.graphs.model_access import StoredCache
+from chainproof.graphs.orchestrator import ChainState, Runtime, build_graph
+from chainproof.graphs.registry import get_spec
+from chainproof.graphs.review import Budget
+from chainproof.graphs.routing import RoutingPolicy
+from chainproof.settings import Settings
 
 Progress = Callable[[dict[str, Any]], None]
 CostOfRun = Callable[[str], "float | None"]
-
-
-class RunNotFound(LookupError):
-    """No run with that id in the audit store."""
-
-
-class RunBusy(ValueError):
-    """Another process is advancing the run right now (running, resuming or applying a decision)."""
 
 
 @contextmanager
@@ -90,11 +83,6 @@ def run_lock(home: Path, run_id: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-class StorageError(ValueError):
-    """The audit database or the checkpointer cannot be opened or written; the message names the
-    setting (``database_url`` / ``checkpoint_url``), its value and the cause."""
-
-
 def _storage_errors() -> tuple[type[BaseException], ...]:
     import psycopg
     from sqlalchemy.exc import SQLAlchemyError
@@ -113,10 +101,6 @@ class Pending:
 
     interrupt_id: str
     request: dict[str, Any]
-
-
-class RunNotResumable(ValueError):
-    """The run cannot be resumed: it completed, or it waits for an approval answer instead."""
 
 
 @dataclass
@@ -160,7 +144,7 @@ class Chainproof:
     def close(self) -> None:
         self.audit.close()
 
-    def __enter__(self) -> "Chainproof":
+    def __enter__(self) -> Chainproof:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -278,7 +262,7 @@ class Chainproof:
                 edited = apply_changes(edited or request.proposed, changes)
             answer = ApprovalAnswer(
                 request_id=request.request_id, action=action, approver=approver, comment=comment, edited=edited,
-                decided_at=datetime.now(timezone.utc),
+                decided_at=datetime.now(UTC),
             )
             policy = self.policy(run.graph)
             if not policy.allows(answer.approver, self.settings.approver_roles):
@@ -310,7 +294,7 @@ class Chainproof:
     def replay(self, run_id: str):
         """Replay ``run_id`` from its record (:func:`graphs.replay.replay_run`): no model is
         called, no tool runs, nothing is written to the original run. Raises ``RunNotFound``."""
-        from graphs.replay import replay_run
+        from chainproof.graphs.replay import replay_run
 
         self._run(run_id)
         return replay_run(self.audit, run_id)

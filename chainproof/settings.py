@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
@@ -28,13 +27,14 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from agents.config import LocalModelSettings, ModelSettings
-from agents.pricing import Price, default_prices
-from graphs.approval_policy import ApprovalPolicy
-from graphs.budgets import BudgetSettings
-from graphs.routing import RoutingSettings
-from checkpoints.audit_hashing import Redactor
-from checkpoints.reasoning_cache import DEFAULT_TTL_S
+from chainproof.agents.config import LocalModelSettings, ModelSettings
+from chainproof.agents.pricing import Price, default_prices
+from chainproof.checkpoints.audit_hashing import Redactor
+from chainproof.checkpoints.reasoning_cache import DEFAULT_TTL_S
+from chainproof.graphs.approval_policy import ApprovalPolicy
+from chainproof.graphs.budgets import BudgetSettings
+from chainproof.graphs.routing import RoutingSettings
+
 
 class CacheSettings(BaseModel):
     """``[cache]``: the reasoning cache (``enabled``; entries live ``ttl_s`` seconds, default 24 h).

@@ -12,9 +12,9 @@ from langchain_core.messages import BaseMessage
 from langchain_core.tools import StructuredTool
 from pydantic import BaseModel
 
-from agents.scripted import ScriptedChatModel
-from graphs.approval_policy import ApprovalPolicy
-from graphs.spec import ChainSpec, PlanStep
+from chainproof.agents.scripted import ScriptedChatModel
+from chainproof.graphs.approval_policy import ApprovalPolicy
+from chainproof.graphs.spec import ChainSpec, PlanStep
 
 TICKS: Counter[str] = Counter()
 

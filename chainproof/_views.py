@@ -8,13 +8,13 @@ import time
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
-from rich.markup import escape
 from rich.text import Text
 
-from checkpoints.audit import AuditStore
-from checkpoints.audit_schema import ApprovalRecord, EventRecord, ModelCallRecord, Step, ToolCallRecord
+from chainproof.checkpoints.audit import AuditStore
+from chainproof.checkpoints.audit_schema import ApprovalRecord, EventRecord, ModelCallRecord, Step, ToolCallRecord
 
 
 def _cells(*values: Any) -> list[Any]:
@@ -32,7 +32,7 @@ class LiveSteps:
         self._status = console.status("starting…")
         self._t0 = time.perf_counter()
 
-    def __enter__(self) -> "LiveSteps":
+    def __enter__(self) -> LiveSteps:
         self._status.__enter__()
         return self
 

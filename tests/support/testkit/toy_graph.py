@@ -7,8 +7,8 @@ from typing import Any, Literal
 from langchain_core.tools import StructuredTool
 from pydantic import BaseModel, Field
 
-from graphs.approval import ApprovalItem
-from graphs.spec import ChainSpec, PlanStep
+from chainproof.graphs.approval import ApprovalItem
+from chainproof.graphs.spec import ChainSpec, PlanStep
 
 CALLS: dict[str, int] = {}
 

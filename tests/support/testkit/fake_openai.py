@@ -1,13 +1,13 @@
 """A local OpenAI-compatible chat-completions server on 127.0.0.1 that injects faults.
 
-Test and benchmark infrastructure (importable as ``tests.fake_openai`` with the repository root
+Test and benchmark infrastructure (importable as ``testkit.fake_openai`` with the repository root
 on ``sys.path``). In-process::
 
     with FakeOpenAI(lambda body: "Revenue grew.", rpm=600) as server:
         server.inject("429", times=2, retry_after=1.5)   # the next 2 requests get 429 + Retry-After
         ChatOpenAI(base_url=server.base_url, ...)
 
-or as a subprocess: ``python -m tests.fake_openai --port 8099 --rpm 600`` (prints its base URL;
+or as a subprocess: ``python -m testkit.fake_openai --port 8099 --rpm 600`` (prints its base URL;
 faults are injected with ``POST /_control/inject`` ``{"kind": "503", "times": 3}`` and cleared
 with ``POST /_control/heal``).
 
@@ -127,7 +127,7 @@ class FakeOpenAI:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
 
-    def __enter__(self) -> "FakeOpenAI":
+    def __enter__(self) -> FakeOpenAI:
         self._thread.start()
         return self
 
@@ -242,7 +242,7 @@ class FakeOpenAI:
                     fake.heal()
                 self._send(200, b"{}")
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server API
+            def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 if self.path.startswith("/_control/"):
                     return self._control(body)

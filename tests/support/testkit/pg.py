@@ -19,7 +19,7 @@ def pg_unreachable() -> str | None:
 
         with psycopg.connect(PG_URL, connect_timeout=3):
             return None
-    except Exception as exc:  # noqa: BLE001 - any failure means "no server"
+    except Exception as exc:
         return f"no PostgreSQL server reachable at {PG_URL}: {exc}"
 
 

@@ -1,0 +1,221 @@
+"""Every exception Chainproof raises on purpose, under two roots.
+
+* :class:`UserError` (exit code 2): the input, the settings or the request is wrong, and nothing
+  was lost; the message names the field or setting, what was found and what was expected, and
+  often the command that fixes it. Fix the input and call again.
+* :class:`RunError` (exit code 1): a run could not go on (a model endpoint gave up, the model gave
+  no valid answer, a replay diverged). The run is recorded as failed and keeps its checkpoint, so
+  ``chainproof resume RUN_ID`` continues it once the cause is gone.
+
+Anything else that escapes Chainproof is a bug. The CLI prints such errors as an internal error
+with exit code 1 (``CHAINPROOF_DEBUG=1`` shows the traceback) rather than passing them off as bad
+input.
+
+The split follows PydanticAI's ``UserError`` / ``AgentRunError`` (``pydantic_ai/exceptions.py``).
+Each class also keeps the builtin base it had before (``ValueError``, ``LookupError``,
+``RuntimeError``), so existing ``except ValueError`` code still catches what it caught.
+
+This module imports nothing from Chainproof, so every layer may raise its errors.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from chainproof.checkpoints.audit_schema import ApprovalRecord
+
+__all__ = [
+    "AlreadyDecided",
+    "ApprovalRefused",
+    "AuditError",
+    "BudgetUnenforceable",
+    "ChainproofError",
+    "CircuitOpen",
+    "CostBudgetExceeded",
+    "DossierError",
+    "GraphNotFound",
+    "InputError",
+    "LocalModelUnavailable",
+    "MalformedResponse",
+    "ModelCallFailed",
+    "NotRetained",
+    "RateLimitWaitTooLong",
+    "ReplayDivergence",
+    "RunBusy",
+    "RunError",
+    "RunNotFound",
+    "RunNotResumable",
+    "ScriptExhausted",
+    "StorageError",
+    "StructuredOutputError",
+    "UnsupportedValue",
+    "UserError",
+]
+
+
+class ChainproofError(Exception):
+    """The root of every error Chainproof raises on purpose. ``exit_code`` is the CLI's exit code."""
+
+    exit_code: int = 1
+
+
+# --- user-input errors (exit 2) ---------------------------------------------------------------
+
+
+class UserError(ChainproofError, ValueError):
+    """The input, the settings or the request is wrong; nothing ran and nothing was lost (exit 2)."""
+
+    exit_code = 2
+
+
+class InputError(UserError):
+    """A run's inputs do not fit the graph's input model; the message names each field and what
+    was expected."""
+
+
+class GraphNotFound(UserError, LookupError):
+    """No graph is registered under that name (nor found through entry points or the
+    ``graphs`` setting), or its module failed to import; the message lists the known graphs."""
+
+
+class RunNotFound(UserError, LookupError):
+    """No run with that id in the audit store."""
+
+
+class RunBusy(UserError):
+    """Another process is advancing the run right now (running, resuming or applying a decision)."""
+
+
+class RunNotResumable(UserError):
+    """The run cannot be resumed: it completed, or it waits for an approval answer instead."""
+
+
+class StorageError(UserError):
+    """The audit database or the checkpointer cannot be opened or written; the message names the
+    setting (``database_url`` / ``checkpoint_url``), its value and the cause."""
+
+
+class ApprovalRefused(UserError):
+    """An answer that does not fit the pending request; nothing was executed or recorded."""
+
+
+class BudgetUnenforceable(UserError):
+    """A cost budget applies but the next call's model has no price, so its cost cannot be
+    projected. Nothing was called."""
+
+
+class CostBudgetExceeded(UserError):
+    """A resumed run still does not fit its budget (the budget was not raised enough)."""
+
+
+class DossierError(UserError):
+    """A dossier is missing, malformed or does not cover the requested date.
+
+    The message always names the file (and line/column or field where relevant), what was found
+    and what was expected.
+    """
+
+
+class LocalModelUnavailable(UserError):
+    """The embedded model cannot be used: weights missing or corrupt, or llama.cpp not installed.
+
+    The message always says what is wrong and the exact command that fixes it.
+    """
+
+
+# --- run failures (exit 1) --------------------------------------------------------------------
+
+
+class RunError(ChainproofError, RuntimeError):
+    """A run could not go on; it is recorded as failed and resumable from its last checkpoint (exit 1)."""
+
+    exit_code = 1
+
+
+class ModelCallFailed(RunError):
+    """A model call gave up: a fault that is not retried, or retries/deadline exhausted.
+
+    ``attempts`` holds every ``AttemptRecord`` (``chainproof.agents.resilience``); ``kind`` is the
+    last fault's label; the message names the endpoint, the cause and the attempt count.
+    """
+
+    def __init__(self, message: str, attempts: list[Any], kind: str | None):
+        super().__init__(message)
+        self.attempts = attempts
+        self.kind = kind
+
+
+class MalformedResponse(RunError):
+    """The endpoint answered, but not with a usable chat completion (bad JSON, no chunks)."""
+
+
+class CircuitOpen(RunError):
+    """Every endpoint's circuit is open; ``retry_in_s`` (seconds) is when the first one lets a
+    trial through."""
+
+    def __init__(self, message: str, retry_in_s: float):
+        super().__init__(message)
+        self.retry_in_s = retry_in_s
+
+
+class RateLimitWaitTooLong(RunError):
+    """The limiter would make a call wait past its deadline; nothing was reserved."""
+
+    def __init__(self, which: str, rpm: float | None, tpm: float | None, wait_s: float, max_wait_s: float):
+        super().__init__(f"the {which} (rpm={rpm}, tpm={tpm}) needs a wait of {wait_s:.1f}s, "
+                         f"more than the {max_wait_s:.1f}s left before the call's deadline")
+
+
+class StructuredOutputError(RunError):
+    """No answer valid for the schema after the bounded attempts; the message names the schema,
+    the attempt count and the last validation error."""
+
+
+class ScriptExhausted(RunError):
+    """A ``ScriptedChatModel`` was called more times than it has replies."""
+
+
+class UnsupportedValue(RunError, TypeError):
+    """A value outside Chainproof's value contract (``chainproof.values``) reached a boundary
+    where it would be stored: a tool result, a decision, an edit or a run input. ``where`` names
+    the tool or field, ``path`` the key path inside the value and ``type_name`` the offending
+    type. Nothing was stored in its place."""
+
+    def __init__(self, where: str, path: str, type_name: str, hint: str = ""):
+        self.where, self.path, self.type_name = where, path, type_name
+        super().__init__(f"{where}: value at {path or '(top level)'} has type {type_name}, which Chainproof cannot "
+                         f"store and restore exactly{'; ' + hint if hint else ''}")
+
+
+class ReplayDivergence(RunError):
+    """The replay asked for something the record does not hold (another prompt, effort, tool or
+    arguments, or a call the run never made). ``step_no`` is the recorded step it was compared with."""
+
+    def __init__(self, step_no: int, differences: list[str]):
+        super().__init__(f"step {step_no}: " + "; ".join(differences))
+        self.step_no, self.differences = step_no, differences
+
+
+class NotRetained(RunError):
+    """The recorded model output of ``step_no`` was kept only as a zero-data-retention stub."""
+
+    def __init__(self, step_no: int, what: str):
+        super().__init__(f"step {step_no}: {what} was not retained (zero data retention)")
+        self.step_no, self.what = step_no, what
+
+
+class AuditError(RunError):
+    """Audit-store misuse, e.g. appending to a run that was never started."""
+
+
+class AlreadyDecided(AuditError):
+    """A decision on an approval request that already has one; ``existing`` is that decision's
+    row. Nothing was written."""
+
+    def __init__(self, existing: ApprovalRecord):
+        self.existing = existing
+        super().__init__(
+            f"request {existing.request_id} was already decided: {existing.action} by {existing.approver} "
+            f"at {existing.created_at:%Y-%m-%d %H:%M:%S} UTC"
+        )
