@@ -39,6 +39,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from chainproof.errors import LocalModelUnavailable
 
@@ -338,7 +339,7 @@ class _FileLock:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fh = None
+        self._fh: IO[bytes] | None = None
 
     def __enter__(self) -> _FileLock:
         try:
