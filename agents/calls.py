@@ -9,10 +9,11 @@ LangChain's ``usage_metadata`` (itself OpenAI's ``usage``): ``reasoning_tokens``
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, convert_to_openai_messages
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, SystemMessage, convert_to_openai_messages
 from langchain_core.messages.utils import message_chunk_to_message
 from langchain_core.runnables import Runnable, RunnableBinding
 from pydantic import BaseModel, Field
@@ -37,7 +38,9 @@ class Usage(BaseModel):
     @classmethod
     def from_message(cls, message: AIMessage) -> Usage:
         """Read ``message.usage_metadata`` (absent → all zeros)."""
-        meta = message.usage_metadata or {}
+        meta = message.usage_metadata
+        if meta is None:
+            return cls()
         in_details = meta.get("input_token_details") or {}
         out_details = meta.get("output_token_details") or {}
         return cls(
@@ -97,6 +100,18 @@ def _text_and_reasoning(message: AIMessage) -> tuple[str, str]:
     return "".join(texts), "\n".join(t for t in thoughts if t)
 
 
+def with_effort_instruction(messages: Sequence[BaseMessage], instruction: str) -> list[BaseMessage]:
+    """``messages`` with ``instruction`` appended (after a blank line) to a leading text system
+    message, or as a new first system message: the reasoning-effort emulation described in
+    :mod:`chainproof.agents.config` (the caller decides that the call is free text). The input
+    list is not changed."""
+    if messages and isinstance(messages[0], SystemMessage) and isinstance(messages[0].content, str):
+        first = messages[0]
+        text = f"{first.content}\n\n{instruction}" if first.content else instruction
+        return [SystemMessage(text), *messages[1:]]
+    return [SystemMessage(instruction), *messages]
+
+
 def wire_messages(messages: list[BaseMessage]) -> list[dict[str, Any]]:
     """The prompt as recorded and hashed: OpenAI-format chat messages (what an OpenAI-compatible
     endpoint receives). The audit's ``prompt_hash`` is ``sha256_hex`` of this list; replay compares
@@ -127,7 +142,10 @@ def _streamed(model: BaseChatModel | Runnable, messages: list[BaseMessage]) -> A
         raise ValueError("the model's stream ended without any chunk")
     if not isinstance(joined, AIMessageChunk):
         raise TypeError(f"model streamed {type(joined).__name__}, expected AIMessageChunk")
-    return message_chunk_to_message(joined)
+    message = message_chunk_to_message(joined)
+    if not isinstance(message, AIMessage):
+        raise TypeError(f"model stream joined into {type(message).__name__}, expected AIMessage")
+    return message
 
 
 def call_model(model: BaseChatModel | Runnable, messages: list[BaseMessage], *, effort: str,

@@ -13,7 +13,7 @@ What an effort level means for a call — the one place this mapping is written 
   answer directly; ``medium`` brief reasoning; ``high`` a think-first scaffold (reasoning inside
   ``<think>…</think>``, then the answer; the block is returned as reasoning, not as the answer).
   The embedded model (``provider="local"``) always emulates and adds
-  :data:`HIGH_EFFORT_EXTRA_TOKENS` output tokens at ``high`` (:class:`agents.local_llm.LocalLlamaChat`);
+  :data:`HIGH_EFFORT_EXTRA_TOKENS` output tokens at ``high`` (:class:`chainproof.agents.local_llm.LocalLlamaChat`);
   OpenAI-compatible models without native support emulate when ``emulate_reasoning_effort`` is set
   (their ``high`` profile's ``max_tokens`` is the budget: size it for the scaffold).
 """
@@ -57,8 +57,8 @@ class EffortProfile(BaseModel):
     reasoning_effort: Effort | None = None
 
 
-def _default_profiles() -> dict[str, EffortProfile]:
-    # Sized for the embedded 1.5B model (~17 output tokens/s on 2 cores, see agents/local_llm.py):
+def _default_profiles() -> dict[Effort, EffortProfile]:
+    # Sized for the embedded 1.5B model (~17 output tokens/s on 2 cores, measured in agents/local_llm.py):
     # low ~10 s, medium ~20 s, high ~45 s of generation at most (high must fit a whole JSON decision).
     return {
         "low": EffortProfile(max_tokens=192, timeout_s=120, reasoning_effort="low"),

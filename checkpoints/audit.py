@@ -217,7 +217,7 @@ class AuditStore:
 
     def _append(self, run_id: str, records: tuple[Chained, ...], guard: Any = None) -> list[Chained]:
         with self._lock, self.session() as s, s.begin():
-            if s.bind.dialect.name == "postgresql":
+            if s.get_bind().dialect.name == "postgresql":
                 s.execute(text("SELECT pg_advisory_xact_lock(hashtext(:r))"), {"r": run_id})
             run = s.get(Run, run_id)
             if run is None:
@@ -295,9 +295,10 @@ class AuditStore:
         has no cost (prices not configured). 0.0 for a run without model calls."""
         with self.session() as s:
             costs = list(s.scalars(select(ModelCallRecord.cost_usd).where(ModelCallRecord.run_id == run_id)))
-        if any(c is None for c in costs):
+        known = [c for c in costs if c is not None]
+        if len(known) < len(costs):
             return None
-        return float(sum(costs))
+        return float(sum(known))
 
     def _spend(self, *where: Any) -> Spend:
         with self.session() as s:

@@ -122,7 +122,7 @@ def record_content(row: Any) -> dict[str, Any]:
     table's ``__optional_columns__`` (added by later migrations) count only when not None, so rows
     written before they existed keep their hash."""
     mapper = inspect(type(row))
-    optional = getattr(type(row), "__optional_columns__", frozenset())
+    optional: frozenset[str] = getattr(type(row), "__optional_columns__", frozenset())
     content = {c.key: getattr(row, c.key) for c in mapper.column_attrs
                if c.key not in ("id", "record_hash") and not (c.key in optional and getattr(row, c.key) is None)}
     content["table"] = type(row).__tablename__

@@ -27,7 +27,7 @@ The ``reasoning_cache`` table is not an audit record: it is not chained, rows ex
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     JSON,
@@ -78,6 +78,9 @@ class Run(Base):
 
 class Chained:
     """Columns shared by every hash-chained record."""
+
+    if TYPE_CHECKING:  # set by each mapped subclass; declared here for the type checker only
+        __tablename__: str
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     seq: Mapped[int] = mapped_column(Integer)

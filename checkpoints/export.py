@@ -44,7 +44,7 @@ FORMATS = ("json", "html")
 
 def _columns(row: Any) -> dict[str, Any]:
     # optional columns (added by later migrations) appear only when set, as in the hashed content
-    optional = getattr(type(row), "__optional_columns__", frozenset())
+    optional: frozenset[str] = getattr(type(row), "__optional_columns__", frozenset())
     return {c.key: getattr(row, c.key) for c in inspect(type(row)).column_attrs
             if not (c.key in optional and getattr(row, c.key) is None)}
 
@@ -66,7 +66,8 @@ def totals(records: list[Chained]) -> dict[str, Any]:
     }
     for key in ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens"):
         out[key] = sum(getattr(s, key) for s in steps)
-    out["cost_usd"] = None if any(c is None for c in costs) else round(sum(costs), 6)
+    known = [c for c in costs if c is not None]
+    out["cost_usd"] = None if len(known) < len(costs) else round(sum(known), 6)
     out["cache_hits"] = sum(bool(c.cache_hit) for c in calls)
     out["duration_s"] = round(sum(s.duration_s for s in steps), 3)
     return out

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import CursorResult, Engine, delete, select, update
 from sqlalchemy.orm import sessionmaker
 
 from chainproof.checkpoints.audit_hashing import Redactor, sha256_hex
@@ -79,7 +79,8 @@ class ReasoningCache:
             stmt = delete(ReasoningCacheEntry)
             if expired_only:
                 stmt = stmt.where(ReasoningCacheEntry.expires_at <= self.clock())
-            return s.execute(stmt).rowcount or 0
+            # Session.execute is typed as Result; a DELETE's result is a CursorResult, which has rowcount
+            return cast("CursorResult[Any]", s.execute(stmt)).rowcount or 0
 
     def stats(self) -> dict[str, int]:
         """``{"entries", "live", "hits"}``: stored entries, those not expired, hits served."""

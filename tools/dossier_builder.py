@@ -1,4 +1,4 @@
-"""Build a dossier folder (see :mod:`tools.dossier`) from a data bundle laid out like the shared
+"""Build a dossier folder (see :mod:`chainproof.tools.dossier`) from a data bundle laid out like the shared
 ``data/`` bundle::
 
     sec_10k_filings/{manifest.csv, key_financials.csv, statement_lines.csv, sections/<DOC>/*.txt}
@@ -8,7 +8,7 @@
     news_sentiment/twitter_financial_news_sentiment/subset_mentions_of_12_target_companies.csv
 
 Usage: ``build_dossier(bundle_root, "MMM", date(2018, 2, 8), out_dir)`` or
-``python -m tools.dossier_builder BUNDLE TICKER AS_OF OUT [--paraphrase-texts --paraphrase-source DIR]``.
+``python -m chainproof.tools.dossier_builder BUNDLE TICKER AS_OF OUT [--paraphrase-texts --paraphrase-source DIR]``.
 
 Rules (all documented where they are applied):
 
@@ -20,7 +20,7 @@ Rules (all documented where they are applied):
 * **Financials**: ``key_financials.csv`` (``net_income_attributable`` -> ``net_income``;
   ``total_liabilities`` derived as total assets - total equity when the filing prints no total) plus
   label rules over the balance sheet/income statement rows of ``statement_lines.csv`` for
-  current assets/liabilities, total debt and interest expense (see ``_LABEL_RULES``). Values in
+  current assets/liabilities, total debt and interest expense (see ``_LABEL_RULES`` in :mod:`chainproof.tools.data_bundle`). Values in
   thousands (MGM) are converted to millions.
 * **Prices**: the target's daily closes dated <= as_of; benchmark = S&P 500 index closes over the same
   span; rates = Fama-French monthly RF for the months from the first price through the last month that
@@ -37,41 +37,26 @@ from __future__ import annotations
 
 import argparse
 import csv
-import gzip
 import json
-import re
 import shutil
 import sys
 import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
-from functools import lru_cache
 from pathlib import Path
 
+from chainproof.tools.data_bundle import (
+    annual_filings,
+    filing_financials,
+    glob_latest,
+    need_file,
+    peer_snapshot,
+    prices_by_ticker,
+    read_rows,
+)
 from chainproof.tools.dossier import DossierError, load_dossier
 
 __all__ = ["build_dossier", "MMM_EXTRA_FINANCIALS", "build_bundled_mmm", "main"]
-
-_KEY_METRICS = {
-    "revenue": "revenue", "operating_income": "operating_income", "net_income_attributable": "net_income",
-    "diluted_eps": "diluted_eps", "total_assets": "total_assets", "total_liabilities": "total_liabilities",
-    "total_equity": "total_equity", "cash_and_equivalents": "cash_and_equivalents",
-    "operating_cash_flow": "operating_cash_flow", "capital_expenditures": "capital_expenditures",
-}
-
-# (metric, statement, regex over the normalised lower-case line label). Matching lines of one filing and
-# fiscal year are summed for total_debt; the first match is used for the others.
-_LABEL_RULES: tuple[tuple[str, str, re.Pattern[str]], ...] = (
-    ("current_assets", "balance_sheet", re.compile(r"^total current assets$")),
-    ("current_liabilities", "balance_sheet",
-     re.compile(r"^(total current liabilities|\[unlabeled subtotal line; preceding heading: total current liabilities\])$")),
-    ("total_debt", "balance_sheet", re.compile(
-        r"^(short-term (debt|borrowings)|loans and notes payable|notes payable|commercial paper"
-        r"|current (portion|maturities) of long-term debt|debt maturing within one year|long-term debt)")),
-    ("interest_expense", "income_statement",
-     re.compile(r"^(total )?interest (and debt )?expense(, net| net)?(\b|$)(?!.*\bincome\b)")),
-)
 
 #: Interest expense of 3M is not on the face of its income statement (it sits inside "Other expense
 #: (income), net"); these are the figures of that note table in the FY2017 10-K (Note 5, PDF page 82).
@@ -88,128 +73,8 @@ _DOSSIER_ENTRIES = {"dossier.toml", "financials.csv", "prices.csv", "benchmark.c
 _TWITTER_SUBSET = "news_sentiment/twitter_financial_news_sentiment/subset_mentions_of_12_target_companies.csv"
 
 
-@dataclass(frozen=True)
-class _Doc:
-    name: str
-    ticker: str
-    company: str
-    fiscal_year: int
-    fye: date
-
-
-def _need(path: Path) -> Path:
-    if not path.exists():
-        raise DossierError(f"data bundle: missing {path}")
-    return path
-
-
-def _glob_one(root: Path, pattern: str) -> Path:
-    found = sorted(root.glob(pattern))
-    if not found:
-        raise DossierError(f"data bundle: no file matching {pattern} under {root}")
-    return found[-1]
-
-
-@lru_cache(maxsize=16)
-def _read_rows(path: Path) -> tuple[dict[str, str], ...]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", newline="") as fh:
-        return tuple(csv.DictReader(fh))
-
-
-@lru_cache(maxsize=4)
-def _prices_by_ticker(path: Path) -> dict[str, list[tuple[str, str]]]:
-    out: dict[str, list[tuple[str, str]]] = {}
-    for r in _read_rows(path):
-        if r.get("close"):
-            out.setdefault(r["ticker"], []).append((r["date"], r["close"]))
-    return out
-
-
 def _fmt(v: float) -> str:
     return format(v, ".12g")
-
-
-def _docs(bundle: Path, ticker: str) -> list[_Doc]:
-    docs = []
-    for r in _read_rows(_need(bundle / "sec_10k_filings" / "manifest.csv")):
-        if r["ticker"] != ticker or "_10K" not in r["doc_name"]:
-            continue
-        fye = datetime.strptime(r["fiscal_year_end"].strip(), "%B %d, %Y").date()
-        docs.append(_Doc(r["doc_name"], ticker, r["company"], int(r["doc_period"]), fye))
-    return sorted(docs, key=lambda x: x.fye)
-
-
-def _financials(bundle: Path, ticker: str, docs: Sequence[_Doc], n_years: int,
-                extra: Iterable[tuple[int, str, float, str]]) -> list[tuple[int, str, float, str]]:
-    if not docs:
-        return []
-    years = set(range(docs[-1].fiscal_year - n_years + 1, docs[-1].fiscal_year + 1))
-    rank = {d.name: i for i, d in enumerate(docs)}  # later filing = higher rank
-    best: dict[tuple[int, str], tuple[int, float, str]] = {}
-
-    def offer(fy: int, metric: str, doc: str, value: float, source: str) -> None:
-        if fy in years and doc in rank and ((fy, metric) not in best or best[(fy, metric)][0] < rank[doc]):
-            best[(fy, metric)] = (rank[doc], value, source)
-
-    for r in _read_rows(_need(bundle / "sec_10k_filings" / "key_financials.csv")):
-        metric = _KEY_METRICS.get(r["metric"])
-        if r["ticker"] != ticker or metric is None:
-            continue
-        raw = r["value"] if metric == "diluted_eps" else r["value_usd_millions"]
-        if not raw:
-            continue
-        offer(int(r["fiscal_year"]), metric, r["source_doc"], float(raw),
-              f"{r['source_doc']} p.{r['pdf_page']} {r['statement']}: {r['source_line_label']}")
-
-    grouped: dict[tuple[str, int, str], list[tuple[str, float, str]]] = {}
-    seen: set[tuple[str, str, int]] = set()
-    for r in _read_rows(_need(bundle / "sec_10k_filings" / "statement_lines.csv")):
-        if r["ticker"] != ticker or r["doc_name"] not in rank or not r["value"] or not r["fiscal_year"]:
-            continue
-        label = " ".join(r["line_label"].split()).lower()
-        for metric, statement, pattern in _LABEL_RULES:
-            if r["statement"] == statement and pattern.search(label) and "accrued interest" not in label:
-                key = (r["doc_name"], r["line_label"], int(r["fiscal_year"]))
-                if key in seen:
-                    break  # same line printed twice: count once
-                seen.add(key)
-                scale = 1 / 1000 if r["units"] == "thousands" else 1.0
-                grouped.setdefault((r["doc_name"], int(r["fiscal_year"]), metric), []).append(
-                    (r["line_label"], float(r["value"]) * scale, f"p.{r['pdf_page']} {statement}"))
-                break
-    for (doc, fy, metric), lines in grouped.items():
-        if metric == "total_debt":
-            value = sum(v for _, v, _ in lines)
-            labels = " + ".join(lbl[:60] for lbl, _, _ in lines)
-        else:
-            value = abs(lines[0][1]) if metric == "interest_expense" else lines[0][1]
-            labels = lines[0][0][:80]
-        offer(fy, metric, doc, round(value, 6), f"{doc} {lines[0][2]}: {labels}")
-
-    out = {k: (v[1], v[2]) for k, v in best.items()}
-    for fy in years:  # total liabilities not printed -> assets - equity
-        if (fy, "total_liabilities") not in out and (fy, "total_assets") in out and (fy, "total_equity") in out:
-            out[(fy, "total_liabilities")] = (
-                round(out[(fy, "total_assets")][0] - out[(fy, "total_equity")][0], 6),
-                "derived: total_assets - total_equity (no total printed; includes any noncontrolling interest)")
-    for fy, metric, value, source in extra:
-        if fy in years:
-            out.setdefault((fy, metric), (value, source))
-    return [(fy, m, v, s) for (fy, m), (v, s) in sorted(out.items())]
-
-
-def _snapshot(bundle: Path, as_of: date) -> tuple[date, Path]:
-    found = []
-    for p in (bundle / "industry_comparison").glob("sp500_constituents_financials_snapshot_*.csv"):
-        m = re.search(r"(\d{4}-\d{2}-\d{2})", p.name)
-        if m:
-            found.append((date.fromisoformat(m.group(1)), p))
-    if not found:
-        raise DossierError(f"data bundle: no industry_comparison/sp500_constituents_financials_snapshot_*.csv in {bundle}")
-    found.sort()
-    before = [f for f in found if f[0] <= as_of]
-    return before[-1] if before else found[0]
 
 
 def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
@@ -235,7 +100,7 @@ def build_dossier(bundle_root: str | Path, ticker: str, as_of: date, out_dir: st
     ``out_dir``), i.e. hand-written statements of the facts, and says so in ``dossier.toml``.
     ``extra_financials``: (fiscal_year, metric, value USD m, source) rows added where the bundle has
     none (e.g. :data:`MMM_EXTRA_FINANCIALS`). The folder is written to a temporary sibling and
-    swapped in at the end, then re-loaded with :func:`tools.dossier.load_dossier` as a check.
+    swapped in at the end, then re-loaded with :func:`chainproof.tools.dossier.load_dossier` as a check.
     ``out_dir`` may already exist only if it holds nothing but dossier files (it is then replaced).
     Raises :class:`DossierError` for a missing bundle file, an unknown ticker or an unusable out_dir.
     Returns the resolved ``out_dir``.
@@ -255,13 +120,13 @@ def build_dossier(bundle_root: str | Path, ticker: str, as_of: date, out_dir: st
                 raise DossierError(f"paraphrase_texts=True needs hand-written {rel} in {para_src}")
 
     # ---- prices (target must exist) --------------------------------------------------------
-    mp = _need(bundle / "market_prices")
-    by_ticker = _prices_by_ticker(_glob_one(mp, "daily_ohlcv_targets_and_peers_*.csv"))
+    mp = need_file(bundle / "market_prices")
+    by_ticker = prices_by_ticker(glob_latest(mp, "daily_ohlcv_targets_and_peers_*.csv"))
     series = by_ticker.get(ticker)
     price_source = "market_prices/daily_ohlcv_targets_and_peers (close; CNuge/kaggle-code, MIT; data provided by IEX)"
     if series is None:
         all_path = next(iter(sorted(mp.glob("daily_close_all_sp500_*.csv.gz"))), None)
-        series = _prices_by_ticker(all_path).get(ticker) if all_path else None
+        series = prices_by_ticker(all_path).get(ticker) if all_path else None
         price_source = "market_prices/daily_close_all_sp500 (close; CNuge/kaggle-code, MIT; data provided by IEX)"
     if not series:
         raise DossierError(f"data bundle: no prices for ticker {ticker!r} in {mp}")
@@ -271,16 +136,16 @@ def build_dossier(bundle_root: str | Path, ticker: str, as_of: date, out_dir: st
                            f"(data start {min(d for d, _ in series)})")
     first_day = date.fromisoformat(prices[0][0])
 
-    idx_path = _glob_one(_need(bundle / "market_index_and_rates"), "sp500_index_daily_*.csv")
+    idx_path = glob_latest(need_file(bundle / "market_index_and_rates"), "sp500_index_daily_*.csv")
     bench = []
-    for r in _read_rows(idx_path):
+    for r in read_rows(idx_path):
         d = datetime.strptime(r["Date"], "%m/%d/%Y").date()
         if first_day <= d <= as_of:
             bench.append((d.isoformat(), r["Close"]))
     bench.sort()
-    ff_path = _glob_one(bundle / "market_index_and_rates", "fama_french_3factor_monthly_*.csv")
+    ff_path = glob_latest(bundle / "market_index_and_rates", "fama_french_3factor_monthly_*.csv")
     rates = []
-    for r in _read_rows(ff_path):
+    for r in read_rows(ff_path):
         ym = r["Date"].strip()
         y, m = int(ym[:4]), int(ym[4:6])
         month_end = date(y + (m == 12), m % 12 + 1, 1)  # first day of next month
@@ -288,18 +153,18 @@ def build_dossier(bundle_root: str | Path, ticker: str, as_of: date, out_dir: st
             rates.append((f"{y:04d}-{m:02d}", r["RF"].strip()))
 
     # ---- filings and financials ------------------------------------------------------------
-    all_docs = _docs(bundle, ticker)
+    all_docs = annual_filings(bundle, ticker)
     docs = [d for d in all_docs if (as_of - d.fye).days > filing_lag_days]
     extra_financials = tuple(extra_financials)
-    fin = _financials(bundle, ticker, docs, n_years, extra_financials)
+    fin = filing_financials(bundle, ticker, docs, n_years, extra_financials)
     latest = docs[-1] if docs else None
 
     # ---- peers -------------------------------------------------------------------------------
-    snap_date, snap_path = _snapshot(bundle, as_of)
-    snap = {r["Symbol"].strip(): r for r in _read_rows(snap_path)}
+    snap_date, snap_path = peer_snapshot(bundle, as_of)
+    snap = {r["Symbol"].strip(): r for r in read_rows(snap_path)}
     if ticker not in snap:
         raise DossierError(f"data bundle: {ticker} is not in {snap_path.name}")
-    peer_list = [r["peer_ticker"].strip() for r in _read_rows(_need(mp / "peer_groups.csv"))
+    peer_list = [r["peer_ticker"].strip() for r in read_rows(need_file(mp / "peer_groups.csv"))
                  if r["target_ticker"].strip() == ticker]
     fin_map = {(fy, m): v for fy, m, v, _ in fin}
     notes: list[str] = []
@@ -334,7 +199,7 @@ def build_dossier(bundle_root: str | Path, ticker: str, as_of: date, out_dir: st
     headlines = []
     sub = bundle / _TWITTER_SUBSET
     if not paraphrase_texts and sub.is_file():
-        for r in _read_rows(sub):
+        for r in read_rows(sub):
             if ticker in r["matched_tickers"].split(";"):
                 headlines.append(["", r["text"], f"twitter-financial-news-sentiment {r['split']} row {r['row_index']} (MIT)"])
 
@@ -434,8 +299,8 @@ def build_bundled_mmm(bundle_root: str | Path, out_dir: str | Path | None = None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``python -m tools.dossier_builder BUNDLE TICKER AS_OF OUT [--paraphrase-texts]``."""
-    ap = argparse.ArgumentParser(prog="python -m tools.dossier_builder", description=__doc__.split("\n\n")[0])
+    """Command line: ``python -m chainproof.tools.dossier_builder BUNDLE TICKER AS_OF OUT [--paraphrase-texts]``."""
+    ap = argparse.ArgumentParser(prog="python -m chainproof.tools.dossier_builder", description=__doc__.split("\n\n")[0])
     ap.add_argument("bundle", type=Path)
     ap.add_argument("ticker")
     ap.add_argument("as_of", type=date.fromisoformat)

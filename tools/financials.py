@@ -173,12 +173,14 @@ def financial_health(d: Dossier, as_of: date) -> FinancialHealth:
     for what, fys in missing.items():
         notes.append(f"{what.split(' ')[0]} n/a for FY{', FY'.join(fys)} {what[what.index('('):]}")
 
-    with_rev = [y for y in out if y.revenue is not None]
-    cagr = cagr_from = cagr_to = None
-    if len(with_rev) >= 2 and with_rev[0].revenue and with_rev[0].revenue > 0 and with_rev[-1].revenue > 0:
-        a, b = with_rev[0], with_rev[-1]
-        cagr = round((b.revenue / a.revenue) ** (1.0 / (b.fiscal_year - a.fiscal_year)) - 1.0, 6)
-        cagr_from, cagr_to = a.fiscal_year, b.fiscal_year
+    with_rev = [(y.fiscal_year, y.revenue) for y in out if y.revenue is not None]
+    cagr: float | None = None
+    cagr_from: int | None = None
+    cagr_to: int | None = None
+    if len(with_rev) >= 2 and with_rev[0][1] > 0 and with_rev[-1][1] > 0:
+        (fy_a, rev_a), (fy_b, rev_b) = with_rev[0], with_rev[-1]
+        cagr = round((rev_b / rev_a) ** (1.0 / (fy_b - fy_a)) - 1.0, 6)
+        cagr_from, cagr_to = fy_a, fy_b
 
     flags: list[FinancialFlag] = []
 
@@ -207,7 +209,7 @@ def financial_health(d: Dossier, as_of: date) -> FinancialHealth:
     flag("net_income", "net_loss", lambda v: v < 0, 0.0, "net loss: {v:,.0f} USD m in FY{fy}")
     flag("revenue_growth", "revenue_decline", lambda v: v < 0, 0.0, "revenue declined {v:.1%} in FY{fy}")
     flag("total_equity", "negative_equity", lambda v: v <= 0, 0.0, "book equity not positive: {v:,.0f} USD m in FY{fy}")
-    if cagr is not None and cagr < 0:
+    if cagr is not None and cagr_to is not None and cagr < 0:
         flags.append(FinancialFlag(code="revenue_cagr_negative", evidence_key="financials.revenue_cagr",
                                    fiscal_year=cagr_to, value=cagr, threshold=0.0,
                                    message=f"revenue shrank {cagr:.1%} a year FY{cagr_from}-FY{cagr_to}"))

@@ -102,7 +102,7 @@ def peer_comparison(d: Dossier, as_of: date | None = None) -> PeerComparison:
             premium_vs_median=round(t / med - 1.0, 6) if t_ok and med else None,
             skipped_peers=skipped))
     after = as_of is not None and d.meta.peer_snapshot_date > as_of
-    if after:
+    if as_of is not None and after:
         notes.append(f"peer snapshot {d.meta.peer_snapshot_date.isoformat()} is dated after as_of "
                      f"{as_of.isoformat()}: look-ahead")
     return PeerComparison(ticker=d.ticker, snapshot_date=d.meta.peer_snapshot_date, peers=[p.ticker for p in others],

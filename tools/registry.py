@@ -23,7 +23,6 @@ its data, ValueError naming the field for a risk_scorecard input that is not the
 
 from __future__ import annotations
 
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -34,7 +33,7 @@ from typing import Any
 from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from chainproof.tools.dossier import Dossier, DossierError, bundled_dossier, check_as_of, load_dossier
+from chainproof.tools.dossier import Dossier, check_as_of, load_dossier, resolve_dossier
 from chainproof.tools.financials import FinancialHealth, financial_health
 from chainproof.tools.legal import LegalReview, legal_matters
 from chainproof.tools.market_risk import MarketRisk, market_risk
@@ -60,23 +59,10 @@ def _signature(folder: Path) -> tuple:
     return tuple(sig)
 
 
-def _resolve(dossier: str) -> Path:
-    path = Path(dossier).expanduser()
-    if path.is_dir():
-        return path.resolve()
-    if re.fullmatch(r"[A-Za-z][A-Za-z0-9.\-]{0,9}", dossier.strip()):
-        try:
-            return bundled_dossier(dossier)
-        except DossierError as exc:
-            raise DossierError(f"dossier={dossier!r} is not a folder and {exc}") from None
-    raise DossierError(f"dossier={dossier!r}: folder not found (expected a dossier folder holding dossier.toml, "
-                       "or the ticker of a bundled dossier)")
-
-
 def load_dossier_cached(dossier: str | Path) -> Dossier:
     """Load a dossier (folder path or bundled ticker) through a small LRU cache keyed on the folder and
     its files' mtimes and sizes; an edited file invalidates the entry. Raises :class:`DossierError`."""
-    folder = _resolve(str(dossier))
+    folder = resolve_dossier(None, dossier)
     key = (str(folder), _signature(folder))
     with _lock:
         hit = _cache.get(key)

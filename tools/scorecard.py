@@ -222,8 +222,8 @@ def risk_scorecard(fin: FinancialHealth, legal: LegalReview, sentiment: Sentimen
         skipped.append("sentiment.net_score")
 
     cats = {c: 0.0 for c in CATEGORY_CAPS}
-    for f in factors:
-        cats[f.category] += f.points
+    for factor in factors:
+        cats[factor.category] += factor.points
     cats = {c: min(v, CATEGORY_CAPS[c]) for c, v in cats.items()}
     total = round(min(100.0, sum(cats.values())), 2)
     rec: Recommendation = "proceed" if total < RENEGOTIATE_AT else "renegotiate" if total < WALK_AWAY_AT else "walk_away"

@@ -23,14 +23,10 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 from langchain_core.tools import tool
 from pydantic import BaseModel
 
-from chainproof.agents.local_llm import (
-    EFFORT_INSTRUCTIONS,
-    LLAMA_INSTALL_HINT,
-    LocalLlamaChat,
-    clear_llama_cache,
-    load_llama,
-    to_llama_messages,
-)
+from chainproof.agents.config import EFFORT_INSTRUCTIONS
+from chainproof.agents.llama_messages import to_llama_messages
+from chainproof.agents.llama_runtime import LLAMA_INSTALL_HINT, clear_llama_cache, load_llama
+from chainproof.agents.local_llm import LocalLlamaChat
 from chainproof.agents.local_weights import LocalModelUnavailable
 from chainproof.agents.toolcall_parsing import extract_json_object, parse_tool_calls, split_tool_calls
 
