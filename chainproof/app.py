@@ -222,7 +222,7 @@ class Chainproof:
                 raise ApprovalRefused(
                     f"approver: {answer.approver!r} may not decide for graph {run.graph}; allowed: "
                     f"{', '.join(policy.approvers)}; pending: {approvals.listing(pending)}")
-            answer = check_answer(answer, request, spec.approval_schema(request.subject))  # type: ignore[arg-type]
+            answer = check_answer(answer, request, spec.approval_schema(request.subject))
             if answer.action == "edit" and request.subject == "decision":
                 try:  # a person's edit passes the same checks as the model's answer (e.g. evidence keys)
                     spec.check_decision(spec.decision_schema.model_validate(answer.edited), ChainView(snapshot.values))
