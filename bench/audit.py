@@ -33,6 +33,7 @@ from chainproof.checkpoints.audit_schema import ModelCallRecord, Step, ToolCallR
 from chainproof.graphs.registry import register
 from chainproof.graphs.replay import replay_run
 from chainproof.graphs.spec import ChainSpec, PlanStep
+from chainproof.graphs.view import ChainView
 from chainproof.settings import Settings
 
 PROMPT = ("Goal: assess the company. Steps done: a, b, c. What we know so far: " + "figures as reported; " * 45)[:1000]
@@ -81,7 +82,7 @@ def _lookup(key: str) -> dict[str, Any]:
     return {"key": key, "value": len(key), "note": "figures as reported"}
 
 
-class BenchChain(ChainSpec):
+class BenchChain(ChainSpec[Decision]):
     """A chain of ``PAIRS`` tool steps: 1 + 2×23 + 3 = 50 super-steps."""
 
     name = "bench-chain"
@@ -98,14 +99,14 @@ class BenchChain(ChainSpec):
         return [PlanStep(id=f"s{i}", title=f"Look up {i}", kind="tool", tool="lookup", args={"key": f"k{i}"},
                          instruction="Say what the value is.", effort="low") for i in range(self.PAIRS)]
 
-    def decision_prompt(self, state):
+    def decision_prompt(self, view: ChainView) -> str:
         return "Decide go or stop."
 
-    def fallback_decision(self, state, errors):
+    def fallback_decision(self, view: ChainView, errors: list[str]) -> Decision:
         return Decision(verdict="stop")
 
-    def render_report(self, state):
-        return f"# Bench\n{state['decision']}\n"
+    def render_report(self, view: ChainView) -> str:
+        return f"# Bench\n{view.state['decision']}\n"
 
 
 def replay_seconds(home: Path, repeats: int = 3) -> tuple[float, int, str]:

@@ -127,8 +127,9 @@ class CostGuard:
 
     def check(self, state: Mapping[str, Any], *, node: str, step_no: int, model: str, effort: str,
               messages: list[BaseMessage], profile: EffortProfile, attempts: int = 1) -> dict[str, Any]:
-        """Pause (``interrupt``) when the node's projected cost does not fit a budget; returns the
-        state update to merge into the node's (the raised run budget after a resume), or ``{}``.
+        """Pause (``interrupt``; its value is a :class:`chainproof.types.CostBudgetPause` as JSON)
+        when the node's projected cost does not fit a budget; returns the state update to merge
+        into the node's (the raised run budget after a resume), or ``{}``.
 
         Raises :class:`BudgetUnenforceable` (unpriced model under a budget) and
         :class:`CostBudgetExceeded` (resumed without enough budget)."""
@@ -162,8 +163,8 @@ class CostGuard:
         return {"budget": budget} if budget != (state.get("budget") or {}) else {}
 
     def after_step(self, state: Mapping[str, Any]) -> None:
-        """Record (and stream) a ``budget_alert`` event the first time a budget's spend reaches
-        ``alert_share``."""
+        """Record (and stream, as a :class:`chainproof.types.BudgetAlert`) a ``budget_alert`` event
+        the first time a budget's spend reaches ``alert_share``."""
         limits = [limit for limit in self.limits(state) if limit.share >= self.settings.alert_share]
         if not limits:
             return

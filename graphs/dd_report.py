@@ -1,4 +1,4 @@
-"""The due-diligence Markdown report, rendered from the final graph state.
+"""The due-diligence Markdown report, rendered from the final graph state (a :class:`ChainView`).
 
 Every number in the report is read from a tool result recorded in the run (the model's text
 appears only as labelled interpretation), so the report can be checked against the audit trail.
@@ -9,6 +9,8 @@ from __future__ import annotations
 import html
 from datetime import UTC, datetime
 from typing import Any
+
+from chainproof.graphs.view import ChainView
 
 
 def _plain(text: Any) -> str:
@@ -36,12 +38,13 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _data(state: dict[str, Any], key: str) -> dict[str, Any]:
-    return (state.get("findings", {}).get(key) or {}).get("data") or {}
+def _data(state: ChainView, key: str) -> dict[str, Any]:
+    return state.data(key)
 
 
-def _interpretation(state: dict[str, Any], key: str) -> str:
-    summary = (state.get("findings", {}).get(key) or {}).get("summary")
+def _interpretation(state: ChainView, key: str) -> str:
+    found = state.finding(key)
+    summary = found.summary if found is not None else None
     return f"\n*Model's interpretation:* {summary}\n" if summary else ""
 
 
@@ -49,8 +52,8 @@ def _when(decision: dict[str, Any]) -> str:
     return str(decision.get("decided_at") or "")[:19].replace("T", " ")
 
 
-def _approval_line(state: dict[str, Any]) -> str:
-    approval = state.get("approval") or {}
+def _approval_line(state: ChainView) -> str:
+    approval = state.approval or {}
     action = approval.get("action")
     comment = f" — “{_plain(approval['comment'])}”" if approval.get("comment") else ""
     if action == "approve":
@@ -62,18 +65,18 @@ def _approval_line(state: dict[str, Any]) -> str:
     return "**Not approved**: no human decision is recorded."
 
 
-def _decisions(state: dict[str, Any]) -> str:
+def _decisions(state: ChainView) -> str:
     """Every human decision of the run (all rounds), oldest first."""
     rows = [[str(d.get("round", 0) + 1), d.get("subject", "decision"), d["action"], _plain(d["approver"]), _when(d) + " UTC",
              _plain(d.get("comment") or "-").replace("\n", " "), d["request_id"][:12]]
-            for d in state.get("approvals") or []]
+            for d in state.approvals]
     if not rows:
         return ""
     return "\n".join(["## Approval decisions", "",
                       _table(["round", "subject", "decision", "approver", "time", "comment", "request"], rows), ""])
 
 
-def _financials(state: dict[str, Any]) -> str:
+def _financials(state: ChainView) -> str:
     fin = _data(state, "financials")
     rows = [
         [str(y.get("fiscal_year")), _num(y.get("revenue")), _pct(y.get("revenue_growth")), _pct(y.get("operating_margin")),
@@ -92,7 +95,7 @@ def _financials(state: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def _legal(state: dict[str, Any]) -> str:
+def _legal(state: ChainView) -> str:
     legal = _data(state, "legal")
     rows = []
     for i, m in enumerate(legal.get("matters", []), 1):
@@ -102,7 +105,7 @@ def _legal(state: dict[str, Any]) -> str:
                       _interpretation(state, "legal")])
 
 
-def _sentiment(state: dict[str, Any]) -> str:
+def _sentiment(state: ChainView) -> str:
     s = _data(state, "sentiment")
     line = (f"{s.get('n_scored', 'n/a')} headlines scored: {s.get('n_bullish')} bullish, {s.get('n_bearish')} bearish, "
             f"{s.get('n_neutral')} neutral; net score {_num(s.get('net_score'))} (−1 all bearish … +1 all bullish).")
@@ -110,7 +113,7 @@ def _sentiment(state: dict[str, Any]) -> str:
     return "\n".join(["## News sentiment", "", line + notes, _interpretation(state, "sentiment")])
 
 
-def _peers(state: dict[str, Any]) -> str:
+def _peers(state: ChainView) -> str:
     p = _data(state, "peers")
     rows = [[m.get("label") or m.get("multiple"), _num(m.get("target")), _num(m.get("peer_median")), str(m.get("peer_count")),
              _num(m.get("target_percentile"), 0), _pct(m.get("premium_vs_median"))] for m in p.get("multiples", [])]
@@ -120,7 +123,7 @@ def _peers(state: dict[str, Any]) -> str:
                       _interpretation(state, "peers")])
 
 
-def _risk(state: dict[str, Any]) -> str:
+def _risk(state: ChainView) -> str:
     r = _data(state, "market_risk")
     rows = [
         ["1-day historical VaR 95 %", _pct(r.get("hist_var95_1d"), 2)],
@@ -135,7 +138,7 @@ def _risk(state: dict[str, Any]) -> str:
     return "\n".join(["## Market risk", "", window, "", _table(["metric", "value"], rows), _interpretation(state, "market_risk")])
 
 
-def _scorecard(state: dict[str, Any]) -> str:
+def _scorecard(state: ChainView) -> str:
     c = _data(state, "scorecard")
     rows = [[str(f.get("note") or f.get("code")), _num(f.get("points"), 1), str(f.get("evidence_key", ""))]
             for f in c.get("factors", [])]
@@ -144,20 +147,20 @@ def _scorecard(state: dict[str, Any]) -> str:
                       _interpretation(state, "scorecard")])
 
 
-def _decided_at(state: dict[str, Any]) -> str:
+def _decided_at(state: ChainView) -> str:
     # the approval's time, not the rendering time: the report is a function of the recorded run,
     # so a replay renders the same bytes
-    decided = (state.get("approval") or {}).get("decided_at")
+    decided = (state.approval or {}).get("decided_at")
     if not decided:
         return ""
     at = datetime.fromisoformat(str(decided).replace("Z", "+00:00")).astimezone(UTC)
     return f" · decided {at:%Y-%m-%d %H:%M} UTC"
 
 
-def render_report(state: dict[str, Any]) -> str:
+def render_report(state: ChainView) -> str:
     """Markdown report of a finished due-diligence state (findings, decision, approval)."""
-    inputs = state["inputs"]
-    decision = state.get("decision") or {}
+    inputs = state.inputs
+    decision = state.decision or {}
     lines = [
         f"# Due diligence: {inputs['company_name']} ({inputs['company']}) as of {inputs['as_of']}",
         "",
@@ -166,15 +169,15 @@ def render_report(state: dict[str, Any]) -> str:
         "",
         _approval_line(state),
         "",
-        f"Run `{state['run_id']}`{_decided_at(state)} · trace: `chainproof show {state['run_id']}` · "
-        f"check it: `chainproof verify {state['run_id']}`",
+        f"Run `{state.run_id}`{_decided_at(state)} · trace: `chainproof show {state.run_id}` · "
+        f"check it: `chainproof verify {state.run_id}`",
         "",
     ]
-    if decision.get("_fallback"):
+    if state.decision_fallback:
         lines += ["> The model gave no valid recommendation after its attempts; this is the quantitative scorecard's "
                   "recommendation (recorded as a fallback in the audit trail).", ""]
-    if decision.get("_edited_by"):
-        lines += [f"> The recommendation was edited by {decision['_edited_by']} at approval.", ""]
+    if state.edited_by:
+        lines += [f"> The recommendation was edited by {state.edited_by} at approval.", ""]
     lines += ["## Summary", "", str(decision.get("summary", "")), "", "## Reasons", ""]
     for reason in decision.get("reasons", []):
         lines.append(f"- {reason['text']} _(evidence: {', '.join(reason['evidence'])})_")

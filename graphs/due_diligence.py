@@ -9,6 +9,7 @@ named person approves or rejects before the Markdown report is written.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +21,7 @@ from chainproof.graphs.approval_policy import ApprovalPolicy, FieldBelow, FieldE
 from chainproof.graphs.dd_report import render_report
 from chainproof.graphs.prompting import compact_json
 from chainproof.graphs.spec import ChainSpec, PlanStep
+from chainproof.graphs.view import ChainView
 from chainproof.tools.dossier import check_as_of, load_dossier, resolve_dossier
 from chainproof.tools.registry import DUE_DILIGENCE_TOOLS
 
@@ -52,14 +54,14 @@ def _has_field(data: Any, name: str) -> bool:
     return False
 
 
-def check_evidence(decision: Recommendation, findings: dict[str, dict[str, Any]]) -> None:
-    """Raise ``ValueError`` naming each evidence key that matches no finding or no field of it."""
+def check_evidence(decision: Recommendation, findings: Mapping[str, dict[str, Any] | None]) -> None:
+    """Raise ``ValueError`` naming each evidence key that matches no finding or no field of it.
+    ``findings``: finding id -> its kept data (None when not kept), in state order."""
     bad = []
     for reason in decision.reasons:
         for key in reason.evidence:
             head, _, field = key.partition(".")
-            finding = findings.get(head)
-            if finding is None or (field and not _has_field(finding.get("data") or {}, field.split(".")[-1])):
+            if head not in findings or (field and not _has_field(findings[head] or {}, field.split(".")[-1])):
                 bad.append(key)
     if bad:
         raise ValueError(
@@ -76,7 +78,7 @@ class DueDiligenceInputs(BaseModel):
     dossier: str | None = Field(default=None, description="dossier folder (default: the bundled dossier of the ticker)")
 
 
-class DueDiligence(ChainSpec):
+class DueDiligence(ChainSpec[Recommendation]):
     """Due diligence on a company as of a date: financial health, legal and risk factors, news
     sentiment, peers and market risk, then a recommendation a named person approves."""
 
@@ -161,8 +163,8 @@ class DueDiligence(ChainSpec):
                      instruction="In 2 sentences, explain the score and which factors drive it."),
         ]
 
-    def decision_prompt(self, state: dict[str, Any]) -> str:
-        scorecard = (state.get("findings", {}).get("scorecard") or {}).get("data") or {}
+    def decision_prompt(self, view: ChainView) -> str:
+        scorecard = view.data("scorecard")
         return (
             "Recommend one decision: proceed, renegotiate or walk_away. Give a confidence between 0 and 1, a "
             "one-paragraph summary, and 2-4 reasons. Each reason lists evidence keys: a finding id from "
@@ -174,13 +176,13 @@ class DueDiligence(ChainSpec):
             + compact_json({k: scorecard.get(k) for k in ("total_score", "recommendation", "factors")}, max_chars=1500)
         )
 
-    def check_decision(self, decision: BaseModel, state: dict[str, Any]) -> None:
-        check_evidence(decision, state.get("findings", {}))  # type: ignore[arg-type]
+    def check_decision(self, decision: Recommendation, view: ChainView) -> None:
+        check_evidence(decision, {f.step_id: f.data for f in view.findings})
 
-    def fallback_decision(self, state: dict[str, Any], errors: list[str]) -> Recommendation:
+    def fallback_decision(self, view: ChainView, errors: list[str]) -> Recommendation:
         """The scorecard's suggestion, with its top factors as reasons (used when the model gave no
         valid recommendation; the decide step records ``fallback: true`` and the errors)."""
-        card = (state.get("findings", {}).get("scorecard") or {}).get("data") or {}
+        card = view.data("scorecard")
         factors = sorted(card.get("factors") or [], key=lambda f: -abs(f.get("points", 0)))[:4]
         reasons = [
             EvidencedReason(text=str(f.get("note") or f.get("code"))[:600].ljust(10, "."),
@@ -202,17 +204,17 @@ class DueDiligence(ChainSpec):
         return ApprovalPolicy(nodes=["decide"], on_reject="end", conditions=[
             FieldEquals(field="decision", value="walk_away"), FieldBelow(field="confidence", threshold=0.5)])
 
-    def approval_question(self, decision: BaseModel, state: dict[str, Any]) -> str:
+    def approval_question(self, decision: Recommendation, view: ChainView) -> str:
         """The question, with the quantitative scorecard's suggestion when it differs from the
         model's recommendation (the approver should see the disagreement)."""
-        inputs = state["inputs"]
-        question = (f"Approve the recommendation '{decision.decision}' for {inputs['company_name']} "  # type: ignore[attr-defined]
+        inputs = view.inputs
+        question = (f"Approve the recommendation '{decision.decision}' for {inputs['company_name']} "
                     f"({inputs['company']}) as of {inputs['as_of']}?")
-        card = (state.get("findings", {}).get("scorecard") or {}).get("data") or {}
-        if card.get("recommendation") and card["recommendation"] != decision.decision:  # type: ignore[attr-defined]
+        card = view.data("scorecard")
+        if card.get("recommendation") and card["recommendation"] != decision.decision:
             question += (f" Note: the quantitative scorecard suggests '{card['recommendation']}' "
                          f"(risk score {card.get('total_score')}/100).")
         return question
 
-    def render_report(self, state: dict[str, Any]) -> str:
-        return render_report(state)
+    def render_report(self, view: ChainView) -> str:
+        return render_report(view)

@@ -4,12 +4,12 @@ A *chain* is a goal worked through as a plan of steps. Each plan step runs as tw
 the orchestrator loop: ``act`` (call a tool, or reason with the model) and ``observe`` (turn the
 result into a finding). A :class:`ChainSpec` subclass defines one graph: its goal, its plan, how
 its final decision is asked for and checked, and its report. The orchestrator
-(``graphs/orchestrator.py``) is the same for every graph.
+(``graphs/_engine/``) is the same for every graph.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field
@@ -17,6 +17,11 @@ from pydantic import BaseModel, Field
 from chainproof.agents.config import Effort
 from chainproof.graphs.approval import ApprovalItem
 from chainproof.graphs.approval_policy import ApprovalPolicy
+
+if TYPE_CHECKING:
+    from chainproof.graphs.view import ChainView
+
+DecisionT = TypeVar("DecisionT", bound=BaseModel)
 
 
 class PlanStep(BaseModel):
@@ -58,9 +63,11 @@ class Finding(BaseModel):
     step_no: int
 
 
-class ChainSpec:
-    """Base class of a graph definition. Subclasses set the class attributes and override the
-    methods marked as such.
+class ChainSpec(Generic[DecisionT]):
+    """Base class of a graph definition, generic in its decision type (``class Triage(ChainSpec[Verdict])``,
+    as PydanticAI's ``Agent[DepsT, OutputDataT]`` and LangGraph's ``StateGraph[StateT, ContextT]``).
+    Subclasses set the class attributes and override the methods marked as such. The hooks that
+    read the run's state receive a read-only :class:`~chainproof.graphs.view.ChainView`.
 
     Class attributes:
         name: the graph's registry name (``chainproof run NAME``).
@@ -81,7 +88,7 @@ class ChainSpec:
     name: ClassVar[str]
     description: ClassVar[str] = ""
     inputs_model: ClassVar[type[BaseModel] | None] = None
-    decision_schema: ClassVar[type[BaseModel]]
+    decision_schema: type[DecisionT]
     max_steps: ClassVar[int] = 100
     review_every: ClassVar[int] = 5
     review_effort: ClassVar[Effort | None] = "medium"
@@ -135,14 +142,14 @@ class ChainSpec:
         """Override: the initial plan."""
         raise NotImplementedError
 
-    def decision_prompt(self, state: dict[str, Any]) -> str:
+    def decision_prompt(self, view: ChainView) -> str:
         """Override: the request for the final decision, given the state (goal, findings)."""
         raise NotImplementedError
 
-    def check_decision(self, decision: BaseModel, state: dict[str, Any]) -> None:
+    def check_decision(self, decision: DecisionT, view: ChainView) -> None:
         """Override: semantic checks beyond the schema; raise ``ValueError`` (shown to the model)."""
 
-    def fallback_decision(self, state: dict[str, Any], errors: list[str]) -> BaseModel | None:
+    def fallback_decision(self, view: ChainView, errors: list[str]) -> DecisionT | None:
         """Override: the decision used when the model gave no valid one after its attempts.
         ``None`` (the default): no fallback; the decide step fails with
         ``agents.structured.StructuredOutputError`` and the run can be resumed later."""
@@ -154,38 +161,38 @@ class ChainSpec:
         Settings (``approval_policies``) override it per graph."""
         return ApprovalPolicy()
 
-    def approval_question(self, decision: BaseModel, state: dict[str, Any]) -> str:
+    def approval_question(self, decision: DecisionT, view: ChainView) -> str:
         """Override: the question put to a human about the decision."""
         return "Approve this decision?"
 
-    def approval_items(self, decision: BaseModel, state: dict[str, Any]) -> list[ApprovalItem]:
+    def approval_items(self, decision: DecisionT, view: ChainView) -> list[ApprovalItem]:
         """Override: what to ask approval for, once the policy says approval is needed. Default:
         one item, the whole decision. Several items become parallel requests (one LangGraph
         ``Send`` each) that are answered independently; an item's preparation belongs here or in
         earlier nodes, never in the approval node, so a resume never repeats it."""
-        return [ApprovalItem("decision", self.approval_question(decision, state), decision.model_dump(mode="json"))]
+        return [ApprovalItem("decision", self.approval_question(decision, view), decision.model_dump(mode="json"))]
 
     def approval_schema(self, subject: str) -> type[BaseModel] | None:
         """Override: the schema an edit of ``subject`` must fit (default: ``decision_schema`` for
         ``"decision"``, none for other subjects, whose edits must then be JSON objects)."""
         return self.decision_schema if subject == "decision" else None
 
-    def replan(self, state: dict[str, Any], rejections: list[dict[str, Any]]) -> list[PlanStep]:
+    def replan(self, view: ChainView, rejections: list[dict[str, Any]]) -> list[PlanStep]:
         """Override: extra plan steps after a rejection (policy ``on_reject="replan"``).
         ``rejections`` are the decisions that rejected (approver, comment). Default: none — the
         decision is asked again with the rejection reasons in the rolling summary."""
         return []
 
-    def render_report(self, state: dict[str, Any]) -> str:
+    def render_report(self, view: ChainView) -> str:
         """Override: the final Markdown report."""
         raise NotImplementedError
 
-    def render_terminated(self, state: dict[str, Any]) -> str:
+    def render_terminated(self, view: ChainView) -> str:
         """The report of a run a review terminated: the goal, why it stopped, and the findings so
         far. Override for a graph-specific layout."""
-        term = state.get("termination") or {}
-        lines = [f"# Run {state['run_id']} terminated", "", f"Goal: {state['goal']}", "",
-                 f"**Terminated after {state.get('done_count', 0)} plan steps:** {term.get('reason', 'no reason recorded')}",
+        term = view.termination or {}
+        lines = [f"# Run {view.run_id} terminated", "", f"Goal: {view.goal}", "",
+                 f"**Terminated after {view.done_count} plan steps:** {term.get('reason', 'no reason recorded')}",
                  "", "## Findings so far", ""]
-        lines += [f"- **{f['title']}**: {f['summary']}" for f in state.get("findings", {}).values()] or ["- none"]
+        lines += [f"- **{f.title}**: {f.summary}" for f in view.findings] or ["- none"]
         return "\n".join(lines) + "\n"

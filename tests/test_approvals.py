@@ -101,10 +101,10 @@ def test_decision_made_for_another_fork_is_refused(settings):
         request = run.requests[0]
         # fork the paused thread (as time travel / update_state does) and run it to the pause again:
         # the same request id is pending, at another checkpoint
-        with app._thread(run.run_id, "toy") as (graph, config):
+        with app._thread(run.run_id, "toy") as (graph, config, ctx):
             paused = graph.get_state(config)
             graph.update_state(paused.config, {"requests": [request]}, as_node="decide")
-            graph.invoke(None, config, durability="sync")
+            graph.invoke(None, config, context=ctx, durability="sync")
             fork = graph.get_state(config)
         assert [i.value["request_id"] for i in fork.interrupts] == [request["request_id"]]
         assert fork.config["configurable"]["checkpoint_id"] != paused.config["configurable"]["checkpoint_id"]
@@ -117,11 +117,11 @@ def test_decision_made_for_another_fork_is_refused(settings):
 def test_answer_that_bypasses_the_record_is_refused_by_the_graph(settings):
     with _engine(settings) as app:
         run = app.start("toy", {"x": 3})
-        with app._thread(run.run_id, "toy") as (graph, config):
+        with app._thread(run.run_id, "toy") as (graph, config, ctx):
             [pending] = graph.get_state(config).interrupts
             answer = {"request_id": run.requests[0]["request_id"], "action": "approve", "approver": "Sneaky"}
             with pytest.raises(ApprovalRefused, match="not recorded in the audit store"):
-                graph.invoke(Command(resume={pending.id: answer}), config, durability="sync")
+                graph.invoke(Command(resume={pending.id: answer}), config, context=ctx, durability="sync")
         assert "report" not in [s.node for s in app.audit.records_of(run.run_id, Step)]
 
 

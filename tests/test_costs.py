@@ -21,6 +21,7 @@ from chainproof.cli import app as cli
 from chainproof.graphs.budgets import BudgetSettings, BudgetUnenforceable
 from chainproof.graphs.registry import register
 from chainproof.settings import Settings
+from chainproof.types import BudgetAlert
 from testkit.fake_openai import FakeOpenAI
 from testkit.toy_graph import ToyGraph
 from testkit.toy_models import GOOD, PRICES, SMALL_CAPS, toy_model
@@ -107,7 +108,7 @@ def test_alert_at_80_percent_then_pause_before_the_over_budget_call_and_resume_a
         assert not [s for s in app.audit.records_of(run.run_id, Step) if s.step_no == stop["step_no"]]
         [alert] = [e.detail for e in app.audit.events_of(run.run_id, "budget_alert")]
         assert alert["share"] == 0.8 and alert["scope"] == "run"
-        assert [e for e in events if e.get("kind") == "budget_alert"] == [{"kind": "budget_alert", **alert}]
+        assert [e.value for e in events if isinstance(e, BudgetAlert)] == [{"kind": "budget_alert", **alert}]
         assert app.audit.last_event(run.run_id, "run_paused").detail["cost_budget_stop"]["budget_usd"] == 0.5
         # too small a raise: refused, nothing runs
         with pytest.raises(ValueError, match=r"budget_usd: run .* paused at its run budget.*budget above"):

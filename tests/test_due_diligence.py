@@ -84,7 +84,7 @@ def test_checkpoints_stay_small(settings):
 
 
 def test_check_evidence_accepts_nested_fields_and_rejects_unknown():
-    findings = {"legal": {"data": {"matters": [{"score": 3}]}}, "peers": {"data": {"multiples": []}}}
+    findings = {"legal": {"matters": [{"score": 3}]}, "peers": {"multiples": []}}
     ok = Recommendation(decision="proceed", confidence=0.5, summary="A fine company overall.",
                         reasons=[{"text": "Legal score is low.", "evidence": ["legal.matters[0].score", "peers"]}])
     check_evidence(ok, findings)

@@ -38,7 +38,7 @@ class ModelMustNotBeCalled(BaseChatModel):
 class ToyWithNewDecisionPrompt(ToyGraph):
     """The toy graph after a code change: the decision prompt is reworded."""
 
-    def decision_prompt(self, state):
+    def decision_prompt(self, view):
         return "Give the verdict, briefly."
 
 

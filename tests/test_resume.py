@@ -94,7 +94,7 @@ def test_a_run_out_of_retries_resumes_later_from_its_checkpoint_and_completes(se
 class NoFallbackToy(ToyGraph):
     name = "toy-strict"
 
-    def fallback_decision(self, state, errors):
+    def fallback_decision(self, view, errors):
         return None
 
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from chainproof.agents.scripted import ScriptedChatModel
 from chainproof.graphs.approval_policy import ApprovalPolicy
 from chainproof.graphs.spec import ChainSpec, PlanStep
+from chainproof.graphs.view import ChainView
 
 TICKS: Counter[str] = Counter()
 
@@ -28,7 +29,7 @@ class Done(BaseModel):
     verdict: Literal["done"]
 
 
-class LongChain(ChainSpec):
+class LongChain(ChainSpec[Done]):
     name = "long"
     decision_schema = Done
     max_steps = 1000
@@ -44,17 +45,17 @@ class LongChain(ChainSpec):
         return [PlanStep(id=f"s{i}", title=f"Step {i}", kind="tool", tool="tick", args={"step": f"s{i}"},
                          instruction="Note the value.", effort="low") for i in range(1, inputs["n"] + 1)]
 
-    def decision_prompt(self, state):
+    def decision_prompt(self, view: ChainView) -> str:
         return "Say done."
 
-    def fallback_decision(self, state, errors):
+    def fallback_decision(self, view: ChainView, errors: list[str]) -> Done:
         return Done(verdict="done")
 
     def approval_policy(self) -> ApprovalPolicy:
         return ApprovalPolicy(nodes=[])  # no human gate: these runs end on their own
 
-    def render_report(self, state):
-        return f"# Long chain\\nsteps done: {state['done_count']}\\n"
+    def render_report(self, view: ChainView) -> str:
+        return f"# Long chain\\nsteps done: {view.done_count}\\n"
 
 
 CONTINUE = json.dumps({"decision": "continue", "reason": "on track", "drift": "none"})

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from chainproof.graphs.approval import ApprovalItem
 from chainproof.graphs.spec import ChainSpec, PlanStep
+from chainproof.graphs.view import ChainView
 
 CALLS: dict[str, int] = {}
 
@@ -28,7 +29,7 @@ class Verdict(BaseModel):
     reason: str = Field(min_length=3)
 
 
-class ToyGraph(ChainSpec):
+class ToyGraph(ChainSpec[Verdict]):
     name = "toy"
     decision_schema = Verdict
 
@@ -55,15 +56,15 @@ class ToyGraph(ChainSpec):
             PlanStep(id="think", title="Think", kind="reason", instruction="Is it large?", effort="high"),
         ]
 
-    def decision_prompt(self, state):
+    def decision_prompt(self, view: ChainView) -> str:
         return "Give the verdict."
 
-    def fallback_decision(self, state, errors):
+    def fallback_decision(self, view: ChainView, errors: list[str]) -> Verdict:
         return Verdict(verdict="no", reason="fallback: " + "; ".join(errors)[:200])
 
-    def render_report(self, state):
-        approval = state.get("approval") or {}
-        return f"# Toy\nverdict: {state['decision']['verdict']}\napproved by: {approval.get('approver')}\n"
+    def render_report(self, view: ChainView) -> str:
+        approval = view.approval or {}
+        return f"# Toy\nverdict: {view.decision['verdict']}\napproved by: {approval.get('approver')}\n"
 
 
 PREPARED: dict[str, int] = {}
@@ -81,7 +82,7 @@ class ParallelToy(ToyGraph):
     name = "toy-parallel"
     items = ("alpha", "beta", "gamma")
 
-    def approval_items(self, decision, state):
+    def approval_items(self, decision: Verdict, view: ChainView) -> list[ApprovalItem]:
         out = []
         for item in self.items:
             PREPARED[item] = PREPARED.get(item, 0) + 1
@@ -91,6 +92,6 @@ class ParallelToy(ToyGraph):
     def approval_schema(self, subject):
         return ItemDecision if subject.startswith("item:") else super().approval_schema(subject)
 
-    def render_report(self, state):
-        lines = [f"{a['subject']}: {a['action']} by {a['approver']}" for a in state.get("approvals", [])]
+    def render_report(self, view: ChainView) -> str:
+        lines = [f"{a['subject']}: {a['action']} by {a['approver']}" for a in view.approvals]
         return "# Parallel toy\n" + "\n".join(lines) + "\n"

@@ -1,0 +1,100 @@
+"""The one composition root: builds the engine's per-run :class:`ChainContext`.
+
+* :func:`context_from_settings` for live runs (``chainproof.app.Chainproof``): the configured
+  models, the audit store as ledger, the routing, pricing, effort profiles, reasoning cache and
+  cost guards from :class:`~chainproof.settings.Settings`;
+* :func:`context_from_record` for a replay (``chainproof.graphs.replay.replay_run``): the same
+  context with record-backed ports (``graphs/_engine/replay_ports.py``) and the pricing and
+  routing recorded when the run started, so a port added to the engine is wired in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chainproof.agents.models import ModelProvider
+from chainproof.agents.pricing import Price
+from chainproof.checkpoints.audit import AuditStore
+from chainproof.checkpoints.audit_schema import Chained, EventRecord, ModelCallRecord, Step, ToolCallRecord
+from chainproof.checkpoints.reasoning_cache import ReasoningCache
+from chainproof.graphs._engine.context import ChainContext
+from chainproof.graphs._engine.replay_ports import (
+    RecordedBudgets,
+    RecordedCache,
+    RecordedCalls,
+    RecordedTool,
+    ReplayModels,
+)
+from chainproof.graphs.approval_policy import ApprovalPolicy
+from chainproof.graphs.budgets import CostGuard
+from chainproof.graphs.model_access import StoredCache
+from chainproof.graphs.routing import RoutingPolicy, RoutingSettings
+from chainproof.graphs.spec import ChainSpec
+from chainproof.settings import Settings
+
+
+def approval_policy(settings: Settings, graph: str, spec: ChainSpec) -> ApprovalPolicy:
+    """``settings.approval_policies[graph]`` if set, else the spec's own policy."""
+    return settings.approval_policies.get(graph) or spec.approval_policy()
+
+
+def reasoning_cache(settings: Settings, audit: AuditStore) -> ReasoningCache:
+    """The reasoning cache in the audit store's database (TTL ``settings.cache.ttl_s``)."""
+    return ReasoningCache(audit.engine, settings.cache.ttl_s, redactor=audit.redactor)
+
+
+def cost_guard(settings: Settings, audit: AuditStore) -> CostGuard:
+    """The live cost guards: ``settings.budgets`` priced with ``settings.pricing``."""
+    return CostGuard(audit, settings.budgets, settings.pricing)
+
+
+def context_from_settings(settings: Settings, *, graph: str, spec: ChainSpec, audit: AuditStore,
+                          models: ModelProvider, effort: str | None = None,
+                          cost_of_run: Callable[[str], float | None] | None = None) -> ChainContext:
+    """The context of a live run of ``graph`` (``spec``: the instance the run plans with)."""
+    return ChainContext(
+        spec, models, audit, settings.resolved_reports_dir, effort,  # type: ignore[arg-type]
+        policy=approval_policy(settings, graph, spec), run_cost=cost_of_run, routing=RoutingPolicy(settings.routing),
+        pricing=dict(settings.pricing), profiles={str(k): v for k, v in settings.model.profiles.items()}, stream=settings.model.stream,
+        cache=StoredCache(reasoning_cache(settings, audit)) if settings.cache.enabled else None,
+        budgets=cost_guard(settings, audit))
+
+
+@dataclass
+class RecordWiring:
+    """What a replay runs with: the ``context``, the ``source`` serving the record (it counts what
+    it served) and the ``run_started`` event's detail (effort override, budget, settings)."""
+
+    context: ChainContext
+    source: RecordedCalls
+    started: dict[str, Any]
+
+
+def context_from_record(spec: ChainSpec, recorded: list[Chained], scratch: AuditStore) -> RecordWiring:
+    """The context of a replay of ``recorded`` (a run's records, in chain order): recorded model
+    answers, tool results and cache hits; the recorded budget shares; the pricing table and routing
+    settings of its ``run_started`` event; ``scratch`` as the ledger; reports rendered, not written."""
+    source = RecordedCalls([r for r in recorded if isinstance(r, ModelCallRecord)],
+                           [r for r in recorded if isinstance(r, ToolCallRecord)], scratch.redactor)
+    first = next((r for r in recorded if isinstance(r, EventRecord) and r.kind == "run_started"), None)
+    started = (first.detail or {}) if first else {}
+    pricing = started.get("pricing")
+    steps = [r for r in recorded if isinstance(r, Step)]
+    context = ChainContext(
+        spec, ReplayModels(source), scratch, _report_dir(steps), started.get("effort_override"),
+        tools={t.name: RecordedTool(t.name, source) for t in spec.tools()}, write_reports=False,
+        routing=RoutingPolicy(RoutingSettings.model_validate(started.get("routing") or {})),
+        pricing={m: Price.model_validate(p) for m, p in pricing.items()} if pricing is not None else None,
+        cache=RecordedCache(source), budgets=RecordedBudgets.from_record(recorded),
+    )
+    return RecordWiring(context, source, started)
+
+
+def _report_dir(steps: list[Step]) -> Path:
+    for s in steps:
+        if s.node == "report" and isinstance(s.output, dict) and s.output.get("path"):
+            return Path(s.output["path"]).parent
+    return Path(".")

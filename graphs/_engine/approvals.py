@@ -1,0 +1,100 @@
+"""Approval binding: request ids, and the checks that bind a person's decision to the request
+the run paused on (see :meth:`chainproof.app.Chainproof.decide` for why they run before anything
+reaches LangGraph: langgraph#8836, langgraph#6663)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from chainproof.checkpoints.audit import AuditStore
+from chainproof.checkpoints.audit_hashing import sha256_hex
+from chainproof.graphs.approval import ApprovalRefused
+from chainproof.types import ApprovalPause, Pause, parse_pause
+
+MIN_PREFIX = 6  # characters of a request id that name it (as ``show`` and the pause panel print it)
+
+
+def request_id(run_id: str, step_no: int) -> str:
+    """The approval request id of the decide step ``step_no`` of ``run_id``: a UUID5 (hex), the
+    same each time that step executes, so a replay resumes with the recorded answer."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"chainproof:{run_id}:{step_no}").hex
+
+
+def pauses_of(snapshot: Any) -> list[Pause]:
+    """The typed pauses of a LangGraph ``StateSnapshot`` (one per open interrupt, in order)."""
+    return [parse_pause(i.value, i.id) for i in snapshot.interrupts]
+
+
+def approvals_of(pauses: list[Pause]) -> list[ApprovalPause]:
+    """The open approval requests among ``pauses`` (budget stops are interrupts too, not requests)."""
+    return [p for p in pauses if isinstance(p, ApprovalPause)]
+
+
+def listing(pending: list[ApprovalPause]) -> str:
+    """``ID (question), ...`` of the open requests, or ``none``; ends every refusal message."""
+    return ", ".join(f"{p.request_id} ({p.question})" for p in pending) or "none"
+
+
+def resolve_request_id(pending: list[ApprovalPause], given: str) -> str:
+    """A unique prefix (>= ``MIN_PREFIX`` characters) names the full id; otherwise ``given``."""
+    if len(given) >= MIN_PREFIX:
+        full = [p.request_id for p in pending if p.request_id.startswith(given)]
+        if len(full) == 1:
+            return full[0]
+    return given
+
+
+def target(audit: AuditStore, run_id: str, pending: list[ApprovalPause], given: str | None) -> ApprovalPause:
+    """The pending request a decision names (``given``: an id or a unique prefix; None when
+    exactly one is pending), or ``ApprovalRefused`` saying why not: none or several pending,
+    already decided, of another run, or not pending."""
+    shown = listing(pending)
+    wanted = resolve_request_id(pending, given) if given is not None else None
+    if wanted is None:
+        if not pending:
+            raise ApprovalRefused(f"run {run_id} has no pending approval request (status: {audit.run_status(run_id)})")
+        if len(pending) > 1:
+            raise ApprovalRefused(f"run {run_id} has {len(pending)} pending requests; name one with --request: {shown}")
+        wanted = pending[0].request_id
+    decided = audit.decision_for(wanted)
+    match = [p for p in pending if p.request_id == wanted]
+    if decided is not None:
+        hint = f"; it is not yet applied to the run: `chainproof resume {run_id}`" if match else ""
+        raise ApprovalRefused(
+            f"request {wanted} was already decided: {decided.action} by {decided.approver} at "
+            f"{decided.created_at:%Y-%m-%d %H:%M:%S} UTC{hint}; pending: {shown}")
+    if match:
+        return match[0]
+    origin = audit.request_record(wanted)
+    if origin is not None and origin.run_id != run_id:
+        raise ApprovalRefused(f"request {wanted} belongs to run {origin.run_id}, not {run_id}; pending: {shown}")
+    raise ApprovalRefused(f"request {wanted} is not pending in run {run_id}; pending: {shown}")
+
+
+def check_binding(audit: AuditStore, run_id: str, request: ApprovalPause, checkpoint_id: str,
+                  pending: list[ApprovalPause]) -> None:
+    """Refuse (``ApprovalRefused``) unless the run paused on ``request`` at ``checkpoint_id`` (the
+    thread's current checkpoint) with its interrupt id and proposal hash, as the ``run_paused``
+    event recorded, and the proposal still matches that hash."""
+    paused = audit.last_event(run_id, "run_paused")
+    bound = next((r for r in (paused.detail.get("requests", []) if paused else [])
+                  if r.get("request_id") == request.request_id), None)
+    where = f"request {request.request_id} of run {run_id}"
+    if bound is None or paused.detail.get("checkpoint_id") != checkpoint_id or bound.get("interrupt_id") != request.interrupt_id:
+        at = paused.detail.get("checkpoint_id") if bound else "no recorded pause"
+        raise ApprovalRefused(
+            f"{where} was raised at checkpoint {at}, but the run is now at checkpoint {checkpoint_id} "
+            "(the thread was forked or its state updated since the pause); nothing was decided; "
+            f"pending: {listing(pending)}")
+    if sha256_hex(request.proposed) != request.proposed_hash or bound.get("proposed_hash") != request.proposed_hash:
+        raise ApprovalRefused(f"{where}: the proposal no longer matches the hash it was requested with; "
+                              f"nothing was decided; pending: {listing(pending)}")
+
+
+def pause_binding(pending: list[ApprovalPause], where: dict[str, Any]) -> dict[str, Any]:
+    """The ``run_paused`` event detail that binds the open requests to the checkpoint ``where``
+    (a thread config's ``configurable``)."""
+    return {"checkpoint_id": where["checkpoint_id"], "checkpoint_ns": where.get("checkpoint_ns", ""),
+            "requests": [{"request_id": p.request_id, "interrupt_id": p.interrupt_id,
+                          "proposed_hash": p.proposed_hash} for p in pending]}

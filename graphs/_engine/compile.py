@@ -1,0 +1,74 @@
+"""Wiring: the engine's nodes and edges as one compiled LangGraph graph.
+
+Shape (a loop over a few nodes, not one node per step: with LangGraph every distinct node adds
+``channel_versions`` entries to every checkpoint, and an ever-growing message list makes
+checkpoint size quadratic; see ``bench/`` and the README)::
+
+    START → plan → act ⇄ observe ⇄ review → decide ─(Send × N)→ approve → settle → report → END
+                      │                   └─(no approval needed)──────────────→ report
+                      └─(review: terminate)──────────────────────────────────────→ report
+            ↑                                                        │
+            └──────────── (rejected, policy on_reject="replan") ─────┘
+
+Every node's state update passes through the ledger's redactor (secrets never reach the
+checkpointer, later prompts or the report), then the cost guards' ``after_step`` (budget alerts).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+
+from chainproof.graphs._engine.context import ChainContext
+from chainproof.graphs._engine.nodes.decide import after_decide, after_settle, approve, decide, settle
+from chainproof.graphs._engine.nodes.plan import after_plan, plan
+from chainproof.graphs._engine.nodes.report import report
+from chainproof.graphs._engine.nodes.review import after_review, review
+from chainproof.graphs._engine.nodes.step import act, after_observe, observe
+from chainproof.graphs._engine.state import ChainState
+
+Node = Callable[[Any, Runtime[ChainContext]], dict[str, Any]]
+
+
+def redacted(fn: Node) -> Node:
+    """``fn`` with its update redacted by ``runtime.context.audit.redactor``, then the budget
+    alerts checked (``budgets.after_step``) on the state as updated; not for the ``approve`` tasks
+    (``Send`` payloads carry no budget)."""
+
+    @functools.wraps(fn)  # LangGraph reads the node's input schema from fn's signature
+    def node(state: Any, runtime: Runtime[ChainContext]) -> dict[str, Any]:
+        ctx = runtime.context
+        update = ctx.audit.redactor(fn(state, runtime))
+        if ctx.budgets is not None and "budget" in state:
+            ctx.budgets.after_step({**state, "budget": update.get("budget", state["budget"])})
+        return update
+
+    return node
+
+
+def build_graph(checkpointer: BaseCheckpointSaver | None = None):
+    """The compiled engine graph (state :class:`ChainState`, context :class:`ChainContext`).
+
+    The graph is the same for every spec: the spec is part of the context, which every
+    ``stream``/``invoke``/resume passes as ``context=ctx`` (it is not checkpointed). The thread id
+    must be the run id (``config={"configurable": {"thread_id": run_id}}``).
+    """
+    builder = StateGraph(ChainState, context_schema=ChainContext)
+    for name, fn in [("plan", plan), ("act", act), ("observe", observe), ("review", review), ("decide", decide),
+                     ("approve", approve), ("settle", settle), ("report", report)]:
+        builder.add_node(name, redacted(fn))
+    builder.add_edge(START, "plan")
+    builder.add_conditional_edges("plan", after_plan, ["act", "decide"])
+    builder.add_edge("act", "observe")
+    builder.add_conditional_edges("observe", after_observe, ["act", "review", "decide"])
+    builder.add_conditional_edges("review", after_review, ["act", "decide", "report"])
+    builder.add_conditional_edges("decide", after_decide, ["approve", "report"])
+    builder.add_edge("approve", "settle")
+    builder.add_conditional_edges("settle", after_settle, ["plan", "report"])
+    builder.add_edge("report", END)
+    return builder.compile(checkpointer=checkpointer)

@@ -1,0 +1,51 @@
+"""``plan``: validates the plan against the tools and writes it (the first time, or after a
+rejection whose policy is ``on_reject="replan"``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from chainproof.graphs._engine.context import ChainContext
+from chainproof.graphs._engine.state import SUMMARY_LINES, ChainState, current_plan, remaining
+from chainproof.graphs.spec import PlanStep
+from chainproof.graphs.view import ChainView
+
+
+def check_tools(ctx: ChainContext, steps: list[PlanStep] | tuple[PlanStep, ...]) -> None:
+    """Raise ``KeyError`` naming the plan's tools that the run does not have."""
+    unknown = sorted({s.tool for s in steps if s.kind == "tool" and s.tool not in ctx.tool_map})
+    if unknown:
+        raise KeyError(f"plan uses unknown tool(s) {unknown}; available: {sorted(ctx.tool_map)}")
+
+
+def plan(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
+    """Write the plan (recorded as a ``plan`` step); after a rejection, ask the spec's ``replan``."""
+    ctx = runtime.context
+    spec = ctx.spec
+    if state.get("replan"):
+        rejections = [a for a in state.get("approvals", [])
+                      if a["round"] == state["round"] - 1 and a["action"] == "reject"]
+        with ctx.recorder(state, "plan", "plan", "Replan after rejection") as rec:
+            revised = spec.replan(ChainView(state), rejections)
+            check_tools(ctx, revised)
+            steps = [s.model_dump(mode="json") for s in revised]
+            rec.inputs = {"rejections": [{k: r.get(k) for k in ("request_id", "approver", "comment")} for r in rejections]}
+            rec.output = {"plan": steps}
+        lines = [f"Rejected by {r['approver']}: {r['comment']}" for r in rejections]
+        return {"plan_revision": steps, "cursor": 0, "step": rec.step_no,
+                "summary": [*state.get("summary", []), *lines][-SUMMARY_LINES:],
+                "requests": None, "approval": None, "replan": False}
+    with ctx.recorder(state, "plan", "plan", "Plan the chain") as rec:
+        steps_ = current_plan(spec, state)
+        check_tools(ctx, steps_)
+        rec.inputs = {"goal": state["goal"], "inputs": state["inputs"], "budget": state["budget"]}
+        shown = [s.model_dump(mode="json", exclude_defaults=True) for s in steps_[:50]]
+        rec.output = {"plan_steps": len(steps_), "plan": shown, "truncated": len(steps_) > 50}
+    return {"plan_revision": None, "cursor": 0, "done_count": 0, "recent_done": [], "last_review_at": 0,
+            "termination": None, "step": rec.step_no, "findings": {}, "summary": [], "tools_used": []}
+
+
+def after_plan(state: ChainState, runtime: Runtime[ChainContext]) -> str:
+    return "act" if remaining(runtime.context.spec, state) else "decide"

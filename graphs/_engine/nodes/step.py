@@ -1,0 +1,117 @@
+"""One plan step as two super-steps: ``act`` (a tool call, or a reasoning call to the model) and
+``observe`` (the model interprets a tool's result; the result becomes a :class:`Finding`)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from chainproof.graphs._engine.context import ChainContext
+from chainproof.graphs._engine.prompts import step_messages
+from chainproof.graphs._engine.state import ChainState, add_finding, advance, remaining
+from chainproof.graphs.prompting import compact_json
+from chainproof.graphs.review import Budget
+from chainproof.graphs.routing import Task
+from chainproof.graphs.spec import Finding, PlanStep
+
+FINDING_CHARS = 1200  # a finding's summary in state; the full text is in the step row
+
+
+def resolve_arg(value: Any, inputs: dict[str, Any]) -> Any:
+    """``"{inputs.KEY}"`` -> ``inputs[KEY]`` (``KeyError`` naming a missing input); others as given."""
+    if isinstance(value, str) and value.startswith("{inputs.") and value.endswith("}"):
+        key = value[len("{inputs.") : -1]
+        if key not in inputs:
+            raise KeyError(f"plan step argument refers to missing input {key!r}; inputs have {sorted(inputs)}")
+        return inputs[key]
+    return value
+
+
+def act(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
+    """Run the next plan step: call its tool (args and result go to the ``tool_calls`` row), or
+    ask the model its instruction; the result waits in ``pending`` for ``observe``."""
+    ctx = runtime.context
+    step = remaining(ctx.spec, state)[0]
+    if step.kind == "tool":
+        args = {k: resolve_arg(v, state["inputs"]) for k, v in step.args.items()}
+        for name, source in step.args_from_findings.items():
+            found = state.get("findings", {}).get(source)
+            if not found or found.get("data") is None:
+                raise KeyError(f"plan step {step.id!r} needs the data of finding {source!r}, which is not kept")
+            args[name] = found["data"]
+        with ctx.recorder(state, "act", "tool", f"{step.title} [{step.tool}]") as rec:
+            rec.inputs = {"plan_step": step.id, "tool": step.tool}  # args and result: the tool_calls row
+            started = time.perf_counter()
+            try:
+                result = ctx.tool_map[step.tool].invoke(args)  # type: ignore[index]
+            except Exception as exc:
+                rec.tool_call(step.tool, args, None, f"{type(exc).__name__}: {exc}", time.perf_counter() - started)  # type: ignore[arg-type]
+                raise
+            rec.tool_call(step.tool, args, result, None, time.perf_counter() - started)  # type: ignore[arg-type]
+        used = state.get("tools_used", [])
+        return {"pending": {"step": step.model_dump(mode="json"), "result": result}, "step": rec.step_no,
+                "tools_used": used if step.tool in used else sorted([*used, step.tool])}
+    route = ctx.route(state, Task(step.instruction), step.effort)
+    with ctx.recorder(state, "act", "reason", step.title, effort=route.effort, effort_reason=route.reason) as rec:
+        messages = step_messages(ctx.spec, state, step.instruction)
+        model = ctx.models.chat(route.effort)
+        raised = ctx.guard(state, "act", route.effort, model, messages)
+        _, call = ctx.access.call(model, messages, effort=route.effort, use_cache=ctx.uses_cache(state, step.id))
+        rec.model_calls([call])
+        rec.inputs = {"plan_step": step.id, **route.recorded()}
+        rec.output = {"text": call.output}
+    return {"pending": {"step": step.model_dump(mode="json"), "text": call.output}, "step": rec.step_no, **raised}
+
+
+def observe(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
+    """Turn ``pending`` into a :class:`Finding` (the model interprets a tool result, shown as
+    compact JSON limited to ``prompt_fields``) and advance the plan."""
+    ctx = runtime.context
+    pending = state["pending"] or {}
+    step = PlanStep.model_validate(pending["step"])
+    raised: dict[str, Any] = {}
+    if step.kind == "tool":
+        shown = pending["result"]
+        if step.prompt_fields is not None and isinstance(shown, dict):
+            shown = {k: shown[k] for k in step.prompt_fields if k in shown}
+        material = "Tool result (JSON):\n" + compact_json(shown)
+        route = ctx.route(state, Task(step.instruction, material_chars=len(material)), step.effort)
+        with ctx.recorder(state, "observe", "observe", f"Interpret {step.title}", effort=route.effort,
+                          effort_reason=route.reason) as rec:
+            messages = step_messages(ctx.spec, state, step.instruction, material)
+            model = ctx.models.chat(route.effort)
+            raised = ctx.guard(state, "observe", route.effort, model, messages)
+            _, call = ctx.access.call(model, messages, effort=route.effort, use_cache=ctx.uses_cache(state, step.id))
+            rec.model_calls([call])
+            rec.inputs = {"plan_step": step.id, **route.recorded()}
+            summary = call.output.strip() or "(the model returned no text)"
+            if call.finish_reason == "length":
+                summary += " … [cut off at the output-token limit]"
+            rec.output = {"finding": summary}
+        data = pending["result"]
+    else:
+        with ctx.recorder(state, "observe", "observe", f"Record {step.title}") as rec:
+            summary = pending.get("text", "").strip() or "(the model returned no text)"
+            rec.inputs = {"plan_step": step.id}
+            rec.output = {"finding": summary}
+        data = None
+    if len(summary) > FINDING_CHARS:
+        summary = summary[:FINDING_CHARS - 1].rstrip() + "…"
+    finding = Finding(step_id=step.id, title=step.title, summary=summary,
+                      data=data if step.keep_data else None, tool=step.tool, step_no=rec.step_no)
+    return {**add_finding(state, finding, step.keep_data), **advance(state, step.id), "pending": None,
+            "step": rec.step_no, **raised}
+
+
+def after_observe(state: ChainState, runtime: Runtime[ChainContext]) -> str:
+    """``review`` at the step budget or every ``review_every`` plan steps; else ``act`` or ``decide``."""
+    budget = Budget.model_validate(state["budget"])
+    left = bool(remaining(runtime.context.spec, state))
+    done = state.get("done_count", 0)
+    if left and done >= budget.max_steps:
+        return "review"
+    if left and budget.review_every and done - state.get("last_review_at", 0) >= budget.review_every:
+        return "review"
+    return "act" if left else "decide"

@@ -1,0 +1,229 @@
+"""The record-backed ports of a replay: a recorded run's model answers, tool results, cache hits
+and budget shares served in record order, each request checked against the record first.
+
+They implement the engine's ports (:mod:`chainproof.graphs._engine.context`) so the nodes run
+unchanged: :class:`ReplayModels` (``ModelSource``), :class:`RecordedTool` (``Invocable``),
+:class:`RecordedCache` (``CacheSource``) and :class:`RecordedBudgets` (``Guards``).
+:func:`chainproof._wiring.context_from_record` puts them together.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+
+from chainproof.agents.calls import wire_messages
+from chainproof.checkpoints.audit_hashing import Redactor, has_zdr_stub, sha256_hex
+from chainproof.checkpoints.audit_schema import Chained, EventRecord, ModelCallRecord, Step, ToolCallRecord
+from chainproof.errors import NotRetained, ReplayDivergence
+from chainproof.graphs.routing import BudgetShare
+
+SNIPPET = 60  # characters of context shown around a difference
+
+
+def _clip(value: Any) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= SNIPPET * 2 else text[: SNIPPET * 2] + "…"
+
+
+def _first_text_difference(recorded: str, replayed: str) -> str:
+    at = next((i for i, (a, b) in enumerate(zip(recorded, replayed)) if a != b), min(len(recorded), len(replayed)))
+    lo = max(0, at - SNIPPET // 2)
+    return (f"differs at character {at}: recorded {recorded[lo:at + SNIPPET // 2]!r}, "
+            f"replayed {replayed[lo:at + SNIPPET // 2]!r}")
+
+
+def describe_prompt_difference(recorded: list[dict[str, Any]], replayed: list[dict[str, Any]]) -> str:
+    """Where two prompts (``wire_messages`` lists) first differ, for a person to read."""
+    if len(recorded) != len(replayed):
+        return f"recorded {len(recorded)} messages, replayed {len(replayed)}"
+    for i, (a, b) in enumerate(zip(recorded, replayed), start=1):
+        ca, cb = str(a.get("content", "")), str(b.get("content", ""))
+        if a.get("role") != b.get("role"):
+            return f"message {i}: recorded a {a.get('role')} message, replayed a {b.get('role')} message"
+        if ca != cb:
+            if has_zdr_stub(ca):
+                return f"message {i} ({a.get('role')}): the recorded text was not retained (zero data retention)"
+            return f"message {i} ({a.get('role')}) " + _first_text_difference(ca, cb)
+    return "the messages differ outside their text (metadata)"
+
+
+def keys_differing(recorded: Any, replayed: Any) -> str:
+    if isinstance(recorded, dict) and isinstance(replayed, dict):
+        keys = sorted(k for k in recorded.keys() | replayed.keys() if recorded.get(k) != replayed.get(k))
+        return f"keys {keys}"
+    return f"recorded {_clip(recorded)}, replayed {_clip(replayed)}"
+
+
+class RecordedCalls:
+    """Serves a run's recorded model and tool calls in record (``seq``) order and checks each
+    request against the record. Counts what it served (``model_calls_served``, ``tool_calls_served``)."""
+
+    def __init__(self, model_calls: Iterable[ModelCallRecord], tool_calls: Iterable[ToolCallRecord], redactor: Redactor):
+        self._models = deque(model_calls)
+        self._tools = deque(tool_calls)
+        self._redactor = redactor
+        self.model_calls_served = 0
+        self.tool_calls_served = 0
+        self.last_step_no = 0
+
+    def cached_reply(self, wire: list[dict[str, Any]], effort: str) -> dict[str, Any] | None:
+        """The recorded answer when the next recorded call was a reasoning-cache hit (checked like
+        :meth:`model_reply`), as a cache response dict; None when it was a model call."""
+        if not self._models or not self._models[0].cache_hit:
+            return None
+        rec = self._next(wire, effort)
+        return {"model": rec.model, "output": rec.output, "reasoning": rec.reasoning, "tool_calls": rec.tool_calls,
+                "usage": {"input_tokens": rec.input_tokens, "cached_input_tokens": rec.cached_input_tokens,
+                          "output_tokens": rec.output_tokens, "reasoning_tokens": rec.reasoning_tokens},
+                "finish_reason": rec.finish_reason}
+
+    def model_reply(self, messages: list[BaseMessage], effort: str) -> AIMessage:
+        """The recorded reply to the next model call. Raises :class:`ReplayDivergence` when the
+        prompt or effort differs or the run made no further call, :class:`NotRetained` when only a
+        zero-data-retention stub of the output was kept."""
+        rec = self._next(wire_messages(messages), effort)
+        usage = {
+            "input_tokens": rec.input_tokens, "output_tokens": rec.output_tokens,
+            "total_tokens": rec.input_tokens + rec.output_tokens,
+            "input_token_details": {"cache_read": rec.cached_input_tokens},
+            "output_token_details": {"reasoning": rec.reasoning_tokens},
+        }
+        return AIMessage(
+            content=rec.output, tool_calls=rec.tool_calls, usage_metadata=usage,
+            additional_kwargs={"reasoning_content": rec.reasoning} if rec.reasoning else {},
+            response_metadata={"model_name": rec.model, "finish_reason": rec.finish_reason},
+        )
+
+    def _next(self, replayed: list[dict[str, Any]], effort: str) -> ModelCallRecord:
+        if not self._models:
+            raise ReplayDivergence(self.last_step_no, ["an extra model call the recorded run did not make"])
+        rec = self._models.popleft()
+        self.last_step_no = rec.step_no
+        differences = []
+        if rec.effort != effort:
+            differences.append(f"effort: recorded {rec.effort}, replayed {effort}")
+        prompt_hash = sha256_hex(replayed)
+        if prompt_hash != rec.prompt_hash:
+            differences.append(f"prompt_hash: recorded {rec.prompt_hash[:12]}…, replayed {prompt_hash[:12]}… ("
+                               + describe_prompt_difference(rec.messages, self._redactor(replayed)) + ")")
+        if differences:
+            raise ReplayDivergence(rec.step_no, [f"model call ({rec.node}): {d}" for d in differences])
+        if has_zdr_stub(rec.output) or has_zdr_stub(rec.tool_calls):
+            raise NotRetained(rec.step_no, "the model output")
+        self.model_calls_served += 1
+        return rec
+
+    def tool_result(self, tool: str, args: dict[str, Any]) -> Any:
+        """The recorded result of the next tool call (or its recorded error, raised as an exception
+        of the recorded class name). Raises :class:`ReplayDivergence` on another tool or arguments."""
+        if not self._tools:
+            raise ReplayDivergence(self.last_step_no, [f"an extra tool call ({tool}) the recorded run did not make"])
+        rec = self._tools.popleft()
+        self.last_step_no = rec.step_no
+        replayed = self._redactor(args)
+        if rec.tool != tool:
+            raise ReplayDivergence(rec.step_no, [f"tool: recorded {rec.tool}, replayed {tool}"])
+        if sha256_hex(replayed) != sha256_hex(rec.args):
+            raise ReplayDivergence(rec.step_no, [f"tool {tool} arguments differ: {keys_differing(rec.args, replayed)}"])
+        self.tool_calls_served += 1
+        if rec.error:
+            name, _, message = rec.error.partition(": ")
+            raise type(name if name.isidentifier() else "RecordedToolError", (RuntimeError,), {})(message)
+        return rec.result
+
+
+class ReplayChatModel(BaseChatModel):
+    """A chat model whose every answer comes from :class:`RecordedCalls` (never from a model)."""
+
+    source: Any
+    effort: str
+
+    @property
+    def _llm_type(self) -> str:
+        return "chainproof-replay"
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None,
+                  **kwargs: Any) -> ChatResult:
+        return ChatResult(generations=[ChatGeneration(message=self.source.model_reply(messages, self.effort))])
+
+
+class ReplayModels:
+    """The :class:`agents.models.ModelProvider` of a replay: recorded answers at every effort."""
+
+    def __init__(self, source: RecordedCalls):
+        self.source = source
+
+    def chat(self, effort: str) -> ReplayChatModel:
+        return ReplayChatModel(source=self.source, effort=effort)
+
+    def json_chat(self, effort: str, schema: Any) -> ReplayChatModel:
+        return self.chat(effort)
+
+
+@dataclass
+class RecordedCache:
+    """The reasoning cache of a replay (:class:`graphs.model_access.CacheSource`): a hit exactly
+    where the recorded run had one, with the recorded answer; stores nothing."""
+
+    source: RecordedCalls
+
+    def lookup(self, key: str, messages: list[dict[str, Any]], effort: str) -> dict[str, Any] | None:
+        return self.source.cached_reply(messages, effort)
+
+    def store(self, key: str, model: str, effort: str, response: dict[str, Any]) -> None:
+        return None
+
+
+@dataclass
+class RecordedBudgets:
+    """Cost budgets in a replay: each step's routing sees the budget share recorded on its step row
+    (``inputs.budget_share``); nothing pauses and no alert is written, but a step that paused at a
+    cost budget and was resumed with a larger one (``raised``: step number -> USD, from the
+    ``run_paused`` / ``run_resumed`` events) raises it in the state as the live run did."""
+
+    steps: dict[int, Step]
+    raised: dict[int, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_record(cls, recorded: list[Chained]) -> RecordedBudgets:
+        raised: dict[int, float] = {}
+        paused_at: int | None = None
+        for r in recorded:
+            if isinstance(r, EventRecord) and r.kind == "run_paused" and "cost_budget_stop" in (r.detail or {}):
+                paused_at = r.detail["cost_budget_stop"]["step_no"]
+            elif isinstance(r, EventRecord) and r.kind == "run_resumed" and paused_at is not None:
+                if (r.detail or {}).get("budget_usd") is not None:
+                    raised[paused_at] = float(r.detail["budget_usd"])
+                paused_at = None
+        return cls({r.step_no: r for r in recorded if isinstance(r, Step)}, raised)
+
+    def share(self, state: Any) -> BudgetShare | None:
+        step = self.steps.get(state.get("step", 0) + 1)
+        recorded = (step.inputs or {}).get("budget_share") if step is not None else None
+        return BudgetShare(recorded["share"], recorded["scope"]) if recorded else None
+
+    def check(self, state: Any, *, step_no: int, **_: Any) -> dict[str, Any]:
+        if step_no not in self.raised:
+            return {}
+        return {"budget": {**(state.get("budget") or {}), "max_cost_usd": self.raised[step_no]}}
+
+    def after_step(self, state: Any) -> None:
+        return None
+
+
+@dataclass
+class RecordedTool:
+    """Stands in for tool ``name``: ``invoke(args)`` returns the recorded result, runs nothing."""
+
+    name: str
+    source: RecordedCalls
+
+    def invoke(self, input: dict[str, Any]) -> Any:
+        return self.source.tool_result(self.name, input)

@@ -1,0 +1,130 @@
+"""The checkpointed state of a chain, and where a chain stands: the remaining plan, progress and
+findings, kept bounded in state.
+
+The plan is not copied into the checkpointed state: state holds a ``cursor`` into the spec's plan
+(regenerated from the inputs on demand and cached per spec instance) or, after a review replanned,
+the revised remaining plan (bounded by the review schema). Findings without ``keep_data`` and the
+rolling summary are windows of fixed size. So a checkpoint's size does not grow with the chain's
+length.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import weakref
+from collections.abc import Mapping
+from typing import Annotated, Any, TypedDict
+
+from chainproof.graphs.spec import ChainSpec, Finding, PlanStep
+
+RECENT_FINDINGS = 3  # findings without keep_data stay in state only while among the latest three (the review reads three)
+RECENT_DONE = 5  # ids of the latest completed plan steps kept for prompts
+SUMMARY_LINES = 12  # rolling summary length (lines)
+PLANS_PER_SPEC = 64  # plans cached per spec instance (one per distinct inputs)
+
+
+class ChainState(TypedDict, total=False):
+    """The checkpointed state (plain JSON types only, so checkpoints round-trip exactly)."""
+
+    run_id: str
+    graph: str
+    goal: str
+    inputs: dict[str, Any]
+    budget: dict[str, Any]
+    plan_revision: list[dict[str, Any]] | None
+    cursor: int
+    done_count: int
+    recent_done: list[str]
+    last_review_at: int
+    termination: dict[str, Any] | None
+    step: int
+    findings: dict[str, dict[str, Any]]
+    summary: list[str]
+    pending: dict[str, Any] | None
+    tools_used: list[str]
+    decision: dict[str, Any] | None
+    requests: list[dict[str, Any]] | None
+    approvals: Annotated[list[dict[str, Any]], operator.add]
+    approval: dict[str, Any] | None
+    round: int
+    replan: bool
+    report_path: str | None
+    cache: bool
+
+
+class ApprovalTask(TypedDict):
+    """The input of one ``approve`` task (the ``Send`` payload)."""
+
+    run_id: str
+    round: int
+    request: dict[str, Any]
+
+
+_PLANS: weakref.WeakKeyDictionary[ChainSpec, dict[str, tuple[PlanStep, ...]]] = weakref.WeakKeyDictionary()
+
+
+def spec_plan(spec: ChainSpec, inputs: dict[str, Any]) -> tuple[PlanStep, ...]:
+    """``spec.plan(inputs)`` of this spec instance, generated once per instance and inputs (plans
+    are pure functions of the inputs). Keyed by the instance, not its class, so a spec configured
+    by a registered factory plans with its configuration."""
+    plans = _PLANS.setdefault(spec, {})
+    key = json.dumps(inputs, sort_keys=True)
+    plan = plans.get(key)
+    if plan is None:
+        if len(plans) >= PLANS_PER_SPEC:
+            plans.clear()
+        plan = plans[key] = tuple(spec.plan(json.loads(key)))
+    return plan
+
+
+def current_plan(spec: ChainSpec, state: Mapping[str, Any]) -> tuple[PlanStep, ...]:
+    """The plan in force: the revised plan after a replan, else the spec's plan."""
+    revised = state.get("plan_revision")
+    if revised is not None:
+        return tuple(PlanStep.model_validate(p) for p in revised)
+    return spec_plan(spec, state["inputs"])
+
+
+def remaining(spec: ChainSpec, state: Mapping[str, Any]) -> tuple[PlanStep, ...]:
+    """The plan steps still to run, next first."""
+    return current_plan(spec, state)[state.get("cursor", 0):]
+
+
+def progress_text(spec: ChainSpec, state: Mapping[str, Any], show_next: int = 3) -> str:
+    """One line of progress for prompts: counts plus the latest and next step ids (bounded)."""
+    rest = remaining(spec, state)
+    latest = ", ".join(state.get("recent_done", [])) or "none"
+    upcoming = ", ".join(p.id for p in rest[:show_next]) or "none"
+    return (f"Plan steps done: {state.get('done_count', 0)} (latest: {latest}). "
+            f"Remaining: {len(rest)} (next: {upcoming}).")
+
+
+def add_finding(state: Mapping[str, Any], finding: Finding, keep: bool) -> dict[str, Any]:
+    """State update recording ``finding``: kept findings stay, others only while recent; the
+    rolling summary gets one line."""
+    findings = dict(state.get("findings", {}))
+    record = finding.model_dump(mode="json")
+    record["keep"] = keep
+    findings.pop(finding.step_id, None)  # re-insert so dict order is recency order
+    findings[finding.step_id] = record
+    transient = [k for k, f in findings.items() if not f.get("keep")]
+    for key in transient[:-RECENT_FINDINGS]:
+        del findings[key]
+    line = f"{finding.title}: {finding.summary}".replace("\n", " ")
+    summary = [*state.get("summary", []), line[:400]][-SUMMARY_LINES:]
+    return {"findings": findings, "summary": summary}
+
+
+def advance(state: Mapping[str, Any], step_id: str) -> dict[str, Any]:
+    """State update after a plan step completed."""
+    return {
+        "cursor": state.get("cursor", 0) + 1,
+        "done_count": state.get("done_count", 0) + 1,
+        "recent_done": [*state.get("recent_done", []), step_id][-RECENT_DONE:],
+    }
+
+
+def kept_findings(state: Mapping[str, Any]) -> set[str]:
+    """Ids of findings whose data is in the state (what later steps may take as arguments)."""
+    return {k for k, f in state.get("findings", {}).items() if f.get("data") is not None}
