@@ -29,8 +29,8 @@ def runs(limit: Annotated[int, typer.Option(min=1, help="How many runs, newest f
 
 @app.command()
 def pending() -> None:
-    """List open approval requests across runs (read from the audit record: requests without a
-    decision on runs whose latest lifecycle event is ``run_paused``)."""
+    """List open approval requests across runs (from the audit record: requests without a
+    decision, on runs that are paused)."""
     with cli.read_store() as (_, store):
         views.print_pending(console, store.open_requests())
 
