@@ -47,13 +47,13 @@ from chainproof.checkpoints.audit_hashing import sha256_hex
 from chainproof.checkpoints.audit_schema import ApprovalRecord, EventRecord, Run
 from chainproof.checkpoints.reasoning_cache import ReasoningCache
 from chainproof.checkpoints.saver import forget_thread, open_checkpointer
-from chainproof.errors import RunBusy, RunNotFound, RunNotResumable, StorageError
+from chainproof.errors import InputError, RunBusy, RunNotFound, RunNotResumable, StorageError, UserError
 from chainproof.graphs.approval import ApprovalAnswer, ApprovalRefused, ApprovalRequest, apply_changes, check_answer
 from chainproof.graphs.approval_policy import ApprovalPolicy
 from chainproof.graphs.budgets import CostGuard, check_resume
 from chainproof.graphs.model_access import StoredCache
 from chainproof.graphs.orchestrator import ChainState, Runtime, build_graph
-from chainproof.graphs.registry import get_spec
+from chainproof.graphs.registry import add_paths, get_spec
 from chainproof.graphs.review import Budget
 from chainproof.graphs.routing import RoutingPolicy
 from chainproof.settings import Settings
@@ -132,6 +132,7 @@ class Chainproof:
     def __init__(self, settings: Settings | None = None, models: ModelProvider | None = None,
                  cost_of_run: CostOfRun | None = None):
         self.settings = settings or Settings()
+        add_paths(self.settings.graphs)
         url = self.settings.resolved_database_url
         try:
             self.audit = AuditStore(url, redactor=self.settings.redactor)
@@ -183,11 +184,16 @@ class Chainproof:
                      "max_cost_usd": cost}
         budget = Budget.model_validate({"max_steps": spec.max_steps, "review_every": spec.review_every,
                                         **{k: v for k, v in overrides.items() if v is not None}})
-        inputs = spec.validate_inputs(dict(inputs))
+        try:
+            inputs = spec.validate_inputs(dict(inputs))
+        except UserError:
+            raise
+        except ValueError as exc:  # a graph's own check (its docstring asks for ValueError naming the field)
+            raise InputError(str(exc)) from None
         if started_by is not None and not started_by.strip():
-            raise ValueError("started_by (--as): a name is required when given; leave it out to start anonymously")
+            raise InputError("started_by (--as): a name is required when given; leave it out to start anonymously")
         if effort is not None and effort not in EFFORTS:
-            raise ValueError(f"effort: expected one of {', '.join(EFFORTS)}, got {effort!r}")
+            raise InputError(f"effort: expected one of {', '.join(EFFORTS)}, got {effort!r}")
         preflight = getattr(self.models, "preflight", None)
         if preflight is not None:
             preflight()
@@ -195,7 +201,7 @@ class Chainproof:
         run_id = run_id or uuid.uuid4().hex[:12]
         goal = spec.goal(inputs)
         self.audit.start_run(
-            run_id, graph=graph, goal=goal, inputs=inputs, company=inputs.get("company"),
+            run_id, graph=graph, goal=goal, inputs=inputs, company=spec.subject(inputs),
             department=department, started_by=started_by, zdr=zdr,
             effort_override=effort, budget=budget.model_dump(), settings={
                 "pricing": {m: p.model_dump() for m, p in self.settings.pricing.items()},

@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     budgets: BudgetSettings = Field(default_factory=BudgetSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
+    graphs: list[str] = Field(
+        default_factory=list,
+        description="Extra graphs as 'package.module:attribute' paths (a ChainSpec subclass, instance or "
+        "factory), on top of those registered through the 'chainproof.graphs' entry-point group.",
+    )
     secret_patterns: list[str] = Field(
         default_factory=list,
         description="Extra regular expressions whose matches are redacted everywhere Chainproof writes, on top "
@@ -92,6 +97,15 @@ class Settings(BaseSettings):
     @classmethod
     def _over_shipped_prices(cls, value: Any) -> Any:
         return {**default_prices(), **value} if isinstance(value, dict) else value
+
+    @field_validator("graphs")
+    @classmethod
+    def _graph_paths(cls, value: list[str]) -> list[str]:
+        for i, path in enumerate(value):
+            module, _, attr = path.partition(":")
+            if not module or not attr:
+                raise ValueError(f"graphs[{i}]: expected 'package.module:attribute', got {path!r}")
+        return value
 
     @field_validator("secret_patterns")
     @classmethod

@@ -138,8 +138,20 @@ RUN_HEADER_FIELDS = ("run_id", "graph", "goal", "inputs", "company", "department
 migration does not change the hash of older runs)."""
 
 
+RUN_HEADER_OPTIONAL_FIELDS = ("parent_run_id", "forked_at_step")
+"""``runs`` columns added later and covered by the header hash only when set (not None), so the
+header hash of a run written before they existed does not change."""
+
+
+def run_header(run: Any) -> dict[str, Any]:
+    """The hashed content of a ``runs`` row: ``RUN_HEADER_FIELDS`` plus each of
+    ``RUN_HEADER_OPTIONAL_FIELDS`` that is set."""
+    header = {k: getattr(run, k) for k in RUN_HEADER_FIELDS}
+    header.update({k: v for k in RUN_HEADER_OPTIONAL_FIELDS if (v := getattr(run, k, None)) is not None})
+    return header
+
+
 def run_header_hash(run: Any) -> str:
-    """SHA-256 of a ``runs`` row's ``RUN_HEADER_FIELDS``. It is stored in the run's first chained
-    record (the ``run_started`` event's ``detail.run_header_hash``), so the header is covered by
-    the chain too."""
-    return sha256_hex({k: getattr(run, k) for k in RUN_HEADER_FIELDS})
+    """SHA-256 of :func:`run_header`. It is stored in the run's first chained record (the
+    ``run_started`` event's ``detail.run_header_hash``), so the header is covered by the chain too."""
+    return sha256_hex(run_header(run))

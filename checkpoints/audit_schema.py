@@ -70,6 +70,10 @@ class Run(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     zdr: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     """Zero-data-retention run: prompt and model text is stored as hashes and short redacted excerpts."""
+    parent_run_id: Mapped[str | None] = mapped_column(String(64), index=True, default=None)
+    """For a fork (``chainproof fork``): the run it was forked from; None otherwise."""
+    forked_at_step: Mapped[int | None] = mapped_column(Integer, default=None)
+    """For a fork: the parent's step the fork starts after (its first own step is the next one)."""
 
 
 class Chained:

@@ -68,10 +68,20 @@ def check_evidence(decision: Recommendation, findings: dict[str, dict[str, Any]]
         )
 
 
+class DueDiligenceInputs(BaseModel):
+    """The inputs of a due-diligence run (``chainproof run due-diligence --company MMM --as-of 2018-02-08``)."""
+
+    company: str = Field(min_length=1, description="ticker, e.g. MMM")
+    as_of: date = Field(description="the analysis date, YYYY-MM-DD: only data known by then is used")
+    dossier: str | None = Field(default=None, description="dossier folder (default: the bundled dossier of the ticker)")
+
+
 class DueDiligence(ChainSpec):
-    """Due diligence on ``company`` (ticker) as of ``as_of`` from a dossier folder."""
+    """Due diligence on a company as of a date: financial health, legal and risk factors, news
+    sentiment, peers and market risk, then a recommendation a named person approves."""
 
     name = "due-diligence"
+    inputs_model = DueDiligenceInputs
     decision_schema = Recommendation
     max_steps = 60
     decide_effort = "high"
@@ -96,6 +106,9 @@ class DueDiligence(ChainSpec):
             as_of = raw if isinstance(raw, date) else date.fromisoformat(str(raw))
         except ValueError:
             raise ValueError(f"as_of: expected a date as YYYY-MM-DD, got {raw!r}") from None
+        if set(inputs) - set(DueDiligenceInputs.model_fields):
+            unknown = sorted(set(inputs) - set(DueDiligenceInputs.model_fields))
+            raise ValueError(f"{unknown[0]}: not an input of due-diligence; expected {list(DueDiligenceInputs.model_fields)}")
         folder = resolve_dossier(company, inputs.get("dossier"))
         dossier = load_dossier(folder)
         check_as_of(dossier, as_of)
@@ -106,6 +119,10 @@ class DueDiligence(ChainSpec):
                 "Build a dossier for the earlier date (chainproof dossier build ...) or use a later as_of.")
         return {"company": company, "company_name": dossier.meta.name, "as_of": as_of.isoformat(),
                 "dossier": str(Path(folder).resolve())}
+
+    def subject(self, inputs: dict[str, Any]) -> str | None:
+        """The ticker, shown by ``chainproof runs``."""
+        return inputs.get("company")
 
     def goal(self, inputs: dict[str, Any]) -> str:
         return (

@@ -64,6 +64,10 @@ class ChainSpec:
 
     Class attributes:
         name: the graph's registry name (``chainproof run NAME``).
+        description: one line for ``chainproof graphs`` (default: the class docstring's first line).
+        inputs_model: the pydantic model of the run inputs (``chainproof run NAME --input k=v``
+            and ``chainproof graphs`` use it); None takes a free-form dict checked only by
+            :meth:`validate_inputs`.
         decision_schema: the pydantic model of the final decision.
         max_steps: default step budget in plan steps (overridable per run); LangGraph's
             ``recursion_limit`` is derived from it (``graphs.review.Budget.recursion_limit``).
@@ -75,6 +79,8 @@ class ChainSpec:
     """
 
     name: ClassVar[str]
+    description: ClassVar[str] = ""
+    inputs_model: ClassVar[type[BaseModel] | None] = None
     decision_schema: ClassVar[type[BaseModel]]
     max_steps: ClassVar[int] = 100
     review_every: ClassVar[int] = 5
@@ -90,10 +96,36 @@ class ChainSpec:
         """Override: the tools the plan may call."""
         return []
 
+    def describe(self) -> str:
+        """One line describing the graph: ``description``, else the class docstring's first line."""
+        if self.description:
+            return self.description
+        first_paragraph = (type(self).__doc__ or "").strip().split("\n\n")[0]
+        return " ".join(first_paragraph.split())
+
     def validate_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        """Override: check and normalise the run inputs before anything runs; raise ``ValueError``
-        naming the bad field. Returns the inputs to store (JSON-ready)."""
-        return inputs
+        """Check and normalise the run inputs before anything runs. Returns the inputs to store
+        (JSON-ready). The default validates against :attr:`inputs_model` when there is one
+        (raising :class:`~chainproof.errors.InputError` naming each bad field) and returns its JSON
+        dump. Override to add checks (call ``super().validate_inputs`` first); raise ``ValueError``
+        naming the bad field."""
+        if self.inputs_model is None:
+            return inputs
+        from pydantic import ValidationError
+
+        from chainproof.errors import InputError
+
+        try:
+            model = self.inputs_model.model_validate(inputs)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'inputs'}: {e['msg']}" for e in exc.errors())
+            raise InputError(f"inputs of graph {self.name!r}: {problems}") from None
+        return model.model_dump(mode="json")
+
+    def subject(self, inputs: dict[str, Any]) -> str | None:
+        """Override: a short label of what the run is about (a ticker, a case number), shown by
+        ``chainproof runs`` and stored in the run header's ``company`` column. Default: none."""
+        return None
 
     def goal(self, inputs: dict[str, Any]) -> str:
         """Override: the goal in one or two sentences."""

@@ -13,6 +13,7 @@ from chainproof.agents.models import StaticModels
 from chainproof.agents.scripted import ScriptedChatModel
 from chainproof.app import Chainproof, RunNotFound
 from chainproof.checkpoints.audit_schema import ApprovalRecord, ModelCallRecord, Step, ToolCallRecord
+from chainproof.errors import GraphNotFound, InputError
 from chainproof.graphs.approval import ApprovalRefused
 from chainproof.graphs.registry import register
 from testkit import toy_graph
@@ -113,10 +114,10 @@ def test_refused_answers_execute_and_record_nothing(settings):
 
 def test_bad_inputs_and_unknown_runs_are_clear_errors(settings):
     with _app(settings, _model()) as app:
-        with pytest.raises(ValueError, match="x: expected an integer"):
+        with pytest.raises(InputError, match="x: expected an integer"):
             app.start("toy", {"x": "seven"})
         assert app.audit.list_runs() == []
-        with pytest.raises(KeyError, match="unknown graph 'nope'.*toy"):
+        with pytest.raises(GraphNotFound, match="unknown graph 'nope'.*toy"):
             app.start("nope", {})
         with pytest.raises(RunNotFound, match="no run 'missing'"):
             app.decide("missing", action="approve", approver="x")
