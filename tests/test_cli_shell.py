@@ -78,7 +78,7 @@ def test_pending_reads_the_record_and_survives_a_graph_that_cannot_be_loaded(set
     with cli._engine() as app:
         kept = app.start("toy", {"x": 7})
         gone = app.start("toy-gone", {"x": 7})
-    monkeypatch.delitem(registry._GRAPHS, "toy-gone")  # its graph is no longer known
+    registry.unregister("toy-gone")  # its graph is no longer known
     runner = CliRunner()
     listed = runner.invoke(cli.app, ["pending"])
     assert listed.exit_code == 0, listed.output

@@ -5,9 +5,9 @@ inputs come from the file, then ``--input``, then extra ``--field-name value`` o
 become underscores, so ``run due-diligence --company MMM --as-of 2018-02-08`` fills ``company``
 and ``as_of``; a bare ``--flag`` is ``true``). A value is read as JSON when it parses, else kept
 as text, except for a field the input model declares as ``str``, which always gets the text (so
-``--company 123`` stays ``"123"``). With the graph's pydantic input model (``spec.inputs_model``)
-the inputs are validated against it first: an unknown field or a bad value is an error naming the
-field (exit 2); the engine then validates them again (``spec.validate_inputs``).
+``--company 123`` stays ``"123"``). A field the graph's input model (``spec.inputs_model``) does
+not have is refused here; the values are validated by the engine (``spec.validate_inputs``: the
+input model, or the graph's own checks when it has none), one line naming each field, exit 2.
 """
 
 from __future__ import annotations
@@ -24,19 +24,7 @@ import chainproof.cli as cli
 from chainproof.cli import _views as views
 from chainproof.cli import app, console
 from chainproof.cli._decide import finish
-from chainproof.errors import GraphNotFound, InputError
-
-
-def _spec(name: str) -> Any:
-    """``registry.get_spec(name)``; the registry's older ``KeyError`` becomes ``GraphNotFound``."""
-    from chainproof.graphs import registry
-
-    try:
-        return registry.get_spec(name)
-    except GraphNotFound:
-        raise
-    except KeyError as exc:  # registry before GraphNotFound (graphs/registry.py on main)
-        raise GraphNotFound(exc.args[0] if exc.args else f"unknown graph {name!r}") from None
+from chainproof.errors import InputError
 
 
 def _text_fields(model: Any) -> set[str]:
@@ -106,16 +94,16 @@ def collect_inputs(pairs: list[str], extra: list[str], file: Path | None, model:
     return inputs
 
 
-def validate_against(graph: str, model: Any, inputs: dict[str, Any]) -> None:
-    """Check ``inputs`` against the graph's input model: ``InputError`` for a field the model
-    does not have (listing those it has); pydantic's ``ValidationError`` naming each bad field."""
+def refuse_unknown(graph: str, model: Any, inputs: dict[str, Any]) -> None:
+    """``InputError`` for a field the graph's input model does not have (listing those it has),
+    so a misspelt ``--compnay`` is not silently dropped; values are checked by the engine
+    (``spec.validate_inputs``, which raises ``InputError`` naming each bad field)."""
     if model is None:
         return
     known = set(model.model_fields) | {f.alias for f in model.model_fields.values() if f.alias}
     unknown = sorted(set(inputs) - known)
     if unknown:
         raise InputError(f"{', '.join(unknown)}: not an input of graph {graph}; its inputs: {', '.join(model.model_fields)}")
-    model.model_validate(inputs)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -137,37 +125,18 @@ def run(
 
     Inputs: --FIELD VALUE (e.g. `run due-diligence --company MMM --as-of 2018-02-08`),
     --input KEY=VALUE or --inputs-file F.json|F.toml; `chainproof graphs` lists each graph's inputs."""
-    spec = _spec(graph)
+    from chainproof.graphs.registry import get_spec
+
+    spec = get_spec(graph)  # GraphNotFound (exit 2) naming the known graphs
     model = getattr(spec, "inputs_model", None)
     inputs = collect_inputs(input_ or [], list(ctx.args), inputs_file, model)
-    validate_against(graph, model, inputs)
+    refuse_unknown(graph, model, inputs)
     with cli._engine() as engine, cli.engine_call():
         with views.LiveSteps(console) as live:
             result = engine.start(graph, inputs, started_by=started_by, department=department, effort=effort,
                                   max_steps=max_steps, review_every=review_every, zdr=zdr or None,
                                   budget_usd=budget_usd, cache=False if no_cache else None, on_progress=live.update)
     finish(result)
-
-
-def _graph_infos() -> list[Any]:
-    """``registry.list_graphs()``; with the older registry, the same shape from ``graph_names()``."""
-    from types import SimpleNamespace
-
-    from chainproof.graphs import registry
-
-    lister = getattr(registry, "list_graphs", None)
-    if lister is not None:
-        return list(lister())
-    infos = []
-    for name in registry.graph_names():
-        try:
-            spec, error = registry.get_spec(name), None
-        except Exception as exc:  # a graph that fails to load is listed with its error
-            spec, error = None, f"{type(exc).__name__}: {exc}"
-        infos.append(SimpleNamespace(name=name, source="built-in" if name == "due-diligence" else "register()",
-                                     spec=spec, error=error, description=(type(spec).__doc__ or "").strip() if spec else "",
-                                     inputs_model=getattr(spec, "inputs_model", None)))
-    return infos
 
 
 def describe_inputs(model: Any) -> str:
@@ -189,7 +158,9 @@ def graphs() -> None:
     """List the graphs Chainproof can run: description, where each came from, its inputs; and
     graphs that failed to load, with their error."""
     table = Table("graph", "description", "source", "inputs", show_lines=True)
-    infos = _graph_infos()
+    from chainproof.graphs.registry import list_graphs
+
+    infos = list_graphs()
     for info in infos:
         if info.error:
             table.add_row(*views._cells(info.name, f"cannot be loaded: {info.error}", info.source, "-"))
