@@ -20,10 +20,12 @@ still counted. A model with no price is *unknown*: :func:`cost_usd` returns ``No
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
-from chainproof.agents.calls import Usage
+if TYPE_CHECKING:  # pragma: no cover - typing only; agents.calls imports langchain-core (slow CLI start)
+    from chainproof.agents.calls import Usage
 
 LOCAL_PREFIX = "local:"
 PER_TOKENS = 1_000_000

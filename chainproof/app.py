@@ -42,7 +42,7 @@ from chainproof.agents.config import EFFORTS
 from chainproof.agents.models import ConfiguredModels, ModelProvider
 from chainproof.checkpoints.audit import AlreadyDecided, AuditStore
 from chainproof.checkpoints.audit_hashing import sha256_hex
-from chainproof.checkpoints.audit_schema import ApprovalRecord, EventRecord, Run
+from chainproof.checkpoints.audit_schema import ApprovalRecord, EventRecord
 from chainproof.checkpoints.reasoning_cache import ReasoningCache
 from chainproof.checkpoints.saver import forget_thread, open_checkpointer
 from chainproof.errors import InputError, RunBusy, RunNotFound, RunNotResumable, StorageError, UserError
@@ -176,13 +176,6 @@ class Chainproof:
         with self._thread(run_id, run.graph) as (app, config, _):
             return [p.value for p in approvals.approvals_of(approvals.pauses_of(app.get_state(config)))]
 
-    def pending_all(self, limit: int = 200) -> list[tuple[Run, list[dict[str, Any]]]]:
-        """Open approval requests across the ``limit`` newest runs that are paused (or were resumed
-        and may still hold requests, e.g. when the deciding process stopped): ``(run, requests)``."""
-        rows = [(run, self.pending_requests(run.run_id))
-                for run, status, _ in self.audit.list_runs(limit=limit) if status in ("paused", "resumed")]
-        return [(run, requests) for run, requests in rows if requests]
-
     def decide(
         self,
         run_id: str,
@@ -283,7 +276,7 @@ class Chainproof:
             stop = next((p for p in pauses if isinstance(p, StepBudgetPause)), None)
             pending = approvals.approvals_of(pauses)
             if budget_usd is not None and cost is None:
-                raise ValueError(f"budget_usd: run {run_id} is not paused at a cost budget "
+                raise InputError(f"budget_usd: run {run_id} is not paused at a cost budget "
                                  f"(status: {self.audit.run_status(run_id)})")
             payload: Any
             detail: dict[str, Any]
@@ -293,7 +286,7 @@ class Chainproof:
                 detail = {"budget_usd": budget_usd, "by": by, "scope": cost.scope}
             elif stop is not None:
                 if max_steps is None or max_steps <= stop.done_count:
-                    raise ValueError(
+                    raise InputError(
                         f"max_steps: run {run_id} stopped at its budget after {stop.done_count} plan steps; "
                         f"resume with a larger budget, e.g. --max-steps {stop.done_count + stop.remaining}")
                 payload = Command(resume={stop.interrupt_id: {"max_steps": max_steps, "by": by}})

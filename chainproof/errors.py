@@ -46,6 +46,7 @@ __all__ = [
     "RunError",
     "RunNotFound",
     "RunNotResumable",
+    "SchemaOutdated",
     "ScriptExhausted",
     "StorageError",
     "StructuredOutputError",
@@ -94,6 +95,12 @@ class RunNotResumable(UserError):
 class StorageError(UserError):
     """The audit database or the checkpointer cannot be opened or written; the message names the
     setting (``database_url`` / ``checkpoint_url``), its value and the cause."""
+
+
+class SchemaOutdated(StorageError):
+    """The audit database's schema revision is not the one this code reads (read-only commands
+    check it instead of migrating); the message names the database, both revisions and the
+    command that fixes it (``chainproof db upgrade``)."""
 
 
 class ApprovalRefused(UserError):

@@ -1,7 +1,9 @@
 """The audit store: one writer that appends hash-chained records, and the queries auditors run.
 
 SQLite (default, WAL mode) or any SQLAlchemy URL (PostgreSQL: ``postgresql+psycopg://…``).
-The schema is created and upgraded by Alembic on open. Nothing here updates or deletes a row.
+The schema is created and upgraded by Alembic on open (``migrate=True``), or only checked to be
+current (``migrate="check"``, for read-only commands; see ``checkpoints/audit_db.py``). Nothing
+here updates or deletes a row.
 """
 
 from __future__ import annotations
@@ -9,13 +11,20 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import Engine, create_engine, event, func, select, text, union_all
+from sqlalchemy import func, select, text, union_all
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import StaticPool
 
+from chainproof.checkpoints.audit_db import (
+    HEAD_REVISION,
+    MEMORY_URL,
+    check_schema,
+    make_engine,
+    normalise_url,
+    schema_revision,
+    upgrade_schema,
+)
 from chainproof.checkpoints.audit_hashing import Redactor, record_hash, run_header_hash, zdr_minimise, zdr_stub
 from chainproof.checkpoints.audit_schema import (
     CHAINED_TABLES,
@@ -29,56 +38,6 @@ from chainproof.checkpoints.audit_schema import (
     utcnow,
 )
 from chainproof.errors import AlreadyDecided, AuditError
-
-MEMORY_URL = "sqlite:///:memory:"
-
-
-def _normalise_url(url: str) -> str:
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
-        return "postgresql+psycopg://" + url.split("://", 1)[1]
-    return url
-
-
-def make_engine(url: str) -> Engine:
-    """Create an engine; SQLite gets WAL, a 30 s busy timeout and ``BEGIN IMMEDIATE`` transactions
-    (so two processes appending to one run serialise instead of failing)."""
-    url = _normalise_url(url)
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    if url in (MEMORY_URL, "sqlite://"):
-        # one shared connection, or every checkout would see its own empty database
-        engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
-    else:
-        engine = create_engine(url, future=True)
-    if engine.dialect.name == "sqlite":
-        # pysqlite's own transaction handling is turned off so BEGIN IMMEDIATE can be issued
-        # (SQLAlchemy docs, "Serializable isolation / Savepoints / Transactional DDL").
-        @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_conn, _record):  # pragma: no cover - trivial
-            dbapi_conn.isolation_level = None
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.close()
-
-        @event.listens_for(engine, "begin")
-        def _on_begin(conn):  # pragma: no cover - trivial
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return engine
-
-
-def upgrade_schema(engine: Engine) -> None:
-    """Bring the database to the newest Alembic revision (idempotent)."""
-    from alembic import command
-    from alembic.config import Config
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
 
 
 def _lifecycle():
@@ -120,10 +79,12 @@ class AuditStore:
     database (SQLite ``BEGIN IMMEDIATE``; PostgreSQL ``pg_advisory_xact_lock`` on the run id).
     """
 
-    def __init__(self, url: str, *, migrate: bool = True, redactor: Redactor | None = None):
-        self.url = _normalise_url(url)
+    def __init__(self, url: str, *, migrate: bool | Literal["check"] = True, redactor: Redactor | None = None):
+        self.url = normalise_url(url)
         self.engine = make_engine(self.url)
-        if migrate:
+        if migrate == "check":
+            check_schema(self.engine, url)  # SchemaOutdated (exit 2) naming `chainproof db upgrade`
+        elif migrate:
             upgrade_schema(self.engine)
         self.redactor = redactor or Redactor()
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -269,6 +230,26 @@ class AuditStore:
                 out.setdefault(row.run_id, []).append(row)
         return out
 
+    def open_requests(self, limit: int = 200) -> list[tuple[Run, list[ApprovalRecord]]]:
+        """Open approval requests read from the record alone (no graph, no checkpointer): for each
+        of the ``limit`` newest runs whose latest lifecycle event is ``run_paused``, its
+        ``requested`` rows that have no decision row yet, oldest first; ``(run, rows)``, newest run
+        first, runs without an open request left out. A row's ``payload`` is the request as the
+        approver saw it (``question``, ``subject``, ``reasons``, ``proposed``, ``created_at``)."""
+        paused = [run for run, status, _ in self.list_runs(limit=limit) if status == "paused"]
+        if not paused:
+            return []
+        with self.session() as s:
+            rows = list(s.scalars(select(ApprovalRecord).where(ApprovalRecord.run_id.in_([r.run_id for r in paused]))
+                                  .order_by(ApprovalRecord.seq)))
+        decided = {r.request_id for r in rows if r.action != "requested"}
+        out = []
+        for run in paused:
+            open_ = [r for r in rows if r.run_id == run.run_id and r.action == "requested" and r.request_id not in decided]
+            if open_:
+                out.append((run, open_))
+        return out
+
     def decision_for(self, request_id: str) -> ApprovalRecord | None:
         """The decision row (approve / reject / edit) on approval request ``request_id``, or None."""
         with self.session() as s:
@@ -394,5 +375,5 @@ class AuditStore:
         return out
 
 
-__all__ = ["AlreadyDecided", "AuditError", "AuditStore", "MEMORY_URL", "Spend", "make_engine", "month_bounds",
-           "upgrade_schema"]
+__all__ = ["HEAD_REVISION", "AlreadyDecided", "AuditError", "AuditStore", "MEMORY_URL", "Spend", "check_schema",
+           "make_engine", "month_bounds", "schema_revision", "upgrade_schema"]

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
+from chainproof.errors import StorageError
+
 
 def _compact_sqlite_saver():
     from langgraph.checkpoint.sqlite import SqliteSaver
@@ -77,9 +79,9 @@ def open_checkpointer(url: str) -> Iterator[BaseCheckpointSaver]:
             yield saver
         return
     if ":memory:" in url:
-        raise ValueError(f"checkpoint_url {url!r}: an in-memory checkpointer cannot keep a paused run; use a file path")
+        raise StorageError(f"checkpoint_url {url!r}: an in-memory checkpointer cannot keep a paused run; use a file path")
     if "://" in url and not url.startswith("sqlite:///"):
-        raise ValueError(f"checkpoint_url {url!r}: expected a SQLite file path (or sqlite:///path) or a postgresql:// URL")
+        raise StorageError(f"checkpoint_url {url!r}: expected a SQLite file path (or sqlite:///path) or a postgresql:// URL")
     path = Path(url.removeprefix("sqlite:///")).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
     # check_same_thread=False is safe: SqliteSaver serialises access with its own lock.

@@ -28,21 +28,22 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from langchain_core.messages import BaseMessage
-from langgraph.config import get_stream_writer
-from langgraph.types import interrupt
 from pydantic import BaseModel, Field
 
-from chainproof.agents.calls import Usage
 from chainproof.agents.config import EffortProfile
 from chainproof.agents.pricing import Price, cost_usd
-from chainproof.agents.ratelimit import estimate_tokens
 from chainproof.checkpoints.audit import AuditStore, Spend
 from chainproof.checkpoints.audit_schema import EventRecord, utcnow
-from chainproof.errors import BudgetUnenforceable, CostBudgetExceeded
+from chainproof.errors import BudgetUnenforceable, CostBudgetExceeded, InputError
 from chainproof.graphs.routing import BudgetShare
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from langchain_core.messages import BaseMessage
+
+# LangGraph, langchain-core and agents.calls are imported where used: the settings import this
+# module for BudgetSettings, and read-only CLI commands must start without them.
 
 RETRY_NOTE_TOKENS = 60
 """Tokens added per retried structured-output attempt for the error note shown to the model."""
@@ -79,6 +80,9 @@ def projected_cost(model: str, messages: list[BaseMessage], profile: EffortProfi
     """Worst-case USD of a node's calls: ``attempts`` calls, each at the full output cap
     (``profile.max_tokens``), the k-th prompt grown by the k-1 earlier answers and error notes.
     None when ``model`` has no price."""
+    from chainproof.agents.calls import Usage
+    from chainproof.agents.ratelimit import estimate_tokens
+
     prompt = estimate_tokens(messages, 0)
     total = 0.0
     for k in range(attempts):
@@ -144,6 +148,8 @@ class CostGuard:
         over = next((limit for limit in limits if limit.spent.usd + projected > limit.usd), None)
         if over is None:
             return {}
+        from langgraph.types import interrupt
+
         answer = interrupt({
             "kind": "cost_budget", "run_id": state["run_id"], "scope": over.scope, "field": over.field,
             "budget_usd": over.usd, "spent_usd": over.spent.usd, "unpriced_calls": over.spent.unpriced,
@@ -177,6 +183,8 @@ class CostGuard:
                       "unpriced_calls": limit.spent.unpriced, "share": round(limit.share, 4),
                       "alert_share": self.settings.alert_share}
             self.audit.append(run_id, EventRecord(kind="budget_alert", detail=detail))
+            from langgraph.config import get_stream_writer
+
             try:
                 get_stream_writer()({"kind": "budget_alert", **detail})
             except RuntimeError:  # outside a graph run
@@ -184,13 +192,13 @@ class CostGuard:
 
 
 def check_resume(guard: CostGuard, state: Mapping[str, Any], stop: Mapping[str, Any], budget_usd: float | None) -> None:
-    """Before resuming a run paused at a cost budget: raise ``ValueError`` naming the field to
+    """Before resuming a run paused at a cost budget: raise ``CostBudgetExceeded`` naming the field to
     raise unless every budget now fits the paused node's projected cost (``stop`` is the
     interrupt's value; ``budget_usd`` the new run budget, if any)."""
     budget = dict(state.get("budget") or {})
     if budget_usd is not None:
         if budget_usd <= 0:
-            raise ValueError(f"budget_usd: expected a positive amount of USD, got {budget_usd}")
+            raise InputError(f"budget_usd: expected a positive amount of USD, got {budget_usd}")
         budget["max_cost_usd"] = budget_usd
     for limit in guard.limits({**state, "budget": budget}):
         need = limit.spent.usd + float(stop["projected_usd"])
@@ -198,6 +206,6 @@ def check_resume(guard: CostGuard, state: Mapping[str, Any], stop: Mapping[str, 
             hint = (f"resume with a budget above {need:.4f}, e.g. --budget-usd {need * 1.5:.4f}"
                     if limit.field == "budget_usd" else
                     f"raise {limit.field} in chainproof.toml to at least {need:.4f}, then resume")
-            raise ValueError(f"{limit.field}: run {state['run_id']} paused at its {limit.scope} budget of "
+            raise CostBudgetExceeded(f"{limit.field}: run {state['run_id']} paused at its {limit.scope} budget of "
                              f"{limit.usd:.4f} USD ({limit.spent.usd:.4f} spent, the next step may cost up to "
                              f"{float(stop['projected_usd']):.4f}); {hint}")

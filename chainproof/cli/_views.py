@@ -1,11 +1,15 @@
-"""Rich renderings for the CLI: live steps, the approval pause, run lists and traces."""
+"""Rich renderings for the CLI: live steps, the approval pause, run lists and traces.
+
+Every function gets the data it shows (records, results) and never queries a store.
+"""
 
 from __future__ import annotations
 
 import json
 import shlex
 import time
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -13,8 +17,25 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from chainproof.checkpoints.audit import AuditStore
-from chainproof.checkpoints.audit_schema import ApprovalRecord, EventRecord, ModelCallRecord, Step, ToolCallRecord
+from chainproof.errors import InputError
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from chainproof.checkpoints.audit_schema import ApprovalRecord, EventRecord, ModelCallRecord, Run, Step, ToolCallRecord
+
+
+@dataclass
+class Trace:
+    """What ``chainproof show`` prints: the run header, its status (latest lifecycle event), its
+    steps, approvals and events; with ``step_no`` set, that step's tool and model calls too."""
+
+    run: Run
+    status: str | None
+    steps: list[Step]
+    approvals: list[ApprovalRecord]
+    events: list[EventRecord]
+    step_no: int | None = None
+    tool_calls: list[ToolCallRecord] = field(default_factory=list)
+    model_calls: list[ModelCallRecord] = field(default_factory=list)
 
 
 def _cells(*values: Any) -> list[Any]:
@@ -159,23 +180,28 @@ def print_runs(console: Console, rows: list[tuple[Any, str | None, Any]],
     console.print(table if rows else "No runs yet.")
 
 
-def print_pending(console: Console, rows: list[tuple[Any, list[dict[str, Any]]]]) -> None:
+def print_pending(console: Console, rows: list[tuple[Any, list[ApprovalRecord]]]) -> None:
+    """Open approval requests: ``(run, requested rows)`` as read from the audit store; each
+    row's payload is the request the approver sees."""
     table = Table("run", "request", "subject", "question", "proposed", "why", "created")
     for run, requests in rows:
-        for r in requests:
+        for rec in requests:
+            r = rec.payload if isinstance(rec.payload, dict) else {}
             proposed = r["proposed"].get("decision", "") if isinstance(r.get("proposed"), dict) else ""
-            table.add_row(*_cells(run.run_id, r["request_id"], r.get("subject", "decision"), r["question"], str(proposed),
-                          "; ".join(r.get("reasons", [])), str(r.get("created_at", ""))[:19]))
+            reasons = r.get("reasons") if isinstance(r.get("reasons"), list) else []
+            table.add_row(*_cells(run.run_id, rec.request_id, r.get("subject", "decision"), r.get("question", "-"),
+                          str(proposed), "; ".join(map(str, reasons)),
+                          str(r.get("created_at") or f"{rec.created_at:%Y-%m-%d %H:%M:%S}")[:19]))
     console.print(table if any(reqs for _, reqs in rows) else "No pending approval requests.")
 
 
-def print_trace(console: Console, audit: AuditStore, run_id: str, step_no: int | None = None) -> None:
-    run = audit.get_run(run_id)
-    steps = audit.records_of(run_id, Step)
-    if step_no is not None:
-        _print_step(console, audit, run_id, step_no, steps)
+def print_trace(console: Console, trace: Trace) -> None:
+    """A run's audited trace (every step, reviews, approvals, events), or one step in full."""
+    run, steps = trace.run, trace.steps
+    if trace.step_no is not None:
+        _print_step(console, trace)
         return
-    console.print(f"[bold]{escape(run.graph)}[/] run {run_id} · status {audit.run_status(run_id)} · goal: {escape(run.goal)}", highlight=False)
+    console.print(f"[bold]{escape(run.graph)}[/] run {run.run_id} · status {trace.status} · goal: {escape(run.goal)}", highlight=False)
     table = Table("step", "node", "title", "effort", "model", "in", "out", "reasoning", "USD", "sec", "status")
     totals = [0, 0, 0]
     for s in steps:
@@ -190,8 +216,8 @@ def print_trace(console: Console, audit: AuditStore, run_id: str, step_no: int |
         extra = " (fallback)" if out.get("fallback") else ""
         console.print(f"review at step {r.step_no}: {out.get('decision')}{extra} — {out.get('reason', '')}"
                       + (f" · drift: {out['drift']}" if out.get("drift") else ""), highlight=False, markup=False)
-    print_approvals(console, audit.records_of(run_id, ApprovalRecord))
-    events = ", ".join(e.kind.removeprefix("run_") for e in audit.records_of(run_id, EventRecord))
+    print_approvals(console, trace.approvals)
+    events = ", ".join(e.kind.removeprefix("run_") for e in trace.events)
     console.print(f"events: {events}", highlight=False)
 
 
@@ -210,18 +236,19 @@ def print_approvals(console: Console, rows: list[ApprovalRecord]) -> None:
     console.print(table)
 
 
-def _print_step(console: Console, audit: AuditStore, run_id: str, step_no: int, steps: list[Step]) -> None:
+def _print_step(console: Console, trace: Trace) -> None:
+    step_no, steps = trace.step_no, trace.steps
     match = [s for s in steps if s.step_no == step_no]
     if not match:
-        raise ValueError(f"step: run {run_id} has steps 1..{len(steps)}, not {step_no}")
+        raise InputError(f"step: run {trace.run.run_id} has steps 1..{len(steps)}, not {step_no}")
     s = match[-1]
     console.print(Panel(Text(json.dumps({"node": s.node, "title": s.title, "effort": s.effort, "effort_reason": s.effort_reason,
                                     "model": s.model, "inputs": s.inputs, "output": s.output}, indent=2, default=str)),
                         title=f"step {step_no}"))
-    for t in audit.records_of(run_id, ToolCallRecord):
+    for t in trace.tool_calls:
         if t.step_no == step_no:
             console.print(Panel(Text(json.dumps({"tool": t.tool, "args": t.args, "result": t.result, "error": t.error}, indent=2, default=str)), title="tool call"))
-    for m in audit.records_of(run_id, ModelCallRecord):
+    for m in trace.model_calls:
         if m.step_no == step_no:
             prompt = "\n\n".join(f"[{msg['role']}] {msg.get('content', '')}" for msg in m.messages)
             console.print(Panel(Text(prompt), title=f"model call · {m.model} · attempt {m.attempt} · prompt"))

@@ -1,0 +1,175 @@
+"""The ``chainproof`` command line (Typer + Rich).
+
+Commands: ``run GRAPH``, ``graphs``, ``approve``, ``reject``, ``edit``, ``resume``, ``pending``,
+``runs``, ``show``, ``costs``, ``verify``, ``replay``, ``export``, ``cache clear``, ``db upgrade``,
+``dossier build``. Modules by area: ``_run`` (run, graphs), ``_decide`` (approve, reject, edit,
+resume), ``_audit`` (runs, pending, show, verify, replay, export), ``_admin`` (costs, cache, db,
+dossier); ``_views`` / ``_html`` render data handed to them and never query the store.
+
+Exit codes, one handler for every command (:class:`_Group`):
+
+* a :class:`chainproof.errors.ChainproofError` prints one line on stderr and exits with its
+  ``exit_code`` (``UserError`` 2, ``RunError`` 1); a pydantic ``ValidationError`` (bad input or
+  settings) prints one line naming each field and exits 2;
+* Ctrl-C exits 1 (the run is recorded as failed and ``chainproof resume`` continues it);
+* anything else is a bug: ``internal error: TYPE: message`` and exit 1, never passed off as bad
+  input. ``CHAINPROOF_DEBUG=1`` re-raises, so the traceback shows.
+
+``verify`` exits 1 when a chain is broken; ``replay`` 1 when it diverges, 3 when zero data
+retention left steps it cannot reproduce.
+
+Read-only commands (``runs``, ``show``, ``verify``, ``pending``, ``costs``, ``export``) open only
+the settings and the audit store (:func:`read_store`: the schema is checked, not migrated) and
+import neither LangGraph nor the model clients; ``bench/cli.py`` measures their start-up.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperGroup
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from chainproof.app import Chainproof
+    from chainproof.checkpoints.audit import AuditStore
+    from chainproof.settings import Settings
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _one_line(exc: BaseException) -> str:
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):  # pydantic: one line, "field: problem; field: problem"
+        return "; ".join(f"{'.'.join(map(str, e['loc'])) or exc.title}: {e['msg']}" for e in exc.errors())
+    return str(exc).replace("\n", " ")
+
+
+def report(exc: BaseException) -> int:
+    """Print ``exc`` as the CLI shows it and return the exit code (contract in the module
+    docstring). Notes that name a ``chainproof`` command (how to resume) are printed too."""
+    from pydantic import ValidationError
+
+    from chainproof.errors import ChainproofError
+
+    if isinstance(exc, ChainproofError):
+        code, line = exc.exit_code, f"[bold red]error:[/] {escape(_one_line(exc))}"
+    elif isinstance(exc, ValidationError):
+        code, line = 2, f"[bold red]error:[/] {escape(_one_line(exc))}"
+    elif isinstance(exc, KeyboardInterrupt):
+        code, line = 1, "[bold red]error:[/] interrupted"
+    else:
+        code = 1
+        line = (f"[bold red]internal error:[/] {escape(type(exc).__name__)}: {escape(_one_line(exc))} "
+                "(set CHAINPROOF_DEBUG=1 for the traceback)")
+    err.print(line, highlight=False, soft_wrap=True)
+    for note in getattr(exc, "__notes__", []):
+        if "chainproof " in note:  # ours (how to resume), not LangGraph's task ids
+            err.print(note, highlight=False, markup=False, soft_wrap=True)
+    return code
+
+
+class _Group(TyperGroup):
+    """The root command group: every command (sub-groups included) runs inside :meth:`invoke`,
+    so this is the one place errors become exit codes (usage errors, ``typer.Exit`` and
+    ``typer.Abort`` pass through; Typer 0.29 vendors Click as ``typer._click``)."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise
+        except (Exception, KeyboardInterrupt) as exc:
+            if os.environ.get("CHAINPROOF_DEBUG"):
+                raise
+            raise typer.Exit(report(exc)) from None
+
+
+app = typer.Typer(cls=_Group, add_completion=False, no_args_is_help=True,
+                  help="Long-chain reasoning runs you can approve, audit and replay.")
+dossier_app = typer.Typer(no_args_is_help=True, help="Dossiers: the input folders of due-diligence runs.")
+cache_app = typer.Typer(no_args_is_help=True, help="The reasoning cache (model answers reused across runs).")
+db_app = typer.Typer(no_args_is_help=True, help="The audit database.")
+app.add_typer(dossier_app, name="dossier")
+app.add_typer(cache_app, name="cache")
+app.add_typer(db_app, name="db")
+
+
+def _engine() -> Chainproof:
+    """The application object for write commands (imports the engine: LangGraph, model clients;
+    opening it migrates the audit schema). Tests replace it with a configured one."""
+    from chainproof.app import Chainproof
+
+    return Chainproof()
+
+
+def settings() -> Settings:
+    """The settings (environment, ``chainproof.toml``, defaults); a bad value is a pydantic
+    ``ValidationError`` naming the setting (exit 2)."""
+    from chainproof.settings import Settings
+
+    return Settings()
+
+
+def open_store(s: Settings, *, migrate: bool | str = "check") -> AuditStore:
+    """The audit store of ``s``. ``migrate="check"``: the schema is checked to be current, not
+    migrated (``SchemaOutdated`` names ``chainproof db upgrade``); ``True``: upgraded. A URL that
+    cannot be opened raises ``StorageError`` naming ``database_url``."""
+    import sqlite3
+
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    from chainproof.checkpoints.audit import AuditStore
+    from chainproof.errors import ChainproofError, StorageError
+
+    url = s.resolved_database_url
+    try:
+        return AuditStore(url, migrate=migrate, redactor=s.redactor)  # type: ignore[arg-type]
+    except ChainproofError:
+        raise
+    except (OSError, sqlite3.Error, SQLAlchemyError, ArgumentError, ImportError) as exc:
+        orig = getattr(exc, "orig", None)
+        cause = f"{type(orig or exc).__name__}: {str(orig or exc).splitlines()[0] if str(orig or exc) else ''}"
+        raise StorageError(f"database_url {url!r} (CHAINPROOF_DATABASE_URL): cannot open the audit store: "
+                           f"{cause}") from exc
+
+
+@contextmanager
+def read_store() -> Iterator[tuple[Settings, AuditStore]]:
+    """``(settings, audit store)`` for a read-only command: no engine, no migrations."""
+    s = settings()
+    store = open_store(s)
+    try:
+        yield s, store
+    finally:
+        store.close()
+
+
+def get_run(store: AuditStore, run_id: str, url: str) -> Any:
+    """The run header of ``run_id``, or ``RunNotFound`` listing recent runs (as ``Chainproof``
+    does for write commands)."""
+    from chainproof.errors import RunNotFound
+
+    run = store.get_run(run_id)
+    if run is None:
+        recent = ", ".join(r.run_id for r, _, _ in store.list_runs(limit=5)) or "none"
+        raise RunNotFound(f"no run {run_id!r} in {url}; recent runs: {recent}")
+    return run
+
+
+# the commands register themselves on `app` when imported
+from chainproof.cli import _admin, _audit, _decide, _run  # noqa: E402,F401
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+__all__ = ["app", "main", "report"]

@@ -1,0 +1,97 @@
+"""Costs and housekeeping: ``costs``, ``cache clear``, ``db upgrade``, ``dossier build``."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+import chainproof.cli as cli
+from chainproof.cli import _views as views
+from chainproof.cli import app, cache_app, console, db_app, dossier_app
+from chainproof.errors import InputError
+
+
+@app.command()
+def costs(
+    run_id: Annotated[Optional[str], typer.Argument(help="The run to report.")] = None,
+    department: Annotated[Optional[str], typer.Option(help="Department or project (with --month).")] = None,
+    month: Annotated[Optional[str], typer.Option(help="Calendar month YYYY-MM (UTC), with --department.")] = None,
+) -> None:
+    """Tokens (reasoning shown separately) and USD by node and effort, for a run or a department's month."""
+    from chainproof.checkpoints.audit import month_bounds
+    from chainproof.graphs.costs import cost_report
+
+    if run_id is not None and (department or month):
+        raise InputError("costs: give a RUN_ID, or --department NAME and --month YYYY-MM (not both)")
+    if run_id is None and not (department and month):
+        raise InputError("costs: give a RUN_ID, or --department NAME and --month YYYY-MM")
+    if month is not None:
+        try:
+            month_bounds(month)
+        except ValueError as exc:  # its documented "month: expected YYYY-MM"
+            raise InputError(str(exc)) from None
+    with cli.read_store() as (s, store):
+        if run_id is not None:
+            cli.get_run(store, run_id, s.resolved_database_url)
+        rows, total = cost_report(store, run_id=run_id, department=department, month=month)
+        alerts = store.events_of(run_id, "budget_alert") if run_id else []
+    budget = s.budgets.departments.get(department) if department else None
+    views.print_costs(console, rows, total, title=f"run {run_id}" if run_id else f"{department} · {month}",
+                      alerts=[a.detail for a in alerts], budget_usd=budget)
+
+
+@cache_app.command("clear")
+def cache_clear(
+    expired: Annotated[bool, typer.Option("--expired", help="Delete only entries past their TTL.")] = False,
+) -> None:
+    """Delete the reasoning cache's entries (the audit trail is not touched)."""
+    from chainproof.checkpoints.reasoning_cache import ReasoningCache
+
+    s = cli.settings()
+    store = cli.open_store(s, migrate=True)
+    try:
+        removed = ReasoningCache(store.engine, s.cache.ttl_s, redactor=store.redactor).clear(expired_only=expired)
+    finally:
+        store.close()
+    console.print(f"reasoning cache: {removed} {'expired ' if expired else ''}entr{'y' if removed == 1 else 'ies'} deleted",
+                  highlight=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the audit database's schema to this version's revision (Alembic; idempotent)."""
+    from chainproof.checkpoints.audit_db import HEAD_REVISION, schema_revision
+
+    s = cli.settings()
+    store = cli.open_store(s, migrate=False)
+    try:
+        before = schema_revision(store.engine)
+        if before != HEAD_REVISION:
+            from chainproof.checkpoints.audit_db import upgrade_schema
+
+            upgrade_schema(store.engine)
+    finally:
+        store.close()
+    change = "already current" if before == HEAD_REVISION else f"upgraded from {before or 'an empty database'}"
+    console.print(f"audit store {s.resolved_database_url}: schema revision {HEAD_REVISION} ({change})", highlight=False)
+
+
+@dossier_app.command("build")
+def dossier_build(
+    bundle: Annotated[Path, typer.Option(help="Root of a data bundle laid out like the public data set described in the README (sec_10k_filings/, market_prices/, ...).")],
+    ticker: Annotated[str, typer.Option(help="Company ticker.")],
+    as_of: Annotated[str, typer.Option("--as-of", help="YYYY-MM-DD")],
+    out: Annotated[Path, typer.Option(help="Folder to write the dossier into.")],
+) -> None:
+    """Build a dossier folder for a company from a data bundle."""
+    from chainproof.tools.dossier_builder import build_dossier
+
+    try:
+        when = date.fromisoformat(as_of)
+    except ValueError:
+        raise InputError(f"--as-of: expected a date as YYYY-MM-DD, got {as_of!r}") from None
+    path = build_dossier(bundle, ticker.upper(), when, out)
+    console.print(f"dossier written to {path}")

@@ -1,0 +1,132 @@
+"""Reading the record: ``runs``, ``pending``, ``show``, ``verify``, ``replay``, ``export``.
+
+Everything here but ``replay`` reads the audit store only (:func:`chainproof.cli.read_store`):
+no graph is compiled, no checkpointer opened, so a run whose graph cannot be loaded never breaks
+these commands for the other runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+import chainproof.cli as cli
+from chainproof.cli import _views as views
+from chainproof.cli import app, console, err
+from chainproof.errors import InputError
+
+
+@app.command()
+def runs(limit: Annotated[int, typer.Option(min=1, help="How many runs, newest first.")] = 20) -> None:
+    """List runs with their status."""
+    with cli.read_store() as (_, store):
+        rows = store.list_runs(limit=limit)
+        views.print_runs(console, rows, store.decisions_by_run([run.run_id for run, _, _ in rows]))
+
+
+@app.command()
+def pending() -> None:
+    """List open approval requests across runs (from the audit record: requests without a
+    decision, on runs that are paused)."""
+    with cli.read_store() as (_, store):
+        views.print_pending(console, store.open_requests())
+
+
+@app.command()
+def show(
+    run_id: str,
+    step: Annotated[Optional[int], typer.Option(help="Show one step in full (its model and tool calls).")] = None,
+) -> None:
+    """Print a run's audited trace: every step with node, effort, model, tokens and time."""
+    from chainproof.checkpoints.audit_schema import ApprovalRecord, EventRecord, ModelCallRecord, Step, ToolCallRecord
+
+    with cli.read_store() as (s, store):
+        run = cli.get_run(store, run_id, s.resolved_database_url)
+        trace = views.Trace(run=run, status=store.run_status(run_id), steps=store.records_of(run_id, Step),
+                            approvals=store.records_of(run_id, ApprovalRecord), events=store.records_of(run_id, EventRecord),
+                            step_no=step)
+        if step is not None:
+            trace.tool_calls = [t for t in store.records_of(run_id, ToolCallRecord) if t.step_no == step]
+            trace.model_calls = [m for m in store.records_of(run_id, ModelCallRecord) if m.step_no == step]
+    views.print_trace(console, trace)
+
+
+@app.command()
+def verify(
+    run_id: Annotated[Optional[str], typer.Argument(help="The run to verify.")] = None,
+    all_runs: Annotated[bool, typer.Option("--all", help="Verify every run in the audit store.")] = False,
+) -> None:
+    """Recompute a run's hash chain and report the first broken link (edited, deleted, inserted,
+    reordered record). Exit code 1 when a chain is broken."""
+    from chainproof.checkpoints.verify import verify_all, verify_run
+
+    if bool(run_id) == all_runs:
+        raise InputError("verify: give a RUN_ID or --all (not both)")
+    with cli.read_store() as (s, store):
+        if run_id is not None:
+            cli.get_run(store, run_id, s.resolved_database_url)
+        results = verify_all(store) if all_runs else [verify_run(store, run_id)]
+    views.print_verify(console, results)
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
+@app.command()
+def replay(
+    run_id: str,
+    step: Annotated[Optional[int], typer.Option(help="Show one step of the replay in full: recorded against replayed.")] = None,
+) -> None:
+    """Re-run a recorded run with every model and tool result served from the record (no model
+    calls, no tool side effects, nothing written) and report the first divergence or "identical".
+    Exit code 1 when it diverges, 3 when zero data retention left steps it cannot reproduce."""
+    with cli._engine() as engine:
+        report = engine.replay(run_id)
+    if step is not None:
+        try:
+            chosen = report.step(step)
+        except ValueError as exc:  # the report's documented "no such step" (graphs/replay.py)
+            raise InputError(str(exc)) from None
+        views.print_replay_step(console, chosen)
+    else:
+        views.print_replay(console, report)
+    if report.outcome != "identical":
+        raise typer.Exit(1 if report.outcome == "divergent" else 3)
+
+
+FORMATS = ("json", "html")
+
+
+@app.command()
+def export(
+    run_id: str,
+    fmt: Annotated[str, typer.Option("--format", help="json (for tools) or html (one self-contained file for an auditor).")] = "json",
+    out: Annotated[Optional[Path], typer.Option(help="File to write (default: print to standard output).")] = None,
+) -> None:
+    """Export a run: every record, totals and the verify result, as JSON or one HTML file."""
+    import json
+
+    from chainproof.checkpoints.export import export_data
+
+    if fmt not in FORMATS:
+        raise InputError(f"format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    with cli.read_store() as (s, store):
+        cli.get_run(store, run_id, s.resolved_database_url)
+        data = export_data(store, run_id)
+    if fmt == "html":
+        from chainproof.cli._html import export_html
+
+        text = export_html(data)
+    else:
+        text = json.dumps(data, indent=2, ensure_ascii=False)
+    if out is None:
+        sys.stdout.write(text)
+        return
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"--out {out}: cannot write the export ({exc.strerror or exc})") from None
+    err.print(f"{fmt} export of run {run_id} written to {out}", highlight=False)

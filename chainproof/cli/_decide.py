@@ -1,0 +1,100 @@
+"""Answering and continuing runs: ``approve``, ``reject``, ``edit``, ``resume`` (write commands:
+they open the engine, which migrates the audit schema)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+import chainproof.cli as cli
+from chainproof.cli import _views as views
+from chainproof.cli import app, console
+from chainproof.errors import InputError
+
+As = Annotated[str, typer.Option("--as", help="Your name, recorded as the approver.")]
+RequestOpt = Annotated[Optional[str], typer.Option("--request", help="Request id (optional when only one is pending).")]
+
+
+def finish(result: Any) -> None:
+    """Print where a run stands after a call: the pause (how to continue) or its completion."""
+    if result.status == "paused":
+        views.print_pause(console, result)
+    else:
+        views.print_completed(console, result)
+
+
+def _decide(run_id: str, action: str, approver: str, comment: str | None, request: str | None, **edit: Any) -> None:
+    with cli._engine() as engine, views.LiveSteps(console) as live:
+        result = engine.decide(run_id, action=action, approver=approver, comment=comment,
+                               request_id=request, on_progress=live.update, **edit)
+    finish(result)
+
+
+@app.command()
+def approve(
+    run_id: str,
+    approver: As,
+    comment: Annotated[Optional[str], typer.Option(help="Optional comment, kept in the audit trail.")] = None,
+    request: RequestOpt = None,
+) -> None:
+    """Approve the pending decision of a paused run and resume it."""
+    _decide(run_id, "approve", approver, comment, request)
+
+
+@app.command()
+def reject(
+    run_id: str,
+    approver: As,
+    comment: Annotated[str, typer.Option(help="Why you reject it (required).")],
+    request: RequestOpt = None,
+) -> None:
+    """Reject the pending decision of a paused run (with a reason) and resume it."""
+    _decide(run_id, "reject", approver, comment, request)
+
+
+def read_json_object(path: Path, option: str) -> dict[str, Any]:
+    """The JSON object in ``path``. Raises ``InputError`` naming ``option`` and the file when it
+    cannot be read, is not JSON, or is not an object."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"{option} {path}: cannot read it ({exc.strerror or exc})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{option} {path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{option} {path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+@app.command()
+def edit(
+    run_id: str,
+    approver: As,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="FIELD=VALUE (VALUE as JSON if it parses); repeatable.")] = None,
+    file: Annotated[Optional[Path], typer.Option(help="A JSON file with the whole replacement proposal.")] = None,
+    comment: Annotated[Optional[str], typer.Option(help="Optional comment, kept in the audit trail.")] = None,
+    request: RequestOpt = None,
+) -> None:
+    """Replace (part of) the pending proposal, checked against its schema, approve it and resume."""
+    if not set_ and file is None:
+        raise InputError("edit: give --set FIELD=VALUE (repeatable) and/or --file proposal.json")
+    edited = read_json_object(file, "--file") if file is not None else None
+    _decide(run_id, "edit", approver, comment, request, edited=edited, changes=set_ or None)
+
+
+@app.command()
+def resume(
+    run_id: str,
+    max_steps: Annotated[Optional[int], typer.Option(help="New step budget (plan steps) for a run stopped at its budget.")] = None,
+    budget_usd: Annotated[Optional[float], typer.Option("--budget-usd", help="New cost budget (USD) for a run paused at its cost budget.")] = None,
+    by: Annotated[Optional[str], typer.Option("--as", help="Your name, recorded with the extension.")] = None,
+) -> None:
+    """Continue a run: after its step budget (with a larger --max-steps), at its cost budget (with a
+    larger --budget-usd, or after raising the department's budget in the settings), after a failure,
+    or to apply a decision that was recorded but never reached the run."""
+    with cli._engine() as engine, views.LiveSteps(console) as live:
+        result = engine.resume(run_id, max_steps=max_steps, budget_usd=budget_usd, by=by, on_progress=live.update)
+    finish(result)

@@ -1,0 +1,111 @@
+"""Opening the audit database: engines, the schema revision check and Alembic migrations.
+
+Read-only commands check that the schema is current (:func:`check_schema`: one ``SELECT`` of the
+``alembic_version`` row, compared with :data:`HEAD_REVISION`) instead of running migrations, so
+they neither import Alembic nor take its locks. Migrations (:func:`upgrade_schema`) run when a
+store is created, on write commands, and from ``chainproof db upgrade``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.pool import StaticPool
+
+from chainproof.errors import SchemaOutdated
+
+MEMORY_URL = "sqlite:///:memory:"
+
+#: The newest Alembic revision in ``checkpoints/migrations/versions``; a test checks that it
+#: equals Alembic's head, so a new migration cannot be added without updating it.
+HEAD_REVISION = "0004"
+
+#: Ordered revisions this code knows, oldest first (to tell "older" from "newer than this code").
+KNOWN_REVISIONS = ("0001", "0002", "0003", "0004")
+
+
+def normalise_url(url: str) -> str:
+    """``postgresql://`` / ``postgres://`` -> ``postgresql+psycopg://`` (psycopg 3); else unchanged."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine; SQLite gets WAL, a 30 s busy timeout and ``BEGIN IMMEDIATE`` transactions
+    (so two processes appending to one run serialise instead of failing)."""
+    url = normalise_url(url)
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    if url in (MEMORY_URL, "sqlite://"):
+        # one shared connection, or every checkout would see its own empty database
+        engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+    else:
+        engine = create_engine(url, future=True)
+    if engine.dialect.name == "sqlite":
+        # pysqlite's own transaction handling is turned off so BEGIN IMMEDIATE can be issued
+        # (SQLAlchemy docs, "Serializable isolation / Savepoints / Transactional DDL").
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn, _record):  # pragma: no cover - trivial
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn):  # pragma: no cover - trivial
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def upgrade_schema(engine: Engine) -> None:
+    """Bring the database to the newest Alembic revision (idempotent). Imports Alembic."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The database's Alembic revision (the ``alembic_version`` row), or None when the database
+    has no ``alembic_version`` table (a new, empty database)."""
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def check_schema(engine: Engine, url: str) -> None:
+    """Make sure the schema is the one this code reads, without running migrations.
+
+    A database without tables (never used) is created at the head revision (that is creating a
+    store, not migrating one). Raises :class:`chainproof.errors.SchemaOutdated` (exit 2) naming
+    the database, its revision and the command that fixes it when the revision is older than
+    :data:`HEAD_REVISION`, or newer than this code knows."""
+    found = schema_revision(engine)
+    if found == HEAD_REVISION:
+        return
+    if found is None:
+        with engine.connect() as conn:
+            empty = not inspect(conn).get_table_names()
+        if empty:
+            upgrade_schema(engine)
+            return
+    where = f"the audit store {url!r} (CHAINPROOF_DATABASE_URL)"
+    if found in KNOWN_REVISIONS or found is None:
+        raise SchemaOutdated(f"{where} has schema revision {found or 'none'}, this Chainproof reads {HEAD_REVISION}; "
+                             f"upgrade it with: chainproof db upgrade")
+    raise SchemaOutdated(f"{where} has schema revision {found!r}, newer than this Chainproof knows ({HEAD_REVISION}); "
+                         f"upgrade Chainproof (pip install -U chainproof)")
+
+
+__all__ = ["HEAD_REVISION", "KNOWN_REVISIONS", "MEMORY_URL", "check_schema", "make_engine", "normalise_url",
+           "schema_revision", "upgrade_schema"]

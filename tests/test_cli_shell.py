@@ -1,0 +1,127 @@
+"""The command-line shell: one error contract for every command, read-only commands that check
+the schema instead of migrating it, `pending` from the record alone, and one `run` for every graph."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from typer.testing import CliRunner
+
+import chainproof.cli as cli
+from chainproof.agents.models import StaticModels
+from chainproof.agents.scripted import ScriptedChatModel
+from chainproof.app import Chainproof
+from chainproof.checkpoints import audit_db
+from chainproof.graphs import registry
+from chainproof.graphs.registry import register
+from testkit.toy_graph import ToyGraph
+
+register("toy", ToyGraph)
+GOOD = json.dumps({"verdict": "yes", "reason": "the doubled square is 98"})
+
+
+@pytest.fixture(autouse=True)
+def wide(monkeypatch):
+    monkeypatch.setattr(cli.console, "width", 300)  # whole ids and names in Rich tables
+
+
+def _scripted(settings, monkeypatch):
+    monkeypatch.setattr(cli, "_engine", lambda: Chainproof(settings, models=StaticModels(
+        ScriptedChatModel(replies=["a", "b", "c", GOOD]))))
+
+
+def test_a_bug_inside_a_command_is_an_internal_error_not_bad_input(home, monkeypatch):
+    from chainproof.checkpoints.audit import AuditStore
+
+    def broken(self, limit=50):
+        raise KeyError("status")  # a programming bug, not the user's input
+
+    monkeypatch.setattr(AuditStore, "list_runs", broken)
+    result = CliRunner().invoke(cli.app, ["runs"])
+    assert result.exit_code == 1, result.output
+    assert "internal error: KeyError" in result.output and "CHAINPROOF_DEBUG=1" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_head_revision_matches_the_migrations():
+    script = ScriptDirectory(str(Path(audit_db.__file__).parent / "migrations"))
+    assert audit_db.HEAD_REVISION == script.get_current_head()
+    assert audit_db.KNOWN_REVISIONS[-1] == audit_db.HEAD_REVISION
+
+
+def test_an_outdated_store_names_the_upgrade_command_and_db_upgrade_fixes_it(settings):
+    engine = audit_db.make_engine(settings.resolved_database_url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(audit_db.__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0002")
+    engine.dispose()
+    runner = CliRunner()
+    for args in (["runs"], ["pending"], ["verify", "--all"]):
+        refused = runner.invoke(cli.app, args)
+        assert refused.exit_code == 2, refused.output
+        assert "revision 0002" in refused.output and "chainproof db upgrade" in refused.output
+    upgraded = runner.invoke(cli.app, ["db", "upgrade"])
+    assert upgraded.exit_code == 0 and "upgraded from 0002" in upgraded.output
+    assert runner.invoke(cli.app, ["runs"]).exit_code == 0
+
+
+def test_pending_reads_the_record_and_survives_a_graph_that_cannot_be_loaded(settings, monkeypatch):
+    _scripted(settings, monkeypatch)
+    register("toy-gone", ToyGraph)
+    with cli._engine() as app:
+        kept = app.start("toy", {"x": 7})
+        gone = app.start("toy-gone", {"x": 7})
+    registry.unregister("toy-gone")  # its graph is no longer known
+    runner = CliRunner()
+    listed = runner.invoke(cli.app, ["pending"])
+    assert listed.exit_code == 0, listed.output
+    assert kept.run_id in listed.output and gone.run_id in listed.output
+    assert runner.invoke(cli.app, ["show", gone.run_id]).exit_code == 0
+    approved = runner.invoke(cli.app, ["approve", kept.run_id, "--as", "Dana"])
+    assert approved.exit_code == 0, approved.output
+    after = runner.invoke(cli.app, ["pending"])
+    assert kept.run_id not in after.output and gone.run_id in after.output
+
+
+@pytest.mark.parametrize("args", [["--input", "x=7"], ["--x", "7"], ["--x=7"]])
+def test_run_takes_inputs_for_any_registered_graph(settings, monkeypatch, args):
+    _scripted(settings, monkeypatch)
+    result = CliRunner().invoke(cli.app, ["run", "toy", *args])
+    assert result.exit_code == 0, result.output
+    assert "Approval needed" in result.output
+    with cli._engine() as app:
+        run = app.audit.list_runs()[0][0]
+    assert run.graph == "toy" and run.inputs == {"x": 7}
+
+
+def test_run_inputs_file_and_bad_inputs_are_one_line(settings, monkeypatch, tmp_path):
+    _scripted(settings, monkeypatch)
+    runner = CliRunner()
+    (tmp_path / "in.toml").write_text("x = 7\n")
+    assert runner.invoke(cli.app, ["run", "toy", "--inputs-file", str(tmp_path / "in.toml")]).exit_code == 0
+    for args, needle in [(["--inputs-file", str(tmp_path / "missing.json")], "--inputs-file"),
+                         (["--input", "x"], "--input 'x': expected KEY=VALUE"),
+                         (["--x", "seven"], "x: expected an integer"),
+                         (["stray"], "unexpected argument 'stray'")]:
+        result = runner.invoke(cli.app, ["run", "toy", *args])
+        assert result.exit_code == 2 and needle in result.output, result.output
+    unknown = runner.invoke(cli.app, ["run", "no-such-graph", "--x", "1"])
+    assert unknown.exit_code == 2 and "no-such-graph" in unknown.output
+
+
+def test_graphs_lists_graphs_and_their_inputs(home):
+    result = CliRunner().invoke(cli.app, ["graphs"])
+    assert result.exit_code == 0, result.output
+    assert "due-diligence" in result.output and "toy" in result.output
+
+
+def test_edit_with_an_unreadable_file_is_one_line(home, tmp_path):
+    result = CliRunner().invoke(cli.app, ["edit", "r1", "--as", "Dana", "--file", str(tmp_path / "nope.json")])
+    assert result.exit_code == 2 and "--file" in result.output and "cannot read" in result.output, result.output
