@@ -40,6 +40,7 @@ from typing import Any
 
 from langgraph.types import Command
 
+from chainproof._boundaries import REFUSAL_KIND, refusal_error  # value contract
 from chainproof.agents.config import EFFORTS
 from chainproof.agents.models import ConfiguredModels, ModelProvider
 from chainproof.checkpoints.audit import AlreadyDecided, AuditStore
@@ -57,6 +58,7 @@ from chainproof.graphs.registry import get_spec
 from chainproof.graphs.review import Budget
 from chainproof.graphs.routing import RoutingPolicy
 from chainproof.settings import Settings
+from chainproof.values import decode_value, encode_value, hook_state, restore_model  # value contract
 
 Progress = Callable[[dict[str, Any]], None]
 CostOfRun = Callable[[str], "float | None"]
@@ -183,7 +185,7 @@ class Chainproof:
                      "max_cost_usd": cost}
         budget = Budget.model_validate({"max_steps": spec.max_steps, "review_every": spec.review_every,
                                         **{k: v for k, v in overrides.items() if v is not None}})
-        inputs = spec.validate_inputs(dict(inputs))
+        inputs = encode_value(spec.validate_inputs(dict(inputs)), where="inputs", root="inputs")  # value contract
         if started_by is not None and not started_by.strip():
             raise ValueError("started_by (--as): a name is required when given; leave it out to start anonymously")
         if effort is not None and effort not in EFFORTS:
@@ -193,7 +195,7 @@ class Chainproof:
             preflight()
         self._check_checkpointer()
         run_id = run_id or uuid.uuid4().hex[:12]
-        goal = spec.goal(inputs)
+        goal = spec.goal(decode_value(inputs, where="inputs"))  # value contract: hooks read decoded inputs
         self.audit.start_run(
             run_id, graph=graph, goal=goal, inputs=inputs, company=inputs.get("company"),
             department=department, started_by=started_by, zdr=zdr,
@@ -272,7 +274,7 @@ class Chainproof:
             answer = check_answer(answer, request, spec.approval_schema(request.subject))
             if answer.action == "edit" and request.subject == "decision":
                 try:  # a person's edit passes the same checks as the model's answer (e.g. evidence keys)
-                    spec.check_decision(spec.decision_schema.model_validate(answer.edited), dict(snapshot.values))
+                    spec.check_decision(restore_model(spec.decision_schema, answer.edited), hook_state(snapshot.values))
                 except ValueError as exc:
                     raise ApprovalRefused(f"edited: {exc}; nothing was decided; pending: {self._listing(pending)}") from None
             content = answer.edited if answer.action == "edit" else request.proposed
@@ -321,6 +323,7 @@ class Chainproof:
             snapshot = app.get_state(config)
             stops = [i for i in snapshot.interrupts if i.value.get("kind") == "budget"]
             cost_stops = [i for i in snapshot.interrupts if i.value.get("kind") == "cost_budget"]
+            refusals = [i for i in snapshot.interrupts if i.value.get("kind") == REFUSAL_KIND]  # value contract
             pending = self._pending(snapshot)
             if budget_usd is not None and not cost_stops:
                 raise ValueError(f"budget_usd: run {run_id} is not paused at a cost budget "
@@ -329,6 +332,9 @@ class Chainproof:
                 check_resume(self._guard(), snapshot.values, cost_stops[0].value, budget_usd)
                 payload = Command(resume={cost_stops[0].id: {"budget_usd": budget_usd, "by": by}})
                 detail = {"budget_usd": budget_usd, "by": by, "scope": cost_stops[0].value["scope"]}
+            elif refusals:  # value contract: continue with the refused tool result as the step's finding
+                payload = Command(resume={refusals[0].id: {"by": by}})
+                detail = {"refused": refusals[0].value["error"], "step_no": refusals[0].value["step_no"], "by": by}
             elif stops:
                 stop = stops[0].value
                 if max_steps is None or max_steps <= stop["done_count"]:
@@ -505,6 +511,10 @@ class Chainproof:
         pending = self._pending(snapshot)
         stops = [i.value for i in snapshot.interrupts if i.value.get("kind") == "budget"]
         cost_stops = [i.value for i in snapshot.interrupts if i.value.get("kind") == "cost_budget"]
+        refusals = [i.value for i in snapshot.interrupts if i.value.get("kind") == REFUSAL_KIND]  # value contract
+        if refusals:  # a refused tool result: recorded as failed, resumable without running the tool again
+            self.audit.append(run_id, EventRecord(kind="run_failed", detail={"error": refusals[0]["error"], "refused": refusals[0]}))
+            raise refusal_error(run_id, refusals[0])
         if cost_stops:
             self.audit.append(run_id, EventRecord(kind="run_paused", detail={"cost_budget_stop": cost_stops[0]}))
             return RunResult(run_id, "paused", state=state, cost_stop=cost_stops[0])

@@ -49,6 +49,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send, interrupt
 
+from chainproof._boundaries import invoke_tool, refusal_stop  # value contract
 from chainproof.agents.calls import model_name_of
 from chainproof.agents.config import Effort, EffortProfile, ModelSettings
 from chainproof.agents.models import ModelProvider
@@ -66,6 +67,7 @@ from chainproof.graphs.recorder import StepRecorder
 from chainproof.graphs.review import Budget, ReviewDecision, resolve_revised_plan, review_prompt
 from chainproof.graphs.routing import BudgetShare, Route, RoutingPolicy, Task
 from chainproof.graphs.spec import ChainSpec, Finding, PlanStep
+from chainproof.values import decision_form, encode_value, hook_state  # value contract
 
 
 class ChainState(TypedDict, total=False):
@@ -239,7 +241,7 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
             rejections = [a for a in state.get("approvals", [])
                           if a["round"] == state["round"] - 1 and a["action"] == "reject"]
             with recorder(state, "plan", "plan", "Replan after rejection") as rec:
-                revised = spec.replan(dict(state), rejections)
+                revised = spec.replan(hook_state(state), rejections)
                 check_tools(revised)
                 steps = [s.model_dump(mode="json") for s in revised]
                 rec.inputs = {"rejections": [{k: r.get(k) for k in ("request_id", "approver", "comment")} for r in rejections]}
@@ -269,17 +271,21 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
                 if not found or found.get("data") is None:
                     raise KeyError(f"plan step {step.id!r} needs the data of finding {source!r}, which is not kept")
                 args[name] = found["data"]
+            args = encode_value(args, where=f"tool {step.tool}", root="args")  # value contract: tagged JSON
             with recorder(state, "act", "tool", f"{step.title} [{step.tool}]") as rec:
                 rec.inputs = {"plan_step": step.id, "tool": step.tool}  # args and result: the tool_calls row
                 started = time.perf_counter()
-                try:
-                    result = tools[step.tool].invoke(args)
+                try:  # value contract: the tool gets decoded args; its result is encoded or refused
+                    result, refused = invoke_tool(tools[step.tool], step.tool, args)
                 except Exception as exc:
                     rec.tool_call(step.tool, args, None, f"{type(exc).__name__}: {exc}", time.perf_counter() - started)
                     raise
-                rec.tool_call(step.tool, args, result, None, time.perf_counter() - started)
+                rec.tool_call(step.tool, args, result, refused, time.perf_counter() - started)
+                if refused:  # value contract
+                    rec.output = {"refused": refused}
             used = state.get("tools_used", [])
-            return {"pending": {"step": step.model_dump(mode="json"), "result": result}, "step": rec.step_no,
+            return {"pending": {"step": step.model_dump(mode="json"), "result": result,
+                                **({"refused": refused} if refused else {})}, "step": rec.step_no,
                     "tools_used": used if step.tool in used else sorted([*used, step.tool])}
         route = runtime.route(state, Task(step.instruction), step.effort)
         with recorder(state, "act", "reason", step.title, effort=route.effort, effort_reason=route.reason) as rec:
@@ -296,7 +302,14 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
         pending = state["pending"] or {}
         step = PlanStep.model_validate(pending["step"])
         raised: dict[str, Any] = {}
-        if step.kind == "tool":
+        if pending.get("refused"):  # value contract: stop (resumable), then record the refusal as the finding
+            interrupt(refusal_stop(state["run_id"], state.get("step", 0) + 1, step.id, step.tool, pending["refused"]))
+            with recorder(state, "observe", "observe", f"Record refused result of {step.title}") as rec:
+                summary = f"The result of tool {step.tool} was refused and not kept: {pending['refused']}"
+                rec.inputs = {"plan_step": step.id, "refused": True}
+                rec.output = {"finding": summary}
+            data = None
+        elif step.kind == "tool":
             shown = pending["result"]
             if step.prompt_fields is not None and isinstance(shown, dict):
                 shown = {k: shown[k] for k in step.prompt_fields if k in shown}
@@ -425,7 +438,7 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
         return "act" if remaining(spec, state) else "decide"
 
     def decide(state: ChainState) -> dict[str, Any]:
-        task = spec.decision_prompt(dict(state))
+        task = spec.decision_prompt(hook_state(state))
         route = runtime.route(state, Task(task, structured=True), spec.decide_effort, "the graph's decide node")
         effort = route.effort
         with recorder(state, "decide", "decide", "Decide and request approval", effort=effort,
@@ -436,25 +449,25 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
             rec.inputs = route.recorded()
             outcome = invoke_structured(
                 model, messages, spec.decision_schema, effort=effort,
-                validate=lambda d: spec.check_decision(d, dict(state)),
+                validate=lambda d: spec.check_decision(d, hook_state(state)),
                 **runtime.access.structured(runtime.uses_cache(state, "decide")),
             )
             rec.model_calls(outcome.calls)
             fallback = outcome.value is None
-            value = spec.fallback_decision(dict(state), outcome.errors) if fallback else outcome.value
+            value = spec.fallback_decision(hook_state(state), outcome.errors) if fallback else outcome.value
             if value is None:  # the spec has no fallback: fail the step (the run stays resumable)
                 rec.output = {"errors": outcome.errors}
                 outcome.require(spec.decision_schema)
-            decision = value.model_dump(mode="json")
+            decision = decision_form(value)  # value contract: JSON where the schema restores it exactly, else tagged
             rec.output = {"decision": decision, "fallback": fallback, "errors": outcome.errors}
             facts = RunFacts(decision=decision, tools_used=state.get("tools_used", []), sensitive_tools=sensitive,
                              cost_usd=runtime.run_cost(state["run_id"]))
             reasons = runtime.policy.reasons("decide", facts)
             requests = []
-            for i, item in enumerate(spec.approval_items(value, dict(state)) if reasons else []):
+            for i, item in enumerate(spec.approval_items(value, hook_state(state)) if reasons else []):
                 # hash what is stored and shown: the proposal as redacted (a phrase such as
                 # "authorization: outstanding" is redacted, and the approver sees the redacted text)
-                proposed = audit.redactor(item.proposed)
+                proposed = audit.redactor(encode_value(item.proposed, where=f"approval item {item.subject}"))
                 request = ApprovalRequest(
                     request_id=request_id(state["run_id"], rec.step_no + 1 + i), run_id=state["run_id"], node="approve", subject=item.subject,
                     question=item.question, reasons=reasons, step_no=rec.step_no + 1 + i, proposed=proposed,
@@ -513,7 +526,7 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
 
     def report(state: ChainState) -> dict[str, Any]:
         with recorder(state, "report", "report", "Write the report") as rec:
-            text = spec.render_terminated(dict(state)) if state.get("termination") else spec.render_report(dict(state))
+            text = spec.render_terminated(hook_state(state)) if state.get("termination") else spec.render_report(hook_state(state))
             text = audit.redactor(text)
             path = runtime.reports_dir / f"{state['run_id']}.md"
             if runtime.write_reports:

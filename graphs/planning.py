@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from chainproof.graphs.spec import ChainSpec, Finding, PlanStep
+from chainproof.values import decode_value  # value contract
 
 RECENT_FINDINGS = 3  # findings without keep_data stay in state only while among the latest three (the review reads three)
 RECENT_DONE = 5  # ids of the latest completed plan steps kept for prompts
@@ -21,7 +22,7 @@ SUMMARY_LINES = 12  # rolling summary length (lines)
 
 @lru_cache(maxsize=64)
 def _spec_plan(spec_type: type[ChainSpec], inputs_json: str) -> tuple[PlanStep, ...]:
-    return tuple(spec_type().plan(json.loads(inputs_json)))
+    return tuple(spec_type().plan(decode_value(json.loads(inputs_json), where="inputs")))  # value contract: decoded
 
 
 def spec_plan(spec: ChainSpec, inputs: dict[str, Any]) -> tuple[PlanStep, ...]:

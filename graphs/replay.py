@@ -38,6 +38,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
+from chainproof._boundaries import REFUSAL_KIND, recorded_refusal  # value contract
 from chainproof.agents.calls import wire_messages
 from chainproof.agents.pricing import Price
 from chainproof.checkpoints.audit import AuditStore
@@ -48,6 +49,7 @@ from chainproof.graphs.orchestrator import ChainState, Runtime, build_graph
 from chainproof.graphs.registry import get_spec
 from chainproof.graphs.review import Budget
 from chainproof.graphs.routing import BudgetShare, RoutingPolicy, RoutingSettings
+from chainproof.values import decode_value, encode_value  # value contract
 
 StepStatus = Literal["identical", "divergent", "not-reproducible", "not-replayed"]
 Outcome = Literal["identical", "divergent", "not-reproducible"]
@@ -154,16 +156,19 @@ class RecordedCalls:
             raise ReplayDivergence(self.last_step_no, [f"an extra tool call ({tool}) the recorded run did not make"])
         rec = self._tools.popleft()
         self.last_step_no = rec.step_no
-        replayed = self._redactor(args)
+        replayed = self._redactor(encode_value(args, where=f"tool {tool}", root="args"))  # value contract: as recorded
         if rec.tool != tool:
             raise ReplayDivergence(rec.step_no, [f"tool: recorded {rec.tool}, replayed {tool}"])
         if sha256_hex(replayed) != sha256_hex(rec.args):
             raise ReplayDivergence(rec.step_no, [f"tool {tool} arguments differ: {_keys_differing(rec.args, replayed)}"])
         self.tool_calls_served += 1
+        refusal = recorded_refusal(rec.error)  # value contract: a refused result is refused again
+        if refusal is not None:
+            raise refusal
         if rec.error:
             name, _, message = rec.error.partition(": ")
             raise type(name if name.isidentifier() else "RecordedToolError", (RuntimeError,), {})(message)
-        return rec.result
+        return decode_value(rec.result, where=f"tool {tool}")  # value contract: what the tool returned
 
 
 class ReplayChatModel(BaseChatModel):
@@ -417,7 +422,7 @@ def replay_run(store: AuditStore, run_id: str) -> ReplayReport:
 
     scratch = AuditStore.scratch(store.redactor)
     try:
-        goal = spec.goal(run.inputs)
+        goal = spec.goal(decode_value(run.inputs, where="inputs"))  # value contract
         scratch.start_run(run_id, graph=run.graph, goal=goal, inputs=run.inputs, company=run.company,
                           department=run.department, started_by=run.started_by, zdr=run.zdr, effort_override=effort)
         pricing = started_detail.get("pricing")
@@ -444,7 +449,8 @@ def replay_run(store: AuditStore, run_id: str) -> ReplayReport:
             interrupts = app.get_state(config).interrupts
             if not interrupts:
                 break
-            resume, stop = _recorded_answers(interrupts, decisions, extensions, scratch, run_id)
+            resume, stop = _recorded_answers(interrupts, decisions, extensions, scratch, run_id,
+                                             {s.step_no for s in steps})
             if stop is not None or not resume:
                 break
             if any(i.value.get("kind") == "budget" for i in interrupts):
@@ -463,13 +469,18 @@ def replay_run(store: AuditStore, run_id: str) -> ReplayReport:
 
 
 def _recorded_answers(interrupts: Any, decisions: dict[str, ApprovalRecord], extensions: deque, scratch: AuditStore,
-                      run_id: str) -> tuple[dict[str, Any], BaseException | None]:
+                      run_id: str, recorded_steps: set[int]) -> tuple[dict[str, Any], BaseException | None]:
     """The resume map for the replay's open interrupts, from the record: a budget stop gets the
     recorded extension; an approval request gets its recorded decision, which is first written
     to the scratch store (the approve node accepts only recorded decisions, as in a live run)."""
     resume: dict[str, Any] = {}
     for intr in interrupts:
         value = intr.value
+        if value.get("kind") == REFUSAL_KIND:  # value contract: go on where the recorded run was resumed
+            if value.get("step_no") not in recorded_steps:
+                return {}, None
+            resume[intr.id] = {}
+            continue
         if value.get("kind") == "budget":
             if not extensions:
                 return {}, None  # the run was still stopped at its budget when recorded

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from chainproof.agents.config import Effort
 from chainproof.graphs.approval import ApprovalItem
 from chainproof.graphs.approval_policy import ApprovalPolicy
+from chainproof.values import decision_form
 
 
 class PlanStep(BaseModel):
@@ -131,7 +132,7 @@ class ChainSpec:
         one item, the whole decision. Several items become parallel requests (one LangGraph
         ``Send`` each) that are answered independently; an item's preparation belongs here or in
         earlier nodes, never in the approval node, so a resume never repeats it."""
-        return [ApprovalItem("decision", self.approval_question(decision, state), decision.model_dump(mode="json"))]
+        return [ApprovalItem("decision", self.approval_question(decision, state), decision_form(decision))]
 
     def approval_schema(self, subject: str) -> type[BaseModel] | None:
         """Override: the schema an edit of ``subject`` must fit (default: ``decision_schema`` for

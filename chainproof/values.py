@@ -1,0 +1,545 @@
+"""The value contract: which Python values a run may carry, and their tagged plain-JSON form.
+
+Run inputs, tool arguments and results, decisions, approval edits and the checkpointed state pass
+through :func:`encode_value` on the way in and :func:`decode_value` on the way out, so every
+supported value comes back as the same type with the same value, in another process and in a
+replay:
+
+=====================  ============================================================================
+value                  stored as
+=====================  ============================================================================
+``str`` ``int``        itself (exact types only: ``bool`` is kept, a subclass such as a ``str``
+``float`` ``bool``     subclass is refused, it would come back as the base type)
+``None``
+``dict`` (str keys)    itself, each value encoded; a dict that itself has the key ``"$cp"`` is
+``list``               escaped as ``{"$cp": "dict", "v": {...}}``
+``tuple``              ``{"$cp": "tuple", "v": [...]}``
+``datetime``           ``{"$cp": "datetime", "v": ISO 8601}``; an IANA zone adds ``"tz": KEY``
+                       (``zoneinfo.ZoneInfo``; ``"fold": 1`` for the second of two equal wall
+                       times), a named ``datetime.timezone`` adds ``"tzname"``. So a
+                       ``ZoneInfo("America/New_York")`` datetime plus 24 h across 2018-03-11 is
+                       still right after a round trip (a fixed offset would be off by an hour).
+``date``               ``{"$cp": "date", "v": "YYYY-MM-DD"}``
+``Decimal``            ``{"$cp": "decimal", "v": str(d)}`` (every digit and the exponent kept)
+``Enum`` member        ``{"$cp": "enum", "cls": NAME, "v": encoded member value}``
+pydantic model         ``{"$cp": "model", "cls": NAME, "v": {field: encoded value}}`` (+ ``"extra"``
+                       for ``extra="allow"`` fields, ``"set"`` when not every field was set); fields
+                       under ``Any`` keep their own types (a model stays a model)
+dataclass              ``{"$cp": "dataclass", "cls": NAME, "v": {field: encoded value}}`` over
+                       ``dataclasses.fields`` (``init=False`` fields included)
+registered type        ``{"$cp": "custom", "cls": NAME, "v": encoded encode(value)}``
+                       (:func:`register_value_type`)
+=====================  ============================================================================
+
+Anything else (``Fraction``, ``range``, ``set``, ``bytes``, an arbitrary class, ``object()``, a
+``datetime`` subclass, a tzinfo other than ``ZoneInfo``/``timezone``) raises
+:class:`~chainproof.errors.UnsupportedValue` naming where (the tool or field), the key path
+(``result.items[2].when``) and the type. Nothing is stored in its place.
+
+Plain JSON encodes to itself (the same object, after one walk that allocates nothing), so audit
+rows, hashes and recorded runs of plain-JSON values are byte-identical to those written before
+this contract existed.
+
+**Class names.** ``NAME`` is ``"module:qualname"`` (the form of entry points and of pydantic's
+``ImportString``), or the ``name`` given to :func:`register_value_type`. At encode time the name
+must import back to the very class, so classes defined in ``__main__`` or inside a function are
+refused (a new process could not restore them). At decode time an unknown registered name or a
+class that no longer imports raises ``UnsupportedValue`` naming the class and the import error;
+it never falls back to a dict.
+
+**Restoring.** Enum members are looked up by value (``cls(value)``). Models are rebuilt with
+``model_construct`` from their stored field values and dataclasses with ``cls.__new__`` plus the
+stored fields, without running ``__init__``/``__post_init__`` again: the state is restored as it
+was, as :mod:`copy` and :mod:`pickle` do. Pydantic private attributes are not stored (as in
+``model_dump``) and come back as their defaults. A dataclass instance carrying attributes that are
+not fields is refused (they would be lost).
+
+The tags follow the idea of LangGraph's ``JsonPlusSerializer`` (``{"lc": 2, "type":
+"constructor", "id": [...]}`` for typed values inside JSON) while keeping plain JSON untouched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+from collections.abc import Callable
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel
+
+from chainproof.errors import InputError, UnsupportedValue
+
+__all__ = [
+    "TAG",
+    "class_name",
+    "decision_form",
+    "decode_value",
+    "encode_value",
+    "hook_state",
+    "import_class",
+    "is_plain_json",
+    "register_value_type",
+    "replayed_refusal",
+    "restore_model",
+    "validate_edit",
+]
+
+TAG = "$cp"
+"""The key that marks a tagged value (short, and not an identifier, so it never clashes with a
+field name)."""
+
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
+@dataclasses.dataclass(frozen=True)
+class _Custom:
+    cls: type
+    name: str
+    encode: Callable[[Any], Any]
+    decode: Callable[[Any], Any]
+
+
+_BY_CLS: dict[type, _Custom] = {}
+_BY_NAME: dict[str, _Custom] = {}
+_NAMES: dict[type, str] = {}  # classes whose module:qualname was checked to import back
+
+
+def register_value_type(cls: type, encode: Callable[[Any], Any], decode: Callable[[Any], Any], *,
+                        name: str | None = None) -> None:
+    """Let values of exactly ``cls`` cross Chainproof's boundaries: ``encode(value)`` returns a
+    value that is itself within the contract (plain JSON or other supported values) and
+    ``decode(encoded)`` rebuilds the instance. ``name`` is the stable name written into the JSON
+    (default ``"module:qualname"``); register under the same name in every process that reads such
+    runs, e.g. at import time of the module defining ``cls`` (a decode imports the module named
+    before ``:`` when the name is not registered yet).
+
+    Modelled on LangGraph's serializer registry (``JsonPlusSerializer`` with custom
+    ``_default``/reviver hooks) and pydantic's custom types (``PlainSerializer`` +
+    ``BeforeValidator`` pairs): one encode and one decode function per type.
+
+    Raises ``InputError`` when ``cls`` is not a class, the functions are not callable, or the name
+    is already taken by another class.
+    """
+    if not isinstance(cls, type):
+        raise InputError(f"register_value_type: cls: expected a class, got {cls!r}")
+    if not callable(encode) or not callable(decode):
+        raise InputError(f"register_value_type({cls.__name__}): encode and decode must be callables")
+    key = name or f"{cls.__module__}:{cls.__qualname__}"
+    taken = _BY_NAME.get(key)
+    if taken is not None and taken.cls is not cls:
+        raise InputError(f"register_value_type: name {key!r} is already registered for {taken.cls!r}")
+    entry = _Custom(cls, key, encode, decode)
+    _BY_CLS[cls], _BY_NAME[key] = entry, entry
+
+
+def import_class(name: str, *, where: str = "value") -> type:
+    """The class named ``"module:qualname"``. Raises ``UnsupportedValue`` naming the class and the
+    import error when it cannot be imported (the stored value is never returned as a dict)."""
+    module, sep, qualname = name.partition(":")
+    try:
+        if not sep:
+            raise ImportError("expected 'module:qualname'")
+        obj: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise UnsupportedValue(where, "", name, f"the class cannot be imported here ({type(exc).__name__}: {exc}); "
+                                              "install or import the package that defines it") from None
+    if not isinstance(obj, type):
+        raise UnsupportedValue(where, "", name, "the name does not refer to a class")
+    return obj
+
+
+def class_name(cls: type) -> str:
+    """``"module:qualname"`` of ``cls``, checked once to import back to ``cls``. Raises
+    ``_Refusal`` (a class in ``__main__`` or a function body cannot be restored elsewhere)."""
+    name = _NAMES.get(cls)
+    if name is not None:
+        return name
+    name = f"{cls.__module__}:{cls.__qualname__}"
+    if cls.__module__ == "__main__" or "<locals>" in cls.__qualname__:
+        raise _Refusal(cls, "its class is defined in __main__ or inside a function, so another process cannot "
+                            "import it; move it to a module, or register_value_type(..., name=...)")
+    try:
+        found = import_class(name)
+    except UnsupportedValue:
+        found = None
+    if found is not cls:
+        raise _Refusal(cls, f"{name} does not import back to this class; register_value_type(..., name=...)")
+    _NAMES[cls] = name
+    return name
+
+
+class _Refusal(Exception):
+    """Internal: an unsupported value; ``parts`` collects the key path while unwinding."""
+
+    def __init__(self, value_or_cls: Any, hint: str = ""):
+        cls = value_or_cls if isinstance(value_or_cls, type) else type(value_or_cls)
+        self.type_name, self.hint, self.parts = cls.__qualname__, hint, []
+
+
+def _path(root: str, parts: list[Any]) -> str:
+    out = root
+    for p in reversed(parts):
+        if isinstance(p, int):
+            out += f"[{p}]"
+        elif p.isidentifier():
+            out += f".{p}" if out else p
+        else:
+            out += f"[{json.dumps(p, ensure_ascii=False)}]"
+    return out
+
+
+def encode_value(value: Any, *, where: str = "value", root: str = "") -> Any:
+    """The tagged plain-JSON form of ``value`` (see the module docstring); plain JSON comes back
+    as the same object. ``where`` (a tool or field name) and ``root`` (the path prefix, e.g.
+    ``"result"``) only name the value in errors. Raises ``UnsupportedValue(where, path, type)``."""
+    try:
+        return _enc(value)
+    except _Refusal as exc:
+        raise UnsupportedValue(where, _path(root, exc.parts), exc.type_name, exc.hint) from None
+    except RecursionError:
+        raise UnsupportedValue(where, root, type(value).__qualname__, "it nests too deeply (or refers to itself)") from None
+
+
+def is_plain_json(value: Any) -> bool:
+    """True when ``value`` is plain JSON (exact str/int/float/bool/None, str-keyed dicts, lists)
+    without the reserved key ``"$cp"``, i.e. it encodes to itself."""
+    try:
+        return _enc(value) is value and not _has_tag(value)
+    except _Refusal:
+        return False
+
+
+def _has_tag(value: Any) -> bool:
+    if type(value) is dict:
+        return TAG in value or any(_has_tag(v) for v in value.values())
+    if type(value) is list:
+        return any(_has_tag(v) for v in value)
+    return False
+
+
+def _enc_dict(value: dict) -> dict:
+    out = None
+    for k, v in value.items():
+        if type(k) is not str:
+            raise _Refusal(k, "dict keys must be str (JSON object keys)")
+        try:
+            e = _enc(v)
+        except _Refusal as exc:
+            exc.parts.append(k)
+            raise
+        if e is not v:
+            if out is None:
+                out = dict(value)
+            out[k] = e
+    return out if out is not None else value
+
+
+def _enc_list(value: list | tuple) -> list:
+    out = None
+    for i, v in enumerate(value):
+        try:
+            e = _enc(v)
+        except _Refusal as exc:
+            exc.parts.append(i)
+            raise
+        if e is not v:
+            if out is None:
+                out = list(value)
+            out[i] = e
+    return out if out is not None else value  # type: ignore[return-value]
+
+
+def _enc(value: Any) -> Any:
+    t = type(value)
+    if t in _PLAIN:
+        return value
+    if t is dict:
+        out = _enc_dict(value)
+        return {TAG: "dict", "v": out} if TAG in value else out
+    if t is list:
+        return _enc_list(value)
+    custom = _BY_CLS.get(t)
+    if custom is not None:
+        return {TAG: "custom", "cls": custom.name, "v": _enc(custom.encode(value))}
+    if t is tuple:
+        return {TAG: "tuple", "v": list(_enc_list(value))}
+    if t is datetime:
+        return _enc_datetime(value)
+    if t is date:
+        return {TAG: "date", "v": value.isoformat()}
+    if t is Decimal:
+        return {TAG: "decimal", "v": str(value)}
+    if isinstance(value, Enum):
+        return {TAG: "enum", "cls": class_name(t), "v": _enc(value.value)}
+    if isinstance(value, BaseModel):
+        return _enc_model(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _enc_dataclass(value)
+    raise _Refusal(value, _HINTS.get(t.__name__, "register it with chainproof.values.register_value_type, "
+                                                 "or convert it to a supported type"))
+
+
+_HINTS = {
+    "Fraction": "store it as a Decimal, a float or a [numerator, denominator] pair",
+    "range": "store it as a list or as its start/stop/step",
+    "set": "store it as a sorted list", "frozenset": "store it as a sorted list",
+    "bytes": "store it as base64 text", "object": "objects without state cannot be stored",
+}
+
+
+def _enc_datetime(value: datetime) -> dict[str, Any]:
+    out: dict[str, Any] = {TAG: "datetime", "v": value.isoformat()}
+    tz = value.tzinfo
+    if tz is None:
+        pass
+    elif type(tz) is ZoneInfo:
+        if tz.key is None:
+            raise _Refusal(value, "its ZoneInfo was loaded from a file and has no key")
+        out["tz"] = tz.key
+        if value.fold:
+            out["fold"] = 1
+    elif type(tz) is timezone:
+        plain = timezone(tz.utcoffset(None))  # type: ignore[arg-type]
+        if tz.tzname(None) != plain.tzname(None):
+            out["tzname"] = tz.tzname(None)
+    else:
+        raise _Refusal(tz, "use zoneinfo.ZoneInfo (an IANA zone) or datetime.timezone")
+    return out
+
+
+def _enc_model(value: BaseModel) -> dict[str, Any]:
+    cls = type(value)
+    fields = _enc_dict(dict(value.__dict__))
+    out: dict[str, Any] = {TAG: "model", "cls": class_name(cls), "v": fields}
+    if value.__pydantic_extra__:
+        try:
+            out["extra"] = _enc_dict(dict(value.__pydantic_extra__))
+        except _Refusal as exc:
+            exc.parts.append("extra")
+            raise
+    unset = [k for k in value.__dict__ if k not in value.model_fields_set]
+    if unset:
+        out["set"] = sorted(value.model_fields_set)
+    return out
+
+
+def _enc_dataclass(value: Any) -> dict[str, Any]:
+    names = [f.name for f in dataclasses.fields(value)]
+    state = getattr(value, "__dict__", None)
+    if state is not None and state.keys() - set(names):
+        raise _Refusal(value, f"it has attributes that are not fields ({sorted(state.keys() - set(names))}), "
+                              "which would be lost; declare them as fields")
+    return {TAG: "dataclass", "cls": class_name(type(value)), "v": _enc_dict({n: getattr(value, n) for n in names})}
+
+
+def decode_value(data: Any, *, where: str = "value") -> Any:
+    """The Python value of a tagged plain-JSON form (the inverse of :func:`encode_value`); plain
+    JSON comes back as the same object. Raises ``UnsupportedValue`` naming the class when a tagged
+    value's class cannot be imported or is not registered, or a tag is malformed."""
+    return _dec(data, where)
+
+
+def _dec(data: Any, where: str) -> Any:
+    t = type(data)
+    if t is dict:
+        if TAG in data:
+            return _dec_tagged(data, where)
+        out = None
+        for k, v in data.items():
+            d = _dec(v, where)
+            if d is not v:
+                if out is None:
+                    out = dict(data)
+                out[k] = d
+        return out if out is not None else data
+    if t is list:
+        out_l = None
+        for i, v in enumerate(data):
+            d = _dec(v, where)
+            if d is not v:
+                if out_l is None:
+                    out_l = list(data)
+                out_l[i] = d
+        return out_l if out_l is not None else data
+    return data
+
+
+_TAG_KEYS = {"dict": {"v"}, "tuple": {"v"}, "datetime": {"v", "tz", "fold", "tzname"}, "date": {"v"},
+             "decimal": {"v"}, "enum": {"cls", "v"}, "model": {"cls", "v", "extra", "set"},
+             "dataclass": {"cls", "v"}, "custom": {"cls", "v"}}
+
+
+def _dec_tagged(data: dict[str, Any], where: str) -> Any:
+    kind = data[TAG]
+    allowed = _TAG_KEYS.get(kind) if isinstance(kind, str) else None
+    if allowed is None or "v" not in data or not data.keys() - {TAG} <= allowed:
+        raise UnsupportedValue(where, "", f"tagged value {kind!r}", f"malformed tag: keys {sorted(data)}; "
+                               f"expected {TAG!r} with {sorted(allowed or {'v'})}")
+    v = data["v"]
+    try:
+        if kind == "dict":
+            return {k: _dec(x, where) for k, x in v.items()}
+        if kind == "tuple":
+            return tuple(_dec(x, where) for x in v)
+        if kind == "datetime":
+            return _dec_datetime(data)
+        if kind == "date":
+            return date.fromisoformat(v)
+        if kind == "decimal":
+            return Decimal(v)
+        if kind == "custom":
+            entry = _BY_NAME.get(data["cls"])
+            if entry is None and ":" in data["cls"]:
+                import_class(data["cls"], where=where)  # importing the module may register the type
+                entry = _BY_NAME.get(data["cls"])
+            if entry is None:
+                raise UnsupportedValue(where, "", data["cls"], "no type is registered under this name here; "
+                                                             "call register_value_type before reading the run")
+            return entry.decode(_dec(v, where))
+        cls = import_class(data["cls"], where=where)
+        if kind == "enum":
+            return cls(_dec(v, where))
+        fields = {k: _dec(x, where) for k, x in v.items()}
+        if kind == "model":
+            extra = {k: _dec(x, where) for k, x in (data.get("extra") or {}).items()}
+            chosen = set(data["set"]) if "set" in data else None
+            return cls.model_construct(_fields_set=chosen, **fields, **extra)
+        obj = cls.__new__(cls)
+        for k, x in fields.items():
+            object.__setattr__(obj, k, x)
+        return obj
+    except UnsupportedValue:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError, ZoneInfoNotFoundError) as exc:
+        raise UnsupportedValue(where, "", f"tagged value {kind!r}", f"it cannot be restored: {type(exc).__name__}: {exc}") from None
+
+
+def _dec_datetime(data: dict[str, Any]) -> datetime:
+    value = datetime.fromisoformat(data["v"])
+    if "tz" in data:
+        return value.replace(tzinfo=ZoneInfo(data["tz"]), fold=int(data.get("fold", 0)))
+    if "tzname" in data and value.tzinfo is not None:
+        return value.replace(tzinfo=timezone(value.utcoffset(), data["tzname"]))  # type: ignore[arg-type]
+    return value
+
+
+def hook_state(state: Any) -> dict[str, Any]:
+    """A copy of a checkpointed state with every tagged value decoded: what graph hooks
+    (``goal``, ``plan``, ``decision_prompt``, ``render_report``, ...) receive, so they read run
+    inputs, tool data and decisions as the types that went in."""
+    return dict(decode_value(dict(state), where="state"))
+
+
+def replayed_refusal(message: str) -> UnsupportedValue:
+    """An :class:`UnsupportedValue` whose text is ``message`` (a refusal recorded in a
+    ``tool_calls`` row), so a replay records the very same error text."""
+    exc = UnsupportedValue.__new__(UnsupportedValue)
+    Exception.__init__(exc, message)
+    exc.where, exc.path, exc.type_name = "", "", ""
+    return exc
+
+
+# --- decisions and edits: values checked against a pydantic schema -----------------------------
+
+
+def decision_form(model: BaseModel, *, where: str = "decision") -> dict[str, Any]:
+    """The stored form of a decision ``model``: a dict with one entry per field. A field whose
+    JSON form (``model_dump(mode="json")``) the model's own schema turns back into exactly the same
+    value keeps that JSON form (so plain decisions are stored as before and read as dicts); any
+    other field is stored tagged (a ``ZoneInfo`` datetime, a model under ``Any``, a dataclass with
+    an ``init=False`` field, ...). :func:`restore_model` gives the model back. Raises
+    ``UnsupportedValue`` naming the field for a value outside the contract."""
+    cls = type(model)
+    exact = {name: encode_value(getattr(model, name), where=where, root=name) for name in cls.model_fields}
+    try:
+        dumped = model.model_dump(mode="json")
+        again = cls.model_validate(dumped)
+    except (ValueError, TypeError):  # pydantic cannot dump or re-read it as JSON: keep every field tagged
+        dumped, again = {}, None
+    out = {}
+    for name, enc in exact.items():
+        plain = again is not None and name in dumped and encode_value(getattr(again, name), where=where) == enc
+        out[name] = dumped[name] if plain else enc
+    for name, value in (model.__pydantic_extra__ or {}).items():
+        out[name] = encode_value(value, where=where, root=name)
+    return out
+
+
+def restore_model(schema: type[BaseModel], form: dict[str, Any], *, where: str = "decision") -> BaseModel:
+    """The ``schema`` instance of a stored :func:`decision_form` (keys starting with ``_``, such as
+    the engine's ``_fallback`` / ``_edited_by`` markers, are ignored). Raises pydantic's
+    ``ValidationError`` when the form does not fit the schema, ``UnsupportedValue`` when a tagged
+    class cannot be imported."""
+    values = decode_value({k: v for k, v in form.items() if not k.startswith("_")}, where=where)
+    model = schema.model_validate(values)
+    for name, value in values.items():  # a tagged field comes back as stored, never re-coerced
+        if isinstance(form.get(name), dict) and TAG in form[name] and name in schema.model_fields:
+            model.__dict__[name] = value
+    return model
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    """Equal as JSON, with types: ``1`` and ``True`` differ, ``1`` and ``1.0`` are the same number."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same_json(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same_json(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def validate_edit(schema: type[BaseModel], edited: dict[str, Any], *, where: str = "edited") -> BaseModel:
+    """Validate a person's replacement ``edited`` (plain JSON, tagged JSON or Python values) into
+    ``schema`` without silent changes. Each given field must come out as the same type and value,
+    or, when it was given as plain JSON (the CLI's ``--set`` / ``--file``), as a value whose JSON
+    form is what was given (an ISO string for a ``datetime`` field, ``"high"`` for an enum field).
+
+    Raises ``InputError`` naming ``where.FIELD`` for a key that is not a field (it would be
+    dropped), a value the schema would convert (``1`` for a ``bool``, a ``Fraction`` for a
+    ``float``, a fixed-offset string where a ``ZoneInfo`` datetime was given), or a value outside
+    the contract; pydantic's ``ValidationError`` when the content does not fit the schema."""
+    given = decode_value(edited, where=where)
+    if not isinstance(given, dict):
+        raise InputError(f"{where}: expected a JSON object of {schema.__name__}'s fields, got {type(given).__name__}")
+    names = {name: name for name in schema.model_fields}
+    names.update({f.alias: name for name, f in schema.model_fields.items() if f.alias})
+    if schema.model_config.get("extra") != "allow":
+        for key in given:
+            if key not in names:
+                raise InputError(f"{where}.{key}: not a field of {schema.__name__} (fields: "
+                                 f"{', '.join(schema.model_fields)}); it would be dropped")
+    model = schema.model_validate(given)
+    dumped = model.model_dump(mode="json")
+    for key, value in given.items():
+        name = names.get(key, key)
+        got = getattr(model, name, value)
+        enc_given = encode_value(value, where=where, root=key)
+        if encode_value(got, where=where, root=key) == enc_given:
+            continue
+        if enc_given is value and name in dumped and _same_json(dumped[name], value):
+            continue  # plain JSON parsed into the field's type, and it reads back as given
+        raise InputError(f"{where}.{key}: {schema.__name__} would turn the {type(value).__name__} {value!r} into "
+                         f"the {type(got).__name__} {got!r}; give the field's own type ({type(got).__name__})")
+    return model
+
+
+def error_path(data: Any, root: str = "") -> tuple[str, str] | None:
+    """``(key path, type name)`` of the first value in ``data`` outside the contract, or None."""
+    try:
+        _enc(data)
+    except _Refusal as exc:
+        return _path(root, exc.parts), exc.type_name
+    return None
+
