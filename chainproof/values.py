@@ -11,14 +11,18 @@ value                  stored as
 ``str`` ``int``        itself (exact types only: ``bool`` is kept, a subclass such as a ``str``
 ``float`` ``bool``     subclass is refused, it would come back as the base type)
 ``None``
-``dict`` (str keys)    itself, each value encoded; a dict that itself has the key ``"$cp"`` is
-``list``               escaped as ``{"$cp": "dict", "v": {...}}``
+``dict`` (str keys)    itself, each value encoded. The key ``"$cp"`` is reserved: a dict with it
+``list``               is taken as an already tagged value and passes through unchanged (so
+                       encoding twice is encoding once); one that is not a well-formed tag is
+                       refused
 ``tuple``              ``{"$cp": "tuple", "v": [...]}``
 ``datetime``           ``{"$cp": "datetime", "v": ISO 8601}``; an IANA zone adds ``"tz": KEY``
                        (``zoneinfo.ZoneInfo``; ``"fold": 1`` for the second of two equal wall
                        times), a named ``datetime.timezone`` adds ``"tzname"``. So a
                        ``ZoneInfo("America/New_York")`` datetime plus 24 h across 2018-03-11 is
                        still right after a round trip (a fixed offset would be off by an hour).
+                       pydantic's own fixed offset (``pydantic_core.TzInfo``, what parsing an ISO
+                       string gives) is stored as the offset and comes back as ``datetime.timezone``.
 ``date``               ``{"$cp": "date", "v": "YYYY-MM-DD"}``
 ``Decimal``            ``{"$cp": "decimal", "v": str(d)}`` (every digit and the exponent kept)
 ``Enum`` member        ``{"$cp": "enum", "cls": NAME, "v": encoded member value}``
@@ -71,6 +75,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel
+from pydantic_core import TzInfo
 
 from chainproof.errors import InputError, UnsupportedValue
 
@@ -210,18 +215,11 @@ def encode_value(value: Any, *, where: str = "value", root: str = "") -> Any:
 def is_plain_json(value: Any) -> bool:
     """True when ``value`` is plain JSON (exact str/int/float/bool/None, str-keyed dicts, lists)
     without the reserved key ``"$cp"``, i.e. it encodes to itself."""
-    try:
-        return _enc(value) is value and not _has_tag(value)
-    except _Refusal:
-        return False
-
-
-def _has_tag(value: Any) -> bool:
     if type(value) is dict:
-        return TAG in value or any(_has_tag(v) for v in value.values())
+        return TAG not in value and all(type(k) is str and is_plain_json(v) for k, v in value.items())
     if type(value) is list:
-        return any(_has_tag(v) for v in value)
-    return False
+        return all(is_plain_json(v) for v in value)
+    return type(value) in _PLAIN
 
 
 def _enc_dict(value: dict) -> dict:
@@ -261,8 +259,10 @@ def _enc(value: Any) -> Any:
     if t in _PLAIN:
         return value
     if t is dict:
-        out = _enc_dict(value)
-        return {TAG: "dict", "v": out} if TAG in value else out
+        if TAG in value:  # already encoded: passes through, so encoding is idempotent
+            _check_tag(value)
+            return value
+        return _enc_dict(value)
     if t is list:
         return _enc_list(value)
     custom = _BY_CLS.get(t)
@@ -309,7 +309,7 @@ def _enc_datetime(value: datetime) -> dict[str, Any]:
         plain = timezone(tz.utcoffset(None))  # type: ignore[arg-type]
         if tz.tzname(None) != plain.tzname(None):
             out["tzname"] = tz.tzname(None)
-    else:
+    elif type(tz) is not TzInfo:  # pydantic's parsed fixed offset is stored as a fixed offset
         raise _Refusal(tz, "use zoneinfo.ZoneInfo (an IANA zone) or datetime.timezone")
     return out
 
@@ -371,21 +371,33 @@ def _dec(data: Any, where: str) -> Any:
     return data
 
 
-_TAG_KEYS = {"dict": {"v"}, "tuple": {"v"}, "datetime": {"v", "tz", "fold", "tzname"}, "date": {"v"},
+_TAG_KEYS = {"tuple": {"v"}, "datetime": {"v", "tz", "fold", "tzname"}, "date": {"v"},
              "decimal": {"v"}, "enum": {"cls", "v"}, "model": {"cls", "v", "extra", "set"},
              "dataclass": {"cls", "v"}, "custom": {"cls", "v"}}
 
 
-def _dec_tagged(data: dict[str, Any], where: str) -> Any:
+def _malformed(data: dict[str, Any]) -> str | None:
     kind = data[TAG]
     allowed = _TAG_KEYS.get(kind) if isinstance(kind, str) else None
     if allowed is None or "v" not in data or not data.keys() - {TAG} <= allowed:
-        raise UnsupportedValue(where, "", f"tagged value {kind!r}", f"malformed tag: keys {sorted(data)}; "
-                               f"expected {TAG!r} with {sorted(allowed or {'v'})}")
+        return (f"the key {TAG!r} is reserved for tagged values; this one has keys {sorted(data)}, expected "
+                f"{TAG!r} (one of {sorted(_TAG_KEYS)}) with {sorted(allowed or {'v'})}")
+    return None
+
+
+def _check_tag(data: dict[str, Any]) -> None:
+    problem = _malformed(data)
+    if problem:
+        raise _Refusal(data, problem)
+
+
+def _dec_tagged(data: dict[str, Any], where: str) -> Any:
+    kind = data[TAG]
+    problem = _malformed(data)
+    if problem:
+        raise UnsupportedValue(where, "", f"tagged value {kind!r}", problem)
     v = data["v"]
     try:
-        if kind == "dict":
-            return {k: _dec(x, where) for k, x in v.items()}
         if kind == "tuple":
             return tuple(_dec(x, where) for x in v)
         if kind == "datetime":
@@ -465,11 +477,18 @@ def decision_form(model: BaseModel, *, where: str = "decision") -> dict[str, Any
         dumped, again = {}, None
     out = {}
     for name, enc in exact.items():
-        plain = again is not None and name in dumped and encode_value(getattr(again, name), where=where) == enc
+        plain = again is not None and name in dumped and _encodes_to(getattr(again, name), enc)
         out[name] = dumped[name] if plain else enc
     for name, value in (model.__pydantic_extra__ or {}).items():
         out[name] = encode_value(value, where=where, root=name)
     return out
+
+
+def _encodes_to(value: Any, encoded: Any) -> bool:
+    try:
+        return _enc(value) == encoded
+    except _Refusal:
+        return False
 
 
 def restore_model(schema: type[BaseModel], form: dict[str, Any], *, where: str = "decision") -> BaseModel:

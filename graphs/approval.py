@@ -9,6 +9,7 @@ fit is refused before anything runs or is recorded.
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -108,7 +109,7 @@ def apply_changes(proposed: dict[str, Any], assignments: list[str]) -> dict[str,
     JSON when it parses (``0.4``, ``true``, ``["a"]``), else as a string; ``FIELD`` may be a dotted
     path into nested objects (``terms.price``). Raises ``ApprovalRefused`` for a malformed
     assignment or a path through a non-object."""
-    result = json.loads(json.dumps(encode_value(proposed, where="edited")))  # value contract: tagged JSON
+    result = copy.deepcopy(proposed)  # value contract: tagged JSON or Python values, decoded by validate_edit
     for item in assignments:
         field, sep, raw = item.partition("=")
         if not sep or not field.strip():

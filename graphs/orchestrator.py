@@ -265,13 +265,13 @@ def build_graph(runtime: Runtime, checkpointer: BaseCheckpointSaver | None = Non
     def act(state: ChainState) -> dict[str, Any]:
         step = remaining(spec, state)[0]
         if step.kind == "tool":
-            args = {k: _resolve(v, state["inputs"]) for k, v in step.args.items()}
+            literal = encode_value(step.args, where=f"plan step {step.id}", root="args")  # value contract: tagged JSON
+            args = {k: _resolve(v, state["inputs"]) for k, v in literal.items()}
             for name, source in step.args_from_findings.items():
                 found = state.get("findings", {}).get(source)
                 if not found or found.get("data") is None:
                     raise KeyError(f"plan step {step.id!r} needs the data of finding {source!r}, which is not kept")
                 args[name] = found["data"]
-            args = encode_value(args, where=f"tool {step.tool}", root="args")  # value contract: tagged JSON
             with recorder(state, "act", "tool", f"{step.title} [{step.tool}]") as rec:
                 rec.inputs = {"plan_step": step.id, "tool": step.tool}  # args and result: the tool_calls row
                 started = time.perf_counter()
