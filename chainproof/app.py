@@ -40,7 +40,11 @@ from typing import Any
 
 from langgraph.types import Command
 
-from chainproof._boundaries import REFUSAL_KIND, refusal_error  # value contract
+from chainproof._boundaries import (  # value contract
+    REFUSAL_KIND,
+    refusal_error,
+    restore_model,  # value contract
+)
 from chainproof.agents.config import EFFORTS
 from chainproof.agents.models import ConfiguredModels, ModelProvider
 from chainproof.checkpoints.audit import AlreadyDecided, AuditStore
@@ -58,7 +62,7 @@ from chainproof.graphs.registry import get_spec
 from chainproof.graphs.review import Budget
 from chainproof.graphs.routing import RoutingPolicy
 from chainproof.settings import Settings
-from chainproof.values import decode_value, encode_value, hook_state, restore_model  # value contract
+from chainproof.values import decode_value, encode_value, hook_state
 
 Progress = Callable[[dict[str, Any]], None]
 CostOfRun = Callable[[str], "float | None"]

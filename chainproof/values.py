@@ -82,7 +82,7 @@ from chainproof.errors import InputError, UnsupportedValue
 __all__ = [
     "TAG",
     "class_name",
-    "decision_form",
+    "decision_form",  # noqa: F822 - lazily re-exported (__getattr__)
     "decode_value",
     "encode_value",
     "hook_state",
@@ -90,8 +90,8 @@ __all__ = [
     "is_plain_json",
     "register_value_type",
     "replayed_refusal",
-    "restore_model",
-    "validate_edit",
+    "restore_model",  # noqa: F822
+    "validate_edit",  # noqa: F822
 ]
 
 TAG = "$cp"
@@ -458,100 +458,17 @@ def replayed_refusal(message: str) -> UnsupportedValue:
     return exc
 
 
-# --- decisions and edits: values checked against a pydantic schema -----------------------------
+# decision_form / restore_model / validate_edit live in chainproof/_boundaries.py (they apply this
+# codec against a pydantic schema) and are re-exported here lazily, which avoids an import cycle.
+_SCHEMA_FUNCTIONS = frozenset({"decision_form", "restore_model", "validate_edit"})
 
 
-def decision_form(model: BaseModel, *, where: str = "decision") -> dict[str, Any]:
-    """The stored form of a decision ``model``: a dict with one entry per field. A field whose
-    JSON form (``model_dump(mode="json")``) the model's own schema turns back into exactly the same
-    value keeps that JSON form (so plain decisions are stored as before and read as dicts); any
-    other field is stored tagged (a ``ZoneInfo`` datetime, a model under ``Any``, a dataclass with
-    an ``init=False`` field, ...). :func:`restore_model` gives the model back. Raises
-    ``UnsupportedValue`` naming the field for a value outside the contract."""
-    cls = type(model)
-    exact = {name: encode_value(getattr(model, name), where=where, root=name) for name in cls.model_fields}
-    try:
-        dumped = model.model_dump(mode="json")
-        again = cls.model_validate(dumped)
-    except (ValueError, TypeError):  # pydantic cannot dump or re-read it as JSON: keep every field tagged
-        dumped, again = {}, None
-    out = {}
-    for name, enc in exact.items():
-        plain = again is not None and name in dumped and _encodes_to(getattr(again, name), enc)
-        out[name] = dumped[name] if plain else enc
-    for name, value in (model.__pydantic_extra__ or {}).items():
-        out[name] = encode_value(value, where=where, root=name)
-    return out
+def __getattr__(name: str) -> Any:
+    if name in _SCHEMA_FUNCTIONS:
+        from chainproof import _boundaries
 
-
-def _encodes_to(value: Any, encoded: Any) -> bool:
-    try:
-        return _enc(value) == encoded
-    except _Refusal:
-        return False
-
-
-def restore_model(schema: type[BaseModel], form: dict[str, Any], *, where: str = "decision") -> BaseModel:
-    """The ``schema`` instance of a stored :func:`decision_form` (keys starting with ``_``, such as
-    the engine's ``_fallback`` / ``_edited_by`` markers, are ignored). Raises pydantic's
-    ``ValidationError`` when the form does not fit the schema, ``UnsupportedValue`` when a tagged
-    class cannot be imported."""
-    values = decode_value({k: v for k, v in form.items() if not k.startswith("_")}, where=where)
-    model = schema.model_validate(values)
-    for name, value in values.items():  # a tagged field comes back as stored, never re-coerced
-        if isinstance(form.get(name), dict) and TAG in form[name] and name in schema.model_fields:
-            model.__dict__[name] = value
-    return model
-
-
-def _same_json(a: Any, b: Any) -> bool:
-    """Equal as JSON, with types: ``1`` and ``True`` differ, ``1`` and ``1.0`` are the same number."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return a == b
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_same_json(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(_same_json(x, y) for x, y in zip(a, b))
-    return a == b
-
-
-def validate_edit(schema: type[BaseModel], edited: dict[str, Any], *, where: str = "edited") -> BaseModel:
-    """Validate a person's replacement ``edited`` (plain JSON, tagged JSON or Python values) into
-    ``schema`` without silent changes. Each given field must come out as the same type and value,
-    or, when it was given as plain JSON (the CLI's ``--set`` / ``--file``), as a value whose JSON
-    form is what was given (an ISO string for a ``datetime`` field, ``"high"`` for an enum field).
-
-    Raises ``InputError`` naming ``where.FIELD`` for a key that is not a field (it would be
-    dropped), a value the schema would convert (``1`` for a ``bool``, a ``Fraction`` for a
-    ``float``, a fixed-offset string where a ``ZoneInfo`` datetime was given), or a value outside
-    the contract; pydantic's ``ValidationError`` when the content does not fit the schema."""
-    given = decode_value(edited, where=where)
-    if not isinstance(given, dict):
-        raise InputError(f"{where}: expected a JSON object of {schema.__name__}'s fields, got {type(given).__name__}")
-    names = {name: name for name in schema.model_fields}
-    names.update({f.alias: name for name, f in schema.model_fields.items() if f.alias})
-    if schema.model_config.get("extra") != "allow":
-        for key in given:
-            if key not in names:
-                raise InputError(f"{where}.{key}: not a field of {schema.__name__} (fields: "
-                                 f"{', '.join(schema.model_fields)}); it would be dropped")
-    model = schema.model_validate(given)
-    dumped = model.model_dump(mode="json")
-    for key, value in given.items():
-        name = names.get(key, key)
-        got = getattr(model, name, value)
-        enc_given = encode_value(value, where=where, root=key)
-        if encode_value(got, where=where, root=key) == enc_given:
-            continue
-        if enc_given is value and name in dumped and _same_json(dumped[name], value):
-            continue  # plain JSON parsed into the field's type, and it reads back as given
-        raise InputError(f"{where}.{key}: {schema.__name__} would turn the {type(value).__name__} {value!r} into "
-                         f"the {type(got).__name__} {got!r}; give the field's own type ({type(got).__name__})")
-    return model
+        return getattr(_boundaries, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def error_path(data: Any, root: str = "") -> tuple[str, str] | None:

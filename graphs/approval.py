@@ -17,8 +17,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from chainproof._boundaries import decision_form, validate_edit  # value contract
 from chainproof.errors import ApprovalRefused, InputError, UnsupportedValue
-from chainproof.values import decision_form, encode_value, validate_edit  # value contract
+from chainproof.values import encode_value
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,11 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send, interrupt
 
-from chainproof._boundaries import invoke_tool, refusal_stop  # value contract
+from chainproof._boundaries import (  # value contract
+    decision_form,  # value contract
+    invoke_tool,
+    refusal_stop,
+)
 from chainproof.agents.calls import model_name_of
 from chainproof.agents.config import Effort, EffortProfile, ModelSettings
 from chainproof.agents.models import ModelProvider
@@ -67,7 +71,7 @@ from chainproof.graphs.recorder import StepRecorder
 from chainproof.graphs.review import Budget, ReviewDecision, resolve_revised_plan, review_prompt
 from chainproof.graphs.routing import BudgetShare, Route, RoutingPolicy, Task
 from chainproof.graphs.spec import ChainSpec, Finding, PlanStep
-from chainproof.values import decision_form, encode_value, hook_state  # value contract
+from chainproof.values import encode_value, hook_state
 
 
 class ChainState(TypedDict, total=False):

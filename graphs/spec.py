@@ -14,10 +14,10 @@ from typing import Any, ClassVar, Literal
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field
 
+from chainproof._boundaries import decision_form  # value contract
 from chainproof.agents.config import Effort
 from chainproof.graphs.approval import ApprovalItem
 from chainproof.graphs.approval_policy import ApprovalPolicy
-from chainproof.values import decision_form
 
 
 class PlanStep(BaseModel):
