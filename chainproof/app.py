@@ -37,6 +37,8 @@ from typing import Any
 from langgraph.types import Command
 
 from chainproof import _wiring
+from chainproof._boundaries import restore_model
+from chainproof._outcome import record_outcome
 from chainproof._storage import cause, check_checkpointer, run_lock, storage_errors
 from chainproof.agents.config import EFFORTS
 from chainproof.agents.models import ConfiguredModels, ModelProvider
@@ -44,7 +46,7 @@ from chainproof.checkpoints.audit import AlreadyDecided, AuditStore
 from chainproof.checkpoints.audit_hashing import sha256_hex
 from chainproof.checkpoints.audit_schema import ApprovalRecord, EventRecord
 from chainproof.checkpoints.reasoning_cache import ReasoningCache
-from chainproof.checkpoints.saver import forget_thread, open_checkpointer
+from chainproof.checkpoints.saver import open_checkpointer
 from chainproof.errors import InputError, RunBusy, RunNotFound, RunNotResumable, StorageError, UserError
 from chainproof.graphs._engine import approvals
 from chainproof.graphs._engine.compile import build_graph
@@ -58,13 +60,14 @@ from chainproof.graphs.review import Budget
 from chainproof.graphs.view import ChainView
 from chainproof.settings import Settings
 from chainproof.types import (
-    ApprovalPause,
     CostBudgetPause,
     ProgressEvent,
     RunResult,
     StepBudgetPause,
+    ValueRefusedPause,
     parse_progress,
 )
+from chainproof.values import decode_value, encode_value
 
 __all__ = ["Chainproof", "Progress", "RunBusy", "RunNotFound", "RunNotResumable", "RunResult", "run_lock"]
 
@@ -139,7 +142,7 @@ class Chainproof:
         budget = Budget.model_validate({"max_steps": spec.max_steps, "review_every": spec.review_every,
                                         **{k: v for k, v in overrides.items() if v is not None}})
         try:
-            inputs = spec.validate_inputs(dict(inputs))
+            inputs = encode_value(spec.validate_inputs(dict(inputs)), where="inputs", root="inputs")  # value contract
         except UserError:
             raise
         except ValueError as exc:  # a graph's own check (its docstring asks for ValueError naming the field)
@@ -153,9 +156,10 @@ class Chainproof:
             preflight()
         self._check_checkpointer()
         run_id = run_id or uuid.uuid4().hex[:12]
-        goal = spec.goal(inputs)
+        decoded = decode_value(inputs, where="inputs")  # hooks read the types that went in
+        goal = spec.goal(decoded)
         self.audit.start_run(
-            run_id, graph=graph, goal=goal, inputs=inputs, company=spec.subject(inputs),
+            run_id, graph=graph, goal=goal, inputs=inputs, company=spec.subject(decoded),
             department=department, started_by=started_by, zdr=zdr,
             effort_override=effort, budget=budget.model_dump(), settings={
                 "pricing": {m: p.model_dump() for m, p in self.settings.pricing.items()},
@@ -224,7 +228,7 @@ class Chainproof:
             answer = check_answer(answer, request, spec.approval_schema(request.subject))
             if answer.action == "edit" and request.subject == "decision":
                 try:  # a person's edit passes the same checks as the model's answer (e.g. evidence keys)
-                    spec.check_decision(spec.decision_schema.model_validate(answer.edited), ChainView(snapshot.values))
+                    spec.check_decision(restore_model(spec.decision_schema, answer.edited), ChainView(snapshot.values))
                 except ValueError as exc:
                     raise ApprovalRefused(f"edited: {exc}; nothing was decided; pending: {approvals.listing(pending)}") from None
             content = answer.edited if answer.action == "edit" else request.proposed
@@ -274,6 +278,7 @@ class Chainproof:
             pauses = approvals.pauses_of(snapshot)
             cost = next((p for p in pauses if isinstance(p, CostBudgetPause)), None)
             stop = next((p for p in pauses if isinstance(p, StepBudgetPause)), None)
+            refused = next((p for p in pauses if isinstance(p, ValueRefusedPause)), None)
             pending = approvals.approvals_of(pauses)
             if budget_usd is not None and cost is None:
                 raise InputError(f"budget_usd: run {run_id} is not paused at a cost budget "
@@ -284,6 +289,9 @@ class Chainproof:
                 check_resume(_wiring.cost_guard(self.settings, self.audit), snapshot.values, cost.value, budget_usd)
                 payload = Command(resume={cost.interrupt_id: {"budget_usd": budget_usd, "by": by}})
                 detail = {"budget_usd": budget_usd, "by": by, "scope": cost.scope}
+            elif refused is not None:  # go on with the refused tool result as the step's finding
+                payload = Command(resume={refused.interrupt_id: {"by": by}})
+                detail = {"refused": refused.error, "step_no": refused.step_no, "by": by}
             elif stop is not None:
                 if max_steps is None or max_steps <= stop.done_count:
                     raise InputError(
@@ -377,23 +385,4 @@ class Chainproof:
             self.audit.append(run_id, EventRecord(kind="run_failed", detail={"error": f"{type(exc).__name__}: {exc}"}))
             exc.add_note(f"run {run_id} failed; its checkpoint is kept: resume it with `chainproof resume {run_id}`")
             raise
-        snapshot = app.get_state(config)
-        state = dict(snapshot.values)
-        pauses = approvals.pauses_of(snapshot)
-        cost = next((p for p in pauses if isinstance(p, CostBudgetPause)), None)
-        if cost is not None:
-            self.audit.append(run_id, EventRecord(kind="run_paused", detail={"cost_budget_stop": cost.value}))
-            return RunResult(run_id, "paused", [cost], state=state)
-        stop = next((p for p in pauses if isinstance(p, StepBudgetPause)), None)
-        if stop is not None:
-            self.audit.append(run_id, EventRecord(kind="run_paused", detail={"budget_stop": stop.value}))
-            return RunResult(run_id, "paused", [stop], state=state)
-        pending: list[ApprovalPause] = approvals.approvals_of(pauses)
-        if pending:
-            detail = approvals.pause_binding(pending, snapshot.config["configurable"])
-            self.audit.append(run_id, EventRecord(kind="run_paused", detail=detail))
-            return RunResult(run_id, "paused", list(pending), state=state)
-        if self.audit.get_run(run_id).zdr:
-            forget_thread(app.checkpointer, run_id)  # zero data retention: the state holds model text
-        self.audit.append(run_id, EventRecord(kind="run_completed", detail={"report_path": state.get("report_path")}))
-        return RunResult(run_id, "completed", report_path=state.get("report_path"), state=state)
+        return record_outcome(self.audit, app, config, run_id)

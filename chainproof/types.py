@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter
 from chainproof.graphs.approval import ApprovalRequest
 
 __all__ = ["ApprovalPause", "BudgetAlert", "CostBudgetPause", "Pause", "ProgressEvent", "RunResult", "RunStatus",
-           "StepBudgetPause", "StepFinished", "parse_pause", "parse_progress"]
+           "StepBudgetPause", "StepFinished", "ValueRefusedPause", "parse_pause", "parse_progress"]
 
 
 class _Wire(BaseModel):
@@ -110,8 +110,31 @@ class CostBudgetPause(_Wire):
     """LangGraph's id of the interrupt."""
 
 
-Pause = Annotated[Union[ApprovalPause, StepBudgetPause, CostBudgetPause], Field(discriminator="kind")]
-"""Why a run paused: one of the three interrupt kinds, told apart by ``kind``."""
+class ValueRefusedPause(_Wire):
+    """A tool returned a value outside the value contract (:mod:`chainproof.values`): the tool call
+    is recorded with the refusal as its error and the run stops, recorded as failed.
+    ``chainproof resume RUN_ID`` continues it with the refusal as the step's finding; the tool is
+    not run again (``chainproof/_boundaries.py``)."""
+
+    kind: Literal["value_refused"] = "value_refused"
+    """Discriminator (the interrupt value's ``kind``)."""
+    run_id: str
+    """The run."""
+    step_no: int
+    """The super-step the refusal's finding is recorded under."""
+    plan_step: str
+    """The plan step whose tool result was refused."""
+    tool: str | None = None
+    """The tool."""
+    error: str
+    """The refusal: the tool, the key path and the type."""
+    interrupt_id: str = Field(default="", exclude=True)
+    """LangGraph's id of the interrupt."""
+
+
+Pause = Annotated[Union[ApprovalPause, StepBudgetPause, CostBudgetPause, ValueRefusedPause],
+                  Field(discriminator="kind")]
+"""Why a run stopped at an interrupt: one of the four interrupt kinds, told apart by ``kind``."""
 
 _PAUSE: TypeAdapter[Pause] = TypeAdapter(Pause)
 

@@ -15,6 +15,9 @@ from typing import Any
 
 from sqlalchemy import inspect
 
+from chainproof.errors import UnsupportedValue
+from chainproof.values import encode_value, error_path
+
 _SECRET_PATTERNS = [
     re.compile(r"sk-[A-Za-z0-9_\-]{16,}"),  # OpenAI-style API keys
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]{8,}"),  # Authorization: Bearer …
@@ -99,15 +102,25 @@ def has_zdr_stub(value: Any) -> bool:
 
 
 def _default(obj: Any) -> Any:
-    if isinstance(obj, datetime):
+    if isinstance(obj, datetime):  # column timestamps: the rule every stored hash was made with
         if obj.tzinfo is None:
             obj = obj.replace(tzinfo=UTC)
         return obj.astimezone(UTC).isoformat()
-    raise TypeError(f"not canonicalisable: {type(obj).__name__}")
+    return encode_value(obj)  # value contract: any other value hashes as its tagged JSON form
 
 
 def canonical_json(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default)
+    """``data`` as canonical JSON (see the module docstring). Values under the value contract
+    (:mod:`chainproof.values`) reach the store already encoded; one that did not is hashed as its
+    tagged form. A ``datetime`` keeps its legacy rule (ISO 8601 in UTC), which column timestamps are
+    hashed with. Raises ``UnsupportedValue`` naming the key path and type of a value outside the
+    contract (``where`` = ``"audit record"``)."""
+    try:
+        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default)
+    except UnsupportedValue:
+        found = error_path(data)
+        path, type_name = found if found is not None else ("", "unknown")
+        raise UnsupportedValue("audit record", path, type_name) from None
 
 
 def sha256_hex(data: Any) -> str:

@@ -9,6 +9,7 @@ fit is refused before anything runs or is recorded.
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +17,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from chainproof.errors import ApprovalRefused
+from chainproof._boundaries import decision_form, validate_edit  # value contract
+from chainproof.errors import ApprovalRefused, InputError, UnsupportedValue
+from chainproof.values import encode_value
 
 
 @dataclass(frozen=True)
@@ -85,9 +88,16 @@ def check_answer(
         raise ApprovalRefused("comment: a rejection needs a reason (--comment TEXT)")
     if answer.action == "edit" and not answer.edited:
         raise ApprovalRefused("edited: an edit needs the replacement proposal")
-    if answer.action == "edit" and decision_schema is not None:
+    if answer.action == "edit" and decision_schema is None:  # value contract: stored tagged, never converted
         try:
-            edited = decision_schema.model_validate(answer.edited).model_dump(mode="json")
+            answer = answer.model_copy(update={"edited": encode_value(answer.edited, where="edited", root="edited")})
+        except UnsupportedValue as exc:
+            raise ApprovalRefused(str(exc)) from None
+    if answer.action == "edit" and decision_schema is not None:
+        try:  # value contract: nothing dropped or converted; stored as the decision is (decision_form)
+            edited = decision_form(validate_edit(decision_schema, answer.edited), where="edited")
+        except (InputError, UnsupportedValue) as exc:
+            raise ApprovalRefused(f"{exc}; nothing was decided") from None
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             raise ApprovalRefused(f"edited: the replacement does not fit its schema {decision_schema.__name__}: {problems}") from None
@@ -100,7 +110,7 @@ def apply_changes(proposed: dict[str, Any], assignments: list[str]) -> dict[str,
     JSON when it parses (``0.4``, ``true``, ``["a"]``), else as a string; ``FIELD`` may be a dotted
     path into nested objects (``terms.price``). Raises ``ApprovalRefused`` for a malformed
     assignment or a path through a non-object."""
-    result = json.loads(json.dumps(proposed))
+    result = copy.deepcopy(proposed)  # value contract: tagged JSON or Python values, decoded by validate_edit
     for item in assignments:
         field, sep, raw = item.partition("=")
         if not sep or not field.strip():

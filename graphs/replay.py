@@ -53,7 +53,8 @@ from chainproof.graphs._engine.replay_ports import (
 from chainproof.graphs._engine.state import ChainState
 from chainproof.graphs.registry import get_spec
 from chainproof.graphs.review import Budget
-from chainproof.types import ApprovalPause, Pause, StepBudgetPause
+from chainproof.types import ApprovalPause, Pause, StepBudgetPause, ValueRefusedPause
+from chainproof.values import decode_value
 
 StepStatus = Literal["identical", "divergent", "not-reproducible", "not-replayed"]
 Outcome = Literal["identical", "divergent", "not-reproducible"]
@@ -207,7 +208,7 @@ def replay_run(store: AuditStore, run_id: str) -> ReplayReport:
         source, effort = wiring.source, wiring.started.get("effort_override")
         budget = Budget.model_validate(wiring.started.get("budget") or {"max_steps": spec.max_steps,
                                                                         "review_every": spec.review_every})
-        goal = spec.goal(run.inputs)
+        goal = spec.goal(decode_value(run.inputs, where="inputs"))  # hooks read decoded inputs
         scratch.start_run(run_id, graph=run.graph, goal=goal, inputs=run.inputs, company=run.company,
                           department=run.department, started_by=run.started_by, zdr=run.zdr, effort_override=effort)
         app = build_graph(InMemorySaver())
@@ -225,7 +226,8 @@ def replay_run(store: AuditStore, run_id: str) -> ReplayReport:
             pauses = pauses_of(app.get_state(config))
             if not pauses:
                 break
-            resume, stop = _recorded_answers(pauses, decisions, extensions, scratch, run_id)
+            resume, stop = _recorded_answers(pauses, decisions, extensions, scratch, run_id,
+                                             {r.step_no for r in recorded if isinstance(r, Step)})
             if stop is not None or not resume:
                 break
             if any(isinstance(p, StepBudgetPause) for p in pauses):
@@ -244,13 +246,20 @@ def replay_run(store: AuditStore, run_id: str) -> ReplayReport:
 
 
 def _recorded_answers(pauses: list[Pause], decisions: dict[str, ApprovalRecord], extensions: deque, scratch: AuditStore,
-                      run_id: str) -> tuple[dict[str, Any], BaseException | None]:
+                      run_id: str, recorded_steps: set[int]) -> tuple[dict[str, Any], BaseException | None]:
     """The resume map for the replay's open pauses, from the record: a step-budget stop gets the
     recorded extension; an approval request gets its recorded decision, which is first written
-    to the scratch store (the approve node accepts only recorded decisions, as in a live run).
-    A cost-budget pause cannot occur (replay's guards never pause)."""
+    to the scratch store (the approve node accepts only recorded decisions, as in a live run); a
+    stop after a refused tool result is answered when the recorded run went on past it
+    (``recorded_steps`` holds the recorded step numbers). A cost-budget pause cannot occur
+    (replay's guards never pause)."""
     resume: dict[str, Any] = {}
     for pause in pauses:
+        if isinstance(pause, ValueRefusedPause):
+            if pause.step_no not in recorded_steps:
+                return {}, None  # the run was still stopped there when recorded
+            resume[pause.interrupt_id] = {}
+            continue
         if isinstance(pause, StepBudgetPause):
             if not extensions:
                 return {}, None  # the run was still stopped at its budget when recorded

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field
 
+from chainproof._boundaries import decision_form
 from chainproof.agents.config import Effort
 from chainproof.graphs.approval import ApprovalItem
 from chainproof.graphs.approval_policy import ApprovalPolicy
@@ -170,7 +171,7 @@ class ChainSpec(Generic[DecisionT]):
         one item, the whole decision. Several items become parallel requests (one LangGraph
         ``Send`` each) that are answered independently; an item's preparation belongs here or in
         earlier nodes, never in the approval node, so a resume never repeats it."""
-        return [ApprovalItem("decision", self.approval_question(decision, view), decision.model_dump(mode="json"))]
+        return [ApprovalItem("decision", self.approval_question(decision, view), decision_form(decision))]
 
     def approval_schema(self, subject: str) -> type[BaseModel] | None:
         """Override: the schema an edit of ``subject`` must fit (default: ``decision_schema`` for

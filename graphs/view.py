@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from chainproof._boundaries import restore_model
 from chainproof.graphs.spec import Finding
+from chainproof.values import hook_state
 
 
 class ChainView:
@@ -34,13 +36,14 @@ class ChainView:
         approvals: every approval answer so far (JSON; ``round``, ``subject``, ``action``,
             ``approver``, ``comment``, ``decided_at``...).
         termination: why a review ended the run early (``reason``, ``at_step``, ``by``), or None.
-        state: the raw state (read-only), for what the view does not name.
+        state: the state (read-only, tagged values decoded), for what the view does not name.
     """
 
-    __slots__ = ("_state",)
+    __slots__ = ("_raw", "_state")
 
     def __init__(self, state: Mapping[str, Any]):
-        self._state = state
+        self._raw = state
+        self._state = hook_state(state)  # the value contract: tagged values read as the types that went in
 
     @property
     def state(self) -> Mapping[str, Any]:
@@ -100,8 +103,8 @@ class ChainView:
 
     def decision_as(self, schema: Any) -> Any:
         """The decision validated into ``schema`` (a pydantic model class), or None before ``decide``."""
-        raw = self.decision
-        return None if raw is None else schema.model_validate(raw)
+        raw = self._raw.get("decision")
+        return None if raw is None else restore_model(schema, raw)
 
     @property
     def approval(self) -> dict[str, Any] | None:

@@ -18,11 +18,13 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
+from chainproof._boundaries import recorded_refusal
 from chainproof.agents.calls import wire_messages
 from chainproof.checkpoints.audit_hashing import Redactor, has_zdr_stub, sha256_hex
 from chainproof.checkpoints.audit_schema import Chained, EventRecord, ModelCallRecord, Step, ToolCallRecord
 from chainproof.errors import NotRetained, ReplayDivergence
 from chainproof.graphs.routing import BudgetShare
+from chainproof.values import decode_value, encode_value
 
 SNIPPET = 60  # characters of context shown around a difference
 
@@ -127,16 +129,19 @@ class RecordedCalls:
             raise ReplayDivergence(self.last_step_no, [f"an extra tool call ({tool}) the recorded run did not make"])
         rec = self._tools.popleft()
         self.last_step_no = rec.step_no
-        replayed = self._redactor(args)
+        replayed = self._redactor(encode_value(args, where=f"tool {tool}", root="args"))  # the tool got them decoded
         if rec.tool != tool:
             raise ReplayDivergence(rec.step_no, [f"tool: recorded {rec.tool}, replayed {tool}"])
         if sha256_hex(replayed) != sha256_hex(rec.args):
             raise ReplayDivergence(rec.step_no, [f"tool {tool} arguments differ: {keys_differing(rec.args, replayed)}"])
         self.tool_calls_served += 1
+        refusal = recorded_refusal(rec.error)  # a refused result (value contract) is refused again
+        if refusal is not None:
+            raise refusal
         if rec.error:
             name, _, message = rec.error.partition(": ")
             raise type(name if name.isidentifier() else "RecordedToolError", (RuntimeError,), {})(message)
-        return rec.result
+        return decode_value(rec.result, where=f"tool {tool}")  # what the tool returned
 
 
 class ReplayChatModel(BaseChatModel):

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any, TypedDict
 
 from chainproof.graphs.spec import ChainSpec, Finding, PlanStep
+from chainproof.values import decode_value
 
 RECENT_FINDINGS = 3  # findings without keep_data stay in state only while among the latest three (the review reads three)
 RECENT_DONE = 5  # ids of the latest completed plan steps kept for prompts
@@ -74,7 +75,7 @@ def spec_plan(spec: ChainSpec, inputs: dict[str, Any]) -> tuple[PlanStep, ...]:
     if plan is None:
         if len(plans) >= PLANS_PER_SPEC:
             plans.clear()
-        plan = plans[key] = tuple(spec.plan(json.loads(key)))
+        plan = plans[key] = tuple(spec.plan(decode_value(json.loads(key), where="inputs")))  # decoded inputs
     return plan
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 from langgraph.types import Send, interrupt
 
+from chainproof._boundaries import decision_form
 from chainproof.agents.structured import MAX_ATTEMPTS, invoke_structured
 from chainproof.checkpoints.audit_hashing import sha256_hex
 from chainproof.checkpoints.audit_schema import ApprovalRecord
@@ -23,6 +24,7 @@ from chainproof.graphs.approval_policy import RunFacts
 from chainproof.graphs.recorder import StepRecorder
 from chainproof.graphs.routing import Task
 from chainproof.graphs.view import ChainView
+from chainproof.values import encode_value
 
 
 def decide(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
@@ -52,7 +54,7 @@ def decide(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
         if value is None:  # the spec has no fallback: fail the step (the run stays resumable)
             rec.output = {"errors": outcome.errors}
             outcome.require(spec.decision_schema)
-        decision = value.model_dump(mode="json")
+        decision = decision_form(value)  # value contract: JSON where the schema restores it exactly, else tagged
         rec.output = {"decision": decision, "fallback": fallback, "errors": outcome.errors}
         facts = RunFacts(decision=decision, tools_used=state.get("tools_used", []), sensitive_tools=ctx.sensitive,
                          cost_usd=ctx.run_cost(state["run_id"]))  # type: ignore[misc]
@@ -61,7 +63,7 @@ def decide(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
         for i, item in enumerate(spec.approval_items(value, view) if reasons else []):
             # hash what is stored and shown: the proposal as redacted (a phrase such as
             # "authorization: outstanding" is redacted, and the approver sees the redacted text)
-            proposed = ctx.audit.redactor(item.proposed)
+            proposed = ctx.audit.redactor(encode_value(item.proposed, where=f"approval item {item.subject}"))
             request = ApprovalRequest(
                 request_id=request_id(state["run_id"], rec.step_no + 1 + i), run_id=state["run_id"], node="approve",
                 subject=item.subject, question=item.question, reasons=reasons, step_no=rec.step_no + 1 + i,

@@ -7,7 +7,9 @@ import time
 from typing import Any
 
 from langgraph.runtime import Runtime
+from langgraph.types import interrupt
 
+from chainproof._boundaries import invoke_tool, refusal_stop
 from chainproof.graphs._engine.context import ChainContext
 from chainproof.graphs._engine.prompts import step_messages
 from chainproof.graphs._engine.state import ChainState, add_finding, advance, remaining
@@ -15,6 +17,7 @@ from chainproof.graphs.prompting import compact_json
 from chainproof.graphs.review import Budget
 from chainproof.graphs.routing import Task
 from chainproof.graphs.spec import Finding, PlanStep
+from chainproof.values import encode_value
 
 FINDING_CHARS = 1200  # a finding's summary in state; the full text is in the step row
 
@@ -35,7 +38,8 @@ def act(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
     ctx = runtime.context
     step = remaining(ctx.spec, state)[0]
     if step.kind == "tool":
-        args = {k: resolve_arg(v, state["inputs"]) for k, v in step.args.items()}
+        literal = encode_value(step.args, where=f"plan step {step.id}", root="args")  # tagged JSON, as stored
+        args = {k: resolve_arg(v, state["inputs"]) for k, v in literal.items()}
         for name, source in step.args_from_findings.items():
             found = state.get("findings", {}).get(source)
             if not found or found.get("data") is None:
@@ -44,14 +48,17 @@ def act(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
         with ctx.recorder(state, "act", "tool", f"{step.title} [{step.tool}]") as rec:
             rec.inputs = {"plan_step": step.id, "tool": step.tool}  # args and result: the tool_calls row
             started = time.perf_counter()
-            try:
-                result = ctx.tool_map[step.tool].invoke(args)  # type: ignore[index]
+            try:  # the value contract: the tool gets decoded args; its result is encoded, or refused
+                result, refused = invoke_tool(ctx.tool_map[step.tool], step.tool, args)  # type: ignore[index]
             except Exception as exc:
                 rec.tool_call(step.tool, args, None, f"{type(exc).__name__}: {exc}", time.perf_counter() - started)  # type: ignore[arg-type]
                 raise
-            rec.tool_call(step.tool, args, result, None, time.perf_counter() - started)  # type: ignore[arg-type]
+            rec.tool_call(step.tool, args, result, refused, time.perf_counter() - started)  # type: ignore[arg-type]
+            if refused:
+                rec.output = {"refused": refused}
         used = state.get("tools_used", [])
-        return {"pending": {"step": step.model_dump(mode="json"), "result": result}, "step": rec.step_no,
+        return {"pending": {"step": step.model_dump(mode="json"), "result": result,
+                            **({"refused": refused} if refused else {})}, "step": rec.step_no,
                 "tools_used": used if step.tool in used else sorted([*used, step.tool])}
     route = ctx.route(state, Task(step.instruction), step.effort)
     with ctx.recorder(state, "act", "reason", step.title, effort=route.effort, effort_reason=route.reason) as rec:
@@ -72,7 +79,14 @@ def observe(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]
     pending = state["pending"] or {}
     step = PlanStep.model_validate(pending["step"])
     raised: dict[str, Any] = {}
-    if step.kind == "tool":
+    if pending.get("refused"):  # a refused tool result: stop (resumable), then record it as the finding
+        interrupt(refusal_stop(state["run_id"], state.get("step", 0) + 1, step.id, step.tool, pending["refused"]))
+        with ctx.recorder(state, "observe", "observe", f"Record refused result of {step.title}") as rec:
+            summary = f"The result of tool {step.tool} was refused and not kept: {pending['refused']}"
+            rec.inputs = {"plan_step": step.id, "refused": True}
+            rec.output = {"finding": summary}
+        data = None
+    elif step.kind == "tool":
         shown = pending["result"]
         if step.prompt_fields is not None and isinstance(shown, dict):
             shown = {k: shown[k] for k in step.prompt_fields if k in shown}

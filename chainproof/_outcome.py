@@ -1,0 +1,47 @@
+"""Where a run stands once LangGraph's stream returns, recorded in the audit trail: stopped after
+a refused tool result (``run_failed``, raised), paused at a cost or step budget or for approval
+(``run_paused`` with what a resume needs, e.g. the approval binding), or completed
+(``run_completed``; a zero-data-retention run's checkpoints are deleted first)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chainproof._boundaries import refusal_error
+from chainproof.checkpoints.audit import AuditStore
+from chainproof.checkpoints.audit_schema import EventRecord
+from chainproof.checkpoints.saver import forget_thread
+from chainproof.graphs._engine import approvals
+from chainproof.types import ApprovalPause, CostBudgetPause, RunResult, StepBudgetPause, ValueRefusedPause
+
+
+def record_outcome(audit: AuditStore, app: Any, config: dict[str, Any], run_id: str) -> RunResult:
+    """Record and return the outcome of the thread ``config`` of compiled graph ``app`` after a
+    stream. Raises :class:`~chainproof.errors.UnsupportedValue` (a ``RunError``) when the run
+    stopped after a refused tool result."""
+    snapshot = app.get_state(config)
+    state = dict(snapshot.values)
+    pauses = approvals.pauses_of(snapshot)
+    refused = next((p for p in pauses if isinstance(p, ValueRefusedPause)), None)
+    if refused is not None:  # recorded as failed; resumable without running the tool again
+        audit.append(run_id, EventRecord(kind="run_failed", detail={"error": refused.error,
+                                                                         "refused": refused.value}))
+        raise refusal_error(run_id, refused.value)
+    cost = next((p for p in pauses if isinstance(p, CostBudgetPause)), None)
+    if cost is not None:
+        audit.append(run_id, EventRecord(kind="run_paused", detail={"cost_budget_stop": cost.value}))
+        return RunResult(run_id, "paused", [cost], state=state)
+    stop = next((p for p in pauses if isinstance(p, StepBudgetPause)), None)
+    if stop is not None:
+        audit.append(run_id, EventRecord(kind="run_paused", detail={"budget_stop": stop.value}))
+        return RunResult(run_id, "paused", [stop], state=state)
+    pending: list[ApprovalPause] = approvals.approvals_of(pauses)
+    if pending:
+        detail = approvals.pause_binding(pending, snapshot.config["configurable"])
+        audit.append(run_id, EventRecord(kind="run_paused", detail=detail))
+        return RunResult(run_id, "paused", list(pending), state=state)
+    run = audit.get_run(run_id)
+    if run is not None and run.zdr:
+        forget_thread(app.checkpointer, run_id)  # zero data retention: the state holds model text
+    audit.append(run_id, EventRecord(kind="run_completed", detail={"report_path": state.get("report_path")}))
+    return RunResult(run_id, "completed", report_path=state.get("report_path"), state=state)
