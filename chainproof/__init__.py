@@ -40,11 +40,21 @@ _EXPORTS: dict[str, str] = {
     # the application
     "Chainproof": "chainproof.app:Chainproof",
     "Settings": "chainproof.settings:Settings",
-    "RunResult": "chainproof.app:RunResult",
+    "RunResult": "chainproof.types:RunResult",
+    # what a run reports and why it stops (typed; chainproof.types)
+    "Pause": "chainproof.types:Pause",
+    "ApprovalPause": "chainproof.types:ApprovalPause",
+    "StepBudgetPause": "chainproof.types:StepBudgetPause",
+    "CostBudgetPause": "chainproof.types:CostBudgetPause",
+    "ValueRefusedPause": "chainproof.types:ValueRefusedPause",
+    "ProgressEvent": "chainproof.types:ProgressEvent",
+    "StepFinished": "chainproof.types:StepFinished",
+    "BudgetAlert": "chainproof.types:BudgetAlert",
     # writing a graph
     "ChainSpec": "chainproof.graphs.spec:ChainSpec",
     "PlanStep": "chainproof.graphs.spec:PlanStep",
     "Finding": "chainproof.graphs.spec:Finding",
+    "ChainView": "chainproof.graphs.view:ChainView",
     "ApprovalItem": "chainproof.graphs.approval:ApprovalItem",
     "ApprovalPolicy": "chainproof.graphs.approval_policy:ApprovalPolicy",
     "FieldEquals": "chainproof.graphs.approval_policy:FieldEquals",
@@ -53,6 +63,8 @@ _EXPORTS: dict[str, str] = {
     "CostAbove": "chainproof.graphs.approval_policy:CostAbove",
     "tool": "chainproof.graphs.tool:tool",
     "clipped": "chainproof.agents.structured:clipped",
+    # the value contract (chainproof.values)
+    "register_value_type": "chainproof.values:register_value_type",
     # graph discovery
     "register": "chainproof.graphs.registry:register",
     "get_spec": "chainproof.graphs.registry:get_spec",
@@ -74,9 +86,18 @@ __all__ = [
     "Chainproof",
     "Settings",
     "RunResult",
+    "Pause",
+    "ApprovalPause",
+    "StepBudgetPause",
+    "CostBudgetPause",
+    "ValueRefusedPause",
+    "ProgressEvent",
+    "StepFinished",
+    "BudgetAlert",
     "ChainSpec",
     "PlanStep",
     "Finding",
+    "ChainView",
     "ApprovalItem",
     "ApprovalPolicy",
     "FieldEquals",
@@ -85,6 +106,7 @@ __all__ = [
     "CostAbove",
     "tool",
     "clipped",
+    "register_value_type",
     "register",
     "get_spec",
     "list_graphs",
@@ -101,14 +123,27 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from chainproof.agents.models import StaticModels
     from chainproof.agents.scripted import ScriptedChatModel
     from chainproof.agents.structured import clipped
-    from chainproof.app import Chainproof, RunResult
+    from chainproof.app import Chainproof
     from chainproof.errors import ChainproofError, RunError, UserError
     from chainproof.graphs.approval import ApprovalItem
     from chainproof.graphs.approval_policy import ApprovalPolicy, CostAbove, FieldBelow, FieldEquals, SensitiveToolUsed
     from chainproof.graphs.registry import GraphInfo, get_spec, list_graphs, register
     from chainproof.graphs.spec import ChainSpec, Finding, PlanStep
     from chainproof.graphs.tool import tool
+    from chainproof.graphs.view import ChainView
     from chainproof.settings import Settings
+    from chainproof.types import (
+        ApprovalPause,
+        BudgetAlert,
+        CostBudgetPause,
+        Pause,
+        ProgressEvent,
+        RunResult,
+        StepBudgetPause,
+        StepFinished,
+        ValueRefusedPause,
+    )
+    from chainproof.values import register_value_type
 
 
 def __getattr__(name: str) -> Any:

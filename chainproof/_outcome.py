@@ -1,10 +1,12 @@
-"""Where a run stands once LangGraph's stream returns, recorded in the audit trail: stopped after
+"""A run's stream and where it stands once it returns, recorded in the audit trail: failed or
+interrupted (``run_failed``, with a note naming ``chainproof resume``), stopped after
 a refused tool result (``run_failed``, raised), paused at a cost or step budget or for approval
 (``run_paused`` with what a resume needs, e.g. the approval binding), or completed
 (``run_completed``; a zero-data-retention run's checkpoints are deleted first)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from chainproof._boundaries import refusal_error
@@ -12,7 +14,39 @@ from chainproof.checkpoints.audit import AuditStore
 from chainproof.checkpoints.audit_schema import EventRecord
 from chainproof.checkpoints.saver import forget_thread
 from chainproof.graphs._engine import approvals
-from chainproof.types import ApprovalPause, CostBudgetPause, RunResult, StepBudgetPause, ValueRefusedPause
+from chainproof.types import (
+    ApprovalPause,
+    CostBudgetPause,
+    ProgressEvent,
+    RunResult,
+    StepBudgetPause,
+    ValueRefusedPause,
+    parse_progress,
+)
+
+
+def stream_run(audit: AuditStore, app: Any, config: dict[str, Any], context: Any, run_id: str, payload: Any,
+               on_progress: Callable[[ProgressEvent], None] | None) -> RunResult:
+    """Stream the thread ``config`` of ``app`` with ``payload`` (initial state, ``Command`` or None)
+    until it pauses or ends (``durability="sync"``: each checkpoint is written before the next
+    step starts), passing typed progress events to ``on_progress``; then :func:`record_outcome`.
+    A failure or Ctrl-C is recorded as ``run_failed`` and re-raised with a note on how to resume.
+    The caller holds the run's lock."""
+    try:
+        for mode, chunk in app.stream(payload, config, context=context, stream_mode=["custom", "updates"],
+                                      durability="sync"):
+            if mode == "custom" and on_progress:
+                on_progress(parse_progress(chunk))
+    except KeyboardInterrupt as exc:
+        audit.append(run_id, EventRecord(kind="run_failed", detail={"error": "interrupted by the user"}))
+        exc.add_note(f"run {run_id} was interrupted; its last checkpoint is kept: resume it with "
+                     f"`chainproof resume {run_id}`")
+        raise
+    except Exception as exc:
+        audit.append(run_id, EventRecord(kind="run_failed", detail={"error": f"{type(exc).__name__}: {exc}"}))
+        exc.add_note(f"run {run_id} failed; its checkpoint is kept: resume it with `chainproof resume {run_id}`")
+        raise
+    return record_outcome(audit, app, config, run_id)
 
 
 def record_outcome(audit: AuditStore, app: Any, config: dict[str, Any], run_id: str) -> RunResult:

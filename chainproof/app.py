@@ -38,7 +38,7 @@ from langgraph.types import Command
 
 from chainproof import _wiring
 from chainproof._boundaries import restore_model
-from chainproof._outcome import record_outcome
+from chainproof._outcome import stream_run
 from chainproof._storage import cause, check_checkpointer, run_lock, storage_errors
 from chainproof.agents.config import EFFORTS
 from chainproof.agents.models import ConfiguredModels, ModelProvider
@@ -51,6 +51,7 @@ from chainproof.errors import InputError, RunBusy, RunNotFound, RunNotResumable,
 from chainproof.graphs._engine import approvals
 from chainproof.graphs._engine.compile import build_graph
 from chainproof.graphs._engine.context import ChainContext
+from chainproof.graphs._engine.fork import start_fork
 from chainproof.graphs._engine.state import ChainState
 from chainproof.graphs.approval import ApprovalAnswer, ApprovalRefused, apply_changes, check_answer
 from chainproof.graphs.approval_policy import ApprovalPolicy
@@ -65,7 +66,6 @@ from chainproof.types import (
     RunResult,
     StepBudgetPause,
     ValueRefusedPause,
-    parse_progress,
 )
 from chainproof.values import decode_value, encode_value
 
@@ -168,6 +168,21 @@ class Chainproof:
         initial: ChainState = self.audit.redactor({"run_id": run_id, "graph": graph, "goal": goal, "inputs": inputs,
                                                    "step": 0, "budget": budget.model_dump(), "cache": cache})
         return self._drive(run_id, graph, initial, effort=effort, on_progress=on_progress)
+
+    def fork(self, run_id: str, at_step: int, *, started_by: str | None = None,
+             on_progress: Progress | None = None) -> RunResult:
+        """Time travel: start a new run from ``run_id``'s checkpoint at or before step ``at_step``
+        (the latest one not inside an approval round) and run it until it pauses or completes.
+        The fork gets a new run id, is linked to its parent in its header, re-asks every approval
+        after the fork point with new request ids, and leaves the parent's record untouched
+        (``graphs/_engine/fork.py``). Raises ``RunNotFound``, ``InputError`` (``at_step``) or
+        ``UserError`` (a zero-data-retention parent, no checkpoints)."""
+        parent = self._run(run_id)
+        if started_by is not None and not started_by.strip():
+            raise InputError("started_by (--as): a name is required when given; leave it out to fork anonymously")
+        with self._thread(run_id, parent.graph) as (app, _, _ctx):
+            new_id = start_fork(self.audit, app, parent, at_step, started_by=started_by)
+        return self._drive(new_id, parent.graph, None, on_progress=on_progress)
 
     def policy(self, graph: str) -> ApprovalPolicy:
         """The approval policy of ``graph``: ``settings.approval_policies[graph]`` if set, else the
@@ -344,6 +359,9 @@ class Chainproof:
         ``recursion_limit`` derived from the run's budget (saved in its state, or ``initial``'s;
         ``max_steps`` raises it for a resume with a larger budget), and the run's context (every
         ``stream`` passes it: LangGraph does not checkpoint the context)."""
+        if effort is None:  # the run's --effort override holds for every later resume, decision and fork too
+            started = self.audit.last_event(run_id, "run_started")
+            effort = (started.detail or {}).get("effort_override") if started is not None else None
         ctx = _wiring.context_from_settings(self.settings, graph=graph, spec=get_spec(graph), audit=self.audit,
                                             models=self.models, effort=effort, cost_of_run=self.cost_of_run)
         with open_checkpointer(self.settings.resolved_checkpoint_url) as saver:
@@ -367,22 +385,4 @@ class Chainproof:
         the requests it binds), ``run_completed`` or ``run_failed``. One process at a time advances
         a run (:func:`run_lock`); another gets ``RunBusy`` and nothing runs."""
         with run_lock(self.settings.home, run_id):
-            return self._stream_locked(app, config, ctx, run_id, payload, on_progress)
-
-    def _stream_locked(self, app: Any, config: dict[str, Any], ctx: ChainContext, run_id: str, payload: Any,
-                       on_progress: Progress | None) -> RunResult:
-        try:
-            for mode, chunk in app.stream(payload, config, context=ctx, stream_mode=["custom", "updates"],
-                                          durability="sync"):
-                if mode == "custom" and on_progress:
-                    on_progress(parse_progress(chunk))
-        except KeyboardInterrupt as exc:
-            self.audit.append(run_id, EventRecord(kind="run_failed", detail={"error": "interrupted by the user"}))
-            exc.add_note(f"run {run_id} was interrupted; its last checkpoint is kept: resume it with "
-                         f"`chainproof resume {run_id}`")
-            raise
-        except Exception as exc:
-            self.audit.append(run_id, EventRecord(kind="run_failed", detail={"error": f"{type(exc).__name__}: {exc}"}))
-            exc.add_note(f"run {run_id} failed; its checkpoint is kept: resume it with `chainproof resume {run_id}`")
-            raise
-        return record_outcome(self.audit, app, config, run_id)
+            return stream_run(self.audit, app, config, ctx, run_id, payload, on_progress)

@@ -119,6 +119,8 @@ class AuditStore:
         effort_override: str | None = None,
         budget: dict[str, Any] | None = None,
         settings: dict[str, Any] | None = None,
+        parent_run_id: str | None = None,
+        forked_at_step: int | None = None,
     ) -> None:
         """Insert the run header and its ``run_started`` event, whose ``detail`` holds the header's
         hash (``run_header_hash``, so ``verify`` covers the header), the run's
@@ -126,8 +128,10 @@ class AuditStore:
         run the same way (pricing table, routing settings, reasoning cache on/off), merged in.
 
         ``zdr``: zero-data-retention run (the goal and every ``__zdr_fields__`` column of its records
-        are stored as stubs, see :func:`checkpoints.audit_hashing.zdr_stub`). Raises ``AuditError``
-        if the run exists."""
+        are stored as stubs, see :func:`checkpoints.audit_hashing.zdr_stub`). ``parent_run_id`` and
+        ``forked_at_step``: for a fork (``chainproof fork``), the run it was forked from and the
+        parent's step it continues after (both in the header hash). Raises ``AuditError`` if the
+        run exists."""
         with self._lock, self.session() as s, s.begin():
             if s.get(Run, run_id) is not None:
                 raise AuditError(f"run {run_id} already exists in the audit store")
@@ -141,6 +145,8 @@ class AuditStore:
                 started_by=started_by,
                 created_at=utcnow(),
                 zdr=zdr,
+                parent_run_id=parent_run_id,
+                forked_at_step=forked_at_step,
             )
             s.add(run)
             header = run_header_hash(run)

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import inspect
 
 from chainproof.checkpoints.audit import AuditStore
-from chainproof.checkpoints.audit_hashing import RUN_HEADER_FIELDS, canonical_json
+from chainproof.checkpoints.audit_hashing import canonical_json, run_header
 from chainproof.checkpoints.audit_schema import (
     Chained,
     ModelCallRecord,
@@ -74,7 +74,7 @@ def export_data(store: AuditStore, run_id: str, verified: VerifyResult | None = 
         raise RunNotFound(f"no run {run_id!r} in the audit store")
     verified = verified or verify_run(store, run_id)
     records = store.records(run_id)
-    header = {k: getattr(run, k) for k in RUN_HEADER_FIELDS} | {"status": store.run_status(run_id)}
+    header = run_header(run) | {"status": store.run_status(run_id)}
     return _jsonable({
         "format": "chainproof-run-export", "version": 1, "exported_at": datetime.now(UTC),
         "run": header, "verify": verified.as_dict(), "totals": totals(records),

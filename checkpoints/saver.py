@@ -10,10 +10,31 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from chainproof.errors import StorageError
+
+
+def integer_next_version(self: BaseCheckpointSaver, current: Any, channel: Any) -> Any:
+    """Channel versions as integers (LangGraph's own default in
+    ``BaseCheckpointSaver.get_next_version``); a thread that already has string versions keeps
+    them (mixing would break version comparisons)."""
+    if isinstance(current, str):
+        return super(type(self), self).get_next_version(current, channel)  # type: ignore[misc]  # mixed into a saver class; the saver's own string versions
+    return 1 if current is None else current + 1
+
+
+def memory_saver() -> BaseCheckpointSaver:
+    """An in-memory checkpointer (replay's) with the SQLite saver's integer channel versions, so a
+    checkpoint recorded from a SQLite thread (a fork's starting point) can be seeded into it."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    class IntegerVersionsMemorySaver(InMemorySaver):
+        get_next_version = integer_next_version
+
+    return IntegerVersionsMemorySaver()
 
 
 def _compact_sqlite_saver():
@@ -39,10 +60,7 @@ def _compact_sqlite_saver():
            the ``writes`` table was ~40 % of the checkpointer's file.
         """
 
-        def get_next_version(self, current, channel):
-            if isinstance(current, str):
-                return super().get_next_version(current, channel)
-            return 1 if current is None else current + 1
+        get_next_version = integer_next_version
 
         def put(self, config, checkpoint, metadata, new_versions):
             saved = super().put(config, checkpoint, metadata, new_versions)

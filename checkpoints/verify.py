@@ -33,7 +33,7 @@ from chainproof.checkpoints.audit import AuditStore
 from chainproof.checkpoints.audit_hashing import record_content, record_hash, run_header_hash, sha256_hex
 from chainproof.checkpoints.audit_schema import GENESIS, Chained, EventRecord
 
-BreakKind = Literal["edited", "reordered", "deleted", "inserted", "header-edited"]
+BreakKind = Literal["edited", "reordered", "deleted", "inserted", "header-edited", "fork-link"]
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,30 @@ def verify_run(store: AuditStore, run_id: str) -> VerifyResult:
     result.broken = result.broken or header_break
     if note:
         result.notes.append(note)
+    fork_break, note = _check_fork_link(store, run_id, rows)
+    result.broken = result.broken or fork_break
+    if note:
+        result.notes.append(note)
     return result
+
+
+def _check_fork_link(store: AuditStore, run_id: str, rows: list[Any]) -> tuple[BrokenLink | None, str | None]:
+    """For a fork: its ``run_started`` event names the parent's record it continues from
+    (``fork.parent_record_hash``); that record must still be in the parent's chain. A parent that
+    is not in this store is noted, not failed (it may live in another store)."""
+    run = store.get_run(run_id)
+    if run is None or not run.parent_run_id:
+        return None, None
+    started = next((r for r in rows if isinstance(r, EventRecord) and r.kind == "run_started"), None)
+    link = ((started.detail or {}).get("fork") or {}) if started is not None else {}
+    if store.get_run(run.parent_run_id) is None:
+        return None, f"fork of run {run.parent_run_id}, which is not in this store: the link was not checked"
+    wanted = link.get("parent_record_hash")
+    if wanted and any(r.record_hash == wanted for r in store.records(run.parent_run_id)):
+        return None, f"fork of run {run.parent_run_id} after its step {run.forked_at_step}: link verified"
+    return BrokenLink("fork-link", "runs", None, None,
+                      f"the parent run {run.parent_run_id} no longer holds the record this fork continues from "
+                      f"({str(wanted)[:12]}…)"), None
 
 
 def verify_all(store: AuditStore) -> list[VerifyResult]:

@@ -7,7 +7,7 @@ The run's graph spec (``graphs.registry.get_spec(run.graph)``) is compiled again
   (SHA-256 of ``agents.calls.wire_messages``, as ``graphs/recorder.py`` computes it) at the recorded effort;
 * :class:`RecordedTool` objects that return the recorded tool results (or raise the recorded
   error) after checking the tool name and the SHA-256 of the arguments;
-* LangGraph's ``InMemorySaver`` and a scratch in-memory audit store, so nothing is written to the
+* LangGraph's ``InMemorySaver`` (with integer channel versions) and a scratch in-memory audit store, so nothing is written to the
   original run (or to any file: the report is rendered and hashed, not written);
 * the recorded approval answers, given at each approval ``interrupt`` as ``Command(resume=…)``;
 * a reasoning cache (:class:`RecordedCache`) that answers exactly where the recorded run had a
@@ -31,15 +31,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
 from chainproof.checkpoints.audit import AuditStore
 from chainproof.checkpoints.audit_hashing import record_content
 from chainproof.checkpoints.audit_schema import ApprovalRecord, Chained, EventRecord, Step
+from chainproof.checkpoints.saver import memory_saver
 from chainproof.errors import NotRetained, ReplayDivergence
 from chainproof.graphs._engine.approvals import pauses_of
 from chainproof.graphs._engine.compile import build_graph
+from chainproof.graphs._engine.fork import seed_thread
 from chainproof.graphs._engine.replay_ports import (
     RecordedBudgets,
     RecordedCache,
@@ -211,10 +212,15 @@ def replay_run(store: AuditStore, run_id: str) -> ReplayReport:
         goal = spec.goal(decode_value(run.inputs, where="inputs"))  # hooks read decoded inputs
         scratch.start_run(run_id, graph=run.graph, goal=goal, inputs=run.inputs, company=run.company,
                           department=run.department, started_by=run.started_by, zdr=run.zdr, effort_override=effort)
-        app = build_graph(InMemorySaver())
+        saver = memory_saver()
+        app = build_graph(saver)
         config: dict[str, Any] = {"configurable": {"thread_id": run_id}, "recursion_limit": budget.recursion_limit()}
         payload: Any = store.redactor(ChainState(run_id=run_id, graph=run.graph, goal=goal, inputs=run.inputs, step=0,
                                                  budget=budget.model_dump()))
+        fork = wiring.started.get("fork")
+        if fork:  # a fork starts from the recorded copy of its parent's checkpoint, not from the inputs
+            seed_thread(saver, run_id, fork["checkpoint"], fork["langgraph_step"])
+            payload = None
         stop: BaseException | None = None
         while True:
             try:

@@ -98,3 +98,18 @@ def resume(
     with cli._engine() as engine, views.LiveSteps(console) as live:
         result = engine.resume(run_id, max_steps=max_steps, budget_usd=budget_usd, by=by, on_progress=live.update)
     finish(result)
+
+
+@app.command()
+def fork(
+    run_id: str,
+    at: Annotated[int, typer.Option("--at", help="Start from the run's checkpoint at or before this step (see chainproof show).")],
+    by: Annotated[Optional[str], typer.Option("--as", help="Your name, recorded as who started the fork.")] = None,
+) -> None:
+    """Time travel: start a new run from RUN_ID's checkpoint at or before step --at. The fork has
+    its own run id, is linked to its parent, asks every approval after that point again, and
+    leaves the parent's record untouched."""
+    with cli._engine() as engine, views.LiveSteps(console) as live:
+        result = engine.fork(run_id, at, started_by=by, on_progress=live.update)
+    console.print(f"fork {result.run_id} of run {run_id}", highlight=False)
+    finish(result)

@@ -175,6 +175,8 @@ def print_runs(console: Console, rows: list[tuple[Any, str | None, Any]],
     for run, status, _ in rows:
         inputs = run.inputs or {}
         decided = "; ".join(f"{d.action} by {d.approver}" for d in decisions.get(run.run_id, [])) or "-"
+        if getattr(run, "parent_run_id", None):
+            status = f"{status or '-'} (fork of {run.parent_run_id} @ step {run.forked_at_step})"
         table.add_row(*_cells(run.run_id, run.graph, str(run.company or "-") + (f" @ {inputs['as_of']}" if inputs.get("as_of") else ""),
                       status or "-", decided, run.created_at.strftime("%Y-%m-%d %H:%M:%S"), run.started_by or "-"))
     console.print(table if rows else "No runs yet.")
@@ -202,6 +204,9 @@ def print_trace(console: Console, trace: Trace) -> None:
         _print_step(console, trace)
         return
     console.print(f"[bold]{escape(run.graph)}[/] run {run.run_id} · status {trace.status} · goal: {escape(run.goal)}", highlight=False)
+    if getattr(run, "parent_run_id", None):
+        console.print(f"fork of run {run.parent_run_id} after its step {run.forked_at_step}; steps up to "
+                      f"{run.forked_at_step} are in that run (chainproof show {run.parent_run_id})", highlight=False, markup=False)
     table = Table("step", "node", "title", "effort", "model", "in", "out", "reasoning", "USD", "sec", "status")
     totals = [0, 0, 0]
     for s in steps:

@@ -23,10 +23,13 @@ The parent's records and checkpoints are only read.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from chainproof.checkpoints.audit import AuditStore
+from chainproof.checkpoints.audit_schema import EventRecord, Run, Step
 from chainproof.errors import InputError, UserError
 
 CHECKPOINT_KEYS = ("channel_values", "channel_versions", "versions_seen")
@@ -82,11 +85,52 @@ def forked_checkpoint(record: dict[str, Any], run_id: str, step: int) -> dict[st
     }
 
 
-def seed_thread(saver: Any, thread_id: str, record: dict[str, Any], step: int) -> str:
+def seed_thread(saver: Any, thread_id: str, record: dict[str, Any], langgraph_step: int) -> str:
     """Write the fork's first checkpoint into ``saver`` under ``thread_id`` (every channel counts
     as new, so savers that store values per version, such as PostgresSaver, store them all).
-    Returns the new checkpoint id."""
-    checkpoint = forked_checkpoint(record, thread_id, step)
+    ``langgraph_step``: the parent checkpoint's ``metadata["step"]`` (LangGraph counts its
+    recursion limit from it). Returns the new checkpoint id."""
+    checkpoint = forked_checkpoint(record, thread_id, langgraph_step)
     config = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
-    saver.put(config, checkpoint, {"source": "fork", "step": step, "parents": {}}, checkpoint["channel_versions"])
+    saver.put(config, checkpoint, {"source": "fork", "step": langgraph_step, "parents": {}},
+              checkpoint["channel_versions"])
     return checkpoint["id"]
+
+
+def start_fork(audit: AuditStore, app: Any, parent: Run, at_step: int, *, started_by: str | None = None,
+               run_id: str | None = None) -> str:
+    """Record a fork of ``parent`` at ``at_step`` in ``audit`` and seed its thread in ``app``'s
+    checkpointer (``app``: the compiled graph on the open checkpointer); returns the fork's run id.
+    The fork's header carries ``parent_run_id`` and ``forked_at_step`` (the step of the chosen
+    checkpoint); its ``run_started`` event carries, under ``fork``, the requested step, the parent's
+    checkpoint id, the hash of the parent's record it continues from (``parent_record_hash``: the
+    step row of ``forked_at_step``, or the parent's ``run_started`` event for a fork before any
+    step) and the checkpoint itself, plus the parent's replay settings (pricing, routing, cache,
+    effort override). Raises :class:`UserError` for a zero-data-retention parent (its model text
+    must not be copied) or a parent without checkpoints, :class:`InputError` for a bad ``at_step``."""
+    if parent.zdr:
+        raise UserError(f"run {parent.run_id} is a zero-data-retention run: its state is not copied into a fork")
+    history = list(app.get_state_history({"configurable": {"thread_id": parent.run_id}}))
+    if not history:
+        raise UserError(f"run {parent.run_id} has no checkpoints to fork from (the checkpointer holds none of it)")
+    snapshot = choose_checkpoint(history, at_step, parent.run_id)
+    saved = app.checkpointer.get_tuple(snapshot.config)
+    record = checkpoint_record(saved.checkpoint)
+    step = int(snapshot.values.get("step", 0) or 0)
+    recorded = audit.records(parent.run_id)
+    anchor = next((r for r in reversed(recorded) if isinstance(r, Step) and r.step_no == step), None) or next(
+        r for r in recorded if isinstance(r, EventRecord) and r.kind == "run_started")
+    started = next(r for r in recorded if isinstance(r, EventRecord) and r.kind == "run_started").detail or {}
+    new_id = run_id or uuid.uuid4().hex[:12]
+    audit.start_run(
+        new_id, graph=parent.graph, goal=parent.goal, inputs=parent.inputs, company=parent.company,
+        department=parent.department, started_by=started_by, zdr=False,
+        effort_override=started.get("effort_override"), budget=snapshot.values.get("budget"),
+        parent_run_id=parent.run_id, forked_at_step=step,
+        settings={**{k: started[k] for k in ("pricing", "routing", "cache") if k in started}, "fork": {
+            "parent_run_id": parent.run_id, "requested_at": at_step, "at_step": step,
+            "parent_checkpoint_id": saved.config["configurable"]["checkpoint_id"],
+            "parent_record_hash": anchor.record_hash, "langgraph_step": saved.metadata.get("step", 0),
+            "checkpoint": record}})
+    seed_thread(app.checkpointer, new_id, record, saved.metadata.get("step", 0))
+    return new_id
