@@ -9,12 +9,10 @@ test venv's site-packages made of symlinks, with this checkout's editable ``chai
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
 import sys
-import sysconfig
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ import pytest
 
 from testkit.dd_answers import responder
 from testkit.fake_openai import FakeOpenAI
+from testkit.venvs import Venv, clean_env, make_venv
 
 REPO = Path(__file__).resolve().parents[1]
 # What the wheel is built from (pyproject's package-dir folders plus the metadata files).
@@ -33,42 +32,10 @@ SOURCES = ("pyproject.toml", "README.md", "chainproof", "agents", "tools", "grap
 @dataclass(frozen=True)
 class FreshVenv:
     wheel: Path
-    python: Path
-    bin: Path
-    site_packages: Path
-    before: frozenset[str]
-    """Top-level names in the venv's site-packages before the wheel was installed."""
+    venv: Venv
 
-    def run(self, *args: str | Path, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run([str(a) for a in args], capture_output=True, text=True, cwd=cwd, timeout=300,
-                              env=env if env is not None else _clean_env())
-
-    def pip(self, *args: str | Path, cwd: Path) -> subprocess.CompletedProcess:
-        done = self.run(self.python, "-m", "pip", "--disable-pip-version-check", "--no-input", *args, cwd=cwd)
-        assert done.returncode == 0, done.stdout + done.stderr
-        return done
-
-
-def _clean_env(**extra: str) -> dict[str, str]:
-    # No PYTHONPATH (the tests' own points at tests/support), no settings of the test session.
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("CHAINPROOF_", "PYTHON", "PIP_", "VIRTUAL_ENV"))}
-    env.update(PIP_NO_INDEX="1", COLUMNS="200", **extra)
-    return env
-
-
-def _dependencies_dir(root: Path) -> Path:
-    """This venv's site-packages as a folder of symlinks without the editable chainproof (its
-    dist-info, finder and .pth files), so the fresh venv finds the libraries but not this checkout."""
-    deps = root / "deps"
-    deps.mkdir()
-    here = Path(sysconfig.get_paths()["purelib"])
-    for entry in here.iterdir():
-        name = entry.name
-        if name.endswith(".pth") or name.startswith(("chainproof", "__editable__", "_chainproof")):
-            continue
-        (deps / name).symlink_to(entry)
-    return deps
+    def __getattr__(self, name: str):  # python, bin, site_packages, before, run, pip
+        return getattr(self.venv, name)
 
 
 @pytest.fixture(scope="module")
@@ -84,21 +51,11 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FreshVenv]:
     dist = root / "dist"
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
                             "--no-index", "-w", str(dist), str(src)],
-                           capture_output=True, text=True, cwd=root, env=_clean_env(), timeout=300)
+                           capture_output=True, text=True, cwd=root, env=clean_env(), timeout=300)
     assert built.returncode == 0, built.stdout + built.stderr
     (wheel,) = dist.glob("chainproof-*.whl")
 
-    made = subprocess.run([sys.executable, "-m", "venv", str(root / "venv")], capture_output=True, text=True,
-                          env=_clean_env(), timeout=300)
-    assert made.returncode == 0, made.stderr
-    bin_dir = root / "venv" / "bin"
-    python = bin_dir / "python"
-    purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             capture_output=True, text=True, check=True, env=_clean_env()).stdout.strip()
-    site_packages = Path(purelib)
-    before = frozenset(p.name for p in site_packages.iterdir())
-    (site_packages / "zz_test_dependencies.pth").write_text(f"{_dependencies_dir(root)}\n")
-    fresh = FreshVenv(wheel, python, bin_dir, site_packages, before | {"zz_test_dependencies.pth"})
+    fresh = FreshVenv(wheel, make_venv(root, with_this_checkout=False))
     fresh.pip("install", "--no-deps", "--no-index", wheel, cwd=root)
     yield fresh
 
@@ -144,12 +101,12 @@ def test_chainproof_works_next_to_another_agents_package_and_a_local_tools_folde
         assert owner.stdout.strip() == "other-agents | the user project tools", owner.stderr
 
         home = workdir / "home"
-        runs = venv.run(venv.bin / "chainproof", "runs", cwd=workdir, env=_clean_env(CHAINPROOF_HOME=str(home)))
+        runs = venv.run(venv.bin / "chainproof", "runs", cwd=workdir, env=clean_env(CHAINPROOF_HOME=str(home)))
         assert runs.returncode == 0, runs.stdout + runs.stderr
 
         # `python -m` puts the working directory first on sys.path, next to its own tools/ package.
         with FakeOpenAI(responder) as server:
-            env = _clean_env(CHAINPROOF_HOME=str(home), CHAINPROOF_MODEL__PROVIDER="openai",
+            env = clean_env(CHAINPROOF_HOME=str(home), CHAINPROOF_MODEL__PROVIDER="openai",
                              CHAINPROOF_MODEL__MODEL="fake-model", CHAINPROOF_MODEL__BASE_URL=server.base_url,
                              CHAINPROOF_MODEL__API_KEY="sk-test-0123456789")
             started = venv.run(venv.python, "-m", "chainproof.cli", "run", "due-diligence", "--company", "MMM",
@@ -164,7 +121,7 @@ def test_chainproof_works_next_to_another_agents_package_and_a_local_tools_folde
     # Uninstalling the other package leaves chainproof whole, and the paused run is still there.
     gone = venv.run(venv.python, "-c", "import agents", cwd=workdir)
     assert gone.returncode != 0 and "No module named 'agents'" in gone.stderr
-    runs = venv.run(venv.bin / "chainproof", "runs", cwd=workdir, env=_clean_env(CHAINPROOF_HOME=str(home)))
+    runs = venv.run(venv.bin / "chainproof", "runs", cwd=workdir, env=clean_env(CHAINPROOF_HOME=str(home)))
     assert runs.returncode == 0, runs.stdout + runs.stderr
     assert run_id in runs.stdout and "paused" in runs.stdout
     located = venv.run(venv.python, "-c", "import chainproof.agents as a; print(a.__file__)", cwd=workdir)

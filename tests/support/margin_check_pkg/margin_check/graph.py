@@ -37,7 +37,7 @@ class Verdict(BaseModel):
     reason: str = Field(min_length=3)
 
 
-class MarginCheck(ChainSpec):
+class MarginCheck(ChainSpec[Verdict]):
     """Check a product's gross margin against a target; a person approves accept or reprice."""
 
     name = "margin-check"
@@ -68,11 +68,12 @@ class MarginCheck(ChainSpec):
         ]
 
     def decision_prompt(self, view):
-        gap = view.finding("gap").data
-        return f"The margin gap to target is {gap['gap']}. Answer accept or reprice, with a reason."
+        gap = view.data("gap")["gap"]
+        return f"The margin gap to the target is {gap}. Answer accept or reprice, with a reason."
 
     def render_report(self, view):
-        price = view.finding("price").data["price"]
-        who = view.approval.approver if view.approval else "nobody"
+        verdict = view.decision_as(Verdict)
+        answer = view.approval or {}
         return (f"# Margin check: {view.inputs['product']}\n\n"
-                f"Decision: {view.decision['decision']} (approved by {who})\n\nPrice for target: {price}\n")
+                f"Decision: {verdict.decision} ({answer.get('action', 'no answer')} by {answer.get('approver')})\n\n"
+                f"Gross margin: {view.data('margin')['margin']}; price for the target: {view.data('price')['price']}\n")
