@@ -9,9 +9,11 @@ response formats) and the embedded model, unlike ``with_structured_output``. The
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
+from annotated_types import GroupedMetadata
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import Runnable
@@ -27,21 +29,35 @@ MAX_ATTEMPTS = 3
 retries with the error shown)."""
 
 
+@dataclass(frozen=True)
+class Clip(GroupedMetadata):
+    """``Annotated[str, Clip(limit, description, min_length)]``: a model-written text field of at
+    most ``limit`` characters, written so type checkers see a ``str`` (see :func:`clipped`). The
+    limit is in the JSON schema the model sees (llama.cpp turns ``maxLength`` into its grammar);
+    over-long text from other endpoints is cut with an ellipsis rather than rejected (small models
+    overrun length hints; the raw output stays in the audit trail). White space is folded."""
+
+    limit: int
+    description: str
+    min_length: int = 1
+
+    def __iter__(self) -> Iterator[Any]:  # pydantic expands grouped metadata into these two
+        limit = self.limit
+
+        def clip(text: str) -> str:
+            text = " ".join(text.split())
+            return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+        yield Field(min_length=self.min_length, description=self.description, json_schema_extra={"maxLength": limit})
+        yield AfterValidator(clip)
+
+
 def clipped(limit: int, description: str, min_length: int = 1) -> Any:
-    """Type of a model-written text field of at most ``limit`` characters. The limit is in the
-    JSON schema the model sees (llama.cpp turns ``maxLength`` into its grammar); over-long text
-    from other endpoints is cut with an ellipsis rather than rejected (small models overrun length
-    hints; the raw output stays in the audit trail). White space is folded."""
-
-    def clip(text: str) -> str:
-        text = " ".join(text.split())
-        return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-    return Annotated[
-        str,
-        Field(min_length=min_length, description=description, json_schema_extra={"maxLength": limit}),
-        AfterValidator(clip),
-    ]
+    """Type of a model-written text field of at most ``limit`` characters:
+    ``Annotated[str, Clip(limit, description, min_length)]`` (see :class:`Clip`). Used as an
+    annotation call (``text: clipped(300, "...")``) it works at run time, but a type checker
+    rejects a call as a type; write ``Annotated[str, Clip(...)]`` where the code is type-checked."""
+    return Annotated[str, Clip(limit, description, min_length)]
 
 
 class StructuredOutcome(BaseModel, Generic[T]):

@@ -29,7 +29,7 @@ completes.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -53,7 +53,7 @@ from chainproof.graphs._engine.compile import build_graph
 from chainproof.graphs._engine.context import ChainContext
 from chainproof.graphs._engine.fork import start_fork
 from chainproof.graphs._engine.state import ChainState
-from chainproof.graphs.approval import ApprovalAnswer, ApprovalRefused, apply_changes, check_answer
+from chainproof.graphs.approval import ApprovalAction, ApprovalAnswer, ApprovalRefused, apply_changes, check_answer
 from chainproof.graphs.approval_policy import ApprovalPolicy
 from chainproof.graphs.budgets import check_resume
 from chainproof.graphs.registry import add_paths, get_spec
@@ -199,7 +199,7 @@ class Chainproof:
         self,
         run_id: str,
         *,
-        action: str,
+        action: ApprovalAction,
         approver: str,
         comment: str | None = None,
         edited: dict[str, Any] | None = None,
@@ -235,13 +235,13 @@ class Chainproof:
                 request_id=request.request_id, action=action, approver=approver, comment=comment, edited=edited,
                 decided_at=datetime.now(UTC),
             )
-            policy = ctx.policy
+            policy = ctx.approval_policy
             if not policy.allows(answer.approver, self.settings.approver_roles):
                 raise ApprovalRefused(
                     f"approver: {answer.approver!r} may not decide for graph {run.graph}; allowed: "
                     f"{', '.join(policy.approvers)}; pending: {approvals.listing(pending)}")
             answer = check_answer(answer, request, spec.approval_schema(request.subject))
-            if answer.action == "edit" and request.subject == "decision":
+            if answer.action == "edit" and request.subject == "decision" and answer.edited is not None:  # check_answer: set
                 try:  # a person's edit passes the same checks as the model's answer (e.g. evidence keys)
                     spec.check_decision(restore_model(spec.decision_schema, answer.edited), ChainView(snapshot.values))
                 except ValueError as exc:
@@ -353,7 +353,7 @@ class Chainproof:
         return _wiring.reasoning_cache(self.settings, self.audit)
 
     @contextmanager
-    def _thread(self, run_id: str, graph: str, effort: str | None = None, *, initial: ChainState | None = None,
+    def _thread(self, run_id: str, graph: str, effort: str | None = None, *, initial: Mapping[str, Any] | None = None,
                 max_steps: int | None = None) -> Iterator[tuple[Any, dict[str, Any], ChainContext]]:
         """The compiled graph on an open checkpointer, the run's thread config with the
         ``recursion_limit`` derived from the run's budget (saved in its state, or ``initial``'s;

@@ -271,3 +271,7 @@ class ReasoningCacheEntry(Base):
 CHAINED_TABLES: tuple[type[Chained], ...] = (
     Step, ModelCallRecord, ToolCallRecord, ApprovalRecord, ReviewRecord, EventRecord,
 )
+STEP_TABLES: tuple[type[Step], type[ModelCallRecord], type[ToolCallRecord], type[ApprovalRecord], type[ReviewRecord]] = (
+    Step, ModelCallRecord, ToolCallRecord, ApprovalRecord, ReviewRecord,
+)
+"""The chained tables whose records belong to a step (``step_no``): all but ``EventRecord``."""

@@ -21,6 +21,9 @@ from chainproof._boundaries import decision_form, validate_edit  # value contrac
 from chainproof.errors import ApprovalRefused, InputError, UnsupportedValue
 from chainproof.values import encode_value
 
+ApprovalAction = Literal["approve", "reject", "edit"]
+"""A person's answer to an approval request (:class:`ApprovalAnswer`)."""
+
 
 @dataclass(frozen=True)
 class ApprovalItem:
@@ -59,7 +62,7 @@ class ApprovalAnswer(BaseModel):
     ``edited`` (the replacement proposal, validated by the graph's decision schema)."""
 
     request_id: str
-    action: Literal["approve", "reject", "edit"]
+    action: ApprovalAction
     approver: str
     comment: str | None = None
     edited: dict[str, Any] | None = None
@@ -93,7 +96,7 @@ def check_answer(
             answer = answer.model_copy(update={"edited": encode_value(answer.edited, where="edited", root="edited")})
         except UnsupportedValue as exc:
             raise ApprovalRefused(str(exc)) from None
-    if answer.action == "edit" and decision_schema is not None:
+    if answer.action == "edit" and decision_schema is not None and answer.edited is not None:  # edited: required above
         try:  # value contract: nothing dropped or converted; stored as the decision is (decision_form)
             edited = decision_form(validate_edit(decision_schema, answer.edited), where="edited")
         except (InputError, UnsupportedValue) as exc:

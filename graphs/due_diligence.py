@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from chainproof.agents.structured import clipped
+from chainproof.agents.structured import Clip
 from chainproof.graphs.approval_policy import ApprovalPolicy, FieldBelow, FieldEquals
 from chainproof.graphs.dd_report import render_report
 from chainproof.graphs.prompting import compact_json
@@ -33,7 +33,7 @@ class EvidencedReason(BaseModel):
     ``sentiment``, ``peers``, ``market_risk``, ``scorecard``), optionally with a field of that
     finding's data (``market_risk.hist_var95_1d``)."""
 
-    text: clipped(300, "one or two sentences")
+    text: Annotated[str, Clip(300, "one or two sentences")]
     evidence: list[str] = Field(min_length=1, max_length=4)
 
 
@@ -42,7 +42,7 @@ class Recommendation(BaseModel):
 
     decision: Literal["proceed", "renegotiate", "walk_away"]
     confidence: float = Field(ge=0.0, le=1.0)
-    summary: clipped(600, "two or three sentences")
+    summary: Annotated[str, Clip(600, "two or three sentences")]
     reasons: list[EvidencedReason] = Field(min_length=1, max_length=4)
 
 

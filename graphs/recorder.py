@@ -30,7 +30,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langgraph.config import get_stream_writer
 from langgraph.errors import GraphInterrupt
@@ -38,16 +38,18 @@ from langgraph.errors import GraphInterrupt
 from chainproof.agents.calls import ModelCall, Usage
 from chainproof.agents.pricing import Price, cost_usd, sum_costs
 from chainproof.agents.resilience import ModelCallFailed
-from chainproof.checkpoints.audit import AuditStore
 from chainproof.checkpoints.audit_hashing import sha256_hex
 from chainproof.checkpoints.audit_schema import EventRecord, ModelCallRecord, Step, ToolCallRecord
+
+if TYPE_CHECKING:  # typing only: the context imports this module
+    from chainproof.graphs._engine.context import Ledger
 
 
 @dataclass
 class StepRecorder:
     """Collects what one node execution did; see the module docstring."""
 
-    audit: AuditStore
+    audit: Ledger
     run_id: str
     step_no: int
     node: str

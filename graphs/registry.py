@@ -23,6 +23,7 @@ breaks commands about other graphs: :func:`get_spec` raises :class:`GraphNotFoun
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -135,7 +136,7 @@ def _error(exc: BaseException) -> str:
 def _sources() -> Iterable[tuple[str | None, str, Callable[[], Any]]]:
     """(name or None when only the loaded spec knows it, source label, loader) in lookup order."""
     for path in _PATHS:
-        yield None, f"setting graphs: {path}", lambda path=path: _load_path(path)
+        yield None, f"setting graphs: {path}", functools.partial(_load_path, path)
     for ep in _entry_points():
         dist = getattr(ep.dist, "name", None) or "?"
         yield ep.name, f"entry point {ep.value} ({dist})", ep.load
@@ -162,10 +163,10 @@ def list_graphs() -> list[GraphInfo]:
             found[name] = GraphInfo(name, "registered", factory(), None)
         except Exception as exc:
             found[name] = GraphInfo(name, "registered", None, _error(exc))
-    for name, source, loader in _sources():
-        if name is not None and name in found:
+    for known, source, loader in _sources():  # known: the name, or None when only the spec knows it
+        if known is not None and known in found:
             continue
-        info = _load(name, source, loader)
+        info = _load(known, source, loader)
         found.setdefault(info.name, info)
     return sorted(found.values(), key=lambda g: g.name)
 

@@ -35,7 +35,7 @@ from langgraph.types import Command
 
 from chainproof.checkpoints.audit import AuditStore
 from chainproof.checkpoints.audit_hashing import record_content
-from chainproof.checkpoints.audit_schema import ApprovalRecord, Chained, EventRecord, Step
+from chainproof.checkpoints.audit_schema import STEP_TABLES, ApprovalRecord, Chained, Step
 from chainproof.checkpoints.saver import memory_saver
 from chainproof.errors import NotRetained, ReplayDivergence
 from chainproof.graphs._engine.approvals import pauses_of
@@ -121,7 +121,7 @@ def _by_step(records: Iterable[Chained]) -> dict[int, list[Chained]]:
     the failed attempt is history, not something a replay reproduces."""
     out: dict[int, list[Chained]] = {}
     for rec in records:
-        if not isinstance(rec, EventRecord):
+        if isinstance(rec, STEP_TABLES):  # not an EventRecord
             out.setdefault(rec.step_no, []).append(rec)
     for step_no, recs in out.items():
         errors = [i for i, r in enumerate(recs) if isinstance(r, Step) and r.status == "error"]

@@ -11,11 +11,12 @@ times) or ``terminate``.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, model_serializer, model_validator
 
-from chainproof.agents.structured import clipped
+from chainproof.agents.structured import Clip
 from chainproof.graphs.spec import ChainSpec, PlanStep
 
 
@@ -65,9 +66,9 @@ class ReviewDecision(BaseModel):
     """The reviewer's answer."""
 
     decision: Literal["continue", "replan", "terminate"]
-    reason: clipped(300, "why, in one or two sentences", 3)
-    drift: clipped(300, "has the work drifted from the goal? one sentence", 2)
-    summary: clipped(600, "refreshed summary of progress so far, two or three sentences", 0) = ""
+    reason: Annotated[str, Clip(300, "why, in one or two sentences", 3)]
+    drift: Annotated[str, Clip(300, "has the work drifted from the goal? one sentence", 2)]
+    summary: Annotated[str, Clip(600, "refreshed summary of progress so far, two or three sentences", 0)] = ""
     revised_plan: list[RevisedStep] | None = Field(default=None, max_length=20)
 
     @model_validator(mode="after")
@@ -115,7 +116,7 @@ def resolve_revised_plan(spec: ChainSpec, original: tuple[PlanStep, ...], revise
     return steps
 
 
-def review_prompt(spec: ChainSpec, state: dict[str, Any], rest: tuple[PlanStep, ...], original_ids: list[str]) -> str:
+def review_prompt(spec: ChainSpec, state: Mapping[str, Any], rest: tuple[PlanStep, ...], original_ids: list[str]) -> str:
     """The reviewer's task: goal and summary come from the step prompt; this adds the plan and the
     latest findings."""
     shown = "; ".join(f"{p.id} ({p.title})" for p in rest[:10]) + (f"; … {len(rest) - 10} more" if len(rest) > 10 else "")

@@ -68,7 +68,7 @@ def verify(
     with cli.read_store() as (s, store):
         if run_id is not None:
             cli.get_run(store, run_id, s.resolved_database_url)
-        results = verify_all(store) if all_runs else [verify_run(store, run_id)]
+        results = [verify_run(store, run_id)] if run_id else verify_all(store)  # exactly one of the two, checked above
     views.print_verify(console, results)
     if not all(r.ok for r in results):
         raise typer.Exit(1)

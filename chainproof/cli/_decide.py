@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -13,6 +13,9 @@ import chainproof.cli as cli
 from chainproof.cli import _views as views
 from chainproof.cli import app, console
 from chainproof.errors import InputError
+
+if TYPE_CHECKING:  # typing only: the CLI imports the engine when a command runs
+    from chainproof.graphs.approval import ApprovalAction
 
 As = Annotated[str, typer.Option("--as", help="Your name, recorded as the approver.")]
 RequestOpt = Annotated[Optional[str], typer.Option("--request", help="Request id (optional when only one is pending).")]
@@ -26,7 +29,7 @@ def finish(result: Any) -> None:
         views.print_completed(console, result)
 
 
-def _decide(run_id: str, action: str, approver: str, comment: str | None, request: str | None, **edit: Any) -> None:
+def _decide(run_id: str, action: ApprovalAction, approver: str, comment: str | None, request: str | None, **edit: Any) -> None:
     with cli._engine() as engine, views.LiveSteps(console) as live:
         result = engine.decide(run_id, action=action, approver=approver, comment=comment,
                                request_id=request, on_progress=live.update, **edit)

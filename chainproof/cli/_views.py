@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shlex
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ from chainproof.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from chainproof.checkpoints.audit_schema import ApprovalRecord, EventRecord, ModelCallRecord, Run, Step, ToolCallRecord
+    from chainproof.types import ProgressEvent
 
 
 @dataclass
@@ -60,9 +62,9 @@ class LiveSteps:
     def __exit__(self, *exc: Any) -> None:
         self._status.__exit__(*exc)
 
-    def update(self, event: dict[str, Any]) -> None:
-        if event.get("kind") == "budget_alert":
-            self.console.print(Text("! " + budget_alert_text(event), style="yellow"), highlight=False)
+    def update(self, event: ProgressEvent) -> None:
+        if event.kind == "budget_alert":
+            self.console.print(Text("! " + budget_alert_text(event.value), style="yellow"), highlight=False)
             return
         ok = event.get("status") == "ok"
         effort = event.get("effort") or "-"
@@ -84,7 +86,7 @@ def _usd(value: float | None) -> str:
     return "unknown" if value is None else f"{value:.6f}"
 
 
-def budget_alert_text(alert: dict[str, Any]) -> str:
+def budget_alert_text(alert: Mapping[str, Any]) -> str:
     """One line for a ``budget_alert`` event's detail."""
     lower = f" (at least: {alert['unpriced_calls']} calls have no price)" if alert.get("unpriced_calls") else ""
     return (f"budget alert: {alert['share']:.0%} of the {alert['scope']} budget of {alert['budget_usd']:.4f} USD "
@@ -190,7 +192,8 @@ def print_pending(console: Console, rows: list[tuple[Any, list[ApprovalRecord]]]
         for rec in requests:
             r = rec.payload if isinstance(rec.payload, dict) else {}
             proposed = r["proposed"].get("decision", "") if isinstance(r.get("proposed"), dict) else ""
-            reasons = r.get("reasons") if isinstance(r.get("reasons"), list) else []
+            listed = r.get("reasons")
+            reasons = listed if isinstance(listed, list) else []
             table.add_row(*_cells(run.run_id, rec.request_id, r.get("subject", "decision"), r.get("question", "-"),
                           str(proposed), "; ".join(map(str, reasons)),
                           str(r.get("created_at") or f"{rec.created_at:%Y-%m-%d %H:%M:%S}")[:19]))

@@ -78,11 +78,12 @@ def check_binding(audit: AuditStore, run_id: str, request: ApprovalPause, checkp
     thread's current checkpoint) with its interrupt id and proposal hash, as the ``run_paused``
     event recorded, and the proposal still matches that hash."""
     paused = audit.last_event(run_id, "run_paused")
-    bound = next((r for r in (paused.detail.get("requests", []) if paused else [])
+    detail: dict[str, Any] = paused.detail if paused is not None else {}
+    bound = next((r for r in detail.get("requests", [])
                   if r.get("request_id") == request.request_id), None)
     where = f"request {request.request_id} of run {run_id}"
-    if bound is None or paused.detail.get("checkpoint_id") != checkpoint_id or bound.get("interrupt_id") != request.interrupt_id:
-        at = paused.detail.get("checkpoint_id") if bound else "no recorded pause"
+    if bound is None or detail.get("checkpoint_id") != checkpoint_id or bound.get("interrupt_id") != request.interrupt_id:
+        at = detail.get("checkpoint_id") if bound else "no recorded pause"
         raise ApprovalRefused(
             f"{where} was raised at checkpoint {at}, but the run is now at checkpoint {checkpoint_id} "
             "(the thread was forked or its state updated since the pause); nothing was decided; "

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
@@ -32,10 +32,17 @@ from chainproof.graphs._engine.nodes.review import after_review, review
 from chainproof.graphs._engine.nodes.step import act, after_observe, observe
 from chainproof.graphs._engine.state import ChainState
 
-Node = Callable[[Any, Runtime[ChainContext]], dict[str, Any]]
+NodeFn = Callable[[Any, Runtime[ChainContext]], dict[str, Any]]
+"""A node function as written: ``(state or Send payload, runtime) -> state update``."""
 
 
-def redacted(fn: Node) -> Node:
+class Node(Protocol):
+    """A node as added to the graph (LangGraph passes ``runtime`` by keyword)."""
+
+    def __call__(self, state: Any, runtime: Runtime[ChainContext]) -> dict[str, Any]: ...
+
+
+def redacted(fn: NodeFn) -> Node:
     """``fn`` with its update redacted by ``runtime.context.audit.redactor``, then the budget
     alerts checked (``budgets.after_step``) on the state as updated; not for the ``approve`` tasks
     (``Send`` payloads carry no budget)."""
@@ -59,8 +66,9 @@ def build_graph(checkpointer: BaseCheckpointSaver | None = None):
     must be the run id (``config={"configurable": {"thread_id": run_id}}``).
     """
     builder = StateGraph(ChainState, context_schema=ChainContext)
-    for name, fn in [("plan", plan), ("act", act), ("observe", observe), ("review", review), ("decide", decide),
-                     ("approve", approve), ("settle", settle), ("report", report)]:
+    nodes: list[tuple[str, NodeFn]] = [("plan", plan), ("act", act), ("observe", observe), ("review", review),
+                                       ("decide", decide), ("approve", approve), ("settle", settle), ("report", report)]
+    for name, fn in nodes:
         builder.add_node(name, redacted(fn))
     builder.add_edge(START, "plan")
     builder.add_conditional_edges("plan", after_plan, ["act", "decide"])

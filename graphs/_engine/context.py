@@ -84,9 +84,11 @@ class ChainContext:
         audit: the ledger (:class:`Ledger`).
         reports_dir: where ``report`` writes ``RUN_ID.md``.
         effort_override: one effort for every model step (CLI ``--effort``), or None.
-        policy: the approval policy (default: ``spec.approval_policy()``).
+        policy: the approval policy (default: ``spec.approval_policy()``); the nodes read the
+            resolved one, ``approval_policy``.
         run_cost: run id -> cost so far in USD (default: ``audit.run_cost_usd``, None while any
-            call is unpriced); read by the policy's ``cost_above`` conditions.
+            call is unpriced); read by the policy's ``cost_above`` conditions. The nodes call the
+            resolved one, ``cost_of_run``.
         tools: replaces the spec's tools by name (replay serves recorded results this way).
         write_reports: False renders and hashes the report without writing it (replay).
         routing: decides each step's effort (:mod:`chainproof.graphs.routing`).
@@ -108,17 +110,20 @@ class ChainContext:
     write_reports: bool = True
     routing: RoutingPolicy = field(default_factory=RoutingPolicy)
     pricing: dict[str, Price] | None = field(default_factory=default_prices)
-    profiles: Mapping[str, EffortProfile] = field(default_factory=lambda: ModelSettings().profiles)
+    profiles: Mapping[str, EffortProfile] = field(
+        default_factory=lambda: {str(k): v for k, v in ModelSettings().profiles.items()})
     cache: CacheSource | None = None
     stream: bool = False
     budgets: Guards | None = None
 
     def __post_init__(self) -> None:
-        self.policy = self.policy or self.spec.approval_policy()
-        self.run_cost = self.run_cost or self.audit.run_cost_usd
+        self.approval_policy: ApprovalPolicy = self.policy or self.spec.approval_policy()
+        self.cost_of_run: Callable[[str], float | None] = self.run_cost or self.audit.run_cost_usd
+        self.policy, self.run_cost = self.approval_policy, self.cost_of_run
         self.access = ModelAccess(self.profiles, self.cache, self.stream)
         spec_tools = {t.name: t for t in self.spec.tools()}
-        self.tool_map: dict[str, Invocable] = dict(self.tools) if self.tools is not None else spec_tools
+        tools: Mapping[str, Invocable] = self.tools if self.tools is not None else spec_tools
+        self.tool_map: dict[str, Invocable] = dict(tools)
         self.sensitive = sorted(name for name, t in spec_tools.items() if "sensitive" in (t.tags or []))
 
     def route(self, state: Mapping[str, Any], task: Task, static: Effort | None,

@@ -53,12 +53,12 @@ def decide(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
         value = spec.fallback_decision(view, outcome.errors) if fallback else outcome.value
         if value is None:  # the spec has no fallback: fail the step (the run stays resumable)
             rec.output = {"errors": outcome.errors}
-            outcome.require(spec.decision_schema)
+            value = outcome.require(spec.decision_schema)  # raises: no valid answer and no fallback
         decision = decision_form(value)  # value contract: JSON where the schema restores it exactly, else tagged
         rec.output = {"decision": decision, "fallback": fallback, "errors": outcome.errors}
         facts = RunFacts(decision=decision, tools_used=state.get("tools_used", []), sensitive_tools=ctx.sensitive,
-                         cost_usd=ctx.run_cost(state["run_id"]))  # type: ignore[misc]
-        reasons = ctx.policy.reasons("decide", facts)  # type: ignore[union-attr]
+                         cost_usd=ctx.cost_of_run(state["run_id"]))
+        reasons = ctx.approval_policy.reasons("decide", facts)
         requests = []
         for i, item in enumerate(spec.approval_items(value, view) if reasons else []):
             # hash what is stored and shown: the proposal as redacted (a phrase such as
@@ -103,7 +103,7 @@ def approve(task: ApprovalTask, runtime: Runtime[ChainContext]) -> dict[str, Any
         raise ApprovalRefused(
             f"request {request.request_id}: the answer was not recorded in the audit store; "
             "answer through Chainproof.decide (chainproof approve|reject|edit), which records it first")
-    with StepRecorder(audit, task["run_id"], request.step_no, "approve", "approval",  # type: ignore[arg-type]
+    with StepRecorder(audit, task["run_id"], request.step_no, "approve", "approval",
                       "Human decision" + ("" if request.subject == "decision" else f" on {request.subject}")
                       + f": {answer.action}") as rec:
         rec.inputs = {"request_id": request.request_id, "subject": request.subject}
@@ -121,8 +121,8 @@ def settle(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
     update: dict[str, Any] = {"approval": main}
     if main and main["action"] == "edit":
         update["decision"] = {**main["edited"], "_edited_by": main["approver"]}
-    policy = runtime.context.policy
-    if any(a["action"] == "reject" for a in answers) and policy.on_reject == "replan" and round_no < policy.max_replans:  # type: ignore[union-attr]
+    policy = runtime.context.approval_policy
+    if any(a["action"] == "reject" for a in answers) and policy.on_reject == "replan" and round_no < policy.max_replans:
         update.update(replan=True, round=round_no + 1)
     return update
 

@@ -15,7 +15,7 @@ from chainproof.graphs.view import ChainView
 
 def check_tools(ctx: ChainContext, steps: list[PlanStep] | tuple[PlanStep, ...]) -> None:
     """Raise ``KeyError`` naming the plan's tools that the run does not have."""
-    unknown = sorted({s.tool for s in steps if s.kind == "tool" and s.tool not in ctx.tool_map})
+    unknown = sorted({s.tool for s in steps if s.kind == "tool" and s.tool not in ctx.tool_map}, key=str)  # None: no tool
     if unknown:
         raise KeyError(f"plan uses unknown tool(s) {unknown}; available: {sorted(ctx.tool_map)}")
 

@@ -38,6 +38,8 @@ def act(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
     ctx = runtime.context
     step = remaining(ctx.spec, state)[0]
     if step.kind == "tool":
+        if step.tool is None:  # check_tools refuses such a plan before it is written
+            raise KeyError(f"plan step {step.id!r} is a tool step without a tool")
         literal = encode_value(step.args, where=f"plan step {step.id}", root="args")  # tagged JSON, as stored
         args = {k: resolve_arg(v, state["inputs"]) for k, v in literal.items()}
         for name, source in step.args_from_findings.items():
@@ -49,11 +51,11 @@ def act(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
             rec.inputs = {"plan_step": step.id, "tool": step.tool}  # args and result: the tool_calls row
             started = time.perf_counter()
             try:  # the value contract: the tool gets decoded args; its result is encoded, or refused
-                result, refused = invoke_tool(ctx.tool_map[step.tool], step.tool, args)  # type: ignore[index]
+                result, refused = invoke_tool(ctx.tool_map[step.tool], step.tool, args)
             except Exception as exc:
-                rec.tool_call(step.tool, args, None, f"{type(exc).__name__}: {exc}", time.perf_counter() - started)  # type: ignore[arg-type]
+                rec.tool_call(step.tool, args, None, f"{type(exc).__name__}: {exc}", time.perf_counter() - started)
                 raise
-            rec.tool_call(step.tool, args, result, refused, time.perf_counter() - started)  # type: ignore[arg-type]
+            rec.tool_call(step.tool, args, result, refused, time.perf_counter() - started)
             if refused:
                 rec.output = {"refused": refused}
         used = state.get("tools_used", [])
