@@ -18,7 +18,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     tests/support), no settings of the test session, pip never reaching an index."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("CHAINPROOF_", "PYTHON", "PIP_", "VIRTUAL_ENV"))}
-    env.update(PIP_NO_INDEX="1", COLUMNS="200", **extra)
+    env.update(PIP_NO_INDEX="1", PIP_NO_CACHE_DIR="1", COLUMNS="200", **extra)
     return env
 
 
