@@ -28,6 +28,10 @@ from pathlib import Path
 
 from langchain_core.messages import HumanMessage
 
+# The fault-injecting server is shared with the tests (tests/support/testkit); only that folder is
+# added to the path, never the repository root, so chainproof is imported as installed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
+
 from chainproof.agents.calls import call_model
 from chainproof.agents.config import LocalModelSettings, ModelSettings
 from chainproof.agents.models import ConfiguredModels
