@@ -61,14 +61,14 @@ class SmallChain(ChainSpec):
                           instruction="Say what the value is.", effort="low") for i in range(2)]
         return [*steps, PlanStep(id="think", title="Think", kind="reason", instruction="Go or stop?", effort="low")]
 
-    def decision_prompt(self, state):
+    def decision_prompt(self, view):
         return "Decide go or stop."
 
-    def fallback_decision(self, state, errors):
+    def fallback_decision(self, view, errors):
         return Verdict(verdict="stop")
 
-    def render_report(self, state):
-        return f"# Bench\n{state['decision']}\n"
+    def render_report(self, view):
+        return f"# Bench\n{view.decision}\n"
 
 
 def build_store(home: Path, runs: int) -> str:

@@ -27,13 +27,7 @@ one import for the face, ``__all__`` as the contract, errors in one module.
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
-
-try:
-    __version__ = version("chainproof")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without metadata
-    __version__ = "0+unknown"
 
 # public name -> "module:attribute" (the module is imported when the name is first used)
 _EXPORTS: dict[str, str] = {
@@ -145,8 +139,23 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     )
     from chainproof.values import register_value_type
 
+    __version__: str
+
+
+def _version() -> str:
+    # importlib.metadata costs ~20 ms at import: read on first use of __version__, not by every CLI command
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("chainproof")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree without metadata
+        return "0+unknown"
+
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        globals()[name] = value = _version()
+        return value
     if name == "errors":
         return importlib.import_module("chainproof.errors")
     target = _EXPORTS.get(name)

@@ -15,24 +15,15 @@ and the assembled local model in ``models/``.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
 
+from chainproof._store_settings import StoreSettings
 from chainproof.agents.config import LocalModelSettings, ModelSettings
 from chainproof.agents.pricing import Price, default_prices
-from chainproof.checkpoints.audit_hashing import Redactor
 from chainproof.checkpoints.reasoning_cache import DEFAULT_TTL_S
 from chainproof.graphs.approval_policy import ApprovalPolicy
-from chainproof.graphs.budgets import BudgetSettings
 from chainproof.graphs.routing import RoutingSettings
 
 
@@ -45,21 +36,11 @@ class CacheSettings(BaseModel):
     ttl_s: float = Field(default=DEFAULT_TTL_S, gt=0)
 
 
-def _default_home() -> Path:
-    return Path(os.environ.get("CHAINPROOF_HOME", Path.home() / ".chainproof")).expanduser()
+class Settings(StoreSettings):
+    """All Chainproof settings; see the module docstring for sources and precedence. The home,
+    storage URLs, ``budgets`` and ``secret_patterns`` are defined in
+    :class:`chainproof._store_settings.StoreSettings` (what read-only commands load)."""
 
-
-class Settings(BaseSettings):
-    """All Chainproof settings; see the module docstring for sources and precedence."""
-
-    model_config = SettingsConfigDict(env_prefix="CHAINPROOF_", env_nested_delimiter="__", extra="ignore")
-
-    home: Path = Field(default_factory=_default_home)
-    database_url: str | None = Field(default=None, description="SQLAlchemy URL of the audit store.")
-    checkpoint_url: str | None = Field(
-        default=None, description="LangGraph checkpointer: a SQLite file path or a postgresql:// URL."
-    )
-    reports_dir: Path | None = None
     model: ModelSettings = Field(default_factory=ModelSettings)
     local: LocalModelSettings = Field(default_factory=LocalModelSettings)
     approval_policies: dict[str, ApprovalPolicy] = Field(
@@ -80,17 +61,11 @@ class Settings(BaseSettings):
         "are recorded as unknown cost.",
     )
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
-    budgets: BudgetSettings = Field(default_factory=BudgetSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     graphs: list[str] = Field(
         default_factory=list,
         description="Extra graphs as 'package.module:attribute' paths (a ChainSpec subclass, instance or "
         "factory), on top of those registered through the 'chainproof.graphs' entry-point group.",
-    )
-    secret_patterns: list[str] = Field(
-        default_factory=list,
-        description="Extra regular expressions whose matches are redacted everywhere Chainproof writes, on top "
-        "of API keys, Bearer tokens and api_key=/Authorization: values.",
     )
 
     @field_validator("pricing", mode="before")
@@ -107,45 +82,5 @@ class Settings(BaseSettings):
                 raise ValueError(f"graphs[{i}]: expected 'package.module:attribute', got {path!r}")
         return value
 
-    @field_validator("secret_patterns")
-    @classmethod
-    def _patterns_compile(cls, value: list[str]) -> list[str]:
-        Redactor(value)  # raises ValueError naming secret_patterns[i]
-        return value
 
-    @property
-    def redactor(self) -> Redactor:
-        return Redactor(self.secret_patterns)
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_path = Path(os.environ.get("CHAINPROOF_CONFIG", "chainproof.toml"))
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if toml_path.is_file():
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
-        elif "CHAINPROOF_CONFIG" in os.environ:
-            raise FileNotFoundError(f"CHAINPROOF_CONFIG={toml_path}: no such file")
-        return tuple(sources)
-
-    @property
-    def resolved_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.home / 'audit.sqlite'}"
-
-    @property
-    def resolved_checkpoint_url(self) -> str:
-        return self.checkpoint_url or str(self.home / "checkpoints.sqlite")
-
-    @property
-    def resolved_reports_dir(self) -> Path:
-        return self.reports_dir or self.home / "reports"
-
-    @property
-    def models_dir(self) -> Path:
-        return self.home / "models"
+__all__ = ["CacheSettings", "Settings"]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import func, select, text, union_all
+from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from chainproof.checkpoints.audit_db import (
@@ -25,10 +25,9 @@ from chainproof.checkpoints.audit_db import (
     schema_revision,
     upgrade_schema,
 )
-from chainproof.checkpoints.audit_hashing import Redactor, record_hash, run_header_hash, zdr_minimise, zdr_stub
+from chainproof.checkpoints.audit_hashing import Redactor, run_header_hash, zdr_stub
 from chainproof.checkpoints.audit_schema import (
     CHAINED_TABLES,
-    GENESIS,
     ApprovalRecord,
     Base,
     Chained,
@@ -37,6 +36,7 @@ from chainproof.checkpoints.audit_schema import (
     Run,
     utcnow,
 )
+from chainproof.checkpoints.audit_writer import ChainWriter
 from chainproof.errors import AlreadyDecided, AuditError
 
 
@@ -65,12 +65,6 @@ def month_bounds(month: str) -> tuple[datetime, datetime]:
     return start, end
 
 
-@dataclass(frozen=True)
-class ChainHead:
-    seq: int
-    record_hash: str
-
-
 class AuditStore:
     """Open (and migrate) the audit database at ``url``; append and query records.
 
@@ -89,6 +83,7 @@ class AuditStore:
         self.redactor = redactor or Redactor()
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._lock = threading.Lock()
+        self._writer = ChainWriter(self.engine, self.redactor)
 
     @classmethod
     def scratch(cls, redactor: Redactor | None = None) -> AuditStore:
@@ -175,45 +170,17 @@ class AuditStore:
         if decision.action == "requested":
             raise AuditError("append_decision: a decision's action cannot be 'requested'")
 
-        def guard(s: Session) -> None:
-            existing = self._decision(s, decision.request_id)
+        def guard(conn: Connection) -> None:
+            with Session(bind=conn) as s:
+                existing = self._decision(s, decision.request_id)
             if existing is not None:
                 raise AlreadyDecided(existing)
 
         return self._append(run_id, (decision, *records), guard)
 
     def _append(self, run_id: str, records: tuple[Chained, ...], guard: Any = None) -> list[Chained]:
-        with self._lock, self.session() as s, s.begin():
-            if s.get_bind().dialect.name == "postgresql":
-                s.execute(text("SELECT pg_advisory_xact_lock(hashtext(:r))"), {"r": run_id})
-            run = s.get(Run, run_id)
-            if run is None:
-                raise AuditError(f"unknown run {run_id}: start_run() first")
-            if guard is not None:
-                guard(s)
-            head = self._head(s, run_id)
-            seq, prev = head.seq, head.record_hash
-            for rec in records:
-                seq += 1
-                for key, value in list(vars(rec).items()):
-                    if not key.startswith("_") and isinstance(value, (str, dict, list)):
-                        if run.zdr and key in rec.__zdr_fields__:
-                            value = zdr_minimise(value, self.redactor)
-                        setattr(rec, key, self.redactor(value))
-                rec.run_id, rec.seq, rec.prev_hash = run_id, seq, prev
-                rec.created_at = utcnow()
-                rec.record_hash = record_hash(rec)
-                prev = rec.record_hash
-                s.add(rec)
-        return list(records)
-
-    @staticmethod
-    def _head(s: Session, run_id: str) -> ChainHead:
-        parts = [
-            select(t.seq.label("seq"), t.record_hash.label("h")).where(t.run_id == run_id) for t in CHAINED_TABLES
-        ]
-        row = s.execute(union_all(*parts).order_by(text("seq DESC")).limit(1)).first()
-        return ChainHead(row.seq, row.h) if row else ChainHead(0, GENESIS)
+        with self._lock:
+            return self._writer.append(run_id, records, guard)
 
     # ----------------------------------------------------------------- queries
     @staticmethod

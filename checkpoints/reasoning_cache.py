@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, delete, select, update
+from sqlalchemy import CursorResult, Engine, Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import sessionmaker
 
 from chainproof.checkpoints.audit_hashing import Redactor, sha256_hex
@@ -48,30 +48,34 @@ class ReasoningCache:
         self.ttl = timedelta(seconds=ttl_s)
         self.clock = clock
         self.redactor = redactor or Redactor()
+        self._engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._upsert = _upsert(engine.dialect.name)
 
     def get(self, key: str) -> dict[str, Any] | None:
         """The stored response under ``key`` if it has not expired (counting the hit), else None."""
         now = self.clock()
-        with self._sessions() as s, s.begin():
-            row = s.get(ReasoningCacheEntry, key)
+        with self._engine.begin() as conn:
+            row = conn.execute(_GET, {"k": key}).first()
             if row is None or _utc(row.expires_at) <= now:
                 return None
-            s.execute(update(ReasoningCacheEntry).where(ReasoningCacheEntry.key == key)
-                      .values(hits=ReasoningCacheEntry.hits + 1))
+            conn.execute(_HIT, {"k": key})
             return dict(row.response)
 
     def put(self, key: str, model: str, effort: str, response: dict[str, Any]) -> None:
         """Store (or replace) ``response`` (redacted) under ``key``, expiring ``ttl_s`` from now."""
         now = self.clock()
         response = self.redactor(response)
-        with self._sessions() as s, s.begin():
-            row = s.get(ReasoningCacheEntry, key)
-            if row is None:
-                s.add(ReasoningCacheEntry(key=key, model=model[:200], effort=effort, response=response,
-                                          created_at=now, expires_at=now + self.ttl, hits=0))
+        values = {"key": key, "model": model[:200], "effort": effort, "response": response, "created_at": now,
+                  "expires_at": now + self.ttl, "hits": 0}
+        with self._engine.begin() as conn:
+            if self._upsert is not None:  # one statement: INSERT … ON CONFLICT (key) DO UPDATE
+                conn.execute(self._upsert, values)
+            elif conn.execute(_GET, {"k": key}).first() is None:
+                conn.execute(insert(_TABLE), values)
             else:
-                row.response, row.created_at, row.expires_at = response, now, now + self.ttl
+                conn.execute(update(_TABLE).where(_TABLE.c.key == key).values(
+                    response=response, created_at=now, expires_at=now + self.ttl))
 
     def clear(self, *, expired_only: bool = False) -> int:
         """Delete every entry (or only expired ones); returns how many were deleted."""
@@ -88,6 +92,29 @@ class ReasoningCache:
         with self._sessions() as s:
             rows = list(s.execute(select(ReasoningCacheEntry.expires_at, ReasoningCacheEntry.hits)))
         return {"entries": len(rows), "live": sum(_utc(e) > now for e, _ in rows), "hits": sum(h for _, h in rows)}
+
+
+_TABLE = cast("Table", ReasoningCacheEntry.__table__)
+_GET = select(_TABLE.c.response, _TABLE.c.expires_at).where(_TABLE.c.key == bindparam("k"))
+_HIT = update(_TABLE).where(_TABLE.c.key == bindparam("k")).values(hits=_TABLE.c.hits + 1)
+
+
+def _upsert(dialect: str) -> Any:
+    """``INSERT … ON CONFLICT (key) DO UPDATE`` of a whole entry (keeping its ``hits``) on SQLite and
+    PostgreSQL; None for other databases (they read, then insert or update)."""
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt: Any = sqlite_insert(_TABLE)
+    elif dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        stmt = postgresql_insert(_TABLE)
+    else:
+        return None
+    return stmt.on_conflict_do_update(index_elements=[_TABLE.c.key], set_={
+        "response": stmt.excluded.response, "created_at": stmt.excluded.created_at,
+        "expires_at": stmt.excluded.expires_at})
 
 
 def _utc(value: datetime) -> datetime:

@@ -30,33 +30,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
-
 from chainproof.agents.config import EffortProfile
 from chainproof.agents.pricing import Price, cost_usd
 from chainproof.checkpoints.audit import AuditStore, Spend
 from chainproof.checkpoints.audit_schema import EventRecord, utcnow
 from chainproof.errors import BudgetUnenforceable, CostBudgetExceeded, InputError
+from chainproof.graphs.budget_settings import BudgetSettings
 from chainproof.graphs.routing import BudgetShare
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from langchain_core.messages import BaseMessage
 
-# LangGraph, langchain-core and agents.calls are imported where used: the settings import this
-# module for BudgetSettings, and read-only CLI commands must start without them.
+# LangGraph, langchain-core and agents.calls are imported where used: write commands must not pay for
+# them before a run starts. BudgetSettings lives in graphs/budget_settings.py (the settings' light
+# part loads it without this module) and is re-exported here.
 
 RETRY_NOTE_TOKENS = 60
 """Tokens added per retried structured-output attempt for the error note shown to the model."""
-
-
-class BudgetSettings(BaseModel):
-    """``[budgets]`` in ``chainproof.toml``. ``run_usd``: default budget of every run (``--budget-usd``
-    sets one run's); ``departments``: monthly USD per department or project (``--department``);
-    ``alert_share``: share of a budget at which an alert is recorded (0-1, default 0.8)."""
-
-    run_usd: float | None = Field(default=None, gt=0)
-    departments: dict[str, float] = Field(default_factory=dict)
-    alert_share: float = Field(default=0.8, gt=0, le=1)
 
 
 @dataclass(frozen=True)

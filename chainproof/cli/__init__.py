@@ -36,6 +36,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
+    from chainproof._store_settings import StoreSettings
     from chainproof.app import Chainproof
     from chainproof.checkpoints.audit import AuditStore
     from chainproof.settings import Settings
@@ -118,7 +119,17 @@ def settings() -> Settings:
     return Settings()
 
 
-def open_store(s: Settings, *, migrate: bool | str = "check") -> AuditStore:
+def store_settings() -> StoreSettings:
+    """The settings read-only commands need (home, storage URLs, secret patterns, budgets; sources
+    and precedence as :func:`settings`). When nothing else is set (environment, TOML file), the
+    models, routing, pricing and policy settings are defaults and need no validating, so they are
+    not loaded; otherwise this is :func:`settings`, which reports a bad value anywhere (exit 2)."""
+    from chainproof._store_settings import StoreSettings, only_store_settings_given
+
+    return StoreSettings() if only_store_settings_given() else settings()
+
+
+def open_store(s: StoreSettings, *, migrate: bool | str = "check") -> AuditStore:
     """The audit store of ``s``. ``migrate="check"``: the schema is checked to be current, not
     migrated (``SchemaOutdated`` names ``chainproof db upgrade``); ``True``: upgraded. A URL that
     cannot be opened raises ``StorageError`` naming ``database_url``."""
@@ -142,9 +153,10 @@ def open_store(s: Settings, *, migrate: bool | str = "check") -> AuditStore:
 
 
 @contextmanager
-def read_store() -> Iterator[tuple[Settings, AuditStore]]:
-    """``(settings, audit store)`` for a read-only command: no engine, no migrations."""
-    s = settings()
+def read_store() -> Iterator[tuple[StoreSettings, AuditStore]]:
+    """``(settings, audit store)`` for a read-only command: no engine, no migrations, only the
+    settings that locate the store (:func:`store_settings`)."""
+    s = store_settings()
     store = open_store(s)
     try:
         yield s, store

@@ -1,0 +1,124 @@
+"""The part of the settings that locates the stores: what read-only CLI commands load.
+
+:class:`StoreSettings` holds the settings a command that only reads the audit store needs (the
+home and storage URLs, the extra secret patterns, the budgets ``chainproof costs`` shows), with the
+sources and precedence of :class:`chainproof.settings.Settings`, which extends it with every other
+setting (models, routing, pricing, approval policies, …). So ``runs``, ``show``, ``verify``,
+``pending``, ``costs`` and ``export`` start without building those models; each setting is defined
+once, here or in :mod:`chainproof.settings`, with one name, default and validation message.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from chainproof.checkpoints.audit_hashing import Redactor
+from chainproof.graphs.budget_settings import BudgetSettings
+
+
+def _default_home() -> Path:
+    return Path(os.environ.get("CHAINPROOF_HOME", Path.home() / ".chainproof")).expanduser()
+
+
+class StoreSettings(BaseSettings):
+    """Where the stores are, and what read-only commands read (see the module docstring); sources
+    and precedence as documented in :mod:`chainproof.settings`."""
+
+    model_config = SettingsConfigDict(env_prefix="CHAINPROOF_", env_nested_delimiter="__", extra="ignore")
+
+    home: Path = Field(default_factory=_default_home)
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL of the audit store.")
+    checkpoint_url: str | None = Field(
+        default=None, description="LangGraph checkpointer: a SQLite file path or a postgresql:// URL."
+    )
+    reports_dir: Path | None = None
+    budgets: BudgetSettings = Field(default_factory=BudgetSettings)
+    secret_patterns: list[str] = Field(
+        default_factory=list,
+        description="Extra regular expressions whose matches are redacted everywhere Chainproof writes, on top "
+        "of API keys, Bearer tokens and api_key=/Authorization: values.",
+    )
+
+    @field_validator("secret_patterns")
+    @classmethod
+    def _patterns_compile(cls, value: list[str]) -> list[str]:
+        Redactor(value)  # raises ValueError naming secret_patterns[i]
+        return value
+
+    @property
+    def redactor(self) -> Redactor:
+        return Redactor(self.secret_patterns)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get("CHAINPROOF_CONFIG", "chainproof.toml"))
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_path.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        elif "CHAINPROOF_CONFIG" in os.environ:
+            raise FileNotFoundError(f"CHAINPROOF_CONFIG={toml_path}: no such file")
+        return tuple(sources)
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'audit.sqlite'}"
+
+    @property
+    def resolved_checkpoint_url(self) -> str:
+        return self.checkpoint_url or str(self.home / "checkpoints.sqlite")
+
+    @property
+    def resolved_reports_dir(self) -> Path:
+        return self.reports_dir or self.home / "reports"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+
+NOT_SETTINGS = frozenset({"config", "debug"})
+"""``CHAINPROOF_*`` variables that are not settings: the TOML file's path, the CLI's traceback switch."""
+
+
+def only_store_settings_given() -> bool:
+    """True when the environment (``CHAINPROOF_*``) and the TOML file set nothing but
+    :class:`StoreSettings` fields. Every other setting then has its default, which is valid, so
+    validating :class:`chainproof.settings.Settings` would find nothing more; otherwise read-only
+    commands load the full settings, and a bad value anywhere is reported as before. A TOML file
+    that cannot be read counts as setting something (the full settings report it)."""
+    fields = StoreSettings.model_fields
+    for var in os.environ:
+        name = var.lower()
+        if name.startswith("chainproof_"):
+            key = name.removeprefix("chainproof_").split("__", 1)[0]
+            if key not in fields and key not in NOT_SETTINGS:
+                return False
+    toml_path = Path(os.environ.get("CHAINPROOF_CONFIG", "chainproof.toml"))
+    if toml_path.is_file():
+        import tomllib
+
+        try:
+            data = tomllib.loads(toml_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            return False
+        return all(key in fields for key in data)
+    return True
+
+
+__all__ = ["NOT_SETTINGS", "StoreSettings", "only_store_settings_given"]
