@@ -20,9 +20,11 @@ __all__ = ["LLAMA_INSTALL_HINT", "call_lock", "clear_llama_cache", "load_llama",
 
 log = logging.getLogger(__name__)
 
-#: How users install the runtime (llama-cpp-python is an sdist on PyPI and compiles, ~5-6 min;
-#: LLAVA off skips the unused multimodal library).
-LLAMA_INSTALL_HINT = 'CMAKE_ARGS="-DLLAVA_BUILD=OFF" pip install -c constraints.txt "chainproof[local]"'
+#: How users install the runtime (llama-cpp-python is an sdist on PyPI and compiles, ~5-7 min;
+#: LLAVA off skips the unused multimodal library; GGML_NATIVE off builds for a portable CPU target:
+#: llama-cpp-python 0.3.36 built with -march=native segfaulted on the first multi-token prompt on an
+#: AVX-512 machine here, the portable build does not).
+LLAMA_INSTALL_HINT = 'CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF" pip install -c constraints.txt "chainproof[local]"'
 
 _load_lock = threading.Lock()
 _llamas: dict[tuple[str, int], Any] = {}

