@@ -51,13 +51,31 @@ def cost_guard(settings: Settings, audit: AuditStore) -> CostGuard:
     return CostGuard(audit, settings.budgets, settings.pricing)
 
 
+def recorded_policy(recorded: dict[str, Any], settings: Settings, graph: str, spec: ChainSpec) -> ApprovalPolicy:
+    """The approval policy a run started with (its ``run_started`` event's ``approval_policy``), so
+    who may approve is not decided by the settings of whoever answers; runs recorded before the
+    policy was kept use :func:`approval_policy`."""
+    kept = recorded.get("approval_policy")
+    return ApprovalPolicy.model_validate(kept) if kept is not None else approval_policy(settings, graph, spec)
+
+
+def recorded_roles(audit: AuditStore, run_id: str, settings: Settings) -> dict[str, list[str]]:
+    """The approver roles a run started with (``run_started`` ``approver_roles``), else the settings'."""
+    started = audit.last_event(run_id, "run_started")
+    kept = (started.detail or {}).get("approver_roles") if started is not None else None
+    return dict(kept) if kept is not None else dict(settings.approver_roles)
+
+
 def context_from_settings(settings: Settings, *, graph: str, spec: ChainSpec, audit: AuditStore,
                           models: ModelProvider, effort: str | None = None,
-                          cost_of_run: Callable[[str], float | None] | None = None) -> ChainContext:
-    """The context of a live run of ``graph`` (``spec``: the instance the run plans with)."""
+                          cost_of_run: Callable[[str], float | None] | None = None,
+                          recorded: dict[str, Any] | None = None) -> ChainContext:
+    """The context of a live run of ``graph`` (``spec``: the instance the run plans with;
+    ``recorded``: the run's ``run_started`` detail, whose approval policy, when kept, wins over the
+    settings')."""
     return ChainContext(
         spec, models, audit, settings.resolved_reports_dir, effort,  # type: ignore[arg-type]
-        policy=approval_policy(settings, graph, spec), run_cost=cost_of_run, routing=RoutingPolicy(settings.routing),
+        policy=recorded_policy(recorded or {}, settings, graph, spec), run_cost=cost_of_run, routing=RoutingPolicy(settings.routing),
         pricing=dict(settings.pricing), profiles={str(k): v for k, v in settings.model.profiles.items()}, stream=settings.model.stream,
         cache=StoredCache(reasoning_cache(settings, audit)) if settings.cache.enabled else None,
         budgets=cost_guard(settings, audit))
@@ -89,6 +107,7 @@ def context_from_record(spec: ChainSpec, recorded: list[Chained], scratch: Audit
         routing=RoutingPolicy(RoutingSettings.model_validate(started.get("routing") or {})),
         pricing={m: Price.model_validate(p) for m, p in pricing.items()} if pricing is not None else None,
         cache=RecordedCache(source), budgets=RecordedBudgets.from_record(recorded),
+        policy=ApprovalPolicy.model_validate(started["approval_policy"]) if "approval_policy" in started else None,
     )
     return RecordWiring(context, source, started)
 

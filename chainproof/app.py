@@ -163,7 +163,10 @@ class Chainproof:
             department=department, started_by=started_by, zdr=zdr,
             effort_override=effort, budget=budget.model_dump(), settings={
                 "pricing": {m: p.model_dump() for m, p in self.settings.pricing.items()},
-                "routing": self.settings.routing.model_dump(mode="json"), "cache": cache},
+                "routing": self.settings.routing.model_dump(mode="json"), "cache": cache,
+                # who may approve is fixed when the run starts, not by the settings of whoever answers
+                "approval_policy": self.policy(graph).model_dump(mode="json"),
+                "approver_roles": dict(self.settings.approver_roles)},
         )
         initial: ChainState = self.audit.redactor({"run_id": run_id, "graph": graph, "goal": goal, "inputs": inputs,
                                                    "step": 0, "budget": budget.model_dump(), "cache": cache})
@@ -235,8 +238,8 @@ class Chainproof:
                 request_id=request.request_id, action=action, approver=approver, comment=comment, edited=edited,
                 decided_at=datetime.now(UTC),
             )
-            policy = ctx.approval_policy
-            if not policy.allows(answer.approver, self.settings.approver_roles):
+            policy, roles = ctx.approval_policy, _wiring.recorded_roles(self.audit, run_id, self.settings)
+            if not policy.allows(answer.approver, roles):
                 raise ApprovalRefused(
                     f"approver: {answer.approver!r} may not decide for graph {run.graph}; allowed: "
                     f"{', '.join(policy.approvers)}; pending: {approvals.listing(pending)}")
@@ -359,11 +362,13 @@ class Chainproof:
         ``recursion_limit`` derived from the run's budget (saved in its state, or ``initial``'s;
         ``max_steps`` raises it for a resume with a larger budget), and the run's context (every
         ``stream`` passes it: LangGraph does not checkpoint the context)."""
+        started = self.audit.last_event(run_id, "run_started")
+        recorded = (started.detail or {}) if started is not None else {}
         if effort is None:  # the run's --effort override holds for every later resume, decision and fork too
-            started = self.audit.last_event(run_id, "run_started")
-            effort = (started.detail or {}).get("effort_override") if started is not None else None
+            effort = recorded.get("effort_override")
         ctx = _wiring.context_from_settings(self.settings, graph=graph, spec=get_spec(graph), audit=self.audit,
-                                            models=self.models, effort=effort, cost_of_run=self.cost_of_run)
+                                            models=self.models, effort=effort, cost_of_run=self.cost_of_run,
+                                            recorded=recorded)
         with open_checkpointer(self.settings.resolved_checkpoint_url) as saver:
             app = build_graph(saver)
             config: dict[str, Any] = {"configurable": {"thread_id": run_id}}

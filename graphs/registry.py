@@ -133,18 +133,37 @@ def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _ambiguous(name: str, labels: list[str]) -> Callable[[], Any]:
+    def refuse() -> Any:
+        raise GraphNotFound(f"graph {name!r} is declared by several installed packages ({'; '.join(labels)}); "
+                            "uninstall all but one, or name the one to use in the 'graphs' setting")
+
+    return refuse
+
+
 def _sources() -> Iterable[tuple[str | None, str, Callable[[], Any]]]:
-    """(name or None when only the loaded spec knows it, source label, loader) in lookup order."""
+    """(name or None when only the loaded spec knows it, source label, loader) in lookup order. An
+    entry-point name declared by more than one distribution is never resolved silently: its loader
+    raises :class:`GraphNotFound` naming every declaration (so an installed package cannot take over
+    another's graph, the bundled ``due-diligence`` included)."""
     for path in _PATHS:
         yield None, f"setting graphs: {path}", functools.partial(_load_path, path)
+    declared: dict[str, list[Any]] = {}
     for ep in _entry_points():
-        dist = getattr(ep.dist, "name", None) or "?"
-        yield ep.name, f"entry point {ep.value} ({dist})", ep.load
+        declared.setdefault(ep.name, []).append(ep)
+    for name, eps in declared.items():
+        labels = [f"entry point {ep.value} ({getattr(ep.dist, 'name', None) or '?'})" for ep in eps]
+        if len({ep.value for ep in eps}) > 1:
+            yield name, " and ".join(labels), _ambiguous(name, labels)
+        else:
+            yield name, labels[0], eps[0].load
 
 
 def _load(name: str | None, source: str, loader: Callable[[], Any]) -> GraphInfo:
     try:
         spec = _factory(loader(), source)()
+    except GraphNotFound as exc:  # declared twice
+        return GraphInfo(name or source, source, None, str(exc))
     except Exception as exc:  # a third-party module may raise anything on import
         return GraphInfo(name or source, source, None, _error(exc))
     spec_name = getattr(spec, "name", None)
@@ -183,6 +202,8 @@ def get_spec(name: str) -> ChainSpec:
         if info.name != name:
             continue
         if info.spec is None:
+            if (info.error or "").startswith(f"graph {name!r} is declared by several"):
+                raise GraphNotFound(info.error)
             raise GraphNotFound(f"graph {name!r} failed to load from {source}: {info.error}")
         return info.spec
     known = sorted({g.name for g in list_graphs() if g.spec is not None})

@@ -270,3 +270,19 @@ def test_rejection_ends_the_run_after_max_replans(settings):
         done = app.decide(second.run_id, action="reject", approver="Lee", comment="second reason")
     assert done.status == "completed" and done.state["approval"]["comment"] == "second reason"
     assert [a["round"] for a in done.state["approvals"]] == [0, 1]
+
+
+def test_who_may_approve_is_fixed_at_the_start_not_by_the_answering_shells_settings(home):
+    strict = Settings(home=home, approval_policies={"toy": ApprovalPolicy(approvers=["Dana", "role:committee"])},
+                      approver_roles={"Lee": ["committee"]})
+    with Chainproof(strict, models=StaticModels(_model())) as app:
+        run = app.start("toy", {"x": 7})
+    # another shell, another chainproof.toml: no policy for the graph, and Eve made a committee member
+    lax = Settings(home=home, approver_roles={"Eve": ["committee"]})
+    with Chainproof(lax, models=StaticModels(_model())) as app:
+        before = len(app.audit.records(run.run_id))
+        with pytest.raises(ApprovalRefused, match="'Eve' may not decide"):
+            app.decide(run.run_id, action="approve", approver="Eve")
+        assert len(app.audit.records(run.run_id)) == before  # nothing recorded
+        done = app.decide(run.run_id, action="approve", approver="Lee")  # a role recorded at the start
+        assert done.status == "completed"

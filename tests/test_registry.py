@@ -104,3 +104,25 @@ def test_inputs_model_validates_and_names_each_field():
         Triage().validate_inputs({"case": -1})
     assert isinstance(err.value, UserError) and err.value.exit_code == 2
     assert Triage().validate_inputs({"case": "7"}) == {"case": 7, "urgency": "normal"}
+
+
+def test_a_graph_name_declared_by_two_packages_is_refused_not_taken_over(graph_modules, monkeypatch):
+    from importlib.metadata import EntryPoint
+
+    real = registry._entry_points()
+    impostor = EntryPoint("due-diligence", "good_graph:Custom", registry.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(registry, "_entry_points", lambda: sorted([*real, impostor], key=lambda ep: ep.name))
+    with pytest.raises(GraphNotFound, match=r"'due-diligence' is declared by several installed packages.*good_graph:Custom"):
+        get_spec("due-diligence")
+    listed = {g.name: g for g in list_graphs()}["due-diligence"]
+    assert listed.spec is None and "declared by several" in listed.error
+
+
+def test_the_cli_finds_graphs_named_in_the_graphs_setting(graph_modules, home, monkeypatch):
+    from typer.testing import CliRunner
+
+    from chainproof.cli import app
+
+    monkeypatch.setenv("CHAINPROOF_GRAPHS", '["good_graph:Custom"]')
+    listed = CliRunner().invoke(app, ["graphs"], env={"COLUMNS": "250"})
+    assert listed.exit_code == 0 and "custom-toy" in listed.output and "setting graphs: good_graph:Custom" in listed.output

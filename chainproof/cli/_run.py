@@ -125,8 +125,9 @@ def run(
 
     Inputs: --FIELD VALUE (e.g. `run due-diligence --company MMM --as-of 2018-02-08`),
     --input KEY=VALUE or --inputs-file F.json|F.toml; `chainproof graphs` lists each graph's inputs."""
-    from chainproof.graphs.registry import get_spec
+    from chainproof.graphs.registry import add_paths, get_spec
 
+    add_paths(cli.settings().graphs)  # the 'graphs' setting, as the engine sees it
     spec = get_spec(graph)  # GraphNotFound (exit 2) naming the known graphs
     model = getattr(spec, "inputs_model", None)
     inputs = collect_inputs(input_ or [], list(ctx.args), inputs_file, model)
@@ -158,8 +159,9 @@ def graphs() -> None:
     """List the graphs Chainproof can run: description, where each came from, its inputs; and
     graphs that failed to load, with their error."""
     table = Table("graph", "description", "source", "inputs", show_lines=True)
-    from chainproof.graphs.registry import list_graphs
+    from chainproof.graphs.registry import add_paths, list_graphs
 
+    add_paths(cli.settings().graphs)
     infos = list_graphs()
     for info in infos:
         if info.error:
