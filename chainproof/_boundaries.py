@@ -20,7 +20,7 @@ side effects nor run the tool twice. The design:
    step's finding (no model call; no data is kept) and the chain goes on. A later step that needs
    that finding's data fails with the usual "not kept" error.
 
-A replay serves the recorded refusal (:func:`chainproof.values.replayed_refusal`) and answers the
+A replay serves the recorded refusal (:func:`replayed_refusal`) and answers the
 stop wherever the recorded run was resumed past it, so it reproduces the same records.
 This follows LangGraph's pattern for human-in-the-loop stops (``interrupt`` + ``Command(resume)``)
 and DBOS's rule that a completed step's outcome, success or error, is recorded once and not re-run.
@@ -33,7 +33,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from chainproof.errors import InputError, UnsupportedValue
-from chainproof.values import TAG, _enc, _Refusal, decode_value, encode_value, replayed_refusal
+from chainproof.values import TAG, _enc, _Refusal, decode_value, encode_value
 
 REFUSAL_KIND = "value_refused"
 """``kind`` of the interrupt payload that stops a run after a refused tool result."""
@@ -50,6 +50,15 @@ def invoke_tool(tool: Any, name: str, args: dict[str, Any]) -> tuple[Any, str | 
         return encode_value(tool.invoke(decoded), where=f"tool {name}", root="result"), None
     except UnsupportedValue as exc:
         return None, f"{_PREFIX}{exc}"
+
+
+def replayed_refusal(message: str) -> UnsupportedValue:
+    """An :class:`UnsupportedValue` whose text is ``message`` (a refusal recorded in a
+    ``tool_calls`` row), so a replay records the very same error text."""
+    exc = UnsupportedValue.__new__(UnsupportedValue)
+    Exception.__init__(exc, message)
+    exc.where, exc.path, exc.type_name = "", "", ""
+    return exc
 
 
 def recorded_refusal(error: str | None) -> UnsupportedValue | None:

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
 from chainproof.checkpoints.audit_hashing import Redactor
+from chainproof.errors import ConfigError
 from chainproof.graphs.budget_settings import BudgetSettings
 
 
@@ -70,10 +73,19 @@ class StoreSettings(BaseSettings):
         toml_path = Path(os.environ.get("CHAINPROOF_CONFIG", "chainproof.toml"))
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         if toml_path.is_file():
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+            try:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+            except ValueError as exc:  # tomllib.TOMLDecodeError
+                raise ConfigError(f"{toml_path.resolve()}: not valid TOML ({exc})") from None
         elif "CHAINPROOF_CONFIG" in os.environ:
-            raise FileNotFoundError(f"CHAINPROOF_CONFIG={toml_path}: no such file")
+            raise ConfigError(f"CHAINPROOF_CONFIG={toml_path}: no such file")
         return tuple(sources)
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except SettingsError as exc:  # e.g. CHAINPROOF_GRAPHS='not json'
+            raise ConfigError(f"{exc} (a CHAINPROOF_* variable holding a list or table must be JSON)") from None
 
     @property
     def resolved_database_url(self) -> str:

@@ -336,8 +336,7 @@ class Chainproof:
                                       "(it failed before its first super-step, or CHAINPROOF_CHECKPOINT_URL points elsewhere)")
             else:
                 payload, detail = None, {"after": self.audit.run_status(run_id)}  # continue from the last checkpoint
-            self.audit.append(run_id, EventRecord(kind="run_resumed", detail=detail))
-            return self._stream(app, config, ctx, run_id, payload, on_progress)
+            return self._stream(app, config, ctx, run_id, payload, on_progress, resumed=detail)
 
     # ------------------------------------------------------------ helpers
     def _check_checkpointer(self) -> None:
@@ -385,9 +384,12 @@ class Chainproof:
             return self._stream(app, config, ctx, run_id, payload, on_progress)
 
     def _stream(self, app: Any, config: dict[str, Any], ctx: ChainContext, run_id: str, payload: Any,
-                on_progress: Progress | None) -> RunResult:
+                on_progress: Progress | None, *, resumed: dict[str, Any] | None = None) -> RunResult:
         """Run the thread until it pauses or ends; record ``run_paused`` (with the checkpoint and
         the requests it binds), ``run_completed`` or ``run_failed``. One process at a time advances
-        a run (:func:`run_lock`); another gets ``RunBusy`` and nothing runs."""
+        a run (:func:`run_lock`); another gets ``RunBusy`` and nothing runs or is recorded (the
+        ``run_resumed`` event, ``resumed``, is written only once the lock is held)."""
         with run_lock(self.settings.home, run_id):
+            if resumed is not None:
+                self.audit.append(run_id, EventRecord(kind="run_resumed", detail=resumed))
             return stream_run(self.audit, app, config, ctx, run_id, payload, on_progress)

@@ -32,6 +32,7 @@ __all__ = [
     "BudgetUnenforceable",
     "ChainproofError",
     "CircuitOpen",
+    "ConfigError",
     "CostBudgetExceeded",
     "DossierError",
     "GraphNotFound",
@@ -40,6 +41,7 @@ __all__ = [
     "MalformedResponse",
     "ModelCallFailed",
     "NotRetained",
+    "PlanError",
     "RateLimitWaitTooLong",
     "ReplayDivergence",
     "RunBusy",
@@ -50,6 +52,7 @@ __all__ = [
     "ScriptExhausted",
     "StorageError",
     "StructuredOutputError",
+    "ToolFailed",
     "UnsupportedValue",
     "UserError",
 ]
@@ -90,6 +93,13 @@ class RunBusy(UserError):
 
 class RunNotResumable(UserError):
     """The run cannot be resumed: it completed, or it waits for an approval answer instead."""
+
+
+class ConfigError(UserError):
+    """The configuration cannot be read: ``CHAINPROOF_CONFIG`` names no file, the TOML file does
+    not parse, or a ``CHAINPROOF_*`` variable is not of its setting's form; the message names the
+    file or variable. (A value of the wrong type is pydantic's ``ValidationError``, naming the
+    setting.)"""
 
 
 class StorageError(UserError):
@@ -181,6 +191,21 @@ class StructuredOutputError(RunError):
 
 class ScriptExhausted(RunError):
     """A ``ScriptedChatModel`` was called more times than it has replies."""
+
+
+class ToolFailed(RunError):
+    """A tool raised: ``tool`` names it, ``plan_step`` the plan step, and the cause is chained. The
+    call is recorded with the error; ``chainproof resume RUN_ID`` runs the step again."""
+
+    def __init__(self, tool: str, plan_step: str, cause: BaseException):
+        self.tool, self.plan_step = tool, plan_step
+        super().__init__(f"tool {tool} (plan step {plan_step}) failed: {type(cause).__name__}: {cause}")
+
+
+class PlanError(RunError):
+    """A plan step cannot run as written: it refers to an input the run does not have, or needs the
+    data of a finding that is not kept (not ``keep_data``, or its tool result was refused). The
+    message names the step and what is missing."""
 
 
 class UnsupportedValue(RunError, TypeError):

@@ -35,8 +35,8 @@ registered type        ``{"$cp": "custom", "cls": NAME, "v": encoded encode(valu
                        (:func:`register_value_type`)
 =====================  ============================================================================
 
-Anything else (``Fraction``, ``range``, ``set``, ``bytes``, an arbitrary class, ``object()``, a
-``datetime`` subclass, a tzinfo other than ``ZoneInfo``/``timezone``) raises
+Anything else (``Fraction``, ``range``, ``set``, ``bytes``, NaN, an ``int`` beyond 64 bits, an
+arbitrary class, ``object()``, a ``datetime`` subclass, another tzinfo) raises
 :class:`~chainproof.errors.UnsupportedValue` naming where (the tool or field), the key path
 (``result.items[2].when``) and the type. Nothing is stored in its place.
 
@@ -58,14 +58,14 @@ was, as :mod:`copy` and :mod:`pickle` do. Pydantic private attributes are not st
 ``model_dump``) and come back as their defaults. A dataclass instance carrying attributes that are
 not fields is refused (they would be lost).
 
-The tags follow the idea of LangGraph's ``JsonPlusSerializer`` (``{"lc": 2, "type":
-"constructor", "id": [...]}`` for typed values inside JSON) while keeping plain JSON untouched.
+Tags follow LangGraph's ``JsonPlusSerializer`` (``{"lc": 2, "type": "constructor", ...}``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from enum import Enum
@@ -95,7 +95,6 @@ __all__ = [
     "import_class",
     "is_plain_json",
     "register_value_type",
-    "replayed_refusal",
     "restore_model",  # noqa: F822
     "validate_edit",  # noqa: F822
 ]
@@ -105,6 +104,7 @@ TAG = "$cp"
 field name)."""
 
 _PLAIN = frozenset({str, int, float, bool, type(None)})
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1  # what msgpack (the checkpointer) and SQL BIGINT hold
 
 
 def _path(root: str, parts: list[Any]) -> str:
@@ -176,6 +176,9 @@ def _enc_list(value: list | tuple) -> list:
 def _enc(value: Any) -> Any:
     t = type(value)
     if t in _PLAIN:
+        if (t is float and not math.isfinite(value)) or (t is int and not _INT_MIN <= value <= _INT_MAX):
+            raise _Refusal(value, "NaN, infinities and integers beyond 64 bits are not JSON that every store "
+                                  "keeps (PostgreSQL's json, the checkpointer); use None, a str or a Decimal")
         return value
     if t is dict:
         if TAG in value:  # already encoded: passes through, so encoding is idempotent
@@ -366,15 +369,6 @@ def hook_state(state: Any) -> dict[str, Any]:
     (``goal``, ``plan``, ``decision_prompt``, ``render_report``, ...) receive, so they read run
     inputs, tool data and decisions as the types that went in."""
     return dict(decode_value(dict(state), where="state"))
-
-
-def replayed_refusal(message: str) -> UnsupportedValue:
-    """An :class:`UnsupportedValue` whose text is ``message`` (a refusal recorded in a
-    ``tool_calls`` row), so a replay records the very same error text."""
-    exc = UnsupportedValue.__new__(UnsupportedValue)
-    Exception.__init__(exc, message)
-    exc.where, exc.path, exc.type_name = "", "", ""
-    return exc
 
 
 # decision_form / restore_model / validate_edit live in chainproof/_boundaries.py (they apply this

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, select, union_all
 from sqlalchemy.orm import Session, sessionmaker
 
 from chainproof.checkpoints.audit_db import (
@@ -135,7 +135,7 @@ class AuditStore:
                 graph=graph,
                 goal=self.redactor(zdr_stub(goal, self.redactor) if zdr else goal),
                 inputs=self.redactor(inputs),
-                company=company,
+                company=self.redactor(company) if company else company,
                 department=department,
                 started_by=started_by,
                 created_at=utcnow(),
@@ -305,9 +305,12 @@ class AuditStore:
         return sorted(rows, key=lambda r: r.seq)
 
     def run_ids(self) -> list[str]:
-        """Every run id, oldest run first."""
+        """Every run id, oldest run first, then the ids of chained records whose run header is gone
+        (so ``verify --all`` reports a deleted header instead of skipping its run)."""
         with self.session() as s:
-            return list(s.scalars(select(Run.run_id).order_by(Run.created_at, Run.run_id)))
+            ids = list(s.scalars(select(Run.run_id).order_by(Run.created_at, Run.run_id)))
+            orphans = set(s.scalars(union_all(*(select(t.run_id).distinct() for t in CHAINED_TABLES)))) - set(ids)
+        return ids + sorted(orphans)
 
     def records_of(self, run_id: str, table: type[Chained]) -> list[Any]:
         with self.session() as s:

@@ -4,6 +4,7 @@ seq and id, on SQLite and PostgreSQL; untouched runs stay intact."""
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pytest
 from sqlalchemy import text
@@ -145,3 +146,16 @@ def test_reviews_are_chained_records(settings, decision):
     with pytest.raises(ValueError, match="decision: expected one of continue, replan, terminate"):
         ReviewRecord(step_no=6, decision="maybe", reason="x", inputs={})
     store.close()
+
+
+def test_deleting_a_run_header_is_reported_by_verify_all(settings):
+    from chainproof.checkpoints.verify import verify_all
+
+    with Chainproof(settings) as app:
+        run_id = _completed_run(app)
+        db = sqlite3.connect(settings.resolved_database_url.removeprefix("sqlite:///"))
+        with db:  # as an attacker with the sqlite3 shell would (foreign keys are off there)
+            db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+        db.close()
+        results = {r.run_id: r for r in verify_all(app.audit)}
+    assert not results[run_id].ok and results[run_id].broken.kind == "deleted"

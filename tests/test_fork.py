@@ -97,3 +97,14 @@ def test_rewriting_the_parent_breaks_the_forks_link(settings):
         result = verify_run(app.audit, fork.run_id)
         assert not result.ok and result.broken.kind == "fork-link"
         assert not verify_run(app.audit, parent).ok
+
+
+def test_a_fork_at_or_after_the_end_is_refused(settings):
+    with Chainproof(settings, models=StaticModels(toy_model())) as app:
+        parent = _parent(app)
+        last = max(s.step_no for s in app.audit.records_of(parent, Step))
+        runs = len(app.audit.list_runs())
+        for at in (last, 99999):
+            with pytest.raises(InputError, match=f"step {at} is at or after the end of run {parent}"):
+                app.fork(parent, at)
+        assert len(app.audit.list_runs()) == runs

@@ -141,3 +141,24 @@ def test_approval_from_another_process(settings, home):
     status, path = out.stdout.split()
     assert status == "completed"
     assert "approved by: Other Process" in open(path).read()
+
+
+def test_a_tool_that_raises_fails_the_run_naming_the_tool(settings):
+    from langchain_core.tools import StructuredTool
+
+    from chainproof.errors import RunError, ToolFailed
+
+    def broken(x: int) -> dict:
+        raise ValueError("supplier feed unavailable")
+
+    class BrokenToy(ToyGraph):
+        def tools(self):
+            return [StructuredTool.from_function(broken, name="square", description="square x"), *super().tools()[1:]]
+
+    register("toy-broken", BrokenToy)
+    with _app(settings, _model()) as app:
+        with pytest.raises(ToolFailed, match=r"tool square \(plan step square\) failed: ValueError: supplier feed") as err:
+            app.start("toy-broken", {"x": 3})
+        assert isinstance(err.value, RunError) and err.value.exit_code == 1
+        (run, status, _), = app.audit.list_runs()
+        assert status == "failed"

@@ -121,8 +121,9 @@ def test_a_graph_name_declared_by_two_packages_is_refused_not_taken_over(graph_m
 def test_the_cli_finds_graphs_named_in_the_graphs_setting(graph_modules, home, monkeypatch):
     from typer.testing import CliRunner
 
-    from chainproof.cli import app
+    import chainproof.cli as cli
 
     monkeypatch.setenv("CHAINPROOF_GRAPHS", '["good_graph:Custom"]')
-    listed = CliRunner().invoke(app, ["graphs"], env={"COLUMNS": "250"})
+    monkeypatch.setattr(cli.console, "width", 250)  # the console was made at import, maybe at 80 columns
+    listed = CliRunner().invoke(cli.app, ["graphs"])
     assert listed.exit_code == 0 and "custom-toy" in listed.output and "setting graphs: good_graph:Custom" in listed.output

@@ -98,3 +98,10 @@ def test_an_edit_that_would_drop_or_convert_a_field_is_refused_naming_it(change,
 def test_validate_edit_accepts_python_values_of_the_fields_own_types():
     model = validate_edit(Stamp, {**decision_form(sample_stamp()), "amount": Decimal("2.50")})
     assert model.amount == Decimal("2.50") and str(model.amount) == "2.50"
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), 2**63, -(2**63) - 1])
+def test_values_no_store_keeps_exactly_are_refused(value):
+    with pytest.raises(UnsupportedValue, match=r"tool t: value at result\.x has type (float|int)"):
+        encode_value({"x": value}, where="tool t", root="result")
+    assert encode_value({"x": 2**63 - 1}) == {"x": 2**63 - 1}

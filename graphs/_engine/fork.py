@@ -43,12 +43,15 @@ def choose_checkpoint(history: Iterable[Any], at_step: int, run_id: str) -> Any:
     there is none."""
     if at_step < 0:
         raise InputError(f"--at: expected a step number of run {run_id} (0 or more), got {at_step}")
-    newest = 0
+    history = list(history)
+    newest = max((int(s.values.get("step", 0) or 0) for s in history if s.values), default=0)
     for snapshot in history:
         step = int(snapshot.values.get("step", 0) or 0) if snapshot.values else 0
-        newest = max(newest, step)
         if not snapshot.values or step > at_step or APPROVAL_ROUND & set(snapshot.next):
             continue
+        if not snapshot.next:
+            raise InputError(f"--at: step {at_step} is at or after the end of run {run_id} (its steps are 1 to "
+                             f"{newest}); a fork from there would run nothing")
         return snapshot
     raise InputError(f"--at: run {run_id} has no checkpoint at or before step {at_step} "
                      f"(its checkpoints cover steps 0 to {newest})")

@@ -10,6 +10,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
 from chainproof._boundaries import invoke_tool, refusal_stop
+from chainproof.errors import PlanError, ToolFailed
 from chainproof.graphs._engine.context import ChainContext
 from chainproof.graphs._engine.prompts import step_messages
 from chainproof.graphs._engine.state import ChainState, add_finding, advance, remaining
@@ -23,11 +24,11 @@ FINDING_CHARS = 1200  # a finding's summary in state; the full text is in the st
 
 
 def resolve_arg(value: Any, inputs: dict[str, Any]) -> Any:
-    """``"{inputs.KEY}"`` -> ``inputs[KEY]`` (``KeyError`` naming a missing input); others as given."""
+    """``"{inputs.KEY}"`` -> ``inputs[KEY]`` (``PlanError`` naming a missing input); others as given."""
     if isinstance(value, str) and value.startswith("{inputs.") and value.endswith("}"):
         key = value[len("{inputs.") : -1]
         if key not in inputs:
-            raise KeyError(f"plan step argument refers to missing input {key!r}; inputs have {sorted(inputs)}")
+            raise PlanError(f"a plan step argument refers to the missing input {key!r}; the inputs are {sorted(inputs)}")
         return inputs[key]
     return value
 
@@ -39,13 +40,16 @@ def act(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
     step = remaining(ctx.spec, state)[0]
     if step.kind == "tool":
         if step.tool is None:  # check_tools refuses such a plan before it is written
-            raise KeyError(f"plan step {step.id!r} is a tool step without a tool")
+            raise PlanError(f"plan step {step.id!r} is a tool step without a tool")
         literal = encode_value(step.args, where=f"plan step {step.id}", root="args")  # tagged JSON, as stored
         args = {k: resolve_arg(v, state["inputs"]) for k, v in literal.items()}
         for name, source in step.args_from_findings.items():
             found = state.get("findings", {}).get(source)
             if not found or found.get("data") is None:
-                raise KeyError(f"plan step {step.id!r} needs the data of finding {source!r}, which is not kept")
+                raise PlanError(
+                    f"plan step {step.id!r} needs the data of finding {source!r}, which is not kept (the plan step "
+                    f"{source!r} needs keep_data=True, or its tool result was refused); after fixing the cause, "
+                    f"fork the run from before that step: chainproof fork {state['run_id']} --at STEP")
             args[name] = found["data"]
         with ctx.recorder(state, "act", "tool", f"{step.title} [{step.tool}]") as rec:
             rec.inputs = {"plan_step": step.id, "tool": step.tool}  # args and result: the tool_calls row
@@ -54,7 +58,7 @@ def act(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
                 result, refused = invoke_tool(ctx.tool_map[step.tool], step.tool, args)
             except Exception as exc:
                 rec.tool_call(step.tool, args, None, f"{type(exc).__name__}: {exc}", time.perf_counter() - started)
-                raise
+                raise ToolFailed(step.tool, step.id, exc) from exc
             rec.tool_call(step.tool, args, result, refused, time.perf_counter() - started)
             if refused:
                 rec.output = {"refused": refused}
