@@ -8,6 +8,7 @@ response formats) and the embedded model, unlike ``with_structured_output``. The
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -78,8 +79,10 @@ class StructuredOutcome(BaseModel, Generic[T]):
         return self.value
 
 
+@functools.lru_cache(maxsize=128)
 def schema_instruction(schema: type[BaseModel]) -> str:
-    """The system instruction that asks for one JSON object matching ``schema``."""
+    """The system instruction that asks for one JSON object matching ``schema`` (built once per
+    schema class: ``model_json_schema`` costs more than the rest of a scripted review call)."""
     return (
         "Reply with exactly one JSON object and nothing else. It must validate against this JSON schema:\n"
         + json.dumps(schema.model_json_schema(), separators=(",", ":"))

@@ -9,6 +9,7 @@ here updates or deletes a row.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -36,7 +37,7 @@ from chainproof.checkpoints.audit_schema import (
     Run,
     utcnow,
 )
-from chainproof.checkpoints.audit_writer import ChainWriter
+from chainproof.checkpoints.audit_writer import ChainWriter, Rider
 from chainproof.errors import AlreadyDecided, AuditError
 
 
@@ -150,15 +151,17 @@ class AuditStore:
             "budget": budget, **(settings or {}), "run_header_hash": header,
         }))
 
-    def append(self, run_id: str, *records: Chained) -> list[Chained]:
+    def append(self, run_id: str, *records: Chained, riders: Sequence[Rider] = ()) -> list[Chained]:
         """Append ``records`` (unsaved ORM objects of chained tables) to ``run_id``'s chain in one
-        transaction: assigns ``seq``, ``prev_hash``, ``created_at`` and ``record_hash``.
+        transaction: assigns ``seq``, ``prev_hash``, ``created_at`` and ``record_hash``. ``riders``
+        on this store's engine (reasoning-cache entries of the step) are written in the same
+        transaction (see :class:`checkpoints.audit_writer.ChainWriter`).
 
         String and JSON fields are redacted of secrets before hashing; in a zero-data-retention run
         the record's ``__zdr_fields__`` are replaced by stubs first (hash of the raw text plus a
         redacted excerpt). This is the only code that writes chained rows. Raises ``AuditError`` for
         an unknown run."""
-        return self._append(run_id, records)
+        return self._append(run_id, records, riders=riders)
 
     def append_decision(self, run_id: str, decision: ApprovalRecord, *records: Chained) -> list[Chained]:
         """Append a decision row on an approval request (and ``records``) only if the request has
@@ -178,9 +181,10 @@ class AuditStore:
 
         return self._append(run_id, (decision, *records), guard)
 
-    def _append(self, run_id: str, records: tuple[Chained, ...], guard: Any = None) -> list[Chained]:
+    def _append(self, run_id: str, records: tuple[Chained, ...], guard: Any = None,
+                riders: Sequence[Rider] = ()) -> list[Chained]:
         with self._lock:
-            return self._writer.append(run_id, records, guard)
+            return self._writer.append(run_id, records, guard, riders)
 
     # ----------------------------------------------------------------- queries
     @staticmethod

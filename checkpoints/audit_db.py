@@ -57,7 +57,8 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn):  # pragma: no cover - trivial
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # on the DB-API connection: the same statement without a Core execution around it
+            conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE")
 
     return engine
 

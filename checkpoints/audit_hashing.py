@@ -24,6 +24,9 @@ _SECRET_PATTERNS = [
     re.compile(r"(?i)((?:api[_-]?key|authorization|x-api-key)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{8,}"),
 ]
 REDACTED = "[REDACTED]"
+# Every built-in pattern needs one of these words (``sk-``, ``bearer``, ``api``, ``authorization``);
+# a string without any is left as it is without running the patterns one by one.
+_MAY_HOLD_SECRET = re.compile(r"(?i)sk-|bearer|api|authorization")
 
 ZDR_EXCERPT_CHARS = 40
 """Zero-data-retention: characters of a (redacted) text kept as its excerpt; longer texts become
@@ -31,12 +34,17 @@ stubs (see :func:`zdr_stub`). 40 characters identify a text for a reader without
 _ZDR_STUB = re.compile(r"…\[zdr sha256=[0-9a-f]{64} chars=\d+\]$")
 
 
+def _redacted(match: re.Match[str]) -> str:
+    return (match.group(1) if match.re.groups else "") + REDACTED
+
+
 def redact(value: Any, extra_patterns: tuple[re.Pattern[str], ...] = ()) -> Any:
     """Return ``value`` with API keys, bearer tokens and ``extra_patterns`` replaced by ``[REDACTED]``
     in every string, recursively through dicts, lists and tuples (container types are kept)."""
     if isinstance(value, str):
-        for pattern in (*_SECRET_PATTERNS, *extra_patterns):
-            value = pattern.sub(lambda m: (m.group(1) if m.re.groups else "") + REDACTED, value)
+        patterns = (*_SECRET_PATTERNS, *extra_patterns) if _MAY_HOLD_SECRET.search(value) else extra_patterns
+        for pattern in patterns:
+            value = pattern.sub(_redacted, value)
         return value
     if isinstance(value, dict):
         return {k: redact(v, extra_patterns) for k, v in value.items()}
@@ -129,16 +137,32 @@ def sha256_hex(data: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+_HASHED_KEYS: dict[type, tuple[tuple[str, ...], frozenset[str], str]] = {}
+
+
+def _hashed_keys(model: Any) -> tuple[tuple[str, ...], frozenset[str], str]:
+    """``(column keys hashed, optional ones, table name)`` of a mapped class (computed once)."""
+    found = _HASHED_KEYS.get(model)
+    if found is None:
+        attrs: Any = inspect(model).column_attrs
+        keys = tuple(c.key for c in attrs if c.key not in ("id", "record_hash"))
+        found = _HASHED_KEYS[model] = (keys, getattr(model, "__optional_columns__", frozenset()), model.__tablename__)
+    return found
+
+
 def record_content(row: Any) -> dict[str, Any]:
     """The hashed content of a chained row: every column but ``id`` and ``record_hash``, plus the
     table name (so moving a record to another table breaks the chain). Columns listed in the
     table's ``__optional_columns__`` (added by later migrations) count only when not None, so rows
     written before they existed keep their hash."""
-    mapper = inspect(type(row))
-    optional: frozenset[str] = getattr(type(row), "__optional_columns__", frozenset())
-    content = {c.key: getattr(row, c.key) for c in mapper.column_attrs
-               if c.key not in ("id", "record_hash") and not (c.key in optional and getattr(row, c.key) is None)}
-    content["table"] = type(row).__tablename__
+    keys, optional, table = _hashed_keys(type(row))
+    content = {}
+    for key in keys:
+        value = getattr(row, key)
+        if value is None and key in optional:
+            continue
+        content[key] = value
+    content["table"] = table
     return content
 
 

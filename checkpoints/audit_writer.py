@@ -10,7 +10,14 @@ every seq of the run) by, in one transaction on one connection:
    ``(run_id, seq)`` unique index (one probe per table, independent of the chain's length);
 3. one ``INSERT`` per record, with the same parameters the ORM's flush sends (the attributes set on
    the record; column defaults apply to the others), after hashing the record's content exactly as
-   before (:func:`checkpoints.audit_hashing.record_hash` over the same ORM attributes).
+   before (:func:`checkpoints.audit_hashing.record_hash` over the same ORM attributes);
+4. the ``riders``: other writes that belong with the records (a model answer for the reasoning
+   cache, :meth:`checkpoints.reasoning_cache.ReasoningCache.put`), so a super-step commits once.
+
+On SQLite and PostgreSQL the head query and the INSERTs run on the transaction's DB-API cursor
+(:mod:`checkpoints.fast_sql`: compiled once, values converted by the columns' own SQLAlchemy types,
+so rows are byte-identical to a Core ``INSERT``; the new id from ``lastrowid`` on SQLite,
+``RETURNING id`` on PostgreSQL). Other databases take the Core path.
 
 The records stay the caller's (transient) ORM objects, updated with ``run_id``, ``seq``,
 ``prev_hash``, ``created_at``, ``record_hash``, their new ``id`` and any column default applied.
@@ -20,14 +27,25 @@ Serialisation across processes is unchanged (SQLite ``BEGIN IMMEDIATE``, Postgre
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, Select, bindparam, insert, select, text, union_all
 
 from chainproof.checkpoints.audit_hashing import Redactor, record_hash, zdr_minimise
 from chainproof.checkpoints.audit_schema import CHAINED_TABLES, GENESIS, Chained, Run, utcnow
+from chainproof.checkpoints.fast_sql import FastStatement, cursor_of, supported
 from chainproof.errors import AuditError
+
+
+class Rider(Protocol):
+    """A write that rides along with an append (in its transaction) when ``engine`` is the
+    store's; :meth:`write` runs it on the append's connection."""
+
+    engine: Engine
+
+    def write(self, conn: Connection) -> None: ...
 
 
 def _head_statement() -> Select[Any]:
@@ -50,6 +68,60 @@ _COLUMNS = {model: tuple(c.key for c in model.__table__.columns if c.key != "id"
             for model in CHAINED_TABLES}
 
 
+def _defaults(model: type[Chained]) -> dict[str, Callable[[], Any]]:
+    """Column key -> its Python-side default (what a Core ``INSERT`` adds for an unset column)."""
+    out: dict[str, Callable[[], Any]] = {}
+    for column in model.__table__.columns:  # type: ignore[attr-defined]
+        default = column.default
+        if column.key == "id" or default is None:
+            continue
+        arg: Any = default.arg
+        if default.is_scalar:
+            out[column.key] = functools.partial(_same, arg)
+        elif default.is_callable:
+            out[column.key] = functools.partial(arg, None)  # Core wraps a default callable to take a context
+        else:  # a SQL expression default: not on chained tables; take the Core path for it
+            raise AssertionError(f"{model.__name__}.{column.key}: unsupported column default {default!r}")
+    return out
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+_DEFAULTS = {model: _defaults(model) for model in CHAINED_TABLES}
+
+
+class _FastPath:
+    """The head query and the INSERTs compiled for one dialect (see :mod:`checkpoints.fast_sql`)."""
+
+    def __init__(self, engine: Engine):
+        dialect = engine.dialect
+        self.returning = dialect.name == "postgresql"
+        self.head = FastStatement(_HEAD, dialect)
+        self.inserts = {model: FastStatement(stmt.returning(model.__table__.c.id) if self.returning else stmt,  # type: ignore[attr-defined]
+                                             dialect, column_keys=_COLUMNS[model])
+                        for model, stmt in _INSERTS.items()}
+
+    def chain_head(self, cursor: Any, run_id: str) -> tuple[int, str]:
+        rows = self.head.rows(cursor, {"run_id": run_id})
+        if not rows:
+            return 0, GENESIS
+        seq, head = max(rows, key=lambda r: r[0])
+        return int(seq), str(head)
+
+    def insert(self, cursor: Any, rec: Chained) -> None:
+        model = type(rec)
+        state = vars(rec)
+        values = {key: state[key] for key in _COLUMNS[model] if key in state}  # unset: NULL
+        applied = {key: make() for key, make in _DEFAULTS[model].items() if key not in state}
+        values.update(applied)
+        self.inserts[model].execute(cursor, values)
+        rec.id = cursor.fetchone()[0] if self.returning else cursor.lastrowid
+        for key, value in applied.items():
+            setattr(rec, key, value)
+
+
 def chain_head(conn: Connection, run_id: str) -> tuple[int, str]:
     """``(seq, record_hash)`` of the run's last chained record, ``(0, GENESIS)`` for none."""
     rows = conn.execute(_HEAD, {"run_id": run_id}).all()
@@ -69,6 +141,7 @@ class ChainWriter:
         self.redactor = redactor
         self._zdr: dict[str, bool] = {}  # run id -> zdr (runs rows are never updated)
         self._postgres = engine.dialect.name == "postgresql"
+        self._fast = _FastPath(engine) if supported(engine.dialect) else None
 
     def _run_zdr(self, conn: Connection, run_id: str) -> bool:
         zdr = self._zdr.get(run_id)
@@ -80,16 +153,20 @@ class ChainWriter:
         return zdr
 
     def append(self, run_id: str, records: tuple[Chained, ...],
-               guard: Callable[[Connection], None] | None = None) -> list[Chained]:
+               guard: Callable[[Connection], None] | None = None, riders: Sequence[Rider] = ()) -> list[Chained]:
         """Append ``records`` to ``run_id``'s chain in one transaction; ``guard(conn)`` runs inside it
-        (after the run lock, before the head is read) and may raise to write nothing."""
+        (after the run lock, before the head is read) and may raise to write nothing. Each of
+        ``riders`` whose engine is this store's is written in the same transaction (the caller
+        writes the others)."""
+        fast = self._fast
         with self.engine.begin() as conn:
             if self._postgres:
                 conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:r))"), {"r": run_id})
             zdr = self._run_zdr(conn, run_id)
             if guard is not None:
                 guard(conn)
-            seq, prev = chain_head(conn, run_id)
+            cursor = cursor_of(conn) if fast is not None else None
+            seq, prev = fast.chain_head(cursor, run_id) if fast is not None else chain_head(conn, run_id)
             for rec in records:
                 seq += 1
                 for key, value in list(vars(rec).items()):
@@ -101,7 +178,15 @@ class ChainWriter:
                 rec.created_at = utcnow()
                 rec.record_hash = record_hash(rec)
                 prev = rec.record_hash
-                self._insert(conn, rec)
+                if fast is not None:
+                    fast.insert(cursor, rec)
+                else:
+                    self._insert(conn, rec)
+            if cursor is not None:
+                cursor.close()
+            for rider in riders:
+                if rider.engine is self.engine:
+                    rider.write(conn)
         return list(records)
 
     @staticmethod
@@ -119,4 +204,4 @@ class ChainWriter:
                 setattr(rec, key, value)
 
 
-__all__ = ["ChainWriter", "chain_head"]
+__all__ = ["ChainWriter", "Rider", "chain_head"]

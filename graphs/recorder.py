@@ -7,7 +7,9 @@ Used by every orchestrator node::
         rec.output = {...}
 
 On exit (also on an exception, with ``status='error'``) the records are appended to the run's
-hash chain in one transaction, and a progress event is sent to LangGraph's ``custom`` stream
+hash chain in one transaction, together with the reasoning-cache entries the step's model calls
+put (held meanwhile by :func:`checkpoints.reasoning_cache.deferred_puts`; one commit per
+super-step), and a progress event is sent to LangGraph's ``custom`` stream
 (``{"step", "node", "title", "effort", "model", "tokens", "elapsed_s", "status"}``).
 
 Costs: each model call is priced with the run's pricing table (:func:`agents.pricing.cost_usd`;
@@ -40,6 +42,7 @@ from chainproof.agents.pricing import Price, cost_usd, sum_costs
 from chainproof.agents.resilience import ModelCallFailed
 from chainproof.checkpoints.audit_hashing import sha256_hex
 from chainproof.checkpoints.audit_schema import EventRecord, ModelCallRecord, Step, ToolCallRecord
+from chainproof.checkpoints.reasoning_cache import PendingPut, deferred_puts
 
 if TYPE_CHECKING:  # typing only: the context imports this module
     from chainproof.graphs._engine.context import Ledger
@@ -65,10 +68,14 @@ class StepRecorder:
     _rows: list[Any] = field(default_factory=list)
     _started: float = 0.0
     _started_at: datetime | None = None
+    _held_block: Any = None
+    _held: list[PendingPut] = field(default_factory=list)
 
     def __enter__(self) -> StepRecorder:
         self._started = time.perf_counter()
         self._started_at = datetime.now(UTC)
+        self._held_block = deferred_puts()
+        self._held = self._held_block.__enter__()
         return self
 
     @property
@@ -141,6 +148,25 @@ class StepRecorder:
         return events
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self._finish(exc_type, exc)
+        finally:  # cache entries the append did not take are written on their own
+            self._held_block.__exit__(None, None, None)
+
+    def _append(self, *records: Any) -> None:
+        held = self._held
+        if not held:
+            self.audit.append(self.run_id, *records)
+            return
+        try:
+            self.audit.append(self.run_id, *records, riders=tuple(held))
+        except BaseException:
+            for put in held:  # rolled back with the append
+                put.written = False
+            raise
+        held[:] = [put for put in held if not put.written]
+
+    def _finish(self, exc_type: Any, exc: BaseException | None) -> None:
         elapsed = time.perf_counter() - self._started
         if exc_type is not None and issubclass(exc_type, GraphInterrupt):
             return  # a pause, not a step: the node runs again on resume
@@ -159,7 +185,7 @@ class StepRecorder:
             cost_usd=None if self.pricing is None else sum_costs([self.cost_of(c) for c in self._calls]),
             duration_s=round(elapsed, 4),
         )
-        self.audit.append(self.run_id, *self._rows, *self.extra_records, *events, step)
+        self._append(*self._rows, *self.extra_records, *events, step)
         try:
             write = get_stream_writer()
         except RuntimeError:  # called outside a graph run

@@ -12,7 +12,7 @@ The ports are Protocols so that a replay can substitute record-backed implementa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -50,12 +50,12 @@ class Invocable(Protocol):
 class Ledger(Protocol):
     """The audit calls the engine makes (:class:`chainproof.checkpoints.audit.AuditStore` in live
     runs; a scratch in-memory store in a replay): the redactor every state update passes through,
-    appends (by :class:`~chainproof.graphs.recorder.StepRecorder`), and the recorded decision an
-    approval answer must match."""
+    appends (by :class:`~chainproof.graphs.recorder.StepRecorder`, with the step's reasoning-cache
+    entries as ``riders``), and the recorded decision an approval answer must match."""
 
     redactor: Redactor
 
-    def append(self, run_id: str, *records: Any) -> Any: ...
+    def append(self, run_id: str, *records: Any, riders: Sequence[Any] = ()) -> Any: ...
 
     def decision_for(self, request_id: str) -> Any: ...
 

@@ -65,7 +65,8 @@ def act(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
         used = state.get("tools_used", [])
         return {"pending": {"step": step.model_dump(mode="json"), "result": result,
                             **({"refused": refused} if refused else {})}, "step": rec.step_no,
-                "tools_used": used if step.tool in used else sorted([*used, step.tool])}
+                # written only when it changes: an unchanged write still costs a new checkpoint blob
+                **({} if step.tool in used else {"tools_used": sorted([*used, step.tool])})}
     route = ctx.route(state, Task(step.instruction), step.effort)
     with ctx.recorder(state, "act", "reason", step.title, effort=route.effort, effort_reason=route.reason) as rec:
         messages = step_messages(ctx.spec, state, step.instruction)
