@@ -113,9 +113,10 @@ class ChainSpec(Generic[DecisionT]):
 
     def validate_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
         """Check and normalise the run inputs before anything runs. Returns the inputs to store
-        (JSON-ready). The default validates against :attr:`inputs_model` when there is one
-        (raising :class:`~chainproof.errors.InputError` naming each bad field) and returns its JSON
-        dump. Override to add checks (call ``super().validate_inputs`` first); raise ``ValueError``
+        (values of the value contract, :mod:`chainproof.values`: hooks read them back as the same
+        types). The default validates against :attr:`inputs_model` when there is one (raising
+        :class:`~chainproof.errors.InputError` naming each bad field) and returns its fields.
+        Override to add checks (call ``super().validate_inputs`` first); raise ``ValueError``
         naming the bad field."""
         if self.inputs_model is None:
             return inputs
@@ -128,7 +129,7 @@ class ChainSpec(Generic[DecisionT]):
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'inputs'}: {e['msg']}" for e in exc.errors())
             raise InputError(f"inputs of graph {self.name!r}: {problems}") from None
-        return model.model_dump(mode="json")
+        return {name: getattr(model, name) for name in type(model).model_fields}  # typed; stored by the value contract
 
     def subject(self, inputs: dict[str, Any]) -> str | None:
         """Override: a short label of what the run is about (a ticker, a case number), shown by

@@ -125,3 +125,17 @@ def test_graphs_lists_graphs_and_their_inputs(home):
 def test_edit_with_an_unreadable_file_is_one_line(home, tmp_path):
     result = CliRunner().invoke(cli.app, ["edit", "r1", "--as", "Dana", "--file", str(tmp_path / "nope.json")])
     assert result.exit_code == 2 and "--file" in result.output and "cannot read" in result.output, result.output
+
+
+def test_runs_tells_a_run_whose_process_died_from_one_running_now(settings, monkeypatch):
+    from chainproof._locks import run_lock
+    from chainproof.checkpoints.audit_schema import EventRecord
+
+    with Chainproof(settings, models=StaticModels(ScriptedChatModel(replies=["ok"], repeat_last=True))) as app:
+        run = app.start("toy", {"x": 2})
+        app.audit.append(run.run_id, EventRecord(kind="run_resumed", detail={"after": "paused"}))  # then the process died
+    listed = CliRunner().invoke(cli.app, ["runs"])
+    assert listed.exit_code == 0 and "its process ended" in listed.output
+    with run_lock(settings.home, run.run_id):  # a process holds it: running now
+        listed = CliRunner().invoke(cli.app, ["runs"])
+    assert "its process ended" not in listed.output and "resumed" in listed.output

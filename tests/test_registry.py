@@ -127,3 +127,33 @@ def test_the_cli_finds_graphs_named_in_the_graphs_setting(graph_modules, home, m
     monkeypatch.setattr(cli.console, "width", 250)  # the console was made at import, maybe at 80 columns
     listed = CliRunner().invoke(cli.app, ["graphs"])
     assert listed.exit_code == 0 and "custom-toy" in listed.output and "setting graphs: good_graph:Custom" in listed.output
+
+
+def test_typed_inputs_reach_the_hooks_as_their_types(settings):
+    from datetime import date
+
+    from pydantic import BaseModel
+
+    from chainproof import StaticModels
+    from testkit.toy_models import toy_model
+
+    seen = {}
+
+    class DatedInputs(BaseModel):
+        x: int
+        review_date: date
+
+    class DatedToy(ToyGraph):
+        inputs_model = DatedInputs
+
+        def validate_inputs(self, inputs):
+            return ChainSpec.validate_inputs(self, inputs)
+
+        def goal(self, inputs):
+            seen["review_date"] = inputs["review_date"]
+            return super().goal(inputs)
+
+    register("toy-dated", DatedToy)
+    with Chainproof(settings, models=StaticModels(toy_model())) as app:
+        app.start("toy-dated", {"x": 3, "review_date": "2024-03-01"})
+    assert seen["review_date"] == date(2024, 3, 1)

@@ -22,8 +22,14 @@ from chainproof.errors import InputError
 @app.command()
 def runs(limit: Annotated[int, typer.Option(min=1, help="How many runs, newest first.")] = 20) -> None:
     """List runs with their status."""
-    with cli.read_store() as (_, store):
+    from chainproof._locks import lock_is_free
+
+    with cli.read_store() as (settings, store):
         rows = store.list_runs(limit=limit)
+        # a run "running now" whose process no longer holds its lock stopped without saying so
+        rows = [(run, f"{status} (its process ended; chainproof resume {run.run_id})"
+                 if status in ("started", "resumed") and lock_is_free(settings.home, run.run_id) else status, at)
+                for run, status, at in rows]
         views.print_runs(console, rows, store.decisions_by_run([run.run_id for run, _, _ in rows]))
 
 

@@ -191,7 +191,10 @@ def print_pending(console: Console, rows: list[tuple[Any, list[ApprovalRecord]]]
     for run, requests in rows:
         for rec in requests:
             r = rec.payload if isinstance(rec.payload, dict) else {}
-            proposed = r["proposed"].get("decision", "") if isinstance(r.get("proposed"), dict) else ""
+            raw = r.get("proposed")
+            shown: dict[str, Any] = raw if isinstance(raw, dict) else {}
+            # the decision field when the schema has one (due diligence), else the proposal in short
+            proposed = shown.get("decision") if "decision" in shown else json.dumps(shown, default=str)[:80]
             listed = r.get("reasons")
             reasons = listed if isinstance(listed, list) else []
             table.add_row(*_cells(run.run_id, rec.request_id, r.get("subject", "decision"), r.get("question", "-"),
