@@ -15,7 +15,6 @@ from chainproof.graphs._engine.context import ChainContext
 from chainproof.graphs._engine.prompts import step_messages
 from chainproof.graphs._engine.state import ChainState, add_finding, advance, remaining
 from chainproof.graphs.prompting import compact_json
-from chainproof.graphs.review import Budget
 from chainproof.graphs.routing import Task
 from chainproof.graphs.spec import Finding, PlanStep
 from chainproof.values import encode_value
@@ -128,11 +127,11 @@ def observe(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]
 
 def after_observe(state: ChainState, runtime: Runtime[ChainContext]) -> str:
     """``review`` at the step budget or every ``review_every`` plan steps; else ``act`` or ``decide``."""
-    budget = Budget.model_validate(state["budget"])
+    budget = state["budget"]  # Budget.model_dump(), every field present (no per-step validation)
     left = bool(remaining(runtime.context.spec, state))
     done = state.get("done_count", 0)
-    if left and done >= budget.max_steps:
+    if left and done >= budget["max_steps"]:
         return "review"
-    if left and budget.review_every and done - state.get("last_review_at", 0) >= budget.review_every:
+    if left and budget["review_every"] and done - state.get("last_review_at", 0) >= budget["review_every"]:
         return "review"
     return "act" if left else "decide"
