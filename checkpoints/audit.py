@@ -220,12 +220,11 @@ class AuditStore:
             rows = list(s.scalars(select(ApprovalRecord).where(ApprovalRecord.run_id.in_([r.run_id for r in paused]))
                                   .order_by(ApprovalRecord.seq)))
         decided = {r.request_id for r in rows if r.action != "requested"}
-        out = []
-        for run in paused:
-            open_ = [r for r in rows if r.run_id == run.run_id and r.action == "requested" and r.request_id not in decided]
-            if open_:
-                out.append((run, open_))
-        return out
+        by_run: dict[str, list[ApprovalRecord]] = {}
+        for r in rows:
+            if r.action == "requested" and r.request_id not in decided:
+                by_run.setdefault(r.run_id, []).append(r)
+        return [(run, by_run[run.run_id]) for run in paused if run.run_id in by_run]
 
     def decision_for(self, request_id: str) -> ApprovalRecord | None:
         """The decision row (approve / reject / edit) on approval request ``request_id``, or None."""
