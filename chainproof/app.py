@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from langgraph.types import Command
+from pydantic import ValidationError
 
 from chainproof import _wiring
 from chainproof._boundaries import restore_model
@@ -60,13 +61,7 @@ from chainproof.graphs.registry import add_paths, get_spec
 from chainproof.graphs.review import Budget
 from chainproof.graphs.view import ChainView
 from chainproof.settings import Settings
-from chainproof.types import (
-    CostBudgetPause,
-    ProgressEvent,
-    RunResult,
-    StepBudgetPause,
-    ValueRefusedPause,
-)
+from chainproof.types import CostBudgetPause, ProgressEvent, RunResult, StepBudgetPause, ValueRefusedPause
 from chainproof.values import decode_value, encode_value
 
 __all__ = ["Chainproof", "Progress", "RunBusy", "RunNotFound", "RunNotResumable", "RunResult", "run_lock"]
@@ -74,6 +69,8 @@ __all__ = ["Chainproof", "Progress", "RunBusy", "RunNotFound", "RunNotResumable"
 Progress = Callable[[ProgressEvent], None]
 """Called with each typed progress event while a run advances (``on_progress``)."""
 CostOfRun = Callable[[str], "float | None"]
+_FLAGS = {"max_steps": "max_steps (--max-steps)", "review_every": "review_every (--review-every)",
+          "max_cost_usd": "budget_usd (--budget-usd)"}
 
 
 class Chainproof:
@@ -139,8 +136,12 @@ class Chainproof:
         cache = (self.settings.cache.enabled if cache is None else cache) and not zdr
         overrides = {"max_steps": max_steps, "review_every": review_every, "on_budget": on_budget,
                      "max_cost_usd": cost}
-        budget = Budget.model_validate({"max_steps": spec.max_steps, "review_every": spec.review_every,
-                                        **{k: v for k, v in overrides.items() if v is not None}})
+        try:  # an out-of-range budget names the option the person typed, not the model's field
+            budget = Budget.model_validate({"max_steps": spec.max_steps, "review_every": spec.review_every,
+                                            **{k: v for k, v in overrides.items() if v is not None}})
+        except ValidationError as exc:
+            raise InputError("; ".join(f"{_FLAGS.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}, got {e.get('input')!r}"
+                                       for e in exc.errors())) from None
         try:
             inputs = encode_value(spec.validate_inputs(dict(inputs)), where="inputs", root="inputs")  # value contract
         except UserError:
