@@ -58,10 +58,10 @@ class ModelCall(BaseModel):
     ``convert_to_openai_messages``: what an OpenAI-compatible endpoint receives); ``latency_s`` is wall-clock
     seconds; ``reasoning`` is the model's reasoning text where the provider returns one
     (``reasoning_content`` or ``reasoning`` content blocks), else ``""``. ``attempts`` is the
-    structured-output attempt number (1-based, see :mod:`agents.structured`);
-    ``http_attempts`` holds one :class:`~agents.resilience.AttemptRecord` dict per HTTP request
+    structured-output attempt number (1-based, see :mod:`chainproof.agents.structured`);
+    ``http_attempts`` holds one :class:`~chainproof.agents.resilience.AttemptRecord` dict per HTTP request
     the call made (retries and failovers included; empty for in-process models). ``cache_hit``:
-    the reasoning cache answered (:mod:`agents.reasoning_cache`): no model was called, ``usage``
+    the reasoning cache answered (:mod:`chainproof.agents.reasoning_cache`): no model was called, ``usage``
     holds the tokens the hit saved (those of the original call) and ``latency_s`` the lookup time.
     """
 

@@ -5,7 +5,7 @@ These models are nested inside :class:`chainproof.settings.Settings` (``CHAINPRO
 What an effort level means for a call — the one place this mapping is written down:
 
 * every model: the level's :class:`EffortProfile` (``max_tokens`` output cap, ``temperature``,
-  ``timeout_s``); which level a step gets is decided by :mod:`graphs.routing`;
+  ``timeout_s``); which level a step gets is decided by :mod:`chainproof.graphs.routing`;
 * models with native reasoning effort (OpenAI o-series / gpt-5, ``supports_reasoning_effort``):
   ``reasoning_effort`` is sent as the profile says (and ``temperature`` is not: they reject it);
 * models without it — emulation: the instruction :data:`EFFORT_INSTRUCTIONS` of the level is
@@ -85,7 +85,7 @@ class EndpointSettings(BaseModel):
 
 class RetrySettings(BaseModel):
     """How one model call rides through transient faults (429, 5xx, timeouts, connection errors,
-    malformed answers); see :mod:`agents.resilience`.
+    malformed answers); see :mod:`chainproof.agents.resilience`.
 
     ``max_attempts`` counts HTTP requests of one call across all endpoints; waits between them
     are exponential with jitter (``initial_wait_s`` · 2ⁿ + up to ``jitter_s``, at most
@@ -102,7 +102,7 @@ class RetrySettings(BaseModel):
 
 
 class CircuitSettings(BaseModel):
-    """Per-endpoint circuit breaker (:class:`agents.failover.CircuitBreaker`): opens after
+    """Per-endpoint circuit breaker (:class:`chainproof.agents.failover.CircuitBreaker`): opens after
     ``failure_threshold`` consecutive failures, lets a trial request through after
     ``reset_timeout_s`` seconds."""
 

@@ -1,7 +1,7 @@
 """Which chat model answers at which effort: the model provider used by every graph.
 
 A provider maps an effort level (``low`` / ``medium`` / ``high``) to a LangChain chat model
-configured from that level's :class:`~agents.config.EffortProfile`. Models are built lazily, on
+configured from that level's :class:`~chainproof.agents.config.EffortProfile`. Models are built lazily, on
 the first call at that effort, so commands that never call a model (``approve``, ``show``) never
 load the embedded model.
 """
@@ -57,7 +57,7 @@ class ConfiguredModels:
         clock / sleep: time source and sleep (seconds) of the retry policy and circuit breakers;
             tests pass fakes so Retry-After and back-off need no real waiting.
 
-    For ``openai`` every effort level gets a :class:`~agents.resilient_chat.ResilientChatModel`
+    For ``openai`` every effort level gets a :class:`~chainproof.agents.resilient_chat.ResilientChatModel`
     over ``model.resolved_endpoints()``: one ``ChatOpenAI(max_retries=0,
     timeout=profile.timeout_s)`` per endpoint, the process-wide circuit breaker and RPM/TPM
     limiter of each endpoint, and the ``model.retry`` policy.

@@ -1,7 +1,7 @@
 """What a model call costs in USD: the pricing table and the one cost formula.
 
 Prices are USD per million tokens, per model, with where they came from and when. The cost of a
-call, with :class:`agents.calls.Usage` (``cached_input_tokens`` ⊆ ``input_tokens``,
+call, with :class:`chainproof.agents.calls.Usage` (``cached_input_tokens`` ⊆ ``input_tokens``,
 ``reasoning_tokens`` ⊆ ``output_tokens``)::
 
     (input_tokens - cached_input_tokens) · input + cached_input_tokens · cached_input
@@ -13,7 +13,7 @@ how OpenAI's usage reports them (``prompt_tokens_details.cached_tokens`` ⊆ ``p
 the OpenAI developer forum thread "How to correct compute the cost of an o1 model API call"
 (community.openai.com/t/1099176).
 
-Local models (a name starting ``local:``, see :mod:`agents.models`) cost 0 and their tokens are
+Local models (a name starting ``local:``, see :mod:`chainproof.agents.models`) cost 0 and their tokens are
 still counted. A model with no price is *unknown*: :func:`cost_usd` returns ``None``, never 0.
 """
 

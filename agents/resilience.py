@@ -7,16 +7,16 @@
   expects) and "every circuit is open". Anything else (400, 401, 404, …) fails at once: a retry
   would get the same answer.
 * **Where**: the endpoints in configured order, skipping those whose circuit breaker is open
-  (:mod:`agents.failover`). After a failure the next attempt goes to an endpoint not yet tried
+  (:mod:`chainproof.agents.failover`). After a failure the next attempt goes to an endpoint not yet tried
   in this call, at once (a *failover*, recorded); when every endpoint has been tried, they are
   tried again in order after a wait.
 * **How long to wait**: exactly the server's ``retry-after-ms`` / ``Retry-After`` (seconds or
   an HTTP date) when it sends one, else exponential back-off with jitter (tenacity's
-  ``wait_exponential_jitter``; settings in :class:`agents.config.RetrySettings`).
+  ``wait_exponential_jitter``; settings in :class:`chainproof.agents.config.RetrySettings`).
 * **When to stop**: after ``max_attempts`` attempts, or when the next wait would cross the
   call's deadline (``deadline_s``: attempts, waits and rate-limit queueing together).
 * **Limits**: every attempt first takes its share of the endpoint's RPM/TPM budget
-  (:mod:`agents.ratelimit`); the token charge is corrected by the actual usage.
+  (:mod:`chainproof.agents.ratelimit`); the token charge is corrected by the actual usage.
 
 Each attempt becomes an :class:`AttemptRecord`; when the call fails for good,
 :class:`ModelCallFailed` names the endpoint, the cause and every attempt. The openai client's own

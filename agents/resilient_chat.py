@@ -3,13 +3,13 @@
 :class:`ResilientChatModel` is what ``ConfiguredModels`` returns for ``provider="openai"``. Each
 endpoint has its own ``ChatOpenAI(max_retries=0, timeout=profile.timeout_s)`` (the openai
 client's own retries are off so attempts do not multiply); every call goes through
-:func:`agents.resilience.call_resilient` (retries, Retry-After, failover, circuit breakers,
+:func:`chainproof.agents.resilience.call_resilient` (retries, Retry-After, failover, circuit breakers,
 RPM/TPM limits, deadline). The attempt records travel with the answer in
 ``AIMessage.response_metadata["http_attempts"]`` (list of :class:`AttemptRecord` dicts), where
-:func:`agents.calls.call_model` picks them up for the audit trail.
+:func:`chainproof.agents.calls.call_model` picks them up for the audit trail.
 
 Streaming is retried until the first chunk arrives; a stream that breaks after chunks were
-passed on cannot be replayed and ends in :class:`~agents.resilience.ModelCallFailed` naming the
+passed on cannot be replayed and ends in :class:`~chainproof.agents.resilience.ModelCallFailed` naming the
 endpoint and the cause.
 """
 
@@ -84,7 +84,7 @@ class ResilientChatModel(BaseChatModel):
 
     def _emulated(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> list[BaseMessage]:
         """``messages`` with ``effort_instruction`` added to the system message of a free-text call
-        (no tools, no ``response_format``): the reasoning-effort emulation of :mod:`agents.config`."""
+        (no tools, no ``response_format``): the reasoning-effort emulation of :mod:`chainproof.agents.config`."""
         if not self.effort_instruction or kwargs.get("tools") or kwargs.get("response_format"):
             return messages
         return with_effort_instruction(messages, self.effort_instruction)

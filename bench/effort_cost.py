@@ -11,7 +11,7 @@ fresh audit store, each until it pauses for approval (every model step of the ch
    was already high would otherwise be answered from run 1's cache);
 3. **routed again** — the same input as (1): every model step is answered by the reasoning cache.
 
-Models are scripted (:class:`agents.scripted.ScriptedChatModel`, one per effort) and report OpenAI-
+Models are scripted (:class:`chainproof.agents.scripted.ScriptedChatModel`, one per effort) and report OpenAI-
 shaped ``usage_metadata``: input tokens = prompt characters / 4, output tokens = answer
 characters / 4 plus reasoning tokens, and reasoning tokens scaled by effort (:data:`REASONING`:
 low 0, medium 256, high 1024 — the shape of o-series usage, not a measurement). Costs use the

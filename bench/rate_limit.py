@@ -1,6 +1,6 @@
 """Rate-limit benchmark: many concurrent chains sharing one endpoint's RPM budget.
 
-Starts the fault-injecting OpenAI-compatible server (``tests/fake_openai.py``) on 127.0.0.1 with
+Starts the fault-injecting OpenAI-compatible server (``tests/support/testkit/fake_openai.py``) on 127.0.0.1 with
 its own RPM limit (429 when exceeded), then runs ``--chains`` concurrent chains in one process,
 each a loop of sequential model calls through ``ConfiguredModels`` (the production path:
 client-side RPM limiter shared by the process, tenacity retries honouring ``Retry-After``) for

@@ -18,7 +18,7 @@ different answers (langgraph#6663). A decision is bound to:
   approver saw), or when the proposal no longer matches its hash;
 * the approval policy's allowed approvers;
 * at most one decision per request: the decision row is written by
-  :meth:`checkpoints.audit.AuditStore.append_decision`, which checks for an earlier decision inside
+  :meth:`chainproof.checkpoints.audit.AuditStore.append_decision`, which checks for an earlier decision inside
   the append transaction (so of two racing processes exactly one wins), *before* the run is resumed
   with ``Command(resume={interrupt_id: answer})`` — a resume map naming exactly that interrupt.
 
@@ -267,7 +267,7 @@ class Chainproof:
             return self._stream(app, config, ctx, run_id, Command(resume=resume), on_progress)
 
     def replay(self, run_id: str):
-        """Replay ``run_id`` from its record (:func:`graphs.replay.replay_run`): no model is
+        """Replay ``run_id`` from its record (:func:`chainproof.graphs.replay.replay_run`): no model is
         called, no tool runs, nothing is written to the original run. Raises ``RunNotFound``."""
         from chainproof.graphs.replay import replay_run
 

@@ -124,7 +124,7 @@ class AuditStore:
         run the same way (pricing table, routing settings, reasoning cache on/off), merged in.
 
         ``zdr``: zero-data-retention run (the goal and every ``__zdr_fields__`` column of its records
-        are stored as stubs, see :func:`checkpoints.audit_hashing.zdr_stub`). ``parent_run_id`` and
+        are stored as stubs, see :func:`chainproof.checkpoints.audit_hashing.zdr_stub`). ``parent_run_id`` and
         ``forked_at_step``: for a fork (``chainproof fork``), the run it was forked from and the
         parent's step it continues after (both in the header hash). Raises ``AuditError`` if the
         run exists."""
@@ -155,7 +155,7 @@ class AuditStore:
         """Append ``records`` (unsaved ORM objects of chained tables) to ``run_id``'s chain in one
         transaction: assigns ``seq``, ``prev_hash``, ``created_at`` and ``record_hash``. ``riders``
         on this store's engine (reasoning-cache entries of the step) are written in the same
-        transaction (see :class:`checkpoints.audit_writer.ChainWriter`).
+        transaction (see :class:`chainproof.checkpoints.audit_writer.ChainWriter`).
 
         String and JSON fields are redacted of secrets before hashing; in a zero-data-retention run
         the record's ``__zdr_fields__`` are replaced by stubs first (hash of the raw text plus a

@@ -4,8 +4,8 @@
 Every table but ``runs`` is a *chained* record: within one run, records of all tables form one
 sequence ``seq = 1, 2, …`` and each stores ``prev_hash`` (the previous record's
 ``record_hash``, ``GENESIS`` for the first) and its own ``record_hash`` (SHA-256 of its canonical
-content, see :func:`checkpoints.audit_hashing.record_hash`). Rows are only ever inserted, by
-:meth:`checkpoints.audit.AuditStore.append`.
+content, see :func:`chainproof.checkpoints.audit_hashing.record_hash`). Rows are only ever inserted, by
+:meth:`chainproof.checkpoints.audit.AuditStore.append`.
 
 The hashed content is every column of a row, so a new column on a chained table would change the
 content of rows written before it (they would fail ``verify``): record new facts in a new table.
@@ -135,7 +135,7 @@ class Step(Chained, Base):
 class ModelCallRecord(Chained, Base):
     """One request to a chat model (one attempt), or one answer served by the reasoning cache.
 
-    Tokens follow :class:`agents.calls.Usage` (``cached_input_tokens`` ⊆ ``input_tokens``,
+    Tokens follow :class:`chainproof.agents.calls.Usage` (``cached_input_tokens`` ⊆ ``input_tokens``,
     ``reasoning_tokens`` ⊆ ``output_tokens``). ``cost_usd``: USD priced from the pricing table at
     the time of the call; NULL means *unknown* (a model without a price), never 0. ``cache_hit``
     (revision 0003): True when the reasoning cache answered; the token columns then hold the tokens
@@ -239,7 +239,7 @@ class ReviewRecord(Chained, Base):
 class EventRecord(Chained, Base):
     """Run lifecycle (``run_started``, ``run_paused``, ``run_resumed``, ``run_completed``,
     ``run_failed``) and model-access events (``model_retry``, ``model_failed``, ``failover``:
-    ``detail`` is an :class:`agents.resilience.AttemptRecord` plus ``step_no`` and ``node``)."""
+    ``detail`` is an :class:`chainproof.agents.resilience.AttemptRecord` plus ``step_no`` and ``node``)."""
 
     __tablename__ = "events"
 
@@ -251,8 +251,8 @@ class ReasoningCacheEntry(Base):
     """One cached model answer (not an audit record: not chained, expires, may be cleared).
 
     ``key``: SHA-256 (hex) of the canonical JSON of model, effort, wire messages, tools and
-    sampling parameters (:func:`agents.reasoning_cache.cache_key`); ``response``: the
-    :class:`agents.calls.ModelCall` fields needed to answer again (output, reasoning, tool calls,
+    sampling parameters (:func:`chainproof.agents.reasoning_cache.cache_key`); ``response``: the
+    :class:`chainproof.agents.calls.ModelCall` fields needed to answer again (output, reasoning, tool calls,
     usage, finish reason); ``expires_at``: UTC, after which the entry is a miss; ``hits``: how
     often it answered.
     """

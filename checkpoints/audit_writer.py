@@ -1,6 +1,6 @@
 """The audit store's append path in SQLAlchemy Core: one short transaction per append.
 
-:class:`ChainWriter` is what :meth:`checkpoints.audit.AuditStore.append` runs. It replaces an ORM
+:class:`ChainWriter` is what :meth:`chainproof.checkpoints.audit.AuditStore.append` runs. It replaces an ORM
 ``Session`` per append (identity map, unit of work, a ``runs`` lookup and a chain-head query over
 every seq of the run) by, in one transaction on one connection:
 
@@ -10,12 +10,12 @@ every seq of the run) by, in one transaction on one connection:
    ``(run_id, seq)`` unique index (one probe per table, independent of the chain's length);
 3. one ``INSERT`` per record, with the same parameters the ORM's flush sends (the attributes set on
    the record; column defaults apply to the others), after hashing the record's content exactly as
-   before (:func:`checkpoints.audit_hashing.record_hash` over the same ORM attributes);
+   before (:func:`chainproof.checkpoints.audit_hashing.record_hash` over the same ORM attributes);
 4. the ``riders``: other writes that belong with the records (a model answer for the reasoning
-   cache, :meth:`checkpoints.reasoning_cache.ReasoningCache.put`), so a super-step commits once.
+   cache, :meth:`chainproof.checkpoints.reasoning_cache.ReasoningCache.put`), so a super-step commits once.
 
 On SQLite and PostgreSQL the head query and the INSERTs run on the transaction's DB-API cursor
-(:mod:`checkpoints.fast_sql`: compiled once, values converted by the columns' own SQLAlchemy types,
+(:mod:`chainproof.checkpoints.fast_sql`: compiled once, values converted by the columns' own SQLAlchemy types,
 so rows are byte-identical to a Core ``INSERT``; the new id from ``lastrowid`` on SQLite,
 ``RETURNING id`` on PostgreSQL). Other databases take the Core path.
 
@@ -93,7 +93,7 @@ _DEFAULTS = {model: _defaults(model) for model in CHAINED_TABLES}
 
 
 class _FastPath:
-    """The head query and the INSERTs compiled for one dialect (see :mod:`checkpoints.fast_sql`)."""
+    """The head query and the INSERTs compiled for one dialect (see :mod:`chainproof.checkpoints.fast_sql`)."""
 
     def __init__(self, engine: Engine):
         dialect = engine.dialect

@@ -3,18 +3,18 @@
 Not an audit record: rows live in the ``reasoning_cache`` table (revision 0003), are not hash-chained,
 expire after a TTL and can be deleted (``chainproof cache clear``). What a hit means for a run —
 no model call, no cost, the saved tokens recorded — is decided by the caller
-(:mod:`graphs.model_access`); this module only stores and finds answers.
+(:mod:`chainproof.graphs.model_access`); this module only stores and finds answers.
 
 The key (:func:`cache_key`) is the SHA-256 of the canonical JSON of everything that determines an
 answer: the model, the effort, the prompt as sent (``agents.calls.wire_messages``), the tools and
 the sampling parameters. Two requests share an entry only when all of these are equal.
 
 Writes ride along with the audit: within :func:`deferred_puts` (a
-:class:`graphs.recorder.StepRecorder` opens it around each super-step) :meth:`ReasoningCache.put`
+:class:`chainproof.graphs.recorder.StepRecorder` opens it around each super-step) :meth:`ReasoningCache.put`
 keeps the entry, and the step's audit append writes it in its own transaction
 (``AuditStore.append(..., riders=...)``), so a super-step commits once; an entry the append did
 not take is written when the block ends. On SQLite and PostgreSQL lookups and writes run on the
-DB-API cursor (:mod:`checkpoints.fast_sql`); a lookup is a plain read (no write lock) and only a
+DB-API cursor (:mod:`chainproof.checkpoints.fast_sql`); a lookup is a plain read (no write lock) and only a
 hit opens a transaction, to count it.
 """
 

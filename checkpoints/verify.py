@@ -2,7 +2,7 @@
 
 A run's chained records (all tables) form one sequence ``seq = 1, 2, …``; each stores
 ``prev_hash`` (its predecessor's ``record_hash``, ``GENESIS`` for the first) and ``record_hash``
-(SHA-256 of its canonical content, :func:`checkpoints.audit_hashing.record_hash`). The first
+(SHA-256 of its canonical content, :func:`chainproof.checkpoints.audit_hashing.record_hash`). The first
 record, the ``run_started`` event, also holds the hash of the run header (``runs`` row).
 
 Walking the records in ``seq`` order, the first break is classified as:

@@ -1,7 +1,7 @@
 """Approval policy of a graph: when a human must approve, who may, and what a rejection does.
 
 A policy is plain data (pydantic), so it can come from a graph spec
-(:meth:`graphs.spec.ChainSpec.approval_policy`) or be overridden per graph in settings
+(:meth:`chainproof.graphs.spec.ChainSpec.approval_policy`) or be overridden per graph in settings
 (``[approval_policies.GRAPH]`` in ``chainproof.toml``)::
 
     [approval_policies.due-diligence]

@@ -7,7 +7,7 @@
   ``chainproof costs``.
 * **Pause**: before a node calls a model, its *projected* cost — every attempt it may make at the
   effort profile's full output cap, prompts estimated at characters / 4 tokens (the estimate of
-  :func:`agents.ratelimit.estimate_tokens`), priced with the pricing table — is added to the
+  :func:`chainproof.agents.ratelimit.estimate_tokens`), priced with the pricing table — is added to the
   spend. If that would exceed a budget, the node pauses with LangGraph ``interrupt()``
   (``kind="cost_budget"``) *before* the call: the over-budget call is never made, the checkpoint
   keeps all work done, and ``chainproof resume RUN_ID --budget-usd N`` (a run budget) or a raised
@@ -15,7 +15,7 @@
   it. The check runs before anything else in the node (LangGraph re-runs a resumed node from its
   first line).
 * **Routing**: the share spent of the tightest budget is given to the routing policy, whose budget
-  cap lowers effort as a budget runs out (:mod:`graphs.routing`).
+  cap lowers effort as a budget runs out (:mod:`chainproof.graphs.routing`).
 
 A budget cannot be enforced for a model without a price: the check raises
 :class:`BudgetUnenforceable` naming the model rather than guess (the run fails before the call and

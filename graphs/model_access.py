@@ -1,9 +1,9 @@
 """How orchestrator nodes call a model: through the reasoning cache, invoked or streamed.
 
-:class:`ModelAccess` wraps :func:`agents.calls.call_model`: it computes the cache key of the
-request (:func:`checkpoints.reasoning_cache.cache_key` over the model name, effort, wire messages,
+:class:`ModelAccess` wraps :func:`chainproof.agents.calls.call_model`: it computes the cache key of the
+request (:func:`chainproof.checkpoints.reasoning_cache.cache_key` over the model name, effort, wire messages,
 bound tools and sampling parameters: the effort profile plus whatever is bound, e.g. the JSON
-``response_format``), answers from the cache when it can — a :class:`~agents.calls.ModelCall` with
+``response_format``), answers from the cache when it can — a :class:`~chainproof.agents.calls.ModelCall` with
 ``cache_hit=True`` whose usage is the tokens the hit saved and which costs nothing — and otherwise
 calls the model and stores the answer.
 
@@ -107,7 +107,7 @@ class ModelAccess:
                              response_of(record))
 
     def structured(self, use_cache: bool) -> dict[str, Any]:
-        """The ``call`` and ``accept`` arguments of :func:`agents.structured.invoke_structured`: each
+        """The ``call`` and ``accept`` arguments of :func:`chainproof.agents.structured.invoke_structured`: each
         attempt may be answered by the cache; only the valid answer is stored."""
 
         def call(model: BaseChatModel | Runnable, messages: list[BaseMessage], *, effort: str):

@@ -8,18 +8,18 @@ Used by every orchestrator node::
 
 On exit (also on an exception, with ``status='error'``) the records are appended to the run's
 hash chain in one transaction, together with the reasoning-cache entries the step's model calls
-put (held meanwhile by :func:`checkpoints.reasoning_cache.deferred_puts`; one commit per
+put (held meanwhile by :func:`chainproof.checkpoints.reasoning_cache.deferred_puts`; one commit per
 super-step), and a progress event is sent to LangGraph's ``custom`` stream
 (``{"step", "node", "title", "effort", "model", "tokens", "elapsed_s", "status"}``).
 
-Costs: each model call is priced with the run's pricing table (:func:`agents.pricing.cost_usd`;
+Costs: each model call is priced with the run's pricing table (:func:`chainproof.agents.pricing.cost_usd`;
 ``cost_usd`` None = unknown, a model without a price, never a silent 0); a cache hit costs 0 and
 is recorded with ``cache_hit=True`` and the tokens it saved. The step row's token columns and
 ``cost_usd`` sum the calls the step actually made (cache hits excluded: they used no tokens);
 ``cost_usd`` is None when any call is unknown, 0.0 for a step without model calls. Without a
 pricing table (``pricing=None``: runs recorded before prices existed, replayed) nothing is priced.
 
-Model-access attempts (:class:`agents.resilience.AttemptRecord`, one per HTTP request) need no
+Model-access attempts (:class:`chainproof.agents.resilience.AttemptRecord`, one per HTTP request) need no
 table of their own: the step row's ``output["model_attempts"]`` lists every attempt of the
 step's model calls (also of a call that gave up), and each failed attempt is an ``events`` row
 of kind ``model_retry`` (retried) or ``model_failed`` (the call gave up), each switch of

@@ -24,7 +24,7 @@ class Budget(BaseModel):
     """A run's step budget. ``max_steps`` counts plan steps (one ``act`` + one ``observe`` each);
     ``review_every`` is N for the goal review (0 = never); ``on_budget`` is what reaching the budget
     does; ``extend_by`` and ``max_extensions`` bound automatic extensions. ``max_cost_usd`` is the
-    run's cost budget in USD (None: none; see :mod:`graphs.budgets`)."""
+    run's cost budget in USD (None: none; see :mod:`chainproof.graphs.budgets`)."""
 
     max_steps: int = Field(default=100, ge=1)
     review_every: int = Field(default=5, ge=0)

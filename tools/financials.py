@@ -117,7 +117,7 @@ def financial_health(d: Dossier, as_of: date) -> FinancialHealth:
     """Statement ratios and red flags of ``d`` for the fiscal years that ended before ``as_of``.
 
     Returns :class:`FinancialHealth` (amounts in USD millions, ratios as fractions/multiples; formulas in
-    the module docstring). Raises :class:`tools.dossier.DossierError` when ``as_of`` is outside the
+    the module docstring). Raises :class:`chainproof.tools.dossier.DossierError` when ``as_of`` is outside the
     dossier's price data (same check as every tool). Missing inputs give ``None`` plus a note.
     """
     check_as_of(d, as_of)

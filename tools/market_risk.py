@@ -97,7 +97,7 @@ def market_risk(d: Dossier, as_of: date, lookback_days: int = 1259) -> MarketRis
 
     ``lookback_days``: number of daily closes in the window (>= 2). Units: fractions; ann. figures use
     252 trading days. Raises :class:`DossierError` when ``as_of`` is outside the price data
-    (:func:`tools.dossier.check_as_of`) or ``lookback_days`` < 2. Formulas: module docstring (same as
+    (:func:`chainproof.tools.dossier.check_as_of`) or ``lookback_days`` < 2. Formulas: module docstring (same as
     the data bundle's ``reference_answers/SOURCE.md``). Missing benchmark/rates degrade to ``None``
     with a note instead of failing.
     """

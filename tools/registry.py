@@ -17,7 +17,7 @@ tool name              args                                         returns (JSO
 ``dossier`` is the path of a dossier folder, or the ticker of a bundled one (e.g. ``"MMM"``). Loaded
 dossiers are cached per (folder, file mtimes/sizes), so the five data tools parse the CSVs once.
 Bad arguments raise: pydantic ``ValidationError`` naming the field for a malformed value,
-:class:`tools.dossier.DossierError` (a ValueError) for a missing/invalid dossier or an as_of outside
+:class:`chainproof.tools.dossier.DossierError` (a ValueError) for a missing/invalid dossier or an as_of outside
 its data, ValueError naming the field for a risk_scorecard input that is not the matching tool result.
 """
 

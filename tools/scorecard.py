@@ -6,7 +6,7 @@ Points per factor (module constants; a factor whose input is ``None`` is listed 
 ==============  ===================================================================  =====  ====
 category        factor (evidence key)                                                points  cap
 ==============  ===================================================================  =====  ====
-financial       each flag of :func:`tools.financials.financial_health`               see      30
+financial       each flag of :func:`chainproof.tools.financials.financial_health`               see      30
                 (``financials.<ratio>``): interest cover < 3x 10, equity <= 0 8,     FLAG_
                 debt/equity > 2x 6, liabilities/equity > 3x 3, current ratio < 1x    POINTS
                 4, negative FCF 6, net loss 6, op. margin < 5 % 3, revenue decline

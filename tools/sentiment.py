@@ -247,7 +247,7 @@ def headline_sentiment(d: Dossier, as_of: date) -> SentimentSummary:
 
     Headlines dated after ``as_of`` are excluded (counted in ``excluded_after_as_of``); undated ones are
     scored but counted in ``undated`` and flagged in ``notes`` because they cannot be placed in time.
-    Raises :class:`tools.dossier.DossierError` when ``as_of`` is outside the dossier's price data.
+    Raises :class:`chainproof.tools.dossier.DossierError` when ``as_of`` is outside the dossier's price data.
     """
     check_as_of(d, as_of)
     kept = [h for h in d.headlines if h.date is None or h.date <= as_of]

@@ -160,7 +160,7 @@ class ReplayChatModel(BaseChatModel):
 
 
 class ReplayModels:
-    """The :class:`agents.models.ModelProvider` of a replay: recorded answers at every effort."""
+    """The :class:`chainproof.agents.models.ModelProvider` of a replay: recorded answers at every effort."""
 
     def __init__(self, source: RecordedCalls):
         self.source = source
@@ -174,7 +174,7 @@ class ReplayModels:
 
 @dataclass
 class RecordedCache:
-    """The reasoning cache of a replay (:class:`graphs.model_access.CacheSource`): a hit exactly
+    """The reasoning cache of a replay (:class:`chainproof.graphs.model_access.CacheSource`): a hit exactly
     where the recorded run had one, with the recorded answer; stores nothing."""
 
     source: RecordedCalls
