@@ -27,7 +27,7 @@ GOOD = json.dumps({"verdict": "yes", "reason": "the doubled square is 98"})
 
 @pytest.fixture(autouse=True)
 def wide(monkeypatch):
-    monkeypatch.setattr(cli.console, "width", 300)  # whole ids and names in Rich tables
+    monkeypatch.setattr(cli.console, "_width", 300)  # whole ids in Rich tables; restored to auto (None) after
 
 
 def _scripted(settings, monkeypatch):
@@ -146,3 +146,12 @@ def test_runs_tells_a_run_whose_process_died_from_one_running_now(settings, monk
 def test_an_out_of_range_budget_names_the_option_typed(home, flag, value, says):
     result = CliRunner().invoke(cli.app, ["run", "due-diligence", "--company", "MMM", "--as-of", "2018-02-08", flag, value])
     assert result.exit_code == 2 and says in result.output
+
+
+def test_pending_shows_the_newest_requests_up_to_its_limit(settings):
+    with Chainproof(settings, models=StaticModels(ScriptedChatModel(replies=["ok"], repeat_last=True))) as app:
+        ids = [app.start("toy", {"x": i}).run_id for i in (1, 2, 3)]
+    listed = CliRunner().invoke(cli.app, ["pending", "--limit", "2"])
+    assert listed.exit_code == 0, listed.output
+    assert ids[2] in listed.output and ids[1] in listed.output and ids[0] not in listed.output
+    assert "1 more open requests on older runs" in listed.output

@@ -124,7 +124,7 @@ def test_the_cli_finds_graphs_named_in_the_graphs_setting(graph_modules, home, m
     import chainproof.cli as cli
 
     monkeypatch.setenv("CHAINPROOF_GRAPHS", '["good_graph:Custom"]')
-    monkeypatch.setattr(cli.console, "width", 250)  # the console was made at import, maybe at 80 columns
+    monkeypatch.setattr(cli.console, "_width", 250)  # wide, then back to the terminal's width (None) after
     listed = CliRunner().invoke(cli.app, ["graphs"])
     assert listed.exit_code == 0 and "custom-toy" in listed.output and "setting graphs: good_graph:Custom" in listed.output
 

@@ -34,11 +34,11 @@ def runs(limit: Annotated[int, typer.Option(min=1, help="How many runs, newest f
 
 
 @app.command()
-def pending() -> None:
+def pending(limit: Annotated[int, typer.Option(min=1, help="How many requests at most, newest runs first.")] = 50) -> None:
     """List open approval requests across runs (from the audit record: requests without a
-    decision, on runs that are paused)."""
+    decision, on runs that are paused); like `runs`, the newest first, up to --limit."""
     with cli.read_store() as (_, store):
-        views.print_pending(console, store.open_requests())
+        views.print_pending(console, store.open_requests(), limit)
 
 
 @app.command()

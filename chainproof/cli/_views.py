@@ -184,23 +184,27 @@ def print_runs(console: Console, rows: list[tuple[Any, str | None, Any]],
     console.print(table if rows else "No runs yet.")
 
 
-def print_pending(console: Console, rows: list[tuple[Any, list[ApprovalRecord]]]) -> None:
-    """Open approval requests: ``(run, requested rows)`` as read from the audit store; each
-    row's payload is the request the approver sees."""
+def print_pending(console: Console, rows: list[tuple[Any, list[ApprovalRecord]]], limit: int | None = None) -> None:
+    """Open approval requests: ``(run, requested rows)`` as read from the audit store, newest run
+    first; each row's payload is the request the approver sees. At most ``limit`` requests are
+    shown, with a line saying how many more there are."""
     table = Table("run", "request", "subject", "question", "proposed", "why", "created")
-    for run, requests in rows:
-        for rec in requests:
-            r = rec.payload if isinstance(rec.payload, dict) else {}
-            raw = r.get("proposed")
-            shown: dict[str, Any] = raw if isinstance(raw, dict) else {}
-            # the decision field when the schema has one (due diligence), else the proposal in short
-            proposed = shown.get("decision") if "decision" in shown else json.dumps(shown, default=str)[:80]
-            listed = r.get("reasons")
-            reasons = listed if isinstance(listed, list) else []
-            table.add_row(*_cells(run.run_id, rec.request_id, r.get("subject", "decision"), r.get("question", "-"),
-                          str(proposed), "; ".join(map(str, reasons)),
-                          str(r.get("created_at") or f"{rec.created_at:%Y-%m-%d %H:%M:%S}")[:19]))
-    console.print(table if any(reqs for _, reqs in rows) else "No pending approval requests.")
+    everything = [(run, rec) for run, requests in rows for rec in requests]
+    for run, rec in everything[:limit]:
+        r = rec.payload if isinstance(rec.payload, dict) else {}
+        raw = r.get("proposed")
+        shown: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        # the decision field when the schema has one (due diligence), else the proposal in short
+        proposed = shown.get("decision") if "decision" in shown else json.dumps(shown, default=str)[:80]
+        listed = r.get("reasons")
+        reasons = listed if isinstance(listed, list) else []
+        table.add_row(*_cells(run.run_id, rec.request_id, r.get("subject", "decision"), r.get("question", "-"),
+                      str(proposed), "; ".join(map(str, reasons)),
+                      str(r.get("created_at") or f"{rec.created_at:%Y-%m-%d %H:%M:%S}")[:19]))
+    console.print(table if everything else "No pending approval requests.")
+    if limit is not None and len(everything) > limit:
+        console.print(f"{len(everything) - limit} more open requests on older runs (chainproof pending --limit N)",
+                      highlight=False, markup=False)
 
 
 def print_trace(console: Console, trace: Trace) -> None:
