@@ -33,9 +33,10 @@ def stream_run(audit: AuditStore, app: Any, config: dict[str, Any], context: Any
     A failure or Ctrl-C is recorded as ``run_failed`` and re-raised with a note on how to resume.
     The caller holds the run's lock."""
     try:
-        for mode, chunk in app.stream(payload, config, context=context, stream_mode=["custom", "updates"],
-                                      durability="sync"):
-            if mode == "custom" and on_progress:
+        # only the progress events: interrupts and results are read from the checkpoint afterwards,
+        # so LangGraph need not build an "updates" chunk per node for nobody to read
+        for chunk in app.stream(payload, config, context=context, stream_mode="custom", durability="sync"):
+            if on_progress:
                 on_progress(parse_progress(chunk))
     except KeyboardInterrupt as exc:
         audit.append(run_id, EventRecord(kind="run_failed", detail={"error": "interrupted by the user"}))

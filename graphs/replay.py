@@ -224,7 +224,7 @@ def replay_run(store: AuditStore, run_id: str) -> ReplayReport:
         stop: BaseException | None = None
         while True:
             try:
-                for _ in app.stream(payload, config, context=wiring.context, stream_mode="updates"):
+                for _ in app.stream(payload, config, context=wiring.context, stream_mode="custom"):
                     pass
             except Exception as exc:
                 stop = exc
