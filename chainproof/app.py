@@ -166,7 +166,7 @@ class Chainproof:
                 "pricing": {m: p.model_dump() for m, p in self.settings.pricing.items()},
                 "routing": self.settings.routing.model_dump(mode="json"), "cache": cache,
                 # who may approve is fixed when the run starts, not by the settings of whoever answers
-                "approval_policy": self.policy(graph).model_dump(mode="json"),
+                "approval_policy": _wiring.approval_policy(self.settings, graph, spec).model_dump(mode="json"),
                 "approver_roles": dict(self.settings.approver_roles)},
         )
         initial: ChainState = self.audit.redactor({"run_id": run_id, "graph": graph, "goal": goal, "inputs": inputs,
