@@ -6,7 +6,8 @@ a refused tool result (``run_failed``, raised), paused at a cost or step budget 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from chainproof._boundaries import refusal_error
@@ -27,17 +28,18 @@ from chainproof.types import (
 
 def stream_run(audit: AuditStore, app: Any, config: dict[str, Any], context: Any, run_id: str, payload: Any,
                on_progress: Callable[[ProgressEvent], None] | None) -> RunResult:
-    """Stream the thread ``config`` of ``app`` with ``payload`` (initial state, ``Command`` or None)
+    """Run the thread ``config`` of ``app`` with ``payload`` (initial state, ``Command`` or None)
     until it pauses or ends (``durability="sync"``: each checkpoint is written before the next
     step starts), passing typed progress events to ``on_progress``; then :func:`record_outcome`.
     A failure or Ctrl-C is recorded as ``run_failed`` and re-raised with a note on how to resume.
-    The caller holds the run's lock."""
+    The caller holds the run's lock.
+
+    Progress reaches ``on_progress`` through ``context.progress`` (set here for this run), called
+    from the node that recorded the step, one event at a time (parallel approval tasks run on
+    LangGraph's threads). Interrupts and results are read from the checkpoint afterwards."""
+    context.progress = _sink(on_progress) if on_progress is not None else None
     try:
-        # only the progress events: interrupts and results are read from the checkpoint afterwards,
-        # so LangGraph need not build an "updates" chunk per node for nobody to read
-        for chunk in app.stream(payload, config, context=context, stream_mode="custom", durability="sync"):
-            if on_progress:
-                on_progress(parse_progress(chunk))
+        app.invoke(payload, config, context=context, durability="sync")
     except KeyboardInterrupt as exc:
         audit.append(run_id, EventRecord(kind="run_failed", detail={"error": "interrupted by the user"}))
         exc.add_note(f"run {run_id} was interrupted; its last checkpoint is kept: resume it with "
@@ -48,6 +50,18 @@ def stream_run(audit: AuditStore, app: Any, config: dict[str, Any], context: Any
         exc.add_note(f"run {run_id} failed; its checkpoint is kept: resume it with `chainproof resume {run_id}`")
         raise
     return record_outcome(audit, app, config, run_id)
+
+
+def _sink(on_progress: Callable[[ProgressEvent], None]) -> Callable[[Mapping[str, Any]], None]:
+    """A progress sink that types each event and passes it to ``on_progress``, one at a time."""
+    lock = threading.Lock()
+
+    def sink(event: Mapping[str, Any]) -> None:
+        typed = parse_progress(event)
+        with lock:
+            on_progress(typed)
+
+    return sink
 
 
 def record_outcome(audit: AuditStore, app: Any, config: dict[str, Any], run_id: str) -> RunResult:

@@ -8,7 +8,7 @@ unions of pydantic (``Field(discriminator="kind")``).
 The interrupt values written into checkpoints stay the JSON dicts they always were (so existing
 checkpoints and recorded runs resume and replay unchanged); only the reading side is typed:
 :func:`parse_pause` turns an interrupt value into a :data:`Pause`, :func:`parse_progress` a
-``custom`` stream chunk into a :data:`ProgressEvent`. Each parsed object keeps the dict it was
+progress event (a dict from the run's progress sink) into a :data:`ProgressEvent`. Each parsed object keeps the dict it was
 parsed from as ``.value`` (what the audit events record, byte for byte).
 """
 
@@ -151,7 +151,7 @@ def parse_pause(value: Mapping[str, Any], interrupt_id: str = "") -> Pause:
 
 class StepFinished(_Wire):
     """A super-step finished and was recorded (written by
-    :class:`chainproof.graphs.recorder.StepRecorder` to LangGraph's ``custom`` stream)."""
+    :class:`chainproof.graphs.recorder.StepRecorder` to the run's progress sink)."""
 
     kind: Literal["step"] = "step"
     """Discriminator (absent on the wire: a chunk without ``kind`` is a step)."""
@@ -206,7 +206,7 @@ _PROGRESS: TypeAdapter[ProgressEvent] = TypeAdapter(ProgressEvent)
 
 
 def parse_progress(chunk: Mapping[str, Any]) -> ProgressEvent:
-    """The typed event of a ``custom`` stream chunk. Raises ``pydantic.ValidationError``."""
+    """The typed event of a progress dict (from the run's progress sink). Raises ``pydantic.ValidationError``."""
     event = _PROGRESS.validate_python({"kind": "step", **chunk})
     event._value = dict(chunk)
     return event

@@ -24,9 +24,10 @@ _SECRET_PATTERNS = [
     re.compile(r"(?i)((?:api[_-]?key|authorization|x-api-key)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{8,}"),
 ]
 REDACTED = "[REDACTED]"
-# Every built-in pattern needs one of these words (``sk-``, ``bearer``, ``api``, ``authorization``);
-# a string without any is left as it is without running the patterns one by one.
-_MAY_HOLD_SECRET = re.compile(r"(?i)sk-|bearer|api|authorization")
+# Every match of a built-in pattern contains one of these (an ``sk-`` key's first 16 characters,
+# ``bearer``, ``api key`` spelt as the pattern allows, ``authorization``), none of which JSON
+# escapes; a string, or a whole value's JSON text, without any holds no built-in secret.
+_MAY_HOLD_SECRET = re.compile(r"(?i)sk-[A-Za-z0-9_\-]{16}|bearer|api[_-]?key|authorization")
 
 ZDR_EXCERPT_CHARS = 40
 """Zero-data-retention: characters of a (redacted) text kept as its excerpt; longer texts become
@@ -40,18 +41,46 @@ def _redacted(match: re.Match[str]) -> str:
 
 def redact(value: Any, extra_patterns: tuple[re.Pattern[str], ...] = ()) -> Any:
     """Return ``value`` with API keys, bearer tokens and ``extra_patterns`` replaced by ``[REDACTED]``
-    in every string, recursively through dicts, lists and tuples (container types are kept)."""
+    in every string, recursively through dicts, lists and tuples. Copy on write: ``value`` itself
+    when nothing in it matched, else a copy (a plain ``dict``, ``list`` or ``tuple``) of each
+    container on the way to a redacted string; the caller's value is never modified.
+
+    With only the built-in patterns, a container is first scanned as one JSON text (C encoder);
+    one without any of the words every built-in match contains is returned as it is."""
+    if not extra_patterns and isinstance(value, (dict, list, tuple)):
+        try:
+            text = json.dumps(value, ensure_ascii=False, default=_opaque)
+        except (TypeError, ValueError):  # keys JSON cannot hold, a cycle: walk the value
+            text = None
+        if text is not None and not _MAY_HOLD_SECRET.search(text):
+            return value
+    return _redact(value, extra_patterns)
+
+
+def _opaque(_obj: Any) -> None:
+    return None  # redact() does not look inside objects other than dicts, lists and tuples
+
+
+def _redact(value: Any, extra_patterns: tuple[re.Pattern[str], ...]) -> Any:
     if isinstance(value, str):
         patterns = (*_SECRET_PATTERNS, *extra_patterns) if _MAY_HOLD_SECRET.search(value) else extra_patterns
         for pattern in patterns:
             value = pattern.sub(_redacted, value)
         return value
     if isinstance(value, dict):
-        return {k: redact(v, extra_patterns) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v, extra_patterns) for v in value]
-    if isinstance(value, tuple):
-        return tuple(redact(v, extra_patterns) for v in value)
+        changed: dict[Any, Any] | None = None
+        for k, v in value.items():
+            r = _redact(v, extra_patterns)
+            if r is not v:
+                if changed is None:
+                    changed = dict(value)
+                changed[k] = r
+        return value if changed is None else changed
+    if isinstance(value, (list, tuple)):
+        items = [_redact(v, extra_patterns) for v in value]
+        if all(r is v for r, v in zip(items, value)):
+            return value
+        return items if isinstance(value, list) else tuple(items)
     return value
 
 

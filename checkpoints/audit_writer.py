@@ -171,9 +171,12 @@ class ChainWriter:
                 seq += 1
                 for key, value in list(vars(rec).items()):
                     if not key.startswith("_") and isinstance(value, (str, dict, list)):
+                        stored = value
                         if zdr and key in rec.__zdr_fields__:
-                            value = zdr_minimise(value, self.redactor)
-                        setattr(rec, key, self.redactor(value))
+                            stored = zdr_minimise(stored, self.redactor)
+                        stored = self.redactor(stored)
+                        if stored is not value:  # redact copies on write: unchanged values stay as set
+                            setattr(rec, key, stored)
                 rec.run_id, rec.seq, rec.prev_hash = run_id, seq, prev
                 rec.created_at = utcnow()
                 rec.record_hash = record_hash(rec)

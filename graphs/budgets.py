@@ -158,9 +158,10 @@ class CostGuard:
                 f"{still.spent.usd:.4f} USD spent and the next {node} step may cost up to {projected:.4f} USD")
         return {"budget": budget} if budget != (state.get("budget") or {}) else {}
 
-    def after_step(self, state: Mapping[str, Any]) -> None:
-        """Record (and stream, as a :class:`chainproof.types.BudgetAlert`) a ``budget_alert`` event
-        the first time a budget's spend reaches ``alert_share``."""
+    def after_step(self, state: Mapping[str, Any],
+                   progress: Callable[[Mapping[str, Any]], None] | None = None) -> None:
+        """Record a ``budget_alert`` event the first time a budget's spend reaches ``alert_share``,
+        and pass it to ``progress`` (the run's progress sink; a :class:`chainproof.types.BudgetAlert`)."""
         limits = [limit for limit in self.limits(state) if limit.share >= self.settings.alert_share]
         if not limits:
             return
@@ -173,12 +174,8 @@ class CostGuard:
                       "unpriced_calls": limit.spent.unpriced, "share": round(limit.share, 4),
                       "alert_share": self.settings.alert_share}
             self.audit.append(run_id, EventRecord(kind="budget_alert", detail=detail))
-            from langgraph.config import get_stream_writer
-
-            try:
-                get_stream_writer()({"kind": "budget_alert", **detail})
-            except RuntimeError:  # outside a graph run
-                pass
+            if progress is not None:
+                progress({"kind": "budget_alert", **detail})
 
 
 def check_resume(guard: CostGuard, state: Mapping[str, Any], stop: Mapping[str, Any], budget_usd: float | None) -> None:

@@ -9,8 +9,9 @@ Used by every orchestrator node::
 On exit (also on an exception, with ``status='error'``) the records are appended to the run's
 hash chain in one transaction, together with the reasoning-cache entries the step's model calls
 put (held meanwhile by :func:`chainproof.checkpoints.reasoning_cache.deferred_puts`; one commit per
-super-step), and a progress event is sent to LangGraph's ``custom`` stream
-(``{"step", "node", "title", "effort", "model", "tokens", "elapsed_s", "status"}``).
+super-step), and a progress event is passed to ``progress``, the run's progress sink when it has one
+(``{"step", "node", "title", "effort", "model", "tokens", "elapsed_s", "status"}``; see
+:attr:`chainproof.graphs._engine.context.ChainContext.progress`).
 
 Costs: each model call is priced with the run's pricing table (:func:`chainproof.agents.pricing.cost_usd`;
 ``cost_usd`` None = unknown, a model without a price, never a silent 0); a cache hit costs 0 and
@@ -30,11 +31,11 @@ endpoint one of kind ``failover``; their ``detail`` is the attempt record plus `
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from langgraph.config import get_stream_writer
 from langgraph.errors import GraphInterrupt
 
 from chainproof.agents.calls import ModelCall, Usage
@@ -64,6 +65,7 @@ class StepRecorder:
     output: dict[str, Any] = field(default_factory=dict)
     extra_records: list[Any] = field(default_factory=list)
     pricing: dict[str, Price] | None = None
+    progress: Callable[[Mapping[str, Any]], None] | None = None
     _calls: list[ModelCall] = field(default_factory=list)
     _rows: list[Any] = field(default_factory=list)
     _started: float = 0.0
@@ -186,11 +188,9 @@ class StepRecorder:
             duration_s=round(elapsed, 4),
         )
         self._append(*self._rows, *self.extra_records, *events, step)
-        try:
-            write = get_stream_writer()
-        except RuntimeError:  # called outside a graph run
+        if self.progress is None:
             return
-        write({
+        self.progress({
             "step": self.step_no, "node": self.node, "title": self.title, "effort": self.effort,
             "model": step.model, "tokens": u.total_tokens, "reasoning_tokens": u.reasoning_tokens,
             "cost_usd": step.cost_usd, "cache_hits": sum(c.cache_hit for c in self._calls),

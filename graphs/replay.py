@@ -224,8 +224,7 @@ def replay_run(store: AuditStore, run_id: str) -> ReplayReport:
         stop: BaseException | None = None
         while True:
             try:
-                for _ in app.stream(payload, config, context=wiring.context, stream_mode="custom"):
-                    pass
+                app.invoke(payload, config, context=wiring.context)
             except Exception as exc:
                 stop = exc
                 break

@@ -91,3 +91,32 @@ def test_planted_secrets_are_never_written(home):
 def test_a_bad_secret_pattern_is_a_clear_error(home):
     with pytest.raises(ValidationError, match=r"secret_patterns\[1\]: '\(unclosed' is not a valid regular expression"):
         Settings(home=home, secret_patterns=[r"ok-\d+", "(unclosed"])
+
+
+KEY = "sk-" + "A1b2C3d4E5f6G7h8I9j0"  # an OpenAI-style key (20 characters after ``sk-``)
+
+
+@pytest.mark.parametrize("value", [
+    {"messages": [{"role": "user", "content": f"use {KEY} please"}]},  # nested in a list of dicts
+    {"args": ("x", {"header": "Authorization: Bearer abcdef123456"})},  # a tuple keeps its type
+    {1: f"api_key={KEY}", "n": 3},  # a non-string key: JSON turns it into "1"
+    {("tuple", "key"): f"token {KEY}"},  # a key JSON cannot hold: the value is walked instead
+    [f"x-api-key: {KEY}", object()],  # an object redaction does not look into sits beside it
+])
+def test_redaction_finds_secrets_anywhere_in_a_value_and_leaves_the_input_alone(value):
+    from chainproof.checkpoints.audit_hashing import REDACTED, Redactor
+
+    before = repr(value)
+    out = Redactor()(value)
+    assert repr(value) == before, "the caller's value was modified"
+    assert KEY not in repr(out) and "abcdef123456" not in repr(out) and REDACTED in repr(out)
+    if isinstance(value, dict) and ("args" in value):
+        assert isinstance(out["args"], tuple)
+
+
+def test_a_value_without_secrets_is_returned_as_it_is():
+    from chainproof.checkpoints.audit_hashing import Redactor
+
+    value = {"findings": [{"summary": "risk-free rate 4.1%; capital expenditure rose"}], "n": 2}
+    assert Redactor()(value) is value
+    assert Redactor([r"capital"])(value) == {"findings": [{"summary": "risk-free rate 4.1%; [REDACTED] expenditure rose"}], "n": 2}

@@ -52,7 +52,7 @@ def redacted(fn: NodeFn) -> Node:
         ctx = runtime.context
         update = ctx.audit.redactor(fn(state, runtime))
         if ctx.budgets is not None and "budget" in state:
-            ctx.budgets.after_step({**state, "budget": update.get("budget", state["budget"])})
+            ctx.budgets.after_step({**state, "budget": update.get("budget", state["budget"])}, ctx.progress)
         return update
 
     return node

@@ -71,7 +71,8 @@ class Guards(Protocol):
     def check(self, state: Mapping[str, Any], *, node: str, step_no: int, model: str, effort: str,
               messages: list[Any], profile: EffortProfile, attempts: int = 1) -> dict[str, Any]: ...
 
-    def after_step(self, state: Mapping[str, Any]) -> None: ...
+    def after_step(self, state: Mapping[str, Any],
+                   progress: Callable[[Mapping[str, Any]], None] | None = None) -> None: ...
 
 
 @dataclass
@@ -97,6 +98,11 @@ class ChainContext:
         cache: the reasoning cache (None: off).
         stream: stream model answers.
         budgets: the cost guards (None: none).
+        progress: where the run's progress events go (``StepFinished`` and ``BudgetAlert`` payloads,
+            see :mod:`chainproof.types`), called from the node that recorded them; None: nowhere.
+            :func:`chainproof._outcome.stream_run` sets it for one stream. A sink rather than
+            LangGraph's ``custom`` stream mode: that mode makes LangGraph run every task on its
+            thread pool (``stream_writer`` needs a waiter), where a lone task otherwise runs inline.
     """
 
     spec: ChainSpec
@@ -115,6 +121,7 @@ class ChainContext:
     cache: CacheSource | None = None
     stream: bool = False
     budgets: Guards | None = None
+    progress: Callable[[Mapping[str, Any]], None] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.approval_policy: ApprovalPolicy = self.policy or self.spec.approval_policy()
@@ -151,4 +158,4 @@ class ChainContext:
     def recorder(self, state: Mapping[str, Any], node: str, kind: str, title: str, **kw: Any) -> StepRecorder:
         """The :class:`StepRecorder` of the next super-step of ``state``'s run."""
         return StepRecorder(self.audit, state["run_id"], state.get("step", 0) + 1, node, kind, title,
-                            pricing=self.pricing, **kw)
+                            pricing=self.pricing, progress=self.progress, **kw)

@@ -219,7 +219,7 @@ class RecordedBudgets:
             return {}
         return {"budget": {**(state.get("budget") or {}), "max_cost_usd": self.raised[step_no]}}
 
-    def after_step(self, state: Any) -> None:
+    def after_step(self, state: Any, progress: Any = None) -> None:
         return None
 
 

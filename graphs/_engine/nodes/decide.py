@@ -105,7 +105,7 @@ def approve(task: ApprovalTask, runtime: Runtime[ChainContext]) -> dict[str, Any
             "answer through Chainproof.decide (chainproof approve|reject|edit), which records it first")
     with StepRecorder(audit, task["run_id"], request.step_no, "approve", "approval",
                       "Human decision" + ("" if request.subject == "decision" else f" on {request.subject}")
-                      + f": {answer.action}") as rec:
+                      + f": {answer.action}", progress=runtime.context.progress) as rec:
         rec.inputs = {"request_id": request.request_id, "subject": request.subject}
         rec.output = answer.model_dump(mode="json")
     return {"approvals": [{**answer.model_dump(mode="json"), "subject": request.subject, "question": request.question,
