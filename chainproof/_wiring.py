@@ -18,7 +18,7 @@ from typing import Any
 from chainproof.agents.models import ModelProvider
 from chainproof.agents.pricing import Price
 from chainproof.checkpoints.audit import AuditStore
-from chainproof.checkpoints.audit_schema import Chained, EventRecord, ModelCallRecord, Step, ToolCallRecord
+from chainproof.checkpoints.audit_read import Record
 from chainproof.checkpoints.reasoning_cache import ReasoningCache
 from chainproof.graphs._engine.context import ChainContext
 from chainproof.graphs._engine.replay_ports import (
@@ -91,16 +91,16 @@ class RecordWiring:
     started: dict[str, Any]
 
 
-def context_from_record(spec: ChainSpec, recorded: list[Chained], scratch: AuditStore) -> RecordWiring:
+def context_from_record(spec: ChainSpec, recorded: list[Record], scratch: AuditStore) -> RecordWiring:
     """The context of a replay of ``recorded`` (a run's records, in chain order): recorded model
     answers, tool results and cache hits; the recorded budget shares; the pricing table and routing
     settings of its ``run_started`` event; ``scratch`` as the ledger; reports rendered, not written."""
-    source = RecordedCalls([r for r in recorded if isinstance(r, ModelCallRecord)],
-                           [r for r in recorded if isinstance(r, ToolCallRecord)], scratch.redactor)
-    first = next((r for r in recorded if isinstance(r, EventRecord) and r.kind == "run_started"), None)
+    source = RecordedCalls([r for r in recorded if r.__tablename__ == "model_calls"],
+                           [r for r in recorded if r.__tablename__ == "tool_calls"], scratch.redactor)
+    first = next((r for r in recorded if r.__tablename__ == "events" and r.kind == "run_started"), None)
     started = (first.detail or {}) if first else {}
     pricing = started.get("pricing")
-    steps = [r for r in recorded if isinstance(r, Step)]
+    steps = [r for r in recorded if r.__tablename__ == "steps"]
     context = ChainContext(
         spec, ReplayModels(source), scratch, _report_dir(steps), started.get("effort_override"),
         tools={t.name: RecordedTool(t.name, source) for t in spec.tools()}, write_reports=False,
@@ -112,7 +112,7 @@ def context_from_record(spec: ChainSpec, recorded: list[Chained], scratch: Audit
     return RecordWiring(context, source, started)
 
 
-def _report_dir(steps: list[Step]) -> Path:
+def _report_dir(steps: list[Record]) -> Path:
     for s in steps:
         if s.node == "report" and isinstance(s.output, dict) and s.output.get("path"):
             return Path(s.output["path"]).parent

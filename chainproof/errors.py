@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from chainproof.checkpoints.audit_schema import ApprovalRecord
+    from chainproof.checkpoints.audit_read import Record
 
 __all__ = [
     "AlreadyDecided",
@@ -245,7 +245,7 @@ class AlreadyDecided(AuditError):
     """A decision on an approval request that already has one; ``existing`` is that decision's
     row. Nothing was written."""
 
-    def __init__(self, existing: ApprovalRecord):
+    def __init__(self, existing: Record):
         self.existing = existing
         super().__init__(
             f"request {existing.request_id} was already decided: {existing.action} by {existing.approver} "

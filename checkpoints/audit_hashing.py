@@ -13,8 +13,6 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import inspect
-
 from chainproof.errors import UnsupportedValue
 from chainproof.values import encode_value, error_path
 
@@ -166,16 +164,18 @@ def sha256_hex(data: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-_HASHED_KEYS: dict[type, tuple[tuple[str, ...], frozenset[str], str]] = {}
+_HASHED_KEYS: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {}
 
 
-def _hashed_keys(model: Any) -> tuple[tuple[str, ...], frozenset[str], str]:
-    """``(column keys hashed, optional ones, table name)`` of a mapped class (computed once)."""
-    found = _HASHED_KEYS.get(model)
+def _hashed_keys(table: str) -> tuple[tuple[str, ...], frozenset[str]]:
+    """``(column keys hashed, optional ones)`` of chained table ``table`` (computed once)."""
+    found = _HASHED_KEYS.get(table)
     if found is None:
-        attrs: Any = inspect(model).column_attrs
-        keys = tuple(c.key for c in attrs if c.key not in ("id", "record_hash"))
-        found = _HASHED_KEYS[model] = (keys, getattr(model, "__optional_columns__", frozenset()), model.__tablename__)
+        from chainproof.checkpoints import audit_tables
+
+        columns = audit_tables.metadata.tables[table].columns
+        keys = tuple(c.key for c in columns if c.key not in ("id", "record_hash"))
+        found = _HASHED_KEYS[table] = (keys, audit_tables.OPTIONAL_COLUMNS[table])
     return found
 
 
@@ -183,8 +183,10 @@ def record_content(row: Any) -> dict[str, Any]:
     """The hashed content of a chained row: every column but ``id`` and ``record_hash``, plus the
     table name (so moving a record to another table breaks the chain). Columns listed in the
     table's ``__optional_columns__`` (added by later migrations) count only when not None, so rows
-    written before they existed keep their hash."""
-    keys, optional, table = _hashed_keys(type(row))
+    written before they existed keep their hash. ``row``: an ORM record being written or a
+    :class:`~chainproof.checkpoints.audit_read.Record` read back (both name their ``__tablename__``)."""
+    table = row.__tablename__
+    keys, optional = _hashed_keys(table)
     content = {}
     for key in keys:
         value = getattr(row, key)

@@ -1,5 +1,8 @@
-"""The audit store's tables (SQLAlchemy 2 typed ORM). Changes go through Alembic migrations
-(``checkpoints/migrations``); never edit a released migration.
+"""The audit store's records as SQLAlchemy 2 typed ORM classes, mapped onto the Core tables of
+:mod:`chainproof.checkpoints.audit_tables` (the one definition of the columns; "declarative with
+imperative table"). The writer builds records with these classes; queries return
+:class:`chainproof.checkpoints.audit_read.Record` rows instead, without importing the ORM. Changes
+go through Alembic migrations (``checkpoints/migrations``); never edit a released migration.
 
 Every table but ``runs`` is a *chained* record: within one run, records of all tables form one
 sequence ``seq = 1, 2, …`` and each stores ``prev_hash`` (the previous record's
@@ -10,7 +13,7 @@ content, see :func:`chainproof.checkpoints.audit_hashing.record_hash`). Rows are
 The hashed content is every column of a row, so a new column on a chained table would change the
 content of rows written before it (they would fail ``verify``): record new facts in a new table.
 
-Class attributes read by the writer and by replay:
+Class attributes read by the writer and by replay (per table in :mod:`~chainproof.checkpoints.audit_tables`):
 
 * ``__zdr_fields__``: columns holding prompt or model text; in zero-data-retention runs every
   string in them longer than ``ZDR_EXCERPT_CHARS`` is stored as a stub (redacted excerpt + SHA-256).
@@ -26,110 +29,92 @@ The ``reasoning_cache`` table is not an audit record: it is not chained, rows ex
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import (
-    JSON,
-    Boolean,
-    DateTime,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
-    false,
-)
-from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, validates
+from sqlalchemy import Table
+from sqlalchemy.orm import DeclarativeBase, Mapped, validates
 
-GENESIS = "0" * 64
+from chainproof.checkpoints import audit_tables as t
+from chainproof.checkpoints.audit_tables import GENESIS, utcnow
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+REVIEW_DECISIONS = ("continue", "replan", "terminate")
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}
+    metadata = t.metadata
 
 
 class Run(Base):
     """One run of a graph (= one LangGraph thread; ``run_id`` is the ``thread_id``)."""
 
-    __tablename__ = "runs"
+    __table__ = t.runs
 
-    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    graph: Mapped[str] = mapped_column(String(100))
-    goal: Mapped[str] = mapped_column(Text)
+    run_id: Mapped[str]
+    graph: Mapped[str]
+    goal: Mapped[str]
     inputs: Mapped[dict[str, Any]]
-    company: Mapped[str | None] = mapped_column(String(64), index=True)
-    department: Mapped[str | None] = mapped_column(String(100), index=True)
-    started_by: Mapped[str | None] = mapped_column(String(200), index=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
-    zdr: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    company: Mapped[str | None]
+    department: Mapped[str | None]
+    started_by: Mapped[str | None]
+    created_at: Mapped[datetime]
+    zdr: Mapped[bool]
     """Zero-data-retention run: prompt and model text is stored as hashes and short redacted excerpts."""
-    parent_run_id: Mapped[str | None] = mapped_column(String(64), index=True, default=None)
+    parent_run_id: Mapped[str | None]
     """For a fork (``chainproof fork``): the run it was forked from; None otherwise."""
-    forked_at_step: Mapped[int | None] = mapped_column(Integer, default=None)
+    forked_at_step: Mapped[int | None]
     """For a fork: the parent's step the fork starts after (its first own step is the next one)."""
 
 
 class Chained:
-    """Columns shared by every hash-chained record."""
+    """Columns shared by every hash-chained record, and the table's attributes (see the module
+    docstring) read from :mod:`~chainproof.checkpoints.audit_tables`."""
 
     if TYPE_CHECKING:  # set by each mapped subclass; declared here for the type checker only
         __tablename__: str
+        __table__: ClassVar[Table]
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    seq: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    record_hash: Mapped[str] = mapped_column(String(64))
+    id: Mapped[int]
+    seq: Mapped[int]
+    created_at: Mapped[datetime]
+    prev_hash: Mapped[str]
+    record_hash: Mapped[str]
+    run_id: Mapped[str]
 
     __zdr_fields__: tuple[str, ...] = ()
-    __replay_ignore__: frozenset[str] = frozenset({"id", "run_id", "seq", "created_at", "prev_hash", "record_hash"})
+    __replay_ignore__: frozenset[str] = frozenset()
     __optional_columns__: frozenset[str] = frozenset()
 
-    @declared_attr
-    def run_id(cls) -> Mapped[str]:
-        return mapped_column(String(64), ForeignKey("runs.run_id"))
-
-    @declared_attr.directive
-    def __table_args__(cls) -> tuple:
-        name = cls.__tablename__
-        return (
-            UniqueConstraint("run_id", "seq", name=f"uq_{name}_run_seq"),
-            Index(f"ix_{name}_created_at", "created_at"),
-        )
+    def __init_subclass__(cls, **kw: Any) -> None:
+        name = cls.__dict__["__table__"].name
+        cls.__zdr_fields__, cls.__replay_ignore__ = t.ZDR_FIELDS[name], t.REPLAY_IGNORE[name]
+        cls.__optional_columns__ = t.OPTIONAL_COLUMNS[name]
+        super().__init_subclass__(**kw)
+        cls.__tablename__ = name  # after mapping: declarative takes the name from __table__
 
 
 class Step(Chained, Base):
     """One node execution (one LangGraph super-step of the chain)."""
 
-    __tablename__ = "steps"
+    __table__ = t.steps
 
-    step_no: Mapped[int] = mapped_column(Integer)
-    node: Mapped[str] = mapped_column(String(64))
-    kind: Mapped[str] = mapped_column(String(32))
-    title: Mapped[str] = mapped_column(String(300))
-    status: Mapped[str] = mapped_column(String(16))  # ok | error
-    effort: Mapped[str | None] = mapped_column(String(16))
-    effort_reason: Mapped[str | None] = mapped_column(String(300))
-    model: Mapped[str | None] = mapped_column(String(200))
+    step_no: Mapped[int]
+    node: Mapped[str]
+    kind: Mapped[str]
+    title: Mapped[str]
+    status: Mapped[str]  # ok | error
+    effort: Mapped[str | None]
+    effort_reason: Mapped[str | None]
+    model: Mapped[str | None]
     inputs: Mapped[dict[str, Any]]
     output: Mapped[dict[str, Any]]
-    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
-    cached_input_tokens: Mapped[int] = mapped_column(Integer, default=0)
-    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
-    reasoning_tokens: Mapped[int] = mapped_column(Integer, default=0)
-    cost_usd: Mapped[float | None] = mapped_column(Float)
+    input_tokens: Mapped[int]
+    cached_input_tokens: Mapped[int]
+    output_tokens: Mapped[int]
+    reasoning_tokens: Mapped[int]
+    cost_usd: Mapped[float | None]
     started_at: Mapped[datetime]
-    duration_s: Mapped[float] = mapped_column(Float)
-
-    __zdr_fields__ = ("inputs", "output")
-    __replay_ignore__ = Chained.__replay_ignore__ | {"started_at", "duration_s"}
+    duration_s: Mapped[float]
 
 
 class ModelCallRecord(Chained, Base):
@@ -143,68 +128,54 @@ class ModelCallRecord(Chained, Base):
     NULL on every other row.
     """
 
-    __tablename__ = "model_calls"
+    __table__ = t.model_calls
 
-    step_no: Mapped[int] = mapped_column(Integer)
-    node: Mapped[str] = mapped_column(String(64))
-    model: Mapped[str] = mapped_column(String(200), index=True)
-    effort: Mapped[str] = mapped_column(String(16))
-    prompt_hash: Mapped[str] = mapped_column(String(64))
+    step_no: Mapped[int]
+    node: Mapped[str]
+    model: Mapped[str]
+    effort: Mapped[str]
+    prompt_hash: Mapped[str]
     messages: Mapped[list[Any]]
-    output: Mapped[str] = mapped_column(Text)
-    reasoning: Mapped[str] = mapped_column(Text)
+    output: Mapped[str]
+    reasoning: Mapped[str]
     tool_calls: Mapped[list[Any]]
-    input_tokens: Mapped[int] = mapped_column(Integer)
-    cached_input_tokens: Mapped[int] = mapped_column(Integer)
-    output_tokens: Mapped[int] = mapped_column(Integer)
-    reasoning_tokens: Mapped[int] = mapped_column(Integer)
-    latency_s: Mapped[float] = mapped_column(Float)
-    finish_reason: Mapped[str | None] = mapped_column(String(32))
-    attempt: Mapped[int] = mapped_column(Integer)
-    cost_usd: Mapped[float | None] = mapped_column(Float)
-    cache_hit: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
-
-    __zdr_fields__ = ("messages", "output", "reasoning", "tool_calls")
-    __replay_ignore__ = Chained.__replay_ignore__ | {"latency_s"}
-    __optional_columns__ = frozenset({"cache_hit"})
+    input_tokens: Mapped[int]
+    cached_input_tokens: Mapped[int]
+    output_tokens: Mapped[int]
+    reasoning_tokens: Mapped[int]
+    latency_s: Mapped[float]
+    finish_reason: Mapped[str | None]
+    attempt: Mapped[int]
+    cost_usd: Mapped[float | None]
+    cache_hit: Mapped[bool | None]
 
 
 class ToolCallRecord(Chained, Base):
     """One tool invocation with its arguments and its result or error."""
 
-    __tablename__ = "tool_calls"
+    __table__ = t.tool_calls
 
-    step_no: Mapped[int] = mapped_column(Integer)
-    node: Mapped[str] = mapped_column(String(64))
-    tool: Mapped[str] = mapped_column(String(100), index=True)
+    step_no: Mapped[int]
+    node: Mapped[str]
+    tool: Mapped[str]
     args: Mapped[dict[str, Any]]
-    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    error: Mapped[str | None] = mapped_column(Text)
-    latency_s: Mapped[float] = mapped_column(Float)
-
-    __replay_ignore__ = Chained.__replay_ignore__ | {"latency_s"}
+    result: Mapped[dict[str, Any] | None]
+    error: Mapped[str | None]
+    latency_s: Mapped[float]
 
 
 class ApprovalRecord(Chained, Base):
     """A human-approval request (``action='requested'``) or a decision on one."""
 
-    __tablename__ = "approvals"
+    __table__ = t.approvals
 
-    step_no: Mapped[int] = mapped_column(Integer)
-    request_id: Mapped[str] = mapped_column(String(64), index=True)
-    action: Mapped[str] = mapped_column(String(16))  # requested | approve | reject | edit
-    approver: Mapped[str | None] = mapped_column(String(200), index=True)
-    comment: Mapped[str | None] = mapped_column(Text)
-    proposed_hash: Mapped[str] = mapped_column(String(64))
+    step_no: Mapped[int]
+    request_id: Mapped[str]
+    action: Mapped[str]  # requested | approve | reject | edit
+    approver: Mapped[str | None]
+    comment: Mapped[str | None]
+    proposed_hash: Mapped[str]
     payload: Mapped[dict[str, Any]]
-
-    __zdr_fields__ = ("payload", "comment")
-    # the request id and the payload's timestamps are new on every execution; the proposal is
-    # compared through proposed_hash
-    __replay_ignore__ = Chained.__replay_ignore__ | {"request_id", "payload"}
-
-
-REVIEW_DECISIONS = ("continue", "replan", "terminate")
 
 
 class ReviewRecord(Chained, Base):
@@ -215,19 +186,17 @@ class ReviewRecord(Chained, Base):
     review's model calls (``reasoning_tokens`` ⊆ ``output_tokens``).
     """
 
-    __tablename__ = "reviews"
+    __table__ = t.reviews
 
-    step_no: Mapped[int] = mapped_column(Integer)
-    decision: Mapped[str] = mapped_column(String(16))
-    reason: Mapped[str] = mapped_column(Text)
-    drift_assessment: Mapped[str | None] = mapped_column(Text)
+    step_no: Mapped[int]
+    decision: Mapped[str]
+    reason: Mapped[str]
+    drift_assessment: Mapped[str | None]
     inputs: Mapped[dict[str, Any]]
-    effort: Mapped[str | None] = mapped_column(String(16))
-    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
-    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
-    reasoning_tokens: Mapped[int] = mapped_column(Integer, default=0)
-
-    __zdr_fields__ = ("reason", "drift_assessment", "inputs")
+    effort: Mapped[str | None]
+    input_tokens: Mapped[int]
+    output_tokens: Mapped[int]
+    reasoning_tokens: Mapped[int]
 
     @validates("decision")
     def _check_decision(self, _key: str, value: str) -> str:
@@ -241,9 +210,9 @@ class EventRecord(Chained, Base):
     ``run_failed``) and model-access events (``model_retry``, ``model_failed``, ``failover``:
     ``detail`` is an :class:`chainproof.agents.resilience.AttemptRecord` plus ``step_no`` and ``node``)."""
 
-    __tablename__ = "events"
+    __table__ = t.events
 
-    kind: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str]
     detail: Mapped[dict[str, Any]]
 
 
@@ -257,15 +226,15 @@ class ReasoningCacheEntry(Base):
     often it answered.
     """
 
-    __tablename__ = "reasoning_cache"
+    __table__ = t.reasoning_cache
 
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    model: Mapped[str] = mapped_column(String(200))
-    effort: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str]
+    model: Mapped[str]
+    effort: Mapped[str]
     response: Mapped[dict[str, Any]]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(index=True)
-    hits: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    hits: Mapped[int]
 
 
 CHAINED_TABLES: tuple[type[Chained], ...] = (
@@ -275,3 +244,7 @@ STEP_TABLES: tuple[type[Step], type[ModelCallRecord], type[ToolCallRecord], type
     Step, ModelCallRecord, ToolCallRecord, ApprovalRecord, ReviewRecord,
 )
 """The chained tables whose records belong to a step (``step_no``): all but ``EventRecord``."""
+
+__all__ = ["CHAINED_TABLES", "GENESIS", "REVIEW_DECISIONS", "STEP_TABLES", "ApprovalRecord", "Base", "Chained",
+           "EventRecord", "ModelCallRecord", "ReasoningCacheEntry", "ReviewRecord", "Run", "Step", "ToolCallRecord",
+           "utcnow"]

@@ -53,7 +53,7 @@ def _head_statement() -> Select[Any]:
     table, each read from the top of the table's ``(run_id, seq)`` index)."""
     parts = []
     for model in CHAINED_TABLES:
-        table = model.__table__  # type: ignore[attr-defined]
+        table = model.__table__
         last = (select(table.c.seq, table.c.record_hash).where(table.c.run_id == bindparam("run_id"))
                 .order_by(table.c.seq.desc()).limit(1).subquery())
         parts.append(select(last.c.seq, last.c.record_hash))
@@ -63,19 +63,19 @@ def _head_statement() -> Select[Any]:
 
 _HEAD = _head_statement()
 _RUN_ZDR = select(Run.__table__.c.zdr).where(Run.__table__.c.run_id == bindparam("run_id"))
-_INSERTS = {model: insert(model.__table__) for model in CHAINED_TABLES}  # type: ignore[attr-defined]
-_COLUMNS = {model: tuple(c.key for c in model.__table__.columns if c.key != "id")  # type: ignore[attr-defined]
+_INSERTS = {model: insert(model.__table__) for model in CHAINED_TABLES}
+_COLUMNS = {model: tuple(c.key for c in model.__table__.columns if c.key != "id")
             for model in CHAINED_TABLES}
 
 
 def _defaults(model: type[Chained]) -> dict[str, Callable[[], Any]]:
     """Column key -> its Python-side default (what a Core ``INSERT`` adds for an unset column)."""
     out: dict[str, Callable[[], Any]] = {}
-    for column in model.__table__.columns:  # type: ignore[attr-defined]
+    for column in model.__table__.columns:
         default = column.default
         if column.key == "id" or default is None:
             continue
-        arg: Any = default.arg
+        arg: Any = getattr(default, "arg", None)
         if default.is_scalar:
             out[column.key] = functools.partial(_same, arg)
         elif default.is_callable:
@@ -99,7 +99,7 @@ class _FastPath:
         dialect = engine.dialect
         self.returning = dialect.name == "postgresql"
         self.head = FastStatement(_HEAD, dialect)
-        self.inserts = {model: FastStatement(stmt.returning(model.__table__.c.id) if self.returning else stmt,  # type: ignore[attr-defined]
+        self.inserts = {model: FastStatement(stmt.returning(model.__table__.c.id) if self.returning else stmt,
                                              dialect, column_keys=_COLUMNS[model])
                         for model, stmt in _INSERTS.items()}
 

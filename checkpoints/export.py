@@ -21,16 +21,9 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import inspect
-
-from chainproof.checkpoints.audit import AuditStore
 from chainproof.checkpoints.audit_hashing import canonical_json, run_header
-from chainproof.checkpoints.audit_schema import (
-    Chained,
-    ModelCallRecord,
-    Step,
-    ToolCallRecord,
-)
+from chainproof.checkpoints.audit_read import AuditReader
+from chainproof.checkpoints.audit_tables import metadata
 from chainproof.checkpoints.verify import VerifyResult, verify_run
 from chainproof.errors import RunNotFound
 
@@ -38,7 +31,7 @@ from chainproof.errors import RunNotFound
 def _columns(row: Any) -> dict[str, Any]:
     # optional columns (added by later migrations) appear only when set, as in the hashed content
     optional: frozenset[str] = getattr(type(row), "__optional_columns__", frozenset())
-    return {c.key: getattr(row, c.key) for c in inspect(type(row)).column_attrs
+    return {c.key: getattr(row, c.key) for c in metadata.tables[row.__tablename__].columns
             if not (c.key in optional and getattr(row, c.key) is None)}
 
 
@@ -46,16 +39,16 @@ def _jsonable(data: Any) -> Any:
     return json.loads(canonical_json(data))
 
 
-def totals(records: list[Chained]) -> dict[str, Any]:
+def totals(records: list[Any]) -> dict[str, Any]:
     """Sums over a run's records: counts, tokens (from the ``steps`` rows, which already sum
     their model calls), ``cost_usd`` (USD; None — unknown — when any call is unpriced; cache hits
     cost 0), ``cache_hits`` and ``duration_s``."""
-    steps = [r for r in records if isinstance(r, Step)]
-    calls = [r for r in records if isinstance(r, ModelCallRecord)]
+    steps = [r for r in records if r.__tablename__ == "steps"]
+    calls = [r for r in records if r.__tablename__ == "model_calls"]
     costs = [c.cost_usd for c in calls]
     out: dict[str, Any] = {
         "steps": len(steps), "model_calls": len(calls),
-        "tool_calls": sum(isinstance(r, ToolCallRecord) for r in records),
+        "tool_calls": sum(r.__tablename__ == "tool_calls" for r in records),
     }
     for key in ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens"):
         out[key] = sum(getattr(s, key) for s in steps)
@@ -66,7 +59,7 @@ def totals(records: list[Chained]) -> dict[str, Any]:
     return out
 
 
-def export_data(store: AuditStore, run_id: str, verified: VerifyResult | None = None) -> dict[str, Any]:
+def export_data(store: AuditReader, run_id: str, verified: VerifyResult | None = None) -> dict[str, Any]:
     """The JSON export of ``run_id`` (shape in the module docstring). Raises ``RunNotFound`` for an
     unknown run."""
     run = store.get_run(run_id)
@@ -82,7 +75,7 @@ def export_data(store: AuditStore, run_id: str, verified: VerifyResult | None = 
     })
 
 
-def export_json(store: AuditStore, run_id: str) -> str:
+def export_json(store: AuditReader, run_id: str) -> str:
     """:func:`export_data` as indented JSON text."""
     return json.dumps(export_data(store, run_id), indent=2, ensure_ascii=False)
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, CursorResult, Engine, Table, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, CursorResult, Engine, bindparam, delete, insert, select, update
 from sqlalchemy.orm import sessionmaker
 
 from chainproof.checkpoints.audit_hashing import Redactor, sha256_hex
@@ -193,7 +193,7 @@ def _pending_entry(cache: ReasoningCache, key: str) -> PendingPut | None:
     return next((p for p in reversed(held) if p.cache is cache and p.values["key"] == key), None)
 
 
-_TABLE = cast("Table", ReasoningCacheEntry.__table__)
+_TABLE = ReasoningCacheEntry.__table__
 _COLUMNS = ("key", "model", "effort", "response", "created_at", "expires_at", "hits")
 _GET = select(_TABLE.c.response, _TABLE.c.expires_at).where(_TABLE.c.key == bindparam("k"))
 _HIT = update(_TABLE).where(_TABLE.c.key == bindparam("k")).values(hits=_TABLE.c.hits + 1)

@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any, Literal
 
-from chainproof.checkpoints.audit import AuditStore
 from chainproof.checkpoints.audit_hashing import record_content, record_hash, run_header_hash, sha256_hex
-from chainproof.checkpoints.audit_schema import GENESIS, Chained, EventRecord
+from chainproof.checkpoints.audit_read import AuditReader, Record
+from chainproof.checkpoints.audit_tables import GENESIS
 
 BreakKind = Literal["edited", "reordered", "deleted", "inserted", "header-edited", "fork-link"]
 
@@ -73,11 +73,11 @@ class VerifyResult:
                 "notes": self.notes}
 
 
-def _link(kind: BreakKind, row: Chained, detail: str) -> BrokenLink:
+def _link(kind: BreakKind, row: Record, detail: str) -> BrokenLink:
     return BrokenLink(kind, type(row).__tablename__, row.seq, row.id, detail)
 
 
-def _original_seq(row: Chained, max_seq: int) -> int | None:
+def _original_seq(row: Record, max_seq: int) -> int | None:
     """The ``seq`` at which ``row``'s content hashes to its ``record_hash`` (None when none does)."""
     content = record_content(row)
     for seq in range(1, max_seq + 2):
@@ -86,7 +86,7 @@ def _original_seq(row: Chained, max_seq: int) -> int | None:
     return None
 
 
-def _genuine(rows: list[Chained], prev: str, successor_prev: str | None) -> Chained | None:
+def _genuine(rows: list[Record], prev: str, successor_prev: str | None) -> Record | None:
     """Among records sharing one ``seq``, the one that belongs to the chain: it links to ``prev``,
     hashes correctly, and (when there is a successor) is the one the successor links to."""
     fitting = [r for r in rows if r.prev_hash == prev and record_hash(r) == r.record_hash]
@@ -96,7 +96,7 @@ def _genuine(rows: list[Chained], prev: str, successor_prev: str | None) -> Chai
     return fitting[0] if fitting else None
 
 
-def check_chain(rows: list[Chained]) -> BrokenLink | None:
+def check_chain(rows: list[Record]) -> BrokenLink | None:
     """The first broken link of one run's chained records (any order), or None when intact."""
     ordered = sorted(rows, key=lambda r: (r.seq, r.id))
     groups = [list(g) for _, g in groupby(ordered, key=lambda r: r.seq)]
@@ -127,11 +127,11 @@ def check_chain(rows: list[Chained]) -> BrokenLink | None:
     return None
 
 
-def _check_header(store: AuditStore, run_id: str, first: Chained | None) -> tuple[BrokenLink | None, str | None]:
+def _check_header(store: AuditReader, run_id: str, first: Record | None) -> tuple[BrokenLink | None, str | None]:
     run = store.get_run(run_id)
     if run is None:
         return BrokenLink("deleted", "runs", None, None, f"the run header of {run_id} is missing"), None
-    if not isinstance(first, EventRecord) or first.kind != "run_started":
+    if first is None or first.__tablename__ != "events" or first.kind != "run_started":
         return None, "the chain does not start with run_started; the run header is not covered"
     recorded = (first.detail or {}).get("run_header_hash")
     if recorded is None:
@@ -142,7 +142,7 @@ def _check_header(store: AuditStore, run_id: str, first: Chained | None) -> tupl
     return None, None
 
 
-def verify_run(store: AuditStore, run_id: str) -> VerifyResult:
+def verify_run(store: AuditReader, run_id: str) -> VerifyResult:
     """Recompute ``run_id``'s chain and run header. Raises ``LookupError`` for an unknown run (no
     header and no records)."""
     rows = store.records(run_id)
@@ -165,14 +165,14 @@ def verify_run(store: AuditStore, run_id: str) -> VerifyResult:
     return result
 
 
-def _check_fork_link(store: AuditStore, run_id: str, rows: list[Any]) -> tuple[BrokenLink | None, str | None]:
+def _check_fork_link(store: AuditReader, run_id: str, rows: list[Any]) -> tuple[BrokenLink | None, str | None]:
     """For a fork: its ``run_started`` event names the parent's record it continues from
     (``fork.parent_record_hash``); that record must still be in the parent's chain. A parent that
     is not in this store is noted, not failed (it may live in another store)."""
     run = store.get_run(run_id)
     if run is None or not run.parent_run_id:
         return None, None
-    started = next((r for r in rows if isinstance(r, EventRecord) and r.kind == "run_started"), None)
+    started = next((r for r in rows if r.__tablename__ == "events" and r.kind == "run_started"), None)
     link = ((started.detail or {}).get("fork") or {}) if started is not None else {}
     if store.get_run(run.parent_run_id) is None:
         return None, f"fork of run {run.parent_run_id}, which is not in this store: the link was not checked"
@@ -184,7 +184,7 @@ def _check_fork_link(store: AuditStore, run_id: str, rows: list[Any]) -> tuple[B
                       f"({str(wanted)[:12]}…)"), None
 
 
-def verify_all(store: AuditStore) -> list[VerifyResult]:
+def verify_all(store: AuditReader) -> list[VerifyResult]:
     """:func:`verify_run` for every run in the store, oldest first."""
     return [verify_run(store, run_id) for run_id in store.run_ids()]
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from chainproof.agents.pricing import sum_costs
-from chainproof.checkpoints.audit import AuditStore
-from chainproof.checkpoints.audit_schema import ModelCallRecord
+from chainproof.checkpoints.audit_read import AuditReader, Record
 
 
 @dataclass
@@ -39,7 +38,7 @@ class CostRow:
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
 
-    def add(self, call: ModelCallRecord) -> None:
+    def add(self, call: Record) -> None:
         self.calls += 1
         self.costs.append(call.cost_usd)
         if call.cache_hit:
@@ -58,7 +57,7 @@ class CostRow:
                 "total_tokens": self.total_tokens, "saved_tokens": self.saved_tokens, "usd": self.usd}
 
 
-def cost_rows(calls: list[ModelCallRecord]) -> tuple[list[CostRow], CostRow]:
+def cost_rows(calls: list[Record]) -> tuple[list[CostRow], CostRow]:
     """Group ``calls`` by (node, effort) in order of first appearance; returns the rows and the total."""
     rows: dict[tuple[str, str], CostRow] = {}
     total = CostRow("total", "")
@@ -68,7 +67,7 @@ def cost_rows(calls: list[ModelCallRecord]) -> tuple[list[CostRow], CostRow]:
     return list(rows.values()), total
 
 
-def cost_report(audit: AuditStore, *, run_id: str | None = None, department: str | None = None,
+def cost_report(audit: AuditReader, *, run_id: str | None = None, department: str | None = None,
                 month: str | None = None) -> tuple[list[CostRow], CostRow]:
     """:func:`cost_rows` of one run's calls, or of a department's calls in a month (``YYYY-MM``).
     Raises ``ValueError`` naming the argument missing or malformed."""

@@ -35,7 +35,8 @@ from langgraph.types import Command
 
 from chainproof.checkpoints.audit import AuditStore
 from chainproof.checkpoints.audit_hashing import record_content
-from chainproof.checkpoints.audit_schema import STEP_TABLES, ApprovalRecord, Chained, Step
+from chainproof.checkpoints.audit_read import Record
+from chainproof.checkpoints.audit_schema import ApprovalRecord
 from chainproof.checkpoints.saver import memory_saver
 from chainproof.errors import NotRetained, ReplayDivergence
 from chainproof.graphs._engine.approvals import pauses_of
@@ -107,7 +108,7 @@ TRANSPORT_KEYS = ("model_attempts",)
 reasoning: a replay serves answers from the record, so it has none to compare."""
 
 
-def _comparable(rec: Chained) -> dict[str, Any]:
+def _comparable(rec: Record) -> dict[str, Any]:
     content = record_content(rec)
     out = {k: v for k, v in content.items() if k not in rec.__replay_ignore__ or k == "table"}
     if isinstance(out.get("output"), dict):
@@ -115,17 +116,17 @@ def _comparable(rec: Chained) -> dict[str, Any]:
     return out
 
 
-def _by_step(records: Iterable[Chained]) -> dict[int, list[Chained]]:
+def _by_step(records: Iterable[Record]) -> dict[int, list[Record]]:
     """Records per step number. A step that failed (``status='error'``: a model endpoint down, the
     process interrupted) and ran again when the run was resumed keeps only its final execution:
     the failed attempt is history, not something a replay reproduces."""
-    out: dict[int, list[Chained]] = {}
+    out: dict[int, list[Record]] = {}
     for rec in records:
-        if isinstance(rec, STEP_TABLES):  # not an EventRecord
+        if rec.__tablename__ != "events":  # not an EventRecord
             out.setdefault(rec.step_no, []).append(rec)
     for step_no, recs in out.items():
-        errors = [i for i, r in enumerate(recs) if isinstance(r, Step) and r.status == "error"]
-        if errors and any(isinstance(r, Step) and r.status != "error" for r in recs[errors[-1] + 1:]):
+        errors = [i for i, r in enumerate(recs) if r.__tablename__ == "steps" and r.status == "error"]
+        if errors and any(r.__tablename__ == "steps" and r.status != "error" for r in recs[errors[-1] + 1:]):
             out[step_no] = recs[errors[-1] + 1:]
     return out
 
@@ -143,12 +144,12 @@ def _differences(recorded: list[dict[str, Any]], replayed: list[dict[str, Any]])
     return out
 
 
-def _title(records: list[Chained]) -> tuple[str, str]:
-    step = next((r for r in records if isinstance(r, Step)), None)
+def _title(records: list[Record]) -> tuple[str, str]:
+    step = next((r for r in records if r.__tablename__ == "steps"), None)
     return (step.node, step.title) if step else ("-", "-")
 
 
-def compare_steps(recorded: list[Chained], replayed: list[Chained], stop: BaseException | None) -> list[StepComparison]:
+def compare_steps(recorded: list[Record], replayed: list[Record], stop: BaseException | None) -> list[StepComparison]:
     """Compare two traces step by step (see the module docstring); ``stop`` is what ended the
     replay early (a :class:`ReplayDivergence`, :class:`NotRetained` or another exception)."""
     rec_steps, rep_steps = _by_step(recorded), _by_step(replayed)
@@ -199,8 +200,8 @@ def replay_run(store: AuditStore, run_id: str) -> ReplayReport:
         raise LookupError(f"no run {run_id!r} in the audit store")
     recorded = store.records(run_id)
     spec = get_spec(run.graph)
-    decisions = {r.request_id: r for r in recorded if isinstance(r, ApprovalRecord) and r.action != "requested"}
-    extensions = deque(r for r in recorded if isinstance(r, Step) and r.node == "review"
+    decisions = {r.request_id: r for r in recorded if r.__tablename__ == "approvals" and r.action != "requested"}
+    extensions = deque(r for r in recorded if r.__tablename__ == "steps" and r.node == "review"
                        and "budget" in (r.output or {}) and r.output.get("decision") == "continue")
 
     scratch = AuditStore.scratch(store.redactor)
@@ -232,7 +233,7 @@ def replay_run(store: AuditStore, run_id: str) -> ReplayReport:
             if not pauses:
                 break
             resume, stop = _recorded_answers(pauses, decisions, extensions, scratch, run_id,
-                                             {r.step_no for r in recorded if isinstance(r, Step)})
+                                             {r.step_no for r in recorded if r.__tablename__ == "steps"})
             if stop is not None or not resume:
                 break
             if any(isinstance(p, StepBudgetPause) for p in pauses):
@@ -250,7 +251,7 @@ def replay_run(store: AuditStore, run_id: str) -> ReplayReport:
                         stopped_by=f"{type(stop).__name__}: {stop}" if stop is not None else None)
 
 
-def _recorded_answers(pauses: list[Pause], decisions: dict[str, ApprovalRecord], extensions: deque, scratch: AuditStore,
+def _recorded_answers(pauses: list[Pause], decisions: dict[str, Record], extensions: deque, scratch: AuditStore,
                       run_id: str, recorded_steps: set[int]) -> tuple[dict[str, Any], BaseException | None]:
     """The resume map for the replay's open pauses, from the record: a step-budget stop gets the
     recorded extension; an approval request gets its recorded decision, which is first written

@@ -59,8 +59,7 @@ def test_each_tamper_is_named(backend_settings):
         _sql(app, "UPDATE tool_calls SET result = :r WHERE id = :id", r='{"x": 3, "squared": 10}', id=square.id)
 
         # a careful attacker also recomputes the edited record's own hash: its successor's link breaks
-        call = _row(app, runs["rewritten"], ModelCallRecord)
-        call.output = "A different interpretation."
+        call = _row(app, runs["rewritten"], ModelCallRecord).replace(output="A different interpretation.")
         _sql(app, "UPDATE model_calls SET output = :o, record_hash = :h WHERE id = :id",
              o=call.output, h=record_hash(call), id=call.id)
 

@@ -36,12 +36,12 @@ def _scripted(settings, monkeypatch):
 
 
 def test_a_bug_inside_a_command_is_an_internal_error_not_bad_input(home, monkeypatch):
-    from chainproof.checkpoints.audit import AuditStore
+    from chainproof.checkpoints.audit_read import AuditReader
 
     def broken(self, limit=50):
         raise KeyError("status")  # a programming bug, not the user's input
 
-    monkeypatch.setattr(AuditStore, "list_runs", broken)
+    monkeypatch.setattr(AuditReader, "list_runs", broken)
     result = CliRunner().invoke(cli.app, ["runs"])
     assert result.exit_code == 1, result.output
     assert "internal error: KeyError" in result.output and "CHAINPROOF_DEBUG=1" in result.output
@@ -155,3 +155,50 @@ def test_pending_shows_the_newest_requests_up_to_its_limit(settings):
     assert listed.exit_code == 0, listed.output
     assert ids[2] in listed.output and ids[1] in listed.output and ids[0] not in listed.output
     assert "1 more open requests on older runs" in listed.output
+
+
+READ_ONLY = [["runs"], ["pending"], ["show", "RUN"], ["verify", "RUN"], ["costs", "RUN"], ["export", "RUN"]]
+
+
+@pytest.mark.parametrize("args", READ_ONLY, ids=lambda a: a[0])
+def test_read_only_commands_import_neither_the_engine_nor_the_orm(settings, args):
+    """What keeps them under half a second (bench/cli.py): no LangGraph, model clients or
+    SQLAlchemy ORM is imported, yet they read a real run."""
+    import subprocess
+    import sys
+
+    with Chainproof(settings, models=StaticModels(ScriptedChatModel(replies=["a", "b", "c", GOOD]))) as app:
+        run_id = app.start("toy", {"x": 3}).run_id
+    argv = [run_id if a == "RUN" else a for a in args]
+    code = ("import sys; from chainproof.cli import app\n"
+            f"try:\n    app({argv!r})\nexcept SystemExit as e:\n    code = e.code\n"
+            "heavy = sorted({m.split('.')[0] if not m.startswith('sqlalchemy.orm') else 'sqlalchemy.orm' for m in sys.modules"
+            " if m.split('.')[0] in ('langgraph', 'langchain_core', 'openai') or m.startswith('sqlalchemy.orm')})\n"
+            "print('HEAVY', heavy, 'EXIT', code)")
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("CHAINPROOF_")}
+    env.update(CHAINPROOF_HOME=str(settings.home), COLUMNS="200")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert "HEAVY [] EXIT 0" in out.stdout, out.stdout + out.stderr
+    if args[0] in ("show", "export", "costs"):
+        assert run_id in out.stdout
+
+
+def test_records_read_back_are_read_only_and_name_their_table(settings):
+    from chainproof.checkpoints.audit_read import AuditReader
+
+    with Chainproof(settings, models=StaticModels(ScriptedChatModel(replies=["a", "b", "c", GOOD]))) as app:
+        run_id = app.start("toy", {"x": 3}).run_id
+    reader = AuditReader(settings.resolved_database_url)
+    try:
+        first = reader.records(run_id)[0]
+        assert (type(first).__tablename__, first.kind, first.seq) == ("events", "run_started", 1)
+        with pytest.raises(AttributeError, match="read-only"):
+            first.kind = "run_completed"
+        assert first.replace(kind="run_completed").kind == "run_completed" and first.kind == "run_started"
+        with pytest.raises(AttributeError, match="no column 'colour'"):
+            first.replace(colour="red")
+        with pytest.raises(ValueError, match="table: expected one of steps, model_calls"):
+            reader.records_of(run_id, "stepz")
+        assert [s.node for s in reader.records_of(run_id, "steps")][:1] == ["plan"]
+    finally:
+        reader.close()

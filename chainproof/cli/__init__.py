@@ -38,7 +38,7 @@ from typer.core import TyperGroup
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from chainproof._store_settings import StoreSettings
     from chainproof.app import Chainproof
-    from chainproof.checkpoints.audit import AuditStore
+    from chainproof.checkpoints.audit_read import AuditReader
     from chainproof.settings import Settings
 
 console = Console()
@@ -129,19 +129,25 @@ def store_settings() -> StoreSettings:
     return StoreSettings() if only_store_settings_given() else settings()
 
 
-def open_store(s: StoreSettings, *, migrate: bool | str = "check") -> AuditStore:
-    """The audit store of ``s``. ``migrate="check"``: the schema is checked to be current, not
-    migrated (``SchemaOutdated`` names ``chainproof db upgrade``); ``True``: upgraded. A URL that
-    cannot be opened raises ``StorageError`` naming ``database_url``."""
+def open_store(s: StoreSettings, *, migrate: bool | str = "check", read_only: bool = False) -> Any:
+    """The audit store of ``s`` (an ``AuditStore``; with ``read_only``, an ``AuditReader``, which
+    imports no ORM). ``migrate="check"``: the schema is checked to be current, not migrated
+    (``SchemaOutdated`` names ``chainproof db upgrade``); ``True``: upgraded. A URL that cannot be
+    opened raises ``StorageError`` naming ``database_url``."""
     import sqlite3
 
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-    from chainproof.checkpoints.audit import AuditStore
     from chainproof.errors import ChainproofError, StorageError
 
     url = s.resolved_database_url
     try:
+        if read_only:
+            from chainproof.checkpoints.audit_read import AuditReader
+
+            return AuditReader(url, migrate=migrate)  # type: ignore[arg-type]
+        from chainproof.checkpoints.audit import AuditStore
+
         return AuditStore(url, migrate=migrate, redactor=s.redactor)  # type: ignore[arg-type]
     except ChainproofError:
         raise
@@ -153,18 +159,18 @@ def open_store(s: StoreSettings, *, migrate: bool | str = "check") -> AuditStore
 
 
 @contextmanager
-def read_store() -> Iterator[tuple[StoreSettings, AuditStore]]:
-    """``(settings, audit store)`` for a read-only command: no engine, no migrations, only the
-    settings that locate the store (:func:`store_settings`)."""
+def read_store() -> Iterator[tuple[StoreSettings, AuditReader]]:
+    """``(settings, audit reader)`` for a read-only command: no engine, no ORM, no migrations,
+    only the settings that locate the store (:func:`store_settings`)."""
     s = store_settings()
-    store = open_store(s)
+    store: AuditReader = open_store(s, read_only=True)
     try:
         yield s, store
     finally:
         store.close()
 
 
-def get_run(store: AuditStore, run_id: str, url: str) -> Any:
+def get_run(store: AuditReader, run_id: str, url: str) -> Any:
     """The run header of ``run_id``, or ``RunNotFound`` listing recent runs (as ``Chainproof``
     does for write commands)."""
     from chainproof.errors import RunNotFound

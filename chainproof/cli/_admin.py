@@ -21,7 +21,7 @@ def costs(
     month: Annotated[Optional[str], typer.Option(help="Calendar month YYYY-MM (UTC), with --department.")] = None,
 ) -> None:
     """Tokens (reasoning shown separately) and USD by node and effort, for a run or a department's month."""
-    from chainproof.checkpoints.audit import month_bounds
+    from chainproof.checkpoints.audit_read import month_bounds
     from chainproof.graphs.costs import cost_report
 
     if run_id is not None and (department or month):

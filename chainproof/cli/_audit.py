@@ -47,16 +47,14 @@ def show(
     step: Annotated[Optional[int], typer.Option(help="Show one step in full (its model and tool calls).")] = None,
 ) -> None:
     """Print a run's audited trace: every step with node, effort, model, tokens and time."""
-    from chainproof.checkpoints.audit_schema import ApprovalRecord, EventRecord, ModelCallRecord, Step, ToolCallRecord
-
     with cli.read_store() as (s, store):
         run = cli.get_run(store, run_id, s.resolved_database_url)
-        trace = views.Trace(run=run, status=store.run_status(run_id), steps=store.records_of(run_id, Step),
-                            approvals=store.records_of(run_id, ApprovalRecord), events=store.records_of(run_id, EventRecord),
+        trace = views.Trace(run=run, status=store.run_status(run_id), steps=store.records_of(run_id, "steps"),
+                            approvals=store.records_of(run_id, "approvals"), events=store.records_of(run_id, "events"),
                             step_no=step)
         if step is not None:
-            trace.tool_calls = [t for t in store.records_of(run_id, ToolCallRecord) if t.step_no == step]
-            trace.model_calls = [m for m in store.records_of(run_id, ModelCallRecord) if m.step_no == step]
+            trace.tool_calls = [t for t in store.records_of(run_id, "tool_calls") if t.step_no == step]
+            trace.model_calls = [m for m in store.records_of(run_id, "model_calls") if m.step_no == step]
     views.print_trace(console, trace)
 
 

@@ -21,7 +21,7 @@ from rich.text import Text
 from chainproof.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from chainproof.checkpoints.audit_schema import ApprovalRecord, EventRecord, ModelCallRecord, Run, Step, ToolCallRecord
+    from chainproof.checkpoints.audit_read import Record
     from chainproof.types import ProgressEvent
 
 
@@ -30,14 +30,14 @@ class Trace:
     """What ``chainproof show`` prints: the run header, its status (latest lifecycle event), its
     steps, approvals and events; with ``step_no`` set, that step's tool and model calls too."""
 
-    run: Run
+    run: Record
     status: str | None
-    steps: list[Step]
-    approvals: list[ApprovalRecord]
-    events: list[EventRecord]
+    steps: list[Record]
+    approvals: list[Record]
+    events: list[Record]
     step_no: int | None = None
-    tool_calls: list[ToolCallRecord] = field(default_factory=list)
-    model_calls: list[ModelCallRecord] = field(default_factory=list)
+    tool_calls: list[Record] = field(default_factory=list)
+    model_calls: list[Record] = field(default_factory=list)
 
 
 def _cells(*values: Any) -> list[Any]:
@@ -184,7 +184,7 @@ def print_runs(console: Console, rows: list[tuple[Any, str | None, Any]],
     console.print(table if rows else "No runs yet.")
 
 
-def print_pending(console: Console, rows: list[tuple[Any, list[ApprovalRecord]]], limit: int | None = None) -> None:
+def print_pending(console: Console, rows: list[tuple[Any, list[Record]]], limit: int | None = None) -> None:
     """Open approval requests: ``(run, requested rows)`` as read from the audit store, newest run
     first; each row's payload is the request the approver sees. At most ``limit`` requests are
     shown, with a line saying how many more there are."""
@@ -236,7 +236,7 @@ def print_trace(console: Console, trace: Trace) -> None:
     console.print(f"events: {events}", highlight=False)
 
 
-def print_approvals(console: Console, rows: list[ApprovalRecord]) -> None:
+def print_approvals(console: Console, rows: list[Record]) -> None:
     """Every approval request and decision of a run: request, subject, action, approver, time
     (UTC), comment, and the first characters of the hash of the decided content."""
     if not rows:

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chainproof.checkpoints.audit import AuditStore
-from chainproof.checkpoints.audit_schema import EventRecord, Run, Step
+from chainproof.checkpoints.audit_read import Record
 from chainproof.errors import InputError, UserError
 
 CHECKPOINT_KEYS = ("channel_values", "channel_versions", "versions_seen")
@@ -100,7 +100,7 @@ def seed_thread(saver: Any, thread_id: str, record: dict[str, Any], langgraph_st
     return checkpoint["id"]
 
 
-def start_fork(audit: AuditStore, app: Any, parent: Run, at_step: int, *, started_by: str | None = None,
+def start_fork(audit: AuditStore, app: Any, parent: Record, at_step: int, *, started_by: str | None = None,
                run_id: str | None = None) -> str:
     """Record a fork of ``parent`` at ``at_step`` in ``audit`` and seed its thread in ``app``'s
     checkpointer (``app``: the compiled graph on the open checkpointer); returns the fork's run id.
@@ -121,9 +121,9 @@ def start_fork(audit: AuditStore, app: Any, parent: Run, at_step: int, *, starte
     record = checkpoint_record(saved.checkpoint)
     step = int(snapshot.values.get("step", 0) or 0)
     recorded = audit.records(parent.run_id)
-    anchor = next((r for r in reversed(recorded) if isinstance(r, Step) and r.step_no == step), None) or next(
-        r for r in recorded if isinstance(r, EventRecord) and r.kind == "run_started")
-    started = next(r for r in recorded if isinstance(r, EventRecord) and r.kind == "run_started").detail or {}
+    anchor = next((r for r in reversed(recorded) if r.__tablename__ == "steps" and r.step_no == step), None) or next(
+        r for r in recorded if r.__tablename__ == "events" and r.kind == "run_started")
+    started = next(r for r in recorded if r.__tablename__ == "events" and r.kind == "run_started").detail or {}
     new_id = run_id or uuid.uuid4().hex[:12]
     audit.start_run(
         new_id, graph=parent.graph, goal=parent.goal, inputs=parent.inputs, company=parent.company,

@@ -21,7 +21,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from chainproof._boundaries import recorded_refusal
 from chainproof.agents.calls import wire_messages
 from chainproof.checkpoints.audit_hashing import Redactor, has_zdr_stub, sha256_hex
-from chainproof.checkpoints.audit_schema import Chained, EventRecord, ModelCallRecord, Step, ToolCallRecord
+from chainproof.checkpoints.audit_read import Record
 from chainproof.errors import NotRetained, ReplayDivergence
 from chainproof.graphs.routing import BudgetShare
 from chainproof.values import decode_value, encode_value
@@ -67,7 +67,7 @@ class RecordedCalls:
     """Serves a run's recorded model and tool calls in record (``seq``) order and checks each
     request against the record. Counts what it served (``model_calls_served``, ``tool_calls_served``)."""
 
-    def __init__(self, model_calls: Iterable[ModelCallRecord], tool_calls: Iterable[ToolCallRecord], redactor: Redactor):
+    def __init__(self, model_calls: Iterable[Record], tool_calls: Iterable[Record], redactor: Redactor):
         self._models = deque(model_calls)
         self._tools = deque(tool_calls)
         self._redactor = redactor
@@ -103,7 +103,7 @@ class RecordedCalls:
             response_metadata={"model_name": rec.model, "finish_reason": rec.finish_reason},
         )
 
-    def _next(self, replayed: list[dict[str, Any]], effort: str) -> ModelCallRecord:
+    def _next(self, replayed: list[dict[str, Any]], effort: str) -> Record:
         if not self._models:
             raise ReplayDivergence(self.last_step_no, ["an extra model call the recorded run did not make"])
         rec = self._models.popleft()
@@ -193,21 +193,21 @@ class RecordedBudgets:
     cost budget and was resumed with a larger one (``raised``: step number -> USD, from the
     ``run_paused`` / ``run_resumed`` events) raises it in the state as the live run did."""
 
-    steps: dict[int, Step]
+    steps: dict[int, Record]
     raised: dict[int, float] = field(default_factory=dict)
 
     @classmethod
-    def from_record(cls, recorded: list[Chained]) -> RecordedBudgets:
+    def from_record(cls, recorded: list[Record]) -> RecordedBudgets:
         raised: dict[int, float] = {}
         paused_at: int | None = None
         for r in recorded:
-            if isinstance(r, EventRecord) and r.kind == "run_paused" and "cost_budget_stop" in (r.detail or {}):
+            if r.__tablename__ == "events" and r.kind == "run_paused" and "cost_budget_stop" in (r.detail or {}):
                 paused_at = r.detail["cost_budget_stop"]["step_no"]
-            elif isinstance(r, EventRecord) and r.kind == "run_resumed" and paused_at is not None:
+            elif r.__tablename__ == "events" and r.kind == "run_resumed" and paused_at is not None:
                 if (r.detail or {}).get("budget_usd") is not None:
                     raised[paused_at] = float(r.detail["budget_usd"])
                 paused_at = None
-        return cls({r.step_no: r for r in recorded if isinstance(r, Step)}, raised)
+        return cls({r.step_no: r for r in recorded if r.__tablename__ == "steps"}, raised)
 
     def share(self, state: Any) -> BudgetShare | None:
         step = self.steps.get(state.get("step", 0) + 1)

@@ -1,0 +1,212 @@
+"""The audit store's tables in SQLAlchemy Core: the one definition of its columns.
+
+Read-only paths (``runs``, ``show``, ``verify``, ``pending``, ``costs``; the queries of
+:mod:`chainproof.checkpoints.audit_read`) use these tables alone, so they never import
+``sqlalchemy.orm`` (about 0.1 s of start-up, measured by ``bench/cli.py``). The ORM classes the
+writer builds records with (:mod:`chainproof.checkpoints.audit_schema`) are mapped onto the same
+``Table`` objects (SQLAlchemy's "declarative with imperative table"). Changes go through Alembic
+migrations (``checkpoints/migrations``); never edit a released migration.
+
+Every table but ``runs`` (and the ``reasoning_cache``) is a *chained* record: within one run,
+records of all chained tables form one sequence ``seq = 1, 2, …``; each stores ``prev_hash``
+(the previous record's ``record_hash``, :data:`GENESIS` for the first) and its own
+``record_hash`` (:func:`chainproof.checkpoints.audit_hashing.record_hash`).
+
+Per chained table (by table name):
+
+* :data:`ZDR_FIELDS`: columns holding prompt or model text; in zero-data-retention runs every
+  string in them longer than ``ZDR_EXCERPT_CHARS`` is stored as a stub (redacted excerpt + SHA-256).
+* :data:`REPLAY_IGNORE`: columns that legitimately differ when a run is replayed (timings, ids,
+  timestamps), so replay does not compare them.
+* :data:`OPTIONAL_COLUMNS`: columns added by a later migration. They are part of a row's hashed
+  content only when set (not NULL), so rows written before the column existed keep their hash.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    false,
+)
+
+GENESIS = "0" * 64
+"""The ``prev_hash`` of a run's first chained record."""
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware UTC (the default of every ``created_at``)."""
+    return datetime.now(UTC)
+
+
+metadata = MetaData()
+
+_TS = DateTime(timezone=True)
+
+runs = Table(
+    "runs", metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("graph", String(100), nullable=False),
+    Column("goal", Text, nullable=False),
+    Column("inputs", JSON, nullable=False),
+    Column("company", String(64), index=True),
+    Column("department", String(100), index=True),
+    Column("started_by", String(200), index=True),
+    Column("created_at", _TS, nullable=False, default=utcnow, index=True),
+    # zero-data-retention run: prompt and model text is stored as hashes and short redacted excerpts
+    Column("zdr", Boolean, nullable=False, default=False, server_default=false()),
+    # for a fork (`chainproof fork`): the run it was forked from, and the parent's step it starts after
+    Column("parent_run_id", String(64), index=True, default=None),
+    Column("forked_at_step", Integer, default=None),
+)
+"""One run of a graph (= one LangGraph thread; ``run_id`` is the ``thread_id``)."""
+
+
+def _chained(name: str, *columns: Column) -> Table:
+    """A chained table: ``columns``, then the link columns every chained record has."""
+    return Table(
+        name, metadata, *columns,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("seq", Integer, nullable=False),
+        Column("created_at", _TS, nullable=False, default=utcnow),
+        Column("prev_hash", String(64), nullable=False),
+        Column("record_hash", String(64), nullable=False),
+        Column("run_id", String(64), ForeignKey("runs.run_id"), nullable=False),
+        UniqueConstraint("run_id", "seq", name=f"uq_{name}_run_seq"),
+        Index(f"ix_{name}_created_at", "created_at"),
+    )
+
+
+def _tokens(*names: str, default: bool) -> list[Column]:
+    return [Column(n, Integer, nullable=False, default=0 if default else None) for n in names]
+
+
+steps = _chained(
+    "steps",
+    Column("step_no", Integer, nullable=False),
+    Column("node", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("title", String(300), nullable=False),
+    Column("status", String(16), nullable=False),  # ok | error
+    Column("effort", String(16)),
+    Column("effort_reason", String(300)),
+    Column("model", String(200)),
+    Column("inputs", JSON, nullable=False),
+    Column("output", JSON, nullable=False),
+    *_tokens("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens", default=True),
+    Column("cost_usd", Float),
+    Column("started_at", _TS, nullable=False),
+    Column("duration_s", Float, nullable=False),
+)
+"""One node execution (one LangGraph super-step of the chain)."""
+
+model_calls = _chained(
+    "model_calls",
+    Column("step_no", Integer, nullable=False),
+    Column("node", String(64), nullable=False),
+    Column("model", String(200), nullable=False, index=True),
+    Column("effort", String(16), nullable=False),
+    Column("prompt_hash", String(64), nullable=False),
+    Column("messages", JSON, nullable=False),
+    Column("output", Text, nullable=False),
+    Column("reasoning", Text, nullable=False),
+    Column("tool_calls", JSON, nullable=False),
+    *_tokens("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens", default=False),
+    Column("latency_s", Float, nullable=False),
+    Column("finish_reason", String(32)),
+    Column("attempt", Integer, nullable=False),
+    Column("cost_usd", Float),
+    Column("cache_hit", Boolean, nullable=True),
+)
+"""One request to a chat model, or one answer served by the reasoning cache (see
+:class:`chainproof.checkpoints.audit_schema.ModelCallRecord`)."""
+
+tool_calls = _chained(
+    "tool_calls",
+    Column("step_no", Integer, nullable=False),
+    Column("node", String(64), nullable=False),
+    Column("tool", String(100), nullable=False, index=True),
+    Column("args", JSON, nullable=False),
+    Column("result", JSON),
+    Column("error", Text),
+    Column("latency_s", Float, nullable=False),
+)
+"""One tool invocation with its arguments and its result or error."""
+
+approvals = _chained(
+    "approvals",
+    Column("step_no", Integer, nullable=False),
+    Column("request_id", String(64), nullable=False, index=True),
+    Column("action", String(16), nullable=False),  # requested | approve | reject | edit
+    Column("approver", String(200), index=True),
+    Column("comment", Text),
+    Column("proposed_hash", String(64), nullable=False),
+    Column("payload", JSON, nullable=False),
+)
+"""A human-approval request (``action='requested'``) or a decision on one."""
+
+reviews = _chained(
+    "reviews",
+    Column("step_no", Integer, nullable=False),
+    Column("decision", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("drift_assessment", Text),
+    Column("inputs", JSON, nullable=False),
+    Column("effort", String(16)),
+    *_tokens("input_tokens", "output_tokens", "reasoning_tokens", default=True),
+)
+"""A goal review (see :class:`chainproof.checkpoints.audit_schema.ReviewRecord`)."""
+
+events = _chained(
+    "events",
+    Column("kind", String(32), nullable=False),
+    Column("detail", JSON, nullable=False),
+)
+"""Run lifecycle (``run_*``) and model-access events."""
+
+reasoning_cache = Table(
+    "reasoning_cache", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("model", String(200), nullable=False),
+    Column("effort", String(16), nullable=False),
+    Column("response", JSON, nullable=False),
+    Column("created_at", _TS, nullable=False, default=utcnow),
+    Column("expires_at", _TS, nullable=False, index=True),
+    Column("hits", Integer, nullable=False, default=0),
+)
+"""Cached model answers (not an audit record: not chained, expires, may be cleared)."""
+
+CHAINED: tuple[Table, ...] = (steps, model_calls, tool_calls, approvals, reviews, events)
+"""The chained tables, in the order a run's records are read."""
+
+_LINK_IGNORED = frozenset({"id", "run_id", "seq", "created_at", "prev_hash", "record_hash"})
+ZDR_FIELDS: dict[str, tuple[str, ...]] = {
+    "steps": ("inputs", "output"), "model_calls": ("messages", "output", "reasoning", "tool_calls"),
+    "tool_calls": (), "approvals": ("payload", "comment"), "reviews": ("reason", "drift_assessment", "inputs"),
+    "events": (),
+}
+REPLAY_IGNORE: dict[str, frozenset[str]] = {
+    "steps": _LINK_IGNORED | {"started_at", "duration_s"}, "model_calls": _LINK_IGNORED | {"latency_s"},
+    "tool_calls": _LINK_IGNORED | {"latency_s"},
+    # the request id and the payload's timestamps are new on every execution; the proposal is
+    # compared through proposed_hash
+    "approvals": _LINK_IGNORED | {"request_id", "payload"}, "reviews": _LINK_IGNORED, "events": _LINK_IGNORED,
+}
+OPTIONAL_COLUMNS: dict[str, frozenset[str]] = {name: frozenset() for name in ZDR_FIELDS} | {
+    "model_calls": frozenset({"cache_hit"})}
+
+__all__ = ["CHAINED", "GENESIS", "OPTIONAL_COLUMNS", "REPLAY_IGNORE", "ZDR_FIELDS", "approvals", "events",
+           "metadata", "model_calls", "reasoning_cache", "reviews", "runs", "steps", "tool_calls", "utcnow"]
