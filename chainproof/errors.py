@@ -51,6 +51,7 @@ __all__ = [
     "SchemaOutdated",
     "ScriptExhausted",
     "StorageError",
+    "StoreMissing",
     "StructuredOutputError",
     "ToolFailed",
     "UnsupportedValue",
@@ -105,6 +106,15 @@ class ConfigError(UserError):
 class StorageError(UserError):
     """The audit database or the checkpointer cannot be opened or written; the message names the
     setting (``database_url`` / ``checkpoint_url``), its value and the cause."""
+
+
+class StoreMissing(StorageError):
+    """A read-only command was pointed at a SQLite audit store that does not exist; nothing was
+    created. ``path`` is the file looked for."""
+
+    def __init__(self, message: str, path: str):
+        super().__init__(message)
+        self.path = path
 
 
 class SchemaOutdated(StorageError):

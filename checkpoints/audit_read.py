@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Select, func, select, union_all
 
 from chainproof.checkpoints import audit_tables as t
 from chainproof.checkpoints.audit_db import check_schema, make_engine, normalise_url, upgrade_schema
+from chainproof.errors import StoreMissing
 
 
 class Record:
@@ -93,6 +95,8 @@ def month_bounds(month: str) -> tuple[datetime, datetime]:
     """``YYYY-MM`` -> the calendar month's [start, end) in UTC. Raises ``ValueError`` naming
     ``month`` for anything else."""
     try:
+        if len(month) != 7:  # strptime alone takes "2026-1"
+            raise ValueError(month)
         start = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)
     except ValueError:
         raise ValueError(f"month: expected YYYY-MM, got {month!r}") from None
@@ -108,11 +112,18 @@ def decision_statement(request_id: str) -> Select[Any]:
 
 class AuditReader:
     """Open the audit database at ``url`` and query it. ``migrate="check"`` (default): the schema
-    must be current (``SchemaOutdated``, exit 2, names ``chainproof db upgrade``); ``True``: it is
-    upgraded by Alembic; ``False``: neither (a scratch store creates its tables itself)."""
+    must be current (``SchemaOutdated``, exit 2, names ``chainproof db upgrade``), and a SQLite
+    file that does not exist is ``StoreMissing`` (exit 2) rather than created; ``True``: the schema
+    is created or upgraded by Alembic; ``False``: neither (a scratch store creates its tables itself)."""
 
     def __init__(self, url: str, *, migrate: bool | Literal["check"] = "check"):
         self.url = normalise_url(url)
+        if migrate == "check" and self.url.startswith("sqlite:///") and self.url != "sqlite:///:memory:":
+            path = Path(self.url.removeprefix("sqlite:///")).expanduser()
+            if not path.is_file():  # reading must not create a store (nor its folders) at a mistyped path
+                raise StoreMissing(f"database_url {url!r} (CHAINPROOF_DATABASE_URL): no audit store at {path}; "
+                                   "nothing has been recorded there (check CHAINPROOF_HOME / CHAINPROOF_DATABASE_URL)",
+                                   str(path))
         self.engine = make_engine(self.url)
         if migrate == "check":
             check_schema(self.engine, url)

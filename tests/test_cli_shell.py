@@ -35,8 +35,11 @@ def _scripted(settings, monkeypatch):
         ScriptedChatModel(replies=["a", "b", "c", GOOD]))))
 
 
-def test_a_bug_inside_a_command_is_an_internal_error_not_bad_input(home, monkeypatch):
+def test_a_bug_inside_a_command_is_an_internal_error_not_bad_input(settings, monkeypatch):
+    from chainproof.checkpoints.audit import AuditStore
     from chainproof.checkpoints.audit_read import AuditReader
+
+    AuditStore(settings.resolved_database_url).close()  # an existing, empty store
 
     def broken(self, limit=50):
         raise KeyError("status")  # a programming bug, not the user's input
@@ -202,3 +205,26 @@ def test_records_read_back_are_read_only_and_name_their_table(settings):
         assert [s.node for s in reader.records_of(run_id, "steps")][:1] == ["plan"]
     finally:
         reader.close()
+
+
+@pytest.mark.parametrize("args", [["runs"], ["pending"], ["verify", "--all"], ["show", "abc"], ["costs", "abc"]],
+                         ids=lambda a: a[0])
+def test_a_read_only_command_on_a_mistyped_store_path_creates_nothing(tmp_path, monkeypatch, args):
+    """An auditor's typo must not become a new, empty store that `verify --all` calls fine:
+    listings say nothing is recorded there; the others refuse (exit 2)."""
+    wrong = tmp_path / "no-such-dir" / "audit.sqlite"
+    monkeypatch.setenv("CHAINPROOF_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CHAINPROOF_DATABASE_URL", f"sqlite:///{wrong}")
+    result = CliRunner().invoke(cli.app, args)
+    if args[0] in ("runs", "pending"):
+        assert result.exit_code == 0 and f"No runs yet (no audit store at {wrong})" in result.output.replace("\n", "")
+    else:
+        assert result.exit_code == 2, result.output
+        assert "no audit store at" in result.output and "CHAINPROOF_DATABASE_URL" in result.output
+    assert not wrong.parent.exists()
+
+
+@pytest.mark.parametrize("month", ["2026-1", "2026-13", "26-01", "2026-01-05"])
+def test_costs_refuses_a_month_that_is_not_yyyy_mm(home, month):
+    result = CliRunner().invoke(cli.app, ["costs", "--department", "risk", "--month", month])
+    assert result.exit_code == 2 and f"month: expected YYYY-MM, got {month!r}" in result.output

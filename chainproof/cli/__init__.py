@@ -159,11 +159,21 @@ def open_store(s: StoreSettings, *, migrate: bool | str = "check", read_only: bo
 
 
 @contextmanager
-def read_store() -> Iterator[tuple[StoreSettings, AuditReader]]:
+def read_store(*, missing_is_empty: bool = False) -> Iterator[tuple[StoreSettings, AuditReader]]:
     """``(settings, audit reader)`` for a read-only command: no engine, no ORM, no migrations,
-    only the settings that locate the store (:func:`store_settings`)."""
+    only the settings that locate the store (:func:`store_settings`). A SQLite store that does not
+    exist is never created: ``StoreMissing`` (exit 2), or, with ``missing_is_empty`` (listings:
+    ``runs``, ``pending``), a note that nothing is recorded there and the command ends (exit 0)."""
+    from chainproof.errors import StoreMissing
+
     s = store_settings()
-    store: AuditReader = open_store(s, read_only=True)
+    try:
+        store: AuditReader = open_store(s, read_only=True)
+    except StoreMissing as exc:
+        if not missing_is_empty:
+            raise
+        console.print(f"No runs yet (no audit store at {escape(exc.path)}).", highlight=False)
+        raise typer.Exit(0) from None
     try:
         yield s, store
     finally:

@@ -24,7 +24,7 @@ def runs(limit: Annotated[int, typer.Option(min=1, help="How many runs, newest f
     """List runs with their status."""
     from chainproof._locks import lock_is_free
 
-    with cli.read_store() as (settings, store):
+    with cli.read_store(missing_is_empty=True) as (settings, store):
         rows = store.list_runs(limit=limit)
         # a run "running now" whose process no longer holds its lock stopped without saying so
         rows = [(run, f"{status} (its process ended; chainproof resume {run.run_id})"
@@ -37,7 +37,7 @@ def runs(limit: Annotated[int, typer.Option(min=1, help="How many runs, newest f
 def pending(limit: Annotated[int, typer.Option(min=1, help="How many requests at most, newest runs first.")] = 50) -> None:
     """List open approval requests across runs (from the audit record: requests without a
     decision, on runs that are paused); like `runs`, the newest first, up to --limit."""
-    with cli.read_store() as (_, store):
+    with cli.read_store(missing_is_empty=True) as (_, store):
         views.print_pending(console, store.open_requests(), limit)
 
 
