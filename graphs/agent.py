@@ -36,8 +36,8 @@ from chainproof.agents.structured import Clip
 from chainproof.graphs.spec import ChainSpec, PlanStep
 
 WINDOW_ITERATIONS = 3  # iterations the model sees as messages
-NOTE_LINES = 24  # one line per earlier tool call, the latest kept
-NOTE_CHARS = 240  # characters of one such line
+NOTE_LINES = 12  # one line per earlier tool call, the latest kept
+NOTE_CHARS = 160  # characters of one such line
 RESULT_CHARS = 2400  # characters of a tool result shown to the model (the audit keeps it whole)
 ANSWER_CHARS = 4000  # characters of a step's answer kept in state
 

@@ -101,10 +101,10 @@ def used_steps(state: Mapping[str, Any]) -> int:
     return state.get("done_count", 0) + state.get("iterations", 0)
 
 
-def next_node(spec: ChainSpec, state: Mapping[str, Any]) -> str:
+def next_node(spec: ChainSpec, state: Mapping[str, Any], rest: tuple[PlanStep, ...] | None = None) -> str:
     """The node that runs the next plan step (``agent`` for an agent step, else ``act``), or
-    ``decide`` when none is left."""
-    rest = remaining(spec, state)
+    ``decide`` when none is left (``rest``: ``remaining(spec, state)`` when the caller has it)."""
+    rest = remaining(spec, state) if rest is None else rest
     if not rest:
         return "decide"
     return "agent" if rest[0].kind == "agent" else "act"

@@ -153,7 +153,8 @@ def after_observe(state: ChainState, runtime: Runtime[ChainContext]) -> str:
     that stopped without an answer; else the next step's node or ``decide``."""
     budget = state["budget"]  # Budget.model_dump(), every field present (no per-step validation)
     spec = runtime.context.spec
-    left = bool(remaining(spec, state))
+    rest = remaining(spec, state)
+    left = bool(rest)
     done = state.get("done_count", 0)
     if state.get("review_due"):
         return "review"
@@ -161,4 +162,4 @@ def after_observe(state: ChainState, runtime: Runtime[ChainContext]) -> str:
         return "review"
     if left and budget["review_every"] and done - state.get("last_review_at", 0) >= budget["review_every"]:
         return "review"
-    return next_node(spec, state)
+    return next_node(spec, state, rest)
