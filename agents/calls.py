@@ -59,7 +59,9 @@ class ModelCall(BaseModel):
     seconds; ``reasoning`` is the model's reasoning text where the provider returns one
     (``reasoning_content`` or ``reasoning`` content blocks), else ``""``. ``attempts`` is the
     structured-output attempt number (1-based, see :mod:`chainproof.agents.structured`);
-    ``http_attempts`` holds one :class:`~chainproof.agents.resilience.AttemptRecord` dict per HTTP request
+    ``tool_calls`` are LangChain ``ToolCall`` dicts (``type="tool_call"``) followed by any
+    ``InvalidToolCall`` dicts (``type="invalid_tool_call"``: arguments that were not JSON);
+    :func:`ai_message` turns them back into one message. ``http_attempts`` holds one :class:`~chainproof.agents.resilience.AttemptRecord` dict per HTTP request
     the call made (retries and failovers included; empty for in-process models). ``cache_hit``:
     the reasoning cache answered (:mod:`chainproof.agents.reasoning_cache`): no model was called, ``usage``
     holds the tokens the hit saved (those of the original call) and ``latency_s`` the lookup time.
@@ -77,6 +79,15 @@ class ModelCall(BaseModel):
     attempts: int = 1
     http_attempts: list[dict[str, Any]] = Field(default_factory=list)
     cache_hit: bool = False
+
+
+def ai_message(content: str, tool_calls: Sequence[dict[str, Any]], **kwargs: Any) -> AIMessage:
+    """The ``AIMessage`` of a recorded answer: ``tool_calls`` as :class:`ModelCall` keeps them
+    (valid calls, then ``type="invalid_tool_call"`` ones) split back into ``tool_calls`` and
+    ``invalid_tool_calls``; ``kwargs`` go to ``AIMessage`` (usage, metadata)."""
+    valid = [tc for tc in tool_calls if tc.get("type", "tool_call") != "invalid_tool_call"]
+    invalid = [tc for tc in tool_calls if tc.get("type") == "invalid_tool_call"]
+    return AIMessage(content=content, tool_calls=valid, invalid_tool_calls=invalid, **kwargs)
 
 
 def _text_and_reasoning(message: AIMessage) -> tuple[str, str]:
@@ -168,7 +179,7 @@ def call_model(model: BaseChatModel | Runnable, messages: list[BaseMessage], *, 
         messages=wire_messages(messages),
         output=text,
         reasoning=reasoning,
-        tool_calls=[dict(tc) for tc in reply.tool_calls],
+        tool_calls=[*(dict(tc) for tc in reply.tool_calls), *(dict(tc) for tc in reply.invalid_tool_calls)],
         usage=Usage.from_message(reply),
         latency_s=round(latency, 4),
         finish_reason=reply.response_metadata.get("finish_reason"),

@@ -40,7 +40,8 @@ class ScriptedChatModel(BaseChatModel):
     Each reply is an ``AIMessage`` (its ``usage_metadata`` is kept; when absent a 4-chars-per-token
     estimate is filled in), a string, or a callable ``(messages) -> AIMessage | str`` that sees the
     prompt. ``calls`` records every prompt received (a list of message lists) and ``bound`` the
-    keyword arguments bound with ``bind``/``bind_tools`` at each call.
+    keyword arguments bound with ``bind``/``bind_tools`` at each call. Script tool calls with
+    :meth:`tool_calls_reply` (or any ``AIMessage`` with ``tool_calls``).
 
     Raises:
         ScriptExhausted: on a call past the last reply, unless ``repeat_last`` is set.
@@ -70,6 +71,15 @@ class ScriptedChatModel(BaseChatModel):
         """Record the tools (as OpenAI tool dicts) and return a bound runnable."""
         return self.bind(tools=[convert_to_openai_tool(t) for t in tools], tool_choice=tool_choice, **kwargs)
 
+    @staticmethod
+    def tool_calls_reply(*calls: tuple[str, dict[str, Any]], text: str = "") -> AIMessage:
+        """A reply that asks for tool calls, each ``(tool name, arguments)``, with optional text
+        (what a model writes beside its calls). The calls get ids ``call_<reply>_<j>`` (the
+        0-based number of the reply served and of the call) when the reply is served, as a model
+        gives one id per call."""
+        return AIMessage(content=text, tool_calls=[{"name": name, "args": args, "id": None, "type": "tool_call"}
+                                                   for name, args in calls])
+
     def _next_reply(self, messages: list[BaseMessage]) -> AIMessage:
         with self._lock:
             if self._index >= len(self.replies):
@@ -81,11 +91,15 @@ class ScriptedChatModel(BaseChatModel):
                 reply = self.replies[-1]
             else:
                 reply = self.replies[self._index]
+            served = self._index
             self._index += 1
             self._calls.append(list(messages))
         if callable(reply) and not isinstance(reply, BaseMessage):
             reply = reply(list(messages))
         message = AIMessage(content=reply) if isinstance(reply, str) else reply
+        if any(tc.get("id") is None for tc in message.tool_calls):
+            message = message.model_copy(update={"tool_calls": [
+                {**tc, "id": tc.get("id") or f"call_{served}_{j}"} for j, tc in enumerate(message.tool_calls)]})
         message = _usage(message, messages)
         meta = {"model_name": self.model_name, "finish_reason": "stop", **message.response_metadata}
         return message.model_copy(update={"response_metadata": meta})

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from chainproof.errors import InputError, UnsupportedValue
 from chainproof.values import TAG, _enc, _Refusal, decode_value, encode_value
@@ -48,6 +48,47 @@ def invoke_tool(tool: Any, name: str, args: dict[str, Any]) -> tuple[Any, str | 
     decoded = decode_value(args, where=f"tool {name} arguments")
     try:
         return encode_value(tool.invoke(decoded), where=f"tool {name}", root="result"), None
+    except UnsupportedValue as exc:
+        return None, f"{_PREFIX}{exc}"
+
+
+INVALID_CALL = "InvalidToolCall: "
+"""Prefix of the ``error`` of a ``tool_calls`` row for a call a model asked for that was refused
+before the tool ran (unknown tool, arguments not fitting its schema, or not JSON)."""
+
+
+def is_refused_call(error: str | None) -> bool:
+    """Whether a recorded tool call's ``error`` is a call refused before the tool ran."""
+    return bool(error) and str(error).startswith(INVALID_CALL)
+
+
+def check_call_args(tool: Any, name: str, args: Any) -> str | None:
+    """Check the arguments a model gave for ``tool`` against the tool's argument schema (its
+    pydantic ``args_schema``, the schema ``bind_tools`` showed the model). Returns None when they
+    fit, else one line (prefixed :data:`INVALID_CALL`) naming each bad field and what was
+    expected, and every argument the schema does not have (pydantic would drop it silently)."""
+    if not isinstance(args, dict):
+        return f"{INVALID_CALL}tool {name!r}: the arguments must be a JSON object, got {type(args).__name__}"
+    schema = getattr(tool, "args_schema", None)
+    if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
+        return None  # a JSON-schema dict or none: the tool's own invoke validates
+    fields = set(schema.model_fields) | {f.alias for f in schema.model_fields.values() if f.alias}
+    problems = [f"{key}: not an argument of the tool (its arguments: {', '.join(schema.model_fields) or 'none'})"
+                for key in args if key not in fields]
+    try:
+        schema.model_validate(args)
+    except ValidationError as exc:
+        problems += [f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in exc.errors()]
+    return f"{INVALID_CALL}arguments of tool {name!r}: " + "; ".join(problems) if problems else None
+
+
+def invoke_model_call(tool: Any, name: str, args: dict[str, Any]) -> tuple[Any, str | None]:
+    """Run ``tool.invoke`` with the arguments a model chose (plain JSON, checked by
+    :func:`check_call_args`) and return ``(encoded result, None)``, or ``(None, error text)`` when
+    the result is outside the value contract. Unlike :func:`invoke_tool` the arguments are never
+    decoded: a model cannot make a tool receive a tagged type (``{"$cp": ...}`` stays a dict)."""
+    try:
+        return encode_value(tool.invoke(args), where=f"tool {name}", root="result"), None
     except UnsupportedValue as exc:
         return None, f"{_PREFIX}{exc}"
 

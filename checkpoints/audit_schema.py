@@ -38,7 +38,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, validates
 from chainproof.checkpoints import audit_tables as t
 from chainproof.checkpoints.audit_tables import GENESIS, utcnow
 
-REVIEW_DECISIONS = ("continue", "replan", "terminate")
+REVIEW_DECISIONS = ("continue", "replan", "terminate", "rescope", "end_step")
 
 
 class Base(DeclarativeBase):
@@ -181,7 +181,8 @@ class ApprovalRecord(Chained, Base):
 class ReviewRecord(Chained, Base):
     """A goal review: every N steps the model judges whether the chain still serves its goal.
 
-    ``decision`` is one of ``REVIEW_DECISIONS``; ``drift_assessment`` says how far the work has
+    ``decision`` is one of ``REVIEW_DECISIONS`` (``rescope`` and ``end_step`` are decisions on an
+    agent step in progress, ``graphs/agent.py``); ``drift_assessment`` says how far the work has
     drifted from the goal; ``inputs`` is what the review saw (JSON); tokens are those of the
     review's model calls (``reasoning_tokens`` ⊆ ``output_tokens``).
     """

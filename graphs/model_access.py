@@ -22,7 +22,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import Runnable, RunnableBinding
 
-from chainproof.agents.calls import ModelCall, Usage, call_model, model_name_of, wire_messages
+from chainproof.agents.calls import ModelCall, Usage, ai_message, call_model, model_name_of, wire_messages
 from chainproof.agents.config import EffortProfile
 from chainproof.checkpoints.reasoning_cache import ReasoningCache, cache_key
 
@@ -94,7 +94,7 @@ class ModelAccess:
                 tool_calls=hit.get("tool_calls") or [], usage=Usage(**hit["usage"]), finish_reason=hit.get("finish_reason"),
                 latency_s=round(time.perf_counter() - started, 4), cache_hit=True,
             )
-            return AIMessage(content=record.output, tool_calls=record.tool_calls), record
+            return ai_message(record.output, record.tool_calls), record
         reply, record = call_model(model, messages, effort=effort, stream=self.stream)
         if store:
             self.cache.store(key, record.model, effort, response_of(record))

@@ -21,7 +21,8 @@ from chainproof.graphs.spec import ChainSpec, PlanStep
 
 
 class Budget(BaseModel):
-    """A run's step budget. ``max_steps`` counts plan steps (one ``act`` + one ``observe`` each);
+    """A run's step budget. ``max_steps`` counts plan steps (one ``act`` + one ``observe`` each)
+    plus agent iterations (one ``agent`` super-step each; ``graphs/_engine/state.used_steps``);
     ``review_every`` is N for the goal review (0 = never); ``on_budget`` is what reaching the budget
     does; ``extend_by`` and ``max_extensions`` bound automatic extensions. ``max_cost_usd`` is the
     run's cost budget in USD (None: none; see :mod:`chainproof.graphs.budgets`)."""

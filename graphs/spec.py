@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from langchain_core.tools import BaseTool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_serializer, model_validator
 
 from chainproof._boundaries import decision_form
 from chainproof.agents.config import Effort
@@ -38,11 +38,24 @@ class PlanStep(BaseModel):
     small models read fewer tokens faster and are less tempted by fields such as thresholds.
     ``effort`` is the step's static effort; None lets the routing policy decide from
     ``instruction`` (rules, then a complexity score; ``graphs/routing.py``).
+    ``interpret`` (tool steps): False skips the model's interpretation; the finding's summary is
+    then built by code (:meth:`ChainSpec.summarize_result`, by default the result as compact JSON)
+    and no model is called.
+
+    ``kind='agent'`` (ReAct, as LangGraph's prebuilt ``create_react_agent`` and LangChain's agent
+    executor): the model, with ``tools`` bound by their JSON schemas (LangChain ``bind_tools``;
+    None binds every tool of the spec), chooses tools and arguments until it answers with text or
+    reaches ``max_iterations`` (None: ``ChainSpec.max_iterations``, 30 by default; one iteration
+    = one model call plus the tool calls it asked for, one audited super-step, and one unit of the
+    run's step budget). Arguments are checked against the tool's schema; an invalid call is shown
+    back to the model at most ``max_invalid_calls`` times in the step (the next one ends it).
+    ``review_every`` is N of the goal review every N iterations of this step (None: the run's
+    ``review_every``; 0: never). See ``graphs/agent.py``.
     """
 
     id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     title: str
-    kind: Literal["tool", "reason"]
+    kind: Literal["tool", "reason", "agent"]
     instruction: str
     tool: str | None = None
     args: dict[str, Any] = Field(default_factory=dict)
@@ -50,6 +63,33 @@ class PlanStep(BaseModel):
     effort: Effort | None = None
     keep_data: bool = False
     prompt_fields: list[str] | None = None
+    interpret: bool = True
+    tools: list[str] | None = None
+    max_iterations: int | None = Field(default=None, ge=1)
+    max_invalid_calls: int = Field(default=3, ge=0)
+    review_every: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _fields_fit_the_kind(self) -> PlanStep:
+        if self.kind == "agent" and self.tool is not None:
+            raise ValueError(f"plan step {self.id!r}: an agent step chooses its tools; give tools=[...], not tool=")
+        if self.kind != "tool" and not self.interpret:
+            raise ValueError(f"plan step {self.id!r}: interpret=False applies to tool steps only")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_unset_agent_fields(self, handler: Any) -> dict[str, Any]:
+        # a plan step dumps exactly as before these fields existed unless it sets them (recorded
+        # plans, and so replays of runs recorded earlier, stay identical)
+        data = handler(self)
+        for name, default in _LATER_DEFAULTS.items():
+            if name in data and data[name] == default:
+                del data[name]
+        return data
+
+
+_LATER_DEFAULTS: dict[str, Any] = {"interpret": True, "tools": None, "max_iterations": None,
+                                   "max_invalid_calls": 3, "review_every": None}
 
 
 class Finding(BaseModel):
@@ -84,6 +124,9 @@ class ChainSpec(Generic[DecisionT]):
             the routing policy decide from the prompt (rules, complexity; ``graphs/routing.py``).
         uncached: plan step ids and node names (``review``, ``decide``) whose model calls never
             use the reasoning cache (e.g. steps that must see fresh answers).
+        max_iterations: default iteration limit of the agent steps (``PlanStep.max_iterations``);
+            30, LangChain 1.x ``create_agent``'s and the issue's default (the classic
+            ``AgentExecutor`` used 15).
     """
 
     name: ClassVar[str]
@@ -95,6 +138,7 @@ class ChainSpec(Generic[DecisionT]):
     review_effort: ClassVar[Effort | None] = "medium"
     decide_effort: ClassVar[Effort | None] = "high"
     uncached: ClassVar[frozenset[str]] = frozenset()
+    max_iterations: ClassVar[int] = 30
     system_prompt: ClassVar[str] = (
         "You are a careful analyst. Use only the facts given to you. Never compute or invent numbers: "
         "quote numbers exactly as the tool results give them."
@@ -184,6 +228,14 @@ class ChainSpec(Generic[DecisionT]):
         ``rejections`` are the decisions that rejected (approver, comment). Default: none — the
         decision is asked again with the rejection reasons in the rolling summary."""
         return []
+
+    def summarize_result(self, step: PlanStep, result: Any) -> str:
+        """Override: the finding's summary of a tool step with ``interpret=False`` (no model call),
+        given the tool's result (limited to ``step.prompt_fields``). Default: the result as exact
+        one-line JSON, nothing rounded (cut to the finding's length by the engine)."""
+        import json
+
+        return json.dumps(result, separators=(",", ":"), ensure_ascii=False, default=str)
 
     def render_report(self, view: ChainView) -> str:
         """Override: the final Markdown report."""

@@ -5,8 +5,11 @@ Shape (a loop over a few nodes, not one node per step: with LangGraph every dist
 checkpoint size quadratic; see ``bench/`` and the README)::
 
     START → plan → act ⇄ observe ⇄ review → decide ─(Send × N)→ approve → settle → report → END
-                      │                   └─(no approval needed)──────────────→ report
+                 └→ agent ⟲ ⇄ review  │   └─(no approval needed)──────────────→ report
+                      │ (step ended) → observe
                       └─(review: terminate)──────────────────────────────────────→ report
+
+(``agent`` runs one iteration of an agent plan step per super-step and loops on itself.)
             ↑                                                        │
             └──────────── (rejected, policy on_reject="replan") ─────┘
 
@@ -25,6 +28,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
 from chainproof.graphs._engine.context import ChainContext
+from chainproof.graphs._engine.nodes.agent import after_agent, agent
 from chainproof.graphs._engine.nodes.decide import after_decide, after_settle, approve, decide, settle
 from chainproof.graphs._engine.nodes.plan import after_plan, plan
 from chainproof.graphs._engine.nodes.report import report
@@ -66,15 +70,17 @@ def build_graph(checkpointer: BaseCheckpointSaver | None = None):
     must be the run id (``config={"configurable": {"thread_id": run_id}}``).
     """
     builder = StateGraph(ChainState, context_schema=ChainContext)
-    nodes: list[tuple[str, NodeFn]] = [("plan", plan), ("act", act), ("observe", observe), ("review", review),
-                                       ("decide", decide), ("approve", approve), ("settle", settle), ("report", report)]
+    nodes: list[tuple[str, NodeFn]] = [("plan", plan), ("act", act), ("agent", agent), ("observe", observe),
+                                       ("review", review), ("decide", decide), ("approve", approve), ("settle", settle),
+                                       ("report", report)]
     for name, fn in nodes:
         builder.add_node(name, redacted(fn))
     builder.add_edge(START, "plan")
-    builder.add_conditional_edges("plan", after_plan, ["act", "decide"])
+    builder.add_conditional_edges("plan", after_plan, ["act", "agent", "decide"])
     builder.add_edge("act", "observe")
-    builder.add_conditional_edges("observe", after_observe, ["act", "review", "decide"])
-    builder.add_conditional_edges("review", after_review, ["act", "decide", "report"])
+    builder.add_conditional_edges("agent", after_agent, ["agent", "review", "observe"])
+    builder.add_conditional_edges("observe", after_observe, ["act", "agent", "review", "decide"])
+    builder.add_conditional_edges("review", after_review, ["act", "agent", "observe", "decide", "report"])
     builder.add_conditional_edges("decide", after_decide, ["approve", "report"])
     builder.add_edge("approve", "settle")
     builder.add_conditional_edges("settle", after_settle, ["plan", "report"])

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from langchain_core.tools import BaseTool
+
 from chainproof.agents.calls import model_name_of
 from chainproof.agents.config import Effort, EffortProfile, ModelSettings
 from chainproof.agents.pricing import Price, default_prices
@@ -131,6 +133,7 @@ class ChainContext:
         spec_tools = {t.name: t for t in self.spec.tools()}
         tools: Mapping[str, Invocable] = self.tools if self.tools is not None else spec_tools
         self.tool_map: dict[str, Invocable] = dict(tools)
+        self.tool_defs: dict[str, BaseTool] = spec_tools  # schemas bound to agents' models (replay too)
         self.sensitive = sorted(name for name, t in spec_tools.items() if "sensitive" in (t.tags or []))
 
     def route(self, state: Mapping[str, Any], task: Task, static: Effort | None,

@@ -17,9 +17,10 @@ from typing import Any
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from chainproof._boundaries import recorded_refusal
-from chainproof.agents.calls import wire_messages
+from chainproof._boundaries import is_refused_call, recorded_refusal
+from chainproof.agents.calls import ai_message, wire_messages
 from chainproof.checkpoints.audit_hashing import Redactor, has_zdr_stub, sha256_hex
 from chainproof.checkpoints.audit_read import Record
 from chainproof.errors import NotRetained, ReplayDivergence
@@ -69,7 +70,9 @@ class RecordedCalls:
 
     def __init__(self, model_calls: Iterable[Record], tool_calls: Iterable[Record], redactor: Redactor):
         self._models = deque(model_calls)
-        self._tools = deque(tool_calls)
+        # a call refused before it ran (arguments not fitting the tool's schema) is reproduced by
+        # the replay's own check, never served
+        self._tools = deque(t for t in tool_calls if not is_refused_call(t.error))
         self._redactor = redactor
         self.model_calls_served = 0
         self.tool_calls_served = 0
@@ -97,8 +100,8 @@ class RecordedCalls:
             "input_token_details": {"cache_read": rec.cached_input_tokens},
             "output_token_details": {"reasoning": rec.reasoning_tokens},
         }
-        return AIMessage(
-            content=rec.output, tool_calls=rec.tool_calls, usage_metadata=usage,
+        return ai_message(
+            rec.output, rec.tool_calls, usage_metadata=usage,
             additional_kwargs={"reasoning_content": rec.reasoning} if rec.reasoning else {},
             response_metadata={"model_name": rec.model, "finish_reason": rec.finish_reason},
         )
@@ -153,6 +156,10 @@ class ReplayChatModel(BaseChatModel):
     @property
     def _llm_type(self) -> str:
         return "chainproof-replay"
+
+    def bind_tools(self, tools: Any, *, tool_choice: Any = None, **kwargs: Any) -> Any:
+        """Bind tools as OpenAI tool dicts (as a live model would); the answers still come from the record."""
+        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], tool_choice=tool_choice, **kwargs)
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None,
                   **kwargs: Any) -> ChatResult:

@@ -52,6 +52,9 @@ class ChainState(TypedDict, total=False):
     replan: bool
     report_path: str | None
     cache: bool
+    agent: dict[str, Any] | None
+    iterations: int
+    review_due: bool
 
 
 class ApprovalTask(TypedDict):
@@ -90,6 +93,21 @@ def current_plan(spec: ChainSpec, state: Mapping[str, Any]) -> tuple[PlanStep, .
 def remaining(spec: ChainSpec, state: Mapping[str, Any]) -> tuple[PlanStep, ...]:
     """The plan steps still to run, next first."""
     return current_plan(spec, state)[state.get("cursor", 0):]
+
+
+def used_steps(state: Mapping[str, Any]) -> int:
+    """What the step budget (``Budget.max_steps``) counts: plan steps done plus agent iterations
+    run (each iteration is one super-step, like an ``act`` or ``observe``)."""
+    return state.get("done_count", 0) + state.get("iterations", 0)
+
+
+def next_node(spec: ChainSpec, state: Mapping[str, Any], rest: tuple[PlanStep, ...] | None = None) -> str:
+    """The node that runs the next plan step (``agent`` for an agent step, else ``act``), or
+    ``decide`` when none is left (``rest``: ``remaining(spec, state)`` when the caller has it)."""
+    rest = remaining(spec, state) if rest is None else rest
+    if not rest:
+        return "decide"
+    return "agent" if rest[0].kind == "agent" else "act"
 
 
 def progress_text(spec: ChainSpec, state: Mapping[str, Any], show_next: int = 3) -> str:

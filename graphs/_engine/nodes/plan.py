@@ -8,14 +8,15 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from chainproof.graphs._engine.context import ChainContext
-from chainproof.graphs._engine.state import SUMMARY_LINES, ChainState, current_plan, remaining
+from chainproof.graphs._engine.state import SUMMARY_LINES, ChainState, current_plan, next_node
 from chainproof.graphs.spec import PlanStep
 from chainproof.graphs.view import ChainView
 
 
 def check_tools(ctx: ChainContext, steps: list[PlanStep] | tuple[PlanStep, ...]) -> None:
     """Raise ``KeyError`` naming the plan's tools that the run does not have."""
-    unknown = sorted({s.tool for s in steps if s.kind == "tool" and s.tool not in ctx.tool_map}, key=str)  # None: no tool
+    named = {s.tool for s in steps if s.kind == "tool"} | {t for s in steps if s.kind == "agent" for t in s.tools or ()}
+    unknown = sorted({t for t in named if t not in ctx.tool_map}, key=str)  # None: a tool step without a tool
     if unknown:
         raise KeyError(f"plan uses unknown tool(s) {unknown}; available: {sorted(ctx.tool_map)}")
 
@@ -48,4 +49,4 @@ def plan(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
 
 
 def after_plan(state: ChainState, runtime: Runtime[ChainContext]) -> str:
-    return "act" if remaining(runtime.context.spec, state) else "decide"
+    return next_node(runtime.context.spec, state)

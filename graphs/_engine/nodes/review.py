@@ -12,8 +12,9 @@ from langgraph.types import interrupt
 from chainproof.agents.structured import MAX_ATTEMPTS, invoke_structured
 from chainproof.checkpoints.audit_schema import ReviewRecord
 from chainproof.graphs._engine.context import ChainContext
+from chainproof.graphs._engine.nodes.agent import agent_review
 from chainproof.graphs._engine.prompts import step_messages
-from chainproof.graphs._engine.state import ChainState, current_plan, kept_findings, remaining
+from chainproof.graphs._engine.state import ChainState, current_plan, kept_findings, next_node, remaining, used_steps
 from chainproof.graphs.review import Budget, ReviewDecision, resolve_revised_plan, review_prompt
 from chainproof.graphs.routing import Task
 
@@ -24,8 +25,11 @@ def review(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
     spec = ctx.spec
     budget = Budget.model_validate(state["budget"])
     done = state.get("done_count", 0)
-    if done >= budget.max_steps and remaining(spec, state):
-        return budget_review(ctx, state, budget, done)
+    cleared = {"review_due": False} if state.get("review_due") else {}
+    if used_steps(state) >= budget.max_steps and remaining(spec, state):
+        return {**budget_review(ctx, state, budget, used_steps(state)), **cleared}
+    if state.get("agent"):  # an agent step in progress: continue, re-scope or end it
+        return {**agent_review(ctx, state), **cleared}
     original = current_plan(spec, {**state, "plan_revision": None})
     rest = remaining(spec, state)
     task = review_prompt(spec, state, rest, [p.id for p in original])
@@ -56,7 +60,7 @@ def review(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
             step_no=rec.step_no, decision=decision.decision, reason=decision.reason, drift_assessment=decision.drift,
             inputs={"done_count": done, "remaining_count": len(rest)}, effort=effort, input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens, reasoning_tokens=usage.reasoning_tokens))
-    update: dict[str, Any] = {"last_review_at": done, "step": rec.step_no, **raised}
+    update: dict[str, Any] = {"last_review_at": done, "step": rec.step_no, **raised, **cleared}
     if decision.summary:
         update["summary"] = [f"Review after {done} steps: {decision.summary}", *state.get("summary", [])[-3:]]
     if decision.decision == "replan":
@@ -108,4 +112,6 @@ def budget_review(ctx: ChainContext, state: ChainState, budget: Budget, done: in
 def after_review(state: ChainState, runtime: Runtime[ChainContext]) -> str:
     if state.get("termination"):
         return "report"
-    return "act" if remaining(runtime.context.spec, state) else "decide"
+    if state.get("pending"):  # the review ended an agent step: record its outcome
+        return "observe"
+    return next_node(runtime.context.spec, state)

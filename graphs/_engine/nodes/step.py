@@ -13,7 +13,8 @@ from chainproof._boundaries import invoke_tool, refusal_stop
 from chainproof.errors import PlanError, ToolFailed
 from chainproof.graphs._engine.context import ChainContext
 from chainproof.graphs._engine.prompts import step_messages
-from chainproof.graphs._engine.state import ChainState, add_finding, advance, remaining
+from chainproof.graphs._engine.state import ChainState, add_finding, advance, next_node, remaining, used_steps
+from chainproof.graphs.agent import finding_summary as agent_finding
 from chainproof.graphs.prompting import compact_json
 from chainproof.graphs.routing import Task
 from chainproof.graphs.spec import Finding, PlanStep
@@ -37,6 +38,8 @@ def act(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
     ask the model its instruction; the result waits in ``pending`` for ``observe``."""
     ctx = runtime.context
     step = remaining(ctx.spec, state)[0]
+    if step.kind == "agent":  # next_node routes agent steps to the agent node
+        raise PlanError(f"plan step {step.id!r} is an agent step; the agent node runs it, not act")
     if step.kind == "tool":
         if step.tool is None:  # check_tools refuses such a plan before it is written
             raise PlanError(f"plan step {step.id!r} is a tool step without a tool")
@@ -92,10 +95,23 @@ def observe(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]
             rec.inputs = {"plan_step": step.id, "refused": True}
             rec.output = {"finding": summary}
         data = None
+    elif step.kind == "agent":  # the agent's answer (or best answer and why it stopped) is the finding
+        result = pending["agent"]
+        with ctx.recorder(state, "observe", "observe", f"Record {step.title}") as rec:
+            summary = agent_finding(result)
+            rec.inputs = {"plan_step": step.id, "stop_reason": result["stop_reason"]}
+            rec.output = {"finding": summary}
+        data = result
+        if result["stop_reason"] in ("max_iterations", "invalid_calls"):
+            raised = {"review_due": True}  # a goal review decides what the run does next
+    elif step.kind == "tool" and not step.interpret:  # no model call: the finding is built by code
+        with ctx.recorder(state, "observe", "observe", f"Record {step.title}") as rec:
+            summary = ctx.spec.summarize_result(step, _shown(step, pending["result"]))
+            rec.inputs = {"plan_step": step.id, "interpreted": False}
+            rec.output = {"finding": summary}
+        data = pending["result"]
     elif step.kind == "tool":
-        shown = pending["result"]
-        if step.prompt_fields is not None and isinstance(shown, dict):
-            shown = {k: shown[k] for k in step.prompt_fields if k in shown}
+        shown = _shown(step, pending["result"])
         material = "Tool result (JSON):\n" + compact_json(shown)
         route = ctx.route(state, Task(step.instruction, material_chars=len(material)), step.effort)
         with ctx.recorder(state, "observe", "observe", f"Interpret {step.title}", effort=route.effort,
@@ -125,13 +141,25 @@ def observe(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]
             "step": rec.step_no, **raised}
 
 
+def _shown(step: PlanStep, result: Any) -> Any:
+    """The part of a tool result a model or a summary reads: ``prompt_fields`` of a dict, else all."""
+    if step.prompt_fields is not None and isinstance(result, dict):
+        return {k: result[k] for k in step.prompt_fields if k in result}
+    return result
+
+
 def after_observe(state: ChainState, runtime: Runtime[ChainContext]) -> str:
-    """``review`` at the step budget or every ``review_every`` plan steps; else ``act`` or ``decide``."""
+    """``review`` at the step budget, every ``review_every`` plan steps, or after an agent step
+    that stopped without an answer; else the next step's node or ``decide``."""
     budget = state["budget"]  # Budget.model_dump(), every field present (no per-step validation)
-    left = bool(remaining(runtime.context.spec, state))
+    spec = runtime.context.spec
+    rest = remaining(spec, state)
+    left = bool(rest)
     done = state.get("done_count", 0)
-    if left and done >= budget["max_steps"]:
+    if state.get("review_due"):
+        return "review"
+    if left and used_steps(state) >= budget["max_steps"]:
         return "review"
     if left and budget["review_every"] and done - state.get("last_review_at", 0) >= budget["review_every"]:
         return "review"
-    return "act" if left else "decide"
+    return next_node(spec, state, rest)

@@ -1,0 +1,187 @@
+"""``agent``: one iteration of an agent plan step (ReAct) per super-step, and the goal review of an
+agent step in progress (see :mod:`chainproof.graphs.agent` for the design).
+
+An iteration: route the effort, check the cost budget, call the model with the step's tools bound
+(``bind_tools``), then for each tool call it asked for: check the arguments against the tool's
+schema (an invalid call is recorded and shown back to the model, never run), run the tool (the
+value contract applies to its result), record it, and keep the result for the next iteration. The
+step row (``node="agent"``, ``kind="agent"``) lists every call with its ``tool_call_id`` and
+status (``ok``, ``invalid``, ``error``, ``refused``); the ``model_calls`` row has the prompt, the
+answer and its tool calls, tokens and cost; one ``tool_calls`` row per call in the order asked.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from chainproof._boundaries import INVALID_CALL, check_call_args, invoke_model_call
+from chainproof.agents.structured import MAX_ATTEMPTS, invoke_structured
+from chainproof.checkpoints.audit_schema import ReviewRecord
+from chainproof.graphs import agent as agentic
+from chainproof.graphs._engine.context import ChainContext
+from chainproof.graphs._engine.prompts import step_messages
+from chainproof.graphs._engine.state import ChainState, progress_text, remaining, used_steps
+from chainproof.graphs.recorder import StepRecorder
+from chainproof.graphs.routing import Task
+from chainproof.graphs.spec import PlanStep
+
+
+def agent(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
+    """Run one iteration of the current agent step; when it ends the step (an answer,
+    ``max_iterations`` or too many invalid calls), its outcome waits in ``pending`` for ``observe``."""
+    ctx = runtime.context
+    spec = ctx.spec
+    step = remaining(spec, state)[0]
+    run = state.get("agent")
+    if not run or run["step_id"] != step.id:
+        run = agentic.start(step)
+    limit = agentic.limit_of(spec, step)
+    iteration = run["iteration"] + 1
+    names = list(step.tools) if step.tools is not None else list(ctx.tool_defs)
+    route = ctx.route(state, Task(run["instruction"]), step.effort)
+    title = f"{step.title}: iteration {iteration}"
+    with ctx.recorder(state, "agent", "agent", title, effort=route.effort, effort_reason=route.reason) as rec:
+        messages = agentic.prompt(spec, state, run, iteration, limit, progress_text(spec, state))
+        model = ctx.models.chat(route.effort).bind_tools([ctx.tool_defs[n] for n in names])
+        raised = ctx.guard(state, "agent", route.effort, model, messages)
+        reply, call = ctx.access.call(model, messages, effort=route.effort, use_cache=ctx.uses_cache(state, step.id))
+        rec.model_calls([call])
+        rec.inputs = {"plan_step": step.id, "iteration": iteration, "max_iterations": limit, "tools": names,
+                      **route.recorded()}
+        calls = [{"name": tc["name"], "args": tc["args"], "id": tc.get("id") or f"call_{rec.step_no}_{j}"}
+                 for j, tc in enumerate(reply.tool_calls)]  # a model that gives no ids gets stable ones
+        entries, statuses, invalid = _run_calls(ctx, rec, calls, reply.invalid_tool_calls, names)
+        text = call.output.strip()
+        asked = len(reply.tool_calls) + len(reply.invalid_tool_calls)
+        run = {**run, "iteration": iteration, "invalid": run["invalid"] + invalid, "calls": run["calls"] + asked,
+               "best": text[:agentic.ANSWER_CHARS] or run["best"]}
+        if asked:
+            ai = {"role": "ai", "content": call.output, "calls": calls}
+            run = agentic.advance_window(run, iteration, [ai, *entries])
+        result = _ending(run, step, limit, asked, text)
+        rec.output = {"text": call.output, "tool_calls": statuses, **({"outcome": result} if result else {})}
+    update: dict[str, Any] = {"step": rec.step_no, "iterations": state.get("iterations", 0) + 1, **raised}
+    used = state.get("tools_used", [])
+    ran = sorted({s["tool"] for s in statuses if s["status"] == "ok"} - set(used))
+    if ran:
+        update["tools_used"] = sorted([*used, *ran])
+    if result is None:
+        return {**update, "agent": run}
+    return {**update, "agent": None, "pending": {"step": step.model_dump(mode="json"), "agent": result}}
+
+
+def _ending(run: dict[str, Any], step: PlanStep, limit: int, asked: int, text: str) -> dict[str, Any] | None:
+    """The step's outcome when this iteration ends it, else None."""
+    if not asked:
+        return agentic.outcome(run, "answered", text, "the model answered")
+    if run["invalid"] > step.max_invalid_calls:
+        return agentic.outcome(run, "invalid_calls", None, f"{run['invalid']} invalid tool calls, more than the "
+                                                           f"{step.max_invalid_calls} the step allows")
+    if run["iteration"] >= limit:
+        return agentic.outcome(run, "max_iterations", None, f"max_iterations ({limit}) reached")
+    return None
+
+
+def _run_calls(ctx: ChainContext, rec: StepRecorder, calls: list[dict[str, Any]], unreadable: Sequence[Any],
+               names: Sequence[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+    """Check and run the tool ``calls`` a model asked for (``unreadable``: its
+    ``invalid_tool_calls``): the window entries for the next iteration, one status per call, and
+    how many calls were invalid."""
+    entries: list[dict[str, Any]] = []
+    statuses: list[dict[str, Any]] = []
+    invalid = 0
+    for tc in calls:
+        call_id, name, args = tc["id"], tc["name"], tc["args"]
+        tool = ctx.tool_defs.get(name) if name in names else None
+        error = (check_call_args(tool, name, args) if tool is not None
+                 else f"{INVALID_CALL}there is no tool {name!r}; the tools are {list(names)}")
+        if error:
+            invalid += 1
+            rec.tool_call(name, args, None, error, 0.0)
+            entries.append(agentic.tool_message(call_id, name, f"Error: {error[len(INVALID_CALL):]}. Call the tool "
+                                                                "again with corrected arguments.", True))
+            statuses.append({"id": call_id, "tool": name, "status": "invalid"})
+            continue
+        started = time.perf_counter()
+        try:  # the value contract: the result is encoded, or refused
+            result, refused = invoke_model_call(ctx.tool_map[name], name, args)
+        except Exception as exc:  # shown to the model, as LangGraph's ToolNode(handle_tool_errors=True)
+            failure = f"{type(exc).__name__}: {exc}"
+            rec.tool_call(name, args, None, failure, time.perf_counter() - started)
+            entries.append(agentic.tool_message(call_id, name, f"Error: {failure}", True))
+            statuses.append({"id": call_id, "tool": name, "status": "error"})
+            continue
+        rec.tool_call(name, args, result, refused, time.perf_counter() - started)
+        shown = f"Error: the result was refused and not kept: {refused}" if refused else agentic.as_text(result)
+        entries.append(agentic.tool_message(call_id, name, shown, bool(refused)))
+        statuses.append({"id": call_id, "tool": name, "status": "refused" if refused else "ok"})
+    for bad in unreadable:  # arguments that were not JSON: nothing to answer with a ToolMessage
+        invalid += 1
+        name = str(bad.get("name") or "")
+        error = f"{INVALID_CALL}tool {name!r}: the arguments are not a JSON object ({bad.get('error') or 'unreadable'})"
+        rec.tool_call(name, {"unparsed": str(bad.get("args") or "")}, None, error, 0.0)
+        entries.append({"role": "human", "content": f"Your call of tool {name!r} could not be read: "
+                                                    f"{error[len(INVALID_CALL):]}. Give its arguments as one JSON object."})
+        statuses.append({"id": bad.get("id"), "tool": name, "status": "invalid"})
+    return entries, statuses, invalid
+
+
+def after_agent(state: ChainState, runtime: Runtime[ChainContext]) -> str:
+    """``observe`` when the step ended; ``review`` at the step budget or every ``review_every``
+    iterations of the step; else ``agent`` (the next iteration)."""
+    if state.get("pending"):
+        return "observe"
+    budget = state["budget"]
+    if used_steps(state) >= budget["max_steps"]:
+        return "review"
+    run = state["agent"] or {}
+    every = agentic.review_every_of(remaining(runtime.context.spec, state)[0], budget)
+    if every and run.get("iteration", 0) - run.get("last_review_at", 0) >= every:
+        return "review"
+    return "agent"
+
+
+def agent_review(ctx: ChainContext, state: ChainState) -> dict[str, Any]:
+    """The goal review of the agent step in progress (:class:`~chainproof.graphs.agent.AgentReview`):
+    continue, re-scope its task, or end it with the best answer available (then ``pending``)."""
+    spec = ctx.spec
+    step = remaining(spec, state)[0]
+    run = state["agent"] or agentic.start(step)
+    limit = agentic.limit_of(spec, step)
+    task = agentic.review_task(step, run, limit)
+    route = ctx.route(state, Task(task, structured=True), spec.review_effort, "the graph's review node")
+    effort = route.effort
+    title = f"Goal review of {step.title} after {run['iteration']} iterations"
+    with ctx.recorder(state, "review", "review", title, effort=effort, effort_reason=route.reason) as rec:
+        rec.inputs = {"plan_step": step.id, "iteration": run["iteration"], "instruction": run["instruction"],
+                      **route.recorded()}
+        messages = step_messages(spec, state, task)
+        model = ctx.models.json_chat(effort, agentic.AgentReview)
+        raised = ctx.guard(state, "review", effort, model, messages, MAX_ATTEMPTS)
+        outcome = invoke_structured(model, messages, agentic.AgentReview, effort=effort,
+                                    **ctx.access.structured(ctx.uses_cache(state, "review")))
+        rec.model_calls(outcome.calls)
+        decision = outcome.value or agentic.AgentReview(
+            decision="continue", reason=f"default after {len(outcome.errors)} invalid reviewer answers: continue")
+        rec.output = {**decision.model_dump(mode="json"), "fallback": outcome.value is None, "errors": outcome.errors}
+        usage = rec.usage
+        rec.extra_records.append(ReviewRecord(
+            step_no=rec.step_no, decision=decision.decision, reason=decision.reason, drift_assessment=None,
+            inputs={"plan_step": step.id, "iteration": run["iteration"]}, effort=effort,
+            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+            reasoning_tokens=usage.reasoning_tokens))
+    run = {**run, "last_review_at": run["iteration"]}
+    update: dict[str, Any] = {"step": rec.step_no, **raised}
+    if decision.decision == "end_step":
+        result = agentic.outcome(run, "review", None, f"ended by the goal review: {decision.reason}")
+        return {**update, "agent": None, "pending": {"step": step.model_dump(mode="json"), "agent": result}}
+    if decision.decision == "rescope":
+        run["instruction"] = decision.instruction
+    return {**update, "agent": run}
+
+
+__all__ = ["after_agent", "agent", "agent_review"]
