@@ -35,6 +35,7 @@ __all__ = [
     "ConfigError",
     "CostBudgetExceeded",
     "DossierError",
+    "EdgarUnavailable",
     "GraphNotFound",
     "InputError",
     "LocalModelUnavailable",
@@ -158,6 +159,12 @@ class RunError(ChainproofError, RuntimeError):
     """A run could not go on; it is recorded as failed and resumable from its last checkpoint (exit 1)."""
 
     exit_code = 1
+
+
+class EdgarUnavailable(RunError):
+    """SEC EDGAR could not be reached or answered with an error after edgartools' retries; the
+    message names the URL and the cause. What was downloaded is kept, so running the same
+    ``chainproof dossier fetch`` again resumes."""
 
 
 class ModelCallFailed(RunError):

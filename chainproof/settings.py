@@ -68,6 +68,12 @@ class Settings(StoreSettings):
         "factory), on top of those registered through the 'chainproof.graphs' entry-point group.",
     )
 
+    sec_user_agent: str | None = Field(
+        default=None,
+        description="'Name email' sent as the User-Agent to SEC EDGAR by `chainproof dossier fetch` (required: "
+        "SEC fair-access policy, https://www.sec.gov/os/accessing-edgar-data).",
+    )
+
     @field_validator("pricing", mode="before")
     @classmethod
     def _over_shipped_prices(cls, value: Any) -> Any:

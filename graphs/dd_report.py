@@ -80,10 +80,11 @@ def _financials(state: ChainView) -> str:
     fin = _data(state, "financials")
     rows = [
         [str(y.get("fiscal_year")), _num(y.get("revenue")), _pct(y.get("revenue_growth")), _pct(y.get("operating_margin")),
-         _pct(y.get("net_margin")), _num(y.get("current_ratio")), _num(y.get("debt_to_equity")),
-         _num(y.get("interest_coverage"), 1), _num(y.get("free_cash_flow"))]
+         _pct(y.get("net_margin")),
+         "not applicable" if "current_ratio" in y.get("not_applicable", []) else _num(y.get("current_ratio")),
+         _num(y.get("debt_to_equity")), _num(y.get("interest_coverage"), 1), _num(y.get("free_cash_flow"))]
         for y in fin.get("years", [])
-    ]
+    ] or [["none"] + ["not available: no annual report before as_of in the dossier"] + ["not available"] * 7]
     out = ["## Financial health", "",
            _table(["FY", "revenue (USD m)", "growth", "op. margin", "net margin", "current ratio", "debt/equity",
                    "interest cover (x)", "FCF (USD m)"], rows)]

@@ -128,3 +128,4 @@ def test_a_blank_starter_name_is_refused(settings):
         with pytest.raises(ValueError, match=r"started_by \(--as\)"):
             app.start("due-diligence", INPUTS, started_by="   ")
         assert app.audit.list_runs() == []
+

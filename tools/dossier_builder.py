@@ -36,11 +36,9 @@ Rules (all documented where they are applied):
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import shutil
 import sys
-import tempfile
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from pathlib import Path
@@ -55,6 +53,7 @@ from chainproof.tools.data_bundle import (
     read_rows,
 )
 from chainproof.tools.dossier import DossierError, load_dossier
+from chainproof.tools.dossier_writer import check_out_dir, staged_folder, write_csv
 
 __all__ = ["build_dossier", "MMM_EXTRA_FINANCIALS", "build_bundled_mmm", "main"]
 
@@ -68,20 +67,11 @@ MMM_EXTRA_FINANCIALS: tuple[tuple[int, str, float, str], ...] = (
 
 _SECTION_FILES = {"risk_factors": "item1a_risk_factors.txt", "legal_proceedings": "item3_legal_proceedings.txt",
                   "legal_note": "legal_contingencies_note.txt"}
-_DOSSIER_ENTRIES = {"dossier.toml", "financials.csv", "prices.csv", "benchmark.csv", "rates.csv", "peers.csv",
-                    "headlines.csv", "filings"}
 _TWITTER_SUBSET = "news_sentiment/twitter_financial_news_sentiment/subset_mentions_of_12_target_companies.csv"
 
 
 def _fmt(v: float) -> str:
     return format(v, ".12g")
-
-
-def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow(header)
-        w.writerows(rows)
 
 
 def _toml_str(s: str) -> str:
@@ -108,11 +98,7 @@ def build_dossier(bundle_root: str | Path, ticker: str, as_of: date, out_dir: st
     bundle = Path(bundle_root).expanduser().resolve()
     out = Path(out_dir).expanduser().resolve()
     ticker = ticker.strip().upper()
-    if out.exists():
-        strangers = sorted(p.name for p in out.iterdir() if p.name not in _DOSSIER_ENTRIES) if out.is_dir() else [out.name]
-        if strangers:
-            raise DossierError(f"out_dir {out} holds non-dossier entries ({', '.join(strangers[:5])}); "
-                               "refusing to overwrite it")
+    check_out_dir(out)
     para_src = Path(paraphrase_source).expanduser().resolve() if paraphrase_source else out
     if paraphrase_texts:
         for rel in ("filings/risk_factors.txt", "filings/legal_proceedings.txt", "headlines.csv"):
@@ -204,10 +190,7 @@ def build_dossier(bundle_root: str | Path, ticker: str, as_of: date, out_dir: st
                 headlines.append(["", r["text"], f"twitter-financial-news-sentiment {r['split']} row {r['row_index']} (MIT)"])
 
     # ---- write to a temporary sibling, then swap ---------------------------------------------
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    tmp.chmod(0o755)
-    try:
+    with staged_folder(out) as tmp:
         (tmp / "filings").mkdir()
         if paraphrase_texts:
             for rel in ("filings/risk_factors.txt", "filings/legal_proceedings.txt", "filings/legal_note.txt",
@@ -215,7 +198,7 @@ def build_dossier(bundle_root: str | Path, ticker: str, as_of: date, out_dir: st
                 if (para_src / rel).is_file():
                     shutil.copyfile(para_src / rel, tmp / rel)
         else:
-            _write_csv(tmp / "headlines.csv", ("date", "headline", "source"), headlines)
+            write_csv(tmp / "headlines.csv", ("date", "headline", "source"), headlines)
             for key, fname in _SECTION_FILES.items():
                 src = bundle / "sec_10k_filings" / "sections" / latest.name / fname if latest else None
                 if src is not None and src.is_file():
@@ -224,12 +207,12 @@ def build_dossier(bundle_root: str | Path, ticker: str, as_of: date, out_dir: st
                     (tmp / "filings" / f"{key}.txt").write_text(
                         f"No 10-K of {ticker} for a fiscal year ending before {as_of.isoformat()} is in the data bundle.\n",
                         encoding="utf-8")
-        _write_csv(tmp / "financials.csv", ("fiscal_year", "metric", "value", "source"),
+        write_csv(tmp / "financials.csv", ("fiscal_year", "metric", "value", "source"),
                    [(fy, m, _fmt(v), s) for fy, m, v, s in fin])
-        _write_csv(tmp / "prices.csv", ("date", "close"), prices)
-        _write_csv(tmp / "benchmark.csv", ("date", "close"), bench)
-        _write_csv(tmp / "rates.csv", ("month", "rf_pct"), rates)
-        _write_csv(tmp / "peers.csv", ("ticker", "name", "sector", "price", "pe", "ps", "pb", "ev_ebitda",
+        write_csv(tmp / "prices.csv", ("date", "close"), prices)
+        write_csv(tmp / "benchmark.csv", ("date", "close"), bench)
+        write_csv(tmp / "rates.csv", ("month", "rf_pct"), rates)
+        write_csv(tmp / "peers.csv", ("ticker", "name", "sector", "price", "pe", "ps", "pb", "ev_ebitda",
                                        "market_cap", "ebitda", "is_target"), peer_rows)
 
         doc_txt = latest.name if latest else "no available 10-K"
@@ -281,12 +264,6 @@ def build_dossier(bundle_root: str | Path, ticker: str, as_of: date, out_dir: st
         ]) + "\n"
         (tmp / "dossier.toml").write_text(toml, encoding="utf-8")
         load_dossier(tmp)  # validate what we wrote before swapping it in
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

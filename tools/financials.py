@@ -14,6 +14,10 @@ Per fiscal year ending before ``as_of`` (amounts in USD millions, ratios as frac
 - ``revenue_cagr``       = (revenue_last / revenue_first) ** (1 / (last_fy - first_fy)) - 1 over the years used
 
 A ratio whose inputs are absent is ``None`` and a note names the missing metric; nothing crashes.
+A ratio that does not apply is named in ``not_applicable`` instead: ``current_ratio`` when the
+balance sheet is unclassified (total assets reported, neither current assets nor current
+liabilities, as banks and other financial companies report; ASC 942-210 / Regulation S-X Article 9
+balance sheets have no current/non-current split).
 Flags use the latest fiscal year that has the ratio; thresholds are the module constants below.
 """
 
@@ -70,6 +74,7 @@ class YearFigures(BaseModel):
     liabilities_to_equity: float | None = None
     interest_coverage: float | None = None
     fcf_margin: float | None = None
+    not_applicable: list[str] = Field(default_factory=list)  # ratios that do not apply to this company
 
 
 class FinancialFlag(BaseModel):
@@ -132,6 +137,7 @@ def financial_health(d: Dossier, as_of: date) -> FinancialHealth:
                                notes=notes)
 
     missing: dict[str, list[str]] = {}
+    not_applicable: dict[str, list[str]] = {}
 
     def need(ratio: str, fy: int, *metrics: str) -> None:
         absent = [m for m in metrics if d.financial(m, fy) is None]
@@ -155,7 +161,11 @@ def financial_health(d: Dossier, as_of: date) -> FinancialHealth:
         elif rev is not None:
             missing.setdefault("revenue_growth (missing prior-year revenue)", []).append(str(fy))
         need("operating_margin", fy, "revenue", "operating_income")
-        need("current_ratio", fy, "current_assets", "current_liabilities")
+        unclassified = g("total_assets") is not None and g("current_assets") is None and g("current_liabilities") is None
+        if unclassified:
+            not_applicable.setdefault("current_ratio", []).append(str(fy))
+        else:
+            need("current_ratio", fy, "current_assets", "current_liabilities")
         need("debt_to_equity", fy, "total_debt", "total_equity")
         need("interest_coverage", fy, "operating_income", "interest_expense")
         need("free_cash_flow", fy, "operating_cash_flow", "capital_expenditures")
@@ -169,7 +179,10 @@ def financial_health(d: Dossier, as_of: date) -> FinancialHealth:
             debt_to_equity=_ratio(g("total_debt"), equity, positive_den=True),
             liabilities_to_equity=_ratio(g("total_liabilities"), equity, positive_den=True),
             interest_coverage=_ratio(op, interest if interest and interest > 0 else None),
-            fcf_margin=_ratio(fcf, rev, positive_den=True)))
+            fcf_margin=_ratio(fcf, rev, positive_den=True), not_applicable=["current_ratio"] if unclassified else []))
+    for ratio, fys in not_applicable.items():
+        notes.append(f"{ratio} not applicable for FY{', FY'.join(fys)} (unclassified balance sheet: no current "
+                     "assets or liabilities, as a bank's)")
     for what, fys in missing.items():
         notes.append(f"{what.split(' ')[0]} n/a for FY{', FY'.join(fys)} {what[what.index('('):]}")
 

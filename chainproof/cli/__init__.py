@@ -2,9 +2,9 @@
 
 Commands: ``run GRAPH``, ``graphs``, ``approve``, ``reject``, ``edit``, ``resume``, ``pending``,
 ``runs``, ``show``, ``costs``, ``verify``, ``replay``, ``export``, ``cache clear``, ``db upgrade``,
-``dossier build``. Modules by area: ``_run`` (run, graphs), ``_decide`` (approve, reject, edit,
-resume), ``_audit`` (runs, pending, show, verify, replay, export), ``_admin`` (costs, cache, db,
-dossier); ``_views`` / ``_html`` render data handed to them and never query the store.
+``dossier build|fetch|import``. Modules by area: ``_run`` (run, graphs), ``_decide`` (approve,
+reject, edit, resume), ``_audit`` (runs, pending, show, verify, replay, export), ``_admin`` (costs,
+cache, db), ``_dossier`` (dossier); ``_views`` / ``_html`` render data handed to them and never query the store.
 
 Exit codes, one handler for every command (:class:`_Group`):
 
@@ -193,7 +193,7 @@ def get_run(store: AuditReader, run_id: str, url: str) -> Any:
 
 
 # the commands register themselves on `app` when imported
-from chainproof.cli import _admin, _audit, _decide, _run  # noqa: E402,F401
+from chainproof.cli import _admin, _audit, _decide, _dossier, _run  # noqa: E402,F401
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -1,16 +1,14 @@
-"""Costs and housekeeping: ``costs``, ``cache clear``, ``db upgrade``, ``dossier build``."""
+"""Costs and housekeeping: ``costs``, ``cache clear``, ``db upgrade``."""
 
 from __future__ import annotations
 
-from datetime import date
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 import chainproof.cli as cli
 from chainproof.cli import _views as views
-from chainproof.cli import app, cache_app, console, db_app, dossier_app
+from chainproof.cli import app, cache_app, console, db_app
 from chainproof.errors import InputError
 
 
@@ -77,21 +75,3 @@ def db_upgrade() -> None:
         store.close()
     change = "already current" if before == HEAD_REVISION else f"upgraded from {before or 'an empty database'}"
     console.print(f"audit store {s.resolved_database_url}: schema revision {HEAD_REVISION} ({change})", highlight=False)
-
-
-@dossier_app.command("build")
-def dossier_build(
-    bundle: Annotated[Path, typer.Option(help="Root of a data bundle laid out like the public data set described in the README (sec_10k_filings/, market_prices/, ...).")],
-    ticker: Annotated[str, typer.Option(help="Company ticker.")],
-    as_of: Annotated[str, typer.Option("--as-of", help="YYYY-MM-DD")],
-    out: Annotated[Path, typer.Option(help="Folder to write the dossier into.")],
-) -> None:
-    """Build a dossier folder for a company from a data bundle."""
-    from chainproof.tools.dossier_builder import build_dossier
-
-    try:
-        when = date.fromisoformat(as_of)
-    except ValueError:
-        raise InputError(f"--as-of: expected a date as YYYY-MM-DD, got {as_of!r}") from None
-    path = build_dossier(bundle, ticker.upper(), when, out)
-    console.print(f"dossier written to {path}")

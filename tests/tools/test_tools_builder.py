@@ -8,8 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from chainproof.agents.models import StaticModels
+from chainproof.agents.scripted import ScriptedChatModel
+from chainproof.app import Chainproof
 from chainproof.tools.dossier import DossierError, load_dossier
 from chainproof.tools.dossier_builder import build_dossier
+from testkit.dd_answers import scripted_replies
 from testkit.dossier_data import DEMO_AS_OF
 
 
@@ -123,3 +127,17 @@ def test_bundled_mmm_is_small_and_paraphrased(bundle_root):
     real_news = shingles(subset, 6)
     for h in d.headlines:
         assert not shingles(h.headline, 6) & real_news, h.headline
+
+
+def test_axp_report_has_no_blank_financial_cells(settings, built_dossiers):
+    """AXP: no 10-K before 2018-02-08 in the bundle; the report says so in every cell instead of a blank table."""
+    model = ScriptedChatModel(replies=scripted_replies())
+    app = Chainproof(settings, models=StaticModels(model))
+    with app:
+        run = app.start("due-diligence", {"company": "AXP", "as_of": "2018-02-08", "dossier": str(built_dossiers["AXP"])})
+        done = app.decide(run.run_id, action="approve", approver="Kim")
+    report = open(done.report_path).read()
+    section = report.split("## Financial health")[1].split("\n## ")[0]
+    table = [line for line in section.splitlines() if line.startswith("|")]
+    assert len(table) == 3 and "not available: no annual report before as_of" in table[2]
+    assert all(cell.strip() for cell in table[2].strip("|").split("|"))

@@ -76,3 +76,13 @@ def test_bundled_3m_has_interest_coverage():
     fh = financial_health(load_dossier(bundled_dossier("MMM")), DEMO_AS_OF)
     assert fh.year(2017).interest_coverage == pytest.approx(7820 / 322, abs=1e-6)
     assert len(fh.model_dump_json()) < 4096
+
+
+def test_a_banks_unclassified_balance_sheet_says_not_applicable(make_dossier):
+    rows = [[2019, "revenue", 1000, "s"], [2020, "revenue", 1100, "s"], [2020, "total_assets", 9000, "s"],
+            [2020, "total_liabilities", 8000, "s"], [2020, "total_equity", 1000, "s"], [2020, "net_income", 90, "s"]]
+    fh = financial_health(load_dossier(make_dossier(financials=rows)), SYNTH_AS_OF)
+    y = fh.year(2020)
+    assert y.current_ratio is None and y.not_applicable == ["current_ratio"]
+    assert any("current_ratio not applicable for FY2020" in n for n in fh.notes)
+    assert not any(n.startswith("current_ratio n/a") and "2020" in n for n in fh.notes)

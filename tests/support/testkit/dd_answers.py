@@ -22,3 +22,11 @@ def responder(body: dict) -> str:
     if "Reply with exactly one JSON object" in system:
         return json.dumps(RECOMMENDATION)
     return "The figures are as reported by the tool."
+
+
+def scripted_replies(decision: str = "renegotiate") -> list[str]:
+    """Replies of a ScriptedChatModel for a due-diligence run up to the approval pause: six step
+    observations with the goal review (every five plan steps) after the fifth, then the
+    recommendation (:data:`RECOMMENDATION` with ``decision``)."""
+    review = json.dumps({"decision": "continue", "reason": "on track", "drift": "none"})
+    return ["Observation."] * 5 + [review, "Observation.", json.dumps({**RECOMMENDATION, "decision": decision})]

@@ -1,0 +1,72 @@
+"""``chainproof dossier import`` on a real 10-K's text (../shared/data/sec_10k_filings/full_text)."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from chainproof.cli import app
+from chainproof.tools.dossier import load_dossier
+
+_METRIC = {"net_income_attributable": "net_income"}
+
+
+def _tenk(bundle_root: Path, tmp_path: Path, doc: str, drop: str | None = None) -> Path:
+    text = gzip.open(bundle_root / "sec_10k_filings" / "full_text" / f"{doc}.txt.gz", "rt", encoding="utf-8").read()
+    if drop:
+        text = "\n".join(line for line in text.splitlines() if not line.lstrip().lower().startswith(drop))
+    path = tmp_path / f"{doc}.txt"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _import(tenk: Path, market: Path, out: Path, *extra: str):
+    args = ["dossier", "import", "--ticker", "MMM", "--10k", str(tenk), "--out", str(out), "--as-of", "2018-02-08",
+            *(f"--{n}={market / f'{n}.csv'}" for n in ("prices", "benchmark", "rates", "peers")), *extra]
+    return CliRunner().invoke(app, args)
+
+
+@pytest.mark.parametrize("doc", ["3M_2017_10K", "3M_2018_10K"])
+def test_sections_are_found_and_figures_match_key_financials(bundle_root, built_dossiers, tmp_path, doc):
+    result = _import(_tenk(bundle_root, tmp_path, doc), built_dossiers["MMM"], tmp_path / "MMM")
+    assert result.exit_code == 0, result.output
+    d = load_dossier(tmp_path / "MMM")
+    sections = bundle_root / "sec_10k_filings" / "sections" / doc
+    for key, name in (("risk_factors", "item1a_risk_factors.txt"), ("legal_proceedings", "item3_legal_proceedings.txt"),
+                      ("legal_note", "legal_contingencies_note.txt")):
+        real = (sections / name).read_text(encoding="utf-8")
+        assert d.texts[key].split()[:2] == real.split()[:2]  # the same heading
+        assert d.texts[key].split()[-8:] == real.split()[-8:]  # and the same last words
+    checked = 0
+    with (bundle_root / "sec_10k_filings" / "key_financials.csv").open(encoding="utf-8", newline="") as fh:
+        for r in csv.DictReader(fh):
+            metric = _METRIC.get(r["metric"], r["metric"])
+            if r["source_doc"] != doc or metric == "dividends_paid":
+                continue
+            expected = float(r["value"] if metric == "diluted_eps" else r["value_usd_millions"])
+            assert d.financial(metric, int(r["fiscal_year"])) == pytest.approx(expected, abs=0.5), (metric, r["fiscal_year"])
+            assert f"{doc}.txt: Item 8 line" in d.financial_source(metric, int(r["fiscal_year"]))
+            checked += 1
+    assert checked >= 25  # revenue ... capital expenditures for three years (balance sheet: two)
+
+
+def test_a_missing_section_is_named(bundle_root, built_dossiers, tmp_path):
+    tenk = _tenk(bundle_root, tmp_path, "3M_2017_10K", drop="item 3")
+    result = _import(tenk, built_dossiers["MMM"], tmp_path / "MMM")
+    assert result.exit_code == 2
+    assert "section not found: Item 3 (Legal Proceedings)" in result.output and "Item 1A" not in result.output
+    assert not (tmp_path / "MMM").exists()
+
+
+def test_a_bad_market_file_names_its_option(bundle_root, built_dossiers, tmp_path):
+    market = tmp_path / "market"
+    market.mkdir()
+    for n in ("prices", "benchmark", "rates", "peers"):
+        market.joinpath(f"{n}.csv").write_bytes((built_dossiers["MMM"] / f"{n}.csv").read_bytes())
+    market.joinpath("peers.csv").write_text("ticker,name\nMMM,3M\n", encoding="utf-8")
+    result = _import(_tenk(bundle_root, tmp_path, "3M_2017_10K"), market, tmp_path / "MMM")
+    assert result.exit_code == 2 and "--peers" in result.output and "missing column 'sector'" in result.output

@@ -1,0 +1,155 @@
+"""Writing a dossier folder (layout in :mod:`chainproof.tools.dossier`) from its parts, for the
+commands that assemble one from filings: ``dossier fetch`` (SEC EDGAR) and ``dossier import``
+(the analyst's own documents).
+
+The market data (prices, benchmark, rates, peer multiples) is the analyst's: CSV files in the
+dossier's own formats, checked by the dossier loader, whose error is prefixed with the option that
+named the file. The folder is written to a temporary sibling, loaded back as a check, and only
+then swapped in, so a failed build leaves an earlier dossier as it was.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from chainproof.errors import DossierError
+from chainproof.tools.dossier_files import load_dossier
+
+__all__ = ["DOSSIER_ENTRIES", "MARKET_FILES", "DossierParts", "check_out_dir", "staged_folder", "write_csv",
+           "write_dossier"]
+
+DOSSIER_ENTRIES = frozenset({"dossier.toml", "financials.csv", "prices.csv", "benchmark.csv", "rates.csv",
+                             "peers.csv", "headlines.csv", "filings"})
+#: market file -> the command-line option that names it
+MARKET_FILES = {"prices.csv": "--prices", "benchmark.csv": "--benchmark", "rates.csv": "--rates",
+                "peers.csv": "--peers"}
+_UNITS = ("financials in USD millions except diluted_eps (USD per share); prices in USD; "
+          "peers market_cap and ebitda in USD millions; rf_pct in percent per month")
+
+
+@dataclass
+class DossierParts:
+    """What goes into a dossier besides the market files: identity, ``financials`` rows
+    ``(fiscal_year, metric, value, source)``, ``headlines`` rows ``(date or None, text, source)``,
+    filing ``texts`` (``risk_factors``, ``legal_proceedings``, optional ``legal_note``), the
+    ``sources`` (one line each, naming where and when it was retrieved) and ``notes``."""
+
+    ticker: str
+    name: str
+    sector: str
+    fiscal_year_end: str  # "MM-DD"
+    as_of: date
+    financials: list[tuple[int, str, float, str]] = field(default_factory=list)
+    headlines: list[tuple[date | None, str, str]] = field(default_factory=list)
+    texts: dict[str, str] = field(default_factory=dict)
+    sources: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """Write a UTF-8 CSV with ``\\n`` line ends."""
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(rows)
+
+
+def check_out_dir(out: Path) -> None:
+    """Refuse an ``out`` that exists and holds anything but dossier files (:class:`DossierError`)."""
+    if out.exists():
+        strangers = sorted(p.name for p in out.iterdir() if p.name not in DOSSIER_ENTRIES) if out.is_dir() else [out.name]
+        if strangers:
+            raise DossierError(f"out_dir {out} holds non-dossier entries ({', '.join(strangers[:5])}); "
+                               "refusing to overwrite it")
+
+
+@contextmanager
+def staged_folder(out: Path) -> Iterator[Path]:
+    """A temporary sibling of ``out`` to write into; when the block ends without an error it
+    replaces ``out``, else it is deleted and ``out`` stays as it was."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp.chmod(0o755)
+    try:
+        yield tmp
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _market_source(option: str, path: Path) -> str:
+    return f"{MARKET_FILES_BY_OPTION[option]}: analyst's file {path} ({option})"
+
+
+MARKET_FILES_BY_OPTION = {v: k for k, v in MARKET_FILES.items()}
+
+
+def write_dossier(parts: DossierParts, market: Mapping[str, Path], out_dir: str | Path) -> Path:
+    """Write ``parts`` and the analyst's ``market`` files (``{"prices.csv": path, ...}``, all four
+    of :data:`MARKET_FILES`) into ``out_dir``; returns its resolved path.
+
+    Raises :class:`DossierError`: a market file missing or invalid (named with its option, e.g.
+    ``--peers FILE: peers.csv line 3: ...``), a required filing text absent, or an ``out_dir``
+    holding other files."""
+    out = Path(out_dir).expanduser().resolve()
+    check_out_dir(out)
+    missing = [f"{opt} FILE" for name, opt in MARKET_FILES.items() if name not in market]
+    if missing:
+        raise DossierError(f"market data missing: {', '.join(missing)} (the dossier needs the target's daily "
+                           "prices, the benchmark's, monthly risk-free rates and peer multiples)")
+    for name, path in market.items():
+        if not Path(path).is_file():
+            raise DossierError(f"{MARKET_FILES[name]} {path}: file not found")
+    with staged_folder(out) as tmp:
+        (tmp / "filings").mkdir()
+        for name, path in market.items():
+            shutil.copyfile(path, tmp / name)
+        write_csv(tmp / "financials.csv", ("fiscal_year", "metric", "value", "source"),
+                  [(fy, m, format(v, ".12g"), s) for fy, m, v, s in parts.financials])
+        write_csv(tmp / "headlines.csv", ("date", "headline", "source"),
+                  [(d.isoformat() if d else "", text, src) for d, text, src in parts.headlines])
+        for key, text in parts.texts.items():
+            (tmp / "filings" / f"{key}.txt").write_text(text, encoding="utf-8")
+        sources = [*parts.sources, *(_market_source(MARKET_FILES[n], Path(p)) for n, p in market.items())]
+        peer_date = _peer_date(tmp / "peers.csv", parts.as_of)
+        toml = "\n".join([
+            f"ticker = {json.dumps(parts.ticker)}",
+            f"name = {json.dumps(parts.name, ensure_ascii=False)}",
+            f"sector = {json.dumps(parts.sector, ensure_ascii=False)}",
+            'currency = "USD"',
+            f"units = {json.dumps(_UNITS)}",
+            f"fiscal_year_end = {json.dumps(parts.fiscal_year_end)}",
+            f"as_of = {parts.as_of.isoformat()}",
+            f"peer_snapshot_date = {peer_date.isoformat()}",
+            "sources = [\n" + "".join(f"  {json.dumps(x, ensure_ascii=False)},\n" for x in sources) + "]",
+            f"notes = {json.dumps('. '.join(n.rstrip('.') for n in parts.notes) + '.' if parts.notes else '', ensure_ascii=False)}",
+        ]) + "\n"
+        (tmp / "dossier.toml").write_text(toml, encoding="utf-8")
+        try:
+            load_dossier(tmp)
+        except DossierError as exc:
+            option = next((MARKET_FILES[n] for n in MARKET_FILES if str(exc).startswith(n)), None)
+            raise DossierError(f"{option} {market[MARKET_FILES_BY_OPTION[option]]}: {exc}" if option else str(exc)) from None
+    return out
+
+
+def _peer_date(peers: Path, as_of: date) -> date:
+    """The snapshot date of the analyst's peer multiples: ``as_of`` (they are the analyst's view as
+    of the dossier's date; a ``snapshot_date`` column, when the file has one, wins)."""
+    with peers.open(encoding="utf-8-sig", newline="") as fh:
+        dates = {(row.get("snapshot_date") or "").strip() for row in csv.DictReader(fh)} - {""}
+    try:
+        return max(date.fromisoformat(d) for d in dates) if dates else as_of
+    except ValueError:
+        raise DossierError(f"--peers {peers.name}: snapshot_date {sorted(dates)[0]!r} is not a date (expected YYYY-MM-DD)") from None
