@@ -8,6 +8,12 @@ Each step appends 3 rows (a model call with a ~1 KB prompt, a tool call, the ste
 temporary folder (synchronous=FULL, the default); PostgreSQL uses a throwaway schema. Replay runs a
 recorded run of a 50-step chain (plan, 23 tool→observe pairs, decide, approve, report) with
 ``graphs.replay.replay_run`` (median of 3). Target: replay of a 50-step run under 1 s.
+
+Every appended row also writes its Merkle leaf (``merkle_leaves``) in the same transaction; target:
+at least 1,000 rows/s on SQLite with one commit per step. Merkle figures (``--merkle-leaves``,
+default 10**6 synthetic leaves in memory): the tree hash, an RFC 9162 inclusion proof and a
+consistency proof (built and verified; size in hashes and bytes), and signing a tree head over the
+SQLite store the throughput runs wrote (reading its leaves, hashing, Ed25519).
 """
 
 from __future__ import annotations
@@ -30,6 +36,9 @@ from chainproof.agents.scripted import ScriptedChatModel
 from chainproof.app import Chainproof
 from chainproof.checkpoints.audit import AuditStore
 from chainproof.checkpoints.audit_schema import ModelCallRecord, Step, ToolCallRecord
+from chainproof.checkpoints.log_heads import LogKeys, publish_head
+from chainproof.checkpoints.log_verifier import leaf_hash, root_of, verify_consistency, verify_inclusion
+from chainproof.checkpoints.merkle import consistency_proof, inclusion_proof
 from chainproof.graphs.registry import register
 from chainproof.graphs.replay import replay_run
 from chainproof.graphs.spec import ChainSpec, PlanStep
@@ -124,6 +133,41 @@ def replay_seconds(home: Path, repeats: int = 3) -> tuple[float, int, str]:
     return statistics.median(times), len(report.steps), report.outcome
 
 
+def _timed(fn: Any) -> tuple[Any, float]:
+    started = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - started
+
+
+def merkle_figures(n: int) -> dict[str, Any]:
+    """Seconds to hash a tree of ``n`` leaves, and to build and verify an inclusion proof (of the
+    middle leaf) and a consistency proof (from ``n // 2 + 1`` leaves), with their sizes."""
+    leaves = [leaf_hash(i.to_bytes(8, "big")) for i in range(n)]
+    root, root_s = _timed(lambda: root_of(leaves))
+    m = n // 2 + 1
+    path, incl_s = _timed(lambda: inclusion_proof(leaves, n // 2))
+    ok_i, incl_v = _timed(lambda: verify_inclusion(leaves[n // 2], n // 2, n, path, root))
+    proof, cons_s = _timed(lambda: consistency_proof(leaves, m))
+    old = root_of(leaves[:m])
+    ok_c, cons_v = _timed(lambda: verify_consistency(m, n, old, root, proof))
+    assert ok_i and ok_c
+    return {"leaves": n, "root_s": round(root_s, 3),
+            "inclusion": {"hashes": len(path), "bytes": 32 * len(path), "build_s": round(incl_s, 3),
+                          "verify_ms": round(incl_v * 1000, 3)},
+            "consistency": {"from": m, "hashes": len(proof), "bytes": 32 * len(proof), "build_s": round(cons_s, 3),
+                            "verify_ms": round(cons_v * 1000, 3)}}
+
+
+def head_seconds(url: str, home: Path) -> tuple[int, float]:
+    """``(leaves, seconds)`` to sign and publish the tree head of the store at ``url``."""
+    store = AuditStore(url)
+    try:
+        head, seconds = _timed(lambda: publish_head(store.engine, LogKeys(home / "key.pem", home / "pub"), []))
+    finally:
+        store.close()
+    return head["tree_size"], seconds
+
+
 def _pg_schema(url: str):
     import psycopg
 
@@ -137,6 +181,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200, help="steps appended per measurement (3 rows each)")
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--merkle-leaves", type=int, default=10**6, help="leaves of the in-memory Merkle figures")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args()
     results: dict[str, Any] = {"steps": args.steps, "rows_per_step": 3, "audit_rows_per_s": {}}
@@ -161,9 +206,15 @@ def main() -> None:
 
                 with psycopg.connect(args.pg_url, autocommit=True) as conn:
                     conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        size, head_s = head_seconds(url, Path(tmp))
+        results["signed_head"] = {"leaves": size, "seconds": round(head_s, 3)}
         seconds, n_steps, outcome = replay_seconds(Path(tmp) / "home")
     results["replay"] = {"steps": n_steps, "seconds": round(seconds, 3), "outcome": outcome, "model_calls": 0,
                          "target_s": 1.0, "meets_target": seconds < 1.0}
+    results["merkle"] = merkle_figures(args.merkle_leaves)
+    sqlite_rate = results["audit_rows_per_s"]["sqlite"]["commit_per_step"]
+    results["append_target_rows_per_s"] = 1000
+    results["append_meets_target"] = sqlite_rate >= 1000
     if args.json:
         print(json.dumps(results))
         return
@@ -174,6 +225,16 @@ def main() -> None:
             print(f"{backend:<12} skipped: {row['skipped']}")
         else:
             print(f"{backend:<12} {row['commit_per_step']:>16,} {row['batched']:>10,}")
+    print(f"SQLite, one commit per step: target >= 1,000 rows/s (with their Merkle leaves): "
+          f"{'met' if results['append_meets_target'] else 'NOT met'}")
+    h = results["signed_head"]
+    print(f"Signing a tree head over that store ({h['leaves']:,} leaves): {h['seconds']:.3f} s")
+    mk = results["merkle"]
+    print(f"\nMerkle tree of {mk['leaves']:,} leaves (in memory): root {mk['root_s']:.3f} s")
+    for kind in ("inclusion", "consistency"):
+        p = mk[kind]
+        print(f"  {kind:<12} proof: {p['hashes']} hashes ({p['bytes']} bytes), built in {p['build_s']:.3f} s, "
+              f"verified in {p['verify_ms']:.3f} ms")
     r = results["replay"]
     print(f"\nReplay of a recorded {r['steps']}-step run: {r['seconds']:.3f} s (median of 3, {r['outcome']}, "
           f"0 model calls; target < 1 s: {'met' if r['meets_target'] else 'NOT met'})")

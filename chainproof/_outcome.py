@@ -2,7 +2,9 @@
 interrupted (``run_failed``, with a note naming ``chainproof resume``), stopped after
 a refused tool result (``run_failed``, raised), paused at a cost or step budget or for approval
 (``run_paused`` with what a resume needs, e.g. the approval binding), or completed
-(``run_completed``; a zero-data-retention run's checkpoints are deleted first)."""
+(``run_completed``; a zero-data-retention run's checkpoints are deleted first). After a pause or
+the completion is recorded, the audit log's tree head is signed and published
+(:meth:`chainproof.checkpoints.audit.AuditStore.publish_head`)."""
 
 from __future__ import annotations
 
@@ -79,18 +81,22 @@ def record_outcome(audit: AuditStore, app: Any, config: dict[str, Any], run_id: 
     cost = next((p for p in pauses if isinstance(p, CostBudgetPause)), None)
     if cost is not None:
         audit.append(run_id, EventRecord(kind="run_paused", detail={"cost_budget_stop": cost.value}))
+        audit.publish_head()
         return RunResult(run_id, "paused", [cost], state=state)
     stop = next((p for p in pauses if isinstance(p, StepBudgetPause)), None)
     if stop is not None:
         audit.append(run_id, EventRecord(kind="run_paused", detail={"budget_stop": stop.value}))
+        audit.publish_head()
         return RunResult(run_id, "paused", [stop], state=state)
     pending: list[ApprovalPause] = approvals.approvals_of(pauses)
     if pending:
         detail = approvals.pause_binding(pending, snapshot.config["configurable"])
         audit.append(run_id, EventRecord(kind="run_paused", detail=detail))
+        audit.publish_head()
         return RunResult(run_id, "paused", list(pending), state=state)
     run = audit.get_run(run_id)
     if run is not None and run.zdr:
         forget_thread(app.checkpointer, run_id)  # zero data retention: the state holds model text
     audit.append(run_id, EventRecord(kind="run_completed", detail={"report_path": state.get("report_path")}))
+    audit.publish_head()
     return RunResult(run_id, "completed", report_path=state.get("report_path"), state=state)

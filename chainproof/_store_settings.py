@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -32,6 +32,22 @@ def _default_home() -> Path:
     return Path(os.environ.get("CHAINPROOF_HOME", Path.home() / ".chainproof")).expanduser()
 
 
+class LogSettings(BaseModel):
+    """``[log]``: signed tree heads of the audit store's Merkle log (``checkpoints/log_heads.py``).
+
+    ``key_file``: the Ed25519 signing key (PEM, mode 0600; created on first use; default
+    ``$CHAINPROOF_HOME/keys/log-signing.key``) — keep it where the database's writers cannot read it.
+    ``public_keys_dir``: every public key by key id (default ``$CHAINPROOF_HOME/keys/public``).
+    ``head_sinks``: append-only files the heads are published to (default
+    ``$CHAINPROOF_HOME/heads/heads.jsonl``; ``[]`` for none). ``sign_heads``: sign and publish a head
+    at every run's pause and completion (``chainproof log head`` signs one on demand either way)."""
+
+    sign_heads: bool = True
+    key_file: Path | None = None
+    public_keys_dir: Path | None = None
+    head_sinks: list[Path] | None = None
+
+
 class StoreSettings(BaseSettings):
     """Where the stores are, and what read-only commands read (see the module docstring); sources
     and precedence as documented in :mod:`chainproof.settings`."""
@@ -45,6 +61,7 @@ class StoreSettings(BaseSettings):
     )
     reports_dir: Path | None = None
     budgets: BudgetSettings = Field(default_factory=BudgetSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
     secret_patterns: list[str] = Field(
         default_factory=list,
         description="Extra regular expressions whose matches are redacted everywhere Chainproof writes, on top "
@@ -99,6 +116,31 @@ class StoreSettings(BaseSettings):
     def resolved_reports_dir(self) -> Path:
         return self.reports_dir or self.home / "reports"
 
+    def log_keys(self) -> Any:
+        """The log's :class:`chainproof.checkpoints.log_heads.LogKeys` (imports ``cryptography``)."""
+        from chainproof.checkpoints.log_heads import LogKeys
+
+        return LogKeys(self.log.key_file or self.home / "keys" / "log-signing.key",
+                       self.log.public_keys_dir or self.home / "keys" / "public")
+
+    def head_sinks(self) -> list[Any]:
+        """The configured head sinks (:class:`chainproof.checkpoints.log_heads.FileSink`)."""
+        from chainproof.checkpoints.log_heads import FileSink
+
+        paths = self.log.head_sinks if self.log.head_sinks is not None else [self.home / "heads" / "heads.jsonl"]
+        return [FileSink(p) for p in paths]
+
+    def head_publisher(self) -> Any:
+        """``publish(engine) -> head`` signing and publishing the store's tree head (keys and sinks
+        above), or None when ``log.sign_heads`` is off."""
+        if not self.log.sign_heads:
+            return None
+        import functools
+
+        from chainproof.checkpoints.log_heads import publish_head
+
+        return functools.partial(publish_head, keys=self.log_keys(), sinks=self.head_sinks())
+
     @property
     def models_dir(self) -> Path:
         return self.home / "models"
@@ -133,4 +175,4 @@ def only_store_settings_given() -> bool:
     return True
 
 
-__all__ = ["NOT_SETTINGS", "StoreSettings", "only_store_settings_given"]
+__all__ = ["NOT_SETTINGS", "LogSettings", "StoreSettings", "only_store_settings_given"]

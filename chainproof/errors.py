@@ -37,8 +37,10 @@ __all__ = [
     "DossierError",
     "EdgarUnavailable",
     "GraphNotFound",
+    "HeadRefused",
     "InputError",
     "LocalModelUnavailable",
+    "LogInconsistent",
     "MalformedResponse",
     "ModelCallFailed",
     "NotRetained",
@@ -51,6 +53,7 @@ __all__ = [
     "RunNotResumable",
     "SchemaOutdated",
     "ScriptExhausted",
+    "SigningKeyError",
     "StorageError",
     "StoreMissing",
     "StructuredOutputError",
@@ -143,6 +146,16 @@ class DossierError(UserError):
     The message always names the file (and line/column or field where relevant), what was found
     and what was expected.
     """
+
+
+class SigningKeyError(UserError):
+    """The log's signing key file or a public key is missing, unreadable or too open (the message
+    names the file, the setting and the fix)."""
+
+
+class HeadRefused(UserError):
+    """A signed tree head that is not valid: malformed, signed by an unknown key, or its signature
+    does not verify."""
 
 
 class LocalModelUnavailable(UserError):
@@ -256,6 +269,10 @@ class NotRetained(RunError):
 
 class AuditError(RunError):
     """Audit-store misuse, e.g. appending to a run that was never started."""
+
+
+class LogInconsistent(AuditError):
+    """The audit log no longer extends a tree head already published: a head is not signed over it."""
 
 
 class AlreadyDecided(AuditError):

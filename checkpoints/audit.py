@@ -9,10 +9,10 @@ here updates or deletes a row.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from chainproof.checkpoints.audit_db import (
@@ -46,6 +46,14 @@ class AuditStore(AuditReader):
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._lock = threading.Lock()
         self._writer = ChainWriter(self.engine, self.redactor)
+        self.head_publisher: Callable[[Engine], dict[str, Any]] | None = None
+
+    def publish_head(self) -> dict[str, Any] | None:
+        """Sign the Merkle log's tree head and publish it to the head sinks through
+        ``head_publisher`` (set from the settings' ``log`` section by ``Chainproof``); None when
+        there is none (a scratch or bare store). Raises ``LogInconsistent`` (nothing signed) when
+        the log no longer extends a head a sink already holds."""
+        return self.head_publisher(self.engine) if self.head_publisher is not None else None
 
     @classmethod
     def scratch(cls, redactor: Redactor | None = None) -> AuditStore:

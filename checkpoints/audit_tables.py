@@ -189,6 +189,18 @@ reasoning_cache = Table(
 )
 """Cached model answers (not an audit record: not chained, expires, may be cleared)."""
 
+merkle_leaves = Table(
+    "merkle_leaves", metadata,
+    Column("idx", Integer, primary_key=True, autoincrement=False),  # leaf index, 0, 1, 2, … in append order
+    Column("leaf_hash", String(64), nullable=False),  # hex RFC 9162 leaf hash of the record's leaf data
+    Column("run_id", String(64), nullable=False),  # the record it covers (no foreign key: leaves outlive rows)
+    Column("record_table", String(32), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Index("ix_merkle_leaves_run_seq", "run_id", "seq"),
+)
+"""The Merkle log over every chained record of every run, in append order (one leaf per record,
+written in the record's transaction; :mod:`chainproof.checkpoints.merkle_log`). Not a chained table."""
+
 CHAINED: tuple[Table, ...] = (steps, model_calls, tool_calls, approvals, reviews, events)
 """The chained tables, in the order a run's records are read."""
 
@@ -209,4 +221,4 @@ OPTIONAL_COLUMNS: dict[str, frozenset[str]] = {name: frozenset() for name in ZDR
     "model_calls": frozenset({"cache_hit"})}
 
 __all__ = ["CHAINED", "GENESIS", "OPTIONAL_COLUMNS", "REPLAY_IGNORE", "ZDR_FIELDS", "approvals", "events",
-           "metadata", "model_calls", "reasoning_cache", "reviews", "runs", "steps", "tool_calls", "utcnow"]
+           "merkle_leaves", "metadata", "model_calls", "reasoning_cache", "reviews", "runs", "steps", "tool_calls", "utcnow"]

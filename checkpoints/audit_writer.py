@@ -11,7 +11,10 @@ every seq of the run) by, in one transaction on one connection:
 3. one ``INSERT`` per record, with the same parameters the ORM's flush sends (the attributes set on
    the record; column defaults apply to the others), after hashing the record's content exactly as
    before (:func:`chainproof.checkpoints.audit_hashing.record_hash` over the same ORM attributes);
-4. the ``riders``: other writes that belong with the records (a model answer for the reasoning
+4. one ``merkle_leaves`` row per record, at the next leaf indexes (the Merkle log over every run,
+   :mod:`chainproof.checkpoints.merkle_log`; on PostgreSQL under a second, store-wide advisory lock, so
+   leaf indexes follow commit order with no gap);
+5. the ``riders``: other writes that belong with the records (a model answer for the reasoning
    cache, :meth:`chainproof.checkpoints.reasoning_cache.ReasoningCache.put`), so a super-step commits once.
 
 On SQLite and PostgreSQL the head query and the INSERTs run on the transaction's DB-API cursor
@@ -31,11 +34,13 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, Select, bindparam, insert, select, text, union_all
+from sqlalchemy import Connection, Engine, Select, bindparam, func, insert, select, text, union_all
 
 from chainproof.checkpoints.audit_hashing import Redactor, record_hash, zdr_minimise
 from chainproof.checkpoints.audit_schema import CHAINED_TABLES, GENESIS, Chained, Run, utcnow
+from chainproof.checkpoints.audit_tables import merkle_leaves
 from chainproof.checkpoints.fast_sql import FastStatement, cursor_of, supported
+from chainproof.checkpoints.merkle_log import record_leaf
 from chainproof.errors import AuditError
 
 
@@ -90,6 +95,18 @@ def _same(value: Any) -> Any:
 
 
 _DEFAULTS = {model: _defaults(model) for model in CHAINED_TABLES}
+_NEXT_LEAF = select(func.coalesce(func.max(merkle_leaves.c.idx) + 1, 0))
+_LEAF_KEYS = ("idx", "leaf_hash", "run_id", "record_table", "seq")
+_INSERT_LEAF = insert(merkle_leaves)
+# every append takes it after its run's lock: leaf indexes are store-wide (PostgreSQL only; SQLite's
+# BEGIN IMMEDIATE already serialises every writer)
+_LOG_LOCK = text("SELECT pg_advisory_xact_lock(hashtext('chainproof-merkle-log'))")
+
+
+def _leaf_rows(records: Sequence[Chained], first: int) -> list[dict[str, Any]]:
+    return [{"idx": first + i, "leaf_hash": record_leaf(rec.__tablename__, rec.run_id, rec.seq, rec.record_hash),
+             "run_id": rec.run_id, "record_table": rec.__tablename__, "seq": rec.seq}
+            for i, rec in enumerate(records)]
 
 
 class _FastPath:
@@ -102,6 +119,12 @@ class _FastPath:
         self.inserts = {model: FastStatement(stmt.returning(model.__table__.c.id) if self.returning else stmt,
                                              dialect, column_keys=_COLUMNS[model])
                         for model, stmt in _INSERTS.items()}
+        self.next_leaf = FastStatement(_NEXT_LEAF, dialect)
+        self.insert_leaf = FastStatement(_INSERT_LEAF, dialect, column_keys=_LEAF_KEYS)
+
+    def append_leaves(self, cursor: Any, records: Sequence[Chained]) -> None:
+        first = int(self.next_leaf.rows(cursor, {})[0][0])
+        cursor.executemany(self.insert_leaf.sql, [self.insert_leaf.params(row) for row in _leaf_rows(records, first)])
 
     def chain_head(self, cursor: Any, run_id: str) -> tuple[int, str]:
         rows = self.head.rows(cursor, {"run_id": run_id})
@@ -185,8 +208,15 @@ class ChainWriter:
                     fast.insert(cursor, rec)
                 else:
                     self._insert(conn, rec)
-            if cursor is not None:
+            if self._postgres:
+                conn.execute(_LOG_LOCK)
+            if fast is not None and cursor is not None:
+                if records:
+                    fast.append_leaves(cursor, records)
                 cursor.close()
+            elif records:
+                first = int(conn.execute(_NEXT_LEAF).scalar_one())
+                conn.execute(_INSERT_LEAF, _leaf_rows(records, first))
             for rider in riders:
                 if rider.engine is self.engine:
                     rider.write(conn)

@@ -2,9 +2,10 @@
 
 Commands: ``run GRAPH``, ``graphs``, ``approve``, ``reject``, ``edit``, ``resume``, ``pending``,
 ``runs``, ``show``, ``costs``, ``verify``, ``replay``, ``export``, ``cache clear``, ``db upgrade``,
-``dossier build|fetch|import``. Modules by area: ``_run`` (run, graphs), ``_decide`` (approve,
-reject, edit, resume), ``_audit`` (runs, pending, show, verify, replay, export), ``_admin`` (costs,
-cache, db), ``_dossier`` (dossier); ``_views`` / ``_html`` render data handed to them and never query the store.
+``dossier build|fetch|import``, ``log head|key|rotate-key``, ``prove``. Modules by area: ``_run`` (run,
+graphs), ``_decide`` (approve, reject, edit, resume), ``_audit`` (runs, pending, show, verify, replay,
+export), ``_log`` (the Merkle log: log head/key/rotate-key, prove, verify --against), ``_admin``
+(costs, cache, db), ``_dossier`` (dossier); ``_views`` / ``_html`` render data handed to them and never query the store.
 
 Exit codes, one handler for every command (:class:`_Group`):
 
@@ -192,8 +193,23 @@ def get_run(store: AuditReader, run_id: str, url: str) -> Any:
     return run
 
 
+def write_out(out: Any, text: str, what: str, *, force: bool) -> None:
+    """Write ``text`` to the ``--out`` file ``out`` (a ``Path``) and say so on stderr. Raises
+    ``InputError`` naming ``--out`` when the file exists and not ``force``, or cannot be written."""
+    from chainproof.errors import InputError
+
+    if out.exists() and not force:
+        raise InputError(f"--out {out}: the file exists; give --force to replace it")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"--out {out}: cannot write the {what} ({exc.strerror or exc})") from None
+    err.print(f"{what} written to {out}", highlight=False)
+
+
 # the commands register themselves on `app` when imported
-from chainproof.cli import _admin, _audit, _decide, _dossier, _run  # noqa: E402,F401
+from chainproof.cli import _admin, _audit, _decide, _dossier, _log, _run  # noqa: E402,F401
 
 
 def main() -> None:  # pragma: no cover - console entry point

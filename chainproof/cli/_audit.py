@@ -15,7 +15,7 @@ import typer
 
 import chainproof.cli as cli
 from chainproof.cli import _views as views
-from chainproof.cli import app, console, err
+from chainproof.cli import app, console
 from chainproof.errors import InputError
 
 
@@ -62,13 +62,27 @@ def show(
 def verify(
     run_id: Annotated[Optional[str], typer.Argument(help="The run to verify.")] = None,
     all_runs: Annotated[bool, typer.Option("--all", help="Verify every run in the audit store.")] = False,
+    against: Annotated[Optional[Path], typer.Option(help="A signed tree head (from `chainproof log head --out`): "
+                                                     "prove the current log extends it.")] = None,
+    public_key: Annotated[Optional[Path], typer.Option(help="With --against: the log's public key (PEM) to check "
+                                                       "the head with (default: log.public_keys_dir).")] = None,
 ) -> None:
     """Recompute a run's hash chain and report the first broken link (edited, deleted, inserted,
-    reordered record). Exit code 1 when a chain is broken."""
+    reordered record); or, with --against HEAD.json, prove with an RFC 9162 consistency proof that
+    the whole log extends that signed head, naming the first record that differs or is missing.
+    Exit code 1 when a chain is broken or the log does not extend the head."""
     from chainproof.checkpoints.verify import verify_all, verify_run
 
+    if against is not None:
+        if run_id or all_runs:
+            raise InputError("verify: --against checks the whole log; give it without RUN_ID or --all")
+        from chainproof.cli._log import verify_against
+
+        if not verify_against(against, public_key):
+            raise typer.Exit(1)
+        return
     if bool(run_id) == all_runs:
-        raise InputError("verify: give a RUN_ID or --all (not both)")
+        raise InputError("verify: give a RUN_ID, --all or --against HEAD.json")
     with cli.read_store() as (s, store):
         if run_id is not None:
             cli.get_run(store, run_id, s.resolved_database_url)
@@ -128,9 +142,4 @@ def export(
     if out is None:
         sys.stdout.write(text)
         return
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"--out {out}: cannot write the export ({exc.strerror or exc})") from None
-    err.print(f"{fmt} export of run {run_id} written to {out}", highlight=False)
+    cli.write_out(out, text, f"{fmt} export of run {run_id}", force=True)  # overwrites: refusing is issue 12's next stage
