@@ -183,7 +183,7 @@ def get_run(store: AuditReader, run_id: str, url: str) -> Any:
 
 
 # the commands register themselves on `app` when imported
-from chainproof.cli import _admin, _audit, _decide, _run  # noqa: E402,F401
+from chainproof.cli import _admin, _audit, _decide, _run, _web  # noqa: E402,F401
 
 
 def main() -> None:  # pragma: no cover - console entry point
