@@ -23,7 +23,7 @@ from chainproof._boundaries import restore_model
 from chainproof.checkpoints.audit import AlreadyDecided, AuditStore
 from chainproof.checkpoints.audit_hashing import sha256_hex
 from chainproof.checkpoints.audit_schema import ApprovalRecord, EventRecord
-from chainproof.errors import ApprovalRefused, ApproverNotAllowed
+from chainproof.errors import ApprovalRefused, ApproverNotAllowed, InputError
 from chainproof.graphs._engine import approvals
 from chainproof.graphs._engine.context import ChainContext
 from chainproof.graphs.approval import ApprovalAction, ApprovalAnswer, apply_changes, check_answer
@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 def approver_of(settings: Settings, approver: str | None, principal: Principal | None) -> str:
     """The name a decision is recorded under: the principal's username, or the typed name.
     ``ApproverNotAllowed`` for a typed name where signed-in approvers are required, or a typed name
-    that differs from the principal's; ``ValueError`` for neither or a blank name."""
+    that differs from the principal's; ``InputError`` for neither or a blank name."""
     if principal is not None:
         if approver is not None and approver.strip().casefold() != principal.username.casefold():
             raise ApproverNotAllowed(f"approver: signed in as {principal.username!r}, not {approver!r}; "
@@ -48,7 +48,7 @@ def approver_of(settings: Settings, approver: str | None, principal: Principal |
                                  "(auth.require_authenticated_approvers); sign in with `chainproof login` "
                                  "or decide in the web app")
     if approver is None or not approver.strip():
-        raise ValueError("approver (--as): a name is required")
+        raise InputError("approver (--as): a name is required")
     return approver
 
 
