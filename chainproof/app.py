@@ -31,21 +31,20 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 from langgraph.types import Command
 from pydantic import ValidationError
 
 from chainproof import _wiring
-from chainproof._boundaries import restore_model
+from chainproof._decisions import record_decision
 from chainproof._outcome import stream_run
 from chainproof._storage import cause, check_checkpointer, run_lock, storage_errors
 from chainproof.agents.config import EFFORTS
 from chainproof.agents.models import ConfiguredModels, ModelProvider
-from chainproof.checkpoints.audit import AlreadyDecided, AuditStore
-from chainproof.checkpoints.audit_hashing import sha256_hex
-from chainproof.checkpoints.audit_schema import ApprovalRecord, EventRecord
+from chainproof.checkpoints.accounts import Principal
+from chainproof.checkpoints.audit import AuditStore
+from chainproof.checkpoints.audit_schema import EventRecord
 from chainproof.checkpoints.reasoning_cache import ReasoningCache
 from chainproof.checkpoints.saver import open_checkpointer
 from chainproof.errors import InputError, RunBusy, RunNotFound, RunNotResumable, StorageError, UserError
@@ -54,12 +53,11 @@ from chainproof.graphs._engine.compile import build_graph
 from chainproof.graphs._engine.context import ChainContext
 from chainproof.graphs._engine.fork import start_fork
 from chainproof.graphs._engine.state import ChainState
-from chainproof.graphs.approval import ApprovalAction, ApprovalAnswer, ApprovalRefused, apply_changes, check_answer
+from chainproof.graphs.approval import ApprovalAction, ApprovalAnswer
 from chainproof.graphs.approval_policy import ApprovalPolicy
 from chainproof.graphs.budgets import check_resume
 from chainproof.graphs.registry import add_paths, get_spec
 from chainproof.graphs.review import Budget
-from chainproof.graphs.view import ChainView
 from chainproof.settings import Settings
 from chainproof.types import CostBudgetPause, ProgressEvent, RunResult, StepBudgetPause, ValueRefusedPause
 from chainproof.values import decode_value, encode_value
@@ -205,66 +203,43 @@ class Chainproof:
         run_id: str,
         *,
         action: ApprovalAction,
-        approver: str,
+        approver: str | None = None,
+        principal: Principal | None = None,
         comment: str | None = None,
         edited: dict[str, Any] | None = None,
         changes: list[str] | None = None,
         request_id: str | None = None,
+        proposed_hash: str | None = None,
         on_progress: Progress | None = None,
+        wait: bool = True,
     ) -> RunResult:
         """Answer a pending approval request and resume the run.
 
         ``action``: approve | reject (needs ``comment``) | edit (``edited``: the replacement
         proposal, or ``changes``: ``FIELD=VALUE`` assignments applied to the pending proposal;
         validated by the spec's ``approval_schema``). ``request_id`` may be omitted when exactly
-        one request is pending.
+        one request is pending. Who decides: ``principal`` (a signed-in account, recorded with the
+        decision and checked against the policy by username and account roles) or ``approver`` (a
+        typed name; refused when ``auth.require_authenticated_approvers`` is set).
+        ``proposed_hash``: the proposal hash the approver saw (optional; refused when it differs).
+        ``wait=False`` records the decision and returns status ``resumed`` without advancing the
+        run (``resume`` then applies it: the web app does so in the background).
 
         Raises ``ApprovalRefused`` (listing the pending requests) and executes and records nothing
         when: the run is not paused; the id matches no pending request (stale, unknown, or of
         another run); the request was already decided; the thread moved away from the checkpoint
         the request was raised at (a fork or a state update); the approver is not allowed by the
-        policy; or the answer is incomplete or does not fit the schema. ``ValueError`` for a
-        blank approver name; ``RunNotFound`` for an unknown run.
+        policy (``ApproverNotAllowed``); or the answer is incomplete or does not fit the schema.
+        ``ValueError`` for a blank approver name; ``RunNotFound`` for an unknown run
+        (chainproof/_decisions.py).
         """
         run = self._run(run_id)
         with self._thread(run_id, run.graph) as (app, config, ctx):
-            spec = ctx.spec
-            snapshot = app.get_state(config)
-            pending = approvals.approvals_of(approvals.pauses_of(snapshot))
-            request = approvals.target(self.audit, run_id, pending, request_id)
-            checkpoint_id = snapshot.config["configurable"]["checkpoint_id"]
-            approvals.check_binding(self.audit, run_id, request, checkpoint_id, pending)
-            if changes:
-                edited = apply_changes(edited or request.proposed, changes)
-            answer = ApprovalAnswer(
-                request_id=request.request_id, action=action, approver=approver, comment=comment, edited=edited,
-                decided_at=datetime.now(UTC),
-            )
-            policy, roles = ctx.approval_policy, _wiring.recorded_roles(self.audit, run_id, self.settings)
-            if not policy.allows(answer.approver, roles):
-                raise ApprovalRefused(
-                    f"approver: {answer.approver!r} may not decide for graph {run.graph}; allowed: "
-                    f"{', '.join(policy.approvers)}; pending: {approvals.listing(pending)}")
-            answer = check_answer(answer, request, spec.approval_schema(request.subject))
-            if answer.action == "edit" and request.subject == "decision" and answer.edited is not None:  # check_answer: set
-                try:  # a person's edit passes the same checks as the model's answer (e.g. evidence keys)
-                    spec.check_decision(restore_model(spec.decision_schema, answer.edited), ChainView(snapshot.values))
-                except ValueError as exc:
-                    raise ApprovalRefused(f"edited: {exc}; nothing was decided; pending: {approvals.listing(pending)}") from None
-            content = answer.edited if answer.action == "edit" else request.proposed
-            decision = ApprovalRecord(
-                step_no=request.step_no, request_id=request.request_id, action=answer.action,
-                approver=answer.approver, comment=answer.comment, proposed_hash=request.proposed_hash,
-                payload={**answer.model_dump(mode="json"), "subject": request.subject,
-                         "interrupt_id": request.interrupt_id, "checkpoint_id": checkpoint_id,
-                         "decided_hash": sha256_hex(content)},
-            )
-            try:
-                self.audit.append_decision(run_id, decision, EventRecord(
-                    kind="run_resumed", detail={"request_id": request.request_id, "by": answer.approver}))
-            except AlreadyDecided as exc:
-                raise ApprovalRefused(f"{exc}; pending: {approvals.listing(pending)}") from None
-            resume = {request.interrupt_id: self.audit.redactor(answer.model_dump(mode="json"))}
+            resume = record_decision(self.audit, self.settings, run, app.get_state(config), ctx, action=action,
+                                     approver=approver, principal=principal, comment=comment, edited=edited,
+                                     changes=changes, request_id=request_id, proposed_hash=proposed_hash)
+            if not wait:
+                return RunResult(run_id, "resumed")
             return self._stream(app, config, ctx, run_id, Command(resume=resume), on_progress)
 
     def replay(self, run_id: str):
@@ -304,7 +279,7 @@ class Chainproof:
                 raise InputError(f"budget_usd: run {run_id} is not paused at a cost budget "
                                  f"(status: {self.audit.run_status(run_id)})")
             payload: Any
-            detail: dict[str, Any]
+            detail: dict[str, Any] | None
             if cost is not None:
                 check_resume(_wiring.cost_guard(self.settings, self.audit), snapshot.values, cost.value, budget_usd)
                 payload = Command(resume={cost.interrupt_id: {"budget_usd": budget_usd, "by": by}})
@@ -331,6 +306,8 @@ class Chainproof:
                                           f"answer it with: chainproof approve {run_id} --as NAME (or reject / edit); "
                                           f"pending: {approvals.listing(pending)}")
                 payload, detail = Command(resume=resume), {"reapplied": len(resume)}
+                if self.audit.run_status(run_id) == "resumed":  # the decision's own run_resumed is the latest
+                    detail = None
             elif self.audit.run_status(run_id) == "completed":
                 raise RunNotResumable(f"run {run_id} is completed; there is nothing to resume")
             elif not snapshot.next and not snapshot.values:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 __all__ = [
     "AlreadyDecided",
     "ApprovalRefused",
+    "ApproverNotAllowed",
     "AuditError",
     "BudgetUnenforceable",
     "ChainproofError",
@@ -41,8 +42,11 @@ __all__ = [
     "InputError",
     "LocalModelUnavailable",
     "LogInconsistent",
+    "LoginThrottled",
     "MalformedResponse",
     "ModelCallFailed",
+    "NotAuthenticated",
+    "NotPermitted",
     "NotRetained",
     "PlanError",
     "RateLimitWaitTooLong",
@@ -129,6 +133,32 @@ class SchemaOutdated(StorageError):
 
 class ApprovalRefused(UserError):
     """An answer that does not fit the pending request; nothing was executed or recorded."""
+
+
+class ApproverNotAllowed(ApprovalRefused):
+    """The approver (a typed name, or a signed-in account) is not allowed by the graph's approval
+    policy, or the store requires a signed-in approver and got a typed name; nothing was recorded."""
+
+
+class NotAuthenticated(UserError):
+    """No valid credentials: a wrong username or password, or a session or API token that is
+    unknown, expired, revoked or of a disabled account. The message never says which of the two
+    halves of a sign-in was wrong."""
+
+
+class NotPermitted(UserError):
+    """The signed-in account's roles do not allow the request (e.g. an auditor asking to start a
+    run, an analyst reading another department's run), or a state-changing request from a browser
+    session came without its CSRF token."""
+
+
+class LoginThrottled(NotAuthenticated):
+    """Too many failed sign-ins for the account in the window (``auth.login_max_failures`` in
+    ``auth.login_window_s``); ``retry_after_s`` is when the oldest failure leaves the window."""
+
+    def __init__(self, message: str, retry_after_s: float):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class BudgetUnenforceable(UserError):

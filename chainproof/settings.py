@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, field_validator
 from chainproof._store_settings import StoreSettings
 from chainproof.agents.config import LocalModelSettings, ModelSettings
 from chainproof.agents.pricing import Price, default_prices
+from chainproof.checkpoints.accounts import AuthSettings
 from chainproof.checkpoints.reasoning_cache import DEFAULT_TTL_S
 from chainproof.graphs.approval_policy import ApprovalPolicy
 from chainproof.graphs.routing import RoutingSettings
@@ -62,6 +63,7 @@ class Settings(StoreSettings):
     )
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
     graphs: list[str] = Field(
         default_factory=list,
         description="Extra graphs as 'package.module:attribute' paths (a ChainSpec subclass, instance or "

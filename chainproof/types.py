@@ -212,9 +212,10 @@ def parse_progress(chunk: Mapping[str, Any]) -> ProgressEvent:
     return event
 
 
-RunStatus = Literal["paused", "completed"]
+RunStatus = Literal["paused", "completed", "resumed"]
 """Where a run stands after a call that returned (a failure raises instead; the run stays
-resumable, and its audit status is ``failed``)."""
+resumable, and its audit status is ``failed``). ``resumed``: ``decide(wait=False)`` recorded the
+decision and left the run for ``resume`` to continue."""
 
 
 @dataclass

@@ -255,6 +255,15 @@ class AuditReader:
             raise ValueError(f"table: expected one of {', '.join(c.name for c in t.CHAINED)}, got {table!r}")
         return self._records(select(tbl).where(tbl.c.run_id == run_id).order_by(tbl.c.seq), tbl)
 
+    def records_after(self, run_id: str, after_seq: int, tables: tuple[str, ...]) -> list[Any]:
+        """The records of ``run_id`` with ``seq`` greater than ``after_seq`` in the chained
+        ``tables`` (names), by seq: what a live view has not seen yet (the web app's event stream)."""
+        rows: list[Any] = []
+        for table in t.CHAINED:
+            if table.name in tables:
+                rows.extend(self._records(select(table).where(table.c.run_id == run_id, table.c.seq > after_seq), table))
+        return sorted(rows, key=lambda r: r.seq)
+
     def run_ids(self) -> list[str]:
         """Every run id, oldest run first, then the ids of chained records whose run header is gone
         (so ``verify --all`` reports a deleted header instead of skipping its run)."""

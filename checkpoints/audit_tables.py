@@ -201,6 +201,48 @@ merkle_leaves = Table(
 """The Merkle log over every chained record of every run, in append order (one leaf per record,
 written in the record's transaction; :mod:`chainproof.checkpoints.merkle_log`). Not a chained table."""
 
+accounts = Table(
+    "accounts", metadata,
+    Column("account_id", String(32), primary_key=True),
+    Column("username", String(100), nullable=False, unique=True),
+    Column("display_name", String(200), nullable=False),
+    Column("roles", JSON, nullable=False),  # app roles (analyst, approver, auditor, admin) and policy roles
+    Column("department", String(100)),
+    Column("password_hash", String(200), nullable=False),  # argon2id, PHC string
+    Column("disabled", Boolean, nullable=False, default=False, server_default=false()),
+    Column("created_at", _TS, nullable=False, default=utcnow),
+)
+"""A person who signs in to the web app or the CLI (``chainproof users``; not chained)."""
+
+credentials = Table(
+    "credentials", metadata,
+    Column("credential_id", String(32), primary_key=True),
+    Column("account_id", String(32), ForeignKey("accounts.account_id"), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),  # session | api
+    Column("label", String(200)),
+    Column("secret_hash", String(64), nullable=False),  # SHA-256 of the random secret; the secret is never stored
+    Column("csrf_hash", String(64)),  # sessions: SHA-256 of the CSRF token
+    Column("created_at", _TS, nullable=False, default=utcnow),
+    Column("expires_at", _TS),
+    Column("revoked_at", _TS),
+)
+"""A browser session or an API token of an account: hashed at rest, revocable."""
+
+auth_events = Table(
+    "auth_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("seq", Integer, nullable=False, unique=True),
+    Column("created_at", _TS, nullable=False, default=utcnow),
+    Column("kind", String(32), nullable=False),
+    Column("username", String(100)),
+    Column("actor", String(100)),
+    Column("detail", JSON, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("record_hash", String(64), nullable=False),
+    Index("ix_auth_events_username_created_at", "username", "created_at"),
+)
+"""Sign-ins, failures, tokens and account changes: one hash chain over the store (``seq`` 1, 2, …)."""
+
 CHAINED: tuple[Table, ...] = (steps, model_calls, tool_calls, approvals, reviews, events)
 """The chained tables, in the order a run's records are read."""
 
@@ -220,5 +262,6 @@ REPLAY_IGNORE: dict[str, frozenset[str]] = {
 OPTIONAL_COLUMNS: dict[str, frozenset[str]] = {name: frozenset() for name in ZDR_FIELDS} | {
     "model_calls": frozenset({"cache_hit"})}
 
-__all__ = ["CHAINED", "GENESIS", "OPTIONAL_COLUMNS", "REPLAY_IGNORE", "ZDR_FIELDS", "approvals", "events",
-           "merkle_leaves", "metadata", "model_calls", "reasoning_cache", "reviews", "runs", "steps", "tool_calls", "utcnow"]
+__all__ = ["CHAINED", "GENESIS", "OPTIONAL_COLUMNS", "REPLAY_IGNORE", "ZDR_FIELDS", "accounts", "approvals",
+           "auth_events", "credentials", "events", "merkle_leaves", "metadata", "model_calls", "reasoning_cache",
+           "reviews", "runs", "steps", "tool_calls", "utcnow"]

@@ -209,7 +209,7 @@ def write_out(out: Any, text: str, what: str, *, force: bool) -> None:
 
 
 # the commands register themselves on `app` when imported
-from chainproof.cli import _admin, _audit, _decide, _dossier, _log, _run  # noqa: E402,F401
+from chainproof.cli import _admin, _audit, _decide, _dossier, _log, _run, _web  # noqa: E402,F401
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -17,7 +17,8 @@ from chainproof.errors import InputError
 if TYPE_CHECKING:  # typing only: the CLI imports the engine when a command runs
     from chainproof.graphs.approval import ApprovalAction
 
-As = Annotated[str, typer.Option("--as", help="Your name, recorded as the approver.")]
+As = Annotated[Optional[str], typer.Option("--as", help="Your name, recorded as the approver (after `chainproof login`: "
+                                               "the signed-in account is, and --as may be left out).")]
 RequestOpt = Annotated[Optional[str], typer.Option("--request", help="Request id (optional when only one is pending).")]
 
 
@@ -29,9 +30,15 @@ def finish(result: Any) -> None:
         views.print_completed(console, result)
 
 
-def _decide(run_id: str, action: ApprovalAction, approver: str, comment: str | None, request: str | None, **edit: Any) -> None:
+def _decide(run_id: str, action: ApprovalAction, approver: str | None, comment: str | None, request: str | None,
+            **edit: Any) -> None:
+    from chainproof.cli._web import stored_principal
+
+    principal = stored_principal()  # the token `chainproof login` stored, when there is one
+    if principal is None and approver is None:
+        raise InputError("--as: your name is required (or sign in once with `chainproof login USERNAME`)")
     with cli._engine() as engine, views.LiveSteps(console) as live:
-        result = engine.decide(run_id, action=action, approver=approver, comment=comment,
+        result = engine.decide(run_id, action=action, approver=approver, principal=principal, comment=comment,
                                request_id=request, on_progress=live.update, **edit)
     finish(result)
 
@@ -39,7 +46,7 @@ def _decide(run_id: str, action: ApprovalAction, approver: str, comment: str | N
 @app.command()
 def approve(
     run_id: str,
-    approver: As,
+    approver: As = None,
     comment: Annotated[Optional[str], typer.Option(help="Optional comment, kept in the audit trail.")] = None,
     request: RequestOpt = None,
 ) -> None:
@@ -50,8 +57,8 @@ def approve(
 @app.command()
 def reject(
     run_id: str,
-    approver: As,
     comment: Annotated[str, typer.Option(help="Why you reject it (required).")],
+    approver: As = None,
     request: RequestOpt = None,
 ) -> None:
     """Reject the pending decision of a paused run (with a reason) and resume it."""
@@ -75,7 +82,7 @@ def read_json_object(path: Path, option: str) -> dict[str, Any]:
 @app.command()
 def edit(
     run_id: str,
-    approver: As,
+    approver: As = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="FIELD=VALUE (VALUE as JSON if it parses); repeatable.")] = None,
     file: Annotated[Optional[Path], typer.Option(help="A JSON file with the whole replacement proposal.")] = None,
     comment: Annotated[Optional[str], typer.Option(help="Optional comment, kept in the audit trail.")] = None,

@@ -1,0 +1,73 @@
+"""``chainproof serve``: the web app's JSON API over the same stores as the CLI (FastAPI).
+
+A shell over the public API: writes go through :class:`chainproof.app.Chainproof` (start,
+decide, resume, fork, replay), reads through the ORM-free
+:class:`chainproof.checkpoints.audit_read.AuditReader`; accounts through
+:class:`chainproof.checkpoints.accounts.AccountStore`. Routes live in ``_routes_runs``
+(graphs, runs, trace, step, events, verify, replay, export, costs, resume, fork),
+``_routes_decide`` (pending, decisions) and ``_routes_accounts`` (login, logout, me, tokens,
+accounts, auth-events); authentication, CSRF and visibility in ``_security``; live events in
+``_sse``; background advancing in ``_runner``. The OpenAPI schema is at ``/openapi.json``.
+
+Needs the ``web`` extra: ``pip install "chainproof[web]"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from fastapi import FastAPI
+
+    from chainproof.app import Chainproof
+
+
+def create_app(engine: Chainproof | None = None, *, workers: int = 4) -> FastAPI:
+    """The FastAPI app over ``engine`` (default: ``Chainproof()`` from the settings; opening it
+    migrates the audit schema). ``workers``: threads advancing runs in the background. The engine
+    is closed when the app shuts down only if the app created it."""
+    from fastapi import FastAPI
+
+    from chainproof.app import Chainproof
+    from chainproof.checkpoints.accounts import AccountStore
+    from chainproof.checkpoints.audit_read import AuditReader
+    from chainproof.web import _routes_accounts, _routes_decide, _routes_runs, _security
+    from chainproof.web._runner import Runner
+
+    owned = engine is None
+    engine = engine or Chainproof()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            app.state.runner.shutdown()
+            app.state.reader.close()
+            if owned:
+                engine.close()
+
+    app = FastAPI(title="Chainproof", version="1", lifespan=lifespan,
+                  description="Start and watch runs, decide approvals as a signed-in account, audit the record.")
+    app.state.engine = engine
+    app.state.settings = engine.settings
+    app.state.reader = AuditReader(engine.settings.resolved_database_url, migrate=False)
+    app.state.accounts = AccountStore(engine.audit.engine, engine.settings.auth)
+    app.state.runner = Runner(workers)
+    _security.install(app)
+    for module in (_routes_accounts, _routes_runs, _routes_decide):
+        app.include_router(module.router)
+    return app
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, **uvicorn_options: Any) -> None:
+    """Run the app with uvicorn on ``host:port`` until interrupted (127.0.0.1 by default: put a
+    reverse proxy with TLS in front to serve others; cookies are ``Secure``)."""
+    import uvicorn
+
+    uvicorn.run(create_app(), host=host, port=port, **uvicorn_options)
+
+
+__all__ = ["create_app", "serve"]

@@ -1,0 +1,67 @@
+"""The approval inbox: pending requests, and approve / reject / edit bound to one request.
+
+A decision goes through :meth:`chainproof.app.Chainproof.decide` with the signed-in account as
+the approver (never a typed name): the request id, the checkpoint the run paused at and, when the
+client sends it, the hash of the proposal the approver saw must all still hold; a stale or second
+decision is refused with 409 and nothing recorded. The decision is recorded before the response;
+the run then continues in the background (``resume`` applies the recorded decision).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+
+from chainproof.checkpoints.accounts import Principal
+from chainproof.web import _json
+from chainproof.web._routes_runs import visible_run
+from chainproof.web._security import role, sees
+
+router = APIRouter(prefix="/api", tags=["approvals"])
+
+
+class Decision(BaseModel):
+    """One answer to a pending request (as ``chainproof approve|reject|edit``)."""
+
+    action: Literal["approve", "reject", "edit"]
+    request_id: str = Field(min_length=1, description="the request answered (from /api/pending or the paused event)")
+    proposed_hash: str | None = Field(default=None, description="SHA-256 of the proposal you saw; refused if it changed")
+    comment: str | None = Field(default=None, description="required to reject")
+    edited: dict[str, Any] | None = Field(default=None, description="edit: the whole replacement proposal")
+    changes: list[str] | None = Field(default=None, description="edit: FIELD=VALUE assignments (VALUE as JSON if it parses)")
+
+
+@router.get("/pending", summary="Open approval requests across runs, newest runs first")
+def pending(request: Request, who: Annotated[Principal, Depends(role("approver", "auditor", "analyst"))],
+            limit: int = 50) -> list[dict[str, Any]]:
+    state = request.app.state
+    out: list[dict[str, Any]] = []
+    for run, rows in state.reader.open_requests():
+        if not sees(who, run, state.settings.auth.analysts_see_all_runs):
+            continue
+        for r in rows:
+            out.append(_json.jsonable({"run_id": run.run_id, "graph": run.graph, "subject": run.company,
+                                       "department": run.department, "request_id": r.request_id, "step_no": r.step_no,
+                                       "proposed_hash": r.proposed_hash, "question": r.payload.get("question"),
+                                       "reasons": r.payload.get("reasons"), "proposed": r.payload.get("proposed"),
+                                       "created_at": r.created_at}))
+    return out[:limit]
+
+
+@router.post("/runs/{run_id}/decisions", status_code=202, summary="Approve, reject or edit a pending request")
+def decide(run_id: str, body: Decision, request: Request,
+           who: Annotated[Principal, Depends(role("approver"))]) -> dict[str, Any]:
+    state = request.app.state
+    visible_run(request, run_id, who)
+    state.engine.decide(run_id, action=body.action, principal=who, comment=body.comment, edited=body.edited,
+                        changes=body.changes, request_id=body.request_id, proposed_hash=body.proposed_hash, wait=False)
+    state.runner.submit(run_id, "resume", lambda: state.engine.resume(run_id, by=who.username))
+    decided = state.reader.decision_for(body.request_id)
+    return {"run_id": run_id, "request_id": body.request_id, "action": body.action, "approver": who.username,
+            "decided_hash": decided.payload.get("decided_hash") if decided is not None else None,
+            "events": f"/api/runs/{run_id}/events"}
+
+
+__all__ = ["router"]

@@ -1,0 +1,226 @@
+"""Graphs and runs: list graphs, start, list, read (trace, one step, live events), verify,
+replay, export, costs, resume, fork. Each route mirrors the CLI command of the same name."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.sse import EventSourceResponse
+from pydantic import BaseModel, Field
+
+from chainproof.checkpoints.accounts import Principal
+from chainproof.errors import InputError, NotPermitted, RunNotFound
+from chainproof.web import _json, _sse
+from chainproof.web._security import principal, role, sees
+
+router = APIRouter(prefix="/api", tags=["runs"])
+READERS = ("analyst", "approver", "auditor")
+Reader = Annotated[Principal, Depends(role(*READERS))]
+Analyst = Annotated[Principal, Depends(role("analyst"))]
+
+
+class StartRun(BaseModel):
+    """A run to start (as ``chainproof run``): inputs are checked against the graph's input model."""
+
+    graph: str
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    department: str | None = Field(default=None, description="default: the analyst's department")
+    effort: Literal["low", "medium", "high"] | None = None
+    max_steps: int | None = Field(default=None, gt=0, description="plan steps")
+    review_every: int | None = Field(default=None, gt=0)
+    budget_usd: float | None = Field(default=None, gt=0, description="USD")
+
+
+class ResumeRun(BaseModel):
+    max_steps: int | None = Field(default=None, gt=0)
+    budget_usd: float | None = Field(default=None, gt=0)
+
+
+class ForkRun(BaseModel):
+    at_step: int = Field(ge=0)
+
+
+def visible_run(request: Request, run_id: str, who: Principal) -> Any:
+    """The run header, or ``RunNotFound`` — also for a run ``who`` may not see, so its existence
+    does not leak."""
+    run = request.app.state.reader.get_run(run_id)
+    if run is None or not sees(who, run, request.app.state.settings.auth.analysts_see_all_runs):
+        raise RunNotFound(f"run_id: no run {run_id!r} you may see")
+    return run
+
+
+@router.get("/graphs", summary="Graphs and their input schemas")
+def graphs(who: Annotated[Principal, Depends(principal)]) -> list[dict[str, Any]]:
+    from chainproof.graphs.registry import list_graphs
+
+    out = []
+    for g in list_graphs():
+        model = getattr(g.spec, "inputs_model", None) if g.spec is not None else None
+        out.append({"name": g.name, "source": g.source, "error": g.error,
+                    "description": (type(g.spec).__doc__ or "").strip() if g.spec is not None else None,
+                    "input_schema": model.model_json_schema() if model is not None else None})
+    return out
+
+
+@router.post("/runs", status_code=202, summary="Start a run (advanced in the background)")
+def start(body: StartRun, request: Request, who: Analyst) -> dict[str, Any]:
+    from chainproof.graphs.registry import get_spec
+
+    state = request.app.state
+    department = body.department or who.department
+    if department != who.department and not state.settings.auth.analysts_see_all_runs:
+        raise NotPermitted(f"department: {who.username} starts runs for {who.department!r} only, not {department!r}")
+    spec = get_spec(body.graph)  # GraphNotFound: 404
+    try:  # checked here so bad input is a 422 now, not a failed job later
+        spec.validate_inputs(dict(body.inputs))
+    except ValueError as exc:
+        raise InputError(str(exc).replace("\n", " ")) from None
+    run_id = uuid.uuid4().hex[:12]
+    state.runner.submit(run_id, "start", lambda: state.engine.start(
+        body.graph, body.inputs, run_id=run_id, started_by=who.username, department=department, effort=body.effort,
+        max_steps=body.max_steps, review_every=body.review_every, budget_usd=body.budget_usd))
+    return {"run_id": run_id, "events": f"/api/runs/{run_id}/events"}
+
+
+@router.get("/runs", summary="Runs, newest first, with filters")
+def runs(request: Request, who: Reader, graph: str | None = None, status: str | None = None,
+         department: str | None = None, started_by: str | None = None,
+         limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[dict[str, Any]]:
+    state = request.app.state
+    out = []
+    for run, st, _ in state.reader.list_runs(limit=max(limit * 4, 200)):
+        if not sees(who, run, state.settings.auth.analysts_see_all_runs):
+            continue
+        if (graph and run.graph != graph) or (status and st != status) or (department and run.department != department) \
+                or (started_by and run.started_by != started_by):
+            continue
+        out.append(_json.run_summary(run, st))
+    return out[:limit]
+
+
+@router.get("/runs/{run_id}", summary="One run: header, status, totals, background job")
+def run(run_id: str, request: Request, who: Annotated[Principal, Depends(principal)]) -> dict[str, Any]:
+    state = request.app.state
+    job = state.runner.jobs.get(run_id)
+    header = state.reader.get_run(run_id)
+    if header is None and job is not None and job.what == "start":  # not recorded yet, or refused before
+        return {"run_id": run_id, "status": "failed" if job.error else "starting", "error": job.error}
+    from chainproof.checkpoints.export import totals
+
+    header = visible_run(request, run_id, who)
+    out = _json.run_summary(header, state.reader.run_status(run_id))
+    out["totals"] = _json.jsonable(totals(state.reader.records(run_id)))
+    out["job_error"] = job.error if job is not None else None
+    return out
+
+
+@router.get("/runs/{run_id}/trace", summary="Every audit record of a run, in seq order")
+def trace(run_id: str, request: Request, who: Reader) -> dict[str, Any]:
+    header = visible_run(request, run_id, who)
+    reader = request.app.state.reader
+    return {"run": _json.run_summary(header, reader.run_status(run_id)),
+            "records": [_json.record(r) for r in reader.records(run_id)]}
+
+
+@router.get("/runs/{run_id}/steps/{step_no}", summary="One step in full: its model and tool calls")
+def step(run_id: str, step_no: int, request: Request, who: Reader) -> dict[str, Any]:
+    visible_run(request, run_id, who)
+    found = [r for r in request.app.state.reader.records(run_id) if getattr(r, "step_no", None) == step_no]
+    if not any(r.__tablename__ == "steps" for r in found):
+        raise RunNotFound(f"step_no: run {run_id} has no step {step_no}")
+    return {"run_id": run_id, "step_no": step_no, "records": [_json.record(r) for r in found]}
+
+
+def _visible(run_id: str, request: Request, who: Reader) -> Any:
+    """``visible_run`` as a dependency: checked before a stream's response starts (a refusal
+    raised inside the stream would come after its 200)."""
+    return visible_run(request, run_id, who)
+
+
+@router.get("/runs/{run_id}/events", response_class=EventSourceResponse, summary="Live events (SSE; id = audit seq)")
+async def events(run_id: str, request: Request, _run: Annotated[Any, Depends(_visible)],
+                 last_event_id: Annotated[int | None, Header(alias="Last-Event-ID", ge=0)] = None):
+    async for event in _sse.stream(request.app.state.reader, run_id, last_event_id or 0, _connected(request)):
+        yield event
+
+
+def _connected(request: Request) -> Any:
+    async def check() -> bool:
+        return not await request.is_disconnected()
+
+    return check
+
+
+@router.get("/runs/{run_id}/verify", summary="Recompute the run's hash chain")
+def verify(run_id: str, request: Request, who: Reader) -> dict[str, Any]:
+    from chainproof.checkpoints.verify import verify_run
+
+    visible_run(request, run_id, who)
+    return _json.jsonable(verify_run(request.app.state.reader, run_id).as_dict())
+
+
+@router.get("/runs/{run_id}/replay", summary="Replay from the record (no model call, nothing written)")
+def replay(run_id: str, request: Request, who: Reader) -> dict[str, Any]:
+    visible_run(request, run_id, who)
+    report = request.app.state.engine.replay(run_id)
+    first = report.first_divergence
+    return _json.jsonable({"run_id": run_id, "outcome": report.outcome, "duration_s": report.duration_s,
+                           "model_calls_served": report.model_calls_served, "tool_calls_served": report.tool_calls_served,
+                           "first_divergence": {"step_no": first.step_no, "differences": first.differences} if first else None,
+                           "steps": [{"step_no": s.step_no, "node": s.node, "status": s.status} for s in report.steps]})
+
+
+@router.get("/runs/{run_id}/export", summary="The run for auditors: JSON, or one self-contained HTML page")
+def export(run_id: str, request: Request, who: Reader, format: Literal["json", "html"] = "json") -> Any:
+    from chainproof.checkpoints.export import export_data
+
+    visible_run(request, run_id, who)
+    data = export_data(request.app.state.reader, run_id)
+    if format == "html":
+        from chainproof.cli._html import export_html
+
+        return HTMLResponse(export_html(data))
+    return JSONResponse(data)
+
+
+@router.get("/costs", summary="Tokens and USD by node and effort, for a run or a department's month")
+def costs(request: Request, who: Reader, run_id: str | None = None, department: str | None = None,
+          month: str | None = None) -> dict[str, Any]:
+    from chainproof.graphs.costs import cost_report
+
+    state = request.app.state
+    if (run_id is None) == (department is None or month is None):
+        raise InputError("costs: give run_id, or department and month (YYYY-MM), not both")
+    if run_id is not None:
+        visible_run(request, run_id, who)
+    elif not (who.has("auditor", "approver") or state.settings.auth.analysts_see_all_runs or department == who.department):
+        raise NotPermitted(f"department: {who.username} may see the costs of {who.department!r} only")
+    rows, total = cost_report(state.reader, run_id=run_id, department=department, month=month)
+
+    def row(r: Any) -> dict[str, Any]:
+        return {k: getattr(r, k) for k in ("node", "effort", "calls", "cache_hits", "input_tokens", "cached_input_tokens",
+                                            "output_tokens", "reasoning_tokens", "saved_tokens")} | {"usd": r.usd}
+
+    return {"rows": [row(r) for r in rows], "total": row(total),
+            "budget_usd": state.settings.budgets.departments.get(department) if department else None}
+
+
+@router.post("/runs/{run_id}/resume", status_code=202, summary="Continue a run (step or cost budget, failed)")
+def resume(run_id: str, body: ResumeRun, request: Request, who: Analyst) -> dict[str, Any]:
+    visible_run(request, run_id, who)
+    state = request.app.state
+    state.runner.submit(run_id, "resume", lambda: state.engine.resume(
+        run_id, max_steps=body.max_steps, budget_usd=body.budget_usd, by=who.username))
+    return {"run_id": run_id, "events": f"/api/runs/{run_id}/events"}
+
+
+@router.post("/runs/{run_id}/fork", summary="A new run from the checkpoint at or before a step")
+def fork(run_id: str, body: ForkRun, request: Request, who: Analyst) -> dict[str, Any]:
+    visible_run(request, run_id, who)
+    return _json.result(request.app.state.engine.fork(run_id, body.at_step, started_by=who.username))
+
+
+__all__ = ["router", "visible_run"]

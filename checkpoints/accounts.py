@@ -1,0 +1,309 @@
+"""Accounts, roles, sessions and API tokens, kept in the audit database.
+
+The small interface the rest of Chainproof sees is :class:`Principal`: who is acting, with which
+roles, signed in how. :meth:`chainproof.app.Chainproof.decide` takes one and records
+:meth:`Principal.as_record` with the decision (a signature over the decision can be attached to
+that record later without touching this module).
+
+* Passwords are hashed with argon2id (argon2-cffi's ``PasswordHasher`` defaults, RFC 9106's
+  second recommended option) and re-hashed on sign-in when those parameters change. A password
+  must have at least 15 characters (NIST SP 800-63B-4, §3.1.1.2, for a password used alone).
+* Sessions and API tokens are random secrets (``secrets.token_urlsafe(32)``: 256 bits) of the form
+  ``cp<kind>_<credential id>_<secret>``; only the secret's SHA-256 is stored (a fast hash is enough
+  for a high-entropy secret; OWASP Session Management Cheat Sheet), compared in constant time.
+  Both can be revoked; sessions also expire (``auth.session_ttl_s``).
+* Browser sessions carry a CSRF token (OWASP's synchronizer token pattern): stored hashed beside
+  the session and checked on every state-changing request by the web app.
+* Failed sign-ins are throttled per account from the record itself (``auth_events``): after
+  ``auth.login_max_failures`` failures within ``auth.login_window_s`` seconds, sign-ins are refused
+  until the oldest leaves the window — across processes and restarts.
+* Every sign-in, failure, sign-out, token and account change is an ``auth_events`` row
+  (:mod:`chainproof.checkpoints.auth_log`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from sqlalchemy import Engine, insert, select, update
+
+from chainproof.checkpoints import audit_tables as t
+from chainproof.checkpoints.auth_log import append_auth_event, aware, failures_since
+from chainproof.errors import InputError, LoginThrottled, NotAuthenticated
+
+ROLES = ("analyst", "approver", "auditor", "admin")
+"""The app's roles: ``analyst`` starts and watches runs, ``approver`` decides (subject to each
+graph's approval policy), ``auditor`` reads, verifies, replays and exports, ``admin`` manages
+accounts. Other role names an account holds are policy roles (``role:credit-committee``)."""
+MIN_PASSWORD_CHARS = 15
+Via = Literal["session", "token", "password"]
+
+
+class AuthSettings(BaseModel):
+    """``[auth]``: who may do what through the web app and the CLI.
+
+    ``require_authenticated_approvers``: decisions need a signed-in account (the CLI then refuses a
+    bare ``--as`` and uses the token ``chainproof login`` stored); ``analysts_see_all_runs``: analysts
+    see every department's runs, not only their own; ``session_ttl_s``: a browser session's life in
+    seconds (8 h); ``login_max_failures`` failed sign-ins within ``login_window_s`` seconds throttle an
+    account (5 in 15 min: OWASP Authentication Cheat Sheet, "Login Throttling"); ``secure_cookies``:
+    the ``Secure`` attribute on cookies (turn off only to try the app over plain http on 127.0.0.1)."""
+
+    require_authenticated_approvers: bool = False
+    analysts_see_all_runs: bool = False
+    session_ttl_s: float = Field(default=8 * 3600, gt=0)
+    login_max_failures: int = Field(default=5, ge=1)
+    login_window_s: float = Field(default=900, gt=0)
+    secure_cookies: bool = True
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A signed-in account: ``username`` (what policies' ``approvers`` name), ``roles`` (app and
+    policy roles), ``department`` (analysts see its runs), ``via`` (session, token or password) and
+    the ``credential_id`` used."""
+
+    account_id: str
+    username: str
+    display_name: str
+    roles: frozenset[str]
+    department: str | None
+    via: Via
+    credential_id: str | None = None
+
+    def has(self, *roles: str) -> bool:
+        """True when the account holds any of ``roles``."""
+        return bool(self.roles & set(roles))
+
+    def as_record(self) -> dict[str, Any]:
+        """What a decision records about who made it (no secret)."""
+        return {"account_id": self.account_id, "username": self.username, "via": self.via,
+                "credential_id": self.credential_id, "roles": sorted(self.roles)}
+
+
+@dataclass(frozen=True)
+class Account:
+    """An account as listed (never with its password hash)."""
+
+    account_id: str
+    username: str
+    display_name: str
+    roles: tuple[str, ...]
+    department: str | None
+    disabled: bool
+    created_at: datetime
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _check_roles(roles: list[str] | tuple[str, ...]) -> list[str]:
+    clean = sorted({r.strip() for r in roles if r.strip()})
+    if not clean or not set(clean) & set(ROLES):
+        raise InputError(f"roles: expected at least one of {', '.join(ROLES)} (policy roles may be added), got {list(roles)!r}")
+    return clean
+
+
+class AccountStore:
+    """Accounts, credentials and their record in the audit database on ``engine`` (schema
+    revision 0005 or later). Errors: ``InputError`` (bad username, password or roles; a duplicate
+    or unknown account), ``NotAuthenticated`` (bad credentials), ``LoginThrottled``."""
+
+    def __init__(self, engine: Engine, settings: AuthSettings | None = None):
+        from argon2 import PasswordHasher
+
+        self.engine = engine
+        self.settings = settings or AuthSettings()
+        self._hasher = PasswordHasher()
+        self._dummy: str | None = None  # a hash to verify against for unknown usernames (same work)
+
+    # ------------------------------------------------------------------ accounts
+    def add(self, username: str, password: str, roles: list[str], *, display_name: str | None = None,
+            department: str | None = None, actor: str | None = None) -> Account:
+        """Create an account. ``username``: 1–100 characters without spaces; ``password``: at least
+        :data:`MIN_PASSWORD_CHARS` characters."""
+        username = username.strip()
+        if not username or len(username) > 100 or any(c.isspace() for c in username):
+            raise InputError(f"username: expected 1-100 characters without spaces, got {username!r}")
+        if len(password) < MIN_PASSWORD_CHARS:
+            raise InputError(f"password: expected at least {MIN_PASSWORD_CHARS} characters, got {len(password)}")
+        clean = _check_roles(roles)
+        if self._row(username) is not None:
+            raise InputError(f"username: an account {username!r} already exists")
+        row = {"account_id": uuid.uuid4().hex, "username": username, "display_name": display_name or username,
+               "roles": clean, "department": department, "password_hash": self._hasher.hash(password),
+               "disabled": False, "created_at": datetime.now(UTC)}
+        with self.engine.begin() as conn:
+            conn.execute(insert(t.accounts).values(**row))
+        append_auth_event(self.engine, "account_added", username=username, actor=actor,
+                          detail={"roles": clean, "department": department})
+        return self._account(row)
+
+    def accounts(self) -> list[Account]:
+        """Every account, by username."""
+        with self.engine.connect() as conn:
+            return [self._account(dict(r._mapping)) for r in conn.execute(select(t.accounts).order_by(t.accounts.c.username))]
+
+    def has_admin(self) -> bool:
+        """Whether an enabled admin account exists (the first one is made by ``chainproof users add``)."""
+        return any("admin" in a.roles and not a.disabled for a in self.accounts())
+
+    def get(self, username: str) -> Account:
+        """The account ``username``; ``InputError`` when there is none."""
+        row = self._row(username)
+        if row is None:
+            raise InputError(f"username: no account {username!r}")
+        return self._account(row)
+
+    def set_disabled(self, username: str, disabled: bool, *, actor: str | None = None) -> Account:
+        """Disable (its sessions and tokens stop working at once) or enable an account."""
+        account = self.get(username)
+        with self.engine.begin() as conn:
+            conn.execute(update(t.accounts).where(t.accounts.c.username == username).values(disabled=disabled))
+        append_auth_event(self.engine, "account_disabled" if disabled else "account_enabled", username=username, actor=actor)
+        return self.get(account.username)
+
+    def set_roles(self, username: str, roles: list[str], *, actor: str | None = None) -> Account:
+        """Replace an account's roles (recorded with the roles before and after)."""
+        before = self.get(username)
+        clean = _check_roles(roles)
+        with self.engine.begin() as conn:
+            conn.execute(update(t.accounts).where(t.accounts.c.username == username).values(roles=clean))
+        append_auth_event(self.engine, "roles_changed", username=username, actor=actor,
+                          detail={"before": list(before.roles), "after": clean})
+        return self.get(username)
+
+    # ------------------------------------------------------------------ signing in
+    def login(self, username: str, password: str, *, client: str | None = None) -> Principal:
+        """Check a password. Raises ``LoginThrottled`` (nothing checked) while the account is
+        throttled, else ``NotAuthenticated`` for a wrong pair or a disabled account; both recorded."""
+        window, limit = self.settings.login_window_s, self.settings.login_max_failures
+        failures = failures_since(self.engine, username, window)
+        if len(failures) >= limit:
+            retry = max(1.0, (failures[0] + timedelta(seconds=window) - datetime.now(UTC)).total_seconds())
+            append_auth_event(self.engine, "login_throttled", username=username, detail={"client": client})
+            raise LoginThrottled(f"username: too many failed sign-ins for {username!r}; try again in {retry:.0f} s",
+                                 retry_after_s=retry)
+        row = self._row(username)
+        if row is None and self._dummy is None:
+            self._dummy = self._hasher.hash(secrets.token_urlsafe(16))
+        ok = self._verify(row["password_hash"] if row else self._dummy or "", password) and row is not None
+        if not ok or row is None or row["disabled"]:
+            append_auth_event(self.engine, "login_failed", username=username,
+                              detail={"client": client, "reason": "disabled" if ok else "bad credentials"})
+            raise NotAuthenticated("username or password: not a valid sign-in")
+        if self._hasher.check_needs_rehash(row["password_hash"]):
+            with self.engine.begin() as conn:
+                conn.execute(update(t.accounts).where(t.accounts.c.account_id == row["account_id"])
+                             .values(password_hash=self._hasher.hash(password)))
+        append_auth_event(self.engine, "login", username=username, detail={"client": client})
+        return self._principal(row, "password", None)
+
+    def open_session(self, principal: Principal) -> tuple[str, str, Principal]:
+        """A browser session for a signed-in ``principal``: ``(session secret, CSRF token, the
+        session's principal)``; expires after ``auth.session_ttl_s``."""
+        csrf = secrets.token_urlsafe(32)
+        expires = datetime.now(UTC) + timedelta(seconds=self.settings.session_ttl_s)
+        token, cid = self._issue(principal, "session", None, expires, csrf_hash=_sha(csrf))
+        return token, csrf, self._principal(self._row(principal.username) or {}, "session", cid)
+
+    def issue_token(self, principal: Principal, label: str | None = None) -> tuple[str, str]:
+        """A new API token for ``principal``'s account: ``(token, credential id)``. The token is
+        shown once; only its hash is kept. Recorded as ``token_issued``."""
+        token, cid = self._issue(principal, "api", label, None)
+        append_auth_event(self.engine, "token_issued", username=principal.username, actor=principal.username,
+                          detail={"credential_id": cid, "label": label})
+        return token, cid
+
+    def authenticate(self, token: str, kind: Literal["session", "api"]) -> Principal:
+        """The principal of a session or API ``token``; ``NotAuthenticated`` when it is malformed,
+        unknown, revoked, expired or of a disabled account."""
+        prefix = "cps" if kind == "session" else "cpt"
+        parts = token.split("_", 2) if isinstance(token, str) else []
+        if len(parts) != 3 or parts[0] != prefix:
+            raise NotAuthenticated(f"{'session' if kind == 'session' else 'token'}: not a valid credential")
+        c, a = t.credentials.c, t.accounts.c
+        with self.engine.connect() as conn:
+            found = conn.execute(select(t.credentials, t.accounts).join(t.accounts, a.account_id == c.account_id)
+                                 .where(c.credential_id == parts[1], c.kind == kind)).first()
+        row = dict(found._mapping) if found else None
+        if (row is None or not hmac.compare_digest(row["secret_hash"], _sha(parts[2])) or row["revoked_at"] is not None
+                or row["disabled"] or (row["expires_at"] is not None and aware(row["expires_at"]) <= datetime.now(UTC))):
+            raise NotAuthenticated(f"{'session' if kind == 'session' else 'token'}: not a valid credential "
+                                   "(unknown, expired or revoked; sign in again)")
+        return self._principal(row, "session" if kind == "session" else "token", parts[1])
+
+    def check_csrf(self, principal: Principal, csrf: str | None) -> bool:
+        """Whether ``csrf`` is the CSRF token of ``principal``'s session (always False for others)."""
+        if principal.via != "session" or not csrf or principal.credential_id is None:
+            return False
+        with self.engine.connect() as conn:
+            stored = conn.scalar(select(t.credentials.c.csrf_hash).where(t.credentials.c.credential_id == principal.credential_id))
+        return isinstance(stored, str) and hmac.compare_digest(stored, _sha(csrf))
+
+    def revoke(self, credential_id: str, *, actor: Principal) -> None:
+        """Revoke a session or token at once. Its owner or an admin may; ``InputError`` otherwise
+        (and for an unknown id). Recorded as ``token_revoked`` or ``logout``."""
+        c = t.credentials.c
+        with self.engine.connect() as conn:
+            found = conn.execute(select(c.kind, c.account_id, c.revoked_at).where(c.credential_id == credential_id)).first()
+        if found is None or (found.account_id != actor.account_id and not actor.has("admin")):
+            raise InputError(f"credential_id: no token {credential_id!r} of yours")
+        with self.engine.begin() as conn:
+            conn.execute(update(t.credentials).where(c.credential_id == credential_id, c.revoked_at.is_(None))
+                         .values(revoked_at=datetime.now(UTC)))
+        owner = next((a.username for a in self.accounts() if a.account_id == found.account_id), None)
+        append_auth_event(self.engine, "logout" if found.kind == "session" else "token_revoked", username=owner,
+                          actor=actor.username, detail={"credential_id": credential_id})
+
+    def tokens(self, principal: Principal) -> list[dict[str, Any]]:
+        """The account's API tokens (id, label, created, revoked), never their secrets."""
+        c = t.credentials.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(c.credential_id, c.label, c.created_at, c.revoked_at)
+                                .where(c.account_id == principal.account_id, c.kind == "api").order_by(c.created_at))
+            return [dict(r._mapping) for r in rows]
+
+    # ------------------------------------------------------------------ helpers
+    def _issue(self, principal: Principal, kind: str, label: str | None, expires: datetime | None,
+               csrf_hash: str | None = None) -> tuple[str, str]:
+        cid, secret = uuid.uuid4().hex, secrets.token_urlsafe(32)
+        with self.engine.begin() as conn:
+            conn.execute(insert(t.credentials).values(
+                credential_id=cid, account_id=principal.account_id, kind=kind, label=label, secret_hash=_sha(secret),
+                csrf_hash=csrf_hash, created_at=datetime.now(UTC), expires_at=expires, revoked_at=None))
+        return f"{'cps' if kind == 'session' else 'cpt'}_{cid}_{secret}", cid
+
+    def _verify(self, hashed: str, password: str) -> bool:
+        from argon2.exceptions import InvalidHashError, VerificationError
+
+        try:
+            return self._hasher.verify(hashed, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    def _row(self, username: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            found = conn.execute(select(t.accounts).where(t.accounts.c.username == username)).first()
+        return dict(found._mapping) if found else None
+
+    @staticmethod
+    def _account(row: dict[str, Any]) -> Account:
+        return Account(row["account_id"], row["username"], row["display_name"], tuple(row["roles"]),
+                       row["department"], bool(row["disabled"]), aware(row["created_at"]))
+
+    @staticmethod
+    def _principal(row: dict[str, Any], via: Via, credential_id: str | None) -> Principal:
+        return Principal(row["account_id"], row["username"], row["display_name"], frozenset(row["roles"]),
+                         row["department"], via, credential_id)
+
+
+__all__ = ["MIN_PASSWORD_CHARS", "ROLES", "Account", "AccountStore", "AuthSettings", "Principal"]

@@ -1,0 +1,98 @@
+"""A web app over a scripted toy graph, with one account per role (the fixture `web` of tests/web)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from langchain_core.tools import StructuredTool
+
+from chainproof.agents.models import StaticModels
+from chainproof.agents.scripted import ScriptedChatModel
+from chainproof.app import Chainproof
+from chainproof.checkpoints.accounts import AuthSettings
+from chainproof.graphs.approval_policy import ApprovalPolicy
+from chainproof.graphs.registry import register
+from chainproof.settings import Settings
+from chainproof.web import create_app
+from testkit.toy_graph import ToyGraph
+
+PASSWORD = "correct horse battery staple"
+SCRIPT = "<script>alert('x')</script>"
+YES = json.dumps({"verdict": "yes", "reason": "the doubled square is large"})
+API_KEY = "sk-test-WEBSECRET0123456789abcdef"
+
+
+def _square(x: int) -> dict[str, Any]:
+    return {"x": x, "squared": x * x, "note": f"tool says {SCRIPT}"}
+
+
+def _double(squared: dict[str, Any]) -> dict[str, Any]:
+    return {"doubled": squared["squared"] * 2}
+
+
+class WebToy(ToyGraph):
+    """The toy chain whose first tool result carries markup (it must come back as text)."""
+
+    name = "web-toy"
+
+    def tools(self):
+        return [StructuredTool.from_function(_square, name="square", description="square x"),
+                StructuredTool.from_function(_double, name="double", description="double a squared result")]
+
+
+register("web-toy", WebToy)
+ROLES = {"ana": (["analyst"], "M&A"), "bob": (["analyst"], "Treasury"), "dana": (["approver"], None),
+         "lee": (["approver", "credit-committee"], None), "aud": (["auditor"], None), "root": (["admin"], None)}
+
+
+class Web:
+    """The app, its engine and a signed-in client per account name."""
+
+    def __init__(self, app: Any, engine: Chainproof):
+        self.app, self.engine, self.clients = app, engine, {}
+
+    def client(self, name: str | None = None) -> TestClient:
+        c = TestClient(self.app, base_url="https://testserver", raise_server_exceptions=False)
+        if name is not None:
+            r = c.post("/api/login", json={"username": name, "password": PASSWORD})
+            assert r.status_code == 200, r.text
+            c.headers["X-CSRF-Token"] = r.json()["csrf_token"]
+        return c
+
+    def wait(self, client: TestClient, run_id: str, *statuses: str, timeout: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            r = client.get(f"/api/runs/{run_id}")
+            if r.status_code == 200 and r.json()["status"] in statuses:
+                return r.json()
+            time.sleep(0.05)
+        raise AssertionError(f"run {run_id} did not reach {statuses}: {client.get(f'/api/runs/{run_id}').text}")
+
+
+def _replies() -> list[str]:
+    return ["The square.", "The double.", f"Large {SCRIPT}.", YES] * 20
+
+
+@pytest.fixture
+def web(home, monkeypatch) -> Any:
+    policy = ApprovalPolicy(approvers=["dana", "role:credit-committee"])
+    settings = Settings(home=home, auth=AuthSettings(login_max_failures=3), approval_policies={"web-toy": policy},
+                        model={"api_key": API_KEY})
+    engine = Chainproof(settings, models=StaticModels(ScriptedChatModel(replies=_replies())))
+    app = create_app(engine, workers=2)
+    for name, (roles, department) in ROLES.items():
+        app.state.accounts.add(name, PASSWORD, roles, department=department, actor="test")
+    yield Web(app, engine)
+    app.state.runner.shutdown()
+    app.state.reader.close()
+    engine.close()
+
+
+def start(web: Web, client: TestClient, x: int = 7, **extra: Any) -> str:
+    r = client.post("/api/runs", json={"graph": "web-toy", "inputs": {"x": x}, **extra})
+    assert r.status_code == 202, r.text
+    return r.json()["run_id"]

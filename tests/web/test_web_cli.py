@@ -1,0 +1,44 @@
+"""`chainproof users` / `login`, and the CLI deciding as the stored account when signed-in
+approvers are required."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+import chainproof.cli as cli_module
+from chainproof.agents.models import StaticModels
+from chainproof.agents.scripted import ScriptedChatModel
+from chainproof.app import Chainproof
+from chainproof.cli import app as cli
+from chainproof.settings import Settings
+from testkit.web_app import PASSWORD, YES
+
+
+def test_first_admin_login_and_cli_decides_as_the_token_account(home, monkeypatch):
+    runner = CliRunner()
+    r = runner.invoke(cli, ["users", "add", "root", "--role", "admin", "--password-stdin"], input=PASSWORD + "\n")
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(cli, ["users", "add", "dana", "--role", "approver", "--password-stdin"], input="short\n")
+    assert r.exit_code == 2 and "password: expected at least 15 characters" in r.output
+    runner.invoke(cli, ["users", "add", "dana", "--role", "approver", "--password-stdin"], input=PASSWORD + "\n")
+    assert "dana" in runner.invoke(cli, ["users", "list"]).output
+    monkeypatch.setenv("CHAINPROOF_AUTH__REQUIRE_AUTHENTICATED_APPROVERS", "true")
+    settings = Settings(home=home)
+    engine = Chainproof(settings, models=StaticModels(ScriptedChatModel(replies=["a", "b", "c", YES])))
+    monkeypatch.setattr(cli_module, "_engine", lambda: engine)
+    from chainproof.graphs.registry import register
+    from testkit.toy_graph import ToyGraph
+
+    register("toy", ToyGraph)
+    run = engine.start("toy", {"x": 3})
+    r = runner.invoke(cli, ["approve", run.run_id, "--as", "Dana"])
+    assert r.exit_code == 2 and "requires a signed-in approver" in r.output
+    assert runner.invoke(cli, ["login", "dana", "--password-stdin"], input=PASSWORD + "\n").exit_code == 0
+    assert oct((home / "credentials.json").stat().st_mode & 0o777) == "0o600"
+    r = runner.invoke(cli, ["approve", run.run_id])
+    assert r.exit_code == 0, r.output
+    decision = next(a for a in Chainproof(settings).audit.records_of(run.run_id, "approvals") if a.action == "approve")
+    assert decision.approver == "dana" and decision.payload["account"]["via"] == "token"
+    assert runner.invoke(cli, ["users", "disable", "dana"]).exit_code == 0
+    r = runner.invoke(cli, ["approve", run.run_id])
+    assert r.exit_code == 2 and "chainproof login" in r.output
