@@ -114,7 +114,7 @@ def _check_roles(roles: list[str] | tuple[str, ...]) -> list[str]:
 
 class AccountStore:
     """Accounts, credentials and their record in the audit database on ``engine`` (schema
-    revision 0005 or later). Errors: ``InputError`` (bad username, password or roles; a duplicate
+    revision 0006 or later). Errors: ``InputError`` (bad username, password or roles; a duplicate
     or unknown account), ``NotAuthenticated`` (bad credentials), ``LoginThrottled``."""
 
     def __init__(self, engine: Engine, settings: AuthSettings | None = None):
