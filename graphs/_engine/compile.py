@@ -7,6 +7,7 @@ checkpoint size quadratic; see ``bench/`` and the README)::
     START → plan → act ⇄ observe ⇄ review → decide ─(Send × N)→ approve → settle → report → END
                  └→ agent ⟲ ⇄ review  │   └─(no approval needed)──────────────→ report
                       │ (step ended) → observe
+                      ⇄ approve_tool (Send × N: calls of requires_approval tools wait for a person)
                       └─(review: terminate)──────────────────────────────────────→ report
 
 (``agent`` runs one iteration of an agent plan step per super-step and loops on itself.)
@@ -72,13 +73,14 @@ def build_graph(checkpointer: BaseCheckpointSaver | None = None):
     builder = StateGraph(ChainState, context_schema=ChainContext)
     nodes: list[tuple[str, NodeFn]] = [("plan", plan), ("act", act), ("agent", agent), ("observe", observe),
                                        ("review", review), ("decide", decide), ("approve", approve), ("settle", settle),
-                                       ("report", report)]
+                                       ("report", report), ("approve_tool", approve)]
     for name, fn in nodes:
         builder.add_node(name, redacted(fn))
     builder.add_edge(START, "plan")
     builder.add_conditional_edges("plan", after_plan, ["act", "agent", "decide"])
     builder.add_edge("act", "observe")
-    builder.add_conditional_edges("agent", after_agent, ["agent", "review", "observe"])
+    builder.add_conditional_edges("agent", after_agent, ["agent", "review", "observe", "approve_tool"])
+    builder.add_edge("approve_tool", "agent")  # the held tool calls run as decided
     builder.add_conditional_edges("observe", after_observe, ["act", "agent", "review", "decide"])
     builder.add_conditional_edges("review", after_review, ["act", "agent", "observe", "decide", "report"])
     builder.add_conditional_edges("decide", after_decide, ["approve", "report"])

@@ -9,6 +9,7 @@ from langgraph.runtime import Runtime
 
 from chainproof.graphs._engine.context import ChainContext
 from chainproof.graphs._engine.state import SUMMARY_LINES, ChainState, current_plan, next_node
+from chainproof.graphs.approval import tool_call_of
 from chainproof.graphs.spec import PlanStep
 from chainproof.graphs.view import ChainView
 
@@ -27,7 +28,8 @@ def plan(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
     spec = ctx.spec
     if state.get("replan"):
         rejections = [a for a in state.get("approvals", [])
-                      if a["round"] == state["round"] - 1 and a["action"] == "reject"]
+                      if a["round"] == state["round"] - 1 and a["action"] == "reject"
+                      and tool_call_of(a["subject"]) is None]  # a rejected tool call went back to its agent
         with ctx.recorder(state, "plan", "plan", "Replan after rejection") as rec:
             revised = spec.replan(ChainView(state), rejections)
             check_tools(ctx, revised)
