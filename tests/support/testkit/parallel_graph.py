@@ -31,9 +31,10 @@ class ParallelChain(ChainSpec[Answer]):
     decision_schema = Answer
     review_every = 0
 
-    def __init__(self, parallel: bool = True, groups: int = 1) -> None:
+    def __init__(self, parallel: bool = True, groups: int = 1, keep: bool = True) -> None:
         self.parallel = parallel
-        self.groups = groups
+        self.groups = groups  # each group: three independent steps, then one that needs them
+        self.keep = keep  # keep_data of the revenue steps (a long bench chain keeps none)
 
     def tools(self):
         return [revenue, ratio]
@@ -48,9 +49,9 @@ class ParallelChain(ChainSpec[Answer]):
             suffix = f"_{g}" if g else ""
             steps += [
                 PlanStep(id=f"acme{suffix}", title="ACME revenue", kind="tool", tool="revenue", args={"company": "ACME"},
-                         keep_data=True, depends_on=free, instruction="State ACME's revenue."),
+                         keep_data=self.keep, depends_on=free, instruction="State ACME's revenue."),
                 PlanStep(id=f"beta{suffix}", title="BETA revenue", kind="tool", tool="revenue", args={"company": "BETA"},
-                         keep_data=True, depends_on=free, instruction="State BETA's revenue."),
+                         keep_data=self.keep, depends_on=free, instruction="State BETA's revenue."),
                 PlanStep(id=f"ratio{suffix}", title="Revenue ratio", kind="tool", tool="ratio",
                          args={"numerator": 1200.0, "denominator": 800.0}, depends_on=free,
                          instruction="State the ratio of the revenues."),
