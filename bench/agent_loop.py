@@ -15,7 +15,14 @@ pages excluded: ``(bytes of the 50-iteration run - bytes of the 5-iteration run)
 50-iteration run's total bytes / 50 is shown too). Targets: iteration 50 within 1.3x of
 iteration 5; at most 8 KiB per iteration.
 
-Usage: ``python bench/agent_loop.py [--iterations 50] [--repeat 5] [--json]``
+Then a **chain of ``--chain-steps`` plan steps (500) in parallel groups**
+(``tests/support/testkit/parallel_graph.py``: groups of three independent tool steps whose results
+the model interprets, then one step that needs them) is run twice, with ``depends_on`` (the groups
+run concurrently) and without (the same steps in sequence), with a model that takes
+``--delay`` seconds (0.02) per interpretation; the speed-up is the sequential wall time over the
+parallel one (at most 3, the group size; less by the per-step overhead and the serial steps).
+
+Usage: ``python bench/agent_loop.py [--iterations 50] [--repeat 5] [--chain-steps 500] [--delay 0.02] [--json]``
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from chainproof.app import Chainproof  # noqa: E402
 from chainproof.graphs.registry import register  # noqa: E402
 from chainproof.settings import Settings  # noqa: E402
 from testkit.agent_graph import DECISION, FINAL, AgentChain, call  # noqa: E402
+from testkit.parallel_graph import ParallelChain, sleepy_model  # noqa: E402
 
 TARGET_RATIO = 1.3
 TARGET_BYTES = 8 * 1024
@@ -81,20 +89,38 @@ def run(iterations: int, folder: Path) -> dict[str, Any]:
             "audit_bytes": audit, "bytes": ckpt + audit}
 
 
+def chain_wall(steps: int, parallel: bool, delay: float, folder: Path) -> float:
+    """Wall seconds of a ``steps``-step chain of parallel groups (``parallel``) or the same steps in
+    sequence, the model taking ``delay`` s per interpretation; no reasoning cache."""
+    register("parallel-chain", lambda: ParallelChain(parallel=parallel, groups=steps // 4, keep=False))
+    started = time.perf_counter()
+    with Chainproof(Settings(home=folder), models=StaticModels(sleepy_model(delay))) as app:
+        result = app.start("parallel-chain", {}, max_steps=steps + 10, cache=False)
+    assert result.status == "completed" and result.state["done_count"] == steps // 4 * 4, result.status
+    return round(time.perf_counter() - started, 3)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--iterations", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=5, help="runs of the long step; each mark's median is taken")
+    parser.add_argument("--chain-steps", type=int, default=500, help="plan steps of the parallel-groups chain")
+    parser.add_argument("--delay", type=float, default=0.02, help="model seconds per interpretation in that chain")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args()
     n = args.iterations
     if n < 10:
         parser.error(f"--iterations: expected at least 10 (iteration 5 is the baseline), got {n}")
+    if args.chain_steps < 8:
+        parser.error(f"--chain-steps: expected at least 8 (two groups of four steps), got {args.chain_steps}")
     if args.repeat < 1:
         parser.error(f"--repeat: expected at least 1, got {args.repeat}")
     with tempfile.TemporaryDirectory() as tmp:
         long_runs = [run(n, Path(tmp) / f"long{i}") for i in range(args.repeat)]
         short_run = run(5, Path(tmp) / "short")
+        steps = args.chain_steps
+        sequential = chain_wall(steps, False, args.delay, Path(tmp) / "sequential")
+        grouped = chain_wall(steps, True, args.delay, Path(tmp) / "parallel")
     long_run = long_runs[0]
     per = {m: round(statistics.median(r["per_iteration_ms"][m] for r in long_runs), 3) for m in (5, n)}
     results = {
@@ -105,6 +131,8 @@ def main() -> int:
         "total_bytes_per_iteration": round(long_run["bytes"] / n),
         "checkpoint_bytes": long_run["checkpoint_bytes"], "audit_bytes": long_run["audit_bytes"],
         "wall_s": long_run["wall_s"],
+        "parallel_groups": {"steps": steps, "delay_s": args.delay, "sequential_s": sequential, "parallel_s": grouped,
+                            "speedup": round(sequential / grouped, 2)},
         "targets": {"late_over_early_max": TARGET_RATIO, "bytes_per_iteration_max": TARGET_BYTES},
     }
     results["meets_targets"] = (results["late_over_early"] <= TARGET_RATIO
@@ -122,6 +150,9 @@ def main() -> int:
           f"<= {TARGET_BYTES:,} |")
     print(f"| bytes per iteration (whole run / {n}) | {results['total_bytes_per_iteration']:,} | |")
     print(f"| wall time of the {n}-iteration run (s) | {long_run['wall_s']} | |")
+    print(f"| {steps}-step chain in groups of 3 independent steps: sequence / parallel (s) | "
+          f"{sequential} / {grouped} | |")
+    print(f"| speed-up of the parallel groups | {results['parallel_groups']['speedup']}x | |")
     print(f"\nTargets {'met' if results['meets_targets'] else 'NOT met'}.")
     return 0
 

@@ -57,9 +57,15 @@ INVALID_CALL = "InvalidToolCall: "
 before the tool ran (unknown tool, arguments not fitting its schema, or not JSON)."""
 
 
+REJECTED_CALL = "RejectedToolCall: "
+"""Prefix of the ``error`` of a ``tool_calls`` row for a call a person rejected at its approval
+request (a ``requires_approval`` tool): the tool never ran."""
+
+
 def is_refused_call(error: str | None) -> bool:
-    """Whether a recorded tool call's ``error`` is a call refused before the tool ran."""
-    return bool(error) and str(error).startswith(INVALID_CALL)
+    """Whether a recorded tool call's ``error`` is a call refused before the tool ran (invalid, or
+    rejected by a person)."""
+    return bool(error) and str(error).startswith((INVALID_CALL, REJECTED_CALL))
 
 
 def check_call_args(tool: Any, name: str, args: Any) -> str | None:

@@ -81,6 +81,7 @@ def record_decision(audit: AuditStore, settings: Settings, run: Any, snapshot: A
             f"approver: {answer.approver!r} may not decide for graph {run.graph}; allowed: "
             f"{', '.join(policy.approvers)}; pending: {approvals.listing(pending)}")
     answer = check_answer(answer, request, spec.approval_schema(request.subject))
+    approvals.check_tool_edit(ctx.tool_defs, request, answer, pending)  # an agent's tool call: its schema
     if answer.action == "edit" and request.subject == "decision" and answer.edited is not None:  # check_answer: set
         try:  # a person's edit passes the same checks as the model's answer (e.g. evidence keys)
             spec.check_decision(restore_model(spec.decision_schema, answer.edited), ChainView(snapshot.values))

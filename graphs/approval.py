@@ -36,6 +36,24 @@ class ApprovalItem:
     proposed: dict[str, Any]
 
 
+TOOL_SUBJECT = "tool:"
+"""Prefix of the ``subject`` of a request to run a tool call an agent step's model asked for:
+``tool:NAME:TOOL_CALL_ID`` (its ``proposed`` is the call's arguments)."""
+
+
+def tool_subject(name: str, call_id: str) -> str:
+    """The ``subject`` of the approval request of tool call ``call_id`` of tool ``name``."""
+    return f"{TOOL_SUBJECT}{name}:{call_id}"
+
+
+def tool_call_of(subject: str) -> tuple[str, str] | None:
+    """``(tool name, tool_call_id)`` of a tool-call request's ``subject``; None for any other."""
+    if not subject.startswith(TOOL_SUBJECT):
+        return None
+    name, _, call_id = subject[len(TOOL_SUBJECT):].partition(":")
+    return name, call_id
+
+
 class ApprovalRequest(BaseModel):
     """What a person is asked to decide. ``subject`` says what is being decided, ``proposed`` the
     proposed action as JSON, ``options`` the allowed actions; ``evidence_summary`` the latest

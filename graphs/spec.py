@@ -51,6 +51,12 @@ class PlanStep(BaseModel):
     back to the model at most ``max_invalid_calls`` times in the step (the next one ends it).
     ``review_every`` is N of the goal review every N iterations of this step (None: the run's
     ``review_every``; 0: never). See ``graphs/agent.py``.
+
+    ``depends_on`` (tool and reason steps): the ids of the earlier plan steps this step needs.
+    None (the default) means every earlier step, so a plan runs in order as written. Consecutive
+    steps that each declare ``depends_on`` and need none of each other form a parallel group: they
+    run concurrently (one LangGraph ``Send`` per step, ``graphs/_engine/nodes/parallel.py``). Every
+    ``args_from_findings`` source must be listed. Agent steps always run on their own.
     """
 
     id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
@@ -68,9 +74,18 @@ class PlanStep(BaseModel):
     max_iterations: int | None = Field(default=None, ge=1)
     max_invalid_calls: int = Field(default=3, ge=0)
     review_every: int | None = Field(default=None, ge=0)
+    depends_on: list[str] | None = None
 
     @model_validator(mode="after")
     def _fields_fit_the_kind(self) -> PlanStep:
+        if self.depends_on is not None:
+            if self.kind == "agent":
+                raise ValueError(f"plan step {self.id!r}: depends_on applies to tool and reason steps; an agent "
+                                 "step runs on its own")
+            missing = sorted(set(self.args_from_findings.values()) - set(self.depends_on))
+            if missing:
+                raise ValueError(f"plan step {self.id!r}: depends_on must list every args_from_findings source; "
+                                 f"missing {missing}")
         if self.kind == "agent" and self.tool is not None:
             raise ValueError(f"plan step {self.id!r}: an agent step chooses its tools; give tools=[...], not tool=")
         if self.kind != "tool" and not self.interpret:
@@ -89,7 +104,7 @@ class PlanStep(BaseModel):
 
 
 _LATER_DEFAULTS: dict[str, Any] = {"interpret": True, "tools": None, "max_iterations": None,
-                                   "max_invalid_calls": 3, "review_every": None}
+                                   "max_invalid_calls": 3, "review_every": None, "depends_on": None}
 
 
 class Finding(BaseModel):

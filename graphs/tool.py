@@ -1,9 +1,17 @@
 """The ``@tool`` decorator: a typed Python function as a tool a plan step can call.
 
 It is LangChain's ``StructuredTool.from_function`` (so any LangChain ``BaseTool`` works in
-``ChainSpec.tools()`` too) plus Chainproof's one extra: ``sensitive=True`` marks the tool so that
-an approval policy condition ``sensitive_tool_used`` fires when a run used it (PydanticAI's
-``ApprovalRequiredToolset`` plays the same role).
+``ChainSpec.tools()`` too) plus Chainproof's two tags (LangChain tool ``tags``, so a ``BaseTool``
+can carry them too):
+
+* ``sensitive=True`` (tag ``"sensitive"``): an approval policy condition ``sensitive_tool_used``
+  fires at the final decision when a run used the tool.
+* ``requires_approval=True`` (tag ``"requires_approval"``): every call an agent step's model asks
+  for pauses *before the tool runs*, until a person approves, rejects (the model is shown the
+  reason) or edits the arguments (checked against the tool's schema again); see
+  ``graphs/_engine/nodes/tool_approval.py``. As LangChain's ``HumanInTheLoopMiddleware``
+  (``interrupt_on={tool: True}``) and PydanticAI's ``ApprovalRequiredToolset``. A ``kind="tool"``
+  plan step's call is the graph author's, fixed in the plan, and does not pause.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from typing import Any, overload
 from langchain_core.tools import BaseTool, StructuredTool
 
 SENSITIVE_TAG = "sensitive"
+APPROVAL_TAG = "requires_approval"
 
 
 @overload
@@ -22,12 +31,13 @@ def tool(fn: Callable[..., Any], /) -> BaseTool: ...
 
 @overload
 def tool(*, name: str | None = None, description: str | None = None,
-         sensitive: bool = False) -> Callable[[Callable[..., Any]], BaseTool]: ...
+         sensitive: bool = False, requires_approval: bool = False) -> Callable[[Callable[..., Any]], BaseTool]: ...
 
 
 def tool(fn: Callable[..., Any] | None = None, /, *, name: str | None = None, description: str | None = None,
-         sensitive: bool = False) -> BaseTool | Callable[[Callable[..., Any]], BaseTool]:
-    """Turn a typed function into a tool: ``@tool`` or ``@tool(name=..., sensitive=True)``.
+         sensitive: bool = False, requires_approval: bool = False) -> BaseTool | Callable[[Callable[..., Any]], BaseTool]:
+    """Turn a typed function into a tool: ``@tool`` or ``@tool(name=..., sensitive=True,
+    requires_approval=True)``.
 
     The arguments' schema comes from the type hints (pydantic validates every call); the
     description from ``description`` or the docstring (required: a model may read it); the name
@@ -39,7 +49,7 @@ def tool(fn: Callable[..., Any] | None = None, /, *, name: str | None = None, de
         text = description or (func.__doc__ or "").strip()
         if not text:
             raise ValueError(f"tool {name or func.__name__!r}: give a docstring or description= (the model reads it)")
-        return StructuredTool.from_function(func, name=name or func.__name__, description=text,
-                                            tags=[SENSITIVE_TAG] if sensitive else None)
+        tags = [t for t, on in ((SENSITIVE_TAG, sensitive), (APPROVAL_TAG, requires_approval)) if on]
+        return StructuredTool.from_function(func, name=name or func.__name__, description=text, tags=tags or None)
 
     return make(fn) if fn is not None else make

@@ -5,20 +5,24 @@ reaches LangGraph: langgraph#8836, langgraph#6663)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
+from chainproof._boundaries import INVALID_CALL, check_call_args
 from chainproof.checkpoints.audit import AuditStore
 from chainproof.checkpoints.audit_hashing import sha256_hex
-from chainproof.graphs.approval import ApprovalRefused
+from chainproof.graphs.approval import ApprovalAnswer, ApprovalRefused, tool_call_of
 from chainproof.types import ApprovalPause, Pause, parse_pause
 
 MIN_PREFIX = 6  # characters of a request id that name it (as ``show`` and the pause panel print it)
 
 
-def request_id(run_id: str, step_no: int) -> str:
-    """The approval request id of the decide step ``step_no`` of ``run_id``: a UUID5 (hex), the
-    same each time that step executes, so a replay resumes with the recorded answer."""
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"chainproof:{run_id}:{step_no}").hex
+def request_id(run_id: str, step_no: int, tool_call_id: str | None = None) -> str:
+    """The approval request id of the step ``step_no`` of ``run_id`` (and, for an agent's tool
+    call, of its ``tool_call_id``): a UUID5 (hex), the same each time that step executes, so a
+    replay resumes with the recorded answer."""
+    name = f"chainproof:{run_id}:{step_no}" + (f":{tool_call_id}" if tool_call_id is not None else "")
+    return uuid.uuid5(uuid.NAMESPACE_URL, name).hex
 
 
 def pauses_of(snapshot: Any) -> list[Pause]:
@@ -99,3 +103,16 @@ def pause_binding(pending: list[ApprovalPause], where: dict[str, Any]) -> dict[s
     return {"checkpoint_id": where["checkpoint_id"], "checkpoint_ns": where.get("checkpoint_ns", ""),
             "requests": [{"request_id": p.request_id, "interrupt_id": p.interrupt_id,
                           "proposed_hash": p.proposed_hash} for p in pending]}
+
+
+def check_tool_edit(tool_defs: Mapping[str, Any], request: ApprovalPause, answer: ApprovalAnswer,
+                    pending: list[ApprovalPause]) -> None:
+    """Refuse (``ApprovalRefused``, nothing decided) an edit of a tool call whose arguments do not
+    fit the tool's schema: each bad field and what was expected, and every unknown argument."""
+    call = tool_call_of(request.subject)
+    if call is None or answer.action != "edit":
+        return
+    name = call[0]
+    error = check_call_args(tool_defs.get(name), name, answer.edited)
+    if error:
+        raise ApprovalRefused(f"edited: {error[len(INVALID_CALL):]}; nothing was decided; pending: {listing(pending)}")

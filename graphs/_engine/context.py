@@ -28,6 +28,7 @@ from chainproof.graphs.model_access import CacheSource, ModelAccess
 from chainproof.graphs.recorder import StepRecorder
 from chainproof.graphs.routing import BudgetShare, Route, RoutingPolicy, Task
 from chainproof.graphs.spec import ChainSpec
+from chainproof.graphs.tool import APPROVAL_TAG, SENSITIVE_TAG
 
 __all__ = ["CacheSource", "ChainContext", "Guards", "Invocable", "Ledger", "ModelSource"]
 
@@ -134,7 +135,8 @@ class ChainContext:
         tools: Mapping[str, Invocable] = self.tools if self.tools is not None else spec_tools
         self.tool_map: dict[str, Invocable] = dict(tools)
         self.tool_defs: dict[str, BaseTool] = spec_tools  # schemas bound to agents' models (replay too)
-        self.sensitive = sorted(name for name, t in spec_tools.items() if "sensitive" in (t.tags or []))
+        self.sensitive = sorted(name for name, t in spec_tools.items() if SENSITIVE_TAG in (t.tags or []))
+        self.approval_tools = frozenset(name for name, t in spec_tools.items() if APPROVAL_TAG in (t.tags or []))
 
     def route(self, state: Mapping[str, Any], task: Task, static: Effort | None,
               static_where: str = "the plan step") -> Route:

@@ -9,8 +9,10 @@ unchanged: :class:`ReplayModels` (``ModelSource``), :class:`RecordedTool` (``Inv
 
 from __future__ import annotations
 
+import itertools
+import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +30,7 @@ from chainproof.graphs.routing import BudgetShare
 from chainproof.values import decode_value, encode_value
 
 SNIPPET = 60  # characters of context shown around a difference
+PARALLEL_WINDOW = 64  # recorded calls searched for the one a replayed call asks for (a parallel group's calls)
 
 
 def _clip(value: Any) -> str:
@@ -65,7 +68,9 @@ def keys_differing(recorded: Any, replayed: Any) -> str:
 
 
 class RecordedCalls:
-    """Serves a run's recorded model and tool calls in record (``seq``) order and checks each
+    """Serves a run's recorded model and tool calls in record (``seq``) order, except that a call
+    is matched to the first of the next few records that asks the same (prompt hash and effort;
+    tool and argument hash), since a parallel group's branches run in any order; and checks each
     request against the record. Counts what it served (``model_calls_served``, ``tool_calls_served``)."""
 
     def __init__(self, model_calls: Iterable[Record], tool_calls: Iterable[Record], redactor: Redactor):
@@ -74,6 +79,7 @@ class RecordedCalls:
         # the replay's own check, never served
         self._tools = deque(t for t in tool_calls if not is_refused_call(t.error))
         self._redactor = redactor
+        self._lock = threading.Lock()  # the branches of a parallel group ask from several threads
         self.model_calls_served = 0
         self.tool_calls_served = 0
         self.last_step_no = 0
@@ -81,9 +87,12 @@ class RecordedCalls:
     def cached_reply(self, wire: list[dict[str, Any]], effort: str) -> dict[str, Any] | None:
         """The recorded answer when the next recorded call was a reasoning-cache hit (checked like
         :meth:`model_reply`), as a cache response dict; None when it was a model call."""
-        if not self._models or not self._models[0].cache_hit:
-            return None
-        rec = self._next(wire, effort)
+        with self._lock:
+            asked = sha256_hex(wire)
+            at = self._match(self._models, lambda r: r.prompt_hash == asked and r.effort == effort)
+            if not self._models or not self._models[at].cache_hit:
+                return None
+            rec = self._next(wire, effort)
         return {"model": rec.model, "output": rec.output, "reasoning": rec.reasoning, "tool_calls": rec.tool_calls,
                 "usage": {"input_tokens": rec.input_tokens, "cached_input_tokens": rec.cached_input_tokens,
                           "output_tokens": rec.output_tokens, "reasoning_tokens": rec.reasoning_tokens},
@@ -93,7 +102,8 @@ class RecordedCalls:
         """The recorded reply to the next model call. Raises :class:`ReplayDivergence` when the
         prompt or effort differs or the run made no further call, :class:`NotRetained` when only a
         zero-data-retention stub of the output was kept."""
-        rec = self._next(wire_messages(messages), effort)
+        with self._lock:
+            rec = self._next(wire_messages(messages), effort)
         usage = {
             "input_tokens": rec.input_tokens, "output_tokens": rec.output_tokens,
             "total_tokens": rec.input_tokens + rec.output_tokens,
@@ -106,15 +116,24 @@ class RecordedCalls:
             response_metadata={"model_name": rec.model, "finish_reason": rec.finish_reason},
         )
 
+    @staticmethod
+    def _match(queue: deque[Record], fits: Callable[[Record], bool]) -> int:
+        """The position of the first of the next :data:`PARALLEL_WINDOW` records that ``fits``, else 0
+        (the next one, which is then reported as the divergence). The branches of a parallel group
+        call in whatever order their threads run; their records are told apart by what they ask."""
+        return next((i for i, r in enumerate(itertools.islice(queue, PARALLEL_WINDOW)) if fits(r)), 0)
+
     def _next(self, replayed: list[dict[str, Any]], effort: str) -> Record:
         if not self._models:
             raise ReplayDivergence(self.last_step_no, ["an extra model call the recorded run did not make"])
-        rec = self._models.popleft()
+        prompt_hash = sha256_hex(replayed)
+        at = self._match(self._models, lambda r: r.prompt_hash == prompt_hash and r.effort == effort)
+        rec = self._models[at]
+        del self._models[at]
         self.last_step_no = rec.step_no
         differences = []
         if rec.effort != effort:
             differences.append(f"effort: recorded {rec.effort}, replayed {effort}")
-        prompt_hash = sha256_hex(replayed)
         if prompt_hash != rec.prompt_hash:
             differences.append(f"prompt_hash: recorded {rec.prompt_hash[:12]}…, replayed {prompt_hash[:12]}… ("
                                + describe_prompt_difference(rec.messages, self._redactor(replayed)) + ")")
@@ -128,11 +147,15 @@ class RecordedCalls:
     def tool_result(self, tool: str, args: dict[str, Any]) -> Any:
         """The recorded result of the next tool call (or its recorded error, raised as an exception
         of the recorded class name). Raises :class:`ReplayDivergence` on another tool or arguments."""
-        if not self._tools:
-            raise ReplayDivergence(self.last_step_no, [f"an extra tool call ({tool}) the recorded run did not make"])
-        rec = self._tools.popleft()
-        self.last_step_no = rec.step_no
         replayed = self._redactor(encode_value(args, where=f"tool {tool}", root="args"))  # the tool got them decoded
+        with self._lock:
+            if not self._tools:
+                raise ReplayDivergence(self.last_step_no, [f"an extra tool call ({tool}) the recorded run did not make"])
+            wanted = sha256_hex(replayed)
+            at = self._match(self._tools, lambda r: r.tool == tool and sha256_hex(r.args) == wanted)
+            rec = self._tools[at]
+            del self._tools[at]
+            self.last_step_no = rec.step_no
         if rec.tool != tool:
             raise ReplayDivergence(rec.step_no, [f"tool: recorded {rec.tool}, replayed {tool}"])
         if sha256_hex(replayed) != sha256_hex(rec.args):

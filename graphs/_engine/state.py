@@ -16,6 +16,8 @@ import weakref
 from collections.abc import Mapping
 from typing import Annotated, Any, TypedDict
 
+from langgraph.types import Send
+
 from chainproof.graphs.spec import ChainSpec, Finding, PlanStep
 from chainproof.values import decode_value
 
@@ -23,6 +25,14 @@ RECENT_FINDINGS = 3  # findings without keep_data stay in state only while among
 RECENT_DONE = 5  # ids of the latest completed plan steps kept for prompts
 SUMMARY_LINES = 12  # rolling summary length (lines)
 PLANS_PER_SPEC = 64  # plans cached per spec instance (one per distinct inputs)
+
+
+def merge_branches(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
+    """Reducer of the parallel branches' channels: each branch writes ``{step_id: ...}`` (writes
+    of one super-step merge, whatever order the threads finished in); ``None`` empties it."""
+    if right is None:
+        return {}
+    return {**(left or {}), **right}
 
 
 class ChainState(TypedDict, total=False):
@@ -55,6 +65,8 @@ class ChainState(TypedDict, total=False):
     agent: dict[str, Any] | None
     iterations: int
     review_due: bool
+    branch_pending: Annotated[dict[str, Any], merge_branches]
+    branch_findings: Annotated[dict[str, Any], merge_branches]
 
 
 class ApprovalTask(TypedDict):
@@ -101,13 +113,47 @@ def used_steps(state: Mapping[str, Any]) -> int:
     return state.get("done_count", 0) + state.get("iterations", 0)
 
 
-def next_node(spec: ChainSpec, state: Mapping[str, Any], rest: tuple[PlanStep, ...] | None = None) -> str:
-    """The node that runs the next plan step (``agent`` for an agent step, else ``act``), or
-    ``decide`` when none is left (``rest``: ``remaining(spec, state)`` when the caller has it)."""
+def parallel_group(spec: ChainSpec, state: Mapping[str, Any], rest: tuple[PlanStep, ...] | None = None
+                   ) -> tuple[PlanStep, ...]:
+    """The next plan steps that run concurrently: the longest run of steps from the cursor that
+    each declare ``depends_on`` and need none of the others, cut to what the step budget has left
+    (``Budget.max_steps``); empty when fewer than two."""
+    rest = remaining(spec, state) if rest is None else rest
+    group: list[PlanStep] = []
+    for step in rest:
+        if step.kind == "agent" or step.depends_on is None or set(step.depends_on) & {g.id for g in group}:
+            break
+        group.append(step)
+    group = group[:max(0, state["budget"]["max_steps"] - used_steps(state))] if "budget" in state else group
+    return tuple(group) if len(group) >= 2 else ()
+
+
+def next_node(spec: ChainSpec, state: Mapping[str, Any], rest: tuple[PlanStep, ...] | None = None
+              ) -> str | list[Send]:
+    """The node that runs the next plan step (``agent`` for an agent step, else ``act``), the
+    ``Send`` tasks of a parallel group (:func:`parallel_group`), or ``decide`` when none is left
+    (``rest``: ``remaining(spec, state)`` when the caller has it)."""
     rest = remaining(spec, state) if rest is None else rest
     if not rest:
         return "decide"
+    group = parallel_group(spec, state, rest)
+    if group:
+        return branch_sends(state, "branch_act", [(i, i, None) for i in range(len(group))])
     return "agent" if rest[0].kind == "agent" else "act"
+
+
+BRANCH_OMITS = ("approvals", "branch_pending", "branch_findings", "agent")
+"""State keys a parallel branch's task does not carry (it runs one tool or reason step)."""
+
+
+def branch_sends(state: Mapping[str, Any], node: str, work: list[tuple[int, int, Any]]) -> list[Send]:
+    """One ``Send(node, task)`` per ``(position in the group, super-step offset, pending result)``:
+    the task is the state as that plan step alone would see it (``cursor`` at the step, ``step``
+    one before its reserved super-step number, ``pending`` its act's result, for ``branch_observe``)."""
+    base = {k: v for k, v in state.items() if k not in BRANCH_OMITS}
+    cursor, step = state.get("cursor", 0), state.get("step", 0)
+    return [Send(node, {**base, "cursor": cursor + i, "step": step + offset, "pending": pending})
+            for i, offset, pending in work]
 
 
 def progress_text(spec: ChainSpec, state: Mapping[str, Any], show_next: int = 3) -> str:

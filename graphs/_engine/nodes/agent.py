@@ -6,23 +6,26 @@ An iteration: route the effort, check the cost budget, call the model with the s
 schema (an invalid call is recorded and shown back to the model, never run), run the tool (the
 value contract applies to its result), record it, and keep the result for the next iteration. The
 step row (``node="agent"``, ``kind="agent"``) lists every call with its ``tool_call_id`` and
-status (``ok``, ``invalid``, ``error``, ``refused``); the ``model_calls`` row has the prompt, the
+status (``ok``, ``invalid``, ``error``, ``refused``, ``rejected``; ``awaiting_approval`` / ``held``
+while calls wait for a person, :mod:`.tool_approval`); the ``model_calls`` row has the prompt, the
 answer and its tool calls, tokens and cost; one ``tool_calls`` row per call in the order asked.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langgraph.runtime import Runtime
+from langgraph.types import Send
 
-from chainproof._boundaries import INVALID_CALL, check_call_args, invoke_model_call
+from chainproof._boundaries import INVALID_CALL, REJECTED_CALL, check_call_args, invoke_model_call
 from chainproof.agents.structured import MAX_ATTEMPTS, invoke_structured
 from chainproof.checkpoints.audit_schema import ReviewRecord
 from chainproof.graphs import agent as agentic
 from chainproof.graphs._engine.context import ChainContext
+from chainproof.graphs._engine.nodes import tool_approval
 from chainproof.graphs._engine.prompts import step_messages
 from chainproof.graphs._engine.state import ChainState, progress_text, remaining, used_steps
 from chainproof.graphs.recorder import StepRecorder
@@ -32,7 +35,9 @@ from chainproof.graphs.spec import PlanStep
 
 def agent(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
     """Run one iteration of the current agent step; when it ends the step (an answer,
-    ``max_iterations`` or too many invalid calls), its outcome waits in ``pending`` for ``observe``."""
+    ``max_iterations`` or too many invalid calls), its outcome waits in ``pending`` for ``observe``.
+    A reply asking for a call of a ``requires_approval`` tool runs none of its calls: they wait in
+    ``agent["held"]`` for the decisions (:mod:`.tool_approval`), and the next execution runs them."""
     ctx = runtime.context
     spec = ctx.spec
     step = remaining(spec, state)[0]
@@ -40,8 +45,10 @@ def agent(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
     if not run or run["step_id"] != step.id:
         run = agentic.start(step)
     limit = agentic.limit_of(spec, step)
-    iteration = run["iteration"] + 1
     names = list(step.tools) if step.tools is not None else list(ctx.tool_defs)
+    if run.get("held"):
+        return _run_decided(ctx, state, step, run, limit, names)
+    iteration = run["iteration"] + 1
     route = ctx.route(state, Task(run["instruction"]), step.effort)
     title = f"{step.title}: iteration {iteration}"
     with ctx.recorder(state, "agent", "agent", title, effort=route.effort, effort_reason=route.reason) as rec:
@@ -54,17 +61,55 @@ def agent(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
                       **route.recorded()}
         calls = [{"name": tc["name"], "args": tc["args"], "id": tc.get("id") or f"call_{rec.step_no}_{j}"}
                  for j, tc in enumerate(reply.tool_calls)]  # a model that gives no ids gets stable ones
-        entries, statuses, invalid = _run_calls(ctx, rec, calls, reply.invalid_tool_calls, names)
-        text = call.output.strip()
-        asked = len(reply.tool_calls) + len(reply.invalid_tool_calls)
-        run = {**run, "iteration": iteration, "invalid": run["invalid"] + invalid, "calls": run["calls"] + asked,
-               "best": text[:agentic.ANSWER_CHARS] or run["best"]}
-        if asked:
-            ai = {"role": "ai", "content": call.output, "calls": calls}
-            run = agentic.advance_window(run, iteration, [ai, *entries])
-        result = _ending(run, step, limit, asked, text)
-        rec.output = {"text": call.output, "tool_calls": statuses, **({"outcome": result} if result else {})}
-    update: dict[str, Any] = {"step": rec.step_no, "iterations": state.get("iterations", 0) + 1, **raised}
+        unreadable = [dict(bad) for bad in reply.invalid_tool_calls]
+        update: dict[str, Any] = {"iterations": state.get("iterations", 0) + 1, **raised}
+        asking = tool_approval.calls_to_hold(ctx.approval_tools, ctx.tool_defs, calls, names)
+        if asking:  # nothing of this reply runs before the decisions (HumanInTheLoopMiddleware)
+            requests = tool_approval.open_requests(rec, state, step, asking, ctx.audit.redactor)
+            rec.output = {"text": call.output, "tool_calls": [
+                {"id": c["id"], "tool": c["name"], "status": "awaiting_approval" if c in asking else "held"}
+                for c in calls], "approval_requests": [r["request_id"] for r in requests]}
+            held = {"iteration": iteration, "text": call.output, "calls": calls, "unreadable": unreadable,
+                    "requests": requests}
+            return {**update, "step": rec.step_no + len(requests), "agent": {**run, "held": held}}
+        update.update(_calls_and_ending(ctx, state, rec, step, run, iteration, limit, names,
+                                        (calls, unreadable, call.output), {}))
+    return {**update, "step": rec.step_no}
+
+
+def _run_decided(ctx: ChainContext, state: ChainState, step: PlanStep, run: dict[str, Any], limit: int,
+                 names: list[str]) -> dict[str, Any]:
+    """The held calls of an iteration, run as the people decided (its own audited super-step)."""
+    held = run["held"]
+    decided = tool_approval.verdicts(state, held)
+    title = f"{step.title}: iteration {held['iteration']}, after approval"
+    with ctx.recorder(state, "agent", "agent", title) as rec:
+        rec.inputs = {"plan_step": step.id, "iteration": held["iteration"], "decisions": [
+            {"tool_call_id": k, "request_id": a["request_id"], "action": a["action"], "approver": a["approver"]}
+            for k, a in decided.items()]}
+        run = {k: v for k, v in run.items() if k != "held"}
+        update = _calls_and_ending(ctx, state, rec, step, run, held["iteration"], limit, names,
+                                   (held["calls"], held["unreadable"], held["text"]), decided)
+    return {**update, "step": rec.step_no}
+
+
+def _calls_and_ending(ctx: ChainContext, state: ChainState, rec: StepRecorder, step: PlanStep, run: dict[str, Any],
+                      iteration: int, limit: int, names: list[str], reply: tuple[list[dict[str, Any]], list[Any], str],
+                      decided: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Run the reply's calls (``reply``: calls, unreadable calls, text; ``decided``: the people's
+    answers on held calls), keep the window, and end the step when this iteration ends it."""
+    calls, unreadable, output = reply
+    entries, statuses, invalid = _run_calls(ctx, rec, calls, unreadable, names, decided)
+    text = output.strip()
+    asked = len(calls) + len(unreadable)
+    run = {**run, "iteration": iteration, "invalid": run["invalid"] + invalid, "calls": run["calls"] + asked,
+           "best": text[:agentic.ANSWER_CHARS] or run["best"]}
+    if asked:
+        ai = {"role": "ai", "content": output, "calls": calls}
+        run = agentic.advance_window(run, iteration, [ai, *entries])
+    result = _ending(run, step, limit, asked, text)
+    rec.output = {"text": output, "tool_calls": statuses, **({"outcome": result} if result else {})}
+    update: dict[str, Any] = {}
     used = state.get("tools_used", [])
     ran = sorted({s["tool"] for s in statuses if s["status"] == "ok"} - set(used))
     if ran:
@@ -87,15 +132,27 @@ def _ending(run: dict[str, Any], step: PlanStep, limit: int, asked: int, text: s
 
 
 def _run_calls(ctx: ChainContext, rec: StepRecorder, calls: list[dict[str, Any]], unreadable: Sequence[Any],
-               names: Sequence[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+               names: Sequence[str], decided: Mapping[str, Mapping[str, Any]]
+               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
     """Check and run the tool ``calls`` a model asked for (``unreadable``: its
-    ``invalid_tool_calls``): the window entries for the next iteration, one status per call, and
-    how many calls were invalid."""
+    ``invalid_tool_calls``; ``decided``: tool_call_id -> a person's answer on a held call, whose
+    rejection runs nothing and whose edit replaces the arguments): the window entries for the next
+    iteration, one status per call, and how many calls were invalid."""
     entries: list[dict[str, Any]] = []
     statuses: list[dict[str, Any]] = []
     invalid = 0
     for tc in calls:
         call_id, name, args = tc["id"], tc["name"], tc["args"]
+        answer = decided.get(call_id)
+        if answer is not None and answer["action"] == "reject":
+            rec.tool_call(name, args, None, f"{REJECTED_CALL}by {answer['approver']}: {answer['comment']}", 0.0)
+            entries.append(agentic.tool_message(call_id, name, f"Error: {answer['approver']} did not allow this call: "
+                                                               f"{answer['comment']}", True))
+            statuses.append({"id": call_id, "tool": name, "status": "rejected"})
+            continue
+        editor = answer["approver"] if answer is not None and answer["action"] == "edit" else None
+        if answer is not None and editor is not None:
+            args = answer["edited"]
         tool = ctx.tool_defs.get(name) if name in names else None
         error = (check_call_args(tool, name, args) if tool is not None
                  else f"{INVALID_CALL}there is no tool {name!r}; the tools are {list(names)}")
@@ -117,8 +174,11 @@ def _run_calls(ctx: ChainContext, rec: StepRecorder, calls: list[dict[str, Any]]
             continue
         rec.tool_call(name, args, result, refused, time.perf_counter() - started)
         shown = f"Error: the result was refused and not kept: {refused}" if refused else agentic.as_text(result)
+        if editor is not None:  # the model asked for other arguments: say which ran
+            shown = f"{editor} changed the arguments to {agentic.as_text(args)}; result: {shown}"
         entries.append(agentic.tool_message(call_id, name, shown, bool(refused)))
-        statuses.append({"id": call_id, "tool": name, "status": "refused" if refused else "ok"})
+        statuses.append({"id": call_id, "tool": name, "status": "refused" if refused else "ok",
+                         **({"approval": answer["action"]} if answer is not None else {})})
     for bad in unreadable:  # arguments that were not JSON: nothing to answer with a ToolMessage
         invalid += 1
         name = str(bad.get("name") or "")
@@ -130,11 +190,14 @@ def _run_calls(ctx: ChainContext, rec: StepRecorder, calls: list[dict[str, Any]]
     return entries, statuses, invalid
 
 
-def after_agent(state: ChainState, runtime: Runtime[ChainContext]) -> str:
-    """``observe`` when the step ended; ``review`` at the step budget or every ``review_every``
+def after_agent(state: ChainState, runtime: Runtime[ChainContext]) -> str | list[Send]:
+    """``observe`` when the step ended; one ``approve_tool`` task per request when calls wait for
+    approval; ``review`` at the step budget or every ``review_every``
     iterations of the step; else ``agent`` (the next iteration)."""
     if state.get("pending"):
         return "observe"
+    if (state.get("agent") or {}).get("held"):
+        return tool_approval.sends(state)
     budget = state["budget"]
     if used_steps(state) >= budget["max_steps"]:
         return "review"

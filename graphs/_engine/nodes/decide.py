@@ -19,7 +19,7 @@ from chainproof.graphs._engine.approvals import request_id
 from chainproof.graphs._engine.context import ChainContext
 from chainproof.graphs._engine.prompts import step_messages
 from chainproof.graphs._engine.state import ApprovalTask, ChainState
-from chainproof.graphs.approval import ApprovalAnswer, ApprovalRefused, ApprovalRequest
+from chainproof.graphs.approval import ApprovalAnswer, ApprovalRefused, ApprovalRequest, tool_call_of
 from chainproof.graphs.approval_policy import RunFacts
 from chainproof.graphs.recorder import StepRecorder
 from chainproof.graphs.routing import Task
@@ -114,9 +114,10 @@ def approve(task: ApprovalTask, runtime: Runtime[ChainContext]) -> dict[str, Any
 
 def settle(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
     """Join the round's answers: an edit of the decision replaces it; a rejection replans when the
-    policy says ``on_reject="replan"`` and replans are left."""
+    policy says ``on_reject="replan"`` and replans are left. Answers on an agent's tool calls
+    (``tool:`` subjects) were applied by the agent step and take no part."""
     round_no = state.get("round", 0)
-    answers = [a for a in state.get("approvals", []) if a["round"] == round_no]
+    answers = [a for a in state.get("approvals", []) if a["round"] == round_no and tool_call_of(a["subject"]) is None]
     main = next((a for a in answers if a["subject"] == "decision"), None)
     update: dict[str, Any] = {"approval": main}
     if main and main["action"] == "edit":

@@ -6,19 +6,30 @@ from __future__ import annotations
 from typing import Any
 
 from langgraph.runtime import Runtime
+from langgraph.types import Send
 
+from chainproof.errors import PlanError
 from chainproof.graphs._engine.context import ChainContext
 from chainproof.graphs._engine.state import SUMMARY_LINES, ChainState, current_plan, next_node
+from chainproof.graphs.approval import tool_call_of
 from chainproof.graphs.spec import PlanStep
 from chainproof.graphs.view import ChainView
 
 
 def check_tools(ctx: ChainContext, steps: list[PlanStep] | tuple[PlanStep, ...]) -> None:
-    """Raise ``KeyError`` naming the plan's tools that the run does not have."""
+    """Raise ``KeyError`` naming the plan's tools that the run does not have, and ``PlanError``
+    naming a ``depends_on`` entry that is not an earlier step."""
     named = {s.tool for s in steps if s.kind == "tool"} | {t for s in steps if s.kind == "agent" for t in s.tools or ()}
     unknown = sorted({t for t in named if t not in ctx.tool_map}, key=str)  # None: a tool step without a tool
     if unknown:
         raise KeyError(f"plan uses unknown tool(s) {unknown}; available: {sorted(ctx.tool_map)}")
+    earlier: set[str] = set()
+    for s in steps:  # a parallel group must never wait on a step that runs later
+        later = sorted(set(s.depends_on or ()) - earlier)
+        if later:
+            raise PlanError(f"plan step {s.id!r}: depends_on names {later}, which are not earlier plan steps; "
+                            f"the earlier ones are {sorted(earlier)}")
+        earlier.add(s.id)
 
 
 def plan(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
@@ -27,7 +38,8 @@ def plan(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
     spec = ctx.spec
     if state.get("replan"):
         rejections = [a for a in state.get("approvals", [])
-                      if a["round"] == state["round"] - 1 and a["action"] == "reject"]
+                      if a["round"] == state["round"] - 1 and a["action"] == "reject"
+                      and tool_call_of(a["subject"]) is None]  # a rejected tool call went back to its agent
         with ctx.recorder(state, "plan", "plan", "Replan after rejection") as rec:
             revised = spec.replan(ChainView(state), rejections)
             check_tools(ctx, revised)
@@ -48,5 +60,5 @@ def plan(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
             "termination": None, "step": rec.step_no, "findings": {}, "summary": [], "tools_used": []}
 
 
-def after_plan(state: ChainState, runtime: Runtime[ChainContext]) -> str:
+def after_plan(state: ChainState, runtime: Runtime[ChainContext]) -> str | list[Send]:
     return next_node(runtime.context.spec, state)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from langgraph.runtime import Runtime
-from langgraph.types import interrupt
+from langgraph.types import Send, interrupt
 
 from chainproof.agents.structured import MAX_ATTEMPTS, invoke_structured
 from chainproof.checkpoints.audit_schema import ReviewRecord
@@ -109,7 +109,7 @@ def budget_review(ctx: ChainContext, state: ChainState, budget: Budget, done: in
     return update
 
 
-def after_review(state: ChainState, runtime: Runtime[ChainContext]) -> str:
+def after_review(state: ChainState, runtime: Runtime[ChainContext]) -> str | list[Send]:
     if state.get("termination"):
         return "report"
     if state.get("pending"):  # the review ended an agent step: record its outcome

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from langgraph.runtime import Runtime
-from langgraph.types import interrupt
+from langgraph.types import Send, interrupt
 
 from chainproof._boundaries import invoke_tool, refusal_stop
 from chainproof.errors import PlanError, ToolFailed
@@ -148,7 +148,7 @@ def _shown(step: PlanStep, result: Any) -> Any:
     return result
 
 
-def after_observe(state: ChainState, runtime: Runtime[ChainContext]) -> str:
+def after_observe(state: ChainState, runtime: Runtime[ChainContext]) -> str | list[Send]:
     """``review`` at the step budget, every ``review_every`` plan steps, or after an agent step
     that stopped without an answer; else the next step's node or ``decide``."""
     budget = state["budget"]  # Budget.model_dump(), every field present (no per-step validation)

@@ -49,6 +49,13 @@ def multiply(a: float, b: float) -> dict:
     return {"product": a * b}
 
 
+@tool(requires_approval=True)
+def transfer(account: str, amount: float) -> dict:
+    """Transfer an amount (USD) to an account; a person approves every call before it runs."""
+    _ran("transfer")
+    return {"account": account, "sent": amount}
+
+
 class Answer(BaseModel):
     answer: str = Field(min_length=1)
 
@@ -114,3 +121,16 @@ def five_iterations() -> list[Any]:
 def looping(n: int) -> list[Any]:
     """Scripted replies of an agent that never answers: ``n`` iterations of tool calls."""
     return [call(("multiply", {"a": float(i), "b": 2.0})) for i in range(n)]
+
+
+class ApprovalAgentChain(AgentChain):
+    """An agent step whose ``transfer`` tool needs a person's approval before each call."""
+
+    name = "agent-approval"
+
+    def tools(self):
+        return [revenue, ratio, transfer]
+
+    def plan(self, inputs: dict[str, Any]) -> list[PlanStep]:
+        return [PlanStep(id="pay", title="Pay the supplier", kind="agent", effort="low", keep_data=True,
+                         instruction="Pay supplier ACME its revenue divided by 1000, in USD, with the transfer tool.")]
