@@ -114,6 +114,7 @@ def test_resume_and_fork(web):
     web.wait(ana, run_id, "paused")
     r = ana.post(f"/api/runs/{run_id}/resume", json={"max_steps": 5})
     assert r.status_code == 202
+    web.app.state.runner.jobs[run_id].future.result(timeout=60)  # the run was "paused" before the resume, too
     web.wait(ana, run_id, "paused")
     assert web.engine.pending_requests(run_id)  # now waiting at the approval
     fork = ana.post(f"/api/runs/{run_id}/fork", json={"at_step": 1})
