@@ -82,6 +82,9 @@ def test_the_wheel_installs_only_chainproof_at_the_top_level(venv: FreshVenv):
         assert f"chainproof/{sub}/__init__.py" in files
     assert any(f.startswith("chainproof/tools/dossiers/") for f in files)
     assert any(f.startswith("chainproof/checkpoints/migrations/versions/") for f in files)
+    # the web pages' templates and static files (package data of chainproof.web)
+    assert {"chainproof/web/templates/base.html", "chainproof/web/templates/trace.html",
+            "chainproof/web/static/live.js", "chainproof/web/static/app.css"} <= files
 
     added = {p.name for p in venv.site_packages.iterdir()} - venv.before - {"__pycache__"}
     assert added == {"chainproof", dist_info}

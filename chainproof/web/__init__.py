@@ -8,6 +8,9 @@ decide, resume, fork, replay), reads through the ORM-free
 ``_routes_decide`` (pending, decisions) and ``_routes_accounts`` (login, logout, me, tokens,
 accounts, auth-events); authentication, CSRF and visibility in ``_security``; live events in
 ``_sse``; background advancing in ``_runner``. The OpenAPI schema is at ``/openapi.json``.
+The pages (``_pages``: sign-in and shared machinery; ``_pages_runs``: runs, new run, live run,
+costs; ``_pages_review``: approval inbox, trace) are Jinja2 templates over the same functions and
+rules, with static files under ``/static``.
 
 Needs the ``web`` extra: ``pip install "chainproof[web]"``.
 """
@@ -33,7 +36,7 @@ def create_app(engine: Chainproof | None = None, *, workers: int = 4) -> FastAPI
     from chainproof.app import Chainproof
     from chainproof.checkpoints.accounts import AccountStore
     from chainproof.checkpoints.audit_read import AuditReader
-    from chainproof.web import _routes_accounts, _routes_decide, _routes_runs, _security
+    from chainproof.web import _pages, _routes_accounts, _routes_decide, _routes_runs, _security
     from chainproof.web._runner import Runner
 
     owned = engine is None
@@ -56,9 +59,10 @@ def create_app(engine: Chainproof | None = None, *, workers: int = 4) -> FastAPI
     app.state.reader = AuditReader(engine.settings.resolved_database_url, migrate=False)
     app.state.accounts = AccountStore(engine.audit.engine, engine.settings.auth)
     app.state.runner = Runner(workers)
-    _security.install(app)
+    _security.install(app, page_error=_pages.page_error)
     for module in (_routes_accounts, _routes_runs, _routes_decide):
         app.include_router(module.router)
+    _pages.install(app)
     return app
 
 

@@ -33,10 +33,10 @@ class Decision(BaseModel):
     changes: list[str] | None = Field(default=None, description="edit: FIELD=VALUE assignments (VALUE as JSON if it parses)")
 
 
-@router.get("/pending", summary="Open approval requests across runs, newest runs first")
-def pending(request: Request, who: Annotated[Principal, Depends(role("approver", "auditor", "analyst"))],
-            limit: int = 50) -> list[dict[str, Any]]:
-    state = request.app.state
+def pending_rows(state: Any, who: Principal, limit: int = 50) -> list[dict[str, Any]]:
+    """Open requests ``who`` may see, newest runs first: run, graph, subject, department,
+    request id, step, proposal and its hash, question, the reasons approval was asked, created_at.
+    Shared by the API and the inbox page."""
     out: list[dict[str, Any]] = []
     for run, rows in state.reader.open_requests():
         if not sees(who, run, state.settings.auth.analysts_see_all_runs):
@@ -45,14 +45,16 @@ def pending(request: Request, who: Annotated[Principal, Depends(role("approver",
             out.append(_json.jsonable({"run_id": run.run_id, "graph": run.graph, "subject": run.company,
                                        "department": run.department, "request_id": r.request_id, "step_no": r.step_no,
                                        "proposed_hash": r.proposed_hash, "question": r.payload.get("question"),
+                                       "request_subject": r.payload.get("subject"),
                                        "reasons": r.payload.get("reasons"), "proposed": r.payload.get("proposed"),
                                        "created_at": r.created_at}))
     return out[:limit]
 
 
-@router.post("/runs/{run_id}/decisions", status_code=202, summary="Approve, reject or edit a pending request")
-def decide(run_id: str, body: Decision, request: Request,
-           who: Annotated[Principal, Depends(role("approver"))]) -> dict[str, Any]:
+def submit_decision(request: Request, who: Principal, run_id: str, body: Decision) -> dict[str, Any]:
+    """Record ``body`` as ``who``'s decision on ``run_id`` (refusals: ``ApprovalRefused`` 409,
+    ``ApproverNotAllowed`` 403, nothing recorded) and resume the run in the background. Shared by
+    the API and the inbox page."""
     state = request.app.state
     visible_run(request, run_id, who)
     state.engine.decide(run_id, action=body.action, principal=who, comment=body.comment, edited=body.edited,
@@ -64,4 +66,16 @@ def decide(run_id: str, body: Decision, request: Request,
             "events": f"/api/runs/{run_id}/events"}
 
 
-__all__ = ["router"]
+@router.get("/pending", summary="Open approval requests across runs, newest runs first")
+def pending(request: Request, who: Annotated[Principal, Depends(role("approver", "auditor", "analyst"))],
+            limit: int = 50) -> list[dict[str, Any]]:
+    return pending_rows(request.app.state, who, limit)
+
+
+@router.post("/runs/{run_id}/decisions", status_code=202, summary="Approve, reject or edit a pending request")
+def decide(run_id: str, body: Decision, request: Request,
+           who: Annotated[Principal, Depends(role("approver"))]) -> dict[str, Any]:
+    return submit_decision(request, who, run_id, body)
+
+
+__all__ = ["Decision", "pending_rows", "router", "submit_decision"]

@@ -52,8 +52,9 @@ def visible_run(request: Request, run_id: str, who: Principal) -> Any:
     return run
 
 
-@router.get("/graphs", summary="Graphs and their input schemas")
-def graphs(who: Annotated[Principal, Depends(principal)]) -> list[dict[str, Any]]:
+def graph_infos() -> list[dict[str, Any]]:
+    """Each registered graph: name, source, load error, description and input JSON schema (None:
+    free-form inputs). Shared by the API and the new-run page."""
     from chainproof.graphs.registry import list_graphs
 
     out = []
@@ -65,11 +66,17 @@ def graphs(who: Annotated[Principal, Depends(principal)]) -> list[dict[str, Any]
     return out
 
 
-@router.post("/runs", status_code=202, summary="Start a run (advanced in the background)")
-def start(body: StartRun, request: Request, who: Analyst) -> dict[str, Any]:
+@router.get("/graphs", summary="Graphs and their input schemas")
+def graphs(who: Annotated[Principal, Depends(principal)]) -> list[dict[str, Any]]:
+    return graph_infos()
+
+
+def start_run(state: Any, who: Principal, body: StartRun) -> str:
+    """Check ``body`` (department allowed, graph known, inputs valid: ``InputError`` naming the
+    field) and start the run in the background as ``who``; returns its run id. Shared by the API
+    and the new-run page."""
     from chainproof.graphs.registry import get_spec
 
-    state = request.app.state
     department = body.department or who.department
     if department != who.department and not state.settings.auth.analysts_see_all_runs:
         raise NotPermitted(f"department: {who.username} starts runs for {who.department!r} only, not {department!r}")
@@ -82,14 +89,19 @@ def start(body: StartRun, request: Request, who: Analyst) -> dict[str, Any]:
     state.runner.submit(run_id, "start", lambda: state.engine.start(
         body.graph, body.inputs, run_id=run_id, started_by=who.username, department=department, effort=body.effort,
         max_steps=body.max_steps, review_every=body.review_every, budget_usd=body.budget_usd))
+    return run_id
+
+
+@router.post("/runs", status_code=202, summary="Start a run (advanced in the background)")
+def start(body: StartRun, request: Request, who: Analyst) -> dict[str, Any]:
+    run_id = start_run(request.app.state, who, body)
     return {"run_id": run_id, "events": f"/api/runs/{run_id}/events"}
 
 
-@router.get("/runs", summary="Runs, newest first, with filters")
-def runs(request: Request, who: Reader, graph: str | None = None, status: str | None = None,
-         department: str | None = None, started_by: str | None = None,
-         limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[dict[str, Any]]:
-    state = request.app.state
+def list_visible(state: Any, who: Principal, *, graph: str | None = None, status: str | None = None,
+                 department: str | None = None, started_by: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    """Run summaries ``who`` may see, newest first, matching every filter given (None: any);
+    at most ``limit``. Shared by the API and the runs page."""
     out = []
     for run, st, _ in state.reader.list_runs(limit=max(limit * 4, 200)):
         if not sees(who, run, state.settings.auth.analysts_see_all_runs):
@@ -99,6 +111,14 @@ def runs(request: Request, who: Reader, graph: str | None = None, status: str | 
             continue
         out.append(_json.run_summary(run, st))
     return out[:limit]
+
+
+@router.get("/runs", summary="Runs, newest first, with filters")
+def runs(request: Request, who: Reader, graph: str | None = None, status: str | None = None,
+         department: str | None = None, started_by: str | None = None,
+         limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[dict[str, Any]]:
+    return list_visible(request.app.state, who, graph=graph, status=status, department=department,
+                        started_by=started_by, limit=limit)
 
 
 @router.get("/runs/{run_id}", summary="One run: header, status, totals, background job")
@@ -142,8 +162,11 @@ def _visible(run_id: str, request: Request, who: Reader) -> Any:
 
 @router.get("/runs/{run_id}/events", response_class=EventSourceResponse, summary="Live events (SSE; id = audit seq)")
 async def events(run_id: str, request: Request, _run: Annotated[Any, Depends(_visible)],
-                 last_event_id: Annotated[int | None, Header(alias="Last-Event-ID", ge=0)] = None):
-    async for event in _sse.stream(request.app.state.reader, run_id, last_event_id or 0, _connected(request)):
+                 last_event_id: Annotated[int | None, Header(alias="Last-Event-ID", ge=0)] = None,
+                 after: Annotated[int | None, Query(ge=0, description="resume after this seq when no Last-Event-ID "
+                                                                     "is sent (a page reopening its stream)")] = None):
+    start_seq = last_event_id if last_event_id is not None else (after or 0)
+    async for event in _sse.stream(request.app.state.reader, run_id, start_seq, _connected(request)):
         yield event
 
 
@@ -223,4 +246,4 @@ def fork(run_id: str, body: ForkRun, request: Request, who: Analyst) -> dict[str
     return _json.result(request.app.state.engine.fork(run_id, body.at_step, started_by=who.username))
 
 
-__all__ = ["router", "visible_run"]
+__all__ = ["StartRun", "graph_infos", "list_visible", "router", "start_run", "visible_run"]

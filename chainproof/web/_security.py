@@ -44,6 +44,10 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 JSON_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 HTML_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 """The export page has inline CSS and no script at all; nothing else may load."""
+PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+"""The app's pages: scripts, styles and images from the app's own /static files only (no inline
+script or style, no other origin); forms post to the app only."""
 
 
 def accounts(request: Request) -> AccountStore:
@@ -109,11 +113,14 @@ def _line(exc: Exception) -> str:
     return str(exc).replace("\n", " ")
 
 
-def install(app: FastAPI) -> None:
-    """Register the error handlers and the security-header middleware on ``app``."""
+def install(app: FastAPI, page_error: Callable[[Request, int, str], Any] | None = None) -> None:
+    """Register the error handlers and the security-header middleware on ``app``. ``page_error``
+    (request, status, one-line detail) answers errors of the pages (paths outside ``/api/``)."""
 
-    async def handle(request: Request, exc: Exception) -> JSONResponse:
+    async def handle(request: Request, exc: Exception) -> Any:
         code = _status(exc)
+        if page_error is not None and not request.url.path.startswith("/api/"):
+            return page_error(request, code, _line(exc))
         headers = {"Retry-After": str(int(exc.retry_after_s) + 1)} if isinstance(exc, LoginThrottled) else None
         if code == 401:
             headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
@@ -134,4 +141,4 @@ def install(app: FastAPI) -> None:
         return response
 
 
-__all__ = ["CSRF_COOKIE", "CSRF_HEADER", "SESSION_COOKIE", "install", "principal", "role", "sees"]
+__all__ = ["CSRF_COOKIE", "CSRF_HEADER", "PAGE_CSP", "SESSION_COOKIE", "install", "principal", "role", "sees"]

@@ -4,7 +4,6 @@ account, an auditor verifies, replays and exports it; live events reconnect exac
 from __future__ import annotations
 
 import json
-import time
 
 from testkit.web_app import API_KEY, PASSWORD, SCRIPT, start
 
@@ -115,13 +114,9 @@ def test_resume_and_fork(web):
     web.wait(ana, run_id, "paused")
     r = ana.post(f"/api/runs/{run_id}/resume", json={"max_steps": 5})
     assert r.status_code == 202
-    # the resume runs in the background: until it records run_resumed the status is still the old
-    # pause, so wait for the pause it ends in, the one at the approval
-    deadline = time.monotonic() + 60
-    while not web.engine.pending_requests(run_id):
-        assert time.monotonic() < deadline, ana.get(f"/api/runs/{run_id}").text
-        time.sleep(0.05)
-    assert web.wait(ana, run_id, "paused")["status"] == "paused"
+    web.app.state.runner.jobs[run_id].future.result(timeout=60)  # the run was "paused" before the resume, too
+    web.wait(ana, run_id, "paused")
+    assert web.engine.pending_requests(run_id)  # now waiting at the approval
     fork = ana.post(f"/api/runs/{run_id}/fork", json={"at_step": 1})
     assert fork.status_code == 200, fork.text
     child = ana.get(f"/api/runs/{fork.json()['run_id']}").json()

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from langchain_core.tools import StructuredTool
+from pydantic import BaseModel, Field
 
 from chainproof.agents.models import StaticModels
 from chainproof.agents.scripted import ScriptedChatModel
@@ -23,6 +24,7 @@ from testkit.toy_graph import ToyGraph
 PASSWORD = "correct horse battery staple"
 SCRIPT = "<script>alert('x')</script>"
 YES = json.dumps({"verdict": "yes", "reason": "the doubled square is large"})
+YES_MARKUP = json.dumps({"verdict": "yes", "reason": f"the doubled square is large {SCRIPT}"})
 API_KEY = "sk-test-WEBSECRET0123456789abcdef"
 
 
@@ -34,10 +36,18 @@ def _double(squared: dict[str, Any]) -> dict[str, Any]:
     return {"doubled": squared["squared"] * 2}
 
 
+class WebToyInputs(BaseModel):
+    """The web toy's input: the new-run page generates its form from this schema."""
+
+    x: int = Field(description="the number to square")
+
+
 class WebToy(ToyGraph):
-    """The toy chain whose first tool result carries markup (it must come back as text)."""
+    """The toy chain whose first tool result and proposed reason carry markup (they must come
+    back as text)."""
 
     name = "web-toy"
+    inputs_model = WebToyInputs
 
     def tools(self):
         return [StructuredTool.from_function(_square, name="square", description="square x"),
@@ -54,6 +64,16 @@ class Web:
 
     def __init__(self, app: Any, engine: Chainproof):
         self.app, self.engine, self.clients = app, engine, {}
+
+    def page(self, name: str | None = None) -> TestClient:
+        """A browser-like client signed in through the sign-in page (no redirects followed);
+        ``csrf`` holds its session's CSRF token for forms."""
+        c = TestClient(self.app, base_url="https://testserver", raise_server_exceptions=False, follow_redirects=False)
+        if name is not None:
+            r = c.post("/login", data={"username": name, "password": PASSWORD, "next": "/runs"})
+            assert r.status_code == 303 and r.headers["location"] == "/runs", r.text
+            c.csrf = c.cookies["chainproof_csrf"]  # type: ignore[attr-defined]
+        return c
 
     def client(self, name: str | None = None) -> TestClient:
         c = TestClient(self.app, base_url="https://testserver", raise_server_exceptions=False)
@@ -74,7 +94,7 @@ class Web:
 
 
 def _replies() -> list[str]:
-    return ["The square.", "The double.", f"Large {SCRIPT}.", YES] * 20
+    return ["The square.", "The double.", f"Large {SCRIPT}.", YES_MARKUP] * 20
 
 
 @pytest.fixture
