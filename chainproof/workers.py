@@ -154,10 +154,11 @@ def wake(app: Chainproof, run_id: str, queue: str, workflow_id: str) -> RunResul
 def advance(app: Chainproof, run_id: str, worker: str) -> dict[str, Any]:
     """Advance ``run_id`` until it pauses or ends, holding its lock (what the DBOS step
     ``chainproof.advance`` runs). Returns ``{"run_id", "status", "checkpoint_id", "worker",
-    "more"}``; ``status``: ``paused`` / ``completed`` / ``failed`` (with ``error``: the run is
+    "advanced", "more"}`` (``advanced``: LangGraph ran; false when there was nothing to do or the
+    run was busy); ``status``: ``paused`` / ``completed`` / ``failed`` (with ``error``: the run is
     recorded as failed; ``chainproof resume`` continues it), or ``busy`` (another process holds
     the lock: nothing ran). ``more``: a decision was recorded while it ran; advance again."""
-    out: dict[str, Any] = {"run_id": run_id, "worker": worker, "checkpoint_id": None}
+    out: dict[str, Any] = {"run_id": run_id, "worker": worker, "checkpoint_id": None, "advanced": False}
     graph = app._run(run_id).graph
     try:
         with app._lock(run_id), app._thread(run_id, graph) as (compiled, config, ctx):
@@ -167,6 +168,7 @@ def advance(app: Chainproof, run_id: str, worker: str) -> dict[str, Any]:
             except (RunNotResumable, InputError):  # waits for a person (or a larger budget), or completed
                 out.update(status=app.audit.run_status(run_id), checkpoint_id=_checkpoint(snapshot))
                 return {**out, "more": False}
+            out["advanced"] = True
             try:
                 result = app._stream(compiled, config, ctx, run_id, payload, None, resumed={**detail, "worker": worker})
                 out["status"] = result.status

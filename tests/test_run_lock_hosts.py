@@ -13,8 +13,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import pytest
-
 from chainproof.agents.models import StaticModels
 from chainproof.app import Chainproof
 from chainproof.checkpoints.audit_schema import ModelCallRecord as ModelCall
@@ -22,7 +20,6 @@ from chainproof.checkpoints.audit_schema import Step
 from chainproof.checkpoints.verify import verify_run
 from chainproof.settings import Settings
 from testkit import fleet
-from testkit.pg import pg_unreachable
 
 fleet.register_all()
 
@@ -54,16 +51,6 @@ RACER = textwrap.dedent("""
 """)
 
 
-@pytest.fixture
-def shared(tmp_path):
-    reason = pg_unreachable()
-    if reason:
-        pytest.skip(reason)
-    from testkit.pg import fresh_database
-
-    with fresh_database() as url:
-        yield url
-
 
 def _race(url: str, tmp: Path, round_no: int, *runs: tuple[str, str]) -> list[dict]:
     """Start one racer per ``(mode, run_id)``, each with its own home, release them together."""
@@ -86,15 +73,15 @@ def _race(url: str, tmp: Path, round_no: int, *runs: tuple[str, str]) -> list[di
     return outs
 
 
-def test_resume_against_resume_from_two_homes_advances_once(shared, tmp_path):
-    settings = Settings(home=tmp_path / "home", database_url=shared, checkpoint_url=shared)
+def test_resume_against_resume_from_two_homes_advances_once(pg_url, tmp_path):
+    settings = Settings(home=tmp_path / "home", database_url=pg_url, checkpoint_url=pg_url)
     for round_no in range(3):
         with Chainproof(settings, models=StaticModels(fleet.fleet_model())) as app:
             run = app.start("fleet", {"tag": f"r{round_no}", "n": 15}, max_steps=10)  # stops at its step budget
             assert run.budget_stop is not None
             before = len(app.audit.records_of(run.run_id, ModelCall))
         effects_before = len(fleet.lines(tmp_path / "effects.log"))
-        outs = _race(shared, tmp_path, round_no, ("resume", run.run_id), ("resume", run.run_id))
+        outs = _race(pg_url, tmp_path, round_no, ("resume", run.run_id), ("resume", run.run_id))
         winner, loser = sorted(outs, key=lambda o: o["outcome"] != "completed")
         assert winner["outcome"] == "completed" and loser["outcome"] in ("busy", "nothing: RunNotResumable"), outs
         assert loser["model_requests"] == 0
@@ -108,14 +95,14 @@ def test_resume_against_resume_from_two_homes_advances_once(shared, tmp_path):
         assert sum(o["model_requests"] for o in outs) == len(calls) - before > 0
 
 
-def test_approve_against_resume_from_two_homes_applies_the_decision_once(shared, tmp_path):
-    settings = Settings(home=tmp_path / "home", database_url=shared, checkpoint_url=shared)
+def test_approve_against_resume_from_two_homes_applies_the_decision_once(pg_url, tmp_path):
+    settings = Settings(home=tmp_path / "home", database_url=pg_url, checkpoint_url=pg_url)
     for round_no in range(3):
         with Chainproof(settings, models=StaticModels(fleet.fleet_model())) as app:
             run = app.start("fleet-gated", {"tag": f"a{round_no}", "n": 2})
             assert run.status == "paused" and len(run.requests) == 1
             before = len(app.audit.records_of(run.run_id, ModelCall))
-        outs = _race(shared, tmp_path, round_no, ("approve", run.run_id), ("resume", run.run_id))
+        outs = _race(pg_url, tmp_path, round_no, ("approve", run.run_id), ("resume", run.run_id))
         approve, resume = outs
         # the approver wins (and completes the run), or loses the lock before recording anything
         assert approve["outcome"] in ("completed", "busy"), outs
