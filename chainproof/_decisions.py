@@ -55,11 +55,15 @@ def approver_of(settings: Settings, approver: str | None, principal: Principal |
 def record_decision(audit: AuditStore, settings: Settings, run: Any, snapshot: Any, ctx: ChainContext, *,
                     action: ApprovalAction, approver: str | None, principal: Principal | None,
                     comment: str | None, edited: dict[str, Any] | None, changes: list[str] | None,
-                    request_id: str | None, proposed_hash: str | None) -> dict[str, Any]:
+                    request_id: str | None, proposed_hash: str | None,
+                    queue: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Check and record one decision on ``run``'s paused thread (``snapshot``: its current state);
-    return ``{interrupt_id: answer}`` to resume it with. Refusals (``ApprovalRefused``, with
-    ``ApproverNotAllowed`` for who) record and run nothing. ``proposed_hash``: the SHA-256 of the
-    proposal the approver saw (the request's ``proposed_hash``); refused when it differs."""
+    return ``({interrupt_id: answer}, event detail)``: the resume map to continue it with, and the
+    detail of the event recorded with the decision (``run_resumed``; ``run_queued`` with the
+    ``queue`` and the ``workflow_id`` that wakes it when the run was submitted to workers).
+    Refusals (``ApprovalRefused``, with ``ApproverNotAllowed`` for who) record and run nothing.
+    ``proposed_hash``: the SHA-256 of the proposal the approver saw (the request's
+    ``proposed_hash``); refused when it differs. The caller holds the run's lock."""
     run_id, spec = run.run_id, ctx.spec
     name = approver_of(settings, approver, principal)
     pending = approvals.approvals_of(approvals.pauses_of(snapshot))
@@ -95,12 +99,15 @@ def record_decision(audit: AuditStore, settings: Settings, run: Any, snapshot: A
     decision = ApprovalRecord(step_no=request.step_no, request_id=request.request_id, action=answer.action,
                               approver=answer.approver, comment=answer.comment, proposed_hash=request.proposed_hash,
                               payload=payload)
+    woken: dict[str, Any] = {"request_id": request.request_id, "by": answer.approver}
+    if queue is not None:  # a worker applies it: the decision wakes the run on the queue
+        woken.update(queue=queue, workflow_id=f"{run_id}:decision:{request.request_id}")
     try:
         audit.append_decision(run_id, decision, EventRecord(
-            kind="run_resumed", detail={"request_id": request.request_id, "by": answer.approver}))
+            kind="run_queued" if queue is not None else "run_resumed", detail=woken))
     except AlreadyDecided as exc:
         raise ApprovalRefused(f"{exc}; pending: {approvals.listing(pending)}") from None
-    return {request.interrupt_id: audit.redactor(answer.model_dump(mode="json"))}
+    return {request.interrupt_id: audit.redactor(answer.model_dump(mode="json"))}, woken
 
 
 __all__ = ["approver_of", "record_decision"]

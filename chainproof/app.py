@@ -39,6 +39,7 @@ from pydantic import ValidationError
 from chainproof import _wiring
 from chainproof._decisions import record_decision
 from chainproof._outcome import stream_run
+from chainproof._resume import continuation
 from chainproof._storage import cause, check_checkpointer, run_lock, storage_errors
 from chainproof.agents.config import EFFORTS
 from chainproof.agents.models import ConfiguredModels, ModelProvider
@@ -53,13 +54,12 @@ from chainproof.graphs._engine.compile import build_graph
 from chainproof.graphs._engine.context import ChainContext
 from chainproof.graphs._engine.fork import start_fork
 from chainproof.graphs._engine.state import ChainState
-from chainproof.graphs.approval import ApprovalAction, ApprovalAnswer
+from chainproof.graphs.approval import ApprovalAction
 from chainproof.graphs.approval_policy import ApprovalPolicy
-from chainproof.graphs.budgets import check_resume
 from chainproof.graphs.registry import add_paths, get_spec
 from chainproof.graphs.review import Budget
 from chainproof.settings import Settings
-from chainproof.types import CostBudgetPause, ProgressEvent, RunResult, StepBudgetPause, ValueRefusedPause
+from chainproof.types import ProgressEvent, RunResult
 from chainproof.values import decode_value, encode_value
 
 __all__ = ["Chainproof", "Progress", "RunBusy", "RunNotFound", "RunNotResumable", "RunResult", "run_lock"]
@@ -129,6 +129,30 @@ class Chainproof:
         ``zdr``: zero data retention for this run (None: ``settings.zdr``); ``budget_usd``: the
         run's cost budget in USD (None: ``settings.budgets.run_usd``); ``cache``: use the
         reasoning cache (None: ``settings.cache.enabled``; always off for a ZDR run)."""
+        run_id, initial = self._record_start(
+            graph, inputs, started_by=started_by, department=department, effort=effort, run_id=run_id,
+            max_steps=max_steps, review_every=review_every, on_budget=on_budget, zdr=zdr, budget_usd=budget_usd,
+            cache=cache)
+        return self._drive(run_id, graph, initial, effort=effort, on_progress=on_progress)
+
+    def submit(self, graph: str, inputs: dict[str, Any], *, queue: str | None = None, **options: Any) -> RunResult:
+        """Record a run like :meth:`start` (same checks and keyword ``options``, except
+        ``on_progress``) and enqueue it on the DBOS queue ``queue`` (default
+        ``settings.workers.queue``) for ``chainproof worker`` processes to advance; returns at once
+        with status ``queued``. Needs the audit store and the checkpointer on PostgreSQL and the
+        ``workers`` extra: ``WorkersUnavailable`` (exit 2) naming the setting otherwise, with
+        nothing recorded. See :func:`chainproof.workers.submit`."""
+        from chainproof import workers
+
+        return workers.submit(self, graph, inputs, queue=queue, **options)
+
+    def _record_start(self, graph: str, inputs: dict[str, Any], *, started_by: str | None = None,
+                      department: str | None = None, effort: str | None = None, run_id: str | None = None,
+                      max_steps: int | None = None, review_every: int | None = None, on_budget: str | None = None,
+                      zdr: bool | None = None, budget_usd: float | None = None, cache: bool | None = None,
+                      queue: str | None = None) -> tuple[str, ChainState]:
+        """Check and record a new run (see :meth:`start`); ``(run_id, initial state)``. ``queue``:
+        the DBOS queue a submitted run's decisions wake (kept in its ``run_started`` event)."""
         spec = get_spec(graph)
         zdr = self.settings.zdr if zdr is None else zdr
         cost = budget_usd if budget_usd is not None else self.settings.budgets.run_usd
@@ -166,11 +190,11 @@ class Chainproof:
                 "routing": self.settings.routing.model_dump(mode="json"), "cache": cache,
                 # who may approve is fixed when the run starts, not by the settings of whoever answers
                 "approval_policy": _wiring.approval_policy(self.settings, graph, spec).model_dump(mode="json"),
-                "approver_roles": dict(self.settings.approver_roles)},
+                "approver_roles": dict(self.settings.approver_roles), **({"queue": queue} if queue else {})},
         )
         initial: ChainState = self.audit.redactor({"run_id": run_id, "graph": graph, "goal": goal, "inputs": inputs,
                                                    "step": 0, "budget": budget.model_dump(), "cache": cache})
-        return self._drive(run_id, graph, initial, effort=effort, on_progress=on_progress)
+        return run_id, initial
 
     def fork(self, run_id: str, at_step: int, *, started_by: str | None = None,
              on_progress: Progress | None = None) -> RunResult:
@@ -234,13 +258,19 @@ class Chainproof:
         (chainproof/_decisions.py).
         """
         run = self._run(run_id)
-        with self._thread(run_id, run.graph) as (app, config, ctx):
-            resume = record_decision(self.audit, self.settings, run, app.get_state(config), ctx, action=action,
-                                     approver=approver, principal=principal, comment=comment, edited=edited,
-                                     changes=changes, request_id=request_id, proposed_hash=proposed_hash)
-            if not wait:
-                return RunResult(run_id, "resumed")
-            return self._stream(app, config, ctx, run_id, Command(resume=resume), on_progress)
+        queue = self._queue_of(run_id)
+        with self._lock(run_id), self._thread(run_id, run.graph) as (app, config, ctx):
+            resume, woken = record_decision(self.audit, self.settings, run, app.get_state(config), ctx, action=action,
+                                            approver=approver, principal=principal, comment=comment, edited=edited,
+                                            changes=changes, request_id=request_id, proposed_hash=proposed_hash,
+                                            queue=queue)
+            if queue is None:
+                if not wait:
+                    return RunResult(run_id, "resumed")
+                return self._stream(app, config, ctx, run_id, Command(resume=resume), on_progress)
+        from chainproof import workers  # after the lock is released, so the worker that takes it can advance
+
+        return workers.wake(self, run_id, queue, woken["workflow_id"])
 
     def replay(self, run_id: str):
         """Replay ``run_id`` from its record (:func:`chainproof.graphs.replay.replay_run`): no model is
@@ -268,53 +298,9 @@ class Chainproof:
         Raises ``RunNotResumable`` (a ``ValueError``) when the run waits for an approval nobody gave
         yet or has completed."""
         run = self._run(run_id)
-        with self._thread(run_id, run.graph, max_steps=max_steps) as (app, config, ctx):
-            snapshot = app.get_state(config)
-            pauses = approvals.pauses_of(snapshot)
-            cost = next((p for p in pauses if isinstance(p, CostBudgetPause)), None)
-            stop = next((p for p in pauses if isinstance(p, StepBudgetPause)), None)
-            refused = next((p for p in pauses if isinstance(p, ValueRefusedPause)), None)
-            pending = approvals.approvals_of(pauses)
-            if budget_usd is not None and cost is None:
-                raise InputError(f"budget_usd: run {run_id} is not paused at a cost budget "
-                                 f"(status: {self.audit.run_status(run_id)})")
-            payload: Any
-            detail: dict[str, Any] | None
-            if cost is not None:
-                check_resume(_wiring.cost_guard(self.settings, self.audit), snapshot.values, cost.value, budget_usd)
-                payload = Command(resume={cost.interrupt_id: {"budget_usd": budget_usd, "by": by}})
-                detail = {"budget_usd": budget_usd, "by": by, "scope": cost.scope}
-            elif refused is not None:  # go on with the refused tool result as the step's finding
-                payload = Command(resume={refused.interrupt_id: {"by": by}})
-                detail = {"refused": refused.error, "step_no": refused.step_no, "by": by}
-            elif stop is not None:
-                if max_steps is None or max_steps <= stop.done_count:
-                    raise InputError(
-                        f"max_steps: run {run_id} stopped at its budget after {stop.done_count} plan steps; "
-                        f"resume with a larger budget, e.g. --max-steps {stop.done_count + stop.remaining}")
-                payload = Command(resume={stop.interrupt_id: {"max_steps": max_steps, "by": by}})
-                detail = {"max_steps": max_steps, "by": by}
-            elif pending:
-                checkpoint_id = snapshot.config["configurable"]["checkpoint_id"]
-                resume = {}
-                for p in pending:
-                    record = self.audit.decision_for(p.request_id)
-                    if record is not None and record.payload.get("checkpoint_id") == checkpoint_id:
-                        resume[p.interrupt_id] = ApprovalAnswer.model_validate(record.payload).model_dump(mode="json")
-                if not resume:
-                    raise RunNotResumable(f"run {run_id} is paused for approval and has no recorded decision to apply; "
-                                          f"answer it with: chainproof approve {run_id} --as NAME (or reject / edit); "
-                                          f"pending: {approvals.listing(pending)}")
-                payload, detail = Command(resume=resume), {"reapplied": len(resume)}
-                if self.audit.run_status(run_id) == "resumed":  # the decision's own run_resumed is the latest
-                    detail = None
-            elif self.audit.run_status(run_id) == "completed":
-                raise RunNotResumable(f"run {run_id} is completed; there is nothing to resume")
-            elif not snapshot.next and not snapshot.values:
-                raise RunNotResumable(f"run {run_id} has no checkpoint in {self.settings.resolved_checkpoint_url} "
-                                      "(it failed before its first super-step, or CHAINPROOF_CHECKPOINT_URL points elsewhere)")
-            else:
-                payload, detail = None, {"after": self.audit.run_status(run_id)}  # continue from the last checkpoint
+        with self._lock(run_id), self._thread(run_id, run.graph, max_steps=max_steps) as (app, config, ctx):
+            payload, detail = continuation(self.settings, self.audit, run_id, app.get_state(config),
+                                           max_steps=max_steps, budget_usd=budget_usd, by=by)
             return self._stream(app, config, ctx, run_id, payload, on_progress, resumed=detail)
 
     # ------------------------------------------------------------ helpers
@@ -359,16 +345,27 @@ class Chainproof:
 
     def _drive(self, run_id: str, graph: str, payload: Any, *, effort: str | None = None,
                on_progress: Progress | None = None) -> RunResult:
-        with self._thread(run_id, graph, effort, initial=payload if isinstance(payload, dict) else None) as (app, config, ctx):
+        initial = payload if isinstance(payload, dict) else None
+        with self._lock(run_id), self._thread(run_id, graph, effort, initial=initial) as (app, config, ctx):
             return self._stream(app, config, ctx, run_id, payload, on_progress)
+
+    def _lock(self, run_id: str) -> Any:
+        """The run's lock (:func:`run_lock`): an advisory lock in the audit database when it is
+        PostgreSQL (every host sharing it), else a file lock under ``settings.home``. Taken before
+        the thread's state is read, so what is resumed is what was checked. Raises ``RunBusy``."""
+        return run_lock(self.settings.home, run_id, self.settings.resolved_database_url)
+
+    def _queue_of(self, run_id: str) -> str | None:
+        """The DBOS queue of a run submitted to workers (its ``run_started`` event), else None."""
+        started = self.audit.last_event(run_id, "run_started")
+        return ((started.detail or {}) if started is not None else {}).get("queue")
 
     def _stream(self, app: Any, config: dict[str, Any], ctx: ChainContext, run_id: str, payload: Any,
                 on_progress: Progress | None, *, resumed: dict[str, Any] | None = None) -> RunResult:
         """Run the thread until it pauses or ends; record ``run_paused`` (with the checkpoint and
-        the requests it binds), ``run_completed`` or ``run_failed``. One process at a time advances
-        a run (:func:`run_lock`); another gets ``RunBusy`` and nothing runs or is recorded (the
-        ``run_resumed`` event, ``resumed``, is written only once the lock is held)."""
-        with run_lock(self.settings.home, run_id):
-            if resumed is not None:
-                self.audit.append(run_id, EventRecord(kind="run_resumed", detail=resumed))
-            return stream_run(self.audit, app, config, ctx, run_id, payload, on_progress)
+        the requests it binds), ``run_completed`` or ``run_failed``. The caller holds the run's lock
+        (:meth:`_lock`), so another process gets ``RunBusy`` before anything runs or is recorded
+        (the ``run_resumed`` event, ``resumed``, is written only once the lock is held)."""
+        if resumed is not None:
+            self.audit.append(run_id, EventRecord(kind="run_resumed", detail=resumed))
+        return stream_run(self.audit, app, config, ctx, run_id, payload, on_progress)

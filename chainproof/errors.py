@@ -64,6 +64,7 @@ __all__ = [
     "ToolFailed",
     "UnsupportedValue",
     "UserError",
+    "WorkersUnavailable",
 ]
 
 
@@ -129,6 +130,12 @@ class SchemaOutdated(StorageError):
     """The audit database's schema revision is not the one this code reads (read-only commands
     check it instead of migrating); the message names the database, both revisions and the
     command that fixes it (``chainproof db upgrade``)."""
+
+
+class WorkersUnavailable(UserError):
+    """Workers, ``submit`` or a decision on a submitted run need what is not configured: the audit
+    store, the checkpointer and DBOS's queue on PostgreSQL, or the ``workers`` extra (PyPI
+    ``dbos``); the message names the setting or the install command. Nothing was recorded."""
 
 
 class ApprovalRefused(UserError):

@@ -37,6 +37,34 @@ class CacheSettings(BaseModel):
     ttl_s: float = Field(default=DEFAULT_TTL_S, gt=0)
 
 
+class WorkerSettings(BaseModel):
+    """``[workers]``: runs submitted to DBOS queues in PostgreSQL and advanced by ``chainproof
+    worker`` processes (``chainproof.workers``).
+
+    ``queue``: the queue ``submit`` uses and workers listen to when none is named. ``concurrency``:
+    runs one worker advances at once (DBOS ``worker_concurrency``; default 10, LangGraph Platform's
+    default of concurrent runs per instance); DBOS keeps it with the queue in the database, so the
+    worker started last sets it for every worker on that queue. ``polling_interval_s``: how often
+    a worker looks for runs (DBOS's default, 1 s). ``system_database_url``: DBOS's system database
+    (default: ``database_url``, in its own ``dbos`` schema). ``executor_id``: this worker's name in
+    DBOS (default ``HOST-PID``). ``shutdown_grace_s``: how long a stopping worker lets the runs it
+    advances reach their next pause or end."""
+
+    queue: str = Field(default="chainproof-runs", min_length=1)
+    concurrency: int = Field(default=10, ge=1)
+    polling_interval_s: float = Field(default=1.0, gt=0)
+    system_database_url: str | None = None
+    executor_id: str | None = None
+    shutdown_grace_s: float = Field(default=30.0, ge=0)
+
+    @field_validator("queue")
+    @classmethod
+    def _not_dbos_own(cls, value: str) -> str:
+        if value.startswith("_dbos_"):
+            raise ValueError(f"expected a queue name not starting with _dbos_ (DBOS's own queues), got {value!r}")
+        return value
+
+
 class Settings(StoreSettings):
     """All Chainproof settings; see the module docstring for sources and precedence. The home,
     storage URLs, ``budgets`` and ``secret_patterns`` are defined in
@@ -64,6 +92,7 @@ class Settings(StoreSettings):
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    workers: WorkerSettings = Field(default_factory=WorkerSettings)
     graphs: list[str] = Field(
         default_factory=list,
         description="Extra graphs as 'package.module:attribute' paths (a ChainSpec subclass, instance or "
@@ -91,4 +120,4 @@ class Settings(StoreSettings):
         return value
 
 
-__all__ = ["CacheSettings", "Settings"]
+__all__ = ["CacheSettings", "Settings", "WorkerSettings"]

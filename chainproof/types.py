@@ -212,10 +212,11 @@ def parse_progress(chunk: Mapping[str, Any]) -> ProgressEvent:
     return event
 
 
-RunStatus = Literal["paused", "completed", "resumed"]
+RunStatus = Literal["paused", "completed", "resumed", "queued"]
 """Where a run stands after a call that returned (a failure raises instead; the run stays
 resumable, and its audit status is ``failed``). ``resumed``: ``decide(wait=False)`` recorded the
-decision and left the run for ``resume`` to continue."""
+decision and left the run for ``resume`` to continue. ``queued``: submitted to workers, or a
+decision that woke a submitted run; a ``chainproof worker`` advances it (``chainproof.workers``)."""
 
 
 @dataclass
@@ -225,7 +226,8 @@ class RunResult:
     run_id: str
     """The run."""
     status: RunStatus
-    """``paused`` (see ``pauses``) or ``completed`` (see ``report_path``)."""
+    """``paused`` (see ``pauses``), ``completed`` (see ``report_path``) or ``queued`` (a worker
+    advances it)."""
     pauses: list[Pause] = field(default_factory=list)
     """What the run waits for: one cost-budget or step-budget pause, or the open approval
     requests (one per request). Empty when completed."""

@@ -69,13 +69,18 @@ def make_engine(url: str) -> Engine:
 
 
 def upgrade_schema(engine: Engine) -> None:
-    """Bring the database to the newest Alembic revision (idempotent). Imports Alembic."""
+    """Bring the database to the newest Alembic revision (idempotent). Imports Alembic. On
+    PostgreSQL the upgrade holds a transaction-level advisory lock, so processes opening a new
+    database at once (workers starting together) migrate it one after the other instead of racing
+    to create the same tables."""
     from alembic import command
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('chainproof-audit-migrate'))"))
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 

@@ -113,7 +113,10 @@ def test_one_process_at_a_time_advances_a_run(settings):
         with run_lock(settings.home, run.run_id):  # as if another process were applying a decision
             with pytest.raises(RunBusy, match="another process"):
                 app.decide(run.run_id, action="approve", approver="Dana")
-        assert app.resume(run.run_id).status == "completed"  # the recorded decision is applied later
+            with pytest.raises(RunBusy, match="another process"):
+                app.resume(run.run_id)
+        assert app.audit.decision_for(run.requests[0]["request_id"]) is None  # the busy approver recorded nothing
+        assert app.decide(run.run_id, action="approve", approver="Dana").status == "completed"
 
 
 @pytest.mark.parametrize("url", ["mysql://x/y", "sqlite:///:memory:"])

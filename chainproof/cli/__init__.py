@@ -1,9 +1,9 @@
 """The ``chainproof`` command line (Typer + Rich).
 
-Commands: ``run GRAPH``, ``graphs``, ``approve``, ``reject``, ``edit``, ``resume``, ``pending``,
+Commands: ``run GRAPH``, ``submit GRAPH``, ``worker``, ``graphs``, ``approve``, ``reject``, ``edit``, ``resume``, ``pending``,
 ``runs``, ``show``, ``costs``, ``verify``, ``replay``, ``export``, ``cache clear``, ``db upgrade``,
 ``dossier build|fetch|import``, ``log head|key|rotate-key``, ``prove``. Modules by area: ``_run`` (run,
-graphs), ``_decide`` (approve, reject, edit, resume), ``_audit`` (runs, pending, show, verify, replay,
+submit, graphs), ``_workers`` (worker), ``_decide`` (approve, reject, edit, resume), ``_audit`` (runs, pending, show, verify, replay,
 export), ``_log`` (the Merkle log: log head/key/rotate-key, prove, verify --against), ``_admin``
 (costs, cache, db), ``_dossier`` (dossier); ``_views`` / ``_html`` render data handed to them and never query the store.
 
@@ -209,7 +209,7 @@ def write_out(out: Any, text: str, what: str, *, force: bool) -> None:
 
 
 # the commands register themselves on `app` when imported
-from chainproof.cli import _admin, _audit, _decide, _dossier, _log, _run, _web  # noqa: E402,F401
+from chainproof.cli import _admin, _audit, _decide, _dossier, _log, _run, _web, _workers  # noqa: E402,F401
 
 
 def main() -> None:  # pragma: no cover - console entry point

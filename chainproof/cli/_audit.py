@@ -28,7 +28,8 @@ def runs(limit: Annotated[int, typer.Option(min=1, help="How many runs, newest f
         rows = store.list_runs(limit=limit)
         # a run "running now" whose process no longer holds its lock stopped without saying so
         rows = [(run, f"{status} (its process ended; chainproof resume {run.run_id})"
-                 if status in ("started", "resumed") and lock_is_free(settings.home, run.run_id) else status, at)
+                 if status in ("started", "resumed")
+                 and lock_is_free(settings.home, run.run_id, settings.resolved_database_url) else status, at)
                 for run, status, at in rows]
         views.print_runs(console, rows, store.decisions_by_run([run.run_id for run, _, _ in rows]))
 

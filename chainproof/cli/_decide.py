@@ -23,8 +23,12 @@ RequestOpt = Annotated[Optional[str], typer.Option("--request", help="Request id
 
 
 def finish(result: Any) -> None:
-    """Print where a run stands after a call: the pause (how to continue) or its completion."""
-    if result.status == "paused":
+    """Print where a run stands after a call: the pause (how to continue), its completion, or that
+    a worker continues it (a submitted run)."""
+    if result.status == "queued":
+        console.print(f"recorded; run {result.run_id} is queued and a `chainproof worker` continues it "
+                      f"(chainproof show {result.run_id})", highlight=False)
+    elif result.status == "paused":
         views.print_pause(console, result)
     else:
         views.print_completed(console, result)

@@ -106,38 +106,63 @@ def refuse_unknown(graph: str, model: Any, inputs: dict[str, Any]) -> None:
         raise InputError(f"{', '.join(unknown)}: not an input of graph {graph}; its inputs: {', '.join(model.model_fields)}")
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def run(
-    ctx: typer.Context,
-    graph: Annotated[str, typer.Argument(help="The graph to run (see `chainproof graphs`).")],
-    input_: Annotated[Optional[list[str]], typer.Option("--input", help="KEY=VALUE (VALUE as JSON if it parses); repeatable.")] = None,
-    inputs_file: Annotated[Optional[Path], typer.Option("--inputs-file", help="A JSON or TOML file with the inputs.")] = None,
-    started_by: Annotated[Optional[str], typer.Option("--as", help="Your name, recorded as who started the run.")] = None,
-    department: Annotated[Optional[str], typer.Option(help="Department or project, for cost reports.")] = None,
-    effort: Annotated[Optional[str], typer.Option(help="Force one effort (low|medium|high) for every step.")] = None,
-    max_steps: Annotated[Optional[int], typer.Option(help="Step budget in plan steps (default: the graph's).")] = None,
-    review_every: Annotated[Optional[int], typer.Option(help="Goal review every N plan steps (0 = never).")] = None,
-    budget_usd: Annotated[Optional[float], typer.Option("--budget-usd", help="Cost budget of this run in USD: alert at 80 %, pause before a call that would exceed it.")] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not use the reasoning cache in this run.")] = False,
-    zdr: Annotated[bool, typer.Option("--zdr", help="Zero data retention: keep hashes and short redacted excerpts of prompts and outputs, not the text.")] = False,
-) -> None:
-    """Run a graph; it shows each step live and pauses where a person must approve.
+def _start_command(queued: bool):
+    """The ``run`` command (``queued=False``: runs in this process, showing each step) or the
+    ``submit`` command (enqueues the run for ``chainproof worker`` processes): one set of options."""
+
+    def command(
+        ctx: typer.Context,
+        graph: Annotated[str, typer.Argument(help="The graph to run (see `chainproof graphs`).")],
+        input_: Annotated[Optional[list[str]], typer.Option("--input", help="KEY=VALUE (VALUE as JSON if it parses); repeatable.")] = None,
+        inputs_file: Annotated[Optional[Path], typer.Option("--inputs-file", help="A JSON or TOML file with the inputs.")] = None,
+        started_by: Annotated[Optional[str], typer.Option("--as", help="Your name, recorded as who started the run.")] = None,
+        department: Annotated[Optional[str], typer.Option(help="Department or project, for cost reports.")] = None,
+        effort: Annotated[Optional[str], typer.Option(help="Force one effort (low|medium|high) for every step.")] = None,
+        max_steps: Annotated[Optional[int], typer.Option(help="Step budget in plan steps (default: the graph's).")] = None,
+        review_every: Annotated[Optional[int], typer.Option(help="Goal review every N plan steps (0 = never).")] = None,
+        budget_usd: Annotated[Optional[float], typer.Option("--budget-usd", help="Cost budget of this run in USD: alert at 80 %, pause before a call that would exceed it.")] = None,
+        no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not use the reasoning cache in this run.")] = False,
+        zdr: Annotated[bool, typer.Option("--zdr", help="Zero data retention: keep hashes and short redacted excerpts of prompts and outputs, not the text.")] = False,
+        queue: Optional[str] = None,  # annotated below: an option of submit, hidden in run
+    ) -> None:
+        from chainproof.graphs.registry import add_paths, get_spec
+
+        if queued:  # before the engine opens (and creates) a SQLite store
+            from chainproof.workers import require_postgres
+
+            require_postgres(cli.settings(), "submit")
+        add_paths(cli.settings().graphs)  # the 'graphs' setting, as the engine sees it
+        spec = get_spec(graph)  # GraphNotFound (exit 2) naming the known graphs
+        model = getattr(spec, "inputs_model", None)
+        extra = list(ctx.args) + (["--queue", queue] if queue is not None and not queued else [])  # run: an input field
+        inputs = collect_inputs(input_ or [], extra, inputs_file, model)
+        refuse_unknown(graph, model, inputs)
+        options: dict[str, Any] = dict(started_by=started_by, department=department, effort=effort, max_steps=max_steps,
+                                       review_every=review_every, zdr=zdr or None, budget_usd=budget_usd,
+                                       cache=False if no_cache else None)
+        with cli._engine() as engine:
+            if queued:
+                result = engine.submit(graph, inputs, queue=queue, **options)
+                console.print(f"run {result.run_id} queued on {queue or engine.settings.workers.queue}; "
+                              f"`chainproof worker` processes advance it (chainproof show {result.run_id})", highlight=False)
+                return
+            with views.LiveSteps(console) as live:
+                result = engine.start(graph, inputs, on_progress=live.update, **options)
+        finish(result)
+
+    command.__annotations__["queue"] = Annotated[Optional[str], typer.Option(
+        hidden=not queued, help="The DBOS queue (default: workers.queue in the settings).")]
+    return command
+
+
+_EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
+run = app.command("run", context_settings=_EXTRA, help="""Run a graph; it shows each step live and pauses where a person must approve.
 
     Inputs: --FIELD VALUE (e.g. `run due-diligence --company MMM --as-of 2018-02-08`),
-    --input KEY=VALUE or --inputs-file F.json|F.toml; `chainproof graphs` lists each graph's inputs."""
-    from chainproof.graphs.registry import add_paths, get_spec
+    --input KEY=VALUE or --inputs-file F.json|F.toml; `chainproof graphs` lists each graph's inputs.""")(_start_command(False))
+submit = app.command("submit", context_settings=_EXTRA, help="""Enqueue a run of a graph for `chainproof worker` processes (DBOS queue in PostgreSQL).
 
-    add_paths(cli.settings().graphs)  # the 'graphs' setting, as the engine sees it
-    spec = get_spec(graph)  # GraphNotFound (exit 2) naming the known graphs
-    model = getattr(spec, "inputs_model", None)
-    inputs = collect_inputs(input_ or [], list(ctx.args), inputs_file, model)
-    refuse_unknown(graph, model, inputs)
-    with cli._engine() as engine:
-        with views.LiveSteps(console) as live:
-            result = engine.start(graph, inputs, started_by=started_by, department=department, effort=effort,
-                                  max_steps=max_steps, review_every=review_every, zdr=zdr or None,
-                                  budget_usd=budget_usd, cache=False if no_cache else None, on_progress=live.update)
-    finish(result)
+    The same inputs and options as `run`; prints the run id at once. Needs CHAINPROOF_DATABASE_URL and CHAINPROOF_CHECKPOINT_URL on PostgreSQL and the workers extra.""")(_start_command(True))
 
 
 def describe_inputs(model: Any) -> str:

@@ -1,0 +1,253 @@
+"""Runs on many workers: DBOS workflows on a queue in PostgreSQL.
+
+``Chainproof.submit`` (``chainproof submit GRAPH``) records a run, checkpoints its initial state
+(LangGraph runs nothing yet) and enqueues the workflow ``chainproof.advance_run`` on a DBOS queue
+in PostgreSQL; ``chainproof worker`` processes (:func:`serve`) take workflows from their queues
+and advance the runs with LangGraph's PostgreSQL checkpointer and the audit store in PostgreSQL.
+
+* **Deterministic workflow bodies.** ``advance_run`` only loops over the DBOS step
+  ``chainproof.advance``, which runs LangGraph until the run pauses or ends and returns its
+  status and checkpoint id, never its state.
+* **JSON, never pickle.** Every process configures DBOS with ``DBOSPortableJSONSerializer``
+  (DBOS's default serializer is pickle); workflow inputs are a run id.
+* **One advancer.** The step takes the run's lock (:func:`chainproof._locks.run_lock`, an
+  advisory lock in the shared database) before reading the thread's state; a worker that finds
+  it held skips (``busy``). The holder looks again after releasing it, so a decision recorded
+  while it was busy is applied then: no wake-up is lost.
+* **Approvals hold no worker slot.** A run that pauses for a person ends its workflow. A
+  decision on a submitted run (``Chainproof.decide``, from any process) is recorded under the
+  run's lock, then enqueues ``chainproof.advance_run`` with the workflow id
+  ``RUN:decision:REQUEST`` (enqueueing it twice finds the first), and any free worker applies it.
+  Not ``DBOS.recv`` in a queued workflow: a workflow waiting there still counts against its
+  queue's worker concurrency (DBOS ``_sys_db.start_queued_workflows`` counts this worker's
+  running workflows), so runs waiting days for people would fill every slot.
+
+Not covered yet: recovering the workflows of a worker that died (DBOS recovers a dead
+executor's workflows only when that executor id starts again, or through its admin endpoint).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Callable
+from importlib import metadata
+from typing import TYPE_CHECKING, Any
+
+from chainproof._locks import postgres_dsn
+from chainproof._resume import continuation
+from chainproof.checkpoints.audit_schema import EventRecord
+from chainproof.errors import ChainproofError, InputError, RunBusy, RunNotResumable, StorageError, WorkersUnavailable
+from chainproof.types import RunResult
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from chainproof.app import Chainproof
+    from chainproof.settings import Settings
+
+try:
+    from dbos import DBOS, DBOSClient, DBOSConfig, DBOSPortableJSONSerializer, EnqueueOptions
+except ImportError:  # the `workers` extra is not installed: submit and worker say so
+    DBOS = None  # type: ignore[assignment,misc]
+
+APP_NAME = "chainproof"
+"""The DBOS application name: queues and workflows are owned by it, so every process shares them."""
+WORKFLOW = "chainproof.advance_run"
+MAX_ROUNDS = 50
+"""Advances one workflow makes at most (each applies the decisions recorded while the last ran)."""
+
+_worker: dict[str, Any] = {}  # this process's engine, executor id and reporter while it serves
+
+
+def require_postgres(settings: Settings, what: str) -> str:
+    """The URL of DBOS's system database (``workers.system_database_url``, else
+    ``database_url``), after checking that the audit store and the checkpointer are on
+    PostgreSQL and that DBOS is installed. Raises :class:`WorkersUnavailable` naming the setting."""
+    if DBOS is None:
+        raise WorkersUnavailable(f"{what}: needs the workers extra (PyPI dbos); install it with "
+                                 "pip install -c constraints.txt -e '.[workers]'")
+    for name, url in (("database_url", settings.resolved_database_url), ("checkpoint_url", settings.resolved_checkpoint_url),
+                      ("workers.system_database_url", settings.workers.system_database_url or settings.resolved_database_url)):
+        if postgres_dsn(url) is None:
+            env = "CHAINPROOF_" + name.upper().replace(".", "__")
+            raise WorkersUnavailable(f"{what}: runs on workers need PostgreSQL; {name} ({env}) is {url!r}; set "
+                                     "CHAINPROOF_DATABASE_URL and CHAINPROOF_CHECKPOINT_URL to a postgresql:// URL "
+                                     "that every worker reaches (without them, `chainproof run` runs in this process)")
+    return postgres_dsn(settings.workers.system_database_url or settings.resolved_database_url) or ""
+
+
+def _version() -> str:
+    try:
+        return f"chainproof-{metadata.version('chainproof')}"
+    except metadata.PackageNotFoundError:  # pragma: no cover - run from a source tree
+        return "chainproof-dev"
+
+
+def dbos_config(settings: Settings, *, executor_id: str | None = None) -> DBOSConfig:
+    """DBOS's configuration for a worker of ``settings``: the system database (see
+    :func:`require_postgres`), the JSON serializer, one application version for every process
+    of this Chainproof version (DBOS would otherwise hash the registered workflows' source), and
+    this worker's executor id (``workers.executor_id``, else ``HOST-PID``)."""
+    url = require_postgres(settings, "worker")
+    return {"name": APP_NAME, "system_database_url": url, "serializer": DBOSPortableJSONSerializer(),
+            "application_version": _version(), "log_level": "WARNING",
+            "executor_id": executor_id or settings.workers.executor_id or f"{socket.gethostname()}-{os.getpid()}"}
+
+
+_clients: dict[str, Any] = {}
+_clients_lock = threading.Lock()
+
+
+def client(settings: Settings, what: str) -> DBOSClient:
+    """A DBOS client on the system database (one per process and URL), which only enqueues: no
+    workflow runs in this process. Creates DBOS's schema when no worker has yet."""
+    url = require_postgres(settings, what)
+    with _clients_lock:
+        if url not in _clients:
+            try:
+                DBOS.migrate(url)  # the client never migrates; DBOS.migrate is idempotent
+                _clients[url] = DBOSClient(system_database_url=url, serializer=DBOSPortableJSONSerializer(),
+                                           application_name=APP_NAME)
+            except Exception as exc:
+                raise StorageError(f"workers.system_database_url {url!r}: cannot open DBOS's system database: "
+                                   f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+        return _clients[url]
+
+
+def enqueue(settings: Settings, run_id: str, queue: str, workflow_id: str) -> str:
+    """Enqueue ``chainproof.advance_run(run_id)`` on ``queue`` as ``workflow_id`` (an id already
+    used returns that workflow: DBOS's ``return-existing`` policy); its id."""
+    options: EnqueueOptions = {"workflow_name": WORKFLOW, "queue_name": queue, "workflow_id": workflow_id}
+    return client(settings, "enqueue").enqueue(options, run_id).workflow_id
+
+
+def submit(app: Chainproof, graph: str, inputs: dict[str, Any], *, queue: str | None = None, **options: Any) -> RunResult:
+    """See :meth:`chainproof.app.Chainproof.submit`. The run's initial state is checkpointed here
+    (``interrupt_before="*"``: LangGraph saves the input and runs no node), so a worker starts it
+    from the checkpointer like any other continuation; then a ``run_queued`` event, then the
+    enqueue (workflow id ``RUN:start``)."""
+    require_postgres(app.settings, "submit")
+    queue = queue or app.settings.workers.queue
+    if not queue.strip() or queue.startswith("_dbos_"):
+        raise InputError(f"queue (--queue): expected a queue name not starting with _dbos_, got {queue!r}")
+    client(app.settings, "submit")  # the system database is reachable before anything is recorded
+    run_id, initial = app._record_start(graph, inputs, queue=queue, **options)
+    with app._lock(run_id), app._thread(run_id, graph, options.get("effort"), initial=initial) as (compiled, config, ctx):
+        compiled.invoke(initial, config, context=ctx, durability="sync", interrupt_before="*")
+    workflow_id = f"{run_id}:start"
+    app.audit.append(run_id, EventRecord(kind="run_queued", detail={"queue": queue, "workflow_id": workflow_id}))
+    return wake(app, run_id, queue, workflow_id)
+
+
+def wake(app: Chainproof, run_id: str, queue: str, workflow_id: str) -> RunResult:
+    """Enqueue the workflow that continues ``run_id`` (after its decision or submission was
+    recorded); status ``queued``. A failure to enqueue names ``chainproof resume``, which
+    applies what was recorded in this process instead."""
+    try:
+        enqueue(app.settings, run_id, queue, workflow_id)
+    except Exception as exc:
+        exc.add_note(f"run {run_id}: what was recorded is kept; continue it with `chainproof resume {run_id}`")
+        raise
+    return RunResult(run_id, "queued")
+
+
+def advance(app: Chainproof, run_id: str, worker: str) -> dict[str, Any]:
+    """Advance ``run_id`` until it pauses or ends, holding its lock (what the DBOS step
+    ``chainproof.advance`` runs). Returns ``{"run_id", "status", "checkpoint_id", "worker",
+    "advanced", "more"}`` (``advanced``: LangGraph ran; false when there was nothing to do or the
+    run was busy); ``status``: ``paused`` / ``completed`` / ``failed`` (with ``error``: the run is
+    recorded as failed; ``chainproof resume`` continues it), or ``busy`` (another process holds
+    the lock: nothing ran). ``more``: a decision was recorded while it ran; advance again."""
+    out: dict[str, Any] = {"run_id": run_id, "worker": worker, "checkpoint_id": None, "advanced": False}
+    graph = app._run(run_id).graph
+    try:
+        with app._lock(run_id), app._thread(run_id, graph) as (compiled, config, ctx):
+            snapshot = compiled.get_state(config)
+            try:
+                payload, detail = continuation(app.settings, app.audit, run_id, snapshot)
+            except (RunNotResumable, InputError):  # waits for a person (or a larger budget), or completed
+                out.update(status=app.audit.run_status(run_id), checkpoint_id=_checkpoint(snapshot))
+                return {**out, "more": False}
+            out["advanced"] = True
+            try:
+                result = app._stream(compiled, config, ctx, run_id, payload, None, resumed={**(detail or {}), "worker": worker})
+                out["status"] = result.status
+            except ChainproofError as exc:  # recorded as run_failed by the stream
+                out.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+            out["checkpoint_id"] = _checkpoint(compiled.get_state(config))
+    except RunBusy:
+        return {**out, "status": "busy", "more": False}
+    return {**out, "more": decided_while_running(app, run_id)}
+
+
+def _checkpoint(snapshot: Any) -> str | None:
+    return (snapshot.config or {}).get("configurable", {}).get("checkpoint_id")
+
+
+def decided_while_running(app: Chainproof, run_id: str) -> bool:
+    """Whether ``run_id`` is paused (or queued after a decision) with a decision recorded against
+    the checkpoint it paused at: one that a busy worker skipped and nobody has applied yet."""
+    if app.audit.run_status(run_id) not in ("paused", "queued"):
+        return False
+    paused = app.audit.last_event(run_id, "run_paused")
+    binding = (paused.detail or {}) if paused is not None else {}
+    for request in binding.get("requests", []):
+        record = app.audit.decision_for(request["request_id"])
+        if record is not None and record.payload.get("checkpoint_id") == binding.get("checkpoint_id"):
+            return True
+    return False
+
+
+def _advance_step(run_id: str) -> dict[str, Any]:
+    app, worker = _worker["app"], _worker["executor_id"]
+    out = advance(app, run_id, worker)
+    if _worker.get("report") is not None:
+        _worker["report"](out)
+    return out
+
+
+def _advance_run(run_id: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for _ in range(MAX_ROUNDS):
+        out = advance_step(run_id)
+        if not out.get("more"):
+            break
+    return out
+
+
+if DBOS is not None:
+    advance_step = DBOS.step(name="chainproof.advance")(_advance_step)
+    advance_run = DBOS.workflow(name=WORKFLOW)(_advance_run)
+
+
+def serve(app: Chainproof, *, queues: list[str] | None = None, concurrency: int | None = None,
+          stop: threading.Event | None = None, executor_id: str | None = None,
+          report: Callable[[dict[str, Any]], None] | None = None) -> None:
+    """Run this process as a worker until ``stop`` is set: launch DBOS (:func:`dbos_config`),
+    listen to ``queues`` (default ``[settings.workers.queue]``), register each with
+    ``worker_concurrency`` = ``concurrency`` (default ``settings.workers.concurrency``) and advance
+    the runs taken from them with ``app``. ``report`` gets each step's outcome (see
+    :func:`advance`). On stop, running advances get ``workers.shutdown_grace_s`` seconds to
+    finish (``DBOS.destroy``). Raises :class:`WorkersUnavailable` without PostgreSQL or DBOS,
+    ``InputError`` for a bad queue name or concurrency."""
+    w = app.settings.workers
+    config = dbos_config(app.settings, executor_id=executor_id)
+    queues = queues or [w.queue]
+    concurrency = w.concurrency if concurrency is None else concurrency
+    if concurrency < 1:
+        raise InputError(f"concurrency (--concurrency): expected 1 or more runs at once, got {concurrency}")
+    for q in queues:
+        if not q.strip() or q.startswith("_dbos_"):
+            raise InputError(f"queues (--queues): expected queue names not starting with _dbos_, got {q!r}")
+    _worker.update(app=app, executor_id=config["executor_id"], report=report)
+    DBOS(config=config)
+    try:
+        DBOS.listen_queues(queues)
+        DBOS.launch()
+        for q in queues:
+            DBOS.register_queue(q, worker_concurrency=concurrency, polling_interval_sec=w.polling_interval_s,
+                                on_conflict="always_update")
+        (stop or threading.Event()).wait()
+    finally:
+        DBOS.destroy(workflow_completion_timeout_sec=int(w.shutdown_grace_s))
+        _worker.clear()
