@@ -100,10 +100,22 @@ def _legal(state: ChainView) -> str:
     legal = _data(state, "legal")
     rows = []
     for i, m in enumerate(legal.get("matters", []), 1):
-        amounts = ", ".join(_num(a) for a in (m.get("amounts_usd_millions") or [])[:3]) or "-"
-        rows.append([str(i), str(m.get("title", ""))[:90], _num(m.get("score"), 1), amounts, str(m.get("section", ""))])
-    return "\n".join(["## Legal and risk factors", "", _table(["#", "matter", "materiality score", "amounts (USD m)", "source"], rows),
-                      _interpretation(state, "legal")])
+        amounts = ", ".join(_num(a) for a in (m.get("amounts_usd_millions") or [])[:3]) or "none stated"
+        rows.append([str(i), _plain(str(m.get("title", ""))[:90]), _num(m.get("score"), 1), amounts,
+                     str(m.get("cite") or m.get("section", ""))])
+    rows = rows or [["none", "no legal or regulatory matter found in the filing texts", "not applicable",
+                     "not applicable", "not applicable"]]
+    out = ["## Legal and risk factors", "", _table(["#", "matter", "materiality score", "amounts (USD m)", "source"], rows)]
+    readings = legal.get("readings") or []
+    held = [r for r in readings if r.get("holds")]
+    if readings:
+        out += ["", f"The model read the {sum(1 for f in state.findings if f.step_id.startswith('legal_read_'))} "
+                f"chunks of paragraphs retrieved for legal exposure; {len(held)} of its {len(readings)} citations hold "
+                "(the cited paragraph exists and contains the quoted words):", ""]
+        out += [f"- [{r['cite']}] {_plain(r['note'])}: “{_plain(r['quote'])}”" for r in held[:8]]
+        out += [f"- not used: [{r['cite']}] {r['problem']}" for r in readings if not r.get("holds")][:4]
+    out.append(_interpretation(state, "legal"))
+    return "\n".join(out)
 
 
 def _sentiment(state: ChainView) -> str:

@@ -16,15 +16,16 @@ DATA_TOOLS = ["financial_health", "legal_matters", "headline_sentiment", "peer_c
 
 
 def test_names_and_schemas():
-    assert [t.name for t in DUE_DILIGENCE_TOOLS] == DATA_TOOLS + ["risk_scorecard"]
+    assert [t.name for t in DUE_DILIGENCE_TOOLS] == [DATA_TOOLS[0], "legal_passages", *DATA_TOOLS[1:], "risk_scorecard"]
     for name in DATA_TOOLS:
         props = get_tool(name).tool_call_schema.model_json_schema()["properties"]
         assert {"dossier", "as_of"} <= set(props)
         assert len(get_tool(name).description) > 80
-    assert "top_n" in get_tool("legal_matters").tool_call_schema.model_json_schema()["properties"]
+    assert {"top_n", "readings"} <= set(get_tool("legal_matters").tool_call_schema.model_json_schema()["properties"])
+    assert {"dossier", "as_of", "chunk", "chunks"} == set(get_tool("legal_passages").tool_call_schema.model_json_schema()["properties"])
     assert set(get_tool("risk_scorecard").tool_call_schema.model_json_schema()["properties"]) == {
         "financials", "legal", "sentiment", "peers", "risk"}
-    with pytest.raises(KeyError, match=r"unknown tool 'nope'; available: financial_health, legal_matters"):
+    with pytest.raises(KeyError, match=r"unknown tool 'nope'; available: financial_health, legal_passages, legal_matters"):
         get_tool("nope")
 
 
