@@ -68,7 +68,7 @@ def _approval_line(state: ChainView) -> str:
 def _decisions(state: ChainView) -> str:
     """Every human decision of the run (all rounds), oldest first."""
     rows = [[str(d.get("round", 0) + 1), d.get("subject", "decision"), d["action"], _plain(d["approver"]), _when(d) + " UTC",
-             _plain(d.get("comment") or "-").replace("\n", " "), d["request_id"][:12]]
+             _plain(d.get("comment") or "no comment").replace("\n", " "), d["request_id"][:12]]
             for d in state.approvals]
     if not rows:
         return ""
