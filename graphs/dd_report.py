@@ -160,6 +160,16 @@ def _scorecard(state: ChainView) -> str:
                       _interpretation(state, "scorecard")])
 
 
+def _charts(state: ChainView) -> str:
+    """Links to the charts written beside the report (``RUN_ID/NAME.svg``)."""
+    from chainproof.graphs.dd_charts import CHART_TITLES, chart_names, charts_available
+
+    if not charts_available():
+        return "## Charts\n\nNot drawn: matplotlib is not installed (`pip install \"chainproof[charts]\"`).\n"
+    links = [f"![{CHART_TITLES[n]}]({state.run_id}/{n}.svg)" for n in chart_names(state)]
+    return "\n\n".join(["## Charts", *links]) + "\n" if links else ""
+
+
 def _decided_at(state: ChainView) -> str:
     # the approval's time, not the rendering time: the report is a function of the recorded run,
     # so a replay renders the same bytes
@@ -194,7 +204,7 @@ def render_report(state: ChainView) -> str:
     lines += ["## Summary", "", str(decision.get("summary", "")), "", "## Reasons", ""]
     for reason in decision.get("reasons", []):
         lines.append(f"- {reason['text']} _(evidence: {', '.join(reason['evidence'])})_")
-    lines += ["", _decisions(state), _financials(state), _legal(state), _sentiment(state), _peers(state), _risk(state), _scorecard(state),
+    lines += ["", _decisions(state), _charts(state), _financials(state), _legal(state), _sentiment(state), _peers(state), _risk(state), _scorecard(state),
               "## Provenance", "",
               f"Dossier: `{inputs['dossier']}`. Every figure in the tables was computed by Chainproof's tools from the "
               "dossier. The paragraphs marked *Model's interpretation* and the recommendation's text are written by the "

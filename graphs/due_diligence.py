@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from chainproof.agents.structured import Clip
 from chainproof.graphs.approval_policy import ApprovalPolicy, FieldBelow, FieldEquals
+from chainproof.graphs.dd_charts import render_charts
 from chainproof.graphs.dd_report import render_report
 from chainproof.graphs.prompting import compact_json
 from chainproof.graphs.spec import ChainSpec, PlanStep
@@ -243,3 +244,7 @@ class DueDiligence(ChainSpec[Recommendation]):
 
     def render_report(self, view: ChainView) -> str:
         return render_report(view)
+
+    def report_charts(self, view: ChainView) -> dict[str, str]:
+        """The price, financials, peers and legal charts (:mod:`chainproof.graphs.dd_charts`)."""
+        return render_charts(view)

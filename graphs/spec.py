@@ -246,6 +246,13 @@ class ChainSpec(Generic[DecisionT]):
         """Override: the final Markdown report."""
         raise NotImplementedError
 
+    def report_charts(self, view: ChainView) -> dict[str, str]:
+        """Override: pictures of the finished run, ``{name: SVG text}`` (name: lower-case letters,
+        digits, ``_`` or ``-``). The report node writes each to ``reports_dir/RUN_ID/NAME.svg``
+        beside the report (which may link ``RUN_ID/NAME.svg``) and records its SHA-256; the HTML
+        export embeds them. Default: none."""
+        return {}
+
     def render_terminated(self, view: ChainView) -> str:
         """The report of a run a review terminated: the goal, why it stopped, and the findings so
         far. Override for a graph-specific layout."""
