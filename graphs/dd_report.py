@@ -68,7 +68,7 @@ def _approval_line(state: ChainView) -> str:
 def _decisions(state: ChainView) -> str:
     """Every human decision of the run (all rounds), oldest first."""
     rows = [[str(d.get("round", 0) + 1), d.get("subject", "decision"), d["action"], _plain(d["approver"]), _when(d) + " UTC",
-             _plain(d.get("comment") or "-").replace("\n", " "), d["request_id"][:12]]
+             _plain(d.get("comment") or "no comment").replace("\n", " "), d["request_id"][:12]]
             for d in state.approvals]
     if not rows:
         return ""
@@ -100,10 +100,22 @@ def _legal(state: ChainView) -> str:
     legal = _data(state, "legal")
     rows = []
     for i, m in enumerate(legal.get("matters", []), 1):
-        amounts = ", ".join(_num(a) for a in (m.get("amounts_usd_millions") or [])[:3]) or "-"
-        rows.append([str(i), str(m.get("title", ""))[:90], _num(m.get("score"), 1), amounts, str(m.get("section", ""))])
-    return "\n".join(["## Legal and risk factors", "", _table(["#", "matter", "materiality score", "amounts (USD m)", "source"], rows),
-                      _interpretation(state, "legal")])
+        amounts = ", ".join(_num(a) for a in (m.get("amounts_usd_millions") or [])[:3]) or "none stated"
+        rows.append([str(i), _plain(str(m.get("title", ""))[:90]), _num(m.get("score"), 1), amounts,
+                     str(m.get("cite") or m.get("section", ""))])
+    rows = rows or [["none", "no legal or regulatory matter found in the filing texts", "not applicable",
+                     "not applicable", "not applicable"]]
+    out = ["## Legal and risk factors", "", _table(["#", "matter", "materiality score", "amounts (USD m)", "source"], rows)]
+    readings = legal.get("readings") or []
+    held = [r for r in readings if r.get("holds")]
+    if readings:
+        out += ["", f"The model read the {sum(1 for f in state.findings if f.step_id.startswith('legal_read_'))} "
+                f"chunks of paragraphs retrieved for legal exposure; {len(held)} of its {len(readings)} citations hold "
+                "(the cited paragraph exists and contains the quoted words):", ""]
+        out += [f"- [{r['cite']}] {_plain(r['note'])}: “{_plain(r['quote'])}”" for r in held[:8]]
+        out += [f"- not used: [{r['cite']}] {r['problem']}" for r in readings if not r.get("holds")][:4]
+    out.append(_interpretation(state, "legal"))
+    return "\n".join(out)
 
 
 def _sentiment(state: ChainView) -> str:
@@ -148,6 +160,16 @@ def _scorecard(state: ChainView) -> str:
                       _interpretation(state, "scorecard")])
 
 
+def _charts(state: ChainView) -> str:
+    """Links to the charts written beside the report (``RUN_ID/NAME.svg``)."""
+    from chainproof.graphs.dd_charts import CHART_TITLES, chart_names, charts_available
+
+    if not charts_available():
+        return "## Charts\n\nNot drawn: matplotlib is not installed (`pip install \"chainproof[charts]\"`).\n"
+    links = [f"![{CHART_TITLES[n]}]({state.run_id}/{n}.svg)" for n in chart_names(state)]
+    return "\n\n".join(["## Charts", *links]) + "\n" if links else ""
+
+
 def _decided_at(state: ChainView) -> str:
     # the approval's time, not the rendering time: the report is a function of the recorded run,
     # so a replay renders the same bytes
@@ -182,7 +204,7 @@ def render_report(state: ChainView) -> str:
     lines += ["## Summary", "", str(decision.get("summary", "")), "", "## Reasons", ""]
     for reason in decision.get("reasons", []):
         lines.append(f"- {reason['text']} _(evidence: {', '.join(reason['evidence'])})_")
-    lines += ["", _decisions(state), _financials(state), _legal(state), _sentiment(state), _peers(state), _risk(state), _scorecard(state),
+    lines += ["", _decisions(state), _charts(state), _financials(state), _legal(state), _sentiment(state), _peers(state), _risk(state), _scorecard(state),
               "## Provenance", "",
               f"Dossier: `{inputs['dossier']}`. Every figure in the tables was computed by Chainproof's tools from the "
               "dossier. The paragraphs marked *Model's interpretation* and the recommendation's text are written by the "

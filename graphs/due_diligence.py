@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from chainproof.agents.structured import Clip
 from chainproof.graphs.approval_policy import ApprovalPolicy, FieldBelow, FieldEquals
+from chainproof.graphs.dd_charts import render_charts
 from chainproof.graphs.dd_report import render_report
 from chainproof.graphs.prompting import compact_json
 from chainproof.graphs.spec import ChainSpec, PlanStep
@@ -26,6 +27,15 @@ from chainproof.tools.dossier import check_as_of, load_dossier, resolve_dossier
 from chainproof.tools.registry import DUE_DILIGENCE_TOOLS
 
 FINDING_IDS = ("financials", "legal", "sentiment", "peers", "market_risk", "scorecard")
+#: sections longer than this (characters, all three together) are read paragraph by paragraph
+#: (map steps) before the legal step; shorter ones are carried whole enough by its excerpts
+LONG_SECTIONS_CHARS = 12_000
+LEGAL_CHUNKS = 3  # map steps: 3 chunks of <= 2,000 characters (tools.legal_passages)
+READ_INSTRUCTION = (
+    "For each paragraph below that states a material legal or regulatory matter (a lawsuit, investigation, "
+    "fine, settlement, recall or regulation with real exposure), write one line: [cite] the matter in a few "
+    'words: "5 to 15 words copied exactly from that paragraph". Use the cite given with the paragraph, e.g. '
+    '[legal_note ¶12]. Skip paragraphs without such a matter; write none if no paragraph has one.')
 
 
 class EvidencedReason(BaseModel):
@@ -133,16 +143,32 @@ class DueDiligence(ChainSpec[Recommendation]):
             "recommend proceed, renegotiate or walk away with evidenced reasons."
         )
 
+    @staticmethod
+    def long_sections(inputs: dict[str, Any]) -> bool:
+        """Whether the dossier's filing sections are long enough (> :data:`LONG_SECTIONS_CHARS`
+        characters) to be read paragraph by paragraph: then the plan retrieves the legal paragraphs
+        (BM25), the model reads them in :data:`LEGAL_CHUNKS` map steps whose prompts stay within
+        :data:`~chainproof.tools.legal_passages.PROMPT_BUDGET_TOKENS` tokens (2,500 by characters / 4),
+        and the legal step (the reduce) checks every citation. Raises :class:`DossierError`."""
+        return sum(len(t) for t in load_dossier(inputs["dossier"]).texts.values()) > LONG_SECTIONS_CHARS
+
     def plan(self, inputs: dict[str, Any]) -> list[PlanStep]:
         base = {"dossier": "{inputs.dossier}", "as_of": "{inputs.as_of}"}
         quote = "Quote figures exactly as given; do not calculate."
+        reads = [PlanStep(id=f"legal_read_{k}", title=f"Read legal paragraphs {k}/{LEGAL_CHUNKS}", kind="tool",
+                          tool="legal_passages", args={**base, "chunk": k, "chunks": LEGAL_CHUNKS}, effort="medium",
+                          keep_data=True, prompt_fields=["paragraphs"], instruction=READ_INSTRUCTION)
+                 for k in range(1, LEGAL_CHUNKS + 1)] if self.long_sections(inputs) else []
         return [
             PlanStep(id="financials", title="Financial health", kind="tool", tool="financial_health", args=base,
                      effort="medium", keep_data=True, prompt_fields=["years", "revenue_cagr", "flags"],
                      instruction=f"In 2-3 sentences, say what the figures show about growth, margins, liquidity, leverage and free cash flow, and name any flags. {quote}"),
+            *reads,
             PlanStep(id="legal", title="Legal and risk factors", kind="tool", tool="legal_matters",
                      args={**base, "top_n": 6}, effort="high", keep_data=True, prompt_fields=["matters"],
-                     instruction="In 2-3 sentences, name the most material legal or regulatory matters and why they matter for a buyer or lender."),
+                     args_from_summaries={"readings": [r.id for r in reads]} if reads else {},
+                     instruction="In 2-3 sentences, name the most material legal or regulatory matters and why they "
+                                 "matter for a buyer or lender" + (", citing each as [section ¶n]." if reads else ".")),
             # no static effort: the routing rule "summarise" sends it to low
             PlanStep(id="sentiment", title="News sentiment", kind="tool", tool="headline_sentiment", args=base,
                      keep_data=True,
@@ -218,3 +244,7 @@ class DueDiligence(ChainSpec[Recommendation]):
 
     def render_report(self, view: ChainView) -> str:
         return render_report(view)
+
+    def report_charts(self, view: ChainView) -> dict[str, str]:
+        """The price, financials, peers and legal charts (:mod:`chainproof.graphs.dd_charts`)."""
+        return render_charts(view)

@@ -85,7 +85,7 @@ def resolve_revised_plan(spec: ChainSpec, original: tuple[PlanStep, ...], revise
     and arguments: a reviewer cannot invent tool arguments); new ids become reasoning steps.
 
     ``kept``: ids of findings whose data is already in the state. A step that takes another's data
-    (``args_from_findings``) must find it there or run after it in the revised plan.
+    (``args_from_findings``), or its summary (``args_from_summaries``), must find it there or run after it in the revised plan.
 
     Raises ``ValueError`` naming the offending id (unknown id without instruction, duplicates, a
     dependency the revised plan drops or puts after its user)."""
@@ -108,7 +108,8 @@ def resolve_revised_plan(spec: ChainSpec, original: tuple[PlanStep, ...], revise
             )
     available = set(kept)
     for step in steps:
-        missing = sorted(source for source in step.args_from_findings.values() if source not in available)
+        summaries = [s for v in step.args_from_summaries.values() for s in ([v] if isinstance(v, str) else v)]
+        missing = sorted({s for s in [*step.args_from_findings.values(), *summaries] if s not in available})
         if missing:
             raise ValueError(f"revised_plan: step {step.id!r} needs the results of {missing}; keep those steps "
                              f"before it (or drop {step.id!r})")

@@ -32,6 +32,10 @@ class PlanStep(BaseModel):
     replaced by the run's inputs) plus, for each ``name -> step_id`` in ``args_from_findings``, the
     data of that earlier finding; ``observe`` then asks the model to interpret the result.
     ``kind='reason'``: ``act`` asks the model ``instruction`` over the findings so far.
+    ``args_from_summaries`` (``name -> step_id`` or ``name -> [step_id, ...]``) passes the summary
+    (the model's interpretation, text) of earlier findings, one string or a list of strings: a
+    *reduce* tool step over the readings of several *map* steps (give those steps ``keep_data``
+    so their findings stay in state).
     ``keep_data`` keeps the full result in the graph state for later steps; otherwise only the
     finding's summary stays in state (the full result is always in the audit store).
     ``prompt_fields`` limits which top-level fields of a tool result the model is shown (None: all);
@@ -66,6 +70,7 @@ class PlanStep(BaseModel):
     tool: str | None = None
     args: dict[str, Any] = Field(default_factory=dict)
     args_from_findings: dict[str, str] = Field(default_factory=dict)
+    args_from_summaries: dict[str, str | list[str]] = Field(default_factory=dict)
     effort: Effort | None = None
     keep_data: bool = False
     prompt_fields: list[str] | None = None
@@ -103,7 +108,7 @@ class PlanStep(BaseModel):
         return data
 
 
-_LATER_DEFAULTS: dict[str, Any] = {"interpret": True, "tools": None, "max_iterations": None,
+_LATER_DEFAULTS: dict[str, Any] = {"args_from_summaries": {}, "interpret": True, "tools": None, "max_iterations": None,
                                    "max_invalid_calls": 3, "review_every": None, "depends_on": None}
 
 
@@ -255,6 +260,13 @@ class ChainSpec(Generic[DecisionT]):
     def render_report(self, view: ChainView) -> str:
         """Override: the final Markdown report."""
         raise NotImplementedError
+
+    def report_charts(self, view: ChainView) -> dict[str, str]:
+        """Override: pictures of the finished run, ``{name: SVG text}`` (name: lower-case letters,
+        digits, ``_`` or ``-``). The report node writes each to ``reports_dir/RUN_ID/NAME.svg``
+        beside the report (which may link ``RUN_ID/NAME.svg``) and records its SHA-256; the HTML
+        export embeds them. Default: none."""
+        return {}
 
     def render_terminated(self, view: ChainView) -> str:
         """The report of a run a review terminated: the goal, why it stopped, and the findings so

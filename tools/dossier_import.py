@@ -9,12 +9,15 @@ market CSVs), for a company whose filings the analyst already holds.
   with their contexts, through :mod:`chainproof.tools.xbrl_facts`); otherwise from the statement
   lines of Item 8's text: the first line in Item 8 whose label is a metric's (``_LABELS``), with one
   number per column, the columns' fiscal years read from the nearest year header above it and the
-  scale from the nearest "(Millions ...)" / "in thousands" caption (default millions). Parenthesised
-  numbers are negative, as printed. Every row names the file, "Item 8", the line and its label.
+  scale from the nearest "(Millions ...)" / "in thousands" caption (default millions); a line
+  labelled "Diluted" under a per-share heading is diluted EPS. The statement pages
+  (:func:`statement_pages`) are read first, then Item 8 for what they lack. Parenthesised numbers
+  are negative, as printed. Every row names the file, where it was read, the line and its label.
 """
 
 from __future__ import annotations
 
+import csv
 import re
 from collections.abc import Mapping, Sequence
 from datetime import date
@@ -29,19 +32,23 @@ __all__ = ["import_dossier", "read_document", "text_financials"]
 
 #: metric -> label patterns (normalised lower-case label, fully matched), best first.
 _LABELS: Mapping[str, tuple[str, ...]] = {
-    "revenue": (r"(total )?net sales", r"(total )?(net )?revenues?(, net)?", r"net sales and (operating )?revenues?"),
+    "revenue": (r"(total )?net sales", r"(total )?(net )?(operating )?revenues?(, net)?", r"net sales and (operating )?revenues?",
+                r"sales to customers", r"total revenues net of interest expense"),
     "operating_income": (r"(total )?operating (income|profit)( \(loss\))?", r"(income|earnings) from operations"),
     "net_income": (r"net (income|earnings) attributable to (?!noncontrolling).+", r"net (income|earnings)( \(loss\))?"),
     "diluted_eps": (r"(earnings|income) per (common )?share.*diluted", r"diluted (net )?(earnings|income) per (common )?share"),
     "total_assets": (r"total assets",),
     "total_liabilities": (r"total liabilities",),
-    "total_equity": (r"total equity", r"total (\S+ )*(shareholders|stockholders|shareowners)[’']? equity"),
+    "total_equity": (r"total (\(deficit\) )?equity( \(deficit\))?",
+                     r"total (\S+ )*(shareholders|stockholders|shareowners)[’']? equity( \(deficit\))?"),
     "cash_and_equivalents": (r"cash and cash equivalents",),
     "operating_cash_flow": (r"net cash (provided by|from)( \(used (in|for)\))? operating activities",),
-    "capital_expenditures": (r"(purchases of|payments for|additions to) (property|pp&e).*", r"capital expenditures"),
+    "capital_expenditures": (r"(purchases of|payments for|additions to) (property|pp&e).*", r"capital (expenditures|spending).*",
+                             r"property, plant and equipment additions"),
 }
 _NUM = re.compile(r"(?<![\w.,])\(?-?\$?\s*\d[\d,]*(?:\.\d+)?\)?(?![\w%])")
-_YEAR_HEADER = re.compile(r"^.*?((?:19|20)\d\d)(?:\s+((?:19|20)\d\d)){1,4}\s*$")
+_YEAR_HEADER = re.compile(r"^.*?((?:19|20)\d\d)(?:\s+((?:19|20)\d\d)){1,4}\s*$"
+                          r"|^.*?(?:[A-Z][a-z]{2,8}\.? \d{1,2}, ?(?:19|20)\d\d\s*){2,5}$")  # "January 28, 2017   January 30, 2016"
 
 
 def read_document(path: Path) -> tuple[str, str | None]:
@@ -76,23 +83,58 @@ def _number(tok: str) -> float:
     return -value if neg else value
 
 
+_STATEMENT_TITLE = re.compile(r"^\s*consolidated (statements? of (income|operations|earnings|cash flows?|financial position)"
+                              r"|balance sheets?)\b(?!.*\bnotes?\b)", re.I)
+
+
+def statement_pages(text: str) -> list[tuple[int, str]]:
+    """``[(line number of the page's first line, page)]`` of the pages (form-feed separated, as
+    ``pdftotext`` writes them) whose first 12 non-empty lines hold a primary statement's title
+    ("Consolidated Statement(s) of Income / Operations / Earnings / Cash Flows", "Consolidated
+    Balance Sheet(s)"): where the statements are, whether in Item 8, in an annual report filed as
+    an exhibit (Pfizer, Verizon, CVS) or before Item 8 (PepsiCo)."""
+    pages = text.split("\f")
+    out, line = [], 1
+    for page in pages:
+        if len(pages) >= 3 and any(_STATEMENT_TITLE.match(x) for x in [x for x in page.split("\n") if x.strip()][:12]):
+            out.append((line, page))
+        line += page.count("\n")
+    return out
+
+
 def text_financials(text: str, source: str) -> list[tuple[int, str, float, str]]:
-    """``[(fiscal_year, metric, value, source)]`` from the statement lines of Item 8 of ``text``
-    (rules in the module docstring; values in USD millions, ``diluted_eps`` in USD per share)."""
+    """``[(fiscal_year, metric, value, source)]`` from the statement lines of the primary statement
+    pages of ``text`` (:func:`statement_pages`), and for metrics not found there from Item 8 (rules
+    in the module docstring; values in USD millions, ``diluted_eps`` in USD per share; the source
+    names the file's line)."""
     item8 = find_item(text, "8", "financial")
-    body = item8.text if item8 else text
+    pages = [(first + k, line) for first, page in statement_pages(text) for k, line in enumerate(page.split("\n"))]
+    found = _statement_lines(pages, source, "statement page")
+    body, first = (item8.text, text[:item8.start].count("\n") + 1) if item8 else (text, 1)
+    for metric, rows in _statement_lines([(first + k, line) for k, line in enumerate(body.split("\n"))], source,
+                                         "Item 8").items():
+        found.setdefault(metric, rows)
+    return sorted((fy, m, v, s) for m, rows in found.items() for fy, v, s in rows)
+
+
+def _statement_lines(lines: list[tuple[int, str]], source: str, where: str) -> dict[str, list[tuple[int, float, str]]]:
     found: dict[str, tuple[int, list[tuple[int, float, str]]]] = {}  # metric -> (rank, rows)
     years: list[int] = []
     scale = 1.0
-    for n, line in enumerate(body.splitlines(), 1):
+    heading = ""  # the last line without figures: "Net Income Attributable to PepsiCo per Common Share"
+    for n, line in lines:
         head = _YEAR_HEADER.match(line.replace("Fiscal", "").replace("fiscal", ""))
         if head:
             years = [int(y) for y in re.findall(r"(?:19|20)\d\d", line)]
         scale = _scale(line, scale) if "(" in line or " in " in line.lower() else scale
         first = _NUM.search(line)
+        if first is None and line.strip():
+            heading = line.strip().lower()
         if not years or first is None:
             continue
         label = " ".join(line[:first.start()].replace("$", " ").replace("—", " ").replace("–", " ").split()).lower().rstrip(":")
+        if label == "diluted" and re.search(r"per (common )?share", heading):
+            label = "diluted earnings per share"  # a "Diluted" line under a per-share heading
         nums = [m.group(0) for m in _NUM.finditer(line, first.start())]
         if len(nums) < 2 or not label or re.search(r"[a-z]", line[first.start():]):
             continue
@@ -103,11 +145,10 @@ def text_financials(text: str, source: str) -> list[tuple[int, str, float, str]]
             if metric == "diluted_eps" and not all("." in t for t in nums):
                 continue
             factor = 1.0 if metric == "diluted_eps" else scale
-            rows = [(fy, round(_number(tok) * factor, 6), f"{source}: Item 8 line {n}: {label}")
+            rows = [(fy, round(_number(tok) * factor, 6), f"{source}: {where} line {n}: {label}")
                     for fy, tok in zip(years, nums, strict=False)]
             found[metric] = (rank, rows)
-    out = [(fy, m, v, s) for m, (_, rows) in found.items() for fy, v, s in rows]
-    return sorted(out)
+    return {m: rows for m, (_, rows) in found.items()}
 
 
 def _inline_xbrl_facts(html: str, accession: str, filed: date) -> list[Fact]:
@@ -144,12 +185,66 @@ def _inline_xbrl_facts(html: str, accession: str, filed: date) -> list[Fact]:
     return out
 
 
+_NOT_A_NAME = re.compile(r"commission file|transition period|fiscal year ended|form 10-k|securities|exchange act|"
+                         r"^\(|^[\d\-\s]+$|^(or|delaware|table of contents)$", re.I)
+
+
+def _cover_name(text: str) -> str | None:
+    """The registrant's name as the cover page prints it: the last line before "(Exact name of
+    registrant as specified in its charter)", else the line after "Commission file number ...";
+    ``None`` when the cover prints it only as an image (Coca-Cola's logo)."""
+    head = text[:30000]
+    mark = re.search(r"\(\s*exact name of registrant", head, re.I)
+    if mark:
+        candidates = list(reversed([x.strip() for x in head[:mark.start()].splitlines() if x.strip()][-3:]))
+    else:
+        number = re.search(r"commission file number[^\n]*\n", head, re.I)
+        candidates = [x.strip() for x in head[number.end():].splitlines() if x.strip()][:1] if number else []
+    for line in candidates:
+        if not _NOT_A_NAME.search(line) and 2 < len(line) <= 90:
+            return " ".join(line.split())
+    return None
+
+
+def _target_row(peers: Path | None, ticker: str) -> dict[str, str]:
+    """The target's row of the analyst's peers CSV (``{}`` when there is none)."""
+    if peers is None or not Path(peers).is_file():
+        return {}
+    with Path(peers).open(encoding="utf-8-sig", newline="") as fh:
+        return next((row for row in csv.DictReader(fh) if (row.get("ticker") or "").strip().upper() == ticker), {})
+
+
+def read_headlines(path: Path) -> list[tuple[date | None, str, str]]:
+    """``[(date or None, headline, source)]`` from the analyst's CSV with columns ``date,headline``
+    and optional ``source`` (a date may be empty: undated). Raises :class:`DossierError` naming
+    ``--headlines``, the file and the line."""
+    if not path.is_file():
+        raise DossierError(f"--headlines {path}: file not found")
+    out = []
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        reader = csv.DictReader(fh)
+        if not {"date", "headline"} <= set(reader.fieldnames or ()):
+            raise DossierError(f"--headlines {path}: expected the columns date,headline[,source], got {reader.fieldnames}")
+        for n, row in enumerate(reader, 2):
+            raw, text = (row.get("date") or "").strip(), (row.get("headline") or "").strip()
+            try:
+                when = date.fromisoformat(raw) if raw else None
+            except ValueError:
+                raise DossierError(f"--headlines {path}: line {n}: date {raw!r} is not YYYY-MM-DD") from None
+            if not text:
+                raise DossierError(f"--headlines {path}: line {n}: empty headline")
+            out.append((when, text, (row.get("source") or "").strip() or path.name))
+    return out
+
+
 def import_dossier(ticker: str, tenk: Path, tenqs: Sequence[Path], market: Mapping[str, Path], out_dir: str | Path,
-                   *, as_of: date | None = None, name: str | None = None, n_years: int = 3) -> Path:
-    """Build the dossier of ``ticker`` from the analyst's ``tenk`` (and ``tenqs``) and ``market``
-    files (:func:`chainproof.tools.dossier_writer.write_dossier`) into ``out_dir``; ``as_of``
-    defaults to the last date in the prices file. Raises :class:`DossierError` naming the file and
-    the section or heading that is missing, or the market file that is wrong."""
+                   *, as_of: date | None = None, name: str | None = None, n_years: int = 3,
+                   headlines: Path | None = None) -> Path:
+    """Build the dossier of ``ticker`` from the analyst's ``tenk`` (and ``tenqs``), ``market`` files
+    (:func:`chainproof.tools.dossier_writer.write_dossier`) and optional ``headlines`` CSV into
+    ``out_dir``; ``as_of`` defaults to the last date in the prices file; the name comes from the
+    cover page (else the target's row of the peers CSV), the sector from that row. Raises :class:`DossierError`
+    naming the file and the section or heading that is missing, or the file that is wrong."""
     key = ticker.strip().upper()
     text, html = read_document(Path(tenk))
     sections = find_sections(text, document=f"--10k {tenk}")
@@ -176,16 +271,21 @@ def import_dossier(ticker: str, tenk: Path, tenqs: Sequence[Path], market: Mappi
             raise DossierError(f"--10q {q}: section not found: Item 1A (Risk Factors): no line starting 'Item 1A' "
                                "followed by its title")
         texts["risk_factors"] += f"\n[Update from the 10-Q {Path(q).name}]\n{update.text}"
-    cover = re.search(r"^\s*(.{3,80}?)\s*\n.*?\(exact name of registrant", text[:20000], re.I | re.M | re.S)
+    cover = _cover_name(text)
+    target = _target_row(market.get("peers.csv"), key)
     fy_end = re.search(r"fiscal year ended\s+([A-Z][a-z]+)\s+(\d{1,2})", text[:20000])
     months = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
               "november", "december"]
     fye = (f"{months.index(fy_end.group(1).lower()) + 1:02d}-{int(fy_end.group(2)):02d}"
            if fy_end and fy_end.group(1).lower() in months else "12-31")
     parts = DossierParts(
-        ticker=key, name=name or (cover.group(1).strip() if cover else key), sector="unknown",
+        ticker=key, name=name or cover or (target.get("name") or "").strip() or key,
+        sector=(target.get("sector") or "").strip() or "unknown",
+        headlines=read_headlines(Path(headlines)) if headlines else [],
         fiscal_year_end=fye, as_of=as_of, financials=fin, texts=texts,
-        sources=[f"financials.csv and filings/: analyst's 10-K {tenk}"] + [f"risk factors update: analyst's 10-Q {q}" for q in tenqs],
-        notes=["built by chainproof dossier import from the analyst's own documents", "headlines.csv is empty "
-               "(no news given)"] + ([] if fin else ["no statement lines found in Item 8: financials.csv is empty"]))
+        sources=[f"financials.csv and filings/: analyst's 10-K {tenk}"] + [f"risk factors update: analyst's 10-Q {q}" for q in tenqs]
+        + ([f"headlines.csv: analyst's {headlines}"] if headlines else []),
+        notes=["built by chainproof dossier import from the analyst's own documents"]
+        + ([] if headlines else ["headlines.csv is empty (no --headlines given)"])
+        + ([] if fin else ["no statement lines found in Item 8: financials.csv is empty"]))
     return write_dossier(parts, market, out_dir)

@@ -42,7 +42,8 @@ from __future__ import annotations
 import math
 import re
 import statistics
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -113,6 +114,7 @@ class LegalMatter(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     id: str = Field(description="<section>#<ordinal of the candidate in that section>")
+    cite: str = Field("", description="the paragraph cited: '<section> ¶<ordinal>' (tools.legal_passages)")
     title: str
     score: float
     section: str
@@ -135,6 +137,9 @@ class LegalReview(BaseModel):
         None, description="largest amount among the top matters from the legal sections (risk-factor amounts, "
                           "e.g. debt totals, are not legal exposure and are left out)")
     notes: list[str] = Field(default_factory=list)
+    readings: list[dict[str, Any]] = Field(
+        default_factory=list, description="the model's citations from its readings of the retrieved paragraphs, "
+                                          "each checked against the filing (tools.legal_passages.Citation)")
     method: str = "keyword families + parsed USD amounts + plaintiff counts + materiality language; see tools.legal"
 
 
@@ -353,7 +358,7 @@ def rank_legal_texts(texts: Mapping[str, str], top_n: int = 8, ticker: str = "")
             full = f"{heading}. {para}" if heading else para
             score = round(weight * _points(full), 2)
             amounts = sorted(set(parse_amounts_usd_millions(para)), reverse=True)[:3]
-            matter = LegalMatter(id=f"{section}#{k:03d}", title=_title(heading, para), score=score, section=section,
+            matter = LegalMatter(id=f"{section}#{k:03d}", cite=f"{section} ¶{k}", title=_title(heading, para), score=score, section=section,
                                  amounts_usd_millions=amounts, max_count=_max_count(para), tags=_tags(full),
                                  excerpt=_excerpt(para))
             scored.append((score, -n, matter))
@@ -370,8 +375,19 @@ def rank_legal_texts(texts: Mapping[str, str], top_n: int = 8, ticker: str = "")
                        max_amount_usd_millions=max(all_amounts) if all_amounts else None, notes=notes)
 
 
-def legal_matters(d: Dossier, top_n: int = 8) -> LegalReview:
+def legal_matters(d: Dossier, top_n: int = 8, readings: Sequence[str] = ()) -> LegalReview:
     """Top ``top_n`` legal/regulatory matters in the dossier's ``filings/*.txt`` (risk factors, legal
-    proceedings and the optional legal note), ranked by the materiality score of the module docstring.
-    Amounts are USD millions. Raises ValueError when ``top_n`` < 1."""
-    return rank_legal_texts(d.texts, top_n=top_n, ticker=d.ticker)
+    proceedings and the optional legal note), ranked by the materiality score of the module docstring,
+    each citing its paragraph; with ``readings`` (the model's notes on retrieved paragraphs, the map
+    steps) their citations checked against the filing
+    (:func:`chainproof.tools.legal_passages.check_readings`). Amounts are USD millions. Raises
+    ValueError when ``top_n`` < 1."""
+    from chainproof.tools.legal_passages import check_readings  # it imports this module
+
+    review = rank_legal_texts(d.texts, top_n=top_n, ticker=d.ticker)
+    if not readings:
+        return review
+    checked = check_readings(readings, d.texts)
+    notes = [*review.notes] + ([f"{sum(not c.holds for c in checked)} of the model's {len(checked)} citations do "
+                                "not hold and are not used"] if any(not c.holds for c in checked) else [])
+    return review.model_copy(update={"readings": [c.model_dump() for c in checked], "notes": notes})

@@ -66,6 +66,10 @@ class MarketRisk(BaseModel):
     max_drawdown: float
     max_drawdown_peak: date
     max_drawdown_trough: date
+    rebased: list[tuple[date, float, float | None]] = Field(
+        default_factory=list, description="(date, close, benchmark) rebased to 100 at the window's first date (the "
+                                          "benchmark at its first date in the window), every 5th trading day plus the "
+                                          "last day and the drawdown's peak and trough: what the price chart draws")
     notes: list[str] = Field(default_factory=list)
     method: str = "simple daily price returns; ann. x252; VaR/CVaR historical (linear quantile); beta vs S&P 500"
 
@@ -152,4 +156,13 @@ def market_risk(d: Dossier, as_of: date, lookback_days: int = 1259) -> MarketRis
         hist_var95_1d=-q05, hist_var99_1d=-quantile_linear(r, 0.01),
         param_var95_1d=-(mean_r - Z_95 * sd), hist_cvar95_1d=-statistics.fmean(tail),
         max_drawdown=dd, max_drawdown_peak=window[peak_i].date, max_drawdown_trough=window[trough_i].date,
-        notes=notes)
+        rebased=_rebased(window, bench, {0, peak_i, trough_i, len(window) - 1}), notes=notes)
+
+
+def _rebased(window: list, bench: dict[date, float], keep: set[int]) -> list[tuple[date, float, float | None]]:
+    """``(date, close, benchmark)`` rebased to 100 (see :class:`MarketRisk.rebased`), rounded to 0.01."""
+    base = window[0].close
+    b0 = next((bench[p.date] for p in window if p.date in bench), None)
+    return [(p.date, round(100 * p.close / base, 2),
+             round(100 * bench[p.date] / b0, 2) if b0 and p.date in bench else None)
+            for i, p in enumerate(window) if i % 5 == 0 or i in keep]

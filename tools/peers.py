@@ -38,6 +38,7 @@ class MultipleComparison(BaseModel):
     target_percentile: float | None = Field(None, description="0-100, mid-rank among peers")
     premium_vs_median: float | None = Field(None, description="fraction; 0.25 = 25 % above the median")
     skipped_peers: list[str] = Field(default_factory=list, description="peers without a meaningful value")
+    peer_values: dict[str, float] = Field(default_factory=dict, description="ticker -> the peer's meaningful value")
 
 
 class PeerComparison(BaseModel):
@@ -100,7 +101,7 @@ def peer_comparison(d: Dossier, as_of: date | None = None) -> PeerComparison:
             peer_min=min(good) if good else None, peer_max=max(good) if good else None,
             target_percentile=round(percentile_rank(t, good), 2) if t_ok and good else None,
             premium_vs_median=round(t / med - 1.0, 6) if t_ok and med else None,
-            skipped_peers=skipped))
+            skipped_peers=skipped, peer_values={tk: v for tk, v in vals if _meaningful(v)}))
     after = as_of is not None and d.meta.peer_snapshot_date > as_of
     if as_of is not None and after:
         notes.append(f"peer snapshot {d.meta.peer_snapshot_date.isoformat()} is dated after as_of "

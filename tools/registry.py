@@ -6,7 +6,9 @@
 tool name              args                                         returns (JSON-ready dict)
 =====================  ===========================================  ===========================
 ``financial_health``   dossier, as_of                               FinancialHealth
-``legal_matters``      dossier, as_of, top_n (default 8)            LegalReview
+``legal_passages``     dossier, as_of, chunk, chunks (default 3)    LegalChunk (retrieved paragraphs)
+``legal_matters``      dossier, as_of, top_n (default 8), readings  LegalReview (readings: the map
+                       (the map steps' texts, default none)         steps' citations, checked)
 ``headline_sentiment`` dossier, as_of                               SentimentSummary
 ``peer_comparison``    dossier, as_of                               PeerComparison
 ``market_risk``        dossier, as_of                               MarketRisk
@@ -36,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from chainproof.tools.dossier import Dossier, check_as_of, load_dossier, resolve_dossier
 from chainproof.tools.financials import FinancialHealth, financial_health
 from chainproof.tools.legal import LegalReview, legal_matters
+from chainproof.tools.legal_passages import legal_chunk
 from chainproof.tools.market_risk import MarketRisk, market_risk
 from chainproof.tools.peers import PeerComparison, peer_comparison
 from chainproof.tools.scorecard import risk_scorecard
@@ -101,6 +104,14 @@ class DossierArgs(BaseModel):
 
 class LegalArgs(DossierArgs):
     top_n: int = Field(8, ge=1, le=25, description="How many matters to return, most material first (1-25).")
+    readings: list[str] = Field(default_factory=list, max_length=12,
+                                description="Readings of retrieved paragraphs, lines '[section ¶n] note: \"quote\"'; "
+                                            "their citations are checked against the filing.")
+
+
+class LegalChunkArgs(DossierArgs):
+    chunk: int = Field(ge=1, le=12, description="Which chunk of the retrieved paragraphs (1 = the most relevant).")
+    chunks: int = Field(3, ge=1, le=12, description="Into how many chunks the retrieved paragraphs are dealt.")
 
 
 class ScorecardArgs(BaseModel):
@@ -127,8 +138,12 @@ def _financial_health(dossier: str, as_of: date) -> dict:
     return financial_health(_checked(dossier, as_of), as_of).model_dump(mode="json")
 
 
-def _legal_matters(dossier: str, as_of: date, top_n: int = 8) -> dict:
-    return legal_matters(_checked(dossier, as_of), top_n=top_n).model_dump(mode="json")
+def _legal_matters(dossier: str, as_of: date, top_n: int = 8, readings: list[str] | None = None) -> dict:
+    return legal_matters(_checked(dossier, as_of), top_n=top_n, readings=readings or ()).model_dump(mode="json")
+
+
+def _legal_passages(dossier: str, as_of: date, chunk: int, chunks: int = 3) -> dict:
+    return legal_chunk(_checked(dossier, as_of).texts, chunk, chunks).model_dump(mode="json")
 
 
 def _headline_sentiment(dossier: str, as_of: date) -> dict:
@@ -172,10 +187,15 @@ DUE_DILIGENCE_TOOLS: list[BaseTool] = [
           "Financial health of the target from its 10-K figures for the fiscal years ended before as_of: "
           "revenue growth and CAGR, operating/net/FCF margins, current ratio, debt/equity, liabilities/equity, "
           "interest coverage, free cash flow (USD millions) and red flags with thresholds."),
+    _tool(_legal_passages, "legal_passages", LegalChunkArgs,
+          "One chunk of the paragraphs of the target's risk factors, legal proceedings and legal note most "
+          "relevant to legal and regulatory exposure (BM25 through SQLite FTS5), each with its citation "
+          "'section ¶n'; chunk 1 holds the most relevant. Sized for a small model's prompt."),
     _tool(_legal_matters, "legal_matters", LegalArgs,
           "Top legal and regulatory matters in the target's risk factors, legal proceedings and legal note, "
           "ranked by a materiality score (litigation/regulator terms, USD amounts, plaintiff counts, "
-          "'material adverse' language); each with title, score, amounts in USD millions and an excerpt."),
+          "'material adverse' language); each with its citation 'section ¶n', title, score, amounts in USD "
+          "millions and an excerpt; with readings, their citations checked against the filing."),
     _tool(_headline_sentiment, "headline_sentiment", DossierArgs,
           "Bullish/bearish/neutral labels for the target's news headlines (finance lexicon), with counts, "
           "shares and net score; headlines dated after as_of are excluded, undated ones counted separately."),

@@ -12,7 +12,8 @@ table of contents lists every heading too, so of several candidates the one open
 section wins (a table-of-contents entry is followed at once by the next item's entry).
 
 A section ends at the next item heading (any number); the note ends at the heading of the next
-note number. :func:`find_sections` raises :class:`~chainproof.errors.DossierError` naming the
+note number. The note is the one Item 3 refers to ("see Note 20", Boeing; "Note 21 'Legal
+Proceedings'", Johnson & Johnson) when it names one, else the commitments and contingencies note. :func:`find_sections` raises :class:`~chainproof.errors.DossierError` naming the
 sections it could not find, and what it looked for.
 """
 
@@ -123,6 +124,29 @@ def find_note(text: str) -> Section | None:
     return best
 
 
+def find_note_number(text: str, number: int) -> Section | None:
+    """Note ``number`` of the financial statements ("Note 20 – Legal Proceedings", "21. Legal
+    Proceedings", "NOTE 12" with its title on the next line) up to the heading of the next note
+    number; of several candidates (the table of contents lists them too) the longest wins."""
+    head = re.compile(rf"^[^\S\n]*(?:note[^\S\n]+{number}[^\S\n]*(?:{_DASH}[^\S\n]*)?(?:$|(?-i:[A-Z]))|{number}\.[^\S\n]+(?-i:[A-Z]))",
+                      re.I | re.M)
+    nxt = re.compile(rf"^[^\S\n]*(?:note[^\S\n]+{number + 1}\b|{number + 1}\.[^\S\n]+(?-i:[A-Z]))", re.I | re.M)
+    found = _longest(text, list(head.finditer(text)), nxt)
+    if found is None:
+        return None
+    start, end, _ = found
+    if end - start > 200_000:  # no next note: not a note heading
+        return None
+    return Section("legal_note", _line(text, start).strip(), text[start:end].strip() + "\n", start, end)
+
+
+def _referenced_note(text: str, item3: Section | None) -> Section | None:
+    """The note Item 3 refers to ("see Note 20 to our Consolidated Financial Statements"), when it
+    refers to exactly one note number and that note is found."""
+    numbers = {int(n) for n in re.findall(r"\bnote\s+(\d{1,2})\b", item3.text, re.I)} if item3 else set()
+    return find_note_number(text, numbers.pop()) if len(numbers) == 1 else None
+
+
 def find_sections(text: str, *, document: str = "the 10-K", need_note: bool = False) -> dict[str, Section]:
     """``{"risk_factors", "legal_proceedings"[, "legal_note"]: Section}`` of a 10-K's text.
 
@@ -136,7 +160,7 @@ def find_sections(text: str, *, document: str = "the 10-K", need_note: bool = Fa
             missing.append(f"{name}: no line starting 'Item {number.upper()}' followed by its title")
         else:
             found[key] = section
-    note = find_note(text)
+    note = _referenced_note(text, found.get("legal_proceedings")) or find_note(text)
     if note is not None:
         found["legal_note"] = note
     elif need_note:

@@ -80,10 +80,12 @@ def dossier_import(
     name: Annotated[Optional[str], typer.Option(help="Company name (default: the 10-K's cover page).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Folder to write the dossier into (default: ./dossiers/TICKER).")] = None,
     prices: PricesOpt = None, benchmark: BenchmarkOpt = None, rates: RatesOpt = None, peers: PeersOpt = None,
+    headlines: Annotated[Optional[Path], typer.Option(help="News headlines CSV: date,headline[,source] (date may be empty).")] = None,
 ) -> None:
     """Build a dossier from the analyst's own 10-K (and 10-Q) documents and market CSVs."""
     from chainproof.tools.dossier_import import import_dossier
 
     path = import_dossier(ticker, tenk, list(tenq or ()), _market(prices, benchmark, rates, peers),
-                          out or Path("dossiers") / ticker.upper(), as_of=_as_of(as_of) if as_of else None, name=name)
+                          out or Path("dossiers") / ticker.upper(), as_of=_as_of(as_of) if as_of else None, name=name,
+                          headlines=headlines)
     console.print(f"dossier written to {path}", highlight=False)

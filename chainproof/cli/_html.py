@@ -1,14 +1,18 @@
 """The HTML export: one self-contained page for an auditor, rendered from the JSON export.
 
 Inline CSS, no scripts or external assets; every recorded text is escaped (it is untrusted model
-output). Presentation only: the data comes from ``chainproof.checkpoints.export.export_data``.
+output). The data comes from ``chainproof.checkpoints.export.export_data``; the charts from the files the
+report step recorded, checked against their SHA-256.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 _CSS = """
@@ -76,10 +80,31 @@ def _step_details(step: dict[str, Any], calls: list[dict[str, Any]], tools: list
     return "".join(parts)
 
 
+def _charts(steps: list[dict[str, Any]]) -> str:
+    """The charts the report step wrote (``output.charts``), embedded as ``data:`` images so the page
+    stays self-contained; a file that is missing or no longer matches its recorded SHA-256 is named
+    instead of shown."""
+    recorded = next((s["output"].get("charts") for s in reversed(steps)
+                     if s["node"] == "report" and isinstance(s.get("output"), dict)), None) or {}
+    parts = []
+    for name, meta in recorded.items():
+        path = Path(meta["path"])
+        svg = path.read_bytes() if path.is_file() else None
+        if svg is None or hashlib.sha256(svg).hexdigest() != meta["sha256"]:
+            why = "missing" if svg is None else "changed since the run wrote it (SHA-256 differs)"
+            parts.append(f'<p class="bad">Chart {_e(name)}: {_e(path)} is {why}.</p>')
+            continue
+        src = "data:image/svg+xml;base64," + base64.b64encode(svg).decode("ascii")
+        parts.append(f'<figure><img alt="{_e(name)} chart" src="{src}" style="max-width:100%">'
+                     f"<figcaption class='muted'>{_e(name)} · sha256 <code>{_e(meta['sha256'][:16])}…</code></figcaption></figure>")
+    return "<h2>Charts</h2>" + "".join(parts) if parts else ""
+
+
 def export_html(data: dict[str, Any]) -> str:
     """One self-contained HTML page for an auditor from a run's JSON export ``data``
     (:func:`chainproof.checkpoints.export.export_data`): run header, verify result, totals, the
-    timeline of steps (each expandable to its model and tool calls), reviews, approvals, events."""
+    timeline of steps (each expandable to its model and tool calls), reviews, approvals, events, and
+    the report's charts embedded (read from the files the report step recorded)."""
     run_id = data["run"]["run_id"]
     run, t, recs = data["run"], data["totals"], data["records"]
     of = lambda table: [r for r in recs if r["table"] == table]  # noqa: E731
@@ -111,6 +136,7 @@ def export_html(data: dict[str, Any]) -> str:
 <title>Chainproof run {_e(run_id)}</title><style>{_CSS}</style></head><body>
 <h1>Run {_e(run_id)}</h1><dl>{header}</dl>
 <h2>Integrity</h2>{_verify_banner(data['verify'])}
+{_charts(of("steps"))}
 <h2>Totals</h2>
 {_table(["steps", "model calls", "tool calls", "input tokens", "cached input", "output tokens", "reasoning tokens", "cost", "step time (s)"],
         [[_td(t["steps"], True), _td(t["model_calls"], True), _td(t["tool_calls"], True), _td(t["input_tokens"], True),

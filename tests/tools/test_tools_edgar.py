@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 
 from chainproof.agents.models import StaticModels
-from chainproof.agents.scripted import ScriptedChatModel
 from chainproof.app import Chainproof
 from chainproof.settings import Settings
 from chainproof.tools.dossier import load_dossier
-from testkit.dd_answers import scripted_replies
+from testkit.dd_answers import dd_model
 from testkit.dossier_data import DEMO_AS_OF
 from testkit.fake_edgar import EIGHT_KS, TEN_KS, fake_edgar
 
@@ -106,7 +105,7 @@ def test_a_missing_user_agent_is_refused_before_any_request(bundle_root, built_d
 
 def test_a_scripted_due_diligence_run_reads_the_fetched_dossier(fetched, home):
     tmp, _, _, _ = fetched
-    model = ScriptedChatModel(replies=scripted_replies("proceed"))
+    model = dd_model("proceed")
     with Chainproof(Settings(home=home), models=StaticModels(model)) as app:
         run = app.start("due-diligence", {"company": "MMM", "as_of": DEMO_AS_OF.isoformat(), "dossier": str(tmp / "MMM")})
         assert run.requests and run.requests[0]["proposed"]["decision"] == "proceed"
@@ -115,3 +114,4 @@ def test_a_scripted_due_diligence_run_reads_the_fetched_dossier(fetched, home):
         done = app.decide(run.run_id, action="approve", approver="Kim")
     report = Path(done.report_path).read_text()
     assert "31,657" in report and "**Approved** by **Kim**" in report
+    assert "legal_note ¶" in report and "citations hold" in report  # the real sections were read and cited

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import re
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,7 @@ def test_sections_are_found_and_figures_match_key_financials(bundle_root, built_
     result = _import(_tenk(bundle_root, tmp_path, doc), built_dossiers["MMM"], tmp_path / "MMM")
     assert result.exit_code == 0, result.output
     d = load_dossier(tmp_path / "MMM")
+    lines = (tmp_path / f"{doc}.txt").read_text(encoding="utf-8").split("\n")  # lines as editors count them
     sections = bundle_root / "sec_10k_filings" / "sections" / doc
     for key, name in (("risk_factors", "item1a_risk_factors.txt"), ("legal_proceedings", "item3_legal_proceedings.txt"),
                       ("legal_note", "legal_contingencies_note.txt")):
@@ -49,7 +51,11 @@ def test_sections_are_found_and_figures_match_key_financials(bundle_root, built_
                 continue
             expected = float(r["value"] if metric == "diluted_eps" else r["value_usd_millions"])
             assert d.financial(metric, int(r["fiscal_year"])) == pytest.approx(expected, abs=0.5), (metric, r["fiscal_year"])
-            assert f"{doc}.txt: Item 8 line" in d.financial_source(metric, int(r["fiscal_year"]))
+            source = re.fullmatch(rf"{doc}\.txt: (Item 8|statement page) line (\d+): (.+)",
+                                  d.financial_source(metric, int(r["fiscal_year"])))
+            assert source, d.financial_source(metric, int(r["fiscal_year"]))
+            printed = " ".join(re.sub(r"[—–$]", " ", lines[int(source[2]) - 1]).split()).lower()  # the named line prints the label
+            assert printed.startswith(source[3]), (printed, source[3])
             checked += 1
     assert checked >= 25  # revenue ... capital expenditures for three years (balance sheet: two)
 
@@ -70,3 +76,18 @@ def test_a_bad_market_file_names_its_option(bundle_root, built_dossiers, tmp_pat
     market.joinpath("peers.csv").write_text("ticker,name\nMMM,3M\n", encoding="utf-8")
     result = _import(_tenk(bundle_root, tmp_path, "3M_2017_10K"), market, tmp_path / "MMM")
     assert result.exit_code == 2 and "--peers" in result.output and "missing column 'sector'" in result.output
+
+
+def test_headlines_and_sector_come_from_the_analysts_files(bundle_root, built_dossiers, tmp_path):
+    news = tmp_path / "news.csv"
+    news.write_text("date,headline,source\n2018-01-25,3M reports fourth-quarter results,8-K\n,3M at a conference,\n",
+                    encoding="utf-8")
+    tenk = _tenk(bundle_root, tmp_path, "3M_2017_10K")
+    assert _import(tenk, built_dossiers["MMM"], tmp_path / "MMM", f"--headlines={news}").exit_code == 0
+    d = load_dossier(tmp_path / "MMM")
+    assert [(h.date and h.date.isoformat(), h.headline) for h in d.headlines] == [
+        ("2018-01-25", "3M reports fourth-quarter results"), (None, "3M at a conference")]
+    assert d.meta.sector == "Industrials" and d.meta.name == "3M COMPANY"
+    news.write_text("date,headline\n2018-13-01,bad month\n", encoding="utf-8")
+    bad = _import(tenk, built_dossiers["MMM"], tmp_path / "MMM2", f"--headlines={news}")
+    assert bad.exit_code == 2 and "--headlines" in bad.output and "line 2" in bad.output

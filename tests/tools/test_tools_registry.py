@@ -16,15 +16,16 @@ DATA_TOOLS = ["financial_health", "legal_matters", "headline_sentiment", "peer_c
 
 
 def test_names_and_schemas():
-    assert [t.name for t in DUE_DILIGENCE_TOOLS] == DATA_TOOLS + ["risk_scorecard"]
+    assert [t.name for t in DUE_DILIGENCE_TOOLS] == [DATA_TOOLS[0], "legal_passages", *DATA_TOOLS[1:], "risk_scorecard"]
     for name in DATA_TOOLS:
         props = get_tool(name).tool_call_schema.model_json_schema()["properties"]
         assert {"dossier", "as_of"} <= set(props)
         assert len(get_tool(name).description) > 80
-    assert "top_n" in get_tool("legal_matters").tool_call_schema.model_json_schema()["properties"]
+    assert {"top_n", "readings"} <= set(get_tool("legal_matters").tool_call_schema.model_json_schema()["properties"])
+    assert {"dossier", "as_of", "chunk", "chunks"} == set(get_tool("legal_passages").tool_call_schema.model_json_schema()["properties"])
     assert set(get_tool("risk_scorecard").tool_call_schema.model_json_schema()["properties"]) == {
         "financials", "legal", "sentiment", "peers", "risk"}
-    with pytest.raises(KeyError, match=r"unknown tool 'nope'; available: financial_health, legal_matters"):
+    with pytest.raises(KeyError, match=r"unknown tool 'nope'; available: financial_health, legal_passages, legal_matters"):
         get_tool("nope")
 
 
@@ -33,9 +34,13 @@ def test_full_pipeline_on_bundled_dossier():
     out = {name: get_tool(name).invoke(args) for name in DATA_TOOLS}
     for name, result in out.items():
         text = json.dumps(result)  # plain JSON, no custom types
-        assert len(text) < 4096, (name, len(text))
+        # small enough to keep in every checkpoint; market_risk carries the price chart's series (~250 points)
+        assert len(text) < (10_000 if name == "market_risk" else 4096), (name, len(text))
         assert result["ticker"] == "MMM"
     assert out["market_risk"]["window_end"] == "2018-02-07"
+    rebased = out["market_risk"]["rebased"]
+    assert rebased[0][1:] == [100.0, 100.0] and rebased[-1][0] == "2018-02-07"
+    assert rebased[-1][1] == pytest.approx(100 * (1 + out["market_risk"]["total_price_return"]), abs=0.01)
     assert out["financial_health"]["years"][-1]["revenue"] == 31657
     card = get_tool("risk_scorecard").invoke({"financials": out["financial_health"], "legal": out["legal_matters"],
                                               "sentiment": out["headline_sentiment"],

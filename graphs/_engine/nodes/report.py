@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -13,16 +14,28 @@ from chainproof.graphs.view import ChainView
 
 
 def report(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
-    """Write ``reports_dir/RUN_ID.md`` (unless ``write_reports`` is off); the step row records its
-    path, SHA-256 and length."""
+    """Write ``reports_dir/RUN_ID.md`` and the spec's charts as ``reports_dir/RUN_ID/NAME.svg``
+    (unless ``write_reports`` is off); the step row records each file's path, SHA-256 and length."""
     ctx = runtime.context
     with ctx.recorder(state, "report", "report", "Write the report") as rec:
         view = ChainView(state)
-        text = ctx.spec.render_terminated(view) if state.get("termination") else ctx.spec.render_report(view)
+        terminated = bool(state.get("termination"))
+        text = ctx.spec.render_terminated(view) if terminated else ctx.spec.render_report(view)
         text = ctx.audit.redactor(text)
         path = ctx.reports_dir / f"{state['run_id']}.md"
+        charts = {} if terminated else {name: ctx.audit.redactor(svg) for name, svg in ctx.spec.report_charts(view).items()}
+        bad = [name for name in charts if not re.fullmatch(r"[a-z0-9_\-]{1,40}", name)]
+        if bad:
+            raise ValueError(f"report_charts: chart name {bad[0]!r} is not lower-case letters, digits, '_' or '-'")
         if ctx.write_reports:
             ctx.reports_dir.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
-        rec.output = {"path": str(path), "sha256": sha256_hex(text), "chars": len(text)}
+            if charts:
+                (ctx.reports_dir / state["run_id"]).mkdir(exist_ok=True)
+            for name, svg in charts.items():
+                (ctx.reports_dir / state["run_id"] / f"{name}.svg").write_text(svg, encoding="utf-8")
+        rec.output = {"path": str(path), "sha256": sha256_hex(text), "chars": len(text),
+                      **({"charts": {name: {"path": str(ctx.reports_dir / state["run_id"] / f"{name}.svg"),
+                                            "sha256": sha256_hex(svg), "chars": len(svg)}
+                                     for name, svg in charts.items()}} if charts else {})}
     return {"report_path": str(path), "step": rec.step_no}

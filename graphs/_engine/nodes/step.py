@@ -33,6 +33,16 @@ def resolve_arg(value: Any, inputs: dict[str, Any]) -> Any:
     return value
 
 
+def _summary(state: ChainState, step: PlanStep, source: str) -> str:
+    found = state.get("findings", {}).get(source)
+    if not found:
+        raise PlanError(
+            f"plan step {step.id!r} needs the summary of finding {source!r}, which is not in state (the plan step "
+            f"{source!r} has not run, or needs keep_data=True to stay); after fixing the plan, fork the run from "
+            f"before that step: chainproof fork {state['run_id']} --at STEP")
+    return str(found.get("summary", ""))
+
+
 def act(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
     """Run the next plan step: call its tool (args and result go to the ``tool_calls`` row), or
     ask the model its instruction; the result waits in ``pending`` for ``observe``."""
@@ -53,6 +63,9 @@ def act(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
                     f"{source!r} needs keep_data=True, or its tool result was refused); after fixing the cause, "
                     f"fork the run from before that step: chainproof fork {state['run_id']} --at STEP")
             args[name] = found["data"]
+        for name, sources in step.args_from_summaries.items():
+            texts = [_summary(state, step, source) for source in ([sources] if isinstance(sources, str) else sources)]
+            args[name] = texts[0] if isinstance(sources, str) else texts
         with ctx.recorder(state, "act", "tool", f"{step.title} [{step.tool}]") as rec:
             rec.inputs = {"plan_step": step.id, "tool": step.tool}  # args and result: the tool_calls row
             started = time.perf_counter()
