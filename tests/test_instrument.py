@@ -151,3 +151,49 @@ def test_the_readme_example_is_the_support_desk_code():
     blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
     assert blocks[0] == (EXAMPLE / "graph.py").read_text()
     assert blocks[1] == (EXAMPLE / "trust.py").read_text()
+
+
+class Sums(TypedDict, total=False):
+    a: int
+    b: int
+    total: int
+    said: str
+
+
+def test_a_nodes_tool_and_model_calls_are_rows_of_its_step_with_its_effort_applied(settings):
+    from langchain_core.tools import tool
+
+    from chainproof import ScriptedChatModel
+
+    @tool
+    def add(a: int, b: int) -> int:
+        """Add two integers."""
+        return a + b
+
+    model = ScriptedChatModel(replies=["The total is 5."])
+
+    def compute(state: Sums) -> dict:
+        total = add.invoke({"a": state["a"], "b": state["b"]})
+        return {"total": total, "said": model.invoke(f"Say the total {total}.").content}
+
+    builder = StateGraph(Sums)
+    builder.add_node("compute", compute)
+    builder.add_edge(START, "compute")
+    register("sums", instrument(builder, name="sums", efforts={"compute": "high"}))
+    try:
+        with Chainproof(settings) as app:
+            run = app.start("sums", {"a": 2, "b": 3})
+            assert run.state == {"a": 2, "b": 3, "total": 5, "said": "The total is 5."}
+            rows = app.audit.records(run.run_id)
+            report = app.replay(run.run_id)
+    finally:
+        unregister("sums")
+    high = settings.model.profiles["high"]
+    assert model.bound == [{"max_tokens": high.max_tokens, "temperature": high.temperature}]  # the node's effort
+    tools = [(r.step_no, r.node, r.tool, r.args, r.result, r.error) for r in rows if r.__tablename__ == "tool_calls"]
+    assert tools == [(1, "compute", "add", {"a": 2, "b": 3}, {"output": 5}, None)]
+    calls = [(r.step_no, r.effort, r.messages, r.output) for r in rows if r.__tablename__ == "model_calls"]
+    assert calls == [(1, "high", [{"role": "user", "content": "Say the total 5."}], "The total is 5.")]
+    step = next(r for r in rows if r.__tablename__ == "steps")
+    assert (step.node, step.effort, step.output) == ("compute", "high", {"update": {"total": 5, "said": "The total is 5."}})
+    assert report.outcome == "identical" and report.model_calls_served == 1 and len(model.calls) == 1
