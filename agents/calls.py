@@ -172,17 +172,25 @@ def call_model(model: BaseChatModel | Runnable, messages: list[BaseMessage], *, 
     latency = time.perf_counter() - started
     if not isinstance(reply, AIMessage):
         raise TypeError(f"model returned {type(reply).__name__}, expected AIMessage")
+    return reply, record_of(reply, wire_messages(messages), effort=effort, latency_s=latency,
+                            model=model_name_of(model))
+
+
+def record_of(reply: AIMessage, wire: list[dict[str, Any]], *, effort: str, latency_s: float, model: str) -> ModelCall:
+    """The :class:`ModelCall` of ``reply`` to the prompt ``wire`` (:func:`wire_messages` form):
+    text and reasoning, tool calls (valid, then invalid), usage, finish reason and HTTP attempts
+    from the reply; the model name from its ``response_metadata`` (else ``model``); ``latency_s``
+    in seconds."""
     text, reasoning = _text_and_reasoning(reply)
-    record = ModelCall(
-        model=str(reply.response_metadata.get("model_name") or model_name_of(model)),
+    return ModelCall(
+        model=str(reply.response_metadata.get("model_name") or model),
         effort=effort,
-        messages=wire_messages(messages),
+        messages=wire,
         output=text,
         reasoning=reasoning,
         tool_calls=[*(dict(tc) for tc in reply.tool_calls), *(dict(tc) for tc in reply.invalid_tool_calls)],
         usage=Usage.from_message(reply),
-        latency_s=round(latency, 4),
+        latency_s=round(latency_s, 4),
         finish_reason=reply.response_metadata.get("finish_reason"),
         http_attempts=list(reply.response_metadata.get("http_attempts") or []),
     )
-    return reply, record

@@ -56,6 +56,9 @@ _EXPORTS: dict[str, str] = {
     "SensitiveToolUsed": "chainproof.graphs.approval_policy:SensitiveToolUsed",
     "CostAbove": "chainproof.graphs.approval_policy:CostAbove",
     "tool": "chainproof.graphs.tool:tool",
+    # trust for an existing LangGraph graph
+    "instrument": "chainproof.graphs.instrument:instrument",
+    "InstrumentedGraph": "chainproof.graphs.instrument:InstrumentedGraph",
     "clipped": "chainproof.agents.structured:clipped",
     # the value contract (chainproof.values)
     "register_value_type": "chainproof.values:register_value_type",
@@ -99,6 +102,8 @@ __all__ = [
     "SensitiveToolUsed",
     "CostAbove",
     "tool",
+    "instrument",
+    "InstrumentedGraph",
     "clipped",
     "register_value_type",
     "register",
@@ -121,6 +126,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from chainproof.errors import ChainproofError, RunError, UserError
     from chainproof.graphs.approval import ApprovalItem
     from chainproof.graphs.approval_policy import ApprovalPolicy, CostAbove, FieldBelow, FieldEquals, SensitiveToolUsed
+    from chainproof.graphs.instrument import InstrumentedGraph, instrument
     from chainproof.graphs.registry import GraphInfo, get_spec, list_graphs, register
     from chainproof.graphs.spec import ChainSpec, Finding, PlanStep
     from chainproof.graphs.tool import tool

@@ -50,7 +50,7 @@ from chainproof.checkpoints.reasoning_cache import ReasoningCache
 from chainproof.checkpoints.saver import open_checkpointer
 from chainproof.errors import InputError, RunBusy, RunNotFound, RunNotResumable, StorageError, UserError
 from chainproof.graphs._engine import approvals
-from chainproof.graphs._engine.compile import build_graph
+from chainproof.graphs._engine.compile import compile_for
 from chainproof.graphs._engine.context import ChainContext
 from chainproof.graphs._engine.fork import start_fork
 from chainproof.graphs._engine.state import ChainState
@@ -150,7 +150,7 @@ class Chainproof:
                       department: str | None = None, effort: str | None = None, run_id: str | None = None,
                       max_steps: int | None = None, review_every: int | None = None, on_budget: str | None = None,
                       zdr: bool | None = None, budget_usd: float | None = None, cache: bool | None = None,
-                      queue: str | None = None) -> tuple[str, ChainState]:
+                      queue: str | None = None) -> tuple[str, dict[str, Any]]:
         """Check and record a new run (see :meth:`start`); ``(run_id, initial state)``. ``queue``:
         the DBOS queue a submitted run's decisions wake (kept in its ``run_started`` event)."""
         spec = get_spec(graph)
@@ -176,7 +176,7 @@ class Chainproof:
         if effort is not None and effort not in EFFORTS:
             raise InputError(f"effort: expected one of {', '.join(EFFORTS)}, got {effort!r}")
         preflight = getattr(self.models, "preflight", None)  # optional on providers (ModelSource)
-        if preflight is not None:
+        if preflight is not None and spec.uses_chainproof_models:
             preflight()
         self._check_checkpointer()
         run_id = run_id or uuid.uuid4().hex[:12]
@@ -192,8 +192,8 @@ class Chainproof:
                 "approval_policy": _wiring.approval_policy(self.settings, graph, spec).model_dump(mode="json"),
                 "approver_roles": dict(self.settings.approver_roles), **({"queue": queue} if queue else {})},
         )
-        initial: ChainState = self.audit.redactor({"run_id": run_id, "graph": graph, "goal": goal, "inputs": inputs,
-                                                   "step": 0, "budget": budget.model_dump(), "cache": cache})
+        initial: dict[str, Any] = spec.initial_state(self.audit.redactor(ChainState(
+            run_id=run_id, graph=graph, goal=goal, inputs=inputs, step=0, budget=budget.model_dump(), cache=cache)))
         return run_id, initial
 
     def fork(self, run_id: str, at_step: int, *, started_by: str | None = None,
@@ -334,9 +334,12 @@ class Chainproof:
                                             models=self.models, effort=effort, cost_of_run=self.cost_of_run,
                                             recorded=recorded)
         with open_checkpointer(self.settings.resolved_checkpoint_url) as saver:
-            app = build_graph(saver)
+            app = compile_for(ctx.spec, saver)
             config: dict[str, Any] = {"configurable": {"thread_id": run_id}}
-            saved = app.get_state(config).values.get("budget") or (initial or {}).get("budget")
+            if getattr(app, "state_is_the_developers", False):  # an instrumented graph: the budget it started with
+                saved = recorded.get("budget")
+            else:
+                saved = app.get_state(config).values.get("budget") or (initial or {}).get("budget")
             budget = Budget.model_validate(saved or {"max_steps": ctx.spec.max_steps})
             if max_steps and max_steps > budget.max_steps:
                 budget = budget.model_copy(update={"max_steps": max_steps})

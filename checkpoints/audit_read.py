@@ -182,6 +182,11 @@ class AuditReader:
         a = _approvals.c
         return self._first(select(_approvals).where(a.request_id == request_id, a.action == "requested"), _approvals)
 
+    def last_step_no(self, run_id: str) -> int:
+        """The highest step number among ``run_id``'s ``steps`` rows (0 before the first)."""
+        with self.engine.connect() as conn:
+            return int(conn.scalar(select(func.max(t.steps.c.step_no)).where(t.steps.c.run_id == run_id)) or 0)
+
     def last_event(self, run_id: str, kind: str) -> Any:
         """The latest event of ``kind`` (e.g. ``run_paused``) in ``run_id``, or None."""
         e = _events.c

@@ -40,7 +40,7 @@ from chainproof.checkpoints.audit_schema import ApprovalRecord
 from chainproof.checkpoints.saver import memory_saver
 from chainproof.errors import NotRetained, ReplayDivergence
 from chainproof.graphs._engine.approvals import pauses_of
-from chainproof.graphs._engine.compile import build_graph
+from chainproof.graphs._engine.compile import compile_for
 from chainproof.graphs._engine.fork import seed_thread
 from chainproof.graphs._engine.replay_ports import (
     RecordedBudgets,
@@ -214,10 +214,10 @@ def replay_run(store: AuditStore, run_id: str) -> ReplayReport:
         scratch.start_run(run_id, graph=run.graph, goal=goal, inputs=run.inputs, company=run.company,
                           department=run.department, started_by=run.started_by, zdr=run.zdr, effort_override=effort)
         saver = memory_saver()
-        app = build_graph(saver)
+        app = compile_for(spec, saver)
         config: dict[str, Any] = {"configurable": {"thread_id": run_id}, "recursion_limit": budget.recursion_limit()}
-        payload: Any = store.redactor(ChainState(run_id=run_id, graph=run.graph, goal=goal, inputs=run.inputs, step=0,
-                                                 budget=budget.model_dump()))
+        payload: Any = spec.initial_state(store.redactor(ChainState(
+            run_id=run_id, graph=run.graph, goal=goal, inputs=run.inputs, step=0, budget=budget.model_dump())))
         fork = wiring.started.get("fork")
         if fork:  # a fork starts from the recorded copy of its parent's checkpoint, not from the inputs
             seed_thread(saver, run_id, fork["checkpoint"], fork["langgraph_step"])

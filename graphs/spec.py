@@ -147,6 +147,10 @@ class ChainSpec(Generic[DecisionT]):
         max_iterations: default iteration limit of the agent steps (``PlanStep.max_iterations``);
             30, LangChain 1.x ``create_agent``'s and the issue's default (the classic
             ``AgentExecutor`` used 15).
+        uses_chainproof_models: whether runs call Chainproof's configured models (checked before a
+            run is recorded); an instrumented graph calls its own.
+        inputs_given_only: keep only the input fields given, not the model's defaults (an
+            instrumented graph: LangGraph leaves a state's optional keys absent).
     """
 
     name: ClassVar[str]
@@ -159,6 +163,8 @@ class ChainSpec(Generic[DecisionT]):
     decide_effort: ClassVar[Effort | None] = "high"
     uncached: ClassVar[frozenset[str]] = frozenset()
     max_iterations: ClassVar[int] = 30
+    uses_chainproof_models: ClassVar[bool] = True
+    inputs_given_only: ClassVar[bool] = False
     system_prompt: ClassVar[str] = (
         "You are a careful analyst. Use only the facts given to you. Never compute or invent numbers: "
         "quote numbers exactly as the tool results give them."
@@ -179,7 +185,8 @@ class ChainSpec(Generic[DecisionT]):
         """Check and normalise the run inputs before anything runs. Returns the inputs to store
         (values of the value contract, :mod:`chainproof.values`: hooks read them back as the same
         types). The default validates against :attr:`inputs_model` when there is one (raising
-        :class:`~chainproof.errors.InputError` naming each bad field) and returns its fields.
+        :class:`~chainproof.errors.InputError` naming each bad field) and returns its fields (with
+        ``inputs_given_only``, only those given).
         Override to add checks (call ``super().validate_inputs`` first); raise ``ValueError``
         naming the bad field."""
         if self.inputs_model is None:
@@ -193,7 +200,8 @@ class ChainSpec(Generic[DecisionT]):
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'inputs'}: {e['msg']}" for e in exc.errors())
             raise InputError(f"inputs of graph {self.name!r}: {problems}") from None
-        return {name: getattr(model, name) for name in type(model).model_fields}  # typed; stored by the value contract
+        given = model.model_fields_set if self.inputs_given_only else type(model).model_fields
+        return {name: getattr(model, name) for name in type(model).model_fields if name in given}  # typed
 
     def subject(self, inputs: dict[str, Any]) -> str | None:
         """Override: a short label of what the run is about (a ticker, a case number), shown by
@@ -256,6 +264,18 @@ class ChainSpec(Generic[DecisionT]):
         import json
 
         return json.dumps(result, separators=(",", ":"), ensure_ascii=False, default=str)
+
+    def compile_graph(self, checkpointer: Any) -> Any | None:
+        """The compiled LangGraph graph this spec's runs use, with ``checkpointer``; None (the
+        default) for Chainproof's engine (``graphs/_engine/compile.py``). A graph made by
+        :func:`chainproof.instrument` returns the developer's own graph, wrapped."""
+        return None
+
+    def initial_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The first state of a run, given the engine's (``run_id``, ``graph``, ``goal``,
+        ``inputs`` in the value contract's JSON form, ``step``, ``budget``, ``cache``). Default:
+        that state; an instrumented graph starts from the decoded inputs."""
+        return state
 
     def render_report(self, view: ChainView) -> str:
         """Override: the final Markdown report."""

@@ -39,6 +39,7 @@ from chainproof.graphs._engine.nodes.report import report
 from chainproof.graphs._engine.nodes.review import after_review, review
 from chainproof.graphs._engine.nodes.step import act, after_observe, observe
 from chainproof.graphs._engine.state import ChainState
+from chainproof.graphs.spec import ChainSpec
 
 NodeFn = Callable[[Any, Runtime[ChainContext]], dict[str, Any]]
 """A node function as written: ``(state or Send payload, runtime) -> state update``."""
@@ -64,6 +65,13 @@ def redacted(fn: NodeFn) -> Node:
         return update
 
     return node
+
+
+def compile_for(spec: ChainSpec, checkpointer: BaseCheckpointSaver | None = None) -> Any:
+    """The compiled graph runs of ``spec`` use: its own (``spec.compile_graph``, e.g. an
+    instrumented graph), else the engine (:func:`build_graph`)."""
+    own = spec.compile_graph(checkpointer)
+    return own if own is not None else build_graph(checkpointer)
 
 
 def build_graph(checkpointer: BaseCheckpointSaver | None = None):

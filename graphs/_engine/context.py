@@ -37,7 +37,8 @@ class ModelSource(Protocol):
     """The models the nodes call (:class:`chainproof.agents.models.ModelProvider`): a chat model per
     effort, and one bound to a JSON schema. ``preflight()`` (optional on providers; the app calls it
     before a run is recorded) checks the model is usable and raises ``LocalModelUnavailable`` /
-    ``ValueError``; replay's provider has none."""
+    ``ValueError``; replay's provider has none. Replay's provider also has ``recorded_reply(messages,
+    effort)``, the recorded answer to a call a developer's model makes in an instrumented node."""
 
     def chat(self, effort: str) -> Any: ...
 
@@ -63,6 +64,10 @@ class Ledger(Protocol):
     def decision_for(self, request_id: str) -> Any: ...
 
     def run_cost_usd(self, run_id: str) -> float | None: ...
+
+    def last_step_no(self, run_id: str) -> int: ...
+
+    def request_record(self, request_id: str) -> Any: ...
 
 
 class Guards(Protocol):

@@ -201,6 +201,11 @@ class ReplayModels:
     def json_chat(self, effort: str, schema: Any) -> ReplayChatModel:
         return self.chat(effort)
 
+    def recorded_reply(self, messages: list[BaseMessage], effort: str) -> AIMessage:
+        """The recorded answer to a call a developer's own model makes inside an instrumented
+        node (``graphs/_engine/node_calls.py`` serves it in place of the model's)."""
+        return self.source.model_reply(messages, effort)
+
 
 @dataclass
 class RecordedCache:
