@@ -13,8 +13,8 @@
   ``$CHAINPROOF_HOME/heads/heads.jsonl``, a directory apart from the database), opened with
   ``O_APPEND`` only and never rewritten. Each publication appends the leaves added since the
   sink's last head (``{"leaves": [[idx, leaf_hash, run_id, table, seq], …]}``: the mirror that lets
-  ``verify --against`` name the first record that changed even when the database's own leaf rows
-  were rewritten) and then ``{"head": {…}}``. Before signing, the current log must extend the
+  ``verify --against`` name the first record that changed even when the records' hashes in the
+  database were rewritten, since the database stores no leaf hash) and then ``{"head": {…}}``. Before signing, the current log must extend the
   sink's last head; otherwise nothing is signed (:class:`~chainproof.errors.LogInconsistent`).
 """
 
@@ -36,7 +36,7 @@ from sqlalchemy import Engine
 
 from chainproof.checkpoints import log_verifier
 from chainproof.checkpoints.log_verifier import head_message, head_problem, key_id, root_of
-from chainproof.checkpoints.merkle_log import Leaf, leaf_rows
+from chainproof.checkpoints.merkle_log import Leaf, signable_leaves
 from chainproof.errors import HeadRefused, LogInconsistent, SigningKeyError
 
 MIRROR_CHUNK = 1000
@@ -185,7 +185,7 @@ class FileSink:
         with os.fdopen(fd, "ab") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
-                leaves = leaf_rows(engine)
+                leaves = signable_leaves(engine)
                 hashes = [bytes.fromhex(x.leaf_hash) for x in leaves]
                 mirrored = len(self.leaves())
                 last = self._last_head()
@@ -223,7 +223,7 @@ def publish_head(engine: Engine, keys: LogKeys, sinks: Sequence[FileSink]) -> di
     for sink in sinks:
         head = sink.publish(engine, keys)
     if head is None:
-        hashes = [bytes.fromhex(x.leaf_hash) for x in leaf_rows(engine)]
+        hashes = [bytes.fromhex(x.leaf_hash) for x in signable_leaves(engine)]
         head = keys.sign(len(hashes), root_of(hashes))
     return head
 

@@ -158,3 +158,21 @@ def test_deleting_a_run_header_is_reported_by_verify_all(settings):
         db.close()
         results = {r.run_id: r for r in verify_all(app.audit)}
     assert not results[run_id].ok and results[run_id].broken.kind == "deleted"
+
+
+def test_a_record_appended_without_its_defaulted_columns_verifies(backend_settings):
+    """Columns left unset take their defaults (token counts 0) before the record is hashed, so the
+    hash covers what the row holds: the record verifies, and so does the Merkle log over it."""
+    from datetime import UTC, datetime
+
+    from chainproof.checkpoints.merkle_log import current_leaves
+
+    with Chainproof(backend_settings) as app:
+        app.audit.start_run("bare", graph="toy", goal="g", inputs={})
+        app.audit.append("bare", Step(step_no=1, node="observe", kind="observe", title="t", status="ok", inputs={},
+                                      output={}, input_tokens=3, output_tokens=2, started_at=datetime.now(UTC),
+                                      duration_s=0.1))
+        step = app.audit.records_of("bare", "steps")[0]
+        assert (step.cached_input_tokens, step.reasoning_tokens) == (0, 0)
+        assert verify_run(app.audit, "bare").ok
+        assert current_leaves(app.audit)[1] is None
