@@ -65,7 +65,7 @@ class StoreSettings(BaseSettings):
     secret_patterns: list[str] = Field(
         default_factory=list,
         description="Extra regular expressions whose matches are redacted everywhere Chainproof writes, on top "
-        "of API keys, Bearer tokens and api_key=/Authorization: values.",
+        "of the built-in credential patterns (checkpoints/redaction.py).",
     )
 
     @field_validator("secret_patterns")
