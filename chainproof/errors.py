@@ -46,6 +46,7 @@ __all__ = [
     "NotRetained",
     "PlanError",
     "RateLimitWaitTooLong",
+    "RecordUndecodable",
     "ReplayDivergence",
     "RunBusy",
     "RunError",
@@ -269,6 +270,11 @@ class NotRetained(RunError):
 
 class AuditError(RunError):
     """Audit-store misuse, e.g. appending to a run that was never started."""
+
+
+class RecordUndecodable(AuditError):
+    """A record holds a value its column cannot hold (an edit outside Chainproof): the run cannot
+    be replayed or forked from it. ``chainproof verify`` names it."""
 
 
 class LogInconsistent(AuditError):
