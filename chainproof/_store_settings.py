@@ -60,6 +60,9 @@ class StoreSettings(BaseSettings):
         default=None, description="LangGraph checkpointer: a SQLite file path or a postgresql:// URL."
     )
     reports_dir: Path | None = None
+    input_file_max_mb: float = Field(
+        default=32.0, gt=0, description="Largest input file (MiB) a command reads: inputs files, proposals, tree heads, "
+        "dossier and market files, 10-K documents (chainproof/tools/input_files.py).")
     budgets: BudgetSettings = Field(default_factory=BudgetSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     secret_patterns: list[str] = Field(

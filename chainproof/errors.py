@@ -33,6 +33,8 @@ __all__ = [
     "ChainproofError",
     "CircuitOpen",
     "ConfigError",
+    "FieldTooLong",
+    "InputFileError",
     "CostBudgetExceeded",
     "DossierError",
     "EdgarUnavailable",
@@ -99,6 +101,17 @@ class RunBusy(UserError):
 
 class RunNotResumable(UserError):
     """The run cannot be resumed: it completed, or it waits for an approval answer instead."""
+
+
+class InputFileError(InputError):
+    """An input file that is larger than the ``input_file_max_mb`` limit, unreadable, or not text in
+    its encoding; the message names the file (and the option that gave it) and the limit or the
+    offending byte."""
+
+
+class FieldTooLong(InputError):
+    """A text longer than its audit column holds (the same limit on every backend); the message
+    names the field (and its command-line option) and the limit. Nothing was recorded."""
 
 
 class ConfigError(UserError):

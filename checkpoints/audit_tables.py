@@ -25,6 +25,7 @@ Per chained table (by table name):
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -209,8 +210,32 @@ record (:func:`chainproof.checkpoints.merkle_log.record_leaf`), computed when th
 leaf costs about 10 bytes on SQLite (``idx`` is the rowid). The head sinks keep the leaf hashes
 outside the database."""
 
+_OPTIONS = {"started_by": "--as", "approver": "--as", "department": "--department", "request_id": "--request",
+            "company": "the graph's subject"}
+
+
+def _limits(table: Table) -> tuple[tuple[str, int], ...]:
+    return tuple((c.key, c.type.length) for c in table.columns if isinstance(c.type, String) and c.type.length)
+
+
+def check_lengths(table: Table, values: Any) -> None:
+    """Refuse a text longer than its column holds: ``String(n)`` means ``n`` characters on every
+    backend (SQLite would store more, PostgreSQL refuses it with its own error). ``values``: a
+    mapping of column key -> value. Raises :class:`~chainproof.errors.FieldTooLong` naming the
+    field, its command-line option when it has one, the limit and the length."""
+    from chainproof.errors import FieldTooLong
+
+    for key, length in _LIMITS[table.name]:
+        value = values.get(key)
+        if isinstance(value, str) and len(value) > length:
+            label = f"{_OPTIONS[key]} ({key})" if key in _OPTIONS else f"{table.name}.{key}"
+            raise FieldTooLong(f"{label}: at most {length} characters, got {len(value):,}; nothing was recorded")
+
+
 CHAINED: tuple[Table, ...] = (steps, model_calls, tool_calls, approvals, reviews, events)
 """The chained tables, in the order a run's records are read."""
+
+_LIMITS = {table.name: _limits(table) for table in (runs, *CHAINED)}
 
 _LINK_IGNORED = frozenset({"id", "run_id", "seq", "created_at", "prev_hash", "record_hash"})
 ZDR_FIELDS: dict[str, tuple[str, ...]] = {
@@ -228,5 +253,5 @@ REPLAY_IGNORE: dict[str, frozenset[str]] = {
 OPTIONAL_COLUMNS: dict[str, frozenset[str]] = {name: frozenset() for name in ZDR_FIELDS} | {
     "model_calls": frozenset({"cache_hit"})}
 
-__all__ = ["CHAINED", "GENESIS", "LEAF_TABLE_CODES", "OPTIONAL_COLUMNS", "REPLAY_IGNORE", "ZDR_FIELDS", "approvals", "events",
+__all__ = ["CHAINED", "GENESIS", "LEAF_TABLE_CODES", "check_lengths", "OPTIONAL_COLUMNS", "REPLAY_IGNORE", "ZDR_FIELDS", "approvals", "events",
            "merkle_leaves", "metadata", "model_calls", "reasoning_cache", "reviews", "runs", "steps", "tool_calls", "utcnow"]

@@ -39,7 +39,7 @@ from sqlalchemy import Connection, Engine, Select, bindparam, func, insert, sele
 
 from chainproof.checkpoints.audit_hashing import Redactor, record_hash, zdr_minimise
 from chainproof.checkpoints.audit_schema import CHAINED_TABLES, GENESIS, Chained, Run, utcnow
-from chainproof.checkpoints.audit_tables import LEAF_TABLE_CODES, merkle_leaves
+from chainproof.checkpoints.audit_tables import LEAF_TABLE_CODES, check_lengths, merkle_leaves
 from chainproof.checkpoints.fast_sql import FastStatement, cursor_of, supported
 from chainproof.errors import AuditError
 
@@ -199,6 +199,7 @@ class ChainWriter:
                         stored = self.redactor(stored)
                         if stored is not value:  # redact copies on write: unchanged values stay as set
                             setattr(rec, key, stored)
+                check_lengths(rec.__table__, vars(rec))
                 rec.run_id, rec.seq, rec.prev_hash = run_id, seq, prev
                 rec.created_at = utcnow()
                 for key, make in _DEFAULTS[type(rec)].items():  # hashed as the row will hold them

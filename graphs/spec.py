@@ -238,7 +238,9 @@ class ChainSpec(Generic[DecisionT]):
         return json.dumps(result, separators=(",", ":"), ensure_ascii=False, default=str)
 
     def render_report(self, view: ChainView) -> str:
-        """Override: the final Markdown report."""
+        """Override: the final Markdown report. Every string ``view`` gives (inputs, findings,
+        decision, approvals…) is already HTML-escaped and free of control characters, so text a
+        model, a tool or a person wrote reads as text; escape Markdown syntax where it matters."""
         raise NotImplementedError
 
     def render_terminated(self, view: ChainView) -> str:

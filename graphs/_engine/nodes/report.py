@@ -6,6 +6,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from chainproof._terminal import for_markdown
 from chainproof.checkpoints.audit_hashing import sha256_hex
 from chainproof.graphs._engine.context import ChainContext
 from chainproof.graphs._engine.state import ChainState
@@ -14,10 +15,11 @@ from chainproof.graphs.view import ChainView
 
 def report(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
     """Write ``reports_dir/RUN_ID.md`` (unless ``write_reports`` is off); the step row records its
-    path, SHA-256 and length."""
+    path, SHA-256 and length. The spec renders it from a view of the state whose every string is
+    HTML-escaped and stripped of control characters (:func:`chainproof._terminal.for_markdown`)."""
     ctx = runtime.context
     with ctx.recorder(state, "report", "report", "Write the report") as rec:
-        view = ChainView(state)
+        view = ChainView(for_markdown(state))  # what models, tools and people wrote reads as text
         text = ctx.spec.render_terminated(view) if state.get("termination") else ctx.spec.render_report(view)
         text = ctx.audit.redactor(text)
         path = ctx.reports_dir / f"{state['run_id']}.md"
