@@ -161,14 +161,15 @@ class FileSink:
                 continue  # a line cut short by a crash: skipped, the next publication re-mirrors
         return out
 
-    def heads(self) -> list[dict[str, Any]]:
-        """Every head published here, oldest first."""
-        return [entry["head"] for entry in self._lines() if isinstance(entry, dict) and "head" in entry]
+    def heads(self, lines: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        """Every head published here, oldest first (``lines``: the file's lines, read once by the caller)."""
+        return [entry["head"] for entry in (self._lines() if lines is None else lines)
+                if isinstance(entry, dict) and "head" in entry]
 
-    def leaves(self) -> list[Leaf]:
-        """The mirrored leaves by index, up to the first gap."""
+    def leaves(self, lines: list[dict[str, Any]] | None = None) -> list[Leaf]:
+        """The mirrored leaves by index, up to the first gap (``lines`` as :meth:`heads`)."""
         found: dict[int, Leaf] = {}
-        for entry in self._lines():
+        for entry in self._lines() if lines is None else lines:
             for row in entry.get("leaves", ()) if isinstance(entry, dict) else ():
                 found.setdefault(int(row[0]), Leaf(int(row[0]), str(row[1]), str(row[2]), str(row[3]), int(row[4])))
         out: list[Leaf] = []
@@ -187,8 +188,10 @@ class FileSink:
             try:
                 leaves = signable_leaves(engine)
                 hashes = [bytes.fromhex(x.leaf_hash) for x in leaves]
-                mirrored = len(self.leaves())
-                last = self._last_head()
+                lines = self._lines()  # parsed once: a sink of 10**5 leaves is megabytes of JSON
+                mirrored = len(self.leaves(lines))
+                heads = self.heads(lines)
+                last = heads[-1] if heads else None
                 if last is not None:
                     size = int(last["tree_size"])
                     if size > len(hashes) or root_of(hashes[:size]).hex() != last["root_hash"]:
@@ -204,10 +207,6 @@ class FileSink:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
         return head
-
-    def _last_head(self) -> dict[str, Any] | None:
-        heads = self.heads()
-        return heads[-1] if heads else None
 
 
 def _mirror_lines(leaves: Sequence[Leaf]) -> list[bytes]:
