@@ -60,12 +60,15 @@ class StoreSettings(BaseSettings):
         default=None, description="LangGraph checkpointer: a SQLite file path or a postgresql:// URL."
     )
     reports_dir: Path | None = None
+    input_file_max_mb: float = Field(
+        default=32.0, gt=0, description="Largest input file (MiB) a command reads: inputs files, proposals, tree heads, "
+        "dossier and market files, 10-K documents (chainproof/tools/input_files.py).")
     budgets: BudgetSettings = Field(default_factory=BudgetSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     secret_patterns: list[str] = Field(
         default_factory=list,
         description="Extra regular expressions whose matches are redacted everywhere Chainproof writes, on top "
-        "of API keys, Bearer tokens and api_key=/Authorization: values.",
+        "of the built-in credential patterns (checkpoints/redaction.py).",
     )
 
     @field_validator("secret_patterns")

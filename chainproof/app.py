@@ -59,6 +59,7 @@ from chainproof.graphs.approval_policy import ApprovalPolicy
 from chainproof.graphs.registry import add_paths, get_spec
 from chainproof.graphs.review import Budget
 from chainproof.settings import Settings
+from chainproof.tools import input_files
 from chainproof.types import ProgressEvent, RunResult
 from chainproof.values import decode_value, encode_value
 
@@ -84,6 +85,7 @@ class Chainproof:
     def __init__(self, settings: Settings | None = None, models: ModelProvider | None = None,
                  cost_of_run: CostOfRun | None = None):
         self.settings = settings or Settings()
+        input_files.configure(self.settings.input_file_max_mb)  # the dossier tools read files with it
         add_paths(self.settings.graphs)
         url = self.settings.resolved_database_url
         try:

@@ -34,6 +34,8 @@ __all__ = [
     "ChainproofError",
     "CircuitOpen",
     "ConfigError",
+    "FieldTooLong",
+    "InputFileError",
     "CostBudgetExceeded",
     "DossierError",
     "EdgarUnavailable",
@@ -50,6 +52,7 @@ __all__ = [
     "NotRetained",
     "PlanError",
     "RateLimitWaitTooLong",
+    "RecordUndecodable",
     "ReplayDivergence",
     "RunBusy",
     "RunError",
@@ -103,6 +106,17 @@ class RunBusy(UserError):
 
 class RunNotResumable(UserError):
     """The run cannot be resumed: it completed, or it waits for an approval answer instead."""
+
+
+class InputFileError(InputError):
+    """An input file that is larger than the ``input_file_max_mb`` limit, unreadable, or not text in
+    its encoding; the message names the file (and the option that gave it) and the limit or the
+    offending byte."""
+
+
+class FieldTooLong(InputError):
+    """A text longer than its audit column holds (the same limit on every backend); the message
+    names the field (and its command-line option) and the limit. Nothing was recorded."""
 
 
 class ConfigError(UserError):
@@ -306,6 +320,11 @@ class NotRetained(RunError):
 
 class AuditError(RunError):
     """Audit-store misuse, e.g. appending to a run that was never started."""
+
+
+class RecordUndecodable(AuditError):
+    """A record holds a value its column cannot hold (an edit outside Chainproof): the run cannot
+    be replayed or forked from it. ``chainproof verify`` names it."""
 
 
 class LogInconsistent(AuditError):

@@ -26,6 +26,7 @@ from chainproof.checkpoints.audit_db import (
 from chainproof.checkpoints.audit_hashing import Redactor, run_header_hash, zdr_stub
 from chainproof.checkpoints.audit_read import RECORD_TYPES, AuditReader, Spend, decision_statement, month_bounds
 from chainproof.checkpoints.audit_schema import ApprovalRecord, Base, Chained, EventRecord, Run, utcnow
+from chainproof.checkpoints.audit_tables import check_lengths
 from chainproof.checkpoints.audit_writer import ChainWriter, Rider
 from chainproof.errors import AlreadyDecided, AuditError
 
@@ -103,13 +104,14 @@ class AuditStore(AuditReader):
                 goal=self.redactor(zdr_stub(goal, self.redactor) if zdr else goal),
                 inputs=self.redactor(inputs),
                 company=self.redactor(company) if company else company,
-                department=department,
-                started_by=started_by,
+                department=self.redactor(department) if department else department,
+                started_by=self.redactor(started_by) if started_by else started_by,
                 created_at=utcnow(),
                 zdr=zdr,
                 parent_run_id=parent_run_id,
                 forked_at_step=forked_at_step,
             )
+            check_lengths(Run.__table__, vars(run))
             s.add(run)
             header = run_header_hash(run)
         self.append(run_id, EventRecord(kind="run_started", detail={

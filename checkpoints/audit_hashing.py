@@ -1,4 +1,5 @@
-"""Canonical content, hashes, secret redaction and zero-data-retention stubs for audit records.
+"""Canonical content, hashes and zero-data-retention stubs for audit records (secret redaction:
+:mod:`chainproof.checkpoints.redaction`, re-exported here).
 
 Canonical JSON: keys sorted, no insignificant white space, UTF-8, datetimes as ISO 8601 in UTC,
 floats as Python's shortest round-trip repr (RFC 8785-like; the exact rule is this function).
@@ -9,98 +10,17 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from chainproof.checkpoints.redaction import REDACTED, Redactor, redact
 from chainproof.errors import UnsupportedValue
 from chainproof.values import encode_value, error_path
-
-_SECRET_PATTERNS = [
-    re.compile(r"sk-[A-Za-z0-9_\-]{16,}"),  # OpenAI-style API keys
-    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]{8,}"),  # Authorization: Bearer …
-    re.compile(r"(?i)((?:api[_-]?key|authorization|x-api-key)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{8,}"),
-]
-REDACTED = "[REDACTED]"
-# Every match of a built-in pattern contains one of these (an ``sk-`` key's first 16 characters,
-# ``bearer``, ``api key`` spelt as the pattern allows, ``authorization``), none of which JSON
-# escapes; a string, or a whole value's JSON text, without any holds no built-in secret.
-_MAY_HOLD_SECRET = re.compile(r"(?i)sk-[A-Za-z0-9_\-]{16}|bearer|api[_-]?key|authorization")
 
 ZDR_EXCERPT_CHARS = 40
 """Zero-data-retention: characters of a (redacted) text kept as its excerpt; longer texts become
 stubs (see :func:`zdr_stub`). 40 characters identify a text for a reader without reproducing it."""
 _ZDR_STUB = re.compile(r"…\[zdr sha256=[0-9a-f]{64} chars=\d+\]$")
-
-
-def _redacted(match: re.Match[str]) -> str:
-    return (match.group(1) if match.re.groups else "") + REDACTED
-
-
-def redact(value: Any, extra_patterns: tuple[re.Pattern[str], ...] = ()) -> Any:
-    """Return ``value`` with API keys, bearer tokens and ``extra_patterns`` replaced by ``[REDACTED]``
-    in every string, recursively through dicts, lists and tuples. Copy on write: ``value`` itself
-    when nothing in it matched, else a copy (a plain ``dict``, ``list`` or ``tuple``) of each
-    container on the way to a redacted string; the caller's value is never modified.
-
-    With only the built-in patterns, a container is first scanned as one JSON text (C encoder);
-    one without any of the words every built-in match contains is returned as it is."""
-    if not extra_patterns and isinstance(value, (dict, list, tuple)):
-        try:
-            text = json.dumps(value, ensure_ascii=False, default=_opaque)
-        except (TypeError, ValueError):  # keys JSON cannot hold, a cycle: walk the value
-            text = None
-        if text is not None and not _MAY_HOLD_SECRET.search(text):
-            return value
-    return _redact(value, extra_patterns)
-
-
-def _opaque(_obj: Any) -> None:
-    return None  # redact() does not look inside objects other than dicts, lists and tuples
-
-
-def _redact(value: Any, extra_patterns: tuple[re.Pattern[str], ...]) -> Any:
-    if isinstance(value, str):
-        patterns = (*_SECRET_PATTERNS, *extra_patterns) if _MAY_HOLD_SECRET.search(value) else extra_patterns
-        for pattern in patterns:
-            value = pattern.sub(_redacted, value)
-        return value
-    if isinstance(value, dict):
-        changed: dict[Any, Any] | None = None
-        for k, v in value.items():
-            r = _redact(v, extra_patterns)
-            if r is not v:
-                if changed is None:
-                    changed = dict(value)
-                changed[k] = r
-        return value if changed is None else changed
-    if isinstance(value, (list, tuple)):
-        items = [_redact(v, extra_patterns) for v in value]
-        if all(r is v for r, v in zip(items, value)):
-            return value
-        return items if isinstance(value, list) else tuple(items)
-    return value
-
-
-class Redactor:
-    """The secret patterns in force: the built-in ones (OpenAI-style keys, ``Bearer`` tokens,
-    ``api_key=`` / ``Authorization:`` values) plus configured ``extra`` regular expressions.
-
-    Calling it redacts a value like :func:`redact`. Raises ``ValueError`` naming
-    ``secret_patterns[i]`` for an extra pattern that is not a valid regular expression.
-    """
-
-    def __init__(self, extra: Iterable[str | re.Pattern[str]] = ()):
-        patterns = []
-        for i, p in enumerate(extra):
-            try:
-                patterns.append(p if isinstance(p, re.Pattern) else re.compile(p))
-            except re.error as exc:
-                raise ValueError(f"secret_patterns[{i}]: {p!r} is not a valid regular expression ({exc})") from None
-        self.extra: tuple[re.Pattern[str], ...] = tuple(patterns)
-
-    def __call__(self, value: Any) -> Any:
-        return redact(value, self.extra)
 
 
 def zdr_stub(text: str, redactor: Redactor | None = None) -> str:
@@ -223,3 +143,8 @@ def run_header_hash(run: Any) -> str:
     """SHA-256 of :func:`run_header`. It is stored in the run's first chained record (the
     ``run_started`` event's ``detail.run_header_hash``), so the header is covered by the chain too."""
     return sha256_hex(run_header(run))
+
+
+__all__ = ["REDACTED", "RUN_HEADER_FIELDS", "RUN_HEADER_OPTIONAL_FIELDS", "Redactor", "ZDR_EXCERPT_CHARS", "canonical_json",
+           "has_zdr_stub", "record_content", "record_hash", "redact", "run_header", "run_header_hash", "sha256_hex",
+           "zdr_minimise", "zdr_stub"]

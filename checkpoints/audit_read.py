@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, Select, func, select, union_all
 
 from chainproof.checkpoints import audit_tables as t
 from chainproof.checkpoints.audit_db import check_schema, make_engine, normalise_url, upgrade_schema
+from chainproof.checkpoints.audit_decode import DECODE_ERRORS, mistyped, raw_rows, seq_order
 from chainproof.errors import StoreMissing
 
 
@@ -29,14 +30,26 @@ class Record:
     Read-only: a record is what the store held when it was read. One subclass per table
     (:data:`RECORD_TYPES`)."""
 
-    __slots__ = ("_values",)
+    __slots__ = ("_undecodable", "_values")
     __tablename__: str = ""
     __zdr_fields__: tuple[str, ...] = ()
     __replay_ignore__: frozenset[str] = frozenset()
     __optional_columns__: frozenset[str] = frozenset()
 
-    def __init__(self, values: dict[str, Any]):
+    def __init__(self, values: dict[str, Any], undecodable: dict[str, str] | None = None):
         object.__setattr__(self, "_values", values)
+        object.__setattr__(self, "_undecodable", undecodable or {})
+
+    @property
+    def undecodable(self) -> dict[str, str]:
+        """Column -> why its stored value could not be read as its type (invalid JSON, a timestamp
+        that is no timestamp, text in an integer column…); the attribute then holds the raw value.
+        Empty for every row Chainproof wrote: only an edit outside Chainproof makes one."""
+        return dict(self._undecodable)
+
+    def where(self) -> str:
+        """``table seq N (id M)``: how messages name this record."""
+        return f"{self.__tablename__} seq {self._values.get('seq')!r} (id {self._values.get('id')!r})"
 
     def __getattr__(self, key: str) -> Any:
         try:
@@ -57,7 +70,7 @@ class Record:
         unknown = sorted(set(changes) - set(self._values))
         if unknown:
             raise AttributeError(f"a {self.__tablename__} record has no column {unknown[0]!r}")
-        return type(self)({**self._values, **changes})
+        return type(self)({**self._values, **changes}, {k: v for k, v in self._undecodable.items() if k not in changes})
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._values.get('run_id', '')} seq={self._values.get('seq')}>"
@@ -134,9 +147,20 @@ class AuditReader:
         self.engine.dispose()
 
     def _records(self, stmt: Select[Any], table: Any) -> list[Any]:
+        """The rows of ``stmt`` (a ``select(table)…``) as records. A row whose values its columns'
+        types cannot decode (edited outside Chainproof) does not fail the query: its columns are
+        read raw and decoded one by one, and each one that fails keeps its raw value and is named
+        in :attr:`Record.undecodable`, as is a value of the wrong type (text in ``seq``)."""
         make = RECORD_TYPES[table.name]
         with self.engine.connect() as conn:
-            return [make(dict(row._mapping)) for row in conn.execute(stmt)]
+            try:
+                rows = [dict(row._mapping) for row in conn.execute(stmt)]
+                problems: list[dict[str, str]] = [{} for _ in rows]
+            except DECODE_ERRORS:  # a type's result processor refused a value
+                rows, problems = raw_rows(conn, stmt)
+        if self.engine.dialect.name == "sqlite":
+            mistyped(table, rows, problems)
+        return [make(row, found) for row, found in zip(rows, problems)]
 
     def _first(self, stmt: Select[Any], table: Any) -> Any:
         found = self._records(stmt.limit(1), table)
@@ -248,7 +272,7 @@ class AuditReader:
         rows: list[Any] = []
         for table in t.CHAINED:
             rows.extend(self._records(select(table).where(table.c.run_id == run_id), table))
-        return sorted(rows, key=lambda r: r.seq)
+        return sorted(rows, key=seq_order)
 
     def records_of(self, run_id: str, table: Any) -> list[Any]:
         """The records of one chained table of ``run_id``, by seq. ``table``: its name (``steps``,
@@ -300,4 +324,4 @@ class AuditReader:
         return out
 
 
-__all__ = ["RECORD_TYPES", "AuditReader", "Record", "Spend", "decision_statement", "month_bounds"]
+__all__ = ["RECORD_TYPES", "AuditReader", "Record", "Spend", "decision_statement", "month_bounds", "seq_order"]

@@ -25,6 +25,7 @@ Per chained table (by table name):
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -36,6 +37,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -75,8 +77,9 @@ runs = Table(
 """One run of a graph (= one LangGraph thread; ``run_id`` is the ``thread_id``)."""
 
 
-def _chained(name: str, *columns: Column) -> Table:
-    """A chained table: ``columns``, then the link columns every chained record has."""
+def _chained(name: str, *columns: Column, by_time: bool = False) -> Table:
+    """A chained table: ``columns``, then the link columns every chained record has. ``by_time``:
+    index ``created_at`` (only for a table queried by time: an index costs bytes on every append)."""
     return Table(
         name, metadata, *columns,
         Column("id", Integer, primary_key=True, autoincrement=True),
@@ -86,7 +89,7 @@ def _chained(name: str, *columns: Column) -> Table:
         Column("record_hash", String(64), nullable=False),
         Column("run_id", String(64), ForeignKey("runs.run_id"), nullable=False),
         UniqueConstraint("run_id", "seq", name=f"uq_{name}_run_seq"),
-        Index(f"ix_{name}_created_at", "created_at"),
+        *([Index(f"ix_{name}_created_at", "created_at")] if by_time else []),
     )
 
 
@@ -130,6 +133,7 @@ model_calls = _chained(
     Column("attempt", Integer, nullable=False),
     Column("cost_usd", Float),
     Column("cache_hit", Boolean, nullable=True),
+    by_time=True,  # a department's spend by month (audit_read.AuditReader.department_spend)
 )
 """One request to a chat model, or one answer served by the reasoning cache (see
 :class:`chainproof.checkpoints.audit_schema.ModelCallRecord`)."""
@@ -189,17 +193,44 @@ reasoning_cache = Table(
 )
 """Cached model answers (not an audit record: not chained, expires, may be cleared)."""
 
+LEAF_TABLE_CODES: dict[str, int] = {"steps": 1, "model_calls": 2, "tool_calls": 3, "approvals": 4, "reviews": 5,
+                                     "events": 6}
+"""``merkle_leaves.record_table``: the code of each chained table (stored in every leaf row; never renumber)."""
+
 merkle_leaves = Table(
     "merkle_leaves", metadata,
     Column("idx", Integer, primary_key=True, autoincrement=False),  # leaf index, 0, 1, 2, … in append order
-    Column("leaf_hash", String(64), nullable=False),  # hex RFC 9162 leaf hash of the record's leaf data
-    Column("run_id", String(64), nullable=False),  # the record it covers (no foreign key: leaves outlive rows)
-    Column("record_table", String(32), nullable=False),
-    Column("seq", Integer, nullable=False),
-    Index("ix_merkle_leaves_run_seq", "run_id", "seq"),
+    Column("record_table", SmallInteger, nullable=False),  # LEAF_TABLE_CODES
+    Column("record_id", Integer, nullable=False),  # the record's id in that table (no foreign key)
 )
-"""The Merkle log over every chained record of every run, in append order (one leaf per record,
-written in the record's transaction; :mod:`chainproof.checkpoints.merkle_log`). Not a chained table."""
+"""The Merkle log over every chained record of every run, in append order (one row per leaf,
+written in the record's transaction; :mod:`chainproof.checkpoints.merkle_log`). Not a chained
+table. A row names the record it covers, not its leaf hash: the leaf hash is a function of the
+record (:func:`chainproof.checkpoints.merkle_log.record_leaf`), computed when the log is read, so a
+leaf costs about 10 bytes on SQLite (``idx`` is the rowid). The head sinks keep the leaf hashes
+outside the database."""
+
+_OPTIONS = {"started_by": "--as", "approver": "--as", "department": "--department", "request_id": "--request",
+            "company": "the graph's subject"}
+
+
+def _limits(table: Table) -> tuple[tuple[str, int], ...]:
+    return tuple((c.key, c.type.length) for c in table.columns if isinstance(c.type, String) and c.type.length)
+
+
+def check_lengths(table: Table, values: Any) -> None:
+    """Refuse a text longer than its column holds: ``String(n)`` means ``n`` characters on every
+    backend (SQLite would store more, PostgreSQL refuses it with its own error). ``values``: a
+    mapping of column key -> value. Raises :class:`~chainproof.errors.FieldTooLong` naming the
+    field, its command-line option when it has one, the limit and the length."""
+    from chainproof.errors import FieldTooLong
+
+    for key, length in _LIMITS[table.name]:
+        value = values.get(key)
+        if isinstance(value, str) and len(value) > length:
+            label = f"{_OPTIONS[key]} ({key})" if key in _OPTIONS else f"{table.name}.{key}"
+            raise FieldTooLong(f"{label}: at most {length} characters, got {len(value):,}; nothing was recorded")
+
 
 accounts = Table(
     "accounts", metadata,
@@ -246,6 +277,8 @@ auth_events = Table(
 CHAINED: tuple[Table, ...] = (steps, model_calls, tool_calls, approvals, reviews, events)
 """The chained tables, in the order a run's records are read."""
 
+_LIMITS = {table.name: _limits(table) for table in (runs, *CHAINED)}
+
 _LINK_IGNORED = frozenset({"id", "run_id", "seq", "created_at", "prev_hash", "record_hash"})
 ZDR_FIELDS: dict[str, tuple[str, ...]] = {
     "steps": ("inputs", "output"), "model_calls": ("messages", "output", "reasoning", "tool_calls"),
@@ -262,6 +295,6 @@ REPLAY_IGNORE: dict[str, frozenset[str]] = {
 OPTIONAL_COLUMNS: dict[str, frozenset[str]] = {name: frozenset() for name in ZDR_FIELDS} | {
     "model_calls": frozenset({"cache_hit"})}
 
-__all__ = ["CHAINED", "GENESIS", "OPTIONAL_COLUMNS", "REPLAY_IGNORE", "ZDR_FIELDS", "accounts", "approvals",
-           "auth_events", "credentials", "events", "merkle_leaves", "metadata", "model_calls", "reasoning_cache",
-           "reviews", "runs", "steps", "tool_calls", "utcnow"]
+__all__ = ["CHAINED", "GENESIS", "LEAF_TABLE_CODES", "OPTIONAL_COLUMNS", "REPLAY_IGNORE", "ZDR_FIELDS", "accounts",
+           "approvals", "auth_events", "check_lengths", "credentials", "events", "merkle_leaves", "metadata", "model_calls",
+           "reasoning_cache", "reviews", "runs", "steps", "tool_calls", "utcnow"]

@@ -11,9 +11,10 @@ every seq of the run) by, in one transaction on one connection:
 3. one ``INSERT`` per record, with the same parameters the ORM's flush sends (the attributes set on
    the record; column defaults apply to the others), after hashing the record's content exactly as
    before (:func:`chainproof.checkpoints.audit_hashing.record_hash` over the same ORM attributes);
-4. one ``merkle_leaves`` row per record, at the next leaf indexes (the Merkle log over every run,
-   :mod:`chainproof.checkpoints.merkle_log`; on PostgreSQL under a second, store-wide advisory lock, so
-   leaf indexes follow commit order with no gap);
+4. one ``merkle_leaves`` row per record (its table's code and its id), at the next leaf indexes
+   (the Merkle log over every run, :mod:`chainproof.checkpoints.merkle_log`; the next index is
+   ``max(idx) + 1``, read from the top of the primary key; on PostgreSQL under a second,
+   store-wide advisory lock, so leaf indexes follow commit order with no gap);
 5. the ``riders``: other writes that belong with the records (a model answer for the reasoning
    cache, :meth:`chainproof.checkpoints.reasoning_cache.ReasoningCache.put`), so a super-step commits once.
 
@@ -38,9 +39,8 @@ from sqlalchemy import Connection, Engine, Select, bindparam, func, insert, sele
 
 from chainproof.checkpoints.audit_hashing import Redactor, record_hash, zdr_minimise
 from chainproof.checkpoints.audit_schema import CHAINED_TABLES, GENESIS, Chained, Run, utcnow
-from chainproof.checkpoints.audit_tables import merkle_leaves
+from chainproof.checkpoints.audit_tables import LEAF_TABLE_CODES, check_lengths, merkle_leaves
 from chainproof.checkpoints.fast_sql import FastStatement, cursor_of, supported
-from chainproof.checkpoints.merkle_log import record_leaf
 from chainproof.errors import AuditError
 
 
@@ -96,7 +96,7 @@ def _same(value: Any) -> Any:
 
 _DEFAULTS = {model: _defaults(model) for model in CHAINED_TABLES}
 _NEXT_LEAF = select(func.coalesce(func.max(merkle_leaves.c.idx) + 1, 0))
-_LEAF_KEYS = ("idx", "leaf_hash", "run_id", "record_table", "seq")
+_LEAF_KEYS = ("idx", "record_table", "record_id")
 _INSERT_LEAF = insert(merkle_leaves)
 # every append takes it after its run's lock: leaf indexes are store-wide (PostgreSQL only; SQLite's
 # BEGIN IMMEDIATE already serialises every writer)
@@ -104,8 +104,7 @@ _LOG_LOCK = text("SELECT pg_advisory_xact_lock(hashtext('chainproof-merkle-log')
 
 
 def _leaf_rows(records: Sequence[Chained], first: int) -> list[dict[str, Any]]:
-    return [{"idx": first + i, "leaf_hash": record_leaf(rec.__tablename__, rec.run_id, rec.seq, rec.record_hash),
-             "run_id": rec.run_id, "record_table": rec.__tablename__, "seq": rec.seq}
+    return [{"idx": first + i, "record_table": LEAF_TABLE_CODES[rec.__tablename__], "record_id": rec.id}
             for i, rec in enumerate(records)]
 
 
@@ -200,8 +199,12 @@ class ChainWriter:
                         stored = self.redactor(stored)
                         if stored is not value:  # redact copies on write: unchanged values stay as set
                             setattr(rec, key, stored)
+                check_lengths(rec.__table__, vars(rec))
                 rec.run_id, rec.seq, rec.prev_hash = run_id, seq, prev
                 rec.created_at = utcnow()
+                for key, make in _DEFAULTS[type(rec)].items():  # hashed as the row will hold them
+                    if key not in vars(rec):
+                        setattr(rec, key, make())
                 rec.record_hash = record_hash(rec)
                 prev = rec.record_hash
                 if fast is not None:

@@ -13,8 +13,8 @@
   ``$CHAINPROOF_HOME/heads/heads.jsonl``, a directory apart from the database), opened with
   ``O_APPEND`` only and never rewritten. Each publication appends the leaves added since the
   sink's last head (``{"leaves": [[idx, leaf_hash, run_id, table, seq], …]}``: the mirror that lets
-  ``verify --against`` name the first record that changed even when the database's own leaf rows
-  were rewritten) and then ``{"head": {…}}``. Before signing, the current log must extend the
+  ``verify --against`` name the first record that changed even when the records' hashes in the
+  database were rewritten, since the database stores no leaf hash) and then ``{"head": {…}}``. Before signing, the current log must extend the
   sink's last head; otherwise nothing is signed (:class:`~chainproof.errors.LogInconsistent`).
 """
 
@@ -36,7 +36,7 @@ from sqlalchemy import Engine
 
 from chainproof.checkpoints import log_verifier
 from chainproof.checkpoints.log_verifier import head_message, head_problem, key_id, root_of
-from chainproof.checkpoints.merkle_log import Leaf, leaf_rows
+from chainproof.checkpoints.merkle_log import Leaf, signable_leaves
 from chainproof.errors import HeadRefused, LogInconsistent, SigningKeyError
 
 MIRROR_CHUNK = 1000
@@ -161,14 +161,15 @@ class FileSink:
                 continue  # a line cut short by a crash: skipped, the next publication re-mirrors
         return out
 
-    def heads(self) -> list[dict[str, Any]]:
-        """Every head published here, oldest first."""
-        return [entry["head"] for entry in self._lines() if isinstance(entry, dict) and "head" in entry]
+    def heads(self, lines: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        """Every head published here, oldest first (``lines``: the file's lines, read once by the caller)."""
+        return [entry["head"] for entry in (self._lines() if lines is None else lines)
+                if isinstance(entry, dict) and "head" in entry]
 
-    def leaves(self) -> list[Leaf]:
-        """The mirrored leaves by index, up to the first gap."""
+    def leaves(self, lines: list[dict[str, Any]] | None = None) -> list[Leaf]:
+        """The mirrored leaves by index, up to the first gap (``lines`` as :meth:`heads`)."""
         found: dict[int, Leaf] = {}
-        for entry in self._lines():
+        for entry in self._lines() if lines is None else lines:
             for row in entry.get("leaves", ()) if isinstance(entry, dict) else ():
                 found.setdefault(int(row[0]), Leaf(int(row[0]), str(row[1]), str(row[2]), str(row[3]), int(row[4])))
         out: list[Leaf] = []
@@ -185,10 +186,12 @@ class FileSink:
         with os.fdopen(fd, "ab") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
-                leaves = leaf_rows(engine)
+                leaves = signable_leaves(engine)
                 hashes = [bytes.fromhex(x.leaf_hash) for x in leaves]
-                mirrored = len(self.leaves())
-                last = self._last_head()
+                lines = self._lines()  # parsed once: a sink of 10**5 leaves is megabytes of JSON
+                mirrored = len(self.leaves(lines))
+                heads = self.heads(lines)
+                last = heads[-1] if heads else None
                 if last is not None:
                     size = int(last["tree_size"])
                     if size > len(hashes) or root_of(hashes[:size]).hex() != last["root_hash"]:
@@ -205,10 +208,6 @@ class FileSink:
                 fcntl.flock(handle, fcntl.LOCK_UN)
         return head
 
-    def _last_head(self) -> dict[str, Any] | None:
-        heads = self.heads()
-        return heads[-1] if heads else None
-
 
 def _mirror_lines(leaves: Sequence[Leaf]) -> list[bytes]:
     rows = [[x.idx, x.leaf_hash, x.run_id, x.table, x.seq] for x in leaves]
@@ -223,7 +222,7 @@ def publish_head(engine: Engine, keys: LogKeys, sinks: Sequence[FileSink]) -> di
     for sink in sinks:
         head = sink.publish(engine, keys)
     if head is None:
-        hashes = [bytes.fromhex(x.leaf_hash) for x in leaf_rows(engine)]
+        hashes = [bytes.fromhex(x.leaf_hash) for x in signable_leaves(engine)]
         head = keys.sign(len(hashes), root_of(hashes))
     return head
 

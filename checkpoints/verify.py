@@ -16,6 +16,10 @@ Walking the records in ``seq`` order, the first break is classified as:
 * ``inserted``: a record that does not belong to the chain: a second record with a ``seq`` already
   taken, or a record that neither hashes correctly nor links to the record before it.
 * ``header-edited``: the ``runs`` row no longer hashes to what the ``run_started`` event recorded.
+* ``undecodable``: a record (or the run header) holds a value its column cannot hold (invalid
+  JSON, a timestamp that is no timestamp, text in ``seq``): only an edit outside Chainproof
+  writes one. Named before any other break, with the column and the raw value; the run's other
+  records, and other runs, are still read and checked.
 
 Limits (inherent to a hash chain kept in the same database): records cut off the *end* of a
 chain, or a whole chain rewritten with fresh hashes, leave a valid chain. Keep the head hash
@@ -30,10 +34,10 @@ from itertools import groupby
 from typing import Any, Literal
 
 from chainproof.checkpoints.audit_hashing import record_content, record_hash, run_header_hash, sha256_hex
-from chainproof.checkpoints.audit_read import AuditReader, Record
+from chainproof.checkpoints.audit_read import AuditReader, Record, seq_order
 from chainproof.checkpoints.audit_tables import GENESIS
 
-BreakKind = Literal["edited", "reordered", "deleted", "inserted", "header-edited", "fork-link"]
+BreakKind = Literal["edited", "reordered", "deleted", "inserted", "header-edited", "fork-link", "undecodable"]
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,14 @@ class VerifyResult:
 
 
 def _link(kind: BreakKind, row: Record, detail: str) -> BrokenLink:
-    return BrokenLink(kind, type(row).__tablename__, row.seq, row.id, detail)
+    seq = row.seq if isinstance(row.seq, int) else None
+    return BrokenLink(kind, type(row).__tablename__, seq, row.id if isinstance(row.id, int) else None, detail)
+
+
+def _undecodable(row: Any) -> str | None:
+    """``column: why`` for each value of ``row`` its column cannot hold, or None."""
+    found = row.undecodable
+    return "; ".join(f"{column}: {why}" for column, why in found.items()) if found else None
 
 
 def _original_seq(row: Record, max_seq: int) -> int | None:
@@ -98,7 +109,11 @@ def _genuine(rows: list[Record], prev: str, successor_prev: str | None) -> Recor
 
 def check_chain(rows: list[Record]) -> BrokenLink | None:
     """The first broken link of one run's chained records (any order), or None when intact."""
-    ordered = sorted(rows, key=lambda r: (r.seq, r.id))
+    ordered = sorted(rows, key=seq_order)
+    for row in ordered:
+        problem = _undecodable(row)
+        if problem:
+            return _link("undecodable", row, f"edited outside Chainproof: {problem}")
     groups = [list(g) for _, g in groupby(ordered, key=lambda r: r.seq)]
     max_seq = ordered[-1].seq if ordered else 0
     prev, expected, last = GENESIS, 1, None
@@ -131,6 +146,10 @@ def _check_header(store: AuditReader, run_id: str, first: Record | None) -> tupl
     run = store.get_run(run_id)
     if run is None:
         return BrokenLink("deleted", "runs", None, None, f"the run header of {run_id} is missing"), None
+    problem = _undecodable(run)
+    if problem:
+        return BrokenLink("undecodable", "runs", None, None, f"the run header was edited outside Chainproof: "
+                          f"{problem}"), None
     if first is None or first.__tablename__ != "events" or first.kind != "run_started":
         return None, "the chain does not start with run_started; the run header is not covered"
     recorded = (first.detail or {}).get("run_header_hash")
@@ -149,11 +168,12 @@ def verify_run(store: AuditReader, run_id: str) -> VerifyResult:
     if not rows and store.get_run(run_id) is None:
         raise LookupError(f"no run {run_id!r} in the audit store")
     result = VerifyResult(run_id, records=len(rows))
-    if rows:
-        head = max(rows, key=lambda r: (r.seq, r.id))
+    chained = [r for r in rows if isinstance(r.seq, int)]
+    if chained:
+        head = max(chained, key=seq_order)
         result.head_seq, result.head_hash = head.seq, head.record_hash
     result.broken = check_chain(rows)
-    first = min(rows, key=lambda r: (r.seq, r.id)) if rows else None
+    first = min(rows, key=seq_order) if rows else None
     header_break, note = _check_header(store, run_id, first)
     result.broken = result.broken or header_break
     if note:

@@ -6,7 +6,6 @@ appears only as labelled interpretation), so the report can be checked against t
 
 from __future__ import annotations
 
-import html
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,10 +13,10 @@ from chainproof.graphs.view import ChainView
 
 
 def _plain(text: Any) -> str:
-    """A person's text (name, comment) as literal Markdown: HTML is escaped (Markdown renderers
-    pass raw HTML through) and Markdown's emphasis and table characters are backslash-escaped."""
-    escaped = html.escape(str(text), quote=False)
-    return "".join("\\" + c if c in "*_`[]|" else c for c in escaped)
+    """A person's text (name, comment) as literal Markdown: Markdown's emphasis and table
+    characters are backslash-escaped (HTML is already escaped in every string of the view the
+    engine renders the report from, :func:`chainproof._terminal.for_markdown`)."""
+    return "".join("\\" + c if c in "*_`[]|" else c for c in str(text))
 
 
 def _pct(v: Any, digits: int = 1) -> str:

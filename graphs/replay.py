@@ -38,7 +38,7 @@ from chainproof.checkpoints.audit_hashing import record_content
 from chainproof.checkpoints.audit_read import Record
 from chainproof.checkpoints.audit_schema import ApprovalRecord
 from chainproof.checkpoints.saver import memory_saver
-from chainproof.errors import NotRetained, ReplayDivergence
+from chainproof.errors import NotRetained, RecordUndecodable, ReplayDivergence
 from chainproof.graphs._engine.approvals import pauses_of
 from chainproof.graphs._engine.compile import compile_for
 from chainproof.graphs._engine.fork import seed_thread
@@ -199,6 +199,12 @@ def replay_run(store: AuditStore, run_id: str) -> ReplayReport:
     if run is None:
         raise LookupError(f"no run {run_id!r} in the audit store")
     recorded = store.records(run_id)
+    for rec in (run, *recorded):
+        if rec.undecodable:
+            column, why = next(iter(rec.undecodable.items()))
+            raise RecordUndecodable(f"run {run_id} cannot be replayed: {rec.where() if rec is not run else 'its header'} "
+                                    f"was edited outside Chainproof ({column}: {why}); `chainproof verify {run_id}` "
+                                    f"names it")
     spec = get_spec(run.graph)
     decisions = {r.request_id: r for r in recorded if r.__tablename__ == "approvals" and r.action != "requested"}
     extensions = deque(r for r in recorded if r.__tablename__ == "steps" and r.node == "review"

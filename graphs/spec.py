@@ -278,7 +278,9 @@ class ChainSpec(Generic[DecisionT]):
         return state
 
     def render_report(self, view: ChainView) -> str:
-        """Override: the final Markdown report."""
+        """Override: the final Markdown report. Every string ``view`` gives (inputs, findings,
+        decision, approvals…) is already HTML-escaped and free of control characters, so text a
+        model, a tool or a person wrote reads as text; escape Markdown syntax where it matters."""
         raise NotImplementedError
 
     def report_charts(self, view: ChainView) -> dict[str, str]:

@@ -158,3 +158,64 @@ def test_deleting_a_run_header_is_reported_by_verify_all(settings):
         db.close()
         results = {r.run_id: r for r in verify_all(app.audit)}
     assert not results[run_id].ok and results[run_id].broken.kind == "deleted"
+
+
+def test_a_record_appended_without_its_defaulted_columns_verifies(backend_settings):
+    """Columns left unset take their defaults (token counts 0) before the record is hashed, so the
+    hash covers what the row holds: the record verifies, and so does the Merkle log over it."""
+    from datetime import UTC, datetime
+
+    from chainproof.checkpoints.merkle_log import current_leaves
+
+    with Chainproof(backend_settings) as app:
+        app.audit.start_run("bare", graph="toy", goal="g", inputs={})
+        app.audit.append("bare", Step(step_no=1, node="observe", kind="observe", title="t", status="ok", inputs={},
+                                      output={}, input_tokens=3, output_tokens=2, started_at=datetime.now(UTC),
+                                      duration_s=0.1))
+        step = app.audit.records_of("bare", "steps")[0]
+        assert (step.cached_input_tokens, step.reasoning_tokens) == (0, 0)
+        assert verify_run(app.audit, "bare").ok
+        assert current_leaves(app.audit)[1] is None
+
+
+TAMPERS = {  # an edit in SQL that leaves a value its column cannot hold, and what verify names
+    "invalid JSON": ("tool_calls", "result", "'{bad json'", "result: cannot be read as json"),
+    "a garbage timestamp": ("steps", "created_at", "'garbage'", "created_at: cannot be read as datetime"),
+    "text in seq": ("steps", "seq", "'abc'", "seq: expected a number, found str 'abc'"),
+}
+
+
+@pytest.mark.parametrize("tamper", TAMPERS, ids=list(TAMPERS))
+def test_an_undecodable_record_is_named_and_other_runs_still_verify(settings, tamper):
+    table, column, value, named = TAMPERS[tamper]
+    runner = CliRunner()
+    with Chainproof(settings) as app:
+        victim, other = _completed_run(app, 2), _completed_run(app, 3)
+        rec = _row(app, victim, table)
+        _sql(app, f"UPDATE {table} SET {column} = {value} WHERE id = :id", id=rec.id)
+    out = runner.invoke(cli, ["verify", victim], env={"COLUMNS": "300"})
+    assert out.exit_code == 1 and f"undecodable at {table}" in out.output and f"(id {rec.id})" in out.output
+    assert named in out.output.replace("\n", " "), out.output
+    every = runner.invoke(cli, ["verify", "--all"], env={"COLUMNS": "300"})
+    assert every.exit_code == 1 and f"✓ {other}: chain intact" in every.output and "2 runs verified, 1 broken" in every.output
+    for args in (["show", victim], ["export", victim, "--format", "json"], ["export", victim, "--format", "html"], ["runs"]):
+        shown = runner.invoke(cli, args)
+        assert shown.exit_code == 0 and "internal error" not in shown.output, (args, shown.output)
+    exported = json.loads(runner.invoke(cli, ["export", victim, "--format", "json"]).output)
+    assert exported["verify"]["broken"]["kind"] == "undecodable"
+    replayed = runner.invoke(cli, ["replay", victim])
+    assert replayed.exit_code == 1 and "internal error" not in replayed.output
+    assert f"run {victim} cannot be replayed" in replayed.output.replace("\n", " ")
+
+
+def test_a_garbled_run_header_is_named_and_every_run_still_lists(settings):
+    runner = CliRunner()
+    with Chainproof(settings) as app:
+        victim, other = _completed_run(app, 2), _completed_run(app, 3)
+        _sql(app, "UPDATE runs SET inputs = 'not json' WHERE run_id = :r", r=victim)
+    listed = runner.invoke(cli, ["runs"], env={"COLUMNS": "300"})
+    assert listed.exit_code == 0 and victim in listed.output and other in listed.output
+    out = runner.invoke(cli, ["verify", victim], env={"COLUMNS": "300"})
+    assert out.exit_code == 1 and "undecodable at runs" in out.output and "inputs: cannot be read as json" in out.output
+    assert runner.invoke(cli, ["verify", other]).exit_code == 0
+    assert runner.invoke(cli, ["pending"]).exit_code == 0 and runner.invoke(cli, ["show", victim]).exit_code == 0

@@ -19,7 +19,7 @@ from chainproof.app import Chainproof
 from chainproof.checkpoints.audit_hashing import record_hash
 from chainproof.checkpoints.audit_tables import GENESIS
 from chainproof.checkpoints.log_heads import FileSink, LogKeys, publish_head
-from chainproof.checkpoints.merkle_log import check_against, leaf_rows, record_leaf
+from chainproof.checkpoints.merkle_log import check_against, leaf_rows
 from chainproof.cli import app as cli
 from chainproof.errors import LogInconsistent
 from chainproof.graphs.registry import register
@@ -54,9 +54,14 @@ def _against(head: Path, *extra: str):
     return runner.invoke(cli, ["verify", "--against", str(head), *extra])
 
 
+def _names(result, expected: str, code: int = 1) -> None:
+    """``result`` exited with ``code`` and its output (line breaks aside) says ``expected``."""
+    assert result.exit_code == code and expected in result.output.replace("\n", " "), result.output
+
+
 def _rechain(app: Chainproof, run_id: str, seq: int, title: str) -> None:
-    """What a careful attacker does: edit a step, recompute every later hash and link of the run,
-    and rewrite the run's leaves in merkle_leaves to match."""
+    """What a careful attacker does: edit a step and recompute every later hash and link of the run
+    (the store's leaves are computed from the records' hashes, so they follow)."""
     prev = GENESIS
     for rec in app.audit.records(run_id):
         changes = {"title": title} if rec.seq == seq else {}
@@ -65,8 +70,6 @@ def _rechain(app: Chainproof, run_id: str, seq: int, title: str) -> None:
         sets = ", ".join(f"{k} = :{k}" for k in changes)
         _sql(app, f"UPDATE {rec.__tablename__} SET {sets + ', ' if sets else ''}prev_hash = :p, record_hash = :h "
                   f"WHERE id = :id", p=new.prev_hash, h=prev, id=rec.id, **changes)
-        _sql(app, "UPDATE merkle_leaves SET leaf_hash = :l WHERE run_id = :r AND seq = :s",
-             l=record_leaf(rec.__tablename__, run_id, rec.seq, prev), r=run_id, s=rec.seq)
 
 
 @pytest.fixture
@@ -140,18 +143,39 @@ def test_changed_middle_record_is_named(store):
     app, runs, head = store
     call = app.audit.records_of(runs[1], "tool_calls")[0]
     _sql(app, "UPDATE tool_calls SET result = :r WHERE id = :id", r='{"x": 3, "squared": 10}', id=call.id)
-    out = _against(head)
-    assert out.exit_code == 1
-    assert f"run {runs[1]}, tool_calls seq {call.seq}: the record was changed" in out.output.replace("\n", " ")
+    _names(_against(head), f"run {runs[1]}, tool_calls seq {call.seq}: the record was changed")
+
+
+def test_record_deleted_under_its_leaf_is_named_and_never_signed_over(store):
+    """The store keeps no leaf hash: a leaf whose record is gone cannot be recomputed, so the signer
+    refuses and `verify --against` names the leaf (run and seq from the sink's mirror)."""
+    app, runs, head = store
+    victim = next(x for x in leaf_rows(app.audit.engine) if x.run_id == runs[1] and x.table == "tool_calls")
+    _sql(app, "DELETE FROM tool_calls WHERE id = :id", id=victim.record_id)
+    _names(runner.invoke(cli, ["log", "head"]), f"leaf {victim.idx}: tool_calls id {victim.record_id}: "
+                                                   f"the record is missing")
+    _names(_against(head), f"missing: leaf {victim.idx}: run {runs[1]}, tool_calls seq {victim.seq}: the record is missing")
+
+
+def test_leaf_pointed_at_another_record_is_named(store):
+    app, runs, head = store
+    leaves = leaf_rows(app.audit.engine)
+    moved = next(x for x in leaves if x.run_id == runs[0] and x.table == "steps")
+    other = next(x for x in leaves if x.run_id == runs[2] and x.table == "steps")
+    _sql(app, "UPDATE merkle_leaves SET record_id = :o WHERE idx = :i", o=other.record_id, i=moved.idx)
+    _names(_against(head), f"differs: leaf {moved.idx}: run {runs[0]}, steps seq {moved.seq}: another record is "
+                           f"there now (run {runs[2]}, steps seq {other.seq})")
 
 
 def test_forked_log_is_refused_by_the_signer_and_named(store, settings, tmp_path):
     app, runs, head = store
     victim = runs[-1]
     first = next(x for x in leaf_rows(app.audit.engine) if x.run_id == victim)
-    for table in ("steps", "model_calls", "tool_calls", "approvals", "reviews", "events"):
+    doomed = [x for x in leaf_rows(app.audit.engine) if x.run_id == victim]
+    for table in TABLES:
         _sql(app, f"DELETE FROM {table} WHERE run_id = :r", r=victim)
-    _sql(app, "DELETE FROM merkle_leaves WHERE run_id = :r", r=victim)
+    for leaf in doomed:
+        _sql(app, "DELETE FROM merkle_leaves WHERE idx = :i", i=leaf.idx)
     _sql(app, "DELETE FROM runs WHERE run_id = :r", r=victim)
     with pytest.raises(LogInconsistent, match="no longer extends the head"):
         _run(app, 9)  # another history from the same point: the signer refuses to sign over it
@@ -307,6 +331,16 @@ def test_prove_refuses_a_record_changed_after_it_was_logged(store):
     assert out.exit_code == 1 and "does not hash to its record_hash" in out.output.replace("\n", " ")
 
 
+TABLES = ("steps", "model_calls", "tool_calls", "approvals", "reviews", "events")
+
+
+def _time_indexes(app: Chainproof) -> set[str]:
+    from sqlalchemy import inspect
+
+    found = inspect(app.audit.engine)
+    return {i["name"] for t in TABLES for i in found.get_indexes(t) if i["column_names"] == ["created_at"]}
+
+
 def test_migration_logs_existing_records_in_run_order(store, settings):
     from alembic import command
     from alembic.config import Config
@@ -320,7 +354,19 @@ def test_migration_logs_existing_records_in_run_order(store, settings):
     with app.audit.engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "0004")
+    assert _time_indexes(app) == {f"ix_{t}_created_at" for t in TABLES}  # 0004's indexes are back
     audit_db.upgrade_schema(app.audit.engine)
+    assert _time_indexes(app) == {"ix_model_calls_created_at"}  # the one a query uses (spend by month)
     after = leaf_rows(app.audit.engine)
     assert after == before  # these runs ran one after another: run order is append order
     assert _against(head).exit_code == 0
+
+
+@pytest.mark.parametrize("table, run_id, seq, rec_hash", [
+    ("steps", "3f2a-run", 7, "ab" * 32), ("events", 'ré"\\\x00\n\u2028😀', 0, "x"), ("tool_calls", "r", True, "h"),
+    ("steps", "r", "3", "h"), ("approvals", None, 1, None), ("reviews", "r", -5, "\x7f\x1b[31m")])
+def test_leaf_hashes_computed_by_the_log_are_the_standalone_verifiers(table, run_id, seq, rec_hash):
+    from chainproof.checkpoints.log_verifier import leaf_data, leaf_hash
+    from chainproof.checkpoints.merkle_log import record_leaf
+
+    assert record_leaf(table, run_id, seq, rec_hash) == leaf_hash(leaf_data(table, run_id, seq, rec_hash)).hex()

@@ -6,7 +6,6 @@ peer snapshot in force on a date. Raises :class:`DossierError` naming a missing 
 from __future__ import annotations
 
 import csv
-import gzip
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from chainproof.errors import DossierError
+from chainproof.tools.input_files import open_text
 
 __all__ = ["Filing", "annual_filings", "filing_financials", "glob_latest", "need_file", "peer_snapshot",
            "prices_by_ticker", "read_rows"]
@@ -70,9 +70,7 @@ def glob_latest(root: Path, pattern: str) -> Path:
 @lru_cache(maxsize=16)
 def read_rows(path: Path) -> tuple[dict[str, str], ...]:
     """The rows of a CSV file (``.gz`` read compressed) as dicts of strings; cached per path."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", newline="") as fh:
-        return tuple(csv.DictReader(fh))
+    return tuple(csv.DictReader(open_text(path, "data bundle file")))
 
 
 @lru_cache(maxsize=4)

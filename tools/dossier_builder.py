@@ -81,7 +81,7 @@ def _toml_str(s: str) -> str:
 def build_dossier(bundle_root: str | Path, ticker: str, as_of: date, out_dir: str | Path, *,
                   paraphrase_texts: bool = False, paraphrase_source: str | Path | None = None,
                   n_years: int = 3, filing_lag_days: int = 0,
-                  extra_financials: Iterable[tuple[int, str, float, str]] = ()) -> Path:
+                  extra_financials: Iterable[tuple[int, str, float, str]] = (), force: bool = False) -> Path:
     """Build the dossier of ``ticker`` as of ``as_of`` from the bundle at ``bundle_root`` into ``out_dir``.
 
     ``paraphrase_texts=False`` copies the latest available 10-K's sections and the tagged headlines
@@ -91,14 +91,16 @@ def build_dossier(bundle_root: str | Path, ticker: str, as_of: date, out_dir: st
     ``extra_financials``: (fiscal_year, metric, value USD m, source) rows added where the bundle has
     none (e.g. :data:`MMM_EXTRA_FINANCIALS`). The folder is written to a temporary sibling and
     swapped in at the end, then re-loaded with :func:`chainproof.tools.dossier.load_dossier` as a check.
-    ``out_dir`` may already exist only if it holds nothing but dossier files (it is then replaced).
+    ``out_dir`` may already exist only if it is empty or holds an earlier build's files unchanged
+    (it is then replaced), unless ``force``
+    (:func:`chainproof.tools.dossier_writer.check_out_dir`: a user's file is never lost unasked).
     Raises :class:`DossierError` for a missing bundle file, an unknown ticker or an unusable out_dir.
     Returns the resolved ``out_dir``.
     """
     bundle = Path(bundle_root).expanduser().resolve()
     out = Path(out_dir).expanduser().resolve()
     ticker = ticker.strip().upper()
-    check_out_dir(out)
+    check_out_dir(out, force=force)
     para_src = Path(paraphrase_source).expanduser().resolve() if paraphrase_source else out
     if paraphrase_texts:
         for rel in ("filings/risk_factors.txt", "filings/legal_proceedings.txt", "headlines.csv"):

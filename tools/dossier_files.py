@@ -26,6 +26,7 @@ from chainproof.tools.dossier_model import (
     RatePoint,
     fiscal_year_end_date,
 )
+from chainproof.tools.input_files import read_text
 
 __all__ = ["load_dossier", "read_meta"]
 
@@ -71,10 +72,7 @@ def _read_csv(folder: Path, name: str, columns: Iterable[str]) -> list[tuple[str
     path = folder / name
     if not path.is_file():
         raise DossierError(f"missing file {name} in {folder}")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DossierError(f"{name}: not valid UTF-8 text ({exc})") from None
+    text = read_text(path, "", "utf-8-sig")
     reader = csv.DictReader(io.StringIO(text, newline=""))
     header = [h.strip() for h in (reader.fieldnames or [])]
     if not header:
@@ -126,8 +124,8 @@ def read_meta(folder: Path) -> DossierMeta:
     if not path.is_file():
         raise DossierError(f"missing file dossier.toml in {folder}")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        data = tomllib.loads(read_text(path))
+    except tomllib.TOMLDecodeError as exc:
         raise DossierError(f"dossier.toml: invalid TOML ({exc})") from None
     for key in _REQUIRED_META:
         if key not in data:
@@ -261,10 +259,7 @@ def _read_texts(folder: Path) -> dict[str, str]:
                 raise DossierError(f"missing file filings/{name}.txt in {folder}")
             texts[name] = ""
             continue
-        try:
-            texts[name] = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise DossierError(f"filings/{name}.txt: not valid UTF-8 text ({exc})") from None
+        texts[name] = read_text(path)
     return texts
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from chainproof.errors import DossierError
 from chainproof.tools.dossier_writer import DossierParts, write_dossier
+from chainproof.tools.input_files import read_bytes, read_text
 from chainproof.tools.sec_sections import find_item, find_sections, html_to_text
 from chainproof.tools.xbrl_facts import Fact, financial_rows
 
@@ -56,7 +57,7 @@ def read_document(path: Path) -> tuple[str, str | None]:
     :class:`DossierError` naming the file when it is missing or unreadable."""
     if not path.is_file():
         raise DossierError(f"{path}: file not found")
-    raw = path.read_bytes()
+    raw = read_bytes(path)
     head = raw[:2000].lstrip().lower()
     if path.suffix.lower() in (".htm", ".html", ".xhtml") or head.startswith((b"<", b"<?xml")):
         return html_to_text(raw), raw.decode("utf-8", "replace")
@@ -239,18 +240,19 @@ def read_headlines(path: Path) -> list[tuple[date | None, str, str]]:
 
 def import_dossier(ticker: str, tenk: Path, tenqs: Sequence[Path], market: Mapping[str, Path], out_dir: str | Path,
                    *, as_of: date | None = None, name: str | None = None, n_years: int = 3,
-                   headlines: Path | None = None) -> Path:
+                   headlines: Path | None = None, force: bool = False) -> Path:
     """Build the dossier of ``ticker`` from the analyst's ``tenk`` (and ``tenqs``), ``market`` files
     (:func:`chainproof.tools.dossier_writer.write_dossier`) and optional ``headlines`` CSV into
     ``out_dir``; ``as_of`` defaults to the last date in the prices file; the name comes from the
-    cover page (else the target's row of the peers CSV), the sector from that row. Raises :class:`DossierError`
-    naming the file and the section or heading that is missing, or the file that is wrong."""
+    cover page (else the target's row of the peers CSV), the sector from that row. ``force``: replace
+    files in ``out_dir`` the dossier commands did not write. Raises :class:`DossierError` naming
+    the file and the section or heading that is missing, or the file that is wrong."""
     key = ticker.strip().upper()
     text, html = read_document(Path(tenk))
     sections = find_sections(text, document=f"--10k {tenk}")
     if as_of is None:
         prices = market.get("prices.csv")
-        dates = re.findall(r"^(\d{4}-\d{2}-\d{2}),", Path(prices).read_text(encoding="utf-8-sig"), re.M) if prices and Path(prices).is_file() else []
+        dates = re.findall(r"^(\d{4}-\d{2}-\d{2}),", read_text(prices, "--prices", "utf-8-sig"), re.M) if prices and Path(prices).is_file() else []
         if not dates:
             raise DossierError("--as-of: not given and no dated row in --prices to take it from")
         as_of = max(date.fromisoformat(d) for d in dates)
@@ -288,4 +290,4 @@ def import_dossier(ticker: str, tenk: Path, tenqs: Sequence[Path], market: Mappi
         notes=["built by chainproof dossier import from the analyst's own documents"]
         + ([] if headlines else ["headlines.csv is empty (no --headlines given)"])
         + ([] if fin else ["no statement lines found in Item 8: financials.csv is empty"]))
-    return write_dossier(parts, market, out_dir)
+    return write_dossier(parts, market, out_dir, force=force)

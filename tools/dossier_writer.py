@@ -11,6 +11,7 @@ then swapped in, so a failed build leaves an earlier dossier as it was.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import shutil
 import tempfile
@@ -22,9 +23,10 @@ from pathlib import Path
 
 from chainproof.errors import DossierError
 from chainproof.tools.dossier_files import load_dossier
+from chainproof.tools.input_files import open_text
 
-__all__ = ["DOSSIER_ENTRIES", "MARKET_FILES", "DossierParts", "check_out_dir", "staged_folder", "write_csv",
-           "write_dossier"]
+__all__ = ["DOSSIER_ENTRIES", "MANIFEST", "MARKET_FILES", "DossierParts", "check_out_dir", "replaced_files",
+           "staged_folder", "write_csv", "write_dossier"]
 
 DOSSIER_ENTRIES = frozenset({"dossier.toml", "financials.csv", "prices.csv", "benchmark.csv", "rates.csv",
                              "peers.csv", "headlines.csv", "filings"})
@@ -62,13 +64,51 @@ def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]
         w.writerows(rows)
 
 
-def check_out_dir(out: Path) -> None:
-    """Refuse an ``out`` that exists and holds anything but dossier files (:class:`DossierError`)."""
-    if out.exists():
-        strangers = sorted(p.name for p in out.iterdir() if p.name not in DOSSIER_ENTRIES) if out.is_dir() else [out.name]
-        if strangers:
-            raise DossierError(f"out_dir {out} holds non-dossier entries ({', '.join(strangers[:5])}); "
-                               "refusing to overwrite it")
+MANIFEST = ".chainproof-dossier.json"
+"""The file a build writes into its dossier folder: the SHA-256 of every file it wrote, so a later
+build knows which files are its own, unchanged (replaced freely) and which are not (the user's)."""
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def replaced_files(out: Path) -> list[str]:
+    """The files of folder ``out`` (relative paths, sorted) that writing a dossier there would
+    replace or delete and that no earlier build wrote as they are now: files a build did not
+    write, and files changed since (marked ``(changed)``). Empty when ``out`` does not exist, is
+    empty, or holds an earlier build's files unchanged. Raises :class:`DossierError` when ``out``
+    is not a folder."""
+    if not out.exists():
+        return []
+    if not out.is_dir():
+        raise DossierError(f"--out {out}: a file, not a folder")
+    try:
+        recorded = json.loads((out / MANIFEST).read_text(encoding="utf-8")).get("files", {})
+    except (OSError, ValueError, AttributeError):
+        recorded = {}
+    found = []
+    for path in sorted(p for p in out.rglob("*") if not p.is_dir()):
+        rel = path.relative_to(out).as_posix()
+        if rel != MANIFEST and recorded.get(rel) != _digest(path):
+            found.append(f"{rel} (changed)" if rel in recorded else rel)
+    return found
+
+
+def check_out_dir(out: Path, *, force: bool = False) -> list[str]:
+    """:func:`replaced_files` of ``out``, which must be empty unless ``force``: raises
+    :class:`DossierError` naming the first files (and ``--force``) otherwise."""
+    replaced = replaced_files(out)
+    if replaced and not force:
+        shown = ", ".join(replaced[:5]) + (f" and {len(replaced) - 5} more" if len(replaced) > 5 else "")
+        raise DossierError(f"--out {out}: holds {len(replaced)} file(s) no dossier build wrote as they are now "
+                           f"({shown}); nothing was written; give --force to replace the folder")
+    return replaced
+
+
+def _write_manifest(folder: Path) -> None:
+    files = {p.relative_to(folder).as_posix(): _digest(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+    (folder / MANIFEST).write_text(json.dumps({"files": files}, indent=1) + "\n", encoding="utf-8")
 
 
 @contextmanager
@@ -80,6 +120,7 @@ def staged_folder(out: Path) -> Iterator[Path]:
     tmp.chmod(0o755)
     try:
         yield tmp
+        _write_manifest(tmp)
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)
@@ -95,15 +136,15 @@ def _market_source(option: str, path: Path) -> str:
 MARKET_FILES_BY_OPTION = {v: k for k, v in MARKET_FILES.items()}
 
 
-def write_dossier(parts: DossierParts, market: Mapping[str, Path], out_dir: str | Path) -> Path:
+def write_dossier(parts: DossierParts, market: Mapping[str, Path], out_dir: str | Path, *, force: bool = False) -> Path:
     """Write ``parts`` and the analyst's ``market`` files (``{"prices.csv": path, ...}``, all four
     of :data:`MARKET_FILES`) into ``out_dir``; returns its resolved path.
 
     Raises :class:`DossierError`: a market file missing or invalid (named with its option, e.g.
     ``--peers FILE: peers.csv line 3: ...``), a required filing text absent, or an ``out_dir``
-    holding other files."""
+    holding files no build wrote as they are now (unless ``force``, see :func:`check_out_dir`)."""
     out = Path(out_dir).expanduser().resolve()
-    check_out_dir(out)
+    check_out_dir(out, force=force)
     missing = [f"{opt} FILE" for name, opt in MARKET_FILES.items() if name not in market]
     if missing:
         raise DossierError(f"market data missing: {', '.join(missing)} (the dossier needs the target's daily "
@@ -147,8 +188,8 @@ def write_dossier(parts: DossierParts, market: Mapping[str, Path], out_dir: str 
 def _peer_date(peers: Path, as_of: date) -> date:
     """The snapshot date of the analyst's peer multiples: ``as_of`` (they are the analyst's view as
     of the dossier's date; a ``snapshot_date`` column, when the file has one, wins)."""
-    with peers.open(encoding="utf-8-sig", newline="") as fh:
-        dates = {(row.get("snapshot_date") or "").strip() for row in csv.DictReader(fh)} - {""}
+    rows = csv.DictReader(open_text(peers, "--peers", "utf-8-sig"))
+    dates = {(row.get("snapshot_date") or "").strip() for row in rows} - {""}
     try:
         return max(date.fromisoformat(d) for d in dates) if dates else as_of
     except ValueError:

@@ -161,7 +161,7 @@ def _headline(name: str, f: Mapping[str, str]) -> str:
 
 def fetch_dossier(ticker: str, as_of: date, out_dir: str | Path, market: Mapping[str, Path], *,
                   user_agent: str | None, cache_dir: str | Path, n_years: int = 3, refresh: bool = False,
-                  max_8k: int = 40) -> Path:
+                  max_8k: int = 40, force: bool = False) -> Path:
     """Build the dossier of ``ticker`` as of ``as_of`` from EDGAR into ``out_dir`` (module
     docstring); ``market`` holds the analyst's ``prices.csv``, ``benchmark.csv``, ``rates.csv`` and
     ``peers.csv`` (:func:`chainproof.tools.dossier_writer.write_dossier`). The latest ``max_8k``
@@ -223,4 +223,4 @@ def fetch_dossier(ticker: str, as_of: date, out_dir: str | Path, market: Mapping
                  f"financials.csv: companyfacts {facts.source}", f"filing index: {index.source}",
                  f"filings/: 10-K {acc} {doc.source}"],
         notes=notes)
-    return write_dossier(parts, market, out_dir)
+    return write_dossier(parts, market, out_dir, force=force)

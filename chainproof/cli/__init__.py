@@ -32,9 +32,10 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
+
+from chainproof._terminal import SafeConsole
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from chainproof._store_settings import StoreSettings
@@ -42,8 +43,8 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from chainproof.checkpoints.audit_read import AuditReader
     from chainproof.settings import Settings
 
-console = Console()
-err = Console(stderr=True)
+console = SafeConsole()  # strips control characters from what it prints (chainproof/_terminal.py)
+err = SafeConsole(stderr=True)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -116,8 +117,11 @@ def settings() -> Settings:
     """The settings (environment, ``chainproof.toml``, defaults); a bad value is a pydantic
     ``ValidationError`` naming the setting (exit 2)."""
     from chainproof.settings import Settings
+    from chainproof.tools import input_files
 
-    return Settings()
+    s = Settings()
+    input_files.configure(s.input_file_max_mb)
+    return s
 
 
 def store_settings() -> StoreSettings:
@@ -126,8 +130,13 @@ def store_settings() -> StoreSettings:
     models, routing, pricing and policy settings are defaults and need no validating, so they are
     not loaded; otherwise this is :func:`settings`, which reports a bad value anywhere (exit 2)."""
     from chainproof._store_settings import StoreSettings, only_store_settings_given
+    from chainproof.tools import input_files
 
-    return StoreSettings() if only_store_settings_given() else settings()
+    if not only_store_settings_given():
+        return settings()
+    s = StoreSettings()
+    input_files.configure(s.input_file_max_mb)
+    return s
 
 
 def open_store(s: StoreSettings, *, migrate: bool | str = "check", read_only: bool = False) -> Any:

@@ -123,6 +123,7 @@ def export(
     run_id: str,
     fmt: Annotated[str, typer.Option("--format", help="json (for tools) or html (one self-contained file for an auditor).")] = "json",
     out: Annotated[Optional[Path], typer.Option(help="File to write (default: print to standard output).")] = None,
+    force: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
 ) -> None:
     """Export a run: every record, totals and the verify result, as JSON or one HTML file."""
     import json
@@ -143,4 +144,4 @@ def export(
     if out is None:
         sys.stdout.write(text)
         return
-    cli.write_out(out, text, f"{fmt} export of run {run_id}", force=True)  # overwrites: refusing is issue 12's next stage
+    cli.write_out(out, text, f"{fmt} export of run {run_id}", force=force)

@@ -72,11 +72,11 @@ def reject(
 def read_json_object(path: Path, option: str) -> dict[str, Any]:
     """The JSON object in ``path``. Raises ``InputError`` naming ``option`` and the file when it
     cannot be read, is not JSON, or is not an object."""
+    from chainproof.tools.input_files import read_text
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"{option} {path}: cannot read it ({exc.strerror or exc})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = json.loads(read_text(path, option))
+    except json.JSONDecodeError as exc:
         raise InputError(f"{option} {path}: not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise InputError(f"{option} {path}: expected a JSON object, got {type(data).__name__}")

@@ -23,6 +23,18 @@ PricesOpt = Annotated[Optional[Path], typer.Option(help=_MARKET_HELP["prices"])]
 BenchmarkOpt = Annotated[Optional[Path], typer.Option(help=_MARKET_HELP["benchmark"])]
 RatesOpt = Annotated[Optional[Path], typer.Option(help=_MARKET_HELP["rates"])]
 PeersOpt = Annotated[Optional[Path], typer.Option(help=_MARKET_HELP["peers"])]
+ForceOpt = Annotated[bool, typer.Option(help="Replace an --out folder that holds files no dossier build wrote "
+                                             "as they are now (they are listed first).")]
+
+
+def _out_checked(out: Path, force: bool) -> None:
+    """Refuse an ``--out`` folder holding the user's files unless ``force``; with it, list them."""
+    from chainproof.tools.dossier_writer import check_out_dir
+
+    replaced = check_out_dir(out.expanduser().resolve(), force=force)
+    if replaced:
+        cli.err.print(f"--force: replacing {out} and {len(replaced)} file(s) no build wrote as they are now: "
+                      + ", ".join(replaced), highlight=False, soft_wrap=True)
 
 
 def _as_of(value: str) -> date:
@@ -43,11 +55,15 @@ def dossier_build(
     ticker: Annotated[str, typer.Option(help="Company ticker.")],
     as_of: Annotated[str, typer.Option("--as-of", help="YYYY-MM-DD")],
     out: Annotated[Path, typer.Option(help="Folder to write the dossier into.")],
+    force: ForceOpt = False,
 ) -> None:
     """Build a dossier folder for a company from a data bundle."""
     from chainproof.tools.dossier_builder import build_dossier
 
-    path = build_dossier(bundle, ticker.upper(), _as_of(as_of), out)
+    when = _as_of(as_of)
+    cli.store_settings()  # input_file_max_mb for the bundle's files
+    _out_checked(out, force)
+    path = build_dossier(bundle, ticker.upper(), when, out, force=force)
     console.print(f"dossier written to {path}")
 
 
@@ -58,6 +74,7 @@ def dossier_fetch(
     out: Annotated[Optional[Path], typer.Option(help="Folder to write the dossier into (default: ./dossiers/TICKER-AS_OF).")] = None,
     prices: PricesOpt = None, benchmark: BenchmarkOpt = None, rates: RatesOpt = None, peers: PeersOpt = None,
     refresh: Annotated[bool, typer.Option(help="Download again what the EDGAR cache already holds.")] = False,
+    force: ForceOpt = False,
 ) -> None:
     """Build a dossier from SEC EDGAR (needs CHAINPROOF_SEC_USER_AGENT='Name email')."""
     from chainproof.tools.edgar_fetch import check_user_agent, fetch_dossier
@@ -66,8 +83,9 @@ def dossier_fetch(
     check_user_agent(s.sec_user_agent)  # before anything else: say why it is needed
     when = _as_of(as_of)
     target = out or Path("dossiers") / f"{ticker.upper()}-{when.isoformat()}"
+    _out_checked(target, force)
     path = fetch_dossier(ticker, when, target, _market(prices, benchmark, rates, peers),
-                         user_agent=s.sec_user_agent, cache_dir=s.home / "edgar", refresh=refresh)
+                         user_agent=s.sec_user_agent, cache_dir=s.home / "edgar", refresh=refresh, force=force)
     console.print(f"dossier written to {path}", highlight=False)
 
 
@@ -81,11 +99,15 @@ def dossier_import(
     out: Annotated[Optional[Path], typer.Option(help="Folder to write the dossier into (default: ./dossiers/TICKER).")] = None,
     prices: PricesOpt = None, benchmark: BenchmarkOpt = None, rates: RatesOpt = None, peers: PeersOpt = None,
     headlines: Annotated[Optional[Path], typer.Option(help="News headlines CSV: date,headline[,source] (date may be empty).")] = None,
+    force: ForceOpt = False,
 ) -> None:
     """Build a dossier from the analyst's own 10-K (and 10-Q) documents and market CSVs."""
     from chainproof.tools.dossier_import import import_dossier
 
-    path = import_dossier(ticker, tenk, list(tenq or ()), _market(prices, benchmark, rates, peers),
-                          out or Path("dossiers") / ticker.upper(), as_of=_as_of(as_of) if as_of else None, name=name,
-                          headlines=headlines)
+    target = out or Path("dossiers") / ticker.upper()
+    when = _as_of(as_of) if as_of else None
+    cli.store_settings()  # input_file_max_mb for the documents and market files
+    _out_checked(target, force)
+    path = import_dossier(ticker, tenk, list(tenq or ()), _market(prices, benchmark, rates, peers), target,
+                          as_of=when, name=name, headlines=headlines, force=force)
     console.print(f"dossier written to {path}", highlight=False)

@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from chainproof._terminal import strip_controls
+
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#1d2329;padding:0 1rem}
 h1{font-size:1.5rem;margin-bottom:.2rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #d8dee4}
@@ -33,12 +35,12 @@ def _e(value: Any) -> str:
         return "–"
     if isinstance(value, datetime):
         value = value.replace(tzinfo=value.tzinfo or UTC).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    return html.escape(str(value), quote=True)
+    return html.escape(strip_controls(str(value)), quote=True)
 
 
 def _pre(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False)
-    return f"<pre>{html.escape(text)}</pre>"
+    return f"<pre>{html.escape(strip_controls(text))}</pre>"
 
 
 def _table(head: list[str], rows: list[list[str]]) -> str:

@@ -27,9 +27,11 @@ PROOF_FORMAT = "chainproof-inclusion-proof/1"
 def read_head(path: Path) -> dict[str, Any]:
     """A tree head from a file written by ``log head --out`` (or one ``{"head": …}`` sink line).
     Raises ``InputError`` naming the file when it cannot be read as JSON."""
+    from chainproof.tools.input_files import read_text
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        data = json.loads(read_text(path))
+    except json.JSONDecodeError as exc:
         raise InputError(f"{path}: not a readable tree head (JSON): {exc}") from None
     return data["head"] if isinstance(data, dict) and isinstance(data.get("head"), dict) else data
 

@@ -51,13 +51,12 @@ def parse_value(raw: str, *, text: bool = False) -> Any:
 
 
 def _read_inputs_file(path: Path) -> dict[str, Any]:
+    from chainproof.tools.input_files import decode, read_bytes
+
+    raw = decode(read_bytes(path, "--inputs-file"), path, "--inputs-file")
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"--inputs-file {path}: cannot read it ({exc.strerror or exc})") from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8")) if path.suffix == ".toml" else json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        data = tomllib.loads(raw) if path.suffix == ".toml" else json.loads(raw)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
         kind = "TOML" if path.suffix == ".toml" else "JSON"
         raise InputError(f"--inputs-file {path}: not valid {kind} ({exc})") from None
     if not isinstance(data, dict):

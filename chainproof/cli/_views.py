@@ -175,7 +175,7 @@ def print_runs(console: Console, rows: list[tuple[Any, str | None, Any]],
     decisions = decisions or {}
     table = Table("run", "graph", "company", "status", "decision", "started", "by")
     for run, status, _ in rows:
-        inputs = run.inputs or {}
+        inputs = run.inputs if isinstance(run.inputs, dict) else {}  # a garbled row shows no as-of
         decided = "; ".join(f"{d.action} by {d.approver}" for d in decisions.get(run.run_id, [])) or "-"
         if getattr(run, "parent_run_id", None):
             status = f"{status or '-'} (fork of {run.parent_run_id} @ step {run.forked_at_step})"
@@ -285,7 +285,8 @@ def print_verify(console: Console, results: list[Any]) -> None:
             line.append(f"{r.run_id}: chain intact, {r.records} records, head seq {r.head_seq} hash {r.head_hash}")
         else:
             b = r.broken
-            where = f"{b.table} seq {b.seq} (id {b.record_id})" if b.seq is not None else b.table
+            where = b.table + (f" seq {b.seq}" if b.seq is not None else "") + \
+                (f" (id {b.record_id})" if b.record_id is not None else "")
             line = Text("✗ ", style="red")
             line.append(f"{r.run_id}: chain broken — {b.kind} at {where}: {b.detail}", style="bold red")
         console.print(line, highlight=False)

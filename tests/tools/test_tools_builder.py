@@ -98,7 +98,7 @@ def test_builder_refuses_bad_targets(bundle_root, tmp_path):
         build_dossier(bundle_root, "NOPE", DEMO_AS_OF, tmp_path / "x")
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.docx").write_text("precious")
-    with pytest.raises(DossierError, match=r"holds non-dossier entries \(thesis.docx\)"):
+    with pytest.raises(DossierError, match=r"holds 1 file\(s\) no dossier build wrote as they are now \(thesis.docx\)"):
         build_dossier(bundle_root, "MMM", DEMO_AS_OF, tmp_path / "mine")
     assert (tmp_path / "mine" / "thesis.docx").read_text() == "precious"
     with pytest.raises(DossierError, match=r"paraphrase_texts=True needs hand-written filings/risk_factors.txt"):
@@ -141,3 +141,34 @@ def test_axp_report_has_no_blank_financial_cells(settings, built_dossiers):
     table = [line for line in section.splitlines() if line.startswith("|")]
     assert len(table) == 3 and "not available: no annual report before as_of" in table[2]
     assert all(cell.strip() for cell in table[2].strip("|").split("|"))
+
+
+def test_dossier_build_never_replaces_a_users_files_unless_forced_and_lists_them(bundle_root, tmp_path):
+    """A rebuild replaces its own unchanged files freely; a file it did not write (a user's notes in
+    filings/) or one edited since (a hand-curated headlines.csv) stops it, naming them, and nothing
+    is written; --force lists them, then replaces the folder."""
+    from typer.testing import CliRunner
+
+    from chainproof.cli import app as cli
+
+    out = tmp_path / "MMM"
+    args = ["dossier", "build", "--bundle", str(bundle_root), "--ticker", "MMM", "--as-of", DEMO_AS_OF.isoformat(),
+            "--out", str(out)]
+    runner = CliRunner()
+    assert runner.invoke(cli, args).exit_code == 0
+    assert runner.invoke(cli, args).exit_code == 0  # its own files, unchanged: rebuilt without asking
+    (out / "filings" / "my-own-notes.docx").write_bytes(b"precious notes")
+    with (out / "headlines.csv").open("a", encoding="utf-8") as fh:
+        fh.write("2018-01-30,Hand-curated headline,analyst\n")
+    curated = (out / "headlines.csv").read_text(encoding="utf-8")
+    refused = runner.invoke(cli, args)
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+    flat = refused.output.replace("\n", " ")
+    assert "filings/my-own-notes.docx" in flat and "headlines.csv (changed)" in flat and "--force" in flat
+    assert (out / "filings" / "my-own-notes.docx").read_bytes() == b"precious notes"
+    assert (out / "headlines.csv").read_text(encoding="utf-8") == curated
+    forced = runner.invoke(cli, [*args, "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert "replacing" in forced.output and "filings/my-own-notes.docx" in forced.output.replace("\n", " ")
+    assert not (out / "filings" / "my-own-notes.docx").exists()
+    assert runner.invoke(cli, [*args[:-2], "--out", str(out / "dossier.toml")]).exit_code == 2  # a file, not a folder

@@ -50,5 +50,5 @@ def test_charts_are_written_beside_the_report_and_embedded_in_the_html_export(se
     assert not re.search(r'(src|href)="(https?:|/|\./)', page)  # nothing fetched from elsewhere
 
     (report_path.parent / run.run_id / "peers.svg").write_text(svgs["peers"].replace(ticker, "XXX"))
-    CliRunner().invoke(cli, ["export", run.run_id, "--format", "html", "--out", str(out)])
+    CliRunner().invoke(cli, ["export", run.run_id, "--format", "html", "--out", str(out), "--force"])
     assert "Chart peers" in out.read_text() and "SHA-256 differs" in out.read_text()

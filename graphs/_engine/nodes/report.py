@@ -7,6 +7,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from chainproof._terminal import for_markdown
 from chainproof.checkpoints.audit_hashing import sha256_hex
 from chainproof.graphs._engine.context import ChainContext
 from chainproof.graphs._engine.state import ChainState
@@ -15,15 +16,19 @@ from chainproof.graphs.view import ChainView
 
 def report(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
     """Write ``reports_dir/RUN_ID.md`` and the spec's charts as ``reports_dir/RUN_ID/NAME.svg``
-    (unless ``write_reports`` is off); the step row records each file's path, SHA-256 and length."""
+    (unless ``write_reports`` is off); the step row records each file's path, SHA-256 and length.
+    The spec renders the report from a view of the state whose every string is HTML-escaped and
+    stripped of control characters (:func:`chainproof._terminal.for_markdown`)."""
     ctx = runtime.context
     with ctx.recorder(state, "report", "report", "Write the report") as rec:
-        view = ChainView(state)
+        view = ChainView(for_markdown(state))  # what models, tools and people wrote reads as text
         terminated = bool(state.get("termination"))
         text = ctx.spec.render_terminated(view) if terminated else ctx.spec.render_report(view)
         text = ctx.audit.redactor(text)
         path = ctx.reports_dir / f"{state['run_id']}.md"
-        charts = {} if terminated else {name: ctx.audit.redactor(svg) for name, svg in ctx.spec.report_charts(view).items()}
+        # charts from the raw state: the plotting library escapes the text it writes into SVG
+        raw = ChainView(state)
+        charts = {} if terminated else {name: ctx.audit.redactor(svg) for name, svg in ctx.spec.report_charts(raw).items()}
         bad = [name for name in charts if not re.fullmatch(r"[a-z0-9_\-]{1,40}", name)]
         if bad:
             raise ValueError(f"report_charts: chart name {bad[0]!r} is not lower-case letters, digits, '_' or '-'")
