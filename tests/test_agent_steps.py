@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from langchain_core.language_models.chat_models import BaseChatModel
 
 from chainproof.agents.local_llm import LocalLlamaChat
 from chainproof.agents.models import StaticModels
@@ -20,15 +19,7 @@ from chainproof.types import StepBudgetPause
 from testkit import agent_graph
 from testkit.agent_graph import DECISION, FINAL, AgentChain, call, five_iterations, looping
 from testkit.fake_llama import FakeLlama
-
-
-class ModelMustNotBeCalled(BaseChatModel):
-    @property
-    def _llm_type(self) -> str:
-        return "must-not-be-called"
-
-    def _generate(self, *args, **kwargs):
-        raise AssertionError("replay called a model")
+from testkit.toy_models import ModelMustNotBeCalled
 
 
 def _run(settings, replies, **config):

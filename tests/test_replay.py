@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from langchain_core.language_models.chat_models import BaseChatModel
 from typer.testing import CliRunner
 
 from chainproof.agents.models import ConfiguredModels, StaticModels
@@ -20,19 +19,10 @@ from chainproof.graphs.registry import register
 from chainproof.graphs.replay import RecordedCalls, ReplayDivergence
 from testkit import toy_graph
 from testkit.toy_graph import ToyGraph
+from testkit.toy_models import ModelMustNotBeCalled
 
 GOOD = json.dumps({"verdict": "yes", "reason": "the doubled square is 98"})
 
-
-class ModelMustNotBeCalled(BaseChatModel):
-    """Raises on any call: a replay that used a model would fail."""
-
-    @property
-    def _llm_type(self) -> str:
-        return "must-not-be-called"
-
-    def _generate(self, *args, **kwargs):
-        raise AssertionError("replay called a model")
 
 
 class ToyWithNewDecisionPrompt(ToyGraph):

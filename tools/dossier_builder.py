@@ -36,7 +36,6 @@ Rules (all documented where they are applied):
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from collections.abc import Iterable, Sequence
@@ -53,7 +52,7 @@ from chainproof.tools.data_bundle import (
     read_rows,
 )
 from chainproof.tools.dossier import DossierError, load_dossier
-from chainproof.tools.dossier_writer import check_out_dir, staged_folder, write_csv
+from chainproof.tools.dossier_writer import check_out_dir, dossier_toml, staged_folder, write_csv
 
 __all__ = ["build_dossier", "MMM_EXTRA_FINANCIALS", "build_bundled_mmm", "main"]
 
@@ -72,10 +71,6 @@ _TWITTER_SUBSET = "news_sentiment/twitter_financial_news_sentiment/subset_mentio
 
 def _fmt(v: float) -> str:
     return format(v, ".12g")
-
-
-def _toml_str(s: str) -> str:
-    return json.dumps(s, ensure_ascii=False)
 
 
 def build_dossier(bundle_root: str | Path, ticker: str, as_of: date, out_dir: str | Path, *,
@@ -251,19 +246,8 @@ def build_dossier(bundle_root: str | Path, ticker: str, as_of: date, out_dir: st
         ]
         s = snap[ticker]
         fye = latest.fye.strftime("%m-%d") if latest else "12-31"
-        toml = "\n".join([
-            f"ticker = {_toml_str(ticker)}",
-            f"name = {_toml_str(s['Name'].strip())}",
-            f"sector = {_toml_str(s['Sector'].strip())}",
-            'currency = "USD"',
-            'units = "financials in USD millions except diluted_eps (USD per share); prices in USD; '
-            'peers market_cap and ebitda in USD millions; rf_pct in percent per month"',
-            f"fiscal_year_end = {_toml_str(fye)}",
-            f"as_of = {as_of.isoformat()}",
-            f"peer_snapshot_date = {snap_date.isoformat()}",
-            "sources = [\n" + "".join(f"  {_toml_str(x)},\n" for x in sources) + "]",
-            f"notes = {_toml_str('. '.join(n.rstrip('.') for n in notes) + '.')}",
-        ]) + "\n"
+        toml = dossier_toml(ticker=ticker, name=s["Name"].strip(), sector=s["Sector"].strip(), fiscal_year_end=fye,
+                            as_of=as_of, peer_date=snap_date, sources=sources, notes=notes)
         (tmp / "dossier.toml").write_text(toml, encoding="utf-8")
         load_dossier(tmp)  # validate what we wrote before swapping it in
     return out

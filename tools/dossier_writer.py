@@ -129,6 +129,25 @@ def staged_folder(out: Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def dossier_toml(*, ticker: str, name: str, sector: str, fiscal_year_end: str, as_of: date, peer_date: date,
+                 sources: Sequence[str], notes: Sequence[str]) -> str:
+    """The text of a dossier's ``dossier.toml`` (the format :func:`chainproof.tools.dossier_files.load_dossier`
+    reads): identity, currency and ``_UNITS``, fiscal year end (``MM-DD``), ``as_of`` and the peer
+    snapshot date, every source, and the notes joined as sentences (empty when there are none)."""
+    return "\n".join([
+        f"ticker = {json.dumps(ticker)}",
+        f"name = {json.dumps(name, ensure_ascii=False)}",
+        f"sector = {json.dumps(sector, ensure_ascii=False)}",
+        'currency = "USD"',
+        f"units = {json.dumps(_UNITS)}",
+        f"fiscal_year_end = {json.dumps(fiscal_year_end)}",
+        f"as_of = {as_of.isoformat()}",
+        f"peer_snapshot_date = {peer_date.isoformat()}",
+        "sources = [\n" + "".join(f"  {json.dumps(x, ensure_ascii=False)},\n" for x in sources) + "]",
+        f"notes = {json.dumps('. '.join(n.rstrip('.') for n in notes) + '.' if notes else '', ensure_ascii=False)}",
+    ]) + "\n"
+
+
 def _market_source(option: str, path: Path) -> str:
     return f"{MARKET_FILES_BY_OPTION[option]}: analyst's file {path} ({option})"
 
@@ -164,18 +183,9 @@ def write_dossier(parts: DossierParts, market: Mapping[str, Path], out_dir: str 
             (tmp / "filings" / f"{key}.txt").write_text(text, encoding="utf-8")
         sources = [*parts.sources, *(_market_source(MARKET_FILES[n], Path(p)) for n, p in market.items())]
         peer_date = _peer_date(tmp / "peers.csv", parts.as_of)
-        toml = "\n".join([
-            f"ticker = {json.dumps(parts.ticker)}",
-            f"name = {json.dumps(parts.name, ensure_ascii=False)}",
-            f"sector = {json.dumps(parts.sector, ensure_ascii=False)}",
-            'currency = "USD"',
-            f"units = {json.dumps(_UNITS)}",
-            f"fiscal_year_end = {json.dumps(parts.fiscal_year_end)}",
-            f"as_of = {parts.as_of.isoformat()}",
-            f"peer_snapshot_date = {peer_date.isoformat()}",
-            "sources = [\n" + "".join(f"  {json.dumps(x, ensure_ascii=False)},\n" for x in sources) + "]",
-            f"notes = {json.dumps('. '.join(n.rstrip('.') for n in parts.notes) + '.' if parts.notes else '', ensure_ascii=False)}",
-        ]) + "\n"
+        toml = dossier_toml(ticker=parts.ticker, name=parts.name, sector=parts.sector,
+                            fiscal_year_end=parts.fiscal_year_end, as_of=parts.as_of, peer_date=peer_date,
+                            sources=sources, notes=parts.notes)
         (tmp / "dossier.toml").write_text(toml, encoding="utf-8")
         try:
             load_dossier(tmp)

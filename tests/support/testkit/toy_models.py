@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage
 
 from chainproof.agents.config import EffortProfile, ModelSettings
@@ -30,3 +31,14 @@ def toy_model(name: str = "m", **usage) -> ScriptedChatModel:
         return AIMessage(content=text, usage_metadata=usage_metadata(**usage))
 
     return ScriptedChatModel(replies=[reply], repeat_last=True, model_name=name)
+
+
+class ModelMustNotBeCalled(BaseChatModel):
+    """Raises on any call: a replay that used a model would fail."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "must-not-be-called"
+
+    def _generate(self, *args, **kwargs):
+        raise AssertionError("replay called a model")
