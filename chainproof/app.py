@@ -344,7 +344,7 @@ class Chainproof:
                 saved = app.get_state(config).values.get("budget") or (initial or {}).get("budget")
             budget = Budget.model_validate(saved or {"max_steps": ctx.spec.max_steps})
             if max_steps and max_steps > budget.max_steps:
-                budget = budget.model_copy(update={"max_steps": max_steps})
+                budget = Budget.model_validate({**budget.model_dump(), "max_steps": max_steps})  # within MAX_STEPS
             config["recursion_limit"] = budget.recursion_limit()
             yield app, config, ctx
 

@@ -19,6 +19,10 @@ from pydantic import BaseModel, Field, model_serializer, model_validator
 from chainproof.agents.structured import Clip
 from chainproof.graphs.spec import ChainSpec, PlanStep
 
+MAX_STEPS = 1_000_000
+"""The largest step budget: far beyond any chain, and well inside the 64-bit integers the
+checkpointer and the audit store hold (LangGraph's recursion limit is derived from it)."""
+
 
 class Budget(BaseModel):
     """A run's step budget. ``max_steps`` counts plan steps (one ``act`` + one ``observe`` each)
@@ -27,7 +31,7 @@ class Budget(BaseModel):
     does; ``extend_by`` and ``max_extensions`` bound automatic extensions. ``max_cost_usd`` is the
     run's cost budget in USD (None: none; see :mod:`chainproof.graphs.budgets`)."""
 
-    max_steps: int = Field(default=100, ge=1)
+    max_steps: int = Field(default=100, ge=1, le=MAX_STEPS)
     review_every: int = Field(default=5, ge=0)
     on_budget: Literal["pause", "extend", "terminate"] = "pause"
     extend_by: int = Field(default=10, ge=1)

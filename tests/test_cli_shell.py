@@ -145,10 +145,13 @@ def test_runs_tells_a_run_whose_process_died_from_one_running_now(settings, monk
 
 
 @pytest.mark.parametrize(("flag", "value", "says"), [("--budget-usd", "-1", "budget_usd (--budget-usd): Input should be greater than 0"),
-                                                     ("--max-steps", "0", "max_steps (--max-steps): Input should be greater than or equal to 1")])
+                                                     ("--max-steps", "0", "max_steps (--max-steps): Input should be greater than or equal to 1"),
+                                                     ("--max-steps", "99999999999999999999",
+                                                      "max_steps (--max-steps): Input should be less than or equal to 1000000")])
 def test_an_out_of_range_budget_names_the_option_typed(home, flag, value, says):
     result = CliRunner().invoke(cli.app, ["run", "due-diligence", "--company", "MMM", "--as-of", "2018-02-08", flag, value])
     assert result.exit_code == 2 and says in result.output
+    assert "No runs yet" in CliRunner().invoke(cli.app, ["runs"]).output  # nothing was recorded
 
 
 def test_pending_shows_the_newest_requests_up_to_its_limit(settings):

@@ -49,9 +49,15 @@ def _actor() -> str:
     return f"os:{getpass.getuser()}"
 
 
+def _no_terminal() -> None:
+    if not sys.stdin.isatty():  # getpass would read an empty line or fail with EOFError
+        raise InputError("password: no terminal to ask on; pipe it in with --password-stdin")
+
+
 def _password(stdin: bool) -> str:
     if stdin:
         return sys.stdin.readline().rstrip("\n")
+    _no_terminal()
     first = getpass.getpass("password: ")
     if getpass.getpass("again: ") != first:
         raise InputError("password: the two entries differ")
@@ -104,7 +110,10 @@ def login(username: Annotated[str, typer.Argument(help="Your account.")],
 
 
 def _password_once(stdin: bool) -> str:
-    return sys.stdin.readline().rstrip("\n") if stdin else getpass.getpass("password: ")
+    if stdin:
+        return sys.stdin.readline().rstrip("\n")
+    _no_terminal()
+    return getpass.getpass("password: ")
 
 
 @users_app.command("add")

@@ -102,7 +102,7 @@ def _status(exc: Exception) -> int:
         return 404
     if isinstance(exc, ApprovalRefused | RunBusy | RunNotResumable):
         return 409
-    if isinstance(exc, UserError | ValueError | ValidationError):
+    if isinstance(exc, UserError | ValueError | ValidationError | RequestValidationError):
         return 422
     return 500
 

@@ -42,3 +42,9 @@ def test_first_admin_login_and_cli_decides_as_the_token_account(home, monkeypatc
     assert runner.invoke(cli, ["users", "disable", "dana"]).exit_code == 0
     r = runner.invoke(cli, ["approve", run.run_id])
     assert r.exit_code == 2 and "chainproof login" in r.output
+
+
+def test_users_add_without_a_terminal_asks_for_password_stdin(home):
+    """No terminal to prompt on (a script, a pipe from /dev/null): one line naming the way out, exit 2."""
+    r = CliRunner().invoke(cli, ["users", "add", "nopw", "--role", "analyst"], input="")
+    assert r.exit_code == 2 and "password: no terminal to ask on; pipe it in with --password-stdin" in r.output

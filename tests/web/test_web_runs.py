@@ -106,6 +106,11 @@ def test_bad_start_input_is_refused_at_once_with_the_field(web):
     r = ana.post("/api/runs", json={"graph": "no-such-graph", "inputs": {}})
     assert r.status_code == 404
     assert ana.get("/api/runs").json() == []
+    # a body that does not fit the endpoint's schema is the caller's mistake (422 naming the field), not a server error
+    r = ana.post("/api/runs", json={"inputs": {}})
+    assert r.status_code == 422 and "body.graph: Field required" in r.json()["detail"]
+    r = ana.post("/api/runs", content=b"notjson", headers={"content-type": "application/json"})
+    assert r.status_code == 422
 
 
 def test_resume_and_fork(web):
