@@ -10,9 +10,17 @@ market CSVs), for a company whose filings the analyst already holds.
   lines of Item 8's text: the first line in Item 8 whose label is a metric's (``_LABELS``), with one
   number per column, the columns' fiscal years read from the nearest year header above it and the
   scale from the nearest "(Millions ...)" / "in thousands" caption (default millions); a line
-  labelled "Diluted" under a per-share heading is diluted EPS. The statement pages
-  (:func:`statement_pages`) are read first, then Item 8 for what they lack. Parenthesised numbers
-  are negative, as printed. Every row names the file, where it was read, the line and its label.
+  labelled "Diluted" (or "Net income attributable to ...") under a diluted per-share heading is
+  diluted EPS, and no other per-share line is read. A label wrapped onto a second line (which goes
+  on in lower case) is read whole; note references ("(Notes 1 and 2)") are not figures. The
+  statement pages (:func:`statement_pages`) are read first, then Item 8 for what they lack, then
+  Item 6 (Selected Financial Data) for totals a statement prints without a label (MGM's net
+  revenues and total assets). Parenthesised numbers are negative, as printed. Every row names the
+  file, where it was read, the line and its label.
+* **Equity**: "Total equity" (with noncontrolling interests) is preferred; where a statement prints
+  only the parent's and the total shareholders' equity, the first printed is read. Reference sets
+  differ on this (key_financials.csv takes the parent's for Boeing and Lockheed Martin and the
+  total for MGM and CVS), so compare equity with the line the source names.
 """
 
 from __future__ import annotations
@@ -36,17 +44,19 @@ _LABELS: Mapping[str, tuple[str, ...]] = {
     "revenue": (r"(total )?net sales", r"(total )?(net )?(operating )?revenues?(, net)?", r"net sales and (operating )?revenues?",
                 r"sales to customers", r"total revenues net of interest expense"),
     "operating_income": (r"(total )?operating (income|profit)( \(loss\))?", r"(income|earnings) from operations"),
-    "net_income": (r"net (income|earnings) attributable to (?!noncontrolling).+", r"net (income|earnings)( \(loss\))?"),
+    "net_income": (r"net (income|earnings)( \(loss\))? attributable to (?!noncontrolling).+", r"net (income|earnings)( \(loss\))?"),
     "diluted_eps": (r"(earnings|income) per (common )?share.*diluted", r"diluted (net )?(earnings|income) per (common )?share"),
     "total_assets": (r"total assets",),
     "total_liabilities": (r"total liabilities",),
     "total_equity": (r"total (\(deficit\) )?equity( \(deficit\))?",
                      r"total (\S+ )*(shareholders|stockholders|shareowners)[’']? equity( \(deficit\))?"),
     "cash_and_equivalents": (r"cash and cash equivalents",),
-    "operating_cash_flow": (r"net cash (provided by|from)( \(used (in|for)\))? operating activities",),
+    "operating_cash_flow": (r"(net|total) cash( flows)? (provided by|from)( \(used (in|for)\))? operating activities",),
     "capital_expenditures": (r"(purchases of|payments for|additions to) (property|pp&e).*", r"capital (expenditures|spending).*",
                              r"property, plant and equipment additions"),
 }
+#: a note reference in a label, "(Notes 1 and 2)", whose numbers are not figures
+_NOTE_REF = re.compile(r"\s*\(notes? \d+(?:,? (?:and )?\d+)*\)", re.I)
 _NUM = re.compile(r"(?<![\w.,])\(?-?\$?\s*\d[\d,]*(?:\.\d+)?\)?(?![\w%])")
 _YEAR_HEADER = re.compile(r"^.*?((?:19|20)\d\d)(?:\s+((?:19|20)\d\d)){1,4}\s*$"
                           r"|^.*?(?:[A-Z][a-z]{2,8}\.? \d{1,2}, ?(?:19|20)\d\d\s*){2,5}$")  # "January 28, 2017   January 30, 2016"
@@ -115,6 +125,12 @@ def text_financials(text: str, source: str) -> list[tuple[int, str, float, str]]
     for metric, rows in _statement_lines([(first + k, line) for k, line in enumerate(body.split("\n"))], source,
                                          "Item 8").items():
         found.setdefault(metric, rows)
+    item6 = find_item(text, "6", "selected")  # MGM's statements print some totals without a label
+    if item6 is not None:
+        first = text[:item6.start].count("\n") + 1
+        for metric, rows in _statement_lines([(first + k, line) for k, line in enumerate(item6.text.split("\n"))], source,
+                                             "Item 6").items():
+            found.setdefault(metric, rows)
     return sorted((fy, m, v, s) for m, rows in found.items() for fy, v, s in rows)
 
 
@@ -123,22 +139,33 @@ def _statement_lines(lines: list[tuple[int, str]], source: str, where: str) -> d
     years: list[int] = []
     scale = 1.0
     heading = ""  # the last line without figures: "Net Income Attributable to PepsiCo per Common Share"
+    wrapped = ""  # a label line without figures of its own, continued on the next line
     for n, line in lines:
+        line = _NOTE_REF.sub("", line)
         head = _YEAR_HEADER.match(line.replace("Fiscal", "").replace("fiscal", ""))
         if head:
             years = [int(y) for y in re.findall(r"(?:19|20)\d\d", line)]
         scale = _scale(line, scale) if "(" in line or " in " in line.lower() else scale
         first = _NUM.search(line)
-        if first is None and line.strip():
+        if first is None and line.strip() and not re.search(r"\s[—–]$", line.rstrip()):  # "—" is a nil figure
             heading = line.strip().lower()
         if not years or first is None:
+            wrapped = _label(line) if line.strip() and not head else ""
             continue
-        label = " ".join(line[:first.start()].replace("$", " ").replace("—", " ").replace("–", " ").split()).lower().rstrip(":")
-        if label == "diluted" and re.search(r"per (common )?share", heading):
-            label = "diluted earnings per share"  # a "Diluted" line under a per-share heading
+        label = _label(line[:first.start()])
         nums = [m.group(0) for m in _NUM.finditer(line, first.start())]
         if len(nums) < 2 or not label or re.search(r"[a-z]", line[first.start():]):
+            wrapped = _label(line)  # "Additions to property and equipment, net of $48, $92 and $14 of non-cash capital"
             continue
+        cont = wrapped and line[:first.start()].strip()[:1].islower()  # a wrapped label goes on in lower case
+        label, wrapped = (f"{wrapped} {label}" if cont else label), ""
+        per_share = bool(re.search(r"per (common )?share", heading)) and all("." in t for t in nums)
+        if per_share and "diluted" in heading and re.fullmatch(_LABELS["net_income"][0], label):
+            label = "diluted earnings per share"  # "Diluted earnings per share:" / "Net income attributable to CVS Health"
+        elif per_share and label == "diluted":
+            label = "diluted earnings per share"  # a "Diluted" line under a per-share heading
+        elif per_share and not any(re.fullmatch(p, label) for p in _LABELS["diluted_eps"]):
+            continue  # a per-share figure is never a statement total
         for metric, patterns in _LABELS.items():
             rank = next((i for i, p in enumerate(patterns) if re.fullmatch(p, label)), None)
             if rank is None or (metric in found and found[metric][0] <= rank):
@@ -150,6 +177,12 @@ def _statement_lines(lines: list[tuple[int, str]], source: str, where: str) -> d
                     for fy, tok in zip(years, nums, strict=False)]
             found[metric] = (rank, rows)
     return {m: rows for m, (_, rows) in found.items()}
+
+
+def _label(text: str) -> str:
+    """The normalised label of a statement line's text: lower case, single spaces, no ``$`` or
+    dashes, no trailing colon."""
+    return " ".join(text.replace("$", " ").replace("—", " ").replace("–", " ").split()).lower().rstrip(":")
 
 
 def _inline_xbrl_facts(html: str, accession: str, filed: date) -> list[Fact]:
