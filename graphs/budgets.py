@@ -25,6 +25,7 @@ lower bound; the alert and ``chainproof costs`` say so.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -184,7 +185,7 @@ def check_resume(guard: CostGuard, state: Mapping[str, Any], stop: Mapping[str, 
     interrupt's value; ``budget_usd`` the new run budget, if any)."""
     budget = dict(state.get("budget") or {})
     if budget_usd is not None:
-        if budget_usd <= 0:
+        if not math.isfinite(budget_usd) or budget_usd <= 0:
             raise InputError(f"budget_usd: expected a positive amount of USD, got {budget_usd}")
         budget["max_cost_usd"] = budget_usd
     for limit in guard.limits({**state, "budget": budget}):

@@ -37,7 +37,7 @@ class Budget(BaseModel):
     extend_by: int = Field(default=10, ge=1)
     max_extensions: int = Field(default=3, ge=0)
     extensions: int = Field(default=0, ge=0)
-    max_cost_usd: float | None = Field(default=None, gt=0)
+    max_cost_usd: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
     @model_serializer(mode="wrap")
     def _without_unset_cost(self, handler: Any) -> dict[str, Any]:

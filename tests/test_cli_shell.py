@@ -145,6 +145,7 @@ def test_runs_tells_a_run_whose_process_died_from_one_running_now(settings, monk
 
 
 @pytest.mark.parametrize(("flag", "value", "says"), [("--budget-usd", "-1", "budget_usd (--budget-usd): Input should be greater than 0"),
+                                                     ("--budget-usd", "1e400", "budget_usd (--budget-usd): Input should be a finite number"),
                                                      ("--max-steps", "0", "max_steps (--max-steps): Input should be greater than or equal to 1"),
                                                      ("--max-steps", "99999999999999999999",
                                                       "max_steps (--max-steps): Input should be less than or equal to 1000000")])

@@ -22,6 +22,7 @@ from datetime import date
 from pathlib import Path
 
 from chainproof.errors import DossierError
+from chainproof.tools.dossier import check_as_of
 from chainproof.tools.dossier_files import load_dossier
 from chainproof.tools.input_files import open_text
 
@@ -161,7 +162,8 @@ def write_dossier(parts: DossierParts, market: Mapping[str, Path], out_dir: str 
 
     Raises :class:`DossierError`: a market file missing or invalid (named with its option, e.g.
     ``--peers FILE: peers.csv line 3: ...``), a required filing text absent, or an ``out_dir``
-    holding files no build wrote as they are now (unless ``force``, see :func:`check_out_dir`)."""
+    holding files no build wrote as they are now (unless ``force``, see :func:`check_out_dir`), or
+    prices that do not cover ``parts.as_of`` (:func:`chainproof.tools.dossier.check_as_of`)."""
     out = Path(out_dir).expanduser().resolve()
     check_out_dir(out, force=force)
     missing = [f"{opt} FILE" for name, opt in MARKET_FILES.items() if name not in market]
@@ -188,10 +190,14 @@ def write_dossier(parts: DossierParts, market: Mapping[str, Path], out_dir: str 
                             sources=sources, notes=parts.notes)
         (tmp / "dossier.toml").write_text(toml, encoding="utf-8")
         try:
-            load_dossier(tmp)
+            dossier = load_dossier(tmp)
         except DossierError as exc:
             option = next((MARKET_FILES[n] for n in MARKET_FILES if str(exc).startswith(n)), None)
             raise DossierError(f"{option} {market[MARKET_FILES_BY_OPTION[option]]}: {exc}" if option else str(exc)) from None
+        try:  # a dossier whose prices do not reach its as_of could never be analysed: say so now
+            check_as_of(dossier, parts.as_of)
+        except DossierError as exc:
+            raise DossierError(f"--prices {market['prices.csv']} does not cover --as-of: {exc}") from None
     return out
 
 

@@ -78,6 +78,18 @@ def test_a_bad_market_file_names_its_option(bundle_root, built_dossiers, tmp_pat
     assert result.exit_code == 2 and "--peers" in result.output and "missing column 'sector'" in result.output
 
 
+def test_prices_that_do_not_reach_as_of_are_named_at_import_not_at_run_time(bundle_root, built_dossiers, tmp_path):
+    market = tmp_path / "market"
+    market.mkdir()
+    for n in ("prices", "benchmark", "rates", "peers"):
+        market.joinpath(f"{n}.csv").write_bytes((built_dossiers["MMM"] / f"{n}.csv").read_bytes())
+    market.joinpath("prices.csv").write_text("date,close\n2019-01-02,100\n2019-01-03,101\n", encoding="utf-8")
+    result = _import(_tenk(bundle_root, tmp_path, "3M_2017_10K"), market, tmp_path / "MMM")
+    assert result.exit_code == 2
+    assert "--prices" in result.output and "does not cover --as-of" in result.output and "2019-01-02 to 2019-01-03" in result.output
+    assert not (tmp_path / "MMM").exists()  # nothing half-written
+
+
 def test_headlines_and_sector_come_from_the_analysts_files(bundle_root, built_dossiers, tmp_path):
     news = tmp_path / "news.csv"
     news.write_text("date,headline,source\n2018-01-25,3M reports fourth-quarter results,8-K\n,3M at a conference,\n",
