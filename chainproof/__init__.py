@@ -48,6 +48,9 @@ _EXPORTS: dict[str, str] = {
     "ChainSpec": "chainproof.graphs.spec:ChainSpec",
     "PlanStep": "chainproof.graphs.spec:PlanStep",
     "Finding": "chainproof.graphs.spec:Finding",
+    "Condition": "chainproof.graphs.branching:Condition",
+    "BranchChoice": "chainproof.graphs.branching:BranchChoice",
+    "BranchOutcome": "chainproof.graphs.branching:BranchOutcome",
     "ChainView": "chainproof.graphs.view:ChainView",
     "ApprovalItem": "chainproof.graphs.approval:ApprovalItem",
     "ApprovalPolicy": "chainproof.graphs.approval_policy:ApprovalPolicy",
@@ -94,6 +97,9 @@ __all__ = [
     "ChainSpec",
     "PlanStep",
     "Finding",
+    "Condition",
+    "BranchChoice",
+    "BranchOutcome",
     "ChainView",
     "ApprovalItem",
     "ApprovalPolicy",
@@ -126,6 +132,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from chainproof.errors import ChainproofError, RunError, UserError
     from chainproof.graphs.approval import ApprovalItem
     from chainproof.graphs.approval_policy import ApprovalPolicy, CostAbove, FieldBelow, FieldEquals, SensitiveToolUsed
+    from chainproof.graphs.branching import BranchChoice, BranchOutcome, Condition
     from chainproof.graphs.instrument import InstrumentedGraph, instrument
     from chainproof.graphs.registry import GraphInfo, get_spec, list_graphs, register
     from chainproof.graphs.spec import ChainSpec, Finding, PlanStep
