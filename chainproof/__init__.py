@@ -51,6 +51,10 @@ _EXPORTS: dict[str, str] = {
     "Condition": "chainproof.graphs.branching:Condition",
     "BranchChoice": "chainproof.graphs.branching:BranchChoice",
     "BranchOutcome": "chainproof.graphs.branching:BranchOutcome",
+    "debate_step": "chainproof.graphs.debate:debate_step",
+    "Debate": "chainproof.graphs.debate:Debate",
+    "Position": "chainproof.graphs.debate:Position",
+    "DebateVerdict": "chainproof.graphs.debate:DebateVerdict",
     "ChainView": "chainproof.graphs.view:ChainView",
     "ApprovalItem": "chainproof.graphs.approval:ApprovalItem",
     "ApprovalPolicy": "chainproof.graphs.approval_policy:ApprovalPolicy",
@@ -100,6 +104,10 @@ __all__ = [
     "Condition",
     "BranchChoice",
     "BranchOutcome",
+    "debate_step",
+    "Debate",
+    "Position",
+    "DebateVerdict",
     "ChainView",
     "ApprovalItem",
     "ApprovalPolicy",
@@ -133,6 +141,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from chainproof.graphs.approval import ApprovalItem
     from chainproof.graphs.approval_policy import ApprovalPolicy, CostAbove, FieldBelow, FieldEquals, SensitiveToolUsed
     from chainproof.graphs.branching import BranchChoice, BranchOutcome, Condition
+    from chainproof.graphs.debate import Debate, DebateVerdict, Position, debate_step
     from chainproof.graphs.instrument import InstrumentedGraph, instrument
     from chainproof.graphs.registry import GraphInfo, get_spec, list_graphs, register
     from chainproof.graphs.spec import ChainSpec, Finding, PlanStep

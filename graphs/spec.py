@@ -19,6 +19,7 @@ from chainproof.agents.config import Effort
 from chainproof.graphs.approval import ApprovalItem
 from chainproof.graphs.approval_policy import ApprovalPolicy
 from chainproof.graphs.branching import BranchChoice, BranchOutcome, Condition
+from chainproof.graphs.debate import Debate
 
 if TYPE_CHECKING:
     from chainproof.graphs.view import ChainView
@@ -73,11 +74,16 @@ class PlanStep(BaseModel):
     recorded, each cited ``[id, step N]``) the step's prompt shows in full, within
     ``ChainSpec.evidence_tokens``; None: its ``depends_on``. Not only the rolling summary: a later
     step reads the evidence it depends on itself (the sources need ``keep_data=True``).
+
+    ``kind="debate"`` (made by :func:`chainproof.graphs.debate.debate_step`): analysts argue
+    ``instruction`` (the question) from ``debate.positions`` for ``debate.rounds`` rounds, then a
+    judge gives a verdict citing the arguments (``graphs/debate.py``). It runs on its own, not in
+    a parallel group; each round counts one unit of the step budget, as an agent iteration.
     """
 
     id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     title: str
-    kind: Literal["tool", "reason", "agent"]
+    kind: Literal["tool", "reason", "agent", "debate"]
     instruction: str
     tool: str | None = None
     args: dict[str, Any] = Field(default_factory=dict)
@@ -94,11 +100,12 @@ class PlanStep(BaseModel):
     depends_on: list[str] | None = None
     when: Condition | None = None
     evidence: list[str] | None = None
+    debate: Debate | None = None
 
     @model_validator(mode="after")
     def _fields_fit_the_kind(self) -> PlanStep:
         if self.depends_on is not None:
-            if self.kind == "agent":
+            if self.kind in ("agent", "debate"):
                 raise ValueError(f"plan step {self.id!r}: depends_on applies to tool and reason steps; an agent "
                                  "step runs on its own")
             missing = sorted(set(self.args_from_findings.values()) - set(self.depends_on))
@@ -107,6 +114,9 @@ class PlanStep(BaseModel):
                                  f"missing {missing}")
         if self.when is not None and self.when.finding == self.id:
             raise ValueError(f"plan step {self.id!r}: when.finding names the step itself; name an earlier step")
+        if (self.kind == "debate") != (self.debate is not None):
+            raise ValueError(f"plan step {self.id!r}: a debate step needs debate=Debate(...) and only a debate step "
+                             "has one (use graphs.debate.debate_step)")
         if self.kind == "agent" and self.tool is not None:
             raise ValueError(f"plan step {self.id!r}: an agent step chooses its tools; give tools=[...], not tool=")
         if self.kind != "tool" and not self.interpret:
@@ -126,7 +136,7 @@ class PlanStep(BaseModel):
 
 _LATER_DEFAULTS: dict[str, Any] = {"args_from_summaries": {}, "interpret": True, "tools": None, "max_iterations": None,
                                    "max_invalid_calls": 3, "review_every": None, "depends_on": None, "when": None,
-                                   "evidence": None}
+                                   "evidence": None, "debate": None}
 
 
 class Finding(BaseModel):
