@@ -48,6 +48,13 @@ _EXPORTS: dict[str, str] = {
     "ChainSpec": "chainproof.graphs.spec:ChainSpec",
     "PlanStep": "chainproof.graphs.spec:PlanStep",
     "Finding": "chainproof.graphs.spec:Finding",
+    "Condition": "chainproof.graphs.branching:Condition",
+    "BranchChoice": "chainproof.graphs.branching:BranchChoice",
+    "BranchOutcome": "chainproof.graphs.branching:BranchOutcome",
+    "debate_step": "chainproof.graphs.debate:debate_step",
+    "Debate": "chainproof.graphs.debate:Debate",
+    "Position": "chainproof.graphs.debate:Position",
+    "DebateVerdict": "chainproof.graphs.debate:DebateVerdict",
     "ChainView": "chainproof.graphs.view:ChainView",
     "ApprovalItem": "chainproof.graphs.approval:ApprovalItem",
     "ApprovalPolicy": "chainproof.graphs.approval_policy:ApprovalPolicy",
@@ -94,6 +101,13 @@ __all__ = [
     "ChainSpec",
     "PlanStep",
     "Finding",
+    "Condition",
+    "BranchChoice",
+    "BranchOutcome",
+    "debate_step",
+    "Debate",
+    "Position",
+    "DebateVerdict",
     "ChainView",
     "ApprovalItem",
     "ApprovalPolicy",
@@ -126,6 +140,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from chainproof.errors import ChainproofError, RunError, UserError
     from chainproof.graphs.approval import ApprovalItem
     from chainproof.graphs.approval_policy import ApprovalPolicy, CostAbove, FieldBelow, FieldEquals, SensitiveToolUsed
+    from chainproof.graphs.branching import BranchChoice, BranchOutcome, Condition
+    from chainproof.graphs.debate import Debate, DebateVerdict, Position, debate_step
     from chainproof.graphs.instrument import InstrumentedGraph, instrument
     from chainproof.graphs.registry import GraphInfo, get_spec, list_graphs, register
     from chainproof.graphs.spec import ChainSpec, Finding, PlanStep

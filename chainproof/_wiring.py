@@ -104,7 +104,7 @@ def context_from_record(spec: ChainSpec, recorded: list[Record], scratch: AuditS
     context = ChainContext(
         spec, ReplayModels(source), scratch, _report_dir(steps), started.get("effort_override"),
         tools={t.name: RecordedTool(t.name, source) for t in spec.tools()}, write_reports=False,
-        routing=RoutingPolicy(RoutingSettings.model_validate(started.get("routing") or {})),
+        routing=RoutingPolicy(RoutingSettings.model_validate(_recorded_routing(started.get("routing")))),
         pricing={m: Price.model_validate(p) for m, p in pricing.items()} if pricing is not None else None,
         cache=RecordedCache(source), budgets=RecordedBudgets.from_record(recorded),
         policy=ApprovalPolicy.model_validate(started["approval_policy"]) if "approval_policy" in started else None,
@@ -117,3 +117,11 @@ def _report_dir(steps: list[Record]) -> Path:
         if s.node == "report" and isinstance(s.output, dict) and s.output.get("path"):
             return Path(s.output["path"]).parent
     return Path(".")
+
+
+def _recorded_routing(recorded: dict[str, Any] | None) -> dict[str, Any]:
+    """The routing settings a run was recorded with; a run recorded before the reading floor
+    existed had none (so it replays as it ran)."""
+    if not recorded:
+        return {"reading_floor": None}
+    return recorded if "reading_floor" in recorded else {**recorded, "reading_floor": None}

@@ -33,6 +33,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from pydantic import BaseModel, Field, model_validator
 
 from chainproof.agents.structured import Clip
+from chainproof.graphs.prompting import known_parts
 from chainproof.graphs.spec import ChainSpec, PlanStep
 
 WINDOW_ITERATIONS = 3  # iterations the model sees as messages
@@ -107,13 +108,14 @@ def messages_of(window: list[dict[str, Any]]) -> list[BaseMessage]:
 
 
 def prompt(spec: ChainSpec, state: Mapping[str, Any], run: Mapping[str, Any], iteration: int, limit: int,
-           progress: str) -> list[BaseMessage]:
+           progress: str, evidence: str = "") -> list[BaseMessage]:
     """The prompt of one iteration: the system prompt with the agent rules, the step's task with
-    the goal, progress, rolling summary and notes on earlier calls, then the window. The text is
+    the goal, progress, rolling summary, the review's note, the cited ``evidence`` and notes on
+    earlier calls, then the window. The text is
     part of every recorded prompt hash: changing it breaks replay of recorded agent runs."""
-    parts = [f"Goal: {state['goal']}", progress]
-    if state.get("summary"):
-        parts.append("What we know so far:\n" + "\n".join(f"- {s}" for s in state["summary"]))
+    parts = [f"Goal: {state['goal']}", progress, *known_parts(state)]
+    if evidence:
+        parts.append(evidence)
     parts.append(f"Your task now: {run['instruction']}")
     if run["notes"]:
         omitted = run["earlier_calls"] - len(run["notes"])

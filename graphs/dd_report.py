@@ -169,6 +169,20 @@ def _charts(state: ChainView) -> str:
     return "\n\n".join(["## Charts", *links]) + "\n" if links else ""
 
 
+def _cross_examination(state: ChainView) -> str:
+    """The debate before the recommendation (``--debate``): each argument by id, then the verdict."""
+    d = _data(state, "cross_examination")
+    if not d:
+        return ""
+    verdict = d.get("verdict") or {}
+    out = ["## Cross-examination", "", f"Question: {d.get('question')}", "",
+           _table(["argument", "position", "text"], [[aid, str(a.get("position")), _plain(a.get("text"))]
+                                                      for aid, a in (d.get("arguments") or {}).items()]), "",
+           f"**Judge's verdict: {verdict.get('winner')}.** {verdict.get('summary', '')}", ""]
+    out += [f"- {r['text']} _(cites: {', '.join(r['cites'])})_" for r in verdict.get("reasons", [])]
+    return "\n".join(out) + "\n"
+
+
 def _decided_at(state: ChainView) -> str:
     # the approval's time, not the rendering time: the report is a function of the recorded run,
     # so a replay renders the same bytes
@@ -204,7 +218,7 @@ def render_report(state: ChainView) -> str:
     for reason in decision.get("reasons", []):
         lines.append(f"- {reason['text']} _(evidence: {', '.join(reason['evidence'])})_")
     lines += ["", _decisions(state), _charts(state), _financials(state), _legal(state), _sentiment(state), _peers(state), _risk(state), _scorecard(state),
-              "## Provenance", "",
+              _cross_examination(state), "## Provenance", "",
               f"Dossier: `{inputs['dossier']}`. Every figure in the tables was computed by Chainproof's tools from the "
               "dossier. The paragraphs marked *Model's interpretation* and the recommendation's text are written by the "
               "model and may misread a figure: the tables are authoritative. The full trace (prompts, outputs, tool "

@@ -20,6 +20,7 @@ from chainproof.agents.structured import Clip
 from chainproof.graphs.approval_policy import ApprovalPolicy, FieldBelow, FieldEquals
 from chainproof.graphs.dd_charts import render_charts
 from chainproof.graphs.dd_report import render_report
+from chainproof.graphs.debate import debate_step
 from chainproof.graphs.prompting import compact_json
 from chainproof.graphs.spec import ChainSpec, PlanStep
 from chainproof.graphs.view import ChainView
@@ -30,6 +31,7 @@ FINDING_IDS = ("financials", "legal", "sentiment", "peers", "market_risk", "scor
 #: sections longer than this (characters, all three together) are read paragraph by paragraph
 #: (map steps) before the legal step; shorter ones are carried whole enough by its excerpts
 LONG_SECTIONS_CHARS = 12_000
+DEBATE_ROUNDS = 2  # rounds of the optional cross-examination (--debate)
 LEGAL_CHUNKS = 3  # map steps: 3 chunks of <= 2,000 characters (tools.legal_passages)
 READ_INSTRUCTION = (
     "For each paragraph below that states a material legal or regulatory matter (a lawsuit, investigation, "
@@ -86,6 +88,8 @@ class DueDiligenceInputs(BaseModel):
     company: str = Field(min_length=1, description="ticker, e.g. MMM")
     as_of: date = Field(description="the analysis date, YYYY-MM-DD: only data known by then is used")
     dossier: str | None = Field(default=None, description="dossier folder (default: the bundled dossier of the ticker)")
+    debate: bool = Field(default=False, description="cross-examine the evidence before the recommendation: two "
+                                                    "analysts argue for and against for two rounds, then a judge")
 
 
 class DueDiligence(ChainSpec[Recommendation]):
@@ -129,8 +133,11 @@ class DueDiligence(ChainSpec[Recommendation]):
                 f"as_of: {as_of.isoformat()} is before the date this dossier was assembled for "
                 f"({dossier.meta.as_of.isoformat()}): its filing texts and peer snapshot may describe later events. "
                 "Build a dossier for the earlier date (chainproof dossier build ...) or use a later as_of.")
+        debate = inputs.get("debate", False)
+        if not isinstance(debate, bool):
+            raise ValueError(f"debate: expected true or false, got {debate!r}")
         return {"company": company, "company_name": dossier.meta.name, "as_of": as_of.isoformat(),
-                "dossier": str(Path(folder).resolve())}
+                "dossier": str(Path(folder).resolve()), **({"debate": True} if debate else {})}
 
     def subject(self, inputs: dict[str, Any]) -> str | None:
         """The ticker, shown by ``chainproof runs``."""
@@ -187,10 +194,25 @@ class DueDiligence(ChainSpec[Recommendation]):
                                          "peers": "peers", "risk": "market_risk"},
                      effort="medium", keep_data=True, prompt_fields=["total_score", "recommendation", "factors"],
                      instruction="In 2 sentences, explain the score and which factors drive it."),
+            *([self.cross_examination(inputs)] if inputs.get("debate") else []),
         ]
+
+    @staticmethod
+    def cross_examination(inputs: dict[str, Any]) -> PlanStep:
+        """The optional debate before the recommendation (``--debate``): an analyst for proceeding
+        and one against argue for :data:`DEBATE_ROUNDS` rounds over the cited findings, then a judge
+        (:func:`chainproof.graphs.debate.debate_step`)."""
+        return debate_step(
+            "cross_examination", "Cross-examination",
+            f"Should a buyer proceed with {inputs['company_name']} ({inputs['company']}) as of {inputs['as_of']} on "
+            "this evidence, or renegotiate or walk away?",
+            [("proceed", "argue that the buyer should proceed: the evidence supports the deal as it stands"),
+             ("caution", "argue that the buyer should renegotiate or walk away: the evidence shows material risks")],
+            rounds=DEBATE_ROUNDS, evidence=["financials", "legal", "market_risk", "scorecard"], effort="medium")
 
     def decision_prompt(self, view: ChainView) -> str:
         scorecard = view.data("scorecard")
+        debated = view.finding("cross_examination")
         return (
             "Recommend one decision: proceed, renegotiate or walk_away. Give a confidence between 0 and 1, a "
             "one-paragraph summary, and 2-4 reasons. Each reason lists evidence keys: a finding id from "
@@ -200,6 +222,7 @@ class DueDiligence(ChainSpec[Recommendation]):
             '"reasons": [{"text": "...", "evidence": ["legal"]}, {"text": "...", "evidence": ["market_risk.beta_vs_benchmark"]}]}'
             "\n\nQuantitative scorecard (JSON): "
             + compact_json({k: scorecard.get(k) for k in ("total_score", "recommendation", "factors")}, max_chars=1500)
+            + (f"\n\nCross-examination (finding id cross_examination): {debated.summary}" if debated else "")
         )
 
     def check_decision(self, decision: Recommendation, view: ChainView) -> None:

@@ -46,7 +46,8 @@ class InstrumentedGraph(ChainSpec[BaseModel]):
         from chainproof.graphs._engine.instrumented import InstrumentedApp, compile_instrumented
 
         return InstrumentedApp(compile_instrumented(self.builder, checkpointer), self.efforts, self.default_effort,
-                               self._context() if self._context is not None else None)
+                               self._context() if self._context is not None else None,
+                               review_every=self.review_every, review_effort=self.review_effort or "medium")
 
     def initial_state(self, state: dict[str, Any]) -> dict[str, Any]:
         """The graph's input: the run's inputs, decoded (the value contract's types)."""
@@ -81,7 +82,8 @@ def instrument(builder: StateGraph, *, name: str, description: str = "",
                goal: str | Callable[[dict[str, Any]], str] | None = None, efforts: Mapping[str, Effort] | None = None,
                default_effort: Effort = "medium", inputs_model: type[BaseModel] | None = None,
                approval_policy: ApprovalPolicy | None = None, max_steps: int = 100,
-               context: Callable[[], Any] | None = None) -> InstrumentedGraph:
+               context: Callable[[], Any] | None = None, review_every: int = 0,
+               review_effort: Effort = "medium") -> InstrumentedGraph:
     """Chainproof's trust features for a developer's own LangGraph ``StateGraph`` ``builder``
     (not modified; compiled again for each run with Chainproof's checkpointer).
 
@@ -100,6 +102,11 @@ def instrument(builder: StateGraph, *, name: str, description: str = "",
         max_steps: the super-step budget (LangGraph's ``recursion_limit`` is derived from it).
         context: a zero-argument factory of the graph's own LangGraph context (``context_schema``),
             called once per stream; default none.
+        review_every: N of an optional goal review every N node runs (super-steps of a graph whose
+            nodes run one at a time); 0 (the default): none. The review asks Chainproof's configured
+            model (``continue`` / ``replan``, recorded with its advice / ``terminate``, a clean end
+            with the reason; ``graphs/_engine/graph_review.py``) and is replayed from the record.
+        review_effort: the review's effort (default ``medium``, as the engine's review node).
 
     Returns an :class:`InstrumentedGraph` to ``register(name, graph)`` or expose as an entry
     point. Raises ``ValueError`` naming the field: a node in ``efforts`` the builder does not
@@ -118,8 +125,13 @@ def instrument(builder: StateGraph, *, name: str, description: str = "",
             raise ValueError(f"efforts: {node!r} has effort {effort!r}; expected one of {', '.join(EFFORTS)}")
     if max_steps < 1:
         raise ValueError(f"max_steps: must be at least 1, got {max_steps}")
+    if review_every < 0:
+        raise ValueError(f"review_every: must be 0 (no review) or more, got {review_every}")
+    if review_effort not in EFFORTS:
+        raise ValueError(f"review_effort: expected one of {', '.join(EFFORTS)}, got {review_effort!r}")
     attrs = {"name": name, "description": description or (goal if isinstance(goal, str) else "")
-             or f"LangGraph graph {name}, instrumented", "max_steps": max_steps,
+             or f"LangGraph graph {name}, instrumented", "max_steps": max_steps, "review_every": review_every,
+             "review_effort": review_effort, "uses_chainproof_models": review_every > 0,
              "inputs_model": inputs_model or _inputs_model(name, builder.input_schema)}
     cls = type(f"Instrumented[{name}]", (InstrumentedGraph,), attrs)
     return cls(builder, goal=goal, efforts=efforts, default_effort=default_effort, policy=approval_policy,

@@ -50,13 +50,14 @@ class Budget(BaseModel):
 
     def recursion_limit(self) -> int:
         """LangGraph ``recursion_limit`` (super-steps per invocation) that our own budget always
-        reaches first: 2 super-steps per plan step (automatic extensions included), one per review,
+        reaches first: 3 super-steps per plan step (its ``condition``, ``act`` and ``observe``;
+        automatic extensions included), one per review,
         plus plan, decide, approve, report and slack. (N super-steps need a limit of N + 1: LangGraph counts from 0.)"""
         steps = self.max_steps
         if self.on_budget == "extend":
             steps += (self.max_extensions - self.extensions) * self.extend_by
         reviews = steps // self.review_every + 1 if self.review_every else 1
-        return 2 * steps + reviews + self.max_extensions + 16
+        return 3 * steps + reviews + self.max_extensions + 16
 
 
 class RevisedStep(BaseModel):

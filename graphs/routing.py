@@ -15,7 +15,13 @@ Sources, in order of precedence (the first that gives an effort decides):
 
 then, for sources 2-4, a **budget cap**: when a cost budget of the run or its department is
 running out, effort is lowered to the cap of the highest threshold reached
-(:class:`BudgetCap`; default 70 % spent → at most medium, 90 % → low).
+(:class:`BudgetCap`; default 70 % spent → at most medium, 90 % → low);
+
+then, for sources 3-4 and the cap, a **reading floor**: a step that reads evidence (a tool result
+or cited findings of at least ``reading_min_chars`` characters shown with its task) runs at least
+at ``reading_floor`` (default medium). A routed low effort starved such steps: at ~27 output tokens
+a reading of a search result said "nothing relevant" when the figure was there (issue 11). An
+effort set on the step or the run (sources 1-2) is the author's and is kept.
 
 Every decision is a :class:`Route` with a reason such as ``rule: assess risk -> high`` or
 ``complexity 0.42 (words 0.12, cues 0.30) -> medium; budget cap: 91% of the run budget spent -> low``,
@@ -113,7 +119,10 @@ class RoutingSettings(BaseModel):
 
     ``low_below`` / ``high_from``: complexity thresholds (score < low_below → low; ≥ high_from →
     high; medium between). ``rules`` are tried in order. ``budget_caps``: lower effort as a budget
-    runs out (the cap of the highest ``at`` reached applies)."""
+    runs out (the cap of the highest ``at`` reached applies). ``reading_floor``: the lowest effort
+    of a routed step that reads at least ``reading_min_chars`` characters of material (a tool
+    result, cited evidence; 400 characters is about 100 tokens, more than a one-line result);
+    None: no floor (runs recorded before the floor existed replay with None)."""
 
     rules: list[Rule] = Field(default_factory=default_rules)
     complexity: ComplexityWeights = Field(default_factory=ComplexityWeights)
@@ -121,6 +130,8 @@ class RoutingSettings(BaseModel):
     high_from: float = Field(default=0.65, ge=0, le=1)
     budget_caps: list[BudgetCap] = Field(default_factory=lambda: [BudgetCap(at=0.7, max_effort="medium"),
                                                                   BudgetCap(at=0.9, max_effort="low")])
+    reading_floor: Effort | None = "medium"
+    reading_min_chars: int = Field(default=400, ge=0)
 
     @model_validator(mode="after")
     def _thresholds(self) -> RoutingSettings:
@@ -196,10 +207,16 @@ class RoutingPolicy:
         if override:
             return Route(override, "override: run config", budget)
         if static:
-            effort, reason = static, f"static: set on {static_where}"
-        else:
-            effort, reason = self._by_task(task)
-        return self._capped(effort, reason, budget)
+            return self._capped(static, f"static: set on {static_where}", budget)
+        effort, reason = self._by_task(task)
+        return self._floored(self._capped(effort, reason, budget), task)
+
+    def _floored(self, route: Route, task: Task) -> Route:
+        floor, s = self.settings.reading_floor, self.settings
+        if floor is None or task.material_chars < s.reading_min_chars or RANK[route.effort] >= RANK[floor]:
+            return route
+        return Route(floor, f"{route.reason}; reading floor: the step reads {task.material_chars:,} characters of "
+                            f"evidence -> {floor}", route.budget)
 
     def _by_task(self, task: Task) -> tuple[Effort, str]:
         for rule, pattern in self._rules:

@@ -18,6 +18,8 @@ from chainproof._boundaries import decision_form
 from chainproof.agents.config import Effort
 from chainproof.graphs.approval import ApprovalItem
 from chainproof.graphs.approval_policy import ApprovalPolicy
+from chainproof.graphs.branching import BranchChoice, BranchOutcome, Condition
+from chainproof.graphs.debate import Debate
 
 if TYPE_CHECKING:
     from chainproof.graphs.view import ChainView
@@ -61,11 +63,27 @@ class PlanStep(BaseModel):
     steps that each declare ``depends_on`` and need none of each other form a parallel group: they
     run concurrently (one LangGraph ``Send`` per step, ``graphs/_engine/nodes/parallel.py``). Every
     ``args_from_findings`` source must be listed. Agent steps always run on their own.
+
+    ``when`` (any kind): a typed :class:`~chainproof.graphs.branching.Condition` on an earlier
+    finding; the step runs only when it holds (else it is skipped), and the path taken, the values
+    read and why are recorded as a ``condition`` step (``graphs/branching.py``). The spec may
+    override the choice (:meth:`ChainSpec.choose_branch`). A conditioned step never joins a
+    parallel group it does not start.
+
+    ``evidence``: ids of earlier findings whose summary and kept data (their figures exactly as
+    recorded, each cited ``[id, step N]``) the step's prompt shows in full, within
+    ``ChainSpec.evidence_tokens``; None: its ``depends_on``. Not only the rolling summary: a later
+    step reads the evidence it depends on itself (the sources need ``keep_data=True``).
+
+    ``kind="debate"`` (made by :func:`chainproof.graphs.debate.debate_step`): analysts argue
+    ``instruction`` (the question) from ``debate.positions`` for ``debate.rounds`` rounds, then a
+    judge gives a verdict citing the arguments (``graphs/debate.py``). It runs on its own, not in
+    a parallel group; each round counts one unit of the step budget, as an agent iteration.
     """
 
     id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     title: str
-    kind: Literal["tool", "reason", "agent"]
+    kind: Literal["tool", "reason", "agent", "debate"]
     instruction: str
     tool: str | None = None
     args: dict[str, Any] = Field(default_factory=dict)
@@ -80,17 +98,25 @@ class PlanStep(BaseModel):
     max_invalid_calls: int = Field(default=3, ge=0)
     review_every: int | None = Field(default=None, ge=0)
     depends_on: list[str] | None = None
+    when: Condition | None = None
+    evidence: list[str] | None = None
+    debate: Debate | None = None
 
     @model_validator(mode="after")
     def _fields_fit_the_kind(self) -> PlanStep:
         if self.depends_on is not None:
-            if self.kind == "agent":
+            if self.kind in ("agent", "debate"):
                 raise ValueError(f"plan step {self.id!r}: depends_on applies to tool and reason steps; an agent "
                                  "step runs on its own")
             missing = sorted(set(self.args_from_findings.values()) - set(self.depends_on))
             if missing:
                 raise ValueError(f"plan step {self.id!r}: depends_on must list every args_from_findings source; "
                                  f"missing {missing}")
+        if self.when is not None and self.when.finding == self.id:
+            raise ValueError(f"plan step {self.id!r}: when.finding names the step itself; name an earlier step")
+        if (self.kind == "debate") != (self.debate is not None):
+            raise ValueError(f"plan step {self.id!r}: a debate step needs debate=Debate(...) and only a debate step "
+                             "has one (use graphs.debate.debate_step)")
         if self.kind == "agent" and self.tool is not None:
             raise ValueError(f"plan step {self.id!r}: an agent step chooses its tools; give tools=[...], not tool=")
         if self.kind != "tool" and not self.interpret:
@@ -109,7 +135,8 @@ class PlanStep(BaseModel):
 
 
 _LATER_DEFAULTS: dict[str, Any] = {"args_from_summaries": {}, "interpret": True, "tools": None, "max_iterations": None,
-                                   "max_invalid_calls": 3, "review_every": None, "depends_on": None}
+                                   "max_invalid_calls": 3, "review_every": None, "depends_on": None, "when": None,
+                                   "evidence": None, "debate": None}
 
 
 class Finding(BaseModel):
@@ -151,6 +178,9 @@ class ChainSpec(Generic[DecisionT]):
             run is recorded); an instrumented graph calls its own.
         inputs_given_only: keep only the input fields given, not the model's defaults (an
             instrumented graph: LangGraph leaves a state's optional keys absent).
+        evidence_tokens: the budget of a step's cited evidence (``PlanStep.evidence``), in tokens
+            estimated as characters / 4 (1,500: room for five findings with their data; a
+            judgement, not a fit).
     """
 
     name: ClassVar[str]
@@ -165,6 +195,7 @@ class ChainSpec(Generic[DecisionT]):
     max_iterations: ClassVar[int] = 30
     uses_chainproof_models: ClassVar[bool] = True
     inputs_given_only: ClassVar[bool] = False
+    evidence_tokens: ClassVar[int] = 1500
     system_prompt: ClassVar[str] = (
         "You are a careful analyst. Use only the facts given to you. Never compute or invent numbers: "
         "quote numbers exactly as the tool results give them."
@@ -265,6 +296,14 @@ class ChainSpec(Generic[DecisionT]):
 
         return json.dumps(result, separators=(",", ":"), ensure_ascii=False, default=str)
 
+    def choose_branch(self, view: ChainView, step: PlanStep, outcome: BranchOutcome) -> BranchChoice | None:
+        """Override: the choice at a conditioned step (``PlanStep.when``), given what its condition
+        decided (``outcome``). Return a :class:`~chainproof.graphs.branching.BranchChoice` to
+        override it (run or skip the step, or skip ahead to a later step id; recorded with
+        ``by="spec"`` and its reason), or None (the default) to keep the condition's choice. Must be
+        a pure function of ``view`` (a replay calls it again and must take the same path)."""
+        return None
+
     def compile_graph(self, checkpointer: Any) -> Any | None:
         """The compiled LangGraph graph this spec's runs use, with ``checkpointer``; None (the
         default) for Chainproof's engine (``graphs/_engine/compile.py``). A graph made by
@@ -291,11 +330,17 @@ class ChainSpec(Generic[DecisionT]):
         return {}
 
     def render_terminated(self, view: ChainView) -> str:
-        """The report of a run a review terminated: the goal, why it stopped, and the findings so
+        """The report of a run a review terminated: the goal, why it stopped, the best answer
+        available (the decision asked after the stop, as approved or edited) and the findings so
         far. Override for a graph-specific layout."""
         term = view.termination or {}
         lines = [f"# Run {view.run_id} terminated", "", f"Goal: {view.goal}", "",
                  f"**Terminated after {view.done_count} plan steps:** {term.get('reason', 'no reason recorded')}",
-                 "", "## Findings so far", ""]
+                 "", "## Best answer available", ""]
+        decision = view.decision
+        lines += [f"- **{k}**: {v}" for k, v in (decision or {}).items()] or ["- none (no decision was reached)"]
+        if view.decision_fallback:
+            lines.append("- (the graph's fallback: the model gave no valid answer)")
+        lines += ["", "## Findings so far", ""]
         lines += [f"- **{f.title}**: {f.summary}" for f in view.findings] or ["- none"]
         return "\n".join(lines) + "\n"

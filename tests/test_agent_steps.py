@@ -118,13 +118,13 @@ def test_max_iterations_ends_the_step_cleanly_and_reviews_decide(settings):
     carry_on = json.dumps({"decision": "continue", "reason": "progress"})
     terminate = json.dumps({"decision": "terminate", "reason": "the agent could not finish", "drift": "none"})
     replies = [*looping(2), rescope, call(("multiply", {"a": 1.5, "b": 2.0}), text="Partial: the ratio is 1.5."),
-               *looping(1), carry_on, *looping(1), terminate]
+               *looping(1), carry_on, *looping(1), terminate, DECISION]
     app, run, model = _run(settings, replies, max_iterations=5, review_every=2)
     with app:
         assert run.status == "completed" and run.state["termination"]["by"] == "review"
         nodes = [(s.node, s.title) for s in _rows(app, run.run_id, Step)]
         assert [n for n, _ in nodes] == ["plan", "agent", "agent", "review", "agent", "agent", "review", "agent",
-                                         "observe", "review", "report"]
+                                         "observe", "review", "decide", "report"]  # the best answer, then the report
         assert nodes[3][1] == "Goal review of Compare revenues after 2 iterations"
         assert [r.decision for r in _rows(app, run.run_id, ReviewRecord)] == ["rescope", "continue", "terminate"]
         assert "Your task now: Compute only the ratio of the two revenues." in model.calls[3][1].content

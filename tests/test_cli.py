@@ -80,3 +80,16 @@ def test_bad_run_input_is_one_clear_line(home, args, message):
 def test_approve_unknown_run_is_refused(home):
     result = CliRunner().invoke(app, ["approve", "nope123", "--as", "X"])
     assert result.exit_code == 2 and "no run 'nope123'" in result.output
+
+
+def test_the_cli_debate_flag_runs_the_cross_examination_and_replays_it(home):
+    with FakeOpenAI(responder) as server:
+        env = _env(home, server.base_url)
+        started = _cli("run", "due-diligence", "--company", "MMM", "--as-of", "2018-02-08", "--debate", env=env)
+        assert started.returncode == 0, started.stderr
+        run_id = re.search(r"chainproof approve (\w+) --as", started.stdout).group(1)
+        assert "Cross-examination: caution, round 2" in started.stdout
+    shown = _cli("show", run_id, env=env)
+    assert "Cross-examination: verdict" in shown.stdout
+    replayed = _cli("replay", run_id, env=env)
+    assert replayed.returncode == 0 and "identical: all" in replayed.stdout and "0 model calls made" in replayed.stdout

@@ -46,7 +46,7 @@ def test_the_bundled_graph_is_found_through_the_entry_point_group():
     info = {g.name: g for g in list_graphs()}["due-diligence"]
     assert info.error is None and isinstance(info.spec, DueDiligence)
     assert info.source.startswith("entry point chainproof.graphs.due_diligence:DueDiligence")
-    assert set(info.inputs_model.model_fields) == {"company", "as_of", "dossier"}
+    assert set(info.inputs_model.model_fields) == {"company", "as_of", "dossier", "debate"}
     assert info.description.startswith("Due diligence on a company as of a date")
 
 

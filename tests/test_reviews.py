@@ -51,16 +51,20 @@ def test_replan_replaces_the_remaining_plan(settings):
     assert "wrap_up" in run.state["findings"] and run.state["done_count"] == 7
 
 
-def test_terminate_ends_the_run_with_a_report_that_says_why(settings):
+def test_terminate_ends_the_run_with_the_best_answer_available_and_a_report_that_says_why(settings):
     long_graph.TICKS.clear()
     stop = json.dumps({"decision": "terminate", "reason": "the goal is already met", "drift": "none"})
     with _app(settings, [stop]) as app:
         run = app.start("long", {"n": 20})
-        nodes = [s.node for s in app.audit.records_of(run.run_id, Step)]
+        steps = sorted(app.audit.records_of(run.run_id, Step), key=lambda s: s.step_no)
     assert run.status == "completed" and len(long_graph.TICKS) == 5
-    assert "decide" not in nodes and nodes[-2:] == ["review", "report"]
+    assert [s.node for s in steps][-3:] == ["review", "decide", "report"]  # an answer, never silence
+    decide = steps[-2]
+    assert decide.inputs["termination"] == {"reason": "the goal is already met", "at_step": 5, "by": "review"}
+    assert run.state["decision"]["verdict"] == "done"
     report = open(run.report_path).read()
     assert "Terminated after 5 plan steps" in report and "the goal is already met" in report
+    assert "## Best answer available" in report and "**verdict**: done" in report
 
 
 def test_malformed_review_is_retried_then_recovered_or_defaults_to_continue(settings):

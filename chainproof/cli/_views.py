@@ -231,6 +231,12 @@ def print_trace(console: Console, trace: Trace) -> None:
         extra = " (fallback)" if out.get("fallback") else ""
         console.print(f"review at step {r.step_no}: {out.get('decision')}{extra} — {out.get('reason', '')}"
                       + (f" · drift: {out['drift']}" if out.get("drift") else ""), highlight=False, markup=False)
+    for b in [s for s in steps if s.kind == "branch"]:
+        out = b.output or {}
+        skipped = f" (skipped: {', '.join(out['skipped'])})" if out.get("skipped") else ""
+        console.print(f"branch at step {b.step_no}: {'run' if out.get('taken') else 'skip'} {out.get('plan_step')} — "
+                      f"{out.get('reason', '')}{skipped}" + (" [by the spec]" if out.get("by") == "spec" else ""),
+                      highlight=False, markup=False)
     print_approvals(console, trace.approvals)
     events = ", ".join(e.kind.removeprefix("run_") for e in trace.events)
     console.print(f"events: {events}", highlight=False)

@@ -10,6 +10,9 @@ checkpoint size quadratic; see ``bench/`` and the README)::
                       ⇄ approve_tool (Send × N: calls of requires_approval tools wait for a person)
                  └→ branch_act (Send × n) → gather → branch_observe (Send × n) → merge → (as after observe)
                       (a parallel group of independent plan steps; nodes/parallel.py)
+                 └→ condition → (the step, or past it: a step with ``when``; nodes/condition.py)
+                 └→ argue (Send × N) → debate_round ⟲ (K rounds) → judge → (as after observe)
+                      (a debate step; nodes/debate.py)
                       └─(review: terminate)──────────────────────────────────────→ report
 
 (``agent`` runs one iteration of an agent plan step per super-step and loops on itself.)
@@ -32,6 +35,8 @@ from langgraph.runtime import Runtime
 
 from chainproof.graphs._engine.context import ChainContext
 from chainproof.graphs._engine.nodes.agent import after_agent, agent
+from chainproof.graphs._engine.nodes.condition import after_condition, condition
+from chainproof.graphs._engine.nodes.debate import after_judge, after_round, argue, debate_round, judge
 from chainproof.graphs._engine.nodes.decide import after_decide, after_settle, approve, decide, settle
 from chainproof.graphs._engine.nodes.parallel import after_gather, branch_act, branch_observe, gather, merge
 from chainproof.graphs._engine.nodes.plan import after_plan, plan
@@ -85,11 +90,14 @@ def build_graph(checkpointer: BaseCheckpointSaver | None = None):
     nodes: list[tuple[str, NodeFn]] = [("plan", plan), ("act", act), ("agent", agent), ("observe", observe),
                                        ("review", review), ("decide", decide), ("approve", approve), ("settle", settle),
                                        ("report", report), ("approve_tool", approve), ("branch_act", branch_act),
-                                       ("gather", gather), ("branch_observe", branch_observe), ("merge", merge)]
+                                       ("gather", gather), ("branch_observe", branch_observe), ("merge", merge),
+                                       ("condition", condition), ("argue", argue), ("debate_round", debate_round),
+                                       ("judge", judge)]
     for name, fn in nodes:
         builder.add_node(name, redacted(fn))
     builder.add_edge(START, "plan")
-    steps = ["act", "agent", "branch_act"]  # where the next plan step (or parallel group) runs
+    # where the next plan step (or parallel group) runs, or its condition is evaluated first
+    steps = ["act", "agent", "branch_act", "condition", "argue"]
     builder.add_conditional_edges("plan", after_plan, [*steps, "decide"])
     builder.add_edge("act", "observe")
     builder.add_conditional_edges("agent", after_agent, ["agent", "review", "observe", "approve_tool"])
@@ -99,6 +107,10 @@ def build_graph(checkpointer: BaseCheckpointSaver | None = None):
     builder.add_conditional_edges("gather", after_gather, ["branch_observe"])
     builder.add_edge("branch_observe", "merge")
     builder.add_conditional_edges("merge", after_observe, [*steps, "review", "decide"])
+    builder.add_conditional_edges("condition", after_condition, [*steps, "decide"])
+    builder.add_edge("argue", "debate_round")
+    builder.add_conditional_edges("debate_round", after_round, ["argue", "judge"])
+    builder.add_conditional_edges("judge", after_judge, [*steps, "review", "decide"])
     builder.add_conditional_edges("review", after_review, [*steps, "observe", "decide", "report"])
     builder.add_conditional_edges("decide", after_decide, ["approve", "report"])
     builder.add_edge("approve", "settle")

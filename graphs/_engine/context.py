@@ -69,6 +69,10 @@ class Ledger(Protocol):
 
     def request_record(self, request_id: str) -> Any: ...
 
+    def records_of(self, run_id: str, table: Any) -> list[Any]: ...
+
+    def get_run(self, run_id: str) -> Any: ...
+
 
 class Guards(Protocol):
     """Cost budgets as the nodes see them (:class:`chainproof.graphs.budgets.CostGuard` in live runs;

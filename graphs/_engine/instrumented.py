@@ -220,13 +220,35 @@ class InstrumentedApp:
     state_is_the_developers = True
     """The state holds the developer's keys only (no ``budget``: the run's is in its ``run_started`` event)."""
 
-    def __init__(self, graph: Any, efforts: Mapping[str, str], default_effort: str, graph_context: Any = None):
+    def __init__(self, graph: Any, efforts: Mapping[str, str], default_effort: str, graph_context: Any = None,
+                 review_every: int = 0, review_effort: str = "medium"):
         self.graph, self.efforts, self.default_effort, self.graph_context = graph, efforts, default_effort, graph_context
+        self.review_every, self.review_effort = review_every, review_effort
 
     def invoke(self, payload: Any, config: dict[str, Any], *, context: ChainContext, **kwargs: Any) -> Any:
+        """Run the graph until it pauses or ends; with ``review_every`` (N), a goal review after
+        each super-step that brings the node runs since the last review to N or more
+        (:mod:`chainproof.graphs._engine.graph_review`); a ``terminate`` ends the run there."""
         runs = NodeRuns(context, self.efforts, self.default_effort)
         config = {**config, "configurable": {**config.get("configurable", {}), CONTEXT_KEY: runs}}
-        return self.graph.invoke(payload, config, context=self.graph_context, **kwargs)
+        if not self.review_every:
+            return self.graph.invoke(payload, config, context=self.graph_context, **kwargs)
+        from langgraph.graph import END
+
+        from chainproof.graphs._engine.graph_review import goal_review, node_runs_since_review
+
+        run_id = config["configurable"]["thread_id"]
+        latest = None
+        for values in self.graph.stream(payload, config, context=self.graph_context, stream_mode="values", **kwargs):
+            latest = values
+            done, _ = node_runs_since_review(context, run_id)
+            if len(done) < self.review_every:
+                continue
+            decision = goal_review(context, run_id, runs.next_step(run_id), done, self.review_effort)
+            if decision.decision == "terminate":  # a clean end: nothing left to run, the reason recorded
+                self.graph.update_state(config, None, as_node=END)
+                break
+        return latest
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.graph, name)

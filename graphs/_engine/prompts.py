@@ -8,15 +8,26 @@ from typing import Any
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from chainproof.graphs._engine.state import progress_text
-from chainproof.graphs.spec import ChainSpec
+from chainproof.graphs.prompting import evidence_block, known_parts
+from chainproof.graphs.spec import ChainSpec, PlanStep
 
 
-def step_messages(spec: ChainSpec, state: Mapping[str, Any], instruction: str, material: str = "") -> list:
+def evidence_of(spec: ChainSpec, state: Mapping[str, Any], step: PlanStep) -> str:
+    """The cited evidence ``step`` depends on (``PlanStep.evidence``, else its ``depends_on``),
+    within ``spec.evidence_tokens`` (:func:`~chainproof.graphs.prompting.evidence_block`)."""
+    ids = step.evidence if step.evidence is not None else (step.depends_on or [])
+    return evidence_block(state.get("findings", {}), list(ids), spec.evidence_tokens)
+
+
+def step_messages(spec: ChainSpec, state: Mapping[str, Any], instruction: str, material: str = "",
+                  evidence: str = "") -> list:
     """``[SystemMessage(spec.system_prompt), HumanMessage(...)]`` for one step; never the whole
-    history. The text is part of every recorded prompt hash: changing it breaks replay."""
-    parts = [f"Goal: {state['goal']}", progress_text(spec, state)]
-    if state.get("summary"):
-        parts.append("What we know so far:\n" + "\n".join(f"- {s}" for s in state["summary"]))
+    history: goal, progress, the rolling summary, the review's note (marked as the review's), the
+    cited evidence the step depends on, the task, its material. The text is part of every recorded
+    prompt hash: changing it breaks replay."""
+    parts = [f"Goal: {state['goal']}", progress_text(spec, state), *known_parts(state)]
+    if evidence:
+        parts.append(evidence)
     parts.append(f"Your task now: {instruction}")
     if material:
         parts.append(material)

@@ -67,6 +67,10 @@ class ChainState(TypedDict, total=False):
     review_due: bool
     branch_pending: Annotated[dict[str, Any], merge_branches]
     branch_findings: Annotated[dict[str, Any], merge_branches]
+    branched: str | None
+    review_note: str | None
+    debate_args: Annotated[dict[str, Any], merge_branches]
+    debate_task: dict[str, Any] | None
 
 
 class ApprovalTask(TypedDict):
@@ -121,7 +125,8 @@ def parallel_group(spec: ChainSpec, state: Mapping[str, Any], rest: tuple[PlanSt
     rest = remaining(spec, state) if rest is None else rest
     group: list[PlanStep] = []
     for step in rest:
-        if step.kind == "agent" or step.depends_on is None or set(step.depends_on) & {g.id for g in group}:
+        if (step.kind in ("agent", "debate") or step.depends_on is None or set(step.depends_on) & {g.id for g in group}
+                or (step.when is not None and group)):  # a conditioned step's condition runs first
             break
         group.append(step)
     group = group[:max(0, state["budget"]["max_steps"] - used_steps(state))] if "budget" in state else group
@@ -131,15 +136,31 @@ def parallel_group(spec: ChainSpec, state: Mapping[str, Any], rest: tuple[PlanSt
 def next_node(spec: ChainSpec, state: Mapping[str, Any], rest: tuple[PlanStep, ...] | None = None
               ) -> str | list[Send]:
     """The node that runs the next plan step (``agent`` for an agent step, else ``act``), the
-    ``Send`` tasks of a parallel group (:func:`parallel_group`), or ``decide`` when none is left
+    ``Send`` tasks of a parallel group (:func:`parallel_group`) or of a debate's first round
+    (:func:`debate_sends`), ``condition`` first when the step
+    carries ``when`` and its condition has not been evaluated, or ``decide`` when none is left
     (``rest``: ``remaining(spec, state)`` when the caller has it)."""
     rest = remaining(spec, state) if rest is None else rest
     if not rest:
         return "decide"
+    if rest[0].when is not None and state.get("branched") != rest[0].id:
+        return "condition"
+    if rest[0].kind == "debate":
+        return debate_sends(state, rest[0], 1)
     group = parallel_group(spec, state, rest)
     if group:
         return branch_sends(state, "branch_act", [(i, i, None) for i in range(len(group))])
     return "agent" if rest[0].kind == "agent" else "act"
+
+
+def debate_sends(state: Mapping[str, Any], step: PlanStep, round_no: int) -> list[Send]:
+    """One ``Send("argue", task)`` per position of the debate ``step`` for round ``round_no``: the
+    i-th position's argument is recorded as super-step ``step + 1 + i`` (numbers fixed in position
+    order, not by timing); the task carries the arguments so far (``debate_args``)."""
+    base = {k: v for k, v in state.items() if k not in ("approvals", "branch_pending", "branch_findings", "agent")}
+    positions = step.debate.positions if step.debate is not None else []
+    return [Send("argue", {**base, "step": state.get("step", 0) + i,
+                           "debate_task": {"position": i, "round": round_no}}) for i in range(len(positions))]
 
 
 BRANCH_OMITS = ("approvals", "branch_pending", "branch_findings", "agent")
@@ -182,11 +203,12 @@ def add_finding(state: Mapping[str, Any], finding: Finding, keep: bool) -> dict[
 
 
 def advance(state: Mapping[str, Any], step_id: str) -> dict[str, Any]:
-    """State update after a plan step completed."""
+    """State update after a plan step completed (a condition's ``branched`` mark is cleared)."""
     return {
         "cursor": state.get("cursor", 0) + 1,
         "done_count": state.get("done_count", 0) + 1,
         "recent_done": [*state.get("recent_done", []), step_id][-RECENT_DONE:],
+        **({"branched": None} if state.get("branched") else {}),
     }
 
 

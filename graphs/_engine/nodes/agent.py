@@ -26,7 +26,7 @@ from chainproof.checkpoints.audit_schema import ReviewRecord
 from chainproof.graphs import agent as agentic
 from chainproof.graphs._engine.context import ChainContext
 from chainproof.graphs._engine.nodes import tool_approval
-from chainproof.graphs._engine.prompts import step_messages
+from chainproof.graphs._engine.prompts import evidence_of, step_messages
 from chainproof.graphs._engine.state import ChainState, progress_text, remaining, used_steps
 from chainproof.graphs.recorder import StepRecorder
 from chainproof.graphs.routing import Task
@@ -49,10 +49,11 @@ def agent(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
     if run.get("held"):
         return _run_decided(ctx, state, step, run, limit, names)
     iteration = run["iteration"] + 1
-    route = ctx.route(state, Task(run["instruction"]), step.effort)
+    evidence = evidence_of(spec, state, step)
+    route = ctx.route(state, Task(run["instruction"], material_chars=len(evidence)), step.effort)
     title = f"{step.title}: iteration {iteration}"
     with ctx.recorder(state, "agent", "agent", title, effort=route.effort, effort_reason=route.reason) as rec:
-        messages = agentic.prompt(spec, state, run, iteration, limit, progress_text(spec, state))
+        messages = agentic.prompt(spec, state, run, iteration, limit, progress_text(spec, state), evidence)
         model = ctx.models.chat(route.effort).bind_tools([ctx.tool_defs[n] for n in names])
         raised = ctx.guard(state, "agent", route.effort, model, messages)
         reply, call = ctx.access.call(model, messages, effort=route.effort, use_cache=ctx.uses_cache(state, step.id))

@@ -29,12 +29,18 @@ from chainproof.values import encode_value
 
 def decide(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
     """Ask for the typed decision (lenient parse, retries with the validation error, then the
-    spec's fallback); when the approval policy says so, open one request per approval item
+    spec's fallback; after a review ended the run early, the best answer the findings support,
+    told why it stopped); when the approval policy says so, open one request per approval item
     (recorded as ``requested``; their step numbers are reserved here)."""
     ctx = runtime.context
     spec = ctx.spec
     view = ChainView(state)
     task = spec.decision_prompt(view)
+    term = state.get("termination")
+    if term:  # a review ended the run: still the best answer available, never silence
+        task = (f"The run was ended early by the {term.get('by', 'review')} after {term.get('at_step')} plan steps: "
+                f"{term.get('reason')}. Give the best answer the findings so far support, and say in it what could "
+                f"not be established.\n\n{task}")
     route = ctx.route(state, Task(task, structured=True), spec.decide_effort, "the graph's decide node")
     effort = route.effort
     with ctx.recorder(state, "decide", "decide", "Decide and request approval", effort=effort,
@@ -42,7 +48,7 @@ def decide(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
         messages = step_messages(spec, state, task)
         model = ctx.models.json_chat(effort, spec.decision_schema)
         raised = ctx.guard(state, "decide", effort, model, messages, MAX_ATTEMPTS)
-        rec.inputs = route.recorded()
+        rec.inputs = {**route.recorded(), **({"termination": term} if term else {})}
         outcome = invoke_structured(
             model, messages, spec.decision_schema, effort=effort,
             validate=lambda d: spec.check_decision(d, view),

@@ -18,18 +18,33 @@ from chainproof.graphs.view import ChainView
 
 def check_tools(ctx: ChainContext, steps: list[PlanStep] | tuple[PlanStep, ...]) -> None:
     """Raise ``KeyError`` naming the plan's tools that the run does not have, and ``PlanError``
-    naming a ``depends_on`` entry that is not an earlier step."""
+    naming a ``depends_on`` entry that is not an earlier step, or a condition (``when``) whose
+    finding is not an earlier step, or whose data field that step does not keep."""
     named = {s.tool for s in steps if s.kind == "tool"} | {t for s in steps if s.kind == "agent" for t in s.tools or ()}
     unknown = sorted({t for t in named if t not in ctx.tool_map}, key=str)  # None: a tool step without a tool
     if unknown:
         raise KeyError(f"plan uses unknown tool(s) {unknown}; available: {sorted(ctx.tool_map)}")
-    earlier: set[str] = set()
+    earlier: dict[str, PlanStep] = {}
     for s in steps:  # a parallel group must never wait on a step that runs later
-        later = sorted(set(s.depends_on or ()) - earlier)
+        later = sorted(set(s.depends_on or ()) - set(earlier))
         if later:
             raise PlanError(f"plan step {s.id!r}: depends_on names {later}, which are not earlier plan steps; "
                             f"the earlier ones are {sorted(earlier)}")
-        earlier.add(s.id)
+        if s.when is not None:
+            source = earlier.get(s.when.finding)
+            if source is None:
+                raise PlanError(f"plan step {s.id!r}: when.finding {s.when.finding!r} is not an earlier plan step; "
+                                f"the earlier ones are {sorted(earlier)}")
+            if s.when.field != "summary" and not source.keep_data:
+                raise PlanError(f"plan step {s.id!r}: when.field {s.when.field!r} reads the data of finding "
+                                f"{source.id!r}, which is not kept; give {source.id!r} keep_data=True, or test its "
+                                "'summary'")
+        for fid in s.evidence or ():
+            if fid not in earlier or not earlier[fid].keep_data:
+                raise PlanError(f"plan step {s.id!r}: evidence names {fid!r}, which is not an earlier plan step with "
+                                f"keep_data=True; the earlier ones that keep their data are "
+                                f"{sorted(k for k, v in earlier.items() if v.keep_data)}")
+        earlier[s.id] = s
 
 
 def plan(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:

@@ -61,8 +61,8 @@ def review(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
             inputs={"done_count": done, "remaining_count": len(rest)}, effort=effort, input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens, reasoning_tokens=usage.reasoning_tokens))
     update: dict[str, Any] = {"last_review_at": done, "step": rec.step_no, **raised, **cleared}
-    if decision.summary:
-        update["summary"] = [f"Review after {done} steps: {decision.summary}", *state.get("summary", [])[-3:]]
+    if decision.summary:  # the review's own words, kept apart: the findings' lines are never rewritten
+        update["review_note"] = f"after {done} plan steps: {decision.summary}"
     if decision.decision == "replan":
         revised = resolve_revised_plan(spec, original, decision.revised_plan or [], kept_findings(state))
         update.update(plan_revision=[p.model_dump(mode="json") for p in revised], cursor=0)
@@ -110,8 +110,8 @@ def budget_review(ctx: ChainContext, state: ChainState, budget: Budget, done: in
 
 
 def after_review(state: ChainState, runtime: Runtime[ChainContext]) -> str | list[Send]:
-    if state.get("termination"):
-        return "report"
+    if state.get("termination"):  # the best answer available, with why the run stopped
+        return "decide"
     if state.get("pending"):  # the review ended an agent step: record its outcome
         return "observe"
     return next_node(runtime.context.spec, state)

@@ -12,7 +12,7 @@ from langgraph.types import Send, interrupt
 from chainproof._boundaries import invoke_tool, refusal_stop
 from chainproof.errors import PlanError, ToolFailed
 from chainproof.graphs._engine.context import ChainContext
-from chainproof.graphs._engine.prompts import step_messages
+from chainproof.graphs._engine.prompts import evidence_of, step_messages
 from chainproof.graphs._engine.state import ChainState, add_finding, advance, next_node, remaining, used_steps
 from chainproof.graphs.agent import finding_summary as agent_finding
 from chainproof.graphs.prompting import compact_json
@@ -82,9 +82,10 @@ def act(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
                             **({"refused": refused} if refused else {})}, "step": rec.step_no,
                 # written only when it changes: an unchanged write still costs a new checkpoint blob
                 **({} if step.tool in used else {"tools_used": sorted([*used, step.tool])})}
-    route = ctx.route(state, Task(step.instruction), step.effort)
+    evidence = evidence_of(ctx.spec, state, step)
+    route = ctx.route(state, Task(step.instruction, material_chars=len(evidence)), step.effort)
     with ctx.recorder(state, "act", "reason", step.title, effort=route.effort, effort_reason=route.reason) as rec:
-        messages = step_messages(ctx.spec, state, step.instruction)
+        messages = step_messages(ctx.spec, state, step.instruction, evidence=evidence)
         model = ctx.models.chat(route.effort)
         raised = ctx.guard(state, "act", route.effort, model, messages)
         _, call = ctx.access.call(model, messages, effort=route.effort, use_cache=ctx.uses_cache(state, step.id))
@@ -126,10 +127,11 @@ def observe(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]
     elif step.kind == "tool":
         shown = _shown(step, pending["result"])
         material = "Tool result (JSON):\n" + compact_json(shown)
-        route = ctx.route(state, Task(step.instruction, material_chars=len(material)), step.effort)
+        evidence = evidence_of(ctx.spec, state, step)
+        route = ctx.route(state, Task(step.instruction, material_chars=len(material) + len(evidence)), step.effort)
         with ctx.recorder(state, "observe", "observe", f"Interpret {step.title}", effort=route.effort,
                           effort_reason=route.reason) as rec:
-            messages = step_messages(ctx.spec, state, step.instruction, material)
+            messages = step_messages(ctx.spec, state, step.instruction, material, evidence)
             model = ctx.models.chat(route.effort)
             raised = ctx.guard(state, "observe", route.effort, model, messages)
             _, call = ctx.access.call(model, messages, effort=route.effort, use_cache=ctx.uses_cache(state, step.id))

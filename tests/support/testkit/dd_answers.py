@@ -20,8 +20,30 @@ RECOMMENDATION = {
 }
 
 
+VERDICT = {"winner": "caution", "summary": "The legal exposure outweighs the solid finances.",
+           "reasons": [{"text": "The PFAS matters are material and unpriced.", "cites": ["caution.1", "caution.2"]},
+                       {"text": "Finances are solid but do not offset the exposure.", "cites": ["proceed.2"]}]}
+_POSITION = re.compile(r"You argue the position '(\w+)'.*?Round (\d+) of", re.S)
+
+
+def debate_answer(system: str, human: str) -> str | None:
+    """A debate's scripted answers (``--debate``): each argument names its position and round
+    (and, after the first round, the arguments it answers), the judge gives :data:`VERDICT`."""
+    if '"title":"DebateVerdict"' in system:
+        return json.dumps(VERDICT)
+    found = _POSITION.search(human)
+    if found is None:
+        return None
+    position, round_no = found.groups()
+    rebuts = sorted(set(re.findall(r"\[([a-z]\w*\.\d+)\]", human)))
+    return f"{position} argues in round {round_no}" + (f", answering {', '.join(rebuts)}." if rebuts else ".")
+
+
 def responder(body: dict) -> str:
     system = body["messages"][0]["content"]
+    debated = debate_answer(system, body["messages"][-1]["content"])
+    if debated is not None:
+        return debated
     if '"title":"ReviewDecision"' in system:
         return json.dumps({"decision": "continue", "reason": "The plan still serves the goal.", "drift": "none"})
     if "Reply with exactly one JSON object" in system:
@@ -60,6 +82,9 @@ def dd_model(decision: str = "renegotiate", *, wrong_citations: bool = False) ->
 
     def answer(messages: list[BaseMessage]) -> str:
         system, human = str(messages[0].content), str(messages[-1].content)
+        debated = debate_answer(system, human)
+        if debated is not None:
+            return debated
         if '"title":"ReviewDecision"' in system:
             return json.dumps({"decision": "continue", "reason": "The plan still serves the goal.", "drift": "none"})
         if "Reply with exactly one JSON object" in system:
