@@ -36,9 +36,21 @@ from chainproof.graphs.spec import ChainSpec
 from chainproof.settings import Settings
 
 
-def approval_policy(settings: Settings, graph: str, spec: ChainSpec) -> ApprovalPolicy:
-    """``settings.approval_policies[graph]`` if set, else the spec's own policy."""
-    return settings.approval_policies.get(graph) or spec.approval_policy()
+def approval_policy(settings: Settings, graph: str, spec: ChainSpec, audit: AuditStore | None = None) -> ApprovalPolicy:
+    """The policy a new run of ``graph`` binds to (:func:`policy_binding`)."""
+    return policy_binding(settings, graph, spec, audit)[0]
+
+
+def policy_binding(settings: Settings, graph: str, spec: ChainSpec,
+                   audit: AuditStore | None = None) -> tuple[ApprovalPolicy, dict[str, Any]]:
+    """``(policy, {"source", "version", "policy_hash"})`` a new run of ``graph`` binds to: the
+    store's version once the store holds policies (the settings' are then ignored), else
+    ``settings.approval_policies[graph]``, else the spec's own
+    (:func:`chainproof.checkpoints._policy_store.policy_in_force`)."""
+    from chainproof.checkpoints._policy_store import policy_in_force
+
+    return policy_in_force(audit.engine if audit is not None else None, settings.approval_policies, graph,
+                           spec.approval_policy())
 
 
 def reasoning_cache(settings: Settings, audit: AuditStore) -> ReasoningCache:
@@ -56,7 +68,7 @@ def recorded_policy(recorded: dict[str, Any], settings: Settings, graph: str, sp
     who may approve is not decided by the settings of whoever answers; runs recorded before the
     policy was kept use :func:`approval_policy`."""
     kept = recorded.get("approval_policy")
-    return ApprovalPolicy.model_validate(kept) if kept is not None else approval_policy(settings, graph, spec)
+    return ApprovalPolicy.model_validate(kept) if kept is not None else settings.approval_policies.get(graph) or spec.approval_policy()
 
 
 def recorded_roles(audit: AuditStore, run_id: str, settings: Settings) -> dict[str, list[str]]:
