@@ -274,3 +274,25 @@ def test_registering_approvers_is_an_admin_action_on_record(home, tmp_path, monk
     assert mine == [("approver_added", "Eve", "account:root-admin", {"key_id": key_id, "roles": ["credit-committee"]}),
                     ("approver_removed", "Eve", "account:root-admin", {"key_ids": [key_id]})]
     assert os.path.exists(tmp_path / "eve" / "approver.key")  # the private key never left its folder
+
+
+def test_a_fork_keeps_its_parents_policy_whatever_the_forker_configured(home, tmp_path, monkeypatch, people):
+    from chainproof.checkpoints.audit_schema import Step
+    from testkit.toy_models import toy_model
+
+    run_id = _start(home)
+    _as_user(monkeypatch, people["dana"])
+    assert runner.invoke(cli, ["approve", run_id]).exit_code == 0  # signed; --as may be left out with a key
+    monkeypatch.setenv("CHAINPROOF_APPROVAL_POLICIES", LAX_ENV)  # Mallory forks it with a lax policy of her own
+    with Chainproof(Settings(), models=StaticModels(toy_model())) as app:
+        decide_step = next(s.step_no for s in app.audit.records_of(run_id, Step) if s.node == "decide")
+        fork = app.fork(run_id, decide_step - 1, started_by="Mallory")
+        assert fork.status == "paused"
+        with pytest.raises(ApproverNotAllowed, match="requires a signed decision"):
+            app.decide(fork.run_id, action="approve", approver="Mallory")
+        with pytest.raises(ApproverNotAllowed, match="'Mallory' may not decide"):
+            app.decide(fork.run_id, action="approve", signer=KeySigner.from_file(
+                people["mallory"] / "chainproof" / "keys" / "approver.key"))
+        done = app.decide(fork.run_id, action="approve", signer=KeySigner.from_file(
+            people["lee"] / "chainproof" / "keys" / "approver.key"))
+    assert done.status == "completed" and done.state["approval"]["approver"] == "Lee Chair"
