@@ -71,6 +71,23 @@ def recorded_policy(recorded: dict[str, Any], settings: Settings, graph: str, sp
     return ApprovalPolicy.model_validate(kept) if kept is not None else settings.approval_policies.get(graph) or spec.approval_policy()
 
 
+def approver_roles(settings: Settings, audit: AuditStore) -> dict[str, list[str]]:
+    """The policy roles per approver name a new run records: once the store holds policies, the
+    roles registered with the approvers' keys (``chainproof approvers add --role``), so a caller's
+    ``approver_roles`` setting cannot make anyone a committee member; before that, the setting's."""
+    from chainproof.checkpoints._approver_keys import ApproverKeys
+    from chainproof.checkpoints._policy_store import PolicyStore
+
+    if not PolicyStore(audit.engine).holds_any():
+        return dict(settings.approver_roles)
+    roles: dict[str, list[str]] = {}
+    for key in ApproverKeys(audit.engine).keys():
+        if key.active:
+            roles.setdefault(key.approver, [])
+            roles[key.approver] = sorted({*roles[key.approver], *key.roles})
+    return roles
+
+
 def recorded_roles(audit: AuditStore, run_id: str, settings: Settings) -> dict[str, list[str]]:
     """The approver roles a run started with (``run_started`` ``approver_roles``), else the settings'."""
     started = audit.last_event(run_id, "run_started")

@@ -194,7 +194,7 @@ class Chainproof:
                 "routing": self.settings.routing.model_dump(mode="json"), "cache": cache,
                 # who may approve is fixed when the run starts, not by the settings of whoever answers
                 "approval_policy": policy.model_dump(mode="json"), "approval_policy_version": bound,
-                "approver_roles": dict(self.settings.approver_roles), **({"queue": queue} if queue else {})},
+                "approver_roles": _wiring.approver_roles(self.settings, self.audit), **({"queue": queue} if queue else {})},
         )
         initial: dict[str, Any] = spec.initial_state(self.audit.redactor(ChainState(
             run_id=run_id, graph=graph, goal=goal, inputs=inputs, step=0, budget=budget.model_dump(), cache=cache)))

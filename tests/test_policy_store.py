@@ -129,3 +129,19 @@ def test_once_the_store_holds_policies_the_callers_settings_are_ignored(home):
         PolicyStore(app.audit.engine).put("other-graph", loose, actor="account:boss", source="test")
         # the store holds a policy now (for another graph): toy falls back to the graph's own, not the settings'
         assert app.policy("toy") == ToyGraph().approval_policy()
+
+
+def test_once_the_store_holds_policies_roles_come_from_the_registered_approvers(home, tmp_path, monkeypatch):
+    from chainproof.checkpoints._approver_keys import ApproverKeys, create_key, load_public_key
+
+    _, public, _ = create_key(tmp_path / "lee" / "approver.key")
+    with Chainproof(Settings(home=home)) as app:
+        ApproverKeys(app.audit.engine).add("Lee Chair", load_public_key(public), ["credit-committee"], actor="account:boss")
+        PolicyStore(app.audit.engine).put("toy", ApprovalPolicy(approvers=["role:credit-committee"]),
+                                          actor="account:boss", source="test")
+    monkeypatch.setenv("CHAINPROOF_APPROVER_ROLES", json.dumps({"Mallory": ["credit-committee"]}))  # her own settings
+    run_id = _start()
+    refused = runner.invoke(cli, ["approve", run_id, "--as", "Mallory"])
+    assert refused.exit_code == 2 and "'Mallory' may not decide" in " ".join(refused.output.split())
+    assert runner.invoke(cli, ["approve", run_id, "--as", "Lee Chair"]).exit_code == 0
+    assert _decided(home, run_id) == ["Lee Chair"]
