@@ -15,7 +15,12 @@ default 10**6 synthetic leaves in memory): the tree hash, an RFC 9162 inclusion 
 consistency proof (built and verified; size in hashes and bytes), and signing a tree head over the
 SQLite store the throughput runs wrote (reading its leaves, hashing, Ed25519). Store figures
 (``--store-runs``, default 10,000 runs of 10 records): signing and publishing a head over that
-store, and ``verify --against`` it (every record re-read and re-hashed).
+store, and ``verify --against`` it (every record re-read and re-hashed). ``--leaves N`` is a short
+name for ``--merkle-leaves`` (a quick run: ``--leaves 10000 --store-runs 100 --steps 50``).
+
+Signed decisions (``--decisions``, default 1,000): building a decision statement and signing it
+with Ed25519 (what ``approve --key`` adds to a decision), and checking it against the registered
+key from the store (what ``verify`` adds per decision), in microseconds each.
 """
 
 from __future__ import annotations
@@ -198,6 +203,38 @@ def store_figures(runs: int, steps: int, home: Path) -> dict[str, Any]:
             "verify_against_s": round(verify_s, 3)}
 
 
+def decision_figures(n: int, home: Path) -> dict[str, Any]:
+    """Microseconds per decision to build and sign a statement (``KeySigner``), and to look the
+    key up in a SQLite store's registry and verify the signature (``decision_problem``'s work)."""
+    from chainproof.checkpoints._approver_keys import (
+        ApproverKeys,
+        KeySigner,
+        create_key,
+        decision_statement,
+        load_public_key,
+        signature_problem,
+    )
+
+    private, public, _ = create_key(home / "approver" / "approver.key")
+    signer = KeySigner.from_file(private)
+    store = AuditStore(f"sqlite:///{home}/decisions.sqlite")
+    try:
+        registry = ApproverKeys(store.engine)
+        registry.add("Dana Approver", load_public_key(public), [], actor="bench")
+        statements = [decision_statement(
+            run_id=f"run{i}", thread_id=f"run{i}", checkpoint_id="1f0" + "0" * 33, interrupt_id="a" * 32,
+            request_id="b" * 32, proposed_hash="c" * 64, action="edit", edited={"verdict": "yes", "n": i},
+            comment="as discussed", approver="Dana Approver", key_id=signer.key_id,
+            decided_at=datetime.now(UTC).isoformat()) for i in range(n)]
+        signatures, sign_s = _timed(lambda: [signer.sign(s) for s in statements])
+        problems, verify_s = _timed(lambda: [signature_problem(registry.active(signer.key_id).public_key, s, sig)
+                                             for s, sig in zip(statements, signatures, strict=True)])
+        assert not any(problems), problems[:1]
+    finally:
+        store.close()
+    return {"decisions": n, "sign_us": round(sign_s / n * 1e6, 1), "verify_us": round(verify_s / n * 1e6, 1)}
+
+
 def _pg_schema(url: str):
     import psycopg
 
@@ -211,7 +248,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200, help="steps appended per measurement (3 rows each)")
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/test")
-    parser.add_argument("--merkle-leaves", type=int, default=10**6, help="leaves of the in-memory Merkle figures")
+    parser.add_argument("--merkle-leaves", "--leaves", type=int, default=10**6, help="leaves of the in-memory Merkle figures")
+    parser.add_argument("--decisions", type=int, default=1000, help="decisions signed and verified (0: skip)")
     parser.add_argument("--store-runs", type=int, default=10_000,
                         help="runs (3 steps, 10 records each) of the store heads are signed over and verified (0: skip)")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
@@ -243,6 +281,8 @@ def main() -> None:
         seconds, n_steps, outcome = replay_seconds(Path(tmp) / "home")
         if args.store_runs:
             results["store"] = store_figures(args.store_runs, 3, Path(tmp))
+        if args.decisions:
+            results["signed_decisions"] = decision_figures(args.decisions, Path(tmp))
     results["replay"] = {"steps": n_steps, "seconds": round(seconds, 3), "outcome": outcome, "model_calls": 0,
                          "target_s": 1.0, "meets_target": seconds < 1.0}
     results["merkle"] = merkle_figures(args.merkle_leaves)
@@ -274,6 +314,10 @@ def main() -> None:
         p = mk[kind]
         print(f"  {kind:<12} proof: {p['hashes']} hashes ({p['bytes']} bytes), built in {p['build_s']:.3f} s, "
               f"verified in {p['verify_ms']:.3f} ms")
+    if "signed_decisions" in results:
+        d = results["signed_decisions"]
+        print(f"\nSigned decisions ({d['decisions']:,}): statement + Ed25519 signature {d['sign_us']:.1f} µs each; "
+              f"registered-key lookup + verification {d['verify_us']:.1f} µs each")
     r = results["replay"]
     print(f"\nReplay of a recorded {r['steps']}-step run: {r['seconds']:.3f} s (median of 3, {r['outcome']}, "
           f"0 model calls; target < 1 s: {'met' if r['meets_target'] else 'NOT met'})")

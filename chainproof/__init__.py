@@ -63,6 +63,10 @@ _EXPORTS: dict[str, str] = {
     "SensitiveToolUsed": "chainproof.graphs.approval_policy:SensitiveToolUsed",
     "CostAbove": "chainproof.graphs.approval_policy:CostAbove",
     "tool": "chainproof.graphs.tool:tool",
+    # signed decisions (a decision's statement, signed with the approver's key or by an API client)
+    "KeySigner": "chainproof.checkpoints._approver_keys:KeySigner",
+    "ClientSignature": "chainproof.checkpoints._approver_keys:ClientSignature",
+    "decision_statement": "chainproof.checkpoints._approver_keys:decision_statement",
     # trust for an existing LangGraph graph
     "instrument": "chainproof.graphs.instrument:instrument",
     "InstrumentedGraph": "chainproof.graphs.instrument:InstrumentedGraph",
@@ -116,6 +120,9 @@ __all__ = [
     "SensitiveToolUsed",
     "CostAbove",
     "tool",
+    "KeySigner",
+    "ClientSignature",
+    "decision_statement",
     "instrument",
     "InstrumentedGraph",
     "clipped",
@@ -137,6 +144,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from chainproof.agents.scripted import ScriptedChatModel
     from chainproof.agents.structured import clipped
     from chainproof.app import Chainproof
+    from chainproof.checkpoints._approver_keys import ClientSignature, KeySigner, decision_statement
     from chainproof.errors import ChainproofError, RunError, UserError
     from chainproof.graphs.approval import ApprovalItem
     from chainproof.graphs.approval_policy import ApprovalPolicy, CostAbove, FieldBelow, FieldEquals, SensitiveToolUsed

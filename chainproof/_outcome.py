@@ -91,6 +91,10 @@ def record_outcome(audit: AuditStore, app: Any, config: dict[str, Any], run_id: 
     pending: list[ApprovalPause] = approvals.approvals_of(pauses)
     if pending:
         detail = approvals.pause_binding(pending, snapshot.config["configurable"])
+        started = audit.last_event(run_id, "run_started")  # the policy the run bound to: its version and hash
+        bound = (started.detail or {}).get("approval_policy_version") if started is not None else None
+        if bound is not None:  # each request of this pause is decided under this policy and no other
+            detail["approval_policy"] = bound
         audit.append(run_id, EventRecord(kind="run_paused", detail=detail))
         audit.publish_head()
         return RunResult(run_id, "paused", list(pending), state=state)

@@ -36,9 +36,21 @@ from chainproof.graphs.spec import ChainSpec
 from chainproof.settings import Settings
 
 
-def approval_policy(settings: Settings, graph: str, spec: ChainSpec) -> ApprovalPolicy:
-    """``settings.approval_policies[graph]`` if set, else the spec's own policy."""
-    return settings.approval_policies.get(graph) or spec.approval_policy()
+def approval_policy(settings: Settings, graph: str, spec: ChainSpec, audit: AuditStore | None = None) -> ApprovalPolicy:
+    """The policy a new run of ``graph`` binds to (:func:`policy_binding`)."""
+    return policy_binding(settings, graph, spec, audit)[0]
+
+
+def policy_binding(settings: Settings, graph: str, spec: ChainSpec,
+                   audit: AuditStore | None = None) -> tuple[ApprovalPolicy, dict[str, Any]]:
+    """``(policy, {"source", "version", "policy_hash"})`` a new run of ``graph`` binds to: the
+    store's version once the store holds policies (the settings' are then ignored), else
+    ``settings.approval_policies[graph]``, else the spec's own
+    (:func:`chainproof.checkpoints._policy_store.policy_in_force`)."""
+    from chainproof.checkpoints._policy_store import policy_in_force
+
+    return policy_in_force(audit.engine if audit is not None else None, settings.approval_policies, graph,
+                           spec.approval_policy())
 
 
 def reasoning_cache(settings: Settings, audit: AuditStore) -> ReasoningCache:
@@ -56,7 +68,24 @@ def recorded_policy(recorded: dict[str, Any], settings: Settings, graph: str, sp
     who may approve is not decided by the settings of whoever answers; runs recorded before the
     policy was kept use :func:`approval_policy`."""
     kept = recorded.get("approval_policy")
-    return ApprovalPolicy.model_validate(kept) if kept is not None else approval_policy(settings, graph, spec)
+    return ApprovalPolicy.model_validate(kept) if kept is not None else settings.approval_policies.get(graph) or spec.approval_policy()
+
+
+def approver_roles(settings: Settings, audit: AuditStore) -> dict[str, list[str]]:
+    """The policy roles per approver name a new run records: once the store holds policies, the
+    roles registered with the approvers' keys (``chainproof approvers add --role``), so a caller's
+    ``approver_roles`` setting cannot make anyone a committee member; before that, the setting's."""
+    from chainproof.checkpoints._approver_keys import ApproverKeys
+    from chainproof.checkpoints._policy_store import PolicyStore
+
+    if not PolicyStore(audit.engine).holds_any():
+        return dict(settings.approver_roles)
+    roles: dict[str, list[str]] = {}
+    for key in ApproverKeys(audit.engine).keys():
+        if key.active:
+            roles.setdefault(key.approver, [])
+            roles[key.approver] = sorted({*roles[key.approver], *key.roles})
+    return roles
 
 
 def recorded_roles(audit: AuditStore, run_id: str, settings: Settings) -> dict[str, list[str]]:

@@ -43,6 +43,7 @@ from chainproof._resume import continuation
 from chainproof._storage import cause, check_checkpointer, run_lock, storage_errors
 from chainproof.agents.config import EFFORTS
 from chainproof.agents.models import ConfiguredModels, ModelProvider
+from chainproof.checkpoints._approver_keys import ClientSignature, KeySigner
 from chainproof.checkpoints.accounts import Principal
 from chainproof.checkpoints.audit import AuditStore
 from chainproof.checkpoints.audit_schema import EventRecord
@@ -184,6 +185,7 @@ class Chainproof:
         run_id = run_id or uuid.uuid4().hex[:12]
         decoded = decode_value(inputs, where="inputs")  # hooks read the types that went in
         goal = spec.goal(decoded)
+        policy, bound = _wiring.policy_binding(self.settings, graph, spec, self.audit)
         self.audit.start_run(
             run_id, graph=graph, goal=goal, inputs=inputs, company=spec.subject(decoded),
             department=department, started_by=started_by, zdr=zdr,
@@ -191,8 +193,8 @@ class Chainproof:
                 "pricing": {m: p.model_dump() for m, p in self.settings.pricing.items()},
                 "routing": self.settings.routing.model_dump(mode="json"), "cache": cache,
                 # who may approve is fixed when the run starts, not by the settings of whoever answers
-                "approval_policy": _wiring.approval_policy(self.settings, graph, spec).model_dump(mode="json"),
-                "approver_roles": dict(self.settings.approver_roles), **({"queue": queue} if queue else {})},
+                "approval_policy": policy.model_dump(mode="json"), "approval_policy_version": bound,
+                "approver_roles": _wiring.approver_roles(self.settings, self.audit), **({"queue": queue} if queue else {})},
         )
         initial: dict[str, Any] = spec.initial_state(self.audit.redactor(ChainState(
             run_id=run_id, graph=graph, goal=goal, inputs=inputs, step=0, budget=budget.model_dump(), cache=cache)))
@@ -214,9 +216,10 @@ class Chainproof:
         return self._drive(new_id, parent.graph, None, on_progress=on_progress)
 
     def policy(self, graph: str) -> ApprovalPolicy:
-        """The approval policy of ``graph``: ``settings.approval_policies[graph]`` if set, else the
-        graph spec's own."""
-        return _wiring.approval_policy(self.settings, graph, get_spec(graph))
+        """The approval policy a new run of ``graph`` binds to: the store's newest version once the
+        store holds policies, else ``settings.approval_policies[graph]`` if set, else the graph
+        spec's own (``checkpoints/_policy_store.py``)."""
+        return _wiring.approval_policy(self.settings, graph, get_spec(graph), self.audit)
 
     def pending_requests(self, run_id: str) -> list[dict[str, Any]]:
         """The open approval requests of ``run_id`` (empty when it is not paused)."""
@@ -238,6 +241,7 @@ class Chainproof:
         proposed_hash: str | None = None,
         on_progress: Progress | None = None,
         wait: bool = True,
+        signer: KeySigner | ClientSignature | None = None,
     ) -> RunResult:
         """Answer a pending approval request and resume the run.
 
@@ -249,7 +253,10 @@ class Chainproof:
         typed name; refused when ``auth.require_authenticated_approvers`` is set).
         ``proposed_hash``: the proposal hash the approver saw (optional; refused when it differs).
         ``wait=False`` records the decision and returns status ``resumed`` without advancing the
-        run (``resume`` then applies it: the web app does so in the background).
+        run (``resume`` then applies it: the web app does so in the background). ``signer``: signs
+        the decision with a registered approver key (``KeySigner``: a private key held here;
+        ``ClientSignature``: a signature the client made); required when the run's policy has
+        ``require_signature`` (chainproof/_decisions.py).
 
         Raises ``ApprovalRefused`` (listing the pending requests) and executes and records nothing
         when: the run is not paused; the id matches no pending request (stale, unknown, or of
@@ -265,7 +272,7 @@ class Chainproof:
             resume, woken = record_decision(self.audit, self.settings, run, app.get_state(config), ctx, action=action,
                                             approver=approver, principal=principal, comment=comment, edited=edited,
                                             changes=changes, request_id=request_id, proposed_hash=proposed_hash,
-                                            queue=queue)
+                                            queue=queue, signer=signer)
             if queue is None:
                 if not wait:
                     return RunResult(run_id, "resumed")

@@ -176,6 +176,7 @@ class ApprovalRecord(Chained, Base):
     comment: Mapped[str | None]
     proposed_hash: Mapped[str]
     payload: Mapped[dict[str, Any]]
+    signature: Mapped[dict[str, Any] | None]  # a signed decision's key id, signature and signed fields
 
 
 class ReviewRecord(Chained, Base):

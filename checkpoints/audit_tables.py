@@ -159,6 +159,9 @@ approvals = _chained(
     Column("comment", Text),
     Column("proposed_hash", String(64), nullable=False),
     Column("payload", JSON, nullable=False),
+    # a signed decision: {"key_id", "signature", "signed": {the signed fields}} (revision 0007;
+    # checkpoints/_approver_keys.py); None for requests and unsigned decisions
+    Column("signature", JSON),
 )
 """A human-approval request (``action='requested'``) or a decision on one."""
 
@@ -274,6 +277,34 @@ auth_events = Table(
 )
 """Sign-ins, failures, tokens and account changes: one hash chain over the store (``seq`` 1, 2, …)."""
 
+approver_keys = Table(
+    "approver_keys", metadata,
+    Column("key_id", String(64), primary_key=True),  # SHA-256 of the raw Ed25519 public key, hex
+    Column("approver", String(100), nullable=False, index=True),
+    Column("public_key", String(64), nullable=False),  # raw 32-byte Ed25519 public key, base64
+    Column("roles", JSON, nullable=False),  # policy roles the approver holds (``role:ROLE`` entries)
+    Column("added_at", _TS, nullable=False, default=utcnow),
+    Column("added_by", String(200), nullable=False),
+    Column("removed_at", _TS),
+    Column("removed_by", String(200)),
+)
+"""An approver's registered Ed25519 public key (``chainproof approvers add``; revision 0007).
+Removing a key sets ``removed_at``: rows are never deleted, so older signatures still verify."""
+
+approval_policies = Table(
+    "approval_policies", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("graph", String(100), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("policy", JSON, nullable=False),  # an ApprovalPolicy as JSON
+    Column("policy_hash", String(64), nullable=False),  # SHA-256 of the policy's canonical JSON
+    Column("created_at", _TS, nullable=False, default=utcnow),
+    Column("created_by", String(200), nullable=False),
+    UniqueConstraint("graph", "version", name="uq_approval_policies_graph_version"),
+)
+"""Versioned approval policies per graph, changed only by an admin (``chainproof policy``;
+revision 0007). The newest version of a graph is in force; runs bind to the version at their start."""
+
 CHAINED: tuple[Table, ...] = (steps, model_calls, tool_calls, approvals, reviews, events)
 """The chained tables, in the order a run's records are read."""
 
@@ -290,11 +321,11 @@ REPLAY_IGNORE: dict[str, frozenset[str]] = {
     "tool_calls": _LINK_IGNORED | {"latency_s"},
     # the request id and the payload's timestamps are new on every execution; the proposal is
     # compared through proposed_hash
-    "approvals": _LINK_IGNORED | {"request_id", "payload"}, "reviews": _LINK_IGNORED, "events": _LINK_IGNORED,
+    "approvals": _LINK_IGNORED | {"request_id", "payload", "signature"}, "reviews": _LINK_IGNORED, "events": _LINK_IGNORED,
 }
 OPTIONAL_COLUMNS: dict[str, frozenset[str]] = {name: frozenset() for name in ZDR_FIELDS} | {
-    "model_calls": frozenset({"cache_hit"})}
+    "model_calls": frozenset({"cache_hit"}), "approvals": frozenset({"signature"})}
 
 __all__ = ["CHAINED", "GENESIS", "LEAF_TABLE_CODES", "OPTIONAL_COLUMNS", "REPLAY_IGNORE", "ZDR_FIELDS", "accounts",
-           "approvals", "auth_events", "check_lengths", "credentials", "events", "merkle_leaves", "metadata", "model_calls",
+           "approval_policies", "approvals", "approver_keys", "auth_events", "check_lengths", "credentials", "events", "merkle_leaves", "metadata", "model_calls",
            "reasoning_cache", "reviews", "runs", "steps", "tool_calls", "utcnow"]

@@ -16,6 +16,10 @@ Walking the records in ``seq`` order, the first break is classified as:
 * ``inserted``: a record that does not belong to the chain: a second record with a ``seq`` already
   taken, or a record that neither hashes correctly nor links to the record before it.
 * ``header-edited``: the ``runs`` row no longer hashes to what the ``run_started`` event recorded.
+* ``signature``: a decision whose Ed25519 signature does not verify with the approver's
+  registered key, whose signed fields differ from the record, or that is unsigned while the run's
+  approval policy requires a signature (``checkpoints/_approver_keys.py``). Checked even when the
+  chain is intact: a forger who rewrites the chain cannot sign without the approver's key.
 * ``undecodable``: a record (or the run header) holds a value its column cannot hold (invalid
   JSON, a timestamp that is no timestamp, text in ``seq``): only an edit outside Chainproof
   writes one. Named before any other break, with the column and the raw value; the run's other
@@ -37,7 +41,8 @@ from chainproof.checkpoints.audit_hashing import record_content, record_hash, ru
 from chainproof.checkpoints.audit_read import AuditReader, Record, seq_order
 from chainproof.checkpoints.audit_tables import GENESIS
 
-BreakKind = Literal["edited", "reordered", "deleted", "inserted", "header-edited", "fork-link", "undecodable"]
+BreakKind = Literal["edited", "reordered", "deleted", "inserted", "header-edited", "fork-link", "undecodable",
+                    "signature"]
 
 
 @dataclass(frozen=True)
@@ -179,7 +184,7 @@ def verify_run(store: AuditReader, run_id: str) -> VerifyResult:
     if note:
         result.notes.append(note)
     fork_break, note = _check_fork_link(store, run_id, rows)
-    result.broken = result.broken or fork_break
+    result.broken = result.broken or fork_break or _check_signatures(store, rows)
     if note:
         result.notes.append(note)
     return result
@@ -202,6 +207,28 @@ def _check_fork_link(store: AuditReader, run_id: str, rows: list[Any]) -> tuple[
     return BrokenLink("fork-link", "runs", None, None,
                       f"the parent run {run.parent_run_id} no longer holds the record this fork continues from "
                       f"({str(wanted)[:12]}…)"), None
+
+
+def _check_signatures(store: AuditReader, rows: list[Any]) -> BrokenLink | None:
+    """The first decision of ``rows`` whose signature fails (:func:`decision_problem`)."""
+    from chainproof.checkpoints._approver_keys import ApproverKeys, decision_problem
+
+    decisions = [r for r in rows if r.__tablename__ == "approvals" and r.action in ("approve", "reject", "edit")
+                 and not r.undecodable]
+    if not decisions:
+        return None
+    started = next((r for r in rows if r.__tablename__ == "events" and r.kind == "run_started"), None)
+    policy = ((started.detail or {}).get("approval_policy") or {}) if started is not None else {}
+    required = isinstance(policy, dict) and policy.get("require_signature") is True
+    keys = ApproverKeys(store.engine)
+    for row in sorted(decisions, key=seq_order):
+        sig = row.signature if isinstance(row.signature, dict) else {}
+        key = keys.get(sig["key_id"]) if isinstance(sig.get("key_id"), str) else None
+        problem = decision_problem(row, key, required)
+        if problem is not None:
+            return _link("signature", row, f"decision {row.action} by {row.approver!r} on request {row.request_id} of "
+                                           f"run {row.run_id}: {problem}")
+    return None
 
 
 def verify_all(store: AuditReader) -> list[VerifyResult]:

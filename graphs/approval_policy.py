@@ -22,6 +22,8 @@ the run used and the run's cost.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal, Union
 
@@ -108,6 +110,11 @@ class ApprovalPolicy(BaseModel):
         on_reject: ``"end"`` (the run ends with a rejected report) or ``"replan"`` (back to
             ``plan`` with the reason, then a new decision and a new request).
         max_replans: how many rejections may send the run back to ``plan``; the next ends it.
+        require_signature: every approve / reject / edit must carry an Ed25519 signature made
+            with a registered key of an allowed approver (``chainproof keys create``,
+            ``chainproof approvers add``); the approver is then the key's registered name and
+            their roles the registered ones. Off by default, so typed names keep working where
+            no keys were issued.
     """
 
     nodes: list[str] = Field(default_factory=lambda: ["decide"])
@@ -115,6 +122,7 @@ class ApprovalPolicy(BaseModel):
     approvers: list[str] = Field(default_factory=list)
     on_reject: Literal["end", "replan"] = "end"
     max_replans: int = Field(default=2, ge=0)
+    require_signature: bool = False
 
     @field_validator("nodes")
     @classmethod
@@ -123,6 +131,12 @@ class ApprovalPolicy(BaseModel):
         if unknown:
             raise ValueError(f"nodes: {unknown} cannot ask for approval; approval points are {list(APPROVAL_NODES)}")
         return nodes
+
+    def digest(self) -> str:
+        """SHA-256 (hex) of the policy's canonical JSON (sorted keys, no spaces): the hash a run
+        and each of its approval requests record, and the stored version's ``policy_hash``."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def reasons(self, node: str, facts: RunFacts) -> list[str]:
         """Why ``node`` needs approval given ``facts`` (empty: it does not)."""

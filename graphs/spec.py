@@ -263,7 +263,7 @@ class ChainSpec(Generic[DecisionT]):
     def approval_policy(self) -> ApprovalPolicy:
         """Override: when approval is needed, who may give it, what a rejection does. Default:
         the decision always needs approval, anyone named may decide, a rejection ends the run.
-        Settings (``approval_policies``) override it per graph."""
+        Settings (``approval_policies``) or, once it holds any, the audit store override it per graph."""
         return ApprovalPolicy()
 
     def approval_question(self, decision: DecisionT, view: ChainView) -> str:

@@ -19,6 +19,9 @@ if TYPE_CHECKING:  # typing only: the CLI imports the engine when a command runs
 
 As = Annotated[Optional[str], typer.Option("--as", help="Your name, recorded as the approver (after `chainproof login`: "
                                                "the signed-in account is, and --as may be left out).")]
+KeyOpt = Annotated[Optional[Path], typer.Option("--key", help="Your private key (from `chainproof keys create`); the "
+                                                "decision is signed with it. Default: ~/.config/chainproof/keys/approver.key "
+                                                "when it exists.")]
 RequestOpt = Annotated[Optional[str], typer.Option("--request", help="Request id (optional when only one is pending).")]
 
 
@@ -34,16 +37,28 @@ def finish(result: Any) -> None:
         views.print_completed(console, result)
 
 
+def _signer(key: Path | None) -> Any:
+    """The signer of ``--key``, else of the default key file when it exists, else None."""
+    from chainproof.checkpoints._approver_keys import KeySigner, default_key_path
+
+    if key is not None:
+        return KeySigner.from_file(key)
+    default = default_key_path()
+    return KeySigner.from_file(default, "key") if default.exists() else None
+
+
 def _decide(run_id: str, action: ApprovalAction, approver: str | None, comment: str | None, request: str | None,
-            **edit: Any) -> None:
+            key: Path | None = None, **edit: Any) -> None:
     from chainproof.cli._web import stored_principal
 
+    signer = _signer(key)  # a bad key file is refused before anything is opened
     principal = stored_principal()  # the token `chainproof login` stored, when there is one
-    if principal is None and approver is None:
-        raise InputError("--as: your name is required (or sign in once with `chainproof login USERNAME`)")
+    if principal is None and approver is None and signer is None:
+        raise InputError("--as: your name is required (or sign in once with `chainproof login USERNAME`, "
+                         "or sign with --key)")
     with cli._engine() as engine, views.LiveSteps(console) as live:
         result = engine.decide(run_id, action=action, approver=approver, principal=principal, comment=comment,
-                               request_id=request, on_progress=live.update, **edit)
+                               request_id=request, on_progress=live.update, signer=signer, **edit)
     finish(result)
 
 
@@ -53,9 +68,10 @@ def approve(
     approver: As = None,
     comment: Annotated[Optional[str], typer.Option(help="Optional comment, kept in the audit trail.")] = None,
     request: RequestOpt = None,
+    key: KeyOpt = None,
 ) -> None:
     """Approve the pending decision of a paused run and resume it."""
-    _decide(run_id, "approve", approver, comment, request)
+    _decide(run_id, "approve", approver, comment, request, key)
 
 
 @app.command()
@@ -64,9 +80,10 @@ def reject(
     comment: Annotated[str, typer.Option(help="Why you reject it (required).")],
     approver: As = None,
     request: RequestOpt = None,
+    key: KeyOpt = None,
 ) -> None:
     """Reject the pending decision of a paused run (with a reason) and resume it."""
-    _decide(run_id, "reject", approver, comment, request)
+    _decide(run_id, "reject", approver, comment, request, key)
 
 
 def read_json_object(path: Path, option: str) -> dict[str, Any]:
@@ -91,12 +108,13 @@ def edit(
     file: Annotated[Optional[Path], typer.Option(help="A JSON file with the whole replacement proposal.")] = None,
     comment: Annotated[Optional[str], typer.Option(help="Optional comment, kept in the audit trail.")] = None,
     request: RequestOpt = None,
+    key: KeyOpt = None,
 ) -> None:
     """Replace (part of) the pending proposal, checked against its schema, approve it and resume."""
     if not set_ and file is None:
         raise InputError("edit: give --set FIELD=VALUE (repeatable) and/or --file proposal.json")
     edited = read_json_object(file, "--file") if file is not None else None
-    _decide(run_id, "edit", approver, comment, request, edited=edited, changes=set_ or None)
+    _decide(run_id, "edit", approver, comment, request, key, edited=edited, changes=set_ or None)
 
 
 @app.command()

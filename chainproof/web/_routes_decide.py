@@ -22,6 +22,17 @@ from chainproof.web._security import role, sees
 router = APIRouter(prefix="/api", tags=["approvals"])
 
 
+class SignatureIn(BaseModel):
+    """A client's Ed25519 signature over the decision statement (``checkpoints/_approver_keys.py``:
+    ``decision_statement`` with the request's ``signing`` fields from /api/pending, this
+    decision's action, edited values and comment, the approver the key is registered to, the key
+    id and ``decided_at``)."""
+
+    key_id: str = Field(min_length=64, max_length=64, description="SHA-256 (hex) of the raw Ed25519 public key")
+    signature: str = Field(min_length=1, max_length=200, description="the Ed25519 signature, base64")
+    decided_at: str = Field(min_length=1, max_length=64, description="the signed time, ISO 8601 with offset")
+
+
 class Decision(BaseModel):
     """One answer to a pending request (as ``chainproof approve|reject|edit``)."""
 
@@ -31,18 +42,26 @@ class Decision(BaseModel):
     comment: str | None = Field(default=None, description="required to reject")
     edited: dict[str, Any] | None = Field(default=None, description="edit: the whole replacement proposal")
     changes: list[str] | None = Field(default=None, description="edit: FIELD=VALUE assignments (VALUE as JSON if it parses)")
+    signature: SignatureIn | None = Field(default=None, description="required when the run's policy has require_signature")
 
 
 def pending_rows(state: Any, who: Principal, limit: int = 50) -> list[dict[str, Any]]:
     """Open requests ``who`` may see, newest runs first: run, graph, subject, department,
-    request id, step, proposal and its hash, question, the reasons approval was asked, created_at.
-    Shared by the API and the inbox page."""
+    request id, step, proposal and its hash, question, the reasons approval was asked, created_at,
+    and ``signing``: the fields a client signature binds that come from the pause (run, thread,
+    checkpoint, interrupt, request, proposal hash). Shared by the API and the inbox page."""
     out: list[dict[str, Any]] = []
     for run, rows in state.reader.open_requests():
         if not sees(who, run, state.settings.auth.analysts_see_all_runs):
             continue
+        paused = state.reader.last_event(run.run_id, "run_paused")
+        binding = (paused.detail or {}) if paused is not None else {}
         for r in rows:
-            out.append(_json.jsonable({"run_id": run.run_id, "graph": run.graph, "subject": run.company,
+            bound: dict[str, Any] = next((b for b in binding.get("requests", []) if b.get("request_id") == r.request_id), {})
+            signing = {"run_id": run.run_id, "thread_id": run.run_id, "checkpoint_id": binding.get("checkpoint_id"),
+                       "interrupt_id": bound.get("interrupt_id"), "request_id": r.request_id,
+                       "proposed_hash": r.proposed_hash}
+            out.append(_json.jsonable({"signing": signing, "run_id": run.run_id, "graph": run.graph, "subject": run.company,
                                        "department": run.department, "request_id": r.request_id, "step_no": r.step_no,
                                        "proposed_hash": r.proposed_hash, "question": r.payload.get("question"),
                                        "request_subject": r.payload.get("subject"),
@@ -55,10 +74,14 @@ def submit_decision(request: Request, who: Principal, run_id: str, body: Decisio
     """Record ``body`` as ``who``'s decision on ``run_id`` (refusals: ``ApprovalRefused`` 409,
     ``ApproverNotAllowed`` 403, nothing recorded) and resume the run in the background. Shared by
     the API and the inbox page."""
+    from chainproof.checkpoints._approver_keys import ClientSignature
+
     state = request.app.state
     visible_run(request, run_id, who)
+    signer = ClientSignature(**body.signature.model_dump()) if body.signature is not None else None
     state.engine.decide(run_id, action=body.action, principal=who, comment=body.comment, edited=body.edited,
-                        changes=body.changes, request_id=body.request_id, proposed_hash=body.proposed_hash, wait=False)
+                        changes=body.changes, request_id=body.request_id, proposed_hash=body.proposed_hash, wait=False,
+                        signer=signer)
     state.runner.submit(run_id, "resume", lambda: state.engine.resume(run_id, by=who.username))
     decided = state.reader.decision_for(body.request_id)
     return {"run_id": run_id, "request_id": body.request_id, "action": body.action, "approver": who.username,
@@ -78,4 +101,4 @@ def decide(run_id: str, body: Decision, request: Request,
     return submit_decision(request, who, run_id, body)
 
 
-__all__ = ["Decision", "pending_rows", "router", "submit_decision"]
+__all__ = ["Decision", "SignatureIn", "pending_rows", "router", "submit_decision"]

@@ -130,7 +130,9 @@ def start_fork(audit: AuditStore, app: Any, parent: Record, at_step: int, *, sta
         department=parent.department, started_by=started_by, zdr=False,
         effort_override=started.get("effort_override"), budget=snapshot.values.get("budget"),
         parent_run_id=parent.run_id, forked_at_step=step,
-        settings={**{k: started[k] for k in ("pricing", "routing", "cache") if k in started}, "fork": {
+        # the fork keeps the approval policy its parent was bound to: forking never loosens who may decide
+        settings={**{k: started[k] for k in ("pricing", "routing", "cache", "approval_policy", "approval_policy_version",
+                                               "approver_roles") if k in started}, "fork": {
             "parent_run_id": parent.run_id, "requested_at": at_step, "at_step": step,
             "parent_checkpoint_id": saved.config["configurable"]["checkpoint_id"],
             "parent_record_hash": anchor.record_hash, "langgraph_step": saved.metadata.get("step", 0),
