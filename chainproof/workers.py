@@ -220,6 +220,25 @@ if DBOS is not None:
     advance_run = DBOS.workflow(name=WORKFLOW)(_advance_run)
 
 
+def queue_options(settings: Settings, queue: str, concurrency: int) -> dict[str, Any]:
+    """DBOS ``register_queue`` limits of ``queue``: ``worker_concurrency`` (this worker) and, from
+    ``workers.queue_limits[queue]``, ``limiter`` ``{"limit": runs_per_period, "period": period_s}``
+    and ``global_concurrency``. Raises ``InputError`` when a worker's concurrency exceeds the
+    queue's global concurrency (DBOS refuses that)."""
+    limits = settings.workers.queue_limits.get(queue)
+    options: dict[str, Any] = {"worker_concurrency": concurrency}
+    if limits is None:
+        return options
+    if limits.runs_per_period is not None:
+        options["limiter"] = {"limit": limits.runs_per_period, "period": limits.period_s}
+    if limits.global_concurrency is not None:
+        if concurrency > limits.global_concurrency:
+            raise InputError(f"concurrency (--concurrency): expected at most workers.queue_limits.{queue}."
+                             f"global_concurrency ({limits.global_concurrency}), got {concurrency}")
+        options["global_concurrency"] = limits.global_concurrency
+    return options
+
+
 def serve(app: Chainproof, *, queues: list[str] | None = None, concurrency: int | None = None,
           stop: threading.Event | None = None, executor_id: str | None = None,
           report: Callable[[dict[str, Any]], None] | None = None) -> None:
@@ -239,14 +258,15 @@ def serve(app: Chainproof, *, queues: list[str] | None = None, concurrency: int 
     for q in queues:
         if not q.strip() or q.startswith("_dbos_"):
             raise InputError(f"queues (--queues): expected queue names not starting with _dbos_, got {q!r}")
+    options = {q: queue_options(app.settings, q, concurrency) for q in queues}
     _worker.update(app=app, executor_id=config["executor_id"], report=report)
     DBOS(config=config)
     try:
         DBOS.listen_queues(queues)
         DBOS.launch()
         for q in queues:
-            DBOS.register_queue(q, worker_concurrency=concurrency, polling_interval_sec=w.polling_interval_s,
-                                on_conflict="always_update")
+            DBOS.register_queue(q, polling_interval_sec=w.polling_interval_s, on_conflict="always_update",
+                                **options[q])
         (stop or threading.Event()).wait()
     finally:
         DBOS.destroy(workflow_completion_timeout_sec=int(w.shutdown_grace_s))
