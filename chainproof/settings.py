@@ -63,7 +63,8 @@ class WorkerSettings(BaseModel):
     (default: ``database_url``, in its own ``dbos`` schema). ``executor_id``: this worker's name in
     DBOS (default ``HOST-PID``). ``shutdown_grace_s``: how long a stopping worker lets the runs it
     advances reach their next pause or end. ``queue_limits``: fleet-wide limits per queue name
-    (:class:`QueueLimits`)."""
+    (:class:`QueueLimits`). ``scheduler_polling_interval_s``: how often a worker looks for new or
+    removed schedules (``chainproof schedule``; DBOS's default, 30 s)."""
 
     queue: str = Field(default="chainproof-runs", min_length=1)
     concurrency: int = Field(default=10, ge=1)
@@ -72,6 +73,7 @@ class WorkerSettings(BaseModel):
     executor_id: str | None = None
     shutdown_grace_s: float = Field(default=30.0, ge=0)
     queue_limits: dict[str, QueueLimits] = Field(default_factory=dict)
+    scheduler_polling_interval_s: float = Field(default=30.0, gt=0)
 
     @field_validator("queue")
     @classmethod

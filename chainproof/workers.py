@@ -91,6 +91,7 @@ def dbos_config(settings: Settings, *, executor_id: str | None = None) -> DBOSCo
     url = require_postgres(settings, "worker")
     return {"name": APP_NAME, "system_database_url": url, "serializer": DBOSPortableJSONSerializer(),
             "application_version": _version(), "log_level": "WARNING",
+            "scheduler_polling_interval_sec": settings.workers.scheduler_polling_interval_s,
             "executor_id": executor_id or settings.workers.executor_id or f"{socket.gethostname()}-{os.getpid()}"}
 
 
@@ -198,6 +199,13 @@ def decided_while_running(app: Chainproof, run_id: str) -> bool:
     return False
 
 
+def serving_app() -> Chainproof | None:
+    """The engine this process advances runs with while it serves as a worker (:func:`serve`),
+    else None: a tool that submits runs from a worker submits them with the worker's settings and
+    models (``graphs/portfolio_scan.py``)."""
+    return _worker.get("app")
+
+
 def _advance_step(run_id: str) -> dict[str, Any]:
     app, worker = _worker["app"], _worker["executor_id"]
     out = advance(app, run_id, worker)
@@ -259,6 +267,7 @@ def serve(app: Chainproof, *, queues: list[str] | None = None, concurrency: int 
         if not q.strip() or q.startswith("_dbos_"):
             raise InputError(f"queues (--queues): expected queue names not starting with _dbos_, got {q!r}")
     options = {q: queue_options(app.settings, q, concurrency) for q in queues}
+    import chainproof._schedules  # noqa: F401 - registers the scheduled workflow before launch
     _worker.update(app=app, executor_id=config["executor_id"], report=report)
     DBOS(config=config)
     try:
