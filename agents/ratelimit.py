@@ -228,6 +228,10 @@ class PostgresRateLimiter:
             try:
                 conn = psycopg.connect(self._dsn, autocommit=False, connect_timeout=10,
                                        application_name="chainproof-rate-limit")
+                # a reservation lost in a server crash is one request the budget forgets: no reason
+                # to wait for the WAL flush on every model call (PostgreSQL docs, "Asynchronous Commit")
+                conn.execute("SET synchronous_commit = off")
+                conn.commit()
                 with conn.transaction():  # concurrent first uses: the lock orders the CREATEs
                     conn.execute("SELECT pg_advisory_xact_lock(hashtext('chainproof_rate_buckets'))")
                     conn.execute(_PG_TABLE)

@@ -224,7 +224,11 @@ def _advance_run(run_id: str) -> dict[str, Any]:
 
 
 if DBOS is not None:
-    advance_step = DBOS.step(name="chainproof.advance")(_advance_step)
+    # A step that raises (the database refused a connection: "too many clients", a restart) is
+    # retried by DBOS with back-off (1, 2, 4, 8 s) instead of ending the workflow with the run left
+    # queued; advancing again is safe: it takes the run's lock and goes on from the last checkpoint.
+    advance_step = DBOS.step(name="chainproof.advance", retries_allowed=True, interval_seconds=1.0,
+                             max_attempts=5, backoff_rate=2.0)(_advance_step)
     advance_run = DBOS.workflow(name=WORKFLOW)(_advance_run)
 
 
