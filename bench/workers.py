@@ -64,6 +64,22 @@ def _db_counters(url: str) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+def _wait(app: Chainproof, ids: list[str], procs: list, url: str, t0: float) -> tuple[float, int, list]:
+    """Wait until every run completed or failed (or a workflow was given up, or a worker exited,
+    or an hour passed); ``(seconds since t0, runs completed, their statuses)``."""
+    deadline = time.monotonic() + 3600
+    while True:
+        states = [app.audit.run_status(r) for r in ids]
+        done = states.count("completed")
+        if done + states.count("failed") == len(ids) or time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+            break
+        with psycopg.connect(url) as conn:  # a workflow DBOS gave up on leaves its run queued
+            if conn.execute("SELECT count(*) FROM dbos.workflow_status WHERE status = 'ERROR'").fetchone()[0]:
+                break
+        time.sleep(0.25)
+    return time.monotonic() - t0, done, states
+
+
 def measure(n_workers: int, runs: int, steps: int, latency_s: float, concurrency: int, logs: Path) -> dict:
     """One measurement with ``n_workers`` worker processes; the figures (see the module docstring)."""
     (logs / f"w{n_workers}").mkdir(parents=True, exist_ok=True)  # the tools' side-effect log goes there
@@ -90,19 +106,13 @@ def measure(n_workers: int, runs: int, steps: int, latency_s: float, concurrency
             t0 = time.monotonic()  # the backlog of runs meets workers that are ready
             sampler = threading.Thread(target=sample, daemon=True)
             sampler.start()
-            deadline = time.monotonic() + 3600
-            while True:
-                states = [app.audit.run_status(r) for r in ids]
-                done = states.count("completed")
-                if done + states.count("failed") == runs or time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-                    break
-                with psycopg.connect(url) as conn:  # a workflow DBOS gave up on leaves its run queued
-                    given_up = conn.execute("SELECT count(*) FROM dbos.workflow_status WHERE status = 'ERROR'").fetchone()[0]
-                if given_up:
-                    break
-                time.sleep(0.25)
-            wall = time.monotonic() - t0
-            stop.set()
+            try:
+                wall, done, states = _wait(app, ids, procs, url, t0)
+            finally:  # whatever happened, no worker outlives the measurement
+                stop.set()
+                for p in procs:
+                    if p.poll() is None:
+                        p.terminate()
             sampler.join()
             outs = fleet.stop_workers(*procs)
             time.sleep(1.0)  # cumulative statistics are flushed about once a second
