@@ -117,7 +117,10 @@ class ModelSettings(BaseModel):
     ``provider="openai"``: ``langchain_openai.ChatOpenAI`` against ``base_url`` (OpenAI when
     unset; vLLM, Ollama or llama.cpp's server when set) with model ``model``, or against the
     ordered failover list ``endpoints`` when given. ``rpm``/``tpm`` limit the single-endpoint
-    form (per endpoint in ``endpoints``); ``redis_url`` shares those limits across processes.
+    form (per endpoint in ``endpoints``): requests per minute and tokens per minute, the units of
+    OpenAI's ``x-ratelimit-limit-requests`` / ``x-ratelimit-limit-tokens``, with tokens charged at
+    admission as OpenAI counts them (see :mod:`chainproof.agents.ratelimit`). ``shared_limits``
+    says where those budgets live, so that they hold across every process calling the endpoint.
     """
 
     provider: Literal["local", "openai"] = "local"
@@ -131,6 +134,11 @@ class ModelSettings(BaseModel):
         default=1.0, gt=0, description="Seconds' worth of requests/tokens that may go out at once.")
     redis_url: str | None = Field(
         default=None, description="redis://127.0.0.1:6379/0 to share RPM/TPM limits across processes.")
+    shared_limits: Literal["auto", "process", "database", "redis"] = Field(
+        default="auto",
+        description="Where the RPM/TPM budgets live: 'process' (this process only), 'redis' (redis_url), "
+        "'database' (the audit database, PostgreSQL: every worker of a fleet shares it); 'auto': redis when "
+        "redis_url is set, else database when database_url is PostgreSQL, else process.")
     retry: RetrySettings = Field(default_factory=RetrySettings)
     circuit: CircuitSettings = Field(default_factory=CircuitSettings)
     supports_reasoning_effort: bool = False
@@ -164,6 +172,8 @@ class ModelSettings(BaseModel):
         missing = [e for e in EFFORTS if e not in self.profiles]
         if missing:
             raise ValueError(f"model.profiles: missing effort level(s) {missing}; expected low, medium and high")
+        if self.shared_limits == "redis" and not self.redis_url:
+            raise ValueError("model.shared_limits: 'redis' needs model.redis_url (CHAINPROOF_MODEL__REDIS_URL)")
         names = [e.name for e in self.endpoints]
         if len(set(names)) != len(names):
             raise ValueError(f"model.endpoints: names must be unique, got {names}")

@@ -56,6 +56,8 @@ class ConfiguredModels:
 
         clock / sleep: time source and sleep (seconds) of the retry policy and circuit breakers;
             tests pass fakes so Retry-After and back-off need no real waiting.
+        database_url: the audit store's URL; on PostgreSQL the RPM/TPM budgets are shared there
+            (``model.shared_limits`` ``auto`` or ``database``), so every worker keeps to one budget.
 
     For ``openai`` every effort level gets a :class:`~chainproof.agents.resilient_chat.ResilientChatModel`
     over ``model.resolved_endpoints()``: one ``ChatOpenAI(max_retries=0,
@@ -68,8 +70,10 @@ class ConfiguredModels:
     """
 
     def __init__(self, model: ModelSettings, local: LocalModelSettings, models_dir: Path, *,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                 database_url: str | None = None):
         self.settings = model
+        self.database_url = database_url
         self.local = local
         self.models_dir = models_dir
         self.clock, self.sleep = clock, sleep
@@ -129,12 +133,27 @@ class ConfiguredModels:
             endpoints.append(Endpoint(
                 name=ep.name, url=url, client=self._build_openai(effort, ep),
                 breaker=breaker_for(key, s.circuit.failure_threshold, s.circuit.reset_timeout_s, self.clock),
-                limiter=limiter_for(key, ep.rpm, ep.tpm, burst_s=s.rate_limit_burst_s, redis_url=s.redis_url),
+                limiter=limiter_for(key, ep.rpm, ep.tpm, burst_s=s.rate_limit_burst_s, **self._shared_limits()),
             ))
         emulate = s.emulate_reasoning_effort and not s.supports_reasoning_effort
         return ResilientChatModel(endpoints=endpoints, retry=s.retry, max_tokens=s.profiles[effort].max_tokens,
                                   model_name=endpoints[0].client.model_name, clock=self.clock, sleep=self.sleep,
                                   effort_instruction=EFFORT_INSTRUCTIONS[effort] if emulate else None)
+
+    def _shared_limits(self) -> dict[str, str | None]:
+        """Where the endpoints' RPM/TPM budgets live (``model.shared_limits``): ``redis_url`` or
+        ``database_url`` for :func:`~chainproof.agents.ratelimit.limiter_for`. Raises
+        ``ValueError`` naming the setting when ``database`` is asked for without PostgreSQL."""
+        mode = self.settings.shared_limits
+        postgres = self.database_url if (self.database_url or "").startswith(("postgresql", "postgres://")) else None
+        if mode == "database" and postgres is None:
+            raise ValueError(f"model.shared_limits: 'database' needs database_url (CHAINPROOF_DATABASE_URL) on "
+                             f"PostgreSQL, got {self.database_url!r}")
+        if mode == "redis" or (mode == "auto" and self.settings.redis_url):
+            return {"redis_url": self.settings.redis_url}
+        if mode == "database" or (mode == "auto" and postgres):
+            return {"database_url": postgres}
+        return {}
 
     def _build_openai(self, effort: Effort, endpoint: EndpointSettings) -> BaseChatModel:
         from langchain_openai import ChatOpenAI

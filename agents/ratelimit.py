@@ -15,7 +15,11 @@ Tokens are estimated before the call the way OpenAI counts them at admission (pr
 :func:`limiter_for` keeps one limiter per endpoint key in the process. With ``redis_url`` the
 buckets live in Redis (one Lua script reserves both atomically, timed by the Redis server's
 clock), so several worker processes share one budget; this needs the optional ``redis`` package
-(``pip install "chainproof[redis]"``).
+(``pip install "chainproof[redis]"``). With ``database_url`` (PostgreSQL) the same buckets are rows
+of ``chainproof_rate_buckets`` in that database, reserved by one upsert per bucket timed by the
+database server's clock: every worker of a fleet shares them with nothing but the database it
+already uses (:class:`PostgresRateLimiter`, the default for workers, see
+``ModelSettings.shared_limits``).
 """
 
 from __future__ import annotations
@@ -187,6 +191,100 @@ class RedisRateLimiter:
             self._redis.hincrbyfloat(self._keys[1], "level", estimated - actual)
 
 
+_PG_TABLE = """CREATE TABLE IF NOT EXISTS chainproof_rate_buckets (
+    key text PRIMARY KEY, level double precision NOT NULL, at double precision NOT NULL)"""
+# One GCRA reservation: refill since the last one at `rate` units/s up to `cap`, take `n`; the row
+# lock taken by the upsert serializes reservations of one bucket across every process.
+_PG_RESERVE = """INSERT INTO chainproof_rate_buckets AS b (key, level, at)
+VALUES (%(k)s, %(cap)s - %(n)s, extract(epoch FROM clock_timestamp())::double precision)
+ON CONFLICT (key) DO UPDATE SET
+  level = LEAST(%(cap)s, b.level + (extract(epoch FROM clock_timestamp())::double precision - b.at) * %(rate)s) - %(n)s,
+  at = extract(epoch FROM clock_timestamp())::double precision
+RETURNING level"""
+
+
+class PostgresRateLimiter:
+    """The same buckets as rows of ``chainproof_rate_buckets`` in a PostgreSQL database, shared by
+    every process (every worker host) using ``key`` there. One connection per limiter in this
+    process; a reservation is one transaction of one or two upserts (about 1 ms on a local server).
+
+    Raises :class:`chainproof.errors.StorageError` naming ``database_url`` when the database
+    cannot be reached (the model call then fails; nothing is sent past the limit)."""
+
+    def __init__(self, database_url: str, key: str, rpm: float | None = None, tpm: float | None = None, *,
+                 burst_s: float = 1.0, sleep: Sleep = time.sleep):
+        self.rpm, self.tpm, self.burst_s = rpm, tpm, burst_s
+        self._dsn = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+        self._buckets = [(f"{key}:requests", Bucket(rpm, burst_s)) if rpm else None,
+                         (f"{key}:tokens", Bucket(tpm, burst_s)) if tpm else None]
+        self._sleep = sleep
+        self._conn: Any = None
+        self._lock = threading.Lock()
+
+    def _connection(self) -> Any:
+        import psycopg
+
+        if self._conn is None or self._conn.closed:
+            try:
+                conn = psycopg.connect(self._dsn, autocommit=False, connect_timeout=10,
+                                       application_name="chainproof-rate-limit")
+                # a reservation lost in a server crash is one request the budget forgets: no reason
+                # to wait for the WAL flush on every model call (PostgreSQL docs, "Asynchronous Commit")
+                conn.execute("SET synchronous_commit = off")
+                conn.commit()
+                with conn.transaction():  # concurrent first uses: the lock orders the CREATEs
+                    conn.execute("SELECT pg_advisory_xact_lock(hashtext('chainproof_rate_buckets'))")
+                    conn.execute(_PG_TABLE)
+            except psycopg.Error as exc:
+                raise self._unreachable(exc) from exc
+            self._conn = conn
+        return self._conn
+
+    def _unreachable(self, exc: Exception) -> Exception:
+        from chainproof.errors import StorageError
+
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        return StorageError(f"database_url (CHAINPROOF_DATABASE_URL): cannot reach the shared RPM/TPM budget "
+                            f"(model.shared_limits): {type(exc).__name__}: {first}")
+
+    def acquire(self, tokens: int, max_wait_s: float | None = None) -> float:
+        """As :meth:`RateLimiter.acquire`, atomically across every process on the database."""
+        import psycopg
+
+        wait = 0.0
+        with self._lock:
+            conn = self._connection()
+            try:
+                with conn.transaction() as tx:
+                    for entry, n in zip(self._buckets, (1, tokens)):
+                        if entry is not None:
+                            key, bucket = entry
+                            level = conn.execute(_PG_RESERVE, {"k": key, "cap": bucket.capacity, "n": n,
+                                                               "rate": bucket.rate}).fetchone()[0]
+                            wait = max(wait, -level / bucket.rate)
+                    if max_wait_s is not None and wait > max_wait_s:
+                        raise psycopg.Rollback(tx)  # reserve nothing
+            except psycopg.Error as exc:
+                conn.close()
+                raise self._unreachable(exc) from exc
+        if max_wait_s is not None and wait > max_wait_s:
+            raise RateLimitWaitTooLong("shared rate limit", self.rpm, self.tpm, wait, max_wait_s)
+        if wait > 0:
+            self._sleep(wait)
+        return max(0.0, wait)
+
+    def settle(self, estimated: int, actual: int) -> None:
+        """Correct the shared token charge by ``estimated - actual`` tokens."""
+        entry = self._buckets[1]
+        if entry is None or actual == estimated:
+            return
+        with self._lock:
+            conn = self._connection()
+            with conn.transaction():
+                conn.execute("UPDATE chainproof_rate_buckets SET level = level + %(d)s WHERE key = %(k)s",
+                             {"d": estimated - actual, "k": entry[0]})
+
+
 class NoLimit:
     """No client-side limit (the endpoint has no ``rpm``/``tpm`` configured)."""
 
@@ -202,23 +300,26 @@ _registry_lock = threading.Lock()
 
 
 def limiter_for(key: str, rpm: float | None, tpm: float | None, *, burst_s: float = 1.0,
-                redis_url: str | None = None) -> Limiter:
+                redis_url: str | None = None, database_url: str | None = None) -> Limiter:
     """The process-wide limiter of endpoint ``key`` (base URL + model): every run in the process
-    that calls that endpoint shares it. Raises ``ValueError`` when ``key`` was already registered
-    with different limits (two budgets for one endpoint would exceed it)."""
-    config = (rpm, tpm, burst_s, redis_url)
+    that calls that endpoint shares it; with ``redis_url`` or ``database_url`` (PostgreSQL) every
+    process using that server shares it too. Raises ``ValueError`` when ``key`` was already
+    registered with different limits (two budgets for one endpoint would exceed it)."""
+    config = (rpm, tpm, burst_s, redis_url or database_url)
     with _registry_lock:
         if key in _registry:
             known, existing = _registry[key]
             if known != config:
                 raise ValueError(f"endpoint {key}: rate limits already set to rpm={known[0]}, tpm={known[1]}, "
-                                 f"burst_s={known[2]}, redis_url={known[3]}; got rpm={rpm}, tpm={tpm}, "
-                                 f"burst_s={burst_s}, redis_url={redis_url}")
+                                 f"burst_s={known[2]}, shared in {known[3]}; got rpm={rpm}, tpm={tpm}, "
+                                 f"burst_s={burst_s}, shared in {redis_url or database_url}")
             return existing
         if not (rpm or tpm):
             limiter: Limiter = NoLimit()
         elif redis_url:
             limiter = RedisRateLimiter(redis_url, key, rpm, tpm, burst_s=burst_s)
+        elif database_url:
+            limiter = PostgresRateLimiter(database_url, key, rpm, tpm, burst_s=burst_s)
         else:
             limiter = RateLimiter(rpm, tpm, burst_s=burst_s)
         _registry[key] = (config, limiter)

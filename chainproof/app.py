@@ -95,7 +95,8 @@ class Chainproof:
             raise StorageError(f"database_url {url!r} (CHAINPROOF_DATABASE_URL): cannot open the audit store: "
                                f"{cause(exc)}") from exc
         self.audit.head_publisher = self.settings.head_publisher()  # signs a tree head at pauses and ends
-        self.models = models or ConfiguredModels(self.settings.model, self.settings.local, self.settings.models_dir)
+        self.models = models or ConfiguredModels(self.settings.model, self.settings.local, self.settings.models_dir,
+                                                 database_url=url)
         self.cost_of_run = cost_of_run
 
     def close(self) -> None:

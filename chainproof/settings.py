@@ -37,6 +37,20 @@ class CacheSettings(BaseModel):
     ttl_s: float = Field(default=DEFAULT_TTL_S, gt=0)
 
 
+class QueueLimits(BaseModel):
+    """``[workers.queue_limits.NAME]``: limits on queue NAME that hold across every worker (DBOS
+    keeps them with the queue in PostgreSQL and counts starts there).
+
+    ``runs_per_period`` / ``period_s``: at most that many runs (workflows) start in any rolling
+    window of ``period_s`` seconds (DBOS queue ``limiter``; e.g. 600 per 60 s = 600 runs/minute).
+    ``global_concurrency``: at most that many runs of the queue advance at once on all workers
+    together (DBOS ``global_concurrency``). Per-request model limits are ``model.rpm``/``tpm``."""
+
+    runs_per_period: int | None = Field(default=None, ge=1)
+    period_s: float = Field(default=60.0, gt=0)
+    global_concurrency: int | None = Field(default=None, ge=1)
+
+
 class WorkerSettings(BaseModel):
     """``[workers]``: runs submitted to DBOS queues in PostgreSQL and advanced by ``chainproof
     worker`` processes (``chainproof.workers``).
@@ -48,7 +62,9 @@ class WorkerSettings(BaseModel):
     a worker looks for runs (DBOS's default, 1 s). ``system_database_url``: DBOS's system database
     (default: ``database_url``, in its own ``dbos`` schema). ``executor_id``: this worker's name in
     DBOS (default ``HOST-PID``). ``shutdown_grace_s``: how long a stopping worker lets the runs it
-    advances reach their next pause or end."""
+    advances reach their next pause or end. ``queue_limits``: fleet-wide limits per queue name
+    (:class:`QueueLimits`). ``scheduler_polling_interval_s``: how often a worker looks for new or
+    removed schedules (``chainproof schedule``; DBOS's default, 30 s)."""
 
     queue: str = Field(default="chainproof-runs", min_length=1)
     concurrency: int = Field(default=10, ge=1)
@@ -56,6 +72,8 @@ class WorkerSettings(BaseModel):
     system_database_url: str | None = None
     executor_id: str | None = None
     shutdown_grace_s: float = Field(default=30.0, ge=0)
+    queue_limits: dict[str, QueueLimits] = Field(default_factory=dict)
+    scheduler_polling_interval_s: float = Field(default=30.0, gt=0)
 
     @field_validator("queue")
     @classmethod

@@ -91,6 +91,7 @@ def dbos_config(settings: Settings, *, executor_id: str | None = None) -> DBOSCo
     url = require_postgres(settings, "worker")
     return {"name": APP_NAME, "system_database_url": url, "serializer": DBOSPortableJSONSerializer(),
             "application_version": _version(), "log_level": "WARNING",
+            "scheduler_polling_interval_sec": settings.workers.scheduler_polling_interval_s,
             "executor_id": executor_id or settings.workers.executor_id or f"{socket.gethostname()}-{os.getpid()}"}
 
 
@@ -198,6 +199,13 @@ def decided_while_running(app: Chainproof, run_id: str) -> bool:
     return False
 
 
+def serving_app() -> Chainproof | None:
+    """The engine this process advances runs with while it serves as a worker (:func:`serve`),
+    else None: a tool that submits runs from a worker submits them with the worker's settings and
+    models (``graphs/portfolio_scan.py``)."""
+    return _worker.get("app")
+
+
 def _advance_step(run_id: str) -> dict[str, Any]:
     app, worker = _worker["app"], _worker["executor_id"]
     out = advance(app, run_id, worker)
@@ -216,8 +224,31 @@ def _advance_run(run_id: str) -> dict[str, Any]:
 
 
 if DBOS is not None:
-    advance_step = DBOS.step(name="chainproof.advance")(_advance_step)
+    # A step that raises (the database refused a connection: "too many clients", a restart) is
+    # retried by DBOS with back-off (1, 2, 4, 8 s) instead of ending the workflow with the run left
+    # queued; advancing again is safe: it takes the run's lock and goes on from the last checkpoint.
+    advance_step = DBOS.step(name="chainproof.advance", retries_allowed=True, interval_seconds=1.0,
+                             max_attempts=5, backoff_rate=2.0)(_advance_step)
     advance_run = DBOS.workflow(name=WORKFLOW)(_advance_run)
+
+
+def queue_options(settings: Settings, queue: str, concurrency: int) -> dict[str, Any]:
+    """DBOS ``register_queue`` limits of ``queue``: ``worker_concurrency`` (this worker) and, from
+    ``workers.queue_limits[queue]``, ``limiter`` ``{"limit": runs_per_period, "period": period_s}``
+    and ``global_concurrency``. Raises ``InputError`` when a worker's concurrency exceeds the
+    queue's global concurrency (DBOS refuses that)."""
+    limits = settings.workers.queue_limits.get(queue)
+    options: dict[str, Any] = {"worker_concurrency": concurrency}
+    if limits is None:
+        return options
+    if limits.runs_per_period is not None:
+        options["limiter"] = {"limit": limits.runs_per_period, "period": limits.period_s}
+    if limits.global_concurrency is not None:
+        if concurrency > limits.global_concurrency:
+            raise InputError(f"concurrency (--concurrency): expected at most workers.queue_limits.{queue}."
+                             f"global_concurrency ({limits.global_concurrency}), got {concurrency}")
+        options["global_concurrency"] = limits.global_concurrency
+    return options
 
 
 def serve(app: Chainproof, *, queues: list[str] | None = None, concurrency: int | None = None,
@@ -239,14 +270,16 @@ def serve(app: Chainproof, *, queues: list[str] | None = None, concurrency: int 
     for q in queues:
         if not q.strip() or q.startswith("_dbos_"):
             raise InputError(f"queues (--queues): expected queue names not starting with _dbos_, got {q!r}")
+    options = {q: queue_options(app.settings, q, concurrency) for q in queues}
+    import chainproof._schedules  # noqa: F401 - registers the scheduled workflow before launch
     _worker.update(app=app, executor_id=config["executor_id"], report=report)
     DBOS(config=config)
     try:
         DBOS.listen_queues(queues)
         DBOS.launch()
         for q in queues:
-            DBOS.register_queue(q, worker_concurrency=concurrency, polling_interval_sec=w.polling_interval_s,
-                                on_conflict="always_update")
+            DBOS.register_queue(q, polling_interval_sec=w.polling_interval_s, on_conflict="always_update",
+                                **options[q])
         (stop or threading.Event()).wait()
     finally:
         DBOS.destroy(workflow_completion_timeout_sec=int(w.shutdown_grace_s))

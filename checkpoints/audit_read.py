@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, func, select, union_all
+from sqlalchemy import ColumnElement, Select, Text, cast, func, select, union_all
 
 from chainproof.checkpoints import audit_tables as t
 from chainproof.checkpoints.audit_db import check_schema, make_engine, normalise_url, upgrade_schema
@@ -321,6 +321,25 @@ class AuditReader:
         for run in runs:
             kind, at = status.get(run.run_id, (None, None))
             out.append((run, kind.removeprefix("run_") if kind else None, at))
+        return out
+
+    def alerts(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The alerts of finished runs, newest first, at most ``limit``: each alert a graph's
+        ``ChainSpec.alerts`` raised (recorded in the run's ``report`` step) with ``run_id``,
+        ``graph`` and ``at`` (the report step's start, UTC) added."""
+        s = t.steps.c
+        stmt = (select(t.steps).where(s.node == "report", cast(s.output, Text).contains('"alerts"'))
+                .order_by(s.started_at.desc(), s.run_id))
+        out: list[dict[str, Any]] = []
+        graphs: dict[str, str | None] = {}
+        for step in self._records(stmt, t.steps):
+            for alert in reversed((step.output or {}).get("alerts") or []):
+                if step.run_id not in graphs:
+                    run = self.get_run(step.run_id)
+                    graphs[step.run_id] = run.graph if run is not None else None
+                out.append({**alert, "run_id": step.run_id, "graph": graphs[step.run_id], "at": step.started_at})
+                if len(out) >= limit:
+                    return out
         return out
 
 

@@ -329,6 +329,13 @@ class ChainSpec(Generic[DecisionT]):
         export embeds them. Default: none."""
         return {}
 
+    def alerts(self, view: ChainView) -> list[dict[str, Any]]:
+        """Override: alerts the finished run raises, each a JSON object with at least ``level``
+        (e.g. ``high``), ``subject`` (what it is about) and ``message`` (one line). The report node
+        records them in its step (``output["alerts"]``, part of the audit log's Merkle tree), and
+        ``chainproof alerts`` lists them with the run id. Default: none."""
+        return []
+
     def render_terminated(self, view: ChainView) -> str:
         """The report of a run a review terminated: the goal, why it stopped, the best answer
         available (the decision asked after the stop, as approved or edited) and the findings so

@@ -37,27 +37,10 @@ def _settings(tmp_path: Path, url: str) -> Settings:
 
 
 def _workers(url: str, tmp_path: Path, *names: str, concurrency: int = 2, delay_s: float = 0.0) -> list[subprocess.Popen]:
-    procs = [fleet.start_worker(fleet.child_env(tmp_path / f"home-{n}", url, tmp_path), n, concurrency=concurrency,
-                                delay_s=delay_s) for n in names]
-    for p in procs:  # DBOS is launching once the process says it is ready
-        assert p.stdout is not None
-        line = p.stdout.readline()
-        if not line.startswith('{"ready"'):
-            p.wait(timeout=30)
-            pytest.fail(f"worker did not start: {line}{p.stderr.read() if p.stderr else ''}")
-    return procs
+    return fleet.start_ready(url, tmp_path, *names, concurrency=concurrency, delay_s=delay_s)
 
 
-def _wait(app: Chainproof, run_ids: list[str], status: str, procs: list[subprocess.Popen], timeout: float = 240) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        states = {r: app.audit.run_status(r) for r in run_ids}
-        if all(s == status for s in states.values()):
-            return
-        if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-            outs = fleet.stop_workers(*procs)
-            pytest.fail(f"runs not {status}: {Counter(states.values())}; workers reported {outs}")
-        time.sleep(0.2)
+_wait = fleet.wait_status
 
 
 def _reference_requests(tmp_path: Path, graph: str, n: int) -> int:

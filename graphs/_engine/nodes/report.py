@@ -32,6 +32,10 @@ def report(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
         bad = [name for name in charts if not re.fullmatch(r"[a-z0-9_\-]{1,40}", name)]
         if bad:
             raise ValueError(f"report_charts: chart name {bad[0]!r} is not lower-case letters, digits, '_' or '-'")
+        alerts = [] if terminated else ctx.spec.alerts(raw)
+        for alert in alerts:
+            if not (isinstance(alert, dict) and {"level", "subject", "message"} <= set(alert)):
+                raise ValueError(f"alerts: expected objects with level, subject and message, got {alert!r}")
         if ctx.write_reports:
             ctx.reports_dir.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
@@ -42,5 +46,6 @@ def report(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
         rec.output = {"path": str(path), "sha256": sha256_hex(text), "chars": len(text),
                       **({"charts": {name: {"path": str(ctx.reports_dir / state["run_id"] / f"{name}.svg"),
                                             "sha256": sha256_hex(svg), "chars": len(svg)}
-                                     for name, svg in charts.items()}} if charts else {})}
+                                     for name, svg in charts.items()}} if charts else {}),
+                      **({"alerts": alerts} if alerts else {})}
     return {"report_path": str(path), "step": rec.step_no}

@@ -92,6 +92,14 @@ def fleet_model(delay_s: float = 0.0) -> ScriptedChatModel:
     return ScriptedChatModel(replies=[reply], repeat_last=True)
 
 
+def fake_openai_answer(body: dict[str, Any]) -> str:
+    """What :func:`fleet_model` answers, for the fake OpenAI server (``body``: the request JSON)."""
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    messages = body.get("messages") or [{"content": ""}]
+    return responder()([SystemMessage(str(messages[0].get("content", ""))), HumanMessage("")])
+
+
 def lines(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
 
@@ -118,17 +126,54 @@ WORKER = textwrap.dedent("""
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     def report(out):
         print(json.dumps(out), flush=True)
-    with Chainproof(models=StaticModels(fleet_model(delay))) as app:
+    # a negative delay: the configured model (CHAINPROOF_MODEL__*), its limits shared as configured
+    with Chainproof(models=StaticModels(fleet_model(delay)) if delay >= 0 else None) as app:
         print(json.dumps({"ready": name}), flush=True)
         serve(app, concurrency=concurrency, executor_id=name, stop=stop, report=report)
 """)
 
 
 def start_worker(env: dict[str, str], name: str, *, concurrency: int = 2, delay_s: float = 0.0) -> subprocess.Popen:
-    """A worker process (``chainproof.workers.serve`` with :func:`fleet_model`) printing one JSON
-    line per advance; stop it with :func:`stop_workers`."""
+    """A worker process (``chainproof.workers.serve`` with :func:`fleet_model`, or the model its
+    environment configures when ``delay_s`` is negative) printing one JSON line per advance; stop
+    it with :func:`stop_workers`."""
     return subprocess.Popen([sys.executable, "-c", WORKER, name, str(concurrency), str(delay_s)], cwd=REPO, env=env,
                             text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def start_ready(url: str, logs: Path, *names: str, concurrency: int = 2, delay_s: float = 0.0,
+                **env: str) -> list[subprocess.Popen]:
+    """Worker processes named ``names`` on ``url`` (each its own home under ``logs``), returned once
+    each says it is ready; ``env``: extra environment (e.g. ``CHAINPROOF_MODEL__RPM``)."""
+    import pytest
+
+    procs = [start_worker(child_env(logs / f"home-{n}", url, logs, **env), n, concurrency=concurrency, delay_s=delay_s)
+             for n in names]
+    for p in procs:  # DBOS is launching once the process says it is ready
+        assert p.stdout is not None
+        line = p.stdout.readline()
+        if not line.startswith('{"ready"'):
+            p.wait(timeout=30)
+            pytest.fail(f"worker did not start: {line}{p.stderr.read() if p.stderr else ''}")
+    return procs
+
+
+def wait_status(app: Any, run_ids: list[str], status: str, procs: list[subprocess.Popen], timeout: float = 240) -> None:
+    """Wait until every run of ``run_ids`` has ``status`` in ``app``'s audit store; fails the test
+    (stopping the workers) on timeout or when a worker exits."""
+    from collections import Counter
+
+    import pytest
+
+    deadline = time.monotonic() + timeout
+    while True:
+        states = {r: app.audit.run_status(r) for r in run_ids}
+        if all(s == status for s in states.values()):
+            return
+        if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+            outs = stop_workers(*procs)
+            pytest.fail(f"runs not {status}: {Counter(states.values())}; workers reported {outs}")
+        time.sleep(0.2)
 
 
 def stop_workers(*procs: subprocess.Popen) -> list[dict[str, Any]]:

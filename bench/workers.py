@@ -1,0 +1,181 @@
+"""Workers benchmark: runs per minute for 1, 2 and 4 ``chainproof worker`` processes on PostgreSQL.
+
+For each worker count, in a fresh database on the local PostgreSQL (``CHAINPROOF_TEST_PG_URL``,
+default ``postgresql://postgres@127.0.0.1:5432/postgres``): start the worker processes
+(``chainproof.workers.serve``, scripted model answering after a fixed ``--latency-ms``, 200 ms by
+default). ``--runs`` runs (50) of the ``fleet`` test graph with ``--steps`` tool steps (20; one
+model request per step plus the decision) are submitted from this process first (a backlog, as
+a scheduled scan of many positions makes), then the workers start; the clock runs from the
+moment every worker is ready until every run completed.
+
+Reports per worker count:
+
+* runs per minute: runs / (last run completed - workers ready), and the speed-up over one worker;
+* queueing delay p50/p95: DBOS's ``started_at_epoch_ms - created_at`` of each run's workflow
+  (enqueued until a worker took it), seconds: the wait of a run in a backlog of ``--runs``,
+  worker start-up included (``submit_s`` is how long submitting the backlog took);
+* PostgreSQL connections in use: ``pg_stat_activity`` rows on the database, sampled every 0.5 s
+  (peak and mean);
+* database work per run: ``pg_stat_statements`` is not loaded on this server, so transactions per
+  run are counted instead (``pg_stat_database`` ``xact_commit + xact_rollback`` deltas of the
+  database over the measurement, submission included, divided by the runs), with rows
+  inserted/updated per run (``tup_inserted + tup_updated``).
+
+Usage: ``nice python bench/workers.py [--runs 50] [--steps 20] [--workers 1,2,4] [--json]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import faulthandler
+import json
+import os
+import signal
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+
+# the worker processes and the fleet graph are the tests' (tests/support/testkit); only that folder
+# is added to the path, never the repository root, so chainproof is imported as installed
+SUPPORT = Path(__file__).resolve().parents[1] / "tests" / "support"
+sys.path.insert(0, str(SUPPORT))
+
+from chainproof.agents.models import StaticModels  # noqa: E402
+from chainproof.app import Chainproof  # noqa: E402
+from chainproof.settings import Settings  # noqa: E402
+from testkit import fleet  # noqa: E402
+from testkit.pg import fresh_database, pg_unreachable  # noqa: E402
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else float("nan")
+
+
+def _db_counters(url: str) -> tuple[int, int]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        row = conn.execute("SELECT xact_commit + xact_rollback, tup_inserted + tup_updated FROM pg_stat_database "
+                           "WHERE datname = current_database()").fetchone()
+    return int(row[0]), int(row[1])
+
+
+def _wait(app: Chainproof, ids: list[str], procs: list, url: str, t0: float) -> tuple[float, int, list]:
+    """Wait until every run completed or failed (or a workflow was given up, or a worker exited,
+    or an hour passed); ``(seconds since t0, runs completed, their statuses)``."""
+    deadline = time.monotonic() + 3600
+    while True:
+        states = [app.audit.run_status(r) for r in ids]
+        done = states.count("completed")
+        if done + states.count("failed") == len(ids) or time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+            break
+        with psycopg.connect(url) as conn:  # a workflow DBOS gave up on leaves its run queued
+            if conn.execute("SELECT count(*) FROM dbos.workflow_status WHERE status = 'ERROR'").fetchone()[0]:
+                break
+        time.sleep(0.25)
+    return time.monotonic() - t0, done, states
+
+
+def measure(n_workers: int, runs: int, steps: int, latency_s: float, concurrency: int, logs: Path) -> dict:
+    """One measurement with ``n_workers`` worker processes; the figures (see the module docstring)."""
+    (logs / f"w{n_workers}").mkdir(parents=True, exist_ok=True)  # the tools' side-effect log goes there
+    with fresh_database() as url:
+        env = {"PYTHONPATH": str(SUPPORT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        settings = Settings(home=logs / f"submitter{n_workers}", database_url=url, checkpoint_url=url)
+        samples: list[int] = []
+        stop = threading.Event()
+
+        def sample() -> None:
+            with psycopg.connect(url, autocommit=True) as conn:
+                while not stop.is_set():
+                    samples.append(conn.execute("SELECT count(*) - 1 FROM pg_stat_activity "
+                                                "WHERE datname = current_database()").fetchone()[0])
+                    stop.wait(0.5)
+
+        with Chainproof(settings, models=StaticModels(fleet.fleet_model())) as app:
+            xacts0, tuples0 = _db_counters(url)
+            t_submit = time.monotonic()
+            ids = [app.submit("fleet", {"tag": f"b{i}", "n": steps}).run_id for i in range(runs)]
+            submit_s = time.monotonic() - t_submit
+            procs = fleet.start_ready(url, logs / f"w{n_workers}", *[f"w{i}" for i in range(n_workers)],
+                                      concurrency=concurrency, delay_s=latency_s, **env)
+            t0 = time.monotonic()  # the backlog of runs meets workers that are ready
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            try:
+                wall, done, states = _wait(app, ids, procs, url, t0)
+            finally:  # whatever happened, no worker outlives the measurement
+                stop.set()
+                for p in procs:
+                    if p.poll() is None:
+                        p.terminate()
+            sampler.join()
+            outs = fleet.stop_workers(*procs)
+            time.sleep(1.0)  # cumulative statistics are flushed about once a second
+            xacts1, tuples1 = _db_counters(url)
+        with psycopg.connect(url) as conn:
+            delays = [r[0] / 1000 for r in conn.execute(
+                "SELECT started_at_epoch_ms - created_at FROM dbos.workflow_status "
+                "WHERE name = 'chainproof.advance_run' AND started_at_epoch_ms IS NOT NULL").fetchall()]
+    if done != runs:
+        raise RuntimeError(f"{n_workers} workers: only {done} of {runs} runs completed ({states.count('failed')} failed); "
+                           f"workers reported {[o for o in outs if o.get('error')][:3]}")
+    return {"workers": n_workers, "runs": runs, "steps": steps, "wall_s": round(wall, 2),
+            "submit_s": round(submit_s, 2), "runs_per_min": round(runs / wall * 60, 1),
+            "queue_delay_p50_s": round(_pct(delays, 0.5), 2), "queue_delay_p95_s": round(_pct(delays, 0.95), 2),
+            "pg_connections_peak": max(samples), "pg_connections_mean": round(statistics.fmean(samples), 1),
+            "transactions_per_run": round((xacts1 - xacts0) / runs, 1),
+            "rows_written_per_run": round((tuples1 - tuples0) / runs, 1)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--steps", type=int, default=20, help="tool steps per run")
+    parser.add_argument("--workers", default="1,2,4", help="worker counts to measure, comma-separated")
+    parser.add_argument("--concurrency", type=int, default=10, help="runs each worker advances at once")
+    parser.add_argument("--latency-ms", type=float, default=200, help="the scripted model's answer time")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    args = parser.parse_args()
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1 PID prints where it waits
+    reason = pg_unreachable()
+    if reason:
+        print(f"skipped: {reason}", file=sys.stderr)
+        return 2
+    import tempfile
+
+    fleet.register_all()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-workers-") as tmp:
+        for n in [int(x) for x in args.workers.split(",")]:
+            rows.append(measure(n, args.runs, args.steps, args.latency_ms / 1000, args.concurrency, Path(tmp)))
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)  # progress: each row as it is measured
+    base = rows[0]["runs_per_min"]
+    for r in rows:
+        r["speedup_vs_first"] = round(r["runs_per_min"] / base, 2)
+    result = {"cpu_count": os.cpu_count(), "latency_ms": args.latency_ms, "concurrency_per_worker": args.concurrency,
+              "db_work_counted_as": "pg_stat_database xact_commit+xact_rollback (pg_stat_statements not loaded)",
+              "rows": rows}
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    cols = list(rows[0])
+    print(f"{args.runs} runs of {args.steps} steps, model latency {args.latency_ms:.0f} ms, "
+          f"concurrency {args.concurrency} per worker, {os.cpu_count()} CPUs")
+    print("  ".join(f"{c:>{max(len(c), 6)}}" for c in cols))
+    for r in rows:
+        print("  ".join(f"{r[c]!s:>{max(len(c), 6)}}" for c in cols))
+    two = next((r for r in rows if r["workers"] == 2), None)
+    if two is not None and rows[0]["workers"] == 1:
+        print(f"\ntarget (2 workers >= 1.7x one): {'met' if two['speedup_vs_first'] >= 1.7 else 'NOT met'} "
+              f"({two['speedup_vs_first']}x)")
+    print(f"database work counted as {result['db_work_counted_as']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Runs on a schedule: DBOS schedules in PostgreSQL that submit a graph's run on a cron.
+
+``chainproof schedule add NAME --cron EXPR --graph GRAPH --input ...`` stores a DBOS schedule
+(``DBOSClient.create_schedule``: a row in DBOS's system database, so every worker sees it, and
+each worker's scheduler thread polls for new ones every ``workers.scheduler_polling_interval_s``).
+At each cron time one worker's scheduler enqueues the workflow ``chainproof.scheduled_run`` with
+the workflow id ``sched-NAME-TIME`` (DBOS: the others find it exists, so a time fires once), and
+that workflow's one step submits the graph's run like ``chainproof submit`` does.
+
+Cron: five fields (minute hour day-of-month month day-of-week) or six with seconds first, as
+DBOS's scheduler reads them (``croniter``, ``second_at_beginning=True``); times are UTC unless
+a time zone is given.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from chainproof.errors import InputError
+from chainproof.workers import DBOS, client
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from chainproof.app import Chainproof
+    from chainproof.settings import Settings
+
+SCHEDULED_WORKFLOW = "chainproof.scheduled_run"
+_FIELDS5 = ("minute", "hour", "day of month", "month", "day of week")
+
+
+def check_cron(expr: str) -> str:
+    """``expr`` normalised to single spaces. Raises ``InputError`` (exit 2) naming the field that
+    is wrong: the number of fields, or which one ``croniter`` cannot read."""
+    from croniter import croniter  # type: ignore[import-untyped]  # a dependency of dbos
+
+    fields = expr.split()
+    if len(fields) not in (5, 6):
+        raise InputError(f"cron (--cron): expected 5 fields (minute hour day-of-month month day-of-week) or 6 "
+                         f"with seconds first, got {len(fields)} in {expr!r}")
+    names = _FIELDS5 if len(fields) == 5 else ("second", *_FIELDS5)
+    for i, (name, value) in enumerate(zip(names, fields)):
+        probe = ["*"] * len(fields)
+        probe[i] = value
+        if not croniter.is_valid(" ".join(probe), second_at_beginning=len(fields) == 6):
+            raise InputError(f"cron (--cron): the {name} field {value!r} is not valid in {expr!r}")
+    normal = " ".join(fields)
+    if not croniter.is_valid(normal, second_at_beginning=len(fields) == 6):
+        raise InputError(f"cron (--cron): {expr!r} is not a valid schedule")
+    return normal
+
+
+def add(app: Chainproof, name: str, cron: str, graph: str, inputs: dict[str, Any], *, queue: str | None = None,
+        timezone: str | None = None) -> dict[str, Any]:
+    """Store schedule ``name``: submit a run of ``graph`` with ``inputs`` at every ``cron`` time
+    (UTC, or the IANA ``timezone``). The inputs are checked now (``spec.validate_inputs``), so a
+    bad one fails here, not at 6 a.m. Returns the stored schedule. Raises ``InputError`` for a
+    bad name, cron, time zone or input, or a name already used; ``WorkersUnavailable`` without
+    PostgreSQL."""
+    from chainproof.graphs.registry import get_spec
+
+    if not name or not all(c.isalnum() or c in "-_." for c in name):
+        raise InputError(f"name: expected letters, digits, '-', '_' or '.', got {name!r}")
+    cron = check_cron(cron)
+    if timezone is not None:
+        from zoneinfo import ZoneInfo
+
+        try:
+            ZoneInfo(timezone)
+        except Exception:
+            raise InputError(f"timezone (--timezone): expected an IANA name such as Europe/London, got {timezone!r}") from None
+    spec = get_spec(graph)
+    checked = spec.validate_inputs(dict(inputs))  # InputError / ValueError naming the field (exit 2)
+    del checked
+    dbos = client(app.settings, "schedule add")
+    if dbos.get_schedule(name) is not None:
+        raise InputError(f"name: a schedule {name!r} exists; remove it first (chainproof schedule remove {name})")
+    queue = queue or app.settings.workers.queue
+    if not queue.strip() or queue.startswith("_dbos_"):
+        raise InputError(f"queue (--queue): expected a queue name not starting with _dbos_, got {queue!r}")
+    context = {"schedule": name, "graph": graph, "inputs": inputs, "queue": queue}
+    dbos.create_schedule(schedule_name=name, workflow_name=SCHEDULED_WORKFLOW, schedule=cron, context=context,
+                         cron_timezone=timezone, queue_name=queue)
+    return dict(dbos.get_schedule(name) or {})
+
+
+def listing(settings: Settings) -> list[dict[str, Any]]:
+    """Every stored schedule of Chainproof: ``name``, ``cron``, ``timezone``, ``graph``, ``inputs``,
+    ``queue``, ``status`` (DBOS: ``ACTIVE`` / ``PAUSED``), ``last_fired_at`` (ISO time or None)."""
+    out = []
+    for s in client(settings, "schedule list").list_schedules(workflow_name=SCHEDULED_WORKFLOW):
+        ctx = s.get("context") or {}
+        out.append({"name": s["schedule_name"], "cron": s["schedule"], "timezone": s.get("cron_timezone"),
+                    "graph": ctx.get("graph"), "inputs": ctx.get("inputs"), "queue": ctx.get("queue"),
+                    "status": s.get("status"), "last_fired_at": s.get("last_fired_at")})
+    return sorted(out, key=lambda s: s["name"])
+
+
+def remove(settings: Settings, name: str) -> None:
+    """Delete schedule ``name`` (runs it already submitted go on). Raises ``InputError`` naming the
+    schedules that exist when there is none called ``name``."""
+    dbos = client(settings, "schedule remove")
+    if dbos.get_schedule(name) is None:
+        known = ", ".join(s["name"] for s in listing(settings)) or "none"
+        raise InputError(f"name: no schedule {name!r}; schedules: {known}")
+    dbos.delete_schedule(name)
+
+
+def _submit_scheduled(scheduled_at: str, context: dict[str, Any]) -> str:
+    from chainproof import workers
+
+    app = workers._worker["app"]
+    result = app.submit(context["graph"], dict(context["inputs"]), queue=context.get("queue"),
+                        started_by=f"schedule:{context.get('schedule')}")
+    return result.run_id
+
+
+def _scheduled_run(scheduled_at: datetime, context: dict[str, Any]) -> str:
+    """The scheduled workflow: one step that submits the run (its id is the workflow's result;
+    ``started_by`` is ``schedule:NAME``)."""
+    return submit_scheduled(scheduled_at.isoformat(), context)
+
+
+if DBOS is not None:
+    submit_scheduled = DBOS.step(name="chainproof.submit_scheduled")(_submit_scheduled)
+    scheduled_run = DBOS.workflow(name=SCHEDULED_WORKFLOW)(_scheduled_run)
