@@ -194,3 +194,37 @@ def test_chainproof_run_filing_qa_answers_on_the_bundled_company(home):
     replayed = subprocess.run([sys.executable, "-m", "chainproof.cli", "replay", run_id], capture_output=True,
                               text=True, env=env, cwd=REPO, timeout=300)
     assert replayed.returncode == 0 and "identical: all" in replayed.stdout, replayed.stdout + replayed.stderr
+
+
+def _bench():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_filing_qa", REPO / "bench" / "filing_qa.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks its module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_benchmark_scores_numbers_within_one_percent_and_spans_exactly():
+    bench = _bench()
+    arith = {"answer_type": "arithmetic", "answer": 12.5, "scale": "percent"}
+    assert bench.is_correct(arith, "12.6%", None) and bench.is_correct(arith, "", 0.125)
+    assert not bench.is_correct(arith, "In 2019 it was 12.8 [table ¶3]", None)  # 2.4 % off; the year is skipped
+    assert bench.is_correct({"answer_type": "arithmetic", "answer": -3.1, "scale": ""}, "(3.1)", None)
+    span = {"answer_type": "span", "answer": ["the modified retrospective method"], "scale": ""}
+    assert bench.is_correct(span, "Modified retrospective method. [text ¶1]", None)
+    assert not bench.is_correct(span, "It used the modified retrospective method", None)
+
+
+def test_the_benchmark_smoke_path_runs_three_systems_on_a_seeded_sample(shared_data):
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "filing_qa.py"), "--model", "scripted", "--limit", "2",
+                           "--seed", "3", "--json"], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout)
+    assert (results["questions"], results["arithmetic"], results["span"]) == (2, 1, 1)
+    assert sorted(results["systems"]) == ["chainproof", "react", "react+retry"]
+    assert all(s["model_calls"] >= 2 and s["input_tokens"] > 0 for s in results["systems"].values())
+    again = subprocess.run([sys.executable, str(REPO / "bench" / "filing_qa.py"), "--model", "scripted", "--limit", "2",
+                            "--seed", "3", "--json"], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert [a["uid"] for a in json.loads(again.stdout)["answers"]] == [a["uid"] for a in results["answers"]]
