@@ -179,25 +179,33 @@ def run_plain(system: str, model: Any, context_q: tuple[dict, dict], doc_path: s
     with warnings.catch_warnings():  # "moved to langchain.agents": that package is not a dependency here
         warnings.simplefilter("ignore")
         agent = create_react_agent(model, plain_tools(doc_path), prompt=PLAIN_PROMPT)
-    messages, invalid = _loop(agent, [HumanMessage(q["question"])])
-    if invalid and system == "react+retry":
-        messages, invalid = _loop(agent, [*messages, HumanMessage(
-            f"Your answer was not valid: {invalid}. Reply with only the answer: a number or a short span "
-            "copied from the document.")])
-    last = messages[-1]
-    text = str(last.content).strip() if isinstance(last, AIMessage) and not invalid else ""
+    messages: list[BaseMessage] = [HumanMessage(q["question"])]
+    try:
+        messages, invalid = _loop(agent, messages)
+        if invalid and system == "react+retry":
+            messages, invalid = _loop(agent, [*messages, HumanMessage(
+                f"Your answer was not valid: {invalid}. Reply with only the answer: a number or a short span "
+                "copied from the document.")])
+    except Exception as exc:  # e.g. the history outgrew the context window: a wrong answer (its tokens lost)
+        messages, invalid = [], f"error: {type(exc).__name__}: {exc}"
+    # scored on its last answer whatever its length (validity only decides the retry)
+    last = messages[-1] if messages else None
+    text = str(last.content).strip() if isinstance(last, AIMessage) else ""
     tokens_in, tokens_out, calls = _usage(messages)
-    return Answer(system, q["uid"], is_correct(q, text, None), text[:200], tokens_in, tokens_out, calls,
+    return Answer(system, q["uid"], bool(text) and is_correct(q, text, None), (text or invalid or "")[:200], tokens_in, tokens_out, calls,
                   round(time.perf_counter() - started, 1))
 
 
 def run_chainproof(app: Chainproof, context_q: tuple[dict, dict], doc_path: str) -> Answer:
     _, q = context_q
     started = time.perf_counter()
-    run = app.start("filing-qa", {"company": "TATQA", "question": q["question"], "document": doc_path}, cache=False)
-    calls = app.audit.records_of(run.run_id, ModelCallRecord)
-    decision = run.state.get("decision") or {}
-    text = str(decision.get("answer") or "")
+    try:
+        run = app.start("filing-qa", {"company": "TATQA", "question": q["question"], "document": doc_path}, cache=False)
+        run_id, decision = run.run_id, run.state.get("decision") or {}
+        text = str(decision.get("answer") or "")
+    except Exception as exc:  # a failed run (e.g. a prompt over the context window) is a wrong answer
+        run_id, decision, text = app.audit.list_runs(1)[0][0].run_id, {}, f"error: {type(exc).__name__}: {exc}"
+    calls = app.audit.records_of(run_id, ModelCallRecord)
     return Answer("chainproof", q["uid"], is_correct(q, text, decision.get("value")), text[:200],
                   sum(c.input_tokens for c in calls), sum(c.output_tokens for c in calls), len(calls),
                   round(time.perf_counter() - started, 1))

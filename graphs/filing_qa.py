@@ -121,6 +121,8 @@ class FilingQA(ChainSpec[FilingAnswer]):
         given = super().validate_inputs(inputs)
         company = given["company"].upper()
         if given.get("document"):
+            if not str(given["document"]).lower().endswith(".json"):
+                raise ValueError(f"document: expected a .json file of sections, got {given['document']!r}")
             source = str(Path(given["document"]).expanduser().resolve())
         else:
             source = str(resolve_dossier(company, given.get("dossier")))

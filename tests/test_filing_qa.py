@@ -128,6 +128,7 @@ def test_without_a_valid_typed_answer_the_agents_answer_is_kept_with_confidence_
     ({"company": "MMM", "question": "   "}, "question: expected a question about the filing"),
     ({"company": "MMM"}, "question: expected a question about the filing"),
     ({"company": "ZZZZ", "question": "What?"}, "ZZZZ"),
+    ({"company": "MMM", "question": "What?", "document": "notes.txt"}, "document: expected a .json file"),
 ])
 def test_bad_input_is_refused_naming_the_field_before_anything_runs(settings, inputs, message):
     with Chainproof(settings, models=StaticModels(ModelMustNotBeCalled())) as app:
@@ -157,10 +158,11 @@ def test_a_json_document_source_is_searched_and_a_malformed_one_refused(settings
 
 def test_the_calculator_computes_and_refuses_what_is_not_arithmetic():
     assert evaluate("(1,568.6 - 1,571.7) / 1,571.7 * 100") == pytest.approx(-0.1972387865)
+    assert evaluate("round(2 / 3, 2)") == 0.67 and evaluate("max(1, 7, 3) - min(4, 2)") == 5.0
     assert evaluate("avg(2, 4, 9)") == 5.0 and evaluate("$1,200 / 2") == 600.0 and evaluate("0.1 + 0.2") == 0.3
     for bad, why in [("__import__('os').system('true')", "not a number or arithmetic"), ("9 ** 9 ** 9", "exponent"),
                      ("1 / 0", "division by zero"), ("12.5% * 4", "'%' is not allowed"), ("x + 1", "'x'"),
-                     ("(-8) ** 0.5", "not a real number"), ("", "got nothing"), ("1" * 501, "at most 500")]:
+                     ("(-8) ** 0.5", "not a real number"), ("abs(1, 2)", "does not take 2 numbers"), ("", "got nothing"), ("1" * 501, "at most 500")]:
         with pytest.raises(CalculatorError, match=why):
             evaluate(bad)
     assert calculate.invoke({"expression": "2 * 3"}) == {"expression": "2 * 3", "result": 6.0}

@@ -31,7 +31,11 @@ def _avg(*xs: float) -> float:
     return sum(xs) / len(xs)
 
 
-_FUNCTIONS: dict[str, Callable[..., float]] = {"abs": abs, "round": round, "min": min, "max": max,
+def _round(x: float, digits: float = 0) -> float:
+    return round(x, int(digits))
+
+
+_FUNCTIONS: dict[str, Callable[..., float]] = {"abs": abs, "round": _round, "min": min, "max": max,
                                                "sum": lambda *xs: sum(xs), "avg": _avg}
 
 
@@ -64,7 +68,10 @@ def _value(node: ast.AST) -> float:
         args = [_value(a) for a in node.args]
         if not args:
             raise CalculatorError(f"{node.func.id}() needs at least one number")
-        return float(_FUNCTIONS[node.func.id](*args))
+        try:
+            return float(_FUNCTIONS[node.func.id](*args))
+        except TypeError:  # abs(1, 2), round(1, 2, 3)
+            raise CalculatorError(f"{node.func.id}() does not take {len(args)} numbers") from None
     found = ast.unparse(node) if isinstance(node, ast.expr) else type(node).__name__
     raise CalculatorError(f"{found!r} is not a number or arithmetic; allowed: numbers, + - * / **, parentheses, "
                           f"{', '.join(sorted(_FUNCTIONS))}")
