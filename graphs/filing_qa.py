@@ -163,7 +163,9 @@ class FilingQA(ChainSpec[FilingAnswer]):
             f"Paragraphs:\n{listed}\n\nGive the final answer as JSON: "
             '{"answer": "...", "value": number or null, "unit": "..." or null, '
             '"citations": [{"section": "table", "paragraph": 3}], "confidence": 0.0 to 1.0}. '
-            "value: the number of the answer exactly as the agent's answer or a paragraph states it; do not compute. "
+            "answer: only the answer itself (a number with its unit, or the words copied from a paragraph), not a "
+            "sentence. value: the number of the answer exactly as the agent's answer or a paragraph states it; do not "
+            "compute. "
             "Cite only paragraphs listed above that support the answer."
         )
 
