@@ -246,6 +246,11 @@ def main() -> int:
     answers: list[Answer] = []
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(home=Path(tmp) / "home")
+        if args.model == "local":  # the assembled model file of the default cache, not a copy per run
+            from chainproof.agents.config import LocalModelSettings
+            from chainproof.agents.local_weights import local_model_path
+
+            settings = Settings(home=Path(tmp) / "home", local=LocalModelSettings(gguf_path=local_model_path()))
         if args.model == "scripted":
             from chainproof.agents.models import StaticModels
 

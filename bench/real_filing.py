@@ -27,6 +27,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from chainproof.agents.config import LocalModelSettings
+from chainproof.agents.local_weights import local_model_path
 from chainproof.app import Chainproof
 from chainproof.checkpoints.audit_schema import ModelCallRecord, Step
 from chainproof.settings import Settings
@@ -71,7 +73,8 @@ def main() -> int:
         return 2
     with tempfile.TemporaryDirectory() as tmp:
         folder = build_dossier(args.bundle, "MMM", AS_OF, Path(tmp) / "MMM")
-        with Chainproof(Settings(home=Path(tmp) / "home")) as app:
+        local = LocalModelSettings(gguf_path=local_model_path())  # the default cache's file, not a copy per run
+        with Chainproof(Settings(home=Path(tmp) / "home", local=local)) as app:
             started = time.perf_counter()
             run = app.start("due-diligence", {"company": "MMM", "as_of": AS_OF.isoformat(), "dossier": str(folder)},
                             cache=False)
