@@ -140,9 +140,11 @@ class FilingQA(ChainSpec[FilingAnswer]):
             PlanStep(id="answer", title="Answer from the filing", kind="agent", effort="medium", keep_data=True,
                      tools=["search_filing", "calculate"], max_iterations=MAX_ITERATIONS,
                      tool_args={"search_filing": {"source": "{inputs.source}"}},
-                     instruction=(f"Answer: {inputs['question']}\nSearch the filing with search_filing (a few keywords). "
-                                  "Do any arithmetic with calculate. When you know the answer, reply with one line: "
-                                  "the answer, then the cite of each paragraph you used, e.g. 1,568.6 [table ¶3].")),
+                     # no example answer: the embedded 1.5B model copied "1,568.6 [table ¶3]" as its answer
+                     instruction=(f"Answer: {inputs['question']}\nFirst call search_filing with a few keywords; never "
+                                  "answer before you have searched. Do any arithmetic with calculate. When you know "
+                                  "the answer, reply with one line: the answer, then the cite of each paragraph you "
+                                  "used in square brackets as the search results give it.")),
             PlanStep(id="evidence", title="Evidence for the answer", kind="tool", tool="filing_evidence",
                      args={"source": "{inputs.source}", "question": "{inputs.question}"},
                      args_from_summaries={"answer": "answer"}, keep_data=True, interpret=False,
