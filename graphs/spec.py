@@ -56,7 +56,11 @@ class PlanStep(BaseModel):
     run's step budget). Arguments are checked against the tool's schema; an invalid call is shown
     back to the model at most ``max_invalid_calls`` times in the step (the next one ends it).
     ``review_every`` is N of the goal review every N iterations of this step (None: the run's
-    ``review_every``; 0: never). See ``graphs/agent.py``.
+    ``review_every``; 0: never). ``tool_args`` (``tool name -> {argument: value}``, values may be
+    ``{inputs.KEY}``) fixes arguments of the agent's tools that the model neither sees nor may set:
+    declare them ``Annotated[T, InjectedToolArg]`` in the tool (LangChain's injected arguments,
+    left out of the schema ``bind_tools`` shows); they are merged over the model's arguments
+    before the call is checked, held for approval, run and recorded. See ``graphs/agent.py``.
 
     ``depends_on`` (tool and reason steps): the ids of the earlier plan steps this step needs.
     None (the default) means every earlier step, so a plan runs in order as written. Consecutive
@@ -97,6 +101,7 @@ class PlanStep(BaseModel):
     max_iterations: int | None = Field(default=None, ge=1)
     max_invalid_calls: int = Field(default=3, ge=0)
     review_every: int | None = Field(default=None, ge=0)
+    tool_args: dict[str, dict[str, Any]] = Field(default_factory=dict)
     depends_on: list[str] | None = None
     when: Condition | None = None
     evidence: list[str] | None = None
@@ -119,6 +124,8 @@ class PlanStep(BaseModel):
                              "has one (use graphs.debate.debate_step)")
         if self.kind == "agent" and self.tool is not None:
             raise ValueError(f"plan step {self.id!r}: an agent step chooses its tools; give tools=[...], not tool=")
+        if self.tool_args and self.kind != "agent":
+            raise ValueError(f"plan step {self.id!r}: tool_args applies to agent steps; a tool step gives args=")
         if self.kind != "tool" and not self.interpret:
             raise ValueError(f"plan step {self.id!r}: interpret=False applies to tool steps only")
         return self
@@ -136,7 +143,7 @@ class PlanStep(BaseModel):
 
 _LATER_DEFAULTS: dict[str, Any] = {"args_from_summaries": {}, "interpret": True, "tools": None, "max_iterations": None,
                                    "max_invalid_calls": 3, "review_every": None, "depends_on": None, "when": None,
-                                   "evidence": None, "debate": None}
+                                   "evidence": None, "debate": None, "tool_args": {}}
 
 
 class Finding(BaseModel):

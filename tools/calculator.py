@@ -1,0 +1,103 @@
+"""A safe calculator for agents: arithmetic on numbers, evaluated by walking Python's syntax tree
+(:mod:`ast`), never by ``eval``.
+
+Accepted: numbers (``1,234.5`` thousands separators and a leading ``$`` are dropped), ``+ - * /``,
+``**`` (exponent at most :data:`MAX_EXPONENT` in magnitude), parentheses, unary minus, and the
+functions ``abs``, ``round``, ``min``, ``max``, ``sum`` and ``avg`` (of their arguments). Anything
+else (names, attributes, calls of other functions, comparisons, strings, ``%``) is refused with a
+:class:`CalculatorError` naming what was found, so a model sees why and can write the expression
+again. The result must be finite; it is rounded to 10 significant digits (float noise such as
+``0.30000000000000004`` would otherwise fail an exact comparison).
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+import re
+from collections.abc import Callable
+
+__all__ = ["CalculatorError", "MAX_EXPRESSION_CHARS", "MAX_EXPONENT", "evaluate"]
+
+MAX_EXPRESSION_CHARS = 500
+MAX_EXPONENT = 100  # 10**100 is still a float; 9**9**9 would hang an unbounded evaluator
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+_BINARY: dict[type[ast.operator], Callable[[float, float], float]] = {
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+
+
+def _avg(*xs: float) -> float:
+    return sum(xs) / len(xs)
+
+
+def _round(x: float, digits: float = 0) -> float:
+    return round(x, int(digits))
+
+
+_FUNCTIONS: dict[str, Callable[..., float]] = {"abs": abs, "round": _round, "min": min, "max": max,
+                                               "sum": lambda *xs: sum(xs), "avg": _avg}
+
+
+class CalculatorError(ValueError):
+    """An expression the calculator refuses or cannot evaluate (the message says why)."""
+
+
+def _value(node: ast.AST) -> float:
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        return float(node.value)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        inner = _value(node.operand)
+        return -inner if isinstance(node.op, ast.USub) else inner
+    if isinstance(node, ast.BinOp):
+        left, right = _value(node.left), _value(node.right)
+        if isinstance(node.op, ast.Pow):
+            if abs(right) > MAX_EXPONENT:
+                raise CalculatorError(f"exponent {right:g} is larger than {MAX_EXPONENT}")
+            power = left ** right
+            if isinstance(power, complex):
+                raise CalculatorError("a negative number to a fractional power is not a real number")
+            return float(power)
+        op = _BINARY.get(type(node.op))
+        if op is None:
+            raise CalculatorError(f"operator {type(node.op).__name__} is not allowed; use + - * / ** and parentheses")
+        if isinstance(node.op, ast.Div) and right == 0:
+            raise CalculatorError("division by zero")
+        return op(left, right)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCTIONS and not node.keywords:
+        args = [_value(a) for a in node.args]
+        if not args:
+            raise CalculatorError(f"{node.func.id}() needs at least one number")
+        try:
+            return float(_FUNCTIONS[node.func.id](*args))
+        except TypeError:  # abs(1, 2), round(1, 2, 3)
+            raise CalculatorError(f"{node.func.id}() does not take {len(args)} numbers") from None
+    found = ast.unparse(node) if isinstance(node, ast.expr) else type(node).__name__
+    raise CalculatorError(f"{found!r} is not a number or arithmetic; allowed: numbers, + - * / **, parentheses, "
+                          f"{', '.join(sorted(_FUNCTIONS))}")
+
+
+def evaluate(expression: str) -> float:
+    """The value of an arithmetic ``expression`` (see the module docstring), rounded to 10
+    significant digits. Raises :class:`CalculatorError` for an empty, over-long
+    (> :data:`MAX_EXPRESSION_CHARS` characters), unreadable or refused expression, a division by
+    zero, or a result that is not finite."""
+    text = (expression or "").strip()
+    if not text:
+        raise CalculatorError("expression: expected arithmetic such as (1568.6 - 1571.7) / 1571.7, got nothing")
+    if len(text) > MAX_EXPRESSION_CHARS:
+        raise CalculatorError(f"expression: {len(text)} characters, at most {MAX_EXPRESSION_CHARS}")
+    if "%" in text:
+        raise CalculatorError("'%' is not allowed: write a percentage as a number (12.5% -> 12.5 or 0.125)")
+    text = _THOUSANDS.sub("", text.replace("$", ""))
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError as exc:
+        raise CalculatorError(f"expression: not arithmetic ({exc.msg}): {expression!r}") from None
+    try:
+        result = _value(tree.body)
+    except OverflowError:
+        raise CalculatorError("the result is too large") from None
+    if not math.isfinite(result):
+        raise CalculatorError("the result is not a finite number")
+    return float(f"{result:.10g}")
