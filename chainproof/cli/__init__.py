@@ -1,11 +1,11 @@
 """The ``chainproof`` command line (Typer + Rich).
 
 Commands: ``run GRAPH``, ``submit GRAPH``, ``worker``, ``graphs``, ``approve``, ``reject``, ``edit``, ``resume``, ``pending``,
-``runs``, ``show``, ``costs``, ``verify``, ``replay``, ``export``, ``cache clear``, ``db upgrade``,
+``runs``, ``show``, ``costs``, ``sla``, ``verify``, ``replay``, ``export``, ``cache clear``, ``db upgrade``,
 ``dossier build|fetch|import``, ``log head|key|rotate-key``, ``prove``. Modules by area: ``_run`` (run,
 submit, graphs), ``_workers`` (worker), ``_decide`` (approve, reject, edit, resume), ``_audit`` (runs, pending, show, verify, replay,
 export), ``_log`` (the Merkle log: log head/key/rotate-key, prove, verify --against), ``_admin``
-(costs, cache, db), ``_dossier`` (dossier); ``_views`` / ``_html`` render data handed to them and never query the store.
+(costs, sla, cache, db), ``_dossier`` (dossier); ``_views`` / ``_html`` render data handed to them and never query the store.
 
 Exit codes, one handler for every command (:class:`_Group`):
 

@@ -1,5 +1,5 @@
 """Graphs and runs: list graphs, start, list, read (trace, one step, live events), verify,
-replay, export, costs, resume, fork. Each route mirrors the CLI command of the same name."""
+replay, export, costs, endpoint SLA, resume, fork. Each route mirrors the CLI command of the same name."""
 
 from __future__ import annotations
 
@@ -229,6 +229,17 @@ def costs(request: Request, who: Reader, run_id: str | None = None, department: 
 
     return {"rows": [row(r) for r in rows], "total": row(total),
             "budget_usd": state.settings.budgets.departments.get(department) if department else None}
+
+
+@router.get("/sla", summary="Model endpoints' availability, p50/p95 response time and 429 share")
+def sla(who: Reader, request: Request,
+        since: Annotated[str, Query(description="the window ending now: 24h, 90m, 7d, 2w")] = "24h") -> dict[str, Any]:
+    """As ``chainproof sla --json``: per endpoint over the window and per endpoint and UTC day
+    (definitions: ``chainproof.graphs.sla``). Endpoint figures hold no run content, so every
+    reading role sees all endpoints."""
+    from chainproof.graphs.sla import sla_report
+
+    return sla_report(request.app.state.reader, since).as_dict()
 
 
 @router.post("/runs/{run_id}/resume", status_code=202, summary="Continue a run (step or cost budget, failed)")

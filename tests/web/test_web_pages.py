@@ -8,19 +8,12 @@ import html
 import re
 from datetime import UTC, datetime
 
-from testkit.web_app import PASSWORD, SCRIPT
+from testkit.web_app import PASSWORD, SCRIPT, safe_page
 
 ESCAPED = "&lt;script&gt;alert("
-INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)", re.I)
 
 
-def _safe(page, status: int = 200) -> str:
-    """The page's HTML, asserting its status, the pages' CSP and that no recorded markup became a tag."""
-    assert page.status_code == status, page.text[-2000:]
-    csp = page.headers["content-security-policy"]
-    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "default-src 'none'" in csp
-    assert SCRIPT not in page.text and not INLINE_SCRIPT.search(page.text)
-    return page.text
+_safe = safe_page
 
 
 def _start_page_run(web, client, x: str = "7") -> str:
