@@ -251,10 +251,17 @@ def resume(run_id: str, body: ResumeRun, request: Request, who: Analyst) -> dict
     return {"run_id": run_id, "events": f"/api/runs/{run_id}/events"}
 
 
-@router.post("/runs/{run_id}/fork", summary="A new run from the checkpoint at or before a step")
+@router.post("/runs/{run_id}/fork", status_code=202,
+             summary="A new run from the checkpoint at or before a step (run in the background)")
 def fork(run_id: str, body: ForkRun, request: Request, who: Analyst) -> dict[str, Any]:
+    """The fork is recorded now (a bad ``at_step`` is refused before anything is recorded) and
+    answered at once; a background worker runs it while its events stream."""
     visible_run(request, run_id, who)
-    return _json.result(request.app.state.engine.fork(run_id, body.at_step, started_by=who.username))
+    state = request.app.state
+    new = state.engine.fork(run_id, body.at_step, started_by=who.username, wait=False)
+    state.runner.submit(new.run_id, "fork", lambda: state.engine.advance(new.run_id))
+    return {"run_id": new.run_id, "parent_run_id": run_id, "status": new.status,
+            "events": f"/api/runs/{new.run_id}/events"}
 
 
 __all__ = ["StartRun", "graph_infos", "list_visible", "router", "start_run", "visible_run"]

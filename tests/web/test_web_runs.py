@@ -4,7 +4,9 @@ account, an auditor verifies, replays and exports it; live events reconnect exac
 from __future__ import annotations
 
 import json
+import threading
 
+from chainproof._live import LiveReader
 from testkit.web_app import API_KEY, PASSWORD, SCRIPT, start
 
 
@@ -130,10 +132,28 @@ def test_resume_and_fork(web):
     web.app.state.runner.jobs[run_id].future.result(timeout=60)  # the run was "paused" before the resume, too
     web.wait(ana, run_id, "paused")
     assert web.engine.pending_requests(run_id)  # now waiting at the approval
+    gate = threading.Event()
+    real_advance = web.engine.advance
+
+    def held_advance(run_id: str, **kw):  # the fork runs only once the test lets it
+        assert gate.wait(30)
+        return real_advance(run_id, **kw)
+
+    web.engine.advance = held_advance
     fork = ana.post(f"/api/runs/{run_id}/fork", json={"at_step": 1})
-    assert fork.status_code == 200, fork.text
-    child = ana.get(f"/api/runs/{fork.json()['run_id']}").json()
-    assert child["parent_run_id"] == run_id and child["started_by"] == "ana"
+    assert fork.status_code == 202, fork.text  # answered while the fork has not run a step
+    child_id = fork.json()["run_id"]
+    assert fork.json() == {"run_id": child_id, "parent_run_id": run_id, "status": "started",
+                           "events": f"/api/runs/{child_id}/events"}
+    child = ana.get(f"/api/runs/{child_id}").json()
+    assert child["parent_run_id"] == run_id and child["started_by"] == "ana" and child["status"] == "started"
+    gate.set()
+    web.wait(ana, child_id, "paused")  # ran in the background to its own approval request
+    kinds = [e.type for e in LiveReader(web.app.state.reader, child_id).batch()]  # its stream stays open while paused
+    assert kinds[0] == "started" and "step_started" in kinds and kinds[-1] == "paused"
+    assert ana.post("/api/runs/nope/fork", json={"at_step": 1}).status_code == 404  # refused, nothing recorded
+    assert len(ana.get("/api/runs").json()) == 2
+    assert web.client("aud").post(f"/api/runs/{run_id}/fork", json={"at_step": 1}).status_code == 403
 
 
 def test_terminal_watch_shows_the_same_events_as_the_sse_stream(web):
