@@ -59,7 +59,11 @@
       source.addEventListener(kind, function (e) {
         last = Number(e.lastEventId) || last;
         show[kind](JSON.parse(e.data));
-        if (done) { source.close(); note.textContent = "The run is complete."; }
+        if (done) {
+          source.close();
+          note.textContent = document.getElementById("charts") ? "The run is complete." :
+            "The run is complete; reload the page for its report's charts, if it drew any.";
+        }
       });
     });
     source.onerror = function () {
