@@ -156,7 +156,8 @@ def step(run_id: str, step_no: int, request: Request, who: Reader) -> dict[str, 
 
 def _visible(run_id: str, request: Request, who: Reader) -> Any:
     """``visible_run`` as a dependency: checked before a stream's response starts (a refusal
-    raised inside the stream would come after its 200)."""
+    raised inside the stream would come after its 200), and before a write's body is validated
+    (a run one may not see is 404 whatever the body)."""
     return visible_run(request, run_id, who)
 
 
@@ -243,8 +244,8 @@ def sla(who: Reader, request: Request,
 
 
 @router.post("/runs/{run_id}/resume", status_code=202, summary="Continue a run (step or cost budget, failed)")
-def resume(run_id: str, body: ResumeRun, request: Request, who: Analyst) -> dict[str, Any]:
-    visible_run(request, run_id, who)
+def resume(run_id: str, body: ResumeRun, request: Request, who: Analyst,
+           _run: Annotated[Any, Depends(_visible)]) -> dict[str, Any]:
     state = request.app.state
     state.runner.submit(run_id, "resume", lambda: state.engine.resume(
         run_id, max_steps=body.max_steps, budget_usd=body.budget_usd, by=who.username))
@@ -253,10 +254,10 @@ def resume(run_id: str, body: ResumeRun, request: Request, who: Analyst) -> dict
 
 @router.post("/runs/{run_id}/fork", status_code=202,
              summary="A new run from the checkpoint at or before a step (run in the background)")
-def fork(run_id: str, body: ForkRun, request: Request, who: Analyst) -> dict[str, Any]:
+def fork(run_id: str, body: ForkRun, request: Request, who: Analyst,
+         _run: Annotated[Any, Depends(_visible)]) -> dict[str, Any]:
     """The fork is recorded now (a bad ``at_step`` is refused before anything is recorded) and
     answered at once; a background worker runs it while its events stream."""
-    visible_run(request, run_id, who)
     state = request.app.state
     new = state.engine.fork(run_id, body.at_step, started_by=who.username, wait=False)
     state.runner.submit(new.run_id, "fork", lambda: state.engine.advance(new.run_id))
