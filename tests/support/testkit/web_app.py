@@ -99,6 +99,9 @@ class Web:
         while time.monotonic() < deadline:
             r = client.get(f"/api/runs/{run_id}")
             if r.status_code == 200 and r.json()["status"] in statuses:
+                job = self.app.state.runner.jobs.get(run_id)
+                if job is not None and job.future is not None and r.json()["status"] in ("paused", "completed", "failed"):
+                    job.future.result(timeout=max(1.0, deadline - time.monotonic()))  # and its worker let go of the run
                 return r.json()
             time.sleep(0.05)
         raise AssertionError(f"run {run_id} did not reach {statuses}: {client.get(f'/api/runs/{run_id}').text}")
