@@ -202,7 +202,12 @@ class LiveReader:
         if self.completed:
             return []
         out = []
-        for record in self.reader.records_after(self.run_id, self.seq, LIVE_TABLES):
+        records = self.reader.records_after(self.run_id, self.seq, LIVE_TABLES)
+        if not records and self.reader.run_status(self.run_id) == "completed":
+            # the run may have completed between the two queries: its last records are there now
+            records = self.reader.records_after(self.run_id, self.seq, LIVE_TABLES)
+            self.completed = not records
+        for record in records:
             if record.__tablename__ == "approvals" and record.action == "requested":
                 self.requests[record.request_id] = record
             self.seq = record.seq
@@ -212,8 +217,6 @@ class LiveReader:
                 if event.type == "completed":
                     self.completed = True
                     break
-        if not out and not self.completed and self.reader.run_status(self.run_id) == "completed":
-            self.completed = True  # everything up to the completion was read before
         return out
 
 
