@@ -32,6 +32,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 LIVE_TABLES = ("steps", "reviews", "events", "approvals")
 """The chained tables whose records become events (``approvals``: requests shown by ``paused``)."""
+OTHER_TABLES = ("model_calls", "tool_calls")
+"""The chained tables whose records are inside their step (read only for their seqs)."""
 _DETAIL = {"run_resumed": "resumed", "run_completed": "completed", "run_failed": "failed", "budget_alert": "budget_alert"}
 
 
@@ -196,6 +198,16 @@ class LiveReader:
                              if r.action == "requested" and r.seq <= after_seq}
         self.completed = False
 
+    def _contiguous(self, records: list[Any]) -> list[Any]:
+        """``records`` up to the first seq not yet visible: the tables are queried one after the
+        other, so a record committed between two queries may be missing while a later one is
+        there; never passing a gap means it is read by the next batch, not skipped."""
+        if not records:
+            return records
+        others = self.reader.seqs_after(self.run_id, self.seq, OTHER_TABLES)
+        upto = _no_gap(sorted({r.seq for r in records} | set(others)), self.seq)
+        return [r for r in records if r.seq <= upto]
+
     def batch(self) -> list[Any]:
         """The events of records written after the last one read (possibly none). After a
         ``completed`` event nothing more is returned and :attr:`completed` is True."""
@@ -207,6 +219,7 @@ class LiveReader:
             # the run may have completed between the two queries: its last records are there now
             records = self.reader.records_after(self.run_id, self.seq, LIVE_TABLES)
             self.completed = not records
+        records = self._contiguous(records)
         for record in records:
             if record.__tablename__ == "approvals" and record.action == "requested":
                 self.requests[record.request_id] = record
@@ -218,6 +231,15 @@ class LiveReader:
                     self.completed = True
                     break
         return out
+
+
+def _no_gap(seqs: list[int], after: int) -> int:
+    """The highest seq reached from ``after`` without a gap (a run's seqs are 1, 2, … across tables)."""
+    for s in seqs:
+        if s != after + 1:
+            break
+        after = s
+    return after
 
 
 def follow(reader: Any, run_id: str, after_seq: int = 0, *, poll_s: float = 0.2,

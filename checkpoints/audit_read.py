@@ -317,6 +317,13 @@ class AuditReader:
                 rows.extend(self._records(select(table).where(table.c.run_id == run_id, table.c.seq > after_seq), table))
         return sorted(rows, key=lambda r: r.seq)
 
+    def seqs_after(self, run_id: str, after_seq: int, tables: tuple[str, ...]) -> list[int]:
+        """The ``seq`` of every record of ``run_id`` after ``after_seq`` in the chained ``tables`` (names)."""
+        with self.engine.connect() as conn:
+            return sorted(s for table in t.CHAINED if table.name in tables
+                          for s in conn.scalars(select(table.c.seq).where(table.c.run_id == run_id,
+                                                                          table.c.seq > after_seq)))
+
     def run_ids(self) -> list[str]:
         """Every run id, oldest run first, then the ids of chained records whose run header is gone
         (so ``verify --all`` reports a deleted header instead of skipping its run)."""

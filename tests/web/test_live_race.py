@@ -27,8 +27,28 @@ class _RacingReader:
     def run_status(self, run_id):
         return "completed"
 
+    def seqs_after(self, run_id, after_seq, tables):
+        return []
+
+    def records_of(self, run_id, table):
+        return []
+
+
+class _GapReader(_RacingReader):
+    """Step 5 was committed between the query of the steps and that of the events: only 6 is seen."""
+
+    def records_after(self, run_id, after_seq, tables):
+        self.calls += 1
+        return [r for r in self.late if r.seq > after_seq and (self.calls > 1 or r.seq != 5)]
+
 
 def test_a_run_completing_between_two_queries_loses_no_event():
-    live = LiveReader(_RacingReader(), "r", 0)
+    live = LiveReader(_RacingReader(), "r", 4)
     assert [(e.type, e.seq) for e in live.batch()] == [("step_finished", 5), ("completed", 6)]
     assert live.completed and live.batch() == []
+
+
+def test_a_record_committed_between_two_table_queries_is_not_skipped():
+    live = LiveReader(_GapReader(), "r", 4)
+    assert live.batch() == [] and not live.completed  # 5 is missing: 6 waits for it
+    assert [(e.type, e.seq) for e in live.batch()] == [("step_finished", 5), ("completed", 6)]
