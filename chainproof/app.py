@@ -202,19 +202,35 @@ class Chainproof:
         return run_id, initial
 
     def fork(self, run_id: str, at_step: int, *, started_by: str | None = None,
-             on_progress: Progress | None = None) -> RunResult:
+             on_progress: Progress | None = None, wait: bool = True) -> RunResult:
         """Time travel: start a new run from ``run_id``'s checkpoint at or before step ``at_step``
         (the latest one not inside an approval round) and run it until it pauses or completes.
         The fork gets a new run id, is linked to its parent in its header, re-asks every approval
         after the fork point with new request ids, and leaves the parent's record untouched
-        (``graphs/_engine/fork.py``). Raises ``RunNotFound``, ``InputError`` (``at_step``) or
-        ``UserError`` (a zero-data-retention parent, no checkpoints)."""
+        (``graphs/_engine/fork.py``). ``wait=False`` records the fork (header, ``run_started``
+        with the copied checkpoint) and returns status ``started`` without running it;
+        :meth:`advance` runs it (the web app does so in the background). Raises ``RunNotFound``,
+        ``InputError`` (``at_step``) or ``UserError`` (a zero-data-retention parent, no
+        checkpoints), before anything is recorded."""
         parent = self._run(run_id)
         if started_by is not None and not started_by.strip():
             raise InputError("started_by (--as): a name is required when given; leave it out to fork anonymously")
         with self._thread(run_id, parent.graph) as (app, _, _ctx):
             new_id = start_fork(self.audit, app, parent, at_step, started_by=started_by)
+        if not wait:
+            return RunResult(new_id, "started")
         return self._drive(new_id, parent.graph, None, on_progress=on_progress)
+
+    def advance(self, run_id: str, *, on_progress: Progress | None = None) -> RunResult:
+        """Run a run that was recorded but never advanced (a fork made with ``wait=False``) from
+        its first checkpoint until it pauses or completes. Raises ``RunNotFound``, and
+        ``RunNotResumable`` for a run that has advanced already (its status is not ``started``,
+        or it has a step): ``resume`` continues those."""
+        run = self._run(run_id)
+        if self.audit.run_status(run_id) != "started" or self.audit.last_step_no(run_id) > 0:
+            raise RunNotResumable(f"run {run_id} has advanced already (status: {self.audit.run_status(run_id)}); "
+                                  f"continue it with: chainproof resume {run_id}")
+        return self._drive(run_id, run.graph, None, on_progress=on_progress)
 
     def policy(self, graph: str) -> ApprovalPolicy:
         """The approval policy a new run of ``graph`` binds to: the store's newest version once the

@@ -212,11 +212,12 @@ def parse_progress(chunk: Mapping[str, Any]) -> ProgressEvent:
     return event
 
 
-RunStatus = Literal["paused", "completed", "resumed", "queued"]
+RunStatus = Literal["paused", "completed", "resumed", "queued", "started"]
 """Where a run stands after a call that returned (a failure raises instead; the run stays
 resumable, and its audit status is ``failed``). ``resumed``: ``decide(wait=False)`` recorded the
 decision and left the run for ``resume`` to continue. ``queued``: submitted to workers, or a
-decision that woke a submitted run; a ``chainproof worker`` advances it (``chainproof.workers``)."""
+decision that woke a submitted run; a ``chainproof worker`` advances it (``chainproof.workers``).
+``started``: ``fork(wait=False)`` recorded the fork and left it for ``advance`` to run."""
 
 
 @dataclass

@@ -263,6 +263,30 @@ class AuditReader:
         stmt = (select(_model_calls).join(_runs, _runs.c.run_id == m.run_id).where(*where).order_by(m.run_id, m.seq))
         return self._records(stmt, _model_calls)
 
+    def model_attempts_since(self, since: datetime) -> list[tuple[datetime, list[dict[str, Any]]]]:
+        """The HTTP attempts of model calls recorded in steps written at or after ``since``
+        (aware UTC): ``(step created_at, output["model_attempts"])`` per step that has any, oldest
+        first (``graphs/recorder.py``: one :class:`~chainproof.agents.resilience.AttemptRecord`
+        dict per request; attempts carry no time of their own). A step whose ``output`` cannot be
+        decoded is skipped, not fatal (``verify`` names it). Reads only two columns; ``steps`` has
+        no ``created_at`` index, so this scans the table."""
+        s = t.steps.c
+        stmt = select(s.created_at, s.output).where(s.created_at >= since).order_by(s.created_at, s.id)
+        with self.engine.connect() as conn:
+            try:
+                rows = [dict(row._mapping) for row in conn.execute(stmt)]
+            except DECODE_ERRORS:
+                rows, _ = raw_rows(conn, stmt)
+        out = []
+        for row in rows:
+            at, output = row["created_at"], row["output"]
+            attempts = output.get("model_attempts") if isinstance(output, dict) else None
+            if isinstance(at, datetime) and isinstance(attempts, list):
+                found = [a for a in attempts if isinstance(a, dict)]
+                if found:
+                    out.append((at if at.tzinfo else at.replace(tzinfo=UTC), found))
+        return out
+
     def get_run(self, run_id: str) -> Any:
         """The run header (a ``runs`` :class:`Record`), or None."""
         return self._first(select(_runs).where(_runs.c.run_id == run_id), _runs)
@@ -292,6 +316,13 @@ class AuditReader:
             if table.name in tables:
                 rows.extend(self._records(select(table).where(table.c.run_id == run_id, table.c.seq > after_seq), table))
         return sorted(rows, key=lambda r: r.seq)
+
+    def seqs_after(self, run_id: str, after_seq: int, tables: tuple[str, ...]) -> list[int]:
+        """The ``seq`` of every record of ``run_id`` after ``after_seq`` in the chained ``tables`` (names)."""
+        with self.engine.connect() as conn:
+            return sorted(s for table in t.CHAINED if table.name in tables
+                          for s in conn.scalars(select(table.c.seq).where(table.c.run_id == run_id,
+                                                                          table.c.seq > after_seq)))
 
     def run_ids(self) -> list[str]:
         """Every run id, oldest run first, then the ids of chained records whose run header is gone

@@ -17,8 +17,11 @@ columns minus ``id`` and ``record_hash``, plus ``table``; see ``checkpoints/audi
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from chainproof.checkpoints.audit_hashing import canonical_json, run_header
@@ -56,6 +59,44 @@ def totals(records: list[Any]) -> dict[str, Any]:
     out["cost_usd"] = None if len(known) < len(costs) else round(sum(known), 6)
     out["cache_hits"] = sum(bool(c.cache_hit) for c in calls)
     out["duration_s"] = round(sum(s.duration_s for s in steps), 3)
+    return out
+
+
+@dataclass(frozen=True)
+class RecordedChart:
+    """One chart the run's report step wrote (its ``output.charts``: name -> path, SHA-256):
+    ``svg`` holds the file's bytes when it is there and matches the recorded SHA-256, else None
+    and ``problem`` says why (``missing``, or changed since the run wrote it)."""
+
+    name: str
+    path: str
+    sha256: str
+    svg: bytes | None
+    problem: str | None
+
+
+def recorded_charts(steps: list[Any]) -> list[RecordedChart]:
+    """The charts recorded by the run's last ``report`` step (``steps``: step rows as records or
+    dicts), each checked against its recorded SHA-256, in recorded order; [] when there is none.
+    The HTML export and the web run page show only charts whose bytes match the record."""
+    def get(step: Any, key: str) -> Any:
+        return step.get(key) if isinstance(step, dict) else getattr(step, key, None)
+
+    recorded = next((get(s, "output").get("charts") for s in reversed(steps)
+                     if get(s, "node") == "report" and isinstance(get(s, "output"), dict)), None)
+    out = []
+    for name, meta in (recorded if isinstance(recorded, dict) else {}).items():
+        if not isinstance(meta, dict) or not isinstance(meta.get("path"), str):
+            out.append(RecordedChart(str(name), "", "", None, "recorded without a path"))
+            continue
+        path = Path(meta["path"])
+        svg = path.read_bytes() if path.is_file() else None
+        if svg is not None and hashlib.sha256(svg).hexdigest() != meta.get("sha256"):
+            out.append(RecordedChart(str(name), str(path), str(meta.get("sha256")), None,
+                                     "changed since the run wrote it (SHA-256 differs)"))
+        else:
+            out.append(RecordedChart(str(name), str(path), str(meta.get("sha256")), svg,
+                                     "missing" if svg is None else None))
     return out
 
 

@@ -6,7 +6,9 @@ Used by every orchestrator node::
         rec.tool_call(...)
         rec.output = {...}
 
-On exit (also on an exception, with ``status='error'``) the records are appended to the run's
+On entry a ``step_started`` event (step_no, node, kind, title, effort) is appended, so live views
+see a step begin (``chainproof/_live.py``); a node that pauses and runs again on resume starts
+again. On exit (also on an exception, with ``status='error'``) the records are appended to the run's
 hash chain in one transaction, together with the reasoning-cache entries the step's model calls
 put (held meanwhile by :func:`chainproof.checkpoints.reasoning_cache.deferred_puts`; one commit per
 super-step), and a progress event is passed to ``progress``, the run's progress sink when it has one
@@ -74,6 +76,9 @@ class StepRecorder:
     _held: list[PendingPut] = field(default_factory=list)
 
     def __enter__(self) -> StepRecorder:
+        self.audit.append(self.run_id, EventRecord(kind="step_started", detail={
+            "step_no": self.step_no, "node": self.node, "kind": self.kind, "title": self.title[:300],
+            "effort": self.effort}))
         self._started = time.perf_counter()
         self._started_at = datetime.now(UTC)
         self._held_block = deferred_puts()

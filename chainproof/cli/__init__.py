@@ -1,12 +1,12 @@
 """The ``chainproof`` command line (Typer + Rich).
 
 Commands: ``run GRAPH``, ``submit GRAPH``, ``worker``, ``graphs``, ``approve``, ``reject``, ``edit``, ``resume``, ``pending``,
-``runs``, ``show``, ``costs``, ``verify``, ``replay``, ``export``, ``cache clear``, ``db upgrade``,
+``runs``, ``watch``, ``show``, ``costs``, ``sla``, ``verify``, ``replay``, ``export``, ``cache clear``, ``db upgrade``,
 ``dossier build|fetch|import``, ``log head|key|rotate-key``, ``prove``, ``keys create|show``, ``approvers
-add|list|remove``, ``policy import|show|set``. Modules by area: ``_run`` (run,
-submit, graphs), ``_workers`` (worker), ``_decide`` (approve, reject, edit, resume), ``_audit`` (runs, pending, show, verify, replay,
+add|list|remove``, ``policy import|show|set``, ``schedule add|list|remove``, ``alerts``. Modules by area: ``_run`` (run,
+submit, graphs), ``_workers`` (worker, schedule, alerts), ``_decide`` (approve, reject, edit, resume), ``_audit`` (runs, pending, show, verify, replay,
 export), ``_log`` (the Merkle log: log head/key/rotate-key, prove, verify --against), ``_admin``
-(costs, cache, db), ``_keys`` (keys, approvers, policy), ``_dossier`` (dossier); ``_views`` / ``_html`` render data handed to them and never query the store.
+(costs, sla, cache, db), ``_keys`` (keys, approvers, policy), ``_watch`` (watch), ``_dossier`` (dossier); ``_views`` / ``_html`` render data handed to them and never query the store.
 
 Exit codes, one handler for every command (:class:`_Group`):
 
@@ -219,7 +219,7 @@ def write_out(out: Any, text: str, what: str, *, force: bool) -> None:
 
 
 # the commands register themselves on `app` when imported
-from chainproof.cli import _admin, _audit, _decide, _dossier, _keys, _log, _run, _web, _workers  # noqa: E402,F401
+from chainproof.cli import _admin, _audit, _decide, _dossier, _keys, _log, _run, _watch, _web, _workers  # noqa: E402,F401
 
 
 def main() -> None:  # pragma: no cover - console entry point

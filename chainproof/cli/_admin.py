@@ -1,4 +1,4 @@
-"""Costs and housekeeping: ``costs``, ``cache clear``, ``db upgrade``."""
+"""Costs, endpoint SLA and housekeeping: ``costs``, ``sla``, ``cache clear``, ``db upgrade``."""
 
 from __future__ import annotations
 
@@ -39,6 +39,27 @@ def costs(
     budget = s.budgets.departments.get(department) if department else None
     views.print_costs(console, rows, total, title=f"run {run_id}" if run_id else f"{department} · {month}",
                       alerts=[a.detail for a in alerts], budget_usd=budget)
+
+
+@app.command()
+def sla(
+    since: Annotated[str, typer.Option(help="The window ending now: 24h, 90m, 7d, 2w.")] = "24h",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as one JSON object.")] = False,
+) -> None:
+    """Model endpoints' availability, response time (p50/p95 of successful requests) and 429 share,
+    from the attempts in the audit store (definitions: graphs/sla.py)."""
+    import json
+    import sys
+
+    from chainproof.graphs.sla import parse_window, sla_report
+
+    window = parse_window(since)  # InputError (exit 2) before the store is opened
+    with cli.read_store() as (_, store):
+        report = sla_report(store, window)
+    if as_json:
+        sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
+        return
+    views.print_sla(console, report, since)
 
 
 @cache_app.command("clear")

@@ -8,11 +8,9 @@ report step recorded, checked against their SHA-256.
 from __future__ import annotations
 
 import base64
-import hashlib
 import html
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from chainproof._terminal import strip_controls
@@ -83,22 +81,20 @@ def _step_details(step: dict[str, Any], calls: list[dict[str, Any]], tools: list
 
 
 def _charts(steps: list[dict[str, Any]]) -> str:
-    """The charts the report step wrote (``output.charts``), embedded as ``data:`` images so the page
-    stays self-contained; a file that is missing or no longer matches its recorded SHA-256 is named
-    instead of shown."""
-    recorded = next((s["output"].get("charts") for s in reversed(steps)
-                     if s["node"] == "report" and isinstance(s.get("output"), dict)), None) or {}
+    """The charts the report step wrote, embedded as ``data:`` images so the page stays
+    self-contained; a file that is missing or no longer matches its recorded SHA-256 is named
+    instead of shown (:func:`chainproof.checkpoints.export.recorded_charts`)."""
+    from chainproof.checkpoints.export import recorded_charts
+
     parts = []
-    for name, meta in recorded.items():
-        path = Path(meta["path"])
-        svg = path.read_bytes() if path.is_file() else None
-        if svg is None or hashlib.sha256(svg).hexdigest() != meta["sha256"]:
-            why = "missing" if svg is None else "changed since the run wrote it (SHA-256 differs)"
-            parts.append(f'<p class="bad">Chart {_e(name)}: {_e(path)} is {why}.</p>')
+    for chart in recorded_charts(steps):
+        if chart.svg is None:
+            parts.append(f'<p class="bad">Chart {_e(chart.name)}: {_e(chart.path)} is {_e(chart.problem)}.</p>')
             continue
-        src = "data:image/svg+xml;base64," + base64.b64encode(svg).decode("ascii")
-        parts.append(f'<figure><img alt="{_e(name)} chart" src="{src}" style="max-width:100%">'
-                     f"<figcaption class='muted'>{_e(name)} · sha256 <code>{_e(meta['sha256'][:16])}…</code></figcaption></figure>")
+        src = "data:image/svg+xml;base64," + base64.b64encode(chart.svg).decode("ascii")
+        parts.append(f'<figure><img alt="{_e(chart.name)} chart" src="{src}" style="max-width:100%">'
+                     f"<figcaption class='muted'>{_e(chart.name)} · sha256 <code>{_e(chart.sha256[:16])}…</code>"
+                     "</figcaption></figure>")
     return "<h2>Charts</h2>" + "".join(parts) if parts else ""
 
 

@@ -4,12 +4,12 @@ A shell over the public API: writes go through :class:`chainproof.app.Chainproof
 decide, resume, fork, replay), reads through the ORM-free
 :class:`chainproof.checkpoints.audit_read.AuditReader`; accounts through
 :class:`chainproof.checkpoints.accounts.AccountStore`. Routes live in ``_routes_runs``
-(graphs, runs, trace, step, events, verify, replay, export, costs, resume, fork),
+(graphs, runs, trace, step, events, verify, replay, export, costs, sla, resume, fork),
 ``_routes_decide`` (pending, decisions) and ``_routes_accounts`` (login, logout, me, tokens,
 accounts, auth-events); authentication, CSRF and visibility in ``_security``; live events in
 ``_sse``; background advancing in ``_runner``. The OpenAPI schema is at ``/openapi.json``.
 The pages (``_pages``: sign-in and shared machinery; ``_pages_runs``: runs, new run, live run,
-costs; ``_pages_review``: approval inbox, trace) are Jinja2 templates over the same functions and
+costs; ``_pages_review``: approval inbox, trace; ``_pages_sla``: endpoint SLA) are Jinja2 templates over the same functions and
 rules, with static files under ``/static``.
 
 Needs the ``web`` extra: ``pip install "chainproof[web]"``.

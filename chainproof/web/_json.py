@@ -26,10 +26,4 @@ def run_summary(run: Any, status: str | None) -> dict[str, Any]:
                      "forked_at_step": run.forked_at_step})
 
 
-def result(res: Any) -> dict[str, Any]:
-    """A ``RunResult``: run id, status, the open approval requests, the report path."""
-    return jsonable({"run_id": res.run_id, "status": res.status, "requests": res.requests,
-                     "report_path": res.report_path})
-
-
-__all__ = ["jsonable", "record", "result", "run_summary"]
+__all__ = ["jsonable", "record", "run_summary"]

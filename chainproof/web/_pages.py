@@ -155,10 +155,10 @@ def install(app: FastAPI) -> None:
     """Mount the static files and every page router on ``app``."""
     from importlib.resources import files
 
-    from chainproof.web import _pages_review, _pages_runs
+    from chainproof.web import _pages_review, _pages_runs, _pages_sla
 
     app.mount("/static", StaticFiles(directory=str(files("chainproof.web") / "static")), name="static")
-    for module in (_pages_runs, _pages_review):
+    for module in (_pages_runs, _pages_review, _pages_sla):
         app.include_router(module.router)
     app.include_router(router)
 

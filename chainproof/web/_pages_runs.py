@@ -1,6 +1,7 @@
 """The analysts' pages: the runs list with filters, a new run (a form generated from the graph's
 input schema), the live run (a timeline fed by the run's SSE stream, ``static/live.js``) and
-costs (by node, effort, department and month, with bar charts drawn as SVG on the server)."""
+costs (by node, effort, department and month, with bar charts drawn as SVG on the server). The
+live page also shows the report's charts, each served by ``/runs/ID/charts/NAME.svg``."""
 
 from __future__ import annotations
 
@@ -108,7 +109,38 @@ def live_page(run_id: str, request: Request, who: Viewer) -> HTMLResponse:
         return render(request, "live.html", who=who, run=run, run_status="starting", job_error=None)
     header = visible_run(request, run_id, who)
     return render(request, "live.html", who=who, run=header.as_dict(), run_status=state.reader.run_status(run_id),
-                  job_error=job.error if job is not None else None)
+                  job_error=job.error if job is not None else None, charts=_charts(state, run_id))
+
+
+CHART_CSP = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+"""A chart's own CSP: the SVG's inline styles only, no script, no fetch, a sandbox, even when the
+image is opened on its own (an ``<img>`` never runs an SVG's scripts; a direct visit could)."""
+
+
+def _charts(state: Any, run_id: str) -> list[dict[str, Any]]:
+    """The report's charts of the run (the same files the HTML export embeds, checked against
+    their recorded SHA-256): name, title, and the problem when one cannot be shown."""
+    from chainproof.checkpoints.export import recorded_charts
+    from chainproof.graphs.dd_charts import CHART_TITLES
+
+    return [{"name": c.name, "title": CHART_TITLES.get(c.name, c.name), "problem": c.problem}
+            for c in recorded_charts(state.reader.records_of(run_id, "steps"))]
+
+
+@router.get("/runs/{run_id}/charts/{name}.svg")
+def chart(run_id: str, name: str, request: Request, who: Viewer) -> Response:
+    """One chart of the run's report as ``image/svg+xml`` (:data:`CHART_CSP`); 404 for a chart the
+    run did not record or whose file is missing or changed since."""
+    from chainproof.checkpoints.export import recorded_charts
+    from chainproof.errors import RunNotFound
+
+    need(who, *READERS)
+    visible_run(request, run_id, who)
+    found = next((c for c in recorded_charts(request.app.state.reader.records_of(run_id, "steps")) if c.name == name), None)
+    if found is None or found.svg is None:
+        raise RunNotFound(f"name: run {run_id} has no chart {name!r} that matches its record")
+    return Response(found.svg, media_type="image/svg+xml",
+                    headers={"Content-Security-Policy": CHART_CSP, "Cache-Control": "private, no-store"})
 
 
 def bars(rows: list[tuple[str, float]]) -> list[dict[str, Any]]:
@@ -151,4 +183,4 @@ def costs_page(request: Request, who: Viewer, month: str = "", department: str =
     return render(request, "costs.html", who=who, views=views, charts=charts, month=month, department=department)
 
 
-__all__ = ["bars", "router"]
+__all__ = ["CHART_CSP", "bars", "router"]

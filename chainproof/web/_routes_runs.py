@@ -1,5 +1,5 @@
 """Graphs and runs: list graphs, start, list, read (trace, one step, live events), verify,
-replay, export, costs, resume, fork. Each route mirrors the CLI command of the same name."""
+replay, export, costs, endpoint SLA, resume, fork. Each route mirrors the CLI command of the same name."""
 
 from __future__ import annotations
 
@@ -156,7 +156,8 @@ def step(run_id: str, step_no: int, request: Request, who: Reader) -> dict[str, 
 
 def _visible(run_id: str, request: Request, who: Reader) -> Any:
     """``visible_run`` as a dependency: checked before a stream's response starts (a refusal
-    raised inside the stream would come after its 200)."""
+    raised inside the stream would come after its 200), and before a write's body is validated
+    (a run one may not see is 404 whatever the body)."""
     return visible_run(request, run_id, who)
 
 
@@ -231,19 +232,37 @@ def costs(request: Request, who: Reader, run_id: str | None = None, department: 
             "budget_usd": state.settings.budgets.departments.get(department) if department else None}
 
 
+@router.get("/sla", summary="Model endpoints' availability, p50/p95 response time and 429 share")
+def sla(who: Reader, request: Request,
+        since: Annotated[str, Query(description="the window ending now: 24h, 90m, 7d, 2w")] = "24h") -> dict[str, Any]:
+    """As ``chainproof sla --json``: per endpoint over the window and per endpoint and UTC day
+    (definitions: ``chainproof.graphs.sla``). Endpoint figures hold no run content, so every
+    reading role sees all endpoints."""
+    from chainproof.graphs.sla import sla_report
+
+    return sla_report(request.app.state.reader, since).as_dict()
+
+
 @router.post("/runs/{run_id}/resume", status_code=202, summary="Continue a run (step or cost budget, failed)")
-def resume(run_id: str, body: ResumeRun, request: Request, who: Analyst) -> dict[str, Any]:
-    visible_run(request, run_id, who)
+def resume(run_id: str, body: ResumeRun, request: Request, who: Analyst,
+           _run: Annotated[Any, Depends(_visible)]) -> dict[str, Any]:
     state = request.app.state
     state.runner.submit(run_id, "resume", lambda: state.engine.resume(
         run_id, max_steps=body.max_steps, budget_usd=body.budget_usd, by=who.username))
     return {"run_id": run_id, "events": f"/api/runs/{run_id}/events"}
 
 
-@router.post("/runs/{run_id}/fork", summary="A new run from the checkpoint at or before a step")
-def fork(run_id: str, body: ForkRun, request: Request, who: Analyst) -> dict[str, Any]:
-    visible_run(request, run_id, who)
-    return _json.result(request.app.state.engine.fork(run_id, body.at_step, started_by=who.username))
+@router.post("/runs/{run_id}/fork", status_code=202,
+             summary="A new run from the checkpoint at or before a step (run in the background)")
+def fork(run_id: str, body: ForkRun, request: Request, who: Analyst,
+         _run: Annotated[Any, Depends(_visible)]) -> dict[str, Any]:
+    """The fork is recorded now (a bad ``at_step`` is refused before anything is recorded) and
+    answered at once; a background worker runs it while its events stream."""
+    state = request.app.state
+    new = state.engine.fork(run_id, body.at_step, started_by=who.username, wait=False)
+    state.runner.submit(new.run_id, "fork", lambda: state.engine.advance(new.run_id))
+    return {"run_id": new.run_id, "parent_run_id": run_id, "status": new.status,
+            "events": f"/api/runs/{new.run_id}/events"}
 
 
 __all__ = ["StartRun", "graph_infos", "list_visible", "router", "start_run", "visible_run"]

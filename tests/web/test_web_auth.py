@@ -135,5 +135,5 @@ def test_openapi_lists_every_route(web, path):
     for route in ("/api/graphs", "/api/runs", "/api/runs/{run_id}/trace", "/api/runs/{run_id}/steps/{step_no}",
                   "/api/runs/{run_id}/events", "/api/pending", "/api/runs/{run_id}/decisions", "/api/runs/{run_id}/resume",
                   "/api/runs/{run_id}/fork", "/api/runs/{run_id}/verify", "/api/runs/{run_id}/replay",
-                  "/api/runs/{run_id}/export", "/api/costs", "/api/login", "/api/tokens", "/api/accounts"):
+                  "/api/runs/{run_id}/export", "/api/costs", "/api/sla", "/api/login", "/api/tokens", "/api/accounts"):
         assert route in paths

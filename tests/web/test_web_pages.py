@@ -8,19 +8,12 @@ import html
 import re
 from datetime import UTC, datetime
 
-from testkit.web_app import PASSWORD, SCRIPT
+from testkit.web_app import PASSWORD, SCRIPT, safe_page, start
 
 ESCAPED = "&lt;script&gt;alert("
-INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)", re.I)
 
 
-def _safe(page, status: int = 200) -> str:
-    """The page's HTML, asserting its status, the pages' CSP and that no recorded markup became a tag."""
-    assert page.status_code == status, page.text[-2000:]
-    csp = page.headers["content-security-policy"]
-    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "default-src 'none'" in csp
-    assert SCRIPT not in page.text and not INLINE_SCRIPT.search(page.text)
-    return page.text
+_safe = safe_page
 
 
 def _start_page_run(web, client, x: str = "7") -> str:
@@ -166,3 +159,23 @@ def test_costs_by_node_effort_department_and_month_with_markup_as_text(web):
         assert ESCAPED in _safe(aud.get(page))
     [run] = web.client("mal").get("/api/runs").json()
     assert ESCAPED in _safe(mal.get(f"/runs/{run['run_id']}"))
+
+
+def test_markup_in_an_edited_field_a_comment_and_a_tool_result_is_text_on_every_page(web):
+    ana, dana = web.client("ana"), web.client("dana")
+    run_id = start(web, ana)
+    web.wait(ana, run_id, "paused")
+    [req] = dana.get("/api/pending").json()
+    r = dana.post(f"/api/runs/{run_id}/decisions", json={
+        "action": "edit", "request_id": req["request_id"], "proposed_hash": req["proposed_hash"],
+        "changes": [f"reason=\"edited {SCRIPT}\""], "comment": f"because {SCRIPT}"})
+    assert r.status_code == 202, r.text
+    web.wait(ana, run_id, "completed")
+    aud = web.page("aud")
+    pages = {path: _safe(aud.get(path)) for path in
+             ("/runs", f"/runs/{run_id}", f"/runs/{run_id}/trace", "/inbox", "/costs", "/sla")}
+    trace = pages[f"/runs/{run_id}/trace"]
+    assert "edited &lt;script&gt;" in trace and "because &lt;script&gt;" in trace and "tool says &lt;script&gt;" in trace
+    export = web.client("aud").get(f"/api/runs/{run_id}/export", params={"format": "html"}).text
+    assert "<script" not in export.lower()
+    assert "edited &lt;script&gt;" in export and "because &lt;script&gt;" in export and "tool says &lt;script&gt;" in export

@@ -4,7 +4,9 @@ account, an auditor verifies, replays and exports it; live events reconnect exac
 from __future__ import annotations
 
 import json
+import threading
 
+from chainproof._live import LiveReader
 from testkit.web_app import API_KEY, PASSWORD, SCRIPT, start
 
 
@@ -91,6 +93,14 @@ def test_last_event_id_reconnect_gets_exactly_the_missed_events(web):
     assert set(ids) <= seqs  # each id is an audit record's seq
     step = next(d for _, k, d in everything if k == "step_finished")
     assert {"node", "effort", "tokens", "cost_usd", "seconds"} <= set(step)
+    # every finished step was announced before, by a step_started naming the same step
+    for i, (_, kind, data) in enumerate(everything):
+        if kind == "step_finished":
+            started = [d for _, k, d in everything[:i] if k == "step_started" and d["step_no"] == data["step_no"]]
+            assert started and started[-1]["node"] == data["node"] and started[-1]["effort"] == data["effort"], data
+    # the approval step ran twice: it paused (announced, not finished), then ran again after the decision
+    at_pause = kinds.index("paused")
+    assert "step_started" in kinds[:at_pause] and kinds[at_pause + 1:].count("step_started") >= 1
     paused = next(d for _, k, d in everything if k == "paused")
     assert paused["why"] == "approval" and paused["requests"][0]["proposed"]["verdict"] == "yes"
     for cut in (1, len(everything) // 2, len(everything) - 2):
@@ -122,7 +132,44 @@ def test_resume_and_fork(web):
     web.app.state.runner.jobs[run_id].future.result(timeout=60)  # the run was "paused" before the resume, too
     web.wait(ana, run_id, "paused")
     assert web.engine.pending_requests(run_id)  # now waiting at the approval
+    gate = threading.Event()
+    real_advance = web.engine.advance
+
+    def held_advance(run_id: str, **kw):  # the fork runs only once the test lets it
+        assert gate.wait(30)
+        return real_advance(run_id, **kw)
+
+    web.engine.advance = held_advance
     fork = ana.post(f"/api/runs/{run_id}/fork", json={"at_step": 1})
-    assert fork.status_code == 200, fork.text
-    child = ana.get(f"/api/runs/{fork.json()['run_id']}").json()
-    assert child["parent_run_id"] == run_id and child["started_by"] == "ana"
+    assert fork.status_code == 202, fork.text  # answered while the fork has not run a step
+    child_id = fork.json()["run_id"]
+    assert fork.json() == {"run_id": child_id, "parent_run_id": run_id, "status": "started",
+                           "events": f"/api/runs/{child_id}/events"}
+    child = ana.get(f"/api/runs/{child_id}").json()
+    assert child["parent_run_id"] == run_id and child["started_by"] == "ana" and child["status"] == "started"
+    gate.set()
+    web.wait(ana, child_id, "paused")  # ran in the background to its own approval request
+    kinds = [e.type for e in LiveReader(web.app.state.reader, child_id).batch()]  # its stream stays open while paused
+    assert kinds[0] == "started" and "step_started" in kinds and kinds[-1] == "paused"
+    assert ana.post("/api/runs/nope/fork", json={"at_step": 1}).status_code == 404  # refused, nothing recorded
+    assert len(ana.get("/api/runs").json()) == 2
+    assert web.client("aud").post(f"/api/runs/{run_id}/fork", json={"at_step": 1}).status_code == 403
+
+
+def test_terminal_watch_shows_the_same_events_as_the_sse_stream(web):
+    from typer.testing import CliRunner
+
+    from chainproof.cli import app as cli
+
+    run_id, _ = _run_to_completion(web)
+    streamed = _events(web.client("aud"), run_id)
+    out = CliRunner().invoke(cli, ["watch", run_id, "--json"])
+    assert out.exit_code == 0, out.output
+    watched = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [(e["id"], e["event"], e["data"]) for e in watched] == streamed  # same ids, types and data
+    cut = streamed[3][0]
+    rest = CliRunner().invoke(cli, ["watch", run_id, "--json", "--after", str(cut), "--no-follow"])
+    assert [json.loads(line)["id"] for line in rest.stdout.splitlines()] == [i for i, _, _ in streamed[4:]]
+    text = CliRunner().invoke(cli, ["watch", run_id]).stdout
+    assert "… step   1" in text and "✓ step   1" in text and "paused for approval" in text and "completed" in text
+    assert CliRunner().invoke(cli, ["watch", "nope"]).exit_code == 2

@@ -1,5 +1,5 @@
 // The live run page: the run's SSE stream (/api/runs/ID/events, the same stream the API serves)
-// appended to the timeline as steps finish. Text goes in with textContent only, never as HTML.
+// appended to the timeline as steps start and finish. Text goes in with textContent only, never as HTML.
 // If the stream fails (e.g. the run is not recorded yet), it is reopened after the last event
 // received (?after=SEQ), so nothing is missed or shown twice.
 (function () {
@@ -27,6 +27,10 @@
   }
   var show = {
     started: function (d) { setStatus("started"); add("started", "Started " + (d.graph || "") + " by " + (d.started_by || "–")); },
+    step_started: function (d) {
+      setStatus("running");
+      add("step-started", "#" + d.step_no + " " + d.node + " · " + (d.title || "") + " · started · effort " + (d.effort || "–"));
+    },
     step_finished: function (d) {
       setStatus("running");
       add("step", "#" + d.step_no + " " + d.node + " · " + d.title + " · " + d.status + " · effort " + (d.effort || "–") +
@@ -55,7 +59,11 @@
       source.addEventListener(kind, function (e) {
         last = Number(e.lastEventId) || last;
         show[kind](JSON.parse(e.data));
-        if (done) { source.close(); note.textContent = "The run is complete."; }
+        if (done) {
+          source.close();
+          note.textContent = document.getElementById("charts") ? "The run is complete." :
+            "The run is complete; reload the page for its report's charts, if it drew any.";
+        }
       });
     });
     source.onerror = function () {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -26,6 +27,16 @@ SCRIPT = "<script>alert('x')</script>"
 YES = json.dumps({"verdict": "yes", "reason": "the doubled square is large"})
 YES_MARKUP = json.dumps({"verdict": "yes", "reason": f"the doubled square is large {SCRIPT}"})
 API_KEY = "sk-test-WEBSECRET0123456789abcdef"
+INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)", re.I)
+
+
+def safe_page(page: Any, status: int = 200) -> str:
+    """The page's HTML, asserting its status, the pages' CSP and that no recorded markup became a tag."""
+    assert page.status_code == status, page.text[-2000:]
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "default-src 'none'" in csp
+    assert SCRIPT not in page.text and not INLINE_SCRIPT.search(page.text)
+    return page.text
 
 
 def _square(x: int) -> dict[str, Any]:
@@ -88,6 +99,9 @@ class Web:
         while time.monotonic() < deadline:
             r = client.get(f"/api/runs/{run_id}")
             if r.status_code == 200 and r.json()["status"] in statuses:
+                job = self.app.state.runner.jobs.get(run_id)
+                if job is not None and job.future is not None and r.json()["status"] in ("paused", "completed", "failed"):
+                    job.future.result(timeout=max(1.0, deadline - time.monotonic()))  # and its worker let go of the run
                 return r.json()
             time.sleep(0.05)
         raise AssertionError(f"run {run_id} did not reach {statuses}: {client.get(f'/api/runs/{run_id}').text}")
