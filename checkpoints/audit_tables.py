@@ -274,6 +274,40 @@ auth_events = Table(
 )
 """Sign-ins, failures, tokens and account changes: one hash chain over the store (``seq`` 1, 2, …)."""
 
+step_attempts = Table(
+    "step_attempts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), ForeignKey("runs.run_id"), nullable=False),
+    Column("step_no", Integer, nullable=False),
+    Column("node", String(64), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("started_at", _TS, nullable=False, default=utcnow),
+    Column("recorded_at", _TS),  # set in the transaction that appends the step's records
+    UniqueConstraint("run_id", "step_no", "node", "attempt", name="uq_step_attempts_key"),
+)
+"""The journal of super-step executions (not chained; :mod:`chainproof.checkpoints.journal`): one
+row per execution of (run, step, node), claimed before the node calls a model or a tool, so an
+execution after a crash knows it is a repeated attempt. The unique key makes a step's records
+appendable once per attempt."""
+
+effect_journal = Table(
+    "effect_journal", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), ForeignKey("runs.run_id"), nullable=False),
+    Column("step_no", Integer, nullable=False),
+    Column("node", String(64), nullable=False),
+    Column("call_key", String(64), nullable=False),
+    Column("tool", String(100), nullable=False),
+    Column("state", String(8), nullable=False),  # started | done
+    Column("result", JSON),
+    Column("error", Text),
+    Column("started_at", _TS, nullable=False, default=utcnow),
+    Column("finished_at", _TS),
+    UniqueConstraint("run_id", "step_no", "node", "call_key", name="uq_effect_journal_key"),
+)
+"""Calls of ``side_effects=True`` tools: journaled as ``started`` before the tool runs and
+``done`` with its (redacted) result or error after, so a re-executed step never runs one twice."""
+
 CHAINED: tuple[Table, ...] = (steps, model_calls, tool_calls, approvals, reviews, events)
 """The chained tables, in the order a run's records are read."""
 
@@ -296,5 +330,5 @@ OPTIONAL_COLUMNS: dict[str, frozenset[str]] = {name: frozenset() for name in ZDR
     "model_calls": frozenset({"cache_hit"})}
 
 __all__ = ["CHAINED", "GENESIS", "LEAF_TABLE_CODES", "OPTIONAL_COLUMNS", "REPLAY_IGNORE", "ZDR_FIELDS", "accounts",
-           "approvals", "auth_events", "check_lengths", "credentials", "events", "merkle_leaves", "metadata", "model_calls",
-           "reasoning_cache", "reviews", "runs", "steps", "tool_calls", "utcnow"]
+           "approvals", "auth_events", "check_lengths", "credentials", "effect_journal", "events", "merkle_leaves", "metadata", "model_calls",
+           "reasoning_cache", "reviews", "runs", "step_attempts", "steps", "tool_calls", "utcnow"]

@@ -1,0 +1,63 @@
+"""step_attempts and effect_journal: what a run did before a crash
+
+``step_attempts`` numbers every execution of a super-step (run, step, node), claimed before the
+node calls a model or a tool; ``effect_journal`` holds each call of a ``side_effects=True`` tool,
+started before it runs and done with its result after. Neither is chained nor touches the run
+records (their rows verify as before).
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-12-03
+
+"""
+from collections.abc import Sequence
+from typing import Union
+
+import sqlalchemy as sa
+from alembic import op
+
+# revision identifiers, used by Alembic.
+revision: str = '0007'
+down_revision: Union[str, Sequence[str], None] = '0006'
+branch_labels: Union[str, Sequence[str], None] = None
+depends_on: Union[str, Sequence[str], None] = None
+
+
+def upgrade() -> None:
+    """Upgrade schema."""
+    op.create_table(
+        'step_attempts',
+        sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column('run_id', sa.String(length=64), nullable=False),
+        sa.Column('step_no', sa.Integer(), nullable=False),
+        sa.Column('node', sa.String(length=64), nullable=False),
+        sa.Column('attempt', sa.Integer(), nullable=False),
+        sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
+        sa.Column('recorded_at', sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(['run_id'], ['runs.run_id']),
+        sa.PrimaryKeyConstraint('id'),
+        sa.UniqueConstraint('run_id', 'step_no', 'node', 'attempt', name='uq_step_attempts_key'),
+    )
+    op.create_table(
+        'effect_journal',
+        sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column('run_id', sa.String(length=64), nullable=False),
+        sa.Column('step_no', sa.Integer(), nullable=False),
+        sa.Column('node', sa.String(length=64), nullable=False),
+        sa.Column('call_key', sa.String(length=64), nullable=False),
+        sa.Column('tool', sa.String(length=100), nullable=False),
+        sa.Column('state', sa.String(length=8), nullable=False),
+        sa.Column('result', sa.JSON(), nullable=True),
+        sa.Column('error', sa.Text(), nullable=True),
+        sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
+        sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(['run_id'], ['runs.run_id']),
+        sa.PrimaryKeyConstraint('id'),
+        sa.UniqueConstraint('run_id', 'step_no', 'node', 'call_key', name='uq_effect_journal_key'),
+    )
+
+
+def downgrade() -> None:
+    """Downgrade schema."""
+    op.drop_table('effect_journal')
+    op.drop_table('step_attempts')
