@@ -48,7 +48,12 @@ class WorkerSettings(BaseModel):
     a worker looks for runs (DBOS's default, 1 s). ``system_database_url``: DBOS's system database
     (default: ``database_url``, in its own ``dbos`` schema). ``executor_id``: this worker's name in
     DBOS (default ``HOST-PID``). ``shutdown_grace_s``: how long a stopping worker lets the runs it
-    advances reach their next pause or end."""
+    advances reach their next pause or end. ``heartbeat_s``: how often a worker records that it is
+    alive; ``recovery_after_s``: how long a worker may be silent before another recovers its
+    workflows (DBOS recovery of its executor id; :mod:`chainproof._heartbeats`). A dead worker's runs
+    continue within about ``recovery_after_s + heartbeat_s``. The defaults (5 s, 30 s: six missed
+    beats) are Chainproof's own choice: the issue names no figure; 30 s matches the run lock's
+    TCP keepalive give-up time (``chainproof._locks``), after which a vanished host's lock is free."""
 
     queue: str = Field(default="chainproof-runs", min_length=1)
     concurrency: int = Field(default=10, ge=1)
@@ -56,6 +61,8 @@ class WorkerSettings(BaseModel):
     system_database_url: str | None = None
     executor_id: str | None = None
     shutdown_grace_s: float = Field(default=30.0, ge=0)
+    heartbeat_s: float = Field(default=5.0, gt=0)
+    recovery_after_s: float = Field(default=30.0, gt=0)
 
     @field_validator("queue")
     @classmethod

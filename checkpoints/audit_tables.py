@@ -308,6 +308,19 @@ effect_journal = Table(
 """Calls of ``side_effects=True`` tools: journaled as ``started`` before the tool runs and
 ``done`` with its (redacted) result or error after, so a re-executed step never runs one twice."""
 
+worker_heartbeats = Table(
+    "worker_heartbeats", metadata,
+    Column("executor_id", String(200), primary_key=True),  # the worker's DBOS executor id
+    Column("host", String(200), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", _TS, nullable=False),
+    Column("last_seen", _TS, nullable=False),  # the database's clock, so hosts' clocks need not agree
+    Column("recovered_at", _TS),  # when another worker took over its workflows
+    Column("recovered_by", String(200)),
+)
+"""``chainproof worker`` processes and when each last showed it was alive
+(:mod:`chainproof._heartbeats`); not chained."""
+
 CHAINED: tuple[Table, ...] = (steps, model_calls, tool_calls, approvals, reviews, events)
 """The chained tables, in the order a run's records are read."""
 
@@ -331,4 +344,5 @@ OPTIONAL_COLUMNS: dict[str, frozenset[str]] = {name: frozenset() for name in ZDR
 
 __all__ = ["CHAINED", "GENESIS", "LEAF_TABLE_CODES", "OPTIONAL_COLUMNS", "REPLAY_IGNORE", "ZDR_FIELDS", "accounts",
            "approvals", "auth_events", "check_lengths", "credentials", "effect_journal", "events", "merkle_leaves", "metadata", "model_calls",
-           "reasoning_cache", "reviews", "runs", "step_attempts", "steps", "tool_calls", "utcnow"]
+           "reasoning_cache", "reviews", "runs", "step_attempts", "steps", "tool_calls", "utcnow",
+           "worker_heartbeats"]

@@ -1,9 +1,9 @@
-"""step_attempts and effect_journal: what a run did before a crash
+"""step_attempts, effect_journal, worker_heartbeats: what a run did before a crash, and which workers live
 
 ``step_attempts`` numbers every execution of a super-step (run, step, node), claimed before the
 node calls a model or a tool; ``effect_journal`` holds each call of a ``side_effects=True`` tool,
-started before it runs and done with its result after. Neither is chained nor touches the run
-records (their rows verify as before).
+started before it runs and done with its result after; ``worker_heartbeats`` when each worker last
+showed it was alive. None is chained or touches the run records (their rows verify as before).
 
 Revision ID: 0007
 Revises: 0006
@@ -55,9 +55,21 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('id'),
         sa.UniqueConstraint('run_id', 'step_no', 'node', 'call_key', name='uq_effect_journal_key'),
     )
+    op.create_table(
+        'worker_heartbeats',
+        sa.Column('executor_id', sa.String(length=200), nullable=False),
+        sa.Column('host', sa.String(length=200), nullable=False),
+        sa.Column('pid', sa.Integer(), nullable=False),
+        sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
+        sa.Column('last_seen', sa.DateTime(timezone=True), nullable=False),
+        sa.Column('recovered_at', sa.DateTime(timezone=True), nullable=True),
+        sa.Column('recovered_by', sa.String(length=200), nullable=True),
+        sa.PrimaryKeyConstraint('executor_id'),
+    )
 
 
 def downgrade() -> None:
     """Downgrade schema."""
+    op.drop_table('worker_heartbeats')
     op.drop_table('effect_journal')
     op.drop_table('step_attempts')

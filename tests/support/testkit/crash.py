@@ -95,3 +95,34 @@ DRIVER = textwrap.dedent("""
                 continue
     print("done", flush=True)
 """)
+
+
+class AutoCrashChain(CrashChain):
+    """:class:`CrashChain` without the human gate: a run ends on its own (for workers)."""
+
+    name = "crash-auto"
+
+    def approval_policy(self):
+        from chainproof.graphs.approval_policy import ApprovalPolicy
+
+        return ApprovalPolicy(nodes=[])
+
+
+register("crash-auto", AutoCrashChain)
+
+WORKER = textwrap.dedent("""
+    import json, signal, sys, threading
+    from chainproof.agents.models import StaticModels
+    from chainproof.app import Chainproof
+    from chainproof.workers import serve
+    from testkit.crash import crash_model, register_crash
+    register_crash()
+    name, concurrency, delay = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    def report(out):
+        print(json.dumps(out), flush=True)
+    with Chainproof(models=StaticModels(crash_model(delay))) as app:
+        print(json.dumps({"ready": name}), flush=True)
+        serve(app, concurrency=concurrency, executor_id=name, stop=stop, report=report)
+""")
