@@ -319,8 +319,7 @@ def print_replay(console: Console, report: Any) -> None:
     """The per-step table of a replay and its verdict."""
     table = Table("step", "node", "title", "replay", "what differed")
     for s in report.steps:
-        attempt = (s.output or {}).get("attempt") if isinstance(s.output, dict) else None
-        table.add_row(*_cells(f"{s.step_no} (attempt {attempt})" if attempt else str(s.step_no), s.node, s.title[:48], Text(s.status, style=_REPLAY_STYLE[s.status]),
+        table.add_row(*_cells(str(s.step_no), s.node, s.title[:48], Text(s.status, style=_REPLAY_STYLE[s.status]),
                       Text("; ".join(s.differences)[:300])))
     console.print(table)
     served = (f"{report.model_calls_served} model answers and {report.tool_calls_served} tool results served from "
