@@ -49,7 +49,7 @@ class AuditStore(AuditReader):
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._lock = threading.Lock()
         self._writer = ChainWriter(self.engine, self.redactor)
-        self.journal = Journal(self.engine, self.redactor)  # step attempts, side-effect calls (crash safety)
+        self.journal = Journal(self.engine, self.redactor, self._lock)  # step attempts, side-effect calls (crash safety)
         self.head_publisher: Callable[[Engine], dict[str, Any]] | None = None
 
     def publish_head(self) -> dict[str, Any] | None:

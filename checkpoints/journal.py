@@ -31,6 +31,7 @@ Neither table is chained: the audit chain holds what the journal decided (the st
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -90,11 +91,14 @@ class _Recorded:
 
 class Journal:
     """The journal tables of the audit database behind ``engine``; strings written go through
-    ``redactor`` (see the module docstring)."""
+    ``redactor`` (see the module docstring). ``lock``: the audit store's, held around each journal
+    transaction (parallel branches of a run share the store; an in-memory SQLite store, a replay's,
+    has one connection)."""
 
-    def __init__(self, engine: Engine, redactor: Redactor):
+    def __init__(self, engine: Engine, redactor: Redactor, lock: Any = None):
         self.engine = engine
         self.redactor = redactor
+        self._lock = lock if lock is not None else threading.Lock()
 
     # ------------------------------------------------------------ attempts
     def begin_attempt(self, run_id: str, step_no: int, node: str) -> tuple[int, list[dict[str, Any]]]:
@@ -103,7 +107,7 @@ class Journal:
         c = step_attempts.c
         for _ in range(3):  # a racing claim of the same number loses on the unique key and retries
             try:
-                with self.engine.begin() as conn:
+                with self._lock, self.engine.begin() as conn:
                     earlier = [{"attempt": a, "recorded": r is not None} for a, r in conn.execute(
                         select(c.attempt, c.recorded_at).where(_key(run_id, step_no, node)).order_by(c.attempt))]
                     attempt = (earlier[-1]["attempt"] if earlier else 0) + 1
@@ -117,7 +121,7 @@ class Journal:
     def release_attempt(self, run_id: str, step_no: int, node: str, attempt: int) -> None:
         """Give back an unrecorded attempt (the node paused: resuming it is not a repetition)."""
         c = step_attempts.c
-        with self.engine.begin() as conn:
+        with self._lock, self.engine.begin() as conn:
             conn.execute(delete(step_attempts).where(_key(run_id, step_no, node), c.attempt == attempt,
                                                      c.recorded_at.is_(None)))
 
@@ -132,7 +136,7 @@ class Journal:
         many = (select(c.step_no, c.node).where(c.run_id == run_id).group_by(c.step_no, c.node)
                 .having(func.count() > 1).subquery())
         out: dict[tuple[int, str], list[dict[str, Any]]] = {}
-        with self.engine.connect() as conn:
+        with self._lock, self.engine.connect() as conn:
             for step_no, node, attempt, at in conn.execute(
                     select(c.step_no, c.node, c.attempt, c.recorded_at)
                     .join(many, and_(c.step_no == many.c.step_no, c.node == many.c.node))
@@ -151,7 +155,7 @@ class Journal:
         :class:`RecordedToolFailure` with its text."""
         e = effect_journal.c
         where = and_(e.run_id == run_id, e.step_no == step_no, e.node == node, e.call_key == call_key)
-        with self.engine.connect() as conn:
+        with self._lock, self.engine.connect() as conn:
             found = conn.execute(select(e.state, e.result, e.error, e.started_at).where(where)).first()
         if found is not None:
             state, result, error, started = found
@@ -162,7 +166,7 @@ class Journal:
             return None, (f"{UNKNOWN_OUTCOME}tool {tool} was started at {started:%Y-%m-%d %H:%M:%S} UTC by an "
                           "execution that stopped before recording its outcome; it is not run a second time "
                           "(check what it did)"), "unknown"
-        with self.engine.begin() as conn:
+        with self._lock, self.engine.begin() as conn:
             conn.execute(insert(effect_journal).values(run_id=run_id, step_no=step_no, node=node, call_key=call_key,
                                                        tool=tool, state="started", started_at=utcnow()))
         _killpoints.reach("tool.before")
@@ -176,7 +180,7 @@ class Journal:
         return result, refusal, "ran"
 
     def _finish(self, where: Any, state: str, result: Any, error: str | None) -> None:
-        with self.engine.begin() as conn:
+        with self._lock, self.engine.begin() as conn:
             conn.execute(update(effect_journal).where(where).values(
                 state=state, result=self.redactor(result), error=self.redactor(error) if error else error,
                 finished_at=utcnow()))
