@@ -277,7 +277,7 @@ auth_events = Table(
 step_attempts = Table(
     "step_attempts", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("run_id", String(64), ForeignKey("runs.run_id"), nullable=False),
+    Column("run_id", String(64), nullable=False),  # no foreign key: operational, not an audit record
     Column("step_no", Integer, nullable=False),
     Column("node", String(64), nullable=False),
     Column("attempt", Integer, nullable=False),
@@ -293,7 +293,7 @@ appendable once per attempt."""
 effect_journal = Table(
     "effect_journal", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("run_id", String(64), ForeignKey("runs.run_id"), nullable=False),
+    Column("run_id", String(64), nullable=False),  # no foreign key: operational, not an audit record
     Column("step_no", Integer, nullable=False),
     Column("node", String(64), nullable=False),
     Column("call_key", String(64), nullable=False),

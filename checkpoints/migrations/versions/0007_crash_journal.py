@@ -34,7 +34,6 @@ def upgrade() -> None:
         sa.Column('attempt', sa.Integer(), nullable=False),
         sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
         sa.Column('recorded_at', sa.DateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(['run_id'], ['runs.run_id']),
         sa.PrimaryKeyConstraint('id'),
         sa.UniqueConstraint('run_id', 'step_no', 'node', 'attempt', name='uq_step_attempts_key'),
     )
@@ -51,7 +50,6 @@ def upgrade() -> None:
         sa.Column('error', sa.Text(), nullable=True),
         sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
         sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(['run_id'], ['runs.run_id']),
         sa.PrimaryKeyConstraint('id'),
         sa.UniqueConstraint('run_id', 'step_no', 'node', 'call_key', name='uq_effect_journal_key'),
     )
