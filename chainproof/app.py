@@ -223,11 +223,12 @@ class Chainproof:
         run = self._run(run_id)
         with self._thread(run_id, run.graph) as (app, config, _):
             snapshot = app.get_state(config)
-            try:  # a kill in the pause window: record the pause now, unless the run is being advanced
-                with self._lock(run_id):
-                    approvals.repair_pause(self.audit, run_id, snapshot)
-            except RunBusy:
-                pass
+            if approvals.pause_unrecorded(self.audit, run_id, snapshot):  # a kill in the pause window:
+                try:  # record the pause now, unless a process advances the run (the lock only on this path)
+                    with self._lock(run_id):
+                        approvals.repair_pause(self.audit, run_id, app.get_state(config))
+                except RunBusy:
+                    pass
             return [p.value for p in approvals.approvals_of(approvals.pauses_of(snapshot))]
 
     def decide(
