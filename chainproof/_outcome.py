@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from chainproof import _killpoints
 from chainproof._boundaries import refusal_error
 from chainproof.checkpoints.audit import AuditStore
 from chainproof.checkpoints.audit_schema import EventRecord
@@ -90,6 +91,7 @@ def record_outcome(audit: AuditStore, app: Any, config: dict[str, Any], run_id: 
         return RunResult(run_id, "paused", [stop], state=state)
     pending: list[ApprovalPause] = approvals.approvals_of(pauses)
     if pending:
+        _killpoints.reach("pause.window")  # a kill here is repaired by approvals.repair_pause
         detail = approvals.pause_binding(pending, snapshot.config["configurable"])
         started = audit.last_event(run_id, "run_started")  # the policy the run bound to: its version and hash
         bound = (started.detail or {}).get("approval_policy_version") if started is not None else None

@@ -30,7 +30,11 @@ def continuation(settings: Settings, audit: AuditStore, run_id: str, snapshot: A
     * otherwise (failed, killed, or queued and never started): ``None``, from the last checkpoint. The detail (the ``run_resumed`` event's) is None when a decision just recorded its own.
 
     Raises ``InputError`` naming ``max_steps`` / ``budget_usd``, and ``RunNotResumable`` when the
-    run waits for an approval nobody gave yet, has completed, or has no checkpoint."""
+    run waits for an approval nobody gave yet, has completed, or has no checkpoint.
+
+    First a pause whose ``run_paused`` event a kill prevented is recorded from the checkpoint
+    (:func:`~chainproof.graphs._engine.approvals.repair_pause`), so the run reads as paused."""
+    approvals.repair_pause(audit, run_id, snapshot)
     pauses = approvals.pauses_of(snapshot)
     cost = next((p for p in pauses if isinstance(p, CostBudgetPause)), None)
     stop = next((p for p in pauses if isinstance(p, StepBudgetPause)), None)
@@ -76,3 +80,21 @@ def recorded_answers(audit: AuditStore, pending: list[Any], checkpoint_id: str) 
         if record is not None and record.payload.get("checkpoint_id") == checkpoint_id:
             resume[p.interrupt_id] = ApprovalAnswer.model_validate(record.payload).model_dump(mode="json")
     return resume
+
+
+def mark_orphan(audit: AuditStore, run: Any) -> None:
+    """Mark an orphan run (a ``runs`` header without ``run_started``: its process stopped between
+    the two, which older versions wrote in separate transactions) as abandoned: record
+    ``run_started`` (``recovered: "orphan"``, with the header's hash, so ``verify`` covers it) and
+    ``run_failed``, then raise ``RunNotResumable`` saying to start it again (it never ran a step).
+    The caller holds the run's lock."""
+    from chainproof.checkpoints.audit_hashing import run_header_hash
+    from chainproof.checkpoints.audit_schema import EventRecord
+
+    if audit.last_event(run.run_id, "run_started") is None:
+        error = "orphaned: the process stopped between recording the run and starting it; no step ran"
+        audit.append(run.run_id, EventRecord(kind="run_started", detail={
+                         "graph": run.graph, "recovered": "orphan", "run_header_hash": run_header_hash(run)}),
+                     EventRecord(kind="run_failed", detail={"error": error}))
+    raise RunNotResumable(f"run {run.run_id} was never started (an orphan); it is now recorded as failed; "
+                          f"start it again: chainproof run {run.graph} ...")

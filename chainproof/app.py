@@ -39,7 +39,7 @@ from pydantic import ValidationError
 from chainproof import _wiring
 from chainproof._decisions import record_decision
 from chainproof._outcome import stream_run
-from chainproof._resume import continuation
+from chainproof._resume import continuation, mark_orphan
 from chainproof._storage import cause, check_checkpointer, run_lock, storage_errors
 from chainproof.agents.config import EFFORTS
 from chainproof.agents.models import ConfiguredModels, ModelProvider
@@ -242,7 +242,14 @@ class Chainproof:
         """The open approval requests of ``run_id`` (empty when it is not paused)."""
         run = self._run(run_id)
         with self._thread(run_id, run.graph) as (app, config, _):
-            return [p.value for p in approvals.approvals_of(approvals.pauses_of(app.get_state(config)))]
+            snapshot = app.get_state(config)
+            if approvals.pause_unrecorded(self.audit, run_id, snapshot):  # a kill in the pause window:
+                try:  # record the pause now, unless a process advances the run (the lock only on this path)
+                    with self._lock(run_id):
+                        approvals.repair_pause(self.audit, run_id, app.get_state(config))
+                except RunBusy:
+                    pass
+            return [p.value for p in approvals.approvals_of(approvals.pauses_of(snapshot))]
 
     def decide(
         self,
@@ -286,6 +293,7 @@ class Chainproof:
         run = self._run(run_id)
         queue = self._queue_of(run_id)
         with self._lock(run_id), self._thread(run_id, run.graph) as (app, config, ctx):
+            approvals.repair_pause(self.audit, run_id, app.get_state(config))  # a kill in the pause window
             resume, woken = record_decision(self.audit, self.settings, run, app.get_state(config), ctx, action=action,
                                             approver=approver, principal=principal, comment=comment, edited=edited,
                                             changes=changes, request_id=request_id, proposed_hash=proposed_hash,
@@ -322,8 +330,14 @@ class Chainproof:
           steps do not run again.
 
         Raises ``RunNotResumable`` (a ``ValueError``) when the run waits for an approval nobody gave
-        yet or has completed."""
+        yet or has completed, or when the run is an orphan (a header without ``run_started``, left by
+        a version that wrote them apart): it is then marked, not run: ``run_started`` (covering the
+        header, so ``verify`` passes) and ``run_failed`` are recorded, and the message says to start
+        it again."""
         run = self._run(run_id)
+        if self.audit.last_event(run_id, "run_started") is None:
+            with self._lock(run_id):
+                mark_orphan(self.audit, run)
         with self._lock(run_id), self._thread(run_id, run.graph, max_steps=max_steps) as (app, config, ctx):
             payload, detail = continuation(self.settings, self.audit, run_id, app.get_state(config),
                                            max_steps=max_steps, budget_usd=budget_usd, by=by)

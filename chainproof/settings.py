@@ -64,7 +64,13 @@ class WorkerSettings(BaseModel):
     DBOS (default ``HOST-PID``). ``shutdown_grace_s``: how long a stopping worker lets the runs it
     advances reach their next pause or end. ``queue_limits``: fleet-wide limits per queue name
     (:class:`QueueLimits`). ``scheduler_polling_interval_s``: how often a worker looks for new or
-    removed schedules (``chainproof schedule``; DBOS's default, 30 s)."""
+    removed schedules (``chainproof schedule``; DBOS's default, 30 s).
+    ``heartbeat_s``: how often a worker records that it is
+    alive; ``recovery_after_s``: how long a worker may be silent before another recovers its
+    workflows (DBOS recovery of its executor id; :mod:`chainproof._heartbeats`). A dead worker's runs
+    continue within about ``recovery_after_s + heartbeat_s``. The defaults (5 s, 30 s: six missed
+    beats) are Chainproof's own choice: the issue names no figure; 30 s matches the run lock's
+    TCP keepalive give-up time (``chainproof._locks``), after which a vanished host's lock is free."""
 
     queue: str = Field(default="chainproof-runs", min_length=1)
     concurrency: int = Field(default=10, ge=1)
@@ -74,6 +80,8 @@ class WorkerSettings(BaseModel):
     shutdown_grace_s: float = Field(default=30.0, ge=0)
     queue_limits: dict[str, QueueLimits] = Field(default_factory=dict)
     scheduler_polling_interval_s: float = Field(default=30.0, gt=0)
+    heartbeat_s: float = Field(default=5.0, gt=0)
+    recovery_after_s: float = Field(default=30.0, gt=0)
 
     @field_validator("queue")
     @classmethod

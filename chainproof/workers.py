@@ -22,8 +22,9 @@ and advance the runs with LangGraph's PostgreSQL checkpointer and the audit stor
   queue's worker concurrency (DBOS ``_sys_db.start_queued_workflows`` counts this worker's
   running workflows), so runs waiting days for people would fill every slot.
 
-Not covered yet: recovering the workflows of a worker that died (DBOS recovers a dead
-executor's workflows only when that executor id starts again, or through its admin endpoint).
+* **Recovery.** Each worker records a heartbeat and recovers the workflows of a worker silent for
+  ``workers.recovery_after_s`` through DBOS's recovery of that executor id
+  (:mod:`chainproof._heartbeats`); the run continues from its last checkpoint on any worker.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from collections.abc import Callable
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
+from chainproof._heartbeats import Heartbeat
 from chainproof._locks import postgres_dsn
 from chainproof._resume import continuation
 from chainproof.checkpoints.audit_schema import EventRecord
@@ -280,7 +282,13 @@ def serve(app: Chainproof, *, queues: list[str] | None = None, concurrency: int 
         for q in queues:
             DBOS.register_queue(q, polling_interval_sec=w.polling_interval_s, on_conflict="always_update",
                                 **options[q])
-        (stop or threading.Event()).wait()
+        heartbeat = Heartbeat(app.audit.engine, str(config["executor_id"]), every_s=w.heartbeat_s, after_s=w.recovery_after_s,
+                              recover=DBOS._recover_pending_workflows, report=report)
+        heartbeat.start()
+        try:
+            (stop or threading.Event()).wait()
+        finally:
+            heartbeat.stop()
     finally:
         DBOS.destroy(workflow_completion_timeout_sec=int(w.shutdown_grace_s))
         _worker.clear()

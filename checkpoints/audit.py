@@ -12,9 +12,10 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from chainproof import _killpoints
 from chainproof.checkpoints.audit_db import (
     HEAD_REVISION,
     MEMORY_URL,
@@ -26,8 +27,9 @@ from chainproof.checkpoints.audit_db import (
 from chainproof.checkpoints.audit_hashing import Redactor, run_header_hash, zdr_stub
 from chainproof.checkpoints.audit_read import RECORD_TYPES, AuditReader, Spend, decision_statement, month_bounds
 from chainproof.checkpoints.audit_schema import ApprovalRecord, Base, Chained, EventRecord, Run, utcnow
-from chainproof.checkpoints.audit_tables import check_lengths
+from chainproof.checkpoints.audit_tables import check_lengths, runs
 from chainproof.checkpoints.audit_writer import ChainWriter, Rider
+from chainproof.checkpoints.journal import Journal
 from chainproof.errors import AlreadyDecided, AuditError
 
 
@@ -47,6 +49,7 @@ class AuditStore(AuditReader):
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._lock = threading.Lock()
         self._writer = ChainWriter(self.engine, self.redactor)
+        self.journal = Journal(self.engine, self.redactor, self._lock)  # step attempts, side-effect calls (crash safety)
         self.head_publisher: Callable[[Engine], dict[str, Any]] | None = None
 
     def publish_head(self) -> dict[str, Any] | None:
@@ -88,36 +91,41 @@ class AuditStore(AuditReader):
         """Insert the run header and its ``run_started`` event, whose ``detail`` holds the header's
         hash (``run_header_hash``, so ``verify`` covers the header), the run's
         ``effort_override``, step and cost ``budget`` and the other ``settings`` a replay needs to
-        run the same way (pricing table, routing settings, reasoning cache on/off), merged in.
+        run the same way (pricing table, routing settings, reasoning cache on/off), merged in. The
+        header and the event are written in one transaction: a process killed while starting a run
+        leaves both or neither (never a header without ``run_started``).
 
         ``zdr``: zero-data-retention run (the goal and every ``__zdr_fields__`` column of its records
         are stored as stubs, see :func:`chainproof.checkpoints.audit_hashing.zdr_stub`). ``parent_run_id`` and
         ``forked_at_step``: for a fork (``chainproof fork``), the run it was forked from and the
         parent's step it continues after (both in the header hash). Raises ``AuditError`` if the
         run exists."""
-        with self._lock, self.session() as s, s.begin():
-            if s.get(Run, run_id) is not None:
-                raise AuditError(f"run {run_id} already exists in the audit store")
-            run = Run(
-                run_id=run_id,
-                graph=graph,
-                goal=self.redactor(zdr_stub(goal, self.redactor) if zdr else goal),
-                inputs=self.redactor(inputs),
-                company=self.redactor(company) if company else company,
-                department=self.redactor(department) if department else department,
-                started_by=self.redactor(started_by) if started_by else started_by,
-                created_at=utcnow(),
-                zdr=zdr,
-                parent_run_id=parent_run_id,
-                forked_at_step=forked_at_step,
-            )
-            check_lengths(Run.__table__, vars(run))
-            s.add(run)
-            header = run_header_hash(run)
-        self.append(run_id, EventRecord(kind="run_started", detail={
+        run = Run(
+            run_id=run_id,
+            graph=graph,
+            goal=self.redactor(zdr_stub(goal, self.redactor) if zdr else goal),
+            inputs=self.redactor(inputs),
+            company=self.redactor(company) if company else company,
+            department=self.redactor(department) if department else department,
+            started_by=self.redactor(started_by) if started_by else started_by,
+            created_at=utcnow(),
+            zdr=zdr,
+            parent_run_id=parent_run_id,
+            forked_at_step=forked_at_step,
+        )
+        header = {c.key: getattr(run, c.key) for c in runs.columns}
+        check_lengths(runs, header)
+        event = EventRecord(kind="run_started", detail={
             "graph": graph, "started_by": started_by, "zdr": zdr, "effort_override": effort_override,
-            "budget": budget, **(settings or {}), "run_header_hash": header,
-        }))
+            "budget": budget, **(settings or {}), "run_header_hash": run_header_hash(run),
+        })
+
+        def insert_header(conn: Connection) -> None:
+            if conn.execute(runs.select().where(runs.c.run_id == run_id)).first() is not None:
+                raise AuditError(f"run {run_id} already exists in the audit store")
+            conn.execute(insert(runs).values(header))
+
+        self._append(run_id, (event,), before=insert_header)
 
     def append(self, run_id: str, *records: Chained, riders: Sequence[Rider] = ()) -> list[Chained]:
         """Append ``records`` (unsaved ORM objects of chained tables) to ``run_id``'s chain in one
@@ -149,9 +157,12 @@ class AuditStore(AuditReader):
         return self._append(run_id, (decision, *records), guard)
 
     def _append(self, run_id: str, records: tuple[Chained, ...], guard: Any = None,
-                riders: Sequence[Rider] = ()) -> list[Chained]:
+                riders: Sequence[Rider] = (), before: Any = None) -> list[Chained]:
         with self._lock:
-            return self._writer.append(run_id, records, guard, riders)
+            _killpoints.reach("audit.before")
+            written = self._writer.append(run_id, records, guard, riders, before)
+            _killpoints.reach("audit.after")
+            return written
 
 
 __all__ = ["HEAD_REVISION", "AlreadyDecided", "AuditError", "AuditReader", "AuditStore", "MEMORY_URL", "Spend",

@@ -305,6 +305,53 @@ approval_policies = Table(
 """Versioned approval policies per graph, changed only by an admin (``chainproof policy``;
 revision 0007). The newest version of a graph is in force; runs bind to the version at their start."""
 
+step_attempts = Table(
+    "step_attempts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), nullable=False),  # no foreign key: operational, not an audit record
+    Column("step_no", Integer, nullable=False),
+    Column("node", String(64), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("started_at", _TS, nullable=False, default=utcnow),
+    Column("recorded_at", _TS),  # set in the transaction that appends the step's records
+    UniqueConstraint("run_id", "step_no", "node", "attempt", name="uq_step_attempts_key"),
+)
+"""The journal of super-step executions (not chained; :mod:`chainproof.checkpoints.journal`): one
+row per execution of (run, step, node), claimed before the node calls a model or a tool, so an
+execution after a crash knows it is a repeated attempt. The unique key makes a step's records
+appendable once per attempt."""
+
+effect_journal = Table(
+    "effect_journal", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), nullable=False),  # no foreign key: operational, not an audit record
+    Column("step_no", Integer, nullable=False),
+    Column("node", String(64), nullable=False),
+    Column("call_key", String(64), nullable=False),
+    Column("tool", String(100), nullable=False),
+    Column("state", String(8), nullable=False),  # started | done
+    Column("result", JSON),
+    Column("error", Text),
+    Column("started_at", _TS, nullable=False, default=utcnow),
+    Column("finished_at", _TS),
+    UniqueConstraint("run_id", "step_no", "node", "call_key", name="uq_effect_journal_key"),
+)
+"""Calls of ``side_effects=True`` tools: journaled as ``started`` before the tool runs and
+``done`` with its (redacted) result or error after, so a re-executed step never runs one twice."""
+
+worker_heartbeats = Table(
+    "worker_heartbeats", metadata,
+    Column("executor_id", String(200), primary_key=True),  # the worker's DBOS executor id
+    Column("host", String(200), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", _TS, nullable=False),
+    Column("last_seen", _TS, nullable=False),  # the database's clock, so hosts' clocks need not agree
+    Column("recovered_at", _TS),  # when another worker took over its workflows
+    Column("recovered_by", String(200)),
+)
+"""``chainproof worker`` processes and when each last showed it was alive
+(:mod:`chainproof._heartbeats`); not chained."""
+
 CHAINED: tuple[Table, ...] = (steps, model_calls, tool_calls, approvals, reviews, events)
 """The chained tables, in the order a run's records are read."""
 
@@ -327,5 +374,6 @@ OPTIONAL_COLUMNS: dict[str, frozenset[str]] = {name: frozenset() for name in ZDR
     "model_calls": frozenset({"cache_hit"}), "approvals": frozenset({"signature"})}
 
 __all__ = ["CHAINED", "GENESIS", "LEAF_TABLE_CODES", "OPTIONAL_COLUMNS", "REPLAY_IGNORE", "ZDR_FIELDS", "accounts",
-           "approval_policies", "approvals", "approver_keys", "auth_events", "check_lengths", "credentials", "events", "merkle_leaves", "metadata", "model_calls",
-           "reasoning_cache", "reviews", "runs", "steps", "tool_calls", "utcnow"]
+          "approval_policies", "approvals", "approver_keys", "auth_events", "check_lengths", "credentials",
+          "effect_journal", "events", "merkle_leaves", "metadata", "model_calls", "reasoning_cache", "reviews",
+          "runs", "step_attempts", "steps", "tool_calls", "utcnow", "worker_heartbeats"]

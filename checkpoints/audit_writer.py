@@ -175,15 +175,19 @@ class ChainWriter:
         return zdr
 
     def append(self, run_id: str, records: tuple[Chained, ...],
-               guard: Callable[[Connection], None] | None = None, riders: Sequence[Rider] = ()) -> list[Chained]:
+               guard: Callable[[Connection], None] | None = None, riders: Sequence[Rider] = (),
+               before: Callable[[Connection], None] | None = None) -> list[Chained]:
         """Append ``records`` to ``run_id``'s chain in one transaction; ``guard(conn)`` runs inside it
-        (after the run lock, before the head is read) and may raise to write nothing. Each of
+        (after the run lock, before the head is read) and may raise to write nothing; ``before(conn)``
+        runs first, after the run lock (``start_run`` inserts the run header with it). Each of
         ``riders`` whose engine is this store's is written in the same transaction (the caller
         writes the others)."""
         fast = self._fast
         with self.engine.begin() as conn:
             if self._postgres:
                 conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:r))"), {"r": run_id})
+            if before is not None:
+                before(conn)
             zdr = self._run_zdr(conn, run_id)
             if guard is not None:
                 guard(conn)

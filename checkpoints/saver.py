@@ -14,6 +14,7 @@ from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
+from chainproof import _killpoints
 from chainproof.errors import StorageError
 
 
@@ -94,7 +95,7 @@ def open_checkpointer(url: str) -> Iterator[BaseCheckpointSaver]:
         dsn = url.replace("postgresql+psycopg://", "postgresql://", 1)
         with PostgresSaver.from_conn_string(dsn) as saver:
             saver.setup()
-            yield saver
+            yield _killpoints.watch_saver(saver)
         return
     if ":memory:" in url:
         raise StorageError(f"checkpoint_url {url!r}: an in-memory checkpointer cannot keep a paused run; use a file path")
@@ -112,7 +113,7 @@ def open_checkpointer(url: str) -> Iterator[BaseCheckpointSaver]:
         conn.execute("PRAGMA secure_delete=ON")  # deleted checkpoints are overwritten, see forget_thread
         saver = _compact_sqlite_saver()(conn)
         saver.setup()
-        yield saver
+        yield _killpoints.watch_saver(saver)
     finally:
         conn.close()
 

@@ -42,7 +42,7 @@ from chainproof.checkpoints.audit_read import AuditReader, Record, seq_order
 from chainproof.checkpoints.audit_tables import GENESIS
 
 BreakKind = Literal["edited", "reordered", "deleted", "inserted", "header-edited", "fork-link", "undecodable",
-                    "signature"]
+                    "signature", "orphan"]
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,12 @@ def _check_header(store: AuditReader, run_id: str, first: Record | None) -> tupl
     if problem:
         return BrokenLink("undecodable", "runs", None, None, f"the run header was edited outside Chainproof: "
                           f"{problem}"), None
-    if first is None or first.__tablename__ != "events" or first.kind != "run_started":
+    if first is None:
+        return BrokenLink("orphan", "runs", None, None,
+                          f"run {run_id} has a header and no records, not even run_started (a process stopped while "
+                          "starting it, before run headers and run_started were written together); "
+                          f"`chainproof resume {run_id}` marks it abandoned"), None
+    if first.__tablename__ != "events" or first.kind != "run_started":
         return None, "the chain does not start with run_started; the run header is not covered"
     recorded = (first.detail or {}).get("run_header_hash")
     if recorded is None:

@@ -28,6 +28,16 @@ step's model calls (also of a call that gave up), and each failed attempt is an 
 of kind ``model_retry`` (retried) or ``model_failed`` (the call gave up), each switch of
 endpoint one of kind ``failover``; their ``detail`` is the attempt record plus ``step_no`` and
 ``node``.
+
+Crash safety (:mod:`chainproof.checkpoints.journal`): entering the recorder claims the step's
+attempt number before the node calls a model or a tool; a repeated attempt (the process stopped
+during an earlier execution, or between its append and LangGraph's checkpoint) records
+``output.attempt`` on its step row and a ``step_reexecuted`` event (``step_no``, ``node``,
+``attempt``, the earlier attempts and whether each was recorded, the model requests sent again), so
+a re-sent model request is never unaudited. The append carries a rider that marks the attempt
+recorded in the same transaction: a step's records are written at most once per attempt. A
+pause gives its attempt back. :meth:`StepRecorder.invoke_once` runs a ``side_effects=True`` tool
+call at most once across executions.
 """
 
 from __future__ import annotations
@@ -40,11 +50,13 @@ from typing import TYPE_CHECKING, Any
 
 from langgraph.errors import GraphInterrupt
 
+from chainproof import _killpoints
 from chainproof.agents.calls import ModelCall, Usage
 from chainproof.agents.pricing import Price, cost_usd, sum_costs
 from chainproof.agents.resilience import ModelCallFailed
 from chainproof.checkpoints.audit_hashing import sha256_hex
 from chainproof.checkpoints.audit_schema import EventRecord, ModelCallRecord, Step, ToolCallRecord
+from chainproof.checkpoints.journal import AlreadyRecorded, call_key, has_side_effects
 from chainproof.checkpoints.reasoning_cache import PendingPut, deferred_puts
 
 if TYPE_CHECKING:  # typing only: the context imports this module
@@ -74,6 +86,10 @@ class StepRecorder:
     _started_at: datetime | None = None
     _held_block: Any = None
     _held: list[PendingPut] = field(default_factory=list)
+    attempt: int = 1
+    _earlier: list[dict[str, Any]] = field(default_factory=list)
+    _effects: dict[str, list[str]] = field(default_factory=dict)
+    _occurrences: dict[str, int] = field(default_factory=dict)
 
     def __enter__(self) -> StepRecorder:
         self.audit.append(self.run_id, EventRecord(kind="step_started", detail={
@@ -81,9 +97,30 @@ class StepRecorder:
             "effort": self.effort}))
         self._started = time.perf_counter()
         self._started_at = datetime.now(UTC)
+        journal = getattr(self.audit, "journal", None)
+        if journal is not None:
+            self.attempt, self._earlier = journal.begin_attempt(self.run_id, self.step_no, self.node)
         self._held_block = deferred_puts()
         self._held = self._held_block.__enter__()
         return self
+
+    def invoke_once(self, tool: Any, name: str, args: Any,
+                    call: Callable[[], tuple[Any, str | None]]) -> tuple[Any, str | None]:
+        """``call()`` (a tool call: ``(encoded result, refusal)``), journaled at most once across
+        executions of this step when ``tool`` has ``side_effects=True`` (see
+        :meth:`chainproof.checkpoints.journal.Journal.run_once`); other tools just run
+        (at-least-once, like any step after a crash). The step row's ``output.side_effects`` lists
+        the calls whose recorded result was reused or whose outcome is unknown."""
+        journal = getattr(self.audit, "journal", None)
+        if journal is None or not has_side_effects(tool):
+            return call()
+        first = call_key(name, args, 0)
+        n = self._occurrences.get(first, 0)
+        self._occurrences[first] = n + 1
+        result, refusal, how = journal.run_once(self.run_id, self.step_no, self.node, call_key(name, args, n), name, call)
+        if how != "ran":
+            self._effects.setdefault(how, []).append(name)
+        return result, refusal
 
     @property
     def usage(self) -> Usage:
@@ -101,6 +138,7 @@ class StepRecorder:
         return 0.0 if call.cache_hit else cost_usd(call.model, call.usage, self.pricing)
 
     def model_calls(self, calls: list[ModelCall]) -> None:
+        _killpoints.reach("model.after")
         for call in calls:
             self._calls.append(call)
             u = call.usage
@@ -162,25 +200,44 @@ class StepRecorder:
 
     def _append(self, *records: Any) -> None:
         held = self._held
-        if not held:
-            self.audit.append(self.run_id, *records)
-            return
+        journal = getattr(self.audit, "journal", None)
+        mark = (journal.recorded(self.run_id, self.step_no, self.node, self.attempt),) if journal is not None else ()
         try:
-            self.audit.append(self.run_id, *records, riders=tuple(held))
+            self.audit.append(self.run_id, *records, riders=(*held, *mark))
+        except AlreadyRecorded:  # this attempt's records are in the store already: nothing is written twice
+            for put in held:
+                put.written = False
+            return
         except BaseException:
             for put in held:  # rolled back with the append
                 put.written = False
             raise
         held[:] = [put for put in held if not put.written]
 
+    def _repeat_records(self) -> list[EventRecord]:
+        """The ``step_reexecuted`` event of a repeated attempt (none for a first execution)."""
+        if self.attempt == 1:
+            return []
+        self.output = {**self.output, "attempt": self.attempt}
+        sent = sum(not c.cache_hit for c in self._calls)
+        return [EventRecord(kind="step_reexecuted", detail={
+            "step_no": self.step_no, "node": self.node, "attempt": self.attempt, "earlier": self._earlier,
+            "model_requests": sent, **({"side_effects": self._effects} if self._effects else {})})]
+
     def _finish(self, exc_type: Any, exc: BaseException | None) -> None:
         elapsed = time.perf_counter() - self._started
         if exc_type is not None and issubclass(exc_type, GraphInterrupt):
+            journal = getattr(self.audit, "journal", None)
+            if journal is not None:  # resuming a pause is not a repetition
+                journal.release_attempt(self.run_id, self.step_no, self.node, self.attempt)
             return  # a pause, not a step: the node runs again on resume
         status = "ok" if exc is None else "error"
         if exc is not None:
             self.output = {**self.output, "error": f"{type(exc).__name__}: {exc}"}
         events = self._attempt_events(exc)
+        if self._effects:
+            self.output = {**self.output, "side_effects": self._effects}
+        events = [*self._repeat_records(), *events]
         u = self.usage
         models = sorted({c.model for c in self._calls})
         step = Step(

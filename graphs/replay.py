@@ -103,9 +103,10 @@ class ReplayReport:
         raise ValueError(f"step: run {self.run_id} has steps {span}, not {step_no}")
 
 
-TRANSPORT_KEYS = ("model_attempts",)
-"""Step-output keys about how a model was reached (HTTP attempts, waits, failovers), not about the
-reasoning: a replay serves answers from the record, so it has none to compare."""
+TRANSPORT_KEYS = ("model_attempts", "attempt", "side_effects")
+"""Step-output keys about how a model was reached (HTTP attempts, waits, failovers) or how often
+the step was executed (a repeated attempt after a crash, side-effect results reused), not about
+the reasoning: a replay serves answers from the record and executes each step once."""
 
 
 def _comparable(rec: Record) -> dict[str, Any]:
@@ -119,12 +120,20 @@ def _comparable(rec: Record) -> dict[str, Any]:
 def _by_step(records: Iterable[Record]) -> dict[int, list[Record]]:
     """Records per step number. A step that failed (``status='error'``: a model endpoint down, the
     process interrupted) and ran again when the run was resumed keeps only its final execution:
-    the failed attempt is history, not something a replay reproduces."""
+    the failed attempt is history, not something a replay reproduces. So does a step a crash made
+    run again after its records were written (a step row with ``output.attempt``)."""
     out: dict[int, list[Record]] = {}
     for rec in records:
         if rec.__tablename__ != "events":  # not an EventRecord
             out.setdefault(rec.step_no, []).append(rec)
     for step_no, recs in out.items():
+        rows = [i for i, r in enumerate(recs) if r.__tablename__ == "steps"]
+        repeated = [i for i in rows if (recs[i].output or {}).get("attempt")]
+        if repeated:  # a crash repeated the step (chainproof.checkpoints.journal): its final execution counts
+            last = repeated[-1]
+            earlier = [i for i in rows if i < last and recs[i].node == recs[last].node]
+            if earlier:
+                recs = out[step_no] = recs[earlier[-1] + 1:]
         errors = [i for i, r in enumerate(recs) if r.__tablename__ == "steps" and r.status == "error"]
         if errors and any(r.__tablename__ == "steps" and r.status != "error" for r in recs[errors[-1] + 1:]):
             out[step_no] = recs[errors[-1] + 1:]

@@ -12,6 +12,12 @@ can carry them too):
   ``graphs/_engine/nodes/tool_approval.py``. As LangChain's ``HumanInTheLoopMiddleware``
   (``interrupt_on={tool: True}``) and PydanticAI's ``ApprovalRequiredToolset``. A ``kind="tool"``
   plan step's call is the graph author's, fixed in the plan, and does not pause.
+* ``side_effects=True`` (tag ``"side_effects"``): the tool acts on the world (sends, books,
+  writes). Each call is journaled before it runs and its result after
+  (:mod:`chainproof.checkpoints.journal`), so when a step executes again after a crash the
+  recorded result is returned instead of calling the tool a second time (DBOS's rule for a
+  finished step); a call that started and never recorded its outcome is not run again but
+  refused with ``ToolOutcomeUnknown`` for a person to check. Tools without it are at-least-once.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from collections.abc import Callable
 from typing import Any, overload
 
 from langchain_core.tools import BaseTool, StructuredTool
+
+from chainproof.checkpoints.journal import SIDE_EFFECTS_TAG
 
 SENSITIVE_TAG = "sensitive"
 APPROVAL_TAG = "requires_approval"
@@ -31,13 +39,15 @@ def tool(fn: Callable[..., Any], /) -> BaseTool: ...
 
 @overload
 def tool(*, name: str | None = None, description: str | None = None,
-         sensitive: bool = False, requires_approval: bool = False) -> Callable[[Callable[..., Any]], BaseTool]: ...
+         sensitive: bool = False, requires_approval: bool = False,
+         side_effects: bool = False) -> Callable[[Callable[..., Any]], BaseTool]: ...
 
 
 def tool(fn: Callable[..., Any] | None = None, /, *, name: str | None = None, description: str | None = None,
-         sensitive: bool = False, requires_approval: bool = False) -> BaseTool | Callable[[Callable[..., Any]], BaseTool]:
+         sensitive: bool = False, requires_approval: bool = False,
+         side_effects: bool = False) -> BaseTool | Callable[[Callable[..., Any]], BaseTool]:
     """Turn a typed function into a tool: ``@tool`` or ``@tool(name=..., sensitive=True,
-    requires_approval=True)``.
+    requires_approval=True, side_effects=True)`` (the tags: see the module docstring).
 
     The arguments' schema comes from the type hints (pydantic validates every call); the
     description from ``description`` or the docstring (required: a model may read it); the name
@@ -49,7 +59,8 @@ def tool(fn: Callable[..., Any] | None = None, /, *, name: str | None = None, de
         text = description or (func.__doc__ or "").strip()
         if not text:
             raise ValueError(f"tool {name or func.__name__!r}: give a docstring or description= (the model reads it)")
-        tags = [t for t, on in ((SENSITIVE_TAG, sensitive), (APPROVAL_TAG, requires_approval)) if on]
+        tags = [t for t, on in ((SENSITIVE_TAG, sensitive), (APPROVAL_TAG, requires_approval),
+                                (SIDE_EFFECTS_TAG, side_effects)) if on]
         return StructuredTool.from_function(func, name=name or func.__name__, description=text, tags=tags or None)
 
     return make(fn) if fn is not None else make

@@ -62,3 +62,17 @@ def backend_settings(request: pytest.FixtureRequest, home: Path):
         pytest.skip(reason)
     with fresh_database() as url:
         yield Settings(home=home, database_url=url, checkpoint_url=url)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: a long test (minutes); runs only with -m slow")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``slow`` tests run only when ``-m`` names them (``pytest -m slow``)."""
+    if "slow" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow (minutes): run with pytest -m slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

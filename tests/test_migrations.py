@@ -18,7 +18,8 @@ from chainproof.checkpoints.audit_schema import Base
 from testkit.pg import fresh_database, pg_unreachable
 
 TABLES = {"runs", "steps", "model_calls", "tool_calls", "approvals", "reviews", "events", "reasoning_cache",
-          "merkle_leaves", "accounts", "credentials", "auth_events", "approver_keys", "approval_policies", "alembic_version"}
+          "merkle_leaves", "accounts", "credentials", "auth_events", "approver_keys", "approval_policies",
+          "step_attempts", "effect_journal", "worker_heartbeats", "alembic_version"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -13,6 +13,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from chainproof.agents.models import StaticModels
 from chainproof.app import Chainproof
 from chainproof.checkpoints.audit_schema import ModelCallRecord as ModelCall
@@ -73,9 +75,14 @@ def _race(url: str, tmp: Path, round_no: int, *runs: tuple[str, str]) -> list[di
     return outs
 
 
-def test_resume_against_resume_from_two_homes_advances_once(pg_url, tmp_path):
+# 3 rounds in the default suite; the 20 of issue 12's "Done when" with `pytest -m slow`
+ROUNDS = pytest.mark.parametrize("rounds", [3, pytest.param(20, marks=pytest.mark.slow)])
+
+
+@ROUNDS
+def test_resume_against_resume_from_two_homes_advances_once(pg_url, tmp_path, rounds):
     settings = Settings(home=tmp_path / "home", database_url=pg_url, checkpoint_url=pg_url)
-    for round_no in range(3):
+    for round_no in range(rounds):
         with Chainproof(settings, models=StaticModels(fleet.fleet_model())) as app:
             run = app.start("fleet", {"tag": f"r{round_no}", "n": 15}, max_steps=10)  # stops at its step budget
             assert run.budget_stop is not None
@@ -95,9 +102,10 @@ def test_resume_against_resume_from_two_homes_advances_once(pg_url, tmp_path):
         assert sum(o["model_requests"] for o in outs) == len(calls) - before > 0
 
 
-def test_approve_against_resume_from_two_homes_applies_the_decision_once(pg_url, tmp_path):
+@ROUNDS
+def test_approve_against_resume_from_two_homes_applies_the_decision_once(pg_url, tmp_path, rounds):
     settings = Settings(home=tmp_path / "home", database_url=pg_url, checkpoint_url=pg_url)
-    for round_no in range(3):
+    for round_no in range(rounds):
         with Chainproof(settings, models=StaticModels(fleet.fleet_model())) as app:
             run = app.start("fleet-gated", {"tag": f"a{round_no}", "n": 2})
             assert run.status == "paused" and len(run.requests) == 1

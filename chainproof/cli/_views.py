@@ -249,7 +249,8 @@ def print_trace(console: Console, trace: Trace) -> None:
     totals = [0, 0, 0]
     for s in steps:
         totals = [totals[0] + s.input_tokens, totals[1] + s.output_tokens, totals[2] + s.reasoning_tokens]
-        table.add_row(*_cells(str(s.step_no), s.node, s.title[:48], s.effort or "-", (s.model or "-")[:40],
+        attempt = (s.output or {}).get("attempt") if isinstance(s.output, dict) else None
+        table.add_row(*_cells(f"{s.step_no} (attempt {attempt})" if attempt else str(s.step_no), s.node, s.title[:48], s.effort or "-", (s.model or "-")[:40],
                       str(s.input_tokens), str(s.output_tokens), str(s.reasoning_tokens),
                       _usd(s.cost_usd) if s.model else "-", f"{s.duration_s:.2f}", s.status))
     console.print(table)
@@ -265,9 +266,23 @@ def print_trace(console: Console, trace: Trace) -> None:
         console.print(f"branch at step {b.step_no}: {'run' if out.get('taken') else 'skip'} {out.get('plan_step')} — "
                       f"{out.get('reason', '')}{skipped}" + (" [by the spec]" if out.get("by") == "spec" else ""),
                       highlight=False, markup=False)
+    for e in trace.events:
+        if e.kind == "step_reexecuted":
+            console.print(reexecution_line(e.detail or {}), highlight=False, markup=False)
     print_approvals(console, trace.approvals)
     events = ", ".join(e.kind.removeprefix("run_") for e in trace.events)
     console.print(f"events: {events}", highlight=False)
+
+
+def reexecution_line(detail: dict[str, Any]) -> str:
+    """One line of ``show`` for a ``step_reexecuted`` event: which attempt, what happened to the
+    earlier ones, the model requests sent again and the side-effect calls not run again."""
+    earlier = ", ".join(f"{a['attempt']} ({'recorded' if a.get('recorded') else 'not recorded: stopped before its records'})"
+                        for a in detail.get("earlier", []))
+    effects = detail.get("side_effects") or {}
+    extra = "".join(f"; side-effect calls {how}: {', '.join(names)}" for how, names in effects.items())
+    return (f"step {detail.get('step_no')} ({detail.get('node')}) executed again as attempt {detail.get('attempt')} "
+            f"after attempt {earlier}; model requests sent again: {detail.get('model_requests', 0)}{extra}")
 
 
 def print_approvals(console: Console, rows: list[Record]) -> None:

@@ -36,6 +36,13 @@ def worker(
         signal.signal(sig, lambda *_: stop.set())
 
     def report(out: dict[str, Any]) -> None:
+        if "recovered" in out:  # a silent worker's workflows were put back on their queues
+            console.print(f"recovered {out['workflows']} workflow(s) of the silent worker {out['recovered']}",
+                          highlight=False, markup=False)
+            return
+        if "heartbeat_error" in out:
+            console.print(f"heartbeat: {out['heartbeat_error']}", highlight=False, markup=False)
+            return
         extra = f" ({out['error']})" if out.get("error") else ""
         console.print(f"run {out['run_id']}: {out['status']}{extra}", highlight=False, markup=False)
 

@@ -105,6 +105,37 @@ def pause_binding(pending: list[ApprovalPause], where: dict[str, Any]) -> dict[s
                           "proposed_hash": p.proposed_hash} for p in pending]}
 
 
+def repair_pause(audit: AuditStore, run_id: str, snapshot: Any) -> bool:
+    """Close the pause window: when ``snapshot`` (the thread's state now) waits on approval
+    requests but no ``run_paused`` event binds them to its checkpoint (the process was killed after
+    the pause checkpoint and before the event), record that event now from the checkpoint's
+    pending interrupts (``detail.repaired`` true). Returns whether it did. The caller holds the
+    run's lock. Approve, reject, edit, resume and ``pending`` then see a paused run. Only a run
+    whose latest lifecycle event is ``run_started``/``run_resumed`` (it was advancing) is repaired:
+    a run recorded as paused whose thread is now at another checkpoint was forked or updated, and
+    decisions on it stay refused (:func:`check_binding`)."""
+    if not pause_unrecorded(audit, run_id, snapshot):
+        return False
+    from chainproof.checkpoints.audit_schema import EventRecord
+
+    where = snapshot.config["configurable"]
+    pending = approvals_of(pauses_of(snapshot))
+    audit.append(run_id, EventRecord(kind="run_paused", detail={**pause_binding(pending, where), "repaired": True}))
+    return True
+
+
+def pause_unrecorded(audit: AuditStore, run_id: str, snapshot: Any) -> bool:
+    """Whether ``snapshot`` waits on approval requests that no ``run_paused`` event binds while the
+    run's latest lifecycle event says it was advancing (see :func:`repair_pause`). Read-only."""
+    pending = approvals_of(pauses_of(snapshot))
+    if not pending or audit.run_status(run_id) not in ("started", "resumed"):
+        return False  # only a run that was advancing when its process ended (after a recorded pause,
+        # a new checkpoint means the thread was forked or updated: check_binding refuses that)
+    paused = audit.last_event(run_id, "run_paused")
+    return paused is None or (paused.detail or {}).get("checkpoint_id") != snapshot.config["configurable"].get(
+        "checkpoint_id")
+
+
 def check_tool_edit(tool_defs: Mapping[str, Any], request: ApprovalPause, answer: ApprovalAnswer,
                     pending: list[ApprovalPause]) -> None:
     """Refuse (``ApprovalRefused``, nothing decided) an edit of a tool call whose arguments do not

@@ -13,6 +13,7 @@ answer and its tool calls, tokens and cost; one ``tool_calls`` row per call in t
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -173,7 +174,8 @@ def _run_calls(ctx: ChainContext, rec: StepRecorder, calls: list[dict[str, Any]]
             continue
         started = time.perf_counter()
         try:  # the value contract: the result is encoded, or refused
-            result, refused = invoke_model_call(ctx.tool_map[name], name, args)
+            result, refused = rec.invoke_once(ctx.tool_defs.get(name, ctx.tool_map[name]), name, args,
+                                              functools.partial(invoke_model_call, ctx.tool_map[name], name, args))
         except Exception as exc:  # shown to the model, as LangGraph's ToolNode(handle_tool_errors=True)
             failure = f"{type(exc).__name__}: {exc}"
             rec.tool_call(name, args, None, failure, time.perf_counter() - started)

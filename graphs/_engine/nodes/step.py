@@ -70,7 +70,9 @@ def act(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
             rec.inputs = {"plan_step": step.id, "tool": step.tool}  # args and result: the tool_calls row
             started = time.perf_counter()
             try:  # the value contract: the tool gets decoded args; its result is encoded, or refused
-                result, refused = invoke_tool(ctx.tool_map[step.tool], step.tool, args)
+                name, tool = step.tool, ctx.tool_map[step.tool]
+                result, refused = rec.invoke_once(ctx.tool_defs.get(name, tool), name, args,
+                                                  lambda: invoke_tool(tool, name, args))
             except Exception as exc:
                 rec.tool_call(step.tool, args, None, f"{type(exc).__name__}: {exc}", time.perf_counter() - started)
                 raise ToolFailed(step.tool, step.id, exc) from exc
