@@ -13,8 +13,10 @@ from chainproof import _wiring
 from chainproof.checkpoints.audit import AuditStore
 from chainproof.errors import InputError, RunNotResumable
 from chainproof.graphs._engine import approvals
+from chainproof.graphs._engine.state import ChainState
 from chainproof.graphs.approval import ApprovalAnswer
 from chainproof.graphs.budgets import check_resume
+from chainproof.graphs.registry import get_spec
 from chainproof.settings import Settings
 from chainproof.types import CostBudgetPause, StepBudgetPause, ValueRefusedPause
 
@@ -66,9 +68,32 @@ def continuation(settings: Settings, audit: AuditStore, run_id: str, snapshot: A
     if audit.run_status(run_id) == "completed":
         raise RunNotResumable(f"run {run_id} is completed; there is nothing to resume")
     if not snapshot.next and not snapshot.values:
-        raise RunNotResumable(f"run {run_id} has no checkpoint in {settings.resolved_checkpoint_url} "
-                              "(it failed before its first super-step, or CHAINPROOF_CHECKPOINT_URL points elsewhere)")
+        if audit.last_step_no(run_id):  # steps ran, so their checkpoints must be somewhere else
+            raise RunNotResumable(f"run {run_id} has no checkpoint in {settings.resolved_checkpoint_url} "
+                                  "(CHAINPROOF_CHECKPOINT_URL points elsewhere than where the run was checkpointed)")
+        # started but stopped before its first checkpoint (a killed process): start it from its header
+        return initial_state_of(audit, run_id), {"after": audit.run_status(run_id), "from": "run header"}
     return None, {"after": audit.run_status(run_id)}  # continue from the last checkpoint
+
+
+def initial_state(audit: AuditStore, *, run_id: str, graph: str, goal: str, inputs: dict[str, Any],
+                  budget: dict[str, Any], cache: bool) -> dict[str, Any]:
+    """The first state of a run (the graph's ``initial_state`` of a redacted ``ChainState`` at step
+    0): what ``Chainproof.start`` runs, and what a run killed before its first checkpoint restarts
+    from (:func:`initial_state_of`)."""
+    return get_spec(graph).initial_state(audit.redactor(ChainState(
+        run_id=run_id, graph=graph, goal=goal, inputs=inputs, step=0, budget=budget, cache=cache)))
+
+
+def initial_state_of(audit: AuditStore, run_id: str) -> dict[str, Any]:
+    """:func:`initial_state` rebuilt from the run's header and its ``run_started`` event (which
+    holds the budget and the settings it started with); raises ``RunNotResumable`` without them."""
+    run, started = audit.get_run(run_id), audit.last_event(run_id, "run_started")
+    if run is None or started is None:
+        raise RunNotResumable(f"run {run_id} has no checkpoint and no recorded start to begin again from")
+    detail = started.detail or {}
+    return initial_state(audit, run_id=run_id, graph=run.graph, goal=run.goal, inputs=dict(run.inputs),
+                         budget=dict(detail.get("budget") or {}), cache=bool(detail.get("cache", False)))
 
 
 def recorded_answers(audit: AuditStore, pending: list[Any], checkpoint_id: str) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from pydantic import ValidationError
 from chainproof import _wiring
 from chainproof._decisions import record_decision
 from chainproof._outcome import stream_run
-from chainproof._resume import continuation, mark_orphan
+from chainproof._resume import continuation, initial_state, mark_orphan
 from chainproof._storage import cause, check_checkpointer, run_lock, storage_errors
 from chainproof.agents.config import EFFORTS
 from chainproof.agents.models import ConfiguredModels, ModelProvider
@@ -54,7 +54,6 @@ from chainproof.graphs._engine import approvals
 from chainproof.graphs._engine.compile import compile_for
 from chainproof.graphs._engine.context import ChainContext
 from chainproof.graphs._engine.fork import start_fork
-from chainproof.graphs._engine.state import ChainState
 from chainproof.graphs.approval import ApprovalAction
 from chainproof.graphs.approval_policy import ApprovalPolicy
 from chainproof.graphs.registry import add_paths, get_spec
@@ -197,9 +196,8 @@ class Chainproof:
                 "approval_policy": policy.model_dump(mode="json"), "approval_policy_version": bound,
                 "approver_roles": _wiring.approver_roles(self.settings, self.audit), **({"queue": queue} if queue else {})},
         )
-        initial: dict[str, Any] = spec.initial_state(self.audit.redactor(ChainState(
-            run_id=run_id, graph=graph, goal=goal, inputs=inputs, step=0, budget=budget.model_dump(), cache=cache)))
-        return run_id, initial
+        return run_id, initial_state(self.audit, run_id=run_id, graph=graph, goal=goal, inputs=inputs,
+                                     budget=budget.model_dump(), cache=cache)
 
     def fork(self, run_id: str, at_step: int, *, started_by: str | None = None,
              on_progress: Progress | None = None, wait: bool = True) -> RunResult:

@@ -147,11 +147,12 @@ def _kill_and_recover(cases: list[tuple[str, str | None]], tmp_path: Path, monke
     return killed
 
 
-ALWAYS = ["tool.after:1", "pause.window:1", "model.after:2", "audit.after:4", "checkpoint.before:4"]
+ALWAYS = ["audit.after:1", "tool.after:1", "pause.window:1", "model.after:2", "audit.after:4", "checkpoint.before:4"]
 
 
 def test_kills_at_each_kind_of_point(tmp_path, monkeypatch):
-    """The always-on part: a kill after a side-effect call, in the pause window, after a model
+    """The always-on part: a kill after the run is recorded but before its first checkpoint (it
+    restarts from its header), after a side-effect call, in the pause window, after a model
     answer, between a step's records and its checkpoint, before a checkpoint; and one at random."""
     assert set(ALWAYS) <= {f"{p}:{n}" for p, n in EXACT}
     cases: list[tuple[str, str | None]] = [(point, point) for point in ALWAYS]
