@@ -34,14 +34,13 @@ from contextlib import contextmanager
 from typing import Any
 
 from langgraph.types import Command
-from pydantic import ValidationError
 
 from chainproof import _wiring
 from chainproof._decisions import record_decision
 from chainproof._outcome import stream_run
 from chainproof._resume import continuation, initial_state, mark_orphan
+from chainproof._start import check_person, start_budget, start_inputs
 from chainproof._storage import cause, check_checkpointer, run_lock, storage_errors
-from chainproof.agents.config import EFFORTS
 from chainproof.agents.models import ConfiguredModels, ModelProvider
 from chainproof.checkpoints._approver_keys import ClientSignature, KeySigner
 from chainproof.checkpoints.accounts import Principal
@@ -49,7 +48,7 @@ from chainproof.checkpoints.audit import AuditStore
 from chainproof.checkpoints.audit_schema import EventRecord
 from chainproof.checkpoints.reasoning_cache import ReasoningCache
 from chainproof.checkpoints.saver import open_checkpointer
-from chainproof.errors import InputError, RunBusy, RunNotFound, RunNotResumable, StorageError, UserError
+from chainproof.errors import InputError, RunBusy, RunNotFound, RunNotResumable, StorageError
 from chainproof.graphs._engine import approvals
 from chainproof.graphs._engine.compile import compile_for
 from chainproof.graphs._engine.context import ChainContext
@@ -61,15 +60,13 @@ from chainproof.graphs.review import Budget
 from chainproof.settings import Settings
 from chainproof.tools import input_files
 from chainproof.types import ProgressEvent, RunResult
-from chainproof.values import decode_value, encode_value
+from chainproof.values import decode_value
 
 __all__ = ["Chainproof", "Progress", "RunBusy", "RunNotFound", "RunNotResumable", "RunResult", "run_lock"]
 
 Progress = Callable[[ProgressEvent], None]
 """Called with each typed progress event while a run advances (``on_progress``)."""
 CostOfRun = Callable[[str], "float | None"]
-_FLAGS = {"max_steps": "max_steps (--max-steps)", "review_every": "review_every (--review-every)",
-          "max_cost_usd": "budget_usd (--budget-usd)"}
 
 
 class Chainproof:
@@ -160,24 +157,10 @@ class Chainproof:
         zdr = self.settings.zdr if zdr is None else zdr
         cost = budget_usd if budget_usd is not None else self.settings.budgets.run_usd
         cache = (self.settings.cache.enabled if cache is None else cache) and not zdr
-        overrides = {"max_steps": max_steps, "review_every": review_every, "on_budget": on_budget,
-                     "max_cost_usd": cost}
-        try:  # an out-of-range budget names the option the person typed, not the model's field
-            budget = Budget.model_validate({"max_steps": spec.max_steps, "review_every": spec.review_every,
-                                            **{k: v for k, v in overrides.items() if v is not None}})
-        except ValidationError as exc:
-            raise InputError("; ".join(f"{_FLAGS.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}, got {e.get('input')!r}"
-                                       for e in exc.errors())) from None
-        try:
-            inputs = encode_value(spec.validate_inputs(dict(inputs)), where="inputs", root="inputs")  # value contract
-        except UserError:
-            raise
-        except ValueError as exc:  # a graph's own check (its docstring asks for ValueError naming the field)
-            raise InputError(str(exc)) from None
-        if started_by is not None and not started_by.strip():
-            raise InputError("started_by (--as): a name is required when given; leave it out to start anonymously")
-        if effort is not None and effort not in EFFORTS:
-            raise InputError(f"effort: expected one of {', '.join(EFFORTS)}, got {effort!r}")
+        budget = start_budget(spec, {"max_steps": max_steps, "review_every": review_every, "on_budget": on_budget,
+                                     "max_cost_usd": cost})
+        inputs = start_inputs(spec, inputs)
+        check_person(started_by, effort)
         preflight = getattr(self.models, "preflight", None)  # optional on providers (ModelSource)
         if preflight is not None and spec.uses_chainproof_models:
             preflight()

@@ -119,9 +119,10 @@ def test_a_kill_in_the_pause_window_is_repaired_and_the_run_can_be_approved(home
 
 
 def test_a_step_run_again_after_a_kill_is_shown_as_a_repeated_attempt(home, tmp_path, monkeypatch):
-    # audit.after:4 = run_started, plan (1), act (2), observe (3): killed after observe's records, before
-    # its checkpoint; so observe runs again and its model request is sent again
-    done = _child(home, "audit.after:4", tmp_path)
+    # audit.after:7 = run_started, then step_started and the step's records of plan (1), act (2) and
+    # observe (3): killed after observe's records, before its checkpoint; so observe runs again and its
+    # model request is sent again
+    done = _child(home, "audit.after:7", tmp_path)
     assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
     monkeypatch.setenv("CHAINPROOF_TEST_EFFECTS", str(tmp_path / "fx.log"))
     monkeypatch.setenv("CHAINPROOF_TEST_MODEL_LOG", str(tmp_path / "model.log"))

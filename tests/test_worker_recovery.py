@@ -46,6 +46,13 @@ def _worker(url: str, tmp: Path, name: str, concurrency: int) -> subprocess.Pope
     return proc
 
 
+def _all_recovered(pg_url: str, names: list[str]) -> bool:
+    with psycopg.connect(pg_url) as conn:
+        done = {row[0] for row in conn.execute(
+            "SELECT executor_id FROM worker_heartbeats WHERE recovered_at IS NOT NULL")}
+    return set(names) <= done
+
+
 @pytest.mark.parametrize("kills", [2, pytest.param(10, marks=pytest.mark.slow)])
 def test_killed_workers_runs_are_recovered_and_complete_without_a_second_side_effect(pg_url, tmp_path, monkeypatch,
                                                                                        kills):
@@ -73,6 +80,10 @@ def test_killed_workers_runs_are_recovered_and_complete_without_a_second_side_ef
                 break
             assert time.monotonic() < deadline and steady.poll() is None, (Counter(states.values()), states)
             time.sleep(0.3)
+        # a victim killed after its runs were taken on is still recovered: wait for every claim
+        # (the time it took is checked below) before the steady worker stops
+        while not _all_recovered(pg_url, [name for name, _ in victims]) and time.monotonic() < deadline:
+            time.sleep(0.5)
         steady.send_signal(signal.SIGTERM)
         out, err = steady.communicate(timeout=120)
         assert steady.returncode == 0, err[-3000:]
