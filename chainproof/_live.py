@@ -30,6 +30,10 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
+#: the largest sequence number a store holds (a signed 64-bit integer, SQLite's and PostgreSQL's
+#: BIGINT): a Last-Event-ID or --after beyond it is bad input, not a query
+MAX_SEQ = 2**63 - 1
+
 LIVE_TABLES = ("steps", "reviews", "events", "approvals")
 """The chained tables whose records become events (``approvals``: requests shown by ``paused``)."""
 OTHER_TABLES = ("model_calls", "tool_calls")
@@ -260,5 +264,5 @@ def follow(reader: Any, run_id: str, after_seq: int = 0, *, poll_s: float = 0.2,
             time.sleep(poll_s)
 
 
-__all__ = ["LIVE_TABLES", "BudgetAlertEvent", "Completed", "Failed", "LiveEvent", "LiveReader", "Paused", "Resumed",
+__all__ = ["LIVE_TABLES", "MAX_SEQ", "BudgetAlertEvent", "Completed", "Failed", "LiveEvent", "LiveReader", "Paused", "Resumed",
            "Review", "Started", "StepFinished", "StepStarted", "follow", "to_event"]

@@ -156,6 +156,13 @@ class AccountStore:
         """Whether an enabled admin account exists (the first one is made by ``chainproof users add``)."""
         return any("admin" in a.roles and not a.disabled for a in self.accounts())
 
+    def _check_an_admin_remains(self, username: str) -> None:
+        """Refuse to disable or demote ``username`` when it is the last enabled admin."""
+        others = [a for a in self.accounts() if "admin" in a.roles and not a.disabled and a.username != username]
+        if not others and any(a.username == username and "admin" in a.roles and not a.disabled for a in self.accounts()):
+            raise InputError(f"username: {username!r} is the last enabled admin; make another account admin first "
+                             "(chainproof users add NAME --role admin)")
+
     def get(self, username: str) -> Account:
         """The account ``username``; ``InputError`` when there is none."""
         row = self._row(username)
@@ -164,17 +171,23 @@ class AccountStore:
         return self._account(row)
 
     def set_disabled(self, username: str, disabled: bool, *, actor: str | None = None) -> Account:
-        """Disable (its sessions and tokens stop working at once) or enable an account."""
+        """Disable (its sessions and tokens stop working at once) or enable an account. Raises
+        ``InputError`` when it would leave no enabled admin (as Grafana and GitLab refuse to)."""
         account = self.get(username)
+        if disabled:
+            self._check_an_admin_remains(account.username)
         with self.engine.begin() as conn:
             conn.execute(update(t.accounts).where(t.accounts.c.username == username).values(disabled=disabled))
         append_auth_event(self.engine, "account_disabled" if disabled else "account_enabled", username=username, actor=actor)
         return self.get(account.username)
 
     def set_roles(self, username: str, roles: list[str], *, actor: str | None = None) -> Account:
-        """Replace an account's roles (recorded with the roles before and after)."""
+        """Replace an account's roles (recorded with the roles before and after). Raises
+        ``InputError`` when it would leave no enabled admin."""
         before = self.get(username)
         clean = _check_roles(roles)
+        if "admin" not in clean:
+            self._check_an_admin_remains(before.username)
         with self.engine.begin() as conn:
             conn.execute(update(t.accounts).where(t.accounts.c.username == username).values(roles=clean))
         append_auth_event(self.engine, "roles_changed", username=username, actor=actor,

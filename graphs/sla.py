@@ -45,15 +45,20 @@ from chainproof.errors import InputError
 DEFAULT_SINCE = "24h"
 _WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+#: the longest window (100 years, in seconds): longer ones overflow datetime arithmetic
+MAX_WINDOW_S = 100 * 36525 * 864
 
 
 def parse_window(since: str) -> timedelta:
     """``"24h"``, ``"90m"``, ``"7d"``, ``"2w"``, ``"3600s"`` -> the window's length. Raises
     ``InputError`` naming ``since`` for anything else (zero or negative included)."""
     m = _WINDOW.match(since or "")
-    if m is None or float(m.group(1)) <= 0:
+    seconds = float(m.group(1)) * _UNIT_S[m.group(2)] if m is not None else 0.0
+    if m is None or seconds <= 0:
         raise InputError(f"since: expected a positive duration such as 24h, 90m, 7d or 2w, got {since!r}")
-    return timedelta(seconds=float(m.group(1)) * _UNIT_S[m.group(2)])
+    if seconds > MAX_WINDOW_S:
+        raise InputError(f"since: at most {MAX_WINDOW_S // 86400} days (100 years), got {since!r}")
+    return timedelta(seconds=seconds)
 
 
 def percentile(values: list[float], p: float) -> float | None:

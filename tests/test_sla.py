@@ -90,6 +90,8 @@ def test_nearest_rank_percentiles_and_window_parsing():
     for bad in ("", "24", "0h", "-1h", "1y", "h"):
         with pytest.raises(InputError, match="since: expected a positive duration"):
             parse_window(bad)
+    with pytest.raises(InputError, match="since: at most 36525 days"):  # not an OverflowError
+        parse_window("99999999999d")
 
 
 def test_cli_prints_the_table_and_the_same_figures_as_json(home):

@@ -17,6 +17,7 @@ import typer
 from rich.text import Text
 
 import chainproof.cli as cli
+from chainproof._live import MAX_SEQ
 from chainproof.cli import app, console
 from chainproof.cli._views import budget_alert_text
 
@@ -61,7 +62,7 @@ def live_text(event: Any) -> Text:
 @app.command()
 def watch(
     run_id: Annotated[str, typer.Argument(help="The run to follow.")],
-    after: Annotated[int, typer.Option(min=0, help="Show only events after this seq (the last one seen).")] = 0,
+    after: Annotated[int, typer.Option(min=0, max=MAX_SEQ, help="Show only events after this seq (the last one seen).")] = 0,
     follow: Annotated[bool, typer.Option(help="Wait for new events until the run completes.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line: id, event, data.")] = False,
 ) -> None:

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.sse import EventSourceResponse
 from pydantic import BaseModel, Field
 
+from chainproof._live import MAX_SEQ
 from chainproof.checkpoints.accounts import Principal
 from chainproof.errors import InputError, NotPermitted, RunNotFound
 from chainproof.web import _json, _sse
@@ -163,8 +164,8 @@ def _visible(run_id: str, request: Request, who: Reader) -> Any:
 
 @router.get("/runs/{run_id}/events", response_class=EventSourceResponse, summary="Live events (SSE; id = audit seq)")
 async def events(run_id: str, request: Request, _run: Annotated[Any, Depends(_visible)],
-                 last_event_id: Annotated[int | None, Header(alias="Last-Event-ID", ge=0)] = None,
-                 after: Annotated[int | None, Query(ge=0, description="resume after this seq when no Last-Event-ID "
+                 last_event_id: Annotated[int | None, Header(alias="Last-Event-ID", ge=0, le=MAX_SEQ)] = None,
+                 after: Annotated[int | None, Query(ge=0, le=MAX_SEQ, description="resume after this seq when no Last-Event-ID "
                                                                      "is sent (a page reopening its stream)")] = None):
     start_seq = last_event_id if last_event_id is not None else (after or 0)
     async for event in _sse.stream(request.app.state.reader, run_id, start_seq, _connected(request)):

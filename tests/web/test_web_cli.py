@@ -48,3 +48,15 @@ def test_users_add_without_a_terminal_asks_for_password_stdin(home):
     """No terminal to prompt on (a script, a pipe from /dev/null): one line naming the way out, exit 2."""
     r = CliRunner().invoke(cli, ["users", "add", "nopw", "--role", "analyst"], input="")
     assert r.exit_code == 2 and "password: no terminal to ask on; pipe it in with --password-stdin" in r.output
+
+
+def test_the_last_enabled_admin_can_be_neither_disabled_nor_demoted(home):
+    runner = CliRunner()
+    runner.invoke(cli, ["users", "add", "root", "--role", "admin", "--password-stdin"], input=PASSWORD + "\n")
+    for args in (["users", "disable", "root"], ["users", "roles", "root", "--role", "auditor"]):
+        r = runner.invoke(cli, args)
+        assert r.exit_code == 2 and "'root' is the last enabled admin" in r.output, r.output
+    runner.invoke(cli, ["users", "add", "kim", "--role", "admin", "--password-stdin"], input=PASSWORD + "\n")
+    assert runner.invoke(cli, ["users", "disable", "root"]).exit_code == 0  # another admin remains
+    r = runner.invoke(cli, ["users", "roles", "kim", "--role", "auditor"])
+    assert r.exit_code == 2 and "'kim' is the last enabled admin" in r.output

@@ -173,3 +173,11 @@ def test_terminal_watch_shows_the_same_events_as_the_sse_stream(web):
     text = CliRunner().invoke(cli, ["watch", run_id]).stdout
     assert "… step   1" in text and "✓ step   1" in text and "paused for approval" in text and "completed" in text
     assert CliRunner().invoke(cli, ["watch", "nope"]).exit_code == 2
+
+
+def test_a_last_event_id_beyond_any_sequence_number_is_refused_not_a_broken_stream(web):
+    ana = web.client("ana")
+    run_id = start(web, ana)
+    for headers, params in (({"Last-Event-ID": "99999999999999999999999"}, {}), ({}, {"after": 2**63})):
+        r = ana.get(f"/api/runs/{run_id}/events", headers=headers, params=params)
+        assert r.status_code == 422, r.text

@@ -66,8 +66,10 @@ def drive(app: Any, run_id: str, n: int) -> str:
         return app.start("crash", {"tag": run_id, "n": n}, run_id=run_id, cache=False).status
     if app.audit.run_status(run_id) == "completed":
         return "completed"
-    if app.pending_requests(run_id):
+    pending = app.pending_requests(run_id)
+    if pending and any(app.audit.decision_for(r["request_id"]) is None for r in pending):
         return app.decide(run_id, action="approve", approver="dana").status
+    # else: a decision a kill kept from reaching the run is applied by resume (as the refusal says)
     try:
         return app.resume(run_id).status
     except UnsupportedValue:  # ToolOutcomeUnknown: a person checks the effect, then resumes
