@@ -92,6 +92,9 @@ def initial_state_of(audit: AuditStore, run_id: str) -> dict[str, Any]:
     if run is None or started is None:
         raise RunNotResumable(f"run {run_id} has no checkpoint and no recorded start to begin again from")
     detail = started.detail or {}
+    if detail.get("recovered") == "orphan":
+        raise RunNotResumable(f"run {run_id} was never started (an orphan) and is recorded as failed; "
+                              f"start it again: chainproof run {run.graph} ...")
     return initial_state(audit, run_id=run_id, graph=run.graph, goal=run.goal, inputs=dict(run.inputs),
                          budget=dict(detail.get("budget") or {}), cache=bool(detail.get("cache", False)))
 

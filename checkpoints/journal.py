@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
@@ -71,6 +71,28 @@ def _key(run_id: str, step_no: int, node: str) -> Any:
 
 
 @dataclass
+class _Claim:
+    """The rider that claims the next attempt number of (run, step, node) in the transaction of
+    the step's ``step_started`` event (one commit, not two, before a node calls a model or tool);
+    after :meth:`write`, ``attempt`` and ``earlier`` (``{"attempt", "recorded"}``) hold the claim."""
+
+    engine: Engine
+    run_id: str
+    step_no: int
+    node: str
+    attempt: int = 0
+    earlier: list[dict[str, Any]] = field(default_factory=list)
+
+    def write(self, conn: Connection) -> None:
+        c = step_attempts.c
+        self.earlier = [{"attempt": a, "recorded": r is not None} for a, r in conn.execute(
+            select(c.attempt, c.recorded_at).where(_key(self.run_id, self.step_no, self.node)).order_by(c.attempt))]
+        self.attempt = (self.earlier[-1]["attempt"] if self.earlier else 0) + 1
+        conn.execute(insert(step_attempts).values(run_id=self.run_id, step_no=self.step_no, node=self.node,
+                                                  attempt=self.attempt, started_at=utcnow()))
+
+
+@dataclass
 class _Recorded:
     """The rider that marks attempt ``attempt`` recorded in the step's append transaction."""
 
@@ -101,19 +123,23 @@ class Journal:
         self._lock = lock if lock is not None else threading.Lock()
 
     # ------------------------------------------------------------ attempts
+    def claim(self, run_id: str, step_no: int, node: str) -> _Claim:
+        """A rider claiming the next attempt of (``run_id``, ``step_no``, ``node``) in an append's
+        transaction (the recorder appends it with the ``step_started`` event). A racing claim of
+        the same number fails that transaction on the unique key (``IntegrityError``): append again
+        with a new claim."""
+        return _Claim(self.engine, run_id, step_no, node)
+
     def begin_attempt(self, run_id: str, step_no: int, node: str) -> tuple[int, list[dict[str, Any]]]:
         """Claim the next attempt number of (``run_id``, ``step_no``, ``node``) (1 for the first
-        execution); returns it and the earlier attempts (``{"attempt", "recorded"}``)."""
-        c = step_attempts.c
+        execution) in a transaction of its own; returns it and the earlier attempts
+        (``{"attempt", "recorded"}``)."""
         for _ in range(3):  # a racing claim of the same number loses on the unique key and retries
+            claim = self.claim(run_id, step_no, node)
             try:
                 with self._lock, self.engine.begin() as conn:
-                    earlier = [{"attempt": a, "recorded": r is not None} for a, r in conn.execute(
-                        select(c.attempt, c.recorded_at).where(_key(run_id, step_no, node)).order_by(c.attempt))]
-                    attempt = (earlier[-1]["attempt"] if earlier else 0) + 1
-                    conn.execute(insert(step_attempts).values(run_id=run_id, step_no=step_no, node=node, attempt=attempt,
-                                                              started_at=utcnow()))
-                return attempt, earlier
+                    claim.write(conn)
+                return claim.attempt, claim.earlier
             except IntegrityError:
                 continue
         raise RuntimeError(f"run {run_id} step {step_no} ({node}): could not claim an attempt number")

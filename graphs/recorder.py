@@ -49,6 +49,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from langgraph.errors import GraphInterrupt
+from sqlalchemy.exc import IntegrityError
 
 from chainproof import _killpoints
 from chainproof.agents.calls import ModelCall, Usage
@@ -92,14 +93,24 @@ class StepRecorder:
     _occurrences: dict[str, int] = field(default_factory=dict)
 
     def __enter__(self) -> StepRecorder:
-        self.audit.append(self.run_id, EventRecord(kind="step_started", detail={
-            "step_no": self.step_no, "node": self.node, "kind": self.kind, "title": self.title[:300],
-            "effort": self.effort}))
+        journal = getattr(self.audit, "journal", None)
+        detail = {"step_no": self.step_no, "node": self.node, "kind": self.kind, "title": self.title[:300],
+                  "effort": self.effort}
+        if journal is None:
+            self.audit.append(self.run_id, EventRecord(kind="step_started", detail=detail))
+        else:  # the event and the attempt's claim in one transaction (a racing claim retries)
+            for _ in range(3):
+                claim = journal.claim(self.run_id, self.step_no, self.node)
+                try:
+                    self.audit.append(self.run_id, EventRecord(kind="step_started", detail=dict(detail)), riders=(claim,))
+                    break
+                except IntegrityError:
+                    continue
+            else:
+                raise RuntimeError(f"run {self.run_id} step {self.step_no} ({self.node}): could not claim an attempt number")
+            self.attempt, self._earlier = claim.attempt, claim.earlier
         self._started = time.perf_counter()
         self._started_at = datetime.now(UTC)
-        journal = getattr(self.audit, "journal", None)
-        if journal is not None:
-            self.attempt, self._earlier = journal.begin_attempt(self.run_id, self.step_no, self.node)
         self._held_block = deferred_puts()
         self._held = self._held_block.__enter__()
         return self
