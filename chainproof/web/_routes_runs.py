@@ -12,6 +12,7 @@ from fastapi.sse import EventSourceResponse
 from pydantic import BaseModel, Field
 
 from chainproof._live import MAX_SEQ
+from chainproof._start import check_person, start_budget
 from chainproof.checkpoints.accounts import Principal
 from chainproof.errors import InputError, NotPermitted, RunNotFound
 from chainproof.web import _json, _sse
@@ -86,6 +87,8 @@ def start_run(state: Any, who: Principal, body: StartRun) -> str:
         spec.validate_inputs(dict(body.inputs))
     except ValueError as exc:
         raise InputError(str(exc).replace("\n", " ")) from None
+    start_budget(spec, {"max_steps": body.max_steps, "review_every": body.review_every, "max_cost_usd": body.budget_usd})
+    check_person(who.username, body.effort)
     run_id = uuid.uuid4().hex[:12]
     state.runner.submit(run_id, "start", lambda: state.engine.start(
         body.graph, body.inputs, run_id=run_id, started_by=who.username, department=department, effort=body.effort,

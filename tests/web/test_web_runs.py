@@ -181,3 +181,11 @@ def test_a_last_event_id_beyond_any_sequence_number_is_refused_not_a_broken_stre
     for headers, params in (({"Last-Event-ID": "99999999999999999999999"}, {}), ({}, {"after": 2**63})):
         r = ana.get(f"/api/runs/{run_id}/events", headers=headers, params=params)
         assert r.status_code == 422, r.text
+
+
+def test_a_budget_out_of_range_is_refused_before_a_run_is_recorded(web):
+    ana = web.client("ana")
+    for extra, field in (({"max_steps": 1e23}, "max_steps"), ({"budget_usd": -1}, "budget_usd")):
+        r = ana.post("/api/runs", json={"graph": "web-toy", "inputs": {"x": 1}, **extra})
+        assert r.status_code == 422 and field in r.text, r.text
+    assert ana.get("/api/runs").json() == []  # nothing recorded, so no failed run to explain
