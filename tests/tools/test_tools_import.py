@@ -25,6 +25,15 @@ def _tenk(bundle_root: Path, tmp_path: Path, doc: str, drop: str | None = None) 
     return path
 
 
+def _market(dossier: Path, tmp_path: Path) -> Path:
+    """A folder with copies of ``dossier``'s four market files, to be spoiled by a test."""
+    market = tmp_path / "market"
+    market.mkdir()
+    for n in ("prices", "benchmark", "rates", "peers"):
+        market.joinpath(f"{n}.csv").write_bytes((dossier / f"{n}.csv").read_bytes())
+    return market
+
+
 def _import(tenk: Path, market: Path, out: Path, *extra: str):
     args = ["dossier", "import", "--ticker", "MMM", "--10k", str(tenk), "--out", str(out), "--as-of", "2018-02-08",
             *(f"--{n}={market / f'{n}.csv'}" for n in ("prices", "benchmark", "rates", "peers")), *extra]
@@ -69,20 +78,14 @@ def test_a_missing_section_is_named(bundle_root, built_dossiers, tmp_path):
 
 
 def test_a_bad_market_file_names_its_option(bundle_root, built_dossiers, tmp_path):
-    market = tmp_path / "market"
-    market.mkdir()
-    for n in ("prices", "benchmark", "rates", "peers"):
-        market.joinpath(f"{n}.csv").write_bytes((built_dossiers["MMM"] / f"{n}.csv").read_bytes())
+    market = _market(built_dossiers["MMM"], tmp_path)
     market.joinpath("peers.csv").write_text("ticker,name\nMMM,3M\n", encoding="utf-8")
     result = _import(_tenk(bundle_root, tmp_path, "3M_2017_10K"), market, tmp_path / "MMM")
     assert result.exit_code == 2 and "--peers" in result.output and "missing column 'sector'" in result.output
 
 
 def test_prices_that_do_not_reach_as_of_are_named_at_import_not_at_run_time(bundle_root, built_dossiers, tmp_path):
-    market = tmp_path / "market"
-    market.mkdir()
-    for n in ("prices", "benchmark", "rates", "peers"):
-        market.joinpath(f"{n}.csv").write_bytes((built_dossiers["MMM"] / f"{n}.csv").read_bytes())
+    market = _market(built_dossiers["MMM"], tmp_path)
     market.joinpath("prices.csv").write_text("date,close\n2019-01-02,100\n2019-01-03,101\n", encoding="utf-8")
     result = _import(_tenk(bundle_root, tmp_path, "3M_2017_10K"), market, tmp_path / "MMM")
     assert result.exit_code == 2

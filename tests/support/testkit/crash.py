@@ -16,7 +16,7 @@ from chainproof.agents.scripted import ScriptedChatModel
 from chainproof.checkpoints.audit_hashing import sha256_hex
 from chainproof.graphs.registry import register
 from chainproof.graphs.tool import tool
-from testkit.fleet import GatedFleetChain, _append
+from testkit.fleet import GatedFleetChain, _append, worker_script
 from testkit.long_graph import responder
 
 
@@ -112,19 +112,5 @@ class AutoCrashChain(CrashChain):
 
 register("crash-auto", AutoCrashChain)
 
-WORKER = textwrap.dedent("""
-    import json, signal, sys, threading
-    from chainproof.agents.models import StaticModels
-    from chainproof.app import Chainproof
-    from chainproof.workers import serve
-    from testkit.crash import crash_model, register_crash
-    register_crash()
-    name, concurrency, delay = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    def report(out):
-        print(json.dumps(out), flush=True)
-    with Chainproof(models=StaticModels(crash_model(delay))) as app:
-        print(json.dumps({"ready": name}), flush=True)
-        serve(app, concurrency=concurrency, executor_id=name, stop=stop, report=report)
-""")
+WORKER = worker_script("from testkit.crash import crash_model, register_crash; register_crash()",
+                       "StaticModels(crash_model(delay))")

@@ -114,23 +114,32 @@ def child_env(home: Path, url: str, logs: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-WORKER = textwrap.dedent("""
+_WORKER = textwrap.dedent("""
     import json, signal, sys, threading
     from chainproof.agents.models import StaticModels
     from chainproof.app import Chainproof
     from chainproof.workers import serve
-    from testkit.fleet import fleet_model, register_all
-    register_all()
+    SETUP
     name, concurrency, delay = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     def report(out):
         print(json.dumps(out), flush=True)
-    # a negative delay: the configured model (CHAINPROOF_MODEL__*), its limits shared as configured
-    with Chainproof(models=StaticModels(fleet_model(delay)) if delay >= 0 else None) as app:
+    with Chainproof(models=MODELS) as app:
         print(json.dumps({"ready": name}), flush=True)
         serve(app, concurrency=concurrency, executor_id=name, stop=stop, report=report)
 """)
+
+
+def worker_script(setup: str, models: str) -> str:
+    """The ``python -c`` source of a test worker (argv: name, concurrency, model delay in seconds):
+    ``setup`` (one line) registers its graphs, ``models`` is the provider expression."""
+    return _WORKER.replace("SETUP", setup).replace("MODELS", models)
+
+
+# a negative delay: the configured model (CHAINPROOF_MODEL__*), its limits shared as configured
+WORKER = worker_script("from testkit.fleet import fleet_model, register_all; register_all()",
+                       "StaticModels(fleet_model(delay)) if delay >= 0 else None")
 
 
 def start_worker(env: dict[str, str], name: str, *, concurrency: int = 2, delay_s: float = 0.0) -> subprocess.Popen:
