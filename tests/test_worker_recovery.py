@@ -53,6 +53,18 @@ def _all_recovered(pg_url: str, names: list[str]) -> bool:
     return set(names) <= done
 
 
+def _wait_until_holding(pg_url: str, name: str, timeout_s: float = 60.0) -> None:
+    """Block until the worker ``name`` has dequeued a run it has not finished (a PENDING workflow)."""
+    deadline = time.monotonic() + timeout_s
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            if conn.execute("SELECT 1 FROM dbos.workflow_status WHERE executor_id = %s AND status = 'PENDING' "
+                            "LIMIT 1", (name,)).fetchone():
+                return
+            time.sleep(0.05)
+    pytest.fail(f"worker {name} took on no run within {timeout_s} s")
+
+
 @pytest.mark.parametrize("kills", [2, pytest.param(10, marks=pytest.mark.slow)])
 def test_killed_workers_runs_are_recovered_and_complete_without_a_second_side_effect(pg_url, tmp_path, monkeypatch,
                                                                                        kills):
@@ -66,7 +78,8 @@ def test_killed_workers_runs_are_recovered_and_complete_without_a_second_side_ef
         for i in range(kills):
             victim = _worker(pg_url, tmp_path, f"victim{i}", 4)
             run_ids += [app.submit("crash-auto", {"tag": f"v{i}r{j}", "n": 3}).run_id for j in range(3)]
-            time.sleep(rng.uniform(0.3, 2.5))
+            time.sleep(rng.uniform(0.0, 0.6))
+            _wait_until_holding(pg_url, f"victim{i}")  # killed mid-way through a run it took on
             victim.send_signal(signal.SIGKILL)
             victims.append((f"victim{i}", victim))
         deadline = time.monotonic() + 240
