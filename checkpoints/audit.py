@@ -127,7 +127,8 @@ class AuditStore(AuditReader):
 
         self._append(run_id, (event,), before=insert_header)
 
-    def append(self, run_id: str, *records: Chained, riders: Sequence[Rider] = ()) -> list[Chained]:
+    def append(self, run_id: str, *records: Chained, riders: Sequence[Rider] = (),
+               prepare: Callable[[Connection, int], None] | None = None) -> list[Chained]:
         """Append ``records`` (unsaved ORM objects of chained tables) to ``run_id``'s chain in one
         transaction: assigns ``seq``, ``prev_hash``, ``created_at`` and ``record_hash``. ``riders``
         on this store's engine (reasoning-cache entries of the step) are written in the same
@@ -135,9 +136,10 @@ class AuditStore(AuditReader):
 
         String and JSON fields are redacted of secrets before hashing; in a zero-data-retention run
         the record's ``__zdr_fields__`` are replaced by stubs first (hash of the raw text plus a
-        redacted excerpt). This is the only code that writes chained rows. Raises ``AuditError`` for
+        redacted excerpt). This is the only code that writes chained rows. ``prepare(conn, head_seq)``:
+        see :meth:`chainproof.checkpoints.audit_writer.ChainWriter.append`. Raises ``AuditError`` for
         an unknown run."""
-        return self._append(run_id, records, riders=riders)
+        return self._append(run_id, records, riders=riders, prepare=prepare)
 
     def append_decision(self, run_id: str, decision: ApprovalRecord, *records: Chained) -> list[Chained]:
         """Append a decision row on an approval request (and ``records``) only if the request has
@@ -157,10 +159,11 @@ class AuditStore(AuditReader):
         return self._append(run_id, (decision, *records), guard)
 
     def _append(self, run_id: str, records: tuple[Chained, ...], guard: Any = None,
-                riders: Sequence[Rider] = (), before: Any = None) -> list[Chained]:
+                riders: Sequence[Rider] = (), before: Any = None, prepare: Any = None) -> list[Chained]:
         with self._lock:
             _killpoints.reach("audit.before")
-            written = self._writer.append(run_id, records, guard, riders, before)
+            written = self._writer.append(run_id, records, guard, riders, before, prepare)
+            self.journal.observe(run_id, written)  # the crash journal follows the chain's head
             _killpoints.reach("audit.after")
             return written
 

@@ -305,22 +305,6 @@ approval_policies = Table(
 """Versioned approval policies per graph, changed only by an admin (``chainproof policy``;
 revision 0007). The newest version of a graph is in force; runs bind to the version at their start."""
 
-step_attempts = Table(
-    "step_attempts", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("run_id", String(64), nullable=False),  # no foreign key: operational, not an audit record
-    Column("step_no", Integer, nullable=False),
-    Column("node", String(64), nullable=False),
-    Column("attempt", Integer, nullable=False),
-    Column("started_at", _TS, nullable=False, default=utcnow),
-    Column("recorded_at", _TS),  # set in the transaction that appends the step's records
-    UniqueConstraint("run_id", "step_no", "node", "attempt", name="uq_step_attempts_key"),
-)
-"""The journal of super-step executions (not chained; :mod:`chainproof.checkpoints.journal`): one
-row per execution of (run, step, node), claimed before the node calls a model or a tool, so an
-execution after a crash knows it is a repeated attempt. The unique key makes a step's records
-appendable once per attempt."""
-
 effect_journal = Table(
     "effect_journal", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -376,4 +360,4 @@ OPTIONAL_COLUMNS: dict[str, frozenset[str]] = {name: frozenset() for name in ZDR
 __all__ = ["CHAINED", "GENESIS", "LEAF_TABLE_CODES", "OPTIONAL_COLUMNS", "REPLAY_IGNORE", "ZDR_FIELDS", "accounts",
           "approval_policies", "approvals", "approver_keys", "auth_events", "check_lengths", "credentials",
           "effect_journal", "events", "merkle_leaves", "metadata", "model_calls", "reasoning_cache", "reviews",
-          "runs", "step_attempts", "steps", "tool_calls", "utcnow", "worker_heartbeats"]
+          "runs", "steps", "tool_calls", "utcnow", "worker_heartbeats"]

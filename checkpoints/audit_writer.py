@@ -176,10 +176,13 @@ class ChainWriter:
 
     def append(self, run_id: str, records: tuple[Chained, ...],
                guard: Callable[[Connection], None] | None = None, riders: Sequence[Rider] = (),
-               before: Callable[[Connection], None] | None = None) -> list[Chained]:
+               before: Callable[[Connection], None] | None = None,
+               prepare: Callable[[Connection, int], None] | None = None) -> list[Chained]:
         """Append ``records`` to ``run_id``'s chain in one transaction; ``guard(conn)`` runs inside it
         (after the run lock, before the head is read) and may raise to write nothing; ``before(conn)``
-        runs first, after the run lock (``start_run`` inserts the run header with it). Each of
+        runs first, after the run lock (``start_run`` inserts the run header with it);
+        ``prepare(conn, head_seq)`` runs after the chain head is read, before the records are hashed,
+        and may still change them (the crash journal numbers a step's attempt with it). Each of
         ``riders`` whose engine is this store's is written in the same transaction (the caller
         writes the others)."""
         fast = self._fast
@@ -193,6 +196,8 @@ class ChainWriter:
                 guard(conn)
             cursor = cursor_of(conn) if fast is not None else None
             seq, prev = fast.chain_head(cursor, run_id) if fast is not None else chain_head(conn, run_id)
+            if prepare is not None:
+                prepare(conn, seq)
             for rec in records:
                 seq += 1
                 for key, value in list(vars(rec).items()):

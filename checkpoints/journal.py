@@ -8,15 +8,20 @@ was not recorded runs again (at-least-once), a step whose output was recorded is
 (``dbos/_core.py``: the recorded output of ``function_id`` is returned). This module makes both
 cases visible and keeps side effects to one execution:
 
-* :meth:`Journal.begin_attempt` numbers every execution of (run, step number, node) *before* the
-  node calls a model or a tool (``step_attempts``, unique per attempt). An execution with attempt
-  > 1 is a repeated attempt: its step row says so (``output.attempt``) with a ``step_reexecuted``
-  event naming the earlier attempts and whether they were recorded, so every model request sent
-  again after a crash is in the audit as part of a repeated attempt. A pause (``interrupt``) gives
-  its attempt number back (:meth:`Journal.release_attempt`): resuming a pause is not a repetition.
-* :meth:`Journal.recorded` is a rider of the step's append: it marks the attempt recorded in the
-  same transaction and refuses (:class:`AlreadyRecorded`, the append rolls back) when it already
-  was, so a step's records are appended at most once per (run, step, node, attempt).
+* Attempts are numbered by the ``step_started`` event that opens every node execution (appended
+  *before* the node calls a model or a tool, :class:`chainproof.graphs.recorder.StepRecorder`): the
+  k-th ``step_started`` of (step number, node) since the run's last ``run_paused`` event is attempt
+  k (a pause is not a repetition: the paused node runs again on resume as the same attempt). An
+  execution with attempt > 1 is a repeated attempt: its ``step_started`` event and its step row
+  say so (``attempt``), with a ``step_reexecuted`` event naming the earlier attempts and whether
+  each was recorded (has a step row), so every model request sent again after a crash is in the
+  audit as part of a repeated attempt. :meth:`Journal.claim` numbers an attempt inside the
+  event's append transaction, under the run's append lock (SQLite ``BEGIN IMMEDIATE``, PostgreSQL
+  ``pg_advisory_xact_lock``): of two processes starting the same node, the second sees the first's
+  event and takes the next number, so a step's records are appended at most once per attempt.
+  The numbering costs no query per node: the journal follows the records this process appends
+  (:meth:`Journal.observe`) and reads the run's events again only when the chain's head is not the
+  one it last saw (a new process, or another process appended to the run).
 * :meth:`Journal.run_once` runs a ``side_effects=True`` tool call: journaled ``started`` (committed)
   before the tool runs and ``done``/``failed`` with its redacted result after. A re-executed step
   gets the recorded result back instead of a second execution (as DBOS returns a finished step's
@@ -25,23 +30,22 @@ cases visible and keeps side effects to one execution:
   (``ToolOutcomeUnknown: ...``), which stops a plan step's run for a person (``chainproof resume``
   goes on with the refusal as the finding) and is shown to an agent's model as an error.
 
-Neither table is chained: the audit chain holds what the journal decided (the step rows and the
-``step_reexecuted`` events).
+The effect journal is not chained: the audit chain holds what the journal decided (the step rows and
+the ``step_reexecuted`` events).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Engine, and_, func, insert, select, update
 
 from chainproof import _killpoints
 from chainproof.checkpoints.audit_hashing import Redactor, sha256_hex
-from chainproof.checkpoints.audit_tables import effect_journal, step_attempts, utcnow
+from chainproof.checkpoints.audit_tables import effect_journal, events, steps, utcnow
 
 SIDE_EFFECTS_TAG = "side_effects"
 """The LangChain tool tag of a tool whose calls act on the world (``@tool(side_effects=True)``)."""
@@ -49,10 +53,6 @@ SIDE_EFFECTS_TAG = "side_effects"
 UNKNOWN_OUTCOME = "ToolOutcomeUnknown: "
 """Prefix of the refusal a side-effect call gets when an earlier execution started it and never
 recorded how it ended."""
-
-
-class AlreadyRecorded(Exception):
-    """The attempt's records are already in the audit store (the append wrote nothing)."""
 
 
 class RecordedToolFailure(Exception):
@@ -65,50 +65,84 @@ def has_side_effects(tool: Any) -> bool:
     return SIDE_EFFECTS_TAG in (getattr(tool, "tags", None) or [])
 
 
-def _key(run_id: str, step_no: int, node: str) -> Any:
-    c = step_attempts.c
-    return and_(c.run_id == run_id, c.step_no == step_no, c.node == node)
+_ENDS = frozenset({"run_completed", "run_failed"})
+
+
+@dataclass
+class _Tail:
+    """What the journal knows of a run's chain: the head's ``seq`` and the attempts of each
+    (step number, node) since the last ``run_paused`` event."""
+
+    seq: int
+    attempts: dict[tuple[int, str], list[dict[str, Any]]] = field(default_factory=dict)
+
+    def follow(self, table: str, rec: Any) -> bool:
+        """Take one appended record into account; True when it ends the run."""
+        if table == "events":
+            if rec.kind == "step_started":
+                key = (rec.detail["step_no"], rec.detail["node"])
+                found = self.attempts.setdefault(key, [])
+                found.append({"attempt": len(found) + 1, "recorded": False})
+            elif rec.kind == "run_paused":
+                self.attempts.clear()
+            return rec.kind in _ENDS
+        if table == "steps":
+            attempt = (rec.output or {}).get("attempt", 1) if isinstance(rec.output, dict) else 1
+            for a in self.attempts.get((rec.step_no, rec.node), []):
+                if a["attempt"] == attempt:
+                    a["recorded"] = True
+        return False
+
+    @classmethod
+    def read(cls, conn: Connection, run_id: str, head_seq: int) -> _Tail:
+        """The tail of ``run_id`` from the store: its events since the last ``run_paused`` and the
+        step rows after it (run before the claim, in the append's transaction)."""
+        e, s = events.c, steps.c
+        paused = conn.execute(select(func.max(e.seq)).where(e.run_id == run_id, e.kind == "run_paused")).scalar()
+        after = paused or 0
+        tail = cls(seq=head_seq)
+        rows: list[tuple[int, str, Any]] = [(seq, "events", _Event(kind, detail)) for seq, kind, detail in conn.execute(
+            select(e.seq, e.kind, e.detail).where(e.run_id == run_id, e.seq > after, e.kind == "step_started"))]
+        rows += [(seq, "steps", _StepRow(step_no, node, output)) for seq, step_no, node, output in conn.execute(
+            select(s.seq, s.step_no, s.node, s.output).where(s.run_id == run_id, s.seq > after))]
+        for _, table, rec in sorted(rows, key=lambda r: r[0]):
+            tail.follow(table, rec)
+        return tail
+
+
+@dataclass
+class _Event:
+    kind: str
+    detail: dict[str, Any]
+
+
+@dataclass
+class _StepRow:
+    step_no: int
+    node: str
+    output: Any
 
 
 @dataclass
 class _Claim:
-    """The rider that claims the next attempt number of (run, step, node) in the transaction of
-    the step's ``step_started`` event (one commit, not two, before a node calls a model or tool);
-    after :meth:`write`, ``attempt`` and ``earlier`` (``{"attempt", "recorded"}``) hold the claim."""
+    """See :meth:`Journal.claim`."""
 
-    engine: Engine
+    tails: dict[str, _Tail]
     run_id: str
     step_no: int
     node: str
-    attempt: int = 0
+    event: Any
+    attempt: int = 1
     earlier: list[dict[str, Any]] = field(default_factory=list)
 
-    def write(self, conn: Connection) -> None:
-        c = step_attempts.c
-        self.earlier = [{"attempt": a, "recorded": r is not None} for a, r in conn.execute(
-            select(c.attempt, c.recorded_at).where(_key(self.run_id, self.step_no, self.node)).order_by(c.attempt))]
-        self.attempt = (self.earlier[-1]["attempt"] if self.earlier else 0) + 1
-        conn.execute(insert(step_attempts).values(run_id=self.run_id, step_no=self.step_no, node=self.node,
-                                                  attempt=self.attempt, started_at=utcnow()))
-
-
-@dataclass
-class _Recorded:
-    """The rider that marks attempt ``attempt`` recorded in the step's append transaction."""
-
-    engine: Engine
-    run_id: str
-    step_no: int
-    node: str
-    attempt: int
-
-    def write(self, conn: Connection) -> None:
-        c = step_attempts.c
-        done = conn.execute(update(step_attempts).where(
-            _key(self.run_id, self.step_no, self.node), c.attempt == self.attempt, c.recorded_at.is_(None)
-        ).values(recorded_at=utcnow()))
-        if done.rowcount != 1:
-            raise AlreadyRecorded(f"run {self.run_id} step {self.step_no} ({self.node}) attempt {self.attempt}")
+    def prepare(self, conn: Connection, head_seq: int) -> None:
+        tail = self.tails.get(self.run_id)
+        if tail is None or tail.seq != head_seq:
+            tail = self.tails[self.run_id] = _Tail.read(conn, self.run_id, head_seq)
+        self.earlier = [dict(a) for a in tail.attempts.get((self.step_no, self.node), [])]
+        self.attempt = len(self.earlier) + 1
+        if self.earlier:
+            self.event.detail = {**self.event.detail, "attempt": self.attempt}
 
 
 class Journal:
@@ -121,54 +155,38 @@ class Journal:
         self.engine = engine
         self.redactor = redactor
         self._lock = lock if lock is not None else threading.Lock()
+        self._tails: dict[str, _Tail] = {}
 
     # ------------------------------------------------------------ attempts
-    def claim(self, run_id: str, step_no: int, node: str) -> _Claim:
-        """A rider claiming the next attempt of (``run_id``, ``step_no``, ``node``) in an append's
-        transaction (the recorder appends it with the ``step_started`` event). A racing claim of
-        the same number fails that transaction on the unique key (``IntegrityError``): append again
-        with a new claim."""
-        return _Claim(self.engine, run_id, step_no, node)
+    def claim(self, run_id: str, step_no: int, node: str, event: Any) -> _Claim:
+        """The claim of the next attempt of (``run_id``, ``step_no``, ``node``), made by the append of
+        ``event`` (the node's ``step_started`` record) with ``prepare=claim.prepare``: in the
+        append's transaction it numbers the attempt (``claim.attempt``; ``event.detail["attempt"]``
+        when > 1) and lists the earlier ones (``claim.earlier``, ``{"attempt", "recorded"}``). See
+        the module docstring."""
+        return _Claim(self._tails, run_id, step_no, node, event)
 
-    def begin_attempt(self, run_id: str, step_no: int, node: str) -> tuple[int, list[dict[str, Any]]]:
-        """Claim the next attempt number of (``run_id``, ``step_no``, ``node``) (1 for the first
-        execution) in a transaction of its own; returns it and the earlier attempts
-        (``{"attempt", "recorded"}``)."""
-        for _ in range(3):  # a racing claim of the same number loses on the unique key and retries
-            claim = self.claim(run_id, step_no, node)
-            try:
-                with self._lock, self.engine.begin() as conn:
-                    claim.write(conn)
-                return claim.attempt, claim.earlier
-            except IntegrityError:
-                continue
-        raise RuntimeError(f"run {run_id} step {step_no} ({node}): could not claim an attempt number")
-
-    def release_attempt(self, run_id: str, step_no: int, node: str, attempt: int) -> None:
-        """Give back an unrecorded attempt (the node paused: resuming it is not a repetition)."""
-        c = step_attempts.c
-        with self._lock, self.engine.begin() as conn:
-            conn.execute(delete(step_attempts).where(_key(run_id, step_no, node), c.attempt == attempt,
-                                                     c.recorded_at.is_(None)))
-
-    def recorded(self, run_id: str, step_no: int, node: str, attempt: int) -> _Recorded:
-        """The rider of a step's append (see :class:`_Recorded`)."""
-        return _Recorded(self.engine, run_id, step_no, node, attempt)
+    def observe(self, run_id: str, records: Sequence[Any]) -> None:
+        """Follow ``records``, just appended to ``run_id``'s chain by this process (the store calls
+        it after every append, under its lock)."""
+        tail = self._tails.get(run_id)
+        if not records:
+            return
+        if tail is None or tail.seq != records[0].seq - 1:  # not the head this journal last saw: read again when needed
+            self._tails.pop(run_id, None)
+            return
+        for rec in records:
+            if tail.follow(rec.__tablename__, rec):
+                self._tails.pop(run_id, None)  # the run ended
+                return
+        tail.seq = records[-1].seq
 
     def attempts(self, run_id: str) -> dict[tuple[int, str], list[dict[str, Any]]]:
-        """(step number, node) -> its attempts (``{"attempt", "recorded"}``), of steps executed
-        more than once; ``show`` lists them."""
-        c = step_attempts.c
-        many = (select(c.step_no, c.node).where(c.run_id == run_id).group_by(c.step_no, c.node)
-                .having(func.count() > 1).subquery())
-        out: dict[tuple[int, str], list[dict[str, Any]]] = {}
+        """(step number, node) -> its attempts since the run's last pause (``{"attempt", "recorded"}``),
+        of steps executed more than once."""
         with self._lock, self.engine.connect() as conn:
-            for step_no, node, attempt, at in conn.execute(
-                    select(c.step_no, c.node, c.attempt, c.recorded_at)
-                    .join(many, and_(c.step_no == many.c.step_no, c.node == many.c.node))
-                    .where(c.run_id == run_id).order_by(c.step_no, c.node, c.attempt)):
-                out.setdefault((step_no, node), []).append({"attempt": attempt, "recorded": at is not None})
-        return out
+            tail = _Tail.read(conn, run_id, 0)
+        return {key: found for key, found in tail.attempts.items() if len(found) > 1}
 
     # ------------------------------------------------------------ side effects
     def run_once(self, run_id: str, step_no: int, node: str, call_key: str, tool: str,
@@ -218,5 +236,5 @@ def call_key(tool: str, args: Any, occurrence: int) -> str:
     return sha256_hex({"tool": tool, "args": args, "n": occurrence})
 
 
-__all__ = ["SIDE_EFFECTS_TAG", "UNKNOWN_OUTCOME", "AlreadyRecorded", "Journal", "RecordedToolFailure", "call_key",
+__all__ = ["SIDE_EFFECTS_TAG", "UNKNOWN_OUTCOME", "Journal", "RecordedToolFailure", "call_key",
            "has_side_effects"]

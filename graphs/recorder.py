@@ -29,14 +29,13 @@ of kind ``model_retry`` (retried) or ``model_failed`` (the call gave up), each s
 endpoint one of kind ``failover``; their ``detail`` is the attempt record plus ``step_no`` and
 ``node``.
 
-Crash safety (:mod:`chainproof.checkpoints.journal`): entering the recorder claims the step's
-attempt number before the node calls a model or a tool; a repeated attempt (the process stopped
+Crash safety (:mod:`chainproof.checkpoints.journal`): the ``step_started`` event claims the
+step's attempt number before the node calls a model or a tool; a repeated attempt (the process stopped
 during an earlier execution, or between its append and LangGraph's checkpoint) records
 ``output.attempt`` on its step row and a ``step_reexecuted`` event (``step_no``, ``node``,
 ``attempt``, the earlier attempts and whether each was recorded, the model requests sent again), so
-a re-sent model request is never unaudited. The append carries a rider that marks the attempt
-recorded in the same transaction: a step's records are written at most once per attempt. A
-pause gives its attempt back. :meth:`StepRecorder.invoke_once` runs a ``side_effects=True`` tool
+a re-sent model request is never unaudited. Each attempt is claimed once and appends its records
+once. A pause is not a repetition: the node runs again on resume as the same attempt. :meth:`StepRecorder.invoke_once` runs a ``side_effects=True`` tool
 call at most once across executions.
 """
 
@@ -49,7 +48,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from langgraph.errors import GraphInterrupt
-from sqlalchemy.exc import IntegrityError
 
 from chainproof import _killpoints
 from chainproof.agents.calls import ModelCall, Usage
@@ -57,7 +55,7 @@ from chainproof.agents.pricing import Price, cost_usd, sum_costs
 from chainproof.agents.resilience import ModelCallFailed
 from chainproof.checkpoints.audit_hashing import sha256_hex
 from chainproof.checkpoints.audit_schema import EventRecord, ModelCallRecord, Step, ToolCallRecord
-from chainproof.checkpoints.journal import AlreadyRecorded, call_key, has_side_effects
+from chainproof.checkpoints.journal import call_key, has_side_effects
 from chainproof.checkpoints.reasoning_cache import PendingPut, deferred_puts
 
 if TYPE_CHECKING:  # typing only: the context imports this module
@@ -96,18 +94,12 @@ class StepRecorder:
         journal = getattr(self.audit, "journal", None)
         detail = {"step_no": self.step_no, "node": self.node, "kind": self.kind, "title": self.title[:300],
                   "effort": self.effort}
+        started = EventRecord(kind="step_started", detail=detail)
         if journal is None:
-            self.audit.append(self.run_id, EventRecord(kind="step_started", detail=detail))
-        else:  # the event and the attempt's claim in one transaction (a racing claim retries)
-            for _ in range(3):
-                claim = journal.claim(self.run_id, self.step_no, self.node)
-                try:
-                    self.audit.append(self.run_id, EventRecord(kind="step_started", detail=dict(detail)), riders=(claim,))
-                    break
-                except IntegrityError:
-                    continue
-            else:
-                raise RuntimeError(f"run {self.run_id} step {self.step_no} ({self.node}): could not claim an attempt number")
+            self.audit.append(self.run_id, started)
+        else:  # the event is the attempt's claim (numbered in its append's transaction)
+            claim = journal.claim(self.run_id, self.step_no, self.node, started)
+            self.audit.append(self.run_id, started, prepare=claim.prepare)
             self.attempt, self._earlier = claim.attempt, claim.earlier
         self._started = time.perf_counter()
         self._started_at = datetime.now(UTC)
@@ -211,14 +203,8 @@ class StepRecorder:
 
     def _append(self, *records: Any) -> None:
         held = self._held
-        journal = getattr(self.audit, "journal", None)
-        mark = (journal.recorded(self.run_id, self.step_no, self.node, self.attempt),) if journal is not None else ()
         try:
-            self.audit.append(self.run_id, *records, riders=(*held, *mark))
-        except AlreadyRecorded:  # this attempt's records are in the store already: nothing is written twice
-            for put in held:
-                put.written = False
-            return
+            self.audit.append(self.run_id, *records, riders=tuple(held))
         except BaseException:
             for put in held:  # rolled back with the append
                 put.written = False
@@ -238,10 +224,7 @@ class StepRecorder:
     def _finish(self, exc_type: Any, exc: BaseException | None) -> None:
         elapsed = time.perf_counter() - self._started
         if exc_type is not None and issubclass(exc_type, GraphInterrupt):
-            journal = getattr(self.audit, "journal", None)
-            if journal is not None:  # resuming a pause is not a repetition
-                journal.release_attempt(self.run_id, self.step_no, self.node, self.attempt)
-            return  # a pause, not a step: the node runs again on resume
+            return  # a pause, not a step: the node runs again on resume (the same attempt: see the journal)
         status = "ok" if exc is None else "error"
         if exc is not None:
             self.output = {**self.output, "error": f"{type(exc).__name__}: {exc}"}

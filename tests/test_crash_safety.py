@@ -20,10 +20,11 @@ from chainproof.agents.models import StaticModels
 from chainproof.app import Chainproof
 from chainproof.checkpoints.audit_schema import EventRecord
 from chainproof.checkpoints.audit_tables import runs, utcnow
-from chainproof.checkpoints.journal import UNKNOWN_OUTCOME, AlreadyRecorded, RecordedToolFailure
+from chainproof.checkpoints.journal import UNKNOWN_OUTCOME, RecordedToolFailure
 from chainproof.checkpoints.verify import verify_run
 from chainproof.cli import app as cli
 from chainproof.errors import RunNotResumable
+from chainproof.graphs.recorder import StepRecorder
 from chainproof.settings import Settings
 from testkit import crash
 from testkit.fleet import REPO, lines
@@ -79,21 +80,49 @@ def test_a_side_effect_call_started_and_never_finished_is_not_run_again(settings
     app.close()
 
 
-def test_attempts_are_numbered_and_a_step_is_recorded_once_per_attempt(settings):
+def _execute(audit, run_id: str, step_no: int, node: str, *, finish: bool = True) -> StepRecorder:
+    """One execution of a node: its recorder opens (the step_started claim); ``finish=False`` stands
+    for a process that died before the node's records were appended."""
+    rec = StepRecorder(audit, run_id, step_no, node, kind="tool", title=f"{node} {step_no}")
+    rec.__enter__()
+    if finish:
+        rec.__exit__(None, None, None)
+    else:
+        rec._held_block.__exit__(None, None, None)
+    return rec
+
+
+def test_attempts_are_numbered_by_step_started_events_across_processes_and_pauses(settings):
     app, run_id = _started(settings)
-    journal = app.audit.journal
-    assert journal.begin_attempt(run_id, 1, "act") == (1, [])
-    app.audit.append(run_id, EventRecord(kind="note", detail={}), riders=(journal.recorded(run_id, 1, "act", 1),))
-    with pytest.raises(AlreadyRecorded):  # a second append of the same attempt writes nothing
-        app.audit.append(run_id, EventRecord(kind="note", detail={}), riders=(journal.recorded(run_id, 1, "act", 1),))
-    assert [e.kind for e in app.audit.records_of(run_id, "events")].count("note") == 1
-    attempt, earlier = journal.begin_attempt(run_id, 1, "act")
-    assert attempt == 2 and earlier == [{"attempt": 1, "recorded": True}]
-    journal.release_attempt(run_id, 1, "act", 2)  # a pause gives its number back
-    assert journal.begin_attempt(run_id, 1, "act")[0] == 2
-    assert journal.attempts(run_id) == {(1, "act"): [{"attempt": 1, "recorded": True},
-                                                     {"attempt": 2, "recorded": False}]}
+    assert (_execute(app.audit, run_id, 1, "act").attempt, _execute(app.audit, run_id, 2, "act").attempt) == (1, 1)
+    crashed = _execute(app.audit, run_id, 3, "act", finish=False)  # killed mid-node: started, never recorded
+    assert crashed.attempt == 1
     app.close()
+    # a new process (a fresh store on the same file) knows nothing in memory: it reads the run's events
+    again = Chainproof(settings, models=StaticModels(crash.crash_model()))
+    rec = _execute(again.audit, run_id, 3, "act")
+    assert rec.attempt == 2 and rec._earlier == [{"attempt": 1, "recorded": False}]
+    steps = [s for s in again.audit.records_of(run_id, "steps") if s.step_no == 3]
+    assert [s.output.get("attempt") for s in steps] == [2]
+    started = [e.detail for e in again.audit.records_of(run_id, "events") if e.kind == "step_started" and e.detail["step_no"] == 3]
+    assert [d.get("attempt") for d in started] == [None, 2]
+    reexecuted = [e.detail for e in again.audit.records_of(run_id, "events") if e.kind == "step_reexecuted"]
+    assert [(d["step_no"], d["attempt"], d["earlier"]) for d in reexecuted] == [(3, 2, [{"attempt": 1, "recorded": False}])]
+    # a recorded step run again (killed between its append and the checkpoint) is attempt 2 of a recorded 1
+    assert _execute(again.audit, run_id, 2, "act")._earlier == [{"attempt": 1, "recorded": True}]
+    # a second process appending to the run meanwhile: this one sees its claim (the head moved) and numbers on
+    other = Chainproof(settings, models=StaticModels(crash.crash_model()))
+    assert _execute(other.audit, run_id, 4, "act", finish=False).attempt == 1
+    assert _execute(again.audit, run_id, 4, "act").attempt == 2
+    assert again.audit.journal.attempts(run_id)[(4, "act")] == [{"attempt": 1, "recorded": False},
+                                                                 {"attempt": 2, "recorded": True}]
+    # a node that paused runs again on resume as the same attempt: a pause is not a repetition
+    _execute(again.audit, run_id, 5, "approve", finish=False)
+    again.audit.append(run_id, EventRecord(kind="run_paused", detail={"step_no": 5}))
+    assert _execute(again.audit, run_id, 5, "approve").attempt == 1
+    assert verify_run(again.audit, run_id).ok
+    other.close()
+    again.close()
 
 
 def _child(home: Path, kill_at: str, tmp: Path) -> subprocess.CompletedProcess:

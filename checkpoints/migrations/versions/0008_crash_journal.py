@@ -1,7 +1,7 @@
-"""step_attempts, effect_journal, worker_heartbeats: what a run did before a crash, and which workers live
+"""effect_journal, worker_heartbeats: what a run did before a crash, and which workers live
 
-``step_attempts`` numbers every execution of a super-step (run, step, node), claimed before the
-node calls a model or a tool; ``effect_journal`` holds each call of a ``side_effects=True`` tool,
+(A super-step's attempts are numbered by its chained ``step_started`` events, not by a table:
+:mod:`chainproof.checkpoints.journal`.) ``effect_journal`` holds each call of a ``side_effects=True`` tool,
 started before it runs and done with its result after; ``worker_heartbeats`` when each worker last
 showed it was alive. None is chained or touches the run records (their rows verify as before).
 
@@ -25,18 +25,6 @@ depends_on: Union[str, Sequence[str], None] = None
 
 def upgrade() -> None:
     """Upgrade schema."""
-    op.create_table(
-        'step_attempts',
-        sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column('run_id', sa.String(length=64), nullable=False),
-        sa.Column('step_no', sa.Integer(), nullable=False),
-        sa.Column('node', sa.String(length=64), nullable=False),
-        sa.Column('attempt', sa.Integer(), nullable=False),
-        sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
-        sa.Column('recorded_at', sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint('id'),
-        sa.UniqueConstraint('run_id', 'step_no', 'node', 'attempt', name='uq_step_attempts_key'),
-    )
     op.create_table(
         'effect_journal',
         sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
@@ -70,4 +58,3 @@ def downgrade() -> None:
     """Downgrade schema."""
     op.drop_table('worker_heartbeats')
     op.drop_table('effect_journal')
-    op.drop_table('step_attempts')
