@@ -151,3 +151,19 @@ def test_a_purged_run_cannot_be_corrected(run_id, home, settings, monkeypatch):
     _cli("purge")
     refused = _cli("correct", run_id, "--step", "2", "--field", "title", "--value", "x", "--reason", "why", code=2)
     assert f"run {run_id} was purged on" in refused and "no record left to correct" in refused
+
+
+def test_a_correction_is_redacted_and_minimised_like_the_step_it_corrects(home, settings):
+    from testkit.credentials import CREDENTIALS
+
+    secret = next(c for c in CREDENTIALS if c.kind == "GitHub ghp token")
+    _login("boss", "admin")
+    with Chainproof(settings) as app:
+        app.models = StaticModels(ScriptedChatModel(replies=["The square.", "The double.", "Large.", GOOD]))
+        zdr = app.start("toy", {"x": 7}, zdr=True).run_id
+        long = "The square of seven is forty-nine, as the tool said; " * 3
+        fix = app.correct(zdr, step=3, field="output.finding", value=long, reason=f"token was {secret.text}",
+                          principal=stored_principal())
+        assert fix.detail["value"].startswith(long[:40]) and "[zdr sha256=" in fix.detail["value"]
+        assert all(needle not in json.dumps(fix.detail) for needle in secret.needles)
+        assert "[REDACTED]" in fix.detail["reason"]

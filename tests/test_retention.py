@@ -240,3 +240,19 @@ def test_a_fork_of_a_purged_parent_still_verifies_its_link(home, settings, monke
     verified = _cli("verify", fork)
     assert "chain intact" in verified and f"fork of run {parent} (purged) after its step" in verified
     assert "link verified against the parent's kept leaves" in verified
+
+
+def test_a_run_that_changed_after_the_plan_is_kept_whole(home, settings, monkeypatch):
+    from chainproof.checkpoints.audit_schema import EventRecord
+    from chainproof.checkpoints.retention import plan_purge, purge_run
+
+    with Chainproof(settings) as app:
+        run_id = _run(app, 2)
+        retention = Retention.parse("6 months")
+        [planned] = plan_purge(app.audit, retention, now=datetime.now(UTC) + timedelta(days=200))
+        assert planned.kept is None
+        app.audit.append(run_id, EventRecord(kind="record_corrected", detail={"late": True}))  # after the plan
+        with pytest.raises(InputError, match=f"run {run_id}: changed while it was being purged"):
+            purge_run(app.audit.engine, planned, retention, actor="account:boss")
+        assert len(app.audit.records(run_id)) == planned.records + 1
+        assert not _sql(app, "SELECT idx FROM purged_leaves") and not _sql(app, "SELECT run_id FROM purged_runs")

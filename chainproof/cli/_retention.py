@@ -132,12 +132,16 @@ def purge(
         retention, plan = plan_of(store)
         purged = []
         for c in (c for c in plan if c.kept is None):
-            stone = purge_run(store.engine, c, retention, actor=actor, before=when)
+            try:
+                stone = purge_run(store.engine, c, retention, actor=actor, before=when)
+            except InputError as exc:  # resumed or appended to since it was planned: kept, the others go on
+                console.print(f"kept {exc}", highlight=False, markup=False)
+                continue
             purged.append(c.run_id)
             console.print(f"purged {c.run_id} ({stone['records']} records; leaves and tombstone kept, last chain hash "
                           f"{stone['head_hash'][:16]}…)", highlight=False)
         url = cli.store_settings().resolved_checkpoint_url
     _forget_checkpoints(url, purged)
-    kept = sum(c.kept is not None for c in plan)
+    kept = len(plan) - len(purged)
     console.print(f"{len(purged)} run{'' if len(purged) == 1 else 's'} purged under the retention of {retention}, {kept} kept "
                   "(chainproof purge --dry-run lists why)", highlight=False)
