@@ -178,8 +178,9 @@ def _check_header(store: AuditReader, run_id: str, first: Record | None) -> tupl
 
 
 def verify_run(store: AuditReader, run_id: str) -> VerifyResult:
-    """Recompute ``run_id``'s chain and run header. Raises ``LookupError`` for an unknown run (no
-    header and no records)."""
+    """Recompute ``run_id``'s chain and run header; for a purged run, check what the purge kept
+    (:attr:`VerifyResult.purged` holds its tombstone). Raises ``LookupError`` for an unknown run
+    (no header, no records, never purged)."""
     rows = store.records(run_id)
     if not rows and store.get_run(run_id) is None:
         purged = _verify_purged(store, run_id)
