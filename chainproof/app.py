@@ -22,8 +22,7 @@ different answers (langgraph#6663). A decision is bound to:
   the append transaction (so of two racing processes exactly one wins), *before* the run is resumed
   with ``Command(resume={interrupt_id: answer})`` — a resume map naming exactly that interrupt.
 
-A zero-data-retention run's checkpoints (which hold model text for resuming) are deleted when it
-completes.
+A zero-data-retention run's checkpoints (which hold model text for resuming) are deleted when it completes.
 """
 
 from __future__ import annotations
@@ -42,6 +41,7 @@ from chainproof._resume import continuation, initial_state, mark_orphan
 from chainproof._start import check_person, start_budget, start_inputs
 from chainproof._storage import cause, check_checkpointer, run_lock, storage_errors
 from chainproof.agents.models import ConfiguredModels, ModelProvider
+from chainproof.checkpoints import corrections as _corrections
 from chainproof.checkpoints._approver_keys import ClientSignature, KeySigner
 from chainproof.checkpoints.accounts import Principal
 from chainproof.checkpoints.audit import AuditStore
@@ -286,6 +286,11 @@ class Chainproof:
         from chainproof import workers  # after the lock is released, so the worker that takes it can advance
 
         return workers.wake(self, run_id, queue, woken["workflow_id"])
+
+    def correct(self, run_id: str, *, step: int, field: str, value: Any, reason: str, principal: Principal | None):
+        """Append a correction of ``field`` of step ``step`` and return its record: who may (an
+        admin or approver ``principal``), what is checked and raised: ``checkpoints/corrections.py``."""
+        return _corrections.correct(self.audit, run_id, step=step, field=field, value=value, reason=reason, principal=principal)
 
     def replay(self, run_id: str):
         """Replay ``run_id`` from its record (:func:`chainproof.graphs.replay.replay_run`): no model is

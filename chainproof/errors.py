@@ -58,6 +58,7 @@ __all__ = [
     "RunError",
     "RunNotFound",
     "RunNotResumable",
+    "RunPurged",
     "SchemaOutdated",
     "ScriptExhausted",
     "SigningKeyError",
@@ -98,6 +99,11 @@ class GraphNotFound(UserError, LookupError):
 
 class RunNotFound(UserError, LookupError):
     """No run with that id in the audit store."""
+
+
+class RunPurged(RunNotFound):
+    """The run's records were purged under the store's retention (``chainproof purge``): only its
+    tombstone (counts, last chain hash, when and by whom) and its records' Merkle leaves remain."""
 
 
 class RunBusy(UserError):

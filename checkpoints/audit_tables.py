@@ -54,7 +54,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-metadata = MetaData()
+metadata: MetaData = MetaData()
 
 _TS = DateTime(timezone=True)
 
@@ -357,7 +357,9 @@ REPLAY_IGNORE: dict[str, frozenset[str]] = {
 OPTIONAL_COLUMNS: dict[str, frozenset[str]] = {name: frozenset() for name in ZDR_FIELDS} | {
     "model_calls": frozenset({"cache_hit"}), "approvals": frozenset({"signature"})}
 
+from chainproof.checkpoints.retention_tables import purged_leaves, purged_runs, store_settings  # noqa: E402
+
 __all__ = ["CHAINED", "GENESIS", "LEAF_TABLE_CODES", "OPTIONAL_COLUMNS", "REPLAY_IGNORE", "ZDR_FIELDS", "accounts",
           "approval_policies", "approvals", "approver_keys", "auth_events", "check_lengths", "credentials",
-          "effect_journal", "events", "merkle_leaves", "metadata", "model_calls", "reasoning_cache", "reviews",
-          "runs", "steps", "tool_calls", "utcnow", "worker_heartbeats"]
+          "effect_journal", "events", "merkle_leaves", "metadata", "model_calls", "purged_leaves", "purged_runs",
+          "reasoning_cache", "reviews", "runs", "steps", "store_settings", "tool_calls", "utcnow", "worker_heartbeats"]

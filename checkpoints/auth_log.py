@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from chainproof.checkpoints import audit_tables as t
@@ -49,24 +49,33 @@ class AuthLogCheck:
     problem: str | None = None
 
 
+def append_auth_event_on(conn: Connection, kind: str, *, username: str | None = None, actor: str | None = None,
+                         detail: dict[str, Any] | None = None) -> int:
+    """Append one event on ``conn`` (in the caller's transaction, so it commits with the change it
+    records) and return its ``seq``. On PostgreSQL two writers may pick the same ``seq``: the
+    unique constraint then raises ``IntegrityError``, and the caller retries its transaction."""
+    e = t.auth_events.c
+    last = conn.execute(select(e.seq, e.record_hash).order_by(e.seq.desc()).limit(1)).first()
+    row: dict[str, Any] = {
+        "seq": (last.seq + 1) if last else 1, "created_at": datetime.now(UTC), "kind": kind,
+        "username": username, "actor": actor, "detail": detail or {},
+        "prev_hash": last.record_hash if last else t.GENESIS}
+    row["record_hash"] = event_hash(row)
+    conn.execute(insert(t.auth_events).values(**row))
+    return int(row["seq"])
+
+
 def append_auth_event(engine: Engine, kind: str, *, username: str | None = None, actor: str | None = None,
                       detail: dict[str, Any] | None = None) -> int:
     """Append one event and return its ``seq``. ``kind``: e.g. ``login``, ``login_failed``,
     ``login_throttled``, ``logout``, ``token_issued``, ``token_revoked``, ``account_added``,
-    ``account_disabled``, ``account_enabled``, ``roles_changed``; ``username`` the account it is
-    about, ``actor`` who did it (None: the person signing in)."""
-    e = t.auth_events.c
+    ``account_disabled``, ``account_enabled``, ``roles_changed``, ``retention_changed``,
+    ``run_purged``; ``username`` the account it is about, ``actor`` who did it (None: the person
+    signing in)."""
     for attempt in range(_ATTEMPTS):
         try:
             with engine.begin() as conn:
-                last = conn.execute(select(e.seq, e.record_hash).order_by(e.seq.desc()).limit(1)).first()
-                row: dict[str, Any] = {
-                    "seq": (last.seq + 1) if last else 1, "created_at": datetime.now(UTC), "kind": kind,
-                    "username": username, "actor": actor, "detail": detail or {},
-                    "prev_hash": last.record_hash if last else t.GENESIS}
-                row["record_hash"] = event_hash(row)
-                conn.execute(insert(t.auth_events).values(**row))
-                return int(row["seq"])
+                return append_auth_event_on(conn, kind, username=username, actor=actor, detail=detail)
         except IntegrityError:
             if attempt == _ATTEMPTS - 1:
                 raise
@@ -115,5 +124,5 @@ def verify_auth_log(engine: Engine) -> AuthLogCheck:
     return AuthLogCheck(True, count, count, prev)
 
 
-__all__ = ["AuthLogCheck", "append_auth_event", "auth_events", "aware", "event_hash", "failures_since",
+__all__ = ["AuthLogCheck", "append_auth_event", "append_auth_event_on", "auth_events", "aware", "event_hash", "failures_since",
            "verify_auth_log"]

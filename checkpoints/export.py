@@ -8,7 +8,11 @@ JSON shape (``format: chainproof-run-export``, ``version: 1``)::
      "verify": VerifyResult.as_dict(),
      "totals": {steps, model_calls, tool_calls, input_tokens, cached_input_tokens, output_tokens,
                 reasoning_tokens, cost_usd (null = unknown: some call is unpriced), cache_hits, duration_s},
-     "records": [{"table": ..., every column ...}, ...]}   # the whole chain in seq order
+     "records": [{"table": ..., every column ...}, ...],   # the whole chain in seq order
+     "corrections": [{seq, at, corrects_seq, corrects_hash, step_no, field, value, original, reason, by}, ...]}
+
+A correction (``checkpoints/corrections.py``) is in ``records`` as the ``record_corrected`` event
+it is, next to the untouched record it corrects; ``corrections`` lists them with both values.
 
 Every record keeps ``seq``, ``prev_hash`` and ``record_hash``, so the chain can be re-checked
 outside Chainproof from the export alone (hash = SHA-256 of the canonical JSON of the record's
@@ -27,6 +31,7 @@ from typing import Any
 from chainproof.checkpoints.audit_hashing import canonical_json, run_header
 from chainproof.checkpoints.audit_read import AuditReader
 from chainproof.checkpoints.audit_tables import metadata
+from chainproof.checkpoints.corrections import corrections_of
 from chainproof.checkpoints.verify import VerifyResult, verify_run
 from chainproof.errors import RunNotFound
 
@@ -113,6 +118,7 @@ def export_data(store: AuditReader, run_id: str, verified: VerifyResult | None =
         "format": "chainproof-run-export", "version": 1, "exported_at": datetime.now(UTC),
         "run": header, "verify": verified.as_dict(), "totals": totals(records),
         "records": [{"table": type(r).__tablename__, **_columns(r)} for r in records],
+        "corrections": [c.as_dict() for c in corrections_of(records)],
     })
 
 

@@ -9,6 +9,10 @@ header is covered through its ``run_started`` record, which holds the header's h
 created before revision 0005 got their records as leaves from that migration, run by run (runs by
 ``created_at`` then id, each run's records by ``seq``).
 
+A purge (:mod:`chainproof.checkpoints.retention`) deletes a run's records but keeps each one's
+leaf data (``purged_leaves``: run, table, seq, ``record_hash``) and its ``merkle_leaves`` row, so
+a purged record's leaf hash is computed from the kept data instead, and the log still verifies.
+
 The *stored* log (:func:`stored_leaves`, what a tree head signs) takes each record's stored
 ``record_hash``; checking the log against a signed tree head (:func:`check_against`) recomputes
 every leaf from the record's content (hashed again), proves with an RFC 9162 consistency proof
@@ -81,11 +85,15 @@ def _leaf_refs(engine: Engine) -> list[tuple[int, str, int]]:
 
 
 def _stored_statement() -> Select[Any]:
-    """Every leaf whose record exists, with that record's identity and stored hash, by index."""
-    c = _leaves.c
+    """Every leaf whose record exists, or whose record was purged (its kept leaf data, matching
+    the leaf's table and record id), with that record's identity and hash, by index."""
+    c, kept = _leaves.c, t.purged_leaves.c
     parts = [select(c.idx, c.record_table, c.record_id, table.c.run_id, table.c.seq, table.c.record_hash)
              .join_from(_leaves, table, table.c.id == c.record_id).where(c.record_table == t.LEAF_TABLE_CODES[name])
              for name, table in _TABLES.items()]
+    parts.append(select(c.idx, c.record_table, c.record_id, kept.run_id, kept.seq, kept.record_hash)
+                 .join_from(_leaves, t.purged_leaves, (kept.idx == c.idx) & (kept.record_table == c.record_table)
+                            & (kept.record_id == c.record_id)))
     rows = union_all(*parts).subquery()
     return select(rows).order_by(rows.c.idx)
 
@@ -143,6 +151,15 @@ def stored_tree(engine: Engine) -> tuple[int, bytes]:
     :class:`~chainproof.errors.LogInconsistent` as :func:`signable_leaves`."""
     hashes = [bytes.fromhex(row.leaf_hash) for row in signable_leaves(engine)]
     return len(hashes), root_of(hashes)
+
+
+def _purged_leaves(engine: Engine) -> dict[int, tuple[str, int, str, int, str]]:
+    """Leaf index -> ``(table, record id, run id, seq, record_hash)`` of every purged record."""
+    kept = t.purged_leaves.c
+    with engine.connect() as conn:
+        rows = conn.execute(select(kept.idx, kept.record_table, kept.record_id, kept.run_id, kept.seq, kept.record_hash))
+        return {int(i): (_TABLE_OF_CODE.get(code, f"table code {code}"), int(rid), run_id, int(seq), h)
+                for i, code, rid, run_id, seq, h in rows}
 
 
 def _all_records(reader: AuditReader) -> dict[tuple[str, int], Any]:
@@ -204,11 +221,16 @@ def current_leaves(reader: AuditReader) -> tuple[list[Leaf], LogDifference | Non
     records = _all_records(reader)
     out: list[Leaf] = []
     covered: set[tuple[str, int]] = set()
+    purged = _purged_leaves(reader.engine)
     for expected, (idx, table_name, rid) in enumerate(_leaf_refs(reader.engine)):
         if idx != expected:
             gap = Leaf(expected, "", "", "?", 0)
             return out, LogDifference("missing", f"leaf {expected} is missing from the store's log", gap)
         rec = records.get((table_name, rid))
+        kept = purged.get(idx)
+        if rec is None and kept is not None and kept[:2] == (table_name, rid):  # a purged record: its kept leaf data
+            out.append(Leaf(idx, record_leaf(table_name, kept[2], kept[3], kept[4]), kept[2], table_name, kept[3], rid))
+            continue
         if rec is None:
             gone = Leaf(idx, "", "", table_name, 0, rid)
             return out, LogDifference("missing", f"{gone.names()}: the record is missing", gone)

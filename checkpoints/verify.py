@@ -20,6 +20,11 @@ Walking the records in ``seq`` order, the first break is classified as:
   registered key, whose signed fields differ from the record, or that is unsigned while the run's
   approval policy requires a signature (``checkpoints/_approver_keys.py``). Checked even when the
   chain is intact: a forger who rewrites the chain cannot sign without the approver's key.
+* ``correction``: a correction (``record_corrected`` event, ``checkpoints/corrections.py``) that
+  does not name an earlier step record of its run by that record's ``seq`` and ``record_hash``.
+* ``purged``: a purged run (``chainproof purge``) whose tombstone, kept leaves or ``run_purged``
+  event no longer agree (``checkpoints/purge_check.py``). An intact purged run verifies as
+  "purged (N records, leaves kept)": its records are gone by design, not by tampering.
 * ``undecodable``: a record (or the run header) holds a value its column cannot hold (invalid
   JSON, a timestamp that is no timestamp, text in ``seq``): only an edit outside Chainproof
   writes one. Named before any other break, with the column and the raw value; the run's other
@@ -42,7 +47,7 @@ from chainproof.checkpoints.audit_read import AuditReader, Record, seq_order
 from chainproof.checkpoints.audit_tables import GENESIS
 
 BreakKind = Literal["edited", "reordered", "deleted", "inserted", "header-edited", "fork-link", "undecodable",
-                    "signature", "orphan"]
+                    "signature", "orphan", "correction", "purged"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,7 @@ class VerifyResult:
     head_hash: str = GENESIS
     broken: BrokenLink | None = None
     notes: list[str] = field(default_factory=list)
+    purged: dict[str, Any] | None = None  # the tombstone of a purged run
 
     @property
     def ok(self) -> bool:
@@ -79,7 +85,7 @@ class VerifyResult:
     def as_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "ok": self.ok, "records": self.records, "head_seq": self.head_seq,
                 "head_hash": self.head_hash, "broken": self.broken.as_dict() if self.broken else None,
-                "notes": self.notes}
+                "notes": self.notes, "purged": _jsonable(self.purged)}
 
 
 def _link(kind: BreakKind, row: Record, detail: str) -> BrokenLink:
@@ -172,11 +178,15 @@ def _check_header(store: AuditReader, run_id: str, first: Record | None) -> tupl
 
 
 def verify_run(store: AuditReader, run_id: str) -> VerifyResult:
-    """Recompute ``run_id``'s chain and run header. Raises ``LookupError`` for an unknown run (no
-    header and no records)."""
+    """Recompute ``run_id``'s chain and run header; for a purged run, check what the purge kept
+    (:attr:`VerifyResult.purged` holds its tombstone). Raises ``LookupError`` for an unknown run
+    (no header, no records, never purged)."""
     rows = store.records(run_id)
     if not rows and store.get_run(run_id) is None:
-        raise LookupError(f"no run {run_id!r} in the audit store")
+        purged = _verify_purged(store, run_id)
+        if purged is None:
+            raise LookupError(f"no run {run_id!r} in the audit store")
+        return purged
     result = VerifyResult(run_id, records=len(rows))
     chained = [r for r in rows if isinstance(r.seq, int)]
     if chained:
@@ -189,7 +199,7 @@ def verify_run(store: AuditReader, run_id: str) -> VerifyResult:
     if note:
         result.notes.append(note)
     fork_break, note = _check_fork_link(store, run_id, rows)
-    result.broken = result.broken or fork_break or _check_signatures(store, rows)
+    result.broken = result.broken or fork_break or _check_signatures(store, rows) or _check_corrections(rows)
     if note:
         result.notes.append(note)
     return result
@@ -204,9 +214,14 @@ def _check_fork_link(store: AuditReader, run_id: str, rows: list[Any]) -> tuple[
         return None, None
     started = next((r for r in rows if r.__tablename__ == "events" and r.kind == "run_started"), None)
     link = ((started.detail or {}).get("fork") or {}) if started is not None else {}
-    if store.get_run(run.parent_run_id) is None:
-        return None, f"fork of run {run.parent_run_id}, which is not in this store: the link was not checked"
     wanted = link.get("parent_record_hash")
+    if store.get_run(run.parent_run_id) is None:
+        from chainproof.checkpoints.purge_check import kept_hashes
+
+        if wanted and wanted in kept_hashes(store, run.parent_run_id):
+            return None, f"fork of run {run.parent_run_id} (purged) after its step {run.forked_at_step}: link " \
+                         "verified against the parent's kept leaves"
+        return None, f"fork of run {run.parent_run_id}, which is not in this store: the link was not checked"
     if wanted and any(r.record_hash == wanted for r in store.records(run.parent_run_id)):
         return None, f"fork of run {run.parent_run_id} after its step {run.forked_at_step}: link verified"
     return BrokenLink("fork-link", "runs", None, None,
@@ -236,9 +251,40 @@ def _check_signatures(store: AuditReader, rows: list[Any]) -> BrokenLink | None:
     return None
 
 
+def _jsonable(stone: dict[str, Any] | None) -> dict[str, Any] | None:
+    return {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in stone.items()} if stone else None
+
+
+def _check_corrections(rows: list[Any]) -> BrokenLink | None:
+    from chainproof.checkpoints.corrections import correction_problem
+
+    found = correction_problem(rows)
+    return _link("correction", found[0], found[1]) if found else None
+
+
+def _verify_purged(store: AuditReader, run_id: str) -> VerifyResult | None:
+    """The result of a purged run (None: it was never purged): its tombstone's counts and head,
+    and the first problem of what the purge kept (``checkpoints/purge_check.py``)."""
+    from chainproof.checkpoints.purge_check import purged_problems
+
+    stone, problems = purged_problems(store, run_id)
+    if stone is None and not problems:
+        return None
+    result = VerifyResult(run_id, purged=stone)
+    if stone is not None:
+        result.records, result.head_seq, result.head_hash = stone["records"], stone["head_seq"], stone["head_hash"]
+    if problems:
+        result.broken = BrokenLink("purged", "purged_runs", None, None, problems[0])
+        result.notes.extend(problems[1:])
+    return result
+
+
 def verify_all(store: AuditReader) -> list[VerifyResult]:
-    """:func:`verify_run` for every run in the store, oldest first."""
-    return [verify_run(store, run_id) for run_id in store.run_ids()]
+    """:func:`verify_run` for every run in the store, oldest first, then every purged run."""
+    from chainproof.checkpoints.purge_check import purged_run_ids
+
+    ids = store.run_ids()
+    return [verify_run(store, run_id) for run_id in ids + [r for r in purged_run_ids(store) if r not in set(ids)]]
 
 
 __all__ = ["BrokenLink", "VerifyResult", "check_chain", "verify_all", "verify_run"]

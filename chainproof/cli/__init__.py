@@ -3,10 +3,11 @@
 Commands: ``run GRAPH``, ``submit GRAPH``, ``worker``, ``graphs``, ``approve``, ``reject``, ``edit``, ``resume``, ``pending``,
 ``runs``, ``watch``, ``show``, ``costs``, ``sla``, ``verify``, ``replay``, ``export``, ``cache clear``, ``db upgrade``,
 ``dossier build|fetch|import``, ``log head|key|rotate-key``, ``prove``, ``keys create|show``, ``approvers
-add|list|remove``, ``policy import|show|set``, ``schedule add|list|remove``, ``alerts``. Modules by area: ``_run`` (run,
+add|list|remove``, ``policy import|show|set``, ``retention show|set``, ``purge``, ``correct``, ``schedule add|list|remove``,
+``alerts``. Modules by area: ``_run`` (run,
 submit, graphs), ``_workers`` (worker, schedule, alerts), ``_decide`` (approve, reject, edit, resume), ``_audit`` (runs, pending, show, verify, replay,
 export), ``_log`` (the Merkle log: log head/key/rotate-key, prove, verify --against), ``_admin``
-(costs, sla, cache, db), ``_keys`` (keys, approvers, policy), ``_watch`` (watch), ``_dossier`` (dossier); ``_views`` / ``_html`` render data handed to them and never query the store.
+(costs, sla, cache, db), ``_keys`` (keys, approvers, policy), ``_retention`` (retention, purge), ``_correct`` (correct), ``_watch`` (watch), ``_dossier`` (dossier); ``_views`` / ``_html`` render data handed to them and never query the store.
 
 Exit codes, one handler for every command (:class:`_Group`):
 
@@ -192,11 +193,16 @@ def read_store(*, missing_is_empty: bool = False) -> Iterator[tuple[StoreSetting
 
 
 def get_run(store: AuditReader, run_id: str, url: str) -> Any:
-    """The run header of ``run_id``, or ``RunNotFound`` listing recent runs (as ``Chainproof``
-    does for write commands)."""
-    from chainproof.errors import RunNotFound
+    """The run header of ``run_id``; ``RunPurged`` saying when and by whom for a purged run,
+    ``RunNotFound`` listing recent runs for an unknown one (as ``Chainproof`` does for write commands)."""
+    from chainproof.checkpoints.purge_check import tombstone
+    from chainproof.errors import RunNotFound, RunPurged
 
     run = store.get_run(run_id)
+    stone = tombstone(store, run_id) if run is None else None
+    if stone is not None:
+        raise RunPurged(f"run {run_id} was purged on {stone['purged_at']:%Y-%m-%d} by {stone['purged_by']} under the "
+                        f"retention ({stone['records']} records deleted, their leaves kept: chainproof verify {run_id})")
     if run is None:
         recent = ", ".join(r.run_id for r, _, _ in store.list_runs(limit=5)) or "none"
         raise RunNotFound(f"no run {run_id!r} in {url}; recent runs: {recent}")
@@ -219,7 +225,7 @@ def write_out(out: Any, text: str, what: str, *, force: bool) -> None:
 
 
 # the commands register themselves on `app` when imported
-from chainproof.cli import _admin, _audit, _decide, _dossier, _keys, _log, _run, _watch, _web, _workers  # noqa: E402,F401
+from chainproof.cli import _admin, _audit, _correct, _decide, _dossier, _keys, _log, _retention, _run, _watch, _web, _workers  # noqa: E402,F401
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -48,15 +48,21 @@ def show(
     step: Annotated[Optional[int], typer.Option(help="Show one step in full (its model and tool calls).")] = None,
 ) -> None:
     """Print a run's audited trace: every step with node, effort, model, tokens and time."""
+    from chainproof.checkpoints.corrections import corrected_steps, corrections_of
+    from chainproof.cli._correct import print_corrections
+
     with cli.read_store() as (s, store):
         run = cli.get_run(store, run_id, s.resolved_database_url)
-        trace = views.Trace(run=run, status=store.run_status(run_id), steps=store.records_of(run_id, "steps"),
-                            approvals=store.records_of(run_id, "approvals"), events=store.records_of(run_id, "events"),
+        events = store.records_of(run_id, "events")
+        corrections = corrections_of(events)  # shown corrected and marked, with the original listed
+        trace = views.Trace(run=run, status=store.run_status(run_id), approvals=store.records_of(run_id, "approvals"),
+                            steps=corrected_steps(store.records_of(run_id, "steps"), corrections), events=events,
                             step_no=step)
         if step is not None:
             trace.tool_calls = [t for t in store.records_of(run_id, "tool_calls") if t.step_no == step]
             trace.model_calls = [m for m in store.records_of(run_id, "model_calls") if m.step_no == step]
     views.print_trace(console, trace)
+    print_corrections(console, corrections, step)
 
 
 @app.command()
@@ -72,6 +78,7 @@ def verify(
     reordered record); or, with --against HEAD.json, prove with an RFC 9162 consistency proof that
     the whole log extends that signed head, naming the first record that differs or is missing.
     Exit code 1 when a chain is broken or the log does not extend the head."""
+    from chainproof.checkpoints.purge_check import purged_problems
     from chainproof.checkpoints.verify import verify_all, verify_run
 
     if against is not None:
@@ -85,7 +92,7 @@ def verify(
     if bool(run_id) == all_runs:
         raise InputError("verify: give a RUN_ID, --all or --against HEAD.json")
     with cli.read_store() as (s, store):
-        if run_id is not None:
+        if run_id is not None and purged_problems(store, run_id) == (None, []):  # a purged run verifies as such
             cli.get_run(store, run_id, s.resolved_database_url)
         results = [verify_run(store, run_id)] if run_id else verify_all(store)  # exactly one of the two, checked above
     views.print_verify(console, results)

@@ -101,7 +101,8 @@ def _charts(steps: list[dict[str, Any]]) -> str:
 def export_html(data: dict[str, Any]) -> str:
     """One self-contained HTML page for an auditor from a run's JSON export ``data``
     (:func:`chainproof.checkpoints.export.export_data`): run header, verify result, totals, the
-    timeline of steps (each expandable to its model and tool calls), reviews, approvals, events, and
+    timeline of steps (each expandable to its model and tool calls), reviews, approvals, corrections (the
+    corrected and the original value), events, and
     the report's charts embedded (read from the files the report step recorded)."""
     run_id = data["run"]["run_id"]
     run, t, recs = data["run"], data["totals"], data["records"]
@@ -124,6 +125,9 @@ def export_html(data: dict[str, Any]) -> str:
                  for a in of("approvals")]
     events = [[_td(e["seq"], True), _td(e["created_at"]), _td(e["kind"]), f"<td>{_pre(e['detail'])}</td>"]
               for e in of("events")]
+    corrections = [[_td(c["step_no"], True), _td(c["field"]), f"<td>{_pre(c['value'])}</td>",
+                    f"<td>{_pre(c['original'])}</td>", _td(c["by"]), _td(c["at"]), _td(c["reason"])]
+                   for c in data.get("corrections", [])]
     cost = "unknown (a model without a price)" if t["cost_usd"] is None else f"{t['cost_usd']:.6f} USD"
     header = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in [
         ("graph", run["graph"]), ("goal", run["goal"]), ("company", run["company"]), ("department", run["department"]),
@@ -146,6 +150,8 @@ def export_html(data: dict[str, Any]) -> str:
 {_table(["step", "decision", "reason", "drift", "effort", "in", "out", "reasoning"], reviews)}
 <h2>Approvals</h2>
 {_table(["step", "at", "action", "approver", "comment", "proposal sha256"], approvals)}
+<h2>Corrections</h2>
+{_table(["step", "field", "corrected to", "original", "by", "at", "reason"], corrections)}
 <h2>Run events</h2>
 {_table(["seq", "at", "event", "detail"], events)}
 <p class="muted">Inputs: </p>{_pre(run['inputs'])}

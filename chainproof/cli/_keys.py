@@ -57,22 +57,29 @@ def keys_show(key: Annotated[Optional[Path], typer.Option(help="Private key file
 
 
 @contextmanager
-def _admin() -> Iterator[tuple[Engine, str]]:
-    """``(audit engine, actor)`` for an admin command: the signed-in account must hold ``admin``
-    (``NotPermitted`` otherwise)."""
+def admin_store(what: str = "changes who may decide") -> Iterator[tuple[Any, str]]:
+    """``(audit store, actor)`` for an admin command (``what`` it does, for the refusal): the
+    signed-in account must hold ``admin`` (``NotPermitted`` otherwise)."""
     from chainproof.cli._web import stored_principal
 
     principal = stored_principal()
     if principal is None or not principal.has("admin"):
         who = f"signed in as {principal.username!r}, who is not an admin" if principal else "not signed in"
-        raise NotPermitted(f"admin: this command changes who may decide and needs an admin account; you are {who} "
+        raise NotPermitted(f"admin: this command {what} and needs an admin account; you are {who} "
                            "(chainproof login ADMIN)")
     s = cli.settings()
     store = cli.open_store(s, migrate=True)
     try:
-        yield store.engine, f"account:{principal.username}"
+        yield store, f"account:{principal.username}"
     finally:
         store.close()
+
+
+@contextmanager
+def _admin() -> Iterator[tuple[Engine, str]]:
+    """``(audit engine, actor)`` for an admin command that changes who may decide."""
+    with admin_store() as (store, actor):
+        yield store.engine, actor
 
 
 @approvers_app.command("add")

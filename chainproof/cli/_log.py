@@ -88,17 +88,25 @@ def rotate_key() -> None:
 def verify_against(head_file: Path, public_key: Path | None) -> bool:
     """``verify --against``: check the head's signature, then that the current log extends it;
     print the outcome and return whether it holds."""
+    from rich.markup import escape
+
     from chainproof.checkpoints.merkle_log import check_against
+    from chainproof.checkpoints.purge_check import store_purge_problems
 
     with cli.read_store() as (s, store):
         signed = _trusted(s, read_head(head_file), public_key, str(head_file))
         mirrors = [sink.leaves() for sink in s.head_sinks()]
         result = check_against(store, signed["tree_size"], bytes.fromhex(signed["root_hash"]), mirrors)
-    if result.ok:
+        purges = store_purge_problems(store)  # a purge keeps leaves, a tombstone and an auth event that must agree
+    for problem in purges:
+        console.print(f"[bold red]purge record broken[/]: {escape(problem)}", highlight=False, soft_wrap=True)
+    if result.ok and not purges:
         console.print(f"[green]log consistent[/]: the head of {result.head_size} leaves signed by key "
                       f"{signed['key_id']} at {signed['timestamp']} is a prefix of the current log of {result.size} "
                       f"leaves (consistency proof of {len(result.proof)} hashes verified)", highlight=False)
         return True
+    if result.ok:
+        return False
     diff = result.difference
     assert diff is not None
     console.print(f"[bold red]log NOT consistent with {head_file}[/]: {diff.kind}: {diff.detail}",
@@ -119,9 +127,15 @@ def prove(
     from chainproof.checkpoints.log_heads import publish_head
     from chainproof.checkpoints.log_verifier import proof_problem, root_of
     from chainproof.checkpoints.merkle_log import inclusion, leaf_rows
-    from chainproof.errors import LogInconsistent
+    from chainproof.checkpoints.purge_check import tombstone
+    from chainproof.errors import LogInconsistent, RunPurged
 
     with cli.read_store() as (s, store):
+        stone = tombstone(store, run_id)
+        if stone is not None:
+            raise RunPurged(f"--step {step}: run {run_id} was purged on {stone['purged_at']:%Y-%m-%d} by "
+                            f"{stone['purged_by']}: the content of its {stone['records']} records is gone, so there is "
+                            "nothing to prove; their leaf hashes are kept (chainproof verify --against HEAD.json)")
         cli.get_run(store, run_id, s.resolved_database_url)
         keys = s.log_keys()
         if head_file is not None:

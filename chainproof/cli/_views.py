@@ -329,7 +329,11 @@ def print_verify(console: Console, results: list[Any]) -> None:
         console.print("No runs yet.")
         return
     for r in results:
-        if r.ok:
+        if r.ok and r.purged:
+            line = Text("✓ ", style="green")
+            line.append(f"{r.run_id}: purged ({r.records} records, leaves kept) on {r.purged['purged_at']:%Y-%m-%d} by "
+                        f"{r.purged['purged_by']}; tombstone matches, last chain hash {r.head_hash}")
+        elif r.ok:
             line = Text("✓ ", style="green")
             line.append(f"{r.run_id}: chain intact, {r.records} records, head seq {r.head_seq} hash {r.head_hash}")
         else:

@@ -1,0 +1,258 @@
+"""Retention and purges: the retention is held in the store (admin-only, audited, at least 6
+months); a purge deletes old finished runs but keeps their leaves and a tombstone, so `verify
+--against` an earlier head still proves consistency and `verify` reports them as purged; deleting a
+tombstone or a kept leaf afterwards is detected; paused and too-young runs are refused."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+from typer.testing import CliRunner
+
+import chainproof.cli._retention as retention_cli
+from chainproof.agents.models import StaticModels
+from chainproof.agents.scripted import ScriptedChatModel
+from chainproof.app import Chainproof
+from chainproof.checkpoints.merkle_log import leaf_rows
+from chainproof.checkpoints.retention import Retention
+from chainproof.checkpoints.saver import open_checkpointer
+from chainproof.cli import app as cli
+from chainproof.errors import InputError
+from chainproof.graphs.registry import register
+from chainproof.settings import Settings
+from testkit.toy_graph import ToyGraph
+
+register("toy", ToyGraph)
+runner = CliRunner()
+GOOD = json.dumps({"verdict": "yes", "reason": "the doubled square is 98"})
+PASSWORD = "correct horse battery staple"
+
+
+def _run(app: Chainproof, x: int, *, approve: bool = True) -> str:
+    app.models = StaticModels(ScriptedChatModel(replies=["The square.", "The double.", "Large.", GOOD]))
+    run = app.start("toy", {"x": x})
+    if approve:
+        app.decide(run.run_id, action="approve", approver="Dana")
+    return run.run_id
+
+
+def _cli(*args: str, code: int = 0, stdin: str | None = None) -> str:
+    result = runner.invoke(cli, list(args), input=stdin, env={"COLUMNS": "300"})
+    out = " ".join(result.output.split())
+    assert result.exit_code == code, out
+    return out
+
+
+def _login(name: str, role: str) -> None:
+    _cli("users", "add", name, "--role", role, "--password-stdin", stdin=PASSWORD + "\n")
+    _cli("login", name, "--password-stdin", stdin=PASSWORD + "\n")
+
+
+def _sql(app: Chainproof, statement: str, **params) -> list:
+    with app.audit.engine.begin() as conn:
+        result = conn.execute(text(statement), params)
+        return list(result) if result.returns_rows else []
+
+
+def _later(monkeypatch, days: int) -> None:
+    """The purge's clock, ``days`` from now (the runs were recorded a moment ago)."""
+    monkeypatch.setattr(retention_cli, "_now", lambda: datetime.now(UTC) + timedelta(days=days))
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("3 months", "at least 6 months (184 days"), ("183 days", "got 183 days"), ("0 years", "got 0 years"),
+    ("6 weeks", "expected N days|months|years"), ("forever", "expected N days|months|years"),
+])
+def test_retention_below_the_floor_or_malformed_is_refused_naming_the_field(value, expected):
+    with pytest.raises(InputError, match="retention: ") as caught:
+        Retention.parse(value)
+    assert expected in str(caught.value)
+
+
+def test_retention_is_admin_only_audited_and_held_in_the_store(home):
+    assert "No retention is set" in _cli("retention", "show")
+    assert "not signed in" in _cli("retention", "set", "1 year", code=2)
+    _login("analyst1", "analyst")
+    assert "'analyst1', who is not an admin" in _cli("retention", "set", "1 year", code=2)
+    _login("boss", "admin")
+    assert "at least 6 months" in _cli("retention", "set", "5 months", code=2)
+    assert "retention: version 1, 6 months" in _cli("retention", "set", "6 months")
+    assert "retention: unchanged" in _cli("retention", "set", "6 months")
+    assert "retention: version 2, 7 years" in _cli("retention", "set", "7 years")
+    assert "retention 7 years (version 2" in _cli("retention", "show") and "by account:boss" in _cli("retention", "show")
+    with Chainproof(Settings(home=home)) as app:
+        rows = _sql(app, "SELECT actor, detail FROM auth_events WHERE kind = 'retention_changed' ORDER BY seq")
+    changes = [(actor, json.loads(d) if isinstance(d, str) else d) for actor, d in rows]
+    assert [(a, d["old"], d["new"]) for a, d in changes] == [
+        ("account:boss", None, {"amount": 6, "unit": "months"}),
+        ("account:boss", {"amount": 6, "unit": "months"}, {"amount": 7, "unit": "years"})]
+
+
+def test_purge_needs_a_retention_and_an_admin(home, settings, monkeypatch):
+    with Chainproof(settings) as app:
+        done = _run(app, 2)
+    _later(monkeypatch, 400)
+    assert "retention: not set for this store" in _cli("purge", "--dry-run", code=2)
+    _login("boss", "admin")
+    _cli("retention", "set", "6 months")
+    (home / "credentials.json").unlink()
+    assert "not signed in" in _cli("purge", code=2)
+    with Chainproof(settings) as app:
+        assert app.audit.get_run(done) is not None and app.audit.records(done)
+
+
+@pytest.fixture
+def purged(home, tmp_path, monkeypatch, backend_settings):
+    """Three completed runs and a paused one, a head an auditor kept, then a purge 7 months later by
+    an admin: ``(settings, completed run ids, paused run id, head file, leaves before, purge output)``."""
+    if backend_settings.database_url:
+        monkeypatch.setenv("CHAINPROOF_DATABASE_URL", backend_settings.database_url)
+        monkeypatch.setenv("CHAINPROOF_CHECKPOINT_URL", backend_settings.checkpoint_url)
+    with Chainproof(backend_settings) as app:
+        done = [_run(app, x) for x in (2, 3, 4)]
+        paused = _run(app, 5, approve=False)
+    head = tmp_path / "head.json"
+    _cli("log", "head", "--out", str(head))
+    with Chainproof(backend_settings) as app:
+        before = leaf_rows(app.audit.engine)
+    _login("boss", "admin")
+    _cli("retention", "set", "6 months")
+    _later(monkeypatch, 214)
+    out = _cli("purge")
+    return backend_settings, done, paused, head, before, out
+
+
+def test_a_purge_deletes_old_finished_runs_and_keeps_the_log_verifiable(purged):
+    settings, done, paused, head, before, out = purged
+    assert "3 runs purged under the retention of 6 months, 1 kept" in out
+    with Chainproof(settings) as app:
+        for run_id in done:  # the content is gone: no header, no record, no checkpoint
+            assert app.audit.get_run(run_id) is None and app.audit.records(run_id) == []
+        assert len(app.audit.records(paused)) > 0  # a paused run is never purged
+    with open_checkpointer(settings.resolved_checkpoint_url) as saver:  # nor are its checkpoints; the purged runs' are
+        assert saver.get_tuple({"configurable": {"thread_id": paused}}) is not None
+        assert all(saver.get_tuple({"configurable": {"thread_id": r}}) is None for r in done)
+    with Chainproof(settings) as app:
+        assert leaf_rows(app.audit.engine) == before  # every leaf hash is still computed, at the same index
+        stones = _sql(app, "SELECT run_id, records, purged_by FROM purged_runs ORDER BY purged_at")
+        events = _sql(app, "SELECT actor FROM auth_events WHERE kind = 'run_purged'")
+    assert [s[0] for s in stones] == done and all(s[2] == "account:boss" for s in stones)
+    assert [s[1] for s in stones] == [sum(1 for x in before if x.run_id == r) for r in done]
+    assert [e[0] for e in events] == ["account:boss"] * 3
+    assert "log consistent: the head of" in _cli("verify", "--against", str(head))
+    verified = _cli("verify", "--all")
+    for run_id, stone in zip(done, stones):
+        assert f"{run_id}: purged ({stone[1]} records, leaves kept)" in verified
+    assert "4 runs verified, 0 broken." in verified
+    assert f"{done[0]}: purged" in _cli("verify", done[0])
+    assert "was purged on" in _cli("show", done[0], code=2)
+    assert f"--step 2: run {done[0]} was purged on" in _cli("prove", done[0], "--step", "2", code=2)
+    assert "0 runs purged under the retention of 6 months, 1 kept" in _cli("purge")  # nothing more to purge
+    # the log goes on: a new run appends after the kept leaves, and an old head is still a prefix
+    with Chainproof(settings) as app:
+        _run(app, 6)
+        assert len(leaf_rows(app.audit.engine)) > len(before)
+    assert "log consistent" in _cli("verify", "--against", str(head))
+
+
+def test_a_purge_checks_every_run_and_skips_the_paused_ones(purged):
+    settings, done, paused, head, before, out = purged
+    dry = _cli("purge", "--dry-run")
+    assert f"{paused} │ toy │ paused" in dry and "kept: paused: only completed or failed runs are purged" in dry
+    assert "dry run: 0 runs (0 records) would be purged; nothing was deleted" in dry
+    assert f"--run {paused}: not purged: paused" in _cli("purge", "--run", paused, code=2)
+    assert f"--run {done[0]}: no such run" in _cli("purge", "--run", done[0], code=2)
+
+
+def test_a_too_young_run_is_refused_and_kept(home, settings, monkeypatch):
+    with Chainproof(settings) as app:
+        young = _run(app, 2)
+    _login("boss", "admin")
+    _cli("retention", "set", "1 year")
+    _later(monkeypatch, 200)  # older than 6 months, younger than the retention of 1 year
+    refused = _cli("purge", "--run", young, code=2)
+    assert f"--run {young}: not purged: ended" in refused and "within the retention of 1 year (purgeable from" in refused
+    future = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%d")
+    assert f"--before {future}: later than the retention of 1 year allows" in _cli("purge", "--before", future, code=2)
+    assert "--before: expected a date YYYY-MM-DD" in _cli("purge", "--before", "last week", code=2)
+    assert "0 runs purged under the retention of 1 year, 1 kept" in _cli("purge")
+    with Chainproof(settings) as app:
+        assert len(app.audit.records(young)) > 0 and not _sql(app, "SELECT run_id FROM purged_runs")
+
+
+def test_a_run_whose_chain_is_broken_is_not_purged(home, settings, monkeypatch):
+    with Chainproof(settings) as app:
+        tampered = _run(app, 2)
+        _sql(app, "UPDATE steps SET title = 'rewritten' WHERE run_id = :r AND step_no = 2", r=tampered)
+    _login("boss", "admin")
+    _cli("retention", "set", "6 months")
+    _later(monkeypatch, 200)
+    assert "kept: its chain does not verify (edited" in _cli("purge", "--dry-run")
+    assert "0 runs purged" in _cli("purge")
+
+
+def test_deleting_a_tombstone_after_a_purge_is_detected(purged):
+    settings, done, _, head, _, _ = purged
+    with Chainproof(settings) as app:
+        _sql(app, "DELETE FROM purged_runs WHERE run_id = :r", r=done[1])
+    broken = _cli("verify", "--all", code=1)
+    assert f"{done[1]}: chain broken — purged at purged_runs" in broken
+    assert "leaves of run" in broken and "its tombstone (purged_runs) is missing" in broken
+    assert "its tombstone (purged_runs) is missing" in _cli("verify", done[1], code=1)
+    against = _cli("verify", "--against", str(head), code=1)
+    assert f"purge record broken: run {done[1]}" in against
+
+
+def test_deleting_or_editing_a_kept_leaf_after_a_purge_is_detected(purged):
+    settings, done, _, head, before, _ = purged
+    leaf = next(x for x in before if x.run_id == done[0] and x.seq == 3)
+    with Chainproof(settings) as app:
+        _sql(app, "DELETE FROM purged_leaves WHERE idx = :i", i=leaf.idx)
+    against = _cli("verify", "--against", str(head), code=1)
+    assert f"missing: leaf {leaf.idx}" in against and "the record is missing" in against
+    assert "the tombstone counts" in _cli("verify", done[0], code=1)
+    other = next(x for x in before if x.run_id == done[2] and x.seq == 5)
+    with Chainproof(settings) as app:
+        _sql(app, "UPDATE purged_leaves SET record_hash = :h WHERE idx = :i", h="f" * 64, i=other.idx)
+    assert "no longer hash to the tombstone's leaves root" in _cli("verify", done[2], code=1)
+
+
+def test_editing_a_kept_leaf_is_named_by_verify_against(purged):
+    settings, done, _, head, before, _ = purged
+    leaf = next(x for x in before if x.run_id == done[2] and x.seq == 5)
+    with Chainproof(settings) as app:
+        _sql(app, "UPDATE purged_leaves SET record_hash = :h WHERE idx = :i", h="f" * 64, i=leaf.idx)
+    against = _cli("verify", "--against", str(head), code=1)
+    assert f"differs: leaf {leaf.idx}: run {done[2]}, {leaf.table} seq 5: the record was changed" in against
+
+
+def test_a_fork_of_a_purged_parent_still_verifies_its_link(home, settings, monkeypatch):
+    with Chainproof(settings) as app:
+        parent = _run(app, 2)
+        fork = app.fork(parent, 3, wait=False).run_id  # recorded, not advanced: it stays "started"
+    _login("boss", "admin")
+    _cli("retention", "set", "6 months")
+    _later(monkeypatch, 200)
+    assert "1 run purged under the retention of 6 months" in _cli("purge", "--run", parent)
+    verified = _cli("verify", fork)
+    assert "chain intact" in verified and f"fork of run {parent} (purged) after its step" in verified
+    assert "link verified against the parent's kept leaves" in verified
+
+
+def test_a_run_that_changed_after_the_plan_is_kept_whole(home, settings, monkeypatch):
+    from chainproof.checkpoints.audit_schema import EventRecord
+    from chainproof.checkpoints.retention import plan_purge, purge_run
+
+    with Chainproof(settings) as app:
+        run_id = _run(app, 2)
+        retention = Retention.parse("6 months")
+        [planned] = plan_purge(app.audit, retention, now=datetime.now(UTC) + timedelta(days=200))
+        assert planned.kept is None
+        app.audit.append(run_id, EventRecord(kind="record_corrected", detail={"late": True}))  # after the plan
+        with pytest.raises(InputError, match=f"run {run_id}: changed while it was being purged"):
+            purge_run(app.audit.engine, planned, retention, actor="account:boss")
+        assert len(app.audit.records(run_id)) == planned.records + 1
+        assert not _sql(app, "SELECT idx FROM purged_leaves") and not _sql(app, "SELECT run_id FROM purged_runs")
