@@ -37,7 +37,7 @@ from langgraph.types import Command
 from chainproof import _wiring
 from chainproof._decisions import record_decision
 from chainproof._outcome import stream_run
-from chainproof._resume import continuation, initial_state, mark_orphan
+from chainproof._resume import continuation, initial_state, initial_state_of, mark_orphan
 from chainproof._start import check_person, start_budget, start_inputs
 from chainproof._storage import cause, check_checkpointer, run_lock, storage_errors
 from chainproof.agents.models import ConfiguredModels, ModelProvider
@@ -121,6 +121,7 @@ class Chainproof:
         budget_usd: float | None = None,
         cache: bool | None = None,
         on_progress: Progress | None = None,
+        wait: bool = True,
     ) -> RunResult:
         """Validate ``inputs`` and the budget overrides (``ValueError`` naming the field) and check
         the model is usable (``LocalModelUnavailable`` / ``ValueError``) before anything is
@@ -128,11 +129,16 @@ class Chainproof:
         or completes. ``max_steps`` counts plan steps; ``review_every`` is N of the goal review;
         ``zdr``: zero data retention for this run (None: ``settings.zdr``); ``budget_usd``: the
         run's cost budget in USD (None: ``settings.budgets.run_usd``); ``cache``: use the
-        reasoning cache (None: ``settings.cache.enabled``; always off for a ZDR run)."""
+        reasoning cache (None: ``settings.cache.enabled``; always off for a ZDR run). ``wait=False``
+        records the run (its header and ``run_started``: it is listed, shown and streamed from now
+        on) and returns status ``started`` without running it; :meth:`advance` runs it (what the web
+        app does, so the run id it answers with exists)."""
         run_id, initial = self._record_start(
             graph, inputs, started_by=started_by, department=department, effort=effort, run_id=run_id,
             max_steps=max_steps, review_every=review_every, on_budget=on_budget, zdr=zdr, budget_usd=budget_usd,
             cache=cache)
+        if not wait:
+            return RunResult(run_id, "started")
         return self._drive(run_id, graph, initial, effort=effort, on_progress=on_progress)
 
     def submit(self, graph: str, inputs: dict[str, Any], *, queue: str | None = None, **options: Any) -> RunResult:
@@ -203,15 +209,19 @@ class Chainproof:
         return self._drive(new_id, parent.graph, None, on_progress=on_progress)
 
     def advance(self, run_id: str, *, on_progress: Progress | None = None) -> RunResult:
-        """Run a run that was recorded but never advanced (a fork made with ``wait=False``) from
-        its first checkpoint until it pauses or completes. Raises ``RunNotFound``, and
+        """Run a run that was recorded but never advanced (a start or a fork made with
+        ``wait=False``) from its first checkpoint, or from its header when it has none, until it
+        pauses or completes. Raises ``RunNotFound``, and
         ``RunNotResumable`` for a run that has advanced already (its status is not ``started``,
         or it has a step): ``resume`` continues those."""
         run = self._run(run_id)
         if self.audit.run_status(run_id) != "started" or self.audit.last_step_no(run_id) > 0:
             raise RunNotResumable(f"run {run_id} has advanced already (status: {self.audit.run_status(run_id)}); "
                                   f"continue it with: chainproof resume {run_id}")
-        return self._drive(run_id, run.graph, None, on_progress=on_progress)
+        with self._thread(run_id, run.graph) as (app, config, _):
+            checkpointed = bool(app.get_state(config).values)
+        payload = None if checkpointed else initial_state_of(self.audit, run_id)
+        return self._drive(run_id, run.graph, payload, on_progress=on_progress)
 
     def policy(self, graph: str) -> ApprovalPolicy:
         """The approval policy a new run of ``graph`` binds to: the store's newest version once the

@@ -3,7 +3,6 @@ replay, export, costs, endpoint SLA, resume, fork. Each route mirrors the CLI co
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -89,10 +88,11 @@ def start_run(state: Any, who: Principal, body: StartRun) -> str:
         raise InputError(str(exc).replace("\n", " ")) from None
     start_budget(spec, {"max_steps": body.max_steps, "review_every": body.review_every, "max_cost_usd": body.budget_usd})
     check_person(who.username, body.effort)
-    run_id = uuid.uuid4().hex[:12]
-    state.runner.submit(run_id, "start", lambda: state.engine.start(
-        body.graph, body.inputs, run_id=run_id, started_by=who.username, department=department, effort=body.effort,
-        max_steps=body.max_steps, review_every=body.review_every, budget_usd=body.budget_usd))
+    # recorded now (the run id answered with exists for every later request), advanced in the background
+    run_id = state.engine.start(
+        body.graph, body.inputs, started_by=who.username, department=department, effort=body.effort,
+        max_steps=body.max_steps, review_every=body.review_every, budget_usd=body.budget_usd, wait=False).run_id
+    state.runner.submit(run_id, "start", lambda: state.engine.advance(run_id))
     return run_id
 
 
