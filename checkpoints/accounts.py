@@ -44,7 +44,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, insert, select, update
 
 from chainproof.checkpoints import audit_tables as t
 from chainproof.checkpoints.auth_log import append_auth_event, aware, failures_since
@@ -151,9 +151,9 @@ class AccountStore:
         if len(password) < MIN_PASSWORD_CHARS:
             raise InputError(f"password: expected at least {MIN_PASSWORD_CHARS} characters, got {len(password)}")
         clean = _check_roles(roles)
-        same = self._row(username)
-        if same is not None:
-            raise InputError(f"username: an account {same['username']!r} already exists (usernames ignore case)")
+        same = self._matches(username)
+        if same:
+            raise InputError(f"username: an account {same[0]['username']!r} already exists (usernames ignore case)")
         row = {"account_id": uuid.uuid4().hex, "username": username, "display_name": display_name or username,
                "roles": clean, "department": department, "password_hash": self._hasher.hash(password),
                "disabled": False, "created_at": datetime.now(UTC)}
@@ -236,7 +236,7 @@ class AccountStore:
     def _check_throttle(self, username: str, client: str | None) -> None:
         window, s = self.settings.login_window_s, self.settings
         failures = failures_since(self.engine, window, client)
-        for_account = [when for when, tried in failures if tried == username.strip().lower()]
+        for_account = [when for when, tried in failures if tried == username.strip().casefold()]
         for times, limit, what in ((for_account, s.login_max_failures, f"for {username[:100]!r} from this address"),
                                    ([when for when, _ in failures], s.login_max_failures_per_client,
                                     "from this address")):
@@ -330,14 +330,18 @@ class AccountStore:
         except (VerificationError, InvalidHashError):
             return False
 
+    def _matches(self, username: str) -> list[dict[str, Any]]:
+        """The accounts whose username equals ``username`` ignoring case (Unicode case folding,
+        compared here rather than by the database's ``lower``, which is ASCII-only in SQLite)."""
+        key = username.strip().casefold()
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(select(t.accounts)) if r.username.casefold() == key]
+
     def _row(self, username: str) -> dict[str, Any] | None:
         """The account ``username`` names, ignoring case: the one spelled exactly so, else the one
-        account equal to it in lower case (None when there is none, or, in a store made before
+        account equal to it ignoring case (None when there is none, or, in a store made before
         usernames ignored case, several that differ only in case and none spelled so)."""
-        a = t.accounts.c
-        with self.engine.connect() as conn:
-            found = [dict(r._mapping) for r in conn.execute(
-                select(t.accounts).where(func.lower(a.username) == username.strip().lower()))]
+        found = self._matches(username)
         exact = [r for r in found if r["username"] == username.strip()]
         return exact[0] if exact else found[0] if len(found) == 1 else None
 

@@ -86,13 +86,13 @@ def auth_events(engine: Engine, *, username: str | None = None, after_seq: int =
 def failures_since(engine: Engine, window_s: float, client: str | None) -> list[tuple[datetime, str]]:
     """The failed sign-ins of the last ``window_s`` seconds from the address ``client`` (as
     recorded in their ``detail``; None: those recorded without one), oldest first: ``(when, the
-    username tried, lower-cased)``."""
+    username tried, case-folded)``."""
     e = t.auth_events.c
     since = datetime.now(UTC) - timedelta(seconds=window_s)
     with engine.connect() as conn:
         found = conn.execute(select(e.created_at, e.username, e.detail).where(
             e.kind == "login_failed", e.created_at >= since).order_by(e.seq))
-        return [(aware(r.created_at), (r.username or "").lower()) for r in found
+        return [(aware(r.created_at), (r.username or "").strip().casefold()) for r in found
                 if (r.detail or {}).get("client") == client]
 
 

@@ -158,3 +158,8 @@ def test_usernames_ignore_case(web, home):
         "username": "dana", "roles": ["auditor"], "disabled": False}
     out = CliRunner().invoke(cli, ["users", "add", "AUD", "--role", "auditor", "--password-stdin"], input=PASSWORD + "\n")
     assert out.exit_code == 2 and "already exists" in out.output
+    r = root.post("/api/accounts", json={"username": "Ärger", "password": PASSWORD, "roles": ["analyst"]})
+    assert r.status_code == 201  # beyond ASCII too (SQLite's lower() folds only A-Z)
+    r = root.post("/api/accounts", json={"username": "äRGER", "password": PASSWORD, "roles": ["analyst"]})
+    assert r.status_code == 422 and "'Ärger' already exists" in r.json()["detail"]
+    assert web.client().post("/api/login", json={"username": "ärger", "password": PASSWORD}).status_code == 200
