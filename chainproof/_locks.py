@@ -59,8 +59,9 @@ def run_lock(home: Path, run_id: str, database_url: str | None = None) -> Iterat
         with _pg_lock(dsn, run_id):
             yield
         return
-    folder = Path(home) / "locks"
-    folder.mkdir(parents=True, exist_ok=True)
+    from chainproof._private_files import private_dir
+
+    folder = private_dir(Path(home) / "locks")
     with open(folder / f"{run_id}.lock", "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -15,6 +15,7 @@ and the assembled local model in ``models/``.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
@@ -91,6 +92,25 @@ class WorkerSettings(BaseModel):
         return value
 
 
+class WebSettings(BaseModel):
+    """``[web]``: limits of ``chainproof serve`` (the CLI is not affected).
+
+    ``input_dirs``: folders whose files and subfolders runs started from the web app may name in
+    their path inputs (dossier, document, portfolio), besides the bundled dossiers and
+    ``$CHAINPROOF_HOME/dossiers``, which are always allowed; default none. ``max_body_bytes``: the
+    largest request body, in bytes (1 MiB; a larger one is refused with 413 before it is read)."""
+
+    input_dirs: list[Path] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=2**20, ge=1024)
+
+    def input_roots(self, home: Path) -> list[Path]:
+        """Every folder web-started runs may read: the bundled dossiers, ``home/dossiers`` and
+        :attr:`input_dirs`."""
+        from chainproof.tools.dossier import bundled_root
+
+        return [bundled_root(), home / "dossiers", *self.input_dirs]
+
+
 class Settings(StoreSettings):
     """All Chainproof settings; see the module docstring for sources and precedence. The home,
     storage URLs, ``budgets`` and ``secret_patterns`` are defined in
@@ -119,6 +139,7 @@ class Settings(StoreSettings):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     workers: WorkerSettings = Field(default_factory=WorkerSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     graphs: list[str] = Field(
         default_factory=list,
         description="Extra graphs as 'package.module:attribute' paths (a ChainSpec subclass, instance or "
@@ -146,4 +167,4 @@ class Settings(StoreSettings):
         return value
 
 
-__all__ = ["CacheSettings", "Settings", "WorkerSettings"]
+__all__ = ["CacheSettings", "Settings", "WebSettings", "WorkerSettings"]

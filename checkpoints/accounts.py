@@ -14,9 +14,21 @@ that record later without touching this module).
   Both can be revoked; sessions also expire (``auth.session_ttl_s``).
 * Browser sessions carry a CSRF token (OWASP's synchronizer token pattern): stored hashed beside
   the session and checked on every state-changing request by the web app.
-* Failed sign-ins are throttled per account from the record itself (``auth_events``): after
-  ``auth.login_max_failures`` failures within ``auth.login_window_s`` seconds, sign-ins are refused
-  until the oldest leaves the window — across processes and restarts.
+* Failed sign-ins are throttled per client address and account, and per client address, from the
+  record itself (``auth_events``), across processes and restarts: after
+  ``auth.login_max_failures`` failures for one username from one address within
+  ``auth.login_window_s`` seconds, that address may not try that username, and after
+  ``auth.login_max_failures_per_client`` failures from one address (any usernames: password
+  spraying), that address may not sign in at all, until the oldest failure leaves the window.
+  Someone else's failures never lock an account out for its owner at another address (the lockout
+  denial of service of a per-account counter; OWASP Authentication Cheat Sheet, "Account
+  Lockout"); django-axes throttles the same way with ``AXES_LOCKOUT_PARAMETERS =
+  [["username", "ip_address"], "ip_address"]``. What this does not stop is guessing one account's
+  password from many addresses at ``login_max_failures`` guesses per address and window; the
+  15-character minimum password is what makes that hopeless.
+* Usernames are case-insensitive: "Dana" and "dana" are one account (a second differing only in
+  case is refused; signing in and every lookup ignore case; the account keeps the case it was
+  created with).
 * Every sign-in, failure, sign-out, token and account change is an ``auth_events`` row
   (:mod:`chainproof.checkpoints.auth_log`).
 """
@@ -52,14 +64,17 @@ class AuthSettings(BaseModel):
     ``require_authenticated_approvers``: decisions need a signed-in account (the CLI then refuses a
     bare ``--as`` and uses the token ``chainproof login`` stored); ``analysts_see_all_runs``: analysts
     see every department's runs, not only their own; ``session_ttl_s``: a browser session's life in
-    seconds (8 h); ``login_max_failures`` failed sign-ins within ``login_window_s`` seconds throttle an
-    account (5 in 15 min: OWASP Authentication Cheat Sheet, "Login Throttling"); ``secure_cookies``:
+    seconds (8 h); ``login_max_failures`` failed sign-ins for one username from one client address
+    within ``login_window_s`` seconds throttle that address for that username (5 in 15 min: OWASP
+    Authentication Cheat Sheet, "Login Throttling"), ``login_max_failures_per_client`` failures from
+    one address throttle the address (20: four accounts' worth; the module docstring); ``secure_cookies``:
     the ``Secure`` attribute on cookies (turn off only to try the app over plain http on 127.0.0.1)."""
 
     require_authenticated_approvers: bool = False
     analysts_see_all_runs: bool = False
     session_ttl_s: float = Field(default=8 * 3600, gt=0)
     login_max_failures: int = Field(default=5, ge=1)
+    login_max_failures_per_client: int = Field(default=20, ge=1)
     login_window_s: float = Field(default=900, gt=0)
     secure_cookies: bool = True
 
@@ -128,16 +143,17 @@ class AccountStore:
     # ------------------------------------------------------------------ accounts
     def add(self, username: str, password: str, roles: list[str], *, display_name: str | None = None,
             department: str | None = None, actor: str | None = None) -> Account:
-        """Create an account. ``username``: 1–100 characters without spaces; ``password``: at least
-        :data:`MIN_PASSWORD_CHARS` characters."""
+        """Create an account. ``username``: 1–100 characters without spaces, unique whatever the
+        case; ``password``: at least :data:`MIN_PASSWORD_CHARS` characters."""
         username = username.strip()
         if not username or len(username) > 100 or any(c.isspace() for c in username):
             raise InputError(f"username: expected 1-100 characters without spaces, got {username!r}")
         if len(password) < MIN_PASSWORD_CHARS:
             raise InputError(f"password: expected at least {MIN_PASSWORD_CHARS} characters, got {len(password)}")
         clean = _check_roles(roles)
-        if self._row(username) is not None:
-            raise InputError(f"username: an account {username!r} already exists")
+        same = self._matches(username)
+        if same:
+            raise InputError(f"username: an account {same[0]['username']!r} already exists (usernames ignore case)")
         row = {"account_id": uuid.uuid4().hex, "username": username, "display_name": display_name or username,
                "roles": clean, "department": department, "password_hash": self._hasher.hash(password),
                "disabled": False, "created_at": datetime.now(UTC)}
@@ -177,8 +193,9 @@ class AccountStore:
         if disabled:
             self._check_an_admin_remains(account.username)
         with self.engine.begin() as conn:
-            conn.execute(update(t.accounts).where(t.accounts.c.username == username).values(disabled=disabled))
-        append_auth_event(self.engine, "account_disabled" if disabled else "account_enabled", username=username, actor=actor)
+            conn.execute(update(t.accounts).where(t.accounts.c.account_id == account.account_id).values(disabled=disabled))
+        append_auth_event(self.engine, "account_disabled" if disabled else "account_enabled", username=account.username,
+                          actor=actor)
         return self.get(account.username)
 
     def set_roles(self, username: str, roles: list[str], *, actor: str | None = None) -> Account:
@@ -189,22 +206,18 @@ class AccountStore:
         if "admin" not in clean:
             self._check_an_admin_remains(before.username)
         with self.engine.begin() as conn:
-            conn.execute(update(t.accounts).where(t.accounts.c.username == username).values(roles=clean))
-        append_auth_event(self.engine, "roles_changed", username=username, actor=actor,
+            conn.execute(update(t.accounts).where(t.accounts.c.account_id == before.account_id).values(roles=clean))
+        append_auth_event(self.engine, "roles_changed", username=before.username, actor=actor,
                           detail={"before": list(before.roles), "after": clean})
-        return self.get(username)
+        return self.get(before.username)
 
     # ------------------------------------------------------------------ signing in
     def login(self, username: str, password: str, *, client: str | None = None) -> Principal:
-        """Check a password. Raises ``LoginThrottled`` (nothing checked) while the account is
-        throttled, else ``NotAuthenticated`` for a wrong pair or a disabled account; both recorded."""
-        window, limit = self.settings.login_window_s, self.settings.login_max_failures
-        failures = failures_since(self.engine, username, window)
-        if len(failures) >= limit:
-            retry = max(1.0, (failures[0] + timedelta(seconds=window) - datetime.now(UTC)).total_seconds())
-            append_auth_event(self.engine, "login_throttled", username=username, detail={"client": client})
-            raise LoginThrottled(f"username: too many failed sign-ins for {username!r}; try again in {retry:.0f} s",
-                                 retry_after_s=retry)
+        """Check a password (``username`` in any case) from the address ``client``. Raises
+        ``LoginThrottled`` (nothing checked) while ``client`` is throttled for this username or
+        altogether (module docstring), else ``NotAuthenticated`` for a wrong pair or a disabled
+        account; all recorded."""
+        self._check_throttle(username, client)
         row = self._row(username)
         if row is None and self._dummy is None:
             self._dummy = self._hasher.hash(secrets.token_urlsafe(16))
@@ -217,8 +230,22 @@ class AccountStore:
             with self.engine.begin() as conn:
                 conn.execute(update(t.accounts).where(t.accounts.c.account_id == row["account_id"])
                              .values(password_hash=self._hasher.hash(password)))
-        append_auth_event(self.engine, "login", username=username, detail={"client": client})
+        append_auth_event(self.engine, "login", username=row["username"], detail={"client": client})
         return self._principal(row, "password", None)
+
+    def _check_throttle(self, username: str, client: str | None) -> None:
+        window, s = self.settings.login_window_s, self.settings
+        failures = failures_since(self.engine, window, client)
+        for_account = [when for when, tried in failures if tried == username.strip().casefold()]
+        for times, limit, what in ((for_account, s.login_max_failures, f"for {username[:100]!r} from this address"),
+                                   ([when for when, _ in failures], s.login_max_failures_per_client,
+                                    "from this address")):
+            if len(times) >= limit:
+                oldest = times[len(times) - limit]  # the failure whose leaving the window frees a try
+                retry = max(1.0, (oldest + timedelta(seconds=window) - datetime.now(UTC)).total_seconds())
+                append_auth_event(self.engine, "login_throttled", username=username, detail={"client": client})
+                raise LoginThrottled(f"username: too many failed sign-ins {what}; try again in {retry:.0f} s",
+                                     retry_after_s=retry)
 
     def open_session(self, principal: Principal) -> tuple[str, str, Principal]:
         """A browser session for a signed-in ``principal``: ``(session secret, CSRF token, the
@@ -303,10 +330,20 @@ class AccountStore:
         except (VerificationError, InvalidHashError):
             return False
 
-    def _row(self, username: str) -> dict[str, Any] | None:
+    def _matches(self, username: str) -> list[dict[str, Any]]:
+        """The accounts whose username equals ``username`` ignoring case (Unicode case folding,
+        compared here rather than by the database's ``lower``, which is ASCII-only in SQLite)."""
+        key = username.strip().casefold()
         with self.engine.connect() as conn:
-            found = conn.execute(select(t.accounts).where(t.accounts.c.username == username)).first()
-        return dict(found._mapping) if found else None
+            return [dict(r._mapping) for r in conn.execute(select(t.accounts)) if r.username.casefold() == key]
+
+    def _row(self, username: str) -> dict[str, Any] | None:
+        """The account ``username`` names, ignoring case: the one spelled exactly so, else the one
+        account equal to it ignoring case (None when there is none, or, in a store made before
+        usernames ignored case, several that differ only in case and none spelled so)."""
+        found = self._matches(username)
+        exact = [r for r in found if r["username"] == username.strip()]
+        return exact[0] if exact else found[0] if len(found) == 1 else None
 
     @staticmethod
     def _account(row: dict[str, Any]) -> Account:

@@ -37,7 +37,9 @@ def make_engine(url: str) -> Engine:
     (so two processes appending to one run serialise instead of failing)."""
     url = normalise_url(url)
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        from chainproof._private_files import private_file
+
+        private_file(url.removeprefix("sqlite:///"))  # 0600 in a 0700 folder when Chainproof creates it
     if url in (MEMORY_URL, "sqlite://"):
         # one shared connection, or every checkout would see its own empty database
         engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})

@@ -92,14 +92,17 @@ def auth_events(engine: Engine, *, username: str | None = None, after_seq: int =
         return [dict(r._mapping) for r in conn.execute(stmt)]
 
 
-def failures_since(engine: Engine, username: str, window_s: float) -> list[datetime]:
-    """When ``username``'s failed sign-ins of the last ``window_s`` seconds happened, oldest first."""
+def failures_since(engine: Engine, window_s: float, client: str | None) -> list[tuple[datetime, str]]:
+    """The failed sign-ins of the last ``window_s`` seconds from the address ``client`` (as
+    recorded in their ``detail``; None: those recorded without one), oldest first: ``(when, the
+    username tried, case-folded)``."""
     e = t.auth_events.c
     since = datetime.now(UTC) - timedelta(seconds=window_s)
     with engine.connect() as conn:
-        found = conn.scalars(select(e.created_at).where(e.username == username, e.kind == "login_failed",
-                                                        e.created_at >= since).order_by(e.seq))
-        return [aware(ts) for ts in found]
+        found = conn.execute(select(e.created_at, e.username, e.detail).where(
+            e.kind == "login_failed", e.created_at >= since).order_by(e.seq))
+        return [(aware(r.created_at), (r.username or "").strip().casefold()) for r in found
+                if (r.detail or {}).get("client") == client]
 
 
 def verify_auth_log(engine: Engine) -> AuthLogCheck:

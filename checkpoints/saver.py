@@ -9,7 +9,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -101,8 +100,9 @@ def open_checkpointer(url: str) -> Iterator[BaseCheckpointSaver]:
         raise StorageError(f"checkpoint_url {url!r}: an in-memory checkpointer cannot keep a paused run; use a file path")
     if "://" in url and not url.startswith("sqlite:///"):
         raise StorageError(f"checkpoint_url {url!r}: expected a SQLite file path (or sqlite:///path) or a postgresql:// URL")
-    path = Path(url.removeprefix("sqlite:///")).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from chainproof._private_files import private_file
+
+    path = private_file(url.removeprefix("sqlite:///"))  # 0600 in a 0700 folder when created here
     # check_same_thread=False is safe: SqliteSaver serialises access with its own lock.
     conn = sqlite3.connect(str(path), check_same_thread=False)
     try:

@@ -98,6 +98,7 @@ class DueDiligence(ChainSpec[Recommendation]):
 
     name = "due-diligence"
     inputs_model = DueDiligenceInputs
+    path_inputs = ("dossier",)
     decision_schema = Recommendation
     max_steps = 60
     decide_effort = "high"

@@ -100,6 +100,7 @@ class FilingQA(ChainSpec[FilingAnswer]):
 
     name = "filing-qa"
     inputs_model = FilingQAInputs
+    path_inputs = ("dossier", "document")
     decision_schema = FilingAnswer
     max_steps = 20
     decide_effort = "medium"

@@ -17,6 +17,7 @@ child runs were submitted and why; the scan's own per-position ratings are compl
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -30,7 +31,13 @@ from chainproof.graphs.prompting import compact_json
 from chainproof.graphs.spec import ChainSpec, PlanStep
 from chainproof.graphs.view import ChainView
 from chainproof.tools.dossier import resolve_dossier
-from chainproof.tools.portfolio import RiskThresholds, portfolio_risk, position_risk, read_portfolio
+from chainproof.tools.portfolio import (
+    RiskThresholds,
+    portfolio_dossiers,
+    portfolio_risk,
+    position_risk,
+    read_portfolio,
+)
 
 Rating = Literal["low", "medium", "high"]
 _THRESHOLDS = tuple(RiskThresholds.model_fields)
@@ -164,6 +171,7 @@ class PositionRisk(_RiskSpec):
 
     name = "position-risk"
     inputs_model = PositionRiskInputs
+    path_inputs = ("dossier",)
 
     def validate_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
         values = super().validate_inputs(inputs)
@@ -210,6 +218,16 @@ class PortfolioScan(_RiskSpec):
 
     name = "portfolio-scan"
     inputs_model = PortfolioScanInputs
+    path_inputs = ("portfolio",)
+
+    def input_paths(self, inputs: dict[str, Any]) -> Iterator[tuple[str, Path]]:
+        """The portfolio file, then (read only once the caller let the file pass) each row's
+        ``dossier`` folder as :func:`read_portfolio` resolves it (from the file's folder)."""
+        for field, path in super().input_paths(inputs):
+            yield field, path
+            if field == "portfolio" and path.is_file():
+                for line, given in portfolio_dossiers(path):
+                    yield f"portfolio line {line}: dossier", path.parent / Path(given).expanduser()
 
     def validate_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
         values = super().validate_inputs(inputs)

@@ -9,6 +9,8 @@ its final decision is asked for and checked, and its report. The orchestrator
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from langchain_core.tools import BaseTool
@@ -185,6 +187,10 @@ class ChainSpec(Generic[DecisionT]):
             run is recorded); an instrumented graph calls its own.
         inputs_given_only: keep only the input fields given, not the model's defaults (an
             instrumented graph: LangGraph leaves a state's optional keys absent).
+        path_inputs: the input fields that name a file or folder the run reads (a dossier folder, a
+            document, a portfolio file). Runs started from the web app may read these only inside
+            the allowed folders (``chainproof._start.check_input_paths``); a graph with other path
+            inputs must list them here (or override :meth:`input_paths`) to be checked.
         evidence_tokens: the budget of a step's cited evidence (``PlanStep.evidence``), in tokens
             estimated as characters / 4 (1,500: room for five findings with their data; a
             judgement, not a fit).
@@ -202,6 +208,7 @@ class ChainSpec(Generic[DecisionT]):
     max_iterations: ClassVar[int] = 30
     uses_chainproof_models: ClassVar[bool] = True
     inputs_given_only: ClassVar[bool] = False
+    path_inputs: ClassVar[tuple[str, ...]] = ()
     evidence_tokens: ClassVar[int] = 1500
     system_prompt: ClassVar[str] = (
         "You are a careful analyst. Use only the facts given to you. Never compute or invent numbers: "
@@ -218,6 +225,17 @@ class ChainSpec(Generic[DecisionT]):
             return self.description
         first_paragraph = (type(self).__doc__ or "").strip().split("\n\n")[0]
         return " ".join(first_paragraph.split())
+
+    def input_paths(self, inputs: dict[str, Any]) -> Iterator[tuple[str, Path]]:
+        """``(field, path)`` for every file or folder the raw ``inputs`` make the run read, before
+        :meth:`validate_inputs` opens any: the :attr:`path_inputs` given as non-blank text, a
+        relative path as the graph reads it (from the working directory). Lazy, so a caller can
+        refuse a path before a later one is looked for inside it. Override to add paths named
+        inside an input file (call ``super().input_paths`` first)."""
+        for name in self.path_inputs:
+            value = inputs.get(name)
+            if isinstance(value, str) and value.strip():
+                yield name, Path(value.strip()).expanduser()
 
     def validate_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
         """Check and normalise the run inputs before anything runs. Returns the inputs to store

@@ -58,6 +58,7 @@ __all__ = [
     "MAX_DAYS_AFTER_LAST_PRICE",
     "load_dossier",
     "bundled_dossier",
+    "bundled_root",
     "bundled_tickers",
     "resolve_dossier",
     "check_as_of",
@@ -65,13 +66,14 @@ __all__ = [
 ]
 
 
-def _bundled_root() -> Path:
+def bundled_root() -> Path:
+    """The folder of the dossiers shipped with Chainproof (``tools/dossiers/``)."""
     return Path(str(resources.files(__package__ or "chainproof.tools") / "dossiers"))
 
 
 def bundled_tickers() -> list[str]:
     """Tickers of the dossiers shipped under ``tools/dossiers/``, sorted."""
-    root = _bundled_root()
+    root = bundled_root()
     if not root.is_dir():
         return []
     return sorted(p.name for p in root.iterdir() if (p / "dossier.toml").is_file())
@@ -86,7 +88,7 @@ def bundled_dossier(ticker: str) -> Path:
     key = ticker.strip().upper()
     if key not in available:
         raise DossierError(f"no bundled dossier for ticker {ticker!r}; available: {', '.join(available) or '(none)'}")
-    return _bundled_root() / key
+    return bundled_root() / key
 
 
 _TICKER_RE = re.compile(r"[A-Za-z][A-Za-z0-9.\-]{0,9}")

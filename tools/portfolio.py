@@ -30,7 +30,7 @@ from chainproof.tools.dossier import DossierError, load_dossier, resolve_dossier
 from chainproof.tools.market_risk import market_risk
 from chainproof.tools.sentiment import headline_sentiment
 
-__all__ = ["Position", "RiskThresholds", "read_portfolio", "position_risk", "portfolio_risk", "rating_of"]
+__all__ = ["Position", "RiskThresholds", "portfolio_dossiers", "read_portfolio", "position_risk", "portfolio_risk", "rating_of"]
 
 MAX_POSITIONS = 10_000
 
@@ -52,6 +52,18 @@ class RiskThresholds(BaseModel):
     drawdown_high: float = Field(default=-0.35, lt=0)
     sentiment_high: float = Field(default=-0.25, ge=-1, le=1)
     portfolio_var95_high: float = Field(default=0.02, gt=0)
+
+
+def portfolio_dossiers(path: str | Path) -> list[tuple[int, str]]:
+    """``(line, dossier as written)`` of each row of the portfolio CSV at ``path`` that names a
+    dossier folder (relative to the CSV's folder), without resolving or opening any: what a caller
+    checks before :func:`read_portfolio` looks at those folders. Size-limited
+    (``tools/input_files.py``); ``InputFileError`` naming the file."""
+    from chainproof.tools.input_files import open_text
+
+    rows = csv.DictReader(open_text(path, "portfolio"))
+    return [(n, (row.get("dossier") or "").strip()) for n, row in enumerate(rows, start=2)
+            if isinstance(row.get("dossier"), str) and row["dossier"].strip()]
 
 
 def read_portfolio(path: str | Path) -> list[Position]:

@@ -101,8 +101,10 @@ def login(username: Annotated[str, typer.Argument(help="Your account.")],
     with _accounts() as accounts:
         who = accounts.login(username, _password_once(password_stdin), client="cli")
         token, cid = accounts.issue_token(who, label or f"cli {os.uname().nodename}")
+    from chainproof._private_files import private_dir
+
     path = credentials_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump({"username": who.username, "credential_id": cid, "token": token}, handle)

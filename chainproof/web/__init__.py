@@ -66,12 +66,37 @@ def create_app(engine: Chainproof | None = None, *, workers: int = 4) -> FastAPI
     return app
 
 
+def exposure_warning(host: str) -> str | None:
+    """The warning for listening on ``host`` beyond this machine (anything but a loopback address
+    or ``localhost``), or None: the app speaks plain HTTP, so others must reach it through a
+    reverse proxy with TLS (README, "Behind a reverse proxy with TLS")."""
+    import ipaddress
+
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(name).is_loopback:
+            return None
+    except ValueError:  # a host name: it may resolve to any interface
+        pass
+    return (f"warning: listening on {host}, beyond this machine, over plain HTTP: passwords, session cookies and "
+            "run data would cross the network unencrypted (and Secure cookies are not sent over HTTP). Keep "
+            "chainproof serve on 127.0.0.1 behind a reverse proxy with TLS (README: 'Behind a reverse proxy with TLS').")
+
+
 def serve(host: str = "127.0.0.1", port: int = 8000, **uvicorn_options: Any) -> None:
     """Run the app with uvicorn on ``host:port`` until interrupted (127.0.0.1 by default: put a
-    reverse proxy with TLS in front to serve others; cookies are ``Secure``)."""
+    reverse proxy with TLS in front to serve others; cookies are ``Secure``). Any other host gets
+    :func:`exposure_warning` on stderr first."""
+    import sys
+
     import uvicorn
 
+    warning = exposure_warning(host)
+    if warning is not None:
+        print(warning, file=sys.stderr, flush=True)
     uvicorn.run(create_app(), host=host, port=port, **uvicorn_options)
 
 
-__all__ = ["create_app", "serve"]
+__all__ = ["create_app", "exposure_warning", "serve"]

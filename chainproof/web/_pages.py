@@ -25,8 +25,15 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from chainproof.checkpoints.accounts import Principal
-from chainproof.errors import LoginThrottled, NotAuthenticated, NotPermitted
-from chainproof.web._security import CSRF_COOKIE, PAGE_CSP, SESSION_COOKIE
+from chainproof.errors import InputError, LoginThrottled, NotAuthenticated, NotPermitted
+from chainproof.web._security import (
+    CSRF_COOKIE,
+    NAME_MAX_CHARS,
+    PAGE_CSP,
+    SESSION_COOKIE,
+    TEXT_MAX_CHARS,
+    from_this_site,
+)
 
 router = APIRouter(include_in_schema=False)
 _ENV = Environment(loader=PackageLoader("chainproof.web", "templates"), autoescape=True, undefined=StrictUndefined,
@@ -75,10 +82,20 @@ def need(who: Principal, *roles: str) -> Principal:
     return who
 
 
+JSON_FIELDS = frozenset({"edited", "inputs_json"})
+"""Form fields holding a whole JSON document: limited by the request body limit only."""
+
+
 async def posted(request: Request) -> dict[str, str]:
-    """The posted form's text fields (dependency; the last value of a repeated name wins)."""
+    """The posted form's text fields (dependency; the last value of a repeated name wins).
+    ``InputError`` naming the field and the limit for a field longer than
+    :data:`~chainproof.web._security.TEXT_MAX_CHARS` characters (but :data:`JSON_FIELDS`)."""
     form = await request.form()
-    return {k: v for k, v in form.multi_items() if isinstance(v, str)}
+    fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+    for name, value in fields.items():
+        if len(value) > TEXT_MAX_CHARS and name not in JSON_FIELDS:
+            raise InputError(f"{name[:NAME_MAX_CHARS]}: at most {TEXT_MAX_CHARS:,} characters, got {len(value):,}")
+    return fields
 
 
 Form = Annotated[dict[str, str], Depends(posted)]
@@ -125,6 +142,7 @@ def login_page(request: Request, next: str | None = None) -> HTMLResponse:
 @router.post("/login")
 def login(request: Request, form: Form) -> Response:
     """Sign in with the form's username and password: the API's session and CSRF cookies, then to ``next``."""
+    from_this_site(request)  # 403 for a sign-in sent from another site (login CSRF)
     store, secure = request.app.state.accounts, request.app.state.settings.auth.secure_cookies
     username, target = form.get("username", ""), _safe_next(form.get("next"))
     try:

@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from chainproof.checkpoints.accounts import Principal
-from chainproof.errors import ApprovalRefused, InputError, RunNotFound
+from chainproof.errors import ApprovalRefused, ApproverNotAllowed, InputError, RunNotFound
 from chainproof.web import _json
 from chainproof.web._forms import diff, form_fields, read_form, schema_of_values
 from chainproof.web._pages import Form, need, poster, render, viewer
@@ -39,17 +39,19 @@ def _evidence(proposed: Any) -> list[str]:
 
 @router.get("/inbox")
 def inbox_page(request: Request, who: Viewer) -> HTMLResponse:
-    """Open requests across the runs ``who`` may see; approvers get the decision forms."""
+    """Open requests across the runs ``who`` may see; the decision forms only on the requests
+    the run's approval policy lets ``who`` answer (``may_decide``; ``decide`` refuses the others)."""
     need(who, *INBOX)
     rows = pending_rows(request.app.state, who, limit=200)
     for row in rows:
         row["evidence"] = _evidence(row["proposed"])
-    return render(request, "inbox.html", who=who, requests=rows, can_decide=who.has("approver"))
+    return render(request, "inbox.html", who=who, requests=rows)
 
 
 def _request(request: Request, who: Principal, run_id: str, request_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The open request and the JSON schema its edits must fit (from the graph's
-    ``approval_schema``; the proposal's own shape when the graph gives none)."""
+    ``approval_schema``; the proposal's own shape when the graph gives none).
+    ``ApproverNotAllowed`` (403) when the run's policy does not let ``who`` decide it."""
     from chainproof.graphs.registry import get_spec
 
     visible_run(request, run_id, who)
@@ -57,6 +59,8 @@ def _request(request: Request, who: Principal, run_id: str, request_id: str) -> 
                 if r["run_id"] == run_id and r["request_id"] == request_id), None)
     if row is None:
         raise RunNotFound(f"request_id: no open request {request_id!r} on run {run_id}; it may have been decided")
+    if not row["may_decide"]:
+        raise ApproverNotAllowed(f"approver: {who.username!r} may not decide for graph {row['graph']} (its approval policy)")
     model = get_spec(row["graph"]).approval_schema(row["request_subject"] or "decision")
     return row, (model.model_json_schema() if model is not None else schema_of_values(row["proposed"] or {}))
 

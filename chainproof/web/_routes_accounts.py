@@ -15,32 +15,37 @@ from pydantic import BaseModel, Field
 from chainproof.checkpoints.accounts import Principal
 from chainproof.checkpoints.auth_log import auth_events, verify_auth_log
 from chainproof.web._json import jsonable
-from chainproof.web._security import CSRF_COOKIE, SESSION_COOKIE, principal, role
+from chainproof.web._security import CSRF_COOKIE, NAME_MAX_CHARS, SESSION_COOKIE, from_this_site, principal, role
 
 router = APIRouter(prefix="/api", tags=["accounts"])
 Me = Annotated[Principal, Depends(principal)]
 Admin = Annotated[Principal, Depends(role("admin"))]
 
 
+PASSWORD_MAX_CHARS = 1024
+"""The longest password accepted (argon2 hashes any length; this only bounds the work)."""
+Name = Annotated[str, Field(max_length=NAME_MAX_CHARS)]
+
+
 class Login(BaseModel):
-    username: str
-    password: str = Field(repr=False)
+    username: Name
+    password: str = Field(repr=False, max_length=PASSWORD_MAX_CHARS)
 
 
 class NewToken(BaseModel):
-    label: str | None = Field(default=None, max_length=200)
+    label: Name | None = None
 
 
 class NewAccount(BaseModel):
-    username: str
-    password: str = Field(repr=False)
-    roles: list[str]
-    display_name: str | None = None
-    department: str | None = None
+    username: Name
+    password: str = Field(repr=False, max_length=PASSWORD_MAX_CHARS)
+    roles: list[Name] = Field(max_length=50)
+    display_name: Name | None = None
+    department: Name | None = None
 
 
 class AccountChange(BaseModel):
-    roles: list[str] | None = None
+    roles: list[Name] | None = Field(default=None, max_length=50)
     disabled: bool | None = None
 
 
@@ -51,6 +56,8 @@ def _me(who: Principal) -> dict[str, Any]:
 
 @router.post("/login", summary="Sign in: session cookie and CSRF token")
 def login(body: Login, request: Request, response: Response) -> dict[str, Any]:
+    """403 for a sign-in a browser sent from another site (``_security.from_this_site``)."""
+    from_this_site(request)
     store, secure = request.app.state.accounts, request.app.state.settings.auth.secure_cookies
     who = store.login(body.username, body.password, client=request.client.host if request.client else None)
     session, csrf, who = store.open_session(who)

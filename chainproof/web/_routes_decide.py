@@ -1,8 +1,8 @@
 """The approval inbox: pending requests, and approve / reject / edit bound to one request.
 
 A decision goes through :meth:`chainproof.app.Chainproof.decide` with the signed-in account as
-the approver (never a typed name): the request id, the checkpoint the run paused at and, when the
-client sends it, the hash of the proposal the approver saw must all still hold; a stale or second
+the approver (never a typed name): the request id, the checkpoint the run paused at and the hash
+of the proposal the approver saw (``proposed_hash``, required: 422 without it) must all still hold; a stale or second
 decision is refused with 409 and nothing recorded. The decision is recorded before the response;
 the run then continues in the background (``resume`` applies the recorded decision).
 """
@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from chainproof.checkpoints.accounts import Principal
 from chainproof.web import _json
 from chainproof.web._routes_runs import visible_run
-from chainproof.web._security import role, sees
+from chainproof.web._security import NAME_MAX_CHARS, TEXT_MAX_CHARS, role, sees
 
 router = APIRouter(prefix="/api", tags=["approvals"])
 
@@ -37,23 +37,49 @@ class Decision(BaseModel):
     """One answer to a pending request (as ``chainproof approve|reject|edit``)."""
 
     action: Literal["approve", "reject", "edit"]
-    request_id: str = Field(min_length=1, description="the request answered (from /api/pending or the paused event)")
-    proposed_hash: str | None = Field(default=None, description="SHA-256 of the proposal you saw; refused if it changed")
-    comment: str | None = Field(default=None, description="required to reject")
+    request_id: str = Field(min_length=1, max_length=NAME_MAX_CHARS,
+                            description="the request answered (from /api/pending or the paused event)")
+    proposed_hash: str = Field(pattern="^[0-9a-f]{64}$",
+                               description="SHA-256 (hex) of the proposal you saw, from /api/pending or the paused "
+                                           "event: required, so a decision never applies to a proposal its "
+                                           "approver did not see; refused (409) if it changed")
+    comment: str | None = Field(default=None, max_length=TEXT_MAX_CHARS, description="required to reject")
     edited: dict[str, Any] | None = Field(default=None, description="edit: the whole replacement proposal")
-    changes: list[str] | None = Field(default=None, description="edit: FIELD=VALUE assignments (VALUE as JSON if it parses)")
+    changes: list[Annotated[str, Field(max_length=TEXT_MAX_CHARS)]] | None = Field(
+        default=None, max_length=200, description="edit: FIELD=VALUE assignments (VALUE as JSON if it parses)")
     signature: SignatureIn | None = Field(default=None, description="required when the run's policy has require_signature")
+
+
+def may_decide(state: Any, who: Principal, run: Any) -> bool:
+    """Whether ``who`` holds the approver role and the approval policy ``run`` started with (its
+    ``run_started`` record; ``_wiring.recorded_policy``) allows the account by name or policy
+    role: what ``Chainproof.decide`` checks, asked before offering the decision."""
+    from chainproof import _wiring
+    from chainproof.errors import GraphNotFound
+    from chainproof.graphs.registry import get_spec
+
+    if not who.has("approver"):
+        return False
+    started = state.reader.last_event(run.run_id, "run_started")
+    try:
+        policy = _wiring.recorded_policy((started.detail or {}) if started is not None else {}, state.settings,
+                                         run.graph, get_spec(run.graph))
+    except GraphNotFound:  # a graph no longer installed: the decision would be refused anyway
+        return False
+    return policy.allows(who.username, {who.username: sorted(who.roles)})
 
 
 def pending_rows(state: Any, who: Principal, limit: int = 50) -> list[dict[str, Any]]:
     """Open requests ``who`` may see, newest runs first: run, graph, subject, department,
     request id, step, proposal and its hash, question, the reasons approval was asked, created_at,
-    and ``signing``: the fields a client signature binds that come from the pause (run, thread,
-    checkpoint, interrupt, request, proposal hash). Shared by the API and the inbox page."""
+    ``may_decide`` (:func:`may_decide`: whether ``who`` may answer it) and ``signing``: the fields
+    a client signature binds that come from the pause (run, thread, checkpoint, interrupt,
+    request, proposal hash). Shared by the API and the inbox page."""
     out: list[dict[str, Any]] = []
     for run, rows in state.reader.open_requests():
         if not sees(who, run, state.settings.auth.analysts_see_all_runs):
             continue
+        allowed = may_decide(state, who, run)
         paused = state.reader.last_event(run.run_id, "run_paused")
         binding = (paused.detail or {}) if paused is not None else {}
         for r in rows:
@@ -66,7 +92,7 @@ def pending_rows(state: Any, who: Principal, limit: int = 50) -> list[dict[str, 
                                        "proposed_hash": r.proposed_hash, "question": r.payload.get("question"),
                                        "request_subject": r.payload.get("subject"),
                                        "reasons": r.payload.get("reasons"), "proposed": r.payload.get("proposed"),
-                                       "created_at": r.created_at}))
+                                       "created_at": r.created_at, "may_decide": allowed}))
     return out[:limit]
 
 
@@ -101,4 +127,4 @@ def decide(run_id: str, body: Decision, request: Request,
     return submit_decision(request, who, run_id, body)
 
 
-__all__ = ["Decision", "SignatureIn", "pending_rows", "router", "submit_decision"]
+__all__ = ["Decision", "SignatureIn", "may_decide", "pending_rows", "router", "submit_decision"]

@@ -11,11 +11,11 @@ from fastapi.sse import EventSourceResponse
 from pydantic import BaseModel, Field
 
 from chainproof._live import MAX_SEQ
-from chainproof._start import check_person, start_budget
+from chainproof._start import check_input_paths, check_person, start_budget
 from chainproof.checkpoints.accounts import Principal
-from chainproof.errors import InputError, NotPermitted, RunNotFound
+from chainproof.errors import InputError, NotAuthenticated, NotPermitted, RunNotFound
 from chainproof.web import _json, _sse
-from chainproof.web._security import principal, role, sees
+from chainproof.web._security import NAME_MAX_CHARS, principal, role, sees
 
 router = APIRouter(prefix="/api", tags=["runs"])
 READERS = ("analyst", "approver", "auditor")
@@ -26,9 +26,9 @@ Analyst = Annotated[Principal, Depends(role("analyst"))]
 class StartRun(BaseModel):
     """A run to start (as ``chainproof run``): inputs are checked against the graph's input model."""
 
-    graph: str
+    graph: str = Field(max_length=NAME_MAX_CHARS)
     inputs: dict[str, Any] = Field(default_factory=dict)
-    department: str | None = Field(default=None, description="default: the analyst's department")
+    department: str | None = Field(default=None, max_length=NAME_MAX_CHARS, description="default: the analyst's department")
     effort: Literal["low", "medium", "high"] | None = None
     max_steps: int | None = Field(default=None, gt=0, description="plan steps")
     review_every: int | None = Field(default=None, gt=0)
@@ -73,7 +73,8 @@ def graphs(who: Annotated[Principal, Depends(principal)]) -> list[dict[str, Any]
 
 
 def start_run(state: Any, who: Principal, body: StartRun) -> str:
-    """Check ``body`` (department allowed, graph known, inputs valid: ``InputError`` naming the
+    """Check ``body`` (department allowed, graph known, the files and folders its inputs name
+    inside the allowed folders (``web.input_dirs``), inputs valid: ``InputError`` naming the
     field) and start the run in the background as ``who``; returns its run id. Shared by the API
     and the new-run page."""
     from chainproof.graphs.registry import get_spec
@@ -82,6 +83,8 @@ def start_run(state: Any, who: Principal, body: StartRun) -> str:
     if department != who.department and not state.settings.auth.analysts_see_all_runs:
         raise NotPermitted(f"department: {who.username} starts runs for {who.department!r} only, not {department!r}")
     spec = get_spec(body.graph)  # GraphNotFound: 404
+    settings = state.settings
+    check_input_paths(spec, body.inputs, settings.web.input_roots(settings.home))  # before the graph opens any
     try:  # checked here so bad input is a 422 now, not a failed job later
         spec.validate_inputs(dict(body.inputs))
     except ValueError as exc:
@@ -171,8 +174,22 @@ async def events(run_id: str, request: Request, _run: Annotated[Any, Depends(_vi
                  after: Annotated[int | None, Query(ge=0, le=MAX_SEQ, description="resume after this seq when no Last-Event-ID "
                                                                      "is sent (a page reopening its stream)")] = None):
     start_seq = last_event_id if last_event_id is not None else (after or 0)
-    async for event in _sse.stream(request.app.state.reader, run_id, start_seq, _connected(request)):
+    async for event in _sse.stream(request.app.state.reader, run_id, start_seq, _connected(request),
+                                   _still_allowed(request, run_id)):
         yield event
+
+
+def _still_allowed(request: Request, run_id: str) -> Any:
+    """Whether the stream's credentials still hold and still see the run (checked again while it
+    streams: a revoked token or session, a disabled account or a lost role ends it)."""
+    def check() -> bool:
+        try:
+            visible_run(request, run_id, role(*READERS)(principal(request)))
+        except (NotAuthenticated, NotPermitted, RunNotFound):
+            return False
+        return True
+
+    return check
 
 
 def _connected(request: Request) -> Any:

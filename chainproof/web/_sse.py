@@ -10,11 +10,17 @@ open (FastAPI sends a keep-alive comment every 15 s) until the run completes, wh
 event sent; a failed run may be resumed, so its stream stays open too. Unlike LangGraph
 Platform's streams (which end after a fixed time and drop what was sent while a client was away),
 nothing is held in memory per client beyond the last seq sent and the run's approval requests.
+
+A stream ends when its reader may no longer see the run: every :data:`AUTH_RECHECK_S` seconds the
+request's credentials are checked again (``allowed``), so a revoked token or session, a disabled
+account or a role taken away stops the stream within that time (a browser's ``EventSource`` then
+reconnects and gets 401 or 404).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -26,13 +32,23 @@ from chainproof.checkpoints.audit_read import AuditReader
 TABLES = LIVE_TABLES
 POLL_S = 0.1
 """How often the store is asked for new records, in seconds (one indexed query per table)."""
+AUTH_RECHECK_S = 2.0
+"""How often a stream's credentials are checked again, in seconds (one query; a revoked token
+stops the stream within this time)."""
 
 
-async def stream(reader: AuditReader, run_id: str, after_seq: int, is_connected: Any) -> AsyncIterator[ServerSentEvent]:
-    """The run's events after ``after_seq`` (see the module docstring), until it completes or the
-    client goes away (``is_connected``: an async callable returning False then)."""
+async def stream(reader: AuditReader, run_id: str, after_seq: int, is_connected: Any,
+                 allowed: Callable[[], bool] = lambda: True) -> AsyncIterator[ServerSentEvent]:
+    """The run's events after ``after_seq`` (see the module docstring), until it completes, the
+    client goes away (``is_connected``: an async callable returning False then) or ``allowed``
+    (called in a worker thread every :data:`AUTH_RECHECK_S` s) returns False."""
     live = await anyio.to_thread.run_sync(LiveReader, reader, run_id, after_seq)
+    checked = time.monotonic()
     while True:
+        if time.monotonic() - checked >= AUTH_RECHECK_S:
+            if not await anyio.to_thread.run_sync(allowed):
+                return
+            checked = time.monotonic()
         found = await anyio.to_thread.run_sync(live.batch)
         for event in found:
             yield ServerSentEvent(event=event.type, id=str(event.seq), data=event.data())
@@ -42,4 +58,4 @@ async def stream(reader: AuditReader, run_id: str, after_seq: int, is_connected:
             await anyio.sleep(POLL_S)
 
 
-__all__ = ["POLL_S", "TABLES", "stream", "to_event"]
+__all__ = ["AUTH_RECHECK_S", "POLL_S", "TABLES", "stream", "to_event"]

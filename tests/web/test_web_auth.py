@@ -24,7 +24,7 @@ def test_roles_allowed_and_refused(web):
     assert root.get(f"/api/runs/{run_id}/trace").status_code == 403 and root.get("/api/pending").status_code == 403
     assert [r["run_id"] for r in aud.get("/api/runs").json()] == [run_id]
     [req] = aud.get("/api/pending").json()
-    body = {"action": "approve", "request_id": req["request_id"]}
+    body = {"action": "approve", "request_id": req["request_id"], "proposed_hash": req["proposed_hash"]}
     for who in (ana, aud, root):
         assert who.post(f"/api/runs/{run_id}/decisions", json=body).status_code == 403
     assert aud.post(f"/api/runs/{run_id}/resume", json={}).status_code == 403
@@ -63,16 +63,16 @@ def test_stale_and_second_decisions_are_refused_and_edits_are_checked(web):
     url = f"/api/runs/{run_id}/decisions"
     r = dana.post(url, json={"action": "approve", "request_id": req["request_id"], "proposed_hash": "0" * 64})
     assert r.status_code == 409 and "proposed_hash" in r.json()["detail"]
-    r = dana.post(url, json={"action": "edit", "request_id": req["request_id"], "changes": ["verdict=\"maybe\""]})
+    seen = {"request_id": req["request_id"], "proposed_hash": req["proposed_hash"]}
+    r = dana.post(url, json={"action": "edit", **seen, "changes": ["verdict=\"maybe\""]})
     assert r.status_code in (409, 422) and "verdict" in r.json()["detail"]
-    assert dana.post(url, json={"action": "reject", "request_id": req["request_id"]}).status_code in (409, 422)
-    r = dana.post(url, json={"action": "edit", "request_id": req["request_id"], "changes": ["verdict=\"no\""],
-                             "comment": "<b>too thin</b>"})
+    assert dana.post(url, json={"action": "reject", **seen}).status_code in (409, 422)
+    r = dana.post(url, json={"action": "edit", **seen, "changes": ["verdict=\"no\""], "comment": "<b>too thin</b>"})
     assert r.status_code == 202, r.text
-    r = dana.post(url, json={"action": "approve", "request_id": req["request_id"]})
+    r = dana.post(url, json={"action": "approve", **seen})
     assert r.status_code == 409  # a second decision
     web.wait(ana, run_id, "completed")
-    assert dana.post(url, json={"action": "approve", "request_id": req["request_id"]}).status_code == 409
+    assert dana.post(url, json={"action": "approve", **seen}).status_code == 409
     decisions = [a for a in web.engine.audit.records_of(run_id, "approvals") if a.action != "requested"]
     assert [(d.action, d.approver) for d in decisions] == [("edit", "dana")]
     assert decisions[0].payload["edited"]["verdict"] == "no"

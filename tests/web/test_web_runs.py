@@ -178,6 +178,7 @@ def test_terminal_watch_shows_the_same_events_as_the_sse_stream(web):
 def test_a_last_event_id_beyond_any_sequence_number_is_refused_not_a_broken_stream(web):
     ana = web.client("ana")
     run_id = start(web, ana)
+    web.wait(ana, run_id, "paused")  # recorded: an unknown run would be 404 before its headers are read
     for headers, params in (({"Last-Event-ID": "99999999999999999999999"}, {}), ({}, {"after": 2**63})):
         r = ana.get(f"/api/runs/{run_id}/events", headers=headers, params=params)
         assert r.status_code == 422, r.text

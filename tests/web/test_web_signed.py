@@ -27,12 +27,14 @@ def test_a_client_signed_decision_is_accepted_and_others_refused(web, tmp_path):
     now = datetime.now(UTC).isoformat()
     statement = decision_statement(**req["signing"], action="approve", edited=None, comment=None, approver="dana",
                                    key_id=key.key_id, decided_at=now)
-    url, body = f"/api/runs/{run_id}/decisions", {"action": "approve", "request_id": req["request_id"]}
+    url, body = f"/api/runs/{run_id}/decisions", {"action": "approve", "request_id": req["request_id"],
+                                                  "proposed_hash": req["proposed_hash"]}
     unsigned = dana.post(url, json=body)
     assert unsigned.status_code == 403 and "signature: the approval policy" in unsigned.json()["detail"]
     malformed = dana.post(url, json={**body, "signature": {"key_id": key.key_id, "signature": "xx", "decided_at": now}})
     assert malformed.status_code in (400, 422) and "signature: expected 64 bytes" in malformed.text
     as_reject = dana.post(url, json={"action": "reject", "comment": "no", "request_id": req["request_id"],
+                                     "proposed_hash": req["proposed_hash"],
                                      "signature": {"key_id": key.key_id, "signature": key.sign(statement), "decided_at": now}})
     assert as_reject.status_code == 403 and "does not verify" in as_reject.json()["detail"]
     assert [a for a in web.engine.audit.records_of(run_id, ApprovalRecord) if a.action != "requested"] == []

@@ -1,7 +1,8 @@
 // The live run page: the run's SSE stream (/api/runs/ID/events, the same stream the API serves)
 // appended to the timeline as steps start and finish. Text goes in with textContent only, never as HTML.
 // If the stream fails (e.g. the run is not recorded yet), it is reopened after the last event
-// received (?after=SEQ), so nothing is missed or shown twice.
+// received (?after=SEQ), so nothing is missed or shown twice; not once the session has ended (the
+// server ends a stream whose credentials were revoked).
 (function () {
   "use strict";
   var list = document.getElementById("timeline");
@@ -67,8 +68,14 @@
       });
     });
     source.onerror = function () {
-      if (source.readyState === EventSource.CLOSED && !done) {  // refused or ended: reopen after the last event
-        setTimeout(open, 1000);
+      if (source.readyState === EventSource.CLOSED && !done) {  // refused or ended: reopen after the last event,
+        fetch("/api/me", {credentials: "same-origin"}).then(function (r) {  // unless the session is over
+          if (r.status === 401) {
+            note.textContent = "Your session has ended: sign in again to keep watching this run.";
+            return;
+          }
+          setTimeout(open, 1000);
+        }, function () { setTimeout(open, 1000); });
       }
     };
   }

@@ -7,6 +7,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from chainproof._private_files import private_dir
 from chainproof._terminal import for_markdown
 from chainproof.checkpoints.audit_hashing import sha256_hex
 from chainproof.graphs._engine.context import ChainContext
@@ -37,7 +38,7 @@ def report(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
             if not (isinstance(alert, dict) and {"level", "subject", "message"} <= set(alert)):
                 raise ValueError(f"alerts: expected objects with level, subject and message, got {alert!r}")
         if ctx.write_reports:
-            ctx.reports_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(ctx.reports_dir)  # 0700 when created here (chainproof/_private_files.py)
             path.write_text(text, encoding="utf-8")
             if charts:
                 (ctx.reports_dir / state["run_id"]).mkdir(exist_ok=True)
