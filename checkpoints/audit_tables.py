@@ -305,6 +305,20 @@ approval_policies = Table(
 """Versioned approval policies per graph, changed only by an admin (``chainproof policy``;
 revision 0007). The newest version of a graph is in force; runs bind to the version at their start."""
 
+store_options = Table(
+    "store_options", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False),  # e.g. require_signature
+    Column("version", Integer, nullable=False),
+    Column("value", JSON, nullable=False),
+    Column("created_at", _TS, nullable=False, default=utcnow),
+    Column("created_by", String(200), nullable=False),
+    UniqueConstraint("name", "version", name="uq_store_options_name_version"),
+)
+"""Store-wide defaults, versioned like the policies (revision 0009): version 1 is written when the
+store is created (or, for an older store, by the migration that added the table), later versions
+only by an admin (``chainproof policy set --store``). The newest version of a name is in force."""
+
 step_attempts = Table(
     "step_attempts", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -376,4 +390,4 @@ OPTIONAL_COLUMNS: dict[str, frozenset[str]] = {name: frozenset() for name in ZDR
 __all__ = ["CHAINED", "GENESIS", "LEAF_TABLE_CODES", "OPTIONAL_COLUMNS", "REPLAY_IGNORE", "ZDR_FIELDS", "accounts",
           "approval_policies", "approvals", "approver_keys", "auth_events", "check_lengths", "credentials",
           "effect_journal", "events", "merkle_leaves", "metadata", "model_calls", "reasoning_cache", "reviews",
-          "runs", "step_attempts", "steps", "tool_calls", "utcnow", "worker_heartbeats"]
+          "runs", "step_attempts", "steps", "store_options", "tool_calls", "utcnow", "worker_heartbeats"]

@@ -19,7 +19,7 @@ from testkit.pg import fresh_database, pg_unreachable
 
 TABLES = {"runs", "steps", "model_calls", "tool_calls", "approvals", "reviews", "events", "reasoning_cache",
           "merkle_leaves", "accounts", "credentials", "auth_events", "approver_keys", "approval_policies",
-          "step_attempts", "effect_journal", "worker_heartbeats", "alembic_version"}
+          "step_attempts", "effect_journal", "worker_heartbeats", "store_options", "alembic_version"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

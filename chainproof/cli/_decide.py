@@ -32,9 +32,18 @@ def finish(result: Any) -> None:
         console.print(f"recorded; run {result.run_id} is queued and a `chainproof worker` continues it "
                       f"(chainproof show {result.run_id})", highlight=False)
     elif result.status == "paused":
-        views.print_pause(console, result)
+        views.print_pause(console, result, signed=_requires_signature(result.run_id) if result.requests else False)
     else:
         views.print_completed(console, result)
+
+
+def _requires_signature(run_id: str) -> bool:
+    """Whether the approval policy ``run_id`` is bound to (its ``run_started`` record) requires
+    signed decisions."""
+    with cli.read_store() as (_, store):
+        started = store.last_event(run_id, "run_started")
+    policy = (started.detail or {}).get("approval_policy") if started is not None else None
+    return isinstance(policy, dict) and policy.get("require_signature") is True
 
 
 def _signer(key: Path | None) -> Any:
