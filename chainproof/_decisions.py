@@ -141,10 +141,16 @@ def _signing_key(audit: AuditStore, required: bool, signer: KeySigner | ClientSi
     or a typed name or account that is not the key's approver."""
     if signer is None:
         if required:
+            from chainproof.checkpoints._approver_keys import default_key_path
+
+            public = default_key_path().with_suffix(".pub")
+            name = (approver or (principal.username if principal is not None else "") or "YOUR NAME").strip()
             raise ApproverNotAllowed(
-                f"signature: the approval policy run {run.run_id} is bound to requires a signed decision; create a key "
-                "with `chainproof keys create`, have an admin register it (`chainproof approvers add NAME --public-key "
-                "FILE`) and decide with it (--key FILE); nothing was decided")
+                f"signature: the approval policy run {run.run_id} is bound to requires a signed decision, and this "
+                f"one is unsigned (no --key, no {default_key_path()}); nothing was decided. To sign: create your key "
+                f"with `chainproof keys create`; an admin (signed in with `chainproof login ADMIN`) registers it with "
+                f"`chainproof approvers add \"{name}\" --public-key {public}`; then run the same "
+                "command again (the key file is used by default, or give --key FILE). README: \"Signed decisions\"")
         return None
     key = ApproverKeys(audit.engine).active(signer.key_id)
     for claimed, what in ((approver, "--as"), (principal.username if principal is not None else None, "signed-in account")):

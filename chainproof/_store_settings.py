@@ -48,6 +48,20 @@ class LogSettings(BaseModel):
     head_sinks: list[Path] | None = None
 
 
+class ApprovalsSettings(BaseModel):
+    """``[approvals]``: options a store takes when it is created.
+
+    ``require_signature`` (default true): a store created with it requires every approve, reject
+    and edit to carry an Ed25519 signature of a registered approver key, for every graph without
+    its own stored policy (README "Signed decisions"). It is read once, by the process that creates
+    the store (like an ``initdb`` option), and recorded in the store (``store_settings``); afterwards
+    a caller's TOML or environment changes nothing, and only an admin's audited
+    ``chainproof policy set --store require_signature=…`` does. A store created before this option
+    existed keeps unsigned decisions until an admin turns them on."""
+
+    require_signature: bool = True
+
+
 class StoreSettings(BaseSettings):
     """Where the stores are, and what read-only commands read (see the module docstring); sources
     and precedence as documented in :mod:`chainproof.settings`."""
@@ -65,6 +79,7 @@ class StoreSettings(BaseSettings):
         "dossier and market files, 10-K documents (chainproof/tools/input_files.py).")
     budgets: BudgetSettings = Field(default_factory=BudgetSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    approvals: ApprovalsSettings = Field(default_factory=ApprovalsSettings)
     secret_patterns: list[str] = Field(
         default_factory=list,
         description="Extra regular expressions whose matches are redacted everywhere Chainproof writes, on top "
@@ -178,4 +193,4 @@ def only_store_settings_given() -> bool:
     return True
 
 
-__all__ = ["NOT_SETTINGS", "LogSettings", "StoreSettings", "only_store_settings_given"]
+__all__ = ["NOT_SETTINGS", "ApprovalsSettings", "LogSettings", "StoreSettings", "only_store_settings_given"]

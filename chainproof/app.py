@@ -86,7 +86,8 @@ class Chainproof:
         add_paths(self.settings.graphs)
         url = self.settings.resolved_database_url
         try:
-            self.audit = AuditStore(url, redactor=self.settings.redactor)
+            self.audit = AuditStore(url, redactor=self.settings.redactor,
+                                    require_signature=self.settings.approvals.require_signature)
         except storage_errors() as exc:
             raise StorageError(f"database_url {url!r} (CHAINPROOF_DATABASE_URL): cannot open the audit store: "
                                f"{cause(exc)}") from exc

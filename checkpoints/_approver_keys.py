@@ -291,9 +291,11 @@ class ApproverKeys:
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    def add(self, approver: str, public_raw: bytes, roles: list[str], *, actor: str) -> ApproverKey:
+    def add(self, approver: str, public_raw: bytes, roles: list[str], *, actor: str,
+            note: Mapping[str, Any] | None = None) -> ApproverKey:
         """Register ``public_raw`` for ``approver`` (1-100 characters) with policy ``roles``; an
-        ``approver_added`` auth event. ``InputError`` for a bad name or a key already registered."""
+        ``approver_added`` auth event (its detail: key id, roles, and ``note``, e.g. who holds the
+        private key). ``InputError`` for a bad name or a key already registered."""
         name = approver.strip()
         if not name or len(name) > 100:
             raise InputError(f"NAME: expected an approver name of 1-100 characters, got {approver!r}")
@@ -308,7 +310,7 @@ class ApproverKeys:
         with self.engine.begin() as conn:
             conn.execute(insert(t.approver_keys).values(**row))
         append_auth_event(self.engine, "approver_added", username=name, actor=actor,
-                          detail={"key_id": kid, "roles": clean})
+                          detail={"key_id": kid, "roles": clean, **(note or {})})
         return _key({**row, "removed_at": None})
 
     def remove(self, approver: str, *, actor: str) -> list[str]:

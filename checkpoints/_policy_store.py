@@ -12,11 +12,18 @@ without any stored policy keeps the earlier behaviour (settings, else the graph'
 admin imports the policies once. The run records the policy, its version and hash at its start;
 decisions on it are checked against that record, never against what is in force later
 (``chainproof/_wiring.py``).
+
+Store-wide defaults (``store_settings``, revision 0010): ``require_signature``, recorded when the
+store is created from its creator's ``approvals.require_signature`` (default true; false for a
+store that existed before), is applied to every policy that is not a stored version (the graph's
+own, or the settings'), so only an admin's stored policy for a graph (``policy set GRAPH
+require_signature=false``) or an admin's change of the default (``policy set --store``, a
+``store_option_changed`` auth event) lets a run take unsigned decisions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -25,7 +32,8 @@ from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from chainproof.checkpoints import audit_tables as t
-from chainproof.checkpoints.auth_log import append_auth_event, aware
+from chainproof.checkpoints.auth_log import append_auth_event, append_auth_event_on, aware
+from chainproof.errors import InputError
 from chainproof.graphs.approval_policy import ApprovalPolicy
 
 _ATTEMPTS = 5  # two admins adding a version at once: the unique (graph, version) refuses one, which retries
@@ -40,6 +48,18 @@ class StoredPolicy:
     version: int
     policy: ApprovalPolicy
     policy_hash: str
+    created_at: datetime
+    created_by: str
+
+
+@dataclass(frozen=True)
+class StoredOption:
+    """Version ``version`` of store-wide default ``name`` (``store_settings``): its ``value``, when
+    and by whom it was set (version 1: at the store's creation, or by migration 0010)."""
+
+    name: str
+    version: int
+    value: Any
     created_at: datetime
     created_by: str
 
@@ -105,21 +125,86 @@ class PolicyStore:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
+STORE_OPTIONS = ("require_signature",)
+"""The store-wide defaults an admin sets with ``policy set --store`` (:func:`set_store_option`);
+``store_settings`` also holds the retention (:mod:`chainproof.checkpoints.retention`)."""
+
+
+def store_option(engine: Engine, name: str) -> tuple[Any, StoredOption | None]:
+    """``(value, newest version)`` of store-held setting ``name``: the newest ``store_settings``
+    row; ``(False, None)`` when there is none (a scratch store made from the models, never migrated)."""
+    c = t.store_settings.c
+    with engine.connect() as conn:
+        row = conn.execute(select(t.store_settings).where(c.name == name).order_by(c.version.desc()).limit(1)).first()
+    if row is None:
+        return False, None
+    found = StoredOption(row.name, int(row.version), row.value, aware(row.created_at), row.created_by)
+    return found.value, found
+
+
+def set_store_setting(engine: Engine, name: str, value: Any, *, actor: str, event: str,
+                      detail: Callable[[Any], dict[str, Any]]) -> StoredOption | None:
+    """Record ``value`` as the next version of store-held setting ``name`` and, in the same
+    transaction, an auth event ``event`` naming ``actor`` with ``detail(old value or None)`` and the
+    version; None (nothing written) when ``value`` is the one in force. Rows are never updated."""
+    for attempt in range(_ATTEMPTS):
+        before, found = store_option(engine, name)
+        if found is not None and before == value:
+            return None
+        version, now = found.version + 1 if found else 1, datetime.now(UTC)
+        try:
+            with engine.begin() as conn:
+                conn.execute(insert(t.store_settings).values(name=name, version=version, value=value, created_at=now,
+                                                             created_by=actor))
+                append_auth_event_on(conn, event, actor=actor,
+                                     detail={**detail(before if found else None), "version": version})
+        except IntegrityError:  # PostgreSQL: a racing writer took the version or the auth event's seq
+            if attempt == _ATTEMPTS - 1:
+                raise
+            continue
+        return StoredOption(name, version, value, now, actor)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def set_store_option(engine: Engine, name: str, value: Any, *, actor: str) -> StoredOption | None:
+    """Record ``value`` as the next version of store-wide default ``name`` (None, and nothing
+    written, when it is the value in force) with a ``store_option_changed`` auth event naming
+    ``actor`` and the old and new value. ``InputError`` naming the field for an unknown name or a
+    value of the wrong type (``require_signature``: true or false)."""
+    if name not in STORE_OPTIONS:
+        raise InputError(f"--store FIELD=VALUE {name!r}: expected one of {', '.join(STORE_OPTIONS)}")
+    if not isinstance(value, bool):
+        raise InputError(f"--store {name}={value!r}: expected true or false")
+    return set_store_setting(engine, name, value, actor=actor, event="store_option_changed",
+                             detail=lambda old: {"name": name, "old_value": old, "new_value": value})
+
+
+def store_defaults(engine: Engine | None, policy: ApprovalPolicy) -> ApprovalPolicy:
+    """``policy`` (a graph's own, or one from a caller's settings) with the store's defaults
+    applied: signatures required when the store requires them, whatever the policy says."""
+    if engine is None or policy.require_signature or not store_option(engine, "require_signature")[0]:
+        return policy
+    return policy.model_copy(update={"require_signature": True})
+
+
 def policy_in_force(engine: Engine | None, configured: Mapping[str, ApprovalPolicy], graph: str,
                     own: ApprovalPolicy) -> tuple[ApprovalPolicy, dict[str, Any]]:
     """The policy a new run of ``graph`` binds to and where it came from: ``(policy, {"source":
     "store" | "settings" | "graph", "version": N | None, "policy_hash": …})`` (rules in the module
-    docstring). ``configured``: the settings' ``approval_policies``; ``own``: the graph's own."""
+    docstring). ``configured``: the settings' ``approval_policies``; ``own``: the graph's own. A
+    policy that is not the store's own version gets the store's defaults (:func:`store_defaults`):
+    a caller's settings can never loosen a store that requires signatures."""
     store = PolicyStore(engine) if engine is not None else None
     if store is not None and store.holds_any():
         stored = store.current(graph)
         if stored is not None:
             return stored.policy, {"source": "store", "version": stored.version, "policy_hash": stored.policy_hash}
-        return own, {"source": "graph", "version": None, "policy_hash": own.digest()}
-    policy = configured.get(graph)
-    if policy is not None:
-        return policy, {"source": "settings", "version": None, "policy_hash": policy.digest()}
-    return own, {"source": "graph", "version": None, "policy_hash": own.digest()}
+        policy, source = own, "graph"
+    else:
+        policy, source = (configured[graph], "settings") if graph in configured else (own, "graph")
+    policy = store_defaults(engine, policy)
+    return policy, {"source": source, "version": None, "policy_hash": policy.digest()}
 
 
-__all__ = ["PolicyStore", "StoredPolicy", "policy_in_force"]
+__all__ = ["STORE_OPTIONS", "PolicyStore", "StoredOption", "StoredPolicy", "policy_in_force", "set_store_option", "set_store_setting",
+           "store_defaults", "store_option"]

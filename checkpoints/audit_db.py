@@ -19,10 +19,10 @@ MEMORY_URL = "sqlite:///:memory:"
 
 #: The newest Alembic revision in ``checkpoints/migrations/versions``; a test checks that it
 #: equals Alembic's head, so a new migration cannot be added without updating it.
-HEAD_REVISION = "0009"
+HEAD_REVISION = "0010"
 
 #: Ordered revisions this code knows, oldest first (to tell "older" from "newer than this code").
-KNOWN_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009")
+KNOWN_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010")
 
 
 def normalise_url(url: str) -> str:
@@ -70,11 +70,17 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def upgrade_schema(engine: Engine) -> None:
+def upgrade_schema(engine: Engine, *, require_signature: bool = True) -> None:
     """Bring the database to the newest Alembic revision (idempotent). Imports Alembic. On
     PostgreSQL the upgrade holds a transaction-level advisory lock, so processes opening a new
     database at once (workers starting together) migrate it one after the other instead of racing
-    to create the same tables."""
+    to create the same tables.
+
+    ``require_signature``: whether a store this call *creates* (an empty database) requires signed
+    decisions by default: the creator's ``approvals.require_signature`` setting, recorded once in
+    ``store_settings`` (revision 0010), like an ``initdb`` option. It is ignored for a store that
+    exists: an older store is recorded as not requiring them, and afterwards only an admin changes
+    it (``chainproof policy set --store``)."""
     from alembic import command
     from alembic.config import Config
 
@@ -83,6 +89,9 @@ def upgrade_schema(engine: Engine) -> None:
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('chainproof-audit-migrate'))"))
+        found = inspect(conn)
+        cfg.attributes["store_created"] = not found.has_table("alembic_version") and not found.has_table("runs")
+        cfg.attributes["require_signature"] = require_signature
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 
@@ -96,11 +105,11 @@ def schema_revision(engine: Engine) -> str | None:
         return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
-def check_schema(engine: Engine, url: str) -> None:
+def check_schema(engine: Engine, url: str, *, require_signature: bool = True) -> None:
     """Make sure the schema is the one this code reads, without running migrations.
 
     A database without tables (never used) is created at the head revision (that is creating a
-    store, not migrating one). Raises :class:`chainproof.errors.SchemaOutdated` (exit 2) naming
+    store, not migrating one; ``require_signature`` as for :func:`upgrade_schema`). Raises :class:`chainproof.errors.SchemaOutdated` (exit 2) naming
     the database, its revision and the command that fixes it when the revision is older than
     :data:`HEAD_REVISION`, or newer than this code knows."""
     found = schema_revision(engine)
@@ -110,7 +119,7 @@ def check_schema(engine: Engine, url: str) -> None:
         with engine.connect() as conn:
             empty = not inspect(conn).get_table_names()
         if empty:
-            upgrade_schema(engine)
+            upgrade_schema(engine, require_signature=require_signature)
             return
     where = f"the audit store {url!r} (CHAINPROOF_DATABASE_URL)"
     if found in KNOWN_REVISIONS or found is None:

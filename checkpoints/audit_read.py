@@ -127,9 +127,10 @@ class AuditReader:
     """Open the audit database at ``url`` and query it. ``migrate="check"`` (default): the schema
     must be current (``SchemaOutdated``, exit 2, names ``chainproof db upgrade``), and a SQLite
     file that does not exist is ``StoreMissing`` (exit 2) rather than created; ``True``: the schema
-    is created or upgraded by Alembic; ``False``: neither (a scratch store creates its tables itself)."""
+    is created or upgraded by Alembic; ``False``: neither (a scratch store creates its tables itself).
+    ``require_signature``: the default a store created here records (``audit_db.upgrade_schema``)."""
 
-    def __init__(self, url: str, *, migrate: bool | Literal["check"] = "check"):
+    def __init__(self, url: str, *, migrate: bool | Literal["check"] = "check", require_signature: bool = True):
         self.url = normalise_url(url)
         if migrate == "check" and self.url.startswith("sqlite:///") and self.url != "sqlite:///:memory:":
             path = Path(self.url.removeprefix("sqlite:///")).expanduser()
@@ -139,9 +140,9 @@ class AuditReader:
                                    str(path))
         self.engine = make_engine(self.url)
         if migrate == "check":
-            check_schema(self.engine, url)
+            check_schema(self.engine, url, require_signature=require_signature)
         elif migrate:
-            upgrade_schema(self.engine)
+            upgrade_schema(self.engine, require_signature=require_signature)
 
     def close(self) -> None:
         self.engine.dispose()

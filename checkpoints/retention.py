@@ -36,6 +36,7 @@ from sqlalchemy import Engine, delete, func, insert, select, text, union_all
 from sqlalchemy.exc import IntegrityError
 
 from chainproof.checkpoints import audit_tables as t
+from chainproof.checkpoints._policy_store import set_store_setting, store_option
 from chainproof.checkpoints.audit_read import AuditReader
 from chainproof.checkpoints.auth_log import append_auth_event_on, aware
 from chainproof.checkpoints.log_verifier import root_of
@@ -121,39 +122,20 @@ class RetentionStore:
 
     def current(self) -> StoredRetention | None:
         """The newest version, or None when no retention was ever set."""
-        c = t.store_settings.c
-        with self.engine.connect() as conn:
-            row = conn.execute(select(t.store_settings).where(c.name == "retention").order_by(c.version.desc())
-                               .limit(1)).first()
+        value, row = store_option(self.engine, "retention")
         if row is None:
             return None
-        return StoredRetention(Retention(int(row.value["amount"]), row.value["unit"]), int(row.version),
-                               aware(row.created_at), row.created_by)
+        return StoredRetention(Retention(int(value["amount"]), value["unit"]), row.version, row.created_at, row.created_by)
 
     def set(self, retention: Retention, *, actor: str) -> StoredRetention | None:
         """Store ``retention`` (checked against the floor) as the next version and record a
         ``retention_changed`` auth event naming ``actor``, in one transaction; None (nothing
         written) when it equals the one in force."""
         retention.checked()
-        for attempt in range(_ATTEMPTS):
-            before = self.current()
-            if before is not None and before.retention == retention:
-                return None
-            version = before.version + 1 if before else 1
-            try:
-                with self.engine.begin() as conn:
-                    conn.execute(insert(t.store_settings).values(
-                        name="retention", version=version, value=retention.as_dict(), created_at=datetime.now(UTC),
-                        created_by=actor))
-                    append_auth_event_on(conn, "retention_changed", actor=actor, detail={
-                        "old": before.retention.as_dict() if before else None, "new": retention.as_dict(),
-                        "version": version})
-            except IntegrityError:
-                if attempt == _ATTEMPTS - 1:
-                    raise
-                continue
-            return self.current()
-        raise AssertionError("unreachable")  # pragma: no cover
+        new = retention.as_dict()
+        written = set_store_setting(self.engine, "retention", new, actor=actor, event="retention_changed",
+                                    detail=lambda old: {"old": old, "new": new})
+        return self.current() if written is not None else None
 
 
 @dataclass(frozen=True)

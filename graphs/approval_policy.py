@@ -113,8 +113,9 @@ class ApprovalPolicy(BaseModel):
         require_signature: every approve / reject / edit must carry an Ed25519 signature made
             with a registered key of an allowed approver (``chainproof keys create``,
             ``chainproof approvers add``); the approver is then the key's registered name and
-            their roles the registered ones. Off by default, so typed names keep working where
-            no keys were issued.
+            their roles the registered ones. False here, but a store created with
+            ``approvals.require_signature`` (the default for new stores) applies true to every
+            policy that is not an admin's stored version (``checkpoints/_policy_store.py``).
     """
 
     nodes: list[str] = Field(default_factory=lambda: ["decide"])

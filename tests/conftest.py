@@ -17,6 +17,12 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 SUPPORT = Path(__file__).resolve().parent / "support"
 # Child processes started by tests import the test helpers (testkit) too, never the repository root.
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(SUPPORT), os.environ.get("PYTHONPATH")) if p)
+# Stores the suite creates take the creation-time option off (`approvals.require_signature`, as an
+# initdb option): most tests approve with typed `--as` names. The default (on) and everything that
+# must hold under it are tested with the variable removed (`strict_home`) and with policies that set
+# require_signature themselves (tests/test_signed_decisions.py, tests/test_signed_default.py).
+# Child processes inherit it, as a creator's environment would.
+os.environ.setdefault("CHAINPROOF_APPROVALS__REQUIRE_SIGNATURE", "false")
 
 
 @pytest.fixture
@@ -26,6 +32,13 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)
     return tmp_path / "home"
+
+
+@pytest.fixture
+def strict_home(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``home`` where a new store takes the product's default: signed decisions required."""
+    monkeypatch.delenv("CHAINPROOF_APPROVALS__REQUIRE_SIGNATURE", raising=False)
+    return home
 
 
 @pytest.fixture

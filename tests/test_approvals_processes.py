@@ -5,7 +5,6 @@ processes racing to answer the same request differently get exactly one decision
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -21,6 +20,7 @@ from chainproof.checkpoints.audit_schema import ApprovalRecord, Step
 from chainproof.graphs.registry import register
 from chainproof.settings import Settings
 from testkit import toy_graph
+from testkit.environ import without_settings
 from testkit.pg import pg_unreachable as unreachable
 from testkit.toy_graph import ParallelToy
 
@@ -57,7 +57,7 @@ DECIDER = textwrap.dedent("""
 @pytest.fixture(params=["sqlite", "postgres"])
 def backend(request, home):
     """``(settings, env)`` for this process and for child processes, on one backend."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAINPROOF_")}
+    env = without_settings()
     env["CHAINPROOF_HOME"] = str(home)
     if request.param == "postgres":
         reason = unreachable()

@@ -3,7 +3,6 @@ server: run → pause with instructions → approve from a new process → repor
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -14,12 +13,13 @@ from typer.testing import CliRunner
 
 from chainproof.cli import app
 from testkit.dd_answers import responder
+from testkit.environ import without_settings
 from testkit.fake_openai import FakeOpenAI
 
 REPO = Path(__file__).resolve().parents[1]
 
 def _env(home: Path, base_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAINPROOF_")}
+    env = without_settings()
     env.update(CHAINPROOF_HOME=str(home), CHAINPROOF_MODEL__PROVIDER="openai", CHAINPROOF_MODEL__MODEL="fake-model",
                CHAINPROOF_MODEL__BASE_URL=base_url, CHAINPROOF_MODEL__API_KEY="sk-planted-SECRET-0123456789abcdef",
                COLUMNS="200")

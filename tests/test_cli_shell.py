@@ -19,6 +19,7 @@ from chainproof.app import Chainproof
 from chainproof.checkpoints import audit_db
 from chainproof.graphs import registry
 from chainproof.graphs.registry import register
+from testkit.environ import without_settings
 from testkit.toy_graph import ToyGraph
 
 register("toy", ToyGraph)
@@ -182,7 +183,7 @@ def test_read_only_commands_import_neither_the_engine_nor_the_orm(settings, args
             "heavy = sorted({m.split('.')[0] if not m.startswith('sqlalchemy.orm') else 'sqlalchemy.orm' for m in sys.modules"
             " if m.split('.')[0] in ('langgraph', 'langchain_core', 'openai') or m.startswith('sqlalchemy.orm')})\n"
             "print('HEAVY', heavy, 'EXIT', code)")
-    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("CHAINPROOF_")}
+    env = without_settings()
     env.update(CHAINPROOF_HOME=str(settings.home), COLUMNS="200")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert "HEAVY [] EXIT 0" in out.stdout, out.stdout + out.stderr

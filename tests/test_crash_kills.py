@@ -18,7 +18,6 @@ each kind of point and twice at random; ``pytest -m slow tests/test_crash_kills.
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
@@ -34,6 +33,7 @@ from chainproof.app import Chainproof
 from chainproof.checkpoints.verify import verify_run
 from chainproof.settings import Settings
 from testkit import crash
+from testkit.environ import without_settings
 from testkit.fleet import REPO, lines
 
 crash.register_crash()
@@ -50,7 +50,7 @@ PARALLEL = 4
 
 
 def _env(case: Path, kill_at: str | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAINPROOF_")}
+    env = without_settings()
     env.update(CHAINPROOF_HOME=str(case / "home"), CHAINPROOF_TEST_EFFECTS=str(case / "effects.log"),
                CHAINPROOF_TEST_MODEL_LOG=str(case / "model.log"))
     if kill_at:

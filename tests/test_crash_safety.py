@@ -5,7 +5,6 @@ the test-only kill points inert without their variable."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from chainproof.errors import RunNotResumable
 from chainproof.graphs.recorder import StepRecorder
 from chainproof.settings import Settings
 from testkit import crash
+from testkit.environ import without_settings
 from testkit.fleet import REPO, lines
 
 crash.register_crash()
@@ -126,7 +126,7 @@ def test_attempts_are_numbered_by_step_started_events_across_processes_and_pause
 
 
 def _child(home: Path, kill_at: str, tmp: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAINPROOF_")}
+    env = without_settings()
     env.update(CHAINPROOF_HOME=str(home), CHAINPROOF_TEST_KILL_AT=kill_at, CHAINPROOF_TEST_EFFECTS=str(tmp / "fx.log"),
                CHAINPROOF_TEST_MODEL_LOG=str(tmp / "model.log"))
     return subprocess.run([sys.executable, "-c", crash.DRIVER, "run1", "2", "0"], cwd=REPO, env=env, text=True,

@@ -5,7 +5,6 @@ input is refused naming the field."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ from chainproof.checkpoints.audit_schema import Step, ToolCallRecord
 from chainproof.cli import app as cli_app
 from chainproof.graphs.filing_qa import FilingAnswer, calculate, search_filing
 from chainproof.tools.calculator import CalculatorError, evaluate
+from testkit.environ import without_settings
 from testkit.fake_openai import FakeOpenAI
 from testkit.toy_models import ModelMustNotBeCalled
 
@@ -182,7 +182,7 @@ def _responder(body: dict) -> object:
 
 
 def test_chainproof_run_filing_qa_answers_on_the_bundled_company(home):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAINPROOF_")}
+    env = without_settings()
     with FakeOpenAI(_responder) as server:
         env.update(CHAINPROOF_HOME=str(home), CHAINPROOF_MODEL__PROVIDER="openai", CHAINPROOF_MODEL__MODEL="fake-model",
                    CHAINPROOF_MODEL__BASE_URL=server.base_url, CHAINPROOF_MODEL__API_KEY="sk-test", COLUMNS="200")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import re
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from langgraph.graph import END, START, StateGraph
 
 from chainproof import Chainproof, instrument, register
 from chainproof.graphs.registry import unregister
+from testkit.environ import without_settings
 from testkit.fake_openai import FakeOpenAI
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -42,7 +42,7 @@ def server(monkeypatch: pytest.MonkeyPatch):
 
 
 def test_the_cli_runs_pauses_approves_shows_verifies_and_replays_an_instrumented_graph(server, home, tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAINPROOF_")}
+    env = without_settings()
     env.update(CHAINPROOF_HOME=str(home), CHAINPROOF_GRAPHS='["support_desk.trust:graph"]', COLUMNS="220")
 
     def cli(*args: str, code: int = 0) -> str:

@@ -28,14 +28,13 @@ from chainproof.checkpoints._approver_keys import (
     sign_statement,
 )
 from chainproof.checkpoints._policy_store import PolicyStore
-from chainproof.checkpoints.audit_hashing import record_hash
 from chainproof.checkpoints.audit_schema import ApprovalRecord
-from chainproof.checkpoints.audit_tables import GENESIS
 from chainproof.cli import app as cli
 from chainproof.errors import ApproverNotAllowed, InputError
 from chainproof.graphs.approval_policy import ApprovalPolicy
 from chainproof.graphs.registry import register
 from chainproof.settings import Settings
+from testkit.tamper import rechain_decision
 from testkit.toy_graph import ToyGraph
 
 register("toy", ToyGraph)
@@ -60,9 +59,18 @@ def _decisions(home: Path, run_id: str) -> list[ApprovalRecord]:
 
 
 @pytest.fixture
-def people(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+def people(request: pytest.FixtureRequest, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     """Four OS users' config folders: Dana, Lee (credit committee) and Mallory hold registered keys,
-    ``other`` holds none; the store's policy for ``toy`` needs Dana or the committee, signed."""
+    ``other`` holds none; the policy for ``toy`` needs Dana or the committee, signed. Where that
+    comes from (indirect parameter): ``stored policy`` (default): the admin's stored version says
+    so; ``store default``: the store was created with the product's default (signatures required)
+    and the run's starter names the approvers in their ``chainproof.toml``, without a word on
+    signatures."""
+    how = getattr(request, "param", "stored policy")
+    if how == "store default":
+        monkeypatch.delenv("CHAINPROOF_APPROVALS__REQUIRE_SIGNATURE")  # before the store is created
+        (tmp_path / "chainproof.toml").write_text(  # the starter's folder (the home fixture's cwd)
+            '[approval_policies.toy]\napprovers = ["Dana Approver", "role:credit-committee"]\n')
     folders = {name: tmp_path / f"config-{name}" for name in ("dana", "lee", "mallory", "other")}
     with Chainproof(Settings(home=home)) as app:
         registry = ApproverKeys(app.audit.engine)
@@ -70,7 +78,8 @@ def people(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[
                                       ("mallory", "Mallory", ["intern"])):
             _, public, _ = create_key(folders[name] / "chainproof" / "keys" / "approver.key")
             registry.add(approver, load_public_key(public), roles, actor="account:admin")
-        PolicyStore(app.audit.engine).put("toy", STRICT, actor="account:admin", source="test")
+        if how == "stored policy":
+            PolicyStore(app.audit.engine).put("toy", STRICT, actor="account:admin", source="test")
     folders["other"].mkdir()
     monkeypatch.delenv("CHAINPROOF_APPROVAL_POLICIES", raising=False)
     return folders
@@ -110,11 +119,15 @@ ATTEMPTS = [
 REGISTERED = {"dana": "Dana Approver", "lee": "Lee Chair"}
 
 
+@pytest.mark.parametrize("people", ["stored policy", "store default"], indirect=True)
 @pytest.mark.parametrize(("tried", "typed", "holder", "loosened", "right", "right_typed"), ATTEMPTS,
                          ids=[a[0] for a in ATTEMPTS])
 def test_impersonation_is_refused_and_the_right_key_is_accepted(home, tmp_path, monkeypatch, people, tried, typed,
                                                                holder, loosened, right, right_typed):
     run_id = _start(home)
+    with Chainproof(Settings(home=home)) as app:  # bound at the start: the allow-list, signed
+        bound = app.audit.last_event(run_id, "run_started").detail["approval_policy"]
+    assert bound["require_signature"] is True and bound["approvers"] == STRICT.approvers
     _as_user(monkeypatch, people[holder])
     _loosen(loosened or "", tmp_path, monkeypatch)
     refused = runner.invoke(cli, ["approve", run_id, "--as", typed])
@@ -143,25 +156,11 @@ def test_a_run_started_under_a_loosened_environment_still_binds_the_stored_polic
     assert _decisions(home, run_id) == []
 
 
-def _sql(home: Path, statement: str, **params) -> None:
-    with Chainproof(Settings(home=home)) as app, app.audit.engine.begin() as conn:
-        conn.execute(text(statement), params)
-
-
 def _rechain(home: Path, run_id: str, request_id: str, **changes) -> None:
     """A careful attacker with database access: edit the decision row and recompute every hash and
     link of the run, so the chain itself is intact again."""
     with Chainproof(Settings(home=home)) as app:
-        records = app.audit.records(run_id)
-    prev = GENESIS
-    for rec in records:
-        mine = changes if rec.__tablename__ == "approvals" and rec.request_id == request_id and rec.action != "requested" else {}
-        new = rec.replace(**mine, prev_hash=prev)
-        prev = record_hash(new)
-        stored = {k: json.dumps(v) if isinstance(v, dict) else v for k, v in mine.items()}
-        sets = "".join(f"{k} = :{k}, " for k in stored)
-        _sql(home, f"UPDATE {rec.__tablename__} SET {sets}prev_hash = :p, record_hash = :h WHERE id = :id",
-             p=new.prev_hash, h=prev, id=rec.id, **stored)
+        rechain_decision(app.audit, run_id, request_id, **changes)
 
 
 @pytest.mark.parametrize("edit", ["signature bytes", "approver and signed approver", "action"])

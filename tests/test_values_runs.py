@@ -5,7 +5,6 @@ the key path and the type, leaves its tool_calls row, and resumes without runnin
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -20,6 +19,7 @@ from chainproof.checkpoints.audit_schema import ToolCallRecord
 from chainproof.errors import UnsupportedValue
 from chainproof.graphs.registry import register
 from testkit import value_graph
+from testkit.environ import without_settings
 from testkit.value_graph import BEFORE_DST, SUPPORTED, ValueGraph, report_facts
 
 register("values-kinds", ValueGraph)
@@ -52,7 +52,7 @@ def test_every_supported_kind_survives_a_pause_a_new_process_and_a_replay(settin
     with Chainproof(settings, models=_models("made", "echoed", "x", "x", "x")) as app:
         run = app.start("values-kinds", {"kind": "all", "start": BEFORE_DST})
     assert run.status == "paused", run
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAINPROOF_")}
+    env = without_settings()
     env["CHAINPROOF_HOME"] = str(home)
     out = subprocess.run([sys.executable, "-c", CHILD, run.run_id, action], env=env, text=True,
                          capture_output=True, timeout=300)

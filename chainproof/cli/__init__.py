@@ -157,10 +157,12 @@ def open_store(s: StoreSettings, *, migrate: bool | str = "check", read_only: bo
         if read_only:
             from chainproof.checkpoints.audit_read import AuditReader
 
-            return AuditReader(url, migrate=migrate)  # type: ignore[arg-type]
+            return AuditReader(url, migrate=migrate,  # type: ignore[arg-type]
+                               require_signature=s.approvals.require_signature)
         from chainproof.checkpoints.audit import AuditStore
 
-        return AuditStore(url, migrate=migrate, redactor=s.redactor)  # type: ignore[arg-type]
+        return AuditStore(url, migrate=migrate, redactor=s.redactor,  # type: ignore[arg-type]
+                          require_signature=s.approvals.require_signature)
     except ChainproofError:
         raise
     except (OSError, sqlite3.Error, SQLAlchemyError, ArgumentError, ImportError) as exc:

@@ -25,16 +25,27 @@ KeyOpt = Annotated[Optional[Path], typer.Option("--key", help="Your private key 
 RequestOpt = Annotated[Optional[str], typer.Option("--request", help="Request id (optional when only one is pending).")]
 
 
-def finish(result: Any) -> None:
-    """Print where a run stands after a call: the pause (how to continue), its completion, or that
-    a worker continues it (a submitted run)."""
+def finish(result: Any, signed: bool = False) -> None:
+    """Print where a run stands after a call: the pause (how to continue; ``signed``: its policy
+    requires signed decisions, :func:`signed_pause`), its completion, or that a worker continues it
+    (a submitted run)."""
     if result.status == "queued":
         console.print(f"recorded; run {result.run_id} is queued and a `chainproof worker` continues it "
                       f"(chainproof show {result.run_id})", highlight=False)
     elif result.status == "paused":
-        views.print_pause(console, result)
+        views.print_pause(console, result, signed=signed)
     else:
         views.print_completed(console, result)
+
+
+def signed_pause(engine: Any, result: Any) -> bool:
+    """Whether ``result`` is a pause for approval under a policy that requires signed decisions
+    (the policy its run was bound to: the ``run_started`` record in ``engine``'s audit store)."""
+    if result.status != "paused" or not result.requests:
+        return False
+    started = engine.audit.last_event(result.run_id, "run_started")
+    policy = (started.detail or {}).get("approval_policy") if started is not None else None
+    return isinstance(policy, dict) and policy.get("require_signature") is True
 
 
 def _signer(key: Path | None) -> Any:
@@ -59,7 +70,8 @@ def _decide(run_id: str, action: ApprovalAction, approver: str | None, comment: 
     with cli._engine() as engine, views.LiveSteps(console) as live:
         result = engine.decide(run_id, action=action, approver=approver, principal=principal, comment=comment,
                                request_id=request, on_progress=live.update, signer=signer, **edit)
-    finish(result)
+        signed = signed_pause(engine, result)
+    finish(result, signed)
 
 
 @app.command()
@@ -129,7 +141,8 @@ def resume(
     or to apply a decision that was recorded but never reached the run."""
     with cli._engine() as engine, views.LiveSteps(console) as live:
         result = engine.resume(run_id, max_steps=max_steps, budget_usd=budget_usd, by=by, on_progress=live.update)
-    finish(result)
+        signed = signed_pause(engine, result)
+    finish(result, signed)
 
 
 @app.command()
@@ -143,5 +156,6 @@ def fork(
     leaves the parent's record untouched."""
     with cli._engine() as engine, views.LiveSteps(console) as live:
         result = engine.fork(run_id, at, started_by=by, on_progress=live.update)
+        signed = signed_pause(engine, result)
     console.print(f"fork {result.run_id} of run {run_id}", highlight=False)
-    finish(result)
+    finish(result, signed)

@@ -5,7 +5,8 @@ add|list|remove``, ``policy import|show|set``.
 add/remove`` and ``policy import/set`` change who may decide and are admin-only: they need the
 token ``chainproof login`` stored for an account with the ``admin`` role; each change is an
 ``auth_events`` row naming that account (``approver_added``, ``approver_removed``,
-``policy_changed`` with the old and new version).
+``policy_changed`` with the old and new version; ``store_option_changed`` for ``policy set --store``,
+the store-wide ``require_signature`` default recorded when the store was created).
 """
 
 from __future__ import annotations
@@ -157,38 +158,59 @@ def _policy(graph: str, value: Any, where: str) -> Any:
 @policy_app.command("import")
 def policy_import(file: Annotated[Path, typer.Argument(help="A TOML file with [approval_policies.GRAPH] tables (e.g. chainproof.toml).")]) -> None:
     """Store the file's policies as new versions (admin; each change recorded as policy_changed)."""
-    from chainproof.checkpoints._policy_store import PolicyStore
+    from chainproof.checkpoints._policy_store import PolicyStore, store_defaults
 
-    policies = {g: _policy(g, v, f"FILE {file}:") for g, v in _policies_in(file).items()}
+    tables = _policies_in(file)
+    policies = {g: _policy(g, v, f"FILE {file}:") for g, v in tables.items()}
     with _admin() as (engine, actor):
         store = PolicyStore(engine)
         for graph, policy in sorted(policies.items()):
+            if "require_signature" not in tables[graph]:  # not said: the store's default, never a silent loosening
+                policy = store_defaults(engine, policy)
             stored = store.put(graph, policy, actor=actor, source=f"import {file.name}")
             console.print(f"{graph}: {'version ' + str(stored.version) if stored else 'unchanged'}", highlight=False)
 
 
+def _assign(values: dict[str, Any], assignment: list[str]) -> dict[str, Any]:
+    """``values`` with each ``FIELD=VALUE`` of ``assignment`` applied (VALUE as JSON if it parses);
+    ``InputError`` naming an item whose field is not one of ``values``."""
+    for item in assignment:
+        field, sep, raw = item.partition("=")
+        if not sep or field.strip() not in values:
+            raise InputError(f"FIELD=VALUE {item!r}: expected one of {', '.join(sorted(values))} = a value")
+        try:
+            values[field.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[field.strip()] = raw
+    return values
+
+
 @policy_app.command("set")
 def policy_set(
-    graph: Annotated[str, typer.Argument(help="The graph whose policy to change.")],
-    assignment: Annotated[list[str], typer.Argument(help="FIELD=VALUE (VALUE as JSON if it parses), e.g. require_signature=true.")],
+    graph: Annotated[str, typer.Argument(help="The graph whose policy to change (with --store: a FIELD=VALUE).")],
+    assignment: Annotated[Optional[list[str]], typer.Argument(help="FIELD=VALUE (VALUE as JSON if it parses), e.g. require_signature=true.")] = None,
+    store_wide: Annotated[bool, typer.Option("--store", help="Change the store-wide default instead "
+                                             "(require_signature=true|false): every graph without its own stored policy.")] = False,
 ) -> None:
-    """Change fields of a graph's stored policy (admin; a new version, recorded as policy_changed)."""
-    from chainproof.checkpoints._policy_store import PolicyStore
+    """Change fields of a graph's stored policy (admin; a new version, recorded as policy_changed),
+    or with --store the store-wide default (recorded as store_option_changed)."""
+    from chainproof.checkpoints._policy_store import STORE_OPTIONS, PolicyStore, set_store_option, store_defaults, store_option
     from chainproof.graphs.registry import get_spec
 
     with _admin() as (engine, actor):
+        if store_wide:
+            items = [graph, *(assignment or [])]
+            values = _assign({name: store_option(engine, name)[0] for name in STORE_OPTIONS}, items)
+            changed = [set_store_option(engine, name, value, actor=actor) for name, value in values.items()]
+            console.print("; ".join(f"store {o.name} = {json.dumps(o.value)} (version {o.version})" for o in changed if o)
+                          or "store defaults unchanged", highlight=False)
+            return
+        if not assignment:
+            raise InputError("FIELD=VALUE: give at least one, e.g. require_signature=true")
         store = PolicyStore(engine)
         current = store.current(graph)
-        base = current.policy if current is not None else get_spec(graph).approval_policy()
-        values = base.model_dump(mode="json")
-        for item in assignment:
-            field, sep, raw = item.partition("=")
-            if not sep or field.strip() not in values:
-                raise InputError(f"FIELD=VALUE {item!r}: expected one of {', '.join(sorted(values))} = a value")
-            try:
-                values[field.strip()] = json.loads(raw)
-            except json.JSONDecodeError:
-                values[field.strip()] = raw
+        base = current.policy if current is not None else store_defaults(engine, get_spec(graph).approval_policy())
+        values = _assign(base.model_dump(mode="json"), assignment)
         stored = store.put(graph, _policy(graph, values, "policy set"), actor=actor, source="set")
     console.print(f"{graph}: {'version ' + str(stored.version) if stored else 'unchanged'}", highlight=False)
 
@@ -199,14 +221,19 @@ def policy_show(
     history: Annotated[bool, typer.Option("--history", help="Every version, not only the one in force.")] = False,
 ) -> None:
     """The stored policies in force (or every version), with version, hash and who made them."""
-    from chainproof.checkpoints._policy_store import PolicyStore
+    from chainproof.checkpoints._policy_store import PolicyStore, store_option
 
     s = cli.settings()
     store = cli.open_store(s, migrate=True)
     try:
         rows = PolicyStore(store.engine).history(graph)
+        value, option = store_option(store.engine, "require_signature")
     finally:
         store.close()
+    if option is not None:
+        console.print(f"store default: require_signature = {json.dumps(value)} (version {option.version}, "
+                      f"{option.created_at:%Y-%m-%d %H:%M} UTC by {option.created_by}); it applies to every graph "
+                      "without its own stored policy", highlight=False, markup=False)
     if not history:
         rows = [r for r in rows if r == max((x for x in rows if x.graph == r.graph), key=lambda x: x.version)]
     if not rows:

@@ -23,7 +23,7 @@ from rich.table import Table
 import chainproof.cli as cli
 from chainproof.cli import _views as views
 from chainproof.cli import app, console
-from chainproof.cli._decide import finish
+from chainproof.cli._decide import finish, signed_pause
 from chainproof.errors import InputError
 
 
@@ -147,7 +147,8 @@ def _start_command(queued: bool):
                 return
             with views.LiveSteps(console) as live:
                 result = engine.start(graph, inputs, on_progress=live.update, **options)
-        finish(result)
+            signed = signed_pause(engine, result)
+        finish(result, signed)
 
     command.__annotations__["queue"] = Annotated[Optional[str], typer.Option(
         hidden=not queued, help="The DBOS queue (default: workers.queue in the settings).")]

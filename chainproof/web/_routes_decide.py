@@ -1,7 +1,8 @@
 """The approval inbox: pending requests, and approve / reject / edit bound to one request.
 
 A decision goes through :meth:`chainproof.app.Chainproof.decide` with the signed-in account as
-the approver (never a typed name): the request id, the checkpoint the run paused at and the hash
+the approver (never a typed name), signed with the account's server-held key unless the client
+signed it itself (``chainproof/web/_account_keys.py``): the request id, the checkpoint the run paused at and the hash
 of the proposal the approver saw (``proposed_hash``, required: 422 without it) must all still hold; a stale or second
 decision is refused with 409 and nothing recorded. The decision is recorded before the response;
 the run then continues in the background (``resume`` applies the recorded decision).
@@ -47,7 +48,7 @@ class Decision(BaseModel):
     edited: dict[str, Any] | None = Field(default=None, description="edit: the whole replacement proposal")
     changes: list[Annotated[str, Field(max_length=TEXT_MAX_CHARS)]] | None = Field(
         default=None, max_length=200, description="edit: FIELD=VALUE assignments (VALUE as JSON if it parses)")
-    signature: SignatureIn | None = Field(default=None, description="required when the run's policy has require_signature")
+    signature: SignatureIn | None = Field(default=None, description="a client's own signature; without it the server signs with the account's key")
 
 
 def may_decide(state: Any, who: Principal, run: Any) -> bool:
@@ -99,12 +100,16 @@ def pending_rows(state: Any, who: Principal, limit: int = 50) -> list[dict[str, 
 def submit_decision(request: Request, who: Principal, run_id: str, body: Decision) -> dict[str, Any]:
     """Record ``body`` as ``who``'s decision on ``run_id`` (refusals: ``ApprovalRefused`` 409,
     ``ApproverNotAllowed`` 403, nothing recorded) and resume the run in the background. Shared by
-    the API and the inbox page."""
-    from chainproof.checkpoints._approver_keys import ClientSignature
+    the API and the inbox page. The decision is signed: by the client when ``body`` carries a
+    signature, else with the account's server-held key (``chainproof/web/_account_keys.py``)."""
+    from chainproof.checkpoints._approver_keys import ClientSignature, KeySigner
+    from chainproof.web._account_keys import account_signer
 
     state = request.app.state
     visible_run(request, run_id, who)
-    signer = ClientSignature(**body.signature.model_dump()) if body.signature is not None else None
+    signer: ClientSignature | KeySigner = (
+        ClientSignature(**body.signature.model_dump()) if body.signature is not None
+        else account_signer(state.engine.audit.engine, state.settings.home, who))  # the account's server-held key
     state.engine.decide(run_id, action=body.action, principal=who, comment=body.comment, edited=body.edited,
                         changes=body.changes, request_id=body.request_id, proposed_hash=body.proposed_hash, wait=False,
                         signer=signer)

@@ -21,6 +21,7 @@ from chainproof.agents.scripted import ScriptedChatModel
 from chainproof.graphs.approval_policy import ApprovalPolicy
 from chainproof.graphs.registry import register
 from chainproof.graphs.spec import PlanStep
+from testkit.environ import without_settings
 from testkit.long_graph import LongChain, responder
 
 REPO = Path(__file__).resolve().parents[3]
@@ -107,7 +108,7 @@ def lines(path: Path) -> list[str]:
 def child_env(home: Path, url: str, logs: Path, **extra: str) -> dict[str, str]:
     """The environment of a child process: its own ``CHAINPROOF_HOME``, the shared PostgreSQL for
     the audit store and the checkpointer, the count files."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAINPROOF_")}
+    env = without_settings()
     env.update(CHAINPROOF_HOME=str(home), CHAINPROOF_DATABASE_URL=url, CHAINPROOF_CHECKPOINT_URL=url,
                CHAINPROOF_TEST_EFFECTS=str(logs / "effects.log"), CHAINPROOF_TEST_MODEL_LOG=str(logs / "model.log"),
                CHAINPROOF_WORKERS__POLLING_INTERVAL_S="0.1", **extra)

@@ -4,7 +4,6 @@ symlinks to this test venv's site-packages."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -12,12 +11,14 @@ import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
+from testkit.environ import without_settings
+
 
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment for a child process of a fresh venv: no PYTHONPATH (the tests' own points at
-    tests/support), no settings of the test session, pip never reaching an index."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("CHAINPROOF_", "PYTHON", "PIP_", "VIRTUAL_ENV"))}
+    tests/support), no settings of the test session (but the suite's, ``testkit.environ``), pip never
+    reaching an index."""
+    env = {k: v for k, v in without_settings().items() if not k.startswith(("PYTHON", "PIP_", "VIRTUAL_ENV"))}
     env.update(PIP_NO_INDEX="1", PIP_NO_CACHE_DIR="1", COLUMNS="200", **extra)
     return env
 
