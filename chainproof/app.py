@@ -40,14 +40,13 @@ from chainproof._decisions import record_decision
 from chainproof._outcome import stream_run
 from chainproof._resume import continuation, initial_state, mark_orphan
 from chainproof._start import check_person, start_budget, start_inputs
-from chainproof._storage import cause, check_checkpointer, run_lock, storage_errors
+from chainproof._storage import Checkpointers, cause, run_lock, storage_errors
 from chainproof.agents.models import ConfiguredModels, ModelProvider
 from chainproof.checkpoints._approver_keys import ClientSignature, KeySigner
 from chainproof.checkpoints.accounts import Principal
 from chainproof.checkpoints.audit import AuditStore
 from chainproof.checkpoints.audit_schema import EventRecord
 from chainproof.checkpoints.reasoning_cache import ReasoningCache
-from chainproof.checkpoints.saver import open_checkpointer
 from chainproof.errors import InputError, RunBusy, RunNotFound, RunNotResumable, StorageError
 from chainproof.graphs._engine import approvals
 from chainproof.graphs._engine.compile import compile_for
@@ -86,7 +85,7 @@ class Chainproof:
         add_paths(self.settings.graphs)
         url = self.settings.resolved_database_url
         try:
-            self.audit = AuditStore(url, redactor=self.settings.redactor)
+            self.audit = AuditStore(url, redactor=self.settings.redactor, pool_size=self.settings.workers.resolved_pool_size)
         except storage_errors() as exc:
             raise StorageError(f"database_url {url!r} (CHAINPROOF_DATABASE_URL): cannot open the audit store: "
                                f"{cause(exc)}") from exc
@@ -94,8 +93,10 @@ class Chainproof:
         self.models = models or ConfiguredModels(self.settings.model, self.settings.local, self.settings.models_dir,
                                                  database_url=url)
         self.cost_of_run = cost_of_run
+        self._checkpoints = Checkpointers(self.settings.resolved_checkpoint_url, self.settings.workers.resolved_pool_size)
 
     def close(self) -> None:
+        self._checkpoints.close()
         self.audit.close()
 
     def __enter__(self) -> Chainproof:
@@ -326,7 +327,7 @@ class Chainproof:
 
     # ------------------------------------------------------------ helpers
     def _check_checkpointer(self) -> None:
-        check_checkpointer(self.settings.resolved_checkpoint_url)
+        self._checkpoints.check()
 
     def _run(self, run_id: str):
         run = self.audit.get_run(run_id)
@@ -354,7 +355,7 @@ class Chainproof:
         ctx = _wiring.context_from_settings(self.settings, graph=graph, spec=get_spec(graph), audit=self.audit,
                                             models=self.models, effort=effort, cost_of_run=self.cost_of_run,
                                             recorded=recorded)
-        with open_checkpointer(self.settings.resolved_checkpoint_url) as saver:
+        with self._checkpoints.open() as saver:
             app = compile_for(ctx.spec, saver)
             config: dict[str, Any] = {"configurable": {"thread_id": run_id}}
             if getattr(app, "state_is_the_developers", False):  # an instrumented graph: the budget it started with

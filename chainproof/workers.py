@@ -89,28 +89,33 @@ def dbos_config(settings: Settings, *, executor_id: str | None = None) -> DBOSCo
     """DBOS's configuration for a worker of ``settings``: the system database (see
     :func:`require_postgres`), the JSON serializer, one application version for every process
     of this Chainproof version (DBOS would otherwise hash the registered workflows' source), and
-    this worker's executor id (``workers.executor_id``, else ``HOST-PID``)."""
+    this worker's executor id (``workers.executor_id``, else ``HOST-PID``), and a system database
+    pool of ``workers.resolved_pool_size`` connections (DBOS's own default is 20)."""
     url = require_postgres(settings, "worker")
     return {"name": APP_NAME, "system_database_url": url, "serializer": DBOSPortableJSONSerializer(),
+            "sys_db_pool_size": settings.workers.resolved_pool_size,
             "application_version": _version(), "log_level": "WARNING",
             "scheduler_polling_interval_sec": settings.workers.scheduler_polling_interval_s,
             "executor_id": executor_id or settings.workers.executor_id or f"{socket.gethostname()}-{os.getpid()}"}
 
 
+CLIENT_POOL_SIZE = 2
+"""Connections a process's DBOS client (``submit``, decisions, a scan's fan-out) opens at most."""
 _clients: dict[str, Any] = {}
 _clients_lock = threading.Lock()
 
 
 def client(settings: Settings, what: str) -> DBOSClient:
     """A DBOS client on the system database (one per process and URL), which only enqueues: no
-    workflow runs in this process. Creates DBOS's schema when no worker has yet."""
+    workflow runs in this process; its pool holds at most ``CLIENT_POOL_SIZE`` connections (enqueues
+    are single statements). Creates DBOS's schema when no worker has yet."""
     url = require_postgres(settings, what)
     with _clients_lock:
         if url not in _clients:
             try:
                 DBOS.migrate(url)  # the client never migrates; DBOS.migrate is idempotent
                 _clients[url] = DBOSClient(system_database_url=url, serializer=DBOSPortableJSONSerializer(),
-                                           application_name=APP_NAME)
+                                           application_name=APP_NAME, system_database_pool_size=CLIENT_POOL_SIZE)
             except Exception as exc:
                 raise StorageError(f"workers.system_database_url {url!r}: cannot open DBOS's system database: "
                                    f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc

@@ -43,8 +43,9 @@ class AuditStore(AuditReader):
     database (SQLite ``BEGIN IMMEDIATE``; PostgreSQL ``pg_advisory_xact_lock`` on the run id).
     """
 
-    def __init__(self, url: str, *, migrate: bool | Literal["check"] = True, redactor: Redactor | None = None):
-        super().__init__(url, migrate=migrate)  # "check": SchemaOutdated (exit 2) naming `chainproof db upgrade`
+    def __init__(self, url: str, *, migrate: bool | Literal["check"] = True, redactor: Redactor | None = None,
+                 pool_size: int | None = None):
+        super().__init__(url, migrate=migrate, pool_size=pool_size)  # "check": SchemaOutdated (exit 2) naming `chainproof db upgrade`
         self.redactor = redactor or Redactor()
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._lock = threading.Lock()

@@ -127,9 +127,10 @@ class AuditReader:
     """Open the audit database at ``url`` and query it. ``migrate="check"`` (default): the schema
     must be current (``SchemaOutdated``, exit 2, names ``chainproof db upgrade``), and a SQLite
     file that does not exist is ``StoreMissing`` (exit 2) rather than created; ``True``: the schema
-    is created or upgraded by Alembic; ``False``: neither (a scratch store creates its tables itself)."""
+    is created or upgraded by Alembic; ``False``: neither (a scratch store creates its tables itself).
+    ``pool_size``: the PostgreSQL engine's connections at most (:func:`make_engine`)."""
 
-    def __init__(self, url: str, *, migrate: bool | Literal["check"] = "check"):
+    def __init__(self, url: str, *, migrate: bool | Literal["check"] = "check", pool_size: int | None = None):
         self.url = normalise_url(url)
         if migrate == "check" and self.url.startswith("sqlite:///") and self.url != "sqlite:///:memory:":
             path = Path(self.url.removeprefix("sqlite:///")).expanduser()
@@ -137,7 +138,7 @@ class AuditReader:
                 raise StoreMissing(f"database_url {url!r} (CHAINPROOF_DATABASE_URL): no audit store at {path}; "
                                    "nothing has been recorded there (check CHAINPROOF_HOME / CHAINPROOF_DATABASE_URL)",
                                    str(path))
-        self.engine = make_engine(self.url)
+        self.engine = make_engine(self.url, pool_size)
         if migrate == "check":
             check_schema(self.engine, url)
         elif migrate:
