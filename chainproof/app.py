@@ -142,7 +142,8 @@ class Chainproof:
         ``settings.workers.queue``) for ``chainproof worker`` processes to advance; returns at once
         with status ``queued``. Needs the audit store and the checkpointer on PostgreSQL and the
         ``workers`` extra: ``WorkersUnavailable`` (exit 2) naming the setting otherwise, with
-        nothing recorded. See :func:`chainproof.workers.submit`."""
+        nothing recorded. With a ``run_id`` of the caller's, submitting it again is a no-op that
+        returns the same run (see :func:`chainproof.workers.submit`)."""
         from chainproof import workers
 
         return workers.submit(self, graph, inputs, queue=queue, **options)
