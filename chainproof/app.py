@@ -154,7 +154,8 @@ class Chainproof:
                       zdr: bool | None = None, budget_usd: float | None = None, cache: bool | None = None,
                       queue: str | None = None) -> tuple[str, dict[str, Any]]:
         """Check and record a new run (see :meth:`start`); ``(run_id, initial state)``. ``queue``:
-        the DBOS queue a submitted run's decisions wake (kept in its ``run_started`` event)."""
+        the DBOS queue a submitted run's decisions wake (kept in its ``run_started`` event); a
+        submitted run skips this process's model preflight (the workers' models answer it)."""
         spec = get_spec(graph)
         zdr = self.settings.zdr if zdr is None else zdr
         cost = budget_usd if budget_usd is not None else self.settings.budgets.run_usd
@@ -164,7 +165,7 @@ class Chainproof:
         inputs = start_inputs(spec, inputs)
         check_person(started_by, effort)
         preflight = getattr(self.models, "preflight", None)  # optional on providers (ModelSource)
-        if preflight is not None and spec.uses_chainproof_models:
+        if preflight is not None and spec.uses_chainproof_models and queue is None:  # submitted: workers' models answer
             preflight()
         self._check_checkpointer()
         run_id = run_id or uuid.uuid4().hex[:12]
