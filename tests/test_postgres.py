@@ -77,3 +77,28 @@ def test_an_engines_pools_hold_at_most_workers_pool_size_connections(home, pg_ur
         used = _connections(pg_url)
         assert [r.status for r in results] == ["completed"] * 8
     assert used.get("chainproof-audit", 0) <= 2 and used.get("chainproof-checkpoints", 0) <= 2, used
+
+
+def test_a_leaf_appended_while_the_signer_reads_the_log_is_past_its_end_not_a_missing_record(home, pg_url,
+                                                                                            monkeypatch):
+    """A tree head is signed while other workers append: a leaf committed between the signer's two
+    reads of the log is not yet in the log it signs, never "the record is missing" (which refused
+    to sign and made a worker-recovery run fail)."""
+    from chainproof.checkpoints import merkle_log
+    from chainproof.checkpoints.audit_schema import EventRecord
+
+    register("toy", ToyGraph)
+    settings = Settings(home=home, database_url=pg_url, checkpoint_url=pg_url)
+    model = ScriptedChatModel(replies=["a", "b", "c", json.dumps({"verdict": "no", "reason": "small number"})])
+    with Chainproof(settings, models=StaticModels(model)) as app:
+        run = app.start("toy", {"x": 1})
+        break_at = merkle_log._break_at
+
+        def racing(conn, idx):  # another process appends between the two reads
+            app.audit.append(run.run_id, EventRecord(kind="model_retry", detail={"attempt": 1}))
+            return break_at(conn, idx)
+
+        monkeypatch.setattr(merkle_log, "_break_at", racing)
+        leaves = merkle_log.signable_leaves(app.audit.engine)  # raised LogInconsistent before
+        monkeypatch.setattr(merkle_log, "_break_at", break_at)
+        assert len(merkle_log.signable_leaves(app.audit.engine)) == len(leaves) + 1
