@@ -15,7 +15,10 @@ Reports per worker count:
   (enqueued until a worker took it), seconds: the wait of a run in a backlog of ``--runs``,
   worker start-up included (``submit_s`` is how long submitting the backlog took);
 * PostgreSQL connections in use: ``pg_stat_activity`` rows on the database, sampled every 0.5 s
-  (peak and mean);
+  (peak and mean; and the peak per ``application_name``: ``dbos_transact`` the workers' DBOS pools
+  and LISTEN connection, ``dbos_transact_client`` the submitter's DBOS client,
+  ``chainproof-audit`` / ``chainproof-checkpoints`` / ``chainproof-run-lock`` the audit store's,
+  the checkpointer's and the run locks' connections, workers' and submitter's together);
 * database work per run: ``pg_stat_statements`` is not loaded on this server, so transactions per
   run are counted instead (``pg_stat_database`` ``xact_commit + xact_rollback`` deltas of the
   database over the measurement, submission included, divided by the runs), with rows
@@ -87,13 +90,17 @@ def measure(n_workers: int, runs: int, steps: int, latency_s: float, concurrency
         env = {"PYTHONPATH": str(SUPPORT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         settings = Settings(home=logs / f"submitter{n_workers}", database_url=url, checkpoint_url=url)
         samples: list[int] = []
+        by_source: dict[str, int] = {}  # application_name -> peak connections
         stop = threading.Event()
 
         def sample() -> None:
             with psycopg.connect(url, autocommit=True) as conn:
                 while not stop.is_set():
-                    samples.append(conn.execute("SELECT count(*) - 1 FROM pg_stat_activity "
-                                                "WHERE datname = current_database()").fetchone()[0])
+                    rows = conn.execute("SELECT application_name, count(*) FROM pg_stat_activity WHERE "
+                                        "datname = current_database() AND pid <> pg_backend_pid() GROUP BY 1").fetchall()
+                    samples.append(sum(n for _, n in rows))
+                    for name, n in rows:
+                        by_source[name or "(unnamed)"] = max(by_source.get(name or "(unnamed)", 0), n)
                     stop.wait(0.5)
 
         with Chainproof(settings, models=StaticModels(fleet.fleet_model())) as app:
@@ -128,6 +135,7 @@ def measure(n_workers: int, runs: int, steps: int, latency_s: float, concurrency
             "submit_s": round(submit_s, 2), "runs_per_min": round(runs / wall * 60, 1),
             "queue_delay_p50_s": round(_pct(delays, 0.5), 2), "queue_delay_p95_s": round(_pct(delays, 0.95), 2),
             "pg_connections_peak": max(samples), "pg_connections_mean": round(statistics.fmean(samples), 1),
+            "pg_connections_peak_by_name": dict(sorted(by_source.items())),
             "transactions_per_run": round((xacts1 - xacts0) / runs, 1),
             "rows_written_per_run": round((tuples1 - tuples0) / runs, 1)}
 
@@ -163,7 +171,7 @@ def main() -> int:
     if args.json:
         print(json.dumps(result))
         return 0
-    cols = list(rows[0])
+    cols = [c for c in rows[0] if not isinstance(rows[0][c], dict)]
     print(f"{args.runs} runs of {args.steps} steps, model latency {args.latency_ms:.0f} ms, "
           f"concurrency {args.concurrency} per worker, {os.cpu_count()} CPUs")
     print("  ".join(f"{c:>{max(len(c), 6)}}" for c in cols))
@@ -173,6 +181,8 @@ def main() -> int:
     if two is not None and rows[0]["workers"] == 1:
         print(f"\ntarget (2 workers >= 1.7x one): {'met' if two['speedup_vs_first'] >= 1.7 else 'NOT met'} "
               f"({two['speedup_vs_first']}x)")
+    for r in rows:
+        print(f"{r['workers']} worker(s), peak connections by application_name: {r['pg_connections_peak_by_name']}")
     print(f"database work counted as {result['db_work_counted_as']}")
     return 0
 

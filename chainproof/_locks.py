@@ -1,9 +1,11 @@
 """Exactly one process at a time advances a run.
 
 * Audit store on PostgreSQL: a session-level advisory lock in that database
-  (``pg_try_advisory_lock``), held on a connection of its own for as long as the process advances
-  the run, so every process and host sharing the database sees it, whatever its
-  ``CHAINPROOF_HOME``.
+  (``pg_try_advisory_lock``), held for as long as the process advances the run, so every process
+  and host sharing the database sees it, whatever its ``CHAINPROOF_HOME``. One connection per
+  process and database holds every run lock the process takes (a worker advancing N runs at once
+  needs one, not N); since PostgreSQL grants a session a lock it already holds, the runs held are
+  also kept in the process, so a second thread of the same process gets ``RunBusy`` too.
 * Otherwise (SQLite, one machine): a file lock per run under ``$CHAINPROOF_HOME/locks``.
 
 Light on purpose (psycopg and the standard library only: no engine, no ORM), so read-only
@@ -12,6 +14,8 @@ commands can ask whether a run's process is still alive."""
 from __future__ import annotations
 
 import fcntl
+import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +33,8 @@ _KEYS = "hashtext('chainproof.advance:' || %(r)s), hashtext(%(r)s || ':chainproo
 # keepalive gives up on it: after about 30 + 3 x 10 seconds with these session settings (the
 # server defaults are the operating system's, often two hours).
 _KEEPALIVE = ("SET tcp_keepalives_idle = 30", "SET tcp_keepalives_interval = 10", "SET tcp_keepalives_count = 3")
+_sessions: dict[tuple[str, int], tuple[Any, set[str]]] = {}  # (dsn, pid) -> (connection, run ids it locks)
+_guard = threading.Lock()
 
 
 def postgres_dsn(url: str | None) -> str | None:
@@ -73,27 +79,50 @@ def run_lock(home: Path, run_id: str, database_url: str | None = None) -> Iterat
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-@contextmanager
-def _pg_lock(dsn: str, run_id: str) -> Iterator[None]:
+def _session(dsn: str, run_id: str) -> tuple[Any, set[str]]:
+    """This process's lock connection to ``dsn`` and the run ids locked on it (a new connection
+    when the last one was lost: its locks went with it). Call holding ``_guard``."""
     import psycopg
 
     from chainproof.errors import StorageError
 
-    try:
-        conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10, application_name="chainproof-run-lock")
-    except psycopg.Error as exc:
-        raise StorageError(f"database_url (CHAINPROOF_DATABASE_URL): cannot open a connection for run {run_id}'s "
-                           f"lock: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
-    with conn:
-        for statement in _KEEPALIVE:
-            conn.execute(statement)
-        if not _try(conn, run_id):
-            raise _busy(run_id)
+    key = (dsn, os.getpid())  # a forked child never shares its parent's session
+    conn = _sessions[key][0] if key in _sessions else None
+    if conn is None or conn.closed or conn.broken:
         try:
-            yield
-        finally:
+            conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10, application_name="chainproof-run-lock")
+            for statement in _KEEPALIVE:
+                conn.execute(statement)
+        except psycopg.Error as exc:
+            raise StorageError(f"database_url (CHAINPROOF_DATABASE_URL): cannot open a connection for run {run_id}'s "
+                               f"lock: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+        _sessions[key] = conn, set()
+    return _sessions[key]
+
+
+@contextmanager
+def _pg_lock(dsn: str, run_id: str) -> Iterator[None]:
+    import psycopg
+
+    with _guard:
+        conn, held = _session(dsn, run_id)
+        try:
+            if run_id in held or not _try(conn, run_id):
+                raise _busy(run_id)
+        except psycopg.Error:
+            conn.close()  # the next lock opens a new session
+            raise
+        held.add(run_id)
+    try:
+        yield
+    finally:
+        with _guard:
+            held.discard(run_id)
             if not conn.closed:
-                conn.execute(f"SELECT pg_advisory_unlock({_KEYS})", {"r": run_id})
+                try:
+                    conn.execute(f"SELECT pg_advisory_unlock({_KEYS})", {"r": run_id})
+                except psycopg.Error:  # the session is gone, and its locks with it
+                    conn.close()
 
 
 def _try(conn: Any, run_id: str) -> bool:

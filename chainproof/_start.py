@@ -1,5 +1,6 @@
 """What a new run is checked against before anything is recorded: its step and cost budget and
-its inputs (``Chainproof.start`` and ``Chainproof.submit``, through ``Chainproof._record_start``),
+its inputs (``Chainproof.start`` and ``Chainproof.submit``, through :func:`record_start`, which
+then records the run),
 and for a run started from the web app, the files and folders its inputs name
 (:func:`check_input_paths`). Every failure is an ``InputError`` naming the field, or the option
 the person typed."""
@@ -18,7 +19,7 @@ from chainproof.errors import InputError, UserError
 from chainproof.graphs.review import Budget
 from chainproof.values import encode_value
 
-__all__ = ["check_input_paths", "check_person", "start_budget", "start_inputs"]
+__all__ = ["check_input_paths", "check_person", "record_start", "start_budget", "start_inputs"]
 
 #: a budget field -> what the error calls it: the option a person types
 _FLAGS = {"max_steps": "max_steps (--max-steps)", "review_every": "review_every (--review-every)",
@@ -107,3 +108,50 @@ def check_person(started_by: str | None, effort: str | None) -> None:
         raise InputError("started_by (--as): a name is required when given; leave it out to start anonymously")
     if effort is not None and effort not in EFFORTS:
         raise InputError(f"effort: expected one of {', '.join(EFFORTS)}, got {effort!r}")
+
+
+def record_start(app: Any, graph: str, inputs: dict[str, Any], *, started_by: str | None = None,
+                  department: str | None = None, effort: str | None = None, run_id: str | None = None,
+                  max_steps: int | None = None, review_every: int | None = None, on_budget: str | None = None,
+                  zdr: bool | None = None, budget_usd: float | None = None, cache: bool | None = None,
+                  queue: str | None = None) -> tuple[str, dict[str, Any]]:
+    """Check and record a new run of ``app`` (a :class:`chainproof.app.Chainproof`; see its
+    ``start``); ``(run_id, initial state)``. ``queue``:
+    the DBOS queue a submitted run's decisions wake (kept in its ``run_started`` event); a
+    submitted run skips this process's model preflight (the workers' models answer it)."""
+    import uuid
+
+    from chainproof import _wiring
+    from chainproof._resume import initial_state
+    from chainproof.graphs.registry import get_spec
+    from chainproof.values import decode_value
+
+    spec = get_spec(graph)
+    zdr = app.settings.zdr if zdr is None else zdr
+    cost = budget_usd if budget_usd is not None else app.settings.budgets.run_usd
+    cache = (app.settings.cache.enabled if cache is None else cache) and not zdr
+    budget = start_budget(spec, {"max_steps": max_steps, "review_every": review_every, "on_budget": on_budget,
+                                 "max_cost_usd": cost})
+    inputs = start_inputs(spec, inputs)
+    check_person(started_by, effort)
+    preflight = getattr(app.models, "preflight", None)  # optional on providers (ModelSource)
+    if preflight is not None and spec.uses_chainproof_models and queue is None:  # submitted: workers' models answer
+        preflight()
+    app._check_checkpointer()
+    run_id = run_id or uuid.uuid4().hex[:12]
+    decoded = decode_value(inputs, where="inputs")  # hooks read the types that went in
+    goal = spec.goal(decoded)
+    policy, bound = _wiring.policy_binding(app.settings, graph, spec, app.audit)
+    app.audit.start_run(
+        run_id, graph=graph, goal=goal, inputs=inputs, company=spec.subject(decoded),
+        department=department, started_by=started_by, zdr=zdr,
+        effort_override=effort, budget=budget.model_dump(), settings={
+            "pricing": {m: p.model_dump() for m, p in app.settings.pricing.items()},
+            "routing": app.settings.routing.model_dump(mode="json"), "cache": cache,
+            # who may approve is fixed when the run starts, not by the settings of whoever answers
+            "approval_policy": policy.model_dump(mode="json"), "approval_policy_version": bound,
+            "approver_roles": _wiring.approver_roles(app.settings, app.audit), **({"queue": queue} if queue else {})},
+    )
+    return run_id, initial_state(app.audit, run_id=run_id, graph=graph, goal=goal, inputs=inputs,
+                                 budget=budget.model_dump(), cache=cache)
+

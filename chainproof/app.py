@@ -27,7 +27,6 @@ A zero-data-retention run's checkpoints (which hold model text for resuming) are
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -37,9 +36,9 @@ from langgraph.types import Command
 from chainproof import _wiring
 from chainproof._decisions import record_decision
 from chainproof._outcome import stream_run
-from chainproof._resume import continuation, initial_state, initial_state_of, mark_orphan
-from chainproof._start import check_person, start_budget, start_inputs
-from chainproof._storage import cause, check_checkpointer, run_lock, storage_errors
+from chainproof._resume import continuation, initial_state_of, mark_orphan
+from chainproof._start import record_start
+from chainproof._storage import Checkpointers, cause, run_lock, storage_errors
 from chainproof.agents.models import ConfiguredModels, ModelProvider
 from chainproof.checkpoints import corrections as _corrections
 from chainproof.checkpoints._approver_keys import ClientSignature, KeySigner
@@ -47,7 +46,6 @@ from chainproof.checkpoints.accounts import Principal
 from chainproof.checkpoints.audit import AuditStore
 from chainproof.checkpoints.audit_schema import EventRecord
 from chainproof.checkpoints.reasoning_cache import ReasoningCache
-from chainproof.checkpoints.saver import open_checkpointer
 from chainproof.errors import InputError, RunBusy, RunNotFound, RunNotResumable, StorageError
 from chainproof.graphs._engine import approvals
 from chainproof.graphs._engine.compile import compile_for
@@ -60,7 +58,6 @@ from chainproof.graphs.review import Budget
 from chainproof.settings import Settings
 from chainproof.tools import input_files
 from chainproof.types import ProgressEvent, RunResult
-from chainproof.values import decode_value
 
 __all__ = ["Chainproof", "Progress", "RunBusy", "RunNotFound", "RunNotResumable", "RunResult", "run_lock"]
 
@@ -86,7 +83,7 @@ class Chainproof:
         add_paths(self.settings.graphs)
         url = self.settings.resolved_database_url
         try:
-            self.audit = AuditStore(url, redactor=self.settings.redactor,
+            self.audit = AuditStore(url, redactor=self.settings.redactor, pool_size=self.settings.workers.resolved_pool_size,
                                     require_signature=self.settings.approvals.require_signature)
         except storage_errors() as exc:
             raise StorageError(f"database_url {url!r} (CHAINPROOF_DATABASE_URL): cannot open the audit store: "
@@ -95,8 +92,10 @@ class Chainproof:
         self.models = models or ConfiguredModels(self.settings.model, self.settings.local, self.settings.models_dir,
                                                  database_url=url)
         self.cost_of_run = cost_of_run
+        self._checkpoints = Checkpointers(self.settings.resolved_checkpoint_url, self.settings.workers.resolved_pool_size)
 
     def close(self) -> None:
+        self._checkpoints.close()
         self.audit.close()
 
     def __enter__(self) -> Chainproof:
@@ -148,46 +147,15 @@ class Chainproof:
         ``settings.workers.queue``) for ``chainproof worker`` processes to advance; returns at once
         with status ``queued``. Needs the audit store and the checkpointer on PostgreSQL and the
         ``workers`` extra: ``WorkersUnavailable`` (exit 2) naming the setting otherwise, with
-        nothing recorded. See :func:`chainproof.workers.submit`."""
+        nothing recorded. With a ``run_id`` of the caller's, submitting it again is a no-op that
+        returns the same run (see :func:`chainproof.workers.submit`)."""
         from chainproof import workers
 
         return workers.submit(self, graph, inputs, queue=queue, **options)
 
-    def _record_start(self, graph: str, inputs: dict[str, Any], *, started_by: str | None = None,
-                      department: str | None = None, effort: str | None = None, run_id: str | None = None,
-                      max_steps: int | None = None, review_every: int | None = None, on_budget: str | None = None,
-                      zdr: bool | None = None, budget_usd: float | None = None, cache: bool | None = None,
-                      queue: str | None = None) -> tuple[str, dict[str, Any]]:
-        """Check and record a new run (see :meth:`start`); ``(run_id, initial state)``. ``queue``:
-        the DBOS queue a submitted run's decisions wake (kept in its ``run_started`` event)."""
-        spec = get_spec(graph)
-        zdr = self.settings.zdr if zdr is None else zdr
-        cost = budget_usd if budget_usd is not None else self.settings.budgets.run_usd
-        cache = (self.settings.cache.enabled if cache is None else cache) and not zdr
-        budget = start_budget(spec, {"max_steps": max_steps, "review_every": review_every, "on_budget": on_budget,
-                                     "max_cost_usd": cost})
-        inputs = start_inputs(spec, inputs)
-        check_person(started_by, effort)
-        preflight = getattr(self.models, "preflight", None)  # optional on providers (ModelSource)
-        if preflight is not None and spec.uses_chainproof_models:
-            preflight()
-        self._check_checkpointer()
-        run_id = run_id or uuid.uuid4().hex[:12]
-        decoded = decode_value(inputs, where="inputs")  # hooks read the types that went in
-        goal = spec.goal(decoded)
-        policy, bound = _wiring.policy_binding(self.settings, graph, spec, self.audit)
-        self.audit.start_run(
-            run_id, graph=graph, goal=goal, inputs=inputs, company=spec.subject(decoded),
-            department=department, started_by=started_by, zdr=zdr,
-            effort_override=effort, budget=budget.model_dump(), settings={
-                "pricing": {m: p.model_dump() for m, p in self.settings.pricing.items()},
-                "routing": self.settings.routing.model_dump(mode="json"), "cache": cache,
-                # who may approve is fixed when the run starts, not by the settings of whoever answers
-                "approval_policy": policy.model_dump(mode="json"), "approval_policy_version": bound,
-                "approver_roles": _wiring.approver_roles(self.settings, self.audit), **({"queue": queue} if queue else {})},
-        )
-        return run_id, initial_state(self.audit, run_id=run_id, graph=graph, goal=goal, inputs=inputs,
-                                     budget=budget.model_dump(), cache=cache)
+    def _record_start(self, graph: str, inputs: dict[str, Any], **options: Any) -> tuple[str, dict[str, Any]]:
+        """Check and record a new run (see :meth:`start`; :func:`chainproof._start.record_start`)."""
+        return record_start(self, graph, inputs, **options)
 
     def fork(self, run_id: str, at_step: int, *, started_by: str | None = None,
              on_progress: Progress | None = None, wait: bool = True) -> RunResult:
@@ -342,7 +310,7 @@ class Chainproof:
 
     # ------------------------------------------------------------ helpers
     def _check_checkpointer(self) -> None:
-        check_checkpointer(self.settings.resolved_checkpoint_url)
+        self._checkpoints.check()
 
     def _run(self, run_id: str):
         run = self.audit.get_run(run_id)
@@ -370,7 +338,7 @@ class Chainproof:
         ctx = _wiring.context_from_settings(self.settings, graph=graph, spec=get_spec(graph), audit=self.audit,
                                             models=self.models, effort=effort, cost_of_run=self.cost_of_run,
                                             recorded=recorded)
-        with open_checkpointer(self.settings.resolved_checkpoint_url) as saver:
+        with self._checkpoints.open() as saver:
             app = compile_for(ctx.spec, saver)
             config: dict[str, Any] = {"configurable": {"thread_id": run_id}}
             if getattr(app, "state_is_the_developers", False):  # an instrumented graph: the budget it started with

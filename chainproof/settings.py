@@ -71,7 +71,12 @@ class WorkerSettings(BaseModel):
     workflows (DBOS recovery of its executor id; :mod:`chainproof._heartbeats`). A dead worker's runs
     continue within about ``recovery_after_s + heartbeat_s``. The defaults (5 s, 30 s: six missed
     beats) are Chainproof's own choice: the issue names no figure; 30 s matches the run lock's
-    TCP keepalive give-up time (``chainproof._locks``), after which a vanished host's lock is free."""
+    TCP keepalive give-up time (``chainproof._locks``), after which a vanished host's lock is free.
+    ``pool_size``: on PostgreSQL, the most connections each of a process's three pools opens (DBOS's
+    system database ``sys_db_pool_size``, the LangGraph checkpointer's psycopg pool, the audit
+    store's SQLAlchemy pool, no overflow); default ``2 + ceil(concurrency / 4)`` (5 at the default
+    concurrency): a run holds a connection only for the statement it runs, so the N runs of a
+    worker share a few (see :attr:`resolved_pool_size` and README "Running many runs", "Sizing")."""
 
     queue: str = Field(default="chainproof-runs", min_length=1)
     concurrency: int = Field(default=10, ge=1)
@@ -83,6 +88,12 @@ class WorkerSettings(BaseModel):
     scheduler_polling_interval_s: float = Field(default=30.0, gt=0)
     heartbeat_s: float = Field(default=5.0, gt=0)
     recovery_after_s: float = Field(default=30.0, gt=0)
+    pool_size: int | None = Field(default=None, ge=1)
+
+    @property
+    def resolved_pool_size(self) -> int:
+        """``pool_size``, else ``2 + ceil(concurrency / 4)`` connections per pool."""
+        return self.pool_size or 2 + -(-self.concurrency // 4)
 
     @field_validator("queue")
     @classmethod

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from chainproof._heartbeats import Heartbeat
 from chainproof._locks import postgres_dsn
-from chainproof._resume import continuation
+from chainproof._resume import continuation, initial_state_of
 from chainproof.checkpoints.audit_schema import EventRecord
 from chainproof.errors import ChainproofError, InputError, RunBusy, RunNotResumable, StorageError, WorkersUnavailable
 from chainproof.types import RunResult
@@ -89,28 +89,33 @@ def dbos_config(settings: Settings, *, executor_id: str | None = None) -> DBOSCo
     """DBOS's configuration for a worker of ``settings``: the system database (see
     :func:`require_postgres`), the JSON serializer, one application version for every process
     of this Chainproof version (DBOS would otherwise hash the registered workflows' source), and
-    this worker's executor id (``workers.executor_id``, else ``HOST-PID``)."""
+    this worker's executor id (``workers.executor_id``, else ``HOST-PID``), and a system database
+    pool of ``workers.resolved_pool_size`` connections (DBOS's own default is 20)."""
     url = require_postgres(settings, "worker")
     return {"name": APP_NAME, "system_database_url": url, "serializer": DBOSPortableJSONSerializer(),
+            "sys_db_pool_size": settings.workers.resolved_pool_size,
             "application_version": _version(), "log_level": "WARNING",
             "scheduler_polling_interval_sec": settings.workers.scheduler_polling_interval_s,
             "executor_id": executor_id or settings.workers.executor_id or f"{socket.gethostname()}-{os.getpid()}"}
 
 
+CLIENT_POOL_SIZE = 2
+"""Connections a process's DBOS client (``submit``, decisions, a scan's fan-out) opens at most."""
 _clients: dict[str, Any] = {}
 _clients_lock = threading.Lock()
 
 
 def client(settings: Settings, what: str) -> DBOSClient:
     """A DBOS client on the system database (one per process and URL), which only enqueues: no
-    workflow runs in this process. Creates DBOS's schema when no worker has yet."""
+    workflow runs in this process; its pool holds at most ``CLIENT_POOL_SIZE`` connections (enqueues
+    are single statements). Creates DBOS's schema when no worker has yet."""
     url = require_postgres(settings, what)
     with _clients_lock:
         if url not in _clients:
             try:
                 DBOS.migrate(url)  # the client never migrates; DBOS.migrate is idempotent
                 _clients[url] = DBOSClient(system_database_url=url, serializer=DBOSPortableJSONSerializer(),
-                                           application_name=APP_NAME)
+                                           application_name=APP_NAME, system_database_pool_size=CLIENT_POOL_SIZE)
             except Exception as exc:
                 raise StorageError(f"workers.system_database_url {url!r}: cannot open DBOS's system database: "
                                    f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
@@ -128,17 +133,28 @@ def submit(app: Chainproof, graph: str, inputs: dict[str, Any], *, queue: str | 
     """See :meth:`chainproof.app.Chainproof.submit`. The run's initial state is checkpointed here
     (``interrupt_before="*"``: LangGraph saves the input and runs no node), so a worker starts it
     from the checkpointer like any other continuation; then a ``run_queued`` event, then the
-    enqueue (workflow id ``RUN:start``)."""
+    enqueue (workflow id ``RUN:start``).
+
+    Idempotent for a caller's own ``run_id`` (a fan-out whose step is retried): a run already
+    recorded under it records nothing new (what a first attempt left undone, the initial
+    checkpoint or ``run_queued``, is completed) and is enqueued under the same workflow id, which
+    DBOS resolves to the first workflow. ``InputError`` when that id is a run of another graph."""
     require_postgres(app.settings, "submit")
     queue = queue or app.settings.workers.queue
     if not queue.strip() or queue.startswith("_dbos_"):
         raise InputError(f"queue (--queue): expected a queue name not starting with _dbos_, got {queue!r}")
     client(app.settings, "submit")  # the system database is reachable before anything is recorded
-    run_id, initial = app._record_start(graph, inputs, queue=queue, **options)
-    with app._lock(run_id), app._thread(run_id, graph, options.get("effort"), initial=initial) as (compiled, config, ctx):
-        compiled.invoke(initial, config, context=ctx, durability="sync", interrupt_before="*")
+    run = app.audit.get_run(options["run_id"]) if options.get("run_id") else None
+    if run is not None and run.graph != graph:
+        raise InputError(f"run_id: {run.run_id!r} is already a run of graph {run.graph!r}, not {graph!r}")
+    run_id, initial = (run.run_id, None) if run is not None else app._record_start(graph, inputs, queue=queue, **options)
     workflow_id = f"{run_id}:start"
-    app.audit.append(run_id, EventRecord(kind="run_queued", detail={"queue": queue, "workflow_id": workflow_id}))
+    if run is None or app.audit.last_event(run_id, "run_queued") is None:
+        with app._lock(run_id), app._thread(run_id, graph, options.get("effort"), initial=initial) as (compiled, config, ctx):
+            if initial is not None or not compiled.get_state(config).values:  # not checkpointed yet
+                compiled.invoke(initial or initial_state_of(app.audit, run_id), config, context=ctx, durability="sync",
+                                interrupt_before="*")
+        app.audit.append(run_id, EventRecord(kind="run_queued", detail={"queue": queue, "workflow_id": workflow_id}))
     return wake(app, run_id, queue, workflow_id)
 
 

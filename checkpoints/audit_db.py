@@ -32,9 +32,11 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, pool_size: int | None = None) -> Engine:
     """Create an engine; SQLite gets WAL, a 30 s busy timeout and ``BEGIN IMMEDIATE`` transactions
-    (so two processes appending to one run serialise instead of failing)."""
+    (so two processes appending to one run serialise instead of failing). PostgreSQL connections
+    are named ``chainproof-audit`` (``pg_stat_activity.application_name``); ``pool_size``: at most
+    that many, no overflow (a thread waits up to 30 s for one; default: SQLAlchemy's 5 + 10)."""
     url = normalise_url(url)
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         from chainproof._private_files import private_file
@@ -43,6 +45,9 @@ def make_engine(url: str) -> Engine:
     if url in (MEMORY_URL, "sqlite://"):
         # one shared connection, or every checkout would see its own empty database
         engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+    elif url.startswith("postgresql"):
+        sized = {"pool_size": pool_size, "max_overflow": 0} if pool_size else {}
+        engine = create_engine(url, connect_args={"application_name": "chainproof-audit"}, **sized)
     else:
         engine = create_engine(url, future=True)
     if engine.dialect.name == "sqlite":

@@ -128,9 +128,11 @@ class AuditReader:
     must be current (``SchemaOutdated``, exit 2, names ``chainproof db upgrade``), and a SQLite
     file that does not exist is ``StoreMissing`` (exit 2) rather than created; ``True``: the schema
     is created or upgraded by Alembic; ``False``: neither (a scratch store creates its tables itself).
-    ``require_signature``: the default a store created here records (``audit_db.upgrade_schema``)."""
+    ``require_signature``: the default a store created here records (``audit_db.upgrade_schema``).
+    ``pool_size``: the PostgreSQL engine's connections at most (:func:`make_engine`)."""
 
-    def __init__(self, url: str, *, migrate: bool | Literal["check"] = "check", require_signature: bool = True):
+    def __init__(self, url: str, *, migrate: bool | Literal["check"] = "check", require_signature: bool = True,
+                 pool_size: int | None = None):
         self.url = normalise_url(url)
         if migrate == "check" and self.url.startswith("sqlite:///") and self.url != "sqlite:///:memory:":
             path = Path(self.url.removeprefix("sqlite:///")).expanduser()
@@ -138,7 +140,7 @@ class AuditReader:
                 raise StoreMissing(f"database_url {url!r} (CHAINPROOF_DATABASE_URL): no audit store at {path}; "
                                    "nothing has been recorded there (check CHAINPROOF_HOME / CHAINPROOF_DATABASE_URL)",
                                    str(path))
-        self.engine = make_engine(self.url)
+        self.engine = make_engine(self.url, pool_size)
         if migrate == "check":
             check_schema(self.engine, url, require_signature=require_signature)
         elif migrate:

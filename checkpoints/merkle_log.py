@@ -115,9 +115,12 @@ def _break_at(conn: Connection, idx: int) -> str | None:
 def stored_leaves(engine: Engine) -> tuple[list[Leaf], str | None]:
     """The log as stored: every leaf by index, its hash from the record's stored ``record_hash``,
     up to the first leaf that cannot be computed, and what stopped it (None: none did): an index
-    missing, or a record gone. O(n): one query (the leaves joined with their records)."""
+    missing, or a record gone. O(n): one query (the leaves joined with their records). On
+    PostgreSQL both reads share one snapshot (``REPEATABLE READ``): a leaf appended by another
+    process between them is past the end, not a record gone (a signer racing workers saw that)."""
     out: list[Leaf] = []
-    with engine.connect() as conn:
+    snapshot = {"isolation_level": "REPEATABLE READ"} if engine.dialect.name == "postgresql" else {}
+    with engine.connect().execution_options(**snapshot) as conn:
         if supported(engine.dialect):  # the DB-API cursor: half the time of a Core result for 10**5 rows
             rows: Iterable[Any] = FastStatement(_STORED, engine.dialect).rows(cursor_of(conn), {})
         else:

@@ -79,18 +79,47 @@ def is_postgres_url(url: str) -> bool:
     return url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://"))
 
 
+def open_postgres_pool(url: str, max_size: int) -> Any:
+    """A ``psycopg_pool.ConnectionPool`` of 1 to ``max_size`` connections to the PostgreSQL
+    checkpointer at ``url``, its tables created; ``open_checkpointer(url, pool)`` hands out
+    PostgresSaver instances on it, each borrowing a connection per operation
+    (langgraph-checkpoint-postgres accepts a pool whose connections have ``autocommit=True``,
+    ``prepare_threshold=0`` and dict rows). Connections are named ``chainproof-checkpoints``;
+    a run waits up to 30 s for one. Raises ``psycopg_pool.PoolTimeout`` (a psycopg
+    ``OperationalError``) when the server is unreachable for 10 s. Close it with ``close()``."""
+    from langgraph.checkpoint.postgres import PostgresSaver
+    from psycopg.rows import dict_row
+    from psycopg_pool import ConnectionPool
+
+    dsn = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    pool: ConnectionPool[Any] = ConnectionPool(dsn, min_size=1, max_size=max_size, open=False, name="chainproof-checkpoints",
+                          kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row,
+                                  "application_name": "chainproof-checkpoints", "connect_timeout": 10})
+    try:
+        pool.open(wait=True, timeout=10)
+        PostgresSaver(pool).setup()
+    except BaseException:
+        pool.close()
+        raise
+    return pool
+
+
 @contextmanager
-def open_checkpointer(url: str) -> Iterator[BaseCheckpointSaver]:
+def open_checkpointer(url: str, pool: Any = None) -> Iterator[BaseCheckpointSaver]:
     """Open the checkpointer at ``url`` and create its tables (idempotent).
 
     ``url``: a SQLite file path (``~`` expanded, parent folders created) or a
     ``postgresql://`` URL. PostgreSQL connections use ``autocommit=True`` and
     ``prepare_threshold=0``: without autocommit PostgresSaver never commits (see
-    langgraph-checkpoint-postgres' ``from_conn_string``).
+    langgraph-checkpoint-postgres' ``from_conn_string``). ``pool``: a pool from
+    :func:`open_postgres_pool` (tables already created) instead of a connection of its own.
     """
     if is_postgres_url(url):
         from langgraph.checkpoint.postgres import PostgresSaver
 
+        if pool is not None:
+            yield _killpoints.watch_saver(PostgresSaver(pool))
+            return
         dsn = url.replace("postgresql+psycopg://", "postgresql://", 1)
         with PostgresSaver.from_conn_string(dsn) as saver:
             saver.setup()

@@ -11,12 +11,14 @@ step) are what people look at (``chainproof alerts``).
 
 Fan-out: on workers (audit store and checkpointer on PostgreSQL), the ``position_runs`` step
 submits one ``position-risk`` run per position to the workers' queue (``Chainproof.submit``) and
-records their run ids; any worker advances them. Without PostgreSQL the step records that no
+records their run ids; any worker advances them. The child run ids are derived from the scan's
+run id and the position (:func:`position_run_id`), so a step that runs again submits nothing twice. Without PostgreSQL the step records that no
 child runs were submitted and why; the scan's own per-position ratings are complete either way.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -93,28 +95,46 @@ def _portfolio_risk(portfolio: str, as_of: date, **thresholds: float) -> dict:
     return portfolio_risk(portfolio, as_of, _thresholds(**thresholds))
 
 
+def position_run_id(parent_run_id: str, index: int, ticker: str) -> str:
+    """The run id of the ``position-risk`` run a scan ``parent_run_id`` submits for its position
+    ``index`` (0-based line of the portfolio file) ``ticker``: 12 hex digits of a SHA-256, so the
+    same scan submitting again gets the same ids (and ``Chainproof.submit`` records nothing twice)."""
+    return hashlib.sha256(f"{parent_run_id}/{index}/{ticker}".encode()).hexdigest()[:12]
+
+
+def fan_out(app: Any, parent_run_id: str, portfolio: str, as_of: date, thresholds: dict[str, Any]) -> dict[str, str]:
+    """Submit one ``position-risk`` run per position of ``portfolio`` for the scan
+    ``parent_run_id``; ``{ticker: run_id}``. Idempotent: the run ids are
+    :func:`position_run_id`, and submitting a run id again enqueues the same DBOS workflow
+    (``RUN:start``), so a retried step (a DBOS step retry, a worker's recovery) adds no run."""
+    submitted = {}
+    for i, p in enumerate(read_portfolio(portfolio)):
+        inputs = {"ticker": p.ticker, "as_of": as_of.isoformat(), "weight": p.weight, "dossier": p.dossier,
+                  **{k: v for k, v in thresholds.items() if k in _THRESHOLDS}}
+        submitted[p.ticker] = app.submit("position-risk", inputs, run_id=position_run_id(parent_run_id, i, p.ticker)).run_id
+    return submitted
+
+
 def _position_runs(portfolio: str, as_of: date, **thresholds: float) -> dict:
-    """Submit one ``position-risk`` run per position; ``{"submitted": {ticker: run_id}}``, or
+    """Submit one ``position-risk`` run per position (:func:`fan_out`, for the scan whose node
+    calls it: LangGraph's ``thread_id``); ``{"submitted": {ticker: run_id}}``, or
     ``{"submitted": {}, "skipped": reason}`` where runs cannot be submitted (no PostgreSQL)."""
     from contextlib import nullcontext
+
+    from langgraph.config import get_config
 
     from chainproof.app import Chainproof
     from chainproof.errors import WorkersUnavailable
     from chainproof.workers import require_postgres, serving_app
 
-    positions = read_portfolio(portfolio)
+    parent = get_config()["configurable"]["thread_id"]  # the scan's run id
     worker = serving_app()  # on a worker: its settings and models; else this process's settings
     with nullcontext(worker) if worker is not None else Chainproof() as app:
         try:
             require_postgres(app.settings, "portfolio-scan fan-out")
         except WorkersUnavailable as exc:
             return {"submitted": {}, "skipped": str(exc)}
-        submitted = {}
-        for p in positions:
-            inputs = {"ticker": p.ticker, "as_of": as_of.isoformat(), "weight": p.weight, "dossier": p.dossier,
-                      **{k: v for k, v in thresholds.items() if k in _THRESHOLDS}}
-            submitted[p.ticker] = app.submit("position-risk", inputs).run_id
-    return {"submitted": submitted}
+        return {"submitted": fan_out(app, parent, portfolio, as_of, thresholds)}
 
 
 PORTFOLIO_TOOLS = [

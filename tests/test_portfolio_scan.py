@@ -20,6 +20,7 @@ from chainproof.agents.models import StaticModels
 from chainproof.app import Chainproof
 from chainproof.checkpoints.audit_schema import Step
 from chainproof.checkpoints.verify import verify_run
+from chainproof.errors import InputError
 from chainproof.settings import Settings
 from chainproof.tools.portfolio import RiskThresholds, portfolio_risk
 from testkit import fleet
@@ -163,3 +164,46 @@ def test_a_scheduled_scan_fires_on_workers_with_per_position_runs_and_an_alert(p
     assert scan_alert["position_run"] == child_ids["VOL"]
     assert json.loads(runner.invoke(cli.app, ["schedule", "list", "--json"]).output) == []
 
+
+
+def test_a_retried_fan_out_submits_one_child_run_per_position(pg_url, tmp_path, book, monkeypatch):
+    """The scan's fan-out runs again when its DBOS step is retried (or its worker died): the first
+    attempt here fails after submitting TST (VOL is recorded and checkpointed, its enqueue fails);
+    the retry submits nothing twice: one run, one run_queued and one DBOS workflow per position."""
+    pytest.importorskip("dbos", reason="the workers extra (PyPI dbos) is not installed")
+    import psycopg
+
+    from chainproof import workers
+    from chainproof.graphs.portfolio_scan import fan_out, position_run_id
+
+    settings = Settings(home=tmp_path / "scan", database_url=pg_url, checkpoint_url=pg_url)
+    enqueue, calls = workers.enqueue, []
+
+    def flaky(*args, **kwargs):  # the first attempt's second enqueue fails, as a dropped connection would
+        calls.append(args[1])
+        if len(calls) == 2:
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        return enqueue(*args, **kwargs)
+
+    with Chainproof(settings, models=StaticModels(fleet.fleet_model())) as app:
+        monkeypatch.setattr(workers, "enqueue", flaky)
+        with pytest.raises(psycopg.OperationalError):
+            fan_out(app, "scan00000001", str(book), SYNTH_AS_OF, {})
+        monkeypatch.setattr(workers, "enqueue", enqueue)
+        first = fan_out(app, "scan00000001", str(book), SYNTH_AS_OF, {})  # the retry
+        again = fan_out(app, "scan00000001", str(book), SYNTH_AS_OF, {})  # and once more
+        assert first == again == {"TST": position_run_id("scan00000001", 0, "TST"),
+                                  "VOL": position_run_id("scan00000001", 1, "VOL")}
+        other = fan_out(app, "scan00000002", str(book), SYNTH_AS_OF, {})  # another scan: its own runs
+        assert set(other.values()).isdisjoint(first.values())
+        children = sorted(r.run_id for r, _, _ in app.audit.list_runs(100) if r.graph == "position-risk")
+        assert children == sorted([*first.values(), *other.values()])
+        for run_id in first.values():
+            assert len(app.audit.events_of(run_id, "run_queued")) == 1
+            assert verify_run(app.audit, run_id).ok
+        with pytest.raises(InputError, match="run_id: .* already a run of graph 'position-risk'"):
+            app.submit("portfolio-scan", {"portfolio": str(book), "as_of": AS_OF}, run_id=first["TST"])
+    with psycopg.connect(pg_url) as conn:
+        workflows = [r[0] for r in conn.execute("SELECT workflow_uuid FROM dbos.workflow_status "
+                                                "WHERE name = 'chainproof.advance_run'")]
+    assert sorted(workflows) == sorted(f"{r}:start" for r in [*first.values(), *other.values()])

@@ -27,3 +27,78 @@ def test_pause_and_approve_on_postgres(home, pg_url):
         done = app.decide(run.run_id, action="approve", approver="PG Approver")
         assert done.status == "completed"
         assert [s.node for s in app.audit.records_of(run.run_id, Step)][-2:] == ["approve", "report"]
+
+
+def _connections(url: str) -> dict[str, int]:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return dict(conn.execute("SELECT application_name, count(*) FROM pg_stat_activity WHERE "
+                                 "datname = current_database() AND pid <> pg_backend_pid() GROUP BY 1").fetchall())
+
+
+def test_run_locks_of_one_process_share_one_connection_and_still_exclude(home, pg_url):
+    """Ten runs locked at once by one process hold one lock connection; a second taker of a held
+    run, in this process or another session, is refused; released, the run is free again."""
+    from contextlib import ExitStack
+
+    import pytest
+
+    from chainproof._locks import lock_is_free, run_lock
+    from chainproof.errors import RunBusy
+
+    runs = [f"lock-{uuid.uuid4().hex[:8]}" for _ in range(10)]
+    with ExitStack() as held:
+        for r in runs:
+            held.enter_context(run_lock(home, r, pg_url))
+        assert _connections(pg_url).get("chainproof-run-lock") == 1
+        with pytest.raises(RunBusy, match="being advanced by another process"):
+            with run_lock(home, runs[3], pg_url):
+                pass
+        assert not any(lock_is_free(home, r, pg_url) for r in runs)  # seen from another session
+    assert all(lock_is_free(home, r, pg_url) for r in runs)
+    with run_lock(home, runs[3], pg_url):  # free again, on the same connection
+        assert _connections(pg_url).get("chainproof-run-lock") == 1
+
+
+def test_an_engines_pools_hold_at_most_workers_pool_size_connections(home, pg_url):
+    """Eight runs advanced at once by threads of one engine with workers.pool_size 2: the audit
+    store and the checkpointer each hold at most 2 connections, and every run completes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from testkit import fleet
+
+    fleet.register_all()
+    assert Settings(home=home).workers.resolved_pool_size == 5  # 2 + ceil(10 / 4) at the default concurrency
+    settings = Settings(home=home, database_url=pg_url, checkpoint_url=pg_url, workers={"pool_size": 2})
+    with Chainproof(settings, models=StaticModels(fleet.fleet_model(0.05))) as app:
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(lambda i: app.start("fleet", {"tag": f"p{i}", "n": 3}), range(8)))
+        used = _connections(pg_url)
+        assert [r.status for r in results] == ["completed"] * 8
+    assert used.get("chainproof-audit", 0) <= 2 and used.get("chainproof-checkpoints", 0) <= 2, used
+
+
+def test_a_leaf_appended_while_the_signer_reads_the_log_is_past_its_end_not_a_missing_record(home, pg_url,
+                                                                                            monkeypatch):
+    """A tree head is signed while other workers append: a leaf committed between the signer's two
+    reads of the log is not yet in the log it signs, never "the record is missing" (which refused
+    to sign and made a worker-recovery run fail)."""
+    from chainproof.checkpoints import merkle_log
+    from chainproof.checkpoints.audit_schema import EventRecord
+
+    register("toy", ToyGraph)
+    settings = Settings(home=home, database_url=pg_url, checkpoint_url=pg_url)
+    model = ScriptedChatModel(replies=["a", "b", "c", json.dumps({"verdict": "no", "reason": "small number"})])
+    with Chainproof(settings, models=StaticModels(model)) as app:
+        run = app.start("toy", {"x": 1})
+        break_at = merkle_log._break_at
+
+        def racing(conn, idx):  # another process appends between the two reads
+            app.audit.append(run.run_id, EventRecord(kind="model_retry", detail={"attempt": 1}))
+            return break_at(conn, idx)
+
+        monkeypatch.setattr(merkle_log, "_break_at", racing)
+        leaves = merkle_log.signable_leaves(app.audit.engine)  # raised LogInconsistent before
+        monkeypatch.setattr(merkle_log, "_break_at", break_at)
+        assert len(merkle_log.signable_leaves(app.audit.engine)) == len(leaves) + 1

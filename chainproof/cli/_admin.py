@@ -59,7 +59,9 @@ def sla(
     if as_json:
         sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
         return
-    views.print_sla(console, report, since)
+    from chainproof.cli._views_sla import print_sla
+
+    print_sla(console, report, since)
 
 
 @cache_app.command("clear")

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 from pathlib import Path
@@ -30,6 +31,8 @@ def worker(
     from chainproof.workers import require_postgres, serve
 
     require_postgres(cli.settings(), "worker")  # before the engine opens (and creates) a SQLite store
+    if concurrency is not None:  # the engine's pools are sized from workers.concurrency (workers.pool_size)
+        os.environ["CHAINPROOF_WORKERS__CONCURRENCY"] = str(concurrency)
     names = [q.strip() for item in queues or [] for q in item.split(",") if q.strip()] or None
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

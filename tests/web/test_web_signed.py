@@ -102,7 +102,7 @@ def test_verify_flags_a_forged_server_signature(strict_home, web, forgery):
     run_id = start(web, ana)
     web.wait(ana, run_id, "paused")
     [req] = dana.get("/api/pending").json()
-    assert dana.post(f"/api/runs/{run_id}/decisions", json={"action": "approve", "request_id": req["request_id"]}).status_code == 202
+    assert dana.post(f"/api/runs/{run_id}/decisions", json={"action": "approve", "request_id": req["request_id"], "proposed_hash": req["proposed_hash"]}).status_code == 202
     web.wait(ana, run_id, "completed")
     [decision] = _decisions(web, run_id)
     sig = dict(decision.signature)
@@ -124,7 +124,7 @@ def test_an_account_cannot_sign_as_another(strict_home, web):
     first = start(web, ana)
     web.wait(ana, first, "paused")
     [req] = lee.get("/api/pending").json()
-    assert lee.post(f"/api/runs/{first}/decisions", json={"action": "approve", "request_id": req["request_id"]}).status_code == 202
+    assert lee.post(f"/api/runs/{first}/decisions", json={"action": "approve", "request_id": req["request_id"], "proposed_hash": req["proposed_hash"]}).status_code == 202
     web.wait(ana, first, "completed")
     lee_key = KeySigner.from_file(account_key_path(strict_home, _account_id(web, "lee")))
     second = start(web, ana)
@@ -136,11 +136,11 @@ def test_an_account_cannot_sign_as_another(strict_home, web):
     for approver in ("lee", "dana"):
         statement = decision_statement(**req["signing"], action="approve", edited=None, comment=None, approver=approver,
                                        key_id=lee_key.key_id, decided_at=now)
-        refused = dana.post(url, json={"action": "approve", "request_id": req["request_id"], "signature": {
+        refused = dana.post(url, json={"action": "approve", "request_id": req["request_id"], "proposed_hash": req["proposed_hash"], "signature": {
             "key_id": lee_key.key_id, "signature": lee_key.sign(statement), "decided_at": now}})
         assert refused.status_code == 403 and "registered to 'lee', not 'dana'" in refused.json()["detail"], refused.text
     assert _decisions(web, second) == []
-    own = dana.post(url, json={"action": "approve", "request_id": req["request_id"]})  # signed with her own key
+    own = dana.post(url, json={"action": "approve", "request_id": req["request_id"], "proposed_hash": req["proposed_hash"]})  # signed with her own key
     assert own.status_code == 202, own.text
     web.wait(ana, second, "completed")
     [decision] = _decisions(web, second)
@@ -153,12 +153,12 @@ def test_an_account_whose_key_an_admin_removed_is_refused(strict_home, web):
     first = start(web, ana)
     web.wait(ana, first, "paused")
     [req] = dana.get("/api/pending").json()
-    assert dana.post(f"/api/runs/{first}/decisions", json={"action": "approve", "request_id": req["request_id"]}).status_code == 202
+    assert dana.post(f"/api/runs/{first}/decisions", json={"action": "approve", "request_id": req["request_id"], "proposed_hash": req["proposed_hash"]}).status_code == 202
     web.wait(ana, first, "completed")
     ApproverKeys(web.engine.audit.engine).remove("dana", actor="account:root")
     second = start(web, ana)
     web.wait(ana, second, "paused")
     [req] = dana.get("/api/pending").json()
-    refused = dana.post(f"/api/runs/{second}/decisions", json={"action": "approve", "request_id": req["request_id"]})
+    refused = dana.post(f"/api/runs/{second}/decisions", json={"action": "approve", "request_id": req["request_id"], "proposed_hash": req["proposed_hash"]})
     assert refused.status_code == 403 and "was removed; nothing was decided" in refused.json()["detail"], refused.text
     assert _decisions(web, second) == []
