@@ -19,24 +19,12 @@ from chainproof.cli import app as cli
 from chainproof.cli._web import stored_principal
 from chainproof.errors import InputError, NotPermitted
 from chainproof.graphs.registry import register
+from testkit.cli_accounts import cli_out, sign_in
 from testkit.toy_graph import ToyGraph
 
 register("toy", ToyGraph)
 runner = CliRunner()
 GOOD = json.dumps({"verdict": "yes", "reason": "the doubled square is 98"})
-PASSWORD = "correct horse battery staple"
-
-
-def _cli(*args: str, code: int = 0, stdin: str | None = None) -> str:
-    result = runner.invoke(cli, list(args), input=stdin, env={"COLUMNS": "300"})
-    out = " ".join(result.output.split())
-    assert result.exit_code == code, out
-    return out
-
-
-def _login(name: str, role: str) -> None:
-    _cli("users", "add", name, "--role", role, "--password-stdin", stdin=PASSWORD + "\n")
-    _cli("login", name, "--password-stdin", stdin=PASSWORD + "\n")
 
 
 @pytest.fixture
@@ -46,7 +34,7 @@ def run_id(home, settings, tmp_path):
         app.models = StaticModels(ScriptedChatModel(replies=["The square.", "The double.", "Large.", GOOD]))
         run = app.start("toy", {"x": 7})
         app.decide(run.run_id, action="approve", approver="Dana")
-    _cli("log", "head", "--out", str(tmp_path / "head.json"))
+    cli_out("log", "head", "--out", str(tmp_path / "head.json"))
     return run.run_id
 
 
@@ -56,28 +44,28 @@ def _step(app: Chainproof, run_id: str, step_no: int):
 
 def test_only_a_signed_in_admin_or_approver_may_correct(run_id, home, settings):
     args = ("correct", run_id, "--step", "2", "--field", "title", "--value", "Square seven", "--reason", "clearer")
-    assert "nobody is signed in" in _cli(*args, "--as", "Dana", code=2)  # a typed name is no identity
-    _login("ann", "analyst")
-    assert "'ann' holds analyst" in _cli(*args, code=2)
-    _login("dana", "approver")
-    assert "--as: signed in as 'dana', not 'Lee'" in _cli(*args, "--as", "Lee", code=2)
+    assert "nobody is signed in" in cli_out(*args, "--as", "Dana", code=2)  # a typed name is no identity
+    sign_in("ann", "analyst")
+    assert "'ann' holds analyst" in cli_out(*args, code=2)
+    sign_in("dana", "approver")
+    assert "--as: signed in as 'dana', not 'Lee'" in cli_out(*args, "--as", "Lee", code=2)
     with Chainproof(settings) as app:
         assert app.audit.events_of(run_id, "record_corrected") == []
-    assert f"correction recorded: run {run_id} step 2 title = Square seven" in _cli(*args, "--as", "dana")
-    _login("boss", "admin")
-    _cli("correct", run_id, "--step", "2", "--field", "status", "--value", "error", "--reason", "it failed in fact")
+    assert f"correction recorded: run {run_id} step 2 title = Square seven" in cli_out(*args, "--as", "dana")
+    sign_in("boss", "admin")
+    cli_out("correct", run_id, "--step", "2", "--field", "status", "--value", "error", "--reason", "it failed in fact")
     with Chainproof(settings) as app:
         assert [e.detail["by"] for e in app.audit.events_of(run_id, "record_corrected")] == ["dana", "boss"]
 
 
 def test_a_correction_is_appended_and_the_original_stays(run_id, home, settings, tmp_path):
-    _login("dana", "approver")
+    sign_in("dana", "approver")
     with Chainproof(settings) as app:
         before = _step(app, run_id, 3)
         records = len(app.audit.records(run_id))
         leaves = len(leaf_rows(app.audit.engine))
     old = before.output["finding"]  # the observe step's reading of the tool result
-    out = _cli("correct", run_id, "--step", "3", "--field", "output.finding", "--value", "The square is 49, not 48.",
+    out = cli_out("correct", run_id, "--step", "3", "--field", "output.finding", "--value", "The square is 49, not 48.",
                "--reason", "the interpretation misread the tool result")
     assert "correction recorded" in out and f"corrects seq {before.seq}" in out
     with Chainproof(settings) as app:
@@ -92,12 +80,12 @@ def test_a_correction_is_appended_and_the_original_stays(run_id, home, settings,
         assert fix.detail["original"] == old and fix.detail["value"] == "The square is 49, not 48."
         assert fix.detail["account"]["username"] == "dana"
         assert app.replay(run_id).outcome == "identical"  # the original is replayed; a correction is not a step
-    assert "chain intact" in _cli("verify", run_id)
-    assert "log consistent" in _cli("verify", "--against", str(tmp_path / "head.json"))
-    shown = _cli("show", run_id)
+    assert "chain intact" in cli_out("verify", run_id)
+    assert "log consistent" in cli_out("verify", "--against", str(tmp_path / "head.json"))
+    shown = cli_out("show", run_id)
     assert "✎" in shown and "The square is 49, not 48." in shown and f"{old[:20]}" in shown
     assert "the interpretation misread the tool result" in shown and "dana" in shown
-    step = _cli("show", run_id, "--step", "3")
+    step = cli_out("show", run_id, "--step", "3")
     assert "The square is 49, not 48." in step and "corrections" in step
     exported = json.loads(runner.invoke(cli, ["export", run_id]).output)
     assert exported["corrections"][0]["value"] == "The square is 49, not 48."
@@ -109,7 +97,7 @@ def test_a_correction_is_appended_and_the_original_stays(run_id, home, settings,
 
 
 def test_bad_corrections_are_refused_naming_the_option(run_id, home, settings):
-    _login("boss", "admin")
+    sign_in("boss", "admin")
     with Chainproof(settings) as app:
         principal = stored_principal()
         cases = [({"step": 99}, "--step 99: run"), ({"field": "record_hash"}, "--field 'record_hash': expected one of"),
@@ -126,8 +114,8 @@ def test_bad_corrections_are_refused_naming_the_option(run_id, home, settings):
 
 
 def test_verify_checks_what_a_correction_references(run_id, home, settings):
-    _login("boss", "admin")
-    _cli("correct", run_id, "--step", "2", "--field", "title", "--value", "Square seven", "--reason", "clearer")
+    sign_in("boss", "admin")
+    cli_out("correct", run_id, "--step", "2", "--field", "title", "--value", "Square seven", "--reason", "clearer")
     with Chainproof(settings) as app:
         fix = app.audit.records(run_id)[-1]
         first_event = app.audit.records_of(run_id, "events")[0]
@@ -136,7 +124,7 @@ def test_verify_checks_what_a_correction_references(run_id, home, settings):
         with app.audit.engine.begin() as conn:
             conn.execute(text("UPDATE events SET detail = :d, record_hash = :h WHERE id = :i"),
                          {"d": json.dumps(forged.detail), "h": record_hash(forged), "i": fix.id})
-    broken = _cli("verify", run_id, code=1)
+    broken = cli_out("verify", run_id, code=1)
     assert f"correction at events seq {fix.seq}" in broken and "which is not a step record of this run" in broken
 
 
@@ -145,11 +133,11 @@ def test_a_purged_run_cannot_be_corrected(run_id, home, settings, monkeypatch):
 
     import chainproof.cli._retention as retention_cli
 
-    _login("boss", "admin")
-    _cli("retention", "set", "6 months")
+    sign_in("boss", "admin")
+    cli_out("retention", "set", "6 months")
     monkeypatch.setattr(retention_cli, "_now", lambda: datetime.now(UTC) + timedelta(days=200))
-    _cli("purge")
-    refused = _cli("correct", run_id, "--step", "2", "--field", "title", "--value", "x", "--reason", "why", code=2)
+    cli_out("purge")
+    refused = cli_out("correct", run_id, "--step", "2", "--field", "title", "--value", "x", "--reason", "why", code=2)
     assert f"run {run_id} was purged on" in refused and "no record left to correct" in refused
 
 
@@ -157,7 +145,7 @@ def test_a_correction_is_redacted_and_minimised_like_the_step_it_corrects(home, 
     from testkit.credentials import CREDENTIALS
 
     secret = next(c for c in CREDENTIALS if c.kind == "GitHub ghp token")
-    _login("boss", "admin")
+    sign_in("boss", "admin")
     with Chainproof(settings) as app:
         app.models = StaticModels(ScriptedChatModel(replies=["The square.", "The double.", "Large.", GOOD]))
         zdr = app.start("toy", {"x": 7}, zdr=True).run_id

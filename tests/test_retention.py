@@ -19,16 +19,15 @@ from chainproof.app import Chainproof
 from chainproof.checkpoints.merkle_log import leaf_rows
 from chainproof.checkpoints.retention import Retention
 from chainproof.checkpoints.saver import open_checkpointer
-from chainproof.cli import app as cli
 from chainproof.errors import InputError
 from chainproof.graphs.registry import register
 from chainproof.settings import Settings
+from testkit.cli_accounts import cli_out, sign_in
 from testkit.toy_graph import ToyGraph
 
 register("toy", ToyGraph)
 runner = CliRunner()
 GOOD = json.dumps({"verdict": "yes", "reason": "the doubled square is 98"})
-PASSWORD = "correct horse battery staple"
 
 
 def _run(app: Chainproof, x: int, *, approve: bool = True) -> str:
@@ -37,18 +36,6 @@ def _run(app: Chainproof, x: int, *, approve: bool = True) -> str:
     if approve:
         app.decide(run.run_id, action="approve", approver="Dana")
     return run.run_id
-
-
-def _cli(*args: str, code: int = 0, stdin: str | None = None) -> str:
-    result = runner.invoke(cli, list(args), input=stdin, env={"COLUMNS": "300"})
-    out = " ".join(result.output.split())
-    assert result.exit_code == code, out
-    return out
-
-
-def _login(name: str, role: str) -> None:
-    _cli("users", "add", name, "--role", role, "--password-stdin", stdin=PASSWORD + "\n")
-    _cli("login", name, "--password-stdin", stdin=PASSWORD + "\n")
 
 
 def _sql(app: Chainproof, statement: str, **params) -> list:
@@ -73,16 +60,16 @@ def test_retention_below_the_floor_or_malformed_is_refused_naming_the_field(valu
 
 
 def test_retention_is_admin_only_audited_and_held_in_the_store(home):
-    assert "No retention is set" in _cli("retention", "show")
-    assert "not signed in" in _cli("retention", "set", "1 year", code=2)
-    _login("analyst1", "analyst")
-    assert "'analyst1', who is not an admin" in _cli("retention", "set", "1 year", code=2)
-    _login("boss", "admin")
-    assert "at least 6 months" in _cli("retention", "set", "5 months", code=2)
-    assert "retention: version 1, 6 months" in _cli("retention", "set", "6 months")
-    assert "retention: unchanged" in _cli("retention", "set", "6 months")
-    assert "retention: version 2, 7 years" in _cli("retention", "set", "7 years")
-    assert "retention 7 years (version 2" in _cli("retention", "show") and "by account:boss" in _cli("retention", "show")
+    assert "No retention is set" in cli_out("retention", "show")
+    assert "not signed in" in cli_out("retention", "set", "1 year", code=2)
+    sign_in("analyst1", "analyst")
+    assert "'analyst1', who is not an admin" in cli_out("retention", "set", "1 year", code=2)
+    sign_in("boss", "admin")
+    assert "at least 6 months" in cli_out("retention", "set", "5 months", code=2)
+    assert "retention: version 1, 6 months" in cli_out("retention", "set", "6 months")
+    assert "retention: unchanged" in cli_out("retention", "set", "6 months")
+    assert "retention: version 2, 7 years" in cli_out("retention", "set", "7 years")
+    assert "retention 7 years (version 2" in cli_out("retention", "show") and "by account:boss" in cli_out("retention", "show")
     with Chainproof(Settings(home=home)) as app:
         rows = _sql(app, "SELECT actor, detail FROM auth_events WHERE kind = 'retention_changed' ORDER BY seq")
     changes = [(actor, json.loads(d) if isinstance(d, str) else d) for actor, d in rows]
@@ -95,11 +82,11 @@ def test_purge_needs_a_retention_and_an_admin(home, settings, monkeypatch):
     with Chainproof(settings) as app:
         done = _run(app, 2)
     _later(monkeypatch, 400)
-    assert "retention: not set for this store" in _cli("purge", "--dry-run", code=2)
-    _login("boss", "admin")
-    _cli("retention", "set", "6 months")
+    assert "retention: not set for this store" in cli_out("purge", "--dry-run", code=2)
+    sign_in("boss", "admin")
+    cli_out("retention", "set", "6 months")
     (home / "credentials.json").unlink()
-    assert "not signed in" in _cli("purge", code=2)
+    assert "not signed in" in cli_out("purge", code=2)
     with Chainproof(settings) as app:
         assert app.audit.get_run(done) is not None and app.audit.records(done)
 
@@ -115,13 +102,13 @@ def purged(home, tmp_path, monkeypatch, backend_settings):
         done = [_run(app, x) for x in (2, 3, 4)]
         paused = _run(app, 5, approve=False)
     head = tmp_path / "head.json"
-    _cli("log", "head", "--out", str(head))
+    cli_out("log", "head", "--out", str(head))
     with Chainproof(backend_settings) as app:
         before = leaf_rows(app.audit.engine)
-    _login("boss", "admin")
-    _cli("retention", "set", "6 months")
+    sign_in("boss", "admin")
+    cli_out("retention", "set", "6 months")
     _later(monkeypatch, 214)
-    out = _cli("purge")
+    out = cli_out("purge")
     return backend_settings, done, paused, head, before, out
 
 
@@ -142,43 +129,43 @@ def test_a_purge_deletes_old_finished_runs_and_keeps_the_log_verifiable(purged):
     assert [s[0] for s in stones] == done and all(s[2] == "account:boss" for s in stones)
     assert [s[1] for s in stones] == [sum(1 for x in before if x.run_id == r) for r in done]
     assert [e[0] for e in events] == ["account:boss"] * 3
-    assert "log consistent: the head of" in _cli("verify", "--against", str(head))
-    verified = _cli("verify", "--all")
+    assert "log consistent: the head of" in cli_out("verify", "--against", str(head))
+    verified = cli_out("verify", "--all")
     for run_id, stone in zip(done, stones):
         assert f"{run_id}: purged ({stone[1]} records, leaves kept)" in verified
     assert "4 runs verified, 0 broken." in verified
-    assert f"{done[0]}: purged" in _cli("verify", done[0])
-    assert "was purged on" in _cli("show", done[0], code=2)
-    assert f"--step 2: run {done[0]} was purged on" in _cli("prove", done[0], "--step", "2", code=2)
-    assert "0 runs purged under the retention of 6 months, 1 kept" in _cli("purge")  # nothing more to purge
+    assert f"{done[0]}: purged" in cli_out("verify", done[0])
+    assert "was purged on" in cli_out("show", done[0], code=2)
+    assert f"--step 2: run {done[0]} was purged on" in cli_out("prove", done[0], "--step", "2", code=2)
+    assert "0 runs purged under the retention of 6 months, 1 kept" in cli_out("purge")  # nothing more to purge
     # the log goes on: a new run appends after the kept leaves, and an old head is still a prefix
     with Chainproof(settings) as app:
         _run(app, 6)
         assert len(leaf_rows(app.audit.engine)) > len(before)
-    assert "log consistent" in _cli("verify", "--against", str(head))
+    assert "log consistent" in cli_out("verify", "--against", str(head))
 
 
 def test_a_purge_checks_every_run_and_skips_the_paused_ones(purged):
     settings, done, paused, head, before, out = purged
-    dry = _cli("purge", "--dry-run")
+    dry = cli_out("purge", "--dry-run")
     assert f"{paused} │ toy │ paused" in dry and "kept: paused: only completed or failed runs are purged" in dry
     assert "dry run: 0 runs (0 records) would be purged; nothing was deleted" in dry
-    assert f"--run {paused}: not purged: paused" in _cli("purge", "--run", paused, code=2)
-    assert f"--run {done[0]}: no such run" in _cli("purge", "--run", done[0], code=2)
+    assert f"--run {paused}: not purged: paused" in cli_out("purge", "--run", paused, code=2)
+    assert f"--run {done[0]}: no such run" in cli_out("purge", "--run", done[0], code=2)
 
 
 def test_a_too_young_run_is_refused_and_kept(home, settings, monkeypatch):
     with Chainproof(settings) as app:
         young = _run(app, 2)
-    _login("boss", "admin")
-    _cli("retention", "set", "1 year")
+    sign_in("boss", "admin")
+    cli_out("retention", "set", "1 year")
     _later(monkeypatch, 200)  # older than 6 months, younger than the retention of 1 year
-    refused = _cli("purge", "--run", young, code=2)
+    refused = cli_out("purge", "--run", young, code=2)
     assert f"--run {young}: not purged: ended" in refused and "within the retention of 1 year (purgeable from" in refused
     future = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%d")
-    assert f"--before {future}: later than the retention of 1 year allows" in _cli("purge", "--before", future, code=2)
-    assert "--before: expected a date YYYY-MM-DD" in _cli("purge", "--before", "last week", code=2)
-    assert "0 runs purged under the retention of 1 year, 1 kept" in _cli("purge")
+    assert f"--before {future}: later than the retention of 1 year allows" in cli_out("purge", "--before", future, code=2)
+    assert "--before: expected a date YYYY-MM-DD" in cli_out("purge", "--before", "last week", code=2)
+    assert "0 runs purged under the retention of 1 year, 1 kept" in cli_out("purge")
     with Chainproof(settings) as app:
         assert len(app.audit.records(young)) > 0 and not _sql(app, "SELECT run_id FROM purged_runs")
 
@@ -187,22 +174,22 @@ def test_a_run_whose_chain_is_broken_is_not_purged(home, settings, monkeypatch):
     with Chainproof(settings) as app:
         tampered = _run(app, 2)
         _sql(app, "UPDATE steps SET title = 'rewritten' WHERE run_id = :r AND step_no = 2", r=tampered)
-    _login("boss", "admin")
-    _cli("retention", "set", "6 months")
+    sign_in("boss", "admin")
+    cli_out("retention", "set", "6 months")
     _later(monkeypatch, 200)
-    assert "kept: its chain does not verify (edited" in _cli("purge", "--dry-run")
-    assert "0 runs purged" in _cli("purge")
+    assert "kept: its chain does not verify (edited" in cli_out("purge", "--dry-run")
+    assert "0 runs purged" in cli_out("purge")
 
 
 def test_deleting_a_tombstone_after_a_purge_is_detected(purged):
     settings, done, _, head, _, _ = purged
     with Chainproof(settings) as app:
         _sql(app, "DELETE FROM purged_runs WHERE run_id = :r", r=done[1])
-    broken = _cli("verify", "--all", code=1)
+    broken = cli_out("verify", "--all", code=1)
     assert f"{done[1]}: chain broken — purged at purged_runs" in broken
     assert "leaves of run" in broken and "its tombstone (purged_runs) is missing" in broken
-    assert "its tombstone (purged_runs) is missing" in _cli("verify", done[1], code=1)
-    against = _cli("verify", "--against", str(head), code=1)
+    assert "its tombstone (purged_runs) is missing" in cli_out("verify", done[1], code=1)
+    against = cli_out("verify", "--against", str(head), code=1)
     assert f"purge record broken: run {done[1]}" in against
 
 
@@ -211,13 +198,13 @@ def test_deleting_or_editing_a_kept_leaf_after_a_purge_is_detected(purged):
     leaf = next(x for x in before if x.run_id == done[0] and x.seq == 3)
     with Chainproof(settings) as app:
         _sql(app, "DELETE FROM purged_leaves WHERE idx = :i", i=leaf.idx)
-    against = _cli("verify", "--against", str(head), code=1)
+    against = cli_out("verify", "--against", str(head), code=1)
     assert f"missing: leaf {leaf.idx}" in against and "the record is missing" in against
-    assert "the tombstone counts" in _cli("verify", done[0], code=1)
+    assert "the tombstone counts" in cli_out("verify", done[0], code=1)
     other = next(x for x in before if x.run_id == done[2] and x.seq == 5)
     with Chainproof(settings) as app:
         _sql(app, "UPDATE purged_leaves SET record_hash = :h WHERE idx = :i", h="f" * 64, i=other.idx)
-    assert "no longer hash to the tombstone's leaves root" in _cli("verify", done[2], code=1)
+    assert "no longer hash to the tombstone's leaves root" in cli_out("verify", done[2], code=1)
 
 
 def test_editing_a_kept_leaf_is_named_by_verify_against(purged):
@@ -225,7 +212,7 @@ def test_editing_a_kept_leaf_is_named_by_verify_against(purged):
     leaf = next(x for x in before if x.run_id == done[2] and x.seq == 5)
     with Chainproof(settings) as app:
         _sql(app, "UPDATE purged_leaves SET record_hash = :h WHERE idx = :i", h="f" * 64, i=leaf.idx)
-    against = _cli("verify", "--against", str(head), code=1)
+    against = cli_out("verify", "--against", str(head), code=1)
     assert f"differs: leaf {leaf.idx}: run {done[2]}, {leaf.table} seq 5: the record was changed" in against
 
 
@@ -233,11 +220,11 @@ def test_a_fork_of_a_purged_parent_still_verifies_its_link(home, settings, monke
     with Chainproof(settings) as app:
         parent = _run(app, 2)
         fork = app.fork(parent, 3, wait=False).run_id  # recorded, not advanced: it stays "started"
-    _login("boss", "admin")
-    _cli("retention", "set", "6 months")
+    sign_in("boss", "admin")
+    cli_out("retention", "set", "6 months")
     _later(monkeypatch, 200)
-    assert "1 run purged under the retention of 6 months" in _cli("purge", "--run", parent)
-    verified = _cli("verify", fork)
+    assert "1 run purged under the retention of 6 months" in cli_out("purge", "--run", parent)
+    verified = cli_out("verify", fork)
     assert "chain intact" in verified and f"fork of run {parent} (purged) after its step" in verified
     assert "link verified against the parent's kept leaves" in verified
 
