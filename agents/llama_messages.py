@@ -1,7 +1,8 @@
 """Conversions between LangChain and llama-cpp-python's OpenAI-style dicts for the embedded model.
 
-Requests: :func:`to_llama_messages` shapes messages for GGUF Jinja chat templates and
-:func:`normalise_tool_choice` maps LangChain/OpenAI ``tool_choice`` spellings. Responses:
+Requests: :func:`to_llama_messages` shapes messages for GGUF Jinja chat templates,
+:func:`normalise_tool_choice` maps LangChain/OpenAI ``tool_choice`` spellings and
+:func:`required_call_format` is the JSON schema that forces one call among several tools. Responses:
 :func:`to_message` turns a chat-completion dict into an ``AIMessage`` (tool calls, ``<think>``
 reasoning split off, usage). Module-level so graphs and tests can reuse them.
 """
@@ -23,23 +24,31 @@ from langchain_core.messages import (
     convert_to_openai_messages,
 )
 from langchain_core.messages.tool import invalid_tool_call, tool_call
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from langchain_core.utils.json_schema import dereference_refs
 
-from chainproof.agents.toolcall_parsing import arguments_dict, split_tool_calls
+from chainproof.agents.toolcall_parsing import arguments_dict, extract_json_object, split_tool_calls
 
-__all__ = ["RequestPlan", "is_openai_tool", "normalise_tool_choice", "split_think", "to_llama_messages", "llama_usage", "to_message"]
+__all__ = ["REQUIRED", "RequestPlan", "constrain", "is_openai_tool", "normalise_tool_choice", "required_call_format", "split_think",
+           "to_llama_messages", "llama_usage", "to_message"]
+
+REQUIRED = "required"  # OpenAI's tool_choice value: the reply must call one of the tools, the model picks which
 
 _THINK_RE = re.compile(r"^\s*<think>(.*?)</think>\s*", re.S | re.I)
 
 
 class RequestPlan:
     """What the response parser needs to know about the request: the bound tool names, whether a
-    call was forced by a grammar, and the emulated effort (``None`` unless a free-text call)."""
+    call of one named tool was forced by a grammar (``forced``), whether one call among the bound
+    tools was forced by :func:`required_call_format` (``required``), and the emulated effort
+    (``None`` unless a free-text call)."""
 
-    __slots__ = ("effort", "forced", "tools")
+    __slots__ = ("effort", "forced", "required", "tools")
 
-    def __init__(self, tools: frozenset[str], forced: bool, effort: str | None) -> None:
+    def __init__(self, tools: frozenset[str], forced: bool, effort: str | None, required: bool = False) -> None:
         self.tools = tools
         self.forced = forced
+        self.required = required
         self.effort = effort
 
 
@@ -47,7 +56,9 @@ def to_message(response: dict[str, Any], plan: RequestPlan, model_name: str) -> 
     """llama-cpp-python's chat-completion response dict → ``AIMessage``.
 
     Grammar-forced calls come back structured (``invalid_tool_calls`` when the arguments do not
-    decode to an object); for ``tool_choice="auto"`` the calls are recovered from the text with
+    decode to an object); a call forced by :func:`required_call_format` is the reply's JSON object
+    ``{"name", "arguments"}`` (an ``invalid_tool_calls`` entry when it is not one call of a bound
+    tool, e.g. cut at ``max_tokens``); for ``tool_choice="auto"`` the calls are recovered from the text with
     :func:`chainproof.agents.toolcall_parsing.split_tool_calls`. At ``high`` effort a leading
     ``<think>`` block moves to ``additional_kwargs["reasoning_content"]``. ``usage_metadata`` has
     llama.cpp's token counts; ``response_metadata`` is ``{model_name, finish_reason}``.
@@ -80,6 +91,8 @@ def to_message(response: dict[str, Any], plan: RequestPlan, model_name: str) -> 
             )
         else:
             calls.append(tool_call(name=name, args=args, id=call_id))
+    if not calls and not invalid and plan.required:
+        calls, invalid = _required_call(text, plan.tools)
     if calls or invalid:
         text = ""
     elif plan.tools and not plan.forced:
@@ -129,13 +142,21 @@ def to_llama_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
 
 
 def normalise_tool_choice(choice: Any, names: Sequence[str]) -> dict[str, Any] | str | None:
-    """Map LangChain/OpenAI ``tool_choice`` spellings to ``None``, ``"none"`` or a forced dict."""
+    """Map LangChain/OpenAI ``tool_choice`` spellings to ``None`` (auto), ``"none"``, a forced dict
+    (one named tool) or :data:`REQUIRED` (one call among several tools).
+
+    ``"any"`` (LangChain/LangGraph), ``"required"`` (OpenAI) and ``True`` force the only tool when
+    one is bound, else give :data:`REQUIRED`.
+
+    Raises:
+        ValueError: a name that is not among ``names``; a value of another type.
+    """
     if choice is None or choice == "auto" or choice is False:
         return None
     if choice == "none":
         return "none"
-    if choice in ("any", "required") or choice is True:
-        return _forced(names[0]) if len(names) == 1 else None
+    if choice in ("any", REQUIRED) or choice is True:
+        return _forced(names[0]) if len(names) == 1 else REQUIRED
     name: str | None
     if isinstance(choice, str):
         name = choice
@@ -149,8 +170,74 @@ def normalise_tool_choice(choice: Any, names: Sequence[str]) -> dict[str, Any] |
     return _forced(name)
 
 
+def constrain(tools: Sequence[Any] | None, tool_choice: Any, response_format: dict[str, Any] | None
+              ) -> tuple[list[dict[str, Any]] | None, dict[str, Any] | None, bool, dict[str, Any] | None]:
+    """What a request's tools, ``tool_choice`` and ``response_format`` become for llama.cpp.
+
+    Returns ``(tools, forced, required, response_format)``: the tools as OpenAI dicts (``None``
+    when there are none or ``tool_choice="none"``); the ``tool_choice`` dict of a forced named
+    call (llama.cpp's grammar over that tool's arguments) or ``None``; whether one call among
+    several tools is forced, then by :func:`required_call_format` as the ``response_format``; and
+    the ``response_format`` sent (``{"type": "text"}`` means none).
+
+    Raises:
+        ValueError: a forced name that is not bound; a ``response_format`` other than
+            ``json_object``; a forced call among several tools together with a ``response_format``.
+    """
+    openai_tools = [t if is_openai_tool(t) else convert_to_openai_tool(t) for t in tools or []] or None
+    if openai_tools:
+        tool_choice = normalise_tool_choice(tool_choice, [t["function"]["name"] for t in openai_tools])
+        if tool_choice == "none":
+            openai_tools = None
+    forced = tool_choice if isinstance(tool_choice, dict) and openai_tools else None
+    required = bool(openai_tools) and tool_choice == REQUIRED
+    if response_format is not None and response_format.get("type") == "text":
+        response_format = None
+    if required:
+        if response_format is not None:
+            raise ValueError("tool_choice 'required' with several tools constrains the reply by a JSON schema "
+                             "itself; give either it or response_format, not both")
+        response_format = required_call_format(openai_tools or [])
+    if response_format is not None and response_format.get("type") != "json_object":
+        raise ValueError(f"response_format type {response_format.get('type')!r} is not supported by llama.cpp; "
+                         "use {'type': 'json_object', 'schema': {...}}")
+    return openai_tools, forced, required, response_format
+
+
 def _forced(name: str) -> dict[str, Any]:
     return {"type": "function", "function": {"name": name}}
+
+
+def required_call_format(tools: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The ``response_format`` that makes llama.cpp write exactly one call of one of ``tools``.
+
+    ``tools`` are OpenAI tool dicts. The reply is constrained, by the JSON schema llama.cpp compiles
+    to a grammar (``llama_grammar.json_schema_to_gbnf``), to the object Qwen2.5's template asks for
+    inside ``<tool_call>`` tags: ``{"name": <one tool's name>, "arguments": <that tool's parameters>}``,
+    an ``anyOf`` with one branch per tool (``name`` a ``const``), so the arguments always match the
+    schema of the tool named. ``$ref``s in a tool's parameters are inlined (they would not resolve
+    once nested). Returns ``{"type": "json_object", "schema": {"anyOf": [...]}}``.
+    """
+    branches = []
+    for tool in tools:
+        fn = tool["function"]
+        params = dereference_refs(fn.get("parameters") or {"type": "object", "properties": {}})
+        params = {k: v for k, v in params.items() if k != "$defs"}
+        branches.append({"type": "object", "properties": {"name": {"const": fn["name"]}, "arguments": params},
+                         "required": ["name", "arguments"], "additionalProperties": False})
+    return {"type": "json_object", "schema": {"anyOf": branches}}
+
+
+def _required_call(text: str, tools: frozenset[str]) -> tuple[list[ToolCall], list[InvalidToolCall]]:
+    """The call a :func:`required_call_format` reply holds, or why it holds none."""
+    value = extract_json_object(text) or {}
+    name = value.get("name")
+    args = arguments_dict(value.get("arguments"))
+    if isinstance(name, str) and name in tools and args is not None:
+        return [tool_call(name=name, args=args, id=_new_call_id())], []
+    error = f'expected one JSON object {{"name": one of {sorted(tools)}, "arguments": {{...}}}}'
+    return [], [invalid_tool_call(name=name if isinstance(name, str) else None, args=text, id=_new_call_id(),
+                                  error=error)]
 
 
 def is_openai_tool(tool: Any) -> bool:

@@ -11,6 +11,10 @@ Why an adapter of our own (measured 2026-11-29): ``llama_cpp.server`` + ``ChatOp
 * ``tool_choice`` naming one tool (or ``"any"``/``"required"`` with a single tool, which is how
   ``with_structured_output`` binds) uses llama.cpp's grammar-forced call: the arguments always
   parse and match the tool's JSON schema;
+* ``"any"``/``"required"`` with several tools (OpenAI's ``tool_choice="required"``: one call, the
+  model picks the tool) constrains the reply by a JSON schema, one ``anyOf`` branch
+  ``{"name": const, "arguments": that tool's parameters}`` per tool
+  (:func:`chainproof.agents.llama_messages.required_call_format`), and returns it as a tool call;
 * ``tool_choice="auto"`` or ``None`` generates freely and recovers calls from the text with
   :mod:`chainproof.agents.toolcall_parsing` (Qwen writes fenced JSON instead of ``<tool_call>`` tags);
 * ``response_format={"type": "json_object", "schema": {...}}`` (via ``.bind``) becomes a
@@ -48,7 +52,7 @@ from chainproof.agents.calls import with_effort_instruction
 from chainproof.agents.config import EFFORT_INSTRUCTIONS, HIGH_EFFORT_EXTRA_TOKENS, Effort
 from chainproof.agents.llama_messages import (
     RequestPlan,
-    is_openai_tool,
+    constrain,
     llama_usage,
     normalise_tool_choice,
     split_think,
@@ -194,10 +198,11 @@ class LocalLlamaChat(BaseChatModel):
                 ``"none"`` → tools are not shown to the model; a tool name, ``{"type":
                 "function", "function": {"name": ...}}`` or ``{"name": ...}`` → that tool is
                 called, arguments forced by a grammar; ``"any"``/``"required"``/``True`` →
-                forced when exactly one tool is bound, else treated as ``"auto"`` (llama.cpp
-                cannot force a choice among several tools).
+                one call is forced: of the tool when exactly one is bound, else of the tool the
+                model picks among them (a JSON-schema grammar over names and arguments).
         Raises:
-            ValueError: a forced name that is not among ``tools``.
+            ValueError: a forced name that is not among ``tools``; at call time, a forced call
+                among several tools together with a ``response_format`` (both constrain the reply).
         """
         formatted = [convert_to_openai_tool(t) for t in tools]
         names = [t["function"]["name"] for t in formatted]
@@ -350,21 +355,7 @@ class LocalLlamaChat(BaseChatModel):
         if kw:
             log.warning("LocalLlamaChat: ignoring unsupported arguments %s", sorted(kw))
 
-        if tools:
-            tools = [t if is_openai_tool(t) else convert_to_openai_tool(t) for t in tools]
-            names = [t["function"]["name"] for t in tools]
-            tool_choice = normalise_tool_choice(tool_choice, names)
-            if tool_choice == "none":
-                tools = None
-        forced = tool_choice if isinstance(tool_choice, dict) and tools else None
-
-        if response_format is not None and response_format.get("type") == "text":
-            response_format = None
-        if response_format is not None and response_format.get("type") != "json_object":
-            raise ValueError(
-                f"response_format type {response_format.get('type')!r} is not supported by llama.cpp; "
-                "use {'type': 'json_object', 'schema': {...}}"
-            )
+        tools, forced, required, response_format = constrain(tools, tool_choice, response_format)
         if effort is not None and effort not in EFFORT_INSTRUCTIONS:
             raise ValueError(f"reasoning_effort must be low, medium, high or None, got {effort!r}")
         free_text = not tools and response_format is None
@@ -393,4 +384,4 @@ class LocalLlamaChat(BaseChatModel):
         if response_format is not None:
             request["response_format"] = response_format
         bound = frozenset(t["function"]["name"] for t in tools) if tools else frozenset()
-        return request, RequestPlan(tools=bound, forced=forced is not None, effort=effort)
+        return request, RequestPlan(tools=bound, forced=forced is not None, effort=effort, required=required)

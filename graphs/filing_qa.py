@@ -3,7 +3,8 @@
 ``chainproof run filing-qa --company MMM --question "..."``. Written with the public API only
 (``from chainproof import ...``), like a graph of your own. The plan:
 
-1. **answer** (an agent step, ReAct): the model chooses among two tools until it answers —
+1. **answer** (an agent step, ReAct): the model chooses among two tools until it answers (its
+   first reply must call one, ``first_tool_choice="required"``) —
    ``search_filing`` (BM25 over the filing's paragraphs, each hit cited ``section ¶n``) and
    ``calculate`` (safe arithmetic: the model writes the expression, code computes it). The document
    searched is fixed by the plan (``tool_args``), never chosen by the model.
@@ -140,6 +141,8 @@ class FilingQA(ChainSpec[FilingAnswer]):
         return [
             PlanStep(id="answer", title="Answer from the filing", kind="agent", effort="medium", keep_data=True,
                      tools=["search_filing", "calculate"], max_iterations=MAX_ITERATIONS,
+                     # the embedded model otherwise answers at once from memory, calling no tool
+                     first_tool_choice="required",
                      tool_args={"search_filing": {"source": "{inputs.source}"}},
                      # no example answer: the embedded 1.5B model copied "1,568.6 [table ¶3]" as its answer
                      instruction=(f"Answer: {inputs['question']}\nFirst call search_filing with a few keywords; never "

@@ -62,7 +62,11 @@ class PlanStep(BaseModel):
     ``{inputs.KEY}``) fixes arguments of the agent's tools that the model neither sees nor may set:
     declare them ``Annotated[T, InjectedToolArg]`` in the tool (LangChain's injected arguments,
     left out of the schema ``bind_tools`` shows); they are merged over the model's arguments
-    before the call is checked, held for approval, run and recorded. See ``graphs/agent.py``.
+    before the call is checked, held for approval, run and recorded. ``first_tool_choice``
+    (OpenAI's ``tool_choice``, sent with ``bind_tools`` on the step's first iteration only):
+    ``"auto"`` (the default: the model may answer at once) or ``"required"`` (its first reply must
+    call one of the tools; LangChain/LangGraph spell it ``"any"``); from the second iteration on,
+    after the first tool results, the model chooses freely. See ``graphs/agent.py``.
 
     ``depends_on`` (tool and reason steps): the ids of the earlier plan steps this step needs.
     None (the default) means every earlier step, so a plan runs in order as written. Consecutive
@@ -104,6 +108,7 @@ class PlanStep(BaseModel):
     max_invalid_calls: int = Field(default=3, ge=0)
     review_every: int | None = Field(default=None, ge=0)
     tool_args: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    first_tool_choice: Literal["auto", "required"] = "auto"
     depends_on: list[str] | None = None
     when: Condition | None = None
     evidence: list[str] | None = None
@@ -128,6 +133,8 @@ class PlanStep(BaseModel):
             raise ValueError(f"plan step {self.id!r}: an agent step chooses its tools; give tools=[...], not tool=")
         if self.tool_args and self.kind != "agent":
             raise ValueError(f"plan step {self.id!r}: tool_args applies to agent steps; a tool step gives args=")
+        if self.first_tool_choice != "auto" and self.kind != "agent":
+            raise ValueError(f"plan step {self.id!r}: first_tool_choice applies to agent steps, which bind tools")
         if self.kind != "tool" and not self.interpret:
             raise ValueError(f"plan step {self.id!r}: interpret=False applies to tool steps only")
         return self
@@ -145,7 +152,8 @@ class PlanStep(BaseModel):
 
 _LATER_DEFAULTS: dict[str, Any] = {"args_from_summaries": {}, "interpret": True, "tools": None, "max_iterations": None,
                                    "max_invalid_calls": 3, "review_every": None, "depends_on": None, "when": None,
-                                   "evidence": None, "debate": None, "tool_args": {}}
+                                   "evidence": None, "debate": None, "tool_args": {},
+                                   "first_tool_choice": "auto"}
 
 
 class Finding(BaseModel):

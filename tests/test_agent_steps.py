@@ -185,6 +185,27 @@ def test_interpret_false_is_for_tool_steps_only():
     plain = PlanStep(id="a", title="A", kind="tool", tool="t", instruction="x")
     assert "interpret" not in plain.model_dump() and "max_iterations" not in plain.model_dump()
     assert "tool_args" not in plain.model_dump()  # recorded plans dump as before the field existed
+    assert "first_tool_choice" not in plain.model_dump()
+    with pytest.raises(ValueError, match="first_tool_choice applies to agent steps"):
+        PlanStep(id="a", title="A", kind="reason", instruction="x", first_tool_choice="required")
+    with pytest.raises(ValueError, match="first_tool_choice"):
+        PlanStep(id="a", title="A", kind="agent", instruction="x", first_tool_choice="any")
+
+
+def test_first_tool_choice_required_binds_it_on_the_first_iteration_only(settings):
+    """OpenAI's tool_choice="required" on iteration 1 (the model must call a tool before it may
+    answer), then the model's own choice; recorded on the iteration's row and in the plan, replayed."""
+    app, run, model = _run(settings, five_iterations(), first_tool_choice="required")
+    with app:
+        assert run.status == "completed"
+        agent_bindings = [b for b in model.bound if b.get("tools")]
+        assert [b["tool_choice"] for b in agent_bindings] == ["required", None, None, None, None, None]
+        iterations = [s for s in _rows(app, run.run_id, Step) if s.node == "agent"]
+        assert iterations[0].inputs["tool_choice"] == "required"
+        assert all("tool_choice" not in s.inputs for s in iterations[1:])
+        plan = next(s for s in _rows(app, run.run_id, Step) if s.node == "plan")
+        assert plan.output["plan"][0]["first_tool_choice"] == "required"
+        _replayed_identically(app, run.run_id, 6)
 
 
 def _fenced(name, args):
@@ -214,4 +235,30 @@ def test_the_embedded_model_fenced_json_calls_run_the_same_agent_step(settings):
         assert run.state["findings"]["compare"]["summary"] == FINAL
         first = next(m for m in _rows(app, run.run_id, ModelCallRecord) if m.node == "agent")
         assert first.tool_calls[0]["name"] == "revenue" and first.tool_calls[0]["type"] == "tool_call"
+        _replayed_identically(app, run.run_id, 6)
+
+
+def test_the_embedded_model_is_made_to_call_a_tool_on_the_first_iteration(settings):
+    """first_tool_choice="required" with three tools bound: the embedded model's first reply is
+    constrained to one call among them (a JSON schema over names and arguments), later replies are free."""
+    replies = five_iterations()
+    scripted_app, scripted, _ = _run(settings, replies)
+    with scripted_app:
+        expected = [(t.tool, t.args, t.result) for t in _rows(scripted_app, scripted.run_id, ToolCallRecord)]
+    constrained = json.dumps({"name": "revenue", "arguments": {"company": "ACME"}})  # what the grammar lets it write
+    fake = FakeLlama(constrained, _fenced("revenue", {"company": "BETA"}),
+                     _fenced("ratio", {"numerator": 1200.0, "denominator": 800.0}),
+                     "```json\n" + json.dumps([{"name": "multiply", "arguments": {"a": 1.5, "b": 2}},
+                                               {"name": "revenue", "arguments": {"company": "ACME"}}]) + "\n```",
+                     _fenced("ratio", {"numerator": 3.0, "denominator": 1}), FINAL, DECISION)
+    register("agent-chain", lambda: AgentChain(first_tool_choice="required"))
+    agent_graph.RUNS.clear()
+    with Chainproof(settings, models=StaticModels(LocalLlamaChat(llama=fake))) as app:
+        run = app.start("agent-chain", {})
+        assert run.status == "completed"
+        assert [(t.tool, t.args, t.result) for t in _rows(app, run.run_id, ToolCallRecord)] == expected
+        first, second = fake.requests[0], fake.requests[1]
+        names = [b["properties"]["name"]["const"] for b in first["response_format"]["schema"]["anyOf"]]
+        assert names == ["revenue", "ratio", "multiply"] and "tool_choice" not in first
+        assert "response_format" not in second and len(second["tools"]) == 3  # auto from iteration 2
         _replayed_identically(app, run.run_id, 6)

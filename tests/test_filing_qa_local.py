@@ -21,8 +21,11 @@ QUESTION = ("What is the difference, in USD millions, between 3M's respirator ma
 
 
 @pytest.mark.skipif(not real_model_ready(), reason=SKIP_REASON)
-@pytest.mark.xfail(strict=True, reason="known failure, measured 2026-12-03 in two runs: the embedded 1.5B model answers "
-                   "the agent step at once, calling no tool (a made-up figure citing 'table ¶3'); strict, so a fix shows")
+@pytest.mark.xfail(strict=True, reason="known failure, measured 2026-12-04 (one run, 547 s on a loaded machine): with "
+                   "first_tool_choice='required' the 1.5B model now searches first (search_filing('respirator mask "
+                   "2017 asbestos accrual') returns legal_note ¶4 with $608M and $595M), then answers '$4 million' (the "
+                   "insurance receivables) without calling calculate; before, it called no tool at all. Strict, so a "
+                   "fix shows")
 def test_the_embedded_model_searches_then_calculates_then_answers(home, capsys):
     from chainproof.agents.local_weights import local_model_path
 

@@ -2,7 +2,7 @@
 agent step in progress (see :mod:`chainproof.graphs.agent` for the design).
 
 An iteration: route the effort, check the cost budget, call the model with the step's tools bound
-(``bind_tools``), then for each tool call it asked for: check the arguments against the tool's
+(``bind_tools``, with the step's ``first_tool_choice`` as ``tool_choice`` on its first iteration), then for each tool call it asked for: check the arguments against the tool's
 schema (an invalid call is recorded and shown back to the model, never run), run the tool (the
 value contract applies to its result), record it, and keep the result for the next iteration. The
 step row (``node="agent"``, ``kind="agent"``) lists every call with its ``tool_call_id`` and
@@ -56,12 +56,14 @@ def agent(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
     title = f"{step.title}: iteration {iteration}"
     with ctx.recorder(state, "agent", "agent", title, effort=route.effort, effort_reason=route.reason) as rec:
         messages = agentic.prompt(spec, state, run, iteration, limit, progress_text(spec, state), evidence)
-        model = ctx.models.chat(route.effort).bind_tools([ctx.tool_defs[n] for n in names])
+        # OpenAI's tool_choice on the first iteration only (PlanStep.first_tool_choice); then the model's choice
+        choice = {"tool_choice": step.first_tool_choice} if iteration == 1 and step.first_tool_choice != "auto" else {}
+        model = ctx.models.chat(route.effort).bind_tools([ctx.tool_defs[n] for n in names], **choice)
         raised = ctx.guard(state, "agent", route.effort, model, messages)
         reply, call = ctx.access.call(model, messages, effort=route.effort, use_cache=ctx.uses_cache(state, step.id))
         rec.model_calls([call])
         rec.inputs = {"plan_step": step.id, "iteration": iteration, "max_iterations": limit, "tools": names,
-                      **route.recorded()}
+                      **choice, **route.recorded()}
         fixed = _fixed_args(step, state)
         calls = [{"name": tc["name"], "args": _with_fixed(tc["args"], fixed.get(tc["name"])),
                   "id": tc.get("id") or f"call_{rec.step_no}_{j}"}

@@ -68,8 +68,10 @@ class AgentChain(ChainSpec[Answer]):
     review_every = 0
 
     def __init__(self, max_iterations: int | None = None, review_every: int | None = None,
-                 with_tool_step: bool = False, max_invalid_calls: int = 3) -> None:
+                 with_tool_step: bool = False, max_invalid_calls: int = 3,
+                 first_tool_choice: str = "auto") -> None:
         self.step_max_iterations = max_iterations
+        self.first_tool_choice = first_tool_choice
         self.step_review_every = review_every
         self.with_tool_step = with_tool_step
         self.max_invalid_calls = max_invalid_calls
@@ -84,7 +86,7 @@ class AgentChain(ChainSpec[Answer]):
         steps = [PlanStep(id="compare", title="Compare revenues", kind="agent", effort="low", keep_data=True,
                           instruction="Find both revenues, their ratio and twice the ratio, using the tools.",
                           max_iterations=self.step_max_iterations, review_every=self.step_review_every,
-                          max_invalid_calls=self.max_invalid_calls)]
+                          max_invalid_calls=self.max_invalid_calls, first_tool_choice=self.first_tool_choice)]
         if self.with_tool_step:
             steps.insert(0, PlanStep(id="acme", title="ACME revenue", kind="tool", tool="revenue", keep_data=True,
                                      args={"company": "ACME"}, instruction="State the revenue.", interpret=False))
