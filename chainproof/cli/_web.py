@@ -24,7 +24,7 @@ import typer
 
 import chainproof.cli as cli
 from chainproof.cli import app, console
-from chainproof.errors import InputError, NotAuthenticated
+from chainproof.errors import InputError, NotAuthenticated, NotPermitted
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from chainproof.checkpoints.accounts import AccountStore, Principal
@@ -47,6 +47,21 @@ def _accounts() -> Iterator[AccountStore]:
 
 def _actor() -> str:
     return f"os:{getpass.getuser()}"
+
+
+def _account_admin(accounts: AccountStore) -> str:
+    """The actor of an account change (``users add|roles|disable|enable``): a signed-in admin
+    (``chainproof login``) once the store has an enabled admin account, as ``approvers add`` and
+    ``policy`` require; the OS user only while it has none, to make the first admin. Raises
+    ``NotPermitted`` (exit 2) otherwise."""
+    if not accounts.has_admin():
+        return _actor()
+    principal = stored_principal()
+    if principal is None or not principal.has("admin"):
+        who = f"signed in as {principal.username!r}, who is not an admin" if principal else "not signed in"
+        raise NotPermitted(f"admin: changing accounts needs an admin account once the store has one; you are {who} "
+                           "(chainproof login ADMIN)")
+    return f"account:{principal.username}"
 
 
 def _no_terminal() -> None:
@@ -124,10 +139,12 @@ def users_add(username: str,
               department: Annotated[Optional[str], typer.Option(help="Analysts see this department's runs.")] = None,
               display_name: Annotated[Optional[str], typer.Option("--name", help="Full name.")] = None,
               password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False) -> None:
-    """Add an account (the first admin too: there is no default one)."""
+    """Add an account: the first admin (there is no default one) by whoever runs it; after that,
+    only a signed-in admin."""
     with _accounts() as accounts:
+        actor = _account_admin(accounts)
         a = accounts.add(username, _password(password_stdin), role, display_name=display_name, department=department,
-                         actor=_actor())
+                         actor=actor)
     console.print(f"account {a.username} added: {', '.join(a.roles)}", highlight=False)
 
 
@@ -146,7 +163,7 @@ def users_list() -> None:
 
 def _set(username: str, disabled: bool) -> None:
     with _accounts() as accounts:
-        a = accounts.set_disabled(username, disabled, actor=_actor())
+        a = accounts.set_disabled(username, disabled, actor=_account_admin(accounts))
     console.print(f"account {a.username} {'disabled' if a.disabled else 'enabled'}", highlight=False)
 
 
@@ -166,5 +183,5 @@ def users_enable(username: str) -> None:
 def users_roles(username: str, role: Annotated[list[str], typer.Option("--role", help="The new roles; repeatable.")]) -> None:
     """Replace an account's roles."""
     with _accounts() as accounts:
-        a = accounts.set_roles(username, role, actor=_actor())
+        a = accounts.set_roles(username, role, actor=_account_admin(accounts))
     console.print(f"account {a.username}: {', '.join(a.roles)}", highlight=False)

@@ -18,10 +18,12 @@ def test_first_admin_login_and_cli_decides_as_the_token_account(home, monkeypatc
     runner = CliRunner()
     r = runner.invoke(cli, ["users", "add", "root", "--role", "admin", "--password-stdin"], input=PASSWORD + "\n")
     assert r.exit_code == 0, r.output
+    assert runner.invoke(cli, ["login", "root", "--password-stdin"], input=PASSWORD + "\n").exit_code == 0
     r = runner.invoke(cli, ["users", "add", "dana", "--role", "approver", "--password-stdin"], input="short\n")
     assert r.exit_code == 2 and "password: expected at least 15 characters" in r.output
     runner.invoke(cli, ["users", "add", "dana", "--role", "approver", "--password-stdin"], input=PASSWORD + "\n")
     assert "dana" in runner.invoke(cli, ["users", "list"]).output
+    (home / "credentials.json").unlink()  # the admin is done: nobody is signed in
     monkeypatch.setenv("CHAINPROOF_AUTH__REQUIRE_AUTHENTICATED_APPROVERS", "true")
     settings = Settings(home=home)
     engine = Chainproof(settings, models=StaticModels(ScriptedChatModel(replies=["a", "b", "c", YES])))
@@ -39,7 +41,11 @@ def test_first_admin_login_and_cli_decides_as_the_token_account(home, monkeypatc
     assert r.exit_code == 0, r.output
     decision = next(a for a in Chainproof(settings).audit.records_of(run.run_id, "approvals") if a.action == "approve")
     assert decision.approver == "dana" and decision.payload["account"]["via"] == "token"
+    danas_token = (home / "credentials.json").read_text()
+    assert runner.invoke(cli, ["users", "disable", "dana"]).exit_code == 2  # an approver is no admin
+    assert runner.invoke(cli, ["login", "root", "--password-stdin"], input=PASSWORD + "\n").exit_code == 0
     assert runner.invoke(cli, ["users", "disable", "dana"]).exit_code == 0
+    (home / "credentials.json").write_text(danas_token)  # dana's stored token, after her account was disabled
     r = runner.invoke(cli, ["approve", run.run_id])
     assert r.exit_code == 2 and "chainproof login" in r.output
 
@@ -53,10 +59,21 @@ def test_users_add_without_a_terminal_asks_for_password_stdin(home):
 def test_the_last_enabled_admin_can_be_neither_disabled_nor_demoted(home):
     runner = CliRunner()
     runner.invoke(cli, ["users", "add", "root", "--role", "admin", "--password-stdin"], input=PASSWORD + "\n")
+    # once the store has an admin, nobody else changes accounts: not signed in, nor as a non-admin
+    for args in (["users", "add", "eve", "--role", "admin", "--password-stdin"], ["users", "roles", "root", "--role", "analyst"]):
+        r = runner.invoke(cli, args, input=PASSWORD + "\n")
+        assert r.exit_code == 2 and "changing accounts needs an admin account" in r.output and "not signed in" in r.output
+    assert runner.invoke(cli, ["login", "root", "--password-stdin"], input=PASSWORD + "\n").exit_code == 0
     for args in (["users", "disable", "root"], ["users", "roles", "root", "--role", "auditor"]):
         r = runner.invoke(cli, args)
         assert r.exit_code == 2 and "'root' is the last enabled admin" in r.output, r.output
+    runner.invoke(cli, ["users", "add", "ana", "--role", "analyst", "--password-stdin"], input=PASSWORD + "\n")
+    assert runner.invoke(cli, ["login", "ana", "--password-stdin"], input=PASSWORD + "\n").exit_code == 0
+    r = runner.invoke(cli, ["users", "roles", "ana", "--role", "admin"])  # an analyst cannot promote herself
+    assert r.exit_code == 2 and "signed in as 'ana', who is not an admin" in r.output, r.output
+    assert runner.invoke(cli, ["login", "root", "--password-stdin"], input=PASSWORD + "\n").exit_code == 0
     runner.invoke(cli, ["users", "add", "kim", "--role", "admin", "--password-stdin"], input=PASSWORD + "\n")
     assert runner.invoke(cli, ["users", "disable", "root"]).exit_code == 0  # another admin remains
+    assert runner.invoke(cli, ["login", "kim", "--password-stdin"], input=PASSWORD + "\n").exit_code == 0
     r = runner.invoke(cli, ["users", "roles", "kim", "--role", "auditor"])
     assert r.exit_code == 2 and "'kim' is the last enabled admin" in r.output

@@ -156,6 +156,7 @@ def test_usernames_ignore_case(web, home):
     assert r.status_code == 200 and r.json()["account"]["username"] == "dana"
     assert root.patch("/api/accounts/DANA", json={"roles": ["auditor"]}).json() == {
         "username": "dana", "roles": ["auditor"], "disabled": False}
+    assert CliRunner().invoke(cli, ["login", "root", "--password-stdin"], input=PASSWORD + "\n").exit_code == 0
     out = CliRunner().invoke(cli, ["users", "add", "AUD", "--role", "auditor", "--password-stdin"], input=PASSWORD + "\n")
     assert out.exit_code == 2 and "already exists" in out.output
     r = root.post("/api/accounts", json={"username": "Ärger", "password": PASSWORD, "roles": ["analyst"]})
