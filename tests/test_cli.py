@@ -15,6 +15,7 @@ from chainproof.cli import app
 from testkit.dd_answers import responder
 from testkit.environ import without_settings
 from testkit.fake_openai import FakeOpenAI
+from testkit.stored import stored_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,8 +54,7 @@ def test_run_pause_approve_show_across_processes(home):
     runs = _cli("runs", env=env)
     assert run_id in runs.stdout and "completed" in runs.stdout and "approve by Dana Approver" in runs.stdout
     # the planted API key never reaches the audit database or the checkpointer
-    for db in home.glob("*.sqlite*"):
-        assert b"sk-planted-SECRET" not in db.read_bytes(), db
+    assert b"sk-planted-SECRET" not in stored_bytes(home)
     # the model server is gone: replay serves every answer from the record, step for step
     replayed = _cli("replay", run_id, env=env)
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr

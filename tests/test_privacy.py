@@ -18,6 +18,7 @@ from chainproof.checkpoints.audit_schema import ModelCallRecord, Run
 from chainproof.cli import app as cli
 from chainproof.graphs.registry import register
 from chainproof.settings import Settings
+from testkit.stored import stored_bytes
 from testkit.toy_graph import ToyGraph
 
 register("toy", ToyGraph)
@@ -27,8 +28,9 @@ PROMPT_TAIL = "Never compute or invent numbers"  # past the 40-character excerpt
 
 
 def _stored_bytes(home: Path) -> bytes:
-    """Every database file under ``home`` (audit store and checkpointer, WAL files included)."""
-    return b"".join(p.read_bytes() for p in home.glob("*.sqlite*"))
+    """Every database file under ``home`` (audit store and checkpointer, WAL files included, and
+    the checkpoints decompressed)."""
+    return stored_bytes(home)
 
 
 def _run(settings: Settings, replies: list[str], *, zdr: bool | None = None, comment: str = "ok") -> str:

@@ -23,6 +23,7 @@ from chainproof.graphs.registry import register
 from chainproof.graphs.spec import PlanStep
 from chainproof.settings import Settings
 from testkit.credentials import CREDENTIALS, LOOKALIKES, SECRET_PATTERNS
+from testkit.stored import stored_bytes
 from testkit.toy_graph import ToyGraph
 
 ALL_SECRETS = "\n\n".join(c.text for c in CREDENTIALS)
@@ -80,8 +81,8 @@ register("leaky", Leaky)
 
 
 def _stored(home: Path, *extra: Path) -> str:
-    files = [*home.glob("*.sqlite*"), *(home / "reports").glob("*"), *extra]
-    return "\n".join(p.read_bytes().decode("utf-8", "replace") for p in files)
+    files = [*(home / "reports").glob("*"), *extra]
+    return "\n".join([stored_bytes(home).decode("utf-8", "replace"), *(p.read_bytes().decode("utf-8", "replace") for p in files)])
 
 
 def _leaks(text: str) -> list[str]:
