@@ -50,6 +50,28 @@ def test_first_admin_login_and_cli_decides_as_the_token_account(home, monkeypatc
     assert r.exit_code == 2 and "chainproof login" in r.output
 
 
+def test_login_prints_only_the_token_prefix_and_stores_the_token_0600(home):
+    import json
+
+    from chainproof.checkpoints.accounts import AccountStore
+
+    runner = CliRunner()
+    runner.invoke(cli, ["users", "add", "root", "--role", "admin", "--password-stdin"], input=PASSWORD + "\n")
+    r = runner.invoke(cli, ["login", "root", "--password-stdin"], input=PASSWORD + "\n", env={"COLUMNS": "300"})
+    assert r.exit_code == 0, r.output
+    path = home / "credentials.json"
+    stored = json.loads(path.read_text())
+    token, cid = stored["token"], stored["credential_id"]
+    secret = token.split("_", 2)[2]
+    out = " ".join(r.output.split())
+    assert secret not in r.output.replace("\n", "") and token not in out
+    assert f"API token cpt_{cid}_… (credential {cid}; revoke with DELETE /api/tokens/{cid})" in out
+    assert str(path) in r.output.replace("\n", "") and oct(path.stat().st_mode & 0o777) == "0o600"
+    settings = Settings(home=home)
+    with Chainproof(settings) as app:  # the stored token is the full one: it signs in
+        assert AccountStore(app.audit.engine, settings.auth).authenticate(token, "api").username == "root"
+
+
 def test_users_add_without_a_terminal_asks_for_password_stdin(home):
     """No terminal to prompt on (a script, a pipe from /dev/null): one line naming the way out, exit 2."""
     r = CliRunner().invoke(cli, ["users", "add", "nopw", "--role", "analyst"], input="")
