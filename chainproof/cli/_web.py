@@ -14,6 +14,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -115,7 +116,7 @@ def login(username: Annotated[str, typer.Argument(help="Your account.")],
     """Sign in and store an API token for the CLI (approve / reject / edit use it) in
     $CHAINPROOF_HOME/credentials.json (mode 0600); only the token's public prefix is printed."""
     with _accounts() as accounts:
-        who = accounts.login(username, _password_once(password_stdin), client="cli")
+        who = accounts.login(username, _password_once(password_stdin), client=cli_client())
         token, cid = accounts.issue_token(who, label or f"cli {os.uname().nodename}")
     from chainproof._private_files import private_dir
 
@@ -133,6 +134,17 @@ def token_prefix(token: str) -> str:
     it, without the secret after the second ``_``."""
     kind, cid, _secret = token.split("_", 2)
     return f"{kind}_{cid}_…"
+
+
+def cli_client() -> str:
+    """The sign-in address of ``chainproof login``: ``cli:USER@HOST`` (the operating-system user
+    and hostname), so one local user's failed sign-ins throttle that user only, not every CLI
+    user; the per-username limit still holds for each."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER (a container)
+        user = f"uid{os.getuid()}"
+    return f"cli:{user}@{socket.gethostname()}"
 
 
 def _password_once(stdin: bool) -> str:
