@@ -81,10 +81,10 @@ def check_input_paths(spec: Any, inputs: dict[str, Any], roots: Sequence[str | P
     exists, its real path (symbolic links followed) must be inside a root, as must the targets of
     the links inside a named folder. A path that does not exist passes: it is a bundled name (a
     ticker the graph resolves to its bundled dossier) or a missing file the graph refuses, and
-    nothing outside is read either way. ``InputError`` naming the field; the value shown is cut
-    to 200 characters."""
+    nothing outside is read either way. ``InputError`` naming the field and the rule, never the
+    roots (server paths a web client need not know); the value shown (as given) is cut to 200
+    characters."""
     real_roots = [Path(r).expanduser().resolve() for r in roots]
-    shown = ", ".join(str(r) for r in real_roots) or "none"
     for field, path in spec.input_paths(inputs):
         given = str(path)
         cut = given if len(given) <= 200 else given[:200] + "…"
@@ -94,12 +94,13 @@ def check_input_paths(spec: Any, inputs: dict[str, Any], roots: Sequence[str | P
         if not os.path.lexists(full):
             continue
         if not _inside(full.resolve(), real_roots):
-            raise InputError(f"{field}: {cut!r} is outside the folders runs started from the web app may read "
-                             f"({shown}); a bundled dossier is named by its ticker, other folders are allowed by "
-                             "the web.input_dirs setting")
+            raise InputError(f"{field}: {cut!r} must be inside one of the server's input folders (a bundled "
+                             "dossier is named by its ticker; an admin allows folders with the web.input_dirs "
+                             "setting)")
         link = _escaping_link(full.resolve(), real_roots) if full.is_dir() else None
         if link is not None:
-            raise InputError(f"{field}: {cut!r} holds {link.name!r}, a symbolic link to outside the allowed folders")
+            raise InputError(f"{field}: {cut!r} holds {link.name!r}, a symbolic link leading outside the server's "
+                             "input folders; a path must be inside one of them")
 
 
 def check_person(started_by: str | None, effort: str | None) -> None:
