@@ -151,3 +151,38 @@ def test_appends_racing_from_two_stores_give_every_record_one_leaf_in_order_and_
     finally:
         for store in stores:
             store.close()
+
+
+def test_on_postgres_an_append_to_one_run_does_not_wait_for_another_runs_append_in_the_same_process(pg_url):
+    """A store on PostgreSQL serialises appends per run (the database orders them across runs): an
+    append held open inside its transaction does not stop another run's append in the same process.
+    Two appends to one run still take turns."""
+    import threading
+
+    from chainproof.checkpoints.audit import AuditStore
+    from chainproof.checkpoints.audit_schema import EventRecord
+
+    store = AuditStore(pg_url)
+    for run_id in ("held", "free"):
+        store.start_run(run_id, graph="g", goal="g", inputs={})
+    inside, other_done = threading.Event(), threading.Event()
+
+    def hold(conn) -> None:  # runs inside the append's transaction, with the append lock held
+        inside.set()
+        other_done.wait(timeout=20)
+
+    held = threading.Thread(target=store._append, args=("held", (EventRecord(kind="tick", detail={}),)),
+                            kwargs={"guard": hold})
+    held.start()
+    try:
+        assert inside.wait(timeout=20)
+        free = threading.Thread(target=store.append, args=("free", EventRecord(kind="tick", detail={})))
+        free.start()
+        free.join(timeout=10)  # with one lock for the store it waited for `held` (20 s)
+        assert not free.is_alive() and len(store.records("free")) == 2
+        assert [r.kind for r in store.records("held")] == ["run_started"]  # still inside its transaction
+    finally:
+        other_done.set()
+        held.join(timeout=20)
+    assert [r.kind for r in store.records("held")][-1] == "tick"
+    store.close()
