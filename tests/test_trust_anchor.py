@@ -257,3 +257,20 @@ def test_postgresql_writers_are_refused_too(home, monkeypatch):
             writer.dispose()
         assert REFUSED in cli_out("login", "ann", "--password-stdin", stdin=PASSWORD + "\n", code=2)
         _verify_flags("accounts, row", "store_settings, row require_signature/2")
+
+
+def test_a_fleet_shares_the_operator_key_and_a_home_without_it_is_refused(pg_url, fleet_operator, tmp_path, monkeypatch):
+    monkeypatch.setenv("CHAINPROOF_DATABASE_URL", pg_url)
+    monkeypatch.setenv("CHAINPROOF_CHECKPOINT_URL", pg_url)
+    monkeypatch.setenv("CHAINPROOF_HOME", str(tmp_path / "home-a"))
+    cli_out("users", "add", "root", "--role", "admin", "--password-stdin", stdin=PASSWORD + "\n")
+    assert (fleet_operator / "operator.key").is_file() and not (tmp_path / "home-a" / "keys" / "operator.key").exists()
+    monkeypatch.setenv("CHAINPROOF_HOME", str(tmp_path / "home-b"))  # another host of the fleet: same trust
+    cli_out("login", "root", "--password-stdin", stdin=PASSWORD + "\n")
+    cli_out("users", "add", "ann", "--role", "analyst", "--password-stdin", stdin=PASSWORD + "\n")
+    monkeypatch.delenv("CHAINPROOF_TRUST__KEY_FILE")  # a home that trusts only its own operator key
+    monkeypatch.delenv("CHAINPROOF_TRUST__PUBLIC_KEYS_DIR")
+    monkeypatch.setenv("CHAINPROOF_HOME", str(tmp_path / "home-c"))
+    cli_out("keys", "operator")
+    refused = cli_out("login", "ann", "--password-stdin", stdin=PASSWORD + "\n", code=2)
+    assert "not a trusted operator key" in refused
