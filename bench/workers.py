@@ -3,14 +3,30 @@
 For each worker count, in a fresh database on the local PostgreSQL (``CHAINPROOF_TEST_PG_URL``,
 default ``postgresql://postgres@127.0.0.1:5432/postgres``): start the worker processes
 (``chainproof.workers.serve``, scripted model answering after a fixed ``--latency-ms``, 200 ms by
-default). ``--runs`` runs (50) of the ``fleet`` test graph with ``--steps`` tool steps (20; one
+default). ``--runs`` runs (80) of the ``fleet`` test graph with ``--steps`` tool steps (20; one
 model request per step plus the decision) are submitted from this process first (a backlog, as
 a scheduled scan of many positions makes), then the workers start; the clock runs from the
 moment every worker is ready until every run completed.
 
+Why 80 runs by default (the issue's example says 50): each worker advances ``--concurrency`` runs
+at once (10 slots), and runs of one length take about as long each, so a backlog is worked off in
+rounds of ``slots x workers`` runs. The best possible speed-up of W workers over one is then
+``ceil(runs / slots) / ceil(runs / (slots x W))`` (``speedup_bound``, printed beside each measured
+ratio): with 50 runs, 5 rounds for one worker against 3 for two, 1.67x, under the 1.7x target
+whatever the workers do. With a multiple of ``slots x 4`` (40) the bound is exactly W for 1, 2
+and 4 workers (80 runs: 8 rounds, 4, 2), so the measured ratio shows the workers, not the batch.
+
+The bench's own watching is cheap (it shares the two cores with the workers): one persistent
+connection asks every 0.5 s how many of the runs have a ``run_completed``/``run_failed`` event and
+whether DBOS gave up on a workflow, in one statement (it used to ask each run's status, a
+transaction per run, four times a second: ~150 of the ~430 transactions counted per run).
+
 Reports per worker count:
 
-* runs per minute: runs / (last run completed - workers ready), and the speed-up over one worker;
+* runs per minute: runs / (last run completed - workers ready), the speed-up over one worker and
+  ``speedup_bound`` (above);
+* ``load_1m``: the machine's one-minute load average at the end of the measurement (other
+  processes share the cores: compare ratios measured in one invocation);
 * queueing delay p50/p95: DBOS's ``started_at_epoch_ms - created_at`` of each run's workflow
   (enqueued until a worker took it), seconds: the wait of a run in a backlog of ``--runs``,
   worker start-up included (``submit_s`` is how long submitting the backlog took);
@@ -24,7 +40,7 @@ Reports per worker count:
   database over the measurement, submission included, divided by the runs), with rows
   inserted/updated per run (``tup_inserted + tup_updated``).
 
-Usage: ``nice python bench/workers.py [--runs 50] [--steps 20] [--workers 1,2,4] [--json]``
+Usage: ``nice python bench/workers.py [--runs 80] [--steps 20] [--workers 1,2,4] [--json]``
 """
 
 from __future__ import annotations
@@ -32,6 +48,7 @@ from __future__ import annotations
 import argparse
 import faulthandler
 import json
+import math
 import os
 import signal
 import statistics
@@ -67,20 +84,34 @@ def _db_counters(url: str) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+_FINISHED = ("SELECT count(DISTINCT run_id) FILTER (WHERE kind = 'run_completed'), "
+             "count(DISTINCT run_id) FILTER (WHERE kind = 'run_failed') FROM events "
+             "WHERE run_id = ANY(%s) AND kind IN ('run_completed', 'run_failed')")
+_GAVE_UP = "SELECT count(*) FROM dbos.workflow_status WHERE status = 'ERROR'"
+
+
 def _wait(app: Chainproof, ids: list[str], procs: list, url: str, t0: float) -> tuple[float, int, list]:
     """Wait until every run completed or failed (or a workflow was given up, or a worker exited,
-    or an hour passed); ``(seconds since t0, runs completed, their statuses)``."""
+    or an hour passed); ``(seconds since t0, runs completed, their statuses)``. One statement on
+    one connection every 0.5 s (see the module docstring); each run's status is read once at the end."""
     deadline = time.monotonic() + 3600
-    while True:
-        states = [app.audit.run_status(r) for r in ids]
-        done = states.count("completed")
-        if done + states.count("failed") == len(ids) or time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-            break
-        with psycopg.connect(url) as conn:  # a workflow DBOS gave up on leaves its run queued
-            if conn.execute("SELECT count(*) FROM dbos.workflow_status WHERE status = 'ERROR'").fetchone()[0]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        while True:
+            done, failed = conn.execute(_FINISHED, (ids,)).fetchone()
+            if done + failed >= len(ids) or time.monotonic() > deadline or any(p.poll() is not None for p in procs):
                 break
-        time.sleep(0.25)
-    return time.monotonic() - t0, done, states
+            if conn.execute(_GAVE_UP).fetchone()[0]:  # a workflow DBOS gave up on leaves its run queued
+                break
+            time.sleep(0.5)
+    wall = time.monotonic() - t0
+    states = [app.audit.run_status(r) for r in ids]
+    return wall, states.count("completed"), states
+
+
+def speedup_bound(runs: int, slots: int, workers: int) -> float:
+    """The best speed-up ``workers`` workers of ``slots`` slots each can reach over one worker on a
+    backlog of ``runs`` equal runs: rounds of work for one worker over rounds for ``workers``."""
+    return round(math.ceil(runs / slots) / math.ceil(runs / (slots * workers)), 2)
 
 
 def measure(n_workers: int, runs: int, steps: int, latency_s: float, concurrency: int, logs: Path) -> dict:
@@ -137,12 +168,12 @@ def measure(n_workers: int, runs: int, steps: int, latency_s: float, concurrency
             "pg_connections_peak": max(samples), "pg_connections_mean": round(statistics.fmean(samples), 1),
             "pg_connections_peak_by_name": dict(sorted(by_source.items())),
             "transactions_per_run": round((xacts1 - xacts0) / runs, 1),
-            "rows_written_per_run": round((tuples1 - tuples0) / runs, 1)}
+            "rows_written_per_run": round((tuples1 - tuples0) / runs, 1), "load_1m": round(os.getloadavg()[0], 2)}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--runs", type=int, default=80, help="runs in the backlog (see speedup_bound)")
     parser.add_argument("--steps", type=int, default=20, help="tool steps per run")
     parser.add_argument("--workers", default="1,2,4", help="worker counts to measure, comma-separated")
     parser.add_argument("--concurrency", type=int, default=10, help="runs each worker advances at once")
@@ -165,6 +196,8 @@ def main() -> int:
     base = rows[0]["runs_per_min"]
     for r in rows:
         r["speedup_vs_first"] = round(r["runs_per_min"] / base, 2)
+        r["speedup_bound"] = round(speedup_bound(args.runs, args.concurrency, r["workers"])
+                                   / speedup_bound(args.runs, args.concurrency, rows[0]["workers"]), 2)
     result = {"cpu_count": os.cpu_count(), "latency_ms": args.latency_ms, "concurrency_per_worker": args.concurrency,
               "db_work_counted_as": "pg_stat_database xact_commit+xact_rollback (pg_stat_statements not loaded)",
               "rows": rows}
@@ -180,7 +213,7 @@ def main() -> int:
     two = next((r for r in rows if r["workers"] == 2), None)
     if two is not None and rows[0]["workers"] == 1:
         print(f"\ntarget (2 workers >= 1.7x one): {'met' if two['speedup_vs_first'] >= 1.7 else 'NOT met'} "
-              f"({two['speedup_vs_first']}x)")
+              f"({two['speedup_vs_first']}x; the batch allows at most {two['speedup_bound']}x)")
     for r in rows:
         print(f"{r['workers']} worker(s), peak connections by application_name: {r['pg_connections_peak_by_name']}")
     print(f"database work counted as {result['db_work_counted_as']}")

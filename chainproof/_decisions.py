@@ -16,8 +16,9 @@ A decision may be signed (``signer``: a :class:`~chainproof.checkpoints._approve
 holding the approver's private key, or a client's
 :class:`~chainproof.checkpoints._approver_keys.ClientSignature`); with the run's policy's
 ``require_signature`` it must be. A signed decision's approver is the name the key is registered
-to (a typed name or signed-in account must match it, case aside), their roles the registered
-ones; the signature, key id and signed statement are stored in the decision row's ``signature``
+to (a typed name or signed-in account must match it, case aside); a signed-in account's roles
+are its current ones (plus those an admin registered its key with), a key's alone its registered
+ones (:func:`_deciding_roles`); the signature, key id and signed statement are stored in the decision row's ``signature``
 column, and ``verify`` checks them.
 """
 
@@ -93,9 +94,7 @@ def record_decision(audit: AuditStore, settings: Settings, run: Any, snapshot: A
     decided_at = _decided_at(signer)
     answer = ApprovalAnswer(request_id=request.request_id, action=action, approver=name, comment=comment,
                             edited=edited, decided_at=decided_at[0])
-    roles = ({key.approver: list(key.roles)} if key is not None
-             else {principal.username: sorted(principal.roles)} if principal is not None
-             else _wiring.recorded_roles(audit, run_id, settings))
+    roles = _deciding_roles(audit, settings, run_id, key, principal)
     if not policy.allows(answer.approver, roles):
         raise ApproverNotAllowed(
             f"approver: {answer.approver!r} may not decide for graph {run.graph}; allowed: "
@@ -132,6 +131,22 @@ def record_decision(audit: AuditStore, settings: Settings, run: Any, snapshot: A
     except AlreadyDecided as exc:
         raise ApprovalRefused(f"{exc}; pending: {approvals.listing(pending)}") from None
     return {request.interrupt_id: audit.redactor(answer.model_dump(mode="json"))}, woken
+
+
+def _deciding_roles(audit: AuditStore, settings: Settings, run_id: str, key: ApproverKey | None,
+                    principal: Principal | None) -> dict[str, list[str]]:
+    """``{approver: roles}`` the policy's ``role:`` entries are matched against. A signed-in
+    account: its current roles (as authenticated for this decision, so a role an admin removed or
+    a disabled account no longer decides), plus the roles an admin registered its key with
+    (``approvers add --role``); a key the web app's server registered for the account
+    (``added_by`` ``server:…``) adds nothing, its roles being those the account had at its first
+    decision. A key without an account: its registered roles. Neither: the run's recorded roles."""
+    if principal is not None:
+        granted = set(key.roles) if key is not None and not key.added_by.startswith("server:") else set()
+        return {principal.username: sorted(set(principal.roles) | granted)}
+    if key is not None:
+        return {key.approver: list(key.roles)}
+    return _wiring.recorded_roles(audit, run_id, settings)
 
 
 def _signing_key(audit: AuditStore, required: bool, signer: KeySigner | ClientSignature | None,

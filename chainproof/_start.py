@@ -19,7 +19,7 @@ from chainproof.errors import InputError, UserError
 from chainproof.graphs.review import Budget
 from chainproof.values import encode_value
 
-__all__ = ["check_input_paths", "check_person", "record_start", "start_budget", "start_inputs"]
+__all__ = ["check_input_paths", "check_person", "located_dossiers", "record_start", "start_budget", "start_inputs"]
 
 #: a budget field -> what the error calls it: the option a person types
 _FLAGS = {"max_steps": "max_steps (--max-steps)", "review_every": "review_every (--review-every)",
@@ -81,10 +81,10 @@ def check_input_paths(spec: Any, inputs: dict[str, Any], roots: Sequence[str | P
     exists, its real path (symbolic links followed) must be inside a root, as must the targets of
     the links inside a named folder. A path that does not exist passes: it is a bundled name (a
     ticker the graph resolves to its bundled dossier) or a missing file the graph refuses, and
-    nothing outside is read either way. ``InputError`` naming the field; the value shown is cut
-    to 200 characters."""
+    nothing outside is read either way. ``InputError`` naming the field and the rule, never the
+    roots (server paths a web client need not know); the value shown (as given) is cut to 200
+    characters."""
     real_roots = [Path(r).expanduser().resolve() for r in roots]
-    shown = ", ".join(str(r) for r in real_roots) or "none"
     for field, path in spec.input_paths(inputs):
         given = str(path)
         cut = given if len(given) <= 200 else given[:200] + "…"
@@ -94,12 +94,27 @@ def check_input_paths(spec: Any, inputs: dict[str, Any], roots: Sequence[str | P
         if not os.path.lexists(full):
             continue
         if not _inside(full.resolve(), real_roots):
-            raise InputError(f"{field}: {cut!r} is outside the folders runs started from the web app may read "
-                             f"({shown}); a bundled dossier is named by its ticker, other folders are allowed by "
-                             "the web.input_dirs setting")
+            raise InputError(f"{field}: {cut!r} must be inside one of the server's input folders (a bundled "
+                             "dossier is named by its ticker; an admin allows folders with the web.input_dirs "
+                             "setting)")
         link = _escaping_link(full.resolve(), real_roots) if full.is_dir() else None
         if link is not None:
-            raise InputError(f"{field}: {cut!r} holds {link.name!r}, a symbolic link to outside the allowed folders")
+            raise InputError(f"{field}: {cut!r} holds {link.name!r}, a symbolic link leading outside the server's "
+                             "input folders; a path must be inside one of them")
+
+
+def located_dossiers(spec: Any, inputs: dict[str, Any], home: Path, *, local: bool = True) -> dict[str, Any]:
+    """``inputs`` with a ``dossier`` path input (``spec.path_inputs``) given as a bare name replaced
+    by the folder it names (:func:`chainproof.tools.dossier.locate_dossier`: a local folder when
+    ``local``, ``home/dossiers/NAME``, or the bundled dossier of that ticker); the same inputs
+    otherwise. How ``chainproof run``, ``Chainproof.start`` and ``POST /api/runs`` read a dossier
+    argument. ``DossierError`` naming ``dossier`` when a bare name is none of them."""
+    from chainproof.tools.dossier import locate_dossier
+
+    value = inputs.get("dossier")
+    if "dossier" not in getattr(spec, "path_inputs", ()) or not isinstance(value, str) or not value.strip():
+        return inputs
+    return {**inputs, "dossier": locate_dossier(value, home=Path(home), local=local)}
 
 
 def check_person(started_by: str | None, effort: str | None) -> None:
@@ -132,7 +147,7 @@ def record_start(app: Any, graph: str, inputs: dict[str, Any], *, started_by: st
     cache = (app.settings.cache.enabled if cache is None else cache) and not zdr
     budget = start_budget(spec, {"max_steps": max_steps, "review_every": review_every, "on_budget": on_budget,
                                  "max_cost_usd": cost})
-    inputs = start_inputs(spec, inputs)
+    inputs = start_inputs(spec, located_dossiers(spec, inputs, app.settings.home))
     check_person(started_by, effort)
     preflight = getattr(app.models, "preflight", None)  # optional on providers (ModelSource)
     if preflight is not None and spec.uses_chainproof_models and queue is None:  # submitted: workers' models answer

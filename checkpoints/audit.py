@@ -32,6 +32,9 @@ from chainproof.checkpoints.audit_writer import ChainWriter, Rider
 from chainproof.checkpoints.journal import Journal
 from chainproof.errors import AlreadyDecided, AuditError
 
+_STRIPES = 256
+"""Per-run append locks of a PostgreSQL store (see :meth:`AuditStore._append_lock`)."""
+
 
 class AuditStore(AuditReader):
     """Open (and migrate) the audit database at ``url``; append records, and query them
@@ -39,8 +42,9 @@ class AuditStore(AuditReader):
     read-only :class:`~chainproof.checkpoints.audit_read.Record` rows).
 
     ``redactor`` holds the secret patterns (default: the built-in ones); every string written
-    goes through it. Thread-safe: appends are serialised per store, and across processes by the
-    database (SQLite ``BEGIN IMMEDIATE``; PostgreSQL ``pg_advisory_xact_lock`` on the run id).
+    goes through it. Thread-safe: appends are serialised per store on SQLite, per run on PostgreSQL
+    (:meth:`_append_lock`), and across processes by the database (SQLite ``BEGIN IMMEDIATE``;
+    PostgreSQL ``pg_advisory_xact_lock`` on the run id, then a store-wide one for the Merkle log).
     """
 
     def __init__(self, url: str, *, migrate: bool | Literal["check"] = True, redactor: Redactor | None = None,
@@ -50,6 +54,11 @@ class AuditStore(AuditReader):
         self.redactor = redactor or Redactor()
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._lock = threading.Lock()
+        # PostgreSQL serialises appends itself (the run's and the log's advisory locks), so this
+        # process only keeps one run's appends in order (its journal tail follows them): a lock per
+        # run (striped), not one for the store. Measured on a worker advancing 10 runs at once, the
+        # store-wide lock was waited on ~47 ms per append, 40 % of the advancing threads' time.
+        self._run_locks = [threading.Lock() for _ in range(_STRIPES)] if self.engine.dialect.name == "postgresql" else None
         self._writer = ChainWriter(self.engine, self.redactor)
         self.journal = Journal(self.engine, self.redactor, self._lock)  # step attempts, side-effect calls (crash safety)
         self.head_publisher: Callable[[Engine], dict[str, Any]] | None = None
@@ -160,9 +169,17 @@ class AuditStore(AuditReader):
 
         return self._append(run_id, (decision, *records), guard)
 
+    def _append_lock(self, run_id: str) -> threading.Lock:
+        """What serialises this process's appends to ``run_id``: on PostgreSQL a lock of the run's
+        (one of ``_STRIPES``, by the run id's hash), so appends to other runs proceed at once;
+        otherwise the store's (SQLite takes one writer at a time; an in-memory store has one connection)."""
+        if self._run_locks is None:
+            return self._lock
+        return self._run_locks[hash(run_id) % _STRIPES]
+
     def _append(self, run_id: str, records: tuple[Chained, ...], guard: Any = None,
                 riders: Sequence[Rider] = (), before: Any = None, prepare: Any = None) -> list[Chained]:
-        with self._lock:
+        with self._append_lock(run_id):
             _killpoints.reach("audit.before")
             written = self._writer.append(run_id, records, guard, riders, before, prepare)
             self.journal.observe(run_id, written)  # the crash journal follows the chain's head

@@ -11,12 +11,16 @@ every seq of the run) by, in one transaction on one connection:
 3. one ``INSERT`` per record, with the same parameters the ORM's flush sends (the attributes set on
    the record; column defaults apply to the others), after hashing the record's content exactly as
    before (:func:`chainproof.checkpoints.audit_hashing.record_hash` over the same ORM attributes);
-4. one ``merkle_leaves`` row per record (its table's code and its id), at the next leaf indexes
+4. (after 5) one ``merkle_leaves`` row per record (its table's code and its id), at the next leaf indexes
    (the Merkle log over every run, :mod:`chainproof.checkpoints.merkle_log`; the next index is
    ``max(idx) + 1``, read from the top of the primary key; on PostgreSQL under a second,
    store-wide advisory lock, so leaf indexes follow commit order with no gap);
 5. the ``riders``: other writes that belong with the records (a model answer for the reasoning
-   cache, :meth:`chainproof.checkpoints.reasoning_cache.ReasoningCache.put`), so a super-step commits once.
+   cache, :meth:`chainproof.checkpoints.reasoning_cache.ReasoningCache.put`), so a super-step commits
+   once; written before the leaves, so the store-wide lock (which serialises every worker's
+   appends) covers only the leaf rows and the commit. On PostgreSQL both advisory locks are taken
+   on the transaction's DB-API cursor, and the next leaf index is read by the leaves' ``INSERT``
+   itself (one round trip under the store-wide lock instead of two).
 
 On SQLite and PostgreSQL the head query and the INSERTs run on the transaction's DB-API cursor
 (:mod:`chainproof.checkpoints.fast_sql`: compiled once, values converted by the columns' own SQLAlchemy types,
@@ -100,7 +104,16 @@ _LEAF_KEYS = ("idx", "record_table", "record_id")
 _INSERT_LEAF = insert(merkle_leaves)
 # every append takes it after its run's lock: leaf indexes are store-wide (PostgreSQL only; SQLite's
 # BEGIN IMMEDIATE already serialises every writer)
-_LOG_LOCK = text("SELECT pg_advisory_xact_lock(hashtext('chainproof-merkle-log'))")
+_LOG_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('chainproof-merkle-log'))"
+_LOG_LOCK = text(_LOG_LOCK_SQL)
+_RUN_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext(%s))"  # psycopg's paramstyle: the cursor path
+_RUN_LOCK = text("SELECT pg_advisory_xact_lock(hashtext(:r))")
+# PostgreSQL, under the log lock: the next leaf index and the leaf rows in one statement (one round
+# trip while the store-wide lock is held, instead of a read then an INSERT); the subquery reads a
+# snapshot taken after the lock was granted, so it sees every leaf committed before
+_INSERT_LEAVES_PG = ("INSERT INTO merkle_leaves (idx, record_table, record_id) "
+                     "SELECT n.first + v.i, v.t, v.r FROM (SELECT coalesce(max(idx) + 1, 0) AS first FROM merkle_leaves) n, "
+                     "unnest(%s::int[], %s::smallint[], %s::int[]) AS v(i, t, r)")
 
 
 def _leaf_rows(records: Sequence[Chained], first: int) -> list[dict[str, Any]]:
@@ -122,6 +135,11 @@ class _FastPath:
         self.insert_leaf = FastStatement(_INSERT_LEAF, dialect, column_keys=_LEAF_KEYS)
 
     def append_leaves(self, cursor: Any, records: Sequence[Chained]) -> None:
+        if self.returning:  # PostgreSQL: one statement (see _INSERT_LEAVES_PG)
+            rows = _leaf_rows(records, 0)
+            cursor.execute(_INSERT_LEAVES_PG, ([r["idx"] for r in rows], [r["record_table"] for r in rows],
+                                               [r["record_id"] for r in rows]))
+            return
         first = int(self.next_leaf.rows(cursor, {})[0][0])
         cursor.executemany(self.insert_leaf.sql, [self.insert_leaf.params(row) for row in _leaf_rows(records, first)])
 
@@ -187,14 +205,17 @@ class ChainWriter:
         writes the others)."""
         fast = self._fast
         with self.engine.begin() as conn:
-            if self._postgres:
-                conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:r))"), {"r": run_id})
+            cursor = cursor_of(conn) if fast is not None else None
+            if self._postgres:  # on the DB-API cursor when there is one (no Core statement's overhead)
+                if cursor is not None:
+                    cursor.execute(_RUN_LOCK_SQL, (run_id,))
+                else:
+                    conn.execute(_RUN_LOCK, {"r": run_id})
             if before is not None:
                 before(conn)
             zdr = self._run_zdr(conn, run_id)
             if guard is not None:
                 guard(conn)
-            cursor = cursor_of(conn) if fast is not None else None
             seq, prev = fast.chain_head(cursor, run_id) if fast is not None else chain_head(conn, run_id)
             if prepare is not None:
                 prepare(conn, seq)
@@ -220,18 +241,21 @@ class ChainWriter:
                     fast.insert(cursor, rec)
                 else:
                     self._insert(conn, rec)
-            if self._postgres:
-                conn.execute(_LOG_LOCK)
+            for rider in riders:  # before the store-wide log lock: it is held as briefly as possible
+                if rider.engine is self.engine:
+                    rider.write(conn)
             if fast is not None and cursor is not None:
+                if self._postgres:
+                    cursor.execute(_LOG_LOCK_SQL)
                 if records:
                     fast.append_leaves(cursor, records)
                 cursor.close()
-            elif records:
-                first = int(conn.execute(_NEXT_LEAF).scalar_one())
-                conn.execute(_INSERT_LEAF, _leaf_rows(records, first))
-            for rider in riders:
-                if rider.engine is self.engine:
-                    rider.write(conn)
+            else:
+                if self._postgres:
+                    conn.execute(_LOG_LOCK)
+                if records:
+                    first = int(conn.execute(_NEXT_LEAF).scalar_one())
+                    conn.execute(_INSERT_LEAF, _leaf_rows(records, first))
         return list(records)
 
     @staticmethod

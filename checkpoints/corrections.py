@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -34,10 +35,20 @@ CORRECTABLE = ("title", "status", "effort", "effort_reason", "model", "inputs", 
                "cached_input_tokens", "output_tokens", "reasoning_tokens", "cost_usd")
 """Columns of a step that may be corrected; ``inputs`` and ``output`` also by a dotted path inside."""
 MARK = "✎"
+TEXT_COLUMNS = {"title": (300, False), "effort_reason": (300, True), "model": (200, True)}
+"""Text columns: ``(most characters, may be null)``, as ``steps`` declares them."""
+CHOICES = {"status": ("ok", "error"), "effort": ("low", "medium", "high", None)}
+"""Columns holding one of a few values (None: null)."""
+COUNTS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens")
+"""Token counts: whole numbers >= 0."""
 
 
-def parse_value(raw: str) -> Any:
-    """``--value``: JSON when it parses (``42``, ``true``, ``{"a": 1}``), else the text itself."""
+def parse_value(raw: str, field: str = "") -> Any:
+    """``--value``: for a text column of ``field`` (title, status, effort, effort_reason, model)
+    the text itself (``null`` is null); otherwise JSON when it parses (``42``, ``true``,
+    ``{"a": 1}``), else the text itself."""
+    if field in TEXT_COLUMNS or field in CHOICES:
+        return None if raw == "null" else raw
     try:
         return json.loads(raw)
     except json.JSONDecodeError:
@@ -64,6 +75,34 @@ def field_value(step: Any, field: str) -> Any:
             raise InputError(f"--field {field!r}: step {step.step_no} has no {key!r} in {where} (there: {keys})")
         value = value[key]
     return value
+
+
+def check_value(field: str, value: Any) -> None:
+    """Refuse ``value`` for column ``field`` when the column cannot hold it: ``InputError`` naming
+    ``--field`` and what it expects (a dotted path into ``inputs``/``output`` takes any JSON value)."""
+    def refuse(expected: str) -> None:
+        shown = json.dumps(value, ensure_ascii=False, default=str)[:80]
+        raise InputError(f"--value {shown}: --field {field} expects {expected}")
+
+    if field in CHOICES:
+        allowed = CHOICES[field]
+        if value not in allowed or isinstance(value, bool):
+            refuse("one of " + ", ".join("null" if a is None else a for a in allowed))
+    elif field in TEXT_COLUMNS:
+        most, nullable = TEXT_COLUMNS[field]
+        if value is None and nullable:
+            return
+        if not isinstance(value, str) or not value.strip() or len(value) > most:
+            refuse(f"text of 1 to {most} characters" + (" (or null)" if nullable else ""))
+    elif field in COUNTS:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            refuse("a whole number >= 0 (a token count)")
+    elif field == "cost_usd":
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value) or value < 0):
+            refuse("a number of USD >= 0 (or null: unknown)")
+    elif field in ("inputs", "output") and not isinstance(value, dict):
+        refuse('a JSON object such as {"key": "value"} (or correct one key: ' + field + ".KEY)")
 
 
 def _with(values: dict[str, Any], parts: list[str], value: Any) -> dict[str, Any]:
@@ -107,6 +146,7 @@ def correction_detail(store: Any, run_id: str, *, step: int, field: str, value: 
         raise InputError(f"--step {step}: run {run_id} has no step {step} (its steps: {span})")
     target = rows[-1]  # the step's final execution (earlier ones failed or were repeated after a crash)
     original = field_value(target, field)
+    check_value(field, value)
     if original == value:
         raise InputError(f"--value: step {step} {field} already holds {json.dumps(value, default=str)[:80]}")
     return {"corrects": {"table": "steps", "seq": target.seq, "record_hash": target.record_hash, "step_no": step,
@@ -205,5 +245,5 @@ def correction_problem(rows: list[Any]) -> tuple[Any, str] | None:
     return None
 
 
-__all__ = ["CORRECTABLE", "CORRECTORS", "KIND", "MARK", "Correction", "correct", "correction_detail",
+__all__ = ["CORRECTABLE", "CORRECTORS", "KIND", "MARK", "Correction", "check_value", "correct", "correction_detail",
            "correction_problem", "corrected_steps", "corrections_of", "field_value", "parse_value"]

@@ -168,7 +168,7 @@ class Journal:
 
     def observe(self, run_id: str, records: Sequence[Any]) -> None:
         """Follow ``records``, just appended to ``run_id``'s chain by this process (the store calls
-        it after every append, under its lock)."""
+        it after every append, under its append lock for the run)."""
         tail = self._tails.get(run_id)
         if not records:
             return

@@ -5,7 +5,8 @@ last lifecycle event, as ``N days|months|years``. It is held in the store (``sto
 name ``retention``, versioned; :class:`RetentionStore`), never in a caller's settings, and only an
 admin changes it; each change is an ``auth_events`` row ``retention_changed`` (old and new value,
 who). The floor is 6 months (:data:`FLOOR`: EU AI Act Art. 19(1) and 26(6) keep logs at least six
-months); a shorter value is refused naming ``retention``. While none is set, nothing is purged.
+months); a shorter or negative value is refused naming ``retention``, as is one over the ceiling
+of 100 years (:data:`CEILING_YEARS`). While none is set, nothing is purged.
 
 **Purge** (:func:`plan_purge`, :func:`purge_run`; ``chainproof purge``): deletes the records of a
 completed or failed run whose last lifecycle event is older than the retention (or than
@@ -48,6 +49,10 @@ _UNITS: dict[str, Unit] = {"d": "days", "day": "days", "days": "days", "month": 
                            "y": "years", "year": "years", "years": "years"}
 FLOOR_DAYS = 184
 """The floor in days: the longest span of six calendar months (1 July to 1 January)."""
+CEILING_YEARS = 100
+"""The ceiling: 100 years (:data:`CEILING_DAYS` days); longer is refused as too large (no record
+rule asks for more, and dates that far out leave the calendar's range)."""
+CEILING_DAYS = 36_525
 FINISHED = ("completed", "failed")
 _ATTEMPTS = 5  # PostgreSQL: two auth-event writers may pick one seq; the loser's transaction is retried
 
@@ -69,19 +74,31 @@ class Retention:
     def parse(cls, value: str) -> Retention:
         """``'6 months'``, ``'7 years'``, ``'400 days'`` (``d`` and ``y`` abbreviate; a bare ``m``
         could mean minutes, so months are spelt out). Raises ``InputError`` naming ``retention``
-        for anything else or for less than 6 months."""
-        found = re.fullmatch(r"\s*(\d{1,6})\s*([a-z]+)\s*", value.lower())
-        unit = _UNITS.get(found.group(2)) if found else None
+        for anything else, for a negative amount or less than 6 months (the floor), and for more
+        than 100 years (the ceiling, "too large")."""
+        found = re.fullmatch(r"\s*([-+]?)\s*(\d+)\s*([a-z]+)\s*", value.lower()[:200])
+        unit = _UNITS.get(found.group(3)) if found else None
         if found is None or unit is None:
             raise InputError(f"retention: expected N days|months|years (e.g. '6 months', '7 years'), got {value!r}")
-        return cls(int(found.group(1)), unit).checked()
+        digits = found.group(2).lstrip("0") or "0"
+        if found.group(1) == "-" and digits != "0":
+            raise InputError(f"retention: a negative retention is not allowed, got {value.strip()!r}; "
+                             f"at least 6 months ({FLOOR_DAYS} days; EU AI Act Art. 19(1) and 26(6) keep logs at "
+                             "least six months)")
+        if len(digits) > 6:  # more than 999,999 of any unit is over the ceiling; int() not asked for 4,300 digits
+            raise InputError(f"retention: too large, got {value.strip()[:40]!r}; at most {CEILING_YEARS} years "
+                             f"({CEILING_DAYS:,} days)")
+        return cls(int(digits), unit).checked()
 
     def checked(self) -> Retention:
-        """This retention, or ``InputError`` naming ``retention`` and the floor when shorter."""
+        """This retention, or ``InputError`` naming ``retention`` and the floor when shorter or the
+        ceiling when longer."""
         months = self.amount * 12 if self.unit == "years" else self.amount if self.unit == "months" else None
         if (months is not None and months < 6) or (months is None and self.amount < FLOOR_DAYS):
             raise InputError(f"retention: at least 6 months ({FLOOR_DAYS} days; EU AI Act Art. 19(1) and 26(6) keep "
                              f"logs at least six months), got {self}")
+        if (months is not None and months > CEILING_YEARS * 12) or (months is None and self.amount > CEILING_DAYS):
+            raise InputError(f"retention: too large, got {self}; at most {CEILING_YEARS} years ({CEILING_DAYS:,} days)")
         return self
 
     def cutoff(self, now: datetime) -> datetime:

@@ -113,6 +113,29 @@ def test_bad_corrections_are_refused_naming_the_option(run_id, home, settings):
         assert app.audit.events_of(run_id, "record_corrected") == []
 
 
+def test_a_value_the_column_cannot_hold_is_refused_naming_the_field(run_id, home, settings):
+    sign_in("boss", "admin")
+    refused = [("input_tokens", "abc", "--field input_tokens expects a whole number >= 0"),
+               ("input_tokens", "-3", "--field input_tokens expects a whole number >= 0"),
+               ("cost_usd", "cheap", "--field cost_usd expects a number of USD >= 0"),
+               ("status", "nonsense", "--field status expects one of ok, error"),
+               ("effort", "extreme", "--field effort expects one of low, medium, high, null"),
+               ("title", "", "--field title expects text of 1 to 300 characters"),
+               ("output", "[1, 2]", "--field output expects a JSON object")]
+    for field, value, expected in refused:
+        out = cli_out("correct", run_id, "--step", "2", "--field", field, "--value", value, "--reason", "why", code=2)
+        assert expected in out, (field, value, out)
+    with Chainproof(settings) as app, pytest.raises(InputError, match="--field output_tokens expects a whole number"):
+        app.correct(run_id, step=2, field="output_tokens", value=True, reason="why", principal=stored_principal())
+    with Chainproof(settings) as app:
+        assert app.audit.events_of(run_id, "record_corrected") == []  # nothing appended
+    # values of the right type are taken: a number typed for a text column stays text
+    cli_out("correct", run_id, "--step", "2", "--field", "input_tokens", "--value", "12", "--reason", "miscounted")
+    cli_out("correct", run_id, "--step", "2", "--field", "title", "--value", "2024", "--reason", "renamed")
+    with Chainproof(settings) as app:
+        assert [e.detail["value"] for e in app.audit.events_of(run_id, "record_corrected")] == [12, "2024"]
+
+
 def test_verify_checks_what_a_correction_references(run_id, home, settings):
     sign_in("boss", "admin")
     cli_out("correct", run_id, "--step", "2", "--field", "title", "--value", "Square seven", "--reason", "clearer")

@@ -122,3 +122,26 @@ def test_chain_view_reads_findings_and_hides_in_band_keys():
     assert [f.title for f in view.findings] == ["Card"] and view.data("missing") == {}
     with pytest.raises(TypeError):
         view.inputs["x"] = 2  # read-only: a hook cannot change the run's state
+
+
+def test_the_engine_graph_is_compiled_once_per_process_and_each_use_gets_its_own_checkpointer(settings, monkeypatch):
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from chainproof.graphs._engine import compile as wiring
+
+    builds = []
+    real = wiring.build_graph
+    monkeypatch.setattr(wiring, "build_graph", lambda checkpointer=None: builds.append(checkpointer) or real(checkpointer))
+    monkeypatch.setattr(wiring, "_compiled", {})
+    register("long", LongChain)
+    with Chainproof(settings, models=StaticModels(long_model())) as app:
+        first = app.start("long", {"n": 3})
+        second = app.start("long", {"n": 5}, max_steps=2)  # pauses on its budget, then resumes
+        resumed = app.resume(second.run_id, max_steps=10)
+    assert builds == [None]  # compiled once, without a checkpointer, for three advances
+    assert (first.status, first.state["done_count"]) == ("completed", 3)
+    assert (resumed.status, resumed.state["done_count"]) == ("completed", 5)
+    one, two = InMemorySaver(), InMemorySaver()
+    a, b = wiring.engine_graph(one), wiring.engine_graph(two)
+    assert (a.checkpointer, b.checkpointer, wiring._compiled["engine"].checkpointer) == (one, two, None)
+    assert a.nodes is b.nodes and builds == [None]

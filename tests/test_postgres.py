@@ -102,3 +102,87 @@ def test_a_leaf_appended_while_the_signer_reads_the_log_is_past_its_end_not_a_mi
         leaves = merkle_log.signable_leaves(app.audit.engine)  # raised LogInconsistent before
         monkeypatch.setattr(merkle_log, "_break_at", break_at)
         assert len(merkle_log.signable_leaves(app.audit.engine)) == len(leaves) + 1
+
+
+def test_appends_racing_from_two_stores_give_every_record_one_leaf_in_order_and_write_their_riders(pg_url):
+    """Two stores (as two workers) append from several threads at once with a reasoning-cache entry
+    riding on each append: the leaves' indexes are 0..n-1 with no gap, each record has exactly one,
+    a run's leaves follow its seq, the log signs, and every entry was written with its records."""
+    import threading
+
+    from sqlalchemy import select
+
+    from chainproof.checkpoints import merkle_log
+    from chainproof.checkpoints.audit import AuditStore
+    from chainproof.checkpoints.audit_schema import EventRecord
+    from chainproof.checkpoints.audit_tables import merkle_leaves
+    from chainproof.checkpoints.reasoning_cache import PendingPut, ReasoningCache
+
+    stores = [AuditStore(pg_url), AuditStore(pg_url)]
+    caches = [ReasoningCache(s.engine) for s in stores]
+    runs = [f"race-{i}" for i in range(6)]
+    for run_id in runs:
+        stores[0].start_run(run_id, graph="g", goal="race", inputs={})
+
+    def appender(i: int) -> None:
+        store, cache, run_id = stores[i % 2], caches[i % 2], runs[i]
+        for n in range(15):
+            rider = PendingPut(cache, {"key": f"{run_id}:{n}", "model": "m", "effort": "low", "response": {"n": n},
+                                       "created_at": cache.clock(), "expires_at": cache.clock() + cache.ttl, "hits": 0})
+            store.append(run_id, EventRecord(kind="tick", detail={"n": n}), riders=(rider,))
+            assert rider.written
+
+    threads = [threading.Thread(target=appender, args=(i,)) for i in range(len(runs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        with stores[0].engine.connect() as conn:
+            rows = conn.execute(select(merkle_leaves.c.idx, merkle_leaves.c.record_table, merkle_leaves.c.record_id)
+                                .order_by(merkle_leaves.c.idx)).all()
+        assert [r[0] for r in rows] == list(range(len(runs) * 16))  # 6 run_started + 6 x 15 ticks
+        assert len({(r[1], r[2]) for r in rows}) == len(rows)
+        leaves = merkle_log.signable_leaves(stores[0].engine)
+        for run_id in runs:
+            seqs = [leaf.seq for leaf in leaves if leaf.run_id == run_id]
+            assert seqs == sorted(seqs) and len(seqs) == 16
+        assert all(caches[1].get(f"{run_id}:{n}") == {"n": n} for run_id in runs for n in (0, 14))
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_on_postgres_an_append_to_one_run_does_not_wait_for_another_runs_append_in_the_same_process(pg_url):
+    """A store on PostgreSQL serialises appends per run (the database orders them across runs): an
+    append held open inside its transaction does not stop another run's append in the same process.
+    Two appends to one run still take turns."""
+    import threading
+
+    from chainproof.checkpoints.audit import AuditStore
+    from chainproof.checkpoints.audit_schema import EventRecord
+
+    store = AuditStore(pg_url)
+    for run_id in ("held", "free"):
+        store.start_run(run_id, graph="g", goal="g", inputs={})
+    inside, other_done = threading.Event(), threading.Event()
+
+    def hold(conn) -> None:  # runs inside the append's transaction, with the append lock held
+        inside.set()
+        other_done.wait(timeout=20)
+
+    held = threading.Thread(target=store._append, args=("held", (EventRecord(kind="tick", detail={}),)),
+                            kwargs={"guard": hold})
+    held.start()
+    try:
+        assert inside.wait(timeout=20)
+        free = threading.Thread(target=store.append, args=("free", EventRecord(kind="tick", detail={})))
+        free.start()
+        free.join(timeout=10)  # with one lock for the store it waited for `held` (20 s)
+        assert not free.is_alive() and len(store.records("free")) == 2
+        assert [r.kind for r in store.records("held")] == ["run_started"]  # still inside its transaction
+    finally:
+        other_done.set()
+        held.join(timeout=20)
+    assert [r.kind for r in store.records("held")][-1] == "tick"
+    store.close()

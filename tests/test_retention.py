@@ -59,6 +59,18 @@ def test_retention_below_the_floor_or_malformed_is_refused_naming_the_field(valu
     assert expected in str(caught.value)
 
 
+def test_a_negative_or_too_large_retention_is_refused_by_the_cli_naming_floor_and_ceiling(home):
+    sign_in("boss", "admin")
+    negative = cli_out("retention", "set", "-1 years", code=2)  # a value, not an unknown option
+    assert "retention: a negative retention is not allowed, got '-1 years'; at least 6 months" in negative
+    for value in ("99999999999 years", "101 years", "1201 months", "36526 days"):
+        out = cli_out("retention", "set", value, code=2)
+        assert "retention: too large" in out and "at most 100 years (36,525 days)" in out, (value, out)
+    assert "No retention is set" in cli_out("retention", "show")  # nothing stored
+    assert "retention: version 1, 100 years" in cli_out("retention", "set", "100 years")
+    assert "retention: version 2, 36525 days" in cli_out("retention", "set", "36525 days")
+
+
 def test_retention_is_admin_only_audited_and_held_in_the_store(home):
     assert "No retention is set" in cli_out("retention", "show")
     assert "not signed in" in cli_out("retention", "set", "1 year", code=2)

@@ -107,6 +107,36 @@ def test_the_readme_first_run_path_pauses_refuses_unsigned_and_accepts_a_registe
     assert verified.exit_code == 0 and "intact" in verified.output, verified.output
 
 
+def test_the_pause_prints_only_the_signing_steps_still_missing_for_this_store_and_user(strict_home, tmp_path, monkeypatch):
+    config = _own_config(tmp_path, monkeypatch)
+    public = config / "chainproof" / "keys" / "approver.pub"
+    assert runner.invoke(cli.app, ["keys", "create"]).exit_code == 0
+    _sign_in("me", "admin", "approver")
+    assert runner.invoke(cli.app, ["approvers", "add", "me", "--public-key", str(public)]).exit_code == 0
+    run_id, printed = _start(monkeypatch)  # the same admin, key made and registered: nothing left to set up
+    for done in ("users add", "keys create", "approvers add", "login", "fresh store"):
+        assert done not in printed, (done, printed)
+    assert f"your key {config}/chainproof/keys/approver.key is registered to me" in printed
+    assert f"chainproof approve {run_id} --comment 'optional note' # signed, as me" in printed
+    # a second local user of the same store: no key of her own, not signed in; the store has its admin
+    added = runner.invoke(cli.app, ["users", "add", "lee", "--role", "approver", "--password-stdin"], input=PASSWORD + "\n")
+    assert added.exit_code == 0, added.output
+    other = _own_config(tmp_path / "lee", monkeypatch)
+    (strict_home / "credentials.json").unlink()
+    run_id, printed = _start(monkeypatch)
+    assert "users add" not in printed and "fresh store" not in printed and "Still to do for this store and this user" in printed
+    assert "chainproof keys create" in printed and "chainproof login YOUR_ACCOUNT --password-stdin" in printed
+    assert (f"chainproof approvers add YOUR_ACCOUNT --public-key {other}/chainproof/keys/approver.pub # by an admin"
+            in printed)
+    # she signs in and makes her key: only the admin's registration and the approval remain
+    assert runner.invoke(cli.app, ["keys", "create"]).exit_code == 0
+    assert runner.invoke(cli.app, ["login", "lee", "--password-stdin"], input=PASSWORD + "\n").exit_code == 0
+    run_id, printed = _start(monkeypatch)
+    assert "keys create" not in printed and "--password-stdin" not in printed and "users add" not in printed
+    assert f"chainproof approvers add lee --public-key {other}/chainproof/keys/approver.pub # by an admin" in printed
+    assert f"chainproof approve {run_id} --comment 'optional note' # signed, as lee" in printed
+
+
 def test_a_callers_settings_never_loosen_a_store_created_strict_only_an_admin_does(strict_home, tmp_path, monkeypatch):
     with Chainproof(Settings()) as app:  # the creator's settings: the default
         value, option = store_option(app.audit.engine, "require_signature")

@@ -61,6 +61,7 @@ __all__ = [
     "bundled_root",
     "bundled_tickers",
     "resolve_dossier",
+    "locate_dossier",
     "check_as_of",
     "fiscal_year_end_date",
 ]
@@ -118,6 +119,33 @@ def resolve_dossier(ticker: str | None, path: str | Path | None = None) -> Path:
     if meta.ticker != ticker.strip().upper():
         raise DossierError(f"dossier.toml in {folder}: ticker is {meta.ticker!r}; expected {ticker.strip().upper()!r}")
     return folder.resolve()
+
+
+def locate_dossier(value: str, *, home: Path, local: bool = True) -> str:
+    """The dossier a run's ``dossier`` argument names, as the CLI and the web app read it (the one
+    place both resolve it, through ``chainproof._start.located_dossiers``):
+
+    * a path (it holds a ``/``, starts with ``~`` or is ``.``/``..``): returned as given, the graph
+      reads it (and the web app checks it is inside its input folders);
+    * a bare name: a folder of that name in the working directory when ``local`` (the CLI, not the
+      web app, whose working directory is the server's), else ``home/dossiers/NAME``
+      (``$CHAINPROOF_HOME/dossiers``), else the bundled dossier of that ticker; the folder found.
+
+    Raises :class:`DossierError` naming ``dossier`` and the three places looked in, never a path
+    (the message reaches web clients)."""
+    given = value.strip()
+    if "/" in given or "\\" in given or given.startswith("~") or given in (".", "..") or not given:
+        return given
+    if local and Path(given).is_dir():
+        return given
+    if (home / "dossiers" / given / "dossier.toml").is_file():
+        return str(home / "dossiers" / given)
+    key = given.upper()
+    if _TICKER_RE.fullmatch(given) and key in bundled_tickers():
+        return str(bundled_root() / key)
+    where = "a folder in the working directory, " if local else ""
+    raise DossierError(f"dossier: {given[:100]!r} is not {where}a dossier folder under $CHAINPROOF_HOME/dossiers, "
+                       f"nor the ticker of a bundled dossier (bundled: {', '.join(bundled_tickers()) or 'none'})")
 
 
 def _folder_or_bundled(dossier: str) -> Path:

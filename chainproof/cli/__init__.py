@@ -7,7 +7,7 @@ add|list|remove``, ``policy import|show|set``, ``retention show|set``, ``purge``
 ``alerts``. Modules by area: ``_run`` (run,
 submit, graphs), ``_workers`` (worker, schedule, alerts), ``_decide`` (approve, reject, edit, resume), ``_audit`` (runs, pending, show, verify, replay,
 export), ``_log`` (the Merkle log: log head/key/rotate-key, prove, verify --against), ``_admin``
-(costs, sla, cache, db), ``_keys`` (keys, approvers, policy), ``_retention`` (retention, purge), ``_correct`` (correct), ``_watch`` (watch), ``_dossier`` (dossier); ``_views`` / ``_html`` render data handed to them and never query the store.
+(costs, sla, cache, db), ``_keys`` (keys, approvers, policy), ``_retention`` (retention, purge), ``_correct`` (correct), ``_watch`` (watch), ``_dossier`` (dossier), ``_signed_pause`` (the signing steps at a pause); ``_views`` / ``_html`` render data handed to them and never query the store.
 
 Exit codes, one handler for every command (:class:`_Group`):
 

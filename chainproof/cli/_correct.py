@@ -38,7 +38,7 @@ def correct(
     run_id: str,
     step: Annotated[int, typer.Option(help="The step whose record to correct (its final execution).")],
     field: Annotated[str, typer.Option(help="A step column (title, status, output, …) or a path such as output.summary.")],
-    value: Annotated[str, typer.Option(help="The corrected value (JSON when it parses, else text).")],
+    value: Annotated[str, typer.Option(help="The corrected value: text for title, status, effort, effort_reason, model; else JSON when it parses, else text.")],
     reason: Annotated[str, typer.Option(help="Why (kept with the correction).")],
     by: Annotated[Optional[str], typer.Option("--as", help="Your account name (must be the signed-in account).")] = None,
 ) -> None:
@@ -52,7 +52,7 @@ def correct(
         raise NotPermitted(f"--as: signed in as {principal.username!r}, not {by!r}; a correction is recorded under "
                            "the signed-in account")
     with cli._engine() as engine:
-        rec = engine.correct(run_id, step=step, field=field, value=parse_value(value), reason=reason, principal=principal)
+        rec = engine.correct(run_id, step=step, field=field, value=parse_value(value, field), reason=reason, principal=principal)
     d = rec.detail
     console.print(f"correction recorded: run {run_id} step {step} {field} = {_short(d['value'])[:120]} (was "
                   f"{_short(d['original'])[:120]}); correction seq {rec.seq}, corrects seq {d['corrects']['seq']} "

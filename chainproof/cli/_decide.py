@@ -12,6 +12,7 @@ import typer
 import chainproof.cli as cli
 from chainproof.cli import _views as views
 from chainproof.cli import app, console
+from chainproof.cli._signed_pause import signed_pause
 from chainproof.errors import InputError
 
 if TYPE_CHECKING:  # typing only: the CLI imports the engine when a command runs
@@ -25,27 +26,17 @@ KeyOpt = Annotated[Optional[Path], typer.Option("--key", help="Your private key 
 RequestOpt = Annotated[Optional[str], typer.Option("--request", help="Request id (optional when only one is pending).")]
 
 
-def finish(result: Any, signed: bool = False) -> None:
-    """Print where a run stands after a call: the pause (how to continue; ``signed``: its policy
-    requires signed decisions, :func:`signed_pause`), its completion, or that a worker continues it
-    (a submitted run)."""
+def finish(result: Any, signing: list[str] | None = None) -> None:
+    """Print where a run stands after a call: the pause (how to continue; ``signing``: what is
+    still missing to sign, :func:`chainproof.cli._signed_pause.signed_pause`), its completion, or
+    that a worker continues it (a submitted run)."""
     if result.status == "queued":
         console.print(f"recorded; run {result.run_id} is queued and a `chainproof worker` continues it "
                       f"(chainproof show {result.run_id})", highlight=False)
     elif result.status == "paused":
-        views.print_pause(console, result, signed=signed)
+        views.print_pause(console, result, signing=signing)
     else:
         views.print_completed(console, result)
-
-
-def signed_pause(engine: Any, result: Any) -> bool:
-    """Whether ``result`` is a pause for approval under a policy that requires signed decisions
-    (the policy its run was bound to: the ``run_started`` record in ``engine``'s audit store)."""
-    if result.status != "paused" or not result.requests:
-        return False
-    started = engine.audit.last_event(result.run_id, "run_started")
-    policy = (started.detail or {}).get("approval_policy") if started is not None else None
-    return isinstance(policy, dict) and policy.get("require_signature") is True
 
 
 def _signer(key: Path | None) -> Any:

@@ -55,8 +55,8 @@ def retention_show() -> None:
                   highlight=False, markup=False)
 
 
-@retention_app.command("set")
-def retention_set(value: Annotated[str, typer.Argument(help="N days|months|years, at least 6 months (e.g. '7 years').")]) -> None:
+@retention_app.command("set", context_settings={"ignore_unknown_options": True})  # '-1 years' is a value, not an option
+def retention_set(value: Annotated[str, typer.Argument(help="N days|months|years, 6 months to 100 years (e.g. '7 years').")]) -> None:
     """Set how long finished runs are kept (admin; recorded as retention_changed)."""
     from chainproof.checkpoints.retention import Retention, RetentionStore
 

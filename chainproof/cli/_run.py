@@ -23,7 +23,8 @@ from rich.table import Table
 import chainproof.cli as cli
 from chainproof.cli import _views as views
 from chainproof.cli import app, console
-from chainproof.cli._decide import finish, signed_pause
+from chainproof.cli._decide import finish
+from chainproof.cli._signed_pause import signed_pause
 from chainproof.errors import InputError
 
 

@@ -118,9 +118,10 @@ def _cmd(*parts: str) -> str:
     return " ".join(shlex.quote(p) if " " in p or not p else p for p in parts)
 
 
-def print_pause(console: Console, result: Any, *, signed: bool = False) -> None:
-    """The pause panel and the commands that answer it; ``signed``: the run's policy requires
-    signed decisions, so how to get a registered key is printed too."""
+def print_pause(console: Console, result: Any, *, signing: list[str] | None = None) -> None:
+    """The pause panel and the commands that answer it; ``signing``: the run's policy requires
+    signed decisions, and this heading and these commands (``cli/_signed_pause.py``: the steps
+    still missing to sign) are printed too."""
     cost = result.cost_stop
     if cost:
         console.print(Panel(Text(cost["question"]), title=f"Cost budget reached · run {result.run_id}", expand=False))
@@ -156,18 +157,9 @@ def print_pause(console: Console, result: Any, *, signed: bool = False) -> None:
         console.print("  " + _cmd("chainproof", "reject", result.run_id, "--as", "Your Name", *req, "--comment", "why"), highlight=False, markup=False)
         console.print("  " + _cmd("chainproof", "edit", result.run_id, "--as", "Your Name", *req, "--set", "field=value"), highlight=False, markup=False)
     console.print(f"  chainproof show {result.run_id}   # the audited trace so far", highlight=False, markup=False)
-    if signed:
-        from chainproof.checkpoints._approver_keys import default_key_path
-
-        key = default_key_path()
-        console.print("This run's approval policy requires a signed decision (the default for a new store). With no "
-                      "registered key yet, on a fresh store where you are the first admin (README, \"Signed decisions\"):",
-                      highlight=False, markup=False)
-        for line in (f"chainproof keys create   # your key: {key}",
-                     "chainproof users add me --role admin --role approver --password-stdin",
-                     "chainproof login me --password-stdin",
-                     _cmd("chainproof", "approvers", "add", "me", "--public-key", str(key.with_suffix(".pub"))),
-                     _cmd("chainproof", "approve", result.run_id, "--comment", "optional note") + "   # signed, as me"):
+    if signing:  # the policy requires a signed decision: what is still missing to sign (cli/_signed_pause.py)
+        console.print(signing[0], highlight=False, markup=False, soft_wrap=True)  # it may name a key file
+        for line in signing[1:]:
             console.print("  " + line, highlight=False, markup=False, soft_wrap=True)  # copyable: never wrapped
 
 

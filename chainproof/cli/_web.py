@@ -14,6 +14,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -112,9 +113,10 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
 def login(username: Annotated[str, typer.Argument(help="Your account.")],
           password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
           label: Annotated[Optional[str], typer.Option(help="A label for the token.")] = None) -> None:
-    """Sign in and store an API token for the CLI (approve / reject / edit use it)."""
+    """Sign in and store an API token for the CLI (approve / reject / edit use it) in
+    $CHAINPROOF_HOME/credentials.json (mode 0600); only the token's public prefix is printed."""
     with _accounts() as accounts:
-        who = accounts.login(username, _password_once(password_stdin), client="cli")
+        who = accounts.login(username, _password_once(password_stdin), client=cli_client())
         token, cid = accounts.issue_token(who, label or f"cli {os.uname().nodename}")
     from chainproof._private_files import private_dir
 
@@ -123,7 +125,26 @@ def login(username: Annotated[str, typer.Argument(help="Your account.")],
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump({"username": who.username, "credential_id": cid, "token": token}, handle)
-    console.print(f"signed in as {who.username}; token {cid} stored in {path}", highlight=False)
+    console.print(f"signed in as {who.username}; API token {token_prefix(token)} (credential {cid}; revoke with "
+                  f"DELETE /api/tokens/{cid}) stored in {path} (mode 0600)", highlight=False, markup=False)
+
+
+def token_prefix(token: str) -> str:
+    """The public part of an API token (``cpt_CREDENTIALID_…``): enough to tell it apart and revoke
+    it, without the secret after the second ``_``."""
+    kind, cid, _secret = token.split("_", 2)
+    return f"{kind}_{cid}_…"
+
+
+def cli_client() -> str:
+    """The sign-in address of ``chainproof login``: ``cli:USER@HOST`` (the operating-system user
+    and hostname), so one local user's failed sign-ins throttle that user only, not every CLI
+    user; the per-username limit still holds for each."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER (a container)
+        user = f"uid{os.getuid()}"
+    return f"cli:{user}@{socket.gethostname()}"
 
 
 def _password_once(stdin: bool) -> str:

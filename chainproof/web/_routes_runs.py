@@ -11,7 +11,7 @@ from fastapi.sse import EventSourceResponse
 from pydantic import BaseModel, Field
 
 from chainproof._live import MAX_SEQ
-from chainproof._start import check_input_paths, check_person, start_budget
+from chainproof._start import check_input_paths, check_person, located_dossiers, start_budget
 from chainproof.checkpoints.accounts import Principal
 from chainproof.errors import InputError, NotAuthenticated, NotPermitted, RunNotFound
 from chainproof.web import _json, _sse
@@ -84,19 +84,37 @@ def start_run(state: Any, who: Principal, body: StartRun) -> str:
         raise NotPermitted(f"department: {who.username} starts runs for {who.department!r} only, not {department!r}")
     spec = get_spec(body.graph)  # GraphNotFound: 404
     settings = state.settings
-    check_input_paths(spec, body.inputs, settings.web.input_roots(settings.home))  # before the graph opens any
+    roots = settings.web.input_roots(settings.home)
+    inputs = located_dossiers(spec, body.inputs, settings.home, local=False)  # a ticker or a name: its folder
+    check_input_paths(spec, inputs, roots)  # before the graph opens any
     try:  # checked here so bad input is a 422 now, not a failed job later
-        spec.validate_inputs(dict(body.inputs))
+        spec.validate_inputs(dict(inputs))
     except ValueError as exc:
-        raise InputError(str(exc).replace("\n", " ")) from None
+        raise InputError(_no_server_paths(str(exc).replace("\n", " "), body.inputs, inputs, roots)) from None
     start_budget(spec, {"max_steps": body.max_steps, "review_every": body.review_every, "max_cost_usd": body.budget_usd})
     check_person(who.username, body.effort)
     # recorded now (the run id answered with exists for every later request), advanced in the background
     run_id = state.engine.start(
-        body.graph, body.inputs, started_by=who.username, department=department, effort=body.effort,
+        body.graph, inputs, started_by=who.username, department=department, effort=body.effort,
         max_steps=body.max_steps, review_every=body.review_every, budget_usd=body.budget_usd, wait=False).run_id
     state.runner.submit(run_id, "start", lambda: state.engine.advance(run_id))
     return run_id
+
+
+def _no_server_paths(message: str, given: dict[str, Any], located: dict[str, Any], roots: list[Any]) -> str:
+    """``message`` (a graph's refusal) without the server's paths: a dossier folder found for a
+    name a client gave (and its real path) is shown as that name, and each input folder (as
+    configured and as resolved) as ``<input folder>``."""
+    from pathlib import Path
+
+    for key, value in located.items():
+        if isinstance(value, str) and value != given.get(key):
+            for form in sorted({value, str(Path(value).resolve())}, key=len, reverse=True):
+                message = message.replace(form, str(given.get(key)))
+    for root in roots:
+        for form in sorted({str(root), str(Path(root).resolve())}, key=len, reverse=True):
+            message = message.replace(form, "<input folder>")
+    return message
 
 
 @router.post("/runs", status_code=202, summary="Start a run (advanced in the background)")

@@ -25,7 +25,9 @@ checkpointer, later prompts or the report), then the cost guards' ``after_step``
 
 from __future__ import annotations
 
+import copy
 import functools
+import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -76,7 +78,28 @@ def compile_for(spec: ChainSpec, checkpointer: BaseCheckpointSaver | None = None
     """The compiled graph runs of ``spec`` use: its own (``spec.compile_graph``, e.g. an
     instrumented graph), else the engine (:func:`build_graph`)."""
     own = spec.compile_graph(checkpointer)
-    return own if own is not None else build_graph(checkpointer)
+    return own if own is not None else engine_graph(checkpointer)
+
+
+_compiled: dict[str, Any] = {}  # "engine" -> the engine graph compiled once, without a checkpointer
+_compiled_guard = threading.Lock()
+
+
+def engine_graph(checkpointer: BaseCheckpointSaver | None = None) -> Any:
+    """The engine graph (:func:`build_graph`) with ``checkpointer``: compiled once per process and
+    copied for each use (a shallow copy with its own ``checkpointer``; the nodes, channels and
+    edges are shared, and LangGraph keeps no run's state on the compiled graph). Compiling took
+    ~47 ms of CPU per run advance on a worker, a copy takes microseconds. The graph is the same
+    for every spec (the spec travels in the context), so one compilation serves every graph."""
+    base = _compiled.get("engine")
+    if base is None:
+        with _compiled_guard:
+            base = _compiled.get("engine")
+            if base is None:
+                base = _compiled["engine"] = build_graph(None)
+    graph = copy.copy(base)
+    graph.checkpointer = checkpointer
+    return graph
 
 
 def build_graph(checkpointer: BaseCheckpointSaver | None = None):

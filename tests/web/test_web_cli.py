@@ -50,6 +50,55 @@ def test_first_admin_login_and_cli_decides_as_the_token_account(home, monkeypatc
     assert r.exit_code == 2 and "chainproof login" in r.output
 
 
+def test_login_prints_only_the_token_prefix_and_stores_the_token_0600(home):
+    import json
+
+    from chainproof.checkpoints.accounts import AccountStore
+
+    runner = CliRunner()
+    runner.invoke(cli, ["users", "add", "root", "--role", "admin", "--password-stdin"], input=PASSWORD + "\n")
+    r = runner.invoke(cli, ["login", "root", "--password-stdin"], input=PASSWORD + "\n", env={"COLUMNS": "300"})
+    assert r.exit_code == 0, r.output
+    path = home / "credentials.json"
+    stored = json.loads(path.read_text())
+    token, cid = stored["token"], stored["credential_id"]
+    secret = token.split("_", 2)[2]
+    out = " ".join(r.output.split())
+    assert secret not in r.output.replace("\n", "") and token not in out
+    assert f"API token cpt_{cid}_… (credential {cid}; revoke with DELETE /api/tokens/{cid})" in out
+    assert str(path) in r.output.replace("\n", "") and oct(path.stat().st_mode & 0o777) == "0o600"
+    settings = Settings(home=home)
+    with Chainproof(settings) as app:  # the stored token is the full one: it signs in
+        assert AccountStore(app.audit.engine, settings.auth).authenticate(token, "api").username == "root"
+
+
+def test_cli_sign_ins_are_throttled_per_local_user_and_account(home, monkeypatch):
+    import getpass
+    import socket
+
+    from chainproof.checkpoints.auth_log import auth_events
+
+    monkeypatch.setenv("CHAINPROOF_AUTH__LOGIN_MAX_FAILURES", "3")
+    monkeypatch.setenv("CHAINPROOF_AUTH__LOGIN_MAX_FAILURES_PER_CLIENT", "5")
+    runner = CliRunner()
+    runner.invoke(cli, ["users", "add", "root", "--role", "admin", "--password-stdin"], input=PASSWORD + "\n")
+
+    def login(os_user: str, name: str, password: str) -> str:
+        monkeypatch.setattr(getpass, "getuser", lambda: os_user)
+        r = runner.invoke(cli, ["login", name, "--password-stdin"], input=password + "\n", env={"COLUMNS": "300"})
+        return f"{r.exit_code} {' '.join(r.output.split())}"
+
+    for name in ("root", "root", "root", "ghost", "ghost"):  # mallory guesses: 3 for root, 5 in all
+        assert login("mallory", name, "wrong password 123").startswith("2 ")
+    assert "too many failed sign-ins for 'root' from this address" in login("mallory", "root", PASSWORD)
+    assert "too many failed sign-ins from this address" in login("mallory", "nobody", PASSWORD)
+    assert login("alice", "root", PASSWORD).startswith("0 signed in as root")  # another local user is not locked out
+    with Chainproof(Settings(home=home)) as app:
+        clients = {e["detail"].get("client") for e in auth_events(app.audit.engine) if e["kind"].startswith("login")}
+    host = socket.gethostname()
+    assert clients == {f"cli:mallory@{host}", f"cli:alice@{host}"}
+
+
 def test_users_add_without_a_terminal_asks_for_password_stdin(home):
     """No terminal to prompt on (a script, a pipe from /dev/null): one line naming the way out, exit 2."""
     r = CliRunner().invoke(cli, ["users", "add", "nopw", "--role", "analyst"], input="")

@@ -38,6 +38,10 @@ def places(web, home, tmp_path):
 def _refused(client, graph, inputs, field, why):
     r = client.post("/api/runs", json={"graph": graph, "inputs": inputs})
     assert r.status_code == 422, r.text
+    given = json.dumps(inputs)
+    for root in client.app.state.settings.web.input_roots(client.app.state.settings.home):
+        for shown in {str(root), str(root.resolve())}:  # the server's folders, unless the client typed them
+            assert shown not in r.text or shown in given, (shown, r.text)
     detail = r.json()["detail"]
     assert detail.startswith(f"{field}: ") and why in detail, detail
     assert SECRET not in r.text  # nothing of the file came back
@@ -47,27 +51,27 @@ def test_paths_outside_the_allowed_folders_are_refused_naming_the_field(web, pla
     outside, allowed, submitted = places
     ana = web.client("ana")
     dd = {"company": "MMM", "as_of": AS_OF}
-    _refused(ana, "due-diligence", {**dd, "dossier": str(outside / "MMM")}, "dossier", "outside the folders")
+    _refused(ana, "due-diligence", {**dd, "dossier": str(outside / "MMM")}, "dossier", "must be inside one of the server's input folders")
     _refused(ana, "due-diligence", {**dd, "dossier": "home/dossiers/../../outside/MMM"}, "dossier", "'..'")
     _refused(ana, "due-diligence", {**dd, "dossier": f"{allowed}/../../outside/MMM"}, "dossier", "'..'")
     (allowed / "LINK").symlink_to(outside / "MMM")  # a link inside the allowed folder, to outside
-    _refused(ana, "due-diligence", {**dd, "dossier": str(allowed / "LINK")}, "dossier", "outside the folders")
+    _refused(ana, "due-diligence", {**dd, "dossier": str(allowed / "LINK")}, "dossier", "must be inside one of the server's input folders")
     shutil.copytree(allowed / "MMM", allowed / "MMM2")  # an allowed dossier holding a link to a server file
     (allowed / "MMM2" / "filings" / "risk_factors.txt").unlink()
     (allowed / "MMM2" / "filings" / "risk_factors.txt").symlink_to(outside / "secret.txt")
     _refused(ana, "due-diligence", {**dd, "dossier": str(allowed / "MMM2")}, "dossier", "symbolic link")
     qa = {"company": "MMM", "question": "What are the risks?"}
-    _refused(ana, "filing-qa", {**qa, "document": str(outside / "doc.json")}, "document", "outside the folders")
-    _refused(ana, "filing-qa", {**qa, "dossier": str(outside / "MMM")}, "dossier", "outside the folders")
+    _refused(ana, "filing-qa", {**qa, "document": str(outside / "doc.json")}, "document", "must be inside one of the server's input folders")
+    _refused(ana, "filing-qa", {**qa, "dossier": str(outside / "MMM")}, "dossier", "must be inside one of the server's input folders")
     _refused(ana, "position-risk", {"ticker": "MMM", "as_of": AS_OF, "dossier": str(outside / "MMM")},
-             "dossier", "outside the folders")
+             "dossier", "must be inside one of the server's input folders")
     _refused(ana, "portfolio-scan", {"portfolio": str(outside / "book.csv"), "as_of": AS_OF},
-             "portfolio", "outside the folders")
+             "portfolio", "must be inside one of the server's input folders")
     # a portfolio file in an allowed folder may not lead to a dossier outside it
     for n, dossier in enumerate(("../../outside/MMM", str(outside / "MMM"))):
         book = allowed / f"book{n}.csv"
         book.write_text(f"ticker,weight,dossier\nMMM,0.5,{dossier}\n", encoding="utf-8")
-        why = "'..'" if ".." in dossier else "outside the folders"
+        why = "'..'" if ".." in dossier else "must be inside one of the server's input folders"
         _refused(ana, "portfolio-scan", {"portfolio": str(book), "as_of": AS_OF}, "portfolio line 2: dossier", why)
     assert submitted == [] and ana.get("/api/runs").json() == []  # nothing started, nothing recorded
 

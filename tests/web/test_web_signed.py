@@ -162,3 +162,39 @@ def test_an_account_whose_key_an_admin_removed_is_refused(strict_home, web):
     refused = dana.post(f"/api/runs/{second}/decisions", json={"action": "approve", "request_id": req["request_id"], "proposed_hash": req["proposed_hash"]})
     assert refused.status_code == 403 and "was removed; nothing was decided" in refused.json()["detail"], refused.text
     assert _decisions(web, second) == []
+
+
+def test_a_decision_is_allowed_by_the_accounts_current_roles_not_those_its_key_was_registered_with(web):
+    """lee is allowed by the policy's ``role:credit-committee``; the server registers her key with
+    that role at her first decision. Once an admin drops the role, or demotes or disables an
+    approver, their next decision is refused and nothing is recorded."""
+    ana, lee, dana = web.client("ana"), web.client("lee"), web.client("dana")
+    accounts = web.app.state.accounts
+
+    def decide(client, run_id):
+        [req] = [r for r in web.client("aud").get("/api/pending").json() if r["run_id"] == run_id]
+        return client.post(f"/api/runs/{run_id}/decisions", json={"action": "approve", "request_id": req["request_id"],
+                                                                  "proposed_hash": req["proposed_hash"]})
+
+    first = start(web, ana)
+    web.wait(ana, first, "paused")
+    assert decide(lee, first).status_code == 202
+    web.wait(ana, first, "completed")
+    key = KeySigner.from_file(account_key_path(web.engine.settings.home, _account_id(web, "lee")))
+    assert "credit-committee" in ApproverKeys(web.engine.audit.engine).get(key.key_id).roles
+    accounts.set_roles("lee", ["approver"], actor="test")  # still an approver, no longer on the committee
+    accounts.set_roles("dana", ["analyst"], actor="test")
+    second = start(web, ana)
+    web.wait(ana, second, "paused")
+    refused = decide(lee, second)
+    assert refused.status_code == 403 and "'lee' may not decide" in refused.json()["detail"], refused.text
+    assert [r["may_decide"] for r in lee.get("/api/pending").json() if r["run_id"] == second] == [False]
+    assert decide(dana, second).status_code == 403
+    accounts.set_roles("lee", ["approver", "credit-committee"], actor="test")
+    accounts.set_disabled("lee", True, actor="test")
+    assert decide(lee, second).status_code in (401, 403)  # a disabled account's session no longer works
+    assert _decisions(web, second) == []
+    accounts.set_disabled("lee", False, actor="test")
+    again = web.client("lee")  # signed in again, on the committee again: allowed
+    assert decide(again, second).status_code == 202
+    web.wait(ana, second, "completed")
