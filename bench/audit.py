@@ -217,7 +217,11 @@ def decision_figures(n: int, home: Path) -> dict[str, Any]:
 
     private, public, _ = create_key(home / "approver" / "approver.key")
     signer = KeySigner.from_file(private)
-    store = AuditStore(f"sqlite:///{home}/decisions.sqlite")
+    from chainproof.checkpoints.grants import OperatorTrust
+
+    trust = OperatorTrust(home / "keys" / "operator.key", home / "keys" / "operator-public")
+    trust.create()  # the operator key countersigns the approver's registration (a grant)
+    store = AuditStore(f"sqlite:///{home}/decisions.sqlite", trust=trust)
     try:
         registry = ApproverKeys(store.engine)
         registry.add("Dana Approver", load_public_key(public), [], actor="bench")

@@ -48,6 +48,22 @@ class LogSettings(BaseModel):
     head_sinks: list[Path] | None = None
 
 
+class TrustSettings(BaseModel):
+    """``[trust]``: the operator key, the trust anchor outside the database (README "Threat model").
+
+    ``key_file``: the operator's Ed25519 private key (PEM, mode 0600; default
+    ``$CHAINPROOF_HOME/keys/operator.key``), which countersigns every grant row (accounts,
+    sessions and API tokens, approver keys, approval policies, store settings;
+    :mod:`chainproof.checkpoints.grants`). Commands that write grants need it; ``chainproof keys
+    operator`` creates or rotates it, and a store's creator gets one made on first use.
+    ``public_keys_dir``: the operator public keys this host trusts (PEM or raw base64 files, any
+    name ending ``.pub``; default ``$CHAINPROOF_HOME/keys/operator-public``). Every process that
+    reads grants needs it; keep both where the database's writers cannot write."""
+
+    key_file: Path | None = None
+    public_keys_dir: Path | None = None
+
+
 class ApprovalsSettings(BaseModel):
     """``[approvals]``: options a store takes when it is created.
 
@@ -80,6 +96,7 @@ class StoreSettings(BaseSettings):
     budgets: BudgetSettings = Field(default_factory=BudgetSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     approvals: ApprovalsSettings = Field(default_factory=ApprovalsSettings)
+    trust: TrustSettings = Field(default_factory=TrustSettings)
     secret_patterns: list[str] = Field(
         default_factory=list,
         description="Extra regular expressions whose matches are redacted everywhere Chainproof writes, on top "
@@ -141,6 +158,13 @@ class StoreSettings(BaseSettings):
         return LogKeys(self.log.key_file or self.home / "keys" / "log-signing.key",
                        self.log.public_keys_dir or self.home / "keys" / "public")
 
+    def operator_trust(self) -> Any:
+        """The :class:`chainproof.checkpoints.grants.OperatorTrust` of ``trust`` (imports ``cryptography``)."""
+        from chainproof.checkpoints.grants import OperatorTrust
+
+        return OperatorTrust(self.trust.key_file or self.home / "keys" / "operator.key",
+                             self.trust.public_keys_dir or self.home / "keys" / "operator-public")
+
     def head_sinks(self) -> list[Any]:
         """The configured head sinks (:class:`chainproof.checkpoints.log_heads.FileSink`)."""
         from chainproof.checkpoints.log_heads import FileSink
@@ -193,4 +217,4 @@ def only_store_settings_given() -> bool:
     return True
 
 
-__all__ = ["NOT_SETTINGS", "ApprovalsSettings", "LogSettings", "StoreSettings", "only_store_settings_given"]
+__all__ = ["NOT_SETTINGS", "ApprovalsSettings", "LogSettings", "StoreSettings", "TrustSettings", "only_store_settings_given"]

@@ -81,7 +81,7 @@ def approver_roles(settings: Settings, audit: AuditStore) -> dict[str, list[str]
     if not PolicyStore(audit.engine).holds_any():
         return dict(settings.approver_roles)
     roles: dict[str, list[str]] = {}
-    for key in ApproverKeys(audit.engine).keys():
+    for key in ApproverKeys(audit.engine).keys(trusted_only=True):
         if key.active:
             roles.setdefault(key.approver, [])
             roles[key.approver] = sorted({*roles[key.approver], *key.roles})

@@ -84,7 +84,8 @@ class Chainproof:
         url = self.settings.resolved_database_url
         try:
             self.audit = AuditStore(url, redactor=self.settings.redactor, pool_size=self.settings.workers.resolved_pool_size,
-                                    require_signature=self.settings.approvals.require_signature)
+                                    require_signature=self.settings.approvals.require_signature,
+                                    trust=self.settings.operator_trust())
         except storage_errors() as exc:
             raise StorageError(f"database_url {url!r} (CHAINPROOF_DATABASE_URL): cannot open the audit store: "
                                f"{cause(exc)}") from exc

@@ -39,6 +39,7 @@ __all__ = [
     "CostBudgetExceeded",
     "DossierError",
     "EdgarUnavailable",
+    "GrantNotTrusted",
     "GraphNotFound",
     "HeadRefused",
     "InputError",
@@ -50,6 +51,7 @@ __all__ = [
     "NotAuthenticated",
     "NotPermitted",
     "NotRetained",
+    "OperatorKeyMissing",
     "PlanError",
     "RateLimitWaitTooLong",
     "RecordUndecodable",
@@ -208,6 +210,23 @@ class DossierError(UserError):
 class SigningKeyError(UserError):
     """The log's signing key file or a public key is missing, unreadable or too open (the message
     names the file, the setting and the fix)."""
+
+
+class OperatorKeyMissing(SigningKeyError):
+    """A command that writes a grant (an account, credential, approver key, policy or store
+    setting) found no operator key at ``trust.key_file``; the message names the file and
+    ``chainproof keys operator``, which creates it (README "Threat model")."""
+
+
+class GrantNotTrusted(UserError):
+    """A grant row (``table``, ``row``) whose operator countersignature is missing or does not
+    verify under a trusted operator key (``trust.public_keys_dir``): it was written outside
+    Chainproof, or the store was upgraded and not yet anchored (``chainproof keys anchor``). The
+    row is refused; nothing was done with it."""
+
+    def __init__(self, message: str, table: str = "", row: str = ""):
+        super().__init__(message)
+        self.table, self.row = table, row
 
 
 class HeadRefused(UserError):

@@ -15,6 +15,10 @@
   canonical form, ``audit_hashing.canonical_json``). The key id is the SHA-256 (hex) of the raw
   32-byte public key, as Certificate Transparency names a log by the hash of its key (RFC 9162
   §4.4). Ed25519 is RFC 8032, via ``cryptography``.
+* **Countersigned.** A registration is a grant: its row (approver, public key, roles, enabled) is
+  countersigned by the operator key (:mod:`chainproof.checkpoints.grants`), and a key whose row
+  does not verify under a trusted operator key is refused at decision time and not counted as
+  registered by ``verify`` or a run's approver roles.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from typing import Any
 from sqlalchemy import Engine, insert, select, update
 
 from chainproof.checkpoints import audit_tables as t
+from chainproof.checkpoints import grants
 from chainproof.checkpoints.audit_hashing import canonical_json, sha256_hex
 from chainproof.checkpoints.auth_log import append_auth_event, aware
 from chainproof.errors import ApproverNotAllowed, InputError, SigningKeyError
@@ -306,12 +311,13 @@ class ApproverKeys:
                              f"{', removed' if not found.active else ''}); a key speaks for one approver only")
         clean = sorted({r.strip().removeprefix("role:") for r in roles if r.strip()})
         row = {"key_id": kid, "approver": name, "public_key": base64.b64encode(public_raw).decode("ascii"),
-               "roles": clean, "added_at": datetime.now(UTC), "added_by": actor}
+               "roles": clean, "added_at": datetime.now(UTC), "added_by": actor, "removed_at": None}
+        row.update(grants.countersigned(self.engine, "approver_keys", row))
         with self.engine.begin() as conn:
             conn.execute(insert(t.approver_keys).values(**row))
         append_auth_event(self.engine, "approver_added", username=name, actor=actor,
                           detail={"key_id": kid, "roles": clean, **(note or {})})
-        return _key({**row, "removed_at": None})
+        return _key(row)
 
     def remove(self, approver: str, *, actor: str) -> list[str]:
         """Retire every active key of ``approver`` (an ``approver_removed`` auth event); their
@@ -320,30 +326,45 @@ class ApproverKeys:
         if not keys:
             known = ", ".join(sorted({k.approver for k in self.keys() if k.active})) or "none"
             raise InputError(f"NAME: no registered approver {approver!r}; registered: {known}")
-        c = t.approver_keys.c
+        c, now = t.approver_keys.c, datetime.now(UTC)
+        signed = {k.key_id: grants.countersigned(self.engine, "approver_keys",
+                                                 {**(self._row(k.key_id) or {}), "removed_at": now}) for k in keys}
         with self.engine.begin() as conn:
-            conn.execute(update(t.approver_keys).where(c.key_id.in_([k.key_id for k in keys]))
-                         .values(removed_at=datetime.now(UTC), removed_by=actor))
+            for kid, columns in signed.items():
+                conn.execute(update(t.approver_keys).where(c.key_id == kid).values(removed_at=now, removed_by=actor, **columns))
         ids = [k.key_id for k in keys]
         append_auth_event(self.engine, "approver_removed", username=keys[0].approver, actor=actor, detail={"key_ids": ids})
         return ids
 
-    def keys(self) -> list[ApproverKey]:
-        """Every registered key (removed ones too), by approver and date."""
+    def keys(self, *, trusted_only: bool = False) -> list[ApproverKey]:
+        """Every registered key (removed ones too), by approver and date; with ``trusted_only``,
+        only those whose row is countersigned by a trusted operator key."""
         c = t.approver_keys.c
         with self.engine.connect() as conn:
-            rows = conn.execute(select(t.approver_keys).order_by(c.approver, c.added_at))
-            return [_key(dict(r._mapping)) for r in rows]
+            rows = [dict(r._mapping) for r in conn.execute(select(t.approver_keys).order_by(c.approver, c.added_at))]
+        return [_key(r) for r in rows if not trusted_only or grants.is_trusted(self.engine, "approver_keys", r)]
 
-    def get(self, key_id: str) -> ApproverKey | None:
-        """The key ``key_id`` (active or removed), or None."""
+    def _row(self, key_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             found = conn.execute(select(t.approver_keys).where(t.approver_keys.c.key_id == key_id)).first()
-        return _key(dict(found._mapping)) if found else None
+        return dict(found._mapping) if found else None
+
+    def get(self, key_id: str, *, trusted_only: bool = False) -> ApproverKey | None:
+        """The key ``key_id`` (active or removed), or None (also, with ``trusted_only``, when its
+        row is not countersigned by a trusted operator key)."""
+        row = self._row(key_id)
+        if row is None or (trusted_only and not grants.is_trusted(self.engine, "approver_keys", row)):
+            return None
+        return _key(row)
 
     def active(self, key_id: str) -> ApproverKey:
-        """The active key ``key_id``; ``ApproverNotAllowed`` when it is unknown or removed."""
-        found = self.get(key_id)
+        """The active key ``key_id``; ``ApproverNotAllowed`` when it is unknown, removed, or its
+        registration is not countersigned by a trusted operator key (the message says so)."""
+        row = self._row(key_id)
+        problem = grants.grant_problem(self.engine, "approver_keys", row) if row is not None else None
+        if row is not None and problem is not None:
+            raise ApproverNotAllowed(f"signature: {grants.refusal('approver_keys', row, problem)}; nothing was decided")
+        found = _key(row) if row is not None else None
         if found is None:
             raise ApproverNotAllowed(f"signature: key {key_id[:16]}… is not registered to any approver; an admin "
                                      "registers it with `chainproof approvers add NAME --public-key FILE`; nothing was decided")

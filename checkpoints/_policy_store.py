@@ -19,6 +19,11 @@ store that existed before), is applied to every policy that is not a stored vers
 own, or the settings'), so only an admin's stored policy for a graph (``policy set GRAPH
 require_signature=false``) or an admin's change of the default (``policy set --store``, a
 ``store_option_changed`` auth event) lets a run take unsigned decisions.
+
+Policy versions and store settings are grants: written countersigned by the operator key, and the
+version in force (the newest) is refused (``GrantNotTrusted``) when its countersignature does not
+verify under a trusted operator key (:mod:`chainproof.checkpoints.grants`), so a database writer
+can neither add a looser version nor flip ``require_signature`` or the retention.
 """
 
 from __future__ import annotations
@@ -32,8 +37,9 @@ from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from chainproof.checkpoints import audit_tables as t
+from chainproof.checkpoints import grants
 from chainproof.checkpoints.auth_log import append_auth_event, append_auth_event_on, aware
-from chainproof.errors import InputError
+from chainproof.errors import GrantNotTrusted, InputError
 from chainproof.graphs.approval_policy import ApprovalPolicy
 
 _ATTEMPTS = 5  # two admins adding a version at once: the unique (graph, version) refuses one, which retries
@@ -64,6 +70,15 @@ class StoredOption:
     created_by: str
 
 
+def _trusted(read: Callable[[], Any]) -> bool:
+    """Whether ``read()`` (a read of the grant in force) passes its countersignature check."""
+    try:
+        read()
+    except GrantNotTrusted:
+        return False
+    return True
+
+
 def _stored(row: Mapping[str, Any]) -> StoredPolicy:
     return StoredPolicy(row["graph"], int(row["version"]), ApprovalPolicy.model_validate(row["policy"]),
                         row["policy_hash"], aware(row["created_at"]), row["created_by"])
@@ -81,11 +96,16 @@ class PolicyStore:
             return bool(conn.scalar(select(func.count()).select_from(t.approval_policies)))
 
     def current(self, graph: str) -> StoredPolicy | None:
-        """The newest version of ``graph``'s policy, or None."""
+        """The newest version of ``graph``'s policy, or None; ``GrantNotTrusted`` when that version
+        is not countersigned by a trusted operator key."""
         c = t.approval_policies.c
         with self.engine.connect() as conn:
             found = conn.execute(select(t.approval_policies).where(c.graph == graph).order_by(c.version.desc()).limit(1)).first()
-        return _stored(dict(found._mapping)) if found else None
+        if found is None:
+            return None
+        row = dict(found._mapping)
+        grants.require(self.engine, "approval_policies", row)
+        return _stored(row)
 
     def history(self, graph: str | None = None) -> list[StoredPolicy]:
         """Every version (of ``graph``, or of all graphs), by graph and version."""
@@ -96,6 +116,13 @@ class PolicyStore:
         with self.engine.connect() as conn:
             return [_stored(dict(r._mapping)) for r in conn.execute(stmt)]
 
+    def _newest(self, graph: str) -> StoredPolicy | None:
+        """The newest version of ``graph``'s policy whether or not it is trusted (what a new version follows)."""
+        c = t.approval_policies.c
+        with self.engine.connect() as conn:
+            found = conn.execute(select(t.approval_policies).where(c.graph == graph).order_by(c.version.desc()).limit(1)).first()
+        return _stored(dict(found._mapping)) if found else None
+
     def put(self, graph: str, policy: ApprovalPolicy, *, actor: str, source: str) -> StoredPolicy | None:
         """Store ``policy`` as the next version of ``graph``'s (None, and nothing written, when it
         equals the current one) and record a ``policy_changed`` auth event naming ``actor``, the
@@ -103,12 +130,13 @@ class PolicyStore:
         digest = policy.digest()
         c = t.approval_policies.c
         for attempt in range(_ATTEMPTS):
-            before = self.current(graph)
-            if before is not None and before.policy_hash == digest:
+            before = self._newest(graph)
+            if before is not None and before.policy_hash == digest and _trusted(lambda: self.current(graph)):
                 return None
             row = {"graph": graph, "version": (before.version + 1) if before else 1,
                    "policy": policy.model_dump(mode="json"), "policy_hash": digest,
                    "created_at": datetime.now(UTC), "created_by": actor}
+            row.update(grants.countersigned(self.engine, "approval_policies", row))
             try:
                 with self.engine.begin() as conn:
                     conn.execute(insert(t.approval_policies).values(**row))
@@ -130,14 +158,18 @@ STORE_OPTIONS = ("require_signature",)
 ``store_settings`` also holds the retention (:mod:`chainproof.checkpoints.retention`)."""
 
 
-def store_option(engine: Engine, name: str) -> tuple[Any, StoredOption | None]:
+def store_option(engine: Engine, name: str, *, trusted: bool = True) -> tuple[Any, StoredOption | None]:
     """``(value, newest version)`` of store-held setting ``name``: the newest ``store_settings``
-    row; ``(False, None)`` when there is none (a scratch store made from the models, never migrated)."""
+    row; ``(False, None)`` when there is none (a scratch store made from the models, never migrated).
+    ``GrantNotTrusted`` when that row is not countersigned by a trusted operator key (``trusted``
+    False: read it anyway, to write the next version)."""
     c = t.store_settings.c
     with engine.connect() as conn:
         row = conn.execute(select(t.store_settings).where(c.name == name).order_by(c.version.desc()).limit(1)).first()
     if row is None:
         return False, None
+    if trusted:
+        grants.require(engine, "store_settings", dict(row._mapping))
     found = StoredOption(row.name, int(row.version), row.value, aware(row.created_at), row.created_by)
     return found.value, found
 
@@ -148,14 +180,15 @@ def set_store_setting(engine: Engine, name: str, value: Any, *, actor: str, even
     transaction, an auth event ``event`` naming ``actor`` with ``detail(old value or None)`` and the
     version; None (nothing written) when ``value`` is the one in force. Rows are never updated."""
     for attempt in range(_ATTEMPTS):
-        before, found = store_option(engine, name)
-        if found is not None and before == value:
+        before, found = store_option(engine, name, trusted=False)
+        if found is not None and before == value and _trusted(lambda: store_option(engine, name)):
             return None
         version, now = found.version + 1 if found else 1, datetime.now(UTC)
+        row = {"name": name, "version": version, "value": value, "created_at": now, "created_by": actor}
+        row.update(grants.countersigned(engine, "store_settings", row))
         try:
             with engine.begin() as conn:
-                conn.execute(insert(t.store_settings).values(name=name, version=version, value=value, created_at=now,
-                                                             created_by=actor))
+                conn.execute(insert(t.store_settings).values(**row))
                 append_auth_event_on(conn, event, actor=actor,
                                      detail={**detail(before if found else None), "version": version})
         except IntegrityError:  # PostgreSQL: a racing writer took the version or the auth event's seq

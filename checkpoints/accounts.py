@@ -31,6 +31,10 @@ that record later without touching this module).
   created with).
 * Every sign-in, failure, sign-out, token and account change is an ``auth_events`` row
   (:mod:`chainproof.checkpoints.auth_log`).
+* Accounts and credentials are grants, countersigned by the operator key when written
+  (:mod:`chainproof.checkpoints.grants`; ``OperatorKeyMissing`` without it) and refused
+  (``GrantNotTrusted``) at sign-in and every session or token check when the countersignature does
+  not verify: a database writer can add no account, role, password, session or token.
 """
 
 from __future__ import annotations
@@ -47,8 +51,9 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Engine, insert, select, update
 
 from chainproof.checkpoints import audit_tables as t
+from chainproof.checkpoints import grants
 from chainproof.checkpoints.auth_log import append_auth_event, aware, failures_since
-from chainproof.errors import InputError, LoginThrottled, NotAuthenticated
+from chainproof.errors import InputError, LoginThrottled, NotAuthenticated, OperatorKeyMissing
 
 ROLES = ("analyst", "approver", "auditor", "admin")
 """The app's roles: ``analyst`` starts and watches runs, ``approver`` decides (subject to each
@@ -157,6 +162,7 @@ class AccountStore:
         row = {"account_id": uuid.uuid4().hex, "username": username, "display_name": display_name or username,
                "roles": clean, "department": department, "password_hash": self._hasher.hash(password),
                "disabled": False, "created_at": datetime.now(UTC)}
+        row.update(grants.countersigned(self.engine, "accounts", row))
         with self.engine.begin() as conn:
             conn.execute(insert(t.accounts).values(**row))
         append_auth_event(self.engine, "account_added", username=username, actor=actor,
@@ -169,8 +175,12 @@ class AccountStore:
             return [self._account(dict(r._mapping)) for r in conn.execute(select(t.accounts).order_by(t.accounts.c.username))]
 
     def has_admin(self) -> bool:
-        """Whether an enabled admin account exists (the first one is made by ``chainproof users add``)."""
-        return any("admin" in a.roles and not a.disabled for a in self.accounts())
+        """Whether an enabled admin account countersigned by the operator key exists (the first one
+        is made by ``chainproof users add``)."""
+        with self.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(select(t.accounts))]
+        return any("admin" in r["roles"] and not r["disabled"] and grants.is_trusted(self.engine, "accounts", r)
+                   for r in rows)
 
     def _check_an_admin_remains(self, username: str) -> None:
         """Refuse to disable or demote ``username`` when it is the last enabled admin."""
@@ -192,8 +202,7 @@ class AccountStore:
         account = self.get(username)
         if disabled:
             self._check_an_admin_remains(account.username)
-        with self.engine.begin() as conn:
-            conn.execute(update(t.accounts).where(t.accounts.c.account_id == account.account_id).values(disabled=disabled))
+        self._update(account.username, disabled=disabled)
         append_auth_event(self.engine, "account_disabled" if disabled else "account_enabled", username=account.username,
                           actor=actor)
         return self.get(account.username)
@@ -205,8 +214,7 @@ class AccountStore:
         clean = _check_roles(roles)
         if "admin" not in clean:
             self._check_an_admin_remains(before.username)
-        with self.engine.begin() as conn:
-            conn.execute(update(t.accounts).where(t.accounts.c.account_id == before.account_id).values(roles=clean))
+        self._update(before.username, roles=clean)
         append_auth_event(self.engine, "roles_changed", username=before.username, actor=actor,
                           detail={"before": list(before.roles), "after": clean})
         return self.get(before.username)
@@ -226,10 +234,9 @@ class AccountStore:
             append_auth_event(self.engine, "login_failed", username=username,
                               detail={"client": client, "reason": "disabled" if ok else "bad credentials"})
             raise NotAuthenticated("username or password: not a valid sign-in")
+        self._require(row)
         if self._hasher.check_needs_rehash(row["password_hash"]):
-            with self.engine.begin() as conn:
-                conn.execute(update(t.accounts).where(t.accounts.c.account_id == row["account_id"])
-                             .values(password_hash=self._hasher.hash(password)))
+            self._rehash(row, password)
         append_auth_event(self.engine, "login", username=row["username"], detail={"client": client})
         return self._principal(row, "password", None)
 
@@ -272,13 +279,17 @@ class AccountStore:
             raise NotAuthenticated(f"{'session' if kind == 'session' else 'token'}: not a valid credential")
         c, a = t.credentials.c, t.accounts.c
         with self.engine.connect() as conn:
-            found = conn.execute(select(t.credentials, t.accounts).join(t.accounts, a.account_id == c.account_id)
-                                 .where(c.credential_id == parts[1], c.kind == kind)).first()
-        row = dict(found._mapping) if found else None
-        if (row is None or not hmac.compare_digest(row["secret_hash"], _sha(parts[2])) or row["revoked_at"] is not None
-                or row["disabled"] or (row["expires_at"] is not None and aware(row["expires_at"]) <= datetime.now(UTC))):
+            found = conn.execute(select(t.credentials).where(c.credential_id == parts[1], c.kind == kind)).first()
+            owner = conn.execute(select(t.accounts).where(a.account_id == found.account_id)).first() if found else None
+        cred = dict(found._mapping) if found else None
+        row = dict(owner._mapping) if owner else None
+        if (cred is None or row is None or not hmac.compare_digest(cred["secret_hash"], _sha(parts[2]))
+                or cred["revoked_at"] is not None or row["disabled"]
+                or (cred["expires_at"] is not None and aware(cred["expires_at"]) <= datetime.now(UTC))):
             raise NotAuthenticated(f"{'session' if kind == 'session' else 'token'}: not a valid credential "
                                    "(unknown, expired or revoked; sign in again)")
+        grants.require(self.engine, "credentials", cred)
+        self._require(row)
         return self._principal(row, "session" if kind == "session" else "token", parts[1])
 
     def check_csrf(self, principal: Principal, csrf: str | None) -> bool:
@@ -294,12 +305,19 @@ class AccountStore:
         (and for an unknown id). Recorded as ``token_revoked`` or ``logout``."""
         c = t.credentials.c
         with self.engine.connect() as conn:
-            found = conn.execute(select(c.kind, c.account_id, c.revoked_at).where(c.credential_id == credential_id)).first()
+            found = conn.execute(select(t.credentials).where(c.credential_id == credential_id)).first()
         if found is None or (found.account_id != actor.account_id and not actor.has("admin")):
             raise InputError(f"credential_id: no token {credential_id!r} of yours")
-        with self.engine.begin() as conn:
-            conn.execute(update(t.credentials).where(c.credential_id == credential_id, c.revoked_at.is_(None))
-                         .values(revoked_at=datetime.now(UTC)))
+        row = dict(found._mapping)
+        if row["revoked_at"] is None:
+            row["revoked_at"] = datetime.now(UTC)
+            try:
+                signed: dict[str, Any] = grants.countersigned(self.engine, "credentials", row)
+            except OperatorKeyMissing:  # revoking never waits for the key: an uncountersigned row is refused anyway
+                signed = {"countersignature": None, "operator_key_id": None}
+            with self.engine.begin() as conn:
+                conn.execute(update(t.credentials).where(c.credential_id == credential_id, c.revoked_at.is_(None))
+                             .values(revoked_at=row["revoked_at"], **signed))
         owner = next((a.username for a in self.accounts() if a.account_id == found.account_id), None)
         append_auth_event(self.engine, "logout" if found.kind == "session" else "token_revoked", username=owner,
                           actor=actor.username, detail={"credential_id": credential_id})
@@ -316,11 +334,34 @@ class AccountStore:
     def _issue(self, principal: Principal, kind: str, label: str | None, expires: datetime | None,
                csrf_hash: str | None = None) -> tuple[str, str]:
         cid, secret = uuid.uuid4().hex, secrets.token_urlsafe(32)
+        row: dict[str, Any] = {"credential_id": cid, "account_id": principal.account_id, "kind": kind, "label": label,
+                               "secret_hash": _sha(secret), "csrf_hash": csrf_hash, "created_at": datetime.now(UTC),
+                               "expires_at": expires, "revoked_at": None}
+        row.update(grants.countersigned(self.engine, "credentials", row))
         with self.engine.begin() as conn:
-            conn.execute(insert(t.credentials).values(
-                credential_id=cid, account_id=principal.account_id, kind=kind, label=label, secret_hash=_sha(secret),
-                csrf_hash=csrf_hash, created_at=datetime.now(UTC), expires_at=expires, revoked_at=None))
+            conn.execute(insert(t.credentials).values(**row))
         return f"{'cps' if kind == 'session' else 'cpt'}_{cid}_{secret}", cid
+
+    def _require(self, row: dict[str, Any]) -> None:
+        """``GrantNotTrusted`` unless account ``row`` is countersigned by a trusted operator key."""
+        grants.require(self.engine, "accounts", row)
+
+    def _update(self, username: str, **values: Any) -> None:
+        """Change account ``username``'s ``values`` and countersign the row as changed."""
+        row = self._row(username)
+        if row is None:
+            raise InputError(f"username: no account {username!r}")
+        signed = grants.countersigned(self.engine, "accounts", {**row, **values})
+        with self.engine.begin() as conn:
+            conn.execute(update(t.accounts).where(t.accounts.c.account_id == row["account_id"]).values(**values, **signed))
+
+    def _rehash(self, row: dict[str, Any], password: str) -> None:
+        """Store ``password`` hashed with the current parameters, when the operator key is here to
+        countersign the row (otherwise the old hash stays; it still verifies)."""
+        try:
+            self._update(row["username"], password_hash=self._hasher.hash(password))
+        except OperatorKeyMissing:
+            pass
 
     def _verify(self, hashed: str, password: str) -> bool:
         from argon2.exceptions import InvalidHashError, VerificationError

@@ -48,9 +48,9 @@ class AuditStore(AuditReader):
     """
 
     def __init__(self, url: str, *, migrate: bool | Literal["check"] = True, redactor: Redactor | None = None,
-                 require_signature: bool = True, pool_size: int | None = None):
+                 require_signature: bool = True, pool_size: int | None = None, trust: Any = None):
         super().__init__(url, migrate=migrate, require_signature=require_signature,
-                         pool_size=pool_size)  # "check": SchemaOutdated (exit 2) naming `chainproof db upgrade`
+                         pool_size=pool_size, trust=trust)  # "check": SchemaOutdated (exit 2) naming `chainproof db upgrade`
         self.redactor = redactor or Redactor()
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._lock = threading.Lock()

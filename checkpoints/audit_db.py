@@ -9,6 +9,7 @@ store is created, on write commands, and from ``chainproof db upgrade``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.pool import StaticPool
@@ -19,10 +20,10 @@ MEMORY_URL = "sqlite:///:memory:"
 
 #: The newest Alembic revision in ``checkpoints/migrations/versions``; a test checks that it
 #: equals Alembic's head, so a new migration cannot be added without updating it.
-HEAD_REVISION = "0010"
+HEAD_REVISION = "0011"
 
 #: Ordered revisions this code knows, oldest first (to tell "older" from "newer than this code").
-KNOWN_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010")
+KNOWN_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011")
 
 
 def normalise_url(url: str) -> str:
@@ -75,7 +76,7 @@ def make_engine(url: str, pool_size: int | None = None) -> Engine:
     return engine
 
 
-def upgrade_schema(engine: Engine, *, require_signature: bool = True) -> None:
+def upgrade_schema(engine: Engine, *, require_signature: bool = True, trust: Any = None) -> None:
     """Bring the database to the newest Alembic revision (idempotent). Imports Alembic. On
     PostgreSQL the upgrade holds a transaction-level advisory lock, so processes opening a new
     database at once (workers starting together) migrate it one after the other instead of racing
@@ -85,7 +86,13 @@ def upgrade_schema(engine: Engine, *, require_signature: bool = True) -> None:
     decisions by default: the creator's ``approvals.require_signature`` setting, recorded once in
     ``store_settings`` (revision 0010), like an ``initdb`` option. It is ignored for a store that
     exists: an older store is recorded as not requiring them, and afterwards only an admin changes
-    it (``chainproof policy set --store``)."""
+    it (``chainproof policy set --store``).
+
+    ``trust``: the creator's :class:`~chainproof.checkpoints.grants.OperatorTrust`. A store this
+    call creates has its initial ``store_settings`` rows countersigned with the operator key, which
+    is created (``trust.key_file``, 0600) when there is none yet: the creator of a store is its
+    first operator (README "Threat model"). Without ``trust`` they stay uncountersigned (refused
+    until ``chainproof keys anchor``)."""
     from alembic import command
     from alembic.config import Config
 
@@ -99,6 +106,20 @@ def upgrade_schema(engine: Engine, *, require_signature: bool = True) -> None:
         cfg.attributes["require_signature"] = require_signature
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+        if cfg.attributes["store_created"] and trust is not None:
+            _countersign_created(conn, trust)
+
+
+def _countersign_created(conn: Any, trust: Any) -> None:
+    """Countersign the ``store_settings`` rows a store's creation wrote (on ``conn``, in its transaction)."""
+    from sqlalchemy import select, update
+
+    from chainproof.checkpoints.audit_tables import store_settings
+
+    trust.private_key(create=True)
+    for row in conn.execute(select(store_settings)).mappings().all():
+        conn.execute(update(store_settings).where(store_settings.c.id == row["id"])
+                     .values(**trust.countersign("store_settings", row)))
 
 
 def schema_revision(engine: Engine) -> str | None:
@@ -110,7 +131,7 @@ def schema_revision(engine: Engine) -> str | None:
         return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
-def check_schema(engine: Engine, url: str, *, require_signature: bool = True) -> None:
+def check_schema(engine: Engine, url: str, *, require_signature: bool = True, trust: Any = None) -> None:
     """Make sure the schema is the one this code reads, without running migrations.
 
     A database without tables (never used) is created at the head revision (that is creating a
@@ -124,7 +145,7 @@ def check_schema(engine: Engine, url: str, *, require_signature: bool = True) ->
         with engine.connect() as conn:
             empty = not inspect(conn).get_table_names()
         if empty:
-            upgrade_schema(engine, require_signature=require_signature)
+            upgrade_schema(engine, require_signature=require_signature, trust=trust)
             return
     where = f"the audit store {url!r} (CHAINPROOF_DATABASE_URL)"
     if found in KNOWN_REVISIONS or found is None:

@@ -132,7 +132,7 @@ class AuditReader:
     ``pool_size``: the PostgreSQL engine's connections at most (:func:`make_engine`)."""
 
     def __init__(self, url: str, *, migrate: bool | Literal["check"] = "check", require_signature: bool = True,
-                 pool_size: int | None = None):
+                 pool_size: int | None = None, trust: Any = None):
         self.url = normalise_url(url)
         if migrate == "check" and self.url.startswith("sqlite:///") and self.url != "sqlite:///:memory:":
             path = Path(self.url.removeprefix("sqlite:///")).expanduser()
@@ -141,10 +141,14 @@ class AuditReader:
                                    "nothing has been recorded there (check CHAINPROOF_HOME / CHAINPROOF_DATABASE_URL)",
                                    str(path))
         self.engine = make_engine(self.url, pool_size)
+        if trust is not None:  # the operator trust its grants are checked against (checkpoints/grants.py)
+            from chainproof.checkpoints.grants import bind
+
+            bind(self.engine, trust)
         if migrate == "check":
-            check_schema(self.engine, url, require_signature=require_signature)
+            check_schema(self.engine, url, require_signature=require_signature, trust=trust)
         elif migrate:
-            upgrade_schema(self.engine, require_signature=require_signature)
+            upgrade_schema(self.engine, require_signature=require_signature, trust=trust)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -245,6 +245,8 @@ accounts = Table(
     Column("password_hash", String(200), nullable=False),  # argon2id, PHC string
     Column("disabled", Boolean, nullable=False, default=False, server_default=false()),
     Column("created_at", _TS, nullable=False, default=utcnow),
+    Column("countersignature", String(88)),  # the operator's Ed25519 countersignature, base64 (checkpoints/grants.py)
+    Column("operator_key_id", String(16)),
 )
 """A person who signs in to the web app or the CLI (``chainproof users``; not chained)."""
 
@@ -259,6 +261,8 @@ credentials = Table(
     Column("created_at", _TS, nullable=False, default=utcnow),
     Column("expires_at", _TS),
     Column("revoked_at", _TS),
+    Column("countersignature", String(88)),  # the operator's Ed25519 countersignature, base64 (checkpoints/grants.py)
+    Column("operator_key_id", String(16)),
 )
 """A browser session or an API token of an account: hashed at rest, revocable."""
 
@@ -287,6 +291,8 @@ approver_keys = Table(
     Column("added_by", String(200), nullable=False),
     Column("removed_at", _TS),
     Column("removed_by", String(200)),
+    Column("countersignature", String(88)),  # the operator's Ed25519 countersignature, base64 (checkpoints/grants.py)
+    Column("operator_key_id", String(16)),
 )
 """An approver's registered Ed25519 public key (``chainproof approvers add``; revision 0007).
 Removing a key sets ``removed_at``: rows are never deleted, so older signatures still verify."""
@@ -300,6 +306,8 @@ approval_policies = Table(
     Column("policy_hash", String(64), nullable=False),  # SHA-256 of the policy's canonical JSON
     Column("created_at", _TS, nullable=False, default=utcnow),
     Column("created_by", String(200), nullable=False),
+    Column("countersignature", String(88)),  # the operator's Ed25519 countersignature, base64 (checkpoints/grants.py)
+    Column("operator_key_id", String(16)),
     UniqueConstraint("graph", "version", name="uq_approval_policies_graph_version"),
 )
 """Versioned approval policies per graph, changed only by an admin (``chainproof policy``;

@@ -53,6 +53,9 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
 class LogKeys:
     """The log's signing key (``key_file``) and the public keys of every key id (``public_dir``)."""
 
+    SETTING = "log.key_file"
+    CREATED_BY = "`chainproof log head`"
+
     def __init__(self, key_file: Path, public_dir: Path):
         self.key_file = Path(key_file).expanduser()
         self.public_dir = Path(public_dir).expanduser()
@@ -82,22 +85,25 @@ class LogKeys:
         path = self.key_file
         if not path.exists():
             if not create:
-                raise SigningKeyError(f"log.key_file {path}: no such file (`chainproof log head` creates one)")
+                raise self._missing(path)
             key = self._create(path)
         else:
             mode = stat.S_IMODE(path.stat().st_mode)
             if mode & 0o077:
-                raise SigningKeyError(f"log.key_file {path}: permissions {mode:04o} let others read the signing key; "
+                raise SigningKeyError(f"{self.SETTING} {path}: permissions {mode:04o} let others read the signing key; "
                                       f"expected 0600 (chmod 600 {path})")
             try:
                 loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
             except (ValueError, TypeError) as exc:
-                raise SigningKeyError(f"log.key_file {path}: not a PEM private key ({exc})") from None
+                raise SigningKeyError(f"{self.SETTING} {path}: not a PEM private key ({exc})") from None
             if not isinstance(loaded, Ed25519PrivateKey):
-                raise SigningKeyError(f"log.key_file {path}: expected an Ed25519 key, got {type(loaded).__name__}")
+                raise SigningKeyError(f"{self.SETTING} {path}: expected an Ed25519 key, got {type(loaded).__name__}")
             key = loaded
         self._keep_public(key)
         return key
+
+    def _missing(self, path: Path) -> SigningKeyError:
+        return SigningKeyError(f"{self.SETTING} {path}: no such file ({self.CREATED_BY} creates one)")
 
     def public_key(self, kid: str) -> Ed25519PublicKey:
         """The public key of key id ``kid`` from ``public_dir``. Raises :class:`HeadRefused` for an

@@ -22,6 +22,8 @@ store_settings = Table(
     Column("value", JSON, nullable=False),
     Column("created_at", _TS, nullable=False, default=utcnow),
     Column("created_by", String(200), nullable=False),
+    Column("countersignature", String(88)),  # the operator's Ed25519 countersignature, base64 (checkpoints/grants.py)
+    Column("operator_key_id", String(16)),
     UniqueConstraint("name", "version", name="uq_store_settings_name_version"),
 )
 """Versioned settings held in the store, changed only by an admin (``chainproof retention set``):

@@ -243,7 +243,7 @@ def _check_signatures(store: AuditReader, rows: list[Any]) -> BrokenLink | None:
     keys = ApproverKeys(store.engine)
     for row in sorted(decisions, key=seq_order):
         sig = row.signature if isinstance(row.signature, dict) else {}
-        key = keys.get(sig["key_id"]) if isinstance(sig.get("key_id"), str) else None
+        key = keys.get(sig["key_id"], trusted_only=True) if isinstance(sig.get("key_id"), str) else None
         problem = decision_problem(row, key, required)
         if problem is not None:
             return _link("signature", row, f"decision {row.action} by {row.approver!r} on request {row.request_id} of "

@@ -54,9 +54,20 @@ def shared_data() -> Path:
 
 
 @pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for one test (created, then dropped). Skips with the reason when
-    no server is reachable."""
+def fleet_operator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """One operator key for every ``CHAINPROOF_HOME`` of a test: the homes of a fleet sharing one
+    PostgreSQL store (and their child processes, which inherit ``CHAINPROOF_TRUST__*``) trust the
+    same key and write grants with it, as an operator would deploy it. Returns its folder."""
+    folder = tmp_path / "operator"
+    monkeypatch.setenv("CHAINPROOF_TRUST__KEY_FILE", str(folder / "operator.key"))
+    monkeypatch.setenv("CHAINPROOF_TRUST__PUBLIC_KEYS_DIR", str(folder / "public"))
+    return folder
+
+
+@pytest.fixture
+def pg_url(fleet_operator: Path) -> Iterator[str]:
+    """A fresh PostgreSQL database for one test (created, then dropped), shared by the test's homes
+    with one operator key (``fleet_operator``). Skips with the reason when no server is reachable."""
     reason = pg_unreachable()
     if reason:
         pytest.skip(reason)

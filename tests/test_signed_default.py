@@ -212,7 +212,13 @@ def test_an_existing_store_keeps_typed_names_after_the_upgrade(strict_home, monk
         monkeypatch.setenv("CHAINPROOF_DATABASE_URL", url)
         monkeypatch.setenv("CHAINPROOF_CHECKPOINT_URL", url if backend == "postgresql" else str(strict_home / "cp.sqlite"))
         _store_at_0008(url)
-        run_id, _ = _start(monkeypatch)  # the upgrade runs here, with the creator's default (on) in the environment
+        _engine(monkeypatch)
+        refused = runner.invoke(cli.app, ["run", "toy", "--x", "7"])  # the upgrade runs here (creator's default on)
+        assert refused.exit_code == 2 and "chainproof keys anchor" in refused.output  # revision 0011: not anchored yet
+        assert runner.invoke(cli.app, ["keys", "operator"]).exit_code == 0
+        anchored = runner.invoke(cli.app, ["keys", "anchor", "--yes"])
+        assert anchored.exit_code == 0 and "store_settings, row require_signature/1" in anchored.output, anchored.output
+        run_id, _ = _start(monkeypatch)
         with Chainproof(Settings()) as app:
             value, option = store_option(app.audit.engine, "require_signature")
         assert value is False and option is not None and option.created_by.startswith("migration 0010")

@@ -158,11 +158,11 @@ def open_store(s: StoreSettings, *, migrate: bool | str = "check", read_only: bo
             from chainproof.checkpoints.audit_read import AuditReader
 
             return AuditReader(url, migrate=migrate,  # type: ignore[arg-type]
-                               require_signature=s.approvals.require_signature)
+                               require_signature=s.approvals.require_signature, trust=s.operator_trust())
         from chainproof.checkpoints.audit import AuditStore
 
         return AuditStore(url, migrate=migrate, redactor=s.redactor,  # type: ignore[arg-type]
-                          require_signature=s.approvals.require_signature)
+                          require_signature=s.approvals.require_signature, trust=s.operator_trust())
     except ChainproofError:
         raise
     except (OSError, sqlite3.Error, SQLAlchemyError, ArgumentError, ImportError) as exc:
@@ -227,7 +227,21 @@ def write_out(out: Any, text: str, what: str, *, force: bool) -> None:
 
 
 # the commands register themselves on `app` when imported
-from chainproof.cli import _admin, _audit, _correct, _decide, _dossier, _keys, _log, _retention, _run, _watch, _web, _workers  # noqa: E402,F401
+from chainproof.cli import (  # noqa: E402, F401
+    _admin,
+    _audit,
+    _correct,
+    _decide,
+    _dossier,
+    _keys,
+    _log,
+    _retention,
+    _run,
+    _trust,
+    _watch,
+    _web,
+    _workers,
+)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 import chainproof.cli as cli
 from chainproof.cli import _views as views
@@ -75,9 +76,12 @@ def verify(
                                                        "the head with (default: log.public_keys_dir).")] = None,
 ) -> None:
     """Recompute a run's hash chain and report the first broken link (edited, deleted, inserted,
-    reordered record); or, with --against HEAD.json, prove with an RFC 9162 consistency proof that
+    reordered record), and every grant row (account, token, approver key, policy, store setting) not
+    countersigned by a trusted operator key; or, with --against HEAD.json, prove with an RFC 9162 consistency proof that
     the whole log extends that signed head, naming the first record that differs or is missing.
     Exit code 1 when a chain is broken or the log does not extend the head."""
+    from chainproof.checkpoints.grants import ANCHOR_HINT
+    from chainproof.checkpoints.grants import problems as grant_problems
     from chainproof.checkpoints.purge_check import purged_problems
     from chainproof.checkpoints.verify import verify_all, verify_run
 
@@ -95,8 +99,14 @@ def verify(
         if run_id is not None and purged_problems(store, run_id) == (None, []):  # a purged run verifies as such
             cli.get_run(store, run_id, s.resolved_database_url)
         results = [verify_run(store, run_id)] if run_id else verify_all(store)  # exactly one of the two, checked above
+        untrusted = grant_problems(store.engine)
     views.print_verify(console, results)
-    if not all(r.ok for r in results):
+    for table, row, problem in untrusted:
+        console.print(f"[red]grant not countersigned by a trusted operator key[/red]: {table}, row {escape(row)}: "
+                      f"{escape(problem)}", highlight=False)
+    if untrusted:
+        console.print(f"{len(untrusted)} grant row(s) refused: {ANCHOR_HINT}", highlight=False)
+    if not all(r.ok for r in results) or untrusted:
         raise typer.Exit(1)
 
 

@@ -27,7 +27,7 @@ from chainproof.errors import InputError, NotPermitted
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from sqlalchemy import Engine
 
-keys_app = typer.Typer(no_args_is_help=True, help="Your Ed25519 approver key (signed decisions).")
+keys_app = typer.Typer(no_args_is_help=True, help="Ed25519 keys: your approver key (signed decisions); the operator key (keys operator, keys anchor).")
 approvers_app = typer.Typer(no_args_is_help=True, help="Approvers' registered public keys (admin).")
 policy_app = typer.Typer(no_args_is_help=True, help="Approval policies held in the audit store (admin).")
 app.add_typer(keys_app, name="keys")
@@ -200,7 +200,7 @@ def policy_set(
     with _admin() as (engine, actor):
         if store_wide:
             items = [graph, *(assignment or [])]
-            values = _assign({name: store_option(engine, name)[0] for name in STORE_OPTIONS}, items)
+            values = _assign({name: store_option(engine, name, trusted=False)[0] for name in STORE_OPTIONS}, items)
             changed = [set_store_option(engine, name, value, actor=actor) for name, value in values.items()]
             console.print("; ".join(f"store {o.name} = {json.dumps(o.value)} (version {o.version})" for o in changed if o)
                           or "store defaults unchanged", highlight=False)

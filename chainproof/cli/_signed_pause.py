@@ -38,23 +38,24 @@ def signed_pause(engine: Any, result: Any) -> list[str] | None:
 
 def _signed_in(engine: Any, accounts: Any) -> Any:
     """The account of the token ``chainproof login`` stored, or None (none, or no longer valid)."""
-    from chainproof.errors import NotAuthenticated
+    from chainproof.errors import GrantNotTrusted, NotAuthenticated
 
     path = engine.settings.home / "credentials.json"
     try:
         token = json.loads(path.read_text(encoding="utf-8")).get("token", "")
         return accounts.authenticate(token, "api")
-    except (OSError, ValueError, AttributeError, NotAuthenticated):
+    except (OSError, ValueError, AttributeError, NotAuthenticated, GrantNotTrusted):
         return None
 
 
 def _registered(engine: Any, public: Any) -> Any:
-    """The active registration of the public key file ``public``, or None."""
+    """The active registration of the public key file ``public`` (countersigned by a trusted
+    operator key), or None."""
     from chainproof.checkpoints._approver_keys import ApproverKeys, key_id_of, load_public_key
     from chainproof.errors import UserError
 
     try:
-        found = ApproverKeys(engine.audit.engine).get(key_id_of(load_public_key(public)))
+        found = ApproverKeys(engine.audit.engine).get(key_id_of(load_public_key(public)), trusted_only=True)
     except (OSError, UserError):
         return None
     return found if found is not None and found.active else None

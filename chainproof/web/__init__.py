@@ -56,7 +56,8 @@ def create_app(engine: Chainproof | None = None, *, workers: int = 4) -> FastAPI
                   description="Start and watch runs, decide approvals as a signed-in account, audit the record.")
     app.state.engine = engine
     app.state.settings = engine.settings
-    app.state.reader = AuditReader(engine.settings.resolved_database_url, migrate=False)
+    app.state.reader = AuditReader(engine.settings.resolved_database_url, migrate=False,
+                                   trust=engine.settings.operator_trust())
     app.state.accounts = AccountStore(engine.audit.engine, engine.settings.auth)
     app.state.runner = Runner(workers)
     _security.install(app, page_error=_pages.page_error)

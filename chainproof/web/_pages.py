@@ -25,7 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from chainproof.checkpoints.accounts import Principal
-from chainproof.errors import InputError, LoginThrottled, NotAuthenticated, NotPermitted
+from chainproof.errors import GrantNotTrusted, InputError, LoginThrottled, NotAuthenticated, NotPermitted
 from chainproof.web._security import (
     CSRF_COOKIE,
     NAME_MAX_CHARS,
@@ -147,8 +147,8 @@ def login(request: Request, form: Form) -> Response:
     username, target = form.get("username", ""), _safe_next(form.get("next"))
     try:
         who = store.login(username, form.get("password", ""), client=request.client.host if request.client else None)
-    except (NotAuthenticated, LoginThrottled) as exc:
-        code = 429 if isinstance(exc, LoginThrottled) else 401
+    except (NotAuthenticated, LoginThrottled, GrantNotTrusted) as exc:
+        code = 429 if isinstance(exc, LoginThrottled) else 403 if isinstance(exc, GrantNotTrusted) else 401
         return render(request, "login.html", code, next=target, error=str(exc), username=username)
     session, csrf, who = store.open_session(who)
     ttl = int(store.settings.session_ttl_s)

@@ -38,6 +38,7 @@ from chainproof.errors import (
     ApprovalRefused,
     ApproverNotAllowed,
     ChainproofError,
+    GrantNotTrusted,
     GraphNotFound,
     LoginThrottled,
     NotAuthenticated,
@@ -132,7 +133,7 @@ def _status(exc: Exception) -> int:
         return 429
     if isinstance(exc, NotAuthenticated):
         return 401
-    if isinstance(exc, NotPermitted | ApproverNotAllowed):
+    if isinstance(exc, NotPermitted | ApproverNotAllowed | GrantNotTrusted):
         return 403
     if isinstance(exc, RunNotFound | GraphNotFound):
         return 404

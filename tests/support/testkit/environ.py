@@ -9,10 +9,15 @@ SUITE_SETTINGS = ("CHAINPROOF_APPROVALS__REQUIRE_SIGNATURE",)
 child creates takes the suite's creation-time options, as one the test process creates does."""
 
 
+FLEET_PREFIX = "CHAINPROOF_TRUST__"
+"""Variables children keep too: the operator key a test's fleet shares (the ``fleet_operator`` fixture)."""
+
+
 def without_settings() -> dict[str, str]:
     """``os.environ`` without the test session's ``CHAINPROOF_*`` settings, except
     :data:`SUITE_SETTINGS` (a test that wants the product's defaults removes those itself)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("CHAINPROOF_") or k in SUITE_SETTINGS}
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith("CHAINPROOF_") or k in SUITE_SETTINGS or k.startswith(FLEET_PREFIX)}
 
 
-__all__ = ["SUITE_SETTINGS", "without_settings"]
+__all__ = ["FLEET_PREFIX", "SUITE_SETTINGS", "without_settings"]
