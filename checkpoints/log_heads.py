@@ -25,7 +25,9 @@ import fcntl
 import json
 import os
 import stat
+import threading
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ from sqlalchemy import Engine
 
 from chainproof.checkpoints import log_verifier
 from chainproof.checkpoints.log_verifier import head_message, head_problem, key_id, root_of
+from chainproof.checkpoints.merkle import roots
 from chainproof.checkpoints.merkle_log import Leaf, signable_leaves
 from chainproof.errors import HeadRefused, LogInconsistent, SigningKeyError
 
@@ -183,6 +186,14 @@ class FileSink:
             out.append(found[len(out)])
         return out
 
+    def _state(self) -> _SinkState:
+        return _read_state(self.path)
+
+    def _refusal(self, last: dict[str, Any]) -> LogInconsistent:
+        return LogInconsistent(f"the audit log no longer extends the head of {last['tree_size']} leaves published at "
+                               f"{last['timestamp']} in {self.path}: nothing was signed; run "
+                               f"`chainproof verify --against` on a kept head to find what changed")
+
     def publish(self, engine: Engine, keys: LogKeys) -> dict[str, Any]:
         """Sign the store's current tree and append it (with the leaves this sink lacks), holding the
         sink's lock so concurrent publishers append whole entries. Raises :class:`LogInconsistent`
@@ -194,18 +205,15 @@ class FileSink:
             try:
                 leaves = signable_leaves(engine)
                 hashes = [bytes.fromhex(x.leaf_hash) for x in leaves]
-                lines = self._lines()  # parsed once: a sink of 10**5 leaves is megabytes of JSON
-                mirrored = len(self.leaves(lines))
-                heads = self.heads(lines)
-                last = heads[-1] if heads else None
-                if last is not None:
-                    size = int(last["tree_size"])
-                    if size > len(hashes) or root_of(hashes[:size]).hex() != last["root_hash"]:
-                        raise LogInconsistent(
-                            f"the audit log no longer extends the head of {size} leaves published at "
-                            f"{last['timestamp']} in {self.path}: nothing was signed; run "
-                            f"`chainproof verify --against` on a kept head to find what changed")
-                head = keys.sign(len(hashes), root_of(hashes))
+                state = self._state()  # what the file holds, read from where this process last stopped
+                mirrored, last = state.mirrored, state.last_head
+                size = int(last["tree_size"]) if last is not None else 0
+                if last is not None and size > len(hashes):
+                    raise self._refusal(last)
+                before, root = roots(hashes, size)
+                if last is not None and before.hex() != last["root_hash"]:
+                    raise self._refusal(last)
+                head = keys.sign(len(hashes), root)
                 handle.write(b"".join(_mirror_lines(leaves[mirrored:])))
                 handle.write(json.dumps({"head": head}, separators=(",", ":")).encode() + b"\n")
                 handle.flush()
@@ -213,6 +221,64 @@ class FileSink:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
         return head
+
+
+@dataclass
+class _SinkState:
+    """What a sink file held when this process last read it: the file's identity, the offset after
+    its last whole line, the last head, the number of leaves mirrored from index 0 without a gap
+    and the indexes mirrored beyond a gap."""
+
+    ident: tuple[int, int]
+    offset: int = 0
+    last_head: dict[str, Any] | None = None
+    mirrored: int = 0
+    beyond: set[int] = field(default_factory=set)
+
+    def take(self, entry: Any) -> None:
+        if not isinstance(entry, dict):
+            return
+        if "head" in entry:
+            self.last_head = entry["head"]
+        for row in entry.get("leaves", ()):
+            idx = int(row[0])
+            if idx >= self.mirrored:
+                self.beyond.add(idx)
+        while self.mirrored in self.beyond:
+            self.beyond.discard(self.mirrored)
+            self.mirrored += 1
+
+
+_states: dict[str, _SinkState] = {}
+_states_guard = threading.Lock()
+
+
+def _read_state(path: Path) -> _SinkState:
+    """The sink file's state (see :class:`_SinkState`), reading only the lines appended since this
+    process last read it (the file is append-only; another identity or a shorter file is read
+    again from the start). A line that is not JSON is skipped, as :meth:`FileSink._lines` does; a
+    last line without its newline yet is left for the next read. Call holding the file's lock."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return _SinkState((0, 0))
+    ident = (info.st_dev, info.st_ino)
+    with _states_guard:
+        state = _states.get(str(path))
+        if state is None or state.ident != ident or state.offset > info.st_size:
+            state = _states[str(path)] = _SinkState(ident)
+    with open(path, "rb") as handle:
+        handle.seek(state.offset)
+        data = handle.read()
+    whole = data[:data.rfind(b"\n") + 1]
+    for line in whole.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a crash, as _lines skips it
+        state.take(entry)
+    state.offset += len(whole)
+    return state
 
 
 def _mirror_lines(leaves: Sequence[Leaf]) -> list[bytes]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from chainproof.checkpoints.log_verifier import EMPTY_ROOT, root_of
+from chainproof.checkpoints.log_verifier import EMPTY_ROOT, node_hash, root_of
 
 
 def split(n: int) -> int:
@@ -64,4 +64,36 @@ def consistency_proof(leaves: Sequence[bytes], first: int, second: int | None = 
     return path[::-1]
 
 
-__all__ = ["consistency_proof", "inclusion_proof", "split"]
+def roots(leaves: Sequence[bytes], prefix: int) -> tuple[bytes, bytes]:
+    """``(root of the first prefix leaves, root of all leaves)`` in one pass (RFC 9162 2.1.1 tree
+    hashes, as :func:`root_of` twice but with n hashes instead of n + prefix): the leaves are added
+    to a compact range (the roots of the perfect subtrees that make up the tree so far, largest
+    first); a tree's root folds that range from the right. Raises ``ValueError`` when ``prefix`` is
+    outside ``0..len(leaves)``."""
+    if not 0 <= prefix <= len(leaves):
+        raise ValueError(f"no prefix of {prefix} leaves in a tree of {len(leaves)}")
+    stack: list[tuple[int, bytes]] = []  # (subtree size, root), sizes strictly decreasing
+    first = EMPTY_ROOT
+    for i, leaf in enumerate(leaves):
+        if i == prefix:
+            first = _fold(stack)
+        size, node = 1, leaf
+        while stack and stack[-1][0] == size:
+            node = node_hash(stack.pop()[1], node)
+            size *= 2
+        stack.append((size, node))
+    if prefix == len(leaves):
+        first = _fold(stack)
+    return first, _fold(stack)
+
+
+def _fold(stack: list[tuple[int, bytes]]) -> bytes:
+    if not stack:
+        return EMPTY_ROOT
+    node = stack[-1][1]
+    for _, left in reversed(stack[:-1]):
+        node = node_hash(left, node)
+    return node
+
+
+__all__ = ["consistency_proof", "inclusion_proof", "roots", "split"]

@@ -116,3 +116,14 @@ def test_proofs_refuse_indexes_outside_the_tree():
     with pytest.raises(ValueError, match="from 5 to 4"):
         consistency_proof(leaves, 5)
     assert not verify_consistency(3, 2, EMPTY_ROOT, EMPTY_ROOT, [])
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_roots_gives_a_prefixs_root_and_the_whole_trees_in_one_pass(n):
+    from chainproof.checkpoints.merkle import roots
+
+    leaves = _leaves(n)
+    for prefix in range(n + 1) if n < 50 else (0, 1, 511, 512, 513, n - 1, n):
+        assert roots(leaves, prefix) == (_mth(leaves[:prefix]), _mth(leaves))
+    with pytest.raises(ValueError, match="no prefix"):
+        roots(leaves, n + 1)

@@ -370,3 +370,26 @@ def test_leaf_hashes_computed_by_the_log_are_the_standalone_verifiers(table, run
     from chainproof.checkpoints.merkle_log import record_leaf
 
     assert record_leaf(table, run_id, seq, rec_hash) == leaf_hash(leaf_data(table, run_id, seq, rec_hash)).hex()
+
+
+def test_a_sink_is_read_from_where_the_last_publication_stopped(store, settings):
+    """Publishing reads only what was appended to its sink since this process last read it: the
+    leaves are mirrored once each, a line cut short by a crash is skipped, and a sink file replaced
+    by another (rotated away) is read again from the start and mirrored again from leaf 0."""
+    app, runs, _ = store
+    path = settings.home / "heads" / "heads.jsonl"
+
+    def mirrored_rows() -> list[int]:
+        return [row[0] for line in path.read_text().splitlines() if line.startswith('{"leaves"')
+                for row in json.loads(line)["leaves"]]
+
+    assert sorted(mirrored_rows()) == list(range(len(leaf_rows(app.audit.engine))))
+    with open(path, "ab") as handle:
+        handle.write(b'{"head": {"tree_size": 99')  # a publisher killed mid-line
+    _run(app, 5)
+    _run(app, 6)
+    assert sorted(mirrored_rows()) == list(range(len(leaf_rows(app.audit.engine))))  # each once
+    path.rename(path.with_name("heads-old.jsonl"))
+    app.audit.publish_head()
+    assert sorted(mirrored_rows()) == list(range(len(leaf_rows(app.audit.engine))))
+    assert FileSink(path).heads()[-1]["tree_size"] == len(leaf_rows(app.audit.engine))
