@@ -15,8 +15,9 @@ processing, as ``bench/workers.py`` counts them.
   through them), by what they touch (``pg_stat_statements`` is not loaded on this server);
 * rows written: ``pg_stat_user_tables`` inserts + updates + deletes, per table;
 * the Merkle lock: from the moment ``pg_advisory_xact_lock('chainproof-merkle-log')`` is granted to
-  the end of its transaction's commit (the hold), the wait for it, and the share of the wall time
-  it was held (a share near 1 means every worker queues on it).
+  the end of its transaction's commit (the hold; estimated from when each was sent and committed,
+  :func:`lock_holds`), the wait for it, and the share of the wall time it was held (a share near 1
+  means every worker queues on it).
 
 Usage: ``nice python bench/worker_costs.py [--runs 20] [--steps 20] [--concurrency 10] [--json]``
 """
@@ -62,13 +63,27 @@ def kind_of(sql: str) -> str:
     return {"insert": "audit inserts", "select": "audit reads"}.get(head, f"other ({head or 'empty'})")
 
 
+def lock_holds(cycles: list[tuple[float, float]]) -> tuple[list[float], list[float]]:
+    """``(holds, waits)`` of the Merkle lock from ``(sent, committed)`` times of the transactions
+    that took it, this process being the only one appending: the lock is exclusive, so ordered by
+    commit, one is granted when it was sent or when the previous holder committed, whichever is
+    later (the lock statement, the leaves and the commit go in one pipeline: the client never sees
+    the grant itself). Holds include the commit's answer travelling back."""
+    holds, waits, previous = [], [], float("-inf")
+    for sent, committed in sorted(cycles, key=lambda c: c[1]):
+        granted = max(sent, previous)
+        holds.append(committed - granted)
+        waits.append(granted - sent)
+        previous = committed
+    return holds, waits
+
+
 class Counting:
     """Counts psycopg statements by kind and times the Merkle lock, while installed."""
 
     def __init__(self) -> None:
         self.statements: Counter[str] = Counter()
-        self.holds: list[float] = []
-        self.waits: list[float] = []
+        self.cycles: list[tuple[float, float]] = []  # (lock statement sent, its transaction committed)
         self._granted: dict[int, float] = {}
         self._guard = threading.Lock()
         self._saved: list[tuple[Any, str, Any]] = []
@@ -85,9 +100,7 @@ class Counting:
             with counter._guard:
                 counter.statements[kind] += 1
                 if kind == "merkle lock":
-                    now = time.monotonic()
-                    counter.waits.append(now - started)
-                    counter._granted[id(cur.connection)] = now
+                    counter._granted[id(cur.connection)] = started  # sent (granted later, in a pipeline)
             return out
 
         def counted_executemany(cur: Any, query: Any, params_seq: Any, *args: Any, **kwargs: Any) -> Any:
@@ -100,9 +113,9 @@ class Counting:
             out = commit(conn)
             with counter._guard:
                 counter.statements["commit"] += 1
-                granted = counter._granted.pop(id(conn), None)
-                if granted is not None:
-                    counter.holds.append(time.monotonic() - granted)
+                sent = counter._granted.pop(id(conn), None)
+                if sent is not None:
+                    counter.cycles.append((sent, time.monotonic()))
             return out
 
         for cls, name, fn in ((psycopg.Cursor, "execute", counted_execute),
@@ -161,13 +174,14 @@ def measure(runs: int, steps: int, latency_s: float, concurrency: int, home: Pat
     if states.get("completed") != runs:
         raise RuntimeError(f"only {states.get('completed', 0)} of {runs} runs completed: {dict(states)}")
     written = {name: n - rows0.get(name, 0) for name, n in rows1.items() if n - rows0.get(name, 0)}
-    holds = sorted(counting.holds)
+    holds, waits = lock_holds(counting.cycles)
+    holds.sort()
     return {"runs": runs, "steps": steps, "concurrency": concurrency, "wall_s": round(wall, 2),
             "transactions": xacts1 - xacts0, "statements": dict(counting.statements.most_common()),
             "rows_written": dict(sorted(written.items(), key=lambda kv: -kv[1])),
             "merkle_lock": {"holds": len(holds), "hold_ms_mean": round(statistics.fmean(holds) * 1000, 2) if holds else 0,
                             "hold_ms_p95": round(holds[int(0.95 * (len(holds) - 1))] * 1000, 2) if holds else 0,
-                            "wait_ms_mean": round(statistics.fmean(counting.waits) * 1000, 2) if counting.waits else 0,
+                            "wait_ms_mean": round(statistics.fmean(waits) * 1000, 2) if waits else 0,
                             "held_share_of_wall": round(sum(holds) / wall, 3)},
             "load_1m": round(os.getloadavg()[0], 2)}
 

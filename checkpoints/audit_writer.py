@@ -19,8 +19,9 @@ every seq of the run) by, in one transaction on one connection:
    cache, :meth:`chainproof.checkpoints.reasoning_cache.ReasoningCache.put`), so a super-step commits
    once; written before the leaves, so the store-wide lock (which serialises every worker's
    appends) covers only the leaf rows and the commit. On PostgreSQL both advisory locks are taken
-   on the transaction's DB-API cursor, and the next leaf index is read by the leaves' ``INSERT``
-   itself (one round trip under the store-wide lock instead of two).
+   on the transaction's DB-API cursor, the next leaf index is read by the leaves' ``INSERT``
+   itself, and the log lock, that ``INSERT`` and the commit are sent in one pipeline (one round
+   trip under the store-wide lock instead of four).
 
 On SQLite and PostgreSQL the head query and the INSERTs run on the transaction's DB-API cursor
 (:mod:`chainproof.checkpoints.fast_sql`: compiled once, values converted by the columns' own SQLAlchemy types,
@@ -162,6 +163,21 @@ class _FastPath:
             setattr(rec, key, value)
 
 
+def _lock_leaves_commit(conn: Connection, cursor: Any, fast: _FastPath, records: Sequence[Chained]) -> None:
+    """PostgreSQL: take the store-wide log lock, insert the leaves and commit, sent together in
+    psycopg's pipeline mode: one round trip, so the lock is held for the server's INSERT and COMMIT
+    only, not also for two more round trips each waiting for this thread's turn at the GIL (a
+    worker advancing 10 runs at once held it 7 ms per append, 68 % of the time, measured with
+    bench/worker_costs.py). Each statement still reads a snapshot taken after the lock was granted.
+    The transaction is committed here; SQLAlchemy's commit at the end of the block then finds it
+    committed (psycopg does nothing for a connection with no transaction open)."""
+    dbapi = conn.connection.dbapi_connection
+    with dbapi.pipeline():  # type: ignore[union-attr]
+        cursor.execute(_LOG_LOCK_SQL)
+        fast.append_leaves(cursor, records)
+        dbapi.commit()  # type: ignore[union-attr]
+
+
 def chain_head(conn: Connection, run_id: str) -> tuple[int, str]:
     """``(seq, record_hash)`` of the run's last chained record, ``(0, GENESIS)`` for none."""
     rows = conn.execute(_HEAD, {"run_id": run_id}).all()
@@ -245,10 +261,13 @@ class ChainWriter:
                 if rider.engine is self.engine:
                     rider.write(conn)
             if fast is not None and cursor is not None:
-                if self._postgres:
-                    cursor.execute(_LOG_LOCK_SQL)
-                if records:
-                    fast.append_leaves(cursor, records)
+                if self._postgres and records:
+                    _lock_leaves_commit(conn, cursor, fast, records)
+                else:
+                    if self._postgres:
+                        cursor.execute(_LOG_LOCK_SQL)
+                    if records:
+                        fast.append_leaves(cursor, records)
                 cursor.close()
             else:
                 if self._postgres:

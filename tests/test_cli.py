@@ -93,3 +93,31 @@ def test_the_cli_debate_flag_runs_the_cross_examination_and_replays_it(home):
     assert "Cross-examination: verdict" in shown.stdout
     replayed = _cli("replay", run_id, env=env)
     assert replayed.returncode == 0 and "identical: all" in replayed.stdout and "0 model calls made" in replayed.stdout
+
+
+def _readme_section(title: str) -> str:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    start = text.index(f"## {title}\n")
+    return text[start:text.index("\n## ", start + 1)]
+
+
+def test_the_readme_model_server_section_runs_the_main_job_to_the_approval_pause(home):
+    """"Running on another model server": the main job, configured only by the environment variables
+    the section exports (its llama-server lines, the address pointed at the local fake server)."""
+    section = _readme_section("Running on another model server")
+    exports = [line for line in section.splitlines() if line.startswith("export ")]
+    provider = exports[0]
+    llama_server = next(line for line in exports if "127.0.0.1:8080/v1" in line)
+    command = next(line for line in section.splitlines() if line.startswith("chainproof run "))
+    with FakeOpenAI(responder) as server:
+        env = {k: v for k, v in without_settings().items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
+        env.update(CHAINPROOF_HOME=str(home), COLUMNS="200")
+        for line in (provider, llama_server.replace("http://127.0.0.1:8080/v1", server.base_url)):
+            env.update(pair.split("=", 1) for pair in line.removeprefix("export ").split())
+        assert {k for k in env if k.startswith("CHAINPROOF_MODEL")} == {"CHAINPROOF_MODEL__PROVIDER",
+                                                                        "CHAINPROOF_MODEL__BASE_URL",
+                                                                        "CHAINPROOF_MODEL__MODEL"}
+        started = _cli(*command.split()[1:], env=env)
+        assert started.returncode == 0, started.stdout + started.stderr
+        assert "Approval needed" in started.stdout and re.search(r"chainproof approve \w+", started.stdout)
+        assert server.requests and {r["model"] for r in server.requests} == {"qwen2.5-7b-instruct"}

@@ -135,6 +135,14 @@ def test_the_pause_prints_only_the_signing_steps_still_missing_for_this_store_an
     assert "keys create" not in printed and "--password-stdin" not in printed and "users add" not in printed
     assert f"chainproof approvers add lee --public-key {other}/chainproof/keys/approver.pub # by an admin" in printed
     assert f"chainproof approve {run_id} --comment 'optional note' # signed, as lee" in printed
+    # the admin registers lee's key but is still the one signed in here: sign in as lee
+    (strict_home / "credentials.json").unlink()
+    assert runner.invoke(cli.app, ["login", "me", "--password-stdin"], input=PASSWORD + "\n").exit_code == 0
+    assert runner.invoke(cli.app, ["approvers", "add", "lee", "--public-key", str(other / "chainproof/keys/approver.pub")]
+                         ).exit_code == 0
+    run_id, printed = _start(monkeypatch)
+    assert "approvers add" not in printed and "keys create" not in printed
+    assert "chainproof login lee --password-stdin # your key is registered to lee, not to me, who is signed in" in printed
 
 
 def test_a_callers_settings_never_loosen_a_store_created_strict_only_an_admin_does(strict_home, tmp_path, monkeypatch):

@@ -5,7 +5,8 @@ after the pause panel, :func:`chainproof.cli._views.print_pause`).
 The steps, each left out once done: a key file (``chainproof keys create``, checked at
 :func:`~chainproof.checkpoints._approver_keys.default_key_path`); an account (``users add ... --role
 admin`` only while the store has no enabled admin; else ``login`` when nobody is signed in and
-the key is not registered yet); the key's registration (``approvers add``, by an admin: the
+the key is not registered yet, or as the key's approver when another account is signed in); the
+key's registration (``approvers add``, by an admin: the
 signed-in one, else "by an admin"); then the signed ``approve``. Read-only: nothing is created.
 """
 
@@ -78,6 +79,9 @@ def signing_steps(engine: Any, run_id: str) -> list[str]:
         steps += ["chainproof users add me --role admin --role approver --password-stdin", "chainproof login me --password-stdin"]
     elif principal is None and (registered is None or engine.settings.auth.require_authenticated_approvers):
         steps.append(_cmd("chainproof", "login", name, "--password-stdin") + "   # your account on this store")
+    elif principal is not None and registered is not None and principal.username.casefold() != name.casefold():
+        steps.append(_cmd("chainproof", "login", name, "--password-stdin") +
+                     f"   # your key is registered to {name}, not to {principal.username}, who is signed in")
     if registered is None:
         add = _cmd("chainproof", "approvers", "add", name, "--public-key", str(public))
         by_admin = fresh or (principal is not None and principal.has("admin"))
