@@ -143,6 +143,7 @@ def test_an_analyst_promoted_in_the_database_is_refused(home, store):
             accounts.authenticate(token, "api")
     refused = cli_out("login", "ann", "--password-stdin", stdin=PASSWORD + "\n", code=2)
     assert REFUSED in refused and "chainproof keys anchor" in refused
+    assert "REFUSED: not countersigned by a trusted operator key" in cli_out("users", "list")
     _verify_flags("accounts, row")
 
 
