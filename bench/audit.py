@@ -129,7 +129,9 @@ def replay_seconds(home: Path, repeats: int = 3) -> tuple[float, int, str]:
     """Median wall time (s) of replaying a recorded 50-step run, its step count and outcome."""
     register(BenchChain.name, BenchChain)
     model = ScriptedChatModel(replies=['{"verdict": "go"}'], repeat_last=True)
-    with Chainproof(Settings(home=home), models=StaticModels(model)) as app:
+    # a store created with typed-name decisions (approvals.require_signature off): the figure is the replay's
+    settings = Settings(home=home, approvals={"require_signature": False})
+    with Chainproof(settings, models=StaticModels(model)) as app:
         run = app.start(BenchChain.name, {})
         app.decide(run.run_id, action="approve", approver="bench")
         times, report = [], None

@@ -89,13 +89,17 @@ def store(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[s
     return folders
 
 
-def test_a_new_stores_creator_gets_the_operator_key(home):
+def test_a_new_stores_creator_gets_the_operator_key(home, tmp_path):
     cli_out("users", "add", "root", "--role", "admin", "--password-stdin", stdin=PASSWORD + "\n")
     key = home / "keys" / "operator.key"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     [public] = (home / "keys" / "operator-public").glob("*.pub")
-    out = cli_out("keys", "operator")
+    out = cli_out("keys", "operator", "--out", str(tmp_path / "for-other-hosts.pub"))
     assert "already present" in out and public.stem in out
+    assert (tmp_path / "for-other-hosts.pub").read_bytes() == public.read_bytes()
+    key.chmod(0o644)  # readable by others: refused, as ssh refuses an open private key
+    refused = cli_out("login", "root", "--password-stdin", stdin=PASSWORD + "\n", code=2)  # a token is a grant
+    assert f"trust.key_file {key}: permissions 0644" in refused and f"chmod 600 {key}" in refused
 
 
 def test_a_forged_approver_key_is_refused_and_flagged(home, monkeypatch, store):
@@ -113,6 +117,7 @@ def test_a_forged_approver_key_is_refused_and_flagged(home, monkeypatch, store):
                "WHERE key_id = ?", kid, kid, kid)
     assert "does not verify" in cli_out("approve", run_id, "--as", "Dana Approver", code=2)
     _verify_flags(f"approver_keys, row {kid}")
+    assert "REFUSED: not countersigned by a trusted operator key" in cli_out("approvers", "list")
     (home / "credentials.json").unlink()  # root's CLI sign-in; Dana approves with her key alone
     _as_user(monkeypatch, store["dana"])  # the key registered through Chainproof works
     cli_out("approve", run_id, "--as", "Dana Approver")
@@ -138,6 +143,7 @@ def test_an_analyst_promoted_in_the_database_is_refused(home, store):
             accounts.authenticate(token, "api")
     refused = cli_out("login", "ann", "--password-stdin", stdin=PASSWORD + "\n", code=2)
     assert REFUSED in refused and "chainproof keys anchor" in refused
+    assert "REFUSED: not countersigned by a trusted operator key" in cli_out("users", "list")
     _verify_flags("accounts, row")
 
 

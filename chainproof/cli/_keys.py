@@ -120,12 +120,14 @@ def approvers_list() -> None:
     store = cli.open_store(s, migrate=True)
     try:
         keys = ApproverKeys(store.engine).keys()
+        trusted = {k.key_id for k in ApproverKeys(store.engine).keys(trusted_only=True)}
     finally:
         store.close()
     table = Table("approver", "key id", "roles", "added", "state")
     for k in keys:
+        state = "active" if k.active else f"removed {k.removed_at:%Y-%m-%d}"
         table.add_row(k.approver, k.key_id[:16] + "…", ", ".join(k.roles) or "–", f"{k.added_at:%Y-%m-%d} by {k.added_by}",
-                      "active" if k.active else f"removed {k.removed_at:%Y-%m-%d}")
+                      state if k.key_id in trusted else f"{state}; REFUSED: not countersigned by a trusted operator key")
     console.print(table)
 
 

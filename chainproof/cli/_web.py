@@ -173,12 +173,21 @@ def users_add(username: str,
 def users_list() -> None:
     """Accounts with their roles, department and state."""
     from rich.table import Table
+    from sqlalchemy import select
+
+    from chainproof.checkpoints import audit_tables as t
+    from chainproof.checkpoints.grants import is_trusted
 
     with _accounts() as accounts:
         rows = accounts.accounts()
+        with accounts.engine.connect() as conn:
+            trusted = {r["account_id"] for r in conn.execute(select(t.accounts)).mappings()
+                       if is_trusted(accounts.engine, "accounts", dict(r))}
     table = Table("username", "name", "roles", "department", "state")
     for a in rows:
-        table.add_row(a.username, a.display_name, ", ".join(a.roles), a.department or "–", "disabled" if a.disabled else "active")
+        state = "disabled" if a.disabled else "active"
+        table.add_row(a.username, a.display_name, ", ".join(a.roles), a.department or "–",
+                      state if a.account_id in trusted else f"{state}; REFUSED: not countersigned by a trusted operator key")
     console.print(table)
 
 
