@@ -107,12 +107,50 @@ def test_truncation_is_named(store, k):
     for leaf in last:  # records and their leaves, as an attacker who knows the schema would
         _sql(app, f"DELETE FROM {leaf.table} WHERE run_id = :r AND seq = :s", r=leaf.run_id, s=leaf.seq)
         _sql(app, "DELETE FROM merkle_leaves WHERE idx = :i", i=leaf.idx)
-    assert runner.invoke(cli, ["verify", runs[-1]]).exit_code == 0  # the run's own chain still looks intact
+    plain = runner.invoke(cli, ["verify", runs[-1]])  # the run's own chain still looks intact, the published head not
+    assert plain.exit_code == 1 and "chain intact" in plain.output, plain.output
     out = _against(head)
     assert out.exit_code == 1
     first = last[0]
     assert f"missing: leaf {first.idx}: run {first.run_id}, {first.table} seq {first.seq}: the record is missing" \
         in out.output.replace("\n", " ")
+
+
+def test_plain_verify_names_truncation_against_the_published_head(store):
+    """A completed run cut short with its leaves: its own chain is intact, but plain `verify RUN` and
+    `verify --all` check the latest head of the head sink and name the first missing leaf."""
+    app, runs, _ = store
+    victim = runs[-1]
+    cut = [leaf for leaf in leaf_rows(app.audit.engine) if leaf.run_id == victim][-4:]
+    for table in ("events", "steps", "approvals", "tool_calls", "model_calls"):
+        _sql(app, f"DELETE FROM {table} WHERE run_id = :r AND seq >= :s", r=victim, s=cut[0].seq)
+    _sql(app, "DELETE FROM merkle_leaves WHERE idx >= :i", i=cut[0].idx)
+    for args in (["verify", victim], ["verify", "--all"]):
+        out = runner.invoke(cli, args)
+        assert "chain intact" in out.output
+        _names(out, "log NOT consistent with the latest head published in")
+        _names(out, f"missing: leaf {cut[0].idx}: run {victim}, {cut[0].table} seq {cut[0].seq}: the record is missing")
+
+
+def test_plain_verify_all_names_a_deleted_run(store):
+    """Every record and leaf of every run deleted: `verify --all` no longer says only "No runs yet."."""
+    app, runs, _ = store
+    for table in ("events", "steps", "approvals", "tool_calls", "model_calls", "merkle_leaves"):
+        _sql(app, f"DELETE FROM {table}")
+    _sql(app, "DELETE FROM runs")
+    out = runner.invoke(cli, ["verify", "--all"])
+    first = FileSink(Path(os.environ["CHAINPROOF_HOME"]) / "heads" / "heads.jsonl").leaves()[0]
+    _names(out, f"missing: leaf 0: run {first.run_id}, {first.table} seq {first.seq}: the record is missing")
+
+
+def test_plain_verify_passes_and_says_when_no_head_was_published(store, settings):
+    app, runs, _ = store
+    ok = runner.invoke(cli, ["verify", "--all"])
+    assert ok.exit_code == 0 and "log consistent: the head of" in ok.output.replace("\n", " "), ok.output
+    (settings.home / "heads" / "heads.jsonl").unlink()
+    alone = runner.invoke(cli, ["verify", runs[0]])
+    assert alone.exit_code == 0, alone.output
+    assert "no signed tree head published yet" in alone.output.replace("\n", " ")
 
 
 def test_truncation_without_a_sink_still_detected(store, settings, monkeypatch):
@@ -132,7 +170,8 @@ def test_whole_chain_rewrite_is_named(store):
     app, runs, head = store
     step = app.audit.records_of(runs[0], "steps")[1]
     _rechain(app, runs[0], step.seq, "a different story")
-    assert runner.invoke(cli, ["verify", runs[0]]).exit_code == 0  # rehashed: the hash chain alone cannot tell
+    plain = runner.invoke(cli, ["verify", runs[0]])  # rehashed: the chain alone cannot tell, the published head can
+    assert plain.exit_code == 1 and "chain intact" in plain.output and "the record was changed" in plain.output
     out = _against(head)
     assert out.exit_code == 1
     assert "differs: leaf" in out.output and f"run {runs[0]}, steps seq {step.seq}: the record was changed" \

@@ -100,18 +100,58 @@ def verify_against(head_file: Path, public_key: Path | None) -> bool:
         purges = store_purge_problems(store)  # a purge keeps leaves, a tombstone and an auth event that must agree
     for problem in purges:
         console.print(f"[bold red]purge record broken[/]: {escape(problem)}", highlight=False, soft_wrap=True)
-    if result.ok and not purges:
+    if result.ok and purges:
+        return False
+    return _report(result, signed, str(head_file))
+
+
+def _report(result: Any, signed: dict[str, Any], where: str) -> bool:
+    """Print the outcome of :func:`check_against` for the head ``signed`` (read from ``where``);
+    return whether the log extends it (a stray unlogged record after the head is printed, and fails)."""
+    from rich.markup import escape
+
+    if result.ok:
         console.print(f"[green]log consistent[/]: the head of {result.head_size} leaves signed by key "
                       f"{signed['key_id']} at {signed['timestamp']} is a prefix of the current log of {result.size} "
                       f"leaves (consistency proof of {len(result.proof)} hashes verified)", highlight=False)
         return True
-    if result.ok:
-        return False
     diff = result.difference
     assert diff is not None
-    console.print(f"[bold red]log NOT consistent with {head_file}[/]: {diff.kind}: {diff.detail}",
+    console.print(f"[bold red]log NOT consistent with {escape(where)}[/]: {diff.kind}: {escape(diff.detail)}",
                   highlight=False, soft_wrap=True)
     return False
+
+
+def verify_published(settings: Any, store: Any) -> bool:
+    """Plain ``verify`` (a run or ``--all``): check the current log against the latest head of each
+    configured head sink, as ``verify --against`` does with a kept head, so truncation and deleted
+    runs that a run's own chain cannot show are named (first missing leaf). Prints the outcome (or
+    that no head was published) and returns whether every such head holds."""
+    from chainproof.checkpoints.merkle_log import check_against
+    from chainproof.errors import HeadRefused, SigningKeyError
+
+    sinks = settings.head_sinks()
+    mirrors = [sink.leaves() for sink in sinks]
+    ok, checked = True, 0
+    for sink in sinks:
+        heads = sink.heads()
+        if not heads:
+            continue
+        where = f"the latest head published in {sink.path}"
+        checked += 1
+        try:
+            signed = _trusted(settings, heads[-1], None, where)
+        except (HeadRefused, SigningKeyError) as exc:
+            console.print(f"[bold red]log NOT checked[/]: {exc}", highlight=False, soft_wrap=True, markup=False)
+            ok = False
+            continue
+        result = check_against(store, signed["tree_size"], bytes.fromhex(signed["root_hash"]), mirrors)
+        ok = _report(result, signed, where) and ok
+    if not checked:
+        paths = ", ".join(str(sink.path) for sink in sinks) or "none configured (log.head_sinks)"
+        console.print(f"no signed tree head published yet (head sinks: {paths}): truncation of the log or deleted "
+                      "runs cannot be detected until one is (`chainproof log head`)", highlight=False, soft_wrap=True)
+    return ok
 
 
 @app.command()
