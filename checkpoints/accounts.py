@@ -197,14 +197,21 @@ class AccountStore:
         return self._account(row)
 
     def set_disabled(self, username: str, disabled: bool, *, actor: str | None = None) -> Account:
-        """Disable (its sessions and tokens stop working at once) or enable an account. Raises
-        ``InputError`` when it would leave no enabled admin (as Grafana and GitLab refuse to)."""
+        """Disable or enable an account. Disabling also revokes its sessions and tokens for good
+        (each recorded as ``logout`` / ``token_revoked``), so enabling it again brings none back.
+        Raises ``InputError`` when it would leave no enabled admin (as Grafana and GitLab refuse to)."""
         account = self.get(username)
         if disabled:
             self._check_an_admin_remains(account.username)
         self._update(account.username, disabled=disabled)
         append_auth_event(self.engine, "account_disabled" if disabled else "account_enabled", username=account.username,
                           actor=actor)
+        c = t.credentials.c
+        with self.engine.connect() as conn:
+            live = conn.execute(select(t.credentials).where(c.account_id == account.account_id,
+                                                            c.revoked_at.is_(None))).all() if disabled else []
+        for found in live:
+            self._end(dict(found._mapping), account.username, actor, "account disabled")
         return self.get(account.username)
 
     def set_roles(self, username: str, roles: list[str], *, actor: str | None = None) -> Account:
@@ -308,7 +315,12 @@ class AccountStore:
             found = conn.execute(select(t.credentials).where(c.credential_id == credential_id)).first()
         if found is None or (found.account_id != actor.account_id and not actor.has("admin")):
             raise InputError(f"credential_id: no token {credential_id!r} of yours")
-        row = dict(found._mapping)
+        owner = next((a.username for a in self.accounts() if a.account_id == found.account_id), None)
+        self._end(dict(found._mapping), owner, actor.username, None)
+
+    def _end(self, row: dict[str, Any], owner: str | None, actor: str | None, reason: str | None) -> None:
+        """Revoke credential ``row`` (if still live) and record it as ``logout`` or ``token_revoked``."""
+        c = t.credentials.c
         if row["revoked_at"] is None:
             row["revoked_at"] = datetime.now(UTC)
             try:
@@ -316,11 +328,10 @@ class AccountStore:
             except OperatorKeyMissing:  # revoking never waits for the key: an uncountersigned row is refused anyway
                 signed = {"countersignature": None, "operator_key_id": None}
             with self.engine.begin() as conn:
-                conn.execute(update(t.credentials).where(c.credential_id == credential_id, c.revoked_at.is_(None))
+                conn.execute(update(t.credentials).where(c.credential_id == row["credential_id"], c.revoked_at.is_(None))
                              .values(revoked_at=row["revoked_at"], **signed))
-        owner = next((a.username for a in self.accounts() if a.account_id == found.account_id), None)
-        append_auth_event(self.engine, "logout" if found.kind == "session" else "token_revoked", username=owner,
-                          actor=actor.username, detail={"credential_id": credential_id})
+        append_auth_event(self.engine, "logout" if row["kind"] == "session" else "token_revoked", username=owner,
+                          actor=actor, detail={"credential_id": row["credential_id"], **({"reason": reason} if reason else {})})
 
     def tokens(self, principal: Principal) -> list[dict[str, Any]]:
         """The account's API tokens (id, label, created, revoked), never their secrets."""

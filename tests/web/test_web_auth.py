@@ -95,6 +95,26 @@ def test_token_revoked_mid_session_and_disabled_accounts(web):
     assert {"token_issued", "token_revoked", "account_disabled"} <= set(kinds)
 
 
+def test_enabling_an_account_again_brings_back_none_of_its_sessions_or_tokens(web):
+    """Disabling revokes for good: after `enable`, the old cookie and token stay refused (401)."""
+    aud = web.client("aud")
+    token = aud.post("/api/tokens", json={"label": "script"}).json()
+    api = web.client()
+    api.headers["Authorization"] = f"Bearer {token['token']}"
+    assert aud.get("/api/runs").status_code == 200 and api.get("/api/runs").status_code == 200
+    root = web.client("root")
+    assert root.patch("/api/accounts/aud", json={"disabled": True}).status_code == 200
+    assert aud.get("/api/runs").status_code == 401 and api.get("/api/runs").status_code == 401
+    assert root.patch("/api/accounts/aud", json={"disabled": False}).status_code == 200
+    assert aud.get("/api/runs").status_code == 401  # the same old cookie
+    assert api.get("/api/runs").status_code == 401  # the same old token
+    assert web.client("aud").get("/api/runs").status_code == 200  # signing in again works
+    events = auth_events(web.app.state.accounts.engine, username="aud")
+    ended = [e for e in events if e["kind"] in ("logout", "token_revoked") and e["detail"].get("reason") == "account disabled"]
+    assert {e["kind"] for e in ended} == {"logout", "token_revoked"} and all(e["actor"] == "root" for e in ended)
+    assert verify_auth_log(web.app.state.accounts.engine).ok
+
+
 def test_failed_logins_are_throttled_and_recorded(web):
     c = web.client()
     for _ in range(3):
