@@ -109,10 +109,15 @@ class WebSettings(BaseModel):
     ``input_dirs``: folders whose files and subfolders runs started from the web app may name in
     their path inputs (dossier, document, portfolio), besides the bundled dossiers and
     ``$CHAINPROOF_HOME/dossiers``, which are always allowed; default none. ``max_body_bytes``: the
-    largest request body, in bytes (1 MiB; a larger one is refused with 413 before it is read)."""
+    largest request body, in bytes (1 MiB; a larger one is refused with 413 before it is read).
+    ``forwarded_allow_ips``: the addresses (a reverse proxy's) whose ``X-Forwarded-For`` /
+    ``X-Forwarded-Proto`` uvicorn believes (its ``forwarded_allow_ips``); default none, so no client
+    can pick the address sign-ins are throttled and recorded by (uvicorn's own default trusts
+    127.0.0.1, i.e. every local client)."""
 
     input_dirs: list[Path] = Field(default_factory=list)
     max_body_bytes: int = Field(default=2**20, ge=1024)
+    forwarded_allow_ips: list[str] = Field(default_factory=list)
 
     def input_roots(self, home: Path) -> list[Path]:
         """Every folder web-started runs may read: the bundled dossiers, ``home/dossiers`` and

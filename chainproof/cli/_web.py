@@ -14,6 +14,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import pwd
 import socket
 import sys
 from collections.abc import Iterator
@@ -46,8 +47,17 @@ def _accounts() -> Iterator[AccountStore]:
         store.close()
 
 
+def os_user() -> str:
+    """The name of the process's real uid (from the password database, not the USER / LOGNAME
+    variables getpass.getuser() reads first, which anyone can set), or ``uidN`` without an entry."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # no passwd entry (a container)
+        return f"uid{os.getuid()}"
+
+
 def _actor() -> str:
-    return f"os:{getpass.getuser()}"
+    return f"os:{os_user()}"
 
 
 def _account_admin(accounts: AccountStore) -> str:
@@ -103,10 +113,11 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
           port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000) -> None:
     """Run the web app's JSON API (OpenAPI schema at /openapi.json); needs chainproof[web]."""
     try:
+        from chainproof.web import proxy_options
         from chainproof.web import serve as run
     except ImportError as exc:  # fastapi / uvicorn / argon2 missing
         raise InputError(f"serve: the web extra is not installed ({exc.name}); pip install 'chainproof[web]'") from None
-    run(host=host, port=port)
+    run(host=host, port=port, **proxy_options(cli.settings()))  # X-Forwarded-For from web.forwarded_allow_ips only
 
 
 @app.command()
@@ -137,14 +148,10 @@ def token_prefix(token: str) -> str:
 
 
 def cli_client() -> str:
-    """The sign-in address of ``chainproof login``: ``cli:USER@HOST`` (the operating-system user
-    and hostname), so one local user's failed sign-ins throttle that user only, not every CLI
+    """The sign-in address of ``chainproof login``: ``cli:USER@HOST`` (the real uid's user name,
+    :func:`os_user`, and hostname), so one local user's failed sign-ins throttle that user only, not every CLI
     user; the per-username limit still holds for each."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER (a container)
-        user = f"uid{os.getuid()}"
-    return f"cli:{user}@{socket.gethostname()}"
+    return f"cli:{os_user()}@{socket.gethostname()}"
 
 
 def _password_once(stdin: bool) -> str:

@@ -86,6 +86,14 @@ def exposure_warning(host: str) -> str | None:
             "chainproof serve on 127.0.0.1 behind a reverse proxy with TLS (README: 'Behind a reverse proxy with TLS').")
 
 
+def proxy_options(settings: Any) -> dict[str, Any]:
+    """uvicorn's proxy-header options from ``web.forwarded_allow_ips``: ``X-Forwarded-For`` and
+    ``-Proto`` are read only from the addresses listed there, none by default (uvicorn's own
+    default, 127.0.0.1, would let every local client spoof the address sign-ins are throttled by)."""
+    allowed = [str(ip) for ip in settings.web.forwarded_allow_ips]
+    return {"proxy_headers": bool(allowed), "forwarded_allow_ips": allowed}
+
+
 def serve(host: str = "127.0.0.1", port: int = 8000, **uvicorn_options: Any) -> None:
     """Run the app with uvicorn on ``host:port`` until interrupted (127.0.0.1 by default: put a
     reverse proxy with TLS in front to serve others; cookies are ``Secure``). Any other host gets
@@ -100,4 +108,4 @@ def serve(host: str = "127.0.0.1", port: int = 8000, **uvicorn_options: Any) -> 
     uvicorn.run(create_app(), host=host, port=port, **uvicorn_options)
 
 
-__all__ = ["create_app", "exposure_warning", "serve"]
+__all__ = ["create_app", "exposure_warning", "proxy_options", "serve"]

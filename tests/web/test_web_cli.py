@@ -73,8 +73,9 @@ def test_login_prints_only_the_token_prefix_and_stores_the_token_0600(home):
 
 
 def test_cli_sign_ins_are_throttled_per_local_user_and_account(home, monkeypatch):
-    import getpass
+    import pwd
     import socket
+    from types import SimpleNamespace
 
     from chainproof.checkpoints.auth_log import auth_events
 
@@ -84,7 +85,7 @@ def test_cli_sign_ins_are_throttled_per_local_user_and_account(home, monkeypatch
     runner.invoke(cli, ["users", "add", "root", "--role", "admin", "--password-stdin"], input=PASSWORD + "\n")
 
     def login(os_user: str, name: str, password: str) -> str:
-        monkeypatch.setattr(getpass, "getuser", lambda: os_user)
+        monkeypatch.setattr(pwd, "getpwuid", lambda uid: SimpleNamespace(pw_name=os_user))
         r = runner.invoke(cli, ["login", name, "--password-stdin"], input=password + "\n", env={"COLUMNS": "300"})
         return f"{r.exit_code} {' '.join(r.output.split())}"
 
@@ -97,6 +98,27 @@ def test_cli_sign_ins_are_throttled_per_local_user_and_account(home, monkeypatch
         clients = {e["detail"].get("client") for e in auth_events(app.audit.engine) if e["kind"].startswith("login")}
     host = socket.gethostname()
     assert clients == {f"cli:mallory@{host}", f"cli:alice@{host}"}
+
+
+def test_cli_sign_in_address_is_the_real_uids_name_not_the_user_variable(home, monkeypatch):
+    """USER / LOGNAME are the caller's to set: a local user setting them to someone else's name
+    still fails (and is throttled) as themself."""
+    import os
+    import pwd
+    import socket
+
+    from chainproof.checkpoints.auth_log import auth_events
+
+    real = pwd.getpwuid(os.getuid()).pw_name
+    runner = CliRunner()
+    runner.invoke(cli, ["users", "add", "root", "--role", "admin", "--password-stdin"], input=PASSWORD + "\n")
+    for var in ("USER", "LOGNAME"):
+        monkeypatch.setenv(var, f"other-than-{real}")
+    r = runner.invoke(cli, ["login", "root", "--password-stdin"], input="wrong password 123\n")
+    assert r.exit_code == 2, r.output
+    with Chainproof(Settings(home=home)) as app:
+        clients = {e["detail"].get("client") for e in auth_events(app.audit.engine) if e["kind"] == "login_failed"}
+    assert clients == {f"cli:{real}@{socket.gethostname()}"}
 
 
 def test_users_add_without_a_terminal_asks_for_password_stdin(home):

@@ -147,6 +147,47 @@ def test_password_spraying_from_one_address_is_throttled(web):
     assert "login_throttled" in kinds
 
 
+def _served(web, monkeypatch, allowed: str | None) -> TestClient:
+    """The app as `chainproof serve` hands it to uvicorn (its proxy-header options, from the
+    settings), reached by a client on 127.0.0.1 (uvicorn's own default trusted proxy)."""
+    import uvicorn
+
+    import chainproof.web
+
+    if allowed is not None:
+        monkeypatch.setenv("CHAINPROOF_WEB__FORWARDED_ALLOW_IPS", allowed)
+    seen: dict = {}
+    monkeypatch.setattr(chainproof.web, "serve", lambda **kw: seen.update(kw))
+    assert CliRunner().invoke(cli, ["serve"]).exit_code == 0
+    assert (seen["host"], seen["port"]) == ("127.0.0.1", 8000)
+    config = uvicorn.Config(web.app, **{k: v for k, v in seen.items() if k not in ("host", "port")})
+    config.load()
+    return TestClient(config.loaded_app, base_url="https://testserver", raise_server_exceptions=False,
+                      client=("127.0.0.1", 40000))
+
+
+def _spoofed_logins(client: TestClient) -> list[int]:
+    return [client.post("/api/login", json={"username": "dana", "password": WRONG},
+                        headers={"X-Forwarded-For": f"198.51.100.{i}"}).status_code for i in range(8)]
+
+
+def test_a_local_client_cannot_pick_its_address_with_x_forwarded_for(web, monkeypatch):
+    """By default no address is a trusted proxy: 8 wrong passwords under 8 spoofed addresses are
+    one address's failures, throttled after the third."""
+    codes = _spoofed_logins(_served(web, monkeypatch, None))
+    assert codes[:3] == [401] * 3 and set(codes[3:]) == {429}, codes
+    clients = {e["detail"].get("client") for e in auth_events(web.app.state.accounts.engine, username="dana")
+               if e["kind"].startswith("login")}
+    assert clients == {"127.0.0.1"}
+
+
+def test_x_forwarded_for_is_honoured_from_a_configured_proxy(web, monkeypatch):
+    codes = _spoofed_logins(_served(web, monkeypatch, '["127.0.0.1"]'))
+    assert codes == [401] * 8, codes  # eight clients behind the proxy, one failure each
+    failed = [e for e in auth_events(web.app.state.accounts.engine, username="dana") if e["kind"] == "login_failed"]
+    assert {e["detail"]["client"] for e in failed} == {f"198.51.100.{i}" for i in range(8)}
+
+
 def test_usernames_ignore_case(web, home):
     root = web.client("root")
     r = root.post("/api/accounts", json={"username": "Dana", "password": PASSWORD, "roles": ["approver"]})
