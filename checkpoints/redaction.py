@@ -16,7 +16,8 @@ Three pattern sets, applied to every string (recursively through dicts, lists an
    private-key blocks (its plugin matches the ``BEGIN`` line only), whole JWTs (its pattern stops
    before the signature), OpenAI ``sk-``/``sk-proj-`` and Anthropic ``sk-ant-`` keys, GitHub
    fine-grained ``github_pat_`` tokens, GCP API keys (``AIza…``) and OAuth tokens (``ya29.…``),
-   Azure AD client secrets (``…8Q~…``) and SAS signatures (``sig=``), ``Bearer`` and ``Basic``
+   Azure AD client secrets (``…8Q~…``) and SAS signatures (``sig=``), the password of any
+   ``scheme://[user]:password@host`` URL whatever punctuation it holds, ``Bearer`` and ``Basic``
    authorization values (base64 included, to the last ``=``), and ``api_key=`` /
    ``Authorization:`` / ``password:`` / ``client_secret=`` … assignments.
 3. the configured ``secret_patterns`` (regular expressions; the whole match is redacted).
@@ -84,6 +85,10 @@ OWN_ASSIGNMENTS: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
     # an Authorization header's value, after its scheme (Bearer, Basic, Token, …) if any
     (_M(r"(?i)((?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?(?:[A-Za-z][\w-]*\s+)?)[^\s\"',;}]{4,}"), ("authoriz",)),
     (_M(r"(?i)([?&;]sig=)[A-Za-z0-9%+/=]{16,}"), ("sig=",)),  # Azure shared access signatures
+    # a URL's password (any scheme, user optional): up to the last "@" before the host, any
+    # punctuation included (detect-secrets' pattern skips passwords holding ! $ # & …)
+    # (bounded: a text of many "a://u:" without "/" or spaces must not take quadratic time)
+    (_M(r"(?i)(\b[a-z][a-z0-9+.\-]{0,31}://[^\s/:@]{0,256}:)[^\s/]{1,256}(?=@[^\s/@])"), ("://",)),
     (_M(rf"(?i)((?:{_KEYWORDS})[\"']?\s*[:=]\s*[\"']?)[^\s\"',;}}]{{6,}}"),
      ("api", "secret", "token", "private", "passw", "pwd")),
 )
