@@ -18,7 +18,7 @@ from annotated_types import GroupedMetadata
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import Runnable
-from pydantic import AfterValidator, BaseModel, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, Field, ValidationError, ValidationInfo
 
 from chainproof.agents.calls import ModelCall, call_model
 from chainproof.agents.toolcall_parsing import extract_json_object
@@ -30,13 +30,22 @@ MAX_ATTEMPTS = 3
 retries with the error shown)."""
 
 
+VERBATIM = "verbatim"
+"""Validation context key (``model_validate(…, context={VERBATIM: True})``): text fields are kept
+as given (see :class:`Clip`)."""
+
+
 @dataclass(frozen=True)
 class Clip(GroupedMetadata):
     """``Annotated[str, Clip(limit, description, min_length)]``: a model-written text field of at
     most ``limit`` characters, written so type checkers see a ``str`` (see :func:`clipped`). The
     limit is in the JSON schema the model sees (llama.cpp turns ``maxLength`` into its grammar);
     over-long text from other endpoints is cut with an ellipsis rather than rejected (small models
-    overrun length hints; the raw output stays in the audit trail). White space is folded."""
+    overrun length hints; the raw output stays in the audit trail). White space is folded.
+
+    Validated with the context ``{VERBATIM: True}`` (a person's edit, ``validate_edit``, and its
+    restoring, ``restore_model``) the text is kept as given, line breaks included, and one over
+    ``limit`` is refused naming the limit: nothing a person typed is changed silently."""
 
     limit: int
     description: str
@@ -45,7 +54,11 @@ class Clip(GroupedMetadata):
     def __iter__(self) -> Iterator[Any]:  # pydantic expands grouped metadata into these two
         limit = self.limit
 
-        def clip(text: str) -> str:
+        def clip(text: str, info: ValidationInfo) -> str:
+            if isinstance(info.context, dict) and info.context.get(VERBATIM):
+                if len(text) > limit:
+                    raise ValueError(f"expected at most {limit} characters, got {len(text)}")
+                return text
             text = " ".join(text.split())
             return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 

@@ -39,6 +39,9 @@ REFUSAL_KIND = "value_refused"
 """``kind`` of the interrupt payload that stops a run after a refused tool result."""
 
 _PREFIX = "UnsupportedValue: "
+_VERBATIM = {"verbatim": True}
+"""The validation context of a person's edit and of a stored decision (``agents.structured.VERBATIM``,
+not imported here: that module loads LangChain): text fields are kept as given."""
 
 
 def invoke_tool(tool: Any, name: str, args: dict[str, Any]) -> tuple[Any, str | None]:
@@ -170,7 +173,7 @@ def restore_model(schema: type[BaseModel], form: dict[str, Any], *, where: str =
     ``ValidationError`` when the form does not fit the schema, ``UnsupportedValue`` when a tagged
     class cannot be imported."""
     values = decode_value({k: v for k, v in form.items() if not k.startswith("_")}, where=where)
-    model = schema.model_validate(values)
+    model = schema.model_validate(values, context=_VERBATIM)  # stored text comes back as stored
     for name, value in values.items():  # a tagged field comes back as stored, never re-coerced
         if isinstance(form.get(name), dict) and TAG in form[name] and name in schema.model_fields:
             model.__dict__[name] = value
@@ -212,7 +215,7 @@ def validate_edit(schema: type[BaseModel], edited: dict[str, Any], *, where: str
             if key not in names:
                 raise InputError(f"{where}.{key}: not a field of {schema.__name__} (fields: "
                                  f"{', '.join(schema.model_fields)}); it would be dropped")
-    model = schema.model_validate(given)
+    model = schema.model_validate(given, context=_VERBATIM)  # a person's text is kept as typed (agents/structured.Clip)
     dumped = model.model_dump(mode="json")
     for key, value in given.items():
         name: str = names.get(key) or key
@@ -222,6 +225,9 @@ def validate_edit(schema: type[BaseModel], edited: dict[str, Any], *, where: str
             continue
         if enc_given is value and name in dumped and _same_json(dumped[name], value):
             continue  # plain JSON parsed into the field's type, and it reads back as given
+        if type(got) is type(value):  # same type, another value: the schema normalises it
+            raise InputError(f"{where}.{key}: {schema.__name__} would change the {type(value).__name__} {value!r} into "
+                             f"{got!r}; give the value as the schema keeps it")
         raise InputError(f"{where}.{key}: {schema.__name__} would turn the {type(value).__name__} {value!r} into "
                          f"the {type(got).__name__} {got!r}; give the field's own type ({type(got).__name__})")
     return model

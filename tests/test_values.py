@@ -105,3 +105,28 @@ def test_values_no_store_keeps_exactly_are_refused(value):
     with pytest.raises(UnsupportedValue, match=r"tool t: value at result\.x has type (float|int)"):
         encode_value({"x": value}, where="tool t", root="result")
     assert encode_value({"x": 2**63 - 1}) == {"x": 2**63 - 1}
+
+
+def test_a_multi_line_edit_of_a_model_written_text_field_is_kept_as_typed():
+    """A Clip field (model-written: its white space is folded) edited by a person: a multi-line
+    summary is accepted and kept, line breaks included, through the decision's storing and
+    restoring; one over the limit is refused naming the limit; a model's text is still folded."""
+    from typing import Annotated
+
+    from pydantic import BaseModel, ValidationError
+
+    from chainproof._boundaries import _VERBATIM
+    from chainproof.agents.structured import VERBATIM, Clip
+
+    class Review(BaseModel):
+        summary: Annotated[str, Clip(60, "two or three sentences")]
+
+    text = "First line of the summary.\nSecond line."
+    edited = validate_edit(Review, {"summary": text})
+    assert edited.summary == text
+    stored = decision_form(edited, where="edited")
+    assert restore_model(Review, json.loads(json.dumps(stored))).summary == text
+    with pytest.raises(ValidationError, match="expected at most 60 characters, got 61"):
+        validate_edit(Review, {"summary": "x" * 61})
+    assert Review.model_validate({"summary": "a\n  b"}).summary == "a b"  # a model's output: folded as before
+    assert _VERBATIM == {VERBATIM: True}

@@ -108,7 +108,7 @@ def edit_preview(run_id: str, request_id: str, request: Request, form: Form) -> 
             raise ApprovalRefused("edited: no field was changed; approve instead, or change a field")
         _check_edit(row["graph"], row["request_subject"] or "decision", edited)
     except ApprovalRefused as exc:
-        return _edit_form(request, who, row, schema, edited, comment, str(exc), 422)
+        return _edit_form(request, who, row, schema, edited, comment, one_line(exc), 422)  # redacted
     return render(request, "confirm.html", who=who, req=row, changes=diff(before, edited), comment=comment,
                   edited_json=json.dumps(edited, ensure_ascii=False))
 

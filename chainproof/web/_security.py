@@ -34,6 +34,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from chainproof.checkpoints.accounts import AccountStore, Principal
+from chainproof.checkpoints.redaction import redact
 from chainproof.errors import (
     ApprovalRefused,
     ApproverNotAllowed,
@@ -149,6 +150,7 @@ def _line(exc: Exception) -> str:
         text = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors())
     else:
         text = str(exc).replace("\n", " ")
+    text = redact(text)  # it may quote what was sent (an edit's field or key): never a credential, and before the cut
     return text if len(text) <= DETAIL_MAX_CHARS else text[:DETAIL_MAX_CHARS] + "… (cut)"
 
 
@@ -201,14 +203,17 @@ def install(app: FastAPI, page_error: Callable[[Request, int, str], Any] | None 
     """Register the error handlers and the security-header middleware on ``app``. ``page_error``
     (request, status, one-line detail) answers errors of the pages (paths outside ``/api/``)."""
 
+    redactor = app.state.settings.redactor  # an error may quote what was sent (a field, a key): no credential echoed
+
     async def handle(request: Request, exc: Exception) -> Any:
         code = _status(exc)
+        detail = redactor(_line(exc))
         if page_error is not None and not request.url.path.startswith("/api/"):
-            return page_error(request, code, _line(exc))
+            return page_error(request, code, detail)
         headers = {"Retry-After": str(int(exc.retry_after_s) + 1)} if isinstance(exc, LoginThrottled) else None
         if code == 401:
             headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
-        return JSONResponse({"error": type(exc).__name__, "detail": _line(exc)}, status_code=code, headers=headers)
+        return JSONResponse({"error": type(exc).__name__, "detail": detail}, status_code=code, headers=headers)
 
     for kind in (ChainproofError, ValidationError, ValueError, RequestValidationError):
         app.add_exception_handler(kind, handle)

@@ -3,6 +3,7 @@ checked against the schema, tokens revoked mid-session, sign-in throttling, and 
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -113,6 +114,36 @@ def test_enabling_an_account_again_brings_back_none_of_its_sessions_or_tokens(we
     ended = [e for e in events if e["kind"] in ("logout", "token_revoked") and e["detail"].get("reason") == "account disabled"]
     assert {e["kind"] for e in ended} == {"logout", "token_revoked"} and all(e["actor"] == "root" for e in ended)
     assert verify_auth_log(web.app.state.accounts.engine).ok
+
+
+def test_a_refused_edit_echoes_no_credential(web):
+    """A 422 for an edit names the field it refuses but never shows a credential it was sent (a PEM
+    key, an AWS key, a JWT as an edit's field name or value, or a request field of the wrong type)."""
+    from testkit.credentials import CREDENTIALS
+
+    ana, dana = web.client("ana"), web.client("dana")
+    run_id = start(web, ana)
+    web.wait(ana, run_id, "paused")
+    [req] = dana.get("/api/pending").json()
+    url = f"/api/runs/{run_id}/decisions"
+    seen = {"action": "edit", "request_id": req["request_id"], "proposed_hash": req["proposed_hash"]}
+    creds = [c for c in CREDENTIALS if c.kind in ("RSA private key", "AWS access key id", "JWT (HS256)")]
+    assert len(creds) == 3
+    for cred in creds:
+        for body in ({**seen, "edited": {"verdict": "no", "reason": "fine", cred.text: 1}},
+                     {**seen, "edited": {"verdict": "no", "reason": "fine"}, "comment": {"note": cred.text}},
+                     {**seen, "changes": [f"{cred.text}=1"]}):
+            r = dana.post(url, json=body)
+            assert r.status_code in (409, 422), r.text
+            assert [n for n in cred.needles if n in r.text] == [], r.text
+        assert "not a field of Verdict" in dana.post(url, json={**seen, "edited": {"verdict": "no", "reason": "fine",
+                                                                                     cred.text: 1}}).json()["detail"]
+    page, base = web.page("dana"), f"/inbox/{run_id}/{req['request_id']}"
+    for cred in creds:  # the page confirming an edit
+        r = page.post(f"{base}/decide", data={"csrf": page.csrf, "action": "edit", "proposed_hash": req["proposed_hash"],
+                                             "edited": json.dumps({"verdict": "no", "reason": "fine", cred.text: 1})})
+        assert r.status_code in (409, 422) and "not a field of Verdict" in r.text, r.text[:2000]
+        assert [n for n in cred.needles if n in r.text] == [], r.text[:2000]
 
 
 def test_failed_logins_are_throttled_and_recorded(web):
