@@ -180,6 +180,9 @@ def proof_problem(proof: dict[str, Any], public_key: Ed25519PublicKey) -> str | 
         fields = json.loads(content)
         if (fields.get("run_id"), fields.get("seq"), fields.get("table")) != (proof["run_id"], rec["seq"], rec["table"]):
             return f"{where}: its content names another run, seq or table"
+        if fields.get("step_no") != proof.get("step") or not isinstance(proof.get("step"), int):
+            return (f"{where}: its content says step_no {fields.get('step_no')!r}, not the proof's step "
+                    f"{proof.get('step')!r}")
         leaf = leaf_hash(leaf_data(rec["table"], proof["run_id"], rec["seq"], rec["record_hash"]))
         path = [bytes.fromhex(h) for h in rec["audit_path"]]
         if not verify_inclusion(leaf, rec["leaf_index"], head["tree_size"], path, root):
@@ -208,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"FAIL: {problem}")
         return 1
     head = proof["head"]
-    print(f"OK: {len(proof['records'])} records of run {proof['run_id']} step {proof.get('step')} are in the log of "
+    print(f"OK: {len(proof['records'])} records of run {proof['run_id']} step {proof['step']} are in the log of "
           f"{head['tree_size']} leaves signed by key {head['key_id']} at {head['timestamp']}")
     return 0
 

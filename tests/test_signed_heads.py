@@ -317,6 +317,11 @@ def test_prove_gives_a_proof_an_auditor_checks_with_the_public_key_alone(store, 
     other.private_key()
     other_pem = next((tmp_path / "o" / "pub").glob("*.pub"))
     assert "not by the given public key" in check(proof, other_pem).stdout
+    for claimed, why in (({"step": 9}, "its content says step_no 2, not the proof's step 9"),
+                         ({"step": None}, "not the proof's step None"), ({"run_id": runs[0]}, "names another run")):
+        (tmp_path / "claim.json").write_text(json.dumps({**data, **claimed}))  # the file's claim, not the records'
+        wrong = check(tmp_path / "claim.json")
+        assert wrong.returncode == 1 and wrong.stdout.startswith("FAIL: ") and why in wrong.stdout, wrong.stdout
     # without --head, prove signs and publishes a fresh head
     fresh = runner.invoke(cli, ["prove", runs[0], "--step", "1"])
     assert fresh.exit_code == 0 and json.loads(fresh.output)["head"]["tree_size"] == len(leaf_rows(app.audit.engine))
