@@ -188,7 +188,8 @@ class OperatorTrust:
             return "not countersigned"
         key = self.trusted().get(kid) if isinstance(kid, str) else None
         if key is None:
-            return f"countersigned by key {kid!r}, which is not a trusted operator key (trust.public_keys_dir {self.public_dir})"
+            # no path: the message reaches web clients, signed in or not (the setting names where to look)
+            return f"countersigned by key {kid!r}, which is not a trusted operator key (none in trust.public_keys_dir)"
         try:
             raw = base64.b64decode(sig, validate=True) if isinstance(sig, str) else b""
             key.verify(raw, signed_bytes(table, row))

@@ -150,8 +150,14 @@ def head_problem(head: Any, public_key: Ed25519PublicKey) -> str | None:
     missing = [k for k in (*HEAD_FIELDS, "signature") if k not in head]
     if missing:
         return f"the tree head has no {', '.join(missing)}"
-    if not isinstance(head["tree_size"], int) or head["tree_size"] < 0:
-        return "tree_size: expected a non-negative integer"
+    if not isinstance(head["tree_size"], int) or isinstance(head["tree_size"], bool) or head["tree_size"] < 0:
+        return f"tree_size: expected a non-negative integer, got {head['tree_size']!r}"
+    for name in ("key_id", "timestamp", "signature"):
+        if not isinstance(head[name], str) or not head[name]:
+            return f"the tree head's {name}: expected a non-empty string, got {head[name]!r}"
+    root = head["root_hash"]
+    if not isinstance(root, str) or len(root) != 64 or any(c not in "0123456789abcdef" for c in root):
+        return f"the tree head's root_hash: expected 64 lowercase hex digits, got {root!r}"
     if head["key_id"] != key_id(public_key):
         return f"signed by key {head['key_id']}, not by the given public key {key_id(public_key)}"
     try:

@@ -200,6 +200,18 @@ def test_head_with_edited_signature_or_fields_is_refused(store, tmp_path):
     assert _against(bigger).exit_code == 2
 
 
+def test_a_head_file_without_its_fields_names_them(store, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"tree_size": 3, "key_id": None}))
+    out = " ".join(_against(bad).output.split())
+    assert "no key_id, root_hash, timestamp, signature" in out and "key None" not in out, out
+    _, _, head = store
+    data = json.loads(head.read_text())
+    bad.write_text(json.dumps({**data, "root_hash": "zz"}))
+    out = " ".join(_against(bad).output.split())
+    assert "root_hash: expected 64 lowercase hex digits, got 'zz'" in out, out
+
+
 def test_head_signed_by_another_key_is_refused(store, tmp_path):
     app, _, head = store
     other = LogKeys(tmp_path / "mallory" / "key.pem", tmp_path / "mallory" / "public")
