@@ -18,7 +18,11 @@ def _no_server_paths(web, text):
         assert shown not in text, text
 
 
-def test_start_inputs_of_the_wrong_type_or_naming_server_paths_are_422_naming_the_field(web, home):
+def test_start_inputs_of_the_wrong_type_or_naming_server_paths_are_422_naming_the_field(web, home, tmp_path):
+    import shutil
+
+    from chainproof.tools.dossier import bundled_root
+
     web.app.state.runner.submit = lambda run_id, what, call: None
     ana = web.client("ana")
     dd = {"company": "MMM", "as_of": AS_OF}
@@ -30,9 +34,11 @@ def test_start_inputs_of_the_wrong_type_or_naming_server_paths_are_422_naming_th
     _no_server_paths(web, r.text)
     evil = home / "dossiers" / "evil"
     evil.parent.mkdir(parents=True, exist_ok=True)
-    evil.symlink_to("/etc")
+    shutil.copytree(bundled_root() / "MMM", tmp_path / "outside")
+    evil.symlink_to(tmp_path / "outside")  # a dossier name whose folder leads outside the input folders
     r = ana.post("/api/runs", json={"graph": "due-diligence", "inputs": {**dd, "dossier": "evil"}})
-    assert r.status_code == 422 and _detail(r).startswith("dossier: "), r.text
+    assert r.status_code == 422 and _detail(r).startswith("dossier: 'evil' must be inside"), r.text
+    assert str(tmp_path) not in r.text, r.text
     _no_server_paths(web, r.text)
     r = ana.post("/api/runs", json={"graph": "due-diligence", "inputs": {"company": 123, "as_of": AS_OF}})
     assert r.status_code == 422 and "company" in _detail(r), r.text
