@@ -44,7 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from chainproof.checkpoints.accounts import Principal
 
 
-def approver_of(settings: Settings, approver: str | None, principal: Principal | None) -> str:
+def approver_of(settings: Settings, approver: str | None, principal: Principal | None, engine: Any = None) -> str:
     """The name a decision is recorded under: the principal's username, or the typed name.
     ``ApproverNotAllowed`` for a typed name where signed-in approvers are required, or a typed name
     that differs from the principal's; ``InputError`` for neither or a blank name."""
@@ -53,10 +53,11 @@ def approver_of(settings: Settings, approver: str | None, principal: Principal |
             raise ApproverNotAllowed(f"approver: signed in as {principal.username!r}, not {approver!r}; "
                                      "a decision is recorded under the signed-in account")
         return principal.username
-    if settings.auth.require_authenticated_approvers:
-        raise ApproverNotAllowed("approver: this store requires a signed-in approver "
-                                 "(auth.require_authenticated_approvers); sign in with `chainproof login` "
-                                 "or decide in the web app")
+    from chainproof.checkpoints._policy_store import signed_in_required
+
+    why = signed_in_required(engine, settings.auth.require_authenticated_approvers)
+    if why is not None:
+        raise ApproverNotAllowed(f"approver: {why}; sign in with `chainproof login` or decide in the web app")
     if approver is None or not approver.strip():
         raise InputError("approver (--as): a name is required")
     return approver
@@ -80,7 +81,7 @@ def record_decision(audit: AuditStore, settings: Settings, run: Any, snapshot: A
     run_id, spec = run.run_id, ctx.spec
     policy = ctx.approval_policy
     key = _signing_key(audit, policy.require_signature, signer, approver, principal, run)
-    name = key.approver if key is not None else approver_of(settings, approver, principal)
+    name = key.approver if key is not None else approver_of(settings, approver, principal, audit.engine)
     pending = approvals.approvals_of(approvals.pauses_of(snapshot))
     request = approvals.target(audit, run_id, pending, request_id)
     checkpoint_id = snapshot.config["configurable"]["checkpoint_id"]

@@ -85,6 +85,15 @@ def check_input_paths(spec: Any, inputs: dict[str, Any], roots: Sequence[str | P
     roots (server paths a web client need not know); the value shown (as given) is cut to 200
     characters."""
     real_roots = [Path(r).expanduser().resolve() for r in roots]
+    for field in getattr(spec, "path_inputs", ()):
+        value = inputs.get(field)
+        if value is not None and not isinstance(value, str):
+            raise InputError(f"{field}: expected a folder or file name (a string), got {type(value).__name__} "
+                             f"{str(value)[:100]!r}")
+        if isinstance(value, str) and value.strip().startswith("~"):
+            raise InputError(f"{field}: a path given through the web app may not start with '~' (a home folder on "
+                             f"the server), got {value.strip()[:200]!r}; name a dossier by its ticker or a folder "
+                             "inside the server's input folders")
     for field, path in spec.input_paths(inputs):
         given = str(path)
         cut = given if len(given) <= 200 else given[:200] + "…"

@@ -309,6 +309,19 @@ class Chainproof:
                                            max_steps=max_steps, budget_usd=budget_usd, by=by)
             return self._stream(app, config, ctx, run_id, payload, on_progress, resumed=detail)
 
+    def check_resumable(self, run_id: str, *, max_steps: int | None = None, budget_usd: float | None = None) -> None:
+        """What :meth:`resume` would refuse, checked without running anything (``RunNotResumable``
+        for a completed run or one waiting for a decision; ``InputError`` naming ``max_steps`` /
+        ``budget_usd``; ``RunBusy`` while another process holds the run), so the web app answers
+        409 / 422 before accepting a resume. Under the run's lock, as :meth:`resume` reads it. An
+        orphan run passes: :meth:`resume` marks it."""
+        run = self._run(run_id)
+        if self.audit.last_event(run_id, "run_started") is None:
+            return
+        with self._lock(run_id), self._thread(run_id, run.graph, max_steps=max_steps) as (app, config, _ctx):
+            continuation(self.settings, self.audit, run_id, app.get_state(config), max_steps=max_steps,
+                         budget_usd=budget_usd)
+
     # ------------------------------------------------------------ helpers
     def _check_checkpointer(self) -> None:
         self._checkpoints.check()

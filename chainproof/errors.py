@@ -221,7 +221,7 @@ class OperatorKeyMissing(SigningKeyError):
 class GrantNotTrusted(UserError):
     """A grant row (``table``, ``row``) whose operator countersignature is missing or does not
     verify under a trusted operator key (``trust.public_keys_dir``): it was written outside
-    Chainproof, or the store was upgraded and not yet anchored (``chainproof keys anchor``). The
+    Chainproof, or the store was upgraded and not yet anchored (``chainproof keys anchor``, once per store). The
     row is refused; nothing was done with it."""
 
     def __init__(self, message: str, table: str = "", row: str = ""):

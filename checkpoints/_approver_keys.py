@@ -363,7 +363,7 @@ class ApproverKeys:
         row = self._row(key_id)
         problem = grants.grant_problem(self.engine, "approver_keys", row) if row is not None else None
         if row is not None and problem is not None:
-            raise ApproverNotAllowed(f"signature: {grants.refusal('approver_keys', row, problem)}; nothing was decided")
+            raise ApproverNotAllowed(f"signature: {grants.refusal('approver_keys', row, problem, self.engine)}; nothing was decided")
         found = _key(row) if row is not None else None
         if found is None:
             raise ApproverNotAllowed(f"signature: key {key_id[:16]}… is not registered to any approver; an admin "

@@ -153,8 +153,11 @@ class PolicyStore:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-STORE_OPTIONS = ("require_signature",)
-"""The store-wide defaults an admin sets with ``policy set --store`` (:func:`set_store_option`);
+STORE_OPTIONS = ("require_signature", "require_authenticated_approvers")
+"""The store-wide defaults an admin sets with ``policy set --store`` (:func:`set_store_option`;
+``require_authenticated_approvers``: every decision needs a signed-in account, a typed ``--as``
+name is refused; a store without the row does not require it, and a caller's
+``auth.require_authenticated_approvers`` can only add the requirement, never lift the store's);
 ``store_settings`` also holds the retention (:mod:`chainproof.checkpoints.retention`)."""
 
 
@@ -212,6 +215,18 @@ def set_store_option(engine: Engine, name: str, value: Any, *, actor: str) -> St
                              detail=lambda old: {"name": name, "old_value": old, "new_value": value})
 
 
+def signed_in_required(engine: Engine | None, caller_requires: bool) -> str | None:
+    """Why a decision needs a signed-in approver, or None: the store requires it (its
+    ``require_authenticated_approvers``, set by an admin), or the caller's own settings do.
+    ``GrantNotTrusted`` when the store's row is not countersigned by a trusted operator key."""
+    if engine is not None and store_option(engine, "require_authenticated_approvers")[0] is True:
+        return ("this store requires a signed-in approver (store setting require_authenticated_approvers, set by an "
+                "admin with `chainproof policy set --store`)")
+    if caller_requires:
+        return "your settings require a signed-in approver (auth.require_authenticated_approvers)"
+    return None
+
+
 def store_defaults(engine: Engine | None, policy: ApprovalPolicy) -> ApprovalPolicy:
     """``policy`` (a graph's own, or one from a caller's settings) with the store's defaults
     applied: signatures required when the store requires them, whatever the policy says."""
@@ -239,5 +254,5 @@ def policy_in_force(engine: Engine | None, configured: Mapping[str, ApprovalPoli
     return policy, {"source": source, "version": None, "policy_hash": policy.digest()}
 
 
-__all__ = ["STORE_OPTIONS", "PolicyStore", "StoredOption", "StoredPolicy", "policy_in_force", "set_store_option", "set_store_setting",
+__all__ = ["STORE_OPTIONS", "PolicyStore", "StoredOption", "StoredPolicy", "policy_in_force", "set_store_option", "set_store_setting", "signed_in_required",
            "store_defaults", "store_option"]

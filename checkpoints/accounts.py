@@ -66,8 +66,10 @@ Via = Literal["session", "token", "password"]
 class AuthSettings(BaseModel):
     """``[auth]``: who may do what through the web app and the CLI.
 
-    ``require_authenticated_approvers``: decisions need a signed-in account (the CLI then refuses a
-    bare ``--as`` and uses the token ``chainproof login`` stored); ``analysts_see_all_runs``: analysts
+    ``require_authenticated_approvers``: this caller requires a signed-in account for decisions
+    (the CLI then refuses a bare ``--as`` and uses the token ``chainproof login`` stored); it can
+    only tighten the store's own ``require_authenticated_approvers``, which an admin sets with
+    ``chainproof policy set --store`` and which binds every caller; ``analysts_see_all_runs``: analysts
     see every department's runs, not only their own; ``session_ttl_s``: a browser session's life in
     seconds (8 h); ``login_max_failures`` failed sign-ins for one username from one client address
     within ``login_window_s`` seconds throttle that address for that username (5 in 15 min: OWASP

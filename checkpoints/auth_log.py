@@ -92,6 +92,13 @@ def auth_events(engine: Engine, *, username: str | None = None, after_seq: int =
         return [dict(r._mapping) for r in conn.execute(stmt)]
 
 
+def auth_events_of_kind(engine: Engine, kind: str) -> list[dict[str, Any]]:
+    """Every event of ``kind``, in ``seq`` order."""
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(
+            select(t.auth_events).where(t.auth_events.c.kind == kind).order_by(t.auth_events.c.seq))]
+
+
 def failures_since(engine: Engine, window_s: float, client: str | None) -> list[tuple[datetime, str]]:
     """The failed sign-ins of the last ``window_s`` seconds from the address ``client`` (as
     recorded in their ``detail``; None: those recorded without one), oldest first: ``(when, the

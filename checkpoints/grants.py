@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import os
 import weakref
 from collections.abc import Callable, Collection, Mapping
@@ -52,8 +53,14 @@ from chainproof.checkpoints.log_verifier import key_id
 from chainproof.errors import GrantNotTrusted, OperatorKeyMissing, SigningKeyError
 
 GRANT_CONTEXT = b"chainproof-grant-v1\n"
-ANCHOR_HINT = ("if this store was upgraded to schema revision 0011, the operator countersigns its existing grants "
-               "once with `chainproof keys anchor`; otherwise the row was written or changed outside Chainproof")
+ANCHOR_HINT = ("if this store was upgraded to schema revision 0011 and never anchored, the operator countersigns its "
+               "existing grants once with `chainproof keys anchor` (after reviewing each row it lists); otherwise the "
+               "row was written or changed outside Chainproof")
+FORGED_HINT = ("this store's grants are already anchored (countersigned by the operator key), so this row was not "
+               "written through Chainproof and may be forged: do not countersign it; remove it, and re-create the "
+               "grant through Chainproof if it is genuine")
+ANCHORED_EVENT = "grants_anchored"
+"""The ``auth_events`` kind ``keys anchor`` records once it has countersigned a store's grants."""
 
 
 def _ts(value: Any) -> str | None:
@@ -181,7 +188,8 @@ class OperatorTrust:
             return "not countersigned"
         key = self.trusted().get(kid) if isinstance(kid, str) else None
         if key is None:
-            return f"countersigned by key {kid!r}, which is not a trusted operator key (trust.public_keys_dir {self.public_dir})"
+            # no path: the message reaches web clients, signed in or not (the setting names where to look)
+            return f"countersigned by key {kid!r}, which is not a trusted operator key (none in trust.public_keys_dir)"
         try:
             raw = base64.b64decode(sig, validate=True) if isinstance(sig, str) else b""
             key.verify(raw, signed_bytes(table, row))
@@ -224,18 +232,75 @@ def grant_problem(engine: Engine, table: str, row: Mapping[str, Any]) -> str | N
     return trust.problem(table, row)
 
 
-def refusal(table: str, row: Mapping[str, Any], problem: str) -> GrantNotTrusted:
-    """The error for an untrusted grant row (the message names the table, the row and the fix)."""
+def anchored(engine: Engine) -> bool:
+    """Whether the store's grants are anchored: ``keys anchor`` recorded a ``grants_anchored``
+    auth event, or some grant row carries a countersignature (a store created at revision 0011 or
+    later is countersigned from its first grant). Only a store upgraded to 0011 and not yet
+    anchored answers False (or one whose every countersignature a database writer removed)."""
+    from chainproof.checkpoints.auth_log import auth_events_of_kind
+
+    if auth_events_of_kind(engine, ANCHORED_EVENT):
+        return True
+    with engine.connect() as conn:
+        return any(conn.execute(select(table.c.countersignature).where(table.c.countersignature.is_not(None))
+                                .limit(1)).first() is not None for table in _tables().values())
+
+
+def hint(engine: Engine | None) -> str:
+    """What to tell the operator about an untrusted grant row on ``engine``: on an anchored store
+    that the row may be forged (never to countersign it), else how an upgraded store is anchored."""
+    return FORGED_HINT if engine is None or anchored(engine) else ANCHOR_HINT
+
+
+def refusal(table: str, row: Mapping[str, Any], problem: str, engine: Engine | None = None) -> GrantNotTrusted:
+    """The error for an untrusted grant row (the message names the table, the row and the fix:
+    :func:`hint` of ``engine``; None: the store is taken as anchored)."""
     ident = row_id(table, row)
     return GrantNotTrusted(f"grant not countersigned by a trusted operator key: {table}, row {ident} ({problem}); "
-                           f"refused. {ANCHOR_HINT}", table, ident)
+                           f"refused. {hint(engine)}", table, ident)
 
 
 def require(engine: Engine, table: str, row: Mapping[str, Any]) -> None:
     """Raise :class:`GrantNotTrusted` unless ``row`` of ``table`` is countersigned by a trusted key."""
     problem = grant_problem(engine, table, row)
     if problem is not None:
-        raise refusal(table, row, problem)
+        raise refusal(table, row, problem, engine)
+
+
+def _fingerprint(public_key: Any) -> str:
+    """SHA-256 (hex) of the raw public key: the key id ``approvers list`` and ``keys show`` print."""
+    try:
+        raw = base64.b64decode(public_key, validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        raw = b""
+    if len(raw) != 32:
+        return f"not an Ed25519 public key ({str(public_key)[:40]!r})"
+    return hashlib.sha256(raw).hexdigest()
+
+
+def describe(table: str, row: Mapping[str, Any]) -> str:
+    """The security-relevant contents of grant ``row`` of ``table``, for the operator to review
+    before countersigning it: who it names, the roles, whether enabled, the public key's
+    fingerprint (key id), who added it and when."""
+    fields = GRANT_TABLES[table][1](row)
+    parts: list[str] = []
+    if table == "approver_keys":
+        parts += [f"approver {fields['approver']!r}", f"public key fingerprint {_fingerprint(fields['public_key'])}",
+                  f"roles {fields['roles']}", "enabled" if fields["enabled"] else "removed"]
+    elif table == "accounts":
+        parts += [f"username {fields['username']!r}", f"roles {fields['roles']}", f"department {fields['department']!r}",
+                  "enabled" if fields["enabled"] else "disabled"]
+    elif table == "credentials":
+        parts += [f"{fields['kind']} of account {fields['account_id']}", f"expires {fields['expires_at']}",
+                  f"revoked {fields['revoked_at']}" if fields["revoked_at"] else "not revoked"]
+    elif table == "approval_policies":
+        parts += [f"graph {fields['graph']!r} version {fields['version']}", f"policy {canonical_json(fields['policy'])}"]
+    else:
+        parts += [f"{fields['name']} = {canonical_json(fields['value'])} (version {fields['version']})"]
+    by = row.get("added_by", row.get("created_by", row.get("changed_by", row.get("actor"))))
+    at = row.get("added_at", row.get("created_at", row.get("changed_at")))
+    parts.append(f"added by {by!r} at {_ts(at)}")
+    return "; ".join(parts)
 
 
 def is_trusted(engine: Engine, table: str, row: Mapping[str, Any]) -> bool:
@@ -254,6 +319,11 @@ def _rows(engine: Engine) -> list[tuple[str, dict[str, Any]]]:
         for name, table in _tables().items():
             out += [(name, dict(r._mapping)) for r in conn.execute(select(table))]
     return out
+
+
+def grant_rows(engine: Engine) -> list[tuple[str, dict[str, Any]]]:
+    """``(table, row)`` of every grant row on ``engine``."""
+    return _rows(engine)
 
 
 def problems(engine: Engine) -> list[tuple[str, str, str]]:
@@ -276,11 +346,13 @@ def unanchored(engine: Engine) -> tuple[list[tuple[str, str]], list[tuple[str, s
     return bare, bad
 
 
-def anchor(engine: Engine, only: Collection[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
+def anchor(engine: Engine, only: Collection[tuple[str, str]] | None = None, *, actor: str = "operator",
+           forced: bool = False) -> list[tuple[str, str]]:
     """Countersign every grant row on ``engine`` that has no countersignature (the upgrade to
     revision 0011) with the bound operator key (``only``: just those ``(table, row id)``, the ones
     the operator reviewed); rows with a countersignature (valid or not) are left as they are.
-    Returns ``(table, row id)`` of the rows signed."""
+    Records a ``grants_anchored`` auth event (``actor``; ``forced``: anchored again with
+    ``--force``), after which :func:`anchored` is true. Returns ``(table, row id)`` of the rows signed."""
     signed = []
     tables = _tables()
     for name, row in _rows(engine):
@@ -292,9 +364,13 @@ def anchor(engine: Engine, only: Collection[tuple[str, str]] | None = None) -> l
             conn.execute(update(table).where(pk == row[pk.name], table.c.countersignature.is_(None))
                          .values(**countersigned(engine, name, row)))
         signed.append((name, row_id(name, row)))
+    from chainproof.checkpoints.auth_log import append_auth_event
+
+    append_auth_event(engine, ANCHORED_EVENT, actor=actor,
+                      detail={"rows": [f"{n}/{r}" for n, r in signed], "forced": forced})
     return signed
 
 
-__all__ = ["ANCHOR_HINT", "GRANT_CONTEXT", "GRANT_TABLES", "OperatorKeys", "OperatorTrust", "anchor", "bind",
-           "countersigned", "grant_problem", "is_trusted", "problems", "refusal", "require", "row_id", "signed_bytes",
+__all__ = ["ANCHORED_EVENT", "ANCHOR_HINT", "FORGED_HINT", "GRANT_CONTEXT", "GRANT_TABLES", "OperatorKeys", "OperatorTrust", "anchor", "anchored", "bind",
+           "countersigned", "describe", "grant_rows", "hint", "grant_problem", "is_trusted", "problems", "refusal", "require", "row_id", "signed_bytes",
            "trust_of", "unanchored"]

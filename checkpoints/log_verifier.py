@@ -150,8 +150,14 @@ def head_problem(head: Any, public_key: Ed25519PublicKey) -> str | None:
     missing = [k for k in (*HEAD_FIELDS, "signature") if k not in head]
     if missing:
         return f"the tree head has no {', '.join(missing)}"
-    if not isinstance(head["tree_size"], int) or head["tree_size"] < 0:
-        return "tree_size: expected a non-negative integer"
+    if not isinstance(head["tree_size"], int) or isinstance(head["tree_size"], bool) or head["tree_size"] < 0:
+        return f"tree_size: expected a non-negative integer, got {head['tree_size']!r}"
+    for name in ("key_id", "timestamp", "signature"):
+        if not isinstance(head[name], str) or not head[name]:
+            return f"the tree head's {name}: expected a non-empty string, got {head[name]!r}"
+    root = head["root_hash"]
+    if not isinstance(root, str) or len(root) != 64 or any(c not in "0123456789abcdef" for c in root):
+        return f"the tree head's root_hash: expected 64 lowercase hex digits, got {root!r}"
     if head["key_id"] != key_id(public_key):
         return f"signed by key {head['key_id']}, not by the given public key {key_id(public_key)}"
     try:
@@ -180,6 +186,9 @@ def proof_problem(proof: dict[str, Any], public_key: Ed25519PublicKey) -> str | 
         fields = json.loads(content)
         if (fields.get("run_id"), fields.get("seq"), fields.get("table")) != (proof["run_id"], rec["seq"], rec["table"]):
             return f"{where}: its content names another run, seq or table"
+        if fields.get("step_no") != proof.get("step") or not isinstance(proof.get("step"), int):
+            return (f"{where}: its content says step_no {fields.get('step_no')!r}, not the proof's step "
+                    f"{proof.get('step')!r}")
         leaf = leaf_hash(leaf_data(rec["table"], proof["run_id"], rec["seq"], rec["record_hash"]))
         path = [bytes.fromhex(h) for h in rec["audit_path"]]
         if not verify_inclusion(leaf, rec["leaf_index"], head["tree_size"], path, root):
@@ -208,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"FAIL: {problem}")
         return 1
     head = proof["head"]
-    print(f"OK: {len(proof['records'])} records of run {proof['run_id']} step {proof.get('step')} are in the log of "
+    print(f"OK: {len(proof['records'])} records of run {proof['run_id']} step {proof['step']} are in the log of "
           f"{head['tree_size']} leaves signed by key {head['key_id']} at {head['timestamp']}")
     return 0
 

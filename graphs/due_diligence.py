@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from chainproof.agents.structured import Clip
+from chainproof.errors import DossierError
 from chainproof.graphs.approval_policy import ApprovalPolicy, FieldBelow, FieldEquals
 from chainproof.graphs.dd_charts import render_charts
 from chainproof.graphs.dd_report import render_report
@@ -115,9 +116,10 @@ class DueDiligence(ChainSpec[Recommendation]):
     def validate_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
         """``company``: ticker; ``as_of``: YYYY-MM-DD within the dossier's data; ``dossier``: optional
         folder (default: the bundled dossier of the ticker). Raises ``ValueError`` (``DossierError``)."""
-        company = str(inputs.get("company") or "").strip().upper()
-        if not company:
-            raise ValueError("company: expected a ticker such as MMM")
+        given = inputs.get("company")
+        if not isinstance(given, str) or not given.strip():
+            raise ValueError(f"company: expected a ticker such as MMM, got {given!r}"[:200])
+        company = given.strip().upper()
         raw = inputs.get("as_of")
         try:
             as_of = raw if isinstance(raw, date) else date.fromisoformat(str(raw))
@@ -126,7 +128,10 @@ class DueDiligence(ChainSpec[Recommendation]):
         if set(inputs) - set(DueDiligenceInputs.model_fields):
             unknown = sorted(set(inputs) - set(DueDiligenceInputs.model_fields))
             raise ValueError(f"{unknown[0]}: not an input of due-diligence; expected {list(DueDiligenceInputs.model_fields)}")
-        folder = resolve_dossier(company, inputs.get("dossier"))
+        try:
+            folder = resolve_dossier(company, inputs.get("dossier"))
+        except DossierError as exc:  # no dossier given: the ticker names the bundled one
+            raise (DossierError(f"company: {exc}") if inputs.get("dossier") is None else exc) from None
         dossier = load_dossier(folder)
         check_as_of(dossier, as_of)
         if dossier.meta.as_of and as_of < dossier.meta.as_of:

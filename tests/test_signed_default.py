@@ -167,7 +167,7 @@ def test_a_callers_settings_never_loosen_a_store_created_strict_only_an_admin_do
     (strict_home / "credentials.json").unlink()
     _sign_in("boss", "admin")
     typo = runner.invoke(cli.app, ["policy", "set", "--store", "require_signatures=false"])
-    assert typo.exit_code == 2 and "expected one of require_signature" in _flat(typo)
+    assert typo.exit_code == 2 and "expected one of require_authenticated_approvers, require_signature" in _flat(typo)
     wrong = runner.invoke(cli.app, ["policy", "set", "--store", "require_signature=maybe"])
     assert wrong.exit_code == 2 and "--store require_signature='maybe': expected true or false" in _flat(wrong)
     changed = runner.invoke(cli.app, ["policy", "set", "--store", "require_signature=false"])

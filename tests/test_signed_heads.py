@@ -239,6 +239,18 @@ def test_head_with_edited_signature_or_fields_is_refused(store, tmp_path):
     assert _against(bigger).exit_code == 2
 
 
+def test_a_head_file_without_its_fields_names_them(store, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"tree_size": 3, "key_id": None}))
+    out = " ".join(_against(bad).output.split())
+    assert "no key_id, root_hash, timestamp, signature" in out and "key None" not in out, out
+    _, _, head = store
+    data = json.loads(head.read_text())
+    bad.write_text(json.dumps({**data, "root_hash": "zz"}))
+    out = " ".join(_against(bad).output.split())
+    assert "root_hash: expected 64 lowercase hex digits, got 'zz'" in out, out
+
+
 def test_head_signed_by_another_key_is_refused(store, tmp_path):
     app, _, head = store
     other = LogKeys(tmp_path / "mallory" / "key.pem", tmp_path / "mallory" / "public")
@@ -356,6 +368,11 @@ def test_prove_gives_a_proof_an_auditor_checks_with_the_public_key_alone(store, 
     other.private_key()
     other_pem = next((tmp_path / "o" / "pub").glob("*.pub"))
     assert "not by the given public key" in check(proof, other_pem).stdout
+    for claimed, why in (({"step": 9}, "its content says step_no 2, not the proof's step 9"),
+                         ({"step": None}, "not the proof's step None"), ({"run_id": runs[0]}, "names another run")):
+        (tmp_path / "claim.json").write_text(json.dumps({**data, **claimed}))  # the file's claim, not the records'
+        wrong = check(tmp_path / "claim.json")
+        assert wrong.returncode == 1 and wrong.stdout.startswith("FAIL: ") and why in wrong.stdout, wrong.stdout
     # without --head, prove signs and publishes a fresh head
     fresh = runner.invoke(cli, ["prove", runs[0], "--step", "1"])
     assert fresh.exit_code == 0 and json.loads(fresh.output)["head"]["tree_size"] == len(leaf_rows(app.audit.engine))

@@ -142,9 +142,9 @@ def test_an_analyst_promoted_in_the_database_is_refused(home, store):
         with pytest.raises(GrantNotTrusted, match="accounts, row"):
             accounts.authenticate(token, "api")
     refused = cli_out("login", "ann", "--password-stdin", stdin=PASSWORD + "\n", code=2)
-    assert REFUSED in refused and "chainproof keys anchor" in refused
+    assert REFUSED in refused and "may be forged" in refused and "keys anchor" not in refused  # an anchored store
     assert "REFUSED: not countersigned by a trusted operator key" in cli_out("users", "list")
-    _verify_flags("accounts, row")
+    _verify_flags("accounts, row", "not the roles last recorded in the audit")
 
 
 def test_a_changed_password_hash_or_an_inserted_account_is_refused(home, store):
@@ -236,11 +236,55 @@ def test_rotation_keeps_old_rows_trusted_and_signs_new_ones_with_the_new_key(hom
 def test_anchor_signs_only_rows_without_a_countersignature(home, store):
     _sql(home, "UPDATE accounts SET countersignature = NULL, operator_key_id = NULL WHERE username = 'ann'")
     _sql(home, "UPDATE accounts SET roles = '[\"admin\", \"approver\"]' WHERE username = 'root'")  # tampered
-    result = runner.invoke(cli, ["keys", "anchor", "--yes"])
+    result = runner.invoke(cli, ["keys", "anchor", "--yes", "--force"])
     out = " ".join(result.output.split())
     assert result.exit_code == 1 and "to countersign: accounts" in out and "not signed accounts" in out, out
+    assert "WARNING: this store is already anchored" in out
     assert "countersigned 1 grant row(s)" in out
     _verify_flags("accounts, row")
+
+
+def test_anchor_shows_what_it_vouches_for_and_refuses_an_anchored_store(home, monkeypatch, store):
+    """An attacker adds an approver key for "me" holding Mallory's public key and waits for the
+    operator to run `keys anchor`, as every refusal used to suggest."""
+    mallory_pub = load_public_key(store["mallory"] / "chainproof" / "keys" / "approver.pub")
+    kid = key_id_of(mallory_pub)
+    _sql(home, "INSERT INTO approver_keys (key_id, approver, public_key, roles, added_at, added_by) "
+               "VALUES (?, 'me', ?, '[\"role:cfo\"]', ?, 'account:root')", kid, base64.b64encode(mallory_pub).decode(), NOW)
+    run_id = _start()
+    _as_user(monkeypatch, store["mallory"])
+    refused = " ".join(cli_out("approve", run_id, "--as", "me", code=2).split())
+    assert "may be forged" in refused and "keys anchor" not in refused, refused
+    result = runner.invoke(cli, ["keys", "anchor", "--yes"])
+    out = " ".join(result.output.split())
+    assert result.exit_code == 1, out
+    for part in (f"approver_keys, row {kid}", "approver 'me'", f"public key fingerprint {kid}", "role:cfo",
+                 "enabled", "added by 'account:root'", "refused", "already anchored"):
+        assert part in out, out
+    assert "grant row(s) with the operator key" not in out
+    assert "does not verify" not in out and "not countersigned" in cli_out("approve", run_id, "--as", "me", code=2)
+    forced = runner.invoke(cli, ["keys", "anchor", "--yes", "--force"])  # the operator insists: warned, then signed
+    assert forced.exit_code == 0 and "WARNING: this store is already anchored" in forced.output, forced.output
+    # the countersignature makes the row usable, but verify still finds it outside the audit record
+    _verify_flags_unrecorded(f"approver_keys, row {kid}", "no approver_added auth event")
+
+
+def test_an_upgraded_store_is_anchored_once(home, store):
+    for table in ("accounts", "credentials", "approver_keys", "approval_policies", "store_settings"):
+        _sql(home, f"UPDATE {table} SET countersignature = NULL, operator_key_id = NULL")  # as revision 0011 leaves them
+    first = runner.invoke(cli, ["keys", "anchor", "--yes"])
+    assert first.exit_code == 0 and "username 'ann'" in first.output, first.output
+    _sql(home, "UPDATE accounts SET countersignature = NULL, operator_key_id = NULL WHERE username = 'ann'")
+    again = runner.invoke(cli, ["keys", "anchor", "--yes"])
+    assert again.exit_code == 1 and "already anchored" in " ".join(again.output.split()), again.output
+
+
+def _verify_flags_unrecorded(*expected: str) -> None:
+    result = runner.invoke(cli, ["verify", "--all"])
+    out = " ".join(result.output.split())
+    assert result.exit_code == 1 and "grant not recorded in the audit" in out, out
+    for part in expected:
+        assert part in out, out
 
 
 def test_postgresql_writers_are_refused_too(home, monkeypatch):

@@ -80,8 +80,9 @@ def verify(
     (naming the first missing or changed leaf: truncation, deleted runs), and report every grant row
     (account, token, approver key, policy, store setting) not countersigned by a trusted operator key; or, with --against HEAD.json, prove with an RFC 9162 consistency proof that
     the whole log extends that signed head, naming the first record that differs or is missing.
-    Exit code 1 when a chain is broken, the log does not extend a head, or a grant is refused."""
-    from chainproof.checkpoints.grants import ANCHOR_HINT
+    Exit code 1 when a chain is broken, the log does not extend a head, or a grant is refused or not recorded."""
+    from chainproof.checkpoints.grant_events import unrecorded
+    from chainproof.checkpoints.grants import hint as grant_hint
     from chainproof.checkpoints.grants import problems as grant_problems
     from chainproof.checkpoints.purge_check import purged_problems
     from chainproof.checkpoints.verify import verify_all, verify_run
@@ -102,14 +103,19 @@ def verify(
             cli.get_run(store, run_id, s.resolved_database_url)
         results = [verify_run(store, run_id)] if run_id else verify_all(store)  # exactly one of the two, checked above
         untrusted = grant_problems(store.engine)
+        why = grant_hint(store.engine) if untrusted else ""
+        unaccounted = unrecorded(store.engine)
         views.print_verify(console, results)
         log_ok = verify_published(s, store)
     for table, row, problem in untrusted:
         console.print(f"[red]grant not countersigned by a trusted operator key[/red]: {table}, row {escape(row)}: "
                       f"{escape(problem)}", highlight=False)
     if untrusted:
-        console.print(f"{len(untrusted)} grant row(s) refused: {ANCHOR_HINT}", highlight=False)
-    if not all(r.ok for r in results) or untrusted or not log_ok:
+        console.print(f"{len(untrusted)} grant row(s) refused: {why}", highlight=False)
+    for table, row, problem in unaccounted:
+        console.print(f"[red]grant not recorded in the audit[/red]: {table}, row {escape(row)}: {escape(problem)}",
+                      highlight=False)
+    if not all(r.ok for r in results) or untrusted or unaccounted or not log_ok:
         raise typer.Exit(1)
 
 

@@ -192,7 +192,8 @@ def policy_set(
     graph: Annotated[str, typer.Argument(help="The graph whose policy to change (with --store: a FIELD=VALUE).")],
     assignment: Annotated[Optional[list[str]], typer.Argument(help="FIELD=VALUE (VALUE as JSON if it parses), e.g. require_signature=true.")] = None,
     store_wide: Annotated[bool, typer.Option("--store", help="Change the store-wide default instead "
-                                             "(require_signature=true|false): every graph without its own stored policy.")] = False,
+                                             "(require_signature=true|false: every graph without its own stored policy; "
+                                             "require_authenticated_approvers=true|false: decisions need a signed-in account).")] = False,
 ) -> None:
     """Change fields of a graph's stored policy (admin; a new version, recorded as policy_changed),
     or with --store the store-wide default (recorded as store_option_changed)."""
@@ -203,7 +204,8 @@ def policy_set(
         if store_wide:
             items = [graph, *(assignment or [])]
             values = _assign({name: store_option(engine, name, trusted=False)[0] for name in STORE_OPTIONS}, items)
-            changed = [set_store_option(engine, name, value, actor=actor) for name, value in values.items()]
+            given = {item.partition("=")[0].strip() for item in items}
+            changed = [set_store_option(engine, name, value, actor=actor) for name, value in values.items() if name in given]
             console.print("; ".join(f"store {o.name} = {json.dumps(o.value)} (version {o.version})" for o in changed if o)
                           or "store defaults unchanged", highlight=False)
             return

@@ -38,8 +38,16 @@ def read_head(path: Path) -> dict[str, Any]:
 
 def _trusted(settings: Any, head: Any, public_key: Path | None, where: str) -> dict[str, Any]:
     from chainproof.checkpoints.log_heads import checked_head, load_public_key
+    from chainproof.checkpoints.log_verifier import HEAD_FIELDS
+    from chainproof.errors import HeadRefused
 
-    kid = head.get("key_id") if isinstance(head, dict) else None
+    if not isinstance(head, dict):
+        raise HeadRefused(f"{where}: not a tree head (expected a JSON object with {', '.join(HEAD_FIELDS)}, signature)")
+    missing = [k for k in (*HEAD_FIELDS, "signature") if head.get(k) in (None, "")]
+    if missing:
+        raise HeadRefused(f"{where}: not a tree head: no {', '.join(missing)} (expected the fields "
+                          f"{', '.join(HEAD_FIELDS)}, signature of a head from `chainproof log head --out`)")
+    kid = head.get("key_id")
     key = load_public_key(public_key) if public_key is not None else settings.log_keys().public_key(kid)
     return checked_head(head, key, where)
 

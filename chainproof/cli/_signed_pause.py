@@ -62,6 +62,16 @@ def _registered(engine: Any, public: Any) -> Any:
     return found if found is not None and found.active else None
 
 
+def _signed_in_required(engine: Any) -> bool:
+    from chainproof.checkpoints._policy_store import signed_in_required
+    from chainproof.errors import GrantNotTrusted
+
+    try:
+        return signed_in_required(engine.audit.engine, engine.settings.auth.require_authenticated_approvers) is not None
+    except GrantNotTrusted:
+        return True
+
+
 def signing_steps(engine: Any, run_id: str) -> list[str]:
     """The heading and the commands still needed to sign a decision on ``run_id`` (module docstring)."""
     from chainproof.checkpoints._approver_keys import default_key_path
@@ -77,7 +87,7 @@ def signing_steps(engine: Any, run_id: str) -> list[str]:
     steps = [] if key.exists() else [f"chainproof keys create   # your key: {key}"]
     if fresh:
         steps += ["chainproof users add me --role admin --role approver --password-stdin", "chainproof login me --password-stdin"]
-    elif principal is None and (registered is None or engine.settings.auth.require_authenticated_approvers):
+    elif principal is None and (registered is None or _signed_in_required(engine)):
         steps.append(_cmd("chainproof", "login", name, "--password-stdin") + "   # your account on this store")
     elif principal is not None and registered is not None and principal.username.casefold() != name.casefold():
         steps.append(_cmd("chainproof", "login", name, "--password-stdin") +

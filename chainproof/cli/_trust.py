@@ -10,6 +10,7 @@ store's accounts are refused until they are anchored.
 
 from __future__ import annotations
 
+import getpass
 import shutil
 from pathlib import Path
 from typing import Annotated, Optional
@@ -48,10 +49,13 @@ def keys_operator(
 @keys_app.command("anchor")
 def keys_anchor(
     yes: Annotated[bool, typer.Option("--yes", help="Countersign without asking (after reviewing the list).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Anchor a store whose grants are already anchored (DANGEROUS: "
+                                        "a row without a countersignature there was not written through Chainproof).")] = False,
 ) -> None:
     """Countersign, with the operator key, every grant row of the store that has no countersignature
-    (once, after `chainproof db upgrade` to revision 0011). Review the rows it lists: it vouches for them."""
-    from chainproof.checkpoints.grants import anchor, unanchored
+    (once, after `chainproof db upgrade` to revision 0011). Review the rows it lists: it vouches for them.
+    A store already anchored is refused unless --force."""
+    from chainproof.checkpoints.grants import FORGED_HINT, anchor, anchored, describe, grant_rows, row_id, unanchored
 
     s = cli.settings()
     s.operator_trust().private_key()  # OperatorKeyMissing naming trust.key_file before anything is read
@@ -64,13 +68,25 @@ def keys_anchor(
         if not bare:
             console.print("every grant row is countersigned; nothing to do", highlight=False)
             raise typer.Exit(1 if bad else 0)
-        for table, row in bare:
-            console.print(f"to countersign: {table}, row {escape(row)}", highlight=False)
+        already = anchored(store.engine)
+        rows = {(table, row_id(table, row)): row for table, row in grant_rows(store.engine)}
+        for table, ident in bare:
+            console.print(f"to countersign: {table}, row {escape(ident)}: {escape(describe(table, rows[table, ident]))}",
+                          highlight=False)
+        if already and not force:
+            console.print(f"[red]refused[/red]: {FORGED_HINT}. `keys anchor` anchors a store once, after its upgrade "
+                          "to schema revision 0011; --force countersigns these rows anyway", highlight=False)
+            raise typer.Exit(1)
+        if already:
+            console.print("[red]WARNING[/red]: this store is already anchored; the rows above were not written through "
+                          "Chainproof and may be forged by a database writer. Countersigning them vouches for them",
+                          highlight=False)
         if not yes and not typer.confirm(f"countersign these {len(bare)} row(s) with the operator key?"):
             raise typer.Exit(1)
-        signed = anchor(store.engine, set(bare))
+        signed = anchor(store.engine, set(bare), actor=f"operator:os:{getpass.getuser()}", forced=already)
     finally:
         store.close()
     console.print(f"countersigned {len(signed)} grant row(s) with the operator key", highlight=False)
     if bad:
         raise typer.Exit(1)
+

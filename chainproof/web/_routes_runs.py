@@ -85,8 +85,12 @@ def start_run(state: Any, who: Principal, body: StartRun) -> str:
     spec = get_spec(body.graph)  # GraphNotFound: 404
     settings = state.settings
     roots = settings.web.input_roots(settings.home)
+    check_input_paths(spec, {k: v for k, v in body.inputs.items() if not isinstance(v, str)}, roots)  # types first
     inputs = located_dossiers(spec, body.inputs, settings.home, local=False)  # a ticker or a name: its folder
-    check_input_paths(spec, inputs, roots)  # before the graph opens any
+    try:
+        check_input_paths(spec, inputs, roots)  # before the graph opens any
+    except InputError as exc:
+        raise InputError(_no_server_paths(str(exc), body.inputs, inputs, roots)) from None
     try:  # checked here so bad input is a 422 now, not a failed job later
         spec.validate_inputs(dict(inputs))
     except ValueError as exc:
@@ -286,6 +290,7 @@ def sla(who: Reader, request: Request,
 def resume(run_id: str, body: ResumeRun, request: Request, who: Analyst,
            _run: Annotated[Any, Depends(_visible)]) -> dict[str, Any]:
     state = request.app.state
+    state.engine.check_resumable(run_id, max_steps=body.max_steps, budget_usd=body.budget_usd)  # 409 / 422 now
     state.runner.submit(run_id, "resume", lambda: state.engine.resume(
         run_id, max_steps=body.max_steps, budget_usd=body.budget_usd, by=who.username))
     return {"run_id": run_id, "events": f"/api/runs/{run_id}/events"}
@@ -298,7 +303,10 @@ def fork(run_id: str, body: ForkRun, request: Request, who: Analyst,
     """The fork is recorded now (a bad ``at_step`` is refused before anything is recorded) and
     answered at once; a background worker runs it while its events stream."""
     state = request.app.state
-    new = state.engine.fork(run_id, body.at_step, started_by=who.username, wait=False)
+    try:
+        new = state.engine.fork(run_id, body.at_step, started_by=who.username, wait=False)
+    except InputError as exc:  # the engine names the CLI's --at
+        raise InputError(str(exc).replace("--at:", "at_step:").replace("--at", "at_step")) from None
     state.runner.submit(new.run_id, "fork", lambda: state.engine.advance(new.run_id))
     return {"run_id": new.run_id, "parent_run_id": run_id, "status": new.status,
             "events": f"/api/runs/{new.run_id}/events"}

@@ -34,7 +34,7 @@ def test_first_admin_login_and_cli_decides_as_the_token_account(home, monkeypatc
     register("toy", ToyGraph)
     run = engine.start("toy", {"x": 3})
     r = runner.invoke(cli, ["approve", run.run_id, "--as", "Dana"])
-    assert r.exit_code == 2 and "requires a signed-in approver" in r.output
+    assert r.exit_code == 2 and "your settings require a signed-in approver" in " ".join(r.output.split())
     assert runner.invoke(cli, ["login", "dana", "--password-stdin"], input=PASSWORD + "\n").exit_code == 0
     assert oct((home / "credentials.json").stat().st_mode & 0o777) == "0o600"
     r = runner.invoke(cli, ["approve", run.run_id])
@@ -48,6 +48,36 @@ def test_first_admin_login_and_cli_decides_as_the_token_account(home, monkeypatc
     (home / "credentials.json").write_text(danas_token)  # dana's stored token, after her account was disabled
     r = runner.invoke(cli, ["approve", run.run_id])
     assert r.exit_code == 2 and "chainproof login" in r.output
+
+
+def test_signed_in_approvers_are_a_store_setting_no_caller_can_loosen(home, monkeypatch):
+    """Another OS user, without the admin's TOML, types --as dana: refused once an admin set the
+    store's require_authenticated_approvers; the caller's settings saying false change nothing."""
+    import sqlite3
+
+    from chainproof.graphs.registry import register
+    from testkit.toy_graph import ToyGraph
+
+    register("toy", ToyGraph)
+    runner = CliRunner()
+    runner.invoke(cli, ["users", "add", "root", "--role", "admin", "--password-stdin"], input=PASSWORD + "\n")
+    assert runner.invoke(cli, ["login", "root", "--password-stdin"], input=PASSWORD + "\n").exit_code == 0
+    r = runner.invoke(cli, ["policy", "set", "--store", "require_authenticated_approvers=true"])
+    assert r.exit_code == 0 and "store require_authenticated_approvers = true (version 1)" in r.output, r.output
+    (home / "credentials.json").unlink()
+    r = runner.invoke(cli, ["policy", "set", "--store", "require_authenticated_approvers=false"])
+    assert r.exit_code == 2  # not an admin: unchanged
+    monkeypatch.setenv("CHAINPROOF_AUTH__REQUIRE_AUTHENTICATED_APPROVERS", "false")
+    engine = Chainproof(Settings(home=home), models=StaticModels(ScriptedChatModel(replies=["a", "b", "c", YES])))
+    monkeypatch.setattr(cli_module, "_engine", lambda: engine)
+    run = engine.start("toy", {"x": 3})
+    r = runner.invoke(cli, ["approve", run.run_id, "--as", "dana"])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and "this store requires a signed-in approver" in out and "set by an admin" in out, out
+    with sqlite3.connect(home / "audit.sqlite") as conn:  # a database writer turns it off: the row is refused
+        conn.execute("UPDATE store_settings SET value = 'false' WHERE name = 'require_authenticated_approvers'")
+    r = runner.invoke(cli, ["approve", run.run_id, "--as", "dana"])
+    assert r.exit_code == 2 and "grant not countersigned by a trusted operator key" in " ".join(r.output.split())
 
 
 def test_login_prints_only_the_token_prefix_and_stores_the_token_0600(home):
