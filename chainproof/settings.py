@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field, field_validator
 from chainproof._store_settings import StoreSettings
 from chainproof.agents.config import LocalModelSettings, ModelSettings
 from chainproof.agents.pricing import Price, default_prices
-from chainproof.checkpoints.accounts import AuthSettings
+from chainproof.checkpoints.auth_settings import AuthSettings
 from chainproof.checkpoints.reasoning_cache import DEFAULT_TTL_S
 from chainproof.graphs.approval_policy import ApprovalPolicy
 from chainproof.graphs.routing import RoutingSettings

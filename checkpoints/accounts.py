@@ -47,12 +47,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
 from sqlalchemy import Engine, insert, select, update
 
 from chainproof.checkpoints import audit_tables as t
 from chainproof.checkpoints import grants
 from chainproof.checkpoints.auth_log import append_auth_event, aware, failures_since
+from chainproof.checkpoints.auth_settings import AuthSettings
 from chainproof.errors import InputError, LoginThrottled, NotAuthenticated, OperatorKeyMissing
 
 ROLES = ("analyst", "approver", "auditor", "admin")
@@ -61,29 +61,6 @@ graph's approval policy), ``auditor`` reads, verifies, replays and exports, ``ad
 accounts. Other role names an account holds are policy roles (``role:credit-committee``)."""
 MIN_PASSWORD_CHARS = 15
 Via = Literal["session", "token", "password"]
-
-
-class AuthSettings(BaseModel):
-    """``[auth]``: who may do what through the web app and the CLI.
-
-    ``require_authenticated_approvers``: this caller requires a signed-in account for decisions
-    (the CLI then refuses a bare ``--as`` and uses the token ``chainproof login`` stored); it can
-    only tighten the store's own ``require_authenticated_approvers``, which an admin sets with
-    ``chainproof policy set --store`` and which binds every caller; ``analysts_see_all_runs``: analysts
-    see every department's runs, not only their own; ``session_ttl_s``: a browser session's life in
-    seconds (8 h); ``login_max_failures`` failed sign-ins for one username from one client address
-    within ``login_window_s`` seconds throttle that address for that username (5 in 15 min: OWASP
-    Authentication Cheat Sheet, "Login Throttling"), ``login_max_failures_per_client`` failures from
-    one address throttle the address (20: four accounts' worth; the module docstring); ``secure_cookies``:
-    the ``Secure`` attribute on cookies (turn off only to try the app over plain http on 127.0.0.1)."""
-
-    require_authenticated_approvers: bool = False
-    analysts_see_all_runs: bool = False
-    session_ttl_s: float = Field(default=8 * 3600, gt=0)
-    login_max_failures: int = Field(default=5, ge=1)
-    login_max_failures_per_client: int = Field(default=20, ge=1)
-    login_window_s: float = Field(default=900, gt=0)
-    secure_cookies: bool = True
 
 
 @dataclass(frozen=True)

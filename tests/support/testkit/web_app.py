@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from chainproof.agents.models import StaticModels
 from chainproof.agents.scripted import ScriptedChatModel
 from chainproof.app import Chainproof
-from chainproof.checkpoints.accounts import AuthSettings
+from chainproof.checkpoints.auth_settings import AuthSettings
 from chainproof.graphs.approval_policy import ApprovalPolicy
 from chainproof.graphs.registry import register
 from chainproof.settings import Settings
