@@ -88,7 +88,8 @@ def test_serving_beyond_this_machine_warns_on_stderr(home, monkeypatch, host, wa
     monkeypatch.setattr("uvicorn.run", lambda app, **kw: served.append(kw))
     out = CliRunner().invoke(cli, ["serve", "--host", host, "--port", "8123"])
     assert out.exit_code == 0, out.output
-    assert served == [{"host": host, "port": 8123}]
+    # and by default no client may set its address through X-Forwarded-For (web.forwarded_allow_ips = [])
+    assert served == [{"host": host, "port": 8123, "proxy_headers": False, "forwarded_allow_ips": []}]
     assert ("reverse proxy with TLS" in out.stderr) is warned and "warning" not in out.stdout
     assert (exposure_warning(host) is not None) is warned
 
