@@ -4,7 +4,12 @@ SQL on the store (``sqlite3``), as the security tester did:
 
 1. loosen the policy copied into the run's ``run_started`` record (optionally making its hash
    agree, claiming the graph's own policy, and rehashing the whole chain), then ``approve --as
-   Mallory`` without a key: refused, nothing recorded; ``verify`` (one run and ``--all``) fails."""
+   Mallory`` without a key: refused, nothing recorded; ``verify`` (one run and ``--all``) fails;
+2. insert a decision row for the pending request, then ``chainproof resume``: refused naming the
+   row, nothing applied; also when the forged row is chained with correct hashes.
+
+A decision Dana signed and recorded without applying (``decide(wait=False)``, as a crash leaves
+it) still resumes."""
 
 from __future__ import annotations
 
@@ -133,3 +138,44 @@ def test_verify_flags_a_signed_decision_stripped_under_a_loosened_copy(home, dan
     checked = runner.invoke(cli, ["verify", run_id])
     said = " ".join(checked.output.split())
     assert checked.exit_code == 1 and "is not the hash of stored version 1 of toy" in said, said
+
+
+def _pending(home: Path, run_id: str) -> dict:
+    with Chainproof(Settings(home=home)) as app:
+        paused = app.audit.last_event(run_id, "run_paused").detail
+        request = paused["requests"][0]
+        seq = max(r.seq for r in app.audit.records(run_id))
+    return {"checkpoint_id": paused["checkpoint_id"], "interrupt_id": request["interrupt_id"],
+            "request_id": request["request_id"], "proposed_hash": request["proposed_hash"], "seq": seq}
+
+
+@pytest.mark.parametrize("chained", [False, True], ids=["hashes 'x'", "chain rehashed"])
+def test_resume_refuses_a_decision_row_inserted_in_the_database(home, dana_key, chained):
+    run_id, db = _start(home)
+    p = _pending(home, run_id)
+    payload = {"request_id": p["request_id"], "action": "approve", "approver": "Mallory", "comment": None,
+               "edited": None, "decided_at": "2026-01-01T00:00:00+00:00", "subject": "decision",
+               "interrupt_id": p["interrupt_id"], "checkpoint_id": p["checkpoint_id"], "decided_hash": "x"}
+    _sql(db, "INSERT INTO approvals (step_no, request_id, action, approver, comment, proposed_hash, payload, signature, "
+             "seq, created_at, prev_hash, record_hash, run_id) VALUES (1, ?, 'approve', 'Mallory', NULL, ?, ?, NULL, ?, "
+             "'2026-01-01 00:00:00.000000', 'x', 'x', ?)",
+         p["request_id"], p["proposed_hash"], json.dumps(payload), p["seq"] + 1, run_id)
+    if chained:
+        _rechain(home, run_id)
+    refused = runner.invoke(cli, ["resume", run_id])
+    out = " ".join(refused.output.split())
+    assert refused.exit_code == 1, out
+    assert "approvals row id" in out and "'Mallory'" in out and "not applied" in out, out
+    assert ("unsigned" if chained else "chain up to it is broken") in out, out
+    assert _status(home, run_id) == "paused"
+    assert "completed" not in out
+
+
+def test_a_signed_decision_recorded_but_not_applied_still_resumes(home, dana_key):
+    run_id, _ = _start(home)
+    with Chainproof(Settings(home=home)) as app:
+        app.decide(run_id, action="approve", approver="Dana Approver", signer=KeySigner.from_file(dana_key), wait=False)
+    resumed = runner.invoke(cli, ["resume", run_id])
+    assert resumed.exit_code == 0, resumed.output
+    assert _status(home, run_id) == "completed"
+    assert runner.invoke(cli, ["verify", run_id]).exit_code == 0
