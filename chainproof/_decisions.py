@@ -79,7 +79,7 @@ def record_decision(audit: AuditStore, settings: Settings, run: Any, snapshot: A
     required by a policy with ``require_signature`` (``ApproverNotAllowed`` naming ``signature``).
     The caller holds the run's lock."""
     run_id, spec = run.run_id, ctx.spec
-    policy = ctx.approval_policy
+    policy = _wiring.trusted_policy(audit, run_id, run.graph, ctx.approval_policy)  # not the run_started copy on trust
     key = _signing_key(audit, policy.require_signature, signer, approver, principal, run)
     name = key.approver if key is not None else approver_of(settings, approver, principal, audit.engine)
     pending = approvals.approvals_of(approvals.pauses_of(snapshot))

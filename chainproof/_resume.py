@@ -57,7 +57,7 @@ def continuation(settings: Settings, audit: AuditStore, run_id: str, snapshot: A
                              f"resume with a larger budget, e.g. --max-steps {stop.done_count + stop.remaining}")
         return Command(resume={stop.interrupt_id: {"max_steps": max_steps, "by": by}}), {"max_steps": max_steps, "by": by}
     if pending:
-        resume = recorded_answers(audit, pending, snapshot.config["configurable"]["checkpoint_id"])
+        resume = recorded_answers(audit, pending, snapshot.config["configurable"]["checkpoint_id"], settings=settings, run_id=run_id)
         if not resume:
             raise RunNotResumable(f"run {run_id} is paused for approval and has no recorded decision to apply; "
                                   f"answer it with: chainproof approve {run_id} --as NAME (or reject / edit); "
@@ -99,13 +99,22 @@ def initial_state_of(audit: AuditStore, run_id: str) -> dict[str, Any]:
                          budget=dict(detail.get("budget") or {}), cache=bool(detail.get("cache", False)))
 
 
-def recorded_answers(audit: AuditStore, pending: list[Any], checkpoint_id: str) -> dict[str, Any]:
+def recorded_answers(audit: AuditStore, pending: list[Any], checkpoint_id: str, *, settings: Settings,
+                     run_id: str) -> dict[str, Any]:
     """``{interrupt_id: answer}`` of the ``pending`` approval requests that have a decision
-    recorded against ``checkpoint_id`` (the checkpoint the run is paused at) and not yet applied."""
+    recorded against ``checkpoint_id`` (the checkpoint the run is paused at) and not yet applied.
+    Each decision is checked again first (``chainproof/_decision_check.py``: its hash and chain
+    link, the run's policy, its signature); ``RecordTampered`` naming the row when one fails."""
+    from chainproof._decision_check import check_recorded
+
+    run = audit.get_run(run_id)
+    graph = run.graph if run is not None else ""
     resume = {}
     for p in pending:
         record = audit.decision_for(p.request_id)
-        if record is not None and record.payload.get("checkpoint_id") == checkpoint_id:
+        if record is not None and isinstance(record.payload, dict) and record.payload.get("checkpoint_id") == checkpoint_id:
+            check_recorded(audit, settings, run_id, graph, record,
+                           _wiring.recorded_policy({}, settings, graph, get_spec(graph)))
             resume[p.interrupt_id] = ApprovalAnswer.model_validate(record.payload).model_dump(mode="json")
     return resume
 

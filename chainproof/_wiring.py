@@ -71,6 +71,21 @@ def recorded_policy(recorded: dict[str, Any], settings: Settings, graph: str, sp
     return ApprovalPolicy.model_validate(kept) if kept is not None else settings.approval_policies.get(graph) or spec.approval_policy()
 
 
+def trusted_policy(audit: AuditStore, run_id: str, graph: str, fallback: ApprovalPolicy) -> ApprovalPolicy:
+    """The policy a decision on ``run_id`` is checked against, not taken on trust from its
+    ``run_started`` row (:func:`chainproof.checkpoints._bound_policy.bound_policy`: that record's
+    hash, and the countersigned stored version it names); ``fallback`` (with the store's defaults)
+    for a run recorded before runs kept their policy. ``RecordTampered`` when a check fails."""
+    from chainproof.checkpoints._bound_policy import bound_policy
+    from chainproof.checkpoints._policy_store import store_defaults
+    from chainproof.errors import RecordTampered
+
+    policy, problem = bound_policy(audit.engine, graph, audit.last_event(run_id, "run_started"))
+    if problem is not None:
+        raise RecordTampered(f"run {run_id}: {problem}; nothing was decided or applied (chainproof verify {run_id})")
+    return policy if policy is not None else store_defaults(audit.engine, fallback)
+
+
 def approver_roles(settings: Settings, audit: AuditStore) -> dict[str, list[str]]:
     """The policy roles per approver name a new run records: once the store holds policies, the
     roles registered with the approvers' keys (``chainproof approvers add --role``), so a caller's

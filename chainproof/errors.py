@@ -54,6 +54,7 @@ __all__ = [
     "OperatorKeyMissing",
     "PlanError",
     "RateLimitWaitTooLong",
+    "RecordTampered",
     "RecordUndecodable",
     "ReplayDivergence",
     "RunBusy",
@@ -354,6 +355,12 @@ class RecordUndecodable(AuditError):
 
 class LogInconsistent(AuditError):
     """The audit log no longer extends a tree head already published: a head is not signed over it."""
+
+
+class RecordTampered(AuditError):
+    """A record a decision or a resume relies on fails its check (its hash, its chain link, its
+    signature, or the run's approval policy against the countersigned stored version): it was
+    edited or inserted outside Chainproof. Nothing was decided or applied; ``chainproof verify`` names it."""
 
 
 class AlreadyDecided(AuditError):

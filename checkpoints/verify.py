@@ -20,6 +20,13 @@ Walking the records in ``seq`` order, the first break is classified as:
   registered key, whose signed fields differ from the record, or that is unsigned while the run's
   approval policy requires a signature (``checkpoints/_approver_keys.py``). Checked even when the
   chain is intact: a forger who rewrites the chain cannot sign without the approver's key.
+* ``policy``: the run's recorded approval policy cannot be trusted: its ``run_started`` copy does
+  not hash to the recorded ``policy_hash``, or names a stored version that is missing, not
+  countersigned by a trusted operator key or of another hash, or claims a non-store policy while
+  the store held one; or an approval pause (``run_paused``) names another policy hash
+  (``checkpoints/_bound_policy.py``). Decisions are then checked against the stored version, so an
+  unsigned decision under a stored policy requiring signatures is a ``signature`` break even when
+  the copy was loosened and the chain rehashed.
 * ``correction``: a correction (``record_corrected`` event, ``checkpoints/corrections.py``) that
   does not name an earlier step record of its run by that record's ``seq`` and ``record_hash``.
 * ``purged``: a purged run (``chainproof purge``) whose tombstone, kept leaves or ``run_purged``
@@ -47,7 +54,7 @@ from chainproof.checkpoints.audit_read import AuditReader, Record, seq_order
 from chainproof.checkpoints.audit_tables import GENESIS
 
 BreakKind = Literal["edited", "reordered", "deleted", "inserted", "header-edited", "fork-link", "undecodable",
-                    "signature", "orphan", "correction", "purged"]
+                    "signature", "orphan", "correction", "purged", "policy"]
 
 
 @dataclass(frozen=True)
@@ -199,7 +206,9 @@ def verify_run(store: AuditReader, run_id: str) -> VerifyResult:
     if note:
         result.notes.append(note)
     fork_break, note = _check_fork_link(store, run_id, rows)
-    result.broken = result.broken or fork_break or _check_signatures(store, rows) or _check_corrections(rows)
+    policy_break, required = _check_policy(store, run_id, rows)
+    result.broken = (result.broken or fork_break or policy_break or _check_signatures(store, rows, required)
+                     or _check_corrections(rows))
     if note:
         result.notes.append(note)
     return result
@@ -229,8 +238,32 @@ def _check_fork_link(store: AuditReader, run_id: str, rows: list[Any]) -> tuple[
                       f"({str(wanted)[:12]}…)"), None
 
 
-def _check_signatures(store: AuditReader, rows: list[Any]) -> BrokenLink | None:
-    """The first decision of ``rows`` whose signature fails (:func:`decision_problem`)."""
+def _check_policy(store: AuditReader, run_id: str, rows: list[Any]) -> tuple[BrokenLink | None, bool | None]:
+    """``(break, require_signature)``: the first problem of the run's approval policy
+    (``checkpoints/_bound_policy.py``; an approval pause naming another policy hash), and whether
+    the trusted policy requires signatures (None: no trusted policy, the copy decides)."""
+    from chainproof.checkpoints._bound_policy import bound_policy
+
+    run = store.get_run(run_id)
+    started = next((r for r in rows if r.__tablename__ == "events" and r.kind == "run_started"), None)
+    if run is None or started is None or started.undecodable or (started.detail or {}).get("recovered") == "orphan":
+        return None, None
+    policy, problem = bound_policy(store.engine, run.graph, started)
+    if problem is not None:
+        return _link("policy", started, problem), None
+    bound = ((started.detail or {}).get("approval_policy_version") or {}).get("policy_hash")
+    for row in rows:
+        named = (row.detail or {}).get("approval_policy") if row.__tablename__ == "events" and row.kind == "run_paused" \
+            and isinstance(row.detail, dict) else None
+        if isinstance(named, dict) and bound is not None and named.get("policy_hash") != bound:
+            return _link("policy", row, f"the approval pause names policy {str(named.get('policy_hash'))[:12]}…, not the "
+                                        f"{bound[:12]}… the run was bound to"), None
+    return None, policy.require_signature if policy is not None else None
+
+
+def _check_signatures(store: AuditReader, rows: list[Any], trusted_required: bool | None = None) -> BrokenLink | None:
+    """The first decision of ``rows`` whose signature fails (:func:`decision_problem`); unsigned
+    decisions fail when the trusted policy (``trusted_required``), else the recorded copy, requires signatures."""
     from chainproof.checkpoints._approver_keys import ApproverKeys, decision_problem
 
     decisions = [r for r in rows if r.__tablename__ == "approvals" and r.action in ("approve", "reject", "edit")
@@ -240,6 +273,8 @@ def _check_signatures(store: AuditReader, rows: list[Any]) -> BrokenLink | None:
     started = next((r for r in rows if r.__tablename__ == "events" and r.kind == "run_started"), None)
     policy = ((started.detail or {}).get("approval_policy") or {}) if started is not None else {}
     required = isinstance(policy, dict) and policy.get("require_signature") is True
+    if trusted_required is not None:
+        required = trusted_required or required
     keys = ApproverKeys(store.engine)
     for row in sorted(decisions, key=seq_order):
         sig = row.signature if isinstance(row.signature, dict) else {}

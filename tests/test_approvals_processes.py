@@ -63,7 +63,8 @@ def backend(request, home):
         reason = unreachable()
         if reason:
             pytest.skip(reason)
-        url = request.getfixturevalue("pg_url")
+        url = request.getfixturevalue("pg_url")  # sets the fleet's operator trust: the deciders inherit it
+        env = {**without_settings(), "CHAINPROOF_HOME": str(home)}
         env.update(CHAINPROOF_DATABASE_URL=url, CHAINPROOF_CHECKPOINT_URL=url)
         return Settings(home=home, database_url=url, checkpoint_url=url), env
     return Settings(home=home), env

@@ -29,4 +29,17 @@ def rechain_decision(audit: Any, run_id: str, request_id: str, **changes: Any) -
                          {"p": new.prev_hash, "h": prev, "id": rec.id, **stored})
 
 
-__all__ = ["rechain_decision"]
+
+def rechain(audit: Any, run_id: str) -> None:
+    """Recompute every ``prev_hash`` and ``record_hash`` of ``run_id``'s chain as it now reads (after
+    raw SQL edits), so the chain itself is intact again."""
+    records, prev = audit.records(run_id), GENESIS
+    with audit.engine.begin() as conn:
+        for rec in records:
+            new = rec.replace(prev_hash=prev)
+            prev = record_hash(new)
+            conn.execute(text(f"UPDATE {rec.__tablename__} SET prev_hash = :p, record_hash = :h WHERE id = :id"),
+                         {"p": new.prev_hash, "h": prev, "id": rec.id})
+
+
+__all__ = ["rechain", "rechain_decision"]
