@@ -11,8 +11,6 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from chainproof.agents.models import StaticModels
-from chainproof.agents.scripted import ScriptedChatModel
 from chainproof.app import Chainproof
 from chainproof.checkpoints._policy_store import PolicyStore
 from chainproof.checkpoints.audit_schema import ApprovalRecord
@@ -21,19 +19,11 @@ from chainproof.graphs.approval_policy import ApprovalPolicy
 from chainproof.graphs.registry import register
 from chainproof.settings import Settings
 from testkit.toy_graph import ToyGraph
+from testkit.toy_graph import start_paused as _start
 
 register("toy", ToyGraph)
 runner = CliRunner()
-YES = json.dumps({"verdict": "yes", "reason": "the doubled square is large"})
 PASSWORD = "correct horse battery staple"
-
-
-def _start() -> str:
-    model = ScriptedChatModel(replies=["The square.", "The double.", "Large.", YES])
-    with Chainproof(Settings(), models=StaticModels(model)) as app:
-        run = app.start("toy", {"x": 3})
-    assert run.status == "paused"
-    return run.run_id
 
 
 def _login(name: str, role: str) -> None:

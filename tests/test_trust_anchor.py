@@ -18,8 +18,6 @@ import pytest
 from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
-from chainproof.agents.models import StaticModels
-from chainproof.agents.scripted import ScriptedChatModel
 from chainproof.app import Chainproof
 from chainproof.checkpoints._approver_keys import create_key, key_id_of, load_public_key
 from chainproof.checkpoints._policy_store import PolicyStore, store_option
@@ -33,21 +31,13 @@ from chainproof.settings import Settings
 from testkit.cli_accounts import PASSWORD, cli_out
 from testkit.pg import fresh_database, pg_unreachable
 from testkit.toy_graph import ToyGraph
+from testkit.toy_graph import start_paused as _start
 
 register("toy", ToyGraph)
 runner = CliRunner()
-YES = json.dumps({"verdict": "yes", "reason": "the doubled square is large"})
 STRICT = ApprovalPolicy(approvers=["Dana Approver"], require_signature=True)
 NOW = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 REFUSED = "grant not countersigned by a trusted operator key"
-
-
-def _start() -> str:
-    model = ScriptedChatModel(replies=["The square.", "The double.", "Large.", YES])
-    with Chainproof(Settings(), models=StaticModels(model)) as app:
-        run = app.start("toy", {"x": 3})
-    assert run.status == "paused"
-    return run.run_id
 
 
 def _sql(home: Path, statement: str, *params: object) -> None:
@@ -102,11 +92,18 @@ def test_a_new_stores_creator_gets_the_operator_key(home, tmp_path):
     assert f"trust.key_file {key}: permissions 0644" in refused and f"chmod 600 {key}" in refused
 
 
-def test_a_forged_approver_key_is_refused_and_flagged(home, monkeypatch, store):
+def _forge_key(home: Path, store: dict[str, Path], approver: str, roles: str) -> str:
+    """A database writer's approver_keys row: Mallory's public key registered for ``approver`` with
+    ``roles`` (JSON), no countersignature; its key id."""
     mallory_pub = load_public_key(store["mallory"] / "chainproof" / "keys" / "approver.pub")
     kid = key_id_of(mallory_pub)
     _sql(home, "INSERT INTO approver_keys (key_id, approver, public_key, roles, added_at, added_by) "
-               "VALUES (?, 'Dana Approver', ?, '[]', ?, 'account:root')", kid, base64.b64encode(mallory_pub).decode(), NOW)
+               "VALUES (?, ?, ?, ?, ?, 'account:root')", kid, approver, base64.b64encode(mallory_pub).decode(), roles, NOW)
+    return kid
+
+
+def test_a_forged_approver_key_is_refused_and_flagged(home, monkeypatch, store):
+    kid = _forge_key(home, store, "Dana Approver", '[]')
     run_id = _start()
     _as_user(monkeypatch, store["mallory"])
     refused = cli_out("approve", run_id, "--as", "Dana Approver", code=2)
@@ -247,10 +244,7 @@ def test_anchor_signs_only_rows_without_a_countersignature(home, store):
 def test_anchor_shows_what_it_vouches_for_and_refuses_an_anchored_store(home, monkeypatch, store):
     """An attacker adds an approver key for "me" holding Mallory's public key and waits for the
     operator to run `keys anchor`, as every refusal used to suggest."""
-    mallory_pub = load_public_key(store["mallory"] / "chainproof" / "keys" / "approver.pub")
-    kid = key_id_of(mallory_pub)
-    _sql(home, "INSERT INTO approver_keys (key_id, approver, public_key, roles, added_at, added_by) "
-               "VALUES (?, 'me', ?, '[\"role:cfo\"]', ?, 'account:root')", kid, base64.b64encode(mallory_pub).decode(), NOW)
+    kid = _forge_key(home, store, "me", '["role:cfo"]')
     run_id = _start()
     _as_user(monkeypatch, store["mallory"])
     refused = " ".join(cli_out("approve", run_id, "--as", "me", code=2).split())

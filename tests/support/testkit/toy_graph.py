@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from langchain_core.tools import StructuredTool
@@ -95,3 +96,22 @@ class ParallelToy(ToyGraph):
     def render_report(self, view: ChainView) -> str:
         lines = [f"{a['subject']}: {a['action']} by {a['approver']}" for a in view.approvals]
         return "# Parallel toy\n" + "\n".join(lines) + "\n"
+
+
+YES = json.dumps({"verdict": "yes", "reason": "the doubled square is large"})
+"""The scripted verdict that ends a ``toy`` run's decision step."""
+
+
+def start_paused() -> str:
+    """Start a ``toy`` run (``x`` = 3; the caller has registered :class:`ToyGraph` as "toy") on the
+    environment's settings with scripted replies, check it paused for approval, and return its id."""
+    from chainproof.agents.models import StaticModels
+    from chainproof.agents.scripted import ScriptedChatModel
+    from chainproof.app import Chainproof
+    from chainproof.settings import Settings
+
+    model = ScriptedChatModel(replies=["The square.", "The double.", "Large.", YES])
+    with Chainproof(Settings(), models=StaticModels(model)) as app:
+        run = app.start("toy", {"x": 3})
+    assert run.status == "paused"
+    return run.run_id
