@@ -25,7 +25,11 @@ one to a few minutes per system on 2 cores, so 16 questions take about an hour. 
 ``--model scripted`` is a smoke path of the plumbing only (a model that searches with the question
 and answers with the first hit's first number; its accuracy means nothing).
 
-Usage: ``python bench/filing_qa.py [--limit 16] [--seed 7] [--model local|scripted] [--data DIR] [--json]``
+``--answers FILE`` keeps each answer as one JSON line as soon as it is scored, and a later run
+with the same file, seed and limit scores only the (system, question) pairs it does not hold yet:
+an hour-long run stopped half-way is resumed, not restarted.
+
+Usage: ``python bench/filing_qa.py [--limit 16] [--seed 7] [--model local|scripted] [--data DIR] [--answers FILE] [--json]``
 """
 
 from __future__ import annotations
@@ -228,12 +232,22 @@ def scripted_model() -> ScriptedChatModel:
     return ScriptedChatModel(replies=[reply], repeat_last=True)
 
 
+def kept_answers(path: Path | None, model: str, uids: set[str]) -> list[Answer]:
+    """The answers ``path`` (JSON lines) already holds for this model and these questions."""
+    if path is None or not path.is_file():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [Answer(**{k: v for k, v in r.items() if k != "model"}) for r in rows
+            if r.get("model") == model and r.get("uid") in uids]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=int, default=16, help="questions (half arithmetic, half span; default 16)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--model", choices=("local", "scripted"), default="local")
     parser.add_argument("--data", type=Path, default=DATA, help="the TAT-QA folder (default ../shared/data/tatqa)")
+    parser.add_argument("--answers", type=Path, help="a JSON-lines file that keeps each answer; resumes from it")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args()
     if not (args.data / "tatqa_dataset_test_gold.json").is_file():
@@ -243,7 +257,8 @@ def main() -> int:
         print("--limit: expected at least 1", file=sys.stderr)
         return 2
     pairs = sample(args.data, args.limit, args.seed)
-    answers: list[Answer] = []
+    answers = kept_answers(args.answers, args.model, {q["uid"] for _, q in pairs})
+    done = {(a.system, a.uid) for a in answers}
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(home=Path(tmp) / "home")
         if args.model == "local":  # the assembled model file of the default cache, not a copy per run
@@ -263,9 +278,14 @@ def main() -> int:
                 doc_path.write_text(json.dumps(document(pair[0])))
                 plain_model = scripted_model() if args.model == "scripted" else app.models.chat("medium")
                 for system in SYSTEMS:
+                    if (system, pair[1]["uid"]) in done:
+                        continue
                     answer = (run_chainproof(app, pair, str(doc_path)) if system == "chainproof"
                               else run_plain(system, plain_model, pair, str(doc_path)))
                     answers.append(answer)
+                    if args.answers is not None:
+                        with args.answers.open("a") as kept:
+                            kept.write(json.dumps({"model": args.model, **asdict(answer)}) + "\n")
                     if not args.json:
                         print(f"[{k}/{len(pairs)}] {system:<12} {'right' if answer.correct else 'wrong'} "
                               f"({answer.seconds}s) gold {pair[1]['answer']!r} given {answer.given[:80]!r}",
