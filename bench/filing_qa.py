@@ -10,7 +10,8 @@ headers, and its paragraphs, written as a filing-qa JSON document):
 * ``react``: LangGraph's prebuilt ``create_react_agent`` with the same tools and the same
   iteration limit (``recursion_limit`` 2 x 6 + 1);
 * ``react+retry``: the same loop, asked once more when its answer is invalid (empty, over 300
-  characters, or no answer within the limit).
+  characters, or no answer within the limit); its first attempt is the ``react`` loop's transcript
+  (the model is greedy, so a second run would repeat it), so only the retry costs time.
 
 Scoring (the issue's rule): an ``arithmetic`` question is right when the number given is within
 1 % of the gold answer (also when given in the scale's base unit: ``percent`` 12.5 as 0.125,
@@ -175,7 +176,11 @@ def _loop(agent: Any, messages: list[BaseMessage]) -> tuple[list[BaseMessage], s
     return state["messages"], None
 
 
-def run_plain(system: str, model: Any, context_q: tuple[dict, dict], doc_path: str) -> Answer:
+def run_plain(model: Any, context_q: tuple[dict, dict], doc_path: str) -> tuple[Answer, Answer]:
+    """``react`` and ``react+retry`` on one question. The retrying loop's first attempt *is* the
+    plain loop: the embedded model is greedy (temperature 0), so running it again would give the
+    same transcript; it is reused, and ``react+retry`` adds only the retry (its tokens, calls and
+    seconds count the first attempt too)."""
     from langgraph.prebuilt import create_react_agent
 
     _, q = context_q
@@ -183,21 +188,30 @@ def run_plain(system: str, model: Any, context_q: tuple[dict, dict], doc_path: s
     with warnings.catch_warnings():  # "moved to langchain.agents": that package is not a dependency here
         warnings.simplefilter("ignore")
         agent = create_react_agent(model, plain_tools(doc_path), prompt=PLAIN_PROMPT)
-    messages: list[BaseMessage] = [HumanMessage(q["question"])]
+    first: list[BaseMessage] = []
     try:
-        messages, invalid = _loop(agent, messages)
-        if invalid and system == "react+retry":
-            messages, invalid = _loop(agent, [*messages, HumanMessage(
+        first, invalid = _loop(agent, [HumanMessage(q["question"])])
+    except Exception as exc:  # e.g. the history outgrew the context window: a wrong answer (its tokens lost)
+        invalid = f"error: {type(exc).__name__}: {exc}"
+    plain = _scored("react", q, first, invalid, time.perf_counter() - started)
+    retried, again = first, invalid
+    if invalid and first:
+        try:
+            retried, again = _loop(agent, [*first, HumanMessage(
                 f"Your answer was not valid: {invalid}. Reply with only the answer: a number or a short span "
                 "copied from the document.")])
-    except Exception as exc:  # e.g. the history outgrew the context window: a wrong answer (its tokens lost)
-        messages, invalid = [], f"error: {type(exc).__name__}: {exc}"
-    # scored on its last answer whatever its length (validity only decides the retry)
+        except Exception as exc:
+            retried, again = [], f"error: {type(exc).__name__}: {exc}"
+    return plain, _scored("react+retry", q, retried, again, time.perf_counter() - started)
+
+
+def _scored(system: str, q: dict[str, Any], messages: list[BaseMessage], invalid: str | None, seconds: float) -> Answer:
+    """Scored on the loop's last answer whatever its length (validity only decides the retry)."""
     last = messages[-1] if messages else None
     text = str(last.content).strip() if isinstance(last, AIMessage) else ""
     tokens_in, tokens_out, calls = _usage(messages)
-    return Answer(system, q["uid"], bool(text) and is_correct(q, text, None), (text or invalid or "")[:200], tokens_in, tokens_out, calls,
-                  round(time.perf_counter() - started, 1))
+    return Answer(system, q["uid"], bool(text) and is_correct(q, text, None), (text or invalid or "")[:200],
+                  tokens_in, tokens_out, calls, round(seconds, 1))
 
 
 def run_chainproof(app: Chainproof, context_q: tuple[dict, dict], doc_path: str) -> Answer:
@@ -277,11 +291,13 @@ def main() -> int:
                 doc_path = Path(tmp) / f"q{k}.json"
                 doc_path.write_text(json.dumps(document(pair[0])))
                 plain_model = scripted_model() if args.model == "scripted" else app.models.chat("medium")
+                plain: dict[str, Answer] = {}
                 for system in SYSTEMS:
                     if (system, pair[1]["uid"]) in done:
                         continue
-                    answer = (run_chainproof(app, pair, str(doc_path)) if system == "chainproof"
-                              else run_plain(system, plain_model, pair, str(doc_path)))
+                    if system != "chainproof" and not plain:
+                        plain = dict(zip(("react", "react+retry"), run_plain(plain_model, pair, str(doc_path))))
+                    answer = run_chainproof(app, pair, str(doc_path)) if system == "chainproof" else plain[system]
                     answers.append(answer)
                     if args.answers is not None:
                         with args.answers.open("a") as kept:
