@@ -13,7 +13,9 @@ Item 1A, Item 3 and contingencies note as the filing states them, figures, price
   share of matters named by the legal finding (its summary and the matters it ranks) and, apart,
   by the model's readings whose citations hold.
 
-Usage: ``python bench/real_filing.py [--bundle DIR] [--json]`` (about 10 minutes on 2 cores; never in CI).
+``--home DIR`` keeps the run's store for ``chainproof show`` / ``replay`` afterwards.
+
+Usage: ``python bench/real_filing.py [--bundle DIR] [--home DIR] [--json]`` (about 10 minutes on 2 cores; never in CI).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import json
 import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -66,6 +69,8 @@ def _part(steps: list[Step], calls: list[ModelCallRecord], legal: set[int]) -> d
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bundle", type=Path, default=BUNDLE, help="the shared data bundle (default ../shared/data)")
+    parser.add_argument("--home", type=Path, help="keep the run's store here (CHAINPROOF_HOME) to inspect it "
+                                                   "afterwards with chainproof show/replay; default: a temporary one")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args()
     if not (args.bundle / "sec_10k_filings").is_dir():
@@ -74,7 +79,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = build_dossier(args.bundle, "MMM", AS_OF, Path(tmp) / "MMM")
         local = LocalModelSettings(gguf_path=local_model_path())  # the default cache's file, not a copy per run
-        with Chainproof(Settings(home=Path(tmp) / "home", local=local)) as app:
+        home = args.home.expanduser().resolve() if args.home else Path(tmp) / "home"
+        with Chainproof(Settings(home=home, local=local)) as app:
             started = time.perf_counter()
             run = app.start("due-diligence", {"company": "MMM", "as_of": AS_OF.isoformat(), "dossier": str(folder)},
                             cache=False)
@@ -97,7 +103,9 @@ def main() -> int:
         "recall_legal_finding": found_recall, "matters_found": found,
         "recall_readings": read_recall, "matters_in_readings": read,
         "readings_holding": sum(1 for r in data.get("readings", []) if r.get("holds")),
-        "readings_refused": sum(1 for r in data.get("readings", []) if not r.get("holds")), "matters": list(MATTERS)}
+        "readings_refused": sum(1 for r in data.get("readings", []) if not r.get("holds")),
+        "refused_why": dict(Counter(r.get("problem") for r in data.get("readings", []) if not r.get("holds"))),
+        "run_id": run.run_id, "matters": list(MATTERS)}
     if args.json:
         print(json.dumps(results))
         return 0
@@ -110,7 +118,7 @@ def main() -> int:
     print(f"\nWhole run under {TARGET_S:.0f} s: {'yes' if results['meets_target'] else 'NO'}")
     print(f"Recall of {len(MATTERS)} hand-listed material matters: legal finding {found_recall:.2f} ({', '.join(found)}); "
           f"readings with holding citations {read_recall:.2f} ({results['readings_holding']} hold, "
-          f"{results['readings_refused']} refused)")
+          f"{results['readings_refused']} refused: {results['refused_why']})")
     return 0
 
 
