@@ -30,7 +30,7 @@ and answers with the first hit's first number; its accuracy means nothing).
 with the same file, seed and limit scores only the (system, question) pairs it does not hold yet:
 an hour-long run stopped half-way is resumed, not restarted.
 
-Usage: ``python bench/filing_qa.py [--limit 16] [--seed 7] [--model local|scripted] [--data DIR] [--answers FILE] [--json]``
+Usage: ``python bench/filing_qa.py [--limit 16] [--seed 7] [--model local|scripted] [--data DIR] [--home DIR] [--answers FILE] [--json]``
 """
 
 from __future__ import annotations
@@ -261,6 +261,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--model", choices=("local", "scripted"), default="local")
     parser.add_argument("--data", type=Path, default=DATA, help="the TAT-QA folder (default ../shared/data/tatqa)")
+    parser.add_argument("--home", type=Path, help="keep chainproof's runs in this store (CHAINPROOF_HOME) to "
+                                                   "inspect them with chainproof show; default: a temporary one")
     parser.add_argument("--answers", type=Path, help="a JSON-lines file that keeps each answer; resumes from it")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args()
@@ -274,12 +276,13 @@ def main() -> int:
     answers = kept_answers(args.answers, args.model, {q["uid"] for _, q in pairs})
     done = {(a.system, a.uid) for a in answers}
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(home=Path(tmp) / "home")
+        home = args.home.expanduser().resolve() if args.home else Path(tmp) / "home"
+        settings = Settings(home=home)
         if args.model == "local":  # the assembled model file of the default cache, not a copy per run
             from chainproof.agents.config import LocalModelSettings
             from chainproof.agents.local_weights import local_model_path
 
-            settings = Settings(home=Path(tmp) / "home", local=LocalModelSettings(gguf_path=local_model_path()))
+            settings = Settings(home=home, local=LocalModelSettings(gguf_path=local_model_path()))
         if args.model == "scripted":
             from chainproof.agents.models import StaticModels
 

@@ -48,6 +48,7 @@ _EXPORTS: dict[str, str] = {
     "ChainSpec": "chainproof.graphs.spec:ChainSpec",
     "PlanStep": "chainproof.graphs.spec:PlanStep",
     "Finding": "chainproof.graphs.spec:Finding",
+    "AgentAnswer": "chainproof.graphs.agent:AgentAnswer",
     "Condition": "chainproof.graphs.branching:Condition",
     "BranchChoice": "chainproof.graphs.branching:BranchChoice",
     "BranchOutcome": "chainproof.graphs.branching:BranchOutcome",
@@ -105,6 +106,7 @@ __all__ = [
     "ChainSpec",
     "PlanStep",
     "Finding",
+    "AgentAnswer",
     "Condition",
     "BranchChoice",
     "BranchOutcome",
@@ -146,6 +148,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from chainproof.app import Chainproof
     from chainproof.checkpoints._approver_keys import ClientSignature, KeySigner, decision_statement
     from chainproof.errors import ChainproofError, RunError, UserError
+    from chainproof.graphs.agent import AgentAnswer
     from chainproof.graphs.approval import ApprovalItem
     from chainproof.graphs.approval_policy import ApprovalPolicy, CostAbove, FieldBelow, FieldEquals, SensitiveToolUsed
     from chainproof.graphs.branching import BranchChoice, BranchOutcome, Condition

@@ -21,12 +21,19 @@ else the model's last text; else the latest tool results, written by code) and t
 
 **Reviews** every ``review_every`` iterations (:class:`AgentReview`): continue, re-scope the
 step's task, or end the step.
+
+**Answer checks.** When the model answers (a reply without a tool call), the spec's
+:meth:`~chainproof.graphs.spec.ChainSpec.check_answer` sees the answer and what the step did
+(:class:`AgentAnswer`) and may send it back with a note, as PydanticAI's output validators do by
+raising ``ModelRetry``: the answer and the note join the window and the loop goes on, at most
+``PlanStep.answer_checks`` times per step (then, or at ``max_iterations``, the answer stands).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
@@ -66,10 +73,39 @@ class AgentReview(BaseModel):
         return self
 
 
+@dataclass(frozen=True)
+class AgentAnswer:
+    """An agent step's answer as :meth:`~chainproof.graphs.spec.ChainSpec.check_answer` sees it:
+    ``text`` (the model's reply), ``iteration`` (1-based), ``tools_run`` (names of the tools that
+    ran without error in this step, in the order first run), ``results`` (the tool results the
+    model still sees, as shown to it: ``(tool name, text)``, at most :data:`RESULT_CHARS` each)
+    and ``checks`` (how many answers of this step were already sent back)."""
+
+    text: str
+    iteration: int
+    tools_run: tuple[str, ...]
+    results: tuple[tuple[str, str], ...]
+    checks: int
+
+
 def start(step: PlanStep) -> dict[str, Any]:
     """The state of an agent step before its first iteration (``ChainState["agent"]``)."""
     return {"step_id": step.id, "iteration": 0, "instruction": step.instruction, "window": [], "notes": [],
             "earlier_calls": 0, "invalid": 0, "calls": 0, "best": "", "last_review_at": 0}
+
+
+def answer_of(run: Mapping[str, Any], text: str) -> AgentAnswer:
+    """The :class:`AgentAnswer` of ``text`` given at the run's current iteration."""
+    results = tuple((m["name"], m["content"]) for m in run["window"] if m["role"] == "tool" and not m.get("error"))
+    return AgentAnswer(text=text, iteration=run["iteration"], tools_run=tuple(run.get("tools_run", ())),
+                       results=results, checks=run.get("answer_checks", 0))
+
+
+def sent_back(run: Mapping[str, Any], iteration: int, text: str, note: str) -> dict[str, Any]:
+    """``run`` after an answer was sent back with ``note``: both join the window, and the count
+    of checks of the step goes up."""
+    entries: list[dict[str, Any]] = [{"role": "ai", "content": text, "calls": []}, {"role": "human", "content": note}]
+    return {**advance_window(run, iteration, entries), "answer_checks": run.get("answer_checks", 0) + 1}
 
 
 def limit_of(spec: ChainSpec, step: PlanStep) -> int:

@@ -15,6 +15,17 @@
    does not is shown to the model, which answers again (bounded attempts); after them the agent's
    own answer is kept with the paragraphs it cited (or the best match) and confidence 0.
 
+Two checks by code keep the small embedded model honest and the run cheap:
+
+* **Arithmetic is the calculator's** (:meth:`FilingQA.check_answer`): when the question asks for
+  a computed figure (:func:`needs_calculation`: a change, difference, average, ratio, percentage
+  or a total across years) and the agent answers without having run ``calculate``, its answer is
+  sent back once, asking for the calculation. The 1.5B model otherwise subtracts in its head (it
+  answered 3M's $608M - $595M as "$4 million").
+* **A clean answer is typed by code** (:meth:`FilingQA.direct_decision`): when the agent's answer
+  is short and every cite in it is one of the evidence paragraphs, the typed answer is read from
+  it (no model call; ``confidence`` None, not rated); otherwise the model types it as above.
+
 No approval is asked: the run answers a question and decides nothing for anyone.
 """
 
@@ -27,7 +38,7 @@ from typing import Annotated, Any
 from langchain_core.tools import InjectedToolArg
 from pydantic import BaseModel, Field
 
-from chainproof import ApprovalPolicy, ChainSpec, ChainView, PlanStep, clipped, tool
+from chainproof import AgentAnswer, ApprovalPolicy, ChainSpec, ChainView, PlanStep, clipped, tool
 from chainproof.tools.calculator import evaluate
 from chainproof.tools.dossier import resolve_dossier
 from chainproof.tools.filing_search import evidence, load_source, search
@@ -37,6 +48,24 @@ __all__ = ["FilingAnswer", "FilingQA", "FilingQAInputs", "ParagraphCite", "calcu
 
 MAX_ITERATIONS = 6  # search, maybe a second search, a calculation, the answer, and room to repair a call
 _NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
+# a question asking for a figure computed from others; measured on TAT-QA's dev split (1,668
+# questions): it names 97 % of the arithmetic questions and 10 % of the span questions
+_COMPUTED = re.compile(r"\b(change|changes|changed|average|difference|ratio|increase|decrease|growth|sum|combined|"
+                       r"proportion|percentage|percent)\b|how much (?:more|less|higher|lower)|"
+                       r"\btotal\b.*\b(?:and|between|both|from|across)\b", re.I)
+_EXPLAINED = re.compile(r"\bwhy\b|^\s*(?:how (?:did|does|is|are|was|were)|what (?:was|were|is|are) the (?:reasons?|causes?)|"
+                        r"what caused|explain|which)\b|(?:due to|recognized as|attributable to)\?\s*$", re.I)
+_CITED = re.compile(r"\[\s*([a-z_]+)\s*¶\s*(\d+)\s*\]")
+_LEAD = re.compile(r"^\s*(?:the\s+)?(?:final\s+)?answer(?:\s+is)?\s*[:\-]?\s*", re.I)
+CALCULATE_NOTE = ("This question asks for a figure computed from others. Call calculate with the figures from the "
+                  "paragraphs (for a change: new - old; for a percentage change: (new - old) / old * 100), then "
+                  "answer with its result and the cites.")
+
+
+def needs_calculation(question: str) -> bool:
+    """True when ``question`` asks for a figure computed from others (see :data:`_COMPUTED`), not
+    for a reason or a span of text."""
+    return bool(_COMPUTED.search(question)) and not _EXPLAINED.search(question)
 
 
 @tool
@@ -82,13 +111,14 @@ class ParagraphCite(BaseModel):
 class FilingAnswer(BaseModel):
     """The answer: ``answer`` as text; ``value`` the number when it is one (as stated or computed by
     the calculator), in ``unit`` (e.g. ``USD millions``, ``%``); ``citations`` the evidence
-    paragraphs it rests on; ``confidence`` 0–1 (0 on the fallback)."""
+    paragraphs it rests on; ``confidence`` 0–1 as the model rates it (0 on the fallback; None
+    when the answer was typed by code from the agent's own, :meth:`FilingQA.direct_decision`)."""
 
     answer: clipped(400, "the answer: a number with its unit, or a short span of the text")  # type: ignore[valid-type]
     value: float | None = None
     unit: str | None = Field(default=None, max_length=40)
     citations: list[ParagraphCite] = Field(min_length=1, max_length=4)
-    confidence: float = Field(ge=0.0, le=1.0)
+    confidence: float | None = Field(ge=0.0, le=1.0)
 
 
 def _cite(section: str, paragraph: int) -> str:
@@ -142,7 +172,7 @@ class FilingQA(ChainSpec[FilingAnswer]):
             PlanStep(id="answer", title="Answer from the filing", kind="agent", effort="medium", keep_data=True,
                      tools=["search_filing", "calculate"], max_iterations=MAX_ITERATIONS,
                      # the embedded model otherwise answers at once from memory, calling no tool
-                     first_tool_choice="required",
+                     first_tool_choice="required", answer_checks=1,
                      tool_args={"search_filing": {"source": "{inputs.source}"}},
                      # no example answer: the embedded 1.5B model copied "1,568.6 [table ¶3]" as its answer
                      instruction=(f"Answer: {inputs['question']}\nFirst call search_filing with a few keywords; never "
@@ -182,6 +212,32 @@ class FilingQA(ChainSpec[FilingAnswer]):
         if bad:
             raise ValueError(f"citations: {bad} are not among the paragraphs given; cite only {allowed}")
 
+    def check_answer(self, step: PlanStep, answer: AgentAnswer, view: ChainView) -> str | None:
+        """The answer of a question that needs arithmetic goes back once when ``calculate`` never
+        ran in the step (:data:`CALCULATE_NOTE`)."""
+        if step.id == "answer" and needs_calculation(view.inputs["question"]) and "calculate" not in answer.tools_run:
+            return CALCULATE_NOTE
+        return None
+
+    def direct_decision(self, view: ChainView) -> FilingAnswer | None:
+        """The typed answer read from the agent's own when it answered, cites at least one
+        paragraph, is at most 120 characters without its cites and holds at most one number (one,
+        when the question needs a calculation); the decide node then checks the cites against
+        the evidence, and asks the model when one does not hold. ``value`` is that number (None
+        for a span without one), ``confidence`` None (not rated)."""
+        data = view.data("answer")
+        text = str(data.get("answer") or "") if data.get("stop_reason") == "answered" else ""
+        cites = [ParagraphCite(section=m.group(1), paragraph=int(m.group(2))) for m in _CITED.finditer(text)]
+        bare = _LEAD.sub("", _CITED.sub(" ", text)).strip(" .;:,\n")
+        if not cites or not bare or len(bare) > 120:
+            return None
+        numbers = [float(n.replace("$", "").replace(",", "")) for n in _NUMBER.findall(bare)]
+        if len(numbers) > 1 or (not numbers and needs_calculation(view.inputs["question"])):
+            return None  # which number is the answer is the model's to say
+        unique = list({(c.section, c.paragraph): c for c in cites}.values())
+        return FilingAnswer(answer=bare, value=numbers[0] if len(numbers) == 1 else None, unit=None,
+                            citations=unique[:4], confidence=None)
+
     def fallback_decision(self, view: ChainView, errors: list[str]) -> FilingAnswer | None:
         """The agent's answer, its first number as the value, and the paragraphs it cited (else the
         best evidence paragraph), with confidence 0; None when there is no evidence to cite."""
@@ -205,7 +261,9 @@ class FilingQA(ChainSpec[FilingAnswer]):
                  f"**Answer:** {answer.get('answer', '(none)')}"]
         if answer.get("value") is not None:
             lines.append(f"**Value:** {answer['value']:g} {answer.get('unit') or ''}".rstrip())
-        lines.append(f"**Confidence:** {answer.get('confidence', 0):.2f}"
+        rated = answer.get("confidence")
+        lines.append((f"**Confidence:** {rated:.2f}" if rated is not None else "**Confidence:** not rated (typed by "
+                      "code from the agent's answer)")
                      + (" (fallback: the agent's own answer; the model gave no valid typed answer)"
                         if view.decision_fallback else ""))
         lines += ["", "## Citations", ""]

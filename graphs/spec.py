@@ -24,6 +24,7 @@ from chainproof.graphs.branching import BranchChoice, BranchOutcome, Condition
 from chainproof.graphs.debate import Debate
 
 if TYPE_CHECKING:
+    from chainproof.graphs.agent import AgentAnswer
     from chainproof.graphs.view import ChainView
 
 DecisionT = TypeVar("DecisionT", bound=BaseModel)
@@ -66,7 +67,9 @@ class PlanStep(BaseModel):
     (OpenAI's ``tool_choice``, sent with ``bind_tools`` on the step's first iteration only):
     ``"auto"`` (the default: the model may answer at once) or ``"required"`` (its first reply must
     call one of the tools; LangChain/LangGraph spell it ``"any"``); from the second iteration on,
-    after the first tool results, the model chooses freely. See ``graphs/agent.py``.
+    after the first tool results, the model chooses freely. ``answer_checks``: how many times in
+    the step an answer may be sent back by :meth:`ChainSpec.check_answer` (0: never asked). See
+    ``graphs/agent.py``.
 
     ``depends_on`` (tool and reason steps): the ids of the earlier plan steps this step needs.
     None (the default) means every earlier step, so a plan runs in order as written. Consecutive
@@ -109,6 +112,7 @@ class PlanStep(BaseModel):
     review_every: int | None = Field(default=None, ge=0)
     tool_args: dict[str, dict[str, Any]] = Field(default_factory=dict)
     first_tool_choice: Literal["auto", "required"] = "auto"
+    answer_checks: int = Field(default=2, ge=0)
     depends_on: list[str] | None = None
     when: Condition | None = None
     evidence: list[str] | None = None
@@ -153,7 +157,7 @@ class PlanStep(BaseModel):
 _LATER_DEFAULTS: dict[str, Any] = {"args_from_summaries": {}, "interpret": True, "tools": None, "max_iterations": None,
                                    "max_invalid_calls": 3, "review_every": None, "depends_on": None, "when": None,
                                    "evidence": None, "debate": None, "tool_args": {},
-                                   "first_tool_choice": "auto"}
+                                   "first_tool_choice": "auto", "answer_checks": 2}
 
 
 class Finding(BaseModel):
@@ -286,6 +290,19 @@ class ChainSpec(Generic[DecisionT]):
 
     def check_decision(self, decision: DecisionT, view: ChainView) -> None:
         """Override: semantic checks beyond the schema; raise ``ValueError`` (shown to the model)."""
+
+    def check_answer(self, step: PlanStep, answer: AgentAnswer, view: ChainView) -> str | None:
+        """Override: check an agent step's answer before the step ends (PydanticAI's output
+        validator raising ``ModelRetry``). Return a note for the model, which then answers again
+        (at most ``step.answer_checks`` times), or None (the default) to accept it. Runs on
+        replay too: keep it deterministic (code over ``answer``, never a model or the clock)."""
+        return None
+
+    def direct_decision(self, view: ChainView) -> DecisionT | None:
+        """Override: the decision built by code when the findings settle it, so the decide node
+        calls no model (its step row says ``"by": "code"``); checked by :meth:`check_decision`
+        like a model's. None (the default): the model decides."""
+        return None
 
     def fallback_decision(self, view: ChainView, errors: list[str]) -> DecisionT | None:
         """Override: the decision used when the model gave no valid one after its attempts.

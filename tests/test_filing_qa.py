@@ -18,6 +18,7 @@ from chainproof.app import Chainproof
 from chainproof.checkpoints.audit_schema import Step, ToolCallRecord
 from chainproof.cli import app as cli_app
 from chainproof.graphs.filing_qa import FilingAnswer, calculate, search_filing
+from chainproof.settings import Settings
 from chainproof.tools.calculator import CalculatorError, evaluate
 from testkit.environ import without_settings
 from testkit.fake_openai import FakeOpenAI
@@ -28,6 +29,7 @@ QUESTION = "By how much did 3M's accrual for respirator mask and asbestos claims
 INPUTS = {"company": "MMM", "question": QUESTION}
 call = ScriptedChatModel.tool_calls_reply
 SEARCH = ("search_filing", {"query": "respirator mask asbestos accrual"})
+CALC = ("calculate", {"expression": "608 - 595"})
 ANSWER_TEXT = "It rose by 13 (USD millions), from $595 million to $608 million [legal_note ¶4]."
 
 
@@ -80,7 +82,7 @@ def test_the_model_cannot_point_the_search_at_another_document(settings, tmp_pat
     other = tmp_path / "other.json"
     other.write_text(json.dumps({"name": "x", "sections": {"s": ["respirator mask asbestos accrual 999"]}}))
     query = {**SEARCH[1], "source": str(other)}
-    app, run, model = _run(settings, [call(("search_filing", query)), ANSWER_TEXT, _answer()])
+    app, run, model = _run(settings, [call(("search_filing", query)), call(CALC), ANSWER_TEXT, _answer()])
     with app:
         search = app.audit.records_of(run.run_id, ToolCallRecord)[0]
         assert search.args["source"].endswith("dossiers/MMM") and "999" not in json.dumps(search.result)
@@ -106,7 +108,7 @@ def test_an_invalid_tool_call_is_shown_back_and_repaired(settings):
 
 def test_a_citation_outside_the_evidence_is_refused_then_fixed(settings):
     bad = _answer(citations=[{"section": "legal_note", "paragraph": 9}])
-    app, run, model = _run(settings, [call(SEARCH), ANSWER_TEXT, bad, _answer()])
+    app, run, model = _run(settings, [call(SEARCH), call(CALC), ANSWER_TEXT, bad, _answer()])
     with app:
         assert run.status == "completed"
         decide = next(s for s in app.audit.records_of(run.run_id, Step) if s.node == "decide")
@@ -116,12 +118,51 @@ def test_a_citation_outside_the_evidence_is_refused_then_fixed(settings):
 
 
 def test_without_a_valid_typed_answer_the_agents_answer_is_kept_with_confidence_zero(settings):
-    app, run, _ = _run(settings, [call(SEARCH), ANSWER_TEXT, "not json", "still not", "no"])
+    app, run, _ = _run(settings, [call(SEARCH), call(CALC), ANSWER_TEXT, "not json", "still not", "no"])
     with app:
         decision = run.state["decision"]
         assert decision["_fallback"] and decision["confidence"] == 0.0 and decision["value"] == 13.0
         assert decision["citations"] == [{"section": "legal_note", "paragraph": 4}]
         assert "fallback: the agent's own answer" in Path(run.report_path).read_text()
+
+
+def test_an_arithmetic_answer_without_the_calculator_is_sent_back_once_then_stands(settings, tmp_path):
+    """The 1.5B model's failure (it subtracted in its head): the answer goes back with the note,
+    the model calculates; a model that answers again without calculating has its answer kept."""
+    replies = [call(SEARCH), "4 USD millions [legal_note ¶4]", call(CALC), "13 USD millions [legal_note ¶4]"]
+    app, run, model = _run(settings, replies)
+    with app:
+        assert run.status == "completed"
+        agent_rows = [s for s in app.audit.records_of(run.run_id, Step) if s.node == "agent"]
+        checked = [s for s in agent_rows if s.output.get("answer_check")]
+        assert len(checked) == 1 and "Call calculate" in checked[0].output["answer_check"]
+        assert "Call calculate" in model.calls[2][-1].content and model.calls[2][-2].content.startswith("4 USD")
+        decision = run.state["decision"]  # typed by code: one number, a cite among the evidence
+        assert (decision["answer"], decision["value"], decision["confidence"]) == ("13 USD millions", 13.0, None)
+        assert len(model.calls) == 4  # no decide call
+        assert "not rated (typed by code" in Path(run.report_path).read_text()
+        _replayed_identically(app, run.run_id)
+    stubborn = [call(SEARCH), "4 USD millions [legal_note ¶4]", "It is 4 USD millions [legal_note ¶4]"]
+    app, run, model = _run(Settings(home=tmp_path / "other"), stubborn)  # another store: no cached replies
+    with app:
+        assert run.state["findings"]["answer"]["data"]["stop_reason"] == "answered"
+        assert run.state["decision"]["value"] == 4.0 and len(model.calls) == 3
+
+
+def test_a_span_answer_with_a_held_cite_is_typed_by_code_and_a_bad_cite_goes_to_the_model(settings, tmp_path):
+    inputs = {"company": "MMM", "question": "What does 3M record for respirator mask and asbestos claims?"}
+    app, run, model = _run(settings, [call(SEARCH), "an accrual for probable liabilities [legal_note ¶4]"], inputs)
+    with app:
+        decide = next(s for s in app.audit.records_of(run.run_id, Step) if s.node == "decide")
+        assert decide.inputs == {"by": "code"} and decide.output["by"] == "code" and decide.effort is None
+        assert run.state["decision"]["answer"] == "an accrual for probable liabilities"
+        assert len(model.calls) == 2
+        _replayed_identically(app, run.run_id)
+    fixed = _answer(answer="an accrual", value=None, unit=None)
+    app, run, model = _run(Settings(home=tmp_path / "other"), [call(SEARCH), "an accrual [legal_note ¶99]", fixed], inputs)
+    with app:  # ¶99 is no evidence paragraph: the model types the answer, citing one that is
+        assert run.state["decision"]["citations"] == [{"section": "legal_note", "paragraph": 4}]
+        assert len(model.calls) == 3
 
 
 @pytest.mark.parametrize(("inputs", "message"), [

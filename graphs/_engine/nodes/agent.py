@@ -33,6 +33,7 @@ from chainproof.graphs._engine.state import ChainState, progress_text, remaining
 from chainproof.graphs.recorder import StepRecorder
 from chainproof.graphs.routing import Task
 from chainproof.graphs.spec import PlanStep
+from chainproof.graphs.view import ChainView
 
 
 def agent(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
@@ -112,13 +113,25 @@ def _calls_and_ending(ctx: ChainContext, state: ChainState, rec: StepRecorder, s
     asked = len(calls) + len(unreadable)
     run = {**run, "iteration": iteration, "invalid": run["invalid"] + invalid, "calls": run["calls"] + asked,
            "best": text[:agentic.ANSWER_CHARS] or run["best"]}
+    tools_run = list(run.get("tools_run", []))
+    for s in statuses:
+        if s["status"] == "ok" and s["tool"] not in tools_run:
+            tools_run.append(s["tool"])
+    if tools_run:
+        run["tools_run"] = tools_run
     if asked:
         ai = {"role": "ai", "content": output, "calls": [  # as the model asked: without the fixed arguments
             {**c, "args": {k: v for k, v in c["args"].items() if k not in fixed.get(c["name"], {})}}
             if isinstance(c["args"], dict) else c for c in calls]}
         run = agentic.advance_window(run, iteration, [ai, *entries])
-    result = _ending(run, step, limit, asked, text)
-    rec.output = {"text": output, "tool_calls": statuses, **({"outcome": result} if result else {})}
+    note = None
+    if not asked and iteration < limit and run.get("answer_checks", 0) < step.answer_checks:
+        note = ctx.spec.check_answer(step, agentic.answer_of(run, text), ChainView(state))
+        if note:  # sent back (PydanticAI's ModelRetry from an output validator): the loop goes on
+            run = agentic.sent_back(run, iteration, output, note)
+    result = None if note else _ending(run, step, limit, asked, text)
+    rec.output = {"text": output, "tool_calls": statuses, **({"outcome": result} if result else {}),
+                  **({"answer_check": note} if note else {})}
     update: dict[str, Any] = {}
     used = state.get("tools_used", [])
     ran = sorted({s["tool"] for s in statuses if s["status"] == "ok"} - set(used))

@@ -41,27 +41,36 @@ def decide(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
         task = (f"The run was ended early by the {term.get('by', 'review')} after {term.get('at_step')} plan steps: "
                 f"{term.get('reason')}. Give the best answer the findings so far support, and say in it what could "
                 f"not be established.\n\n{task}")
+    direct = None if term else _direct(spec, view)
     route = ctx.route(state, Task(task, structured=True), spec.decide_effort, "the graph's decide node")
-    effort = route.effort
+    effort = None if direct is not None else route.effort
     with ctx.recorder(state, "decide", "decide", "Decide and request approval", effort=effort,
-                      effort_reason=route.reason) as rec:
-        messages = step_messages(spec, state, task)
-        model = ctx.models.json_chat(effort, spec.decision_schema)
-        raised = ctx.guard(state, "decide", effort, model, messages, MAX_ATTEMPTS)
-        rec.inputs = {**route.recorded(), **({"termination": term} if term else {})}
-        outcome = invoke_structured(
-            model, messages, spec.decision_schema, effort=effort,
-            validate=lambda d: spec.check_decision(d, view),
-            **ctx.access.structured(ctx.uses_cache(state, "decide")),
-        )
-        rec.model_calls(outcome.calls)
-        fallback = outcome.value is None
-        value = spec.fallback_decision(view, outcome.errors) if fallback else outcome.value
-        if value is None:  # the spec has no fallback: fail the step (the run stays resumable)
-            rec.output = {"errors": outcome.errors}
-            value = outcome.require(spec.decision_schema)  # raises: no valid answer and no fallback
+                      effort_reason=None if direct is not None else route.reason) as rec:
+        raised: dict[str, Any] = {}
+        errors: list[str] = []
+        if direct is not None:  # the spec built it from the findings (ChainSpec.direct_decision): no model call
+            rec.inputs = {"by": "code"}
+            value, fallback = direct, False
+        else:
+            messages = step_messages(spec, state, task)
+            model = ctx.models.json_chat(route.effort, spec.decision_schema)
+            raised = ctx.guard(state, "decide", route.effort, model, messages, MAX_ATTEMPTS)
+            rec.inputs = {**route.recorded(), **({"termination": term} if term else {})}
+            outcome = invoke_structured(
+                model, messages, spec.decision_schema, effort=route.effort,
+                validate=lambda d: spec.check_decision(d, view),
+                **ctx.access.structured(ctx.uses_cache(state, "decide")),
+            )
+            rec.model_calls(outcome.calls)
+            errors = outcome.errors
+            fallback = outcome.value is None
+            value = spec.fallback_decision(view, outcome.errors) if fallback else outcome.value
+            if value is None:  # the spec has no fallback: fail the step (the run stays resumable)
+                rec.output = {"errors": outcome.errors}
+                value = outcome.require(spec.decision_schema)  # raises: no valid answer and no fallback
         decision = decision_form(value)  # value contract: JSON where the schema restores it exactly, else tagged
-        rec.output = {"decision": decision, "fallback": fallback, "errors": outcome.errors}
+        rec.output = {"decision": decision, "fallback": fallback, "errors": errors,
+                      **({"by": "code"} if direct is not None else {})}
         facts = RunFacts(decision=decision, tools_used=state.get("tools_used", []), sensitive_tools=ctx.sensitive,
                          cost_usd=ctx.cost_of_run(state["run_id"]))
         reasons = ctx.approval_policy.reasons("decide", facts)
@@ -85,6 +94,19 @@ def decide(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
     # the approval steps' numbers are reserved here, so parallel approve tasks never write "step"
     return {"decision": {**decision, "_fallback": fallback}, "requests": requests,
             "step": rec.step_no + len(requests), **raised}
+
+
+def _direct(spec: Any, view: ChainView) -> Any:
+    """The spec's code-built decision (:meth:`~chainproof.graphs.spec.ChainSpec.direct_decision`)
+    when it gives one that passes its own :meth:`check_decision`, else None (the model decides)."""
+    value = spec.direct_decision(view)
+    if value is None:
+        return None
+    try:
+        spec.check_decision(value, view)
+    except ValueError:
+        return None
+    return value
 
 
 def after_decide(state: ChainState) -> list[Send] | str:
