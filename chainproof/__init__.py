@@ -49,6 +49,7 @@ _EXPORTS: dict[str, str] = {
     "PlanStep": "chainproof.graphs.spec:PlanStep",
     "Finding": "chainproof.graphs.spec:Finding",
     "AgentAnswer": "chainproof.graphs.agent:AgentAnswer",
+    "SendBack": "chainproof.graphs.agent:SendBack",
     "Condition": "chainproof.graphs.branching:Condition",
     "BranchChoice": "chainproof.graphs.branching:BranchChoice",
     "BranchOutcome": "chainproof.graphs.branching:BranchOutcome",
@@ -107,6 +108,7 @@ __all__ = [
     "PlanStep",
     "Finding",
     "AgentAnswer",
+    "SendBack",
     "Condition",
     "BranchChoice",
     "BranchOutcome",
@@ -148,7 +150,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from chainproof.app import Chainproof
     from chainproof.checkpoints._approver_keys import ClientSignature, KeySigner, decision_statement
     from chainproof.errors import ChainproofError, RunError, UserError
-    from chainproof.graphs.agent import AgentAnswer
+    from chainproof.graphs.agent import AgentAnswer, SendBack
     from chainproof.graphs.approval import ApprovalItem
     from chainproof.graphs.approval_policy import ApprovalPolicy, CostAbove, FieldBelow, FieldEquals, SensitiveToolUsed
     from chainproof.graphs.branching import BranchChoice, BranchOutcome, Condition

@@ -27,6 +27,8 @@ step's task, or end the step.
 (:class:`AgentAnswer`) and may send it back with a note, as PydanticAI's output validators do by
 raising ``ModelRetry``: the answer and the note join the window and the loop goes on, at most
 ``PlanStep.answer_checks`` times per step (then, or at ``max_iterations``, the answer stands).
+A :class:`SendBack` may also name the tool the model's next reply must call (OpenAI's
+``tool_choice`` naming a function), for that one iteration.
 """
 
 from __future__ import annotations
@@ -88,6 +90,17 @@ class AgentAnswer:
     checks: int
 
 
+@dataclass(frozen=True)
+class SendBack:
+    """What :meth:`~chainproof.graphs.spec.ChainSpec.check_answer` returns to send an answer
+    back: ``note`` for the model and, optionally, ``tool``, the one tool its next reply must call
+    (OpenAI's ``tool_choice={"type": "function", "function": {"name": tool}}``; one of the step's
+    tools). A plain string is a ``SendBack`` without a tool."""
+
+    note: str
+    tool: str | None = None
+
+
 def start(step: PlanStep) -> dict[str, Any]:
     """The state of an agent step before its first iteration (``ChainState["agent"]``)."""
     return {"step_id": step.id, "iteration": 0, "instruction": step.instruction, "window": [], "notes": [],
@@ -101,11 +114,15 @@ def answer_of(run: Mapping[str, Any], text: str) -> AgentAnswer:
                        results=results, checks=run.get("answer_checks", 0))
 
 
-def sent_back(run: Mapping[str, Any], iteration: int, text: str, note: str) -> dict[str, Any]:
-    """``run`` after an answer was sent back with ``note``: both join the window, and the count
-    of checks of the step goes up."""
-    entries: list[dict[str, Any]] = [{"role": "ai", "content": text, "calls": []}, {"role": "human", "content": note}]
-    return {**advance_window(run, iteration, entries), "answer_checks": run.get("answer_checks", 0) + 1}
+def sent_back(run: Mapping[str, Any], iteration: int, text: str, back: SendBack) -> dict[str, Any]:
+    """``run`` after an answer was sent back: the answer and the note join the window, the count
+    of checks of the step goes up, and the next iteration's ``tool_choice`` is the named tool."""
+    entries: list[dict[str, Any]] = [{"role": "ai", "content": text, "calls": []},
+                                     {"role": "human", "content": back.note}]
+    out = {**advance_window(run, iteration, entries), "answer_checks": run.get("answer_checks", 0) + 1}
+    if back.tool:
+        out["tool_choice"] = back.tool
+    return out
 
 
 def limit_of(spec: ChainSpec, step: PlanStep) -> int:

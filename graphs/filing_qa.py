@@ -20,11 +20,13 @@ Two checks by code keep the small embedded model honest and the run cheap:
 * **Arithmetic is the calculator's** (:meth:`FilingQA.check_answer`): when the question asks for
   a computed figure (:func:`needs_calculation`: a change, difference, average, ratio, percentage
   or a total across years) and the agent answers without having run ``calculate``, its answer is
-  sent back once, asking for the calculation. The 1.5B model otherwise subtracts in its head (it
+  sent back once, asking for the calculation, and the model's next reply must call ``calculate``
+  (a named ``tool_choice``). The 1.5B model otherwise subtracts in its head (it
   answered 3M's $608M - $595M as "$4 million").
-* **A clean answer is typed by code** (:meth:`FilingQA.direct_decision`): when the agent's answer
-  is short and every cite in it is one of the evidence paragraphs, the typed answer is read from
-  it (no model call; ``confidence`` None, not rated); otherwise the model types it as above.
+* **A clean figure is typed by code** (:meth:`FilingQA.direct_decision`): when the agent's
+  answer is short, states one number and every cite in it is one of the evidence paragraphs, the
+  typed answer is read from it (no model call; ``confidence`` None, not rated); otherwise the
+  model types it as above.
 
 No approval is asked: the run answers a question and decides nothing for anyone.
 """
@@ -38,7 +40,7 @@ from typing import Annotated, Any
 from langchain_core.tools import InjectedToolArg
 from pydantic import BaseModel, Field
 
-from chainproof import AgentAnswer, ApprovalPolicy, ChainSpec, ChainView, PlanStep, clipped, tool
+from chainproof import AgentAnswer, ApprovalPolicy, ChainSpec, ChainView, PlanStep, SendBack, clipped, tool
 from chainproof.tools.calculator import evaluate
 from chainproof.tools.dossier import resolve_dossier
 from chainproof.tools.filing_search import evidence, load_source, search
@@ -55,7 +57,8 @@ _COMPUTED = re.compile(r"\b(change|changes|changed|average|difference|ratio|incr
                        r"\btotal\b.*\b(?:and|between|both|from|across)\b", re.I)
 _EXPLAINED = re.compile(r"\bwhy\b|^\s*(?:how (?:did|does|is|are|was|were)|what (?:was|were|is|are) the (?:reasons?|causes?)|"
                         r"what caused|explain|which)\b|(?:due to|recognized as|attributable to)\?\s*$", re.I)
-_CITED = re.compile(r"\[\s*([a-z_]+)\s*¶\s*(\d+)\s*\]")
+_CITED = re.compile(r"\[?\s*\b([a-z_]+)\s*¶\s*(\d+)\s*\]?")  # "[table ¶3]", or "table ¶3" as the 1.5B model writes it
+_TRAILER = re.compile(r",?\s*(?:with (?:a |the )?cites? (?:of|from)?|citing|cited in|see|from)\s*$", re.I)
 _LEAD = re.compile(r"^\s*(?:the\s+)?(?:final\s+)?answer(?:\s+is)?\s*[:\-]?\s*", re.I)
 CALCULATE_NOTE = ("This question asks for a figure computed from others. Call calculate with the figures from the "
                   "paragraphs (for a change: new - old; for a percentage change: (new - old) / old * 100), then "
@@ -212,28 +215,28 @@ class FilingQA(ChainSpec[FilingAnswer]):
         if bad:
             raise ValueError(f"citations: {bad} are not among the paragraphs given; cite only {allowed}")
 
-    def check_answer(self, step: PlanStep, answer: AgentAnswer, view: ChainView) -> str | None:
+    def check_answer(self, step: PlanStep, answer: AgentAnswer, view: ChainView) -> SendBack | None:
         """The answer of a question that needs arithmetic goes back once when ``calculate`` never
-        ran in the step (:data:`CALCULATE_NOTE`)."""
+        ran in the step (:data:`CALCULATE_NOTE`), and the model's next reply must call it."""
         if step.id == "answer" and needs_calculation(view.inputs["question"]) and "calculate" not in answer.tools_run:
-            return CALCULATE_NOTE
+            return SendBack(CALCULATE_NOTE, tool="calculate")
         return None
 
     def direct_decision(self, view: ChainView) -> FilingAnswer | None:
         """The typed answer read from the agent's own when it answered, cites at least one
-        paragraph, is at most 120 characters without its cites and holds at most one number (one,
-        when the question needs a calculation); the decide node then checks the cites against
-        the evidence, and asks the model when one does not hold. ``value`` is that number (None
-        for a span without one), ``confidence`` None (not rated)."""
+        paragraph, is at most 120 characters without its cites and holds exactly one number (a
+        text answer goes to the model, which picks the words that answer); the decide node then
+        checks the cites against the evidence, and asks the model when one does not hold.
+        ``value`` is that number, ``confidence`` None (not rated)."""
         data = view.data("answer")
         text = str(data.get("answer") or "") if data.get("stop_reason") == "answered" else ""
         cites = [ParagraphCite(section=m.group(1), paragraph=int(m.group(2))) for m in _CITED.finditer(text)]
-        bare = _LEAD.sub("", _CITED.sub(" ", text)).strip(" .;:,\n")
+        bare = _TRAILER.sub("", _LEAD.sub("", _CITED.sub(" ", text)).strip(" .;:,\n")).strip(" .;:,")
         if not cites or not bare or len(bare) > 120:
             return None
         numbers = [float(n.replace("$", "").replace(",", "")) for n in _NUMBER.findall(bare)]
-        if len(numbers) > 1 or (not numbers and needs_calculation(view.inputs["question"])):
-            return None  # which number is the answer is the model's to say
+        if len(numbers) != 1:
+            return None  # which number is the answer, or which words of a sentence, is the model's to say
         unique = list({(c.section, c.paragraph): c for c in cites}.values())
         return FilingAnswer(answer=bare, value=numbers[0] if len(numbers) == 1 else None, unit=None,
                             citations=unique[:4], confidence=None)

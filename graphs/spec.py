@@ -24,7 +24,7 @@ from chainproof.graphs.branching import BranchChoice, BranchOutcome, Condition
 from chainproof.graphs.debate import Debate
 
 if TYPE_CHECKING:
-    from chainproof.graphs.agent import AgentAnswer
+    from chainproof.graphs.agent import AgentAnswer, SendBack
     from chainproof.graphs.view import ChainView
 
 DecisionT = TypeVar("DecisionT", bound=BaseModel)
@@ -291,11 +291,12 @@ class ChainSpec(Generic[DecisionT]):
     def check_decision(self, decision: DecisionT, view: ChainView) -> None:
         """Override: semantic checks beyond the schema; raise ``ValueError`` (shown to the model)."""
 
-    def check_answer(self, step: PlanStep, answer: AgentAnswer, view: ChainView) -> str | None:
+    def check_answer(self, step: PlanStep, answer: AgentAnswer, view: ChainView) -> str | SendBack | None:
         """Override: check an agent step's answer before the step ends (PydanticAI's output
-        validator raising ``ModelRetry``). Return a note for the model, which then answers again
-        (at most ``step.answer_checks`` times), or None (the default) to accept it. Runs on
-        replay too: keep it deterministic (code over ``answer``, never a model or the clock)."""
+        validator raising ``ModelRetry``). Return a note for the model (or a ``SendBack`` that
+        also names the tool its next reply must call), which then answers again (at most
+        ``step.answer_checks`` times), or None (the default) to accept it. Runs on replay too:
+        keep it deterministic (code over ``answer``, never a model or the clock)."""
         return None
 
     def direct_decision(self, view: ChainView) -> DecisionT | None:

@@ -137,6 +137,7 @@ def test_an_arithmetic_answer_without_the_calculator_is_sent_back_once_then_stan
         checked = [s for s in agent_rows if s.output.get("answer_check")]
         assert len(checked) == 1 and "Call calculate" in checked[0].output["answer_check"]
         assert "Call calculate" in model.calls[2][-1].content and model.calls[2][-2].content.startswith("4 USD")
+        assert model.bound[2]["tool_choice"] in ("calculate", {"type": "function", "function": {"name": "calculate"}})
         decision = run.state["decision"]  # typed by code: one number, a cite among the evidence
         assert (decision["answer"], decision["value"], decision["confidence"]) == ("13 USD millions", 13.0, None)
         assert len(model.calls) == 4  # no decide call
@@ -149,20 +150,24 @@ def test_an_arithmetic_answer_without_the_calculator_is_sent_back_once_then_stan
         assert run.state["decision"]["value"] == 4.0 and len(model.calls) == 3
 
 
-def test_a_span_answer_with_a_held_cite_is_typed_by_code_and_a_bad_cite_goes_to_the_model(settings, tmp_path):
-    inputs = {"company": "MMM", "question": "What does 3M record for respirator mask and asbestos claims?"}
-    app, run, model = _run(settings, [call(SEARCH), "an accrual for probable liabilities [legal_note ¶4]"], inputs)
+def test_a_stated_figure_with_a_held_cite_is_typed_by_code_and_a_bad_cite_or_a_sentence_goes_to_the_model(
+        settings, tmp_path):
+    inputs = {"company": "MMM", "question": "What was 3M's respirator mask and asbestos accrual at the end of 2017?"}
+    app, run, model = _run(settings, [call(SEARCH), "$608 million, with a cite of legal_note ¶4."], inputs)
     with app:
         decide = next(s for s in app.audit.records_of(run.run_id, Step) if s.node == "decide")
         assert decide.inputs == {"by": "code"} and decide.output["by"] == "code" and decide.effort is None
-        assert run.state["decision"]["answer"] == "an accrual for probable liabilities"
+        decision = run.state["decision"]
+        assert (decision["answer"], decision["value"], decision["citations"]) == (
+            "$608 million", 608.0, [{"section": "legal_note", "paragraph": 4}])
         assert len(model.calls) == 2
         _replayed_identically(app, run.run_id)
-    fixed = _answer(answer="an accrual", value=None, unit=None)
-    app, run, model = _run(Settings(home=tmp_path / "other"), [call(SEARCH), "an accrual [legal_note ¶99]", fixed], inputs)
-    with app:  # ¶99 is no evidence paragraph: the model types the answer, citing one that is
-        assert run.state["decision"]["citations"] == [{"section": "legal_note", "paragraph": 4}]
-        assert len(model.calls) == 3
+    fixed = _answer(answer="$608 million", value=608, unit="USD millions")
+    for k, said in enumerate(["$608 million [legal_note ¶99]", "an accrual for probable liabilities [legal_note ¶4]"]):
+        app, run, model = _run(Settings(home=tmp_path / f"h{k}"), [call(SEARCH), said, fixed], inputs)
+        with app:  # ¶99 is no evidence paragraph; a text answer: the model types the answer
+            assert run.state["decision"]["citations"] == [{"section": "legal_note", "paragraph": 4}]
+            assert len(model.calls) == 3
 
 
 @pytest.mark.parametrize(("inputs", "message"), [

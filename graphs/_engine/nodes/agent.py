@@ -59,6 +59,11 @@ def agent(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
         messages = agentic.prompt(spec, state, run, iteration, limit, progress_text(spec, state), evidence)
         # OpenAI's tool_choice on the first iteration only (PlanStep.first_tool_choice); then the model's choice
         choice = {"tool_choice": step.first_tool_choice} if iteration == 1 and step.first_tool_choice != "auto" else {}
+        if run.get("tool_choice"):  # a sent-back answer named the tool to call now (ChainSpec.check_answer)
+            if run["tool_choice"] not in names:
+                raise ValueError(f"plan step {step.id!r}: check_answer named tool {run['tool_choice']!r}, which is not "
+                                 f"among the step's tools {names}")
+            choice = {"tool_choice": run["tool_choice"]}
         model = ctx.models.chat(route.effort).bind_tools([ctx.tool_defs[n] for n in names], **choice)
         raised = ctx.guard(state, "agent", route.effort, model, messages)
         reply, call = ctx.access.call(model, messages, effort=route.effort, use_cache=ctx.uses_cache(state, step.id))
@@ -124,14 +129,17 @@ def _calls_and_ending(ctx: ChainContext, state: ChainState, rec: StepRecorder, s
             {**c, "args": {k: v for k, v in c["args"].items() if k not in fixed.get(c["name"], {})}}
             if isinstance(c["args"], dict) else c for c in calls]}
         run = agentic.advance_window(run, iteration, [ai, *entries])
-    note = None
+    run.pop("tool_choice", None)  # it held for this iteration only
+    back = None
     if not asked and iteration < limit and run.get("answer_checks", 0) < step.answer_checks:
-        note = ctx.spec.check_answer(step, agentic.answer_of(run, text), ChainView(state))
-        if note:  # sent back (PydanticAI's ModelRetry from an output validator): the loop goes on
-            run = agentic.sent_back(run, iteration, output, note)
-    result = None if note else _ending(run, step, limit, asked, text)
+        checked = ctx.spec.check_answer(step, agentic.answer_of(run, text), ChainView(state))
+        back = agentic.SendBack(checked) if isinstance(checked, str) else checked
+        if back is not None:  # sent back (PydanticAI's ModelRetry from an output validator): the loop goes on
+            run = agentic.sent_back(run, iteration, output, back)
+    result = None if back else _ending(run, step, limit, asked, text)
     rec.output = {"text": output, "tool_calls": statuses, **({"outcome": result} if result else {}),
-                  **({"answer_check": note} if note else {})}
+                  **({"answer_check": back.note, **({"next_tool_choice": back.tool} if back.tool else {})}
+                     if back else {})}
     update: dict[str, Any] = {}
     used = state.get("tools_used", [])
     ran = sorted({s["tool"] for s in statuses if s["status"] == "ok"} - set(used))
