@@ -13,6 +13,11 @@ headers, and its paragraphs, written as a filing-qa JSON document):
   characters, or no answer within the limit); its first attempt is the ``react`` loop's transcript
   (the model is greedy, so a second run would repeat it), so only the retry costs time.
 
+Ablations (``--systems``, each a ``filing-qa`` graph without one part, to measure what the part
+adds): ``chainproof-no-answer-checks`` (an arithmetic answer is never sent back to call the
+calculator), ``chainproof-model-types`` (the typed answer is always the model's, never read from
+the agent's by code), ``chainproof-free-start`` (the agent may answer before it searches).
+
 Scoring (the issue's rule): an ``arithmetic`` question is right when the number given is within
 1 % of the gold answer (also when given in the scale's base unit: ``percent`` 12.5 as 0.125,
 ``million`` 1.5 as 1,500,000); a ``span`` question when the answer equals the gold span after
@@ -54,11 +59,40 @@ from chainproof.agents.scripted import ScriptedChatModel
 from chainproof.app import Chainproof
 from chainproof.checkpoints.audit_schema import ModelCallRecord
 from chainproof.graphs.filing_qa import MAX_ITERATIONS, FilingQA, calculate
+from chainproof.graphs.registry import register
 from chainproof.settings import Settings
 from chainproof.tools.filing_search import load_source, search
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tatqa"
 SYSTEMS = ("chainproof", "react", "react+retry")
+
+
+class _NoAnswerChecks(FilingQA):
+    """filing-qa without its answer check (an arithmetic answer is never sent back)."""
+
+    def plan(self, inputs: dict[str, Any]) -> list[Any]:
+        return [s.model_copy(update={"answer_checks": 0}) if s.kind == "agent" else s for s in super().plan(inputs)]
+
+
+class _ModelTypes(FilingQA):
+    """filing-qa whose typed answer is always the model's (no decision typed by code)."""
+
+    def direct_decision(self, view: Any) -> None:
+        return None
+
+
+class _FreeStart(FilingQA):
+    """filing-qa whose agent may answer at once (``first_tool_choice="auto"``)."""
+
+    def plan(self, inputs: dict[str, Any]) -> list[Any]:
+        return [s.model_copy(update={"first_tool_choice": "auto"}) if s.kind == "agent" else s
+                for s in super().plan(inputs)]
+
+
+#: each chainproof system: the graph it runs (ablations leave out one part, to measure what it adds)
+GRAPHS: dict[str, tuple[str, type[FilingQA]]] = {
+    "chainproof": ("filing-qa", FilingQA), "chainproof-no-answer-checks": ("bench-fq-no-checks", _NoAnswerChecks),
+    "chainproof-model-types": ("bench-fq-model-types", _ModelTypes), "chainproof-free-start": ("bench-fq-free", _FreeStart)}
 PLAIN_PROMPT = (FilingQA.system_prompt + " Call search_filing to find facts and calculate for any arithmetic. When you "
                 "know the answer, reply with only the answer: a number or a short span copied from the document.")
 _SCALE = {"percent": 0.01, "thousand": 1e3, "million": 1e6, "billion": 1e9}
@@ -214,17 +248,17 @@ def _scored(system: str, q: dict[str, Any], messages: list[BaseMessage], invalid
                   tokens_in, tokens_out, calls, round(seconds, 1))
 
 
-def run_chainproof(app: Chainproof, context_q: tuple[dict, dict], doc_path: str) -> Answer:
+def run_chainproof(app: Chainproof, context_q: tuple[dict, dict], doc_path: str, system: str = "chainproof") -> Answer:
     _, q = context_q
     started = time.perf_counter()
     try:
-        run = app.start("filing-qa", {"company": "TATQA", "question": q["question"], "document": doc_path}, cache=False)
+        run = app.start(GRAPHS[system][0], {"company": "TATQA", "question": q["question"], "document": doc_path}, cache=False)
         run_id, decision = run.run_id, run.state.get("decision") or {}
         text = str(decision.get("answer") or "")
     except Exception as exc:  # a failed run (e.g. a prompt over the context window) is a wrong answer
         run_id, decision, text = app.audit.list_runs(1)[0][0].run_id, {}, f"error: {type(exc).__name__}: {exc}"
     calls = app.audit.records_of(run_id, ModelCallRecord)
-    return Answer("chainproof", q["uid"], is_correct(q, text, decision.get("value")), text[:200],
+    return Answer(system, q["uid"], is_correct(q, text, decision.get("value")), text[:200],
                   sum(c.input_tokens for c in calls), sum(c.output_tokens for c in calls), len(calls),
                   round(time.perf_counter() - started, 1))
 
@@ -264,8 +298,17 @@ def main() -> int:
     parser.add_argument("--home", type=Path, help="keep chainproof's runs in this store (CHAINPROOF_HOME) to "
                                                    "inspect them with chainproof show; default: a temporary one")
     parser.add_argument("--answers", type=Path, help="a JSON-lines file that keeps each answer; resumes from it")
+    parser.add_argument("--systems", default=",".join(SYSTEMS),
+                        help=f"comma-separated systems (default {','.join(SYSTEMS)}; ablations: "
+                             f"{', '.join(g for g in GRAPHS if g != 'chainproof')})")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args()
+    systems = tuple(n.strip() for n in args.systems.split(",") if n.strip())
+    unknown = [n for n in systems if n not in (*SYSTEMS, *GRAPHS)]
+    if unknown or not systems:
+        print(f"--systems: unknown {unknown}; expected some of {[*SYSTEMS, *list(GRAPHS)[1:]]}", file=sys.stderr)
+        return 2
+    args.systems = systems
     if not (args.data / "tatqa_dataset_test_gold.json").is_file():
         print(f"TAT-QA not found: {args.data}/tatqa_dataset_test_gold.json (give --data)", file=sys.stderr)
         return 2
@@ -283,6 +326,9 @@ def main() -> int:
             from chainproof.agents.local_weights import local_model_path
 
             settings = Settings(home=home, local=LocalModelSettings(gguf_path=local_model_path()))
+        for name, graph in GRAPHS.values():
+            if name != "filing-qa":
+                register(name, type(graph.__name__, (graph,), {"name": name}))
         if args.model == "scripted":
             from chainproof.agents.models import StaticModels
 
@@ -295,12 +341,14 @@ def main() -> int:
                 doc_path.write_text(json.dumps(document(pair[0])))
                 plain_model = scripted_model() if args.model == "scripted" else app.models.chat("medium")
                 plain: dict[str, Answer] = {}
-                for system in SYSTEMS:
+                for system in args.systems:
                     if (system, pair[1]["uid"]) in done:
                         continue
-                    if system != "chainproof" and not plain:
-                        plain = dict(zip(("react", "react+retry"), run_plain(plain_model, pair, str(doc_path))))
-                    answer = run_chainproof(app, pair, str(doc_path)) if system == "chainproof" else plain[system]
+                    if system in GRAPHS:
+                        answer = run_chainproof(app, pair, str(doc_path), system)
+                    else:
+                        plain = plain or dict(zip(("react", "react+retry"), run_plain(plain_model, pair, str(doc_path))))
+                        answer = plain[system]
                     answers.append(answer)
                     if args.answers is not None:
                         with args.answers.open("a") as kept:
@@ -317,13 +365,13 @@ def main() -> int:
           f"{results['span']} span), model {args.model}\n")
     print("| system | accuracy | right | input tokens / q | output tokens / q | model calls / q | s / q |")
     print("|---|---|---|---|---|---|---|")
-    for name in SYSTEMS:
+    for name in args.systems:
         s = results["systems"][name]
         print(f"| {name} | {s['accuracy']:.2f} | {s['right']}/{len(pairs)} | {s['input_tokens']:,.0f} | "
               f"{s['output_tokens']:,.0f} | {s['model_calls']:.1f} | {s['seconds']:.1f} |")
     print("\nBy question type (right): " + "; ".join(
         f"{name}: arithmetic {results['systems'][name]['right_arithmetic']}, span {results['systems'][name]['right_span']}"
-        for name in SYSTEMS))
+        for name in args.systems))
     return 0
 
 
@@ -333,7 +381,7 @@ def summarise(answers: list[Answer], pairs: list[tuple[dict, dict]], args: argpa
                            "arithmetic": sum(k == "arithmetic" for k in kinds.values()),
                            "span": sum(k == "span" for k in kinds.values()), "systems": {},
                            "answers": [asdict(a) for a in answers]}
-    for name in SYSTEMS:
+    for name in args.systems:
         mine = [a for a in answers if a.system == name]
         n = max(1, len(mine))
         out["systems"][name] = {
