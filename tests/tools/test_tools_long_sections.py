@@ -19,6 +19,7 @@ from chainproof.tools.legal_passages import (
     CHUNK_CHARS,
     PROMPT_BUDGET_TOKENS,
     check_readings,
+    copied_opening,
     legal_chunk,
     paragraphs,
     quote_holds,
@@ -59,12 +60,20 @@ def test_citations_hold_only_for_the_cited_paragraphs_words(bundle_root):
     para = next(p for p in paragraphs(texts) if "Minnesota" in p.text and "natural resource" in p.text.lower())
     words = " ".join(para.text.split()[5:14])
     other = next(p for p in paragraphs(texts) if p.cite != para.cite and not quote_holds(words, p.text))
+    copied = " ".join(para.text.split()[:12])
     checked = check_readings([f'[{para.cite}] the NRD suit: "{words}"\nnone',
                               f'[{other.cite}] misplaced: "{words}"', f'[{para.cite}] no quote here',
-                              "[legal_note ¶4000] nowhere: \"the Company is a named defendant\""], texts)
+                              "[legal_note ¶4000] nowhere: \"the Company is a named defendant\"",
+                              # the 1.5B model copies the paragraph after its cite, unquoted: that holds...
+                              f"[{para.cite}] {copied} and then words of its own that the filing never says",
+                              # ...but not a copy of another paragraph's words
+                              f"[{other.cite}] {copied}"], texts)
     assert [(c.cite, c.holds, c.problem) for c in checked] == [
         (para.cite, True, None), (other.cite, False, "the quoted words are not in that paragraph"),
-        (para.cite, False, "no quoted words"), ("legal_note ¶4000", False, "no such paragraph")]
+        (para.cite, False, "no quoted words"), ("legal_note ¶4000", False, "no such paragraph"),
+        (para.cite, True, None), (other.cite, False, "no quoted words")]
+    assert checked[4].quote == copied.rstrip(",;:")
+    assert copied_opening(" ".join(para.text.split()[:4]) + " is what it says", para.text) == ""  # too few words
 
 
 @pytest.fixture(scope="module")
