@@ -45,8 +45,8 @@ from chainproof.tools.calculator import evaluate
 from chainproof.tools.dossier import resolve_dossier
 from chainproof.tools.filing_search import evidence, load_source, search
 
-__all__ = ["FilingAnswer", "FilingQA", "FilingQAInputs", "ParagraphCite", "calculate", "filing_evidence",
-           "search_filing"]
+__all__ = ["FilingAnswer", "FilingQA", "FilingQAInputs", "ParagraphCite", "calculate", "calculate_note", "filing_evidence",
+           "needs_calculation", "search_filing"]
 
 MAX_ITERATIONS = 6  # search, maybe a second search, a calculation, the answer, and room to repair a call
 _NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
@@ -60,9 +60,24 @@ _EXPLAINED = re.compile(r"\bwhy\b|^\s*(?:how (?:did|does|is|are|was|were)|what (
 _CITED = re.compile(r"\[?\s*\b([a-z_]+)\s*¶\s*(\d+)\s*\]?")  # "[table ¶3]", or "table ¶3" as the 1.5B model writes it
 _TRAILER = re.compile(r",?\s*(?:with (?:a |the )?cites? (?:of|from)?|citing|cited in|see|from)\s*$", re.I)
 _LEAD = re.compile(r"^\s*(?:the\s+)?(?:final\s+)?answer(?:\s+is)?\s*[:\-]?\s*", re.I)
-CALCULATE_NOTE = ("This question asks for a figure computed from others. Call calculate with the figures from the "
-                  "paragraphs (for a change: new - old; for a percentage change: (new - old) / old * 100), then "
-                  "answer with its result and the cites.")
+EXPRESSION_CHARS = 160  # a calculator expression's length in the tool's schema (maxLength: llama.cpp's grammar
+# then closes the string; greedy decoding once wrote "100.000000000000012500000..." up to max_tokens)
+#: (words of the question, the form of the calculation), first match wins: the note names the operation asked
+_OPERATIONS = ((re.compile(r"percent(?:age)?\s+(?:change|increase|decrease|growth)|growth rate", re.I),
+                "(new - old) / old * 100"),
+               (re.compile(r"\baverage\b", re.I), "avg(a, b)"),
+               (re.compile(r"\b(?:ratio|proportion|percentage of|percent of)\b", re.I), "part / whole (* 100 for a percentage)"),
+               (re.compile(r"\b(?:total|sum|combined)\b", re.I), "a + b"),
+               (re.compile(r"\b(?:change|changes|changed|difference|increase|decrease|more|less|higher|lower)\b", re.I),
+                "new - old"))
+
+
+def calculate_note(question: str) -> str:
+    """What an arithmetic answer given without ``calculate`` is told: call it, in the form the
+    question's words ask for (:data:`_OPERATIONS`)."""
+    form = next((f for words, f in _OPERATIONS if words.search(question)), "the arithmetic the question asks for")
+    return (f"This question asks for a figure computed from others. Call calculate with the figures from the paragraphs "
+            f"({form}), then answer with its result and the cites.")
 
 
 def needs_calculation(question: str) -> bool:
@@ -80,7 +95,7 @@ def search_filing(query: str, source: Annotated[str, InjectedToolArg], section: 
 
 
 @tool
-def calculate(expression: str) -> dict:
+def calculate(expression: Annotated[str, Field(max_length=EXPRESSION_CHARS)]) -> dict:
     """Compute an arithmetic expression such as (1568.6 - 1571.7) / 1571.7 * 100. Numbers, + - * /
     **, parentheses, abs, round, min, max, sum, avg."""
     return {"expression": expression, "result": evaluate(expression)}
@@ -217,9 +232,9 @@ class FilingQA(ChainSpec[FilingAnswer]):
 
     def check_answer(self, step: PlanStep, answer: AgentAnswer, view: ChainView) -> SendBack | None:
         """The answer of a question that needs arithmetic goes back once when ``calculate`` never
-        ran in the step (:data:`CALCULATE_NOTE`), and the model's next reply must call it."""
+        ran in the step (:func:`calculate_note`), and the model's next reply must call it."""
         if step.id == "answer" and needs_calculation(view.inputs["question"]) and "calculate" not in answer.tools_run:
-            return SendBack(CALCULATE_NOTE, tool="calculate")
+            return SendBack(calculate_note(view.inputs["question"]), tool="calculate")
         return None
 
     def direct_decision(self, view: ChainView) -> FilingAnswer | None:

@@ -150,6 +150,28 @@ def test_an_arithmetic_answer_without_the_calculator_is_sent_back_once_then_stan
         assert run.state["decision"]["value"] == 4.0 and len(model.calls) == 3
 
 
+@pytest.mark.parametrize(("question", "form", "computed"), [
+    ("What is the average cents per share for 2018 and 2019?", "avg(a, b)", True),
+    ("What is the percentage change in revenue between 2018 and 2019?", "(new - old) / old * 100", True),
+    ("What is the change in deferred revenue from 2018 to 2019?", "new - old", True),
+    ("What is the total cost of revenue in both 2019 and 2018?", "a + b", True),
+    ("Why did the valuation allowance increase in fiscal 2019?", None, False),
+    ("What was the revenue in 2019?", None, False),
+])
+def test_a_computed_figure_is_recognised_and_the_note_names_its_operation(question, form, computed):
+    from chainproof.graphs.filing_qa import calculate_note, needs_calculation
+
+    assert needs_calculation(question) is computed
+    if form:
+        assert f"({form})" in calculate_note(question)
+
+
+def test_the_calculator_schema_bounds_the_expression_so_a_grammar_closes_it():
+    from langchain_core.utils.function_calling import convert_to_openai_tool
+
+    assert convert_to_openai_tool(calculate)["function"]["parameters"]["properties"]["expression"]["maxLength"] == 160
+
+
 def test_a_stated_figure_with_a_held_cite_is_typed_by_code_and_a_bad_cite_or_a_sentence_goes_to_the_model(
         settings, tmp_path):
     inputs = {"company": "MMM", "question": "What was 3M's respirator mask and asbestos accrual at the end of 2017?"}
