@@ -96,8 +96,8 @@ def search_filing(query: str, source: Annotated[str, InjectedToolArg], section: 
 
 @tool
 def calculate(expression: Annotated[str, Field(max_length=EXPRESSION_CHARS)]) -> dict:
-    """Compute an arithmetic expression such as (1568.6 - 1571.7) / 1571.7 * 100. Numbers, + - * /
-    **, parentheses, abs, round, min, max, sum, avg."""
+    """Compute an arithmetic expression such as 608 - 595, avg(45, 43) or 1568.6 / 1571.7. Numbers,
+    + - * / **, parentheses, abs, round, min, max, sum, avg."""
     return {"expression": expression, "result": evaluate(expression)}
 
 
@@ -238,20 +238,26 @@ class FilingQA(ChainSpec[FilingAnswer]):
         return None
 
     def direct_decision(self, view: ChainView) -> FilingAnswer | None:
-        """The typed answer read from the agent's own when it answered, cites at least one
-        paragraph, is at most 120 characters without its cites and holds exactly one number (a
-        text answer goes to the model, which picks the words that answer); the decide node then
-        checks the cites against the evidence, and asks the model when one does not hold.
-        ``value`` is that number, ``confidence`` None (not rated)."""
+        """The typed answer read from the agent's own when it answered, is at most 120 characters
+        without its cites and states exactly one number (a text answer goes to the model, which
+        picks the words that answer), citing the paragraphs it names or, when it names none, the
+        first evidence paragraph that states that number as written (none: the model types it).
+        The decide node then checks the cites against the evidence, and asks the model when one
+        does not hold. ``value`` is that number, ``confidence`` None (not rated)."""
         data = view.data("answer")
         text = str(data.get("answer") or "") if data.get("stop_reason") == "answered" else ""
         cites = [ParagraphCite(section=m.group(1), paragraph=int(m.group(2))) for m in _CITED.finditer(text)]
         bare = _TRAILER.sub("", _LEAD.sub("", _CITED.sub(" ", text)).strip(" .;:,\n")).strip(" .;:,")
-        if not cites or not bare or len(bare) > 120:
-            return None
-        numbers = [float(n.replace("$", "").replace(",", "")) for n in _NUMBER.findall(bare)]
-        if len(numbers) != 1:
+        stated = _NUMBER.findall(bare)
+        if not bare or len(bare) > 120 or len(stated) != 1:
             return None  # which number is the answer, or which words of a sentence, is the model's to say
+        if not cites:  # uncited: the evidence paragraph that states the number, when one does
+            figure = stated[0].lstrip("-$")
+            cites = [ParagraphCite(section=p["section"], paragraph=p["paragraph"])
+                     for p in view.data("evidence").get("paragraphs", []) if re.search(rf"(?<![\d.,]){re.escape(figure)}(?![\d]|[.,]\d)", p["text"])][:1]
+            if not cites:
+                return None
+        numbers = [float(stated[0].replace("$", "").replace(",", ""))]
         unique = list({(c.section, c.paragraph): c for c in cites}.values())
         return FilingAnswer(answer=bare, value=numbers[0] if len(numbers) == 1 else None, unit=None,
                             citations=unique[:4], confidence=None)

@@ -184,8 +184,13 @@ def test_a_stated_figure_with_a_held_cite_is_typed_by_code_and_a_bad_cite_or_a_s
             "$608 million", 608.0, [{"section": "legal_note", "paragraph": 4}])
         assert len(model.calls) == 2
         _replayed_identically(app, run.run_id)
+    app, run, model = _run(Settings(home=tmp_path / "uncited"), [call(SEARCH), "$608 million"], inputs)
+    with app:  # no cite given: the evidence paragraph that states 608 is cited
+        assert run.state["decision"]["citations"] == [{"section": "legal_note", "paragraph": 4}]
+        assert len(model.calls) == 2
     fixed = _answer(answer="$608 million", value=608, unit="USD millions")
-    for k, said in enumerate(["$608 million [legal_note ¶99]", "an accrual for probable liabilities [legal_note ¶4]"]):
+    for k, said in enumerate(["$608 million [legal_note ¶99]", "an accrual for probable liabilities [legal_note ¶4]",
+                              "$6,081 million"]):  # a bad cite; a text answer; a figure no evidence states
         app, run, model = _run(Settings(home=tmp_path / f"h{k}"), [call(SEARCH), said, fixed], inputs)
         with app:  # ¶99 is no evidence paragraph; a text answer: the model types the answer
             assert run.state["decision"]["citations"] == [{"section": "legal_note", "paragraph": 4}]
