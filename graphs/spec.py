@@ -67,9 +67,8 @@ class PlanStep(BaseModel):
     (OpenAI's ``tool_choice``, sent with ``bind_tools`` on the step's first iteration only):
     ``"auto"`` (the default: the model may answer at once) or ``"required"`` (its first reply must
     call one of the tools; LangChain/LangGraph spell it ``"any"``); from the second iteration on,
-    after the first tool results, the model chooses freely. ``answer_checks``: how many times in
-    the step an answer may be sent back by :meth:`ChainSpec.check_answer` (0: never asked). See
-    ``graphs/agent.py``.
+    after the first tool results, the model chooses freely. ``answer_checks``: times an answer may
+    be sent back by :meth:`ChainSpec.check_answer` (0: never asked). See ``graphs/agent.py``.
 
     ``depends_on`` (tool and reason steps): the ids of the earlier plan steps this step needs.
     None (the default) means every earlier step, so a plan runs in order as written. Consecutive
@@ -292,17 +291,14 @@ class ChainSpec(Generic[DecisionT]):
         """Override: semantic checks beyond the schema; raise ``ValueError`` (shown to the model)."""
 
     def check_answer(self, step: PlanStep, answer: AgentAnswer, view: ChainView) -> str | SendBack | None:
-        """Override: check an agent step's answer before the step ends (PydanticAI's output
-        validator raising ``ModelRetry``). Return a note for the model (or a ``SendBack`` that
-        also names the tool its next reply must call), which then answers again (at most
-        ``step.answer_checks`` times), or None (the default) to accept it. Runs on replay too:
-        keep it deterministic (code over ``answer``, never a model or the clock)."""
+        """Override: check an agent step's answer (PydanticAI's output validator raising ``ModelRetry``):
+        a note (or a ``SendBack`` also naming the tool to call next) sends it back, at most ``step.answer_checks``
+        times; None (default) accepts it. Runs on replay too: deterministic code only, no model or clock."""
         return None
 
     def direct_decision(self, view: ChainView) -> DecisionT | None:
-        """Override: the decision built by code when the findings settle it, so the decide node
-        calls no model (its step row says ``"by": "code"``); checked by :meth:`check_decision`
-        like a model's. None (the default): the model decides."""
+        """Override: the decision built by code when the findings settle it (checked by :meth:`check_decision`;
+        the decide node then calls no model, its row says ``"by": "code"``). None (default): the model decides."""
         return None
 
     def fallback_decision(self, view: ChainView, errors: list[str]) -> DecisionT | None:
