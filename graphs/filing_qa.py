@@ -98,7 +98,9 @@ def search_filing(query: str, source: Annotated[str, InjectedToolArg], section: 
 def calculate(expression: Annotated[str, Field(max_length=EXPRESSION_CHARS)]) -> dict:
     """Compute an arithmetic expression such as 608 - 595, avg(45, 43) or 1568.6 / 1571.7. Numbers,
     + - * / **, parentheses, abs, round, min, max, sum, avg."""
-    return {"expression": expression, "result": evaluate(expression)}
+    # "a - b = c, [table ¶2]": the left side is computed; the model's own result and notes are dropped
+    left = expression.split("=", 1)[0].strip() if "=" in expression else expression
+    return {"expression": left, "result": evaluate(left)}
 
 
 @tool

@@ -239,6 +239,11 @@ def test_the_calculator_computes_and_refuses_what_is_not_arithmetic():
         with pytest.raises(CalculatorError, match=why):
             evaluate(bad)
     assert calculate.invoke({"expression": "2 * 3"}) == {"expression": "2 * 3", "result": 6.0}
+    # the embedded model writes its own result (and cites) after "=": the left side is computed, not trusted
+    assert calculate.invoke({"expression": "(45 + 43) / 2 = 45.50 cents, see table ¶3"}) == {
+        "expression": "(45 + 43) / 2", "result": 44.0}
+    with pytest.raises(CalculatorError, match="got nothing"):
+        calculate.invoke({"expression": "= 12"})
 
 
 def _responder(body: dict) -> object:
