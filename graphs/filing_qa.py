@@ -50,6 +50,7 @@ __all__ = ["FilingAnswer", "FilingQA", "FilingQAInputs", "ParagraphCite", "calcu
 
 MAX_ITERATIONS = 6  # search, maybe a second search, a calculation, the answer, and room to repair a call
 _NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
+_YEAR = re.compile(r"(?:19|20)\d\d")  # a year named in an answer is not its figure
 # a question asking for a figure computed from others; measured on TAT-QA's dev split (1,668
 # questions): it names 97 % of the arithmetic questions and 10 % of the span questions
 _COMPUTED = re.compile(r"\b(change|changes|changed|average|difference|ratio|increase|decrease|growth|sum|combined|"
@@ -241,7 +242,7 @@ class FilingQA(ChainSpec[FilingAnswer]):
 
     def direct_decision(self, view: ChainView) -> FilingAnswer | None:
         """The typed answer read from the agent's own when it answered, is at most 120 characters
-        without its cites and states exactly one number (a text answer goes to the model, which
+        without its cites and states exactly one number besides years (a text answer goes to the model, which
         picks the words that answer), citing the paragraphs it names or, when it names none, the
         first evidence paragraph that states that number as written (none: the model types it).
         The decide node then checks the cites against the evidence, and asks the model when one
@@ -250,7 +251,7 @@ class FilingQA(ChainSpec[FilingAnswer]):
         text = str(data.get("answer") or "") if data.get("stop_reason") == "answered" else ""
         cites = [ParagraphCite(section=m.group(1), paragraph=int(m.group(2))) for m in _CITED.finditer(text)]
         bare = _TRAILER.sub("", _LEAD.sub("", _CITED.sub(" ", text)).strip(" .;:,\n")).strip(" .;:,")
-        stated = _NUMBER.findall(bare)
+        stated = [n for n in _NUMBER.findall(bare) if not _YEAR.fullmatch(n)]  # "for 2018 and 2019 is 45.5"
         if not bare or len(bare) > 120 or len(stated) != 1:
             return None  # which number is the answer, or which words of a sentence, is the model's to say
         if not cites:  # uncited: the evidence paragraph that states the number, when one does

@@ -184,7 +184,7 @@ def test_a_stated_figure_with_a_held_cite_is_typed_by_code_and_a_bad_cite_or_a_s
             "$608 million", 608.0, [{"section": "legal_note", "paragraph": 4}])
         assert len(model.calls) == 2
         _replayed_identically(app, run.run_id)
-    app, run, model = _run(Settings(home=tmp_path / "uncited"), [call(SEARCH), "$608 million"], inputs)
+    app, run, model = _run(Settings(home=tmp_path / "uncited"), [call(SEARCH), "$608 million at the end of 2017"], inputs)
     with app:  # no cite given: the evidence paragraph that states 608 is cited
         assert run.state["decision"]["citations"] == [{"section": "legal_note", "paragraph": 4}]
         assert len(model.calls) == 2
