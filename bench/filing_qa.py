@@ -18,10 +18,11 @@ adds): ``chainproof-no-answer-checks`` (an arithmetic answer is never sent back 
 calculator), ``chainproof-model-types`` (the typed answer is always the model's, never read from
 the agent's by code), ``chainproof-free-start`` (the agent may answer before it searches).
 
-Scoring (the issue's rule): an ``arithmetic`` question is right when the number given is within
-1 % of the gold answer (also when given in the scale's base unit: ``percent`` 12.5 as 0.125,
-``million`` 1.5 as 1,500,000); a ``span`` question when the answer equals the gold span after
-normalisation (case, articles, punctuation, ``$``, ``,``, ``%`` and citations such as
+Scoring (the issue's rule): a number is right when the number given is within 1 % of the gold
+answer (also when given in the scale's base unit: ``percent`` 12.5 as 0.125, ``million`` 1.5 as
+1,500,000); the numbers are the ``arithmetic`` answers and the spans whose gold is one number
+(``19.2``, scale ``million``: "$19.2 million" gives it). Any other ``span`` is right when the
+answer equals the gold span after normalisation (case, articles, punctuation, ``$``, ``,``, ``%`` and citations such as
 ``[table ¶3]`` ignored). The sample is half arithmetic, half span, drawn with ``random.Random(seed)``
 from the questions sorted by uid. Reported per system: accuracy, input and output tokens, model
 calls and seconds per question (means), in one run, so the ratios compare like with like.
@@ -159,17 +160,32 @@ def number_in(text: str) -> float | None:
 
 
 def is_correct(question: dict[str, Any], text: str, value: float | None) -> bool:
-    """The issue's rule: within 1 % for numbers (arithmetic), exact match after normalisation for spans."""
+    """The issue's rule: within 1 % for numbers, exact match after normalisation for text. A
+    number is an ``arithmetic`` answer or a span whose gold is one number (TAT-QA's span
+    ``19.2`` with scale ``million``: "$19.2 million" is that number, not other words); any other
+    span is text."""
     gold = question["answer"]
-    if question["answer_type"] == "arithmetic":
-        given = value if value is not None else number_in(text)
-        if given is None:
-            return False
-        g = float(gold)
-        return any(abs(given - g * m) <= 0.01 * abs(g * m) if g else abs(given) < 1e-9
-                   for m in (1.0, _SCALE.get(question.get("scale") or "", 1.0)))
     spans = gold if isinstance(gold, list) else [gold]
-    return _norm(text) == _norm(" ".join(str(s) for s in spans))
+    figure = float(gold) if question["answer_type"] == "arithmetic" else (
+        _as_number(str(spans[0])) if len(spans) == 1 else None)
+    if figure is None:
+        return _norm(text) == _norm(" ".join(str(s) for s in spans))
+    given = value if value is not None else number_in(text)
+    if given is None:
+        return False
+    return any(abs(given - figure * m) <= 0.01 * abs(figure * m) if figure else abs(given) < 1e-9
+               for m in (1.0, _SCALE.get(question.get("scale") or "", 1.0)))
+
+
+def _as_number(span: str) -> float | None:
+    """The number a gold span is (``1,677,983``, ``$19.2``, ``(3.1)``, ``12.5%``), else None."""
+    raw = span.strip().replace("$", "").replace(",", "").replace("%", "").strip()
+    negative = raw.startswith("(") and raw.endswith(")")
+    try:
+        number = float(raw.strip("()"))
+    except ValueError:
+        return None
+    return -number if negative else number
 
 
 def plain_tools(doc_path: str) -> list[StructuredTool]:

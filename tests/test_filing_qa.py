@@ -295,6 +295,9 @@ def test_the_benchmark_scores_numbers_within_one_percent_and_spans_exactly():
     span = {"answer_type": "span", "answer": ["the modified retrospective method"], "scale": ""}
     assert bench.is_correct(span, "Modified retrospective method. [text ¶1]", None)
     assert not bench.is_correct(span, "It used the modified retrospective method", None)
+    figure = {"answer_type": "span", "answer": ["19.2"], "scale": "million"}  # a span that is one number
+    assert bench.is_correct(figure, "It rose by $19.2 million in 2019", None)
+    assert not bench.is_correct(figure, "It rose by $19.9 million", None) and not bench.is_correct(figure, "", None)
 
 
 def test_the_benchmark_smoke_path_runs_three_systems_on_a_seeded_sample(shared_data):
