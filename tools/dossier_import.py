@@ -15,8 +15,11 @@ market CSVs), for a company whose filings the analyst already holds.
   on in lower case) is read whole; note references ("(Notes 1 and 2)") are not figures. The
   statement pages (:func:`statement_pages`) are read first, then Item 8 for what they lack, then
   Item 6 (Selected Financial Data) for totals a statement prints without a label (MGM's net
-  revenues and total assets). Parenthesised numbers are negative, as printed. Every row names the
-  file, where it was read, the line and its label.
+  revenues and total assets). Parenthesised numbers are negative, as printed (interest expense is
+  kept positive). Total current assets and liabilities, interest expense and total debt (the
+  short-term debt line, e.g. "Short-term borrowings and current portion of long-term debt", plus
+  the "Long-term debt" line) are read where the statements print them. Every row names the file,
+  where it was read, the line and its label.
 * **Equity**: "Total equity" (with noncontrolling interests) is preferred; where a statement prints
   only the parent's and the total shareholders' equity, the first printed is read. Reference sets
   differ on this (key_financials.csv takes the parent's for Boeing and Lockheed Martin and the
@@ -54,7 +57,17 @@ _LABELS: Mapping[str, tuple[str, ...]] = {
     "operating_cash_flow": (r"(net|total) cash( flows)? (provided by|from)( \(used (in|for)\))? operating activities",),
     "capital_expenditures": (r"(purchases of|payments for|additions to) (property|pp&e).*", r"capital (expenditures|spending).*",
                              r"property, plant and equipment additions"),
+    "current_assets": (r"total current assets",),
+    "current_liabilities": (r"total current liabilities",),
+    "interest_expense": (r"(total )?interest (and debt )?expense(, net( of amounts capitalized)?)?",),
+    "short_term_debt": (r"short-term (debt|borrowings)( obligations)?( and current (portion|maturities) of long-term debt)?",
+                        r"(current (portion|maturities) of long-term debt|debt maturing within one year)",
+                        r"(loans and )?notes payable"),
+    "long_term_debt": (r"long-term debt( obligations)?( \((excluding|net of) (the )?(current portion|portion due within one year)\)"
+                       r"|, (excluding|net of|less) current (portion|maturities)|, net)?",),
 }
+#: parts of total_debt (summed per fiscal year; never rows of their own)
+_DEBT_PARTS = ("short_term_debt", "long_term_debt")
 #: a note reference in a label, "(Notes 1 and 2)", whose numbers are not figures
 _NOTE_REF = re.compile(r"\s*\(notes? \d+(?:,? (?:and )?\d+)*\)", re.I)
 _NUM = re.compile(r"(?<![\w.,])\(?-?\$?\s*\d[\d,]*(?:\.\d+)?\)?(?![\w%])")
@@ -116,8 +129,9 @@ def statement_pages(text: str) -> list[tuple[int, str]]:
 def text_financials(text: str, source: str) -> list[tuple[int, str, float, str]]:
     """``[(fiscal_year, metric, value, source)]`` from the statement lines of the primary statement
     pages of ``text`` (:func:`statement_pages`), and for metrics not found there from Item 8 (rules
-    in the module docstring; values in USD millions, ``diluted_eps`` in USD per share; the source
-    names the file's line)."""
+    in the module docstring; values in USD millions, ``diluted_eps`` in USD per share,
+    ``interest_expense`` positive, ``total_debt`` the short-term plus the long-term debt line; the
+    source names the file's line)."""
     item8 = find_item(text, "8", "financial")
     pages = [(first + k, line) for first, page in statement_pages(text) for k, line in enumerate(page.split("\n"))]
     found = _statement_lines(pages, source, "statement page")
@@ -131,7 +145,19 @@ def text_financials(text: str, source: str) -> list[tuple[int, str, float, str]]
         for metric, rows in _statement_lines([(first + k, line) for k, line in enumerate(item6.text.split("\n"))], source,
                                              "Item 6").items():
             found.setdefault(metric, rows)
-    return sorted((fy, m, v, s) for m, rows in found.items() for fy, v, s in rows)
+    return sorted([(fy, m, abs(v) if m == "interest_expense" else v, s)
+                   for m, rows in found.items() if m not in _DEBT_PARTS for fy, v, s in rows] + _total_debt(found))
+
+
+def _total_debt(found: Mapping[str, list[tuple[int, float, str]]]) -> list[tuple[int, str, float, str]]:
+    """``total_debt`` rows (USD millions) per fiscal year with a long-term debt line: that line plus
+    the short-term debt line of the year (nil when the statement prints none), the source naming both."""
+    short = {fy: (v, s) for fy, v, s in found.get("short_term_debt", [])}
+    out = []
+    for fy, value, source in found.get("long_term_debt", []):
+        current, where = short.get(fy, (0.0, ""))
+        out.append((fy, "total_debt", round(value + current, 6), f"{where} + {source}" if where else source))
+    return out
 
 
 def _statement_lines(lines: list[tuple[int, str]], source: str, where: str) -> dict[str, list[tuple[int, float, str]]]:
