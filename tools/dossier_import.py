@@ -35,12 +35,12 @@ from datetime import date
 from pathlib import Path
 
 from chainproof.errors import DossierError
-from chainproof.tools.dossier_writer import DossierParts, write_dossier
+from chainproof.tools.dossier_writer import MARKET_FILES, DossierParts, check_inputs_outside, write_dossier
 from chainproof.tools.input_files import read_bytes, read_text
 from chainproof.tools.sec_sections import find_item, find_sections, html_to_text
 from chainproof.tools.xbrl_facts import Fact, financial_rows
 
-__all__ = ["import_dossier", "read_document", "text_financials"]
+__all__ = ["import_dossier", "input_files", "read_document", "text_financials"]
 
 #: metric -> label patterns (normalised lower-case label, fully matched), best first.
 _LABELS: Mapping[str, tuple[str, ...]] = {
@@ -297,6 +297,13 @@ def read_headlines(path: Path) -> list[tuple[date | None, str, str]]:
     return out
 
 
+def input_files(tenk: Path, tenqs: Sequence[Path], market: Mapping[str, Path],
+                headlines: Path | None = None) -> list[tuple[str, Path]]:
+    """``[(option, path)]`` of every file ``dossier import`` reads."""
+    return ([("--10k", Path(tenk))] + [("--10q", Path(q)) for q in tenqs]
+            + [(MARKET_FILES[n], Path(p)) for n, p in market.items()] + ([("--headlines", Path(headlines))] if headlines else []))
+
+
 def import_dossier(ticker: str, tenk: Path, tenqs: Sequence[Path], market: Mapping[str, Path], out_dir: str | Path,
                    *, as_of: date | None = None, name: str | None = None, n_years: int = 3,
                    headlines: Path | None = None, force: bool = False) -> Path:
@@ -307,6 +314,7 @@ def import_dossier(ticker: str, tenk: Path, tenqs: Sequence[Path], market: Mappi
     files in ``out_dir`` the dossier commands did not write. Raises :class:`DossierError` naming
     the file and the section or heading that is missing, or the file that is wrong."""
     key = ticker.strip().upper()
+    check_inputs_outside(out_dir, input_files(tenk, tenqs, market, headlines))
     text, html = read_document(Path(tenk))
     sections = find_sections(text, document=f"--10k {tenk}")
     if as_of is None:

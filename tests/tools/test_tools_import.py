@@ -106,3 +106,21 @@ def test_headlines_and_sector_come_from_the_analysts_files(bundle_root, built_do
     news.write_text("date,headline\n2018-13-01,bad month\n", encoding="utf-8")
     bad = _import(tenk, built_dossiers["MMM"], tmp_path / "MMM2", f"--headlines={news}")
     assert bad.exit_code == 2 and "--headlines" in bad.output and "line 2" in bad.output
+
+
+def test_force_never_deletes_the_commands_own_inputs(bundle_root, built_dossiers, tmp_path):
+    """--out is the folder holding the 10-K: refused (exit 2) naming the file, with or without --force,
+    and every file there is left as it was."""
+    work = tmp_path / "work1"
+    work.mkdir()
+    tenk = _tenk(bundle_root, work, "3M_2017_10K")
+    (work / "notes.txt").write_text("mine", encoding="utf-8")
+    before = {p.name: p.read_bytes() for p in work.iterdir()}
+    for extra in ((), ("--force",)):
+        result = _import(tenk, built_dossiers["MMM"], work, *extra)
+        assert result.exit_code == 2, result.output
+        assert "--out" in result.output and f"--10k {tenk}" in " ".join(result.output.split())
+        assert {p.name: p.read_bytes() for p in work.iterdir()} == before
+    market = _market(built_dossiers["MMM"], tmp_path)  # a market file inside --out is refused too
+    result = _import(_tenk(bundle_root, tmp_path, "3M_2017_10K"), market, market, "--force")
+    assert result.exit_code == 2 and "--prices" in result.output and (market / "prices.csv").is_file()
