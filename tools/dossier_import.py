@@ -36,6 +36,7 @@ from pathlib import Path
 
 from chainproof.errors import DossierError
 from chainproof.tools.dossier_writer import MARKET_FILES, DossierParts, check_inputs_outside, write_dossier
+from chainproof.tools.filing_cover import check_cover, cover_name
 from chainproof.tools.input_files import read_bytes, read_text
 from chainproof.tools.sec_sections import find_item, find_sections, html_to_text
 from chainproof.tools.xbrl_facts import Fact, financial_rows
@@ -245,27 +246,6 @@ def _inline_xbrl_facts(html: str, accession: str, filed: date) -> list[Fact]:
     return out
 
 
-_NOT_A_NAME = re.compile(r"commission file|transition period|fiscal year ended|form 10-k|securities|exchange act|"
-                         r"^\(|^[\d\-\s]+$|^(or|delaware|table of contents)$", re.I)
-
-
-def _cover_name(text: str) -> str | None:
-    """The registrant's name as the cover page prints it: the last line before "(Exact name of
-    registrant as specified in its charter)", else the line after "Commission file number ...";
-    ``None`` when the cover prints it only as an image (Coca-Cola's logo)."""
-    head = text[:30000]
-    mark = re.search(r"\(\s*exact name of registrant", head, re.I)
-    if mark:
-        candidates = list(reversed([x.strip() for x in head[:mark.start()].splitlines() if x.strip()][-3:]))
-    else:
-        number = re.search(r"commission file number[^\n]*\n", head, re.I)
-        candidates = [x.strip() for x in head[number.end():].splitlines() if x.strip()][:1] if number else []
-    for line in candidates:
-        if not _NOT_A_NAME.search(line) and 2 < len(line) <= 90:
-            return " ".join(line.split())
-    return None
-
-
 def _target_row(peers: Path | None, ticker: str) -> dict[str, str]:
     """The target's row of the analyst's peers CSV (``{}`` when there is none)."""
     if peers is None or not Path(peers).is_file():
@@ -311,8 +291,11 @@ def import_dossier(ticker: str, tenk: Path, tenqs: Sequence[Path], market: Mappi
     (:func:`chainproof.tools.dossier_writer.write_dossier`) and optional ``headlines`` CSV into
     ``out_dir``; ``as_of`` defaults to the last date in the prices file; the name comes from the
     cover page (else the target's row of the peers CSV), the sector from that row. ``force``: replace
-    files in ``out_dir`` the dossier commands did not write. Raises :class:`DossierError` naming
-    the file and the section or heading that is missing, or the file that is wrong."""
+    files in ``out_dir`` the dossier commands did not write. Every document's cover must name a
+    period that ended on or before ``as_of``
+    (:func:`chainproof.tools.filing_cover.check_cover`); the fiscal year end is the 10-K's period end.
+    Raises :class:`DossierError` naming the file and the section or heading that is missing, or the
+    file that is wrong (a period after ``as_of``, an input inside ``out_dir``)."""
     key = ticker.strip().upper()
     check_inputs_outside(out_dir, input_files(tenk, tenqs, market, headlines))
     text, html = read_document(Path(tenk))
@@ -323,6 +306,8 @@ def import_dossier(ticker: str, tenk: Path, tenqs: Sequence[Path], market: Mappi
         if not dates:
             raise DossierError("--as-of: not given and no dated row in --prices to take it from")
         as_of = max(date.fromisoformat(d) for d in dates)
+    target = _target_row(market.get("peers.csv"), key)
+    end = check_cover(text, "--10k", Path(tenk), as_of=as_of)
     label = Path(tenk).name
     fin: list[tuple[int, str, float, str]] = []
     if html and "nonfraction" in html.lower():
@@ -335,23 +320,18 @@ def import_dossier(ticker: str, tenk: Path, tenqs: Sequence[Path], market: Mappi
     texts = {k: s.text for k, s in sections.items()}
     for q in tenqs:
         q_text, _ = read_document(Path(q))
+        check_cover(q_text, "--10q", Path(q), as_of=as_of)
         update = find_item(q_text, "1a", "risk")
         if update is None:
             raise DossierError(f"--10q {q}: section not found: Item 1A (Risk Factors): no line starting 'Item 1A' "
                                "followed by its title")
         texts["risk_factors"] += f"\n[Update from the 10-Q {Path(q).name}]\n{update.text}"
-    cover = _cover_name(text)
-    target = _target_row(market.get("peers.csv"), key)
-    fy_end = re.search(r"fiscal year ended\s+([A-Z][a-z]+)\s+(\d{1,2})", text[:20000])
-    months = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
-              "november", "december"]
-    fye = (f"{months.index(fy_end.group(1).lower()) + 1:02d}-{int(fy_end.group(2)):02d}"
-           if fy_end and fy_end.group(1).lower() in months else "12-31")
+    cover = cover_name(text)
     parts = DossierParts(
         ticker=key, name=name or cover or (target.get("name") or "").strip() or key,
         sector=(target.get("sector") or "").strip() or "unknown",
         headlines=read_headlines(Path(headlines)) if headlines else [],
-        fiscal_year_end=fye, as_of=as_of, financials=fin, texts=texts,
+        fiscal_year_end=f"{end.month:02d}-{end.day:02d}", as_of=as_of, financials=fin, texts=texts,
         sources=[f"financials.csv and filings/: analyst's 10-K {tenk}"] + [f"risk factors update: analyst's 10-Q {q}" for q in tenqs]
         + ([f"headlines.csv: analyst's {headlines}"] if headlines else []),
         notes=["built by chainproof dossier import from the analyst's own documents"]
