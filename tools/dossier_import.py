@@ -291,11 +291,11 @@ def import_dossier(ticker: str, tenk: Path, tenqs: Sequence[Path], market: Mappi
     (:func:`chainproof.tools.dossier_writer.write_dossier`) and optional ``headlines`` CSV into
     ``out_dir``; ``as_of`` defaults to the last date in the prices file; the name comes from the
     cover page (else the target's row of the peers CSV), the sector from that row. ``force``: replace
-    files in ``out_dir`` the dossier commands did not write. Every document's cover must name a
-    period that ended on or before ``as_of``
+    files in ``out_dir`` the dossier commands did not write. Every document's cover must name the
+    peers file's company for ``ticker`` and a period that ended on or before ``as_of``
     (:func:`chainproof.tools.filing_cover.check_cover`); the fiscal year end is the 10-K's period end.
     Raises :class:`DossierError` naming the file and the section or heading that is missing, or the
-    file that is wrong (a period after ``as_of``, an input inside ``out_dir``)."""
+    file that is wrong (another company's, a period after ``as_of``, an input inside ``out_dir``)."""
     key = ticker.strip().upper()
     check_inputs_outside(out_dir, input_files(tenk, tenqs, market, headlines))
     text, html = read_document(Path(tenk))
@@ -307,7 +307,7 @@ def import_dossier(ticker: str, tenk: Path, tenqs: Sequence[Path], market: Mappi
             raise DossierError("--as-of: not given and no dated row in --prices to take it from")
         as_of = max(date.fromisoformat(d) for d in dates)
     target = _target_row(market.get("peers.csv"), key)
-    end = check_cover(text, "--10k", Path(tenk), as_of=as_of)
+    end = check_cover(text, "--10k", Path(tenk), expected_name=(target.get("name") or "").strip(), as_of=as_of)
     label = Path(tenk).name
     fin: list[tuple[int, str, float, str]] = []
     if html and "nonfraction" in html.lower():
@@ -320,7 +320,7 @@ def import_dossier(ticker: str, tenk: Path, tenqs: Sequence[Path], market: Mappi
     texts = {k: s.text for k, s in sections.items()}
     for q in tenqs:
         q_text, _ = read_document(Path(q))
-        check_cover(q_text, "--10q", Path(q), as_of=as_of)
+        check_cover(q_text, "--10q", Path(q), expected_name=(target.get("name") or "").strip(), as_of=as_of)
         update = find_item(q_text, "1a", "risk")
         if update is None:
             raise DossierError(f"--10q {q}: section not found: Item 1A (Risk Factors): no line starting 'Item 1A' "

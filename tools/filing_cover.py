@@ -2,7 +2,10 @@
 the period the report covers, and the checks ``dossier import`` makes with them.
 
 * **Name**: the last line before "(Exact name of registrant as specified in its charter)", else the
-  line after "Commission file number ..." (:func:`cover_name`).
+  line after "Commission file number ..." (:func:`cover_name`). Two names are the same company when
+  they are equal after :func:`normalise_name` (case, punctuation, "&"/"and", a leading or trailing
+  "The" and legal suffixes such as "Inc", "Company", "Corporation", "Co", "Corp" do not count):
+  "PEPSICO, INC." is the peers file's "PepsiCo Inc.", "THE BOEING COMPANY" its "Boeing Company".
 * **Period end**: the date after "For the fiscal year ended" (10-K) or "For the quarterly period
   ended" (10-Q), which Form 10-K and Form 10-Q print on their covers (:func:`period_end`).
 """
@@ -15,11 +18,12 @@ from pathlib import Path
 
 from chainproof.errors import DossierError
 
-__all__ = ["check_cover", "cover_name", "period_end"]
+__all__ = ["check_cover", "cover_name", "normalise_name", "period_end"]
 
 _NOT_A_NAME = re.compile(r"commission file|transition period|fiscal year ended|form 10-[kq]|securities|exchange act|"
                          r"quarterly period|^\(|^[\d\-\s]+$|^(or|delaware|table of contents)$", re.I)
 _PERIOD = re.compile(r"for the (?:fiscal year|quarterly period)\s+ended\s+([A-Z][a-z]+)\.?\s+(\d{1,2}),?\s+((?:19|20)\d\d)", re.I)
+_SUFFIXES = {"inc", "incorporated", "company", "co", "corporation", "corp", "ltd", "limited", "plc", "llc", "the"}
 _HEAD = 30000  # characters of the document the cover is looked for in
 
 
@@ -52,10 +56,33 @@ def period_end(text: str) -> date | None:
         return None
 
 
-def check_cover(text: str, option: str, path: Path, *, as_of: date) -> date:
+def normalise_name(name: str) -> str:
+    """``name`` in lower case without punctuation, "The" or legal suffixes ("PepsiCo, Inc." ->
+    "pepsico", "Coca-Cola Company (The)" -> "cocacola")."""
+    words = re.sub(r"[^\w\s]", "", name.lower().replace("&", " and ")).split()
+    while words and words[-1] in _SUFFIXES:
+        words.pop()
+    while words and words[0] == "the":
+        words.pop(0)
+    return "".join(words)
+
+
+def check_cover(text: str, option: str, path: Path, *, expected_name: str, as_of: date) -> date:
     """The period end of the document ``path`` given as ``option`` ("--10k", "--10q"), after checking
-    that the period ended on or before ``as_of``. Raises :class:`DossierError` naming the option,
-    the file and both dates, or what is missing."""
+    that its cover names the company ``expected_name`` (the peers file's name for the ticker; not
+    checked when empty) and that the period ended on or before ``as_of``. A cover whose name is an
+    image passes when ``expected_name`` is printed in its first lines. Raises :class:`DossierError`
+    naming the option, the file, both names or both dates, or what is missing."""
+    if expected_name.strip():
+        name = cover_name(text)
+        want = normalise_name(expected_name)
+        if name is None:
+            if want not in normalise_name(text[:5000]):
+                raise DossierError(f"{option} {path}: the cover prints no registrant name and the peers file's name "
+                                   f"{expected_name!r} is not on it; is this the company's document?")
+        elif normalise_name(name) != want:
+            raise DossierError(f"{option} {path}: the cover names {name!r}, but the peers file (--peers) names the ticker's "
+                               f"company {expected_name!r}: a document of another company")
     end = period_end(text)
     if end is None:
         raise DossierError(f"{option} {path}: no period end on the cover (expected a line 'For the fiscal year ended "

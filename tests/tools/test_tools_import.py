@@ -167,3 +167,16 @@ def test_a_cover_without_a_period_end_is_refused_naming_what_is_missing(bundle_r
     assert result.exit_code == 2 and "no period end on the cover" in _said(result)
     assert "For the fiscal year ended <Month D, YYYY>" in _said(result) and not (tmp_path / "MMM").exists()
 
+
+def test_another_companys_document_is_refused_naming_both_companies(bundle_root, built_dossiers, tmp_path):
+    """3M's 10-K with PepsiCo's market files (ticker PEP), and a Pfizer 10-Q in 3M's dossier."""
+    result = _import(_tenk(bundle_root, tmp_path, "3M_2017_10K"), built_dossiers["PEP"], tmp_path / "PEP", ticker="PEP")
+    assert result.exit_code == 2 and not (tmp_path / "PEP").exists()
+    assert "--10k" in _said(result) and "'3M COMPANY'" in _said(result) and "'PepsiCo Inc.'" in _said(result)
+    tenq = _other(bundle_root, tmp_path, "Pfizer_2023Q2_10Q")
+    result = _import(_tenk(bundle_root, tmp_path, "3M_2017_10K"), built_dossiers["MMM"], tmp_path / "MMM", f"--10q={tenq}")
+    assert result.exit_code == 2 and "--10q" in _said(result) and "'PFIZER INC.'" in _said(result)
+    assert "'3M Company'" in _said(result)
+    ko = _tenk(bundle_root, tmp_path, "COCACOLA_2017_10K")  # its cover prints the name as a logo: the text must name PepsiCo
+    result = _import(ko, built_dossiers["PEP"], tmp_path / "PEP", ticker="PEP")
+    assert result.exit_code == 2 and "prints no registrant name" in _said(result) and "'PepsiCo Inc.'" in _said(result)
