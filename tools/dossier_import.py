@@ -15,7 +15,8 @@ market CSVs), for a company whose filings the analyst already holds.
   on in lower case) is read whole; note references ("(Notes 1 and 2)") are not figures. The
   statement pages (:func:`statement_pages`) are read first, then Item 8 for what they lack, then
   Item 6 (Selected Financial Data) for totals a statement prints without a label (MGM's net
-  revenues and total assets). Parenthesised numbers are negative, as printed (interest expense is
+  revenues and total assets). A text with neither an Item 8 heading nor a statement page is refused,
+  naming the headings looked for (the rest of the document is never read as statements). Parenthesised numbers are negative, as printed (interest expense is
   kept positive). Total current assets and liabilities, interest expense and total debt (the
   short-term debt line, e.g. "Short-term borrowings and current portion of long-term debt", plus
   the "Long-term debt" line) are read where the statements print them. Every row names the file,
@@ -127,18 +128,24 @@ def statement_pages(text: str) -> list[tuple[int, str]]:
     return out
 
 
-def text_financials(text: str, source: str) -> list[tuple[int, str, float, str]]:
+def text_financials(text: str, source: str, *, document: str = "the 10-K") -> list[tuple[int, str, float, str]]:
     """``[(fiscal_year, metric, value, source)]`` from the statement lines of the primary statement
     pages of ``text`` (:func:`statement_pages`), and for metrics not found there from Item 8 (rules
     in the module docstring; values in USD millions, ``diluted_eps`` in USD per share,
     ``interest_expense`` positive, ``total_debt`` the short-term plus the long-term debt line; the
-    source names the file's line)."""
+    source names the file's line). Without an Item 8 heading only the statement pages are read; with
+    neither, raises :class:`DossierError` naming ``document`` and the headings looked for."""
     item8 = find_item(text, "8", "financial")
     pages = [(first + k, line) for first, page in statement_pages(text) for k, line in enumerate(page.split("\n"))]
     found = _statement_lines(pages, source, "statement page")
-    body, first = (item8.text, text[:item8.start].count("\n") + 1) if item8 else (text, 1)
-    for metric, rows in _statement_lines([(first + k, line) for k, line in enumerate(body.split("\n"))], source,
-                                         "Item 8").items():
+    if item8 is None and not found:
+        raise DossierError(f"{document}: section not found: Item 8 (Financial Statements and Supplementary Data): no line "
+                           "starting 'Item 8' followed by its title, and no page headed 'Consolidated Statement(s) of "
+                           "Income/Operations/Earnings/Cash Flows' or 'Consolidated Balance Sheet(s)': the statement "
+                           "lines are read there")
+    first = text[:item8.start].count("\n") + 1 if item8 else 1
+    for metric, rows in _statement_lines([(first + k, line) for k, line in enumerate(item8.text.split("\n") if item8 else [])],
+                                         source, "Item 8").items():
         found.setdefault(metric, rows)
     item6 = find_item(text, "6", "selected")  # MGM's statements print some totals without a label
     if item6 is not None:
@@ -314,7 +321,7 @@ def import_dossier(ticker: str, tenk: Path, tenqs: Sequence[Path], market: Mappi
         fin = financial_rows(_inline_xbrl_facts(html, label, as_of), as_of, n_years=n_years,
                              describe={label: f"{label} (inline XBRL)"})
     if not fin:
-        fin = text_financials(text, label)
+        fin = text_financials(text, label, document=f"--10k {tenk}")
         latest = max((fy for fy, *_ in fin), default=None)
         fin = [r for r in fin if latest is not None and r[0] > latest - n_years]
     texts = {k: s.text for k, s in sections.items()}

@@ -180,3 +180,12 @@ def test_another_companys_document_is_refused_naming_both_companies(bundle_root,
     ko = _tenk(bundle_root, tmp_path, "COCACOLA_2017_10K")  # its cover prints the name as a logo: the text must name PepsiCo
     result = _import(ko, built_dossiers["PEP"], tmp_path / "PEP", ticker="PEP")
     assert result.exit_code == 2 and "prints no registrant name" in _said(result) and "'PepsiCo Inc.'" in _said(result)
+
+
+def test_a_10k_without_item_8_says_so_instead_of_reading_the_whole_document(bundle_root, built_dossiers, tmp_path):
+    tenk = _tenk(bundle_root, tmp_path, "3M_2017_10K", drop="item 8")
+    result = _import(tenk, built_dossiers["MMM"], tmp_path / "MMM")
+    assert result.exit_code == 2 and not (tmp_path / "MMM").exists()
+    said = _said(result)
+    assert f"--10k {tenk}: section not found: Item 8 (Financial Statements and Supplementary Data)" in said
+    assert "no line starting 'Item 8'" in said and "Consolidated Balance Sheet(s)" in said and "duplicate" not in said
