@@ -18,8 +18,9 @@ market CSVs), for a company whose filings the analyst already holds.
   revenues and total assets). A text with neither an Item 8 heading nor a statement page is refused,
   naming the headings looked for (the rest of the document is never read as statements). Parenthesised numbers are negative, as printed (interest expense is
   kept positive). Total current assets and liabilities, interest expense and total debt (the
-  short-term debt line, e.g. "Short-term borrowings and current portion of long-term debt", plus
-  the "Long-term debt" line) are read where the statements print them. Every row names the file,
+  short-term debt lines above "Long-term debt", e.g. "Loans and notes payable" and "Current
+  maturities of long-term debt", plus that line) are read where the statements print them. A dash
+  alone in a figure column is a nil figure. Every row names the file,
   where it was read, the line and its label.
 * **Equity**: "Total equity" (with noncontrolling interests) is preferred; where a statement prints
   only the parent's and the total shareholders' equity, the first printed is read. Reference sets
@@ -61,8 +62,8 @@ _LABELS: Mapping[str, tuple[str, ...]] = {
                              r"property, plant and equipment additions"),
     "current_assets": (r"total current assets",),
     "current_liabilities": (r"total current liabilities",),
-    "interest_expense": (r"(total )?interest (and debt )?expense(, net( of amounts capitalized)?)?",),
-    "short_term_debt": (r"short-term (debt|borrowings)( obligations)?( and current (portion|maturities) of long-term debt)?",
+    "interest_expense": (r"(total )?interest (and debt )?expense(, net( of (amounts|portion) capitalized)?)?",),
+    "short_term_debt": (r"short-term (debt|borrowings)( obligations)?((,| and) (including )?current (portion|maturities) of long-term debt)?",
                         r"(current (portion|maturities) of long-term debt|debt maturing within one year)",
                         r"(loans and )?notes payable"),
     "long_term_debt": (r"long-term debt( obligations)?( \((excluding|net of) (the )?(current portion|portion due within one year)\)"
@@ -72,6 +73,10 @@ _LABELS: Mapping[str, tuple[str, ...]] = {
 _DEBT_PARTS = ("short_term_debt", "long_term_debt")
 #: a note reference in a label, "(Notes 1 and 2)", whose numbers are not figures
 _NOTE_REF = re.compile(r"\s*\(notes? \d+(?:,? (?:and )?\d+)*\)", re.I)
+#: figures a label quotes after a colon, "...: 2017—$3,546; 2016—$4,225" (Pfizer), which are not its columns
+_INLINE_FIGURES = re.compile(r":(?:\s*(?:19|20)\d\d\s*[—–]\s*\$?[\d,.]+;?)+")
+#: a figure column, or a dash standing alone for a nil figure ("750   —")
+_COLUMN = re.compile(r"(?<![\w.,])\(?-?\$?\s*\d[\d,]*(?:\.\d+)?\)?(?![\w%])|(?<!\S)[—–](?!\S)")
 _NUM = re.compile(r"(?<![\w.,])\(?-?\$?\s*\d[\d,]*(?:\.\d+)?\)?(?![\w%])")
 _YEAR_HEADER = re.compile(r"^.*?((?:19|20)\d\d)(?:\s+((?:19|20)\d\d)){1,4}\s*$"
                           r"|^.*?(?:[A-Z][a-z]{2,8}\.? \d{1,2}, ?(?:19|20)\d\d\s*){2,5}$")  # "January 28, 2017   January 30, 2016"
@@ -104,6 +109,8 @@ def _scale(line: str, current: float) -> float:
 
 
 def _number(tok: str) -> float:
+    if tok.strip() in ("—", "–"):
+        return 0.0
     neg = tok.strip().startswith("(") or tok.strip().startswith("-")
     value = float(re.sub(r"[^\d.]", "", tok))
     return -value if neg else value
@@ -159,7 +166,8 @@ def text_financials(text: str, source: str, *, document: str = "the 10-K") -> li
 
 def _total_debt(found: Mapping[str, list[tuple[int, float, str]]]) -> list[tuple[int, str, float, str]]:
     """``total_debt`` rows (USD millions) per fiscal year with a long-term debt line: that line plus
-    the short-term debt line of the year (nil when the statement prints none), the source naming both."""
+    the short-term debt lines printed above it (summed; nil when the statement prints none), the
+    source naming every line."""
     short = {fy: (v, s) for fy, v, s in found.get("short_term_debt", [])}
     out = []
     for fy, value, source in found.get("long_term_debt", []):
@@ -174,8 +182,9 @@ def _statement_lines(lines: list[tuple[int, str]], source: str, where: str) -> d
     scale = 1.0
     heading = ""  # the last line without figures: "Net Income Attributable to PepsiCo per Common Share"
     wrapped = ""  # a label line without figures of its own, continued on the next line
+    summed: set[str] = set()  # short-term debt labels added up
     for n, line in lines:
-        line = _NOTE_REF.sub("", line)
+        line = _INLINE_FIGURES.sub("", _NOTE_REF.sub("", line))
         head = _YEAR_HEADER.match(line.replace("Fiscal", "").replace("fiscal", ""))
         if head:
             years = [int(y) for y in re.findall(r"(?:19|20)\d\d", line)]
@@ -187,13 +196,22 @@ def _statement_lines(lines: list[tuple[int, str]], source: str, where: str) -> d
             wrapped = _label(line) if line.strip() and not head else ""
             continue
         label = _label(line[:first.start()])
-        nums = [m.group(0) for m in _NUM.finditer(line, first.start())]
+        nums = [m.group(0) for m in _COLUMN.finditer(line, first.start())]
         if len(nums) < 2 or not label or re.search(r"[a-z]", line[first.start():]):
             wrapped = _label(line)  # "Additions to property and equipment, net of $48, $92 and $14 of non-cash capital"
             continue
         cont = wrapped and line[:first.start()].strip()[:1].islower()  # a wrapped label goes on in lower case
         label, wrapped = (f"{wrapped} {label}" if cont else label), ""
-        per_share = bool(re.search(r"per (common )?share", heading)) and all("." in t for t in nums)
+        per_share = bool(re.search(r"per (common )?share", heading)) and all("." in t for t in nums if _NUM.match(t))
+        debt = any(re.fullmatch(p, label) for p in _LABELS["short_term_debt"])
+        if debt and "long_term_debt" not in found and label not in summed:  # the lines above long-term debt, summed
+            summed.add(label)
+            before = {fy: (v, src) for fy, v, src in found.get("short_term_debt", (0, []))[1]}
+            found["short_term_debt"] = (0, [
+                (fy, round(_number(tok) * scale + before.get(fy, (0.0, ""))[0], 6),
+                 (f"{before[fy][1]} + " if fy in before else "") + f"{source}: {where} line {n}: {label}")
+                for fy, tok in zip(years, nums, strict=False)])
+            continue
         if per_share and "diluted" in heading and re.fullmatch(_LABELS["net_income"][0], label):
             label = "diluted earnings per share"  # "Diluted earnings per share:" / "Net income attributable to CVS Health"
         elif per_share and label == "diluted":

@@ -68,6 +68,23 @@ def test_statement_figures_are_read_where_the_filing_prints_them(bundle_root, im
         assert got == pytest.approx(want, abs=tolerance), (metric, r["fiscal_year"], got, d.financial_source(metric, int(r["fiscal_year"])))
 
 
+@pytest.mark.parametrize("ticker", sorted(DOCS))
+def test_current_figures_debt_and_interest_are_those_the_builder_reads(built_dossiers, imported, ticker):
+    """Total current assets and liabilities, total debt (every short-term debt line above long-term
+    debt, plus it: Coca-Cola's loans and notes payable and current maturities, Pfizer's line quoting
+    "2017—$3,546", Lockheed's nil "—") and interest expense equal the built dossier's, from the
+    bundle's statement_lines.csv, wherever both have them; KO wraps "TOTAL CURRENT LIABILITIES"
+    above its figures and is not read there."""
+    built, got = load_dossier(built_dossiers[ticker]), load_dossier(imported[ticker])
+    for fy in (2016, 2017):
+        assert got.financial("current_assets", fy) == built.financial("current_assets", fy)
+        assert got.financial("total_debt", fy) == pytest.approx(built.financial("total_debt", fy), abs=0.5)
+        if ticker != "KO":
+            assert got.financial("current_liabilities", fy) == built.financial("current_liabilities", fy)
+        if built.financial("interest_expense", fy) is not None:
+            assert got.financial("interest_expense", fy) == pytest.approx(built.financial("interest_expense", fy), abs=0.5)
+
+
 def test_identity_comes_from_the_filing_and_the_peers_file(imported):
     names = {t: load_dossier(imported[t]).meta for t in ("MMM", "PFE", "KO", "BA")}
     assert names["MMM"].name == "3M COMPANY" and names["PFE"].name == "PFIZER INC."
