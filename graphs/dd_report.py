@@ -84,6 +84,7 @@ def _financials(state: ChainView) -> str:
          _num(y.get("debt_to_equity")), _num(y.get("interest_coverage"), 1), _num(y.get("free_cash_flow"))]
         for y in fin.get("years", [])
     ] or [["none"] + ["not available: no annual report before as_of in the dossier"] + ["not available"] * 7]
+    rows = [["not available" if cell == "n/a" else cell for cell in row] for row in rows]  # one word for missing
     out = ["## Financial health", "",
            _table(["FY", "revenue (USD m)", "growth", "op. margin", "net margin", "current ratio", "debt/equity",
                    "interest cover (x)", "FCF (USD m)"], rows)]

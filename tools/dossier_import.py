@@ -15,8 +15,13 @@ market CSVs), for a company whose filings the analyst already holds.
   on in lower case) is read whole; note references ("(Notes 1 and 2)") are not figures. The
   statement pages (:func:`statement_pages`) are read first, then Item 8 for what they lack, then
   Item 6 (Selected Financial Data) for totals a statement prints without a label (MGM's net
-  revenues and total assets). Parenthesised numbers are negative, as printed. Every row names the
-  file, where it was read, the line and its label.
+  revenues and total assets). A text with neither an Item 8 heading nor a statement page is refused,
+  naming the headings looked for (the rest of the document is never read as statements). Parenthesised numbers are negative, as printed (interest expense is
+  kept positive). Total current assets and liabilities, interest expense and total debt (the
+  short-term debt lines above "Long-term debt", e.g. "Loans and notes payable" and "Current
+  maturities of long-term debt", plus that line) are read where the statements print them. A dash
+  alone in a figure column is a nil figure. Every row names the file,
+  where it was read, the line and its label.
 * **Equity**: "Total equity" (with noncontrolling interests) is preferred; where a statement prints
   only the parent's and the total shareholders' equity, the first printed is read. Reference sets
   differ on this (key_financials.csv takes the parent's for Boeing and Lockheed Martin and the
@@ -32,12 +37,13 @@ from datetime import date
 from pathlib import Path
 
 from chainproof.errors import DossierError
-from chainproof.tools.dossier_writer import DossierParts, write_dossier
+from chainproof.tools.dossier_writer import MARKET_FILES, DossierParts, check_inputs_outside, write_dossier
+from chainproof.tools.filing_cover import check_cover, cover_name
 from chainproof.tools.input_files import read_bytes, read_text
 from chainproof.tools.sec_sections import find_item, find_sections, html_to_text
 from chainproof.tools.xbrl_facts import Fact, financial_rows
 
-__all__ = ["import_dossier", "read_document", "text_financials"]
+__all__ = ["import_dossier", "input_files", "read_document", "text_financials"]
 
 #: metric -> label patterns (normalised lower-case label, fully matched), best first.
 _LABELS: Mapping[str, tuple[str, ...]] = {
@@ -54,9 +60,23 @@ _LABELS: Mapping[str, tuple[str, ...]] = {
     "operating_cash_flow": (r"(net|total) cash( flows)? (provided by|from)( \(used (in|for)\))? operating activities",),
     "capital_expenditures": (r"(purchases of|payments for|additions to) (property|pp&e).*", r"capital (expenditures|spending).*",
                              r"property, plant and equipment additions"),
+    "current_assets": (r"total current assets",),
+    "current_liabilities": (r"total current liabilities",),
+    "interest_expense": (r"(total )?interest (and debt )?expense(, net( of (amounts|portion) capitalized)?)?",),
+    "short_term_debt": (r"short-term (debt|borrowings)( obligations)?((,| and) (including )?current (portion|maturities) of long-term debt)?",
+                        r"(current (portion|maturities) of long-term debt|debt maturing within one year)",
+                        r"(loans and )?notes payable"),
+    "long_term_debt": (r"long-term debt( obligations)?( \((excluding|net of) (the )?(current portion|portion due within one year)\)"
+                       r"|, (excluding|net of|less) current (portion|maturities)|, net)?",),
 }
+#: parts of total_debt (summed per fiscal year; never rows of their own)
+_DEBT_PARTS = ("short_term_debt", "long_term_debt")
 #: a note reference in a label, "(Notes 1 and 2)", whose numbers are not figures
 _NOTE_REF = re.compile(r"\s*\(notes? \d+(?:,? (?:and )?\d+)*\)", re.I)
+#: figures a label quotes after a colon, "...: 2017—$3,546; 2016—$4,225" (Pfizer), which are not its columns
+_INLINE_FIGURES = re.compile(r":(?:\s*(?:19|20)\d\d\s*[—–]\s*\$?[\d,.]+;?)+")
+#: a figure column, or a dash standing alone for a nil figure ("750   —")
+_COLUMN = re.compile(r"(?<![\w.,])\(?-?\$?\s*\d[\d,]*(?:\.\d+)?\)?(?![\w%])|(?<!\S)[—–](?!\S)")
 _NUM = re.compile(r"(?<![\w.,])\(?-?\$?\s*\d[\d,]*(?:\.\d+)?\)?(?![\w%])")
 _YEAR_HEADER = re.compile(r"^.*?((?:19|20)\d\d)(?:\s+((?:19|20)\d\d)){1,4}\s*$"
                           r"|^.*?(?:[A-Z][a-z]{2,8}\.? \d{1,2}, ?(?:19|20)\d\d\s*){2,5}$")  # "January 28, 2017   January 30, 2016"
@@ -89,6 +109,8 @@ def _scale(line: str, current: float) -> float:
 
 
 def _number(tok: str) -> float:
+    if tok.strip() in ("—", "–"):
+        return 0.0
     neg = tok.strip().startswith("(") or tok.strip().startswith("-")
     value = float(re.sub(r"[^\d.]", "", tok))
     return -value if neg else value
@@ -113,17 +135,24 @@ def statement_pages(text: str) -> list[tuple[int, str]]:
     return out
 
 
-def text_financials(text: str, source: str) -> list[tuple[int, str, float, str]]:
+def text_financials(text: str, source: str, *, document: str = "the 10-K") -> list[tuple[int, str, float, str]]:
     """``[(fiscal_year, metric, value, source)]`` from the statement lines of the primary statement
     pages of ``text`` (:func:`statement_pages`), and for metrics not found there from Item 8 (rules
-    in the module docstring; values in USD millions, ``diluted_eps`` in USD per share; the source
-    names the file's line)."""
+    in the module docstring; values in USD millions, ``diluted_eps`` in USD per share,
+    ``interest_expense`` positive, ``total_debt`` the short-term plus the long-term debt line; the
+    source names the file's line). Without an Item 8 heading only the statement pages are read; with
+    neither, raises :class:`DossierError` naming ``document`` and the headings looked for."""
     item8 = find_item(text, "8", "financial")
     pages = [(first + k, line) for first, page in statement_pages(text) for k, line in enumerate(page.split("\n"))]
     found = _statement_lines(pages, source, "statement page")
-    body, first = (item8.text, text[:item8.start].count("\n") + 1) if item8 else (text, 1)
-    for metric, rows in _statement_lines([(first + k, line) for k, line in enumerate(body.split("\n"))], source,
-                                         "Item 8").items():
+    if item8 is None and not found:
+        raise DossierError(f"{document}: section not found: Item 8 (Financial Statements and Supplementary Data): no line "
+                           "starting 'Item 8' followed by its title, and no page headed 'Consolidated Statement(s) of "
+                           "Income/Operations/Earnings/Cash Flows' or 'Consolidated Balance Sheet(s)': the statement "
+                           "lines are read there")
+    first = text[:item8.start].count("\n") + 1 if item8 else 1
+    for metric, rows in _statement_lines([(first + k, line) for k, line in enumerate(item8.text.split("\n") if item8 else [])],
+                                         source, "Item 8").items():
         found.setdefault(metric, rows)
     item6 = find_item(text, "6", "selected")  # MGM's statements print some totals without a label
     if item6 is not None:
@@ -131,7 +160,20 @@ def text_financials(text: str, source: str) -> list[tuple[int, str, float, str]]
         for metric, rows in _statement_lines([(first + k, line) for k, line in enumerate(item6.text.split("\n"))], source,
                                              "Item 6").items():
             found.setdefault(metric, rows)
-    return sorted((fy, m, v, s) for m, rows in found.items() for fy, v, s in rows)
+    return sorted([(fy, m, abs(v) if m == "interest_expense" else v, s)
+                   for m, rows in found.items() if m not in _DEBT_PARTS for fy, v, s in rows] + _total_debt(found))
+
+
+def _total_debt(found: Mapping[str, list[tuple[int, float, str]]]) -> list[tuple[int, str, float, str]]:
+    """``total_debt`` rows (USD millions) per fiscal year with a long-term debt line: that line plus
+    the short-term debt lines printed above it (summed; nil when the statement prints none), the
+    source naming every line."""
+    short = {fy: (v, s) for fy, v, s in found.get("short_term_debt", [])}
+    out = []
+    for fy, value, source in found.get("long_term_debt", []):
+        current, where = short.get(fy, (0.0, ""))
+        out.append((fy, "total_debt", round(value + current, 6), f"{where} + {source}" if where else source))
+    return out
 
 
 def _statement_lines(lines: list[tuple[int, str]], source: str, where: str) -> dict[str, list[tuple[int, float, str]]]:
@@ -140,8 +182,9 @@ def _statement_lines(lines: list[tuple[int, str]], source: str, where: str) -> d
     scale = 1.0
     heading = ""  # the last line without figures: "Net Income Attributable to PepsiCo per Common Share"
     wrapped = ""  # a label line without figures of its own, continued on the next line
+    summed: set[str] = set()  # short-term debt labels added up
     for n, line in lines:
-        line = _NOTE_REF.sub("", line)
+        line = _INLINE_FIGURES.sub("", _NOTE_REF.sub("", line))
         head = _YEAR_HEADER.match(line.replace("Fiscal", "").replace("fiscal", ""))
         if head:
             years = [int(y) for y in re.findall(r"(?:19|20)\d\d", line)]
@@ -153,13 +196,22 @@ def _statement_lines(lines: list[tuple[int, str]], source: str, where: str) -> d
             wrapped = _label(line) if line.strip() and not head else ""
             continue
         label = _label(line[:first.start()])
-        nums = [m.group(0) for m in _NUM.finditer(line, first.start())]
+        nums = [m.group(0) for m in _COLUMN.finditer(line, first.start())]
         if len(nums) < 2 or not label or re.search(r"[a-z]", line[first.start():]):
             wrapped = _label(line)  # "Additions to property and equipment, net of $48, $92 and $14 of non-cash capital"
             continue
         cont = wrapped and line[:first.start()].strip()[:1].islower()  # a wrapped label goes on in lower case
         label, wrapped = (f"{wrapped} {label}" if cont else label), ""
-        per_share = bool(re.search(r"per (common )?share", heading)) and all("." in t for t in nums)
+        per_share = bool(re.search(r"per (common )?share", heading)) and all("." in t for t in nums if _NUM.match(t))
+        debt = any(re.fullmatch(p, label) for p in _LABELS["short_term_debt"])
+        if debt and "long_term_debt" not in found and label not in summed:  # the lines above long-term debt, summed
+            summed.add(label)
+            before = {fy: (v, src) for fy, v, src in found.get("short_term_debt", (0, []))[1]}
+            found["short_term_debt"] = (0, [
+                (fy, round(_number(tok) * scale + before.get(fy, (0.0, ""))[0], 6),
+                 (f"{before[fy][1]} + " if fy in before else "") + f"{source}: {where} line {n}: {label}")
+                for fy, tok in zip(years, nums, strict=False)])
+            continue
         if per_share and "diluted" in heading and re.fullmatch(_LABELS["net_income"][0], label):
             label = "diluted earnings per share"  # "Diluted earnings per share:" / "Net income attributable to CVS Health"
         elif per_share and label == "diluted":
@@ -219,27 +271,6 @@ def _inline_xbrl_facts(html: str, accession: str, filed: date) -> list[Fact]:
     return out
 
 
-_NOT_A_NAME = re.compile(r"commission file|transition period|fiscal year ended|form 10-k|securities|exchange act|"
-                         r"^\(|^[\d\-\s]+$|^(or|delaware|table of contents)$", re.I)
-
-
-def _cover_name(text: str) -> str | None:
-    """The registrant's name as the cover page prints it: the last line before "(Exact name of
-    registrant as specified in its charter)", else the line after "Commission file number ...";
-    ``None`` when the cover prints it only as an image (Coca-Cola's logo)."""
-    head = text[:30000]
-    mark = re.search(r"\(\s*exact name of registrant", head, re.I)
-    if mark:
-        candidates = list(reversed([x.strip() for x in head[:mark.start()].splitlines() if x.strip()][-3:]))
-    else:
-        number = re.search(r"commission file number[^\n]*\n", head, re.I)
-        candidates = [x.strip() for x in head[number.end():].splitlines() if x.strip()][:1] if number else []
-    for line in candidates:
-        if not _NOT_A_NAME.search(line) and 2 < len(line) <= 90:
-            return " ".join(line.split())
-    return None
-
-
 def _target_row(peers: Path | None, ticker: str) -> dict[str, str]:
     """The target's row of the analyst's peers CSV (``{}`` when there is none)."""
     if peers is None or not Path(peers).is_file():
@@ -271,6 +302,13 @@ def read_headlines(path: Path) -> list[tuple[date | None, str, str]]:
     return out
 
 
+def input_files(tenk: Path, tenqs: Sequence[Path], market: Mapping[str, Path],
+                headlines: Path | None = None) -> list[tuple[str, Path]]:
+    """``[(option, path)]`` of every file ``dossier import`` reads."""
+    return ([("--10k", Path(tenk))] + [("--10q", Path(q)) for q in tenqs]
+            + [(MARKET_FILES[n], Path(p)) for n, p in market.items()] + ([("--headlines", Path(headlines))] if headlines else []))
+
+
 def import_dossier(ticker: str, tenk: Path, tenqs: Sequence[Path], market: Mapping[str, Path], out_dir: str | Path,
                    *, as_of: date | None = None, name: str | None = None, n_years: int = 3,
                    headlines: Path | None = None, force: bool = False) -> Path:
@@ -278,9 +316,13 @@ def import_dossier(ticker: str, tenk: Path, tenqs: Sequence[Path], market: Mappi
     (:func:`chainproof.tools.dossier_writer.write_dossier`) and optional ``headlines`` CSV into
     ``out_dir``; ``as_of`` defaults to the last date in the prices file; the name comes from the
     cover page (else the target's row of the peers CSV), the sector from that row. ``force``: replace
-    files in ``out_dir`` the dossier commands did not write. Raises :class:`DossierError` naming
-    the file and the section or heading that is missing, or the file that is wrong."""
+    files in ``out_dir`` the dossier commands did not write. Every document's cover must name the
+    peers file's company for ``ticker`` and a period that ended on or before ``as_of``
+    (:func:`chainproof.tools.filing_cover.check_cover`); the fiscal year end is the 10-K's period end.
+    Raises :class:`DossierError` naming the file and the section or heading that is missing, or the
+    file that is wrong (another company's, a period after ``as_of``, an input inside ``out_dir``)."""
     key = ticker.strip().upper()
+    check_inputs_outside(out_dir, input_files(tenk, tenqs, market, headlines))
     text, html = read_document(Path(tenk))
     sections = find_sections(text, document=f"--10k {tenk}")
     if as_of is None:
@@ -289,35 +331,32 @@ def import_dossier(ticker: str, tenk: Path, tenqs: Sequence[Path], market: Mappi
         if not dates:
             raise DossierError("--as-of: not given and no dated row in --prices to take it from")
         as_of = max(date.fromisoformat(d) for d in dates)
+    target = _target_row(market.get("peers.csv"), key)
+    end = check_cover(text, "--10k", Path(tenk), expected_name=(target.get("name") or "").strip(), as_of=as_of)
     label = Path(tenk).name
     fin: list[tuple[int, str, float, str]] = []
     if html and "nonfraction" in html.lower():
         fin = financial_rows(_inline_xbrl_facts(html, label, as_of), as_of, n_years=n_years,
                              describe={label: f"{label} (inline XBRL)"})
     if not fin:
-        fin = text_financials(text, label)
+        fin = text_financials(text, label, document=f"--10k {tenk}")
         latest = max((fy for fy, *_ in fin), default=None)
         fin = [r for r in fin if latest is not None and r[0] > latest - n_years]
     texts = {k: s.text for k, s in sections.items()}
     for q in tenqs:
         q_text, _ = read_document(Path(q))
+        check_cover(q_text, "--10q", Path(q), expected_name=(target.get("name") or "").strip(), as_of=as_of)
         update = find_item(q_text, "1a", "risk")
         if update is None:
             raise DossierError(f"--10q {q}: section not found: Item 1A (Risk Factors): no line starting 'Item 1A' "
                                "followed by its title")
         texts["risk_factors"] += f"\n[Update from the 10-Q {Path(q).name}]\n{update.text}"
-    cover = _cover_name(text)
-    target = _target_row(market.get("peers.csv"), key)
-    fy_end = re.search(r"fiscal year ended\s+([A-Z][a-z]+)\s+(\d{1,2})", text[:20000])
-    months = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
-              "november", "december"]
-    fye = (f"{months.index(fy_end.group(1).lower()) + 1:02d}-{int(fy_end.group(2)):02d}"
-           if fy_end and fy_end.group(1).lower() in months else "12-31")
+    cover = cover_name(text)
     parts = DossierParts(
         ticker=key, name=name or cover or (target.get("name") or "").strip() or key,
         sector=(target.get("sector") or "").strip() or "unknown",
         headlines=read_headlines(Path(headlines)) if headlines else [],
-        fiscal_year_end=fye, as_of=as_of, financials=fin, texts=texts,
+        fiscal_year_end=f"{end.month:02d}-{end.day:02d}", as_of=as_of, financials=fin, texts=texts,
         sources=[f"financials.csv and filings/: analyst's 10-K {tenk}"] + [f"risk factors update: analyst's 10-Q {q}" for q in tenqs]
         + ([f"headlines.csv: analyst's {headlines}"] if headlines else []),
         notes=["built by chainproof dossier import from the analyst's own documents"]

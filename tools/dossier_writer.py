@@ -26,7 +26,8 @@ from chainproof.tools.dossier import check_as_of
 from chainproof.tools.dossier_files import load_dossier
 from chainproof.tools.input_files import open_text
 
-__all__ = ["DOSSIER_ENTRIES", "MANIFEST", "MARKET_FILES", "DossierParts", "check_out_dir", "replaced_files",
+__all__ = ["DOSSIER_ENTRIES", "MANIFEST", "MARKET_FILES", "DossierParts", "check_inputs_outside", "check_out_dir",
+           "replaced_files",
            "staged_folder", "write_csv", "write_dossier"]
 
 DOSSIER_ENTRIES = frozenset({"dossier.toml", "financials.csv", "prices.csv", "benchmark.csv", "rates.csv",
@@ -107,6 +108,17 @@ def check_out_dir(out: Path, *, force: bool = False) -> list[str]:
     return replaced
 
 
+def check_inputs_outside(out: str | Path, inputs: Iterable[tuple[str, str | Path]]) -> None:
+    """Refuse an ``out`` folder holding one of the command's own input files (``(option, path)``
+    pairs): replacing the folder, even with ``--force``, would delete it. Raises
+    :class:`DossierError` naming the option and the file; nothing is written or deleted."""
+    root = Path(out).expanduser().resolve()
+    for option, path in inputs:
+        if root in Path(path).expanduser().resolve().parents:
+            raise DossierError(f"--out {out}: holds the command's input file {option} {path}, which replacing the folder "
+                               "would delete; nothing was written: give an --out folder that holds none of the inputs")
+
+
 def _write_manifest(folder: Path) -> None:
     files = {p.relative_to(folder).as_posix(): _digest(p) for p in sorted(folder.rglob("*")) if p.is_file()}
     (folder / MANIFEST).write_text(json.dumps({"files": files}, indent=1) + "\n", encoding="utf-8")
@@ -173,6 +185,7 @@ def write_dossier(parts: DossierParts, market: Mapping[str, Path], out_dir: str 
     for name, path in market.items():
         if not Path(path).is_file():
             raise DossierError(f"{MARKET_FILES[name]} {path}: file not found")
+    check_inputs_outside(out, ((MARKET_FILES[name], path) for name, path in market.items()))
     with staged_folder(out) as tmp:
         (tmp / "filings").mkdir()
         for name, path in market.items():

@@ -13,11 +13,13 @@ Per fiscal year ending before ``as_of`` (amounts in USD millions, ratios as frac
 - ``fcf_margin``         = free_cash_flow / revenue
 - ``revenue_cagr``       = (revenue_last / revenue_first) ** (1 / (last_fy - first_fy)) - 1 over the years used
 
-A ratio whose inputs are absent is ``None`` and a note names the missing metric; nothing crashes.
-A ratio that does not apply is named in ``not_applicable`` instead: ``current_ratio`` when the
-balance sheet is unclassified (total assets reported, neither current assets nor current
-liabilities, as banks and other financial companies report; ASC 942-210 / Regulation S-X Article 9
-balance sheets have no current/non-current split).
+A ratio whose inputs are absent is ``None`` and a note says it is not available, naming the
+missing metric; nothing crashes. A ratio that does not apply is named in ``not_applicable``
+instead: ``current_ratio`` when the company is a financial one (the dossier's sector is GICS
+"Financials", as American Express's is in the data bundle and the peers file) and its balance
+sheet is unclassified (neither current assets nor current liabilities; ASC 942-210 / Regulation S-X
+Article 9 balance sheets of banks have no current/non-current split). Missing current assets of
+any other company are "not available", never "not applicable".
 Flags use the latest fiscal year that has the ratio; thresholds are the module constants below.
 """
 
@@ -43,6 +45,8 @@ MAX_DEBT_TO_EQUITY = 2.0
 MAX_LIABILITIES_TO_EQUITY = 3.0
 #: Operating margin under 5 % leaves little room for shocks.
 MIN_OPERATING_MARGIN = 0.05
+#: Sectors (lower case) whose companies report unclassified balance sheets: banks, insurers, card issuers.
+UNCLASSIFIED_SECTORS = frozenset({"financials"})
 
 THRESHOLDS = {
     "min_interest_coverage": MIN_INTEREST_COVERAGE,
@@ -161,7 +165,8 @@ def financial_health(d: Dossier, as_of: date) -> FinancialHealth:
         elif rev is not None:
             missing.setdefault("revenue_growth (missing prior-year revenue)", []).append(str(fy))
         need("operating_margin", fy, "revenue", "operating_income")
-        unclassified = g("total_assets") is not None and g("current_assets") is None and g("current_liabilities") is None
+        unclassified = (d.meta.sector.strip().lower() in UNCLASSIFIED_SECTORS
+                        and g("current_assets") is None and g("current_liabilities") is None)
         if unclassified:
             not_applicable.setdefault("current_ratio", []).append(str(fy))
         else:
@@ -181,10 +186,10 @@ def financial_health(d: Dossier, as_of: date) -> FinancialHealth:
             interest_coverage=_ratio(op, interest if interest and interest > 0 else None),
             fcf_margin=_ratio(fcf, rev, positive_den=True), not_applicable=["current_ratio"] if unclassified else []))
     for ratio, fys in not_applicable.items():
-        notes.append(f"{ratio} not applicable for FY{', FY'.join(fys)} (unclassified balance sheet: no current "
-                     "assets or liabilities, as a bank's)")
+        notes.append(f"{ratio} not applicable for FY{', FY'.join(fys)} (a financial company's unclassified balance "
+                     "sheet: no current assets or liabilities)")
     for what, fys in missing.items():
-        notes.append(f"{what.split(' ')[0]} n/a for FY{', FY'.join(fys)} {what[what.index('('):]}")
+        notes.append(f"{what.split(' ')[0]} not available for FY{', FY'.join(fys)} {what[what.index('('):]}")
 
     with_rev = [(y.fiscal_year, y.revenue) for y in out if y.revenue is not None]
     cagr: float | None = None

@@ -77,14 +77,17 @@ def dossier_fetch(
     force: ForceOpt = False,
 ) -> None:
     """Build a dossier from SEC EDGAR (needs CHAINPROOF_SEC_USER_AGENT='Name email')."""
+    from chainproof.tools.dossier_writer import MARKET_FILES, check_inputs_outside
     from chainproof.tools.edgar_fetch import check_user_agent, fetch_dossier
 
     s = cli.settings()
     check_user_agent(s.sec_user_agent)  # before anything else: say why it is needed
     when = _as_of(as_of)
     target = out or Path("dossiers") / f"{ticker.upper()}-{when.isoformat()}"
+    market = _market(prices, benchmark, rates, peers)
+    check_inputs_outside(target, ((MARKET_FILES[n], p) for n, p in market.items()))  # before --force lists them
     _out_checked(target, force)
-    path = fetch_dossier(ticker, when, target, _market(prices, benchmark, rates, peers),
+    path = fetch_dossier(ticker, when, target, market,
                          user_agent=s.sec_user_agent, cache_dir=s.home / "edgar", refresh=refresh, force=force)
     console.print(f"dossier written to {path}", highlight=False)
 
@@ -102,12 +105,15 @@ def dossier_import(
     force: ForceOpt = False,
 ) -> None:
     """Build a dossier from the analyst's own 10-K (and 10-Q) documents and market CSVs."""
-    from chainproof.tools.dossier_import import import_dossier
+    from chainproof.tools.dossier_import import import_dossier, input_files
+    from chainproof.tools.dossier_writer import check_inputs_outside
 
     target = out or Path("dossiers") / ticker.upper()
     when = _as_of(as_of) if as_of else None
     cli.store_settings()  # input_file_max_mb for the documents and market files
+    market = _market(prices, benchmark, rates, peers)
+    check_inputs_outside(target, input_files(tenk, list(tenq or ()), market, headlines))  # before --force lists them
     _out_checked(target, force)
-    path = import_dossier(ticker, tenk, list(tenq or ()), _market(prices, benchmark, rates, peers), target,
+    path = import_dossier(ticker, tenk, list(tenq or ()), market, target,
                           as_of=when, name=name, headlines=headlines, force=force)
     console.print(f"dossier written to {path}", highlight=False)

@@ -31,7 +31,7 @@ def test_hand_computed_ratios(make_dossier):
     # FY2019 lacks the balance sheet: None with a note, no crash
     y19 = fh.year(2019)
     assert y19.current_ratio is None and y19.revenue_growth is None
-    assert any(n.startswith("current_ratio n/a for FY2019 (missing current_assets, current_liabilities)")
+    assert any(n.startswith("current_ratio not available for FY2019 (missing current_assets, current_liabilities)")
                for n in fh.notes)
 
 
@@ -67,7 +67,7 @@ def test_real_3m_fy2017(built_dossiers):
     assert y.debt_to_equity == pytest.approx(13949 / 11622, abs=1e-6)
     assert y.free_cash_flow == 6240 - 1373
     assert fh.revenue_cagr == pytest.approx((31657 / 30274) ** 0.5 - 1, abs=1e-6)
-    assert y.interest_coverage is None and any("interest_coverage n/a" in n for n in fh.notes)
+    assert y.interest_coverage is None and any("interest_coverage not available" in n for n in fh.notes)
     assert fh.flags == []
 
 
@@ -78,11 +78,24 @@ def test_bundled_3m_has_interest_coverage():
     assert len(fh.model_dump_json()) < 4096
 
 
+BANK_ROWS = [[2019, "revenue", 1000, "s"], [2020, "revenue", 1100, "s"], [2020, "total_assets", 9000, "s"],
+             [2020, "total_liabilities", 8000, "s"], [2020, "total_equity", 1000, "s"], [2020, "net_income", 90, "s"]]
+
+
 def test_a_banks_unclassified_balance_sheet_says_not_applicable(make_dossier):
-    rows = [[2019, "revenue", 1000, "s"], [2020, "revenue", 1100, "s"], [2020, "total_assets", 9000, "s"],
-            [2020, "total_liabilities", 8000, "s"], [2020, "total_equity", 1000, "s"], [2020, "net_income", 90, "s"]]
-    fh = financial_health(load_dossier(make_dossier(financials=rows)), SYNTH_AS_OF)
-    y = fh.year(2020)
-    assert y.current_ratio is None and y.not_applicable == ["current_ratio"]
-    assert any("current_ratio not applicable for FY2020" in n for n in fh.notes)
-    assert not any(n.startswith("current_ratio n/a") and "2020" in n for n in fh.notes)
+    toml = ('ticker = "TST"\nname = "Test Bank"\nsector = "Financials"\ncurrency = "USD"\nunits = "USD millions"\n'
+            'fiscal_year_end = "12-31"\npeer_snapshot_date = 2021-05-28\nsources = ["synthetic"]\nnotes = ""\n')
+    fh = financial_health(load_dossier(make_dossier(financials=BANK_ROWS, toml=toml)), SYNTH_AS_OF)
+    assert fh.year(2020).current_ratio is None and fh.year(2020).not_applicable == ["current_ratio"]
+    assert fh.year(2019).not_applicable == ["current_ratio"]  # every year of a bank alike
+    assert any("current_ratio not applicable for FY2019, FY2020" in n for n in fh.notes)
+    assert not any(n.startswith("current_ratio not available") for n in fh.notes)
+
+
+def test_an_industrials_missing_current_assets_are_not_available_not_not_applicable(make_dossier):
+    """Total assets without current assets is no sign of a bank: an industrial company's ratio is missing."""
+    fh = financial_health(load_dossier(make_dossier(financials=BANK_ROWS)), SYNTH_AS_OF)
+    assert fh.year(2020).current_ratio is None and fh.year(2020).not_applicable == []
+    assert any(n.startswith("current_ratio not available for FY2019, FY2020 (missing current_assets, current_liabilities)")
+               for n in fh.notes)
+    assert not any("not applicable" in n for n in fh.notes)

@@ -12,6 +12,8 @@ from typer.testing import CliRunner
 
 from chainproof.cli import app
 from chainproof.tools.dossier import load_dossier
+from chainproof.tools.dossier_import import text_financials
+from chainproof.tools.sec_sections import find_sections
 
 _METRIC = {"net_income_attributable": "net_income"}
 
@@ -34,24 +36,36 @@ def _market(dossier: Path, tmp_path: Path) -> Path:
     return market
 
 
-def _import(tenk: Path, market: Path, out: Path, *extra: str):
-    args = ["dossier", "import", "--ticker", "MMM", "--10k", str(tenk), "--out", str(out), "--as-of", "2018-02-08",
+def _import(tenk: Path, market: Path, out: Path, *extra: str, ticker: str = "MMM", as_of: str = "2018-02-08"):
+    args = ["dossier", "import", "--ticker", ticker, "--10k", str(tenk), "--out", str(out), "--as-of", as_of,
             *(f"--{n}={market / f'{n}.csv'}" for n in ("prices", "benchmark", "rates", "peers")), *extra]
     return CliRunner().invoke(app, args)
 
 
+def _said(result) -> str:
+    return " ".join(result.output.split())  # the console wraps long messages
+
+
 @pytest.mark.parametrize("doc", ["3M_2017_10K", "3M_2018_10K"])
 def test_sections_are_found_and_figures_match_key_financials(bundle_root, built_dossiers, tmp_path, doc):
-    result = _import(_tenk(bundle_root, tmp_path, doc), built_dossiers["MMM"], tmp_path / "MMM")
-    assert result.exit_code == 0, result.output
-    d = load_dossier(tmp_path / "MMM")
+    tenk = _tenk(bundle_root, tmp_path, doc)
+    result = _import(tenk, built_dossiers["MMM"], tmp_path / "MMM")
+    if doc == "3M_2017_10K":
+        assert result.exit_code == 0, result.output
+        d = load_dossier(tmp_path / "MMM")
+        texts, figures = d.texts, {(r.fiscal_year, r.metric): (r.value, r.source) for r in d.financials}
+    else:  # FY2018 ended after the bundle's last price (2018-02-07): refused as look-ahead, read as import reads it
+        assert result.exit_code == 2 and "after --as-of 2018-02-08" in _said(result)
+        text = tenk.read_text(encoding="utf-8")
+        texts = {k: v.text for k, v in find_sections(text).items()}
+        figures = {(fy, m): (v, src) for fy, m, v, src in text_financials(text, tenk.name)}
     lines = (tmp_path / f"{doc}.txt").read_text(encoding="utf-8").split("\n")  # lines as editors count them
     sections = bundle_root / "sec_10k_filings" / "sections" / doc
     for key, name in (("risk_factors", "item1a_risk_factors.txt"), ("legal_proceedings", "item3_legal_proceedings.txt"),
                       ("legal_note", "legal_contingencies_note.txt")):
         real = (sections / name).read_text(encoding="utf-8")
-        assert d.texts[key].split()[:2] == real.split()[:2]  # the same heading
-        assert d.texts[key].split()[-8:] == real.split()[-8:]  # and the same last words
+        assert texts[key].split()[:2] == real.split()[:2]  # the same heading
+        assert texts[key].split()[-8:] == real.split()[-8:]  # and the same last words
     checked = 0
     with (bundle_root / "sec_10k_filings" / "key_financials.csv").open(encoding="utf-8", newline="") as fh:
         for r in csv.DictReader(fh):
@@ -59,10 +73,10 @@ def test_sections_are_found_and_figures_match_key_financials(bundle_root, built_
             if r["source_doc"] != doc or metric == "dividends_paid":
                 continue
             expected = float(r["value"] if metric == "diluted_eps" else r["value_usd_millions"])
-            assert d.financial(metric, int(r["fiscal_year"])) == pytest.approx(expected, abs=0.5), (metric, r["fiscal_year"])
-            source = re.fullmatch(rf"{doc}\.txt: (Item 8|statement page) line (\d+): (.+)",
-                                  d.financial_source(metric, int(r["fiscal_year"])))
-            assert source, d.financial_source(metric, int(r["fiscal_year"]))
+            value, where = figures[(int(r["fiscal_year"]), metric)]
+            assert value == pytest.approx(expected, abs=0.5), (metric, r["fiscal_year"])
+            source = re.fullmatch(rf"{doc}\.txt: (Item 8|statement page) line (\d+): (.+)", where)
+            assert source, where
             printed = " ".join(re.sub(r"[—–$]", " ", lines[int(source[2]) - 1]).split()).lower()  # the named line prints the label
             assert printed.startswith(source[3]), (printed, source[3])
             checked += 1
@@ -106,3 +120,72 @@ def test_headlines_and_sector_come_from_the_analysts_files(bundle_root, built_do
     news.write_text("date,headline\n2018-13-01,bad month\n", encoding="utf-8")
     bad = _import(tenk, built_dossiers["MMM"], tmp_path / "MMM2", f"--headlines={news}")
     assert bad.exit_code == 2 and "--headlines" in bad.output and "line 2" in bad.output
+
+
+def test_force_never_deletes_the_commands_own_inputs(bundle_root, built_dossiers, tmp_path):
+    """--out is the folder holding the 10-K: refused (exit 2) naming the file, with or without --force,
+    and every file there is left as it was."""
+    work = tmp_path / "work1"
+    work.mkdir()
+    tenk = _tenk(bundle_root, work, "3M_2017_10K")
+    (work / "notes.txt").write_text("mine", encoding="utf-8")
+    before = {p.name: p.read_bytes() for p in work.iterdir()}
+    for extra in ((), ("--force",)):
+        result = _import(tenk, built_dossiers["MMM"], work, *extra)
+        assert result.exit_code == 2, result.output
+        assert "--out" in result.output and f"--10k {tenk}" in " ".join(result.output.split())
+        assert {p.name: p.read_bytes() for p in work.iterdir()} == before
+    market = _market(built_dossiers["MMM"], tmp_path)  # a market file inside --out is refused too
+    result = _import(_tenk(bundle_root, tmp_path, "3M_2017_10K"), market, market, "--force")
+    assert result.exit_code == 2 and "--prices" in result.output and (market / "prices.csv").is_file()
+
+
+def _other(bundle_root: Path, tmp_path: Path, doc: str) -> Path:
+    """A 10-Q (or other filing) of the bundle's other_filings_full_text as a text file."""
+    path = tmp_path / f"{doc}.txt"
+    path.write_text(gzip.open(bundle_root / "sec_10k_filings" / "other_filings_full_text" / f"{doc}.txt.gz", "rt").read())
+    return path
+
+
+def test_a_report_whose_period_ended_after_as_of_is_refused(bundle_root, built_dossiers, tmp_path):
+    """PepsiCo's FY2017 10-K ("For the fiscal year ended December 30, 2017") as of 2017-06-30 is
+    look-ahead; so is Best Buy's 10-Q for the quarter ended July 29, 2023 in a dossier as of 2018-02-08."""
+    pep = _import(_tenk(bundle_root, tmp_path, "PEPSICO_2017_10K"), built_dossiers["PEP"], tmp_path / "PEP",
+                  ticker="PEP", as_of="2017-06-30")
+    assert pep.exit_code == 2 and not (tmp_path / "PEP").exists()
+    assert "--10k" in _said(pep) and "ended 2017-12-30, after --as-of 2017-06-30" in _said(pep)
+    bby = _import(_tenk(bundle_root, tmp_path, "BESTBUY_2017_10K"), built_dossiers["BBY"], tmp_path / "BBY",
+                  f"--10q={_other(bundle_root, tmp_path, 'BESTBUY_2024Q2_10Q')}", ticker="BBY")
+    assert bby.exit_code == 2 and "--10q" in _said(bby) and "ended 2023-07-29, after --as-of 2018-02-08" in _said(bby)
+    ok = _import(_tenk(bundle_root, tmp_path, "BESTBUY_2017_10K"), built_dossiers["BBY"], tmp_path / "BBY", ticker="BBY")
+    assert ok.exit_code == 0 and load_dossier(tmp_path / "BBY").meta.fiscal_year_end == "01-28"  # from the cover
+
+
+def test_a_cover_without_a_period_end_is_refused_naming_what_is_missing(bundle_root, built_dossiers, tmp_path):
+    tenk = _tenk(bundle_root, tmp_path, "3M_2017_10K", drop="for the fiscal year ended")
+    result = _import(tenk, built_dossiers["MMM"], tmp_path / "MMM")
+    assert result.exit_code == 2 and "no period end on the cover" in _said(result)
+    assert "For the fiscal year ended <Month D, YYYY>" in _said(result) and not (tmp_path / "MMM").exists()
+
+
+def test_another_companys_document_is_refused_naming_both_companies(bundle_root, built_dossiers, tmp_path):
+    """3M's 10-K with PepsiCo's market files (ticker PEP), and a Pfizer 10-Q in 3M's dossier."""
+    result = _import(_tenk(bundle_root, tmp_path, "3M_2017_10K"), built_dossiers["PEP"], tmp_path / "PEP", ticker="PEP")
+    assert result.exit_code == 2 and not (tmp_path / "PEP").exists()
+    assert "--10k" in _said(result) and "'3M COMPANY'" in _said(result) and "'PepsiCo Inc.'" in _said(result)
+    tenq = _other(bundle_root, tmp_path, "Pfizer_2023Q2_10Q")
+    result = _import(_tenk(bundle_root, tmp_path, "3M_2017_10K"), built_dossiers["MMM"], tmp_path / "MMM", f"--10q={tenq}")
+    assert result.exit_code == 2 and "--10q" in _said(result) and "'PFIZER INC.'" in _said(result)
+    assert "'3M Company'" in _said(result)
+    ko = _tenk(bundle_root, tmp_path, "COCACOLA_2017_10K")  # its cover prints the name as a logo: the text must name PepsiCo
+    result = _import(ko, built_dossiers["PEP"], tmp_path / "PEP", ticker="PEP")
+    assert result.exit_code == 2 and "prints no registrant name" in _said(result) and "'PepsiCo Inc.'" in _said(result)
+
+
+def test_a_10k_without_item_8_says_so_instead_of_reading_the_whole_document(bundle_root, built_dossiers, tmp_path):
+    tenk = _tenk(bundle_root, tmp_path, "3M_2017_10K", drop="item 8")
+    result = _import(tenk, built_dossiers["MMM"], tmp_path / "MMM")
+    assert result.exit_code == 2 and not (tmp_path / "MMM").exists()
+    said = _said(result)
+    assert f"--10k {tenk}: section not found: Item 8 (Financial Statements and Supplementary Data)" in said
+    assert "no line starting 'Item 8'" in said and "Consolidated Balance Sheet(s)" in said and "duplicate" not in said

@@ -68,6 +68,23 @@ def test_statement_figures_are_read_where_the_filing_prints_them(bundle_root, im
         assert got == pytest.approx(want, abs=tolerance), (metric, r["fiscal_year"], got, d.financial_source(metric, int(r["fiscal_year"])))
 
 
+@pytest.mark.parametrize("ticker", sorted(DOCS))
+def test_current_figures_debt_and_interest_are_those_the_builder_reads(built_dossiers, imported, ticker):
+    """Total current assets and liabilities, total debt (every short-term debt line above long-term
+    debt, plus it: Coca-Cola's loans and notes payable and current maturities, Pfizer's line quoting
+    "2017—$3,546", Lockheed's nil "—") and interest expense equal the built dossier's, from the
+    bundle's statement_lines.csv, wherever both have them; KO wraps "TOTAL CURRENT LIABILITIES"
+    above its figures and is not read there."""
+    built, got = load_dossier(built_dossiers[ticker]), load_dossier(imported[ticker])
+    for fy in (2016, 2017):
+        assert got.financial("current_assets", fy) == built.financial("current_assets", fy)
+        assert got.financial("total_debt", fy) == pytest.approx(built.financial("total_debt", fy), abs=0.5)
+        if ticker != "KO":
+            assert got.financial("current_liabilities", fy) == built.financial("current_liabilities", fy)
+        if built.financial("interest_expense", fy) is not None:
+            assert got.financial("interest_expense", fy) == pytest.approx(built.financial("interest_expense", fy), abs=0.5)
+
+
 def test_identity_comes_from_the_filing_and_the_peers_file(imported):
     names = {t: load_dossier(imported[t]).meta for t in ("MMM", "PFE", "KO", "BA")}
     assert names["MMM"].name == "3M COMPANY" and names["PFE"].name == "PFIZER INC."
@@ -101,3 +118,35 @@ def test_every_company_runs_to_the_approval_pause_and_its_report_has_no_blank_ce
     else:
         assert "| 2017 |" in fin and "## Legal and risk factors" in report
         assert "citations hold" in report  # the real sections were read in chunks and cited
+        assert "not applicable" not in fin and "n/a" not in fin  # no company here is a bank; missing says "not available"
+    if ticker in CURRENT_RATIO:  # "Total current assets" / "Total current liabilities" of the balance sheet
+        assert _row(fin, "2017")[5] == CURRENT_RATIO[ticker] and _row(fin, "2016")[5] != "not available"
+
+
+#: FY2017 current ratio as the report prints it: 3M 14,277 / 7,687, PepsiCo 31,027 / 20,502, Boeing 65,161 / 56,269
+CURRENT_RATIO = {"MMM": "1.86", "PEP": "1.51", "BA": "1.16"}
+
+
+def _row(section: str, fy: str) -> list[str]:
+    line = next(x for x in section.splitlines() if x.startswith(f"| {fy} |"))
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def test_a_financial_companys_report_says_not_applicable_for_every_year(settings, built_dossiers, tmp_path):
+    """AXP's built dossier (sector "Financials" from the bundle) given a card issuer's unclassified
+    balance sheet (total assets and liabilities, no current ones; synthetic figures, as the bundle has
+    no AXP 10-K before 2018): the current ratio is "not applicable" in every row, nothing else."""
+    import shutil
+
+    axp = tmp_path / "AXP"
+    shutil.copytree(built_dossiers["AXP"], axp)
+    rows = [(fy, m, v) for fy in (2015, 2016, 2017) for m, v in
+            (("revenue", 33000 + fy), ("operating_income", 7000), ("net_income", 5000), ("total_assets", 180000),
+             ("total_liabilities", 160000), ("total_equity", 20000), ("operating_cash_flow", 9000),
+             ("capital_expenditures", -1000))]
+    (axp / "financials.csv").write_text("fiscal_year,metric,value,source\n" + "".join(f"{fy},{m},{v},synthetic\n" for fy, m, v in rows))
+    with Chainproof(settings, models=StaticModels(dd_model())) as app:
+        run = app.start("due-diligence", {"company": "AXP", "as_of": DEMO_AS_OF.isoformat(), "dossier": str(axp)})
+        done = app.decide(run.run_id, action="approve", approver="Kim")
+    fin = Path(done.report_path).read_text().split("## Financial health")[1].split("\n## ")[0]
+    assert [_row(fin, fy)[5] for fy in ("2015", "2016", "2017")] == ["not applicable"] * 3
