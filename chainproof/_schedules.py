@@ -17,6 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from chainproof._start import absolute_inputs, start_inputs
 from chainproof.errors import InputError
 from chainproof.workers import DBOS, client
 
@@ -53,7 +54,8 @@ def add(app: Chainproof, name: str, cron: str, graph: str, inputs: dict[str, Any
         timezone: str | None = None) -> dict[str, Any]:
     """Store schedule ``name``: submit a run of ``graph`` with ``inputs`` at every ``cron`` time
     (UTC, or the IANA ``timezone``). The inputs are checked now (``spec.validate_inputs``), so a
-    bad one fails here, not at 6 a.m. Returns the stored schedule. Raises ``InputError`` for a
+    bad one fails here, not at 6 a.m. Path inputs are stored as absolute paths
+    (:func:`chainproof._start.absolute_inputs`): each worker reads them from its own folder. Returns the stored schedule. Raises ``InputError`` for a
     bad name, cron, time zone or input, or a name already used; ``WorkersUnavailable`` without
     PostgreSQL."""
     from chainproof.graphs.registry import get_spec
@@ -69,8 +71,8 @@ def add(app: Chainproof, name: str, cron: str, graph: str, inputs: dict[str, Any
         except Exception:
             raise InputError(f"timezone (--timezone): expected an IANA name such as Europe/London, got {timezone!r}") from None
     spec = get_spec(graph)
-    checked = spec.validate_inputs(dict(inputs))  # InputError / ValueError naming the field (exit 2)
-    del checked
+    inputs = absolute_inputs(spec, inputs, app.settings.home)
+    start_inputs(spec, inputs)  # InputError naming the field (exit 2)
     dbos = client(app.settings, "schedule add")
     if dbos.get_schedule(name) is not None:
         raise InputError(f"name: a schedule {name!r} exists; remove it first (chainproof schedule remove {name})")

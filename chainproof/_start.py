@@ -126,6 +126,21 @@ def located_dossiers(spec: Any, inputs: dict[str, Any], home: Path, *, local: bo
     return {**inputs, "dossier": locate_dossier(value, home=Path(home), local=local)}
 
 
+def absolute_inputs(spec: Any, inputs: dict[str, Any], home: Path) -> dict[str, Any]:
+    """``inputs`` with every path input (``spec.path_inputs``, as ``spec.input_paths`` reads it)
+    that names an existing file or folder replaced by its absolute path (symbolic links followed),
+    after :func:`located_dossiers` (a bare dossier name becomes the folder it names). For inputs kept
+    to be read later by another process in another folder (``chainproof schedule add``): a relative
+    name would be read from that process's working directory. A path that does not exist is kept as
+    given (a bundled name; the graph refuses a missing file when it validates the inputs)."""
+    out = located_dossiers(spec, dict(inputs), home)
+    fields = set(getattr(spec, "path_inputs", ()))
+    for field, path in spec.input_paths(out):
+        if field in fields and os.path.lexists(path):
+            out[field] = str(path.resolve())
+    return out
+
+
 def check_person(started_by: str | None, effort: str | None) -> None:
     """Refuse a blank ``started_by`` (``--as``) and an ``effort`` outside low/medium/high."""
     if started_by is not None and not started_by.strip():

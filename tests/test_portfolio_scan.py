@@ -119,6 +119,23 @@ def test_schedules_need_postgres_and_say_so(home):
         assert out.exit_code == 2 and "need PostgreSQL" in out.output, out.output
 
 
+def test_a_schedule_added_with_a_relative_portfolio_stores_its_absolute_path(pg_url, tmp_path, book, monkeypatch):
+    """Workers read the schedule's inputs from their own folders: the file named from the adding
+    folder is the one every worker scans."""
+    pytest.importorskip("dbos", reason="the workers extra (PyPI dbos) is not installed")
+    for k, v in {"CHAINPROOF_HOME": str(tmp_path / "cli"), "CHAINPROOF_DATABASE_URL": pg_url,
+                 "CHAINPROOF_CHECKPOINT_URL": pg_url}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.chdir(book.parent)
+    runner = CliRunner()
+    added = runner.invoke(cli.app, ["schedule", "add", "rel", "--cron", "0 6 * * *", "--graph", "portfolio-scan",
+                                    "--input", "portfolio=book.csv", "--input", f"as_of={AS_OF}"])
+    assert added.exit_code == 0, added.output
+    listed = json.loads(runner.invoke(cli.app, ["schedule", "list", "--json"]).output)
+    assert listed[0]["inputs"]["portfolio"] == str(book.resolve())
+    assert runner.invoke(cli.app, ["schedule", "remove", "rel"]).exit_code == 0
+
+
 def test_a_scheduled_scan_fires_on_workers_with_per_position_runs_and_an_alert(pg_url, tmp_path, book, monkeypatch):
     pytest.importorskip("dbos", reason="the workers extra (PyPI dbos) is not installed")
     for k, v in {"CHAINPROOF_HOME": str(tmp_path / "cli"), "CHAINPROOF_DATABASE_URL": pg_url,
