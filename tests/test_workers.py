@@ -127,6 +127,32 @@ def test_two_workers_contending_for_one_run_one_advances_the_other_skips(pg_url,
     assert sorted(step for _, step, _ in effects) == ["s1", "s2", "s3"] and len({pid for *_, pid in effects}) == 1
 
 
+def test_a_run_whose_advance_fails_for_good_is_recorded_as_failed_with_how_to_resume(pg_url, tmp_path):
+    env = fleet.child_env(tmp_path / "home-w1", pg_url, tmp_path)
+    setup = ("from testkit.fleet import fleet_model, register_all, tampered; register_all(); "
+             "import chainproof.workers as w; w.continuation = tampered")
+    proc = subprocess.Popen([sys.executable, "-c", fleet.worker_script(setup, "StaticModels(fleet_model(delay))"),
+                             "w1", "1", "0"], cwd=fleet.REPO, env=env, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline().startswith('{"ready"')
+    with Chainproof(_settings(tmp_path, pg_url), models=StaticModels(fleet.fleet_model())) as app:
+        run_id = app.submit("fleet", {"tag": "t", "n": 2}).run_id
+        _wait(app, [run_id], "failed", [proc], timeout=60)
+        outs = fleet.stop_workers(proc)
+        error = app.audit.last_event(run_id, "run_failed").detail["error"]
+        assert "RecordTampered" in error and f"chainproof resume {run_id}" in error
+        assert "w1" in error
+    assert [(o["run_id"], o["status"]) for o in outs] == [(run_id, "failed")]  # the worker's log says so too
+    assert not fleet.lines(tmp_path / "effects.log")  # nothing of the run ran
+
+
+def test_the_reason_a_worker_gave_up_is_the_last_error_of_its_retries():
+    from dbos._error import DBOSMaxStepRetriesExceeded
+
+    exc = DBOSMaxStepRetriesExceeded("chainproof.advance", 5, [OSError("too many clients")] * 5)
+    assert workers.gave_up_reason(exc) == "OSError: too many clients (after 5 attempts)"
+
+
 def test_submit_and_worker_without_postgres_name_the_settings(home):
     for args in (["submit", "fleet", "--tag", "x"], ["worker"]):
         result = CliRunner().invoke(cli.app, args)
