@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from chainproof._start import absolute_inputs, start_inputs
 from chainproof.errors import InputError
-from chainproof.workers import DBOS, client
+from chainproof.workers import DBOS, check_queue, client
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from chainproof.app import Chainproof
@@ -76,9 +76,7 @@ def add(app: Chainproof, name: str, cron: str, graph: str, inputs: dict[str, Any
     dbos = client(app.settings, "schedule add")
     if dbos.get_schedule(name) is not None:
         raise InputError(f"name: a schedule {name!r} exists; remove it first (chainproof schedule remove {name})")
-    queue = queue or app.settings.workers.queue
-    if not queue.strip() or queue.startswith("_dbos_"):
-        raise InputError(f"queue (--queue): expected a queue name not starting with _dbos_, got {queue!r}")
+    queue = check_queue(app.settings, app.settings.workers.queue if queue is None else queue, "queue (--queue)")
     context = {"schedule": name, "graph": graph, "inputs": inputs, "queue": queue}
     dbos.create_schedule(schedule_name=name, workflow_name=SCHEDULED_WORKFLOW, schedule=cron, context=context,
                          cron_timezone=timezone, queue_name=queue)

@@ -127,6 +127,23 @@ def client(settings: Settings, what: str) -> DBOSClient:
         return _clients[url]
 
 
+def check_queue(settings: Settings, queue: str, option: str) -> str:
+    """``queue`` when its name is valid (:data:`chainproof.settings.QUEUE_NAME`) and the settings
+    declare it (``workers.queue`` or a ``workers.queue_limits`` name: no worker listens to any
+    other). ``InputError`` (exit 2) naming ``option`` and the known queues otherwise."""
+    from chainproof.settings import check_queue_name
+
+    try:
+        check_queue_name(queue)
+    except ValueError as exc:
+        raise InputError(f"{option}: {exc}") from None
+    known = settings.workers.known_queues
+    if queue not in known:
+        raise InputError(f"{option}: no queue {queue!r} is declared; known queues: {', '.join(known)} (declare one "
+                         "with a [workers.queue_limits.NAME] table, or set workers.queue)")
+    return queue
+
+
 def enqueue(settings: Settings, run_id: str, queue: str, workflow_id: str) -> str:
     """Enqueue ``chainproof.advance_run(run_id)`` on ``queue`` as ``workflow_id`` (an id already
     used returns that workflow: DBOS's ``return-existing`` policy); its id."""
@@ -145,9 +162,7 @@ def submit(app: Chainproof, graph: str, inputs: dict[str, Any], *, queue: str | 
     checkpoint or ``run_queued``, is completed) and is enqueued under the same workflow id, which
     DBOS resolves to the first workflow. ``InputError`` when that id is a run of another graph."""
     require_postgres(app.settings, "submit")
-    queue = queue or app.settings.workers.queue
-    if not queue.strip() or queue.startswith("_dbos_"):
-        raise InputError(f"queue (--queue): expected a queue name not starting with _dbos_, got {queue!r}")
+    queue = check_queue(app.settings, app.settings.workers.queue if queue is None else queue, "queue (--queue)")
     client(app.settings, "submit")  # the system database is reachable before anything is recorded
     run = app.audit.get_run(options["run_id"]) if options.get("run_id") else None
     if run is not None and run.graph != graph:
@@ -331,16 +346,17 @@ def serve(app: Chainproof, *, queues: list[str] | None = None, concurrency: int 
     the runs taken from them with ``app``. ``report`` gets each step's outcome (see
     :func:`advance`). On stop, running advances get ``workers.shutdown_grace_s`` seconds to
     finish (``DBOS.destroy``). Raises :class:`WorkersUnavailable` without PostgreSQL or DBOS,
-    ``InputError`` for a bad queue name or concurrency."""
+    ``InputError`` for a bad or undeclared queue name (:func:`check_queue`) or concurrency."""
     w = app.settings.workers
     config = dbos_config(app.settings, executor_id=executor_id)
-    queues = queues or [w.queue]
+    queues = [w.queue] if queues is None else queues
     concurrency = w.concurrency if concurrency is None else concurrency
     if concurrency < 1:
         raise InputError(f"concurrency (--concurrency): expected 1 or more runs at once, got {concurrency}")
+    if not queues:
+        raise InputError(f"queues (--queues): expected at least one queue name; known queues: {', '.join(w.known_queues)}")
     for q in queues:
-        if not q.strip() or q.startswith("_dbos_"):
-            raise InputError(f"queues (--queues): expected queue names not starting with _dbos_, got {q!r}")
+        check_queue(app.settings, q, "queues (--queues)")
     options = {q: queue_options(app.settings, q, concurrency) for q in queues}
     import chainproof._schedules  # noqa: F401 - registers the scheduled workflow before launch
     _worker.update(app=app, executor_id=config["executor_id"], report=report)

@@ -153,6 +153,26 @@ def test_the_reason_a_worker_gave_up_is_the_last_error_of_its_retries():
     assert workers.gave_up_reason(exc) == "OSError: too many clients (after 5 attempts)"
 
 
+def test_an_undeclared_or_malformed_queue_is_refused_naming_the_known_queues(pg_url, tmp_path, monkeypatch):
+    for k, v in {"CHAINPROOF_HOME": str(tmp_path / "cli"), "CHAINPROOF_DATABASE_URL": pg_url,
+                 "CHAINPROOF_CHECKPOINT_URL": pg_url,
+                 "CHAINPROOF_WORKERS__QUEUE_LIMITS": '{"batch": {}}'}.items():
+        monkeypatch.setenv(k, v)
+    runner = CliRunner()
+    out = runner.invoke(cli.app, ["submit", "fleet", "--input", "tag=t", "--queue", "nosuchqueue"])
+    assert out.exit_code == 2, out.output
+    assert "--queue" in out.output and "'nosuchqueue'" in out.output and "batch, chainproof-runs" in out.output
+    with Chainproof(_settings(tmp_path, pg_url), models=StaticModels(fleet.fleet_model())) as app:
+        assert app.audit.list_runs() == []  # refused before anything was recorded
+    for given, said in (("bad queue!", "letters, digits"), ("", "separated by commas"), ("batch,", "separated by commas"),
+                        ("other", "known queues: batch, chainproof-runs")):
+        out = runner.invoke(cli.app, ["worker", "--queues", given])
+        assert out.exit_code == 2 and "--queues" in out.output and said in out.output, (given, out.output)
+    out = runner.invoke(cli.app, ["schedule", "add", "nightly", "--cron", "0 6 * * *", "--graph", "fleet",
+                                  "--input", "tag=t", "--queue", "nosuchqueue"])
+    assert out.exit_code == 2 and "known queues" in out.output, out.output
+
+
 def test_submit_and_worker_without_postgres_name_the_settings(home):
     for args in (["submit", "fleet", "--tag", "x"], ["worker"]):
         result = CliRunner().invoke(cli.app, args)
