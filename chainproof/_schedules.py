@@ -14,7 +14,7 @@ a time zone is given.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from chainproof._start import absolute_inputs, start_inputs
@@ -31,8 +31,9 @@ _FIELDS5 = ("minute", "hour", "day of month", "month", "day of week")
 
 def check_cron(expr: str) -> str:
     """``expr`` normalised to single spaces. Raises ``InputError`` (exit 2) naming the field that
-    is wrong: the number of fields, or which one ``croniter`` cannot read."""
-    from croniter import croniter  # type: ignore[import-untyped]  # a dependency of dbos
+    is wrong: the number of fields, which one ``croniter`` cannot read, or the day-of-month and
+    month fields when together they name no date (``0 6 31 2 *``: croniter finds no next time)."""
+    from croniter import CroniterBadDateError, croniter  # type: ignore[import-untyped]  # a dependency of dbos
 
     fields = expr.split()
     if len(fields) not in (5, 6):
@@ -47,6 +48,12 @@ def check_cron(expr: str) -> str:
     normal = " ".join(fields)
     if not croniter.is_valid(normal, second_at_beginning=len(fields) == 6):
         raise InputError(f"cron (--cron): {expr!r} is not a valid schedule")
+    try:  # as DBOS's scheduler asks for the next time (dbos/_scheduler.py): a date that never occurs fails there
+        croniter(normal, datetime.now(UTC), second_at_beginning=True).get_next(datetime)
+    except CroniterBadDateError:
+        dom, month = fields[-3], fields[-2]
+        raise InputError(f"cron (--cron): the day-of-month field {dom!r} and the month field {month!r} never "
+                         f"meet (e.g. 31 February) in {expr!r}: the schedule would never fire") from None
     return normal
 
 

@@ -105,7 +105,9 @@ def test_a_bad_portfolio_file_is_refused_naming_the_line_and_field(book, home):
 
 @pytest.mark.parametrize("cron, field", [("61 * * * *", "minute"), ("0 25 * * *", "hour"),
                                          ("0 6 * 13 *", "month"), ("0 6 * * mon-xx", "day of week"),
-                                         ("75 */2 * * * *", "second"), ("0 6 * *", "5 fields")])
+                                         ("75 */2 * * * *", "second"), ("0 6 * *", "5 fields"),
+                                         ("0 6 31 2 *", "day-of-month field '31' and the month field '2'"),
+                                         ("0 0 6 30 2 *", "never fire")])
 def test_a_bad_cron_exits_2_naming_the_field(cron, field, home):
     out = CliRunner().invoke(cli.app, ["schedule", "add", "daily", "--cron", cron, "--graph", "portfolio-scan"])
     assert out.exit_code == 2, out.output
