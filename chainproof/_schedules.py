@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from chainproof._start import absolute_inputs, start_inputs
+from chainproof._start import absolute_inputs, located_dossiers, start_inputs
 from chainproof.errors import InputError
 from chainproof.workers import DBOS, check_queue, client
 
@@ -78,8 +78,8 @@ def add(app: Chainproof, name: str, cron: str, graph: str, inputs: dict[str, Any
         except Exception:
             raise InputError(f"timezone (--timezone): expected an IANA name such as Europe/London, got {timezone!r}") from None
     spec = get_spec(graph)
-    inputs = absolute_inputs(spec, inputs, app.settings.home)
-    start_inputs(spec, inputs)  # InputError naming the field (exit 2)
+    inputs = absolute_inputs(spec, inputs)
+    start_inputs(spec, located_dossiers(spec, inputs, app.settings.home))  # as submit checks them: exit 2 naming the field
     dbos = client(app.settings, "schedule add")
     if dbos.get_schedule(name) is not None:
         raise InputError(f"name: a schedule {name!r} exists; remove it first (chainproof schedule remove {name})")

@@ -126,16 +126,17 @@ def located_dossiers(spec: Any, inputs: dict[str, Any], home: Path, *, local: bo
     return {**inputs, "dossier": locate_dossier(value, home=Path(home), local=local)}
 
 
-def absolute_inputs(spec: Any, inputs: dict[str, Any], home: Path) -> dict[str, Any]:
-    """``inputs`` with every path input (``spec.path_inputs``, as ``spec.input_paths`` reads it)
-    that names an existing file or folder replaced by its absolute path (symbolic links followed),
-    after :func:`located_dossiers` (a bare dossier name becomes the folder it names). For inputs kept
-    to be read later by another process in another folder (``chainproof schedule add``): a relative
-    name would be read from that process's working directory. A path that does not exist is kept as
-    given (a bundled name; the graph refuses a missing file when it validates the inputs)."""
-    out = located_dossiers(spec, dict(inputs), home)
+def absolute_inputs(spec: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+    """``inputs`` with every path input (``spec.path_inputs``, as ``spec.input_paths`` reads it:
+    from the working directory) that names an existing file or folder replaced by its absolute
+    path (symbolic links followed). For inputs kept to be read later by another process in another
+    folder (``chainproof schedule add``): a relative name would be read from that process's working
+    directory. A name that is no path here is kept as given: a bundled dossier's ticker or a
+    ``$CHAINPROOF_HOME/dossiers`` name, which the reading process looks up itself
+    (:func:`located_dossiers`), or a missing file the graph refuses when it validates the inputs."""
+    out = dict(inputs)
     fields = set(getattr(spec, "path_inputs", ()))
-    for field, path in spec.input_paths(out):
+    for field, path in spec.input_paths(inputs):
         if field in fields and os.path.lexists(path):
             out[field] = str(path.resolve())
     return out

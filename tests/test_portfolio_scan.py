@@ -133,9 +133,16 @@ def test_a_schedule_added_with_a_relative_portfolio_stores_its_absolute_path(pg_
     added = runner.invoke(cli.app, ["schedule", "add", "rel", "--cron", "0 6 * * *", "--graph", "portfolio-scan",
                                     "--input", "portfolio=book.csv", "--input", f"as_of={AS_OF}"])
     assert added.exit_code == 0, added.output
-    listed = json.loads(runner.invoke(cli.app, ["schedule", "list", "--json"]).output)
-    assert listed[0]["inputs"]["portfolio"] == str(book.resolve())
-    assert runner.invoke(cli.app, ["schedule", "remove", "rel"]).exit_code == 0
+    for name, dossier in (("local", "TST"), ("bundled", "MMM")):  # a folder here; a ticker each worker looks up
+        added = runner.invoke(cli.app, ["schedule", "add", name, "--cron", "0 6 * * *", "--graph", "position-risk",
+                                        "--input", f"ticker={dossier}", "--input", f"as_of={AS_OF}",
+                                        "--input", f"dossier={dossier}"])
+        assert added.exit_code == 0, added.output
+    listed = {s["name"]: s["inputs"] for s in json.loads(runner.invoke(cli.app, ["schedule", "list", "--json"]).output)}
+    assert listed["rel"]["portfolio"] == str(book.resolve())
+    assert listed["local"]["dossier"] == str((book.parent / "TST").resolve()) and listed["bundled"]["dossier"] == "MMM"
+    for name in listed:
+        assert runner.invoke(cli.app, ["schedule", "remove", name]).exit_code == 0
 
 
 def test_a_scheduled_scan_fires_on_workers_with_per_position_runs_and_an_alert(pg_url, tmp_path, book, monkeypatch):
