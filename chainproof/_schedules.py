@@ -14,11 +14,12 @@ a time zone is given.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from chainproof._start import absolute_inputs, located_dossiers, start_inputs
 from chainproof.errors import InputError
-from chainproof.workers import DBOS, client
+from chainproof.workers import DBOS, check_queue, client
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from chainproof.app import Chainproof
@@ -30,8 +31,9 @@ _FIELDS5 = ("minute", "hour", "day of month", "month", "day of week")
 
 def check_cron(expr: str) -> str:
     """``expr`` normalised to single spaces. Raises ``InputError`` (exit 2) naming the field that
-    is wrong: the number of fields, or which one ``croniter`` cannot read."""
-    from croniter import croniter  # type: ignore[import-untyped]  # a dependency of dbos
+    is wrong: the number of fields, which one ``croniter`` cannot read, or the day-of-month and
+    month fields when together they name no date (``0 6 31 2 *``: croniter finds no next time)."""
+    from croniter import CroniterBadDateError, croniter  # type: ignore[import-untyped]  # a dependency of dbos
 
     fields = expr.split()
     if len(fields) not in (5, 6):
@@ -46,6 +48,12 @@ def check_cron(expr: str) -> str:
     normal = " ".join(fields)
     if not croniter.is_valid(normal, second_at_beginning=len(fields) == 6):
         raise InputError(f"cron (--cron): {expr!r} is not a valid schedule")
+    try:  # as DBOS's scheduler asks for the next time (dbos/_scheduler.py): a date that never occurs fails there
+        croniter(normal, datetime.now(UTC), second_at_beginning=True).get_next(datetime)
+    except CroniterBadDateError:
+        dom, month = fields[-3], fields[-2]
+        raise InputError(f"cron (--cron): the day-of-month field {dom!r} and the month field {month!r} never "
+                         f"meet (e.g. 31 February) in {expr!r}: the schedule would never fire") from None
     return normal
 
 
@@ -53,7 +61,8 @@ def add(app: Chainproof, name: str, cron: str, graph: str, inputs: dict[str, Any
         timezone: str | None = None) -> dict[str, Any]:
     """Store schedule ``name``: submit a run of ``graph`` with ``inputs`` at every ``cron`` time
     (UTC, or the IANA ``timezone``). The inputs are checked now (``spec.validate_inputs``), so a
-    bad one fails here, not at 6 a.m. Returns the stored schedule. Raises ``InputError`` for a
+    bad one fails here, not at 6 a.m. Path inputs are stored as absolute paths
+    (:func:`chainproof._start.absolute_inputs`): each worker reads them from its own folder. Returns the stored schedule. Raises ``InputError`` for a
     bad name, cron, time zone or input, or a name already used; ``WorkersUnavailable`` without
     PostgreSQL."""
     from chainproof.graphs.registry import get_spec
@@ -69,14 +78,12 @@ def add(app: Chainproof, name: str, cron: str, graph: str, inputs: dict[str, Any
         except Exception:
             raise InputError(f"timezone (--timezone): expected an IANA name such as Europe/London, got {timezone!r}") from None
     spec = get_spec(graph)
-    checked = spec.validate_inputs(dict(inputs))  # InputError / ValueError naming the field (exit 2)
-    del checked
+    inputs = absolute_inputs(spec, inputs)
+    start_inputs(spec, located_dossiers(spec, inputs, app.settings.home))  # as submit checks them: exit 2 naming the field
     dbos = client(app.settings, "schedule add")
     if dbos.get_schedule(name) is not None:
         raise InputError(f"name: a schedule {name!r} exists; remove it first (chainproof schedule remove {name})")
-    queue = queue or app.settings.workers.queue
-    if not queue.strip() or queue.startswith("_dbos_"):
-        raise InputError(f"queue (--queue): expected a queue name not starting with _dbos_, got {queue!r}")
+    queue = check_queue(app.settings, app.settings.workers.queue if queue is None else queue, "queue (--queue)")
     context = {"schedule": name, "graph": graph, "inputs": inputs, "queue": queue}
     dbos.create_schedule(schedule_name=name, workflow_name=SCHEDULED_WORKFLOW, schedule=cron, context=context,
                          cron_timezone=timezone, queue_name=queue)

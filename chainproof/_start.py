@@ -126,6 +126,22 @@ def located_dossiers(spec: Any, inputs: dict[str, Any], home: Path, *, local: bo
     return {**inputs, "dossier": locate_dossier(value, home=Path(home), local=local)}
 
 
+def absolute_inputs(spec: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+    """``inputs`` with every path input (``spec.path_inputs``, as ``spec.input_paths`` reads it:
+    from the working directory) that names an existing file or folder replaced by its absolute
+    path (symbolic links followed). For inputs kept to be read later by another process in another
+    folder (``chainproof schedule add``): a relative name would be read from that process's working
+    directory. A name that is no path here is kept as given: a bundled dossier's ticker or a
+    ``$CHAINPROOF_HOME/dossiers`` name, which the reading process looks up itself
+    (:func:`located_dossiers`), or a missing file the graph refuses when it validates the inputs."""
+    out = dict(inputs)
+    fields = set(getattr(spec, "path_inputs", ()))
+    for field, path in spec.input_paths(inputs):
+        if field in fields and os.path.lexists(path):
+            out[field] = str(path.resolve())
+    return out
+
+
 def check_person(started_by: str | None, effort: str | None) -> None:
     """Refuse a blank ``started_by`` (``--as``) and an ``effort`` outside low/medium/high."""
     if started_by is not None and not started_by.strip():

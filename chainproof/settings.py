@@ -38,6 +38,21 @@ class CacheSettings(BaseModel):
     ttl_s: float = Field(default=DEFAULT_TTL_S, gt=0)
 
 
+QUEUE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+"""A queue name: 1 to 64 letters, digits, ``.``, ``_`` or ``-``, starting with a letter or digit (so
+never DBOS's own ``_dbos_...`` queues), e.g. ``chainproof-runs``."""
+
+
+def check_queue_name(value: str) -> str:
+    """``value`` when it matches :data:`QUEUE_NAME`; else ``ValueError`` saying what is expected."""
+    import re
+
+    if not isinstance(value, str) or not re.fullmatch(QUEUE_NAME, value):
+        raise ValueError(f"expected a queue name of 1 to 64 letters, digits, '.', '_' or '-' starting with a letter "
+                         f"or digit (not DBOS's own _dbos_ queues), got {value!r}")
+    return value
+
+
 class QueueLimits(BaseModel):
     """``[workers.queue_limits.NAME]``: limits on queue NAME that hold across every worker (DBOS
     keeps them with the queue in PostgreSQL and counts starts there).
@@ -56,7 +71,10 @@ class WorkerSettings(BaseModel):
     """``[workers]``: runs submitted to DBOS queues in PostgreSQL and advanced by ``chainproof
     worker`` processes (``chainproof.workers``).
 
-    ``queue``: the queue ``submit`` uses and workers listen to when none is named. ``concurrency``:
+    ``queue``: the queue ``submit`` uses and workers listen to when none is named. The queues a
+    run may be submitted to or a worker may listen to are ``queue`` and the names of
+    ``queue_limits`` (a ``[workers.queue_limits.NAME]`` table declares queue NAME, even empty);
+    names match :data:`QUEUE_NAME`. ``concurrency``:
     runs one worker advances at once (DBOS ``worker_concurrency``; default 10, LangGraph Platform's
     default of concurrent runs per instance); DBOS keeps it with the queue in the database, so the
     worker started last sets it for every worker on that queue. ``polling_interval_s``: how often
@@ -97,10 +115,20 @@ class WorkerSettings(BaseModel):
 
     @field_validator("queue")
     @classmethod
-    def _not_dbos_own(cls, value: str) -> str:
-        if value.startswith("_dbos_"):
-            raise ValueError(f"expected a queue name not starting with _dbos_ (DBOS's own queues), got {value!r}")
+    def _queue_name(cls, value: str) -> str:
+        return check_queue_name(value)
+
+    @field_validator("queue_limits")
+    @classmethod
+    def _queue_names(cls, value: dict[str, QueueLimits]) -> dict[str, QueueLimits]:
+        for name in value:
+            check_queue_name(name)
         return value
+
+    @property
+    def known_queues(self) -> list[str]:
+        """The declared queues: ``queue`` and the names of ``queue_limits``, sorted."""
+        return sorted({self.queue, *self.queue_limits})
 
 
 class WebSettings(BaseModel):

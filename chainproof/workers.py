@@ -22,6 +22,11 @@ and advance the runs with LangGraph's PostgreSQL checkpointer and the audit stor
   queue's worker concurrency (DBOS ``_sys_db.start_queued_workflows`` counts this worker's
   running workflows), so runs waiting days for people would fill every slot.
 
+* **Giving up.** When the advance step fails for good (DBOS's retries exhausted, or an error
+  that retrying cannot mend, such as ``RecordTampered``), the step ``chainproof.gave_up`` records
+  the run as failed (``run_failed``, naming the error and ``chainproof resume RUN``), as a run
+  that fails in one process is; the run is never left ``queued`` with only the worker log to say why.
+
 * **Recovery.** Each worker records a heartbeat and recovers the workflows of a worker silent for
   ``workers.recovery_after_s`` through DBOS's recovery of that executor id
   (:mod:`chainproof._heartbeats`); the run continues from its last checkpoint on any worker.
@@ -122,6 +127,23 @@ def client(settings: Settings, what: str) -> DBOSClient:
         return _clients[url]
 
 
+def check_queue(settings: Settings, queue: str, option: str) -> str:
+    """``queue`` when its name is valid (:data:`chainproof.settings.QUEUE_NAME`) and the settings
+    declare it (``workers.queue`` or a ``workers.queue_limits`` name: no worker listens to any
+    other). ``InputError`` (exit 2) naming ``option`` and the known queues otherwise."""
+    from chainproof.settings import check_queue_name
+
+    try:
+        check_queue_name(queue)
+    except ValueError as exc:
+        raise InputError(f"{option}: {exc}") from None
+    known = settings.workers.known_queues
+    if queue not in known:
+        raise InputError(f"{option}: no queue {queue!r} is declared; known queues: {', '.join(known)} (declare one "
+                         "with a [workers.queue_limits.NAME] table, or set workers.queue)")
+    return queue
+
+
 def enqueue(settings: Settings, run_id: str, queue: str, workflow_id: str) -> str:
     """Enqueue ``chainproof.advance_run(run_id)`` on ``queue`` as ``workflow_id`` (an id already
     used returns that workflow: DBOS's ``return-existing`` policy); its id."""
@@ -140,9 +162,7 @@ def submit(app: Chainproof, graph: str, inputs: dict[str, Any], *, queue: str | 
     checkpoint or ``run_queued``, is completed) and is enqueued under the same workflow id, which
     DBOS resolves to the first workflow. ``InputError`` when that id is a run of another graph."""
     require_postgres(app.settings, "submit")
-    queue = queue or app.settings.workers.queue
-    if not queue.strip() or queue.startswith("_dbos_"):
-        raise InputError(f"queue (--queue): expected a queue name not starting with _dbos_, got {queue!r}")
+    queue = check_queue(app.settings, app.settings.workers.queue if queue is None else queue, "queue (--queue)")
     client(app.settings, "submit")  # the system database is reachable before anything is recorded
     run = app.audit.get_run(options["run_id"]) if options.get("run_id") else None
     if run is not None and run.graph != graph:
@@ -235,10 +255,54 @@ def _advance_step(run_id: str) -> dict[str, Any]:
 def _advance_run(run_id: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for _ in range(MAX_ROUNDS):
-        out = advance_step(run_id)
+        try:
+            out = advance_step(run_id)
+        except Exception as exc:  # the step gave up: retries exhausted, or an error retrying cannot mend
+            return record_gave_up(run_id, gave_up_reason(exc))
         if not out.get("more"):
             break
     return out
+
+
+def gave_up_reason(exc: Exception) -> str:
+    """What made the step ``chainproof.advance`` give up: the last error of its attempts when DBOS
+    exhausted its retries (``DBOSMaxStepRetriesExceeded.errors``), else ``exc``; ``Type: message``."""
+    errors = getattr(exc, "errors", None)
+    last = errors[-1] if errors else exc
+    attempts = f" (after {len(errors)} attempts)" if errors else ""
+    return f"{type(last).__name__}: {last}{attempts}"
+
+
+def gave_up(app: Chainproof, run_id: str, worker: str, reason: str) -> dict[str, Any]:
+    """Record ``run_id`` as failed (``run_failed`` with ``error``: ``reason`` and how to continue
+    it, ``chainproof resume RUN``; as a failed run in one process) after its workflow gave up on
+    it, unless it is no longer waiting for a worker (paused, ended or already recorded as failed)
+    or another process advances it now (its lock is held: ``busy``). Returns the outcome as
+    :func:`advance` does (``status``, ``error``)."""
+    out: dict[str, Any] = {"run_id": run_id, "worker": worker, "checkpoint_id": None, "advanced": False, "more": False}
+    error = f"{reason}; worker {worker} gave up on it: continue it with `chainproof resume {run_id}`"
+    try:
+        with app._lock(run_id):
+            status = app.audit.run_status(run_id)
+            if status in ("started", "queued", "resumed"):
+                app.audit.append(run_id, EventRecord(kind="run_failed", detail={"error": error, "worker": worker}))
+                status = "failed"
+    except RunBusy:
+        return {**out, "status": "busy"}
+    return {**out, "status": status, "error": error}
+
+
+def _record_gave_up(run_id: str, reason: str) -> dict[str, Any]:
+    out = gave_up(_worker["app"], run_id, _worker["executor_id"], reason)
+    if _worker.get("report") is not None:
+        _worker["report"](out)
+    return out
+
+
+def _may_mend(exc: BaseException) -> bool:
+    """Whether retrying the step may help: not for Chainproof's own errors (a tampered record, an
+    unknown run or graph) other than ``StorageError`` (the database unreachable)."""
+    return not isinstance(exc, ChainproofError) or isinstance(exc, StorageError)
 
 
 if DBOS is not None:
@@ -246,7 +310,11 @@ if DBOS is not None:
     # retried by DBOS with back-off (1, 2, 4, 8 s) instead of ending the workflow with the run left
     # queued; advancing again is safe: it takes the run's lock and goes on from the last checkpoint.
     advance_step = DBOS.step(name="chainproof.advance", retries_allowed=True, interval_seconds=1.0,
-                             max_attempts=5, backoff_rate=2.0)(_advance_step)
+                             max_attempts=5, backoff_rate=2.0, should_retry=_may_mend)(_advance_step)
+    # When the advance gives up, a step of its own records the run as failed: DBOS keeps its result,
+    # so a recovered workflow does not record it twice.
+    record_gave_up = DBOS.step(name="chainproof.gave_up", retries_allowed=True, interval_seconds=1.0,
+                               max_attempts=5, backoff_rate=2.0)(_record_gave_up)
     advance_run = DBOS.workflow(name=WORKFLOW)(_advance_run)
 
 
@@ -278,16 +346,17 @@ def serve(app: Chainproof, *, queues: list[str] | None = None, concurrency: int 
     the runs taken from them with ``app``. ``report`` gets each step's outcome (see
     :func:`advance`). On stop, running advances get ``workers.shutdown_grace_s`` seconds to
     finish (``DBOS.destroy``). Raises :class:`WorkersUnavailable` without PostgreSQL or DBOS,
-    ``InputError`` for a bad queue name or concurrency."""
+    ``InputError`` for a bad or undeclared queue name (:func:`check_queue`) or concurrency."""
     w = app.settings.workers
     config = dbos_config(app.settings, executor_id=executor_id)
-    queues = queues or [w.queue]
+    queues = [w.queue] if queues is None else queues
     concurrency = w.concurrency if concurrency is None else concurrency
     if concurrency < 1:
         raise InputError(f"concurrency (--concurrency): expected 1 or more runs at once, got {concurrency}")
+    if not queues:
+        raise InputError(f"queues (--queues): expected at least one queue name; known queues: {', '.join(w.known_queues)}")
     for q in queues:
-        if not q.strip() or q.startswith("_dbos_"):
-            raise InputError(f"queues (--queues): expected queue names not starting with _dbos_, got {q!r}")
+        check_queue(app.settings, q, "queues (--queues)")
     options = {q: queue_options(app.settings, q, concurrency) for q in queues}
     import chainproof._schedules  # noqa: F401 - registers the scheduled workflow before launch
     _worker.update(app=app, executor_id=config["executor_id"], report=report)

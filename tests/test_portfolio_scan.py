@@ -105,7 +105,9 @@ def test_a_bad_portfolio_file_is_refused_naming_the_line_and_field(book, home):
 
 @pytest.mark.parametrize("cron, field", [("61 * * * *", "minute"), ("0 25 * * *", "hour"),
                                          ("0 6 * 13 *", "month"), ("0 6 * * mon-xx", "day of week"),
-                                         ("75 */2 * * * *", "second"), ("0 6 * *", "5 fields")])
+                                         ("75 */2 * * * *", "second"), ("0 6 * *", "5 fields"),
+                                         ("0 6 31 2 *", "day-of-month field '31' and the month field '2'"),
+                                         ("0 0 6 30 2 *", "never fire")])
 def test_a_bad_cron_exits_2_naming_the_field(cron, field, home):
     out = CliRunner().invoke(cli.app, ["schedule", "add", "daily", "--cron", cron, "--graph", "portfolio-scan"])
     assert out.exit_code == 2, out.output
@@ -117,6 +119,30 @@ def test_schedules_need_postgres_and_say_so(home):
                  ["schedule", "list"], ["schedule", "remove", "daily"]):
         out = CliRunner().invoke(cli.app, args)
         assert out.exit_code == 2 and "need PostgreSQL" in out.output, out.output
+
+
+def test_a_schedule_added_with_a_relative_portfolio_stores_its_absolute_path(pg_url, tmp_path, book, monkeypatch):
+    """Workers read the schedule's inputs from their own folders: the file named from the adding
+    folder is the one every worker scans."""
+    pytest.importorskip("dbos", reason="the workers extra (PyPI dbos) is not installed")
+    for k, v in {"CHAINPROOF_HOME": str(tmp_path / "cli"), "CHAINPROOF_DATABASE_URL": pg_url,
+                 "CHAINPROOF_CHECKPOINT_URL": pg_url}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.chdir(book.parent)
+    runner = CliRunner()
+    added = runner.invoke(cli.app, ["schedule", "add", "rel", "--cron", "0 6 * * *", "--graph", "portfolio-scan",
+                                    "--input", "portfolio=book.csv", "--input", f"as_of={AS_OF}"])
+    assert added.exit_code == 0, added.output
+    for name, dossier in (("local", "TST"), ("bundled", "MMM")):  # a folder here; a ticker each worker looks up
+        added = runner.invoke(cli.app, ["schedule", "add", name, "--cron", "0 6 * * *", "--graph", "position-risk",
+                                        "--input", f"ticker={dossier}", "--input", f"as_of={AS_OF}",
+                                        "--input", f"dossier={dossier}"])
+        assert added.exit_code == 0, added.output
+    listed = {s["name"]: s["inputs"] for s in json.loads(runner.invoke(cli.app, ["schedule", "list", "--json"]).output)}
+    assert listed["rel"]["portfolio"] == str(book.resolve())
+    assert listed["local"]["dossier"] == str((book.parent / "TST").resolve()) and listed["bundled"]["dossier"] == "MMM"
+    for name in listed:
+        assert runner.invoke(cli.app, ["schedule", "remove", name]).exit_code == 0
 
 
 def test_a_scheduled_scan_fires_on_workers_with_per_position_runs_and_an_alert(pg_url, tmp_path, book, monkeypatch):

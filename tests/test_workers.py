@@ -127,6 +127,52 @@ def test_two_workers_contending_for_one_run_one_advances_the_other_skips(pg_url,
     assert sorted(step for _, step, _ in effects) == ["s1", "s2", "s3"] and len({pid for *_, pid in effects}) == 1
 
 
+def test_a_run_whose_advance_fails_for_good_is_recorded_as_failed_with_how_to_resume(pg_url, tmp_path):
+    env = fleet.child_env(tmp_path / "home-w1", pg_url, tmp_path)
+    setup = ("from testkit.fleet import fleet_model, register_all, tampered; register_all(); "
+             "import chainproof.workers as w; w.continuation = tampered")
+    proc = subprocess.Popen([sys.executable, "-c", fleet.worker_script(setup, "StaticModels(fleet_model(delay))"),
+                             "w1", "1", "0"], cwd=fleet.REPO, env=env, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline().startswith('{"ready"')
+    with Chainproof(_settings(tmp_path, pg_url), models=StaticModels(fleet.fleet_model())) as app:
+        run_id = app.submit("fleet", {"tag": "t", "n": 2}).run_id
+        _wait(app, [run_id], "failed", [proc], timeout=60)
+        outs = fleet.stop_workers(proc)
+        error = app.audit.last_event(run_id, "run_failed").detail["error"]
+        assert "RecordTampered" in error and f"chainproof resume {run_id}" in error
+        assert "w1" in error
+    assert [(o["run_id"], o["status"]) for o in outs] == [(run_id, "failed")]  # the worker's log says so too
+    assert not fleet.lines(tmp_path / "effects.log")  # nothing of the run ran
+
+
+def test_the_reason_a_worker_gave_up_is_the_last_error_of_its_retries():
+    from dbos._error import DBOSMaxStepRetriesExceeded
+
+    exc = DBOSMaxStepRetriesExceeded("chainproof.advance", 5, [OSError("too many clients")] * 5)
+    assert workers.gave_up_reason(exc) == "OSError: too many clients (after 5 attempts)"
+
+
+def test_an_undeclared_or_malformed_queue_is_refused_naming_the_known_queues(pg_url, tmp_path, monkeypatch):
+    for k, v in {"CHAINPROOF_HOME": str(tmp_path / "cli"), "CHAINPROOF_DATABASE_URL": pg_url,
+                 "CHAINPROOF_CHECKPOINT_URL": pg_url,
+                 "CHAINPROOF_WORKERS__QUEUE_LIMITS": '{"batch": {}}'}.items():
+        monkeypatch.setenv(k, v)
+    runner = CliRunner()
+    out = runner.invoke(cli.app, ["submit", "fleet", "--input", "tag=t", "--queue", "nosuchqueue"])
+    assert out.exit_code == 2, out.output
+    assert "--queue" in out.output and "'nosuchqueue'" in out.output and "batch, chainproof-runs" in out.output
+    with Chainproof(_settings(tmp_path, pg_url), models=StaticModels(fleet.fleet_model())) as app:
+        assert app.audit.list_runs() == []  # refused before anything was recorded
+    for given, said in (("bad queue!", "letters, digits"), ("", "separated by commas"), ("batch,", "separated by commas"),
+                        ("other", "known queues: batch, chainproof-runs")):
+        out = runner.invoke(cli.app, ["worker", "--queues", given])
+        assert out.exit_code == 2 and "--queues" in out.output and said in out.output, (given, out.output)
+    out = runner.invoke(cli.app, ["schedule", "add", "nightly", "--cron", "0 6 * * *", "--graph", "fleet",
+                                  "--input", "tag=t", "--queue", "nosuchqueue"])
+    assert out.exit_code == 2 and "known queues" in out.output, out.output
+
+
 def test_submit_and_worker_without_postgres_name_the_settings(home):
     for args in (["submit", "fleet", "--tag", "x"], ["worker"]):
         result = CliRunner().invoke(cli.app, args)

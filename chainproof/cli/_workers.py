@@ -17,6 +17,7 @@ from rich.table import Table
 
 import chainproof.cli as cli
 from chainproof.cli import app, console
+from chainproof.errors import InputError
 
 
 @app.command()
@@ -28,12 +29,16 @@ def worker(
     """Advance runs taken from DBOS queues in PostgreSQL until stopped (Ctrl-C or SIGTERM): each run
     until it pauses for a person or ends. Needs CHAINPROOF_DATABASE_URL and CHAINPROOF_CHECKPOINT_URL
     on PostgreSQL and the workers extra; start one on every machine that should run chains."""
-    from chainproof.workers import require_postgres, serve
+    from chainproof.workers import check_queue, require_postgres, serve
 
     require_postgres(cli.settings(), "worker")  # before the engine opens (and creates) a SQLite store
     if concurrency is not None:  # the engine's pools are sized from workers.concurrency (workers.pool_size)
         os.environ["CHAINPROOF_WORKERS__CONCURRENCY"] = str(concurrency)
-    names = [q.strip() for item in queues or [] for q in item.split(",") if q.strip()] or None
+    names = None if queues is None else [q.strip() for item in queues for q in item.split(",")]
+    if names is not None and not all(names):
+        raise InputError(f"queues (--queues): expected queue names separated by commas, got {','.join(queues or [])!r}")
+    for q in names or []:
+        check_queue(cli.settings(), q, "queues (--queues)")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

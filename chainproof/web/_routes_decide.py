@@ -5,7 +5,10 @@ the approver (never a typed name), signed with the account's server-held key unl
 signed it itself (``chainproof/web/_account_keys.py``): the request id, the checkpoint the run paused at and the hash
 of the proposal the approver saw (``proposed_hash``, required: 422 without it) must all still hold; a stale or second
 decision is refused with 409 and nothing recorded. The decision is recorded before the response;
-the run then continues in the background (``resume`` applies the recorded decision).
+the run then continues as after ``chainproof approve`` (``Chainproof.decide`` with ``wait=False``): a
+run submitted to workers is woken on its DBOS queue for whichever ``chainproof worker`` is free
+(status ``queued``); any other run continues in this process in the background (``resume``
+applies the recorded decision).
 """
 
 from __future__ import annotations
@@ -99,7 +102,9 @@ def pending_rows(state: Any, who: Principal, limit: int = 50) -> list[dict[str, 
 
 def submit_decision(request: Request, who: Principal, run_id: str, body: Decision) -> dict[str, Any]:
     """Record ``body`` as ``who``'s decision on ``run_id`` (refusals: ``ApprovalRefused`` 409,
-    ``ApproverNotAllowed`` 403, nothing recorded) and resume the run in the background. Shared by
+    ``ApproverNotAllowed`` 403, nothing recorded) and continue the run: a worker-owned run is
+    queued for the workers (``Chainproof.decide`` enqueues it), any other is resumed in this
+    process in the background. ``status``: ``queued`` or ``resumed``. Shared by
     the API and the inbox page. The decision is signed: by the client when ``body`` carries a
     signature, else with the account's server-held key (``chainproof/web/_account_keys.py``)."""
     from chainproof.checkpoints._approver_keys import ClientSignature, KeySigner
@@ -110,12 +115,14 @@ def submit_decision(request: Request, who: Principal, run_id: str, body: Decisio
     signer: ClientSignature | KeySigner = (
         ClientSignature(**body.signature.model_dump()) if body.signature is not None
         else account_signer(state.engine.audit.engine, state.settings.home, who))  # the account's server-held key
-    state.engine.decide(run_id, action=body.action, principal=who, comment=body.comment, edited=body.edited,
-                        changes=body.changes, request_id=body.request_id, proposed_hash=body.proposed_hash, wait=False,
-                        signer=signer)
-    state.runner.submit(run_id, "resume", lambda: state.engine.resume(run_id, by=who.username))
+    result = state.engine.decide(run_id, action=body.action, principal=who, comment=body.comment, edited=body.edited,
+                                 changes=body.changes, request_id=body.request_id, proposed_hash=body.proposed_hash,
+                                 wait=False, signer=signer)
+    if result.status != "queued":  # not a worker's run: a worker would never be told of it
+        state.runner.submit(run_id, "resume", lambda: state.engine.resume(run_id, by=who.username))
     decided = state.reader.decision_for(body.request_id)
     return {"run_id": run_id, "request_id": body.request_id, "action": body.action, "approver": who.username,
+            "status": result.status,
             "decided_hash": decided.payload.get("decided_hash") if decided is not None else None,
             "events": f"/api/runs/{run_id}/events"}
 

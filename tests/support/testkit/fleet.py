@@ -75,6 +75,13 @@ class GatedFleetChain(FleetChain):
         return ApprovalPolicy()
 
 
+def tampered(*_: Any, **__: Any) -> Any:
+    """Stands in for ``chainproof.workers.continuation`` in a worker whose every advance fails."""
+    from chainproof.errors import RecordTampered
+
+    raise RecordTampered("test: the run_paused record fails its hash check")
+
+
 def register_all() -> None:
     register("fleet", FleetChain)
     register("fleet-gated", GatedFleetChain)
