@@ -81,6 +81,11 @@ def calculate_note(question: str) -> str:
             f"({form}), then answer with its result and the cites.")
 
 
+def _figure(stated: str) -> float:
+    """A number as an answer states it (``-$1,568.6``) as a float."""
+    return float(stated.replace("$", "").replace(",", ""))
+
+
 def needs_calculation(question: str) -> bool:
     """True when ``question`` asks for a figure computed from others (see :data:`_COMPUTED`), not
     for a reason or a span of text."""
@@ -260,9 +265,8 @@ class FilingQA(ChainSpec[FilingAnswer]):
                      for p in view.data("evidence").get("paragraphs", []) if re.search(rf"(?<![\d.,]){re.escape(figure)}(?![\d]|[.,]\d)", p["text"])][:1]
             if not cites:
                 return None
-        numbers = [float(stated[0].replace("$", "").replace(",", ""))]
         unique = list({(c.section, c.paragraph): c for c in cites}.values())
-        return FilingAnswer(answer=bare, value=numbers[0] if len(numbers) == 1 else None, unit=None,
+        return FilingAnswer(answer=bare, value=_figure(stated[0]), unit=None,
                             citations=unique[:4], confidence=None)
 
     def fallback_decision(self, view: ChainView, errors: list[str]) -> FilingAnswer | None:
@@ -274,7 +278,7 @@ class FilingQA(ChainSpec[FilingAnswer]):
         found = view.finding("answer")
         text = (found.summary if found else "") or "(no answer)"
         number = _NUMBER.search(text)
-        value = float(number.group().replace("$", "").replace(",", "")) if number else None
+        value = _figure(number.group()) if number else None
         return FilingAnswer(answer=text[:400], value=value, unit=None, confidence=0.0,
                             citations=[ParagraphCite(section=p["section"], paragraph=p["paragraph"]) for p in paras[:1]])
 
