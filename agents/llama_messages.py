@@ -175,7 +175,8 @@ def constrain(tools: Sequence[Any] | None, tool_choice: Any, response_format: di
     """What a request's tools, ``tool_choice`` and ``response_format`` become for llama.cpp.
 
     Returns ``(tools, forced, required, response_format)``: the tools as OpenAI dicts (``None``
-    when there are none or ``tool_choice="none"``); the ``tool_choice`` dict of a forced named
+    when there are none or ``tool_choice="none"``; only the forced one when one is named: its
+    grammar allows no other call, so the others' schemas would be prompt tokens for nothing); the ``tool_choice`` dict of a forced named
     call (llama.cpp's grammar over that tool's arguments) or ``None``; whether one call among
     several tools is forced, then by :func:`required_call_format` as the ``response_format``; and
     the ``response_format`` sent (``{"type": "text"}`` means none).
@@ -190,6 +191,8 @@ def constrain(tools: Sequence[Any] | None, tool_choice: Any, response_format: di
         if tool_choice == "none":
             openai_tools = None
     forced = tool_choice if isinstance(tool_choice, dict) and openai_tools else None
+    if forced is not None:  # the grammar allows no other call: the prompt shows only the forced tool's schema
+        openai_tools = [t for t in openai_tools or [] if t["function"]["name"] == forced["function"]["name"]]
     required = bool(openai_tools) and tool_choice == REQUIRED
     if response_format is not None and response_format.get("type") == "text":
         response_format = None

@@ -15,7 +15,9 @@ measures it), in the way LangGraph's ``pre_model_hook`` with ``trim_messages`` b
 agent's history. The full text of every call and result is in the audit store.
 
 **How a step ends** (:data:`StopReason`): ``answered`` (the model replied without a tool call),
-``max_iterations``, ``invalid_calls`` (more invalid calls than ``max_invalid_calls``), or
+``returned`` (a call of a ``return_direct`` tool ran: its result, as the model would have seen it,
+is the answer, LangGraph's ``create_react_agent`` behaviour; unlike LangGraph, an invalid or
+failed call of such a tool does not end the step but goes back to the model to repair), ``max_iterations``, ``invalid_calls`` (more invalid calls than ``max_invalid_calls``), or
 ``review`` (a goal review ended it). Every ending gives the best answer available (the answer;
 else the model's last text; else the latest tool results, written by code) and the reason.
 
@@ -51,7 +53,7 @@ NOTE_CHARS = 160  # characters of one such line
 RESULT_CHARS = 2400  # characters of a tool result shown to the model (the audit keeps it whole)
 ANSWER_CHARS = 4000  # characters of a step's answer kept in state
 
-StopReason = Literal["answered", "max_iterations", "invalid_calls", "review"]
+StopReason = Literal["answered", "returned", "max_iterations", "invalid_calls", "review"]
 
 AGENT_RULES = (
     "You can call the tools you are given. Call a tool whenever you need a fact or a calculation; never compute "
@@ -224,7 +226,7 @@ def outcome(run: Mapping[str, Any], reason: StopReason, answer: str | None, deta
 
 def finding_summary(result: Mapping[str, Any]) -> str:
     """The finding's summary of an ended agent step."""
-    if result["stop_reason"] == "answered":
+    if result["stop_reason"] in ("answered", "returned"):
         return str(result["answer"]).strip() or "(the model returned no text)"
     return f"Stopped without an answer ({result['detail']}). Best answer available: {result['best']}"
 

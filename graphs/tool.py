@@ -40,14 +40,17 @@ def tool(fn: Callable[..., Any], /) -> BaseTool: ...
 @overload
 def tool(*, name: str | None = None, description: str | None = None,
          sensitive: bool = False, requires_approval: bool = False,
-         side_effects: bool = False) -> Callable[[Callable[..., Any]], BaseTool]: ...
+         side_effects: bool = False, return_direct: bool = False) -> Callable[[Callable[..., Any]], BaseTool]: ...
 
 
 def tool(fn: Callable[..., Any] | None = None, /, *, name: str | None = None, description: str | None = None,
          sensitive: bool = False, requires_approval: bool = False,
-         side_effects: bool = False) -> BaseTool | Callable[[Callable[..., Any]], BaseTool]:
+         side_effects: bool = False, return_direct: bool = False
+         ) -> BaseTool | Callable[[Callable[..., Any]], BaseTool]:
     """Turn a typed function into a tool: ``@tool`` or ``@tool(name=..., sensitive=True,
     requires_approval=True, side_effects=True)`` (the tags: see the module docstring).
+    ``return_direct`` is LangChain's flag: in an agent step, a call of the tool that runs ends the
+    step with its result as the answer (no model call reads it; ``graphs/agent.py``).
 
     The arguments' schema comes from the type hints (pydantic validates every call); the
     description from ``description`` or the docstring (required: a model may read it); the name
@@ -61,6 +64,7 @@ def tool(fn: Callable[..., Any] | None = None, /, *, name: str | None = None, de
             raise ValueError(f"tool {name or func.__name__!r}: give a docstring or description= (the model reads it)")
         tags = [t for t, on in ((SENSITIVE_TAG, sensitive), (APPROVAL_TAG, requires_approval),
                                 (SIDE_EFFECTS_TAG, side_effects)) if on]
-        return StructuredTool.from_function(func, name=name or func.__name__, description=text, tags=tags or None)
+        return StructuredTool.from_function(func, name=name or func.__name__, description=text, tags=tags or None,
+                                            return_direct=return_direct)
 
     return make(fn) if fn is not None else make

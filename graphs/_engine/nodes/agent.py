@@ -2,9 +2,12 @@
 agent step in progress (see :mod:`chainproof.graphs.agent` for the design).
 
 An iteration: route the effort, check the cost budget, call the model with the step's tools bound
-(``bind_tools``, with the step's ``first_tool_choice`` as ``tool_choice`` on its first iteration), then for each tool call it asked for: check the arguments against the tool's
+(``bind_tools``, with the step's ``first_tool_choice`` as ``tool_choice`` on its first iteration;
+the prompt is the spec's :meth:`~chainproof.graphs.spec.ChainSpec.agent_prompt` when it gives one),
+then for each tool call it asked for: check the arguments against the tool's
 schema (an invalid call is recorded and shown back to the model, never run), run the tool (the
-value contract applies to its result), record it, and keep the result for the next iteration. The
+value contract applies to its result), record it, and keep the result for the next iteration. A
+call of a ``return_direct`` tool that runs ends the step with its result as the answer. The
 step row (``node="agent"``, ``kind="agent"``) lists every call with its ``tool_call_id`` and
 status (``ok``, ``invalid``, ``error``, ``refused``, ``rejected``; ``awaiting_approval`` / ``held``
 while calls wait for a person, :mod:`.tool_approval`); the ``model_calls`` row has the prompt, the
@@ -56,14 +59,10 @@ def agent(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
     route = ctx.route(state, Task(run["instruction"], material_chars=len(evidence)), step.effort)
     title = f"{step.title}: iteration {iteration}"
     with ctx.recorder(state, "agent", "agent", title, effort=route.effort, effort_reason=route.reason) as rec:
-        messages = agentic.prompt(spec, state, run, iteration, limit, progress_text(spec, state), evidence)
-        # OpenAI's tool_choice on the first iteration only (PlanStep.first_tool_choice); then the model's choice
-        choice = {"tool_choice": step.first_tool_choice} if iteration == 1 and step.first_tool_choice != "auto" else {}
-        if run.get("tool_choice"):  # a sent-back answer named the tool to call now (ChainSpec.check_answer)
-            if run["tool_choice"] not in names:
-                raise ValueError(f"plan step {step.id!r}: check_answer named tool {run['tool_choice']!r}, which is not "
-                                 f"among the step's tools {names}")
-            choice = {"tool_choice": run["tool_choice"]}
+        own = spec.agent_prompt(step, ChainView(state), run["instruction"])  # LangGraph's prompt=callable
+        messages = ([*own, *agentic.messages_of(run["window"])] if own is not None else
+                    agentic.prompt(spec, state, run, iteration, limit, progress_text(spec, state), evidence))
+        choice = _tool_choice(step, run, iteration, names)
         model = ctx.models.chat(route.effort).bind_tools([ctx.tool_defs[n] for n in names], **choice)
         raised = ctx.guard(state, "agent", route.effort, model, messages)
         reply, call = ctx.access.call(model, messages, effort=route.effort, use_cache=ctx.uses_cache(state, step.id))
@@ -88,6 +87,21 @@ def agent(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
         update.update(_calls_and_ending(ctx, state, rec, step, run, iteration, limit, names,
                                         (calls, unreadable, call.output), {}))
     return {**update, "step": rec.step_no}
+
+
+def _tool_choice(step: PlanStep, run: Mapping[str, Any], iteration: int, names: list[str]) -> dict[str, Any]:
+    """The iteration's ``tool_choice`` (OpenAI's): the tool a sent-back answer named
+    (:meth:`ChainSpec.check_answer`), else the step's ``first_tool_choice`` on its first
+    iteration, else none sent (the model chooses). Raises ``ValueError`` for a named tool that is
+    not among the step's tools."""
+    named = run.get("tool_choice") or (step.first_tool_choice if iteration == 1 else "auto")
+    if named == "auto":
+        return {}
+    if named not in ("required", "none") and named not in names:
+        source = "check_answer" if run.get("tool_choice") else "first_tool_choice"
+        raise ValueError(f"plan step {step.id!r}: {source} named tool {named!r}, which is not among the step's "
+                         f"tools {names}")
+    return {"tool_choice": named}
 
 
 def _run_decided(ctx: ChainContext, state: ChainState, step: PlanStep, run: dict[str, Any], limit: int,
@@ -136,7 +150,14 @@ def _calls_and_ending(ctx: ChainContext, state: ChainState, rec: StepRecorder, s
         back = agentic.SendBack(checked) if isinstance(checked, str) else checked
         if back is not None:  # sent back (PydanticAI's ModelRetry from an output validator): the loop goes on
             run = agentic.sent_back(run, iteration, output, back)
-    result = None if back else _ending(run, step, limit, asked, text)
+    direct = next((s["tool"] for s in statuses if s["status"] == "ok"
+                   and getattr(ctx.tool_defs.get(s["tool"]), "return_direct", False)), None)
+    result: dict[str, Any] | None
+    if direct is not None:  # LangChain's return_direct: the tool's result is the step's answer
+        shown = next(e["content"] for e in entries if e.get("name") == direct and not e.get("error"))
+        result = agentic.outcome(run, "returned", shown, f"{direct} returned its result as the answer (return_direct)")
+    else:
+        result = None if back else _ending(run, step, limit, asked, text)
     rec.output = {"text": output, "tool_calls": statuses, **({"outcome": result} if result else {}),
                   **({"answer_check": back.note, **({"next_tool_choice": back.tool} if back.tool else {})}
                      if back else {})}

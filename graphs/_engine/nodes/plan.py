@@ -19,7 +19,8 @@ from chainproof.graphs.view import ChainView
 def check_tools(ctx: ChainContext, steps: list[PlanStep] | tuple[PlanStep, ...]) -> None:
     """Raise ``KeyError`` naming the plan's tools that the run does not have, and ``PlanError``
     naming a ``depends_on`` entry that is not an earlier step, or a condition (``when``) whose
-    finding is not an earlier step, or whose data field that step does not keep."""
+    finding is not an earlier step, or whose data field that step does not keep, or an agent
+    step's ``first_tool_choice`` naming a tool the graph does not have."""
     named = {s.tool for s in steps if s.kind == "tool"} | {t for s in steps if s.kind == "agent" for t in s.tools or ()}
     unknown = sorted({t for t in named if t not in ctx.tool_map}, key=str)  # None: a tool step without a tool
     if unknown:
@@ -39,6 +40,10 @@ def check_tools(ctx: ChainContext, steps: list[PlanStep] | tuple[PlanStep, ...])
                 raise PlanError(f"plan step {s.id!r}: when.field {s.when.field!r} reads the data of finding "
                                 f"{source.id!r}, which is not kept; give {source.id!r} keep_data=True, or test its "
                                 "'summary'")
+        if s.kind == "agent" and s.first_tool_choice not in ("auto", "required", "none") and s.tools is None \
+                and s.first_tool_choice not in ctx.tool_map:
+            raise PlanError(f"plan step {s.id!r}: first_tool_choice names tool {s.first_tool_choice!r}, which the "
+                            f"graph does not have; its tools are {sorted(ctx.tool_map)}")
         for fid in s.evidence or ():
             if fid not in earlier or not earlier[fid].keep_data:
                 raise PlanError(f"plan step {s.id!r}: evidence names {fid!r}, which is not an earlier plan step with "
