@@ -189,3 +189,19 @@ def test_a_10k_without_item_8_says_so_instead_of_reading_the_whole_document(bund
     said = _said(result)
     assert f"--10k {tenk}: section not found: Item 8 (Financial Statements and Supplementary Data)" in said
     assert "no line starting 'Item 8'" in said and "Consolidated Balance Sheet(s)" in said and "duplicate" not in said
+
+
+@pytest.mark.parametrize("option", ["--10k", "--10q"])
+def test_a_folder_given_as_a_document_is_named_as_a_folder(bundle_root, built_dossiers, tmp_path, option):
+    """``--10k DIR`` (or ``--10q DIR``) says it expected a file and got a folder, not "file not found";
+    a path that does not exist still says so, naming its option."""
+    folder = tmp_path / "filings"
+    folder.mkdir()
+    tenk = _tenk(bundle_root, tmp_path, "3M_2017_10K")
+    extra = ("--10q", str(folder)) if option == "--10q" else ()
+    result = _import(folder if option == "--10k" else tenk, built_dossiers["MMM"], tmp_path / "MMM", *extra)
+    said = _said(result)
+    assert result.exit_code == 2 and f"{option} {folder}: expected a file" in said and "got a folder" in said, said
+    assert "file not found" not in said and not (tmp_path / "MMM").exists()
+    result = _import(tmp_path / "nowhere.txt", built_dossiers["MMM"], tmp_path / "MMM")
+    assert result.exit_code == 2 and f"--10k {tmp_path / 'nowhere.txt'}: file not found" in _said(result)
