@@ -12,7 +12,8 @@ market CSVs), for a company whose filings the analyst already holds.
   scale from the nearest "(Millions ...)" / "in thousands" caption (default millions); a line
   labelled "Diluted" (or "Net income attributable to ...") under a diluted per-share heading is
   diluted EPS, and no other per-share line is read. A label wrapped onto a second line (which goes
-  on in lower case) is read whole; note references ("(Notes 1 and 2)") are not figures. The
+  on in lower case) is read whole, and a label printed alone with its figures on the next line (no
+  label of their own) is that line's label; note references ("(Notes 1 and 2)") are not figures. The
   statement pages (:func:`statement_pages`) are read first, then Item 8 for what they lack, then
   Item 6 (Selected Financial Data) for totals a statement prints without a label (MGM's net
   revenues and total assets). A text with neither an Item 8 heading nor a statement page is refused,
@@ -198,7 +199,7 @@ def _statement_lines(lines: list[tuple[int, str]], source: str, where: str) -> d
         if not years or first is None:
             wrapped = _label(line) if line.strip() and not head else ""
             continue
-        label = _label(line[:first.start()])
+        label = _label(line[:first.start()]) or wrapped  # "TOTAL CURRENT LIABILITIES", its figures on the next line (Coca-Cola)
         nums = [m.group(0) for m in _COLUMN.finditer(line, first.start())]
         if len(nums) < 2 or not label or re.search(r"[a-z]", line[first.start():]):
             wrapped = _label(line)  # "Additions to property and equipment, net of $48, $92 and $14 of non-cash capital"
