@@ -8,7 +8,8 @@ follow Regulation S-K's numbering (17 CFR 229; Form 10-K, General Instruction J:
 Factors", "Item 3. Legal Proceedings"), printed at the start of a line, optionally followed by a
 period, colon or dash and the item's title (or alone, with the title on the next line). A heading is
 told from a cross-reference by its title: a heading's words are capitalised (or upper case) but for
-small words ("and", "of", "about"), where a cross-reference runs on in prose ("see Item 1A, Risk
+small words ("and", "of", "about"), or it is a short phrase in sentence case ("Risk factors"),
+where a cross-reference runs on in prose ("see Item 1A, Risk
 Factors"; "Item 1A. Risk Factors—Global Operations section of ..." in a 10-Q's MD&A). The table of
 contents lists every heading too, so of several candidates the one opening the longest section (in
 words) wins: a table-of-contents entry holds its title and a page number.
@@ -110,13 +111,17 @@ def _title(text: str, pos: int) -> str:
 def _is_title(title: str) -> bool:
     """Whether ``title`` reads as a heading's title: every word capitalised (or upper case) except
     the small words of :data:`_SMALL` and the fragments of up to three letters pdftotext splits off
-    ("Risk Factor s", "Summ ary"); page numbers are not words, and a wide gap may precede only a page
-    number (a table-of-contents entry), not another column of a table. "Risk Factors—Global Operations
-    section of this Form 10-Q" and "On the closing date, BREIT also purchased" are prose, not titles."""
-    words = re.findall(r"[A-Za-z][\w\u2019'&-]*", title)
-    if re.search(r"\S[^\S\n]{3,}(?!\d+$)\S", title):  # columns of a table ("Months Ended     11 Months"), not a page number
+    ("Risk Factor s", "Summ ary"), or a short phrase in sentence case ("Risk factors", "Commitments
+    and contingencies"). Page numbers are not words, and a wide gap may precede only a page number
+    (a table-of-contents entry), not another column of a table. "Risk Factors—Global Operations
+    section of this Form 10-Q" and "On the closing date, BREIT also purchased" are prose."""
+    if re.search(r"\S[^\S\n]{3,}(?!\d+$)\S", title):  # columns of a table ("Months Ended     11 Months")
         return False
-    return len(title) <= 160 and all(w[0].isupper() or w.lower() in _SMALL or len(w) <= 3 for w in words)
+    words = re.findall(r"[A-Za-z][\w\u2019'&-]*", title)
+    if len(title) <= 160 and all(w[0].isupper() or w.lower() in _SMALL or len(w) <= 3 for w in words):
+        return True
+    return title[:1].isupper() and len(title) <= 60 and not re.search(
+        r"[.;:]\s+\S|\b(?:this|see|section|refer\w*|discussed|described|included)\b", title, re.I)
 
 
 def _item_heading(text: str, m: re.Match[str]) -> bool:
