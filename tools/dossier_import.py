@@ -12,7 +12,8 @@ market CSVs), for a company whose filings the analyst already holds.
   scale from the nearest "(Millions ...)" / "in thousands" caption (default millions); a line
   labelled "Diluted" (or "Net income attributable to ...") under a diluted per-share heading is
   diluted EPS, and no other per-share line is read. A label wrapped onto a second line (which goes
-  on in lower case) is read whole; note references ("(Notes 1 and 2)") are not figures. The
+  on in lower case) is read whole, and a label printed alone with its figures on the next line (no
+  label of their own) is that line's label; note references ("(Notes 1 and 2)") are not figures. The
   statement pages (:func:`statement_pages`) are read first, then Item 8 for what they lack, then
   Item 6 (Selected Financial Data) for totals a statement prints without a label (MGM's net
   revenues and total assets). A text with neither an Item 8 heading nor a statement page is refused,
@@ -82,12 +83,15 @@ _YEAR_HEADER = re.compile(r"^.*?((?:19|20)\d\d)(?:\s+((?:19|20)\d\d)){1,4}\s*$"
                           r"|^.*?(?:[A-Z][a-z]{2,8}\.? \d{1,2}, ?(?:19|20)\d\d\s*){2,5}$")  # "January 28, 2017   January 30, 2016"
 
 
-def read_document(path: Path) -> tuple[str, str | None]:
+def read_document(path: Path, option: str = "--10k") -> tuple[str, str | None]:
     """``(text, html)`` of a 10-K/10-Q file (``html`` is ``None`` for a text file). Raises
-    :class:`DossierError` naming the file when it is missing or unreadable."""
+    :class:`DossierError` naming ``option`` and the path when it is a folder (a file was expected),
+    missing or unreadable."""
+    if path.is_dir():
+        raise DossierError(f"{option} {path}: expected a file (EDGAR HTML or text of one filing), got a folder")
     if not path.is_file():
-        raise DossierError(f"{path}: file not found")
-    raw = read_bytes(path)
+        raise DossierError(f"{option} {path}: file not found")
+    raw = read_bytes(path, option)
     head = raw[:2000].lstrip().lower()
     if path.suffix.lower() in (".htm", ".html", ".xhtml") or head.startswith((b"<", b"<?xml")):
         return html_to_text(raw), raw.decode("utf-8", "replace")
@@ -195,7 +199,7 @@ def _statement_lines(lines: list[tuple[int, str]], source: str, where: str) -> d
         if not years or first is None:
             wrapped = _label(line) if line.strip() and not head else ""
             continue
-        label = _label(line[:first.start()])
+        label = _label(line[:first.start()]) or wrapped  # "TOTAL CURRENT LIABILITIES", its figures on the next line (Coca-Cola)
         nums = [m.group(0) for m in _COLUMN.finditer(line, first.start())]
         if len(nums) < 2 or not label or re.search(r"[a-z]", line[first.start():]):
             wrapped = _label(line)  # "Additions to property and equipment, net of $48, $92 and $14 of non-cash capital"
@@ -323,7 +327,7 @@ def import_dossier(ticker: str, tenk: Path, tenqs: Sequence[Path], market: Mappi
     file that is wrong (another company's, a period after ``as_of``, an input inside ``out_dir``)."""
     key = ticker.strip().upper()
     check_inputs_outside(out_dir, input_files(tenk, tenqs, market, headlines))
-    text, html = read_document(Path(tenk))
+    text, html = read_document(Path(tenk), "--10k")
     sections = find_sections(text, document=f"--10k {tenk}")
     if as_of is None:
         prices = market.get("prices.csv")
@@ -344,7 +348,7 @@ def import_dossier(ticker: str, tenk: Path, tenqs: Sequence[Path], market: Mappi
         fin = [r for r in fin if latest is not None and r[0] > latest - n_years]
     texts = {k: s.text for k, s in sections.items()}
     for q in tenqs:
-        q_text, _ = read_document(Path(q))
+        q_text, _ = read_document(Path(q), "--10q")
         check_cover(q_text, "--10q", Path(q), expected_name=(target.get("name") or "").strip(), as_of=as_of)
         update = find_item(q_text, "1a", "risk")
         if update is None:

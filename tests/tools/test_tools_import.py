@@ -189,3 +189,43 @@ def test_a_10k_without_item_8_says_so_instead_of_reading_the_whole_document(bund
     said = _said(result)
     assert f"--10k {tenk}: section not found: Item 8 (Financial Statements and Supplementary Data)" in said
     assert "no line starting 'Item 8'" in said and "Consolidated Balance Sheet(s)" in said and "duplicate" not in said
+
+
+@pytest.mark.parametrize("option", ["--10k", "--10q"])
+def test_a_folder_given_as_a_document_is_named_as_a_folder(bundle_root, built_dossiers, tmp_path, option):
+    """``--10k DIR`` (or ``--10q DIR``) says it expected a file and got a folder, not "file not found";
+    a path that does not exist still says so, naming its option."""
+    folder = tmp_path / "filings"
+    folder.mkdir()
+    tenk = _tenk(bundle_root, tmp_path, "3M_2017_10K")
+    extra = ("--10q", str(folder)) if option == "--10q" else ()
+    result = _import(folder if option == "--10k" else tenk, built_dossiers["MMM"], tmp_path / "MMM", *extra)
+    said = _said(result)
+    assert result.exit_code == 2 and f"{option} {folder}: expected a file" in said and "got a folder" in said, said
+    assert "file not found" not in said and not (tmp_path / "MMM").exists()
+    result = _import(tmp_path / "nowhere.txt", built_dossiers["MMM"], tmp_path / "MMM")
+    assert result.exit_code == 2 and f"--10k {tmp_path / 'nowhere.txt'}: file not found" in _said(result)
+
+
+def test_a_total_printed_with_its_figures_on_the_next_line_is_read(bundle_root):
+    """Coca-Cola FY2017 prints "TOTAL CURRENT LIABILITIES" alone and its figures on the next line:
+    read as that label (matching the provider's statement lines), and every key_financials.csv
+    figure of the document still matches within rounding."""
+    doc = "COCACOLA_2017_10K"
+    data = bundle_root / "sec_10k_filings"
+    text = gzip.open(data / "full_text" / f"{doc}.txt.gz", "rt", encoding="utf-8").read()
+    figures = {(fy, m): (v, src) for fy, m, v, src in text_financials(text, f"{doc}.txt")}
+    with (data / "statement_lines.csv").open(encoding="utf-8", newline="") as fh:
+        printed = {int(r["fiscal_year"]): float(r["value"]) for r in csv.DictReader(fh)
+                   if r["doc_name"] == doc and r["section_heading"].lower() == "total current liabilities" and r["line_label"].startswith("[")}
+    assert set(printed) == {2016, 2017}, printed
+    for fy, value in printed.items():
+        assert (fy, "current_liabilities") in figures, f"current_liabilities {fy} not read; read {sorted(figures)}"
+        assert figures[(fy, "current_liabilities")][0] == pytest.approx(value, abs=0.5), fy
+        assert figures[(fy, "current_liabilities")][1].endswith(": total current liabilities")
+    with (data / "key_financials.csv").open(encoding="utf-8", newline="") as fh:
+        for r in csv.DictReader(fh):
+            metric = _METRIC.get(r["metric"], r["metric"])
+            if r["source_doc"] == doc and metric != "dividends_paid":
+                expected = float(r["value"] if metric == "diluted_eps" else r["value_usd_millions"])
+                assert figures[(int(r["fiscal_year"]), metric)][0] == pytest.approx(expected, abs=0.5), (metric, r["fiscal_year"])
