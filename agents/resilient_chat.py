@@ -77,10 +77,19 @@ class ResilientChatModel(BaseChatModel):
         return {"model_name": self.model_name, "endpoints": [e.name for e in self.endpoints]}
 
     def bind_tools(self, tools: Sequence[Any], *, tool_choice: Any = None, **kwargs: Any):
-        """Bind tools in OpenAI's format (passed to every endpoint's ``ChatOpenAI``)."""
-        if tool_choice is not None:
+        """Bind tools in OpenAI's format (passed to every endpoint's ``ChatOpenAI``). ``tool_choice``
+        is sent as OpenAI's API takes it, spelled as ``ChatOpenAI.bind_tools`` spells it: a tool's
+        name becomes ``{"type": "function", "function": {"name": ...}}``, ``"any"`` and ``True``
+        become ``"required"``; ``"auto"``, ``"none"``, ``"required"`` and dicts pass unchanged."""
+        formatted = [convert_to_openai_tool(t) for t in tools]
+        names = {t["function"]["name"] for t in formatted}
+        if tool_choice is True or tool_choice == "any":
+            tool_choice = "required"
+        elif isinstance(tool_choice, str) and tool_choice in names and tool_choice not in ("auto", "none", "required"):
+            tool_choice = {"type": "function", "function": {"name": tool_choice}}
+        if tool_choice is not None and tool_choice is not False:
             kwargs["tool_choice"] = tool_choice
-        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
+        return self.bind(tools=formatted, **kwargs)
 
     def _emulated(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> list[BaseMessage]:
         """``messages`` with ``effort_instruction`` added to the system message of a free-text call

@@ -197,7 +197,8 @@ def plain_tools(doc_path: str) -> list[StructuredTool]:
 
     found = StructuredTool.from_function(search_filing, name="search_filing",
                                          description=FilingQA().tools()[0].description)
-    return [found, calculate]
+    # the plain loop reads the calculator's result itself (filing-qa's returns it directly)
+    return [found, calculate.model_copy(update={"return_direct": False})]
 
 
 def _usage(messages: list[BaseMessage]) -> tuple[int, int, int]:
@@ -280,19 +281,28 @@ def run_chainproof(app: Chainproof, context_q: tuple[dict, dict], doc_path: str,
 
 
 def scripted_model() -> ScriptedChatModel:
-    """The smoke path's model: search with the question, answer with the first hit's first number."""
+    """The smoke path's model: the plain loop searches with the question and answers with the
+    first hit's first number; filing-qa's agent answers with the first number of the paragraphs
+    it is shown, or calculates the difference of their first two when told to call calculate."""
     def reply(messages: list[BaseMessage]) -> Any:
         last = messages[-1]
-        if "Give the final answer as JSON" in str(last.content):
-            cite = re.search(r"\[(\w+) ¶(\d+)\]", str(last.content))
-            answer = re.search(r"The agent's answer: (.*)", str(last.content))
+        content = str(last.content)
+        if "Give the final answer as JSON" in content:
+            cite = re.search(r"\[(\w+) ¶(\d+)\]", content)
+            answer = re.search(r"The agent's answer: (.*)", content)
             text = answer.group(1) if answer else "unknown"
             return json.dumps({"answer": text[:300] or "unknown", "value": number_in(text), "unit": None, "confidence": 0.5,
                                "citations": [{"section": cite.group(1), "paragraph": int(cite.group(2))}] if cite else []})
         if isinstance(last, ToolMessage):
-            return str(number_in(str(last.content)) or "unknown")
-        question = str(last.content).split("\n")[0].removeprefix("Answer: ")
-        return ScriptedChatModel.tool_calls_reply(("search_filing", {"query": question[:200]}))
+            return str(number_in(content) or "unknown")
+        if content.startswith("Paragraphs of the filing:"):  # filing-qa's answer step
+            numbers = [m.group().replace(",", "") for m in _NUM.finditer(content.split("Question:")[0])
+                       if not m.group().startswith("(")][:2]
+            if "Call calculate" in content and len(numbers) == 2:
+                return ScriptedChatModel.tool_calls_reply(("calculate", {"expression": f"{numbers[0]} - {numbers[1]}"}))
+            cite = re.search(r"\[(\w+ ¶\d+)\]", content)
+            return f"{numbers[0] if numbers else 'NOT FOUND'} [{cite.group(1) if cite else ''}]"
+        return ScriptedChatModel.tool_calls_reply(("search_filing", {"query": content[:200]}))
     return ScriptedChatModel(replies=[reply], repeat_last=True)
 
 

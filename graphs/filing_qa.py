@@ -3,40 +3,40 @@
 ``chainproof run filing-qa --company MMM --question "..."``. Written with the public API only
 (``from chainproof import ...``), like a graph of your own. The plan:
 
-1. **answer** (an agent step, ReAct): the model chooses among two tools until it answers (its
-   first reply must call one, ``first_tool_choice="required"``) —
-   ``search_filing`` (BM25 over the filing's paragraphs, each hit cited ``section ¶n``) and
-   ``calculate`` (safe arithmetic: the model writes the expression, code computes it). The document
-   searched is fixed by the plan (``tool_args``), never chosen by the model.
-2. **evidence** (a tool step, no model call): the paragraphs the answer cites, then the best BM25
+1. **search** (a tool step, no model call): the filing's paragraphs that best match the question
+   (``search_filing``: BM25 over the paragraphs, each hit cited ``section ¶n``).
+2. **answer** (an agent step, ReAct): the model reads the best :data:`SHOWN_HITS` paragraphs and
+   answers, with two tools it may call: ``search_filing`` (its own keywords; the document is fixed
+   by the plan, ``tool_args``) and ``calculate`` (safe arithmetic: the model writes the
+   expression, code computes it). Its prompt is the graph's own (:meth:`FilingQA.agent_prompt`:
+   the paragraphs, the question and the task, no more), and its first ``tool_choice`` follows the
+   question: a question that asks for a computed figure (:func:`needs_calculation`) must call
+   ``calculate`` first, whose result is then the answer (``return_direct``, no model call reads
+   it); any other question is answered from the paragraphs (``tool_choice="none"``: the embedded
+   model is not even shown the tools), and goes back to search once when the model says the
+   paragraphs do not answer it (:meth:`FilingQA.check_answer`).
+3. **evidence** (a tool step, no model call): the paragraphs the answer cites, then the best BM25
    matches of the question and answer (at most four).
-3. **decide**: the typed answer (:class:`FilingAnswer`: text, value, unit, citations by section
-   and paragraph, confidence). Every citation must name one of the evidence paragraphs; one that
-   does not is shown to the model, which answers again (bounded attempts); after them the agent's
-   own answer is kept with the paragraphs it cited (or the best match) and confidence 0.
+4. **decide**: the typed answer (:class:`FilingAnswer`: text, value, unit, citations by section
+   and paragraph, confidence), typed by code when the answer settles it
+   (:meth:`FilingQA.direct_decision`: a calculation's result, one stated figure, or words copied
+   from a cited paragraph), else by the model. Every citation must name one of the evidence
+   paragraphs; one that does not is shown to the model, which answers again (bounded attempts);
+   after them the agent's own answer is kept with the paragraphs it cited (or the best match) and
+   confidence 0.
 
-Two checks by code keep the small embedded model honest and the run cheap:
-
-* **Arithmetic is the calculator's** (:meth:`FilingQA.check_answer`): when the question asks for
-  a computed figure (:func:`needs_calculation`: a change, difference, average, ratio, percentage
-  or a total across years) and the agent answers without having run ``calculate``, its answer is
-  sent back once, asking for the calculation, and the model's next reply must call ``calculate``
-  (a named ``tool_choice``). The 1.5B model otherwise subtracts in its head (it
-  answered 3M's $608M - $595M as "$4 million").
-* **A clean figure is typed by code** (:meth:`FilingQA.direct_decision`): when the agent's
-  answer is short, states one number and every cite in it is one of the evidence paragraphs, the
-  typed answer is read from it (no model call; ``confidence`` None, not rated); otherwise the
-  model types it as above.
-
-No approval is asked: the run answers a question and decides nothing for anyone.
+Why this shape: ``bench/filing_qa.py`` (TAT-QA, the embedded model) measures it against a plain
+ReAct loop with the same tools; one model call answers most questions. No approval is asked: the run answers a question and decides nothing for anyone.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Annotated, Any
 
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_core.tools import InjectedToolArg
 from pydantic import BaseModel, Field
 
@@ -48,7 +48,10 @@ from chainproof.tools.filing_search import evidence, load_source, search
 __all__ = ["FilingAnswer", "FilingQA", "FilingQAInputs", "ParagraphCite", "calculate", "calculate_note", "filing_evidence",
            "needs_calculation", "search_filing"]
 
-MAX_ITERATIONS = 6  # search, maybe a second search, a calculation, the answer, and room to repair a call
+MAX_ITERATIONS = 6  # the answer, a second search and its answer, a calculation, and room to repair a call
+SHOWN_HITS = 3  # paragraphs of the search step the agent's prompt shows
+SHOWN_CHARS = 360  # characters of each (its start; search_filing shows more when the model searches itself)
+NOT_FOUND = "NOT FOUND"
 _NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
 _YEAR = re.compile(r"(?:19|20)\d\d")  # a year named in an answer is not its figure
 # a question asking for a figure computed from others; measured on TAT-QA's dev split (1,668
@@ -73,12 +76,16 @@ _OPERATIONS = ((re.compile(r"percent(?:age)?\s+(?:change|increase|decrease|growt
                 "new - old"))
 
 
+def _form(question: str) -> str:
+    """The form of the calculation the question's words ask for (:data:`_OPERATIONS`)."""
+    return next((f for words, f in _OPERATIONS if words.search(question)), "the arithmetic the question asks for")
+
+
 def calculate_note(question: str) -> str:
     """What an arithmetic answer given without ``calculate`` is told: call it, in the form the
-    question's words ask for (:data:`_OPERATIONS`)."""
-    form = next((f for words, f in _OPERATIONS if words.search(question)), "the arithmetic the question asks for")
+    question's words ask for."""
     return (f"This question asks for a figure computed from others. Call calculate with the figures from the paragraphs "
-            f"({form}), then answer with its result and the cites.")
+            f"({_form(question)}).")
 
 
 def _figure(stated: str) -> float:
@@ -100,13 +107,17 @@ def search_filing(query: str, source: Annotated[str, InjectedToolArg], section: 
     return search(load_source(source), query, section=section).model_dump(mode="json")
 
 
-@tool
-def calculate(expression: Annotated[str, Field(max_length=EXPRESSION_CHARS)]) -> dict:
+def _calculate(expression: Annotated[str, Field(max_length=EXPRESSION_CHARS)]) -> dict:
     """Compute an arithmetic expression such as 608 - 595, avg(45, 43) or 1568.6 / 1571.7. Numbers,
     + - * / **, parentheses, abs, round, min, max, sum, avg."""
     # "a - b = c, [table ¶2]": the left side is computed; the model's own result and notes are dropped
     left = expression.split("=", 1)[0].strip() if "=" in expression else expression
     return {"expression": left, "result": evaluate(left)}
+
+
+#: the calculator; in this graph its result is the answer (``return_direct``): the question asked
+#: for that figure, and reading it back through the model only risks a mistyped copy
+calculate = tool(name="calculate", return_direct=True)(_calculate)
 
 
 @tool
@@ -149,6 +160,53 @@ class FilingAnswer(BaseModel):
 
 def _cite(section: str, paragraph: int) -> str:
     return f"{section} ¶{paragraph}"
+
+
+def _paragraph_cites(paras: list[dict[str, Any]]) -> list[ParagraphCite]:
+    return [ParagraphCite(section=p["section"], paragraph=p["paragraph"]) for p in paras]
+
+
+def _holds(paras: list[dict[str, Any]], cite: ParagraphCite, words: str) -> bool:
+    """Whether the evidence paragraph ``cite`` contains ``words`` as written (case and spacing aside)."""
+    text = next((p["text"] for p in paras if (p["section"], p["paragraph"]) == (cite.section, cite.paragraph)), "")
+    return " ".join(words.lower().split()) in " ".join(text.lower().split())
+
+
+def _stating(paras: list[dict[str, Any]], figures: list[str]) -> list[ParagraphCite]:
+    """The evidence paragraphs that state any of ``figures`` (``1568.6`` matches ``1,568.6``), in order."""
+    out = []
+    for p in paras:
+        text = p["text"].replace(",", "")
+        if any(re.search(rf"(?<![\d.]){re.escape(f.replace(',', ''))}(?![\d]|\.\d)", text) for f in figures):
+            out.append(ParagraphCite(section=p["section"], paragraph=p["paragraph"]))
+    return out
+
+
+def _number_text(value: float) -> str:
+    """A computed figure as an answer states it: at most four decimals, no trailing zeros."""
+    return f"{value:,.4f}".rstrip("0").rstrip(".")
+
+
+def _result(returned: str) -> tuple[str, float, str] | None:
+    """``(answer text, value, expression)`` of a ``calculate`` result's JSON text; None when it is not one."""
+    try:
+        done = json.loads(returned)
+        value = float(done["result"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    return _number_text(value), value, str(done.get("expression", ""))
+
+
+def _calculated(returned: str, paras: list[dict[str, Any]]) -> FilingAnswer | None:
+    """The typed answer of a ``calculate`` result, cited by the evidence paragraphs that state
+    the expression's figures; None when none does or the result is not a number."""
+    computed = _result(returned)
+    if computed is None:
+        return None
+    cites = _stating(paras, [n.lstrip("-$") for n in _NUMBER.findall(computed[2])])[:4]
+    if not cites:
+        return None
+    return FilingAnswer(answer=computed[0], value=computed[1], unit=None, citations=cites, confidence=None)
 
 
 class FilingQA(ChainSpec[FilingAnswer]):
@@ -194,26 +252,42 @@ class FilingQA(ChainSpec[FilingAnswer]):
         return f"Answer from the filing of {inputs['document_name']}: {inputs['question']}"
 
     def plan(self, inputs: dict[str, Any]) -> list[PlanStep]:
+        question = inputs["question"]
+        computed = needs_calculation(question)
         return [
+            PlanStep(id="search", title="Search the filing", kind="tool", tool="search_filing", keep_data=True,
+                     args={"source": "{inputs.source}", "query": "{inputs.question}"}, interpret=False,
+                     instruction="The paragraphs that best match the question."),
             PlanStep(id="answer", title="Answer from the filing", kind="agent", effort="medium", keep_data=True,
-                     tools=["search_filing", "calculate"], max_iterations=MAX_ITERATIONS,
-                     # the embedded model otherwise answers at once from memory, calling no tool
-                     first_tool_choice="required", answer_checks=1,
+                     tools=["search_filing", "calculate"], max_iterations=MAX_ITERATIONS, answer_checks=1,
+                     # arithmetic is the calculator's, from its first reply; any other answer is read first
+                     first_tool_choice="calculate" if computed else "none",
                      tool_args={"search_filing": {"source": "{inputs.source}"}},
                      # no example answer: the embedded 1.5B model copied "1,568.6 [table ¶3]" as its answer
-                     instruction=(f"Answer: {inputs['question']}\nFirst call search_filing with a few keywords; never "
-                                  "answer before you have searched. Do any arithmetic with calculate. When you know "
-                                  "the answer, reply with one line: the answer, then the cite of each paragraph you "
-                                  "used in square brackets as the search results give it.")),
+                     instruction=(f"Call calculate with the figures from the paragraphs ({_form(question)})."
+                                  if computed else
+                                  "Reply with one line: the answer copied from the paragraphs (a figure with its "
+                                  "unit, or a few words), then the cite of each paragraph you used in square "
+                                  f"brackets as they are given. If the paragraphs do not answer it, reply {NOT_FOUND}; "
+                                  "you may then call search_filing with other keywords.")),
             PlanStep(id="evidence", title="Evidence for the answer", kind="tool", tool="filing_evidence",
                      args={"source": "{inputs.source}", "question": "{inputs.question}"},
                      args_from_summaries={"answer": "answer"}, keep_data=True, interpret=False,
                      instruction="The paragraphs the answer may cite."),
         ]
 
+    def agent_prompt(self, step: PlanStep, view: ChainView, task: str) -> list[BaseMessage] | None:
+        """The answer step's prompt: the system prompt, then the search step's best
+        :data:`SHOWN_HITS` paragraphs (:data:`SHOWN_CHARS` characters each, cited), the question
+        and ``task``; the engine's goal, progress and summary lines would repeat them."""
+        hits = view.data("search").get("hits", [])[:SHOWN_HITS]
+        shown = "\n".join(f"[{h['cite']}] {h['text'][:SHOWN_CHARS]}" for h in hits) or "(no paragraph matched)"
+        return [SystemMessage(self.system_prompt),
+                HumanMessage(f"Paragraphs of the filing:\n{shown}\n\nQuestion: {view.inputs['question']}\n{task}")]
+
     def summarize_result(self, step: PlanStep, result: Any) -> str:
-        """The evidence step's finding: the cites of its paragraphs."""
-        cites = [p["cite"] for p in (result or {}).get("paragraphs", [])]
+        """The search and evidence steps' findings: the cites of their paragraphs."""
+        cites = [p["cite"] for p in (result or {}).get("paragraphs" if step.id == "evidence" else "hits", [])]
         return f"{len(cites)} paragraphs: {', '.join(cites) or 'none'}"
 
     def decision_prompt(self, view: ChainView) -> str:
@@ -239,48 +313,67 @@ class FilingQA(ChainSpec[FilingAnswer]):
             raise ValueError(f"citations: {bad} are not among the paragraphs given; cite only {allowed}")
 
     def check_answer(self, step: PlanStep, answer: AgentAnswer, view: ChainView) -> SendBack | None:
-        """The answer of a question that needs arithmetic goes back once when ``calculate`` never
-        ran in the step (:func:`calculate_note`), and the model's next reply must call it."""
-        if step.id == "answer" and needs_calculation(view.inputs["question"]) and "calculate" not in answer.tools_run:
+        """An answer goes back once: when the question needs arithmetic and ``calculate`` never ran
+        in the step (:func:`calculate_note`; the next reply must call it), or when the model said
+        the paragraphs do not answer it (:data:`NOT_FOUND`; the next reply must search)."""
+        if step.id != "answer":
+            return None
+        if needs_calculation(view.inputs["question"]) and "calculate" not in answer.tools_run:
             return SendBack(calculate_note(view.inputs["question"]), tool="calculate")
+        if NOT_FOUND.lower() in answer.text.lower() and "search_filing" not in answer.tools_run:
+            return SendBack("Search the filing with other keywords (a few words, e.g. a table row's label and a "
+                            "year), then answer from what it finds.", tool="search_filing")
         return None
 
     def direct_decision(self, view: ChainView) -> FilingAnswer | None:
-        """The typed answer read from the agent's own when it answered, is at most 120 characters
-        without its cites and states exactly one number besides years (a text answer goes to the model, which
-        picks the words that answer), citing the paragraphs it names or, when it names none, the
-        first evidence paragraph that states that number as written (none: the model types it).
-        The decide node then checks the cites against the evidence, and asks the model when one
-        does not hold. ``value`` is that number, ``confidence`` None (not rated)."""
+        """The typed answer read by code from the agent's, when that settles it (the decide node then
+        checks the cites against the evidence and asks the model when one does not hold):
+
+        * a ``calculate`` result (the step ended ``returned``): ``value`` is the result, cited by
+          the evidence paragraphs that state the expression's figures (none: the model types it);
+        * an answer of at most 120 characters without its cites that states exactly one number
+          besides years: that number, citing the paragraphs the answer names or else the first
+          evidence paragraph that states it as written (none: the model types it);
+        * any other short answer whose words a cited or evidence paragraph contains as written
+          (case aside): those words, citing that paragraph.
+
+        Otherwise None: which number, or which words of a sentence, answer is the model's to say.
+        ``confidence`` is None (not rated)."""
         data = view.data("answer")
+        paras = view.data("evidence").get("paragraphs", [])
+        if data.get("stop_reason") == "returned":
+            return _calculated(str(data.get("answer") or ""), paras)
         text = str(data.get("answer") or "") if data.get("stop_reason") == "answered" else ""
         cites = [ParagraphCite(section=m.group(1), paragraph=int(m.group(2))) for m in _CITED.finditer(text)]
         bare = _TRAILER.sub("", _LEAD.sub("", _CITED.sub(" ", text)).strip(" .;:,\n")).strip(" .;:,")
+        if not bare or len(bare) > 120 or NOT_FOUND.lower() in bare.lower():
+            return None
         stated = [n for n in _NUMBER.findall(bare) if not _YEAR.fullmatch(n)]  # "for 2018 and 2019 is 45.5"
-        if not bare or len(bare) > 120 or len(stated) != 1:
-            return None  # which number is the answer, or which words of a sentence, is the model's to say
-        if not cites:  # uncited: the evidence paragraph that states the number, when one does
-            figure = stated[0].lstrip("-$")
-            cites = [ParagraphCite(section=p["section"], paragraph=p["paragraph"])
-                     for p in view.data("evidence").get("paragraphs", []) if re.search(rf"(?<![\d.,]){re.escape(figure)}(?![\d]|[.,]\d)", p["text"])][:1]
-            if not cites:
-                return None
+        if len(stated) == 1:
+            cites = cites or _stating(paras, [stated[0].lstrip("-$")])[:1]
+            value = _figure(stated[0])
+        else:  # words: a paragraph it cites, else any evidence paragraph, must hold them as written
+            holding = [c for c in _paragraph_cites(paras) if _holds(paras, c, bare)]
+            cites = [c for c in cites if c in holding] or holding[:1]
+            value = None
+        if not cites:
+            return None
         unique = list({(c.section, c.paragraph): c for c in cites}.values())
-        return FilingAnswer(answer=bare, value=_figure(stated[0]), unit=None,
-                            citations=unique[:4], confidence=None)
+        return FilingAnswer(answer=bare, value=value, unit=None, citations=unique[:4], confidence=None)
 
     def fallback_decision(self, view: ChainView, errors: list[str]) -> FilingAnswer | None:
-        """The agent's answer, its first number as the value, and the paragraphs it cited (else the
-        best evidence paragraph), with confidence 0; None when there is no evidence to cite."""
+        """The agent's answer (a calculation's result; else its text, first number as the value)
+        citing the best evidence paragraph, with confidence 0; None when there is no evidence to cite."""
         paras = view.data("evidence").get("paragraphs", [])
         if not paras:
             return None
         found = view.finding("answer")
         text = (found.summary if found else "") or "(no answer)"
+        computed = _result(text) if view.data("answer").get("stop_reason") == "returned" else None
         number = _NUMBER.search(text)
-        value = _figure(number.group()) if number else None
-        return FilingAnswer(answer=text[:400], value=value, unit=None, confidence=0.0,
-                            citations=[ParagraphCite(section=p["section"], paragraph=p["paragraph"]) for p in paras[:1]])
+        value = computed[1] if computed else _figure(number.group()) if number else None
+        return FilingAnswer(answer=computed[0] if computed else text[:400], value=value, unit=None, confidence=0.0,
+                            citations=_paragraph_cites(paras[:1]))
 
     def approval_policy(self) -> ApprovalPolicy:
         return ApprovalPolicy(nodes=[])

@@ -27,6 +27,7 @@ from testkit.toy_models import ModelMustNotBeCalled
 REPO = Path(__file__).resolve().parents[1]
 QUESTION = "By how much did 3M's accrual for respirator mask and asbestos claims change in 2017, in USD millions?"
 INPUTS = {"company": "MMM", "question": QUESTION}
+SPAN = {"company": "MMM", "question": "What was 3M's respirator mask and asbestos accrual at the end of 2017?"}
 call = ScriptedChatModel.tool_calls_reply
 SEARCH = ("search_filing", {"query": "respirator mask asbestos accrual"})
 CALC = ("calculate", {"expression": "608 - 595"})
@@ -52,63 +53,79 @@ def _replayed_identically(app, run_id):
     return replay
 
 
-def test_the_agent_searches_calculates_and_answers_with_a_checked_citation(settings):
-    replies = [call(SEARCH), call(("calculate", {"expression": "608 - 595"})), ANSWER_TEXT, _answer()]
-    app, run, model = _run(settings, replies)
+def test_code_searches_the_model_calculates_and_the_result_is_the_answer_with_a_checked_citation(settings):
+    """A computed figure: the search runs by code with the question, the model's one call must be
+    ``calculate`` (shown the paragraphs found), its result is the answer (``return_direct``), and
+    the typed answer is read by code citing the paragraph that states the figures: one model call."""
+    app, run, model = _run(settings, [call(CALC)])
     with app:
         assert run.status == "completed"
-        tools = app.audit.records_of(run.run_id, ToolCallRecord)
-        search, calc, evidence = tools
-        # the document searched is the bundled dossier, fixed by the plan, not chosen by the model
-        assert search.tool == "search_filing" and search.args["source"].endswith("dossiers/MMM")
-        assert "legal_note ¶4" in [h["cite"] for h in search.result["hits"]]
-        assert "$608 million" in next(h["text"] for h in search.result["hits"] if h["cite"] == "legal_note ¶4")
+        search, calc, evidence = app.audit.records_of(run.run_id, ToolCallRecord)
+        # the document searched is the bundled dossier, fixed by the plan; the query is the question
+        assert search.tool == "search_filing" and search.args == {
+            "source": search.args["source"], "query": QUESTION} and search.args["source"].endswith("dossiers/MMM")
+        assert search.result["hits"][0]["cite"] == "legal_note ¶4"
         assert (calc.tool, calc.result) == ("calculate", {"expression": "608 - 595", "result": 13.0})
         assert evidence.tool == "filing_evidence" and evidence.result["paragraphs"][0]["cite"] == "legal_note ¶4"
-        # the model saw the search tool without the fixed argument, and the calculator's result
+        # one model call: the graph's own prompt (paragraphs, question, task), calculate forced
+        assert len(model.calls) == 1 and [type(m).__name__ for m in model.calls[0]] == ["SystemMessage", "HumanMessage"]
+        prompt = model.calls[0][1].content
+        assert prompt.startswith("Paragraphs of the filing:\n[legal_note ¶4] In 2017 3M raised its accrual")
+        assert f"Question: {QUESTION}\nCall calculate with the figures from the paragraphs (new - old)." in prompt
+        assert model.bound[0]["tool_choice"] == "calculate"
         bound = {t["function"]["name"]: t["function"]["parameters"] for t in model.bound[0]["tools"]}
         assert sorted(bound) == ["calculate", "search_filing"] and "source" not in bound["search_filing"]["properties"]
-        assert '"result":13.0' in model.calls[2][-1].content
+        assert run.state["findings"]["answer"]["data"]["stop_reason"] == "returned"
+        decide = next(s for s in app.audit.records_of(run.run_id, Step) if s.node == "decide")
+        assert decide.output["by"] == "code"
         answer = FilingAnswer.model_validate({k: v for k, v in run.state["decision"].items() if not k.startswith("_")})
-        assert (answer.value, answer.unit, answer.citations[0].section, answer.citations[0].paragraph) == (
-            13.0, "USD millions", "legal_note", 4)
+        assert (answer.answer, answer.value, answer.confidence) == ("13", 13.0, None)
+        assert [(c.section, c.paragraph) for c in answer.citations] == [("legal_note", 4)]
         report = Path(run.report_path).read_text()
-        assert "**Answer:** 13 USD millions" in report and "**legal_note ¶4**: In 2017 3M raised its accrual" in report
+        assert "**Answer:** 13" in report and "**legal_note ¶4**: In 2017 3M raised its accrual" in report
         replay = _replayed_identically(app, run.run_id)
-        assert replay.model_calls_served == 4 and replay.tool_calls_served == 3
+        assert replay.model_calls_served == 1 and replay.tool_calls_served == 3
 
 
-def test_the_model_cannot_point_the_search_at_another_document(settings, tmp_path):
+def test_not_found_sends_the_model_to_search_and_it_cannot_point_the_search_elsewhere(settings, tmp_path):
     other = tmp_path / "other.json"
     other.write_text(json.dumps({"name": "x", "sections": {"s": ["respirator mask asbestos accrual 999"]}}))
     query = {**SEARCH[1], "source": str(other)}
-    app, run, model = _run(settings, [call(("search_filing", query)), call(CALC), ANSWER_TEXT, _answer()])
+    app, run, model = _run(settings, ["NOT FOUND", call(("search_filing", query)), "$608 million [legal_note ¶4]"],
+                           SPAN)
     with app:
-        search = app.audit.records_of(run.run_id, ToolCallRecord)[0]
-        assert search.args["source"].endswith("dossiers/MMM") and "999" not in json.dumps(search.result)
+        assert run.status == "completed"
+        assert model.bound[0]["tool_choice"] == "none" and model.bound[1]["tool_choice"] == "search_filing"
+        assert "Search the filing with other keywords" in model.calls[1][-1].content
+        searches = [t for t in app.audit.records_of(run.run_id, ToolCallRecord) if t.tool == "search_filing"]
+        assert len(searches) == 2 and searches[1].args["source"].endswith("dossiers/MMM")
+        assert "999" not in json.dumps(searches[1].result)
         # the window shows the model its own call, without the plan's argument
-        assert model.calls[1][2].tool_calls[0]["args"] == {"query": "respirator mask asbestos accrual"}
+        assert model.calls[2][-2].tool_calls[0]["args"] == {"query": "respirator mask asbestos accrual"}
+        assert run.state["decision"]["value"] == 608.0 and len(model.calls) == 3
+        _replayed_identically(app, run.run_id)
 
 
 def test_an_invalid_tool_call_is_shown_back_and_repaired(settings):
     replies = [call(("calculate", {"expr": "608 - 595"})), call(("calculate", {"expression": "__import__('os')"})),
-               call(("calculate", {"expression": "608 - 595"})), call(SEARCH), ANSWER_TEXT, _answer()]
+               call(("calculate", {"expression": "608 - 595"}))]
     app, run, model = _run(settings, replies)
     with app:
         assert run.status == "completed"
-        tools = app.audit.records_of(run.run_id, ToolCallRecord)
+        tools = app.audit.records_of(run.run_id, ToolCallRecord)[1:]
         assert tools[0].error.startswith("InvalidToolCall: arguments of tool 'calculate':")
         assert "expr: not an argument of the tool" in tools[0].error
         assert "not a number or arithmetic" in tools[1].error  # the safe calculator refused it
         assert tools[2].result == {"expression": "608 - 595", "result": 13.0}
         assert "expression: Field required" in model.calls[1][-1].content  # the model saw why
         assert run.state["findings"]["answer"]["data"]["invalid_calls"] == 1
+        assert run.state["decision"]["value"] == 13.0
         _replayed_identically(app, run.run_id)
 
 
 def test_a_citation_outside_the_evidence_is_refused_then_fixed(settings):
     bad = _answer(citations=[{"section": "legal_note", "paragraph": 9}])
-    app, run, model = _run(settings, [call(SEARCH), call(CALC), ANSWER_TEXT, bad, _answer()])
+    app, run, model = _run(settings, [ANSWER_TEXT, bad, _answer()], SPAN)  # a sentence: the model types it
     with app:
         assert run.status == "completed"
         decide = next(s for s in app.audit.records_of(run.run_id, Step) if s.node == "decide")
@@ -118,7 +135,7 @@ def test_a_citation_outside_the_evidence_is_refused_then_fixed(settings):
 
 
 def test_without_a_valid_typed_answer_the_agents_answer_is_kept_with_confidence_zero(settings):
-    app, run, _ = _run(settings, [call(SEARCH), call(CALC), ANSWER_TEXT, "not json", "still not", "no"])
+    app, run, _ = _run(settings, [ANSWER_TEXT, "not json", "still not", "no"], SPAN)
     with app:
         decision = run.state["decision"]
         assert decision["_fallback"] and decision["confidence"] == 0.0 and decision["value"] == 13.0
@@ -127,27 +144,27 @@ def test_without_a_valid_typed_answer_the_agents_answer_is_kept_with_confidence_
 
 
 def test_an_arithmetic_answer_without_the_calculator_is_sent_back_once_then_stands(settings, tmp_path):
-    """The 1.5B model's failure (it subtracted in its head): the answer goes back with the note,
-    the model calculates; a model that answers again without calculating has its answer kept."""
-    replies = [call(SEARCH), "4 USD millions [legal_note ¶4]", call(CALC), "13 USD millions [legal_note ¶4]"]
-    app, run, model = _run(settings, replies)
+    """A model that answers without calculating (the 1.5B model subtracted in its head, when the
+    first call was not forced): the answer goes back with the note, the model calculates; a model
+    that answers again without calculating has its answer kept."""
+    app, run, model = _run(settings, ["4 USD millions [legal_note ¶4]", call(CALC)])
     with app:
         assert run.status == "completed"
         agent_rows = [s for s in app.audit.records_of(run.run_id, Step) if s.node == "agent"]
         checked = [s for s in agent_rows if s.output.get("answer_check")]
         assert len(checked) == 1 and "Call calculate" in checked[0].output["answer_check"]
-        assert "Call calculate" in model.calls[2][-1].content and model.calls[2][-2].content.startswith("4 USD")
-        assert model.bound[2]["tool_choice"] in ("calculate", {"type": "function", "function": {"name": "calculate"}})
-        decision = run.state["decision"]  # typed by code: one number, a cite among the evidence
-        assert (decision["answer"], decision["value"], decision["confidence"]) == ("13 USD millions", 13.0, None)
-        assert len(model.calls) == 4  # no decide call
+        assert "Call calculate" in model.calls[1][-1].content and model.calls[1][-2].content.startswith("4 USD")
+        assert model.bound[1]["tool_choice"] == "calculate"
+        decision = run.state["decision"]  # typed by code from the calculator's result
+        assert (decision["answer"], decision["value"], decision["confidence"]) == ("13", 13.0, None)
+        assert len(model.calls) == 2  # no decide call
         assert "not rated (typed by code" in Path(run.report_path).read_text()
         _replayed_identically(app, run.run_id)
-    stubborn = [call(SEARCH), "4 USD millions [legal_note ¶4]", "It is 4 USD millions [legal_note ¶4]"]
+    stubborn = ["4 USD millions [legal_note ¶4]", "It is 4 USD millions [legal_note ¶4]"]
     app, run, model = _run(Settings(home=tmp_path / "other"), stubborn)  # another store: no cached replies
     with app:
         assert run.state["findings"]["answer"]["data"]["stop_reason"] == "answered"
-        assert run.state["decision"]["value"] == 4.0 and len(model.calls) == 3
+        assert run.state["decision"]["value"] == 4.0 and len(model.calls) == 2
 
 
 @pytest.mark.parametrize(("question", "form", "computed"), [
@@ -172,29 +189,35 @@ def test_the_calculator_schema_bounds_the_expression_so_a_grammar_closes_it():
     assert convert_to_openai_tool(calculate)["function"]["parameters"]["properties"]["expression"]["maxLength"] == 160
 
 
-def test_a_stated_figure_with_a_held_cite_is_typed_by_code_and_a_bad_cite_or_a_sentence_goes_to_the_model(
+def test_a_stated_figure_or_copied_words_are_typed_by_code_and_a_bad_cite_or_a_sentence_goes_to_the_model(
         settings, tmp_path):
-    inputs = {"company": "MMM", "question": "What was 3M's respirator mask and asbestos accrual at the end of 2017?"}
-    app, run, model = _run(settings, [call(SEARCH), "$608 million, with a cite of legal_note ¶4."], inputs)
+    inputs = SPAN
+    app, run, model = _run(settings, ["$608 million, with a cite of legal_note ¶4."], inputs)
     with app:
         decide = next(s for s in app.audit.records_of(run.run_id, Step) if s.node == "decide")
         assert decide.inputs == {"by": "code"} and decide.output["by"] == "code" and decide.effort is None
         decision = run.state["decision"]
         assert (decision["answer"], decision["value"], decision["citations"]) == (
             "$608 million", 608.0, [{"section": "legal_note", "paragraph": 4}])
-        assert len(model.calls) == 2
+        assert len(model.calls) == 1
         _replayed_identically(app, run.run_id)
-    app, run, model = _run(Settings(home=tmp_path / "uncited"), [call(SEARCH), "$608 million at the end of 2017"], inputs)
+    app, run, model = _run(Settings(home=tmp_path / "uncited"), ["$608 million at the end of 2017"], inputs)
     with app:  # no cite given: the evidence paragraph that states 608 is cited
         assert run.state["decision"]["citations"] == [{"section": "legal_note", "paragraph": 4}]
-        assert len(model.calls) == 2
+        assert len(model.calls) == 1
+    words = "covers claims expected through about 2050"  # words of the paragraph, as written
+    app, run, model = _run(Settings(home=tmp_path / "words"), [f"{words.capitalize()} [legal_note ¶4]"], inputs)
+    with app:
+        decision = run.state["decision"]
+        assert (decision["answer"], decision["value"]) == (words.capitalize(), None) and len(model.calls) == 1
+        assert decision["citations"] == [{"section": "legal_note", "paragraph": 4}]
     fixed = _answer(answer="$608 million", value=608, unit="USD millions")
     for k, said in enumerate(["$608 million [legal_note ¶99]", "an accrual for probable liabilities [legal_note ¶4]",
-                              "$6,081 million"]):  # a bad cite; a text answer; a figure no evidence states
-        app, run, model = _run(Settings(home=tmp_path / f"h{k}"), [call(SEARCH), said, fixed], inputs)
+                              "$6,081 million"]):  # a bad cite; words no paragraph holds; a figure no evidence states
+        app, run, model = _run(Settings(home=tmp_path / f"h{k}"), [said, fixed], inputs)
         with app:  # ¶99 is no evidence paragraph; a text answer: the model types the answer
             assert run.state["decision"]["citations"] == [{"section": "legal_note", "paragraph": 4}]
-            assert len(model.calls) == 3
+            assert len(model.calls) == 2
 
 
 @pytest.mark.parametrize(("inputs", "message"), [
@@ -247,16 +270,9 @@ def test_the_calculator_computes_and_refuses_what_is_not_arithmetic():
 
 
 def _responder(body: dict) -> object:
-    """The filing-qa conversation as an OpenAI-compatible model would hold it."""
-    messages = body["messages"]
-    if body.get("tools"):
-        tools_seen = [m for m in messages if m["role"] == "tool"]
-        if not tools_seen:
-            return {"tool_calls": [{"name": "search_filing", "arguments": SEARCH[1]}]}
-        if len(tools_seen) == 1:
-            return {"tool_calls": [{"name": "calculate", "arguments": {"expression": "608 - 595"}}]}
-        return ANSWER_TEXT
-    return _answer()
+    """The filing-qa conversation as an OpenAI-compatible model would hold it: the forced call."""
+    assert body["tool_choice"] == {"type": "function", "function": {"name": "calculate"}}, body.get("tool_choice")
+    return {"tool_calls": [{"name": "calculate", "arguments": {"expression": "608 - 595"}}]}
 
 
 def test_chainproof_run_filing_qa_answers_on_the_bundled_company(home):
@@ -269,7 +285,7 @@ def test_chainproof_run_filing_qa_answers_on_the_bundled_company(home):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "completed" in done.stdout
     report = next((home / "reports").glob("*.md")).read_text()
-    assert "**Answer:** 13 USD millions" in report and "**Value:** 13 USD millions" in report
+    assert "**Answer:** 13\n" in report and "**Value:** 13\n" in report
     run_id = next((home / "reports").glob("*.md")).stem
     replayed = subprocess.run([sys.executable, "-m", "chainproof.cli", "replay", run_id], capture_output=True,
                               text=True, env=env, cwd=REPO, timeout=300)
@@ -307,7 +323,7 @@ def test_the_benchmark_smoke_path_runs_three_systems_on_a_seeded_sample(shared_d
     results = json.loads(done.stdout)
     assert (results["questions"], results["arithmetic"], results["span"]) == (2, 1, 1)
     assert sorted(results["systems"]) == ["chainproof", "react", "react+retry"]
-    assert all(s["model_calls"] >= 2 and s["input_tokens"] > 0 for s in results["systems"].values())
+    assert all(s["model_calls"] >= 1 and s["input_tokens"] > 0 for s in results["systems"].values())
     again = subprocess.run([sys.executable, str(REPO / "bench" / "filing_qa.py"), "--model", "scripted", "--limit", "2",
                             "--seed", "3", "--json"], capture_output=True, text=True, timeout=300, cwd=REPO)
     assert [a["uid"] for a in json.loads(again.stdout)["answers"]] == [a["uid"] for a in results["answers"]]
