@@ -123,12 +123,58 @@ def sample(data: Path, limit: int, seed: int) -> list[tuple[dict[str, Any], dict
     return [p for pair in zip(arith, spans + [None]) for p in pair if p is not None][:limit]  # type: ignore[misc]
 
 
+_VALUE = re.compile(r"^[\s$€£(\-–—]*\d[\d,.]*\s*%?\)?\s*$")
+
+
+def _is_value(cell: str) -> bool:
+    """A table cell that is a figure (``$1,402``, ``(3.1)``, ``12.7%``), not a year or a label."""
+    text = cell.strip()
+    return bool(_VALUE.match(text)) and not re.fullmatch(r"(?:19|20)\d\d", text)
+
+
+def header_rows(rows: list[list[str]]) -> int:
+    """How many leading rows of a TAT-QA table are its column headings: the first row, and each
+    next one whose label cell is blank or whose other cells are all filled, while none holds a
+    figure (at most 3)."""
+    count = 0
+    for k, row in enumerate(rows[:3]):
+        labelled_row = k and row[0].strip() and not all(c.strip() for c in row[1:])
+        if labelled_row or any(_is_value(c) for c in row[1:]):
+            break
+        count += 1
+    return max(count, 1) if rows else 0
+
+
+def column_names(rows: list[list[str]], count: int) -> list[str]:
+    """Each column's name: its heading cells top to bottom. A heading row above the last spans
+    columns (``2019`` over ``Cents per share`` and ``Total``): its k headings split the columns
+    into k equal groups in order when they divide evenly, else each column takes the nearest."""
+    width = max(len(r) for r in rows[:count]) if count else 0
+    names: list[list[str]] = [[] for _ in range(width)]
+    for k, row in enumerate(rows[:count]):
+        cells = [(row[j].strip() if j < len(row) else "") for j in range(width)]
+        placed = [(j, c) for j, c in enumerate(cells) if j and c]
+        for j in range(1, width):
+            if k == count - 1 or not placed:
+                cell = cells[j]
+            elif (width - 1) % len(placed) == 0:
+                cell = placed[(j - 1) // ((width - 1) // len(placed))][1]
+            else:
+                cell = min(placed, key=lambda p: abs(p[0] - j))[1]
+            if cell and cell not in names[j]:
+                names[j].append(cell)
+    return [(rows[0][0].strip() if rows and rows[0] else "") or "label",
+            *[" ".join(n) or f"column {j}" for j, n in enumerate(names[1:], 1)]]
+
+
 def document(context: dict[str, Any]) -> dict[str, Any]:
-    """The question's table and paragraphs as a filing-qa JSON document."""
+    """The question's table and paragraphs as a filing-qa JSON document: a paragraph naming the
+    columns, then one per row (``label: column: value; ...``), then the text's paragraphs."""
     rows = context["table"]["table"]
-    head = [h.strip() or f"column {k}" for k, h in enumerate(rows[0])] if rows else []
+    count = header_rows(rows)
+    head = column_names(rows, count)
     table = []
-    for row in rows[1:]:
+    for row in rows[count:]:
         cells = [f"{head[k] if k < len(head) else k}: {v}" for k, v in enumerate(row[1:], 1) if v.strip()]
         table.append(f"{row[0].strip() or '(no label)'}: " + "; ".join(cells) if cells else row[0].strip() or "(blank)")
     header = "Columns: " + " | ".join(head)

@@ -5,7 +5,7 @@
 
 1. **search** (a tool step, no model call): the filing's paragraphs that best match the question
    (``search_filing``: BM25 over the paragraphs, each hit cited ``section ¶n``).
-2. **answer** (an agent step, ReAct): the model reads the best :data:`SHOWN_HITS` paragraphs and
+2. **answer** (an agent step, ReAct): the model reads the best three paragraphs and
    answers, with two tools it may call: ``search_filing`` (its own keywords; the document is fixed
    by the plan, ``tool_args``) and ``calculate`` (safe arithmetic: the model writes the
    expression, code computes it). Its prompt is the graph's own (:meth:`FilingQA.agent_prompt`:
@@ -49,8 +49,9 @@ __all__ = ["FilingAnswer", "FilingQA", "FilingQAInputs", "ParagraphCite", "calcu
            "needs_calculation", "search_filing"]
 
 MAX_ITERATIONS = 6  # the answer, a second search and its answer, a calculation, and room to repair a call
-SHOWN_HITS = 3  # paragraphs of the search step the agent's prompt shows
-SHOWN_CHARS = 360  # characters of each (its start; search_filing shows more when the model searches itself)
+#: characters of the search step's best paragraphs the agent's prompt shows (their starts): more of
+#: the best, less of the next two (a figure is often past a long paragraph's first sentences)
+SHOWN_CHARS = (700, 240, 240)
 NOT_FOUND = "NOT FOUND"
 _NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
 _YEAR = re.compile(r"(?:19|20)\d\d")  # a year named in an answer is not its figure
@@ -108,8 +109,7 @@ def search_filing(query: str, source: Annotated[str, InjectedToolArg], section: 
 
 
 def _calculate(expression: Annotated[str, Field(max_length=EXPRESSION_CHARS)]) -> dict:
-    """Compute an arithmetic expression such as 608 - 595, avg(45, 43) or 1568.6 / 1571.7. Numbers,
-    + - * / **, parentheses, abs, round, min, max, sum, avg."""
+    """Compute arithmetic, e.g. 608 - 595, avg(45, 43), (1568.6 - 1571.7) / 1571.7 * 100."""
     # "a - b = c, [table ¶2]": the left side is computed; the model's own result and notes are dropped
     left = expression.split("=", 1)[0].strip() if "=" in expression else expression
     return {"expression": left, "result": evaluate(left)}
@@ -277,11 +277,11 @@ class FilingQA(ChainSpec[FilingAnswer]):
         ]
 
     def agent_prompt(self, step: PlanStep, view: ChainView, task: str) -> list[BaseMessage] | None:
-        """The answer step's prompt: the system prompt, then the search step's best
-        :data:`SHOWN_HITS` paragraphs (:data:`SHOWN_CHARS` characters each, cited), the question
-        and ``task``; the engine's goal, progress and summary lines would repeat them."""
-        hits = view.data("search").get("hits", [])[:SHOWN_HITS]
-        shown = "\n".join(f"[{h['cite']}] {h['text'][:SHOWN_CHARS]}" for h in hits) or "(no paragraph matched)"
+        """The answer step's prompt: the system prompt, then the search step's best paragraphs
+        (:data:`SHOWN_CHARS`, cited), the question and ``task``; the engine's goal, progress and
+        summary lines would repeat them."""
+        hits = view.data("search").get("hits", [])
+        shown = "\n".join(f"[{h['cite']}] {h['text'][:n]}" for h, n in zip(hits, SHOWN_CHARS)) or "(no paragraph matched)"
         return [SystemMessage(self.system_prompt),
                 HumanMessage(f"Paragraphs of the filing:\n{shown}\n\nQuestion: {view.inputs['question']}\n{task}")]
 

@@ -22,6 +22,7 @@ can carry them too):
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any, overload
 
@@ -53,13 +54,14 @@ def tool(fn: Callable[..., Any] | None = None, /, *, name: str | None = None, de
     step with its result as the answer (no model call reads it; ``graphs/agent.py``).
 
     The arguments' schema comes from the type hints (pydantic validates every call); the
-    description from ``description`` or the docstring (required: a model may read it); the name
+    description from ``description`` or the docstring, its whitespace folded to one line (required:
+    a model reads it, and every tool's schema is prompt tokens in every call that binds it); the name
     from ``name`` or the function's name. The function returns a JSON-ready ``dict`` (or any value
     of Chainproof's value contract). Raises ``ValueError`` when there is no description.
     """
 
     def make(func: Callable[..., Any]) -> BaseTool:
-        text = description or (func.__doc__ or "").strip()
+        text = description or " ".join(inspect.cleandoc(func.__doc__ or "").split())  # one line: prompt tokens
         if not text:
             raise ValueError(f"tool {name or func.__name__!r}: give a docstring or description= (the model reads it)")
         tags = [t for t, on in ((SENSITIVE_TAG, sensitive), (APPROVAL_TAG, requires_approval),
