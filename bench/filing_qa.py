@@ -14,9 +14,11 @@ headers, and its paragraphs, written as a filing-qa JSON document):
   (the model is greedy, so a second run would repeat it), so only the retry costs time.
 
 Ablations (``--systems``, each a ``filing-qa`` graph without one part, to measure what the part
-adds): ``chainproof-no-answer-checks`` (an arithmetic answer is never sent back to call the
-calculator), ``chainproof-model-types`` (the typed answer is always the model's, never read from
-the agent's by code), ``chainproof-free-start`` (the agent may answer before it searches).
+adds): ``chainproof-no-answer-checks`` (an answer is never sent back: not to the calculator, not to
+search again), ``chainproof-model-types`` (the typed answer is always the model's, never read from
+the agent's by code), ``chainproof-free-start`` (the agent's first ``tool_choice`` is ``auto``, not
+routed by the question), ``chainproof-engine-prompt`` (the engine's prompt, with the search step as
+cited evidence, instead of the graph's own).
 
 Scoring (the issue's rule): a number is right when the number given is within 1 % of the gold
 answer (also when given in the scale's base unit: ``percent`` 12.5 as 0.125, ``million`` 1.5 as
@@ -83,17 +85,30 @@ class _ModelTypes(FilingQA):
 
 
 class _FreeStart(FilingQA):
-    """filing-qa whose agent may answer at once (``first_tool_choice="auto"``)."""
+    """filing-qa whose agent chooses its first tool itself (``first_tool_choice="auto"``, tools shown)."""
 
     def plan(self, inputs: dict[str, Any]) -> list[Any]:
         return [s.model_copy(update={"first_tool_choice": "auto"}) if s.kind == "agent" else s
                 for s in super().plan(inputs)]
 
 
+class _EnginePrompt(FilingQA):
+    """filing-qa whose agent gets the engine's prompt (goal, progress, summary, the search step as
+    cited evidence, task) instead of the graph's own (``agent_prompt``)."""
+
+    def plan(self, inputs: dict[str, Any]) -> list[Any]:
+        return [s.model_copy(update={"evidence": ["search"]}) if s.kind == "agent" else s
+                for s in super().plan(inputs)]
+
+    def agent_prompt(self, step: Any, view: Any, task: str) -> None:
+        return None
+
+
 #: each chainproof system: the graph it runs (ablations leave out one part, to measure what it adds)
 GRAPHS: dict[str, tuple[str, type[FilingQA]]] = {
     "chainproof": ("filing-qa", FilingQA), "chainproof-no-answer-checks": ("bench-fq-no-checks", _NoAnswerChecks),
-    "chainproof-model-types": ("bench-fq-model-types", _ModelTypes), "chainproof-free-start": ("bench-fq-free", _FreeStart)}
+    "chainproof-model-types": ("bench-fq-model-types", _ModelTypes), "chainproof-free-start": ("bench-fq-free", _FreeStart),
+    "chainproof-engine-prompt": ("bench-fq-engine-prompt", _EnginePrompt)}
 PLAIN_PROMPT = (FilingQA.system_prompt + " Call search_filing to find facts and calculate for any arithmetic. When you "
                 "know the answer, reply with only the answer: a number or a short span copied from the document.")
 _SCALE = {"percent": 0.01, "thousand": 1e3, "million": 1e6, "billion": 1e9}

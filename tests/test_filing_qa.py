@@ -327,3 +327,26 @@ def test_the_benchmark_smoke_path_runs_three_systems_on_a_seeded_sample(shared_d
     again = subprocess.run([sys.executable, str(REPO / "bench" / "filing_qa.py"), "--model", "scripted", "--limit", "2",
                             "--seed", "3", "--json"], capture_output=True, text=True, timeout=300, cwd=REPO)
     assert [a["uid"] for a in json.loads(again.stdout)["answers"]] == [a["uid"] for a in results["answers"]]
+
+
+def test_the_benchmark_names_columns_from_every_heading_row():
+    """TAT-QA tables put a year over several columns in a row above their own headings; the
+    benchmark's document names each column from all its heading rows (the same for every system)."""
+    bench = _bench()
+    spread = [["", "2019", "", "", "", "2018", ""],  # the year sits inside its span of three columns
+              ["", "CENTS PER", "TOTAL", "DATE OF", "CENTS PER", "TOTAL", "DATE OF"],
+              ["", "SHARE", "AMOUNT", "PAYMENT", "SHARE", "AMOUNT", "PAYMENT"],
+              ["Current year interim", "45", "593", "5 April 2019", "43", "561", "6 April 2018"]]
+    doc = bench.document({"table": {"table": spread}, "paragraphs": []})
+    assert doc["sections"]["table"][1] == ("Current year interim: 2019 CENTS PER SHARE: 45; 2019 TOTAL AMOUNT: 593; "
+                                           "2019 DATE OF PAYMENT: 5 April 2019; 2018 CENTS PER SHARE: 43; "
+                                           "2018 TOTAL AMOUNT: 561; 2018 DATE OF PAYMENT: 6 April 2018")
+    pairs = [["", "", "2019", "", "2018"],  # the year sits at the right of its two columns
+             ["", "Gross", "Amortization", "Gross", "Amortization"],
+             ["Brands", "$3,678.0", "$—", "$918.3", "$—"]]
+    assert bench.column_names(pairs, bench.header_rows(pairs)) == [
+        "label", "2019 Gross", "2019 Amortization", "2018 Gross", "2018 Amortization"]
+    plain = [["Current assets", "As Reported", "Adjustments"], ["Inventories", "1,571.7", "(3.1)"]]
+    assert bench.header_rows(plain) == 1  # a row of figures is never a heading
+    assert bench.document({"table": {"table": plain}, "paragraphs": []})["sections"]["table"] == [
+        "Columns: Current assets | As Reported | Adjustments", "Inventories: As Reported: 1,571.7; Adjustments: (3.1)"]
