@@ -3,8 +3,10 @@ market CSVs), for a company whose filings the analyst already holds.
 
 * **Text**: EDGAR HTML or inline XBRL (:func:`~chainproof.tools.sec_sections.html_to_text`), or text
   (EDGAR's ``.txt``, ``pdftotext -layout`` of a PDF). Sections by their Item headings
-  (:mod:`chainproof.tools.sec_sections`); a 10-Q's Item 1A (Part II, the update to the 10-K's risk
-  factors) is appended to the risk factors under a line naming the file.
+  (:mod:`chainproof.tools.sec_sections`); a 10-Q's Part II Item 1A (the update to the 10-K's risk
+  factors) and Item 1 (Legal Proceedings, with the note it refers to) are appended to the risk
+  factors, legal proceedings and legal note under a line naming the 10-Q and its period
+  (:func:`tenq_updates`); a 10-Q without one of them adds nothing for it and says so.
 * **Financial statements**: from inline XBRL when the document has it (``ix:nonFraction`` facts
   with their contexts, through :mod:`chainproof.tools.xbrl_facts`); otherwise from the statement
   lines of the text (:func:`chainproof.tools.statement_text.text_financials`: the statement pages,
@@ -23,11 +25,11 @@ from chainproof.errors import DossierError
 from chainproof.tools.dossier_writer import MARKET_FILES, DossierParts, check_inputs_outside, write_dossier
 from chainproof.tools.filing_cover import check_cover, cover_name
 from chainproof.tools.input_files import read_bytes, read_text
-from chainproof.tools.sec_sections import find_item, find_sections, html_to_text
+from chainproof.tools.sec_sections import find_item, find_sections, html_to_text, referenced_note
 from chainproof.tools.statement_text import text_financials
 from chainproof.tools.xbrl_facts import Fact, financial_rows
 
-__all__ = ["import_dossier", "input_files", "read_document", "text_financials"]
+__all__ = ["import_dossier", "input_files", "read_document", "tenq_updates", "text_financials"]
 
 
 def read_document(path: Path, option: str = "--10k") -> tuple[str, str | None]:
@@ -120,14 +122,49 @@ def input_files(tenk: Path, tenqs: Sequence[Path], market: Mapping[str, Path],
             + [(MARKET_FILES[n], Path(p)) for n, p in market.items()] + ([("--headlines", Path(headlines))] if headlines else []))
 
 
+#: a 10-Q's Part II items appended to the 10-K's texts: (item, title word, heading, text key)
+_TENQ_ITEMS = (("1", "legal", "Part II Item 1 (Legal Proceedings)", "legal_proceedings"),
+               ("1a", "risk", "Part II Item 1A (Risk Factors)", "risk_factors"))
+
+
+def tenq_updates(text: str, name: str, period_end: date, *, document: str = "the 10-Q") -> tuple[dict[str, str], list[str]]:
+    """``({text key: block}, [summary line])`` of a 10-Q's text: its Part II Item 1 (Legal
+    Proceedings) for ``legal_proceedings``, the note that item refers to ("see Note 12A") for
+    ``legal_note``, and its Item 1A (the update to the risk factors) for ``risk_factors``. Each block
+    starts on a new line with ``[Update from the 10-Q NAME (period ended YYYY-MM-DD): Part II Item
+    1A (Risk Factors)]`` and then the section as the 10-Q prints it. A 10-Q need not update its risk
+    factors or report legal proceedings: an item it lacks adds nothing, and a summary line says so.
+    Raises :class:`DossierError` naming ``document`` when it has neither item (not a 10-Q's Part II)."""
+    blocks: dict[str, str] = {}
+    said: list[str] = []
+    for number, word, what, key in _TENQ_ITEMS:
+        section = find_item(text, number, word)
+        tag = f"[Update from the 10-Q {name} (period ended {period_end.isoformat()}): {what}]"
+        if section is None:
+            said.append(f"10-Q {name}: no {what}; nothing added to {key}")
+            continue
+        blocks[key] = f"\n{tag}\n{section.text}"
+        said.append(f"10-Q {name}: {what} appended to {key}")
+        note = referenced_note(text, section) if key == "legal_proceedings" else None
+        if note is not None:
+            blocks["legal_note"] = f"\n[Update from the 10-Q {name} (period ended {period_end.isoformat()}): {note.heading}]\n{note.text}"
+            said.append(f"10-Q {name}: {note.heading} (referred to by {what}) appended to legal_note")
+    if not blocks:
+        raise DossierError(f"{document}: section not found: Part II Item 1 (Legal Proceedings) and Item 1A (Risk Factors): "
+                           "no line starting 'Item 1' or 'Item 1A' followed by its title; is this a 10-Q?")
+    return blocks, said
+
+
 def import_dossier(ticker: str, tenk: Path, tenqs: Sequence[Path], market: Mapping[str, Path], out_dir: str | Path,
                    *, as_of: date | None = None, name: str | None = None, n_years: int = 3,
-                   headlines: Path | None = None, force: bool = False) -> Path:
+                   headlines: Path | None = None, force: bool = False, summary: list[str] | None = None) -> Path:
     """Build the dossier of ``ticker`` from the analyst's ``tenk`` (and ``tenqs``), ``market`` files
     (:func:`chainproof.tools.dossier_writer.write_dossier`) and optional ``headlines`` CSV into
     ``out_dir``; ``as_of`` defaults to the last date in the prices file; the name comes from the
     cover page (else the target's row of the peers CSV), the sector from that row. ``force``: replace
-    files in ``out_dir`` the dossier commands did not write. Every document's cover must name the
+    files in ``out_dir`` the dossier commands did not write. Each 10-Q's Part II updates are appended
+    (:func:`tenq_updates`); what each added, or that it had nothing for a part, is a note of the
+    dossier and, when ``summary`` is given, a line appended to it. Every document's cover must name the
     peers file's company for ``ticker`` and a period that ended on or before ``as_of``
     (:func:`chainproof.tools.filing_cover.check_cover`); the fiscal year end is the 10-K's period end.
     Raises :class:`DossierError` naming the file and the section or heading that is missing, or the
@@ -154,23 +191,26 @@ def import_dossier(ticker: str, tenk: Path, tenqs: Sequence[Path], market: Mappi
         latest = max((fy for fy, *_ in fin), default=None)
         fin = [r for r in fin if latest is not None and r[0] > latest - n_years]
     texts = {k: s.text for k, s in sections.items()}
+    added: list[str] = []
     for q in tenqs:
         q_text, _ = read_document(Path(q), "--10q")
-        check_cover(q_text, "--10q", Path(q), expected_name=(target.get("name") or "").strip(), as_of=as_of)
-        update = find_item(q_text, "1a", "risk")
-        if update is None:
-            raise DossierError(f"--10q {q}: section not found: Item 1A (Risk Factors): no line starting 'Item 1A' "
-                               "followed by its title")
-        texts["risk_factors"] += f"\n[Update from the 10-Q {Path(q).name}]\n{update.text}"
+        q_end = check_cover(q_text, "--10q", Path(q), expected_name=(target.get("name") or "").strip(), as_of=as_of)
+        blocks, said = tenq_updates(q_text, Path(q).name, q_end, document=f"--10q {q}")
+        for k, block in blocks.items():
+            texts[k] = (texts.get(k) or "") + block
+        added += said
+    if summary is not None:
+        summary.extend(added)
     cover = cover_name(text)
     parts = DossierParts(
         ticker=key, name=name or cover or (target.get("name") or "").strip() or key,
         sector=(target.get("sector") or "").strip() or "unknown",
         headlines=read_headlines(Path(headlines)) if headlines else [],
         fiscal_year_end=f"{end.month:02d}-{end.day:02d}", as_of=as_of, financials=fin, texts=texts,
-        sources=[f"financials.csv and filings/: analyst's 10-K {tenk}"] + [f"risk factors update: analyst's 10-Q {q}" for q in tenqs]
+        sources=[f"financials.csv and filings/: analyst's 10-K {tenk}"]
+        + [f"risk factors and legal proceedings updates: analyst's 10-Q {q}" for q in tenqs]
         + ([f"headlines.csv: analyst's {headlines}"] if headlines else []),
-        notes=["built by chainproof dossier import from the analyst's own documents"]
+        notes=["built by chainproof dossier import from the analyst's own documents"] + added
         + ([] if headlines else ["headlines.csv is empty (no --headlines given)"])
         + ([] if fin else ["no statement lines found in Item 8: financials.csv is empty"]))
     return write_dossier(parts, market, out_dir, force=force)
