@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from chainproof.errors import DossierError
 
-__all__ = ["REQUIRED_SECTIONS", "Section", "find_item", "find_note", "find_sections", "html_to_text"]
+__all__ = ["REQUIRED_SECTIONS", "Section", "find_item", "find_note", "find_sections", "html_to_text", "referenced_note"]
 
 _DASH = r"[.:\-\u2013\u2014]"
 # "Item 1A. Risk Factors" / "ITEM 3 — LEGAL PROCEEDINGS" / "Item 1A." alone on its line (its title on the next)
@@ -220,8 +220,8 @@ def find_note_number(text: str, number: int) -> Section | None:
     return best if best is not None and best.end - best.start < 200_000 else None
 
 
-def _referenced_note(text: str, item3: Section | None) -> Section | None:
-    """The note Item 3 refers to ("see Note 20 to our Consolidated Financial Statements", "Note
+def referenced_note(text: str, item3: Section | None) -> Section | None:
+    """The note Item 3 (or a 10-Q's Part II Item 1) refers to ("see Note 20 to our Consolidated Financial Statements", "Note
     16A"), when it refers to exactly one note number and that note is found."""
     numbers = {int(n) for n in re.findall(r"\bnote\s+(\d{1,2})[A-Z]?\b", item3.text, re.I)} if item3 else set()
     return find_note_number(text, numbers.pop()) if len(numbers) == 1 else None
@@ -240,7 +240,7 @@ def find_sections(text: str, *, document: str = "the 10-K", need_note: bool = Fa
             missing.append(f"{name}: no line starting 'Item {number.upper()}' followed by its title")
         else:
             found[key] = section
-    note = _referenced_note(text, found.get("legal_proceedings")) or find_note(text)
+    note = referenced_note(text, found.get("legal_proceedings")) or find_note(text)
     if note is not None:
         found["legal_note"] = note
     elif need_note:

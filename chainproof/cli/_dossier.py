@@ -96,7 +96,7 @@ def dossier_fetch(
 def dossier_import(
     ticker: Annotated[str, typer.Option(help="Company ticker.")],
     tenk: Annotated[Path, typer.Option("--10k", help="The 10-K: EDGAR HTML (inline XBRL or not) or text (e.g. pdftotext output).")],
-    tenq: Annotated[Optional[list[Path]], typer.Option("--10q", help="A later 10-Q (repeatable); its risk-factor updates are appended.")] = None,
+    tenq: Annotated[Optional[list[Path]], typer.Option("--10q", help="A later 10-Q (repeatable); its Part II legal proceedings and risk-factor updates are appended.")] = None,
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="YYYY-MM-DD (default: the last price's date).")] = None,
     name: Annotated[Optional[str], typer.Option(help="Company name (default: the 10-K's cover page).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Folder to write the dossier into (default: ./dossiers/TICKER).")] = None,
@@ -114,6 +114,9 @@ def dossier_import(
     market = _market(prices, benchmark, rates, peers)
     check_inputs_outside(target, input_files(tenk, list(tenq or ()), market, headlines))  # before --force lists them
     _out_checked(target, force)
+    summary: list[str] = []
     path = import_dossier(ticker, tenk, list(tenq or ()), market, target,
-                          as_of=when, name=name, headlines=headlines, force=force)
+                          as_of=when, name=name, headlines=headlines, force=force, summary=summary)
+    for line in summary:  # what each 10-Q added, or that it had nothing for a part
+        console.print(line, highlight=False)
     console.print(f"dossier written to {path}", highlight=False)
