@@ -31,7 +31,6 @@ ReAct loop with the same tools; one model call answers most questions. No approv
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Annotated, Any
@@ -40,7 +39,8 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_core.tools import InjectedToolArg
 from pydantic import BaseModel, Field
 
-from chainproof import AgentAnswer, ApprovalPolicy, ChainSpec, ChainView, PlanStep, SendBack, clipped, tool
+from chainproof import AgentAnswer, ApprovalPolicy, ChainSpec, ChainView, PlanStep, SendBack, tool
+from chainproof.graphs.filing_qa_answers import FilingAnswer, ParagraphCite, cite_text, kept_answer, typed_answer
 from chainproof.tools.calculator import evaluate
 from chainproof.tools.dossier import resolve_dossier
 from chainproof.tools.filing_search import evidence, load_source, search
@@ -53,8 +53,6 @@ MAX_ITERATIONS = 6  # the answer, a second search and its answer, a calculation,
 #: the best, less of the next two (a figure is often past a long paragraph's first sentences)
 SHOWN_CHARS = (700, 240, 240)
 NOT_FOUND = "NOT FOUND"
-_NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
-_YEAR = re.compile(r"(?:19|20)\d\d")  # a year named in an answer is not its figure
 # a question asking for a figure computed from others; measured on TAT-QA's dev split (1,668
 # questions): it names 97 % of the arithmetic questions and 10 % of the span questions
 _COMPUTED = re.compile(r"\b(change|changes|changed|average|difference|ratio|increase|decrease|growth|sum|combined|"
@@ -62,9 +60,6 @@ _COMPUTED = re.compile(r"\b(change|changes|changed|average|difference|ratio|incr
                        r"\btotal\b.*\b(?:and|between|both|from|across)\b", re.I)
 _EXPLAINED = re.compile(r"\bwhy\b|^\s*(?:how (?:did|does|is|are|was|were)|what (?:was|were|is|are) the (?:reasons?|causes?)|"
                         r"what caused|explain|which)\b|(?:due to|recognized as|attributable to)\?\s*$", re.I)
-_CITED = re.compile(r"\[?\s*\b([a-z_]+)\s*¶\s*(\d+)\s*\]?")  # "[table ¶3]", or "table ¶3" as the 1.5B model writes it
-_TRAILER = re.compile(r",?\s*(?:with (?:a |the )?cites? (?:of|from)?|citing|cited in|see|from)\s*$", re.I)
-_LEAD = re.compile(r"^\s*(?:the\s+)?(?:final\s+)?answer(?:\s+is)?\s*[:\-]?\s*", re.I)
 EXPRESSION_CHARS = 160  # a calculator expression's length in the tool's schema (maxLength: llama.cpp's grammar
 # then closes the string; greedy decoding once wrote "100.000000000000012500000..." up to max_tokens)
 #: (words of the question, the form of the calculation), first match wins: the note names the operation asked
@@ -87,11 +82,6 @@ def calculate_note(question: str) -> str:
     question's words ask for."""
     return (f"This question asks for a figure computed from others. Call calculate with the figures from the paragraphs "
             f"({_form(question)}).")
-
-
-def _figure(stated: str) -> float:
-    """A number as an answer states it (``-$1,568.6``) as a float."""
-    return float(stated.replace("$", "").replace(",", ""))
 
 
 def needs_calculation(question: str) -> bool:
@@ -136,77 +126,6 @@ class FilingQAInputs(BaseModel):
     dossier: str | None = Field(default=None, description="dossier folder (default: the bundled dossier of the ticker)")
     document: str | None = Field(default=None, description='a JSON document {"name", "sections": {section: '
                                                            '[paragraph, ...]}} searched instead of the filing texts')
-
-
-class ParagraphCite(BaseModel):
-    """A paragraph of the document: ``paragraph`` is its 1-based number in ``section``."""
-
-    section: str = Field(min_length=1)
-    paragraph: int = Field(ge=1)
-
-
-class FilingAnswer(BaseModel):
-    """The answer: ``answer`` as text; ``value`` the number when it is one (as stated or computed by
-    the calculator), in ``unit`` (e.g. ``USD millions``, ``%``); ``citations`` the evidence
-    paragraphs it rests on; ``confidence`` 0–1 as the model rates it (0 on the fallback; None
-    when the answer was typed by code from the agent's own, :meth:`FilingQA.direct_decision`)."""
-
-    answer: clipped(400, "the answer: a number with its unit, or a short span of the text")  # type: ignore[valid-type]
-    value: float | None = None
-    unit: str | None = Field(default=None, max_length=40)
-    citations: list[ParagraphCite] = Field(min_length=1, max_length=4)
-    confidence: float | None = Field(ge=0.0, le=1.0)
-
-
-def _cite(section: str, paragraph: int) -> str:
-    return f"{section} ¶{paragraph}"
-
-
-def _paragraph_cites(paras: list[dict[str, Any]]) -> list[ParagraphCite]:
-    return [ParagraphCite(section=p["section"], paragraph=p["paragraph"]) for p in paras]
-
-
-def _holds(paras: list[dict[str, Any]], cite: ParagraphCite, words: str) -> bool:
-    """Whether the evidence paragraph ``cite`` contains ``words`` as written (case and spacing aside)."""
-    text = next((p["text"] for p in paras if (p["section"], p["paragraph"]) == (cite.section, cite.paragraph)), "")
-    return " ".join(words.lower().split()) in " ".join(text.lower().split())
-
-
-def _stating(paras: list[dict[str, Any]], figures: list[str]) -> list[ParagraphCite]:
-    """The evidence paragraphs that state any of ``figures`` (``1568.6`` matches ``1,568.6``), in order."""
-    out = []
-    for p in paras:
-        text = p["text"].replace(",", "")
-        if any(re.search(rf"(?<![\d.]){re.escape(f.replace(',', ''))}(?![\d]|\.\d)", text) for f in figures):
-            out.append(ParagraphCite(section=p["section"], paragraph=p["paragraph"]))
-    return out
-
-
-def _number_text(value: float) -> str:
-    """A computed figure as an answer states it: at most four decimals, no trailing zeros."""
-    return f"{value:,.4f}".rstrip("0").rstrip(".")
-
-
-def _result(returned: str) -> tuple[str, float, str] | None:
-    """``(answer text, value, expression)`` of a ``calculate`` result's JSON text; None when it is not one."""
-    try:
-        done = json.loads(returned)
-        value = float(done["result"])
-    except (ValueError, KeyError, TypeError):
-        return None
-    return _number_text(value), value, str(done.get("expression", ""))
-
-
-def _calculated(returned: str, paras: list[dict[str, Any]]) -> FilingAnswer | None:
-    """The typed answer of a ``calculate`` result, cited by the evidence paragraphs that state
-    the expression's figures; None when none does or the result is not a number."""
-    computed = _result(returned)
-    if computed is None:
-        return None
-    cites = _stating(paras, [n.lstrip("-$") for n in _NUMBER.findall(computed[2])])[:4]
-    if not cites:
-        return None
-    return FilingAnswer(answer=computed[0], value=computed[1], unit=None, citations=cites, confidence=None)
 
 
 class FilingQA(ChainSpec[FilingAnswer]):
@@ -308,7 +227,7 @@ class FilingQA(ChainSpec[FilingAnswer]):
     def check_decision(self, decision: FilingAnswer, view: ChainView) -> None:
         """Every citation must name a paragraph of the evidence step (retrieved and shown)."""
         allowed = [p["cite"] for p in view.data("evidence").get("paragraphs", [])]
-        bad = [_cite(c.section, c.paragraph) for c in decision.citations if _cite(c.section, c.paragraph) not in allowed]
+        bad = [cite_text(c.section, c.paragraph) for c in decision.citations if cite_text(c.section, c.paragraph) not in allowed]
         if bad:
             raise ValueError(f"citations: {bad} are not among the paragraphs given; cite only {allowed}")
 
@@ -339,27 +258,7 @@ class FilingQA(ChainSpec[FilingAnswer]):
 
         Otherwise None: which number, or which words of a sentence, answer is the model's to say.
         ``confidence`` is None (not rated)."""
-        data = view.data("answer")
-        paras = view.data("evidence").get("paragraphs", [])
-        if data.get("stop_reason") == "returned":
-            return _calculated(str(data.get("answer") or ""), paras)
-        text = str(data.get("answer") or "") if data.get("stop_reason") == "answered" else ""
-        cites = [ParagraphCite(section=m.group(1), paragraph=int(m.group(2))) for m in _CITED.finditer(text)]
-        bare = _TRAILER.sub("", _LEAD.sub("", _CITED.sub(" ", text)).strip(" .;:,\n")).strip(" .;:,")
-        if not bare or len(bare) > 120 or NOT_FOUND.lower() in bare.lower():
-            return None
-        stated = [n for n in _NUMBER.findall(bare) if not _YEAR.fullmatch(n)]  # "for 2018 and 2019 is 45.5"
-        if len(stated) == 1:
-            cites = cites or _stating(paras, [stated[0].lstrip("-$")])[:1]
-            value = _figure(stated[0])
-        else:  # words: a paragraph it cites, else any evidence paragraph, must hold them as written
-            holding = [c for c in _paragraph_cites(paras) if _holds(paras, c, bare)]
-            cites = [c for c in cites if c in holding] or holding[:1]
-            value = None
-        if not cites:
-            return None
-        unique = list({(c.section, c.paragraph): c for c in cites}.values())
-        return FilingAnswer(answer=bare, value=value, unit=None, citations=unique[:4], confidence=None)
+        return typed_answer(view.data("answer"), view.data("evidence").get("paragraphs", []), NOT_FOUND)
 
     def fallback_decision(self, view: ChainView, errors: list[str]) -> FilingAnswer | None:
         """The agent's answer (a calculation's result; else its text, first number as the value)
@@ -368,12 +267,8 @@ class FilingQA(ChainSpec[FilingAnswer]):
         if not paras:
             return None
         found = view.finding("answer")
-        text = (found.summary if found else "") or "(no answer)"
-        computed = _result(text) if view.data("answer").get("stop_reason") == "returned" else None
-        number = _NUMBER.search(text)
-        value = computed[1] if computed else _figure(number.group()) if number else None
-        return FilingAnswer(answer=computed[0] if computed else text[:400], value=value, unit=None, confidence=0.0,
-                            citations=_paragraph_cites(paras[:1]))
+        return kept_answer((found.summary if found else "") or "(no answer)",
+                           view.data("answer").get("stop_reason") == "returned", paras)
 
     def approval_policy(self) -> ApprovalPolicy:
         return ApprovalPolicy(nodes=[])
@@ -392,7 +287,7 @@ class FilingQA(ChainSpec[FilingAnswer]):
                         if view.decision_fallback else ""))
         lines += ["", "## Citations", ""]
         for c in answer.get("citations", []):
-            cite = _cite(c["section"], c["paragraph"])
+            cite = cite_text(c["section"], c["paragraph"])
             lines.append(f"- **{cite}**: {paras.get(cite, '')[:600]}")
         found = view.finding("answer")
         if found is not None:

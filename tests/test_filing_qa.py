@@ -79,10 +79,12 @@ def test_code_searches_the_model_calculates_and_the_result_is_the_answer_with_a_
         decide = next(s for s in app.audit.records_of(run.run_id, Step) if s.node == "decide")
         assert decide.output["by"] == "code"
         answer = FilingAnswer.model_validate({k: v for k, v in run.state["decision"].items() if not k.startswith("_")})
-        assert (answer.answer, answer.value, answer.confidence) == ("13", 13.0, None)
+        # the unit the paragraph states both figures in ("$608 million", "$595 million")
+        assert (answer.answer, answer.value, answer.unit, answer.confidence) == ("13 USD millions", 13.0, "USD millions",
+                                                                                 None)
         assert [(c.section, c.paragraph) for c in answer.citations] == [("legal_note", 4)]
         report = Path(run.report_path).read_text()
-        assert "**Answer:** 13" in report and "**legal_note ¶4**: In 2017 3M raised its accrual" in report
+        assert "**Answer:** 13 USD millions" in report and "**legal_note ¶4**: In 2017 3M raised its accrual" in report
         replay = _replayed_identically(app, run.run_id)
         assert replay.model_calls_served == 1 and replay.tool_calls_served == 3
 
@@ -156,7 +158,7 @@ def test_an_arithmetic_answer_without_the_calculator_is_sent_back_once_then_stan
         assert "Call calculate" in model.calls[1][-1].content and model.calls[1][-2].content.startswith("4 USD")
         assert model.bound[1]["tool_choice"] == "calculate"
         decision = run.state["decision"]  # typed by code from the calculator's result
-        assert (decision["answer"], decision["value"], decision["confidence"]) == ("13", 13.0, None)
+        assert (decision["answer"], decision["value"], decision["confidence"]) == ("13 USD millions", 13.0, None)
         assert len(model.calls) == 2  # no decide call
         assert "not rated (typed by code" in Path(run.report_path).read_text()
         _replayed_identically(app, run.run_id)
@@ -285,7 +287,7 @@ def test_chainproof_run_filing_qa_answers_on_the_bundled_company(home):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "completed" in done.stdout
     report = next((home / "reports").glob("*.md")).read_text()
-    assert "**Answer:** 13\n" in report and "**Value:** 13\n" in report
+    assert "**Answer:** 13 USD millions\n" in report and "**Value:** 13 USD millions\n" in report
     run_id = next((home / "reports").glob("*.md")).stem
     replayed = subprocess.run([sys.executable, "-m", "chainproof.cli", "replay", run_id], capture_output=True,
                               text=True, env=env, cwd=REPO, timeout=300)
@@ -350,3 +352,21 @@ def test_the_benchmark_names_columns_from_every_heading_row():
     assert bench.header_rows(plain) == 1  # a row of figures is never a heading
     assert bench.document({"table": {"table": plain}, "paragraphs": []})["sections"]["table"] == [
         "Columns: Current assets | As Reported | Adjustments", "Inventories: As Reported: 1,571.7; Adjustments: (3.1)"]
+
+
+@pytest.mark.parametrize(("expression", "texts", "unit"), [
+    ("608 - 595", ["It stood at $608 million ($595 million a year earlier)."], "USD millions"),
+    ("avg(12.5, 13.1)", ["Margin: 2019: 12.5%; 2018: 13.1%"], "%"),
+    ("(159 - 182) / 182 * 100", ["Other financial income: 2019: 159; 2018: 182"], "%"),
+    ("1568.6 / 1571.7", ["Inventories: $1,571.7 million; adjusted $1,568.6 million"], None),  # a ratio has no unit
+    ("45 + 43", ["Cents per share: 2019: 45; 2018: 43"], None),  # stated without a unit
+    ("608 - 43", ["$608 million", "43%"], None),  # figures in different units
+])
+def test_a_calculated_answer_takes_the_unit_its_figures_are_stated_in(expression, texts, unit):
+    from chainproof.graphs.filing_qa_answers import typed_answer
+
+    paras = [{"section": "text", "paragraph": k, "text": t} for k, t in enumerate(texts, 1)]
+    result = json.dumps({"expression": expression, "result": 1.0})
+    answer = typed_answer({"stop_reason": "returned", "answer": result}, paras, "NOT FOUND")
+    assert answer is not None and answer.unit == unit and answer.value == 1.0
+    assert answer.answer == {"%": "1%", None: "1"}.get(unit, f"1 {unit}")

@@ -1,0 +1,158 @@
+"""The filing-qa graph's answers: :class:`FilingAnswer` and how code types one from the agent's
+(:func:`typed_answer`), when a calculation's result, one stated figure or words a paragraph holds
+settle it (``graphs/filing_qa.py``)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from chainproof import clipped
+
+__all__ = ["FilingAnswer", "ParagraphCite", "cite_text", "figure", "kept_answer", "paragraph_cites", "typed_answer"]
+
+_NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
+_YEAR = re.compile(r"(?:19|20)\d\d")  # a year named in an answer is not its figure
+_CITED = re.compile(r"\[?\s*\b([a-z_]+)\s*¶\s*(\d+)\s*\]?")  # "[table ¶3]", or "table ¶3" as the 1.5B model writes it
+_TRAILER = re.compile(r",?\s*(?:with (?:a |the )?cites? (?:of|from)?|citing|cited in|see|from)\s*$", re.I)
+_LEAD = re.compile(r"^\s*(?:the\s+)?(?:final\s+)?answer(?:\s+is)?\s*[:\-]?\s*", re.I)
+
+class ParagraphCite(BaseModel):
+    """A paragraph of the document: ``paragraph`` is its 1-based number in ``section``."""
+
+    section: str = Field(min_length=1)
+    paragraph: int = Field(ge=1)
+
+
+class FilingAnswer(BaseModel):
+    """The answer: ``answer`` as text; ``value`` the number when it is one (as stated or computed by
+    the calculator), in ``unit`` (e.g. ``USD millions``, ``%``); ``citations`` the evidence
+    paragraphs it rests on; ``confidence`` 0–1 as the model rates it (0 on the fallback; None
+    when the answer was typed by code from the agent's own, :meth:`FilingQA.direct_decision`)."""
+
+    answer: clipped(400, "the answer: a number with its unit, or a short span of the text")  # type: ignore[valid-type]
+    value: float | None = None
+    unit: str | None = Field(default=None, max_length=40)
+    citations: list[ParagraphCite] = Field(min_length=1, max_length=4)
+    confidence: float | None = Field(ge=0.0, le=1.0)
+
+
+def cite_text(section: str, paragraph: int) -> str:
+    return f"{section} ¶{paragraph}"
+
+
+def paragraph_cites(paras: list[dict[str, Any]]) -> list[ParagraphCite]:
+    return [ParagraphCite(section=p["section"], paragraph=p["paragraph"]) for p in paras]
+
+
+def _holds(paras: list[dict[str, Any]], cite: ParagraphCite, words: str) -> bool:
+    """Whether the evidence paragraph ``cite`` contains ``words`` as written (case and spacing aside)."""
+    text = next((p["text"] for p in paras if (p["section"], p["paragraph"]) == (cite.section, cite.paragraph)), "")
+    return " ".join(words.lower().split()) in " ".join(text.lower().split())
+
+
+def _stating(paras: list[dict[str, Any]], figures: list[str]) -> list[ParagraphCite]:
+    """The evidence paragraphs that state any of ``figures`` (``1568.6`` matches ``1,568.6``), in order."""
+    out = []
+    for p in paras:
+        text = p["text"].replace(",", "")
+        if any(re.search(rf"(?<![\d.]){re.escape(f.replace(',', ''))}(?![\d]|\.\d)", text) for f in figures):
+            out.append(ParagraphCite(section=p["section"], paragraph=p["paragraph"]))
+    return out
+
+
+def _number_text(value: float) -> str:
+    """A computed figure as an answer states it: at most four decimals, no trailing zeros."""
+    return f"{value:,.4f}".rstrip("0").rstrip(".")
+
+
+def _result(returned: str) -> tuple[str, float, str] | None:
+    """``(answer text, value, expression)`` of a ``calculate`` result's JSON text; None when it is not one."""
+    try:
+        done = json.loads(returned)
+        value = float(done["result"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    return _number_text(value), value, str(done.get("expression", ""))
+
+
+def _unit(expression: str, figures: list[str], paras: list[dict[str, Any]]) -> str | None:
+    """The unit of a calculation's result: ``%`` when the expression multiplies by 100; else, for
+    sums, differences and averages (not products or ratios), the unit every figure has where a
+    paragraph states it (``$608 million`` is ``USD millions``, ``12.5%`` is ``%``); else None."""
+    if re.search(r"\*\s*100(?![\d.])", expression):
+        return "%"
+    if re.search(r"[*/]", expression):
+        return None
+    units = set()
+    for f in figures:
+        stated = next((m for p in paras for m in [re.search(
+            rf"(\$)?\s?(?<![\d.]){re.escape(f.replace(',', ''))}(?![\d]|\.\d)\s*(%|million|billion|thousand)?",
+            p["text"].replace(",", ""))] if m), None)
+        if stated is None:
+            return None
+        units.add("%" if stated.group(2) == "%" else f"USD {stated.group(2)}s" if stated.group(1) and stated.group(2)
+                  else None)
+    return units.pop() if len(units) == 1 else None
+
+
+def _calculated(returned: str, paras: list[dict[str, Any]]) -> FilingAnswer | None:
+    """The typed answer of a ``calculate`` result, cited by the evidence paragraphs that state
+    the expression's figures, in the unit they share (:func:`_unit`); None when no paragraph
+    states them or the result is not a number."""
+    computed = _result(returned)
+    if computed is None:
+        return None
+    figures = [n.lstrip("-$") for n in _NUMBER.findall(computed[2])]
+    cites = _stating(paras, figures)[:4]
+    if not cites:
+        return None
+    unit = _unit(computed[2], figures, paras)
+    text = computed[0] + ("%" if unit == "%" else f" {unit}" if unit else "")
+    return FilingAnswer(answer=text, value=computed[1], unit=unit, citations=cites, confidence=None)
+
+
+def figure(stated: str) -> float:
+    """A number as an answer states it (``-$1,568.6``) as a float."""
+    return float(stated.replace("$", "").replace(",", ""))
+
+
+
+def typed_answer(data: dict[str, Any], paras: list[dict[str, Any]], not_found: str) -> FilingAnswer | None:
+    """The answer typed by code from the agent step's outcome ``data`` and the evidence ``paras``
+    (``{"section", "paragraph", "text"}``), or None when the model must type it; ``not_found``
+    is the reply that means the paragraphs did not answer (never typed as an answer)."""
+    if data.get("stop_reason") == "returned":
+        return _calculated(str(data.get("answer") or ""), paras)
+    text = str(data.get("answer") or "") if data.get("stop_reason") == "answered" else ""
+    cites = [ParagraphCite(section=m.group(1), paragraph=int(m.group(2))) for m in _CITED.finditer(text)]
+    bare = _TRAILER.sub("", _LEAD.sub("", _CITED.sub(" ", text)).strip(" .;:,\n")).strip(" .;:,")
+    if not bare or len(bare) > 120 or not_found.lower() in bare.lower():
+        return None
+    stated = [n for n in _NUMBER.findall(bare) if not _YEAR.fullmatch(n)]  # "for 2018 and 2019 is 45.5"
+    if len(stated) == 1:
+        cites = cites or _stating(paras, [stated[0].lstrip("-$")])[:1]
+        value = figure(stated[0])
+    else:  # words: a paragraph it cites, else any evidence paragraph, must hold them as written
+        holding = [c for c in paragraph_cites(paras) if _holds(paras, c, bare)]
+        cites = [c for c in cites if c in holding] or holding[:1]
+        value = None
+    if not cites:
+        return None
+    unique = list({(c.section, c.paragraph): c for c in cites}.values())
+    return FilingAnswer(answer=bare, value=value, unit=None, citations=unique[:4], confidence=None)
+
+
+
+def kept_answer(text: str, returned: bool, paras: list[dict[str, Any]]) -> FilingAnswer:
+    """The agent's own answer kept when the model gave no valid typed one: a calculation's result
+    (``returned``: ``text`` is its JSON), else ``text`` with its first number as the value, citing
+    the first evidence paragraph, with confidence 0 (``paras`` must not be empty)."""
+    computed = _result(text) if returned else None
+    number = _NUMBER.search(text)
+    value = computed[1] if computed else figure(number.group()) if number else None
+    return FilingAnswer(answer=computed[0] if computed else text[:400], value=value, unit=None, confidence=0.0,
+                        citations=paragraph_cites(paras[:1]))
