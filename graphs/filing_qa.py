@@ -53,6 +53,7 @@ MAX_ITERATIONS = 6  # the answer, a second search and its answer, a calculation,
 #: the best, less of the next two (a figure is often past a long paragraph's first sentences)
 SHOWN_CHARS = (700, 240, 240)
 NOT_FOUND = "NOT FOUND"
+DECIDE_CHARS = 400  # characters of each evidence paragraph the decide prompt shows (the model picks words and cites)
 # a question asking for a figure computed from others; measured on TAT-QA's dev split (1,668
 # questions): it names 97 % of the arithmetic questions and 10 % of the span questions
 _COMPUTED = re.compile(r"\b(change|changes|changed|average|difference|ratio|increase|decrease|growth|sum|combined|"
@@ -212,7 +213,7 @@ class FilingQA(ChainSpec[FilingAnswer]):
     def decision_prompt(self, view: ChainView) -> str:
         found = view.finding("answer")
         paras = view.data("evidence").get("paragraphs", [])
-        listed = "\n".join(f"[{p['cite']}] {p['text'][:500]}" for p in paras) or "(none)"
+        listed = "\n".join(f"[{p['cite']}] {p['text'][:DECIDE_CHARS]}" for p in paras) or "(none)"
         return (
             f"Question: {view.inputs['question']}\nThe agent's answer: {found.summary if found else '(none)'}\n\n"
             f"Paragraphs:\n{listed}\n\nGive the final answer as JSON: "

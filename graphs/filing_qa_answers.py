@@ -15,6 +15,8 @@ from chainproof import clipped
 __all__ = ["FilingAnswer", "ParagraphCite", "cite_text", "figure", "kept_answer", "paragraph_cites", "typed_answer"]
 
 _NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
+_MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?"
+_DATE = re.compile(rf"\b{_MONTH}\s+\d{{1,2}},?\s+(?:19|20)\d\d\b|\b\d{{1,2}}\s+{_MONTH}\s+(?:19|20)\d\d\b")
 _YEAR = re.compile(r"(?:19|20)\d\d")  # a year named in an answer is not its figure
 _CITED = re.compile(r"\[?\s*\b([a-z_]+)\s*¶\s*(\d+)\s*\]?")  # "[table ¶3]", or "table ¶3" as the 1.5B model writes it
 _TRAILER = re.compile(r",?\s*(?:with (?:a |the )?cites? (?:of|from)?|citing|cited in|see|from)\s*$", re.I)
@@ -132,7 +134,8 @@ def typed_answer(data: dict[str, Any], paras: list[dict[str, Any]], not_found: s
     bare = _TRAILER.sub("", _LEAD.sub("", _CITED.sub(" ", text)).strip(" .;:,\n")).strip(" .;:,")
     if not bare or len(bare) > 120 or not_found.lower() in bare.lower():
         return None
-    stated = [n for n in _NUMBER.findall(bare) if not _YEAR.fullmatch(n)]  # "for 2018 and 2019 is 45.5"
+    # "for 2018 and 2019 is 45.5", "as of September 29, 2019": years and dates are not the figure
+    stated = [n for n in _NUMBER.findall(_DATE.sub(" ", bare)) if not _YEAR.fullmatch(n)]
     if len(stated) == 1:
         cites = cites or _stating(paras, [stated[0].lstrip("-$")])[:1]
         value = figure(stated[0])

@@ -370,3 +370,16 @@ def test_a_calculated_answer_takes_the_unit_its_figures_are_stated_in(expression
     answer = typed_answer({"stop_reason": "returned", "answer": result}, paras, "NOT FOUND")
     assert answer is not None and answer.unit == unit and answer.value == 1.0
     assert answer.answer == {"%": "1%", None: "1"}.get(unit, f"1 {unit}")
+
+
+def test_a_date_in_an_answer_is_not_its_figure():
+    from chainproof.graphs.filing_qa_answers import typed_answer
+
+    paras = [{"section": "text", "paragraph": 4, "text": "There were 1,677,983 shares available for future issuance "
+                                                         "as of September 29, 2019 under the plan."}]
+    said = "1,677,983 shares available for future issuance as of September 29, 2019. [text ¶4]"
+    answer = typed_answer({"stop_reason": "answered", "answer": said}, paras, "NOT FOUND")
+    assert answer is not None and answer.value == 1677983.0 and answer.citations[0].paragraph == 4
+    two = typed_answer({"stop_reason": "answered", "answer": "45 cents on 5 April 2019 and 43 cents [text ¶4]"}, paras,
+                       "NOT FOUND")
+    assert two is None  # two figures besides the date: the model says which answers
