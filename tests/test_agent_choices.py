@@ -13,15 +13,12 @@ from langchain_core.messages import HumanMessage, SystemMessage
 
 from chainproof.agents.llama_messages import constrain
 from chainproof.agents.models import StaticModels
-from chainproof.agents.scripted import ScriptedChatModel
-from chainproof.app import Chainproof
 from chainproof.checkpoints.audit_schema import ModelCallRecord, Step, ToolCallRecord
 from chainproof.errors import PlanError
-from chainproof.graphs.registry import register
 from chainproof.graphs.spec import PlanStep
 from chainproof.graphs.tool import tool
 from testkit import agent_graph
-from testkit.agent_graph import DECISION, FINAL, AgentChain, call, multiply, ratio, revenue
+from testkit.agent_graph import DECISION, FINAL, AgentChain, call, multiply, ratio, revenue, start_scripted
 from testkit.toy_models import ModelMustNotBeCalled
 
 
@@ -55,11 +52,7 @@ class ChoosingChain(AgentChain):
 
 
 def _run(settings, replies, **config):
-    register("choosing-chain", lambda: ChoosingChain(**config))
-    agent_graph.RUNS.clear()
-    model = ScriptedChatModel(replies=replies)
-    app = Chainproof(settings, models=StaticModels(model))
-    return app, app.start("choosing-chain", {}), model
+    return start_scripted(settings, "choosing-chain", lambda: ChoosingChain(**config), replies)
 
 
 def _replayed_identically(app, run_id):

@@ -17,17 +17,13 @@ from chainproof.graphs.registry import register
 from chainproof.graphs.spec import PlanStep
 from chainproof.types import StepBudgetPause
 from testkit import agent_graph
-from testkit.agent_graph import DECISION, FINAL, AgentChain, call, five_iterations, looping
+from testkit.agent_graph import DECISION, FINAL, AgentChain, call, five_iterations, looping, start_scripted
 from testkit.fake_llama import FakeLlama
 from testkit.toy_models import ModelMustNotBeCalled
 
 
 def _run(settings, replies, **config):
-    register("agent-chain", lambda: AgentChain(**config))
-    agent_graph.RUNS.clear()
-    model = ScriptedChatModel(replies=replies)
-    app = Chainproof(settings, models=StaticModels(model))
-    return app, app.start("agent-chain", {}), model
+    return start_scripted(settings, "agent-chain", lambda: AgentChain(**config), replies)
 
 
 def _replayed_identically(app, run_id, tool_calls_served):

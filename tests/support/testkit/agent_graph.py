@@ -103,6 +103,20 @@ class AgentChain(ChainSpec[Answer]):
 
 
 call = ScriptedChatModel.tool_calls_reply
+
+
+def start_scripted(settings: Any, name: str, factory: Any, replies: list[Any]) -> tuple[Any, Any, ScriptedChatModel]:
+    """``(app, run, model)``: the graph ``factory`` makes, registered as ``name``, started on a
+    scripted model answering ``replies`` in order (``RUNS`` cleared first)."""
+    from chainproof.agents.models import StaticModels
+    from chainproof.app import Chainproof
+    from chainproof.graphs.registry import register
+
+    register(name, factory)
+    RUNS.clear()
+    model = ScriptedChatModel(replies=replies)
+    app = Chainproof(settings, models=StaticModels(model))
+    return app, app.start(name, {}), model
 FINAL = "ACME's revenue is 1.5 times BETA's; twice the ratio is 3.0."
 DECISION = json.dumps({"answer": FINAL})
 
