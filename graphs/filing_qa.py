@@ -51,7 +51,7 @@ __all__ = ["FilingAnswer", "FilingQA", "FilingQAInputs", "ParagraphCite", "calcu
 MAX_ITERATIONS = 6  # the answer, a second search and its answer, a calculation, and room to repair a call
 #: characters of the search step's best paragraphs the agent's prompt shows (their starts): more of
 #: the best, less of the next two (a figure is often past a long paragraph's first sentences)
-SHOWN_CHARS = (700, 240, 240)
+SHOWN_CHARS = (700, 200, 200)
 NOT_FOUND = "NOT FOUND"
 DECIDE_CHARS = 400  # characters of each evidence paragraph the decide prompt shows (the model picks words and cites)
 # a question asking for a figure computed from others; measured on TAT-QA's dev split (1,668
@@ -100,7 +100,7 @@ def search_filing(query: str, source: Annotated[str, InjectedToolArg], section: 
 
 
 def _calculate(expression: Annotated[str, Field(max_length=EXPRESSION_CHARS)]) -> dict:
-    """Compute arithmetic, e.g. 608 - 595, avg(45, 43), (1568.6 - 1571.7) / 1571.7 * 100."""
+    """Compute arithmetic, e.g. avg(45, 43) or (159 - 182) / 182 * 100."""
     # "a - b = c, [table ¶2]": the left side is computed; the model's own result and notes are dropped
     left = expression.split("=", 1)[0].strip() if "=" in expression else expression
     return {"expression": left, "result": evaluate(left)}
@@ -139,8 +139,7 @@ class FilingQA(ChainSpec[FilingAnswer]):
     decision_schema = FilingAnswer
     max_steps = 20
     decide_effort = "medium"
-    system_prompt = ("You answer questions about a company's filing from its text. Use only what the tools return. "
-                     "Be brief.")
+    system_prompt = "Answer questions from a company's filing, using only its text. Be brief."
 
     def tools(self):
         return [search_filing, calculate, filing_evidence]
