@@ -43,7 +43,7 @@ from chainproof import AgentAnswer, ApprovalPolicy, ChainSpec, ChainView, PlanSt
 from chainproof.graphs.filing_qa_answers import FilingAnswer, ParagraphCite, cite_text, kept_answer, typed_answer
 from chainproof.tools.calculator import evaluate
 from chainproof.tools.dossier import resolve_dossier
-from chainproof.tools.filing_search import evidence, load_source, search
+from chainproof.tools.filing_search import evidence, load_source, search, searchable
 
 __all__ = ["FilingAnswer", "FilingQA", "FilingQAInputs", "ParagraphCite", "calculate", "calculate_note", "filing_evidence",
            "needs_calculation", "search_filing"]
@@ -60,7 +60,11 @@ _COMPUTED = re.compile(r"\b(change|changes|changed|average|difference|ratio|incr
                        r"proportion|percentage|percent)\b|how much (?:more|less|higher|lower)|"
                        r"\btotal\b.*\b(?:and|between|both|from|across)\b", re.I)
 _EXPLAINED = re.compile(r"\bwhy\b|^\s*(?:how (?:did|does|is|are|was|were)|what (?:was|were|is|are) the (?:reasons?|causes?)|"
-                        r"what caused|explain|which)\b|(?:due to|recognized as|attributable to)\?\s*$", re.I)
+                        r"what caused|explain|which)\b|(?:due to|recognized as|attributable to)\?\s*$|"
+                        # a yes/no question, a risk that could change something, what a text says: no figure asked
+                        r"^\s*(?:did|does|do|is|are|was|were|has|have|had|can|could|will|would|should)\b|"
+                        r"\b(?:could|may|might|would|will|can) (?:change|increase|decrease)\b|\bclimate change\b|"
+                        r"\bsays?\b", re.I)
 EXPRESSION_CHARS = 160  # a calculator expression's length in the tool's schema (maxLength: llama.cpp's grammar
 # then closes the string; greedy decoding once wrote "100.000000000000012500000..." up to max_tokens)
 #: (words of the question, the form of the calculation), first match wins: the note names the operation asked
@@ -151,6 +155,8 @@ class FilingQA(ChainSpec[FilingAnswer]):
         inputs = {k: v.strip() if isinstance(v, str) else v for k, v in inputs.items()}
         if not inputs.get("question"):
             raise ValueError("question: expected a question about the filing, got an empty text")
+        if not searchable(str(inputs["question"])):
+            raise ValueError(f"question: expected words to search the filing for, got {inputs['question']!r}")
         if not inputs.get("company"):
             raise ValueError("company: expected a ticker such as MMM")
         given = super().validate_inputs(inputs)
@@ -278,6 +284,10 @@ class FilingQA(ChainSpec[FilingAnswer]):
         paras = {p["cite"]: p["text"] for p in view.data("evidence").get("paragraphs", [])}
         lines = [f"# {view.inputs['document_name']}: {view.inputs['question']}", "",
                  f"**Answer:** {answer.get('answer', '(none)')}"]
+        agent = view.data("answer")
+        if agent.get("stop_reason") == "returned":  # the figures are the model's reading: show which it took
+            lines.append(f"**Computed:** `{str(agent.get('answer') or '')[:300]}` (the calculator's result from the "
+                         "figures the model read; check them against the citations)")
         if answer.get("value") is not None:
             lines.append(f"**Value:** {answer['value']:g} {answer.get('unit') or ''}".rstrip())
         rated = answer.get("confidence")

@@ -8,7 +8,7 @@ import json
 import re
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from chainproof import clipped
 
@@ -32,14 +32,23 @@ class ParagraphCite(BaseModel):
 class FilingAnswer(BaseModel):
     """The answer: ``answer`` as text; ``value`` the number when it is one (as stated or computed by
     the calculator), in ``unit`` (e.g. ``USD millions``, ``%``); ``citations`` the evidence
-    paragraphs it rests on; ``confidence`` 0–1 as the model rates it (0 on the fallback; None
-    when the answer was typed by code from the agent's own, :meth:`FilingQA.direct_decision`)."""
+    paragraphs it rests on (at least one unless ``found`` is False: the agent found no answer in
+    the paragraphs it searched, and says so rather than guess); ``confidence`` 0–1 as the model
+    rates it (0 on the fallback; None when the answer was typed by code from the agent's own,
+    :meth:`FilingQA.direct_decision`)."""
 
     answer: clipped(400, "the answer: a number with its unit, or a short span of the text")  # type: ignore[valid-type]
     value: float | None = None
     unit: str | None = Field(default=None, max_length=40)
-    citations: list[ParagraphCite] = Field(min_length=1, max_length=4)
+    citations: list[ParagraphCite] = Field(default_factory=list, max_length=4)
     confidence: float | None = Field(ge=0.0, le=1.0)
+    found: bool = True
+
+    @model_validator(mode="after")
+    def _cited_when_found(self) -> FilingAnswer:
+        if self.found and not self.citations:
+            raise ValueError("citations: expected at least one paragraph the answer rests on")
+        return self
 
 
 def cite_text(section: str, paragraph: int) -> str:
@@ -51,9 +60,11 @@ def paragraph_cites(paras: list[dict[str, Any]]) -> list[ParagraphCite]:
 
 
 def _holds(paras: list[dict[str, Any]], cite: ParagraphCite, words: str) -> bool:
-    """Whether the evidence paragraph ``cite`` contains ``words`` as written (case and spacing aside)."""
+    """Whether the evidence paragraph ``cite`` contains ``words`` as written, as whole words (case
+    and spacing aside: "yes" is not in "Eyes")."""
     text = next((p["text"] for p in paras if (p["section"], p["paragraph"]) == (cite.section, cite.paragraph)), "")
-    return " ".join(words.lower().split()) in " ".join(text.lower().split())
+    wanted = re.escape(" ".join(words.lower().split()))
+    return re.search(rf"(?<!\w){wanted}(?!\w)", " ".join(text.lower().split())) is not None
 
 
 def _stating(paras: list[dict[str, Any]], figures: list[str]) -> list[ParagraphCite]:
@@ -126,18 +137,22 @@ def figure(stated: str) -> float:
 def typed_answer(data: dict[str, Any], paras: list[dict[str, Any]], not_found: str) -> FilingAnswer | None:
     """The answer typed by code from the agent step's outcome ``data`` and the evidence ``paras``
     (``{"section", "paragraph", "text"}``), or None when the model must type it; ``not_found``
-    is the reply that means the paragraphs did not answer (never typed as an answer)."""
+    is the reply that means the paragraphs did not answer: the answer is then ``found=False``,
+    never a figure or words the model would have to invent."""
     if data.get("stop_reason") == "returned":
         return _calculated(str(data.get("answer") or ""), paras)
     text = str(data.get("answer") or "") if data.get("stop_reason") == "answered" else ""
     cites = [ParagraphCite(section=m.group(1), paragraph=int(m.group(2))) for m in _CITED.finditer(text)]
     bare = _TRAILER.sub("", _LEAD.sub("", _CITED.sub(" ", text)).strip(" .;:,\n")).strip(" .;:,")
-    if not bare or len(bare) > 120 or not_found.lower() in bare.lower():
+    if not_found.lower() in bare.lower() and len(bare) <= 120:  # said after its search: no guess from the model
+        return FilingAnswer(answer="not found in the filing's paragraphs searched", found=False, confidence=None)
+    if not bare or len(bare) > 120:
         return None
     # "for 2018 and 2019 is 45.5", "as of September 29, 2019": years and dates are not the figure
     stated = [n for n in _NUMBER.findall(_DATE.sub(" ", bare)) if not _YEAR.fullmatch(n)]
     if len(stated) == 1:
-        cites = cites or _stating(paras, [stated[0].lstrip("-$")])[:1]
+        stating = _stating(paras, [stated[0].lstrip("-$")])  # a cite must state the figure
+        cites = [c for c in cites if c in stating] or stating[:1]
         value = figure(stated[0])
     else:  # words: a paragraph it cites, else any evidence paragraph, must hold them as written
         holding = [c for c in paragraph_cites(paras) if _holds(paras, c, bare)]

@@ -6,6 +6,7 @@ zero model calls."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -131,3 +132,37 @@ def test_the_embedded_model_is_shown_only_the_forced_tool():
     shown, forced, required, fmt = constrain(tools, "required", None)
     assert len(shown) == 3 and forced is None and required and fmt is not None
     assert constrain(tools, "none", None)[0] is None  # not shown at all
+
+
+class _BadPrompt(ChoosingChain):
+    def __init__(self, returned):
+        super().__init__()
+        self.returned = returned
+
+    def agent_prompt(self, step, view, task):
+        return self.returned
+
+
+@pytest.mark.parametrize(("returned", "got"), [("just a string", "got str"), ([], "got an empty list"),
+                                               ([HumanMessage("x"), 3], "a list holding ['HumanMessage', 'int']")])
+def test_an_agent_prompt_that_is_not_messages_is_refused_naming_the_hook(settings, returned, got):
+    with pytest.raises(PlanError, match=f"_BadPrompt.agent_prompt for plan step 'compare': expected None or a "
+                                        f"non-empty list of LangChain messages .*{re.escape(got)}"):
+        start_scripted(settings, "bad-prompt", lambda: _BadPrompt(returned), [FINAL, DECISION])
+
+
+@pytest.mark.parametrize(("choice", "reply", "why"), [
+    ("none", call(("revenue", {"company": "ACME"})), "this reply's tool_choice was 'none': no tool may be called"),
+    ("ratio", call(("growth", {"old": 1.0, "new": 2.0})), "this reply's tool_choice was 'ratio': only 'ratio' may"),
+])
+def test_a_call_the_tool_choice_does_not_allow_is_refused_not_run(settings, choice, reply, why):
+    """A server may ignore tool_choice: the reply is checked, and a call it does not allow is
+    recorded as invalid and shown back, never run (not even a return_direct tool)."""
+    app, run, model = _run(settings, [reply, FINAL, DECISION], first_tool_choice=choice)
+    with app:
+        assert run.status == "completed"
+        refused = app.audit.records_of(run.run_id, ToolCallRecord)[0]
+        assert why in refused.error and refused.result is None
+        assert agent_graph.RUNS == {}  # nothing ran
+        assert run.state["findings"]["compare"]["data"]["stop_reason"] == "answered"
+        assert why in model.calls[1][-1].content

@@ -214,12 +214,14 @@ def test_a_stated_figure_or_copied_words_are_typed_by_code_and_a_bad_cite_or_a_s
         assert (decision["answer"], decision["value"]) == (words.capitalize(), None) and len(model.calls) == 1
         assert decision["citations"] == [{"section": "legal_note", "paragraph": 4}]
     fixed = _answer(answer="$608 million", value=608, unit="USD millions")
-    for k, said in enumerate(["$608 million [legal_note ¶99]", "an accrual for probable liabilities [legal_note ¶4]",
-                              "$6,081 million"]):  # a bad cite; words no paragraph holds; a figure no evidence states
+    for k, (said, calls) in enumerate([("$608 million [legal_note ¶99]", 1), ("an accrual for probable liabilities "
+                                        "[legal_note ¶4]", 2), ("$6,081 million", 2)]):
+        # a cite that does not state the figure gives way to the paragraph that does; words no paragraph
+        # holds, or a figure no evidence states: the model types the answer
         app, run, model = _run(Settings(home=tmp_path / f"h{k}"), [said, fixed], inputs)
-        with app:  # ¶99 is no evidence paragraph; a text answer: the model types the answer
+        with app:
             assert run.state["decision"]["citations"] == [{"section": "legal_note", "paragraph": 4}]
-            assert len(model.calls) == 2
+            assert len(model.calls) == calls
 
 
 @pytest.mark.parametrize(("inputs", "message"), [
@@ -383,3 +385,68 @@ def test_a_date_in_an_answer_is_not_its_figure():
     two = typed_answer({"stop_reason": "answered", "answer": "45 cents on 5 April 2019 and 43 cents [text ¶4]"}, paras,
                        "NOT FOUND")
     assert two is None  # two figures besides the date: the model says which answers
+
+
+def test_not_found_after_searching_is_the_answer_not_a_guess_of_the_model(settings):
+    """The fresh-user QA's case: a question the filing does not answer. The agent says NOT FOUND,
+    searches again, says it again: the typed answer says so (found=False), with no model guess."""
+    question = {"company": "MMM", "question": "Who is the chief executive officer of 3M?"}
+    app, run, model = _run(settings, ["NOT FOUND", call(("search_filing", {"query": "chief executive officer"})),
+                                      "NOT FOUND"], question)
+    with app:
+        assert run.status == "completed" and len(model.calls) == 3  # no decide call to invent a name
+        decision = run.state["decision"]
+        assert decision["found"] is False and decision["citations"] == [] and decision["value"] is None
+        assert "not found in the filing" in Path(run.report_path).read_text()
+    with pytest.raises(ValueError, match="citations: expected at least one paragraph"):
+        FilingAnswer(answer="John Doe", citations=[], confidence=0.9)  # a found answer must cite
+
+
+def test_a_cite_must_state_the_figure_and_words_match_whole_words():
+    from chainproof.graphs.filing_qa_answers import typed_answer
+
+    paras = [{"section": "legal_note", "paragraph": 3, "text": "About 2,230 claimants."},
+             {"section": "legal_note", "paragraph": 4, "text": "Insurance receivables were $4 million."},
+             {"section": "text", "paragraph": 1, "text": "Eyes were on the ball; no litigation."}]
+    said = {"stop_reason": "answered", "answer": "$4 million [legal_note ¶3]"}  # the model cited the wrong one
+    assert typed_answer(said, paras, "NOT FOUND").citations[0].paragraph == 4
+    assert typed_answer({"stop_reason": "answered", "answer": "Yes [text ¶1]"}, paras, "NOT FOUND") is None
+
+
+@pytest.mark.parametrize("question", ["What does the climate change risk factor say?",
+                                      "What risk factors could change 3M's results?",
+                                      "Did the asbestos accrual increase in 2017?"])
+def test_questions_that_ask_for_no_figure_are_not_sent_to_the_calculator(question):
+    from chainproof.graphs.filing_qa import needs_calculation
+
+    assert not needs_calculation(question)
+
+
+def test_a_question_without_words_or_an_oversized_document_is_refused_before_anything_runs(settings, tmp_path):
+    from chainproof.tools import input_files
+
+    with Chainproof(settings, models=StaticModels(ModelMustNotBeCalled())) as app:
+        with pytest.raises(ValueError, match="question: expected words to search the filing for, got '\\?\\?\\?'"):
+            app.start("filing-qa", {"company": "MMM", "question": "???"})
+        big = tmp_path / "big.json"
+        big.write_text(json.dumps({"name": "x", "sections": {"s": ["word " * 60_000]}}))
+        folder = tmp_path / "folder.json"
+        folder.mkdir()
+        with pytest.raises(ValueError, match="document: expected a JSON file, got a folder"):
+            app.start("filing-qa", {"company": "ACME", "question": "Revenue?", "document": str(folder)})
+        input_files.configure(0.1)
+        try:
+            with pytest.raises(ValueError, match=r"document .*big.json: 0.3 MiB, more than the 0.1 MiB limit"):
+                app.start("filing-qa", {"company": "ACME", "question": "Revenue?", "document": str(big)})
+        finally:
+            input_files.configure(settings.input_file_max_mb)
+        assert app.audit.list_runs() == []
+
+
+def test_the_report_shows_which_figures_a_calculation_took(settings):
+    app, run, _ = _run(settings, [call(("calculate", {"expression": "30 - 13"}))],
+                       {"company": "MMM", "question": "By how much did the asbestos accrual change in 2017?"})
+    with app:
+        report = Path(run.report_path).read_text()
+        assert '**Computed:** `{"expression":"30 - 13","result":17.0}`' in report
+        assert "check them against the citations" in report

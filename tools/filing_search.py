@@ -25,10 +25,11 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from chainproof.errors import DossierError
+from chainproof.tools.input_files import read_text
 from chainproof.tools.legal_passages import cite_of, paragraphs
 from chainproof.tools.registry import load_dossier_cached
 
-__all__ = ["DocumentSource", "Hit", "SearchResult", "cited", "evidence", "load_source", "search"]
+__all__ = ["DocumentSource", "Hit", "SearchResult", "cited", "evidence", "load_source", "search", "searchable"]
 
 HIT_CHARS = 600  # characters of a paragraph shown in a hit (its start; the whole is in the source)
 MAX_HITS = 8
@@ -75,9 +76,9 @@ class SearchResult(BaseModel):
 
 @lru_cache(maxsize=32)
 def _load_json(path: str, mtime_ns: int) -> DocumentSource:
-    try:
-        return DocumentSource.model_validate(json.loads(Path(path).read_text(encoding="utf-8")))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    try:  # size-checked as every input file (input_file_max_mb)
+        return DocumentSource.model_validate(json.loads(read_text(path, "document")))
+    except json.JSONDecodeError as exc:
         raise DossierError(f"document {path}: cannot be read as UTF-8 JSON ({exc})") from None
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
@@ -90,6 +91,8 @@ def load_source(source: str) -> DocumentSource:
     (its filing texts). Raises :class:`DossierError` naming what is missing or malformed."""
     path = Path(source).expanduser()
     if path.suffix.lower() == ".json":
+        if path.is_dir():
+            raise DossierError(f"document: expected a JSON file, got a folder: {path}")
         if not path.is_file():
             raise DossierError(f"document file not found: {path}")
         return _load_json(str(path.resolve()), path.stat().st_mtime_ns)
@@ -100,6 +103,11 @@ def load_source(source: str) -> DocumentSource:
     if not sections:
         raise DossierError(f"dossier {source}: it holds no filing text to search")
     return DocumentSource(name=f"{dossier.meta.name} ({dossier.meta.ticker})", sections=sections)
+
+
+def searchable(text: str) -> bool:
+    """Whether ``text`` holds a word to search for (a question of only punctuation has none)."""
+    return bool(_WORD.search(text))
 
 
 def _query(text: str) -> str:

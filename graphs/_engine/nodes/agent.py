@@ -21,12 +21,14 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from langchain_core.messages import BaseMessage
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
 from chainproof._boundaries import INVALID_CALL, REJECTED_CALL, check_call_args, invoke_model_call
 from chainproof.agents.structured import MAX_ATTEMPTS, invoke_structured
 from chainproof.checkpoints.audit_schema import ReviewRecord
+from chainproof.errors import PlanError
 from chainproof.graphs import agent as agentic
 from chainproof.graphs._engine.context import ChainContext
 from chainproof.graphs._engine.nodes import tool_approval
@@ -59,7 +61,7 @@ def agent(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
     route = ctx.route(state, Task(run["instruction"], material_chars=len(evidence)), step.effort)
     title = f"{step.title}: iteration {iteration}"
     with ctx.recorder(state, "agent", "agent", title, effort=route.effort, effort_reason=route.reason) as rec:
-        own = spec.agent_prompt(step, ChainView(state), run["instruction"])  # LangGraph's prompt=callable
+        own = _own_prompt(spec, step, state, run["instruction"])  # LangGraph's prompt=callable
         messages = ([*own, *agentic.messages_of(run["window"])] if own is not None else
                     agentic.prompt(spec, state, run, iteration, limit, progress_text(spec, state), evidence))
         choice = _tool_choice(step, run, iteration, names)
@@ -85,8 +87,23 @@ def agent(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
                     "requests": requests}
             return {**update, "step": rec.step_no + len(requests), "agent": {**run, "held": held}}
         update.update(_calls_and_ending(ctx, state, rec, step, run, iteration, limit, names,
-                                        (calls, unreadable, call.output), {}))
+                                        (calls, unreadable, call.output), {}, choice.get("tool_choice")))
     return {**update, "step": rec.step_no}
+
+
+def _own_prompt(spec: Any, step: PlanStep, state: ChainState, task: str) -> list[BaseMessage] | None:
+    """The spec's :meth:`~chainproof.graphs.spec.ChainSpec.agent_prompt`, checked: None or a
+    non-empty list of LangChain messages. Raises :class:`~chainproof.errors.PlanError` naming the
+    hook and what it returned otherwise (a string would reach the model one character a message)."""
+    own = spec.agent_prompt(step, ChainView(state), task)
+    if own is None:
+        return None
+    if not isinstance(own, list) or not own or not all(isinstance(m, BaseMessage) for m in own):
+        got = type(own).__name__ if not isinstance(own, list) else (
+            "an empty list" if not own else f"a list holding {sorted({type(m).__name__ for m in own})}")
+        raise PlanError(f"{type(spec).__name__}.agent_prompt for plan step {step.id!r}: expected None or a non-empty "
+                        f"list of LangChain messages (SystemMessage, HumanMessage, ...), got {got}")
+    return own
 
 
 def _tool_choice(step: PlanStep, run: Mapping[str, Any], iteration: int, names: list[str]) -> dict[str, Any]:
@@ -122,12 +139,13 @@ def _run_decided(ctx: ChainContext, state: ChainState, step: PlanStep, run: dict
 
 def _calls_and_ending(ctx: ChainContext, state: ChainState, rec: StepRecorder, step: PlanStep, run: dict[str, Any],
                       iteration: int, limit: int, names: list[str], reply: tuple[list[dict[str, Any]], list[Any], str],
-                      decided: dict[str, dict[str, Any]]) -> dict[str, Any]:
+                      decided: dict[str, dict[str, Any]], tool_choice: str | None = None) -> dict[str, Any]:
     """Run the reply's calls (``reply``: calls, unreadable calls, text; ``decided``: the people's
-    answers on held calls), keep the window, and end the step when this iteration ends it."""
+    answers on held calls; ``tool_choice``: the one sent with the request, enforced on the reply,
+    since a server may ignore it), keep the window, and end the step when this iteration ends it."""
     calls, unreadable, output = reply
     fixed = _fixed_args(step, state)
-    entries, statuses, invalid = _run_calls(ctx, rec, calls, unreadable, names, decided, fixed)
+    entries, statuses, invalid = _run_calls(ctx, rec, calls, unreadable, names, decided, fixed, tool_choice)
     text = output.strip()
     asked = len(calls) + len(unreadable)
     run = {**run, "iteration": iteration, "invalid": run["invalid"] + invalid, "calls": run["calls"] + asked,
@@ -185,12 +203,14 @@ def _ending(run: dict[str, Any], step: PlanStep, limit: int, asked: int, text: s
 
 def _run_calls(ctx: ChainContext, rec: StepRecorder, calls: list[dict[str, Any]], unreadable: Sequence[Any],
                names: Sequence[str], decided: Mapping[str, Mapping[str, Any]],
-               fixed: Mapping[str, Mapping[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+               fixed: Mapping[str, Mapping[str, Any]], tool_choice: str | None = None
+               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
     """Check and run the tool ``calls`` a model asked for (``unreadable``: its
     ``invalid_tool_calls``; ``decided``: tool_call_id -> a person's answer on a held call, whose
     rejection runs nothing and whose edit replaces the arguments; ``fixed``: the step's
-    ``tool_args``, merged over an edit too): the window entries for the next
-    iteration, one status per call, and how many calls were invalid."""
+    ``tool_args``, merged over an edit too; ``tool_choice``: a call it does not allow is invalid,
+    never run): the window entries for the next iteration, one status per call, and how many
+    calls were invalid."""
     entries: list[dict[str, Any]] = []
     statuses: list[dict[str, Any]] = []
     invalid = 0
@@ -209,6 +229,10 @@ def _run_calls(ctx: ChainContext, rec: StepRecorder, calls: list[dict[str, Any]]
         tool = ctx.tool_defs.get(name) if name in names else None
         error = (check_call_args(tool, name, args) if tool is not None
                  else f"{INVALID_CALL}there is no tool {name!r}; the tools are {list(names)}")
+        if tool is not None and tool_choice not in (None, "auto", "required", name):  # "none", or another tool named
+            error = (f"{INVALID_CALL}this reply's tool_choice was {tool_choice!r}: "
+                     + ("no tool may be called; answer in text" if tool_choice == "none" else
+                        f"only {tool_choice!r} may be called"))
         if error:
             invalid += 1
             rec.tool_call(name, args, None, error, 0.0)
