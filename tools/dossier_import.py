@@ -155,6 +155,19 @@ def tenq_updates(text: str, name: str, period_end: date, *, document: str = "the
     return blocks, said
 
 
+def _check_later(q: Path, q_end: date, tenk_end: date, seen: dict[date, Path]) -> None:
+    """Refuse the 10-Q ``q`` (its period ended ``q_end``) when that period ended on or before the
+    10-K's (``tenk_end``: the 10-K already reports it) or another ``--10q`` (``seen``: {period end:
+    path}, updated) reports the same quarter. Raises :class:`DossierError` naming ``--10q``."""
+    if q_end <= tenk_end:
+        raise DossierError(f"--10q {q}: its quarter ended {q_end.isoformat()}, on or before the --10k's fiscal year end "
+                           f"{tenk_end.isoformat()}: expected a 10-Q for a later quarter")
+    if q_end in seen:
+        raise DossierError(f"--10q {q}: reports the quarter ended {q_end.isoformat()}, as --10q {seen[q_end]} does: "
+                           "expected each 10-Q once")
+    seen[q_end] = q
+
+
 def import_dossier(ticker: str, tenk: Path, tenqs: Sequence[Path], market: Mapping[str, Path], out_dir: str | Path,
                    *, as_of: date | None = None, name: str | None = None, n_years: int = 3,
                    headlines: Path | None = None, force: bool = False, summary: list[str] | None = None) -> Path:
@@ -168,11 +181,11 @@ def import_dossier(ticker: str, tenk: Path, tenqs: Sequence[Path], market: Mappi
     peers file's company for ``ticker`` and a period that ended on or before ``as_of``
     (:func:`chainproof.tools.filing_cover.check_cover`); the fiscal year end is the 10-K's period end.
     Raises :class:`DossierError` naming the file and the section or heading that is missing, or the
-    file that is wrong (another company's, a period after ``as_of``, an input inside ``out_dir``)."""
+    file that is wrong (another company's, a period after ``as_of``, an input inside ``out_dir``, a
+    ``--10q`` that is not a Form 10-Q for a quarter after the 10-K's year, or given twice)."""
     key = ticker.strip().upper()
     check_inputs_outside(out_dir, input_files(tenk, tenqs, market, headlines))
     text, html = read_document(Path(tenk), "--10k")
-    sections = find_sections(text, document=f"--10k {tenk}")
     if as_of is None:
         prices = market.get("prices.csv")
         dates = re.findall(r"^(\d{4}-\d{2}-\d{2}),", read_text(prices, "--prices", "utf-8-sig"), re.M) if prices and Path(prices).is_file() else []
@@ -180,7 +193,8 @@ def import_dossier(ticker: str, tenk: Path, tenqs: Sequence[Path], market: Mappi
             raise DossierError("--as-of: not given and no dated row in --prices to take it from")
         as_of = max(date.fromisoformat(d) for d in dates)
     target = _target_row(market.get("peers.csv"), key)
-    end = check_cover(text, "--10k", Path(tenk), expected_name=(target.get("name") or "").strip(), as_of=as_of)
+    end = check_cover(text, "--10k", Path(tenk), expected_name=(target.get("name") or "").strip(), as_of=as_of, form="10-K")
+    sections = find_sections(text, document=f"--10k {tenk}")
     label = Path(tenk).name
     fin: list[tuple[int, str, float, str]] = []
     if html and "nonfraction" in html.lower():
@@ -192,9 +206,11 @@ def import_dossier(ticker: str, tenk: Path, tenqs: Sequence[Path], market: Mappi
         fin = [r for r in fin if latest is not None and r[0] > latest - n_years]
     texts = {k: s.text for k, s in sections.items()}
     added: list[str] = []
+    seen: dict[date, Path] = {}
     for q in tenqs:
         q_text, _ = read_document(Path(q), "--10q")
-        q_end = check_cover(q_text, "--10q", Path(q), expected_name=(target.get("name") or "").strip(), as_of=as_of)
+        q_end = check_cover(q_text, "--10q", Path(q), expected_name=(target.get("name") or "").strip(), as_of=as_of, form="10-Q")
+        _check_later(Path(q), q_end, end, seen)
         blocks, said = tenq_updates(q_text, Path(q).name, q_end, document=f"--10q {q}")
         for k, block in blocks.items():
             texts[k] = (texts.get(k) or "") + block

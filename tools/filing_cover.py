@@ -8,6 +8,8 @@ the period the report covers, and the checks ``dossier import`` makes with them.
   "PEPSICO, INC." is the peers file's "PepsiCo Inc.", "THE BOEING COMPANY" its "Boeing Company".
 * **Period end**: the date after "For the fiscal year ended" (10-K) or "For the quarterly period
   ended" (10-Q), which Form 10-K and Form 10-Q print on their covers (:func:`period_end`).
+* **Form**: "10-Q" when that line reads "quarterly period", "10-K" when it reads "fiscal year"
+  (else the first "Form 10-K" / "Form 10-Q" of the cover; :func:`form_type`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 
 from chainproof.errors import DossierError
 
-__all__ = ["check_cover", "cover_name", "normalise_name", "period_end"]
+__all__ = ["check_cover", "cover_name", "form_type", "normalise_name", "period_end"]
 
 _NOT_A_NAME = re.compile(r"commission file|transition period|fiscal year ended|form 10-[kq]|securities|exchange act|"
                          r"quarterly period|^\(|^[\d\-\s]+$|^(or|delaware|table of contents)$", re.I)
@@ -56,6 +58,18 @@ def period_end(text: str) -> date | None:
         return None
 
 
+def form_type(text: str) -> str | None:
+    """``"10-K"`` or ``"10-Q"``: the form the cover says the document is (its period line, "For the
+    fiscal year ended" or "For the quarterly period ended", else its first "Form 10-K"/"Form 10-Q");
+    ``None`` when the cover says neither."""
+    head = text[:_HEAD]
+    m = _PERIOD.search(head)
+    if m is not None:
+        return "10-Q" if "quarterly" in m.group(0).lower() else "10-K"
+    m = re.search(r"\bform\s+10-?([kq])\b", head, re.I)
+    return f"10-{m.group(1).upper()}" if m else None
+
+
 def normalise_name(name: str) -> str:
     """``name`` in lower case without punctuation, "The" or legal suffixes ("PepsiCo, Inc." ->
     "pepsico", "Coca-Cola Company (The)" -> "cocacola")."""
@@ -67,12 +81,18 @@ def normalise_name(name: str) -> str:
     return "".join(words)
 
 
-def check_cover(text: str, option: str, path: Path, *, expected_name: str, as_of: date) -> date:
+def check_cover(text: str, option: str, path: Path, *, expected_name: str, as_of: date, form: str | None = None) -> date:
     """The period end of the document ``path`` given as ``option`` ("--10k", "--10q"), after checking
-    that its cover names the company ``expected_name`` (the peers file's name for the ticker; not
+    that its cover is of Form ``form`` ("10-K", "10-Q"; :func:`form_type`; not checked when ``None``),
+    names the company ``expected_name`` (the peers file's name for the ticker; not
     checked when empty) and that the period ended on or before ``as_of``. A cover whose name is an
     image passes when ``expected_name`` is printed in its first lines. Raises :class:`DossierError`
     naming the option, the file, both names or both dates, or what is missing."""
+    found = form_type(text) if form else None
+    if form and found != form:
+        raise DossierError(f"{option} {path}: expected a Form {form} (its cover reading 'For the "
+                           f"{'quarterly period' if form == '10-Q' else 'fiscal year'} ended ...'), got "
+                           f"{'a Form ' + found if found else 'a document whose cover names neither Form 10-K nor 10-Q'}")
     if expected_name.strip():
         name = cover_name(text)
         want = normalise_name(expected_name)

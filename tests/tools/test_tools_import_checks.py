@@ -14,7 +14,7 @@ from chainproof.tools.dossier import load_dossier
 from testkit.filing_docs import AS_OF, filing_doc, market_2023
 
 
-def _run(tenk: Path, market: Path, out: Path, *extra: str, as_of: str = AS_OF):
+def run_import(tenk: Path, market: Path, out: Path, *extra: str, as_of: str = AS_OF):
     args = ["dossier", "import", "--ticker", "MGM", "--10k", str(tenk), "--out", str(out), "--as-of", as_of,
             *(f"--{n}={market / f'{n}.csv'}" for n in ("prices", "benchmark", "rates", "peers")), *extra]
     return CliRunner().invoke(app, args)
@@ -35,11 +35,11 @@ def test_a_table_of_contents_entry_is_not_taken_for_item_1a(bundle_root, built_d
     table of contents only): refused naming the section, not imported with "Item 1A. Risk Factors 13"."""
     market = market_2023(built_dossiers["MGM"], tmp_path)
     tenk = _edit(filing_doc(bundle_root, tmp_path, "full_text", "MGMRESORTS_2022_10K"), lambda i, x: x.strip() != "ITEM 1A. RISK FACTORS")
-    result = _run(tenk, market, tmp_path / "out")
+    result = run_import(tenk, market, tmp_path / "out")
     assert result.exit_code == 2 and not (tmp_path / "out").exists(), result.output
     assert f"--10k {tenk}: section not found: Item 1A (Risk Factors)" in _said(result) and "Item 3" not in _said(result)
     _edit(tenk, lambda i, x: i < 200)
-    result = _run(tenk, market, tmp_path / "out")
+    result = run_import(tenk, market, tmp_path / "out")
     assert result.exit_code == 2 and "section not found: Item 1A (Risk Factors)" in _said(result)
     assert "Item 3 (Legal Proceedings)" in _said(result)
 
@@ -50,7 +50,47 @@ def test_a_10qs_table_of_contents_entry_is_not_its_part_ii_item_1a(bundle_root, 
     tenk = filing_doc(bundle_root, tmp_path, "full_text", "MGMRESORTS_2022_10K")
     tenq = _edit(filing_doc(bundle_root, tmp_path, "other_filings_full_text", "MGMRESORTS_2023Q2_10Q"),
                  lambda i, x: x.strip() != "Item 1A. Risk Factors")
-    result = _run(tenk, market_2023(built_dossiers["MGM"], tmp_path), tmp_path / "out", "--10q", str(tenq))
+    result = run_import(tenk, market_2023(built_dossiers["MGM"], tmp_path), tmp_path / "out", "--10q", str(tenq))
     assert result.exit_code == 0, result.output
     assert f"10-Q {tenq.name}: no Part II Item 1A (Risk Factors); nothing added to risk_factors" in _said(result)
     assert "[Update from the 10-Q" not in load_dossier(tmp_path / "out").texts["risk_factors"]
+
+
+def test_a_10q_option_takes_only_a_later_10q_once(bundle_root, built_dossiers, tmp_path):
+    """``--10q`` given MGM's 2018 10-K, the 2022 10-K itself, or the same Q2 2023 10-Q twice is refused
+    naming ``--10q`` and what was expected; nothing is written. A 10-Q is refused as ``--10k``."""
+    market = market_2023(built_dossiers["MGM"], tmp_path)
+    tenk = filing_doc(bundle_root, tmp_path, "full_text", "MGMRESORTS_2022_10K")
+    old = filing_doc(bundle_root, tmp_path, "full_text", "MGMRESORTS_2018_10K")
+    tenq = filing_doc(bundle_root, tmp_path, "other_filings_full_text", "MGMRESORTS_2023Q2_10Q")
+    for extra, said in [(("--10q", str(old)), f"--10q {old}: expected a Form 10-Q"),
+                        (("--10q", str(tenk)), f"--10q {tenk}: expected a Form 10-Q"),
+                        (("--10q", str(tenq), "--10q", str(tenq)),
+                         f"--10q {tenq}: reports the quarter ended 2023-06-30, as --10q {tenq} does")]:
+        result = run_import(tenk, market, tmp_path / "out", *extra)
+        assert result.exit_code == 2 and not (tmp_path / "out").exists(), result.output
+        assert said in _said(result), _said(result)
+    result = run_import(tenq, market, tmp_path / "out")
+    assert result.exit_code == 2 and f"--10k {tenq}: expected a Form 10-K" in _said(result) and "got a Form 10-Q" in _said(result)
+
+
+def test_a_10q_for_a_quarter_the_10k_already_reports_is_refused(tmp_path):
+    """The cover's form and the 10-Q's quarter against the 10-K's year (no bundle needed)."""
+    from datetime import date
+
+    import pytest
+
+    from chainproof.errors import DossierError
+    from chainproof.tools.dossier_import import _check_later
+    from chainproof.tools.filing_cover import form_type
+
+    assert form_type("FORM 10-Q\nFor the quarterly period ended June 30, 2023\n") == "10-Q"
+    assert form_type("FORM 10-K\nFor the fiscal year ended December 31, 2022\n") == "10-K"
+    assert form_type("Quarterly results press release\n") is None
+    with pytest.raises(DossierError, match=r"--10q q\.txt: its quarter ended 2022-09-30, on or before the --10k's fiscal "
+                                           r"year end 2022-12-31: expected a 10-Q for a later quarter"):
+        _check_later(Path("q.txt"), date(2022, 9, 30), date(2022, 12, 31), {})
+    seen: dict = {}
+    _check_later(Path("q1.txt"), date(2023, 3, 31), date(2022, 12, 31), seen)
+    with pytest.raises(DossierError, match=r"--10q q2\.txt: reports the quarter ended 2023-03-31, as --10q q1\.txt does"):
+        _check_later(Path("q2.txt"), date(2023, 3, 31), date(2022, 12, 31), seen)
