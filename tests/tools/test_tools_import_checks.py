@@ -94,3 +94,20 @@ def test_a_10q_for_a_quarter_the_10k_already_reports_is_refused(tmp_path):
     _check_later(Path("q1.txt"), date(2023, 3, 31), date(2022, 12, 31), seen)
     with pytest.raises(DossierError, match=r"--10q q2\.txt: reports the quarter ended 2023-03-31, as --10q q1\.txt does"):
         _check_later(Path("q2.txt"), date(2023, 3, 31), date(2022, 12, 31), seen)
+
+
+def test_an_as_of_before_the_10k_was_public_is_refused(bundle_root, built_dossiers, tmp_path):
+    """MGM's 2022 10-K states its shares outstanding "As of February 22, 2023": it was filed after
+    that, so --as-of 2023-01-15 (after the fiscal year end) is look-ahead, refused naming the date
+    and --as-of; its 10-Q's "Outstanding at July 31, 2023" likewise against --as-of 2023-07-15."""
+    market = market_2023(built_dossiers["MGM"], tmp_path)
+    tenk = filing_doc(bundle_root, tmp_path, "full_text", "MGMRESORTS_2022_10K")
+    result = run_import(tenk, market, tmp_path / "out", as_of="2023-01-15")
+    assert result.exit_code == 2 and not (tmp_path / "out").exists(), result.output
+    assert (f"--10k {tenk}: its cover states shares outstanding as of 2023-02-22, after --as-of 2023-01-15" in _said(result)
+            and "look-ahead" in _said(result))
+    tenq = filing_doc(bundle_root, tmp_path, "other_filings_full_text", "MGMRESORTS_2023Q2_10Q")
+    result = run_import(tenk, market, tmp_path / "out", "--10q", str(tenq), as_of="2023-07-15")
+    assert result.exit_code == 2 and f"--10q {tenq}: its cover states shares outstanding as of 2023-07-31" in _said(result)
+    result = run_import(tenk, market, tmp_path / "out", as_of="2023-04-03")  # after it (with 60 days of prices)
+    assert result.exit_code == 0, result.output
