@@ -29,7 +29,7 @@ from chainproof.tools.sec_sections import find_item, find_sections, html_to_text
 from chainproof.tools.statement_text import text_financials
 from chainproof.tools.xbrl_facts import Fact, financial_rows
 
-__all__ = ["import_dossier", "input_files", "read_document", "tenq_updates", "text_financials"]
+__all__ = ["CORE_METRICS", "import_dossier", "missing_core", "input_files", "read_document", "tenq_updates", "text_financials"]
 
 
 def read_document(path: Path, option: str = "--10k") -> tuple[str, str | None]:
@@ -155,6 +155,23 @@ def tenq_updates(text: str, name: str, period_end: date, *, document: str = "the
     return blocks, said
 
 
+#: metrics the due-diligence report needs for the latest fiscal year; a missing one is named
+CORE_METRICS = ("revenue", "net_income", "total_assets", "total_equity", "operating_cash_flow")
+
+
+def missing_core(fin: Sequence[tuple[int, str, float, str]]) -> list[str]:
+    """``["core metric(s) not found for fiscal year YYYY (the latest read): revenue, total_assets; ..."]``
+    (one line, or none) naming each of :data:`CORE_METRICS` that ``fin`` (``[(fiscal year, metric,
+    value, source)]``) lacks for its latest fiscal year; ``[]`` when none is missing or ``fin`` is empty."""
+    latest = max((fy for fy, *_ in fin), default=None)
+    have = {m for fy, m, *_ in fin if fy == latest}
+    gone = [m for m in CORE_METRICS if m not in have]
+    if latest is None or not gone:
+        return []
+    return [f"core metric(s) not found for fiscal year {latest} (the latest read): {', '.join(gone)}; no statement line "
+            "with a label for them was read, so the report shows them as not available"]
+
+
 def _check_later(q: Path, q_end: date, tenk_end: date, seen: dict[date, Path]) -> None:
     """Refuse the 10-Q ``q`` (its period ended ``q_end``) when that period ended on or before the
     10-K's (``tenk_end``: the 10-K already reports it) or another ``--10q`` (``seen``: {period end:
@@ -177,7 +194,8 @@ def import_dossier(ticker: str, tenk: Path, tenqs: Sequence[Path], market: Mappi
     cover page (else the target's row of the peers CSV), the sector from that row. ``force``: replace
     files in ``out_dir`` the dossier commands did not write. Each 10-Q's Part II updates are appended
     (:func:`tenq_updates`); what each added, or that it had nothing for a part, is a note of the
-    dossier and, when ``summary`` is given, a line appended to it. Every document's cover must name the
+    dossier and, when ``summary`` is given, a line appended to it; so is each core metric missing for the
+    latest fiscal year (:func:`missing_core`). Every document's cover must name the
     peers file's company for ``ticker`` and a period that ended on or before ``as_of``
     (:func:`chainproof.tools.filing_cover.check_cover`); the fiscal year end is the 10-K's period end.
     Raises :class:`DossierError` naming the file and the section or heading that is missing, or the
@@ -215,6 +233,7 @@ def import_dossier(ticker: str, tenk: Path, tenqs: Sequence[Path], market: Mappi
         for k, block in blocks.items():
             texts[k] = (texts.get(k) or "") + block
         added += said
+    added += missing_core(fin)
     if summary is not None:
         summary.extend(added)
     cover = cover_name(text)

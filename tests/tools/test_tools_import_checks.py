@@ -111,3 +111,24 @@ def test_an_as_of_before_the_10k_was_public_is_refused(bundle_root, built_dossie
     assert result.exit_code == 2 and f"--10q {tenq}: its cover states shares outstanding as of 2023-07-31" in _said(result)
     result = run_import(tenk, market, tmp_path / "out", as_of="2023-04-03")  # after it (with 60 days of prices)
     assert result.exit_code == 0, result.output
+
+
+def test_a_core_metric_missing_for_the_latest_year_is_named(bundle_root, built_dossiers, tmp_path):
+    """MGM's 2022 10-K prints its revenues and total assets as unlabelled totals (and has no Item 6):
+    the import names them in its output and the dossier's notes instead of saying nothing."""
+    tenk = filing_doc(bundle_root, tmp_path, "full_text", "MGMRESORTS_2022_10K")
+    result = run_import(tenk, market_2023(built_dossiers["MGM"], tmp_path), tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    line = "core metric(s) not found for fiscal year 2022 (the latest read): revenue, total_assets;"
+    assert line in _said(result)
+    d = load_dossier(tmp_path / "out")
+    assert line in d.meta.notes and d.financial("revenue", 2022) is None
+
+
+def test_missing_core_names_only_what_the_latest_year_lacks():
+    from chainproof.tools.dossier_import import CORE_METRICS, missing_core
+
+    full = [(2022, m, 1.0, "s") for m in CORE_METRICS] + [(2021, "revenue", 1.0, "s")]
+    assert missing_core(full) == [] and missing_core([]) == []
+    assert missing_core(full[1:] + [(2021, "net_income", 2.0, "s")])[0].startswith(
+        "core metric(s) not found for fiscal year 2022 (the latest read): revenue;")
