@@ -233,7 +233,7 @@ def import_dossier(ticker: str, tenk: Path, tenqs: Sequence[Path], market: Mappi
         for k, block in blocks.items():
             texts[k] = (texts.get(k) or "") + block
         added += said
-    added += missing_core(fin)
+    added += missing_core(fin) + ([] if fin else ["no statement lines found in Item 8: financials.csv is empty"])
     if summary is not None:
         summary.extend(added)
     cover = cover_name(text)
@@ -246,6 +246,5 @@ def import_dossier(ticker: str, tenk: Path, tenqs: Sequence[Path], market: Mappi
         + [f"risk factors and legal proceedings updates: analyst's 10-Q {q}" for q in tenqs]
         + ([f"headlines.csv: analyst's {headlines}"] if headlines else []),
         notes=["built by chainproof dossier import from the analyst's own documents"] + added
-        + ([] if headlines else ["headlines.csv is empty (no --headlines given)"])
-        + ([] if fin else ["no statement lines found in Item 8: financials.csv is empty"]))
+        + ([] if headlines else ["headlines.csv is empty (no --headlines given)"]))
     return write_dossier(parts, market, out_dir, force=force)
