@@ -8,7 +8,8 @@ chart (file name)  what it draws, from which finding's data
                    the maximum drawdown's peak and trough marked (``market_risk.rebased``,
                    ``max_drawdown_peak`` / ``_trough``)
 ``financials``     revenue (bars, USD millions) and free cash flow by fiscal year, operating
-                   and net margin on a second axis (``financials.years``)
+                   and net margin on a second axis (``financials.years``); a value not
+                   available has no bar, a series with none no legend entry
 ``peers``          each multiple (P/E, P/S, P/B, EV/EBITDA) of every peer and the target, the
                    target highlighted, the peer median marked (``peers.multiples``)
 ``legal``          the legal matters ranked by materiality score, with their citations
@@ -29,7 +30,7 @@ from typing import Any
 
 from chainproof.graphs.view import ChainView
 
-__all__ = ["CHART_TITLES", "chart_names", "render_charts", "charts_available"]
+__all__ = ["CHART_TITLES", "chart_names", "charts_available", "financial_bars", "render_charts"]
 
 CHART_TITLES = {"price": "Price against the S&P 500, rebased to 100, with the maximum drawdown",
                 "financials": "Revenue, margins and free cash flow by fiscal year",
@@ -101,17 +102,32 @@ def _price(fig: Any, view: ChainView) -> None:
     ax.legend(loc="upper left", frameon=False)
 
 
+def financial_bars(years: list[dict[str, Any]]) -> list[tuple[str, float, list[tuple[int, float]]]]:
+    """``[(label, x offset, [(year index, USD millions)])]`` of the financials chart's bar series
+    (revenue, free cash flow) over ``years`` (``financials.years`` rows with a revenue): a value the
+    run does not hold is left out (no zero bar), and a series with no value at all is not listed
+    (so not in the legend)."""
+    out = []
+    for key, label, offset in (("revenue", "revenue", -0.2), ("free_cash_flow", "free cash flow", 0.2)):
+        pts = [(i, float(y[key])) for i, y in enumerate(years) if y.get(key) is not None]
+        if pts:
+            out.append((label, offset, pts))
+    return out
+
+
 def _financials(fig: Any, view: ChainView) -> None:
     years = [y for y in view.data("financials")["years"] if y.get("revenue") is not None]
     labels = [f"FY{y['fiscal_year']}" for y in years]
     x = list(range(len(years)))
     ax = fig.add_subplot()
-    ax.bar([i - 0.2 for i in x], [y["revenue"] for y in years], width=0.4, color=_BENCH, label="revenue")
-    ax.bar([i + 0.2 for i in x], [y.get("free_cash_flow") or 0 for y in years], width=0.4, color=_PEER,
-           label="free cash flow")
+    bars = financial_bars(years)
+    for label, offset, pts in bars:
+        ax.bar([i + offset for i, _ in pts], [v for _, v in pts], width=0.4, color=_BENCH if label == "revenue" else _PEER,
+               label=label)
     ax.set_xticks(x, labels)
     ax.set_ylabel("USD millions")
-    ax.set_ylim(min(0, *(y.get("free_cash_flow") or 0 for y in years)), 1.35 * max(y["revenue"] for y in years))
+    values = [v for _, _, pts in bars for _, v in pts]
+    ax.set_ylim(min(0.0, *values), 1.35 * max(0.0, *values))
     ax2 = ax.twinx()
     for key, style, label in (("operating_margin", "-o", "operating margin"), ("net_margin", "--s", "net margin")):
         pts = [(i, y[key] * 100) for i, y in zip(x, years, strict=True) if y.get(key) is not None]

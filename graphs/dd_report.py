@@ -19,13 +19,17 @@ def _plain(text: Any) -> str:
     return "".join("\\" + c if c in "*_`[]|" else c for c in str(text))
 
 
+#: what every table and sentence of the report prints for a value the run does not hold
+_MISSING = "not available"
+
+
 def _pct(v: Any, digits: int = 1) -> str:
-    return "n/a" if v is None else f"{v * 100:.{digits}f} %"
+    return _MISSING if v is None else f"{v * 100:.{digits}f} %"
 
 
 def _num(v: Any, digits: int = 2) -> str:
     if v is None:
-        return "n/a"
+        return _MISSING
     if isinstance(v, (int, float)) and abs(v) >= 1000:
         return f"{v:,.0f}"
     return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
@@ -84,7 +88,6 @@ def _financials(state: ChainView) -> str:
          _num(y.get("debt_to_equity")), _num(y.get("interest_coverage"), 1), _num(y.get("free_cash_flow"))]
         for y in fin.get("years", [])
     ] or [["none"] + ["not available: no annual report before as_of in the dossier"] + ["not available"] * 7]
-    rows = [["not available" if cell == "n/a" else cell for cell in row] for row in rows]  # one word for missing
     out = ["## Financial health", "",
            _table(["FY", "revenue (USD m)", "growth", "op. margin", "net margin", "current ratio", "debt/equity",
                    "interest cover (x)", "FCF (USD m)"], rows)]
@@ -120,7 +123,7 @@ def _legal(state: ChainView) -> str:
 
 def _sentiment(state: ChainView) -> str:
     s = _data(state, "sentiment")
-    line = (f"{s.get('n_scored', 'n/a')} headlines scored: {s.get('n_bullish')} bullish, {s.get('n_bearish')} bearish, "
+    line = (f"{s.get('n_scored', _MISSING)} headlines scored: {s.get('n_bullish')} bullish, {s.get('n_bearish')} bearish, "
             f"{s.get('n_neutral')} neutral; net score {_num(s.get('net_score'))} (−1 all bearish … +1 all bullish).")
     notes = "".join(f"\n- {n}" for n in s.get("notes", []))
     return "\n".join(["## News sentiment", "", line + notes, _interpretation(state, "sentiment")])
@@ -130,7 +133,7 @@ def _peers(state: ChainView) -> str:
     p = _data(state, "peers")
     rows = [[m.get("label") or m.get("multiple"), _num(m.get("target")), _num(m.get("peer_median")), str(m.get("peer_count")),
              _num(m.get("target_percentile"), 0), _pct(m.get("premium_vs_median"))] for m in p.get("multiples", [])]
-    head = f"Peers: {', '.join(p.get('peers', []))} (snapshot {p.get('snapshot_date', 'n/a')})."
+    head = f"Peers: {', '.join(p.get('peers', []))} (snapshot {p.get('snapshot_date', _MISSING)})."
     return "\n".join(["## Industry comparison", "", head, "",
                       _table(["multiple", "target", "peer median", "peers", "percentile", "vs median"], rows),
                       _interpretation(state, "peers")])
@@ -155,7 +158,7 @@ def _scorecard(state: ChainView) -> str:
     c = _data(state, "scorecard")
     rows = [[str(f.get("note") or f.get("code")), _num(f.get("points"), 1), str(f.get("evidence_key", ""))]
             for f in c.get("factors", [])]
-    head = f"Score {_num(c.get('total_score'), 1)} / 100 → scorecard suggests **{c.get('recommendation', 'n/a')}**."
+    head = f"Score {_num(c.get('total_score'), 1)} / 100 → scorecard suggests **{c.get('recommendation', _MISSING)}**."
     return "\n".join(["## Quantitative risk scorecard", "", head, "", _table(["factor", "points", "evidence"], rows),
                       _interpretation(state, "scorecard")])
 
@@ -201,7 +204,7 @@ def render_report(state: ChainView) -> str:
     lines = [
         f"# Due diligence: {inputs['company_name']} ({inputs['company']}) as of {inputs['as_of']}",
         "",
-        f"**Recommendation: {str(decision.get('decision', 'n/a')).upper().replace('_', ' ')}** "
+        f"**Recommendation: {str(decision.get('decision', _MISSING)).upper().replace('_', ' ')}** "
         f"(confidence {_num(decision.get('confidence'))})",
         "",
         _approval_line(state),

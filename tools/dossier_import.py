@@ -29,7 +29,7 @@ from chainproof.tools.sec_sections import find_item, find_sections, html_to_text
 from chainproof.tools.statement_text import text_financials
 from chainproof.tools.xbrl_facts import Fact, financial_rows
 
-__all__ = ["import_dossier", "input_files", "read_document", "tenq_updates", "text_financials"]
+__all__ = ["CORE_METRICS", "import_dossier", "missing_core", "input_files", "read_document", "tenq_updates", "text_financials"]
 
 
 def read_document(path: Path, option: str = "--10k") -> tuple[str, str | None]:
@@ -155,6 +155,36 @@ def tenq_updates(text: str, name: str, period_end: date, *, document: str = "the
     return blocks, said
 
 
+#: metrics the due-diligence report needs for the latest fiscal year; a missing one is named
+CORE_METRICS = ("revenue", "net_income", "total_assets", "total_equity", "operating_cash_flow")
+
+
+def missing_core(fin: Sequence[tuple[int, str, float, str]]) -> list[str]:
+    """``["core metric(s) not found for fiscal year YYYY (the latest read): revenue, total_assets; ..."]``
+    (one line, or none) naming each of :data:`CORE_METRICS` that ``fin`` (``[(fiscal year, metric,
+    value, source)]``) lacks for its latest fiscal year; ``[]`` when none is missing or ``fin`` is empty."""
+    latest = max((fy for fy, *_ in fin), default=None)
+    have = {m for fy, m, *_ in fin if fy == latest}
+    gone = [m for m in CORE_METRICS if m not in have]
+    if latest is None or not gone:
+        return []
+    return [f"core metric(s) not found for fiscal year {latest} (the latest read): {', '.join(gone)}; no statement line "
+            "with a label for them was read, so the report shows them as not available"]
+
+
+def _check_later(q: Path, q_end: date, tenk_end: date, seen: dict[date, Path]) -> None:
+    """Refuse the 10-Q ``q`` (its period ended ``q_end``) when that period ended on or before the
+    10-K's (``tenk_end``: the 10-K already reports it) or another ``--10q`` (``seen``: {period end:
+    path}, updated) reports the same quarter. Raises :class:`DossierError` naming ``--10q``."""
+    if q_end <= tenk_end:
+        raise DossierError(f"--10q {q}: its quarter ended {q_end.isoformat()}, on or before the --10k's fiscal year end "
+                           f"{tenk_end.isoformat()}: expected a 10-Q for a later quarter")
+    if q_end in seen:
+        raise DossierError(f"--10q {q}: reports the quarter ended {q_end.isoformat()}, as --10q {seen[q_end]} does: "
+                           "expected each 10-Q once")
+    seen[q_end] = q
+
+
 def import_dossier(ticker: str, tenk: Path, tenqs: Sequence[Path], market: Mapping[str, Path], out_dir: str | Path,
                    *, as_of: date | None = None, name: str | None = None, n_years: int = 3,
                    headlines: Path | None = None, force: bool = False, summary: list[str] | None = None) -> Path:
@@ -164,15 +194,16 @@ def import_dossier(ticker: str, tenk: Path, tenqs: Sequence[Path], market: Mappi
     cover page (else the target's row of the peers CSV), the sector from that row. ``force``: replace
     files in ``out_dir`` the dossier commands did not write. Each 10-Q's Part II updates are appended
     (:func:`tenq_updates`); what each added, or that it had nothing for a part, is a note of the
-    dossier and, when ``summary`` is given, a line appended to it. Every document's cover must name the
+    dossier and, when ``summary`` is given, a line appended to it; so is each core metric missing for the
+    latest fiscal year (:func:`missing_core`). Every document's cover must name the
     peers file's company for ``ticker`` and a period that ended on or before ``as_of``
     (:func:`chainproof.tools.filing_cover.check_cover`); the fiscal year end is the 10-K's period end.
     Raises :class:`DossierError` naming the file and the section or heading that is missing, or the
-    file that is wrong (another company's, a period after ``as_of``, an input inside ``out_dir``)."""
+    file that is wrong (another company's, a period after ``as_of``, an input inside ``out_dir``, a
+    ``--10q`` that is not a Form 10-Q for a quarter after the 10-K's year, or given twice)."""
     key = ticker.strip().upper()
     check_inputs_outside(out_dir, input_files(tenk, tenqs, market, headlines))
     text, html = read_document(Path(tenk), "--10k")
-    sections = find_sections(text, document=f"--10k {tenk}")
     if as_of is None:
         prices = market.get("prices.csv")
         dates = re.findall(r"^(\d{4}-\d{2}-\d{2}),", read_text(prices, "--prices", "utf-8-sig"), re.M) if prices and Path(prices).is_file() else []
@@ -180,7 +211,8 @@ def import_dossier(ticker: str, tenk: Path, tenqs: Sequence[Path], market: Mappi
             raise DossierError("--as-of: not given and no dated row in --prices to take it from")
         as_of = max(date.fromisoformat(d) for d in dates)
     target = _target_row(market.get("peers.csv"), key)
-    end = check_cover(text, "--10k", Path(tenk), expected_name=(target.get("name") or "").strip(), as_of=as_of)
+    end = check_cover(text, "--10k", Path(tenk), expected_name=(target.get("name") or "").strip(), as_of=as_of, form="10-K")
+    sections = find_sections(text, document=f"--10k {tenk}")
     label = Path(tenk).name
     fin: list[tuple[int, str, float, str]] = []
     if html and "nonfraction" in html.lower():
@@ -192,13 +224,16 @@ def import_dossier(ticker: str, tenk: Path, tenqs: Sequence[Path], market: Mappi
         fin = [r for r in fin if latest is not None and r[0] > latest - n_years]
     texts = {k: s.text for k, s in sections.items()}
     added: list[str] = []
+    seen: dict[date, Path] = {}
     for q in tenqs:
         q_text, _ = read_document(Path(q), "--10q")
-        q_end = check_cover(q_text, "--10q", Path(q), expected_name=(target.get("name") or "").strip(), as_of=as_of)
+        q_end = check_cover(q_text, "--10q", Path(q), expected_name=(target.get("name") or "").strip(), as_of=as_of, form="10-Q")
+        _check_later(Path(q), q_end, end, seen)
         blocks, said = tenq_updates(q_text, Path(q).name, q_end, document=f"--10q {q}")
         for k, block in blocks.items():
             texts[k] = (texts.get(k) or "") + block
         added += said
+    added += missing_core(fin) + ([] if fin else ["no statement lines found in Item 8: financials.csv is empty"])
     if summary is not None:
         summary.extend(added)
     cover = cover_name(text)
@@ -211,6 +246,5 @@ def import_dossier(ticker: str, tenk: Path, tenqs: Sequence[Path], market: Mappi
         + [f"risk factors and legal proceedings updates: analyst's 10-Q {q}" for q in tenqs]
         + ([f"headlines.csv: analyst's {headlines}"] if headlines else []),
         notes=["built by chainproof dossier import from the analyst's own documents"] + added
-        + ([] if headlines else ["headlines.csv is empty (no --headlines given)"])
-        + ([] if fin else ["no statement lines found in Item 8: financials.csv is empty"]))
+        + ([] if headlines else ["headlines.csv is empty (no --headlines given)"]))
     return write_dossier(parts, market, out_dir, force=force)

@@ -161,11 +161,13 @@ def _headline(name: str, f: Mapping[str, str]) -> str:
 
 def fetch_dossier(ticker: str, as_of: date, out_dir: str | Path, market: Mapping[str, Path], *,
                   user_agent: str | None, cache_dir: str | Path, n_years: int = 3, refresh: bool = False,
-                  max_8k: int = 40, force: bool = False) -> Path:
+                  max_8k: int = 40, force: bool = False, summary: list[str] | None = None) -> Path:
     """Build the dossier of ``ticker`` as of ``as_of`` from EDGAR into ``out_dir`` (module
     docstring); ``market`` holds the analyst's ``prices.csv``, ``benchmark.csv``, ``rates.csv`` and
     ``peers.csv`` (:func:`chainproof.tools.dossier_writer.write_dossier`). The latest ``max_8k``
-    8-Ks filed in the year before ``as_of`` become headlines.
+    8-Ks filed in the year before ``as_of`` become headlines. When companyfacts holds no financial
+    fact of those 10-Ks, financials.csv is written empty and a note says so (appended to ``summary``
+    too, when given, for the command to print).
 
     Raises :class:`ConfigError` without a "Name email" ``user_agent`` (before any request),
     :class:`DossierError` for an unknown ticker, no 10-K filed by ``as_of``, a missing section or
@@ -211,6 +213,12 @@ def fetch_dossier(ticker: str, as_of: date, out_dir: str | Path, market: Mapping
     notes = [f"financials: XBRL facts of the 10-K filings filed on or before {as_of.isoformat()}, each row naming "
              "its filing's accession number", f"filings/*.txt: sections of 10-K {acc} filed {tenk['filingDate']} "
              "as the filing states them", "headlines.csv: the 8-Ks filed in the year before as_of (their items)"]
+    if not fin:
+        empty = (f"no XBRL financial facts of a 10-K filed on or before {as_of.isoformat()} in companyfacts "
+                 f"({facts.source}): financials.csv is empty")
+        notes.append(empty)
+        if summary is not None:
+            summary.append(empty)
     if "legal_note" not in sections:
         notes.append(f"10-K {acc} has no commitments and contingencies note heading; filings/legal_note.txt is absent")
     parts = DossierParts(

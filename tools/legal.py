@@ -134,7 +134,8 @@ class LegalReview(BaseModel):
     sections: list[str]
     matters: list[LegalMatter]
     max_amount_usd_millions: float | None = Field(
-        None, description="largest amount among the top matters from the legal sections (risk-factor amounts, "
+        None, description="largest amount stated as exposure (an accrual, damages, settlement, fine, claim, loss: "
+                          "tools.legal_amounts) among the top matters from the legal sections (risk-factor amounts, "
                           "e.g. debt totals, are not legal exposure and are left out)")
     notes: list[str] = Field(default_factory=list)
     readings: list[dict[str, Any]] = Field(
@@ -349,6 +350,7 @@ def rank_legal_texts(texts: Mapping[str, str], top_n: int = 8, ticker: str = "")
     if top_n < 1:
         raise ValueError(f"top_n={top_n} must be >= 1")
     scored: list[tuple[float, int, LegalMatter]] = []
+    paras: dict[str, str] = {}
     sections = [s for s, t in texts.items() if t and t.strip()]
     n = 0
     for section in sections:
@@ -362,6 +364,7 @@ def rank_legal_texts(texts: Mapping[str, str], top_n: int = 8, ticker: str = "")
                                  amounts_usd_millions=amounts, max_count=_max_count(para), tags=_tags(full),
                                  excerpt=_excerpt(para))
             scored.append((score, -n, matter))
+            paras[matter.id] = para
     scored.sort(key=lambda x: (x[0], x[1]), reverse=True)
     top = [m for _, _, m in scored[:top_n]]
     notes = []
@@ -370,7 +373,9 @@ def rank_legal_texts(texts: Mapping[str, str], top_n: int = 8, ticker: str = "")
     missing = [s for s in SECTION_WEIGHTS if s not in sections]
     if missing:
         notes.append(f"sections absent or empty: {', '.join(missing)}")
-    all_amounts = [a for m in top if m.section in LEGAL_SECTIONS for a in m.amounts_usd_millions]
+    from chainproof.tools.legal_amounts import exposure_amounts_usd_millions  # it parses amounts with this module
+
+    all_amounts = [a for m in top if m.section in LEGAL_SECTIONS for a in exposure_amounts_usd_millions(paras[m.id])]
     return LegalReview(ticker=ticker, n_candidates=n, sections=sections, matters=top,
                        max_amount_usd_millions=max(all_amounts) if all_amounts else None, notes=notes)
 

@@ -164,7 +164,31 @@ def find_item(text: str, number: str, title_word: str) -> Section | None:
         elif not _line(text, m.end()).strip():
             bare.append(m)
     return _longest([Section(number, _line(text, m.start()).strip(), text[m.start():end].strip() + "\n", m.start(), end)
-                     for m in titled or bare for end in [_end(stops, m.start(), len(text))]])
+                     for m in titled or bare for end in [_end(stops, m.start(), len(text))] if _has_body(text, m, end)])
+
+
+#: a table-of-contents entry's line ends in its page after a wide gap or dot leaders ("Risk Factors   13", "Risk
+#: Factors....... 10", "Unresolved Staff Comments   N/A")
+_PAGED = re.compile(r"(?:[^\S\n]{2,}|\.{3,}[^\S\n]*)(?:\d{1,3}|[ivx]{1,5}|n/?a)[^\S\n]*$", re.I)
+#: words a section whose heading line ends in a page number must hold after it to be the item itself (a
+#: table-of-contents entry holds the next entries' titles and pages until the next heading found)
+TOC_WORDS = 25
+
+
+def _has_body(text: str, m: re.Match[str], end: int) -> bool:
+    """Whether the section from the item heading ``m`` to ``end`` holds more than its heading: at
+    least one word (of letters: a page number is not one) after the heading's line and title ("None."
+    and "See Note 12" are bodies), and :data:`TOC_WORDS` words when the heading's line or title ends in
+    a page number (``_PAGED``: a table-of-contents entry, whose "body" is the next entries)."""
+    first = _line(text, m.end())
+    rest = text[m.end() + len(first):end]
+    title = first.strip()
+    if not title:  # "Item 1A." alone: its title is the next non-blank line
+        title = _title(text, m.end())
+        rest = rest.replace(title, "", 1)
+    paged = _PAGED.search(title) or re.match(r"\s*(?:\d{1,3}|n/?a)[^\S\n]*\n", rest, re.I)
+    words = re.findall(r"[A-Za-z]{2,}", rest) + re.findall(r"\b[AI]\b", rest)
+    return len(words) >= (TOC_WORDS if paged else 1)
 
 
 def _note_heads(text: str, number: int | None = None) -> list[tuple[re.Match[str], str, str]]:
@@ -237,7 +261,8 @@ def find_sections(text: str, *, document: str = "the 10-K", need_note: bool = Fa
     for key, (number, word, name) in _ITEMS.items():
         section = find_item(text, number, word)
         if section is None:
-            missing.append(f"{name}: no line starting 'Item {number.upper()}' followed by its title")
+            missing.append(f"{name}: no line starting 'Item {number.upper()}' followed by its title and the "
+                           "section's text (a table-of-contents entry is not the section)")
         else:
             found[key] = section
     note = referenced_note(text, found.get("legal_proceedings")) or find_note(text)

@@ -87,8 +87,11 @@ def dossier_fetch(
     market = _market(prices, benchmark, rates, peers)
     check_inputs_outside(target, ((MARKET_FILES[n], p) for n, p in market.items()))  # before --force lists them
     _out_checked(target, force)
-    path = fetch_dossier(ticker, when, target, market,
-                         user_agent=s.sec_user_agent, cache_dir=s.home / "edgar", refresh=refresh, force=force)
+    summary: list[str] = []
+    path = fetch_dossier(ticker, when, target, market, user_agent=s.sec_user_agent, cache_dir=s.home / "edgar",
+                         refresh=refresh, force=force, summary=summary)
+    for line in summary:  # what the dossier lacks (an empty financials.csv)
+        console.print(line, highlight=False)
     console.print(f"dossier written to {path}", highlight=False)
 
 

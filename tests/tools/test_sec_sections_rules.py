@@ -3,6 +3,9 @@ filings are checked in test_sec_sections_real.py when ../shared/data is present)
 
 from __future__ import annotations
 
+import pytest
+
+from chainproof.errors import DossierError
 from chainproof.tools.sec_sections import find_item, find_note_number, find_sections
 
 _BODY = "We make widgets in three plants and sell them to distributors.\n" * 5
@@ -51,3 +54,25 @@ def test_a_wrapped_numbered_sentence_or_a_column_header_is_not_a_note_heading() 
             "NOTE 12 – COMMITMENTS AND CONTINGENCIES\nA suit is pending.\n\nNOTE 13 — STOCKHOLDERS' EQUITY\nShares.\n")
     note = find_note_number(text, 12)
     assert note is not None and note.text == "NOTE 12 – COMMITMENTS AND CONTINGENCIES\nA suit is pending.\n"
+
+
+_TOC = ("TABLE OF CONTENTS\nPART I\nItem 1.    Business                                  1\n"
+        "Item 1A.   Risk Factors                              13\nItem 1B.   Unresolved Staff Comments       N/A\n"
+        "Item 2.    Properties.................................. 28\nItem 3.    Legal Proceedings......... 29\n"
+        "Item 4.    Mine Safety Disclosures                   29\nPART II\n")
+
+
+def test_a_table_of_contents_entry_is_not_the_section() -> None:
+    """A table of contents alone (its lines end in page numbers, with gaps or dot leaders) has no
+    Item 1A or Item 3: the error names both; with the body's headings present, the bodies win, and a
+    one-word body ("None.") under a heading without a page number is a section."""
+    with pytest.raises(DossierError, match=r"section not found: Item 1A \(Risk Factors\).*table-of-contents entry.*"
+                                           r"Item 3 \(Legal Proceedings\)"):
+        find_sections(_TOC + f"Item 5. Market\n{_BODY}")
+    text = _TOC + f"Item 1A. Risk Factors\n{_BODY}\nItem 2. Properties\n{_BODY}\nItem 3. Legal Proceedings\nNone.\n\nItem 4. Mine\nNo.\n"
+    found = find_sections(text)
+    assert found["risk_factors"].text == f"Item 1A. Risk Factors\n{_BODY}"
+    assert found["legal_proceedings"].text == "Item 3. Legal Proceedings\nNone.\n"
+    bare = "Item 1A.\nRisk Factors\n13\nItem 1B.\nUnresolved Staff Comments\n27\n"  # number and page on their own lines
+    assert find_item(bare, "1a", "risk") is None
+    assert find_item(bare.replace("13\n", f"{_BODY}", 1), "1a", "risk") is not None

@@ -52,3 +52,44 @@ def test_charts_are_written_beside_the_report_and_embedded_in_the_html_export(se
     (report_path.parent / run.run_id / "peers.svg").write_text(svgs["peers"].replace(ticker, "XXX"))
     CliRunner().invoke(cli, ["export", run.run_id, "--format", "html", "--out", str(out), "--force"])
     assert "Chart peers" in out.read_text() and "SHA-256 differs" in out.read_text()
+
+
+class _Financials:
+    """A run view holding only ``financials.years``."""
+
+    def __init__(self, years: list[dict]) -> None:
+        self.years = years
+
+    def data(self, name: str) -> dict:
+        return {"years": self.years}
+
+
+def _drawn(years: list[dict]) -> tuple[list[tuple[float, float]], list[str]]:
+    """``([(bar x, height)], legend labels)`` of the financials chart drawn from ``years``."""
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("svg", force=False)
+    import matplotlib.pyplot as plt
+
+    from chainproof.graphs.dd_charts import _financials
+
+    fig = plt.figure()
+    try:
+        _financials(fig, _Financials(years))  # type: ignore[arg-type]
+        ax = fig.axes[0]
+        bars = [(round(p.get_x() + p.get_width() / 2, 2), p.get_height()) for p in ax.patches]
+        return bars, [t.get_text() for t in ax.get_legend().get_texts()]
+    finally:
+        plt.close(fig)
+
+
+def test_a_free_cash_flow_not_available_is_not_drawn_as_zero():
+    """FY2016's free cash flow is not available: revenue bars for both years, one free-cash-flow bar
+    (FY2017's); with none available, no free-cash-flow bar and no legend entry for it."""
+    years = [{"fiscal_year": 2016, "revenue": 100.0, "free_cash_flow": None, "net_margin": 0.1},
+             {"fiscal_year": 2017, "revenue": 120.0, "free_cash_flow": -15.0, "net_margin": 0.12}]
+    bars, legend = _drawn(years)
+    assert bars == [(-0.2, 100.0), (0.8, 120.0), (1.2, -15.0)] and "free cash flow" in legend
+    bars, legend = _drawn([{**y, "free_cash_flow": None} for y in years])
+    assert bars == [(-0.2, 100.0), (0.8, 120.0)] and legend == ["revenue", "net margin"]

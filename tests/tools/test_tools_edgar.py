@@ -6,6 +6,7 @@ imported, and the test process must not keep a mirror setting for other tests.""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from chainproof.settings import Settings
 from chainproof.tools.dossier import load_dossier
 from testkit.dd_answers import dd_model
 from testkit.dossier_data import DEMO_AS_OF
-from testkit.fake_edgar import EIGHT_KS, TEN_KS, fake_edgar
+from testkit.fake_edgar import CIK, EIGHT_KS, TEN_KS, fake_edgar
 
 UA = "Jane Analyst jane@example.com"
 ACC_2017, ACC_2018 = TEN_KS["3M_2017_10K"][0], TEN_KS["3M_2018_10K"][0]
@@ -115,3 +116,19 @@ def test_a_scripted_due_diligence_run_reads_the_fetched_dossier(fetched, home):
     report = Path(done.report_path).read_text()
     assert "31,657" in report and "**Approved** by **Kim**" in report
     assert "legal_note ¶" in report and "citations hold" in report  # the real sections were read and cited
+
+
+def test_companyfacts_without_the_10ks_facts_gives_an_empty_financials_csv_and_says_so(bundle_root, built_dossiers,
+                                                                                       tmp_path):
+    """EDGAR's companyfacts holds no fact (a new registrant): the fetch still writes the dossier, and
+    its output and notes say financials.csv is empty, as ``dossier import`` does."""
+    with fake_edgar(bundle_root) as server:
+        server.routes[f"/api/xbrl/companyfacts/CIK{CIK:010d}.json"] = json.dumps(
+            {"cik": CIK, "entityName": "3M CO", "facts": {}}).encode("utf-8")
+        result = _fetch(tmp_path, server.url, built_dossiers["MMM"])
+    assert result.returncode == 0, result.stderr
+    said = " ".join(result.stdout.split())
+    assert f"no XBRL financial facts of a 10-K filed on or before {DEMO_AS_OF.isoformat()} in companyfacts" in said
+    assert "financials.csv is empty" in said
+    d = load_dossier(tmp_path / "MMM")
+    assert not d.financials and "financials.csv is empty" in d.meta.notes

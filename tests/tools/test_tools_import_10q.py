@@ -7,7 +7,7 @@ market files (the bundle's prices end in 2018)."""
 from __future__ import annotations
 
 import gzip
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -18,29 +18,9 @@ from chainproof.errors import DossierError
 from chainproof.tools.dossier import load_dossier
 from chainproof.tools.dossier_import import tenq_updates
 from chainproof.tools.legal import legal_matters
+from testkit.filing_docs import AS_OF, filing_doc, market_2023
 
-AS_OF = "2023-09-29"
-
-
-def _doc(bundle_root: Path, tmp_path: Path, folder: str, doc: str) -> Path:
-    path = tmp_path / f"{doc}.txt"
-    path.write_text(gzip.open(bundle_root / "sec_10k_filings" / folder / f"{doc}.txt.gz", "rt", encoding="utf-8").read(),
-                    encoding="utf-8")
-    return path
-
-
-def _market_2023(built: Path, tmp_path: Path) -> Path:
-    """Made-up prices, benchmark and rates for 2023 and the built dossier's peers file (its names)."""
-    market = tmp_path / "market"
-    market.mkdir()
-    days = [d for d in (date(2023, 1, 2) + timedelta(n) for n in range(272)) if d.weekday() < 5]
-    for name, base in (("prices", 100.0), ("benchmark", 4000.0)):
-        rows = [f"{d.isoformat()},{base * (1 + 0.001 * (i % 7)):.4f}" for i, d in enumerate(days)]
-        market.joinpath(f"{name}.csv").write_text("date,close\n" + "\n".join(rows) + "\n", encoding="utf-8")
-    market.joinpath("rates.csv").write_text("month,rf_pct\n" + "".join(f"2023-{m:02d},4.5\n" for m in range(1, 10)),
-                                            encoding="utf-8")
-    market.joinpath("peers.csv").write_bytes((built / "peers.csv").read_bytes())
-    return market
+_doc, _market_2023 = filing_doc, market_2023
 
 
 def _import(ticker: str, tenk: Path, tenq: Path, market: Path, out: Path):

@@ -88,3 +88,26 @@ def test_amount_parsing(text, amounts):
 def test_normalise_repairs_pdftotext_artifacts():
     text = "Item 1A. Risk Factor s.\n\n12\n\nTable of Contents\nCash  Flow s from   operations"
     assert normalise_text(text).split("\n") == ["Item 1A. Risk Factors.", "", "", "", "", "Cash Flows from operations"]
+
+
+def test_mgm_2022_macau_revenue_threshold_is_not_legal_exposure(bundle_root):
+    """MGM's 2022 legal note states the Macau concession's MOP 180 billion ($22.4 billion) gross
+    gaming revenue threshold and bank guarantees: amounts, but not accruals, damages, settlements,
+    fines, claims or losses; the review's largest legal amount leaves them out (3M's $5 billion in
+    damages, above, still counts)."""
+    r = review(bundle_root, "MGMRESORTS_2022_10K")
+    assert any(22400.0 in m.amounts_usd_millions for m in r.matters if m.section == "legal_note")  # still shown
+    assert r.max_amount_usd_millions is None or r.max_amount_usd_millions < 1000
+
+
+def test_only_amounts_stated_as_exposure_count():
+    from chainproof.tools.legal_amounts import exposure_amounts_usd_millions
+
+    text = ("The State's damages expert contends the State incurred $5 billion in damages. The company accrued $120 "
+            "million for the settlement. The concession obliges investment of $2.1 billion if gross gaming revenue "
+            "exceeds $22.4 billion. A bank guarantee of $124 million covers damages or losses under the concession. "
+            "We were fined $3.5 million; the jury awarded $40 million.")
+    assert exposure_amounts_usd_millions(text) == [5000.0, 120.0, 3.5, 40.0]
+    r = rank_legal_texts({"legal_note": "Note 12. Contingencies\nThe concession obliges investment if gross gaming "
+                                        "revenue exceeds $22.4 billion, which could lead to litigation and claims.\n"})
+    assert r.matters and r.max_amount_usd_millions is None

@@ -48,3 +48,31 @@ def test_real_3m_snapshot():
     assert pe.target_percentile == 60.0 and pe.premium_vs_median == pytest.approx(24.31 / 22.87 - 1, abs=1e-6)
     assert pc.get("ev_ebitda").target == pytest.approx(16.5359, abs=1e-4)
     assert len(pc.model_dump_json()) < 4096
+
+
+class _PeersView:
+    """A run view holding only a peers finding (no model interpretation)."""
+
+    def __init__(self, peers: dict) -> None:
+        self.peers = peers
+
+    def data(self, key: str) -> dict:
+        return self.peers if key == "peers" else {}
+
+    def finding(self, key: str) -> None:
+        return None
+
+
+def test_the_peers_table_says_not_available_as_the_rest_of_the_report_does():
+    """A multiple the target has no value for (a loss: no P/E) and no premium: its cells read "not
+    available", the word the financial-health table uses, never "n/a"."""
+    from chainproof.graphs.dd_report import _peers
+
+    text = _peers(_PeersView({"peers": ["KO", "PEP"], "multiples": [
+        {"label": "P/E", "target": None, "peer_median": 21.5, "peer_count": 2, "target_percentile": None,
+         "premium_vs_median": None},
+        {"label": "P/S", "target": 2.0, "peer_median": 2.5, "peer_count": 2, "target_percentile": 40.0,
+         "premium_vs_median": -0.2}]}))  # type: ignore[arg-type]
+    assert "n/a" not in text
+    assert "| P/E | not available | 21.50 | 2 | not available | not available |" in text
+    assert "| P/S | 2.00 | 2.50 | 2 | 40 | -20.0 % |" in text and "(snapshot not available)" in text

@@ -1,12 +1,15 @@
 """Every company of the shared bundle runs: each FY2017 10-K's real text imported (`dossier import`),
 then a scripted due-diligence run to the approval pause and its approved report, which has no blank
-cell. AXP has no 10-K before 2018-02-08 in the bundle: its built dossier says so in every cell."""
+cell. AXP has no 10-K before 2018-02-08 in the bundle: its built dossier says so in every cell. A
+10-K filed after 2018-02-08 is imported (and run) as of the date its cover states its shares
+outstanding at, with the market files' last rows repeated to it (:func:`as_of_for`)."""
 
 from __future__ import annotations
 
 import csv
 import gzip
 import re
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,7 @@ from chainproof.agents.models import StaticModels
 from chainproof.app import Chainproof
 from chainproof.tools.dossier import load_dossier
 from chainproof.tools.dossier_import import import_dossier
+from chainproof.tools.filing_cover import cover_date
 from testkit.dd_answers import dd_model
 from testkit.dossier_data import DEMO_AS_OF, TARGETS
 
@@ -33,8 +37,40 @@ def imported(bundle_root, built_dossiers, tmp_path_factory) -> dict[str, Path]:
         tenk = tmp / f"{doc}.txt"
         tenk.write_text(gzip.open(bundle_root / f"sec_10k_filings/full_text/{doc}.txt.gz", "rt").read())
         market = {f"{n}.csv": built_dossiers[ticker] / f"{n}.csv" for n in ("prices", "benchmark", "rates", "peers")}
-        out[ticker] = import_dossier(ticker, tenk, [], market, tmp / ticker, as_of=DEMO_AS_OF)
+        as_of = as_of_for(tenk.read_text())
+        if as_of > DEMO_AS_OF:
+            market = _extended(market, as_of, tmp / f"{ticker}-market")
+        out[ticker] = import_dossier(ticker, tenk, [], market, tmp / ticker, as_of=as_of)
     return out
+
+
+def as_of_for(text: str) -> date:
+    """DEMO_AS_OF, or the date a 10-K's cover states its shares outstanding at when later (J&J,
+    Coca-Cola, CVS and Pfizer filed their FY2017 10-Ks after 2018-02-08: not public at DEMO_AS_OF)."""
+    return max(DEMO_AS_OF, cover_date(text) or DEMO_AS_OF)
+
+
+def _extended(market: dict[str, Path], as_of: date, folder: Path) -> dict[str, Path]:
+    """Copies of ``market`` whose prices and benchmark repeat their last close on each weekday up to
+    ``as_of`` and whose rates repeat their last month up to ``as_of``'s (made-up rows: the bundle's
+    prices end 2018-02-07)."""
+    folder.mkdir()
+    out = dict(market)
+    for name in ("prices.csv", "benchmark.csv", "rates.csv"):
+        lines = market[name].read_text(encoding="utf-8").rstrip("\n").split("\n")
+        last, value = lines[-1].split(",")
+        if name == "rates.csv":
+            months = sorted({f"{d.year}-{d.month:02d}" for d in _days(date.fromisoformat(last + "-01"), as_of)} - {last})
+            lines += [f"{m},{value}" for m in months]
+        else:
+            lines += [f"{d.isoformat()},{value}" for d in _days(date.fromisoformat(last) + timedelta(1), as_of) if d.weekday() < 5]
+        out[name] = folder / name
+        out[name].write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return out
+
+
+def _days(start: date, end: date) -> list[date]:
+    return [start + timedelta(n) for n in range((end - start).days + 1)]
 
 
 def _key_financials(bundle_root: Path, doc: str) -> list[dict[str, str]]:
@@ -106,7 +142,8 @@ def _cells(report: str) -> list[tuple[str, str]]:
 @pytest.mark.parametrize("ticker", TARGETS)
 def test_every_company_runs_to_the_approval_pause_and_its_report_has_no_blank_cell(settings, imported, ticker):
     with Chainproof(settings, models=StaticModels(dd_model())) as app:
-        run = app.start("due-diligence", {"company": ticker, "as_of": DEMO_AS_OF.isoformat(), "dossier": str(imported[ticker])})
+        as_of = load_dossier(imported[ticker]).meta.as_of or DEMO_AS_OF
+        run = app.start("due-diligence", {"company": ticker, "as_of": as_of.isoformat(), "dossier": str(imported[ticker])})
         assert run.requests and run.requests[0]["proposed"]["decision"] == "renegotiate"
         done = app.decide(run.run_id, action="approve", approver="Kim")
     report = Path(done.report_path).read_text()
