@@ -19,6 +19,7 @@ _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?"
 _DATE = re.compile(rf"\b{_MONTH}\s+\d{{1,2}},?\s+(?:19|20)\d\d\b|\b\d{{1,2}}\s+{_MONTH}\s+(?:19|20)\d\d\b")
 _YEAR = re.compile(r"(?:19|20)\d\d")  # a year named in an answer is not its figure
 _CITED = re.compile(r"\[?\s*\b([a-z_]+)\s*¶\s*(\d+)\s*\]?")  # "[table ¶3]", or "table ¶3" as the 1.5B model writes it
+_LOOSE_CITE = re.compile(r"\(?\[?\s*(?:(?:in|see|from)\s+)?(?:paragraph|para\.?)?\s*¶\s*\d+\s*\]?\)?", re.I)
 _TRAILER = re.compile(r",?\s*(?:with (?:a |the )?cites? (?:of|from)?|citing|cited in|see|from)\s*$", re.I)
 _LEAD = re.compile(r"^\s*(?:the\s+)?(?:final\s+)?answer(?:\s+is)?\s*[:\-]?\s*", re.I)
 
@@ -143,7 +144,8 @@ def typed_answer(data: dict[str, Any], paras: list[dict[str, Any]], not_found: s
         return _calculated(str(data.get("answer") or ""), paras)
     text = str(data.get("answer") or "") if data.get("stop_reason") == "answered" else ""
     cites = [ParagraphCite(section=m.group(1), paragraph=int(m.group(2))) for m in _CITED.finditer(text)]
-    bare = _TRAILER.sub("", _LEAD.sub("", _CITED.sub(" ", text)).strip(" .;:,\n")).strip(" .;:,")
+    # "[¶2]", "paragraph ¶2": a cite without its section still is no figure of the answer
+    bare = _TRAILER.sub("", _LEAD.sub("", _LOOSE_CITE.sub(" ", _CITED.sub(" ", text))).strip(" .;:,\n")).strip(" .;:,")
     if not_found.lower() in bare.lower() and len(bare) <= 120:  # said after its search: no guess from the model
         return FilingAnswer(answer="not found in the filing's paragraphs searched", found=False, confidence=None)
     if not bare or len(bare) > 120:

@@ -261,11 +261,13 @@ def test_the_calculator_computes_and_refuses_what_is_not_arithmetic():
     assert evaluate("round(2 / 3, 2)") == 0.67 and evaluate("max(1, 7, 3) - min(4, 2)") == 5.0
     assert evaluate("avg(2, 4, 9)") == 5.0 and evaluate("$1,200 / 2") == 600.0 and evaluate("0.1 + 0.2") == 0.3
     for bad, why in [("__import__('os').system('true')", "not a number or arithmetic"), ("9 ** 9 ** 9", "exponent"),
-                     ("1 / 0", "division by zero"), ("12.5% * 4", "'%' is not allowed"), ("x + 1", "'x'"),
+                     ("1 / 0", "division by zero"), ("12.5% * 4", "'%' is allowed only when every number is a percentage"), ("21% - 3", "every number"), ("x + 1", "'x'"),
                      ("(-8) ** 0.5", "not a real number"), ("abs(1, 2)", "does not take 2 numbers"), ("", "got nothing"), ("1" * 501, "at most 500")]:
         with pytest.raises(CalculatorError, match=why):
             evaluate(bad)
     assert calculate.invoke({"expression": "2 * 3"}) == {"expression": "2 * 3", "result": 6.0}
+    # percentages only, nothing multiplied: percentage points (the 1.5B model wrote "21% - 20.98%")
+    assert evaluate("21% - 20.98%") == 0.02 and evaluate("avg(12.5%, 13.1%)") == 12.8
     # the embedded model writes its own result (and cites) after "=": the left side is computed, not trusted
     assert calculate.invoke({"expression": "(45 + 43) / 2 = 45.50 cents, see table ¶3"}) == {
         "expression": "(45 + 43) / 2", "result": 44.0}
@@ -410,6 +412,8 @@ def test_a_cite_must_state_the_figure_and_words_match_whole_words():
              {"section": "text", "paragraph": 1, "text": "Eyes were on the ball; no litigation."}]
     said = {"stop_reason": "answered", "answer": "$4 million [legal_note ¶3]"}  # the model cited the wrong one
     assert typed_answer(said, paras, "NOT FOUND").citations[0].paragraph == 4
+    loose = {"stop_reason": "answered", "answer": "They were $4 million. This is found in paragraph [¶4]."}
+    assert typed_answer(loose, paras, "NOT FOUND").value == 4.0  # "¶4" without its section is no second figure
     assert typed_answer({"stop_reason": "answered", "answer": "Yes [text ¶1]"}, paras, "NOT FOUND") is None
 
 

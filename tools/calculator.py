@@ -4,7 +4,8 @@
 Accepted: numbers (``1,234.5`` thousands separators and a leading ``$`` are dropped), ``+ - * /``,
 ``**`` (exponent at most :data:`MAX_EXPONENT` in magnitude), parentheses, unary minus, and the
 functions ``abs``, ``round``, ``min``, ``max``, ``sum`` and ``avg`` (of their arguments). Anything
-else (names, attributes, calls of other functions, comparisons, strings, ``%``) is refused with a
+else (names, attributes, calls of other functions, comparisons, strings, ``%`` unless every number
+is a percentage and nothing is multiplied: ``21% - 20.98%`` is in percentage points) is refused with a
 :class:`CalculatorError` naming what was found, so a model sees why and can write the expression
 again. The result must be finite; it is rounded to 10 significant digits (float noise such as
 ``0.30000000000000004`` would otherwise fail an exact comparison).
@@ -77,6 +78,20 @@ def _value(node: ast.AST) -> float:
                           f"{', '.join(sorted(_FUNCTIONS))}")
 
 
+_LITERAL = re.compile(r"\d[\d,]*(?:\.\d+)?(\s*%)?")
+
+
+def _points(text: str) -> str:
+    """An expression whose every number is a percentage (``21% - 20.98%``, ``avg(12.5%, 13.1%)``)
+    without its ``%`` signs: computed in percentage points. Any other ``%`` (a product, a mix of
+    percentages and plain numbers, Python's remainder) is refused, naming how to write it."""
+    literals = list(_LITERAL.finditer(text))
+    if literals and all(m.group(1) for m in literals) and "*" not in text:
+        return text.replace("%", "")
+    raise CalculatorError("'%' is allowed only when every number is a percentage and nothing is multiplied "
+                          "(21% - 20.98%); otherwise write a percentage as a number (12.5% -> 12.5 or 0.125)")
+
+
 def evaluate(expression: str) -> float:
     """The value of an arithmetic ``expression`` (see the module docstring), rounded to 10
     significant digits. Raises :class:`CalculatorError` for an empty, over-long
@@ -88,7 +103,7 @@ def evaluate(expression: str) -> float:
     if len(text) > MAX_EXPRESSION_CHARS:
         raise CalculatorError(f"expression: {len(text)} characters, at most {MAX_EXPRESSION_CHARS}")
     if "%" in text:
-        raise CalculatorError("'%' is not allowed: write a percentage as a number (12.5% -> 12.5 or 0.125)")
+        text = _points(text)
     text = _THOUSANDS.sub("", text.replace("$", ""))
     try:
         tree = ast.parse(text, mode="eval")
