@@ -1,9 +1,9 @@
-"""The filing-qa agent step on the real embedded model (Qwen2.5-Coder-1.5B through llama.cpp):
-its fenced-JSON tool calls drive a two-tool task (search the filing, then calculate) to an answer
-with checked citations, and the run replays with no model call. Runs only where the ``[local]``
-extra is installed (about two minutes on 2 cores); skips otherwise. The answer's figure is the
-1.5B model's own and is not asserted: measured 2026-12-04, ``calculate`` gave 13.0 (608 - 595,
-after filing-qa's answer check forced the call) and the model then answered "8"."""
+"""The filing-qa graph on the real embedded model (Qwen2.5-Coder-1.5B through llama.cpp): the
+filing is searched (by code, with the question), the model's forced ``calculate`` call (a
+llama.cpp grammar over the tool's arguments) is run and its result is the answer
+(``return_direct``), the typed answer cites checked paragraphs, and the run replays with no model
+call. Runs only where the ``[local]`` extra is installed (about a minute on 2 cores); skips
+otherwise. The figures the 1.5B model reads are its own and are not asserted."""
 
 from __future__ import annotations
 
@@ -36,10 +36,9 @@ def test_the_embedded_model_searches_then_calculates_then_answers(home, capsys):
         ran = [t.tool for t in tools if t.error is None]
         assert "search_filing" in ran and "calculate" in ran, [(t.tool, t.args, t.error) for t in tools]
         agent_calls = [m for m in app.audit.records_of(run.run_id, ModelCallRecord) if m.node == "agent"]
-        # the model wrote its calls as text; the adapter's parser made them LangChain tool calls
-        assert any(c.tool_calls for c in agent_calls)
+        assert agent_calls[0].tool_calls[0]["name"] == "calculate"  # the adapter's grammar-forced call
         answer = run.state["findings"]["answer"]["data"]
-        assert answer["stop_reason"] == "answered", answer
+        assert answer["stop_reason"] == "returned", answer
         decision = run.state["decision"]
         assert decision["citations"], decision
         elapsed = time.perf_counter() - started
