@@ -68,14 +68,16 @@ def _holds(paras: list[dict[str, Any]], cite: ParagraphCite, words: str) -> bool
     return re.search(rf"(?<!\w){wanted}(?!\w)", " ".join(text.lower().split())) is not None
 
 
+def _stated(figure: str) -> str:
+    """The regex of ``figure`` as a paragraph states it, once thousands separators are dropped from
+    both (``1568.6`` matches ``1,568.6``; ``68`` is not the start of ``680`` or ``68.5``)."""
+    return rf"(?<![\d.]){re.escape(figure.replace(',', ''))}(?![\d]|\.\d)"
+
+
 def _stating(paras: list[dict[str, Any]], figures: list[str]) -> list[ParagraphCite]:
-    """The evidence paragraphs that state any of ``figures`` (``1568.6`` matches ``1,568.6``), in order."""
-    out = []
-    for p in paras:
-        text = p["text"].replace(",", "")
-        if any(re.search(rf"(?<![\d.]){re.escape(f.replace(',', ''))}(?![\d]|\.\d)", text) for f in figures):
-            out.append(ParagraphCite(section=p["section"], paragraph=p["paragraph"]))
-    return out
+    """The evidence paragraphs that state any of ``figures``, in order."""
+    return [ParagraphCite(section=p["section"], paragraph=p["paragraph"]) for p in paras
+            if any(re.search(_stated(f), p["text"].replace(",", "")) for f in figures)]
 
 
 def _number_text(value: float) -> str:
@@ -104,7 +106,7 @@ def _unit(expression: str, figures: list[str], paras: list[dict[str, Any]]) -> s
     units = set()
     for f in figures:
         stated = next((m for p in paras for m in [re.search(
-            rf"(\$)?\s?(?<![\d.]){re.escape(f.replace(',', ''))}(?![\d]|\.\d)\s*(%|million|billion|thousand)?",
+            rf"(\$)?\s?{_stated(f)}\s*(%|million|billion|thousand)?",
             p["text"].replace(",", ""))] if m), None)
         if stated is None:
             return None
