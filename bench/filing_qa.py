@@ -368,12 +368,25 @@ def scripted_model() -> ScriptedChatModel:
 
 
 def kept_answers(path: Path | None, model: str, uids: set[str]) -> list[Answer]:
-    """The answers ``path`` (JSON lines) already holds for this model and these questions."""
-    if path is None or not path.is_file():
+    """The answers ``path`` (JSON lines) already holds for this model and these questions. Raises
+    ``ValueError`` naming the file and line for a folder or a line that is not a kept answer."""
+    if path is None or not path.exists():
         return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [Answer(**{k: v for k, v in r.items() if k != "model"}) for r in rows
-            if r.get("model") == model and r.get("uid") in uids]
+    if not path.is_file():
+        raise ValueError(f"--answers: expected a JSON-lines file, got the folder {path}")
+    kept = []
+    for no, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            answer = Answer(**{k: v for k, v in row.items() if k != "model"})
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"--answers: {path} line {no} is not a kept answer ({exc}); move the file away or "
+                             f"give another") from None
+        if row.get("model") == model and answer.uid in uids:
+            kept.append(answer)
+    return kept
 
 
 def main() -> int:
@@ -403,7 +416,11 @@ def main() -> int:
         print("--limit: expected at least 1", file=sys.stderr)
         return 2
     pairs = sample(args.data, args.limit, args.seed)
-    answers = kept_answers(args.answers, args.model, {q["uid"] for _, q in pairs})
+    try:
+        answers = kept_answers(args.answers, args.model, {q["uid"] for _, q in pairs})
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     done = {(a.system, a.uid) for a in answers}
     with tempfile.TemporaryDirectory() as tmp:
         home = args.home.expanduser().resolve() if args.home else Path(tmp) / "home"

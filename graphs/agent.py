@@ -95,9 +95,12 @@ class AgentAnswer:
 @dataclass(frozen=True)
 class SendBack:
     """What :meth:`~chainproof.graphs.spec.ChainSpec.check_answer` returns to send an answer
-    back: ``note`` for the model and, optionally, ``tool``, the one tool its next reply must call
-    (OpenAI's ``tool_choice={"type": "function", "function": {"name": tool}}``; one of the step's
-    tools). A plain string is a ``SendBack`` without a tool."""
+    back: ``note`` for the model and, optionally, ``tool``, the next reply's ``tool_choice`` (for
+    that one reply): one of the step's tools, which it must call (OpenAI's ``{"type": "function",
+    "function": {"name": tool}}``), or OpenAI's ``"none"`` (it must answer in text; the embedded
+    model is then shown no tool schemas) or ``"required"``. A plain string is a ``SendBack``
+    without a tool (the model chooses: ``"auto"``). A tool the step does not have fails the run
+    (``ValueError`` naming ``check_answer``)."""
 
     note: str
     tool: str | None = None

@@ -13,8 +13,9 @@
    question: a question that asks for a computed figure (:func:`needs_calculation`) must call
    ``calculate`` first, whose result is then the answer (``return_direct``, no model call reads
    it); any other question is answered from the paragraphs (``tool_choice="none"``: the embedded
-   model is not even shown the tools), and goes back to search once when the model says the
-   paragraphs do not answer it (:meth:`FilingQA.check_answer`).
+   model is not even shown the tools). When the model says the paragraphs do not answer it, it
+   is shown the rest of the search's paragraphs, then, if still not, sent to search with its own
+   keywords (:meth:`FilingQA.check_answer`).
 3. **evidence** (a tool step, no model call): the paragraphs the answer cites, then the best BM25
    matches of the question and answer (at most four).
 4. **decide**: the typed answer (:class:`FilingAnswer`: text, value, unit, citations by section
@@ -45,13 +46,16 @@ from chainproof.tools.calculator import evaluate
 from chainproof.tools.dossier import resolve_dossier
 from chainproof.tools.filing_search import evidence, load_source, search, searchable
 
-__all__ = ["FilingAnswer", "FilingQA", "FilingQAInputs", "ParagraphCite", "calculate", "calculate_note", "filing_evidence",
-           "needs_calculation", "search_filing"]
+__all__ = ["FilingAnswer", "FilingQA", "FilingQAInputs", "ParagraphCite", "calculate", "calculate_note", "clip",
+           "filing_evidence", "more_paragraphs", "needs_calculation", "search_filing"]
 
 MAX_ITERATIONS = 6  # the answer, a second search and its answer, a calculation, and room to repair a call
 #: characters of the search step's best paragraphs the agent's prompt shows (their starts): more of
 #: the best, less of the next two (a figure is often past a long paragraph's first sentences)
 SHOWN_CHARS = (700, 200, 200)
+#: characters of each search paragraph shown after the model says the paragraphs do not answer:
+#: what the first prompt left out (the fourth paragraph, and the rest of the others), by code
+MORE_CHARS = 400
 NOT_FOUND = "NOT FOUND"
 DECIDE_CHARS = 400  # characters of each evidence paragraph the decide prompt shows (the model picks words and cites)
 # a question asking for a figure computed from others; measured on TAT-QA's dev split (1,668
@@ -80,6 +84,30 @@ _OPERATIONS = ((re.compile(r"percent(?:age)?\s+(?:change|increase|decrease|growt
 def _form(question: str) -> str:
     """The form of the calculation the question's words ask for (:data:`_OPERATIONS`)."""
     return next((f for words, f in _OPERATIONS if words.search(question)), "the arithmetic the question asks for")
+
+
+def clip(text: str, start: int, stop: int) -> str:
+    """``text[start:stop]`` without a word cut at either end (``"..."`` marks a cut), so a figure
+    is never shown half (``"1,56"`` of ``"1,568.6"``)."""
+    part = text[start:stop]
+    if stop < len(text) and " " in part:
+        part = part[:part.rindex(" ")] + " ..."
+    if start and " " in part:
+        part = "... " + part[part.index(" ") + 1:]
+    return part.strip()
+
+
+def more_paragraphs(hits: list[dict[str, Any]]) -> str:
+    """The search's paragraphs (``{"cite", "text"}``) past what the answer prompt showed
+    (:data:`SHOWN_CHARS`): the rest of each, and the ones it did not show, at most
+    :data:`MORE_CHARS` characters each, cited; empty when the prompt showed them all."""
+    rest = []
+    for i, hit in enumerate(hits):
+        shown = SHOWN_CHARS[i] if i < len(SHOWN_CHARS) else 0
+        if len(hit["text"]) > shown:
+            start = max(0, hit["text"].rfind(" ", 0, shown)) if shown else 0  # from the word the prompt cut
+            rest.append(f"[{hit['cite']}] {clip(hit['text'], start, start + MORE_CHARS)}")
+    return "\n".join(rest)
 
 
 def calculate_note(question: str) -> str:
@@ -184,7 +212,7 @@ class FilingQA(ChainSpec[FilingAnswer]):
                      args={"source": "{inputs.source}", "query": "{inputs.question}"}, interpret=False,
                      instruction="The paragraphs that best match the question."),
             PlanStep(id="answer", title="Answer from the filing", kind="agent", effort="medium", keep_data=True,
-                     tools=["search_filing", "calculate"], max_iterations=MAX_ITERATIONS, answer_checks=1,
+                     tools=["search_filing", "calculate"], max_iterations=MAX_ITERATIONS, answer_checks=2,
                      # arithmetic is the calculator's, from its first reply; any other answer is read first
                      first_tool_choice="calculate" if computed else "none",
                      tool_args={"search_filing": {"source": "{inputs.source}"}},
@@ -192,9 +220,8 @@ class FilingQA(ChainSpec[FilingAnswer]):
                      instruction=(f"Call calculate with the figures from the paragraphs ({_form(question)})."
                                   if computed else
                                   "Reply with one line: the answer copied from the paragraphs (a figure with its "
-                                  "unit, or a few words), then the cite of each paragraph you used in square "
-                                  f"brackets as they are given. If the paragraphs do not answer it, reply {NOT_FOUND}; "
-                                  "you may then call search_filing with other keywords.")),
+                                  "unit, or a few words), then the cites of the paragraphs you used, in square "
+                                  f"brackets. If they do not answer it, reply {NOT_FOUND}.")),
             PlanStep(id="evidence", title="Evidence for the answer", kind="tool", tool="filing_evidence",
                      args={"source": "{inputs.source}", "question": "{inputs.question}"},
                      args_from_summaries={"answer": "answer"}, keep_data=True, interpret=False,
@@ -206,7 +233,7 @@ class FilingQA(ChainSpec[FilingAnswer]):
         (:data:`SHOWN_CHARS`, cited), the question and ``task``; the engine's goal, progress and
         summary lines would repeat them."""
         hits = view.data("search").get("hits", [])
-        shown = "\n".join(f"[{h['cite']}] {h['text'][:n]}" for h, n in zip(hits, SHOWN_CHARS)) or "(no paragraph matched)"
+        shown = "\n".join(f"[{h['cite']}] {clip(h['text'], 0, n)}" for h, n in zip(hits, SHOWN_CHARS)) or "(no paragraph matched)"
         return [SystemMessage(self.system_prompt),
                 HumanMessage(f"Paragraphs of the filing:\n{shown}\n\nQuestion: {view.inputs['question']}\n{task}")]
 
@@ -238,14 +265,24 @@ class FilingQA(ChainSpec[FilingAnswer]):
             raise ValueError(f"citations: {bad} are not among the paragraphs given; cite only {allowed}")
 
     def check_answer(self, step: PlanStep, answer: AgentAnswer, view: ChainView) -> SendBack | None:
-        """An answer goes back once: when the question needs arithmetic and ``calculate`` never ran
-        in the step (:func:`calculate_note`; the next reply must call it), or when the model said
-        the paragraphs do not answer it (:data:`NOT_FOUND`; the next reply must search)."""
+        """An answer goes back (at most twice, ``answer_checks``): once when the question needs
+        arithmetic and ``calculate`` never ran in the step (:func:`calculate_note`; the next reply
+        must call it; a second answer without it stands), or when the model said the paragraphs do not answer it (:data:`NOT_FOUND`): the first
+        time with what its prompt left out of the search's paragraphs (:func:`more_paragraphs`,
+        ``tool_choice="none"``), then told to search with its own keywords (the next reply must
+        call ``search_filing``). Cheapest first: the more paragraphs cost no tool schemas and no
+        extra call (measured in ``bench/filing_qa.py``)."""
         if step.id != "answer":
             return None
-        if needs_calculation(view.inputs["question"]) and "calculate" not in answer.tools_run:
+        if needs_calculation(view.inputs["question"]) and "calculate" not in answer.tools_run and answer.checks == 0:
             return SendBack(calculate_note(view.inputs["question"]), tool="calculate")
-        if NOT_FOUND.lower() in answer.text.lower() and "search_filing" not in answer.tools_run:
+        if NOT_FOUND.lower() not in answer.text.lower():
+            return None
+        more = more_paragraphs(view.data("search").get("hits", [])) if answer.checks == 0 else ""
+        if more:  # what the prompt left out, shown by code: no tool schemas, no search call of the model's
+            return SendBack(f"More of the filing:\n{more}\n\nAnswer from these the same way, or reply {NOT_FOUND}.",
+                            tool="none")
+        if "search_filing" not in answer.tools_run:
             return SendBack("Search the filing with other keywords (a few words, e.g. a table row's label and a "
                             "year), then answer from what it finds.", tool="search_filing")
         return None

@@ -77,7 +77,7 @@ def test_code_searches_the_model_calculates_and_the_result_is_the_answer_with_a_
         assert sorted(bound) == ["calculate", "search_filing"] and "source" not in bound["search_filing"]["properties"]
         assert run.state["findings"]["answer"]["data"]["stop_reason"] == "returned"
         decide = next(s for s in app.audit.records_of(run.run_id, Step) if s.node == "decide")
-        assert decide.output["by"] == "code"
+        assert decide.output["by"] == "code" and decide.title == "Decide"  # the graph asks no approval
         answer = FilingAnswer.model_validate({k: v for k, v in run.state["decision"].items() if not k.startswith("_")})
         # the unit the paragraph states both figures in ("$608 million", "$595 million")
         assert (answer.answer, answer.value, answer.unit, answer.confidence) == ("13 USD millions", 13.0, "USD millions",
@@ -89,22 +89,43 @@ def test_code_searches_the_model_calculates_and_the_result_is_the_answer_with_a_
         assert replay.model_calls_served == 1 and replay.tool_calls_served == 3
 
 
-def test_not_found_sends_the_model_to_search_and_it_cannot_point_the_search_elsewhere(settings, tmp_path):
+def test_not_found_first_shows_the_rest_of_the_paragraphs_by_code_without_tools(settings):
+    """Cheapest first: the model says NOT FOUND, and its next reply is shown what the first prompt
+    left out (the fourth paragraph, the rest of the others, word-whole) with ``tool_choice="none"``:
+    no search call of the model's, no tool schemas; its answer from them is typed by code."""
+    app, run, model = _run(settings, ["NOT FOUND", "$608 million [legal_note ¶4]"], SPAN)
+    with app:
+        assert run.status == "completed" and len(model.calls) == 2
+        assert model.bound[0]["tool_choice"] == "none" and model.bound[1]["tool_choice"] == "none"
+        first, more = model.calls[0][1].content, model.calls[1][-1].content
+        assert "[legal_note ¶10]" not in first  # the search's fourth paragraph was not shown first
+        assert more.startswith("More of the filing:\n[legal_note ¶3] ... ")
+        assert "[legal_note ¶10] 3M made aqueous film forming foam" in more and "reply NOT FOUND" in more
+        # the rest of a paragraph starts at the word the first prompt cut, never half a word or figure
+        cut = first.split("[legal_note ¶3] ", 1)[1].split(" ...", 1)[0]
+        assert more.split("[legal_note ¶3] ... ", 1)[1].split()[0] == \
+            run.state["findings"]["search"]["data"]["hits"][1]["text"][len(cut):].split()[0]
+        assert [t.tool for t in app.audit.records_of(run.run_id, ToolCallRecord)] == ["search_filing", "filing_evidence"]
+        assert run.state["decision"]["value"] == 608.0
+        _replayed_identically(app, run.run_id)
+
+
+def test_not_found_twice_sends_the_model_to_search_and_it_cannot_point_the_search_elsewhere(settings, tmp_path):
     other = tmp_path / "other.json"
     other.write_text(json.dumps({"name": "x", "sections": {"s": ["respirator mask asbestos accrual 999"]}}))
     query = {**SEARCH[1], "source": str(other)}
-    app, run, model = _run(settings, ["NOT FOUND", call(("search_filing", query)), "$608 million [legal_note ¶4]"],
-                           SPAN)
+    app, run, model = _run(settings, ["NOT FOUND", "NOT FOUND", call(("search_filing", query)),
+                                      "$608 million [legal_note ¶4]"], SPAN)
     with app:
         assert run.status == "completed"
-        assert model.bound[0]["tool_choice"] == "none" and model.bound[1]["tool_choice"] == "search_filing"
-        assert "Search the filing with other keywords" in model.calls[1][-1].content
+        assert [b["tool_choice"] for b in model.bound[:3]] == ["none", "none", "search_filing"]
+        assert "Search the filing with other keywords" in model.calls[2][-1].content
         searches = [t for t in app.audit.records_of(run.run_id, ToolCallRecord) if t.tool == "search_filing"]
         assert len(searches) == 2 and searches[1].args["source"].endswith("dossiers/MMM")
         assert "999" not in json.dumps(searches[1].result)
         # the window shows the model its own call, without the plan's argument
-        assert model.calls[2][-2].tool_calls[0]["args"] == {"query": "respirator mask asbestos accrual"}
-        assert run.state["decision"]["value"] == 608.0 and len(model.calls) == 3
+        assert model.calls[3][-2].tool_calls[0]["args"] == {"query": "respirator mask asbestos accrual"}
+        assert run.state["decision"]["value"] == 608.0 and len(model.calls) == 4
         _replayed_identically(app, run.run_id)
 
 
@@ -275,6 +296,17 @@ def test_the_calculator_computes_and_refuses_what_is_not_arithmetic():
         calculate.invoke({"expression": "= 12"})
 
 
+def test_a_comma_that_may_separate_thousands_or_arguments_is_refused_not_guessed():
+    """``avg(45,430)`` read as 45,430 was 190 times the mean of 45 and 430 (fresh-user QA): a call
+    whose commas could be either is refused naming both spellings; ``", "`` between arguments
+    makes a comma between digits a thousands separator."""
+    for ambiguous in ("avg(45,430)", "sum(1,234,5)", "avg(1,568.6,1,571.7)", "round(avg(45,430), 1)"):
+        with pytest.raises(CalculatorError, match=r"separate arguments or thousands.*avg\(45, 430\).*45430"):
+            evaluate(ambiguous)
+    assert evaluate("avg(45, 430)") == 237.5 and evaluate("avg(1,568.6, 1,571.7)") == 1570.15
+    assert evaluate("max(1,2)") == 2.0 and evaluate("1,568.6 - 1,571.7") == pytest.approx(-3.1)
+
+
 def _responder(body: dict) -> object:
     """The filing-qa conversation as an OpenAI-compatible model would hold it: the forced call."""
     assert body["tool_choice"] == {"type": "function", "function": {"name": "calculate"}}, body.get("tool_choice")
@@ -391,12 +423,13 @@ def test_a_date_in_an_answer_is_not_its_figure():
 
 def test_not_found_after_searching_is_the_answer_not_a_guess_of_the_model(settings):
     """The fresh-user QA's case: a question the filing does not answer. The agent says NOT FOUND,
-    searches again, says it again: the typed answer says so (found=False), with no model guess."""
+    reads more, searches again, says it again: the typed answer says so (found=False), with no
+    model guess."""
     question = {"company": "MMM", "question": "Who is the chief executive officer of 3M?"}
-    app, run, model = _run(settings, ["NOT FOUND", call(("search_filing", {"query": "chief executive officer"})),
+    app, run, model = _run(settings, ["NOT FOUND", "NOT FOUND", call(("search_filing", {"query": "chief executive officer"})),
                                       "NOT FOUND"], question)
     with app:
-        assert run.status == "completed" and len(model.calls) == 3  # no decide call to invent a name
+        assert run.status == "completed" and len(model.calls) == 4  # no decide call to invent a name
         decision = run.state["decision"]
         assert decision["found"] is False and decision["citations"] == [] and decision["value"] is None
         assert "not found in the filing" in Path(run.report_path).read_text()
@@ -454,3 +487,22 @@ def test_the_report_shows_which_figures_a_calculation_took(settings):
         report = Path(run.report_path).read_text()
         assert '**Computed:** `{"expression":"30 - 13","result":17.0}`' in report
         assert "check them against the citations" in report
+
+
+def test_the_benchmark_refuses_an_answers_file_it_cannot_resume_from(tmp_path, shared_data):
+    """``--answers`` given a folder or a file of other lines: exit 2 naming the file and line, and
+    the file is left as it was (an hour of kept answers is never overwritten)."""
+    bench = _bench()
+    with pytest.raises(ValueError, match="expected a JSON-lines file, got the folder"):
+        bench.kept_answers(tmp_path, "local", {"q1"})
+    corrupt = tmp_path / "answers.jsonl"
+    good = {"system": "react", "uid": "q1", "correct": True, "given": "1", "input_tokens": 3, "output_tokens": 1,
+            "model_calls": 1, "seconds": 1.0, "model": "local"}
+    corrupt.write_text(json.dumps(good) + "\n{not json\n")
+    with pytest.raises(ValueError, match="answers.jsonl line 2 is not a kept answer"):
+        bench.kept_answers(corrupt, "local", {"q1"})
+    corrupt.write_text(json.dumps(good) + "\n")
+    assert [a.uid for a in bench.kept_answers(corrupt, "local", {"q1"})] == ["q1"]
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "filing_qa.py"), "--model", "scripted", "--limit", "2",
+                           "--answers", str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 2 and "--answers: expected a JSON-lines file" in done.stderr and "Traceback" not in done.stderr

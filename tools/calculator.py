@@ -1,7 +1,8 @@
 """A safe calculator for agents: arithmetic on numbers, evaluated by walking Python's syntax tree
 (:mod:`ast`), never by ``eval``.
 
-Accepted: numbers (``1,234.5`` thousands separators and a leading ``$`` are dropped), ``+ - * /``,
+Accepted: numbers (``1,234.5`` thousands separators and a leading ``$`` are dropped; inside a
+function's parentheses only when its arguments are separated by ``", "``), ``+ - * /``,
 ``**`` (exponent at most :data:`MAX_EXPONENT` in magnitude), parentheses, unary minus, and the
 functions ``abs``, ``round``, ``min``, ``max``, ``sum`` and ``avg`` (of their arguments). Anything
 else (names, attributes, calls of other functions, comparisons, strings, ``%`` unless every number
@@ -92,6 +93,29 @@ def _points(text: str) -> str:
                           "(21% - 20.98%); otherwise write a percentage as a number (12.5% -> 12.5 or 0.125)")
 
 
+_CALL = re.compile(r"\b(?:" + "|".join(_FUNCTIONS) + r")\s*\(")
+
+
+def _ambiguous_commas(text: str) -> None:
+    """Refuse a function call whose commas could separate thousands or arguments: in ``avg(45,430)``
+    the comma may be either, so a guess could be 1,000 times off. A call that separates its
+    arguments with ``", "`` reads a comma between digits as a thousands separator
+    (``avg(1,568.6, 1,571.7)``)."""
+    for call in _CALL.finditer(text):
+        depth, end = 0, len(text)
+        for i in range(call.end() - 1, len(text)):
+            depth += {"(": 1, ")": -1}.get(text[i], 0)
+            if depth == 0:
+                end = i
+                break
+        args = text[call.end():end]
+        if _THOUSANDS.search(args) and ", " not in args:
+            name = call.group().rstrip("( ")
+            raise CalculatorError(f"{name}({args}): a comma between digits may separate arguments or thousands; "
+                                  f"write the arguments with ', ' between them (avg(45, 430)) or a number without "
+                                  f"commas (45430)")
+
+
 def evaluate(expression: str) -> float:
     """The value of an arithmetic ``expression`` (see the module docstring), rounded to 10
     significant digits. Raises :class:`CalculatorError` for an empty, over-long
@@ -104,6 +128,7 @@ def evaluate(expression: str) -> float:
         raise CalculatorError(f"expression: {len(text)} characters, at most {MAX_EXPRESSION_CHARS}")
     if "%" in text:
         text = _points(text)
+    _ambiguous_commas(text)
     text = _THOUSANDS.sub("", text.replace("$", ""))
     try:
         tree = ast.parse(text, mode="eval")

@@ -44,7 +44,9 @@ def decide(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
     direct = None if term else _direct(spec, view)
     route = ctx.route(state, Task(task, structured=True), spec.decide_effort, "the graph's decide node")
     effort = None if direct is not None else route.effort
-    with ctx.recorder(state, "decide", "decide", "Decide and request approval", effort=effort,
+    # the title says whether approval may be asked: by a node rule or a condition of the policy
+    asks = "decide" in ctx.approval_policy.nodes or bool(ctx.approval_policy.conditions)
+    with ctx.recorder(state, "decide", "decide", "Decide and request approval" if asks else "Decide", effort=effort,
                       effort_reason=None if direct is not None else route.reason) as rec:
         raised: dict[str, Any] = {}
         errors: list[str] = []
