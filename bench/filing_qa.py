@@ -15,10 +15,10 @@ headers, and its paragraphs, written as a filing-qa JSON document):
 
 Ablations (``--systems``, each a ``filing-qa`` graph without one part, to measure what the part
 adds): ``chainproof-no-answer-checks`` (an answer is never sent back: not to the calculator, not to
-search again), ``chainproof-model-types`` (the typed answer is always the model's, never read from
+more paragraphs or a search after NOT FOUND), ``chainproof-model-types`` (the typed answer is always the model's, never read from
 the agent's by code), ``chainproof-free-start`` (the agent's first ``tool_choice`` is ``auto``, not
-routed by the question), ``chainproof-engine-prompt`` (the engine's prompt, with the search step as
-cited evidence, instead of the graph's own).
+routed by the question), ``chainproof-engine-prompt`` (the engine's prompts, with the search step as
+cited evidence, instead of the graph's own for the agent and decide calls).
 
 Scoring (the issue's rule): a number is right when the number given is within 1 % of the gold
 answer (also when given in the scale's base unit: ``percent`` 12.5 as 0.125, ``million`` 1.5 as
@@ -93,14 +93,18 @@ class _FreeStart(FilingQA):
 
 
 class _EnginePrompt(FilingQA):
-    """filing-qa whose agent gets the engine's prompt (goal, progress, summary, the search step as
-    cited evidence, task) instead of the graph's own (``agent_prompt``)."""
+    """filing-qa whose agent and decide calls get the engine's prompts (goal, progress, summary, the
+    search step as cited evidence, task) instead of the graph's own (``agent_prompt``,
+    ``decision_messages``)."""
 
     def plan(self, inputs: dict[str, Any]) -> list[Any]:
         return [s.model_copy(update={"evidence": ["search"]}) if s.kind == "agent" else s
                 for s in super().plan(inputs)]
 
     def agent_prompt(self, step: Any, view: Any, task: str) -> None:
+        return None
+
+    def decision_messages(self, view: Any, task: str) -> None:
         return None
 
 

@@ -14,8 +14,7 @@
    ``calculate`` first, whose result is then the answer (``return_direct``, no model call reads
    it); any other question is answered from the paragraphs (``tool_choice="none"``: the embedded
    model is not even shown the tools). When the model says the paragraphs do not answer it, it
-   is shown the rest of the search's paragraphs, then, if still not, sent to search with its own
-   keywords (:meth:`FilingQA.check_answer`).
+   is shown the rest of the search's six paragraphs, by code (:meth:`FilingQA.check_answer`).
 3. **evidence** (a tool step, no model call): the paragraphs the answer cites, then the best BM25
    matches of the question and answer (at most four).
 4. **decide**: the typed answer (:class:`FilingAnswer`: text, value, unit, citations by section
@@ -56,6 +55,8 @@ SHOWN_CHARS = (700, 200, 200)
 #: characters of each search paragraph shown after the model says the paragraphs do not answer:
 #: what the first prompt left out (the fourth paragraph, and the rest of the others), by code
 MORE_CHARS = 400
+MORE_TOTAL = 1200  # characters of all of them together
+SEARCH_HITS = 6  # paragraphs the search step keeps: the prompt shows three, NOT FOUND the rest
 NOT_FOUND = "NOT FOUND"
 DECIDE_CHARS = 400  # characters of each evidence paragraph the decide prompt shows (the model picks words and cites)
 # a question asking for a figure computed from others; measured on TAT-QA's dev split (1,668
@@ -100,13 +101,17 @@ def clip(text: str, start: int, stop: int) -> str:
 def more_paragraphs(hits: list[dict[str, Any]]) -> str:
     """The search's paragraphs (``{"cite", "text"}``) past what the answer prompt showed
     (:data:`SHOWN_CHARS`): the rest of each, and the ones it did not show, at most
-    :data:`MORE_CHARS` characters each, cited; empty when the prompt showed them all."""
-    rest = []
+    :data:`MORE_CHARS` characters each and :data:`MORE_TOTAL` in all, cited; empty when the prompt
+    showed them all."""
+    rest: list[str] = []
+    room = MORE_TOTAL
     for i, hit in enumerate(hits):
         shown = SHOWN_CHARS[i] if i < len(SHOWN_CHARS) else 0
-        if len(hit["text"]) > shown:
+        if len(hit["text"]) > shown and room > 0:
             start = max(0, hit["text"].rfind(" ", 0, shown)) if shown else 0  # from the word the prompt cut
-            rest.append(f"[{hit['cite']}] {clip(hit['text'], start, start + MORE_CHARS)}")
+            part = clip(hit["text"], start, start + min(MORE_CHARS, room))
+            rest.append(f"[{hit['cite']}] {part}")
+            room -= len(part)
     return "\n".join(rest)
 
 
@@ -124,11 +129,12 @@ def needs_calculation(question: str) -> bool:
 
 
 @tool
-def search_filing(query: str, source: Annotated[str, InjectedToolArg], section: str | None = None) -> dict:
+def search_filing(query: str, source: Annotated[str, InjectedToolArg], section: str | None = None,
+                  limit: Annotated[int, InjectedToolArg] = 4) -> dict:
     """Search the company's filing for paragraphs about a few keywords (e.g. 'inventories 2019').
     Returns the best paragraphs, each with its cite such as 'table ¶3'. Give section to search one
     section only."""
-    return search(load_source(source), query, section=section).model_dump(mode="json")
+    return search(load_source(source), query, section=section, limit=limit).model_dump(mode="json")
 
 
 def _calculate(expression: Annotated[str, Field(max_length=EXPRESSION_CHARS)]) -> dict:
@@ -209,10 +215,11 @@ class FilingQA(ChainSpec[FilingAnswer]):
         computed = needs_calculation(question)
         return [
             PlanStep(id="search", title="Search the filing", kind="tool", tool="search_filing", keep_data=True,
-                     args={"source": "{inputs.source}", "query": "{inputs.question}"}, interpret=False,
+                     args={"source": "{inputs.source}", "query": "{inputs.question}", "limit": SEARCH_HITS},
+                     interpret=False,
                      instruction="The paragraphs that best match the question."),
             PlanStep(id="answer", title="Answer from the filing", kind="agent", effort="medium", keep_data=True,
-                     tools=["search_filing", "calculate"], max_iterations=MAX_ITERATIONS, answer_checks=2,
+                     tools=["search_filing", "calculate"], max_iterations=MAX_ITERATIONS, answer_checks=1,
                      # arithmetic is the calculator's, from its first reply; any other answer is read first
                      first_tool_choice="calculate" if computed else "none",
                      tool_args={"search_filing": {"source": "{inputs.source}"}},
@@ -257,6 +264,12 @@ class FilingQA(ChainSpec[FilingAnswer]):
             "Cite only paragraphs listed above that support the answer."
         )
 
+    def decision_messages(self, view: ChainView, task: str) -> list[BaseMessage]:
+        """The decide prompt: the system prompt and :meth:`decision_prompt` (question, the agent's
+        answer, the evidence paragraphs), without the engine's goal, progress and summary lines,
+        which repeat them (measured: 893 input tokens with them on a TAT-QA question)."""
+        return [SystemMessage(self.system_prompt), HumanMessage(task)]
+
     def check_decision(self, decision: FilingAnswer, view: ChainView) -> None:
         """Every citation must name a paragraph of the evidence step (retrieved and shown)."""
         allowed = [p["cite"] for p in view.data("evidence").get("paragraphs", [])]
@@ -265,27 +278,27 @@ class FilingQA(ChainSpec[FilingAnswer]):
             raise ValueError(f"citations: {bad} are not among the paragraphs given; cite only {allowed}")
 
     def check_answer(self, step: PlanStep, answer: AgentAnswer, view: ChainView) -> SendBack | None:
-        """An answer goes back (at most twice, ``answer_checks``): once when the question needs
-        arithmetic and ``calculate`` never ran in the step (:func:`calculate_note`; the next reply
-        must call it; a second answer without it stands), or when the model said the paragraphs do not answer it (:data:`NOT_FOUND`): the first
-        time with what its prompt left out of the search's paragraphs (:func:`more_paragraphs`,
-        ``tool_choice="none"``), then told to search with its own keywords (the next reply must
-        call ``search_filing``). Cheapest first: the more paragraphs cost no tool schemas and no
-        extra call (measured in ``bench/filing_qa.py``)."""
+        """An answer goes back once (``answer_checks``): when the question needs arithmetic and
+        ``calculate`` never ran in the step (:func:`calculate_note`; the next reply must call it),
+        or when the model said the paragraphs do not answer it (:data:`NOT_FOUND`): with what its
+        prompt left out of the search's paragraphs (:func:`more_paragraphs`, ``tool_choice="none"``:
+        no tool schemas), or, when it showed them all, told to search with its own keywords (the
+        next reply must call ``search_filing``). A second NOT FOUND is the answer (``found``
+        False). Why not the model's own search first: on TAT-QA the embedded 1.5B model searched
+        for "table ¶5" and "table ¶3", then said NOT FOUND again, at 1,178 input tokens a question
+        (``bench/filing_qa.py``)."""
         if step.id != "answer":
             return None
-        if needs_calculation(view.inputs["question"]) and "calculate" not in answer.tools_run and answer.checks == 0:
+        if needs_calculation(view.inputs["question"]) and "calculate" not in answer.tools_run and not answer.checks:
             return SendBack(calculate_note(view.inputs["question"]), tool="calculate")
-        if NOT_FOUND.lower() not in answer.text.lower():
+        if NOT_FOUND.lower() not in answer.text.lower() or answer.checks or "search_filing" in answer.tools_run:
             return None
-        more = more_paragraphs(view.data("search").get("hits", [])) if answer.checks == 0 else ""
+        more = more_paragraphs(view.data("search").get("hits", []))
         if more:  # what the prompt left out, shown by code: no tool schemas, no search call of the model's
             return SendBack(f"More of the filing:\n{more}\n\nAnswer from these the same way, or reply {NOT_FOUND}.",
                             tool="none")
-        if "search_filing" not in answer.tools_run:
-            return SendBack("Search the filing with other keywords (a few words, e.g. a table row's label and a "
-                            "year), then answer from what it finds.", tool="search_filing")
-        return None
+        return SendBack("Search the filing with other keywords (a few words, e.g. a table row's label and a "
+                        "year), then answer from what it finds.", tool="search_filing")
 
     def direct_decision(self, view: ChainView) -> FilingAnswer | None:
         """The typed answer read by code from the agent's, when that settles it (the decide node then

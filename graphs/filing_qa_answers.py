@@ -8,7 +8,7 @@ import json
 import re
 from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from chainproof import clipped
 
@@ -30,6 +30,15 @@ class ParagraphCite(BaseModel):
     paragraph: int = Field(ge=1)
 
 
+def _shown_schema(schema: dict[str, Any]) -> None:
+    """The JSON schema the decide model is shown (and, on the embedded model, constrained by):
+    without the class docstring, written for developers (~130 prompt tokens), and with
+    ``citations`` required, so a grammar asks for them (a found answer must cite; the 1.5B model
+    left them out and was asked again)."""
+    schema.pop("description", None)
+    schema["required"] = [*schema.get("required", []), "citations"]
+
+
 class FilingAnswer(BaseModel):
     """The answer: ``answer`` as text; ``value`` the number when it is one (as stated or computed by
     the calculator), in ``unit`` (e.g. ``USD millions``, ``%``); ``citations`` the evidence
@@ -37,6 +46,8 @@ class FilingAnswer(BaseModel):
     the paragraphs it searched, and says so rather than guess); ``confidence`` 0–1 as the model
     rates it (0 on the fallback; None when the answer was typed by code from the agent's own,
     :meth:`FilingQA.direct_decision`)."""
+
+    model_config = ConfigDict(json_schema_extra=_shown_schema)
 
     answer: clipped(400, "the answer: a number with its unit, or a short span of the text")  # type: ignore[valid-type]
     value: float | None = None

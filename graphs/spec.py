@@ -169,6 +169,14 @@ class ChainSpec(Generic[DecisionT]):
         model sees. Deterministic code only (it runs again on replay; the recorded prompt must match)."""
         return None
 
+    def decision_messages(self, view: ChainView, task: str) -> list[BaseMessage] | None:
+        """Override: the messages the decide node's model is sent (after the JSON-schema
+        instruction the structured call adds), given ``task`` (:meth:`decision_prompt`, with the
+        reason the run ended early when a review ended it). None (default): the engine's prompt
+        (system prompt, then goal, progress, what is known, task), as :meth:`agent_prompt` is for
+        agent steps. Deterministic code only (it runs again on replay; the recorded prompt must match)."""
+        return None
+
     def direct_decision(self, view: ChainView) -> DecisionT | None:
         """Override: the decision built by code when the findings settle it (checked by :meth:`check_decision`;
         the decide node then calls no model, its row says ``"by": "code"``). None (default): the model decides."""

@@ -143,12 +143,28 @@ class _BadPrompt(ChoosingChain):
         return self.returned
 
 
+class _BadDecidePrompt(_BadPrompt):
+    name = "bad-decide-prompt"
+
+    def agent_prompt(self, step, view, task):
+        return None
+
+    def decision_messages(self, view, task):
+        return self.returned
+
+
 @pytest.mark.parametrize(("returned", "got"), [("just a string", "got str"), ([], "got an empty list"),
                                                ([HumanMessage("x"), 3], "a list holding ['HumanMessage', 'int']")])
 def test_an_agent_prompt_that_is_not_messages_is_refused_naming_the_hook(settings, returned, got):
     with pytest.raises(PlanError, match=f"_BadPrompt.agent_prompt for plan step 'compare': expected None or a "
                                         f"non-empty list of LangChain messages .*{re.escape(got)}"):
         start_scripted(settings, "bad-prompt", lambda: _BadPrompt(returned), [FINAL, DECISION])
+
+
+def test_a_decision_prompt_that_is_not_messages_is_refused_naming_the_hook(settings):
+    with pytest.raises(PlanError, match="_BadDecidePrompt.decision_messages: expected None or a non-empty list of "
+                                        "LangChain messages .*got str"):
+        start_scripted(settings, "bad-decide-prompt", lambda: _BadDecidePrompt("decide!"), [FINAL, DECISION])
 
 
 @pytest.mark.parametrize(("choice", "reply", "why"), [

@@ -63,7 +63,7 @@ def test_code_searches_the_model_calculates_and_the_result_is_the_answer_with_a_
         search, calc, evidence = app.audit.records_of(run.run_id, ToolCallRecord)
         # the document searched is the bundled dossier, fixed by the plan; the query is the question
         assert search.tool == "search_filing" and search.args == {
-            "source": search.args["source"], "query": QUESTION} and search.args["source"].endswith("dossiers/MMM")
+            "source": search.args["source"], "query": QUESTION, "limit": 6} and search.args["source"].endswith("dossiers/MMM")
         assert search.result["hits"][0]["cite"] == "legal_note ¶4"
         assert (calc.tool, calc.result) == ("calculate", {"expression": "608 - 595", "result": 13.0})
         assert evidence.tool == "filing_evidence" and evidence.result["paragraphs"][0]["cite"] == "legal_note ¶4"
@@ -110,22 +110,30 @@ def test_not_found_first_shows_the_rest_of_the_paragraphs_by_code_without_tools(
         _replayed_identically(app, run.run_id)
 
 
-def test_not_found_twice_sends_the_model_to_search_and_it_cannot_point_the_search_elsewhere(settings, tmp_path):
+def test_not_found_when_every_paragraph_was_shown_sends_the_model_to_search_and_it_cannot_point_it_elsewhere(
+        settings, tmp_path):
+    """A document whose matches the first prompt showed whole: NOT FOUND sends the model to search
+    with its own keywords (the next reply must call ``search_filing``); the document searched
+    stays the plan's, whatever ``source`` the model writes."""
+    doc = tmp_path / "doc.json"
+    doc.write_text(json.dumps({"name": "ACME 10-K", "sections": {
+        "legal": ["Respirator claims are pending.", "The accrual for respirator mask claims was $608 million."]}}))
     other = tmp_path / "other.json"
     other.write_text(json.dumps({"name": "x", "sections": {"s": ["respirator mask asbestos accrual 999"]}}))
-    query = {**SEARCH[1], "source": str(other)}
-    app, run, model = _run(settings, ["NOT FOUND", "NOT FOUND", call(("search_filing", query)),
-                                      "$608 million [legal_note ¶4]"], SPAN)
+    query = {"query": "accrual respirator", "source": str(other)}
+    question = {"company": "ACME", "question": "What is the asbestos reserve?", "document": str(doc)}
+    app, run, model = _run(settings, ["NOT FOUND", call(("search_filing", query)), "$608 million [legal ¶2]"],
+                           question)
     with app:
         assert run.status == "completed"
-        assert [b["tool_choice"] for b in model.bound[:3]] == ["none", "none", "search_filing"]
-        assert "Search the filing with other keywords" in model.calls[2][-1].content
+        assert [b["tool_choice"] for b in model.bound[:2]] == ["none", "search_filing"]
+        assert "Search the filing with other keywords" in model.calls[1][-1].content
         searches = [t for t in app.audit.records_of(run.run_id, ToolCallRecord) if t.tool == "search_filing"]
-        assert len(searches) == 2 and searches[1].args["source"].endswith("dossiers/MMM")
+        assert len(searches) == 2 and searches[1].args["source"] == str(doc.resolve())
         assert "999" not in json.dumps(searches[1].result)
         # the window shows the model its own call, without the plan's argument
-        assert model.calls[3][-2].tool_calls[0]["args"] == {"query": "respirator mask asbestos accrual"}
-        assert run.state["decision"]["value"] == 608.0 and len(model.calls) == 4
+        assert model.calls[2][-2].tool_calls[0]["args"] == {"query": "accrual respirator"}
+        assert run.state["decision"]["value"] == 608.0 and len(model.calls) == 3
         _replayed_identically(app, run.run_id)
 
 
@@ -155,6 +163,14 @@ def test_a_citation_outside_the_evidence_is_refused_then_fixed(settings):
         assert "citations: ['legal_note ¶9'] are not among the paragraphs given" in decide.output["errors"][0]
         assert "legal_note ¶9" in model.calls[-1][-1].content
         assert run.state["decision"]["citations"] == [{"section": "legal_note", "paragraph": 4}]
+        # the graph's own decide prompt (decision_messages): the schema, the system prompt, then the
+        # question, the agent's answer and the paragraphs; not the engine's goal and progress lines
+        schema, system, task = model.calls[1]
+        assert system.content == "Answer questions from a company's filing, using only its text. Be brief."
+        assert task.content.startswith(f"Question: {SPAN['question']}\nThe agent's answer: ") and "Goal:" not in task.content
+        # the schema the model is shown: no developer docstring, citations required (a grammar asks for them)
+        shown = json.loads(schema.content.split("\n", 1)[1])
+        assert "description" not in shown and shown["required"] == ["answer", "confidence", "citations"]
 
 
 def test_without_a_valid_typed_answer_the_agents_answer_is_kept_with_confidence_zero(settings):
@@ -423,13 +439,13 @@ def test_a_date_in_an_answer_is_not_its_figure():
 
 def test_not_found_after_searching_is_the_answer_not_a_guess_of_the_model(settings):
     """The fresh-user QA's case: a question the filing does not answer. The agent says NOT FOUND,
-    reads more, searches again, says it again: the typed answer says so (found=False), with no
-    model guess."""
+    reads the rest of the paragraphs, says it again: the typed answer says so (found=False), with
+    no model guess."""
     question = {"company": "MMM", "question": "Who is the chief executive officer of 3M?"}
-    app, run, model = _run(settings, ["NOT FOUND", "NOT FOUND", call(("search_filing", {"query": "chief executive officer"})),
-                                      "NOT FOUND"], question)
+    app, run, model = _run(settings, ["NOT FOUND", "NOT FOUND"], question)
     with app:
-        assert run.status == "completed" and len(model.calls) == 4  # no decide call to invent a name
+        assert run.status == "completed" and len(model.calls) == 2  # no decide call to invent a name
+        assert model.calls[1][-1].content.startswith("More of the filing:")
         decision = run.state["decision"]
         assert decision["found"] is False and decision["citations"] == [] and decision["value"] is None
         assert "not found in the filing" in Path(run.report_path).read_text()

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
+from chainproof.errors import PlanError
 from chainproof.graphs._engine.state import progress_text
 from chainproof.graphs.prompting import evidence_block, known_parts
 from chainproof.graphs.spec import ChainSpec, PlanStep
@@ -32,3 +33,18 @@ def step_messages(spec: ChainSpec, state: Mapping[str, Any], instruction: str, m
     if material:
         parts.append(material)
     return [SystemMessage(spec.system_prompt), HumanMessage("\n\n".join(parts))]
+
+
+def own_messages(own: Any, hook: str) -> list | None:
+    """A spec prompt hook's return (``hook``: e.g. ``"FilingQA.agent_prompt for plan step 'x'"``),
+    checked: None or a non-empty list of LangChain messages. Raises
+    :class:`~chainproof.errors.PlanError` naming the hook and what it returned otherwise (a string
+    would reach the model one character a message)."""
+    if own is None:
+        return None
+    if not isinstance(own, list) or not own or not all(isinstance(m, BaseMessage) for m in own):
+        got = type(own).__name__ if not isinstance(own, list) else (
+            "an empty list" if not own else f"a list holding {sorted({type(m).__name__ for m in own})}")
+        raise PlanError(f"{hook}: expected None or a non-empty list of LangChain messages (SystemMessage, "
+                        f"HumanMessage, ...), got {got}")
+    return own

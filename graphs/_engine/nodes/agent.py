@@ -28,12 +28,11 @@ from langgraph.types import Send
 from chainproof._boundaries import INVALID_CALL, REJECTED_CALL, check_call_args, invoke_model_call
 from chainproof.agents.structured import MAX_ATTEMPTS, invoke_structured
 from chainproof.checkpoints.audit_schema import ReviewRecord
-from chainproof.errors import PlanError
 from chainproof.graphs import agent as agentic
 from chainproof.graphs._engine.context import ChainContext
 from chainproof.graphs._engine.nodes import tool_approval
 from chainproof.graphs._engine.nodes.step import resolve_arg
-from chainproof.graphs._engine.prompts import evidence_of, step_messages
+from chainproof.graphs._engine.prompts import evidence_of, own_messages, step_messages
 from chainproof.graphs._engine.state import ChainState, progress_text, remaining, used_steps
 from chainproof.graphs.recorder import StepRecorder
 from chainproof.graphs.routing import Task
@@ -92,18 +91,9 @@ def agent(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
 
 
 def _own_prompt(spec: Any, step: PlanStep, state: ChainState, task: str) -> list[BaseMessage] | None:
-    """The spec's :meth:`~chainproof.graphs.spec.ChainSpec.agent_prompt`, checked: None or a
-    non-empty list of LangChain messages. Raises :class:`~chainproof.errors.PlanError` naming the
-    hook and what it returned otherwise (a string would reach the model one character a message)."""
-    own = spec.agent_prompt(step, ChainView(state), task)
-    if own is None:
-        return None
-    if not isinstance(own, list) or not own or not all(isinstance(m, BaseMessage) for m in own):
-        got = type(own).__name__ if not isinstance(own, list) else (
-            "an empty list" if not own else f"a list holding {sorted({type(m).__name__ for m in own})}")
-        raise PlanError(f"{type(spec).__name__}.agent_prompt for plan step {step.id!r}: expected None or a non-empty "
-                        f"list of LangChain messages (SystemMessage, HumanMessage, ...), got {got}")
-    return own
+    """The spec's :meth:`~chainproof.graphs.spec.ChainSpec.agent_prompt`, checked (:func:`own_messages`)."""
+    return own_messages(spec.agent_prompt(step, ChainView(state), task),
+                        f"{type(spec).__name__}.agent_prompt for plan step {step.id!r}")
 
 
 def _tool_choice(step: PlanStep, run: Mapping[str, Any], iteration: int, names: list[str]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from chainproof.checkpoints.audit_hashing import sha256_hex
 from chainproof.checkpoints.audit_schema import ApprovalRecord
 from chainproof.graphs._engine.approvals import request_id
 from chainproof.graphs._engine.context import ChainContext
-from chainproof.graphs._engine.prompts import step_messages
+from chainproof.graphs._engine.prompts import own_messages, step_messages
 from chainproof.graphs._engine.state import ApprovalTask, ChainState
 from chainproof.graphs.approval import ApprovalAnswer, ApprovalRefused, ApprovalRequest, tool_call_of
 from chainproof.graphs.approval_policy import RunFacts
@@ -54,7 +54,8 @@ def decide(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
             rec.inputs = {"by": "code"}
             value, fallback = direct, False
         else:
-            messages = step_messages(spec, state, task)
+            own = own_messages(spec.decision_messages(view, task), f"{type(spec).__name__}.decision_messages")
+            messages = own if own is not None else step_messages(spec, state, task)
             model = ctx.models.json_chat(route.effort, spec.decision_schema)
             raised = ctx.guard(state, "decide", route.effort, model, messages, MAX_ATTEMPTS)
             rec.inputs = {**route.recorded(), **({"termination": term} if term else {})}
