@@ -190,8 +190,14 @@ class ModelSettings(BaseModel):
 
 
 class LocalModelSettings(BaseModel):
-    """The embedded model: ``gguf_path`` overrides the bundled Qwen2.5-Coder-1.5B-Instruct."""
+    """The embedded model: ``gguf_path`` overrides the bundled Qwen2.5-Coder-1.5B-Instruct.
+
+    ``cache_prompt`` and ``forced_call_prompt`` are :class:`~chainproof.agents.local_llm.LocalLlamaChat`'s
+    fields of the same names (the KV-prefix reuse between calls; how a grammar-forced call names
+    its tool: one system line, ``"line"``, or the chat template's tools block, ``"template"``)."""
 
     gguf_path: Path | None = None
     n_ctx: int = Field(default=4096, ge=512)
     n_threads: int | None = None
+    cache_prompt: bool = True
+    forced_call_prompt: Literal["line", "template"] = "line"

@@ -9,8 +9,11 @@ Why an adapter of our own (measured 2026-11-29): ``llama_cpp.server`` + ``ChatOp
 
 * tools are rendered by the GGUF's own chat template (Qwen2.5 has a ``# Tools`` section);
 * ``tool_choice`` naming one tool (or ``"any"``/``"required"`` with a single tool, which is how
-  ``with_structured_output`` binds) uses llama.cpp's grammar-forced call: the arguments always
-  parse and match the tool's JSON schema;
+  ``with_structured_output`` binds) is forced by a grammar from the tool's parameters schema (as
+  llama-cpp-python's own forced ``tool_choice``): the arguments always parse and match it. The
+  prompt names the tool in one system line (its description and parameters schema) instead of the
+  template's tools block, which is for choosing a tool and writing ``<tool_call>`` tags (172 prompt
+  tokens for filing-qa's calculator, ~60 as one line);
 * ``"any"``/``"required"`` with several tools (OpenAI's ``tool_choice="required"``: one call, the
   model picks the tool) constrains the reply by a JSON schema, one ``anyOf`` branch
   ``{"name": const, "arguments": that tool's parameters}`` per tool
@@ -36,7 +39,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
@@ -53,11 +56,13 @@ from chainproof.agents.config import EFFORT_INSTRUCTIONS, HIGH_EFFORT_EXTRA_TOKE
 from chainproof.agents.llama_messages import (
     RequestPlan,
     constrain,
+    forced_call_note,
     llama_usage,
     normalise_tool_choice,
     split_think,
     to_llama_messages,
     to_message,
+    with_system_note,
 )
 from chainproof.agents.llama_runtime import call_lock, load_llama, usable_cpus
 from chainproof.agents.local_weights import local_model_path
@@ -100,6 +105,11 @@ class LocalLlamaChat(BaseChatModel):
             results depend on how tokens were batched, so a greedy reply can differ at near-ties
             depending on which prompt ran before. ``False`` resets the context before every call:
             the same prompt always gives the same reply, at the cost of re-reading it.
+        forced_call_prompt: how a call forced by ``tool_choice`` names its tool: ``"line"`` (one
+            system line with the tool's description and parameters schema, the reply constrained by
+            a grammar from that schema) or ``"template"`` (the chat template's tools block with the
+            forced tool, llama-cpp-python's own forced ``tool_choice``). Default ``"line"``: 94
+            prompt tokens fewer for filing-qa's calculator; ``bench/filing_qa.py`` compares both.
         verbose: llama.cpp's own logging to stderr; off.
         llama: an already-built ``Llama`` (or any object with ``create_chat_completion(**kw)``
             returning llama-cpp-python's response dicts); tests inject fakes here. When set,
@@ -153,6 +163,7 @@ class LocalLlamaChat(BaseChatModel):
     # llama.cpp's own default (common/sampling.h, llama-server): damps the 1.5B model's loops.
     repeat_penalty: float = Field(default=1.1, ge=0.0)
     cache_prompt: bool = True
+    forced_call_prompt: Literal["line", "template"] = "line"
     verbose: bool = False
     llama: Any = Field(default=None, exclude=True, repr=False)
 
@@ -366,6 +377,9 @@ class LocalLlamaChat(BaseChatModel):
         if effort is not None:
             messages = with_effort_instruction(messages, EFFORT_INSTRUCTIONS[effort])
         llama_messages = to_llama_messages(messages)
+        by_template = forced is not None and self.forced_call_prompt == "template"
+        if forced is not None and tools and not by_template:  # one line names the tool, not the tools block
+            llama_messages = with_system_note(llama_messages, forced_call_note(tools[0]))
 
         request: dict[str, Any] = {
             "messages": llama_messages,
@@ -377,10 +391,10 @@ class LocalLlamaChat(BaseChatModel):
             request["seed"] = seed
         if stop:
             request["stop"] = list(stop)
-        if tools:
+        if tools and (forced is None or by_template):
             request["tools"] = tools
-        if forced is not None:
-            request["tool_choice"] = forced
+        if by_template:  # llama-cpp-python builds the same grammar from the tool's parameters
+            request["tool_choice"], response_format = forced, None
         if response_format is not None:
             request["response_format"] = response_format
         bound = frozenset(t["function"]["name"] for t in tools) if tools else frozenset()

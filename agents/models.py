@@ -197,6 +197,8 @@ class ConfiguredModels:
             "max_tokens": profile.max_tokens,
             "temperature": profile.temperature,
             "reasoning_effort": effort,
+            "cache_prompt": self.local.cache_prompt,
+            "forced_call_prompt": self.local.forced_call_prompt,
         }
         if self.local.n_threads:
             kwargs["n_threads"] = self.local.n_threads

@@ -18,7 +18,14 @@ adds): ``chainproof-no-answer-checks`` (an answer is never sent back: not to the
 more paragraphs or a search after NOT FOUND), ``chainproof-model-types`` (the typed answer is always the model's, never read from
 the agent's by code), ``chainproof-free-start`` (the agent's first ``tool_choice`` is ``auto``, not
 routed by the question), ``chainproof-engine-prompt`` (the engine's prompts, with the search step as
-cited evidence, instead of the graph's own for the agent and decide calls).
+cited evidence, instead of the graph's own for the agent and decide calls),
+``chainproof-template-tools`` (the graph as it is, on the embedded model set to show a forced
+call's tool through the chat template's tools block, ``forced_call_prompt="template"``, rather than
+one system line).
+
+The embedded model runs with ``cache_prompt=False``: every prompt is read from scratch, so an
+answer does not depend on which question ran before (with the KV prefix reused, llama.cpp's floats
+depend on how the prompt was batched and a greedy reply can differ at a near-tie).
 
 Scoring (the issue's rule): a number is right when the number given is within 1 % of the gold
 answer (also when given in the scale's base unit: ``percent`` 12.5 as 0.125, ``million`` 1.5 as
@@ -44,6 +51,7 @@ Usage: ``python bench/filing_qa.py [--limit 16] [--seed 7] [--model local|script
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import re
@@ -112,7 +120,10 @@ class _EnginePrompt(FilingQA):
 GRAPHS: dict[str, tuple[str, type[FilingQA]]] = {
     "chainproof": ("filing-qa", FilingQA), "chainproof-no-answer-checks": ("bench-fq-no-checks", _NoAnswerChecks),
     "chainproof-model-types": ("bench-fq-model-types", _ModelTypes), "chainproof-free-start": ("bench-fq-free", _FreeStart),
-    "chainproof-engine-prompt": ("bench-fq-engine-prompt", _EnginePrompt)}
+    "chainproof-engine-prompt": ("bench-fq-engine-prompt", _EnginePrompt),
+    "chainproof-template-tools": ("filing-qa", FilingQA)}
+#: systems that run the graph on the embedded model set otherwise (``LocalModelSettings``)
+LOCAL_OPTIONS: dict[str, dict[str, Any]] = {"chainproof-template-tools": {"forced_call_prompt": "template"}}
 PLAIN_PROMPT = (FilingQA.system_prompt + " Call search_filing to find facts and calculate for any arithmetic. When you "
                 "know the answer, reply with only the answer: a number or a short span copied from the document.")
 _SCALE = {"percent": 0.01, "thousand": 1e3, "million": 1e6, "billion": 1e9}
@@ -393,6 +404,22 @@ def kept_answers(path: Path | None, model: str, uids: set[str]) -> list[Answer]:
     return kept
 
 
+def _app(home: Path, model: str, local: dict[str, Any]) -> Chainproof:
+    """The Chainproof app a system runs on: the scripted smoke model, or the embedded model from
+    the default cache's model file (not a copy per run) with ``local`` options, its KV-prefix reuse
+    off (``cache_prompt=False``) so a question's answer does not depend on the question before it
+    (llama.cpp's floats depend on how a prompt was batched; greedy replies then differ at near-ties)."""
+    if model == "scripted":
+        from chainproof.agents.models import StaticModels
+
+        return Chainproof(Settings(home=home), models=StaticModels(scripted_model()))
+    from chainproof.agents.config import LocalModelSettings
+    from chainproof.agents.local_weights import local_model_path
+
+    return Chainproof(Settings(home=home, local=LocalModelSettings(gguf_path=local_model_path(), cache_prompt=False,
+                                                                   **local)))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=int, default=16, help="questions (half arithmetic, half span; default 16)")
@@ -428,22 +455,15 @@ def main() -> int:
     done = {(a.system, a.uid) for a in answers}
     with tempfile.TemporaryDirectory() as tmp:
         home = args.home.expanduser().resolve() if args.home else Path(tmp) / "home"
-        settings = Settings(home=home)
-        if args.model == "local":  # the assembled model file of the default cache, not a copy per run
-            from chainproof.agents.config import LocalModelSettings
-            from chainproof.agents.local_weights import local_model_path
-
-            settings = Settings(home=home, local=LocalModelSettings(gguf_path=local_model_path()))
         for name, graph in GRAPHS.values():
             if name != "filing-qa":
                 register(name, type(graph.__name__, (graph,), {"name": name}))
-        if args.model == "scripted":
-            from chainproof.agents.models import StaticModels
-
-            app = Chainproof(settings, models=StaticModels(scripted_model()))
-        else:
-            app = Chainproof(settings)
-        with app:
+        apps = {s: _app(home / s if s in LOCAL_OPTIONS else home, args.model, LOCAL_OPTIONS.get(s, {}))
+                for s in ("chainproof", *[s for s in args.systems if s in LOCAL_OPTIONS])}
+        app = apps["chainproof"]
+        with contextlib.ExitStack() as stack:
+            for each in apps.values():
+                stack.enter_context(each)
             for k, pair in enumerate(pairs, 1):
                 doc_path = Path(tmp) / f"q{k}.json"
                 doc_path.write_text(json.dumps(document(pair[0])))
@@ -453,7 +473,7 @@ def main() -> int:
                     if (system, pair[1]["uid"]) in done:
                         continue
                     if system in GRAPHS:
-                        answer = run_chainproof(app, pair, str(doc_path), system)
+                        answer = run_chainproof(apps.get(system, app), pair, str(doc_path), system)
                     else:
                         plain = plain or dict(zip(("react", "react+retry"), run_plain(plain_model, pair, str(doc_path))))
                         answer = plain[system]

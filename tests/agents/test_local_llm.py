@@ -80,15 +80,36 @@ def test_tool_call_in_qwen_tags_is_parsed_too():
     assert msg.content == ""
 
 
-def test_forced_tool_choice_passes_grammar_dict_and_keeps_llama_id():
+def test_a_forced_call_is_constrained_by_the_tools_parameters_and_named_in_one_system_line():
+    """A named ``tool_choice``: the reply is the tool's arguments, by a grammar from its parameters
+    schema (``response_format``); the prompt names the tool in one line of the system message
+    instead of the template's tools block (no ``tools`` sent): the other tools are not shown."""
     fake = FakeLlama('{"ticker": "ACME"}')
-    msg = _chat(fake).bind_tools([get_financials, get_news], tool_choice="get_financials").invoke("ACME")
-    assert fake.requests[0]["tool_choice"] == {"type": "function", "function": {"name": "get_financials"}}
+    msg = _chat(fake).bind_tools([get_financials, get_news], tool_choice="get_financials").invoke(
+        [SystemMessage("Be terse."), HumanMessage("ACME")])
+    req = fake.requests[0]
+    assert "tools" not in req and "tool_choice" not in req
+    assert req["response_format"] == {"type": "json_object",
+                                      "schema": convert_to_openai_tool(get_financials)["function"]["parameters"]}
+    system = req["messages"][0]
+    assert system["role"] == "system" and system["content"].startswith("Be terse.\n\nReply with only the JSON arguments "
+                                                                       "of the function get_financials (Get the financial")
+    assert '"ticker":{"type":"string"}' in system["content"] and "get_news" not in json.dumps(req)
     assert msg.tool_calls == [
         {"name": "get_financials", "args": {"ticker": "ACME"}, "id": msg.tool_calls[0]["id"], "type": "tool_call"}
     ]
-    assert msg.tool_calls[0]["id"].startswith("call__0_get_financials_")
-    assert msg.content == ""
+    assert msg.tool_calls[0]["id"].startswith("call_") and msg.content == ""
+    assert msg.response_metadata["finish_reason"] == "tool_calls"
+    template = FakeLlama('{"ticker": "ACME"}')  # the chat template's tools block instead (forced_call_prompt)
+    msg = _chat(template, forced_call_prompt="template").bind_tools(
+        [get_financials, get_news], tool_choice="get_financials").invoke("ACME")
+    req = template.requests[0]
+    assert req["tool_choice"] == {"type": "function", "function": {"name": "get_financials"}}
+    assert [t["function"]["name"] for t in req["tools"]] == ["get_financials"] and "response_format" not in req
+    assert [(c["name"], c["args"]) for c in msg.tool_calls] == [("get_financials", {"ticker": "ACME"})]
+    with pytest.raises(ValueError, match="give either it or response_format"):
+        _chat(fake).bind_tools([get_financials], tool_choice="get_financials").invoke(
+            "x", response_format={"type": "json_object"})
 
 
 @pytest.mark.parametrize(
@@ -97,8 +118,11 @@ def test_forced_tool_choice_passes_grammar_dict_and_keeps_llama_id():
 )
 def test_tool_choice_spellings_that_force_a_single_tool(choice):
     fake = FakeLlama('{"ticker": "X"}')
-    _chat(fake).bind_tools([get_financials], tool_choice=choice).invoke("x")
-    assert fake.requests[0]["tool_choice"] == {"type": "function", "function": {"name": "get_financials"}}
+    msg = _chat(fake).bind_tools([get_financials], tool_choice=choice).invoke("x")
+    assert list(fake.requests[0]["response_format"]["schema"]["properties"]) == ["ticker"]
+    assert fake.requests[0]["messages"][0]["role"] == "system" and "function get_financials" in \
+        fake.requests[0]["messages"][0]["content"]
+    assert [(c["name"], c["args"]) for c in msg.tool_calls] == [("get_financials", {"ticker": "X"})]
 
 
 @pytest.mark.parametrize("choice", ["any", "required", True])
@@ -166,7 +190,8 @@ def test_with_structured_output_uses_the_forced_grammar_path():
     fake = FakeLlama('{"decision": "replan", "reason": "off topic"}')
     out = _chat(fake).with_structured_output(Decision).invoke("drifted into football news")
     assert out == Decision(decision="replan", reason="off topic")
-    assert fake.requests[0]["tool_choice"]["function"]["name"] == "Decision"
+    assert "function Decision" in fake.requests[0]["messages"][0]["content"]
+    assert fake.requests[0]["response_format"]["schema"]["required"] == ["decision", "reason"]
 
 
 def test_plain_answer_with_tools_bound_yields_no_call():
