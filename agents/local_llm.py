@@ -91,8 +91,7 @@ class LocalLlamaChat(BaseChatModel):
         n_ctx: context window in tokens (prompt + output); 4096 (Qwen2.5 trains on 32k, 4096 keeps
             the KV cache small: ~1.9 GB RSS in total measured for this model).
         n_threads: CPU threads for generation and prompt processing; default: the CPUs this
-            process may run on (``os.sched_getaffinity``, else ``os.cpu_count()``).
-            (On a busy 2-core machine 1 thread degrades more gracefully.)
+            process may run on (``os.sched_getaffinity``, else ``os.cpu_count()``; 1 degrades more gracefully when busy).
         n_batch: prompt-processing batch, tokens; 512 (llama-cpp-python's default).
         temperature: 0.0 = greedy (reproducible; but see ``cache_prompt``).
         max_tokens: output cap per call, tokens; 512.

@@ -58,7 +58,7 @@ import sys
 import tempfile
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +133,8 @@ PLAIN_PROMPT = (FilingQA.system_prompt + " Call search_filing to find facts and 
 
 @dataclass
 class Answer:
+    """One scored answer of one system, as ``--answers`` keeps it (tokens, calls, seconds per question)."""
+
     system: str
     uid: str
     correct: bool
@@ -261,20 +263,37 @@ def scripted_model() -> ScriptedChatModel:
     return ScriptedChatModel(replies=[reply], repeat_last=True)
 
 
+_TYPES: dict[Any, Any] = {"str": str, "bool": bool, "int": int, "float": (int, float), str: str, bool: bool, int: int,
+                          float: (int, float)}
+
+
 def kept_answers(path: Path | None, model: str, uids: set[str]) -> list[Answer]:
     """The answers ``path`` (JSON lines) already holds for this model and these questions. Raises
     ``ValueError`` naming the file and line for a folder or a line that is not a kept answer."""
-    if path is None or not path.exists():
+    if path is None:
+        return []
+    if not path.parent.is_dir():
+        raise ValueError(f"--answers: the folder {path.parent} does not exist")
+    if not path.exists():
         return []
     if not path.is_file():
         raise ValueError(f"--answers: expected a JSON-lines file, got the folder {path}")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"--answers: {path} is not UTF-8 text ({exc.reason})") from None
     kept = []
-    for no, line in enumerate(path.read_text().splitlines(), 1):
+    for no, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
+            if not isinstance(row, dict):
+                raise TypeError(f"expected a JSON object, got {type(row).__name__}")
             answer = Answer(**{k: v for k, v in row.items() if k != "model"})
+            wrong = [f.name for f in fields(Answer) if not isinstance(getattr(answer, f.name), _TYPES[f.type])]
+            if wrong:
+                raise TypeError(f"{', '.join(wrong)}: not of the kept types")
         except (ValueError, TypeError) as exc:
             raise ValueError(f"--answers: {path} line {no} is not a kept answer ({exc}); move the file away or "
                              f"give another") from None

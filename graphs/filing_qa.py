@@ -122,6 +122,12 @@ def calculate_note(question: str) -> str:
             f"({_form(question)}).")
 
 
+def _said_not_found(text: str) -> bool:
+    """The reply is :data:`NOT_FOUND` as asked (upper case, first; "were not found to be
+    material" is an answer)."""
+    return text.strip().lstrip("*_ ").startswith(NOT_FOUND)
+
+
 def needs_calculation(question: str) -> bool:
     """True when ``question`` asks for a figure computed from others (see :data:`_COMPUTED`), not
     for a reason or a span of text."""
@@ -184,8 +190,9 @@ class FilingQA(ChainSpec[FilingAnswer]):
 
     def validate_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
         """``question``: non-blank; ``company``: a ticker; the document searched is ``document``
-        (a JSON file) when given, else the dossier (``dossier`` or the bundled one of the ticker).
-        Raises ``ValueError`` naming the field (``DossierError`` for the document)."""
+        (a JSON file) when given, else the dossier (``dossier`` or the bundled one of the ticker;
+        both given is refused). Raises ``ValueError`` naming the field (``DossierError`` for the
+        document)."""
         inputs = {k: v.strip() if isinstance(v, str) else v for k, v in inputs.items()}
         if not inputs.get("question"):
             raise ValueError("question: expected a question about the filing, got an empty text")
@@ -195,6 +202,8 @@ class FilingQA(ChainSpec[FilingAnswer]):
             raise ValueError("company: expected a ticker such as MMM")
         given = super().validate_inputs(inputs)
         company = given["company"].upper()
+        if given.get("document") and given.get("dossier"):
+            raise ValueError("dossier: give either a dossier or a document to search, not both")
         if given.get("document"):
             if not str(given["document"]).lower().endswith(".json"):
                 raise ValueError(f"document: expected a .json file of sections, got {given['document']!r}")
@@ -291,7 +300,7 @@ class FilingQA(ChainSpec[FilingAnswer]):
             return None
         if needs_calculation(view.inputs["question"]) and "calculate" not in answer.tools_run and not answer.checks:
             return SendBack(calculate_note(view.inputs["question"]), tool="calculate")
-        if NOT_FOUND.lower() not in answer.text.lower() or answer.checks or "search_filing" in answer.tools_run:
+        if not _said_not_found(answer.text) or answer.checks or "search_filing" in answer.tools_run:
             return None
         more = more_paragraphs(view.data("search").get("hits", []))
         if more:  # what the prompt left out, shown by code: no tool schemas, no search call of the model's
@@ -349,6 +358,8 @@ class FilingQA(ChainSpec[FilingAnswer]):
         for c in answer.get("citations", []):
             cite = cite_text(c["section"], c["paragraph"])
             lines.append(f"- **{cite}**: {paras.get(cite, '')[:600]}")
+        if not answer.get("citations"):
+            lines.append("None: no paragraph searched states an answer.")
         found = view.finding("answer")
         if found is not None:
             lines += ["", "## The agent's answer", "", found.summary]

@@ -14,7 +14,7 @@ from chainproof import clipped
 
 __all__ = ["FilingAnswer", "ParagraphCite", "cite_text", "figure", "kept_answer", "paragraph_cites", "typed_answer"]
 
-_NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
+_NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?(?![A-Za-z]|-[A-Za-z])")  # "3M", "10-K" are names, not figures
 _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?"
 _DATE = re.compile(rf"\b{_MONTH}\s+\d{{1,2}},?\s+(?:19|20)\d\d\b|\b\d{{1,2}}\s+{_MONTH}\s+(?:19|20)\d\d\b")
 _YEAR = re.compile(r"(?:19|20)\d\d")  # a year named in an answer is not its figure
@@ -126,14 +126,29 @@ def _unit(expression: str, figures: list[str], paras: list[dict[str, Any]]) -> s
     return units.pop() if len(units) == 1 else None
 
 
+def _constants(expression: str) -> set[str]:
+    """The numbers of ``expression`` that belong to its arithmetic: 100 multiplying or dividing
+    (a percentage) and a whole divisor up to 12 (``/ 2`` of an average, ``/ 12`` months)."""
+    return {m.group(1) for m in re.finditer(r"[*/]\s*(100)(?![\d.])", expression)} | {
+        m.group(1) for m in re.finditer(r"/\s*(\d{1,2})(?![\d.])", expression) if 0 < int(m.group(1)) <= 12}
+
+
 def _calculated(returned: str, paras: list[dict[str, Any]]) -> FilingAnswer | None:
     """The typed answer of a ``calculate`` result, cited by the evidence paragraphs that state
-    the expression's figures, in the unit they share (:func:`_unit`); None when no paragraph
-    states them or the result is not a number."""
+    the expression's figures, in the unit they share (:func:`_unit`); ``found`` False when a
+    figure it uses (:func:`_constants` aside) is stated by no evidence paragraph (the model read
+    it elsewhere or made it up: the fresh-user QA's "CEO's salary" was computed from two invented
+    figures); None when the result is not a number."""
     computed = _result(returned)
     if computed is None:
         return None
     figures = [n.lstrip("-$") for n in _NUMBER.findall(computed[2])]
+    # "* 100", "/ 100" (a percentage), "/ 2" (an average) are the arithmetic's, not the filing's
+    operands = [f for f in figures if f not in _constants(computed[2])]
+    unstated = [f for f in operands if not _stating(paras, [f])]
+    if unstated:  # the model read figures the filing does not state: no answer rests on them
+        return FilingAnswer(answer=f"not established: the calculation {computed[2]} uses {', '.join(unstated)}, which "
+                                   "no paragraph searched states", found=False, confidence=None)
     cites = _stating(paras, figures)[:4]
     if not cites:
         return None
@@ -159,7 +174,7 @@ def typed_answer(data: dict[str, Any], paras: list[dict[str, Any]], not_found: s
     cites = [ParagraphCite(section=m.group(1), paragraph=int(m.group(2))) for m in _CITED.finditer(text)]
     # "[¶2]", "paragraph ¶2": a cite without its section still is no figure of the answer
     bare = _TRAILER.sub("", _LEAD.sub("", _LOOSE_CITE.sub(" ", _CITED.sub(" ", text))).strip(" .;:,\n")).strip(" .;:,")
-    if not_found.lower() in bare.lower() and len(bare) <= 120:  # said after its search: no guess from the model
+    if bare.startswith(not_found) and len(bare) <= 120:  # said after its search: no guess from the model
         return FilingAnswer(answer="not found in the filing's paragraphs searched", found=False, confidence=None)
     if not bare or len(bare) > 120:
         return None
@@ -167,6 +182,8 @@ def typed_answer(data: dict[str, Any], paras: list[dict[str, Any]], not_found: s
     stated = [n for n in _NUMBER.findall(_DATE.sub(" ", bare)) if not _YEAR.fullmatch(n)]
     if len(stated) == 1:
         stating = _stating(paras, [stated[0].lstrip("-$")])  # a cite must state the figure
+        if cites and not any(c in stating for c in cites):
+            return None  # the model's cites do not state its figure: which is right is the model's to say
         cites = [c for c in cites if c in stating] or stating[:1]
         value = figure(stated[0])
     else:  # words: a paragraph it cites, else any evidence paragraph, must hold them as written

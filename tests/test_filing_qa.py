@@ -251,10 +251,10 @@ def test_a_stated_figure_or_copied_words_are_typed_by_code_and_a_bad_cite_or_a_s
         assert (decision["answer"], decision["value"]) == (words.capitalize(), None) and len(model.calls) == 1
         assert decision["citations"] == [{"section": "legal_note", "paragraph": 4}]
     fixed = _answer(answer="$608 million", value=608, unit="USD millions")
-    for k, (said, calls) in enumerate([("$608 million [legal_note ¶99]", 1), ("an accrual for probable liabilities "
+    for k, (said, calls) in enumerate([("$608 million [legal_note ¶99]", 2), ("an accrual for probable liabilities "
                                         "[legal_note ¶4]", 2), ("$6,081 million", 2)]):
-        # a cite that does not state the figure gives way to the paragraph that does; words no paragraph
-        # holds, or a figure no evidence states: the model types the answer
+        # a cite that does not state the figure (the figure may be misread), words no paragraph holds, or
+        # a figure no evidence states: the model types the answer, and its cites are checked
         app, run, model = _run(Settings(home=tmp_path / f"h{k}"), [said, fixed], inputs)
         with app:
             assert run.state["decision"]["citations"] == [{"section": "legal_note", "paragraph": 4}]
@@ -291,6 +291,17 @@ def test_a_json_document_source_is_searched_and_a_malformed_one_refused(settings
     with Chainproof(settings, models=StaticModels(ModelMustNotBeCalled())) as app:
         with pytest.raises(ValueError, match=r"bad.json: expected .*sections.table: Input should be a valid list"):
             app.start("filing-qa", {"company": "ACME", "question": "Revenue?", "document": str(bad)})
+        # fresh-user QA: nested past the decoder, no text, a misspelt key, and a dossier beside a document
+        for content, why in [("[" * 100000 + "]" * 100000, "nested too deeply"),
+                             (json.dumps({"name": "x", "sections": {"text": ["", "  "]}}), "hold no text to search"),
+                             (json.dumps({"name": "x", "sections": {"t": ["a"]}, "sectoins": {}}), "sectoins: Extra inputs")]:
+            bad.write_text(content)
+            with pytest.raises(ValueError, match=why):
+                app.start("filing-qa", {"company": "ACME", "question": "Revenue?", "document": str(bad)})
+        bad.write_text(json.dumps({"name": "x", "sections": {"t": ["Revenue was 5."]}}))
+        with pytest.raises(ValueError, match="dossier: give either a dossier or a document"):
+            app.start("filing-qa", {"company": "ACME", "question": "Revenue?", "document": str(bad),
+                                    "dossier": str(tmp_path)})
 
 
 def test_the_calculator_computes_and_refuses_what_is_not_arithmetic():
@@ -321,6 +332,13 @@ def test_a_comma_that_may_separate_thousands_or_arguments_is_refused_not_guessed
             evaluate(ambiguous)
     assert evaluate("avg(45, 430)") == 237.5 and evaluate("avg(1,568.6, 1,571.7)") == 1570.15
     assert evaluate("max(1,2)") == 2.0 and evaluate("1,568.6 - 1,571.7") == pytest.approx(-3.1)
+    # commas that separate neither thousands nor arguments (fresh-user QA: read as 2.0 and 1.234567)
+    for misread in ("max(1,0000, 2)", "1.234,567", "1.5,000"):
+        with pytest.raises(CalculatorError, match="separate neither thousands .* nor arguments"):
+            evaluate(misread)
+    assert evaluate("max(1.5,2.5)") == 2.5 and evaluate("1,234,567.5 + 1") == 1234568.5
+    with pytest.raises(CalculatorError, match="division by zero"):
+        evaluate("0 ** -1")
 
 
 def _responder(body: dict) -> object:
@@ -460,11 +478,42 @@ def test_a_cite_must_state_the_figure_and_words_match_whole_words():
     paras = [{"section": "legal_note", "paragraph": 3, "text": "About 2,230 claimants."},
              {"section": "legal_note", "paragraph": 4, "text": "Insurance receivables were $4 million."},
              {"section": "text", "paragraph": 1, "text": "Eyes were on the ball; no litigation."}]
-    said = {"stop_reason": "answered", "answer": "$4 million [legal_note ¶3]"}  # the model cited the wrong one
-    assert typed_answer(said, paras, "NOT FOUND").citations[0].paragraph == 4
+    # the model's cite does not state its figure: the figure may be misread (fresh-user QA: "2,660
+    # [legal_note ¶4]" was the year-earlier count of ¶3); no cite is swapped in, the model types it
+    said = {"stop_reason": "answered", "answer": "$4 million [legal_note ¶3]"}
+    assert typed_answer(said, paras, "NOT FOUND") is None
+    uncited = {"stop_reason": "answered", "answer": "$4 million"}  # no cite given: the one that states it
+    assert typed_answer(uncited, paras, "NOT FOUND").citations[0].paragraph == 4
     loose = {"stop_reason": "answered", "answer": "They were $4 million. This is found in paragraph [¶4]."}
     assert typed_answer(loose, paras, "NOT FOUND").value == 4.0  # "¶4" without its section is no second figure
     assert typed_answer({"stop_reason": "answered", "answer": "Yes [text ¶1]"}, paras, "NOT FOUND") is None
+    # words that say "not found" are an answer, not NOT FOUND; "3M" is a name, not the figure 3
+    words = {"stop_reason": "answered", "answer": "were on the ball [text ¶1]"}
+    assert typed_answer(words, paras, "NOT FOUND").found
+    material = {"stop_reason": "answered", "answer": "Claims were not found to be material [legal_note ¶3]"}
+    assert typed_answer(material, paras, "NOT FOUND") is None  # words no paragraph holds: the model types them
+    named = [{"section": "text", "paragraph": 2, "text": "3M makes respirators."}]
+    assert typed_answer({"stop_reason": "answered", "answer": "3M [text ¶2]"}, named, "NOT FOUND").value is None
+
+
+def test_a_calculation_from_figures_no_paragraph_states_is_not_an_answer():
+    """The fresh-user QA's "CEO's salary": the forced calculation used two figures the filing does
+    not state; the typed answer says so (found=False), never a figure with an unrelated cite."""
+    from chainproof.graphs.filing_qa_answers import typed_answer
+
+    paras = [{"section": "legal_note", "paragraph": 4, "text": "The accrual was $608 million, from $595 million."},
+             {"section": "risk_factors", "paragraph": 12, "text": "Litigation could harm results."}]
+
+    def calc(expression, result):
+        return {"stop_reason": "returned", "answer": json.dumps({"expression": expression, "result": result})}
+
+    invented = typed_answer(calc("(10500 - 9800) / 9800 * 100", 7.1429), paras, "NOT FOUND")
+    assert not invented.found and invented.citations == [] and "10500, 9800" in invented.answer
+    assert not typed_answer(calc("999 - 595", 404.0), paras, "NOT FOUND").found  # one figure of the filing is not enough
+    # 100 of a percentage and the 2 of an average are the arithmetic's own
+    change = typed_answer(calc("(608 - 595) / 595 * 100", 2.1849), paras, "NOT FOUND")
+    assert change.found and change.unit == "%" and [c.paragraph for c in change.citations] == [4]
+    assert typed_answer(calc("(608 + 595) / 2", 601.5), paras, "NOT FOUND").value == 601.5
 
 
 @pytest.mark.parametrize("question", ["What does the climate change risk factor say?",
@@ -515,9 +564,15 @@ def test_the_benchmark_refuses_an_answers_file_it_cannot_resume_from(tmp_path, s
     corrupt = tmp_path / "answers.jsonl"
     good = {"system": "react", "uid": "q1", "correct": True, "given": "1", "input_tokens": 3, "output_tokens": 1,
             "model_calls": 1, "seconds": 1.0, "model": "local"}
-    corrupt.write_text(json.dumps(good) + "\n{not json\n")
-    with pytest.raises(ValueError, match="answers.jsonl line 2 is not a kept answer"):
+    for bad in ("{not json", "[1, 2]", json.dumps({**good, "input_tokens": "x"})):
+        corrupt.write_text(json.dumps(good) + "\n" + bad + "\n")
+        with pytest.raises(ValueError, match="answers.jsonl line 2 is not a kept answer"):
+            bench.kept_answers(corrupt, "local", {"q1"})
+    corrupt.write_bytes(b"\xff\xfe")
+    with pytest.raises(ValueError, match="answers.jsonl is not UTF-8"):
         bench.kept_answers(corrupt, "local", {"q1"})
+    with pytest.raises(ValueError, match="the folder .*nowhere does not exist"):
+        bench.kept_answers(tmp_path / "nowhere" / "a.jsonl", "local", {"q1"})
     corrupt.write_text(json.dumps(good) + "\n")
     assert [a.uid for a in bench.kept_answers(corrupt, "local", {"q1"})] == ["q1"]
     done = subprocess.run([sys.executable, str(REPO / "bench" / "filing_qa.py"), "--model", "scripted", "--limit", "2",

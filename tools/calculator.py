@@ -56,6 +56,8 @@ def _value(node: ast.AST) -> float:
         if isinstance(node.op, ast.Pow):
             if abs(right) > MAX_EXPONENT:
                 raise CalculatorError(f"exponent {right:g} is larger than {MAX_EXPONENT}")
+            if left == 0 and right < 0:
+                raise CalculatorError("division by zero (0 to a negative power)")
             power = left ** right
             if isinstance(power, complex):
                 raise CalculatorError("a negative number to a fractional power is not a real number")
@@ -96,6 +98,22 @@ def _points(text: str) -> str:
 _CALL = re.compile(r"\b(?:" + "|".join(_FUNCTIONS) + r")\s*\(")
 
 
+_RUN = re.compile(r"\d[\d.,]*\d")  # digits with their separators ("1,568.6, 1,571.7" is two runs: a space)
+
+
+def _misgrouped(text: str) -> None:
+    """Refuse digits whose commas neither separate thousands nor arguments: a decimal point before
+    a comma (``1.234,567``, a European decimal comma, read as 1.234567) or a group of more than
+    three digits after a comma (``max(1,0000, 2)``, read as the arguments 1 and 0)."""
+    for run in _RUN.finditer(text):
+        number = run.group()
+        groups = number.split(",")
+        decimal_comma = "." in ",".join(groups[:-1]) and "." not in groups[-1]  # max(1.5,2.5) is two arguments
+        if "," in number and (decimal_comma or any(len(g.split(".")[0]) > 3 for g in groups[1:])):
+            raise CalculatorError(f"{number!r}: its commas separate neither thousands (1,234,567.5) nor arguments "
+                                  f"(max(1, 2)); write the number without them, with a point for decimals")
+
+
 def _ambiguous_commas(text: str) -> None:
     """Refuse a function call whose commas could separate thousands or arguments: in ``avg(45,430)``
     the comma may be either, so a guess could be 1,000 times off. A call that separates its
@@ -129,6 +147,7 @@ def evaluate(expression: str) -> float:
     if "%" in text:
         text = _points(text)
     _ambiguous_commas(text)
+    _misgrouped(text.replace("$", ""))
     text = _THOUSANDS.sub("", text.replace("$", ""))
     try:
         tree = ast.parse(text, mode="eval")

@@ -33,7 +33,7 @@ __all__ = ["DocumentSource", "Hit", "SearchResult", "cited", "evidence", "load_s
 
 HIT_CHARS = 600  # characters of a paragraph shown in a hit (its start; the whole is in the source)
 MAX_HITS = 8
-_WORD = re.compile(r"[A-Za-z0-9]+")
+_WORD = re.compile(r"[^\W_]+")  # letters and digits of any script (café, not caf)
 _CITE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:¶|para\.?|paragraph|p\.)\s*(\d+)")
 # words that say nothing about which paragraph holds an answer (question words included)
 _STOP = frozenset(
@@ -44,7 +44,7 @@ _STOP = frozenset(
 class DocumentSource(BaseModel):
     """A document as sections of numbered paragraphs: ``sections[name][n - 1]`` is ``name ¶n``."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")  # a misspelt key is refused, not dropped
 
     name: str = Field(min_length=1)
     sections: dict[str, list[str]] = Field(min_length=1)
@@ -77,13 +77,18 @@ class SearchResult(BaseModel):
 @lru_cache(maxsize=32)
 def _load_json(path: str, mtime_ns: int) -> DocumentSource:
     try:  # size-checked as every input file (input_file_max_mb)
-        return DocumentSource.model_validate(json.loads(read_text(path, "document")))
+        doc = DocumentSource.model_validate(json.loads(read_text(path, "document")))
     except json.JSONDecodeError as exc:
         raise DossierError(f"document {path}: cannot be read as UTF-8 JSON ({exc})") from None
+    except RecursionError:  # "[[[[...]]]]" nested deeper than Python's decoder goes
+        raise DossierError(f"document {path}: nested too deeply to be a document of sections") from None
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(the whole file)'}: {e['msg']}" for e in exc.errors())
         raise DossierError(f"document {path}: expected {{\"name\": ..., \"sections\": {{section: [paragraph, ...]}}}}; "
                            f"{problems}") from None
+    if not any(_WORD.search(p) for paras in doc.sections.values() for p in paras):
+        raise DossierError(f"document {path}: its sections hold no text to search")
+    return doc
 
 
 def load_source(source: str) -> DocumentSource:
