@@ -58,7 +58,8 @@ MORE_CHARS = 400
 MORE_TOTAL = 1200  # characters of all of them together
 SEARCH_HITS = 6  # paragraphs the search step keeps: the prompt shows three, NOT FOUND the rest
 NOT_FOUND = "NOT FOUND"
-DECIDE_CHARS = 400  # characters of each evidence paragraph the decide prompt shows (the model picks words and cites)
+DECIDE_CHARS = 300  # characters of each evidence paragraph the decide prompt shows (the model picks words and cites)
+DECIDE_PARAGRAPHS = 3  # of the evidence step's (at most four, those the answer cites first)
 # a question asking for a figure computed from others; measured on TAT-QA's dev split (1,668
 # questions): it names 97 % of the arithmetic questions and 10 % of the span questions
 _COMPUTED = re.compile(r"\b(change|changes|changed|average|difference|ratio|increase|decrease|growth|sum|combined|"
@@ -261,16 +262,12 @@ class FilingQA(ChainSpec[FilingAnswer]):
     def decision_prompt(self, view: ChainView) -> str:
         found = view.finding("answer")
         paras = view.data("evidence").get("paragraphs", [])
-        listed = "\n".join(f"[{p['cite']}] {p['text'][:DECIDE_CHARS]}" for p in paras) or "(none)"
+        listed = "\n".join(f"[{p['cite']}] {clip(p['text'], 0, DECIDE_CHARS)}" for p in paras[:DECIDE_PARAGRAPHS])
         return (
             f"Question: {view.inputs['question']}\nThe agent's answer: {found.summary if found else '(none)'}\n\n"
-            f"Paragraphs:\n{listed}\n\nGive the final answer as JSON: "
-            '{"answer": "...", "value": number or null, "unit": "..." or null, '
-            '"citations": [{"section": "table", "paragraph": 3}], "confidence": 0.0 to 1.0}. '
-            "answer: only the answer itself (a number with its unit, or the words copied from a paragraph), not a "
-            "sentence. value: the number of the answer exactly as the agent's answer or a paragraph states it; do not "
-            "compute. "
-            "Cite only paragraphs listed above that support the answer."
+            f"Paragraphs:\n{listed or '(none)'}\n\nGive the final answer as JSON. answer: only the answer itself (a "
+            "number with its unit, or words copied from a paragraph), not a sentence; value: its number as stated, or "
+            "null; citations: the paragraphs above that state it."
         )
 
     def decision_messages(self, view: ChainView, task: str) -> list[BaseMessage]:

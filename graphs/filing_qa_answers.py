@@ -26,17 +26,28 @@ _LEAD = re.compile(r"^\s*(?:the\s+)?(?:final\s+)?answer(?:\s+is)?\s*[:\-]?\s*", 
 class ParagraphCite(BaseModel):
     """A paragraph of the document: ``paragraph`` is its 1-based number in ``section``."""
 
+    model_config = ConfigDict(json_schema_extra=lambda schema: _untitled(schema))
+
     section: str = Field(min_length=1)
     paragraph: int = Field(ge=1)
 
 
 def _shown_schema(schema: dict[str, Any]) -> None:
     """The JSON schema the decide model is shown (and, on the embedded model, constrained by):
-    without the class docstring, written for developers (~130 prompt tokens), and with
+    without the class docstring, written for developers (~130 prompt tokens), or pydantic's
+    titles, which repeat the property names, and with
     ``citations`` required, so a grammar asks for them (a found answer must cite; the 1.5B model
     left them out and was asked again)."""
     schema.pop("description", None)
     schema["required"] = [*schema.get("required", []), "citations"]
+    _untitled(schema)
+
+
+def _untitled(schema: dict[str, Any]) -> None:
+    """Drop pydantic's ``title`` keys, which repeat the model's and properties' names (prompt tokens)."""
+    schema.pop("title", None)
+    for part in schema.get("properties", {}).values():
+        part.pop("title", None)
 
 
 class FilingAnswer(BaseModel):
