@@ -267,7 +267,7 @@ class FilingQA(ChainSpec[FilingAnswer]):
             f"Question: {view.inputs['question']}\nThe agent's answer: {found.summary if found else '(none)'}\n\n"
             f"Paragraphs:\n{listed or '(none)'}\n\nGive the final answer as JSON. answer: only the answer itself (a "
             "number with its unit, or words copied from a paragraph), not a sentence; value: its number as stated, or "
-            "null; citations: the paragraphs above that state it."
+            'null; citations: the paragraphs above that state it, [table ¶3] as {"section": "table", "paragraph": 3}.'
         )
 
     def decision_messages(self, view: ChainView, task: str) -> list[BaseMessage]:
