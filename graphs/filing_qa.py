@@ -320,7 +320,8 @@ class FilingQA(ChainSpec[FilingAnswer]):
 
         Otherwise None: which number, or which words of a sentence, answer is the model's to say.
         ``confidence`` is None (not rated)."""
-        return typed_answer(view.data("answer"), view.data("evidence").get("paragraphs", []), NOT_FOUND)
+        return typed_answer(view.data("answer"), view.data("evidence").get("paragraphs", []), NOT_FOUND,
+                            view.data("search").get("hits", []))  # what the model read its figures from
 
     def fallback_decision(self, view: ChainView, errors: list[str]) -> FilingAnswer | None:
         """The agent's answer (a calculation's result; else its text, first number as the value)

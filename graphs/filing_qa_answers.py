@@ -144,19 +144,19 @@ def _constants(expression: str) -> set[str]:
         m.group(1) for m in re.finditer(r"/\s*(\d{1,2})(?![\d.])", expression) if 0 < int(m.group(1)) <= 12}
 
 
-def _calculated(returned: str, paras: list[dict[str, Any]]) -> FilingAnswer | None:
+def _calculated(returned: str, paras: list[dict[str, Any]], seen: list[dict[str, Any]]) -> FilingAnswer | None:
     """The typed answer of a ``calculate`` result, cited by the evidence paragraphs that state
     the expression's figures, in the unit they share (:func:`_unit`); ``found`` False when a
-    figure it uses (:func:`_constants` aside) is stated by no evidence paragraph (the model read
-    it elsewhere or made it up: the fresh-user QA's "CEO's salary" was computed from two invented
-    figures); None when the result is not a number."""
+    figure it uses (:func:`_constants` aside) is stated by no paragraph the model was shown
+    (``seen``: the evidence and the search's; the fresh-user QA's "CEO's salary" was computed
+    from two invented figures); None when the result is not a number."""
     computed = _result(returned)
     if computed is None:
         return None
     figures = [n.lstrip("-$") for n in _NUMBER.findall(computed[2])]
     # "* 100", "/ 100" (a percentage), "/ 2" (an average) are the arithmetic's, not the filing's
     operands = [f for f in figures if f not in _constants(computed[2])]
-    unstated = [f for f in operands if not _stating(paras, [f])]
+    unstated = list(dict.fromkeys(f for f in operands if not _stating(seen, [f])))
     if unstated:  # the model read figures the filing does not state: no answer rests on them
         return FilingAnswer(answer=f"not established: the calculation {computed[2]} uses {', '.join(unstated)}, which "
                                    "no paragraph searched states", found=False, confidence=None)
@@ -174,13 +174,15 @@ def figure(stated: str) -> float:
 
 
 
-def typed_answer(data: dict[str, Any], paras: list[dict[str, Any]], not_found: str) -> FilingAnswer | None:
+def typed_answer(data: dict[str, Any], paras: list[dict[str, Any]], not_found: str,
+                 seen: list[dict[str, Any]] | None = None) -> FilingAnswer | None:
     """The answer typed by code from the agent step's outcome ``data`` and the evidence ``paras``
     (``{"section", "paragraph", "text"}``), or None when the model must type it; ``not_found``
     is the reply that means the paragraphs did not answer: the answer is then ``found=False``,
-    never a figure or words the model would have to invent."""
+    never a figure or words the model would have to invent. ``seen``: every paragraph the model
+    was shown (default ``paras``), where a calculation's figures must be stated."""
     if data.get("stop_reason") == "returned":
-        return _calculated(str(data.get("answer") or ""), paras)
+        return _calculated(str(data.get("answer") or ""), paras, [*paras, *(seen or [])])
     text = str(data.get("answer") or "") if data.get("stop_reason") == "answered" else ""
     cites = [ParagraphCite(section=m.group(1), paragraph=int(m.group(2))) for m in _CITED.finditer(text)]
     # "[¶2]", "paragraph ¶2": a cite without its section still is no figure of the answer

@@ -514,6 +514,11 @@ def test_a_calculation_from_figures_no_paragraph_states_is_not_an_answer():
     change = typed_answer(calc("(608 - 595) / 595 * 100", 2.1849), paras, "NOT FOUND")
     assert change.found and change.unit == "%" and [c.paragraph for c in change.citations] == [4]
     assert typed_answer(calc("(608 + 595) / 2", 601.5), paras, "NOT FOUND").value == 601.5
+    # a figure the search showed the model but the evidence step did not keep is still stated
+    shown = [{"section": "table", "paragraph": 7, "text": "Options: 2019: 3,617; 2018: 3,622"}]
+    kept = typed_answer(calc("3617 - 608", 3009.0), paras, "NOT FOUND", shown)
+    assert kept.found and [c.paragraph for c in kept.citations] == [4]
+    assert "uses 3617, which" in typed_answer(calc("3617 - 3617 + 608", 608.0), paras, "NOT FOUND").answer
 
 
 @pytest.mark.parametrize("question", ["What does the climate change risk factor say?",
