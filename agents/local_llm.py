@@ -13,7 +13,7 @@ Why an adapter of our own (measured 2026-11-29): ``llama_cpp.server`` + ``ChatOp
   llama-cpp-python's own forced ``tool_choice``): the arguments always parse and match it. The
   prompt names the tool in one system line (its description and parameters schema) instead of the
   template's tools block, which is for choosing a tool and writing ``<tool_call>`` tags (172 prompt
-  tokens for filing-qa's calculator, ~60 as one line);
+  tokens for filing-qa's calculator, 78 as one line);
 * ``"any"``/``"required"`` with several tools (OpenAI's ``tool_choice="required"``: one call, the
   model picks the tool) constrains the reply by a JSON schema, one ``anyOf`` branch
   ``{"name": const, "arguments": that tool's parameters}`` per tool
