@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from chainproof._boundaries import decision_form
 from chainproof.agents.config import Effort
+from chainproof.agents.structured import MAX_ATTEMPTS
 from chainproof.graphs.approval import ApprovalItem
 from chainproof.graphs.approval_policy import ApprovalPolicy
 from chainproof.graphs.branching import BranchChoice, BranchOutcome
@@ -53,6 +54,9 @@ class ChainSpec(Generic[DecisionT]):
         review_every: default N of the goal review every N plan steps (0 = never).
         review_effort / decide_effort: the static effort of the review / decide node; None lets
             the routing policy decide from the prompt (rules, complexity; ``graphs/routing.py``).
+        decide_attempts: the decide node's model calls for one valid decision: the first and the
+            retries that show the model its error (PydanticAI's ``output_retries`` + 1); then
+            :meth:`fallback_decision`. Default 3 (``agents.structured.MAX_ATTEMPTS``).
         uncached: plan step ids and node names (``review``, ``decide``) whose model calls never
             use the reasoning cache (e.g. steps that must see fresh answers).
         max_iterations: default iteration limit of the agent steps (``PlanStep.max_iterations``);
@@ -79,6 +83,7 @@ class ChainSpec(Generic[DecisionT]):
     review_every: ClassVar[int] = 5
     review_effort: ClassVar[Effort | None] = "medium"
     decide_effort: ClassVar[Effort | None] = "high"
+    decide_attempts: ClassVar[int] = MAX_ATTEMPTS
     uncached: ClassVar[frozenset[str]] = frozenset()
     max_iterations: ClassVar[int] = 30
     uses_chainproof_models: ClassVar[bool] = True

@@ -12,7 +12,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Send, interrupt
 
 from chainproof._boundaries import decision_form
-from chainproof.agents.structured import MAX_ATTEMPTS, invoke_structured
+from chainproof.agents.structured import invoke_structured
 from chainproof.checkpoints.audit_hashing import sha256_hex
 from chainproof.checkpoints.audit_schema import ApprovalRecord
 from chainproof.graphs._engine.approvals import request_id
@@ -57,10 +57,10 @@ def decide(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
             own = own_messages(spec.decision_messages(view, task), f"{type(spec).__name__}.decision_messages")
             messages = own if own is not None else step_messages(spec, state, task)
             model = ctx.models.json_chat(route.effort, spec.decision_schema)
-            raised = ctx.guard(state, "decide", route.effort, model, messages, MAX_ATTEMPTS)
+            raised = ctx.guard(state, "decide", route.effort, model, messages, spec.decide_attempts)
             rec.inputs = {**route.recorded(), **({"termination": term} if term else {})}
             outcome = invoke_structured(
-                model, messages, spec.decision_schema, effort=route.effort,
+                model, messages, spec.decision_schema, effort=route.effort, max_attempts=spec.decide_attempts,
                 validate=lambda d: spec.check_decision(d, view),
                 **ctx.access.structured(ctx.uses_cache(state, "decide")),
             )
