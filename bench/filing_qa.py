@@ -14,8 +14,9 @@ headers, and its paragraphs, written as a filing-qa JSON document):
   (the model is greedy, so a second run would repeat it), so only the retry costs time.
 
 Ablations (``--systems``, each a ``filing-qa`` graph without one part, to measure what the part
-adds): ``chainproof-no-answer-checks`` (an answer is never sent back: not to the calculator, not to
-more paragraphs or a search after NOT FOUND), ``chainproof-model-types`` (the typed answer is always the model's, never read from
+adds, or one it leaves out): ``chainproof-no-answer-checks`` (an answer is never sent back to the
+calculator), ``chainproof-second-look`` (``FilingQA.second_look``: after NOT FOUND the model is shown
+the rest of the search's paragraphs, or searches itself), ``chainproof-model-types`` (the typed answer is always the model's, never read from
 the agent's by code), ``chainproof-free-start`` (the agent's first ``tool_choice`` is ``auto``, not
 routed by the question), ``chainproof-engine-prompt`` (the engine's prompts, with the search step as
 cited evidence, instead of the graph's own for the agent and decide calls),
@@ -103,6 +104,12 @@ class _FreeStart(FilingQA):
                 for s in super().plan(inputs)]
 
 
+class _SecondLook(FilingQA):
+    """filing-qa that shows the model the rest of the search's paragraphs after NOT FOUND."""
+
+    second_look = True
+
+
 class _EnginePrompt(FilingQA):
     """filing-qa whose agent and decide calls get the engine's prompts (goal, progress, summary, the
     search step as cited evidence, task) instead of the graph's own (``agent_prompt``,
@@ -124,6 +131,7 @@ GRAPHS: dict[str, tuple[str, type[FilingQA]]] = {
     "chainproof": ("filing-qa", FilingQA), "chainproof-no-answer-checks": ("bench-fq-no-checks", _NoAnswerChecks),
     "chainproof-model-types": ("bench-fq-model-types", _ModelTypes), "chainproof-free-start": ("bench-fq-free", _FreeStart),
     "chainproof-engine-prompt": ("bench-fq-engine-prompt", _EnginePrompt),
+    "chainproof-second-look": ("bench-fq-second-look", _SecondLook),
     "chainproof-template-tools": ("filing-qa", FilingQA)}
 #: systems that run the graph on the embedded model set otherwise (``LocalModelSettings``)
 LOCAL_OPTIONS: dict[str, dict[str, Any]] = {"chainproof-template-tools": {"forced_call_prompt": "template"}}

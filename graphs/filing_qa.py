@@ -13,8 +13,9 @@
    question: a question that asks for a computed figure (:func:`needs_calculation`) must call
    ``calculate`` first, whose result is then the answer (``return_direct``, no model call reads
    it); any other question is answered from the paragraphs (``tool_choice="none"``: the embedded
-   model is not even shown the tools). When the model says the paragraphs do not answer it, it
-   is shown the rest of the search's six paragraphs, by code (:meth:`FilingQA.check_answer`).
+   model is not even shown the tools). When the model says the paragraphs do not answer it,
+   NOT FOUND is the answer (with :attr:`FilingQA.second_look`, it is first shown the rest of the
+   search's six paragraphs, by code: :meth:`FilingQA.check_answer`).
 3. **evidence** (a tool step, no model call): the paragraphs the answer cites, then the best BM25
    matches of the question and answer (at most four).
 4. **decide**: the typed answer (:class:`FilingAnswer`: text, value, unit, citations by section
@@ -56,10 +57,11 @@ SHOWN_CHARS = (700, 200, 200)
 #: what the first prompt left out (the fourth paragraph, and the rest of the others), by code
 MORE_CHARS = 400
 MORE_TOTAL = 1200  # characters of all of them together
-SEARCH_HITS = 6  # paragraphs the search step keeps: the prompt shows three, NOT FOUND the rest
+SEARCH_HITS = 6  # paragraphs the search step keeps: the prompt shows three, a second look the rest
 NOT_FOUND = "NOT FOUND"
 DECIDE_CHARS = 300  # characters of each evidence paragraph the decide prompt shows (the model picks words and cites)
-DECIDE_PARAGRAPHS = 3  # of the evidence step's (at most four, those the answer cites first)
+DECIDE_PARAGRAPHS = 2  # of the evidence step's (at most four, those the answer cites first); 3 cost 9 tokens a question
+# more on TAT-QA (24 questions) and answered none more right
 # a question asking for a figure computed from others; measured on TAT-QA's dev split (1,668
 # questions): it names 97 % of the arithmetic questions and 10 % of the span questions
 _COMPUTED = re.compile(r"\b(change|changes|changed|average|difference|ratio|increase|decrease|growth|sum|combined|"
@@ -84,7 +86,9 @@ _OPERATIONS = ((re.compile(r"percent(?:age)?\s+(?:change|increase|decrease|growt
 
 
 def _form(question: str) -> str:
-    """The form of the calculation the question's words ask for (:data:`_OPERATIONS`)."""
+    """The form of the calculation the question's words ask for (:data:`_OPERATIONS`). Naming which
+    year is new did not help the embedded 1.5B model, measured on TAT-QA (24 questions): it fixed
+    one sign ("2926 - 2756" for a change "in 2019 from 2018") and broke another."""
     return next((f for words, f in _OPERATIONS if words.search(question)), "the arithmetic the question asks for")
 
 
@@ -184,6 +188,17 @@ class FilingQA(ChainSpec[FilingAnswer]):
     decision_schema = FilingAnswer
     max_steps = 20
     decide_effort = "medium"
+    #: the decide model's first answer and one retry with its error shown: on TAT-QA the 1.5B
+    #: model's third attempt repeated its second's cites (``bench/filing_qa.py``), ~490 tokens for
+    #: the same fallback
+    decide_attempts = 2
+    #: on NOT FOUND, show the model the rest of the search's paragraphs (or let it search, when the
+    #: first prompt showed them all) before NOT FOUND is the answer. Off by default, measured: on
+    #: TAT-QA with the embedded 1.5B model (24 questions, seed 7) the model said NOT FOUND on 3 and
+    #: answered none of them on the second look, which cost 1,596 tokens, 12 % of the run's
+    #: (``bench/filing_qa.py --systems chainproof,chainproof-second-look``); with a model that misses
+    #: less of what it is shown, a second look at the paragraphs it was not shown may pay.
+    second_look = False
     system_prompt = "Answer questions from a company's filing, using only its text. Be brief."
 
     def tools(self):
@@ -228,7 +243,8 @@ class FilingQA(ChainSpec[FilingAnswer]):
                      args={"source": "{inputs.source}", "query": "{inputs.question}", "limit": SEARCH_HITS},
                      interpret=False,
                      instruction="The paragraphs that best match the question."),
-            PlanStep(id="answer", title="Answer from the filing", kind="agent", effort="medium", keep_data=True,
+            PlanStep(id="answer", title="Answer from the filing", kind="agent", effort="medium",
+                     keep_data=True,
                      tools=["search_filing", "calculate"], max_iterations=MAX_ITERATIONS, answer_checks=1,
                      # arithmetic is the calculator's, from its first reply; any other answer is read first
                      first_tool_choice="calculate" if computed else "none",
@@ -271,10 +287,11 @@ class FilingQA(ChainSpec[FilingAnswer]):
         )
 
     def decision_messages(self, view: ChainView, task: str) -> list[BaseMessage]:
-        """The decide prompt: the system prompt and :meth:`decision_prompt` (question, the agent's
-        answer, the evidence paragraphs), without the engine's goal, progress and summary lines,
-        which repeat them (measured: 893 input tokens with them on a TAT-QA question)."""
-        return [SystemMessage(self.system_prompt), HumanMessage(task)]
+        """The decide prompt: :meth:`decision_prompt` (question, the agent's answer, the evidence
+        paragraphs) after the engine's JSON instruction, without the engine's goal, progress and
+        summary lines, which repeat them (measured: 893 input tokens with them on a TAT-QA
+        question), or the system prompt, which the task's own words say (a second system turn)."""
+        return [HumanMessage(task)]
 
     def check_decision(self, decision: FilingAnswer, view: ChainView) -> None:
         """Every citation must name a paragraph of the evidence step (retrieved and shown)."""
@@ -285,19 +302,19 @@ class FilingQA(ChainSpec[FilingAnswer]):
 
     def check_answer(self, step: PlanStep, answer: AgentAnswer, view: ChainView) -> SendBack | None:
         """An answer goes back once (``answer_checks``): when the question needs arithmetic and
-        ``calculate`` never ran in the step (:func:`calculate_note`; the next reply must call it),
-        or when the model said the paragraphs do not answer it (:data:`NOT_FOUND`): with what its
-        prompt left out of the search's paragraphs (:func:`more_paragraphs`, ``tool_choice="none"``:
-        no tool schemas), or, when it showed them all, told to search with its own keywords (the
-        next reply must call ``search_filing``). A second NOT FOUND is the answer (``found``
-        False). Why not the model's own search first: on TAT-QA the embedded 1.5B model searched
-        for "table ¶5" and "table ¶3", then said NOT FOUND again, at 1,178 input tokens a question
-        (``bench/filing_qa.py``)."""
+        ``calculate`` never ran in the step (:func:`calculate_note`; the next reply must call it);
+        and, with :attr:`second_look`, when the model said the paragraphs do not answer it
+        (:data:`NOT_FOUND`): with what its prompt left out of the search's paragraphs
+        (:func:`more_paragraphs`, ``tool_choice="none"``: no tool schemas), or, when it showed them
+        all, told to search with its own keywords (the next reply must call ``search_filing``).
+        Otherwise NOT FOUND is the answer (``found`` False). Why not the model's own search first:
+        on TAT-QA the embedded 1.5B model searched for "table ¶5" and "table ¶3", then said NOT
+        FOUND again, at 1,178 input tokens a question (``bench/filing_qa.py``)."""
         if step.id != "answer":
             return None
         if needs_calculation(view.inputs["question"]) and "calculate" not in answer.tools_run and not answer.checks:
             return SendBack(calculate_note(view.inputs["question"]), tool="calculate")
-        if not _said_not_found(answer.text) or answer.checks or "search_filing" in answer.tools_run:
+        if not self.second_look or not _said_not_found(answer.text) or answer.checks or "search_filing" in answer.tools_run:
             return None
         more = more_paragraphs(view.data("search").get("hits", []))
         if more:  # what the prompt left out, shown by code: no tool schemas, no search call of the model's
@@ -315,10 +332,13 @@ class FilingQA(ChainSpec[FilingAnswer]):
         * an answer of at most 120 characters without its cites that states exactly one number
           besides years: that number, citing the paragraphs the answer names or else the first
           evidence paragraph that states it as written (none: the model types it);
-        * any other short answer whose words a cited or evidence paragraph contains as written
-          (case aside): those words, citing that paragraph.
+        * any other answer of at most 400 characters whose words a cited or evidence paragraph
+          contains as written (case aside), a sentence quoted too: those words, citing that
+          paragraph (on TAT-QA the 1.5B model quoted a 370-character sentence, and the decide
+          model's cut of it took two calls and 1,319 tokens, and was no more right).
 
-        Otherwise None: which number, or which words of a sentence, answer is the model's to say.
+        Otherwise None: which number, or which words of a sentence the model reworded, answer is
+        the model's to say.
         ``confidence`` is None (not rated)."""
         return typed_answer(view.data("answer"), view.data("evidence").get("paragraphs", []), NOT_FOUND,
                             view.data("search").get("hits", []))  # what the model read its figures from

@@ -19,7 +19,12 @@ _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?"
 _DATE = re.compile(rf"\b{_MONTH}\s+\d{{1,2}},?\s+(?:19|20)\d\d\b|\b\d{{1,2}}\s+{_MONTH}\s+(?:19|20)\d\d\b")
 _YEAR = re.compile(r"(?:19|20)\d\d")  # a year named in an answer is not its figure
 _CITED = re.compile(r"\[?\s*\b([a-z_]+)\s*¶\s*(\d+)\s*\]?")  # "[table ¶3]", or "table ¶3" as the 1.5B model writes it
-_LOOSE_CITE = re.compile(r"\(?\[?\s*(?:(?:in|see|from)\s+)?(?:paragraph|para\.?)?\s*¶\s*\d+\s*\]?\)?", re.I)
+# a cite without its section: "[¶2]", "(paragraph ¶2)", "[from paragraph 3]"
+_LOOSE_CITE = re.compile(r"\(?\[?\s*(?:(?:in|see|from)\s+)?(?:(?:paragraph|para\.?)\s*¶?|¶)\s*\d+\s*\]?\)?", re.I)
+SHORT_CHARS = 120  # an answer stating one figure, typed by code, is at most this long (else a sentence: which figure?)
+QUOTED_CHARS = 400  # words a paragraph holds as written are typed by code up to this long (``FilingAnswer.answer``'s limit)
+# square brackets ending the answer are its cites, as the prompt asks, whatever they say ("[Note 15]")
+_BRACKETED_END = re.compile(r"(?:\s*\[[^\[\]]*\])+[\s.;,]*$")
 _TRAILER = re.compile(r",?\s*(?:with (?:a |the )?cites? (?:of|from)?|citing|cited in|see|from)\s*$", re.I)
 _LEAD = re.compile(r"^\s*(?:the\s+)?(?:final\s+)?answer(?:\s+is)?\s*[:\-]?\s*", re.I)
 
@@ -82,12 +87,21 @@ def paragraph_cites(paras: list[dict[str, Any]]) -> list[ParagraphCite]:
     return [ParagraphCite(section=p["section"], paragraph=p["paragraph"]) for p in paras]
 
 
+_WORD = re.compile(r"[^\W_]+")
+
+
+def _words(text: str) -> str:
+    """``text``'s words (letters and digits of any script), lower case, one space apart."""
+    return " ".join(_WORD.findall(text.lower()))
+
+
 def _holds(paras: list[dict[str, Any]], cite: ParagraphCite, words: str) -> bool:
-    """Whether the evidence paragraph ``cite`` contains ``words`` as written, as whole words (case
-    and spacing aside: "yes" is not in "Eyes")."""
+    """Whether the evidence paragraph ``cite`` contains ``words`` as written, as whole words (case,
+    spacing and punctuation aside: "yes" is not in "Eyes"; "Restructuring expenses in the" is in
+    '“Restructuring expenses” in the')."""
     text = next((p["text"] for p in paras if (p["section"], p["paragraph"]) == (cite.section, cite.paragraph)), "")
-    wanted = re.escape(" ".join(words.lower().split()))
-    return re.search(rf"(?<!\w){wanted}(?!\w)", " ".join(text.lower().split())) is not None
+    wanted = _words(words)
+    return bool(wanted) and f" {wanted} " in f" {_words(text)} "
 
 
 def _stated(figure: str) -> str:
@@ -186,20 +200,21 @@ def typed_answer(data: dict[str, Any], paras: list[dict[str, Any]], not_found: s
     text = str(data.get("answer") or "") if data.get("stop_reason") == "answered" else ""
     cites = [ParagraphCite(section=m.group(1), paragraph=int(m.group(2))) for m in _CITED.finditer(text)]
     # "[¶2]", "paragraph ¶2": a cite without its section still is no figure of the answer
-    bare = _TRAILER.sub("", _LEAD.sub("", _LOOSE_CITE.sub(" ", _CITED.sub(" ", text))).strip(" .;:,\n")).strip(" .;:,")
+    bare = _TRAILER.sub("", _LEAD.sub("", _LOOSE_CITE.sub(" ", _CITED.sub(" ", _BRACKETED_END.sub("", text) or text))
+                                      ).strip(" .;:,\n")).strip(" .;:,")
     if bare.startswith(not_found) and len(bare) <= 120:  # said after its search: no guess from the model
         return FilingAnswer(answer="not found in the filing's paragraphs searched", found=False, confidence=None)
-    if not bare or len(bare) > 120:
+    if not bare or len(bare) > QUOTED_CHARS:
         return None
     # "for 2018 and 2019 is 45.5", "as of September 29, 2019": years and dates are not the figure
     stated = [n for n in _NUMBER.findall(_DATE.sub(" ", bare)) if not _YEAR.fullmatch(n)]
-    if len(stated) == 1:
+    if len(stated) == 1 and len(bare) <= SHORT_CHARS:
         stating = _stating(paras, [stated[0].lstrip("-$")])  # a cite must state the figure
         if cites and not any(c in stating for c in cites):
             return None  # the model's cites do not state its figure: which is right is the model's to say
         cites = [c for c in cites if c in stating] or stating[:1]
         value = figure(stated[0])
-    else:  # words: a paragraph it cites, else any evidence paragraph, must hold them as written
+    else:  # words (a sentence too): a paragraph it cites, else any evidence paragraph, must hold them as written
         holding = [c for c in paragraph_cites(paras) if _holds(paras, c, bare)]
         cites = [c for c in cites if c in holding] or holding[:1]
         value = None

@@ -17,7 +17,8 @@ from chainproof.agents.scripted import ScriptedChatModel
 from chainproof.app import Chainproof
 from chainproof.checkpoints.audit_schema import Step, ToolCallRecord
 from chainproof.cli import app as cli_app
-from chainproof.graphs.filing_qa import FilingAnswer, calculate, search_filing
+from chainproof.graphs.filing_qa import FilingAnswer, FilingQA, calculate, search_filing
+from chainproof.graphs.registry import register
 from chainproof.settings import Settings
 from chainproof.tools.calculator import CalculatorError, evaluate
 from testkit.environ import without_settings
@@ -40,10 +41,20 @@ def _answer(**over) -> str:
     return json.dumps({**answer, **over})
 
 
-def _run(settings, replies, inputs=INPUTS):
+class SecondLook(FilingQA):
+    """filing-qa with its second look after NOT FOUND (off by default, measured)."""
+
+    name = "filing-qa-second-look"
+    second_look = True
+
+
+register(SecondLook.name, SecondLook)
+
+
+def _run(settings, replies, inputs=INPUTS, graph="filing-qa"):
     model = ScriptedChatModel(replies=replies)
     app = Chainproof(settings, models=StaticModels(model))
-    return app, app.start("filing-qa", inputs), model
+    return app, app.start(graph, inputs), model
 
 
 def _replayed_identically(app, run_id):
@@ -89,11 +100,12 @@ def test_code_searches_the_model_calculates_and_the_result_is_the_answer_with_a_
         assert replay.model_calls_served == 1 and replay.tool_calls_served == 3
 
 
-def test_not_found_first_shows_the_rest_of_the_paragraphs_by_code_without_tools(settings):
-    """Cheapest first: the model says NOT FOUND, and its next reply is shown what the first prompt
-    left out (the fourth paragraph, the rest of the others, word-whole) with ``tool_choice="none"``:
-    no search call of the model's, no tool schemas; its answer from them is typed by code."""
-    app, run, model = _run(settings, ["NOT FOUND", "$608 million [legal_note ¶4]"], SPAN)
+def test_a_second_look_after_not_found_shows_the_rest_of_the_paragraphs_by_code_without_tools(settings):
+    """With ``second_look``, cheapest first: the model says NOT FOUND, and its next reply is shown
+    what the first prompt left out (the fourth paragraph, the rest of the others, word-whole) with
+    ``tool_choice="none"``: no search call of the model's, no tool schemas; its answer from them is
+    typed by code."""
+    app, run, model = _run(settings, ["NOT FOUND", "$608 million [legal_note ¶4]"], SPAN, SecondLook.name)
     with app:
         assert run.status == "completed" and len(model.calls) == 2
         assert model.bound[0]["tool_choice"] == "none" and model.bound[1]["tool_choice"] == "none"
@@ -110,9 +122,9 @@ def test_not_found_first_shows_the_rest_of_the_paragraphs_by_code_without_tools(
         _replayed_identically(app, run.run_id)
 
 
-def test_not_found_when_every_paragraph_was_shown_sends_the_model_to_search_and_it_cannot_point_it_elsewhere(
+def test_a_second_look_when_every_paragraph_was_shown_is_the_models_search_and_it_cannot_point_it_elsewhere(
         settings, tmp_path):
-    """A document whose matches the first prompt showed whole: NOT FOUND sends the model to search
+    """With ``second_look``, a document whose matches the first prompt showed whole: NOT FOUND sends the model to search
     with its own keywords (the next reply must call ``search_filing``); the document searched
     stays the plan's, whatever ``source`` the model writes."""
     doc = tmp_path / "doc.json"
@@ -123,7 +135,7 @@ def test_not_found_when_every_paragraph_was_shown_sends_the_model_to_search_and_
     query = {"query": "accrual respirator", "source": str(other)}
     question = {"company": "ACME", "question": "What is the asbestos reserve?", "document": str(doc)}
     app, run, model = _run(settings, ["NOT FOUND", call(("search_filing", query)), "$608 million [legal ¶2]"],
-                           question)
+                           question, SecondLook.name)
     with app:
         assert run.status == "completed"
         assert [b["tool_choice"] for b in model.bound[:2]] == ["none", "search_filing"]
@@ -163,10 +175,9 @@ def test_a_citation_outside_the_evidence_is_refused_then_fixed(settings):
         assert "citations: ['legal_note ¶9'] are not among the paragraphs given" in decide.output["errors"][0]
         assert "legal_note ¶9" in model.calls[-1][-1].content
         assert run.state["decision"]["citations"] == [{"section": "legal_note", "paragraph": 4}]
-        # the graph's own decide prompt (decision_messages): the schema, the system prompt, then the
-        # question, the agent's answer and the paragraphs; not the engine's goal and progress lines
-        schema, system, task = model.calls[1]
-        assert system.content == "Answer questions from a company's filing, using only its text. Be brief."
+        # the graph's own decide prompt (decision_messages): the schema, then the question, the agent's
+        # answer and the paragraphs; not the engine's goal and progress lines, nor a second system turn
+        schema, task = model.calls[1]
         assert task.content.startswith(f"Question: {SPAN['question']}\nThe agent's answer: ") and "Goal:" not in task.content
         # the schema the model is shown: no developer docstring, citations required (a grammar asks for them)
         shown = json.loads(schema.content.split("\n", 1)[1])
@@ -174,8 +185,11 @@ def test_a_citation_outside_the_evidence_is_refused_then_fixed(settings):
 
 
 def test_without_a_valid_typed_answer_the_agents_answer_is_kept_with_confidence_zero(settings):
-    app, run, _ = _run(settings, [ANSWER_TEXT, "not json", "still not", "no"], SPAN)
+    """After ``decide_attempts`` (2: the first and one retry with its error shown) the agent's own
+    answer is kept; no third decide call."""
+    app, run, model = _run(settings, [ANSWER_TEXT, "not json", "still not", "never asked"], SPAN)
     with app:
+        assert len(model.calls) == 3 and "not valid" in model.calls[-1][-1].content
         decision = run.state["decision"]
         assert decision["_fallback"] and decision["confidence"] == 0.0 and decision["value"] == 13.0
         assert decision["citations"] == [{"section": "legal_note", "paragraph": 4}]
@@ -456,15 +470,17 @@ def test_a_date_in_an_answer_is_not_its_figure():
     assert two is None  # two figures besides the date: the model says which answers
 
 
-def test_not_found_after_searching_is_the_answer_not_a_guess_of_the_model(settings):
-    """The fresh-user QA's case: a question the filing does not answer. The agent says NOT FOUND,
-    reads the rest of the paragraphs, says it again: the typed answer says so (found=False), with
-    no model guess."""
+@pytest.mark.parametrize("graph", ["filing-qa", SecondLook.name])
+def test_not_found_is_the_answer_not_a_guess_of_the_model(settings, graph):
+    """The fresh-user QA's case: a question the filing does not answer. The agent says NOT FOUND
+    (with ``second_look``: reads the rest of the paragraphs and says it again): the typed answer
+    says so (found=False), with no model guess."""
     question = {"company": "MMM", "question": "Who is the chief executive officer of 3M?"}
-    app, run, model = _run(settings, ["NOT FOUND", "NOT FOUND"], question)
+    looks = 2 if graph == SecondLook.name else 1
+    app, run, model = _run(settings, ["NOT FOUND"] * looks, question, graph)
     with app:
-        assert run.status == "completed" and len(model.calls) == 2  # no decide call to invent a name
-        assert model.calls[1][-1].content.startswith("More of the filing:")
+        assert run.status == "completed" and len(model.calls) == looks  # no decide call to invent a name
+        assert model.calls[-1][-1].content.startswith("More of the filing:" if looks == 2 else "Paragraphs of the filing:")
         decision = run.state["decision"]
         assert decision["found"] is False and decision["citations"] == [] and decision["value"] is None
         assert "not found in the filing" in Path(run.report_path).read_text()
@@ -473,7 +489,7 @@ def test_not_found_after_searching_is_the_answer_not_a_guess_of_the_model(settin
 
 
 def test_a_cite_must_state_the_figure_and_words_match_whole_words():
-    from chainproof.graphs.filing_qa_answers import typed_answer
+    from chainproof.graphs.filing_qa_answers import ParagraphCite, typed_answer
 
     paras = [{"section": "legal_note", "paragraph": 3, "text": "About 2,230 claimants."},
              {"section": "legal_note", "paragraph": 4, "text": "Insurance receivables were $4 million."},
@@ -492,6 +508,33 @@ def test_a_cite_must_state_the_figure_and_words_match_whole_words():
     assert typed_answer(words, paras, "NOT FOUND").found
     material = {"stop_reason": "answered", "answer": "Claims were not found to be material [legal_note ¶3]"}
     assert typed_answer(material, paras, "NOT FOUND") is None  # words no paragraph holds: the model types them
+    cited = {"stop_reason": "answered", "answer": "US$4 million [from paragraph 4]"}  # a cite in words, no section
+    assert (typed_answer(cited, paras, "NOT FOUND").answer, typed_answer(cited, paras, "NOT FOUND").value) == (
+        "US$4 million", 4.0)
+    # punctuation aside: the words of a quoted name are held however the paragraph quotes them
+    quoting = [{"section": "text", "paragraph": 3, "text": "Charges are included in “Restructuring expenses” in the "
+                                                           "statements (see Note 15)."}]
+    held = typed_answer({"stop_reason": "answered", "answer": "Restructuring expenses in the statements"}, quoting,
+                        "NOT FOUND")
+    assert held is not None and held.citations == [ParagraphCite(section="text", paragraph=3)]
+    assert typed_answer({"stop_reason": "answered", "answer": "Restructuring costs in the statements"}, quoting,
+                        "NOT FOUND") is None
+    # square brackets ending the answer are its cites (as the prompt asks), whatever they say
+    noted = {"stop_reason": "answered", "answer": "Were on the ball [Note 15]."}
+    assert (typed_answer(noted, paras, "NOT FOUND").answer, typed_answer(noted, paras, "NOT FOUND").citations) == (
+        "Were on the ball", [ParagraphCite(section="text", paragraph=1)])
+    # a sentence quoted as written (up to the answer's 400 characters) is typed by code, one reworded is not
+    long = ("On 28 June 2019, the Group entered into an agreement for the sale of commercial investment property "
+            "in Dunedin, New Zealand for NZD $1.3m less cost of sale of NZD $0.1m (AUD $1.2m less cost of sale of "
+            "$0.1m). This has resulted in an unrealised gain of NZD $1.2m (AUD $1.1m) on the asset's carrying value.")
+    quoted = [{"section": "text", "paragraph": 3, "text": long}]
+    said = long.split(", the ", 1)[1]
+    typed = typed_answer({"stop_reason": "answered", "answer": f"The {said} [text ¶3]"}, quoted, "NOT FOUND")
+    assert typed is not None and typed.answer == f"The {said}".rstrip(".") and typed.value is None and len(said) > 200
+    reworded = {"stop_reason": "answered", "answer": f"The {said.replace('entered into', 'signed')} [text ¶3]"}
+    assert typed_answer(reworded, quoted, "NOT FOUND") is None
+    over = [{"section": "text", "paragraph": 3, "text": long * 2}]
+    assert typed_answer({"stop_reason": "answered", "answer": long * 2}, over, "NOT FOUND") is None
     named = [{"section": "text", "paragraph": 2, "text": "3M makes respirators."}]
     assert typed_answer({"stop_reason": "answered", "answer": "3M [text ¶2]"}, named, "NOT FOUND").value is None
 
