@@ -167,6 +167,14 @@ def test_a_decision_prompt_that_is_not_messages_is_refused_naming_the_hook(setti
         start_scripted(settings, "bad-decide-prompt", lambda: _BadDecidePrompt("decide!"), [FINAL, DECISION])
 
 
+@pytest.mark.parametrize("attempts", [0, 2.0, True])
+def test_decide_attempts_that_are_not_a_whole_number_of_at_least_one_are_refused_naming_it(settings, attempts):
+    spec = type("_Attempts", (_BadDecidePrompt,), {"decide_attempts": attempts})
+    with pytest.raises(PlanError, match=f"_Attempts.decide_attempts: expected a whole number of at least 1, got "
+                                        f"{re.escape(repr(attempts))}"):
+        start_scripted(settings, "bad-decide-attempts", lambda: spec(None), [FINAL, DECISION])
+
+
 @pytest.mark.parametrize(("choice", "reply", "why"), [
     ("none", call(("revenue", {"company": "ACME"})), "this reply's tool_choice was 'none': no tool may be called"),
     ("ratio", call(("growth", {"old": 1.0, "new": 2.0})), "this reply's tool_choice was 'ratio': only 'ratio' may"),

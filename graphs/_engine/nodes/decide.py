@@ -15,6 +15,7 @@ from chainproof._boundaries import decision_form
 from chainproof.agents.structured import invoke_structured
 from chainproof.checkpoints.audit_hashing import sha256_hex
 from chainproof.checkpoints.audit_schema import ApprovalRecord
+from chainproof.errors import PlanError
 from chainproof.graphs._engine.approvals import request_id
 from chainproof.graphs._engine.context import ChainContext
 from chainproof.graphs._engine.prompts import own_messages, step_messages
@@ -56,11 +57,15 @@ def decide(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
         else:
             own = own_messages(spec.decision_messages(view, task), f"{type(spec).__name__}.decision_messages")
             messages = own if own is not None else step_messages(spec, state, task)
+            attempts = spec.decide_attempts
+            if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+                raise PlanError(f"{type(spec).__name__}.decide_attempts: expected a whole number of at least 1, "
+                                f"got {attempts!r}")
             model = ctx.models.json_chat(route.effort, spec.decision_schema)
-            raised = ctx.guard(state, "decide", route.effort, model, messages, spec.decide_attempts)
+            raised = ctx.guard(state, "decide", route.effort, model, messages, attempts)
             rec.inputs = {**route.recorded(), **({"termination": term} if term else {})}
             outcome = invoke_structured(
-                model, messages, spec.decision_schema, effort=route.effort, max_attempts=spec.decide_attempts,
+                model, messages, spec.decision_schema, effort=route.effort, max_attempts=attempts,
                 validate=lambda d: spec.check_decision(d, view),
                 **ctx.access.structured(ctx.uses_cache(state, "decide")),
             )
