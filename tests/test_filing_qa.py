@@ -328,6 +328,12 @@ def test_the_calculator_computes_and_refuses_what_is_not_arithmetic():
         with pytest.raises(CalculatorError, match=why):
             evaluate(bad)
     assert calculate.invoke({"expression": "2 * 3"}) == {"expression": "2 * 3", "result": 6.0}
+    # a "$" only leads a number ("1$2" is not 12); numbers in decimal digits, not Python's other literals
+    assert evaluate("-$5 + $1.5e1") == 10.0
+    for bad, why in [("1$2", "not arithmetic"), ("0x10 + 1", "'0x10': write numbers in decimal digits"),
+                     ("1_000 * 2", "'1_000'"), ("2j + 1", "'2j'"), ("0b11", "'0b11'")]:
+        with pytest.raises(CalculatorError, match=why):
+            evaluate(bad)
     # percentages only, nothing multiplied: percentage points (the 1.5B model wrote "21% - 20.98%")
     assert evaluate("21% - 20.98%") == 0.02 and evaluate("avg(12.5%, 13.1%)") == 12.8
     # the embedded model writes its own result (and cites) after "=": the left side is computed, not trusted

@@ -1,8 +1,9 @@
 """A safe calculator for agents: arithmetic on numbers, evaluated by walking Python's syntax tree
 (:mod:`ast`), never by ``eval``.
 
-Accepted: numbers (``1,234.5`` thousands separators and a leading ``$`` are dropped; inside a
-function's parentheses only when its arguments are separated by ``", "``), ``+ - * /``,
+Accepted: numbers in decimal digits, ``1.5e6`` too (``1,234.5`` thousands separators and a
+number's leading ``$`` are dropped, commas inside a function's parentheses only when its
+arguments are separated by ``", "``; hex, ``1_000`` and ``2j`` are refused), ``+ - * /``,
 ``**`` (exponent at most :data:`MAX_EXPONENT` in magnitude), parentheses, unary minus, and the
 functions ``abs``, ``round``, ``min``, ``max``, ``sum`` and ``avg`` (of their arguments). Anything
 else (names, attributes, calls of other functions, comparisons, strings, ``%`` unless every number
@@ -25,6 +26,9 @@ __all__ = ["CalculatorError", "MAX_EXPRESSION_CHARS", "MAX_EXPONENT", "evaluate"
 MAX_EXPRESSION_CHARS = 500
 MAX_EXPONENT = 100  # 10**100 is still a float; 9**9**9 would hang an unbounded evaluator
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+_DOLLAR = re.compile(r"(?<![\w.$])\$(?=\d|\.\d)")  # a leading "$" of a number ("1$2" is no number)
+# Python's other ways to write a number: hex, octal, binary, "1_000", "2j" (an exponent, "1.5e6", is kept)
+_NOT_DECIMAL = re.compile(r"(?<![\w.])(?:0[xXoObB]\w*|\d[\d.]*(?:_[\d_.]*|[jJ])\b)")
 _BINARY: dict[type[ast.operator], Callable[[float, float], float]] = {
     ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
 
@@ -146,9 +150,13 @@ def evaluate(expression: str) -> float:
         raise CalculatorError(f"expression: {len(text)} characters, at most {MAX_EXPRESSION_CHARS}")
     if "%" in text:
         text = _points(text)
+    other = _NOT_DECIMAL.search(text)
+    if other:
+        raise CalculatorError(f"{other.group()!r}: write numbers in decimal digits (1234.5), not as Python literals")
+    text = _DOLLAR.sub("", text)
     _ambiguous_commas(text)
-    _misgrouped(text.replace("$", ""))
-    text = _THOUSANDS.sub("", text.replace("$", ""))
+    _misgrouped(text)
+    text = _THOUSANDS.sub("", text)
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
