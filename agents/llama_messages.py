@@ -27,12 +27,12 @@ from langchain_core.messages.tool import invalid_tool_call, tool_call
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_core.utils.json_schema import dereference_refs
 
-from chainproof.agents.structured import keys_line
+from chainproof.agents.structured import SCHEMA_INSTRUCTION, keyed_instruction, keys_line
 from chainproof.agents.toolcall_parsing import arguments_dict, extract_json_object, split_tool_calls
 
 __all__ = ["REQUIRED", "RequestPlan", "constrain", "forced_call_format", "forced_call_note", "is_openai_tool",
            "normalise_tool_choice", "required_call_format", "split_think", "to_llama_messages", "llama_usage", "to_message",
-           "with_system_note"]
+           "with_keyed_schema", "with_system_note"]
 
 REQUIRED = "required"  # OpenAI's tool_choice value: the reply must call one of the tools, the model picks which
 
@@ -252,6 +252,22 @@ def forced_call_note(tool: dict[str, Any]) -> str:
     keys = keys_line(_parameters(tool))
     return f"Reply with only the JSON arguments of the function {fn['name']}{about}" + (
         f", with the keys: {keys}." if keys else ": {}.")
+
+
+def with_keyed_schema(messages: list[dict[str, Any]], response_format: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """``messages`` (llama dicts) with the system message that is
+    :func:`chainproof.agents.structured.schema_instruction` of ``response_format``'s very schema
+    (which llama.cpp enforces as a grammar) shown as
+    :func:`~chainproof.agents.structured.keyed_instruction`: the keys, not the schema. The audit
+    records the messages as given (so a replay, on any model, asks the same), as it does for the
+    effort instruction and :func:`forced_call_note` this adapter adds; the token counts recorded
+    are llama.cpp's, of what the model read."""
+    schema = (response_format or {}).get("schema")
+    if not isinstance(schema, dict):
+        return messages
+    full = SCHEMA_INSTRUCTION + json.dumps(schema, separators=(",", ":"))
+    return [{**m, "content": keyed_instruction(schema)} if m.get("role") == "system" and m.get("content") == full else m
+            for m in messages]
 
 
 def with_system_note(messages: list[dict[str, Any]], note: str) -> list[dict[str, Any]]:

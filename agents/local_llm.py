@@ -62,6 +62,7 @@ from chainproof.agents.llama_messages import (
     split_think,
     to_llama_messages,
     to_message,
+    with_keyed_schema,
     with_system_note,
 )
 from chainproof.agents.llama_runtime import call_lock, load_llama, usable_cpus
@@ -107,17 +108,16 @@ class LocalLlamaChat(BaseChatModel):
         forced_call_prompt: how a call forced by ``tool_choice`` names its tool: ``"line"`` (one
             system line with the tool's description and parameters schema, the reply constrained by
             a grammar from that schema) or ``"template"`` (the chat template's tools block with the
-            forced tool, llama-cpp-python's own forced ``tool_choice``). Default ``"line"``: 94
+            forced tool, llama-cpp-python's own forced ``tool_choice``). Default ``"line"``: 118
             prompt tokens fewer for filing-qa's calculator; ``bench/filing_qa.py`` compares both.
         verbose: llama.cpp's own logging to stderr; off.
         llama: an already-built ``Llama`` (or any object with ``create_chat_completion(**kw)``
             returning llama-cpp-python's response dicts); tests inject fakes here. When set,
             ``model_path``/``n_ctx``/``n_threads`` are not used for loading.
 
-    ``reasoning_effort`` emulation (Qwen2.5-Coder has no reasoning mode; the mapping of every effort
-    level is documented in :mod:`chainproof.agents.config`), applied only to
-    free-text calls (no tools bound, no ``response_format``), as an addendum to the first
-    system message (one is added if there is none):
+    A ``response_format`` schema's instruction is shown as its keys (``with_keyed_schema``). ``reasoning_effort``
+    emulation (Qwen2.5-Coder has no reasoning mode; every effort level is in :mod:`chainproof.agents.config`),
+    only on free-text calls (no tools, no ``response_format``), is added to the first system message:
 
     * ``low``: "answer directly", no reasoning;
     * ``medium``: answer concisely, reasoning at most a few sentences;
@@ -355,7 +355,7 @@ class LocalLlamaChat(BaseChatModel):
             kw.pop(key, None)
         tools = kw.pop("tools", None) or None
         tool_choice = kw.pop("tool_choice", None)
-        response_format = kw.pop("response_format", None)
+        asked = response_format = kw.pop("response_format", None)
         effort = kw.pop("reasoning_effort", self.reasoning_effort)
         max_tokens = int(kw.pop("max_tokens", None) or self.max_tokens)
         temperature = kw.pop("temperature", self.temperature)
@@ -375,7 +375,7 @@ class LocalLlamaChat(BaseChatModel):
 
         if effort is not None:
             messages = with_effort_instruction(messages, EFFORT_INSTRUCTIONS[effort])
-        llama_messages = to_llama_messages(messages)
+        llama_messages = with_keyed_schema(to_llama_messages(messages), asked)  # the grammar holds it to the schema
         by_template = forced is not None and self.forced_call_prompt == "template"
         if forced is not None and tools and not by_template:  # one line names the tool, not the tools block
             llama_messages = with_system_note(llama_messages, forced_call_note(tools[0]))

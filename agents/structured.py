@@ -17,7 +17,7 @@ from typing import Annotated, Any, Generic, TypeVar
 from annotated_types import GroupedMetadata
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-from langchain_core.runnables import Runnable, RunnableBinding
+from langchain_core.runnables import Runnable
 from pydantic import AfterValidator, BaseModel, Field, ValidationError, ValidationInfo
 
 from chainproof.agents.calls import ModelCall, call_model
@@ -92,52 +92,66 @@ class StructuredOutcome(BaseModel, Generic[T]):
         return self.value
 
 
-@functools.lru_cache(maxsize=128)
-def schema_instruction(schema: type[BaseModel], enforced: bool = False) -> str:
-    """The system instruction that asks for one JSON object matching ``schema`` (built once per
-    schema class: ``model_json_schema`` costs more than the rest of a scripted review call).
+SCHEMA_INSTRUCTION = "Reply with exactly one JSON object and nothing else. It must validate against this JSON schema:\n"
+"""How :func:`schema_instruction` begins (the embedded model's adapter recognises it by this)."""
 
-    ``enforced``: the endpoint constrains the reply by the schema itself (llama.cpp compiles a
-    bound ``response_format`` schema to a grammar, so the reply has its keys, types and limits
-    whatever the prompt says). The instruction then names the keys with their descriptions and
-    choices (:func:`keys_line`) instead of the whole schema, as OpenAI's structured outputs send the
-    schema beside the prompt rather than in it: for filing-qa's ``FilingAnswer`` on the embedded
-    model, 72 prompt tokens instead of 264 (measured with the GGUF's tokenizer)."""
-    if enforced:
-        return f"Reply with exactly one JSON object and nothing else, with the keys: {keys_line(schema.model_json_schema())}."
-    return (
-        "Reply with exactly one JSON object and nothing else. It must validate against this JSON schema:\n"
-        + json.dumps(schema.model_json_schema(), separators=(",", ":"))
-    )
+
+@functools.lru_cache(maxsize=128)
+def schema_instruction(schema: type[BaseModel]) -> str:
+    """The system instruction that asks for one JSON object matching ``schema`` (built once per
+    schema class: ``model_json_schema`` costs more than the rest of a scripted review call). An
+    endpoint that enforces the schema itself is shown :func:`keyed_instruction` in its place by
+    its adapter (the embedded model: :func:`chainproof.agents.llama_messages.with_keyed_schema`),
+    so the recorded prompt, and its replay, are the same whichever model answers."""
+    return SCHEMA_INSTRUCTION + json.dumps(schema.model_json_schema(), separators=(",", ":"))
+
+
+def keyed_instruction(schema: dict[str, Any]) -> str:
+    """The instruction for an endpoint that holds the reply to the JSON ``schema`` itself (llama.cpp
+    compiles a ``response_format`` schema to a grammar, so the reply has its keys, types and limits
+    whatever the prompt says): the keys with their descriptions and choices (:func:`keys_line`),
+    not the schema, as OpenAI's structured outputs send the schema beside the prompt rather than in
+    it. For filing-qa's ``FilingAnswer`` on the embedded model: 52 prompt tokens instead of 238
+    (measured with the GGUF's tokenizer)."""
+    keys = keys_line(schema)
+    return "Reply with exactly one JSON object and nothing else" + (f", with the keys: {keys}." if keys else ".")
 
 
 def keys_line(schema: dict[str, Any]) -> str:
     """The keys of a JSON ``schema``'s object, each with its description, choices (``enum``,
     ``Literal``), range (``minimum`` to ``maximum``) and nested keys in braces: ``action (one of
-    continue, replan), evidence {section, paragraph}``. ``$ref``s resolve against the schema's ``$defs``."""
+    continue, replan), evidence {section, paragraph}``. ``$ref``s resolve against the schema's
+    ``$defs``; a model met again inside itself (a recursive schema) is named, not expanded."""
     defs = schema.get("$defs", {})
 
-    def resolved(part: dict[str, Any]) -> dict[str, Any]:
-        while "$ref" in part:
-            part = defs.get(str(part["$ref"]).rsplit("/", 1)[-1], {})
-        return part
+    def resolved(part: dict[str, Any], seen: frozenset[str]) -> tuple[dict[str, Any], frozenset[str], str | None]:
+        while isinstance(part, dict) and "$ref" in part:
+            name = str(part["$ref"]).rsplit("/", 1)[-1]
+            if name in seen:
+                return {}, seen, name
+            seen, part = seen | {name}, defs.get(name, {})
+        return (part if isinstance(part, dict) else {}), seen, None
 
-    def described(name: str, part: dict[str, Any]) -> str:
+    def described(name: str, part: dict[str, Any], seen: frozenset[str]) -> str:
         notes = [str(part.get("description") or "").strip()]  # the field's own (a class's docstring is for developers)
-        part = resolved(part)
-        options = [resolved(o) for o in part.get("anyOf", [])]
+        part, seen, again = resolved(part, seen)
+        options = [resolved(o, seen)[0] for o in part.get("anyOf", [])]
         inner = next((o for o in options if o.get("type") != "null"), part) if options else part
         if inner.get("type") == "array":
-            inner = resolved(inner.get("items", {}))
+            inner, seen, again = resolved(inner.get("items", {}), seen)
         if "enum" in inner:
             notes.append("one of " + ", ".join(str(v) for v in inner["enum"]))
         if "minimum" in inner and "maximum" in inner:
             notes.append(f"{inner['minimum']:g} to {inner['maximum']:g}")
-        nested = f" {{{keys_line({'$defs': defs, **inner})}}}" if inner.get("properties") else ""
-        text = "; ".join(n for n in notes if n)
+        nested = f" {{{keys_of(inner, seen)}}}" if inner.get("properties") else f" {{like {again}}}" if again else ""
+        text = "; ".join(" ".join(n.split()) for n in notes if n)
         return f"{name}{nested}" + (f" ({text})" if text else "")
 
-    return ", ".join(described(name, part) for name, part in resolved(schema).get("properties", {}).items())
+    def keys_of(part: dict[str, Any], seen: frozenset[str]) -> str:
+        return ", ".join(described(name, sub, seen) for name, sub in part.get("properties", {}).items())
+
+    top, seen, _ = resolved(schema, frozenset())
+    return keys_of(top, seen)
 
 
 def parse_structured(text: str, schema: type[T], validate: Callable[[T], None] | None = None) -> T:
@@ -153,13 +167,6 @@ def parse_structured(text: str, schema: type[T], validate: Callable[[T], None] |
     if validate is not None:
         validate(value)
     return value
-
-
-def _schema_bound(model: BaseChatModel | Runnable) -> bool:
-    """Whether ``model`` is bound to a ``response_format`` carrying a JSON schema (the embedded
-    model: :meth:`chainproof.agents.models.Models.json_chat`), which the endpoint enforces."""
-    fmt = model.kwargs.get("response_format") if isinstance(model, RunnableBinding) else None
-    return isinstance(fmt, dict) and isinstance(fmt.get("schema"), dict)
 
 
 def invoke_structured(
@@ -186,7 +193,7 @@ def invoke_structured(
     if max_attempts < 1:
         raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
     outcome: StructuredOutcome[T] = StructuredOutcome()
-    convo: list[BaseMessage] = [SystemMessage(schema_instruction(schema, enforced=_schema_bound(model))), *messages]
+    convo: list[BaseMessage] = [SystemMessage(schema_instruction(schema)), *messages]
     for attempt in range(1, max_attempts + 1):
         reply, record = call(model, convo, effort=effort)
         record.attempts = attempt

@@ -164,9 +164,11 @@ def record_start(app: Any, graph: str, inputs: dict[str, Any], *, started_by: st
     from chainproof import _wiring
     from chainproof._resume import initial_state
     from chainproof.graphs.registry import get_spec
+    from chainproof.graphs.spec import decide_attempts_of
     from chainproof.values import decode_value
 
     spec = get_spec(graph)
+    decide_attempts_of(spec)  # a graph's own setting: PlanError before anything is recorded
     zdr = app.settings.zdr if zdr is None else zdr
     cost = budget_usd if budget_usd is not None else app.settings.budgets.run_usd
     cache = (app.settings.cache.enabled if cache is None else cache) and not zdr

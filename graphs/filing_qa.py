@@ -133,6 +133,23 @@ def _said_not_found(text: str) -> bool:
     return text.strip().lstrip("*_ ").startswith(NOT_FOUND)
 
 
+_YES_NO = re.compile(r"^\s*(?:did|does|do|is|are|was|were|has|have|had|can|could|will|would|should)\b", re.I)
+
+
+def _task(question: str) -> str:
+    """The answer step's instruction: for a computed figure, the calculation's form; for a yes/no
+    question, Yes or No with the words that say so (the fresh-user QA's "Has 3M recorded a
+    liability for the Bair Hugger claims?" could be answered only with copied words); else the
+    answer copied from the paragraphs."""
+    if needs_calculation(question):
+        return f"Call calculate with the figures from the paragraphs ({_form(question)})."
+    what = ("Yes or No, then the words of the paragraphs that say so" if _YES_NO.search(question) else
+            "the answer copied from the paragraphs (a figure with its unit, or a few words)")
+    # no example answer: the embedded 1.5B model copied "1,568.6 [table ¶3]" as its answer
+    return (f"Reply with one line: {what}, then the cites of the paragraphs you used, in square brackets. If they do "
+            f"not answer it, reply {NOT_FOUND}.")
+
+
 def needs_calculation(question: str) -> bool:
     """True when ``question`` asks for a figure computed from others (see :data:`_COMPUTED`), not
     for a reason or a span of text."""
@@ -249,12 +266,7 @@ class FilingQA(ChainSpec[FilingAnswer]):
                      # arithmetic is the calculator's, from its first reply; any other answer is read first
                      first_tool_choice="calculate" if computed else "none",
                      tool_args={"search_filing": {"source": "{inputs.source}"}},
-                     # no example answer: the embedded 1.5B model copied "1,568.6 [table ¶3]" as its answer
-                     instruction=(f"Call calculate with the figures from the paragraphs ({_form(question)})."
-                                  if computed else
-                                  "Reply with one line: the answer copied from the paragraphs (a figure with its "
-                                  "unit, or a few words), then the cites of the paragraphs you used, in square "
-                                  f"brackets. If they do not answer it, reply {NOT_FOUND}.")),
+                     instruction=_task(question)),
             PlanStep(id="evidence", title="Evidence for the answer", kind="tool", tool="filing_evidence",
                      args={"source": "{inputs.source}", "question": "{inputs.question}"},
                      args_from_summaries={"answer": "answer"}, keep_data=True, interpret=False,
@@ -279,11 +291,14 @@ class FilingQA(ChainSpec[FilingAnswer]):
         found = view.finding("answer")
         paras = view.data("evidence").get("paragraphs", [])
         listed = "\n".join(f"[{p['cite']}] {clip(p['text'], 0, DECIDE_CHARS)}" for p in paras[:DECIDE_PARAGRAPHS])
+        # the example cite is one of the paragraphs listed: the 1.5B model copied an example's cite literally
+        shown = paras[0] if paras else {"cite": "table ¶3", "section": "table", "paragraph": 3}
         return (
             f"Question: {view.inputs['question']}\nThe agent's answer: {found.summary if found else '(none)'}\n\n"
             f"Paragraphs:\n{listed or '(none)'}\n\nGive the final answer as JSON. answer: only the answer itself (a "
             "number with its unit, or words copied from a paragraph), not a sentence; value: its number as stated, or "
-            'null; citations: the paragraphs above that state it, [table ¶3] as {"section": "table", "paragraph": 3}.'
+            f'null; citations: the paragraphs above that state it, [{shown["cite"]}] as {{"section": '
+            f'"{shown["section"]}", "paragraph": {shown["paragraph"]}}}.'
         )
 
     def decision_messages(self, view: ChainView, task: str) -> list[BaseMessage]:
@@ -377,7 +392,10 @@ class FilingQA(ChainSpec[FilingAnswer]):
             cite = cite_text(c["section"], c["paragraph"])
             lines.append(f"- **{cite}**: {paras.get(cite, '')[:600]}")
         if not answer.get("citations"):
-            lines.append("None: no paragraph searched states an answer.")
+            shown, kept = min(len(SHOWN_CHARS), len(view.data("search").get("hits", []))), len(view.data("search").get("hits", []))
+            lines.append(f"None: the model found no answer in the paragraphs it read (the search's best {shown} of the "
+                         f"{kept} it kept{', and the rest on a second look' if self.second_look else ''}); the filing "
+                         "may still say it elsewhere.")
         found = view.finding("answer")
         if found is not None:
             lines += ["", "## The agent's answer", "", found.summary]

@@ -14,7 +14,15 @@ from chainproof import clipped
 
 __all__ = ["FilingAnswer", "ParagraphCite", "cite_text", "figure", "kept_answer", "paragraph_cites", "typed_answer"]
 
-_NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?(?![A-Za-z]|-[A-Za-z])")  # "3M", "10-K" are names, not figures
+# a figure as an answer writes it: commas only between groups of three ("1,5" is none), and "3M",
+# "10-K", "FY19" are names, not figures
+_NUMBER = re.compile(r"(?<![\w.,])-?\$?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\w]|,\d|-[A-Za-z])")
+_SCALE = re.compile(r"\s*(%|thousands?|millions?|billions?)?", re.I)
+# words that turn a figure's meaning: the cited paragraph must say them too ("increased by $100 million" is not
+# what "decreased by $100 million" says)
+_TURNS = re.compile(r"\b(?:increas|decreas|r[io]s|fell|fall|declin|gr[eo]w|drop|gain|loss|los|up|down|higher|lower|"
+                    r"more|less|not|no|never|negative|positive)\w*", re.I)
+_YES_NO = re.compile(r"^(yes|no)\b[\s,.:;\-]*", re.I)
 _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?"
 _DATE = re.compile(rf"\b{_MONTH}\s+\d{{1,2}},?\s+(?:19|20)\d\d\b|\b\d{{1,2}}\s+{_MONTH}\s+(?:19|20)\d\d\b")
 _YEAR = re.compile(r"(?:19|20)\d\d")  # a year named in an answer is not its figure
@@ -106,8 +114,9 @@ def _holds(paras: list[dict[str, Any]], cite: ParagraphCite, words: str) -> bool
 
 def _stated(figure: str) -> str:
     """The regex of ``figure`` as a paragraph states it, once thousands separators are dropped from
-    both (``1568.6`` matches ``1,568.6``; ``68`` is not the start of ``680`` or ``68.5``)."""
-    return rf"(?<![\d.]){re.escape(figure.replace(',', ''))}(?![\d]|\.\d)"
+    both (``1568.6`` matches ``1,568.6``; ``68`` is not the start of ``680`` or ``68.5``; ``3`` is
+    not the 3 of "3M", nor ``10`` that of "10-K")."""
+    return rf"(?<![\w.]){re.escape(figure.replace(',', ''))}(?![\w]|\.\d|-[A-Za-z])"
 
 
 def _stating(paras: list[dict[str, Any]], figures: list[str]) -> list[ParagraphCite]:
@@ -199,30 +208,70 @@ def typed_answer(data: dict[str, Any], paras: list[dict[str, Any]], not_found: s
         return _calculated(str(data.get("answer") or ""), paras, [*paras, *(seen or [])])
     text = str(data.get("answer") or "") if data.get("stop_reason") == "answered" else ""
     cites = [ParagraphCite(section=m.group(1), paragraph=int(m.group(2))) for m in _CITED.finditer(text)]
-    # "[¶2]", "paragraph ¶2": a cite without its section still is no figure of the answer
+    # "[from paragraph 3]", "[¶2]": a cite without its section names the paragraph number, and is no figure
+    loose = {int(n) for m in _LOOSE_CITE.finditer(_CITED.sub(" ", text)) for n in re.findall(r"\d+", m.group())}
     bare = _TRAILER.sub("", _LEAD.sub("", _LOOSE_CITE.sub(" ", _CITED.sub(" ", _BRACKETED_END.sub("", text) or text))
                                       ).strip(" .;:,\n")).strip(" .;:,")
     if bare.startswith(not_found) and len(bare) <= 120:  # said after its search: no guess from the model
-        return FilingAnswer(answer="not found in the filing's paragraphs searched", found=False, confidence=None)
-    if not bare or len(bare) > QUOTED_CHARS:
+        return FilingAnswer(answer="not found in the filing's paragraphs the model read", found=False, confidence=None)
+    if not bare or len(bare) > QUOTED_CHARS or not_found in bare:
         return None
     # "for 2018 and 2019 is 45.5", "as of September 29, 2019": years and dates are not the figure
     stated = [n for n in _NUMBER.findall(_DATE.sub(" ", bare)) if not _YEAR.fullmatch(n)]
     if len(stated) == 1 and len(bare) <= SHORT_CHARS:
-        stating = _stating(paras, [stated[0].lstrip("-$")])  # a cite must state the figure
-        if cites and not any(c in stating for c in cites):
-            return None  # the model's cites do not state its figure: which is right is the model's to say
-        cites = [c for c in cites if c in stating] or stating[:1]
-        value = figure(stated[0])
-    else:  # words (a sentence too): a paragraph it cites, else any evidence paragraph, must hold them as written
-        holding = [c for c in paragraph_cites(paras) if _holds(paras, c, bare)]
-        cites = [c for c in cites if c in holding] or holding[:1]
-        value = None
-    if not cites:
-        return None
-    unique = list({(c.section, c.paragraph): c for c in cites}.values())
-    return FilingAnswer(answer=bare, value=value, unit=None, citations=unique[:4], confidence=None)
+        return _figure_answer(bare, stated[0], cites, loose, paras)
+    return _words_answer(bare, cites, loose, paras)
 
+
+def _own(cites: list[ParagraphCite], loose: set[int], fitting: list[ParagraphCite]) -> list[ParagraphCite] | None:
+    """The paragraphs an answer rests on among ``fitting`` (those that state or hold it): the ones
+    it cites (a loose cite by its number); when it cites some and none fits, None (the model's
+    cites do not state it: which is right is the model's to say, never re-cited by code); when it
+    cites none, the first that fits."""
+    if cites or loose:
+        own = [c for c in fitting if c in cites or (not cites and c.paragraph in loose)]
+        return own or None
+    return fitting[:1] or None
+
+
+def _figure_answer(bare: str, stated: str, cites: list[ParagraphCite], loose: set[int],
+                   paras: list[dict[str, Any]]) -> FilingAnswer | None:
+    """An answer stating one figure: cited by a paragraph that states it in the same scale
+    (``$1.2 billion`` is not ``$1.2 million``; a table's bare ``1.2`` may be either) and sign
+    (``-608`` or ``(608)`` needs a paragraph's ``-608`` or ``(608)``), and says the words that turn
+    its meaning (:data:`_TURNS`); else None (the model types it)."""
+    number = stated.lstrip("-$")
+    at = bare.find(number)
+    scale = (_SCALE.match(bare, at + len(number)).group(1) or "").lower().rstrip("s")  # type: ignore[union-attr]
+    negative = stated.startswith("-") or bool(re.search(rf"\(\s*\$?\s*{re.escape(number)}\s*\)", bare))
+    turns = {w.lower() for w in _TURNS.findall(bare)}
+    fitting = []
+    for p in paras:
+        text = p["text"].replace(",", "")
+        for m in re.finditer(_stated(number), text):
+            said = (_SCALE.match(text, m.end()).group(1) or "").lower().rstrip("s")  # type: ignore[union-attr]
+            signed = text[max(0, m.start() - 3):m.start()].rstrip(" $").endswith(("-", "(", "−"))
+            if (not scale or not said or said == scale) and (signed or not negative) and \
+                    turns <= {w.lower() for w in _TURNS.findall(p["text"])}:
+                fitting.append(ParagraphCite(section=p["section"], paragraph=p["paragraph"]))
+                break
+    own = _own(cites, loose, fitting)
+    value = figure(number) * (-1 if negative else 1)
+    return None if own is None else FilingAnswer(answer=bare, value=value, unit=None, citations=_unique(own), confidence=None)
+
+
+def _words_answer(bare: str, cites: list[ParagraphCite], loose: set[int], paras: list[dict[str, Any]]) -> FilingAnswer | None:
+    """Words (a quoted sentence too, or ``Yes``/``No`` followed by the words that say so) that a
+    paragraph holds as written, at least two words of it; else None (the model types it)."""
+    said = _YES_NO.sub("", bare, count=1)
+    if len(_WORD.findall(said)) < 2:  # "No", "the", "material": what a one-word answer means is the model's to say
+        return None
+    own = _own(cites, loose, [c for c in paragraph_cites(paras) if _holds(paras, c, said)])
+    return None if own is None else FilingAnswer(answer=bare, value=None, unit=None, citations=_unique(own), confidence=None)
+
+
+def _unique(cites: list[ParagraphCite]) -> list[ParagraphCite]:
+    return list({(c.section, c.paragraph): c for c in cites}.values())[:4]
 
 
 def kept_answer(text: str, returned: bool, paras: list[dict[str, Any]]) -> FilingAnswer:

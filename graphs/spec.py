@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from chainproof._boundaries import decision_form
 from chainproof.agents.config import Effort
 from chainproof.agents.structured import MAX_ATTEMPTS
+from chainproof.errors import PlanError
 from chainproof.graphs.approval import ApprovalItem
 from chainproof.graphs.approval_policy import ApprovalPolicy
 from chainproof.graphs.branching import BranchChoice, BranchOutcome
@@ -284,3 +285,13 @@ class ChainSpec(Generic[DecisionT]):
         lines += ["", "## Findings so far", ""]
         lines += [f"- **{f.title}**: {f.summary}" for f in view.findings] or ["- none"]
         return "\n".join(lines) + "\n"
+
+
+def decide_attempts_of(spec: Any) -> int:
+    """``spec.decide_attempts`` (3 for a graph without one, e.g. an instrumented one); raises
+    ``PlanError`` naming it when it is not a whole number of at least 1 (checked when a run starts,
+    before anything is recorded, and again at the decide node)."""
+    attempts = getattr(spec, "decide_attempts", MAX_ATTEMPTS)
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+        raise PlanError(f"{type(spec).__name__}.decide_attempts: expected a whole number of at least 1, got {attempts!r}")
+    return attempts

@@ -14,8 +14,11 @@ from langchain_core.messages import HumanMessage, SystemMessage
 
 from chainproof.agents.llama_messages import constrain
 from chainproof.agents.models import StaticModels
+from chainproof.agents.scripted import ScriptedChatModel
+from chainproof.app import Chainproof
 from chainproof.checkpoints.audit_schema import ModelCallRecord, Step, ToolCallRecord
 from chainproof.errors import PlanError
+from chainproof.graphs.registry import register
 from chainproof.graphs.spec import PlanStep
 from chainproof.graphs.tool import tool
 from testkit import agent_graph
@@ -167,12 +170,17 @@ def test_a_decision_prompt_that_is_not_messages_is_refused_naming_the_hook(setti
         start_scripted(settings, "bad-decide-prompt", lambda: _BadDecidePrompt("decide!"), [FINAL, DECISION])
 
 
-@pytest.mark.parametrize("attempts", [0, 2.0, True])
-def test_decide_attempts_that_are_not_a_whole_number_of_at_least_one_are_refused_naming_it(settings, attempts):
+@pytest.mark.parametrize("attempts", [0, 2.0, True, "3"])
+def test_decide_attempts_that_are_not_a_whole_number_of_at_least_one_are_refused_before_the_run(settings, attempts):
+    """Refused when the run starts, naming the setting: no run recorded, no model called."""
     spec = type("_Attempts", (_BadDecidePrompt,), {"decide_attempts": attempts})
-    with pytest.raises(PlanError, match=f"_Attempts.decide_attempts: expected a whole number of at least 1, got "
-                                        f"{re.escape(repr(attempts))}"):
-        start_scripted(settings, "bad-decide-attempts", lambda: spec(None), [FINAL, DECISION])
+    register("bad-decide-attempts", lambda: spec(None))
+    model = ScriptedChatModel(replies=[FINAL, DECISION])
+    with Chainproof(settings, models=StaticModels(model)) as app:
+        with pytest.raises(PlanError, match=f"_Attempts.decide_attempts: expected a whole number of at least 1, got "
+                                            f"{re.escape(repr(attempts))}"):
+            app.start("bad-decide-attempts", {})
+        assert app.audit.list_runs(5) == [] and model.calls == []
 
 
 @pytest.mark.parametrize(("choice", "reply", "why"), [

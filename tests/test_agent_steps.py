@@ -258,3 +258,31 @@ def test_the_embedded_model_is_made_to_call_a_tool_on_the_first_iteration(settin
         assert names == ["revenue", "ratio", "multiply"] and "tool_choice" not in first
         assert "response_format" not in second and len(second["tools"]) == 3  # auto from iteration 2
         _replayed_identically(app, run.run_id, 6)
+
+
+def test_a_decision_the_embedded_model_types_is_asked_by_its_keys_and_replays_identically(settings, monkeypatch):
+    """The embedded model's typed answers are held to the schema by llama.cpp's grammar: it reads
+    the keys, not the schema (prompt tokens), while the audit records the instruction as asked, so
+    the replay, which binds no schema, asks the same and is identical (fresh-user QA: it diverged
+    at the decide node when the instruction depended on the binding)."""
+    from pathlib import Path
+
+    from chainproof.agents.models import ConfiguredModels
+    from chainproof.agents.structured import SCHEMA_INSTRUCTION
+
+    fake = FakeLlama(*[_fenced("revenue", {"company": "ACME"}), FINAL, DECISION])
+    monkeypatch.setattr(ConfiguredModels, "_build_local", lambda self, effort: LocalLlamaChat(llama=fake))
+    monkeypatch.setattr(ConfiguredModels, "preflight", lambda self: None)  # no llama-cpp-python in the test venv
+    local = settings.model.model_copy(update={"provider": "local"})
+    register("agent-chain", AgentChain)
+    agent_graph.RUNS.clear()
+    with Chainproof(settings, models=ConfiguredModels(local, settings.local, Path("/x"))) as app:
+        run = app.start("agent-chain", {})
+        assert run.status == "completed"
+        decide = fake.requests[-1]
+        system = decide["messages"][0]["content"]
+        assert "schema" in decide["response_format"] and system.startswith(
+            "Reply with exactly one JSON object and nothing else, with the keys: ") and '"properties"' not in system
+        recorded = next(m for m in _rows(app, run.run_id, ModelCallRecord) if m.node == "decide")
+        assert recorded.messages[0]["content"].startswith(SCHEMA_INSTRUCTION)  # as asked, whichever model answers
+        _replayed_identically(app, run.run_id, 1)

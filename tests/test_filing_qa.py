@@ -542,7 +542,35 @@ def test_a_cite_must_state_the_figure_and_words_match_whole_words():
     over = [{"section": "text", "paragraph": 3, "text": long * 2}]
     assert typed_answer({"stop_reason": "answered", "answer": long * 2}, over, "NOT FOUND") is None
     named = [{"section": "text", "paragraph": 2, "text": "3M makes respirators."}]
-    assert typed_answer({"stop_reason": "answered", "answer": "3M [text ¶2]"}, named, "NOT FOUND").value is None
+    assert typed_answer({"stop_reason": "answered", "answer": "3M makes [text ¶2]"}, named, "NOT FOUND").value is None
+
+
+@pytest.mark.parametrize(("said", "typed"), [
+    ("The accrual increased by $100 million [legal_note ¶4]", None),  # the paragraph says it decreased
+    ("The accrual decreased by $100 million [legal_note ¶4]", (-0.0 + 100.0, 4)),
+    ("$1.2 billion", None), ("$1.2 million", (1.2, 5)),  # a scale the paragraph does not state it in
+    ("-608", None), ("$(75)", (-75.0, 6)), ("-75 [legal_note ¶6]", (-75.0, 6)),  # a sign it does not state
+    ("1,5 [legal_note ¶5]", None),  # no figure: commas group three digits
+    ("3 [legal_note ¶4]", None), ("10 years", None),  # the 3 of "3M", the 10 of "10-K" are no figures
+    ("$100 million [from paragraph 4]", (100.0, 4)), ("$100 million [from paragraph 5]", None),  # a loose cite
+    ("No", None), ("the", None), ("material", None),  # one word: what it means is the model's to say
+    ("accrual decreased [legal_note ¶5]", None),  # the words are ¶4's: never re-cited by code
+    ("No, 3M has recorded no liability for these claims [legal_note ¶5]", (None, 5)),
+])
+def test_code_types_an_answer_only_where_the_cited_paragraph_says_it(said, typed):
+    """Fresh-user QA: code typed answers the paragraph does not support (another direction, scale,
+    sign, a name's digit, a single common word, a cite moved by code); these go to the model."""
+    from chainproof.graphs.filing_qa_answers import typed_answer
+
+    paras = [{"section": "legal_note", "paragraph": 4, "text": "In 2017 3M's accrual decreased by $100 million (10-K)."},
+             {"section": "legal_note", "paragraph": 5, "text": "Insurance was $1.2 million. 3M has recorded no "
+                                                               "liability for these claims. It is not material."},
+             {"section": "legal_note", "paragraph": 6, "text": "Other, net: 2019: (75); 2018: 12"}]
+    answer = typed_answer({"stop_reason": "answered", "answer": said}, paras, "NOT FOUND")
+    if typed is None:
+        assert answer is None
+    else:
+        assert answer is not None and (answer.value, answer.citations[0].paragraph) == typed
 
 
 def test_a_calculation_from_figures_no_paragraph_states_is_not_an_answer():
@@ -632,3 +660,24 @@ def test_the_benchmark_refuses_an_answers_file_it_cannot_resume_from(tmp_path, s
     done = subprocess.run([sys.executable, str(REPO / "bench" / "filing_qa.py"), "--model", "scripted", "--limit", "2",
                            "--answers", str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=REPO)
     assert done.returncode == 2 and "--answers: expected a JSON-lines file" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_yes_no_question_is_answered_with_the_words_that_say_so(settings, tmp_path):
+    """Fresh-user QA: "Did Acme pay a dividend?" ended NOT FOUND, the prompt asking for copied words
+    only. A yes/no question asks for Yes or No with the words that say so; those words, held by
+    the cited paragraph, are typed by code; a NOT FOUND report says what the model read."""
+    doc = tmp_path / "doc.json"
+    doc.write_text(json.dumps({"name": "Acme report", "sections": {"text": [
+        "Revenue grew on higher volumes.", "The board did not declare or pay a dividend in 2017.",
+        "Dividends may resume in 2019."]}}))
+    question = {"company": "ACME", "question": "Did Acme pay a dividend to shareholders in 2017?", "document": str(doc)}
+    app, run, model = _run(settings, ["No, the board did not declare or pay a dividend in 2017 [text ¶2]"], question)
+    with app:
+        assert "Yes or No, then the words of the paragraphs that say so" in model.calls[0][-1].content
+        decision = run.state["decision"]
+        assert decision["answer"] == "No, the board did not declare or pay a dividend in 2017" and len(model.calls) == 1
+        assert decision["citations"] == [{"section": "text", "paragraph": 2}]
+    app, run, model = _run(Settings(home=tmp_path / "nf"), ["NOT FOUND"], question)
+    with app:
+        report = Path(run.report_path).read_text()
+        assert "None: the model found no answer in the paragraphs it read (the search's best 2 of the 2 it kept)" in report

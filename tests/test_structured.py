@@ -8,7 +8,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 from pydantic import BaseModel, Field
 
 from chainproof.agents.scripted import ScriptedChatModel
-from chainproof.agents.structured import invoke_structured
+from chainproof.agents.structured import invoke_structured, keyed_instruction, keys_line, schema_instruction
 
 
 class Pick(BaseModel):
@@ -45,20 +45,26 @@ class Verdict(BaseModel):
     evidence: list[Pick] = Field(description="the picks it rests on")
 
 
-def test_a_schema_the_endpoint_enforces_is_named_by_its_keys_not_sent_whole():
-    """The embedded model's ``json_chat`` binds the schema as a ``response_format`` (llama.cpp's
-    grammar holds the reply to it): the instruction then names the keys with their descriptions,
-    choices, ranges and nested keys, not the schema (prompt tokens); any other model gets the
-    whole schema, which is all it has to go by."""
-    bound = ScriptedChatModel(replies=['{"decision": "go", "confidence": 0.5, "evidence": [{"choice": 1}]}'])
-    out = invoke_structured(bound.bind(response_format={"type": "json_object", "schema": Verdict.model_json_schema()}),
-                            [HumanMessage("decide")], Verdict, effort="low")
-    assert out.value is not None and out.value.decision == "go"
-    system = bound.calls[0][0].content
-    assert system == ("Reply with exactly one JSON object and nothing else, with the keys: decision (what to do; one "
-                      "of go, stop), confidence (0 to 1), evidence {choice} (the picks it rests on).")
-    plain = ScriptedChatModel(replies=['{"decision": "stop", "confidence": 1, "evidence": []}'], repeat_last=True)
-    for model in (plain, plain.bind(response_format={"type": "json_object"})):  # json mode without a schema
-        invoke_structured(model, [HumanMessage("decide")], Verdict, effort="low")
-    for call in plain.calls:
-        assert '"enum":["go","stop"]' in call[0].content and "For developers" in call[0].content
+class Node(BaseModel):
+    name: str
+    children: list[Node] = []
+
+
+def test_a_schema_the_endpoint_enforces_is_named_by_its_keys_and_every_model_is_asked_the_same():
+    """Where the endpoint holds the reply to the schema (the embedded model's grammar) its adapter
+    shows the keys with their descriptions, choices, ranges and nested keys (``keyed_instruction``),
+    never the developer's docstring; a recursive model is named, not expanded forever. The call
+    itself always asks with the whole schema, bound to one or not, so the audit and a replay see
+    the same prompt."""
+    assert keyed_instruction(Verdict.model_json_schema()) == (
+        "Reply with exactly one JSON object and nothing else, with the keys: decision (what to do; one of go, "
+        "stop), confidence (0 to 1), evidence {choice} (the picks it rests on).")
+    assert keys_line(Node.model_json_schema()) == "name, children {like Node}"
+    cycle = {"$defs": {"A": {"properties": {"b": {"$ref": "#/$defs/B"}}}, "B": {"properties": {"a": {"$ref": "#/$defs/A"}}}},
+             "$ref": "#/$defs/A"}
+    assert keys_line(cycle) == "b {a {like A}}"
+    model = ScriptedChatModel(replies=['{"decision": "stop", "confidence": 1, "evidence": []}'], repeat_last=True)
+    for each in (model, model.bind(response_format={"type": "json_object", "schema": Verdict.model_json_schema()})):
+        invoke_structured(each, [HumanMessage("decide")], Verdict, effort="low")
+    assert model.calls[0][0].content == model.calls[1][0].content == schema_instruction(Verdict)
+    assert '"enum":["go","stop"]' in model.calls[0][0].content and "For developers" in model.calls[0][0].content

@@ -15,7 +15,6 @@ from chainproof._boundaries import decision_form
 from chainproof.agents.structured import invoke_structured
 from chainproof.checkpoints.audit_hashing import sha256_hex
 from chainproof.checkpoints.audit_schema import ApprovalRecord
-from chainproof.errors import PlanError
 from chainproof.graphs._engine.approvals import request_id
 from chainproof.graphs._engine.context import ChainContext
 from chainproof.graphs._engine.prompts import own_messages, step_messages
@@ -24,6 +23,7 @@ from chainproof.graphs.approval import ApprovalAnswer, ApprovalRefused, Approval
 from chainproof.graphs.approval_policy import RunFacts
 from chainproof.graphs.recorder import StepRecorder
 from chainproof.graphs.routing import Task
+from chainproof.graphs.spec import decide_attempts_of
 from chainproof.graphs.view import ChainView
 from chainproof.values import encode_value
 
@@ -57,10 +57,7 @@ def decide(state: ChainState, runtime: Runtime[ChainContext]) -> dict[str, Any]:
         else:
             own = own_messages(spec.decision_messages(view, task), f"{type(spec).__name__}.decision_messages")
             messages = own if own is not None else step_messages(spec, state, task)
-            attempts = spec.decide_attempts
-            if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
-                raise PlanError(f"{type(spec).__name__}.decide_attempts: expected a whole number of at least 1, "
-                                f"got {attempts!r}")
+            attempts = decide_attempts_of(spec)
             model = ctx.models.json_chat(route.effort, spec.decision_schema)
             raised = ctx.guard(state, "decide", route.effort, model, messages, attempts)
             rec.inputs = {**route.recorded(), **({"termination": term} if term else {})}
