@@ -32,7 +32,7 @@ ReAct loop with the same tools; one model call answers most questions. No approv
 
 from __future__ import annotations
 
-import re
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -42,6 +42,7 @@ from pydantic import BaseModel, Field
 
 from chainproof import AgentAnswer, ApprovalPolicy, ChainSpec, ChainView, PlanStep, SendBack, tool
 from chainproof.graphs.filing_qa_answers import FilingAnswer, ParagraphCite, cite_text, kept_answer, typed_answer
+from chainproof.graphs.filing_qa_questions import NOT_FOUND, answer_task, calculate_note, needs_calculation, said_not_found
 from chainproof.tools.calculator import evaluate
 from chainproof.tools.dossier import resolve_dossier
 from chainproof.tools.filing_search import evidence, load_source, search, searchable
@@ -58,40 +59,11 @@ SHOWN_CHARS = (700, 200, 200)
 MORE_CHARS = 400
 MORE_TOTAL = 1200  # characters of all of them together
 SEARCH_HITS = 6  # paragraphs the search step keeps: the prompt shows three, a second look the rest
-NOT_FOUND = "NOT FOUND"
 DECIDE_CHARS = 300  # characters of each evidence paragraph the decide prompt shows (the model picks words and cites)
 DECIDE_PARAGRAPHS = 2  # of the evidence step's (at most four, those the answer cites first); 3 cost 9 tokens a question
 # more on TAT-QA (24 questions) and answered none more right
-# a question asking for a figure computed from others; measured on TAT-QA's dev split (1,668
-# questions): it names 97 % of the arithmetic questions and 10 % of the span questions
-_COMPUTED = re.compile(r"\b(change|changes|changed|average|difference|ratio|increase|decrease|growth|sum|combined|"
-                       r"proportion|percentage|percent)\b|how much (?:more|less|higher|lower)|"
-                       r"\btotal\b.*\b(?:and|between|both|from|across)\b", re.I)
-_EXPLAINED = re.compile(r"\bwhy\b|^\s*(?:how (?:did|does|is|are|was|were)|what (?:was|were|is|are) the (?:reasons?|causes?)|"
-                        r"what caused|explain|which)\b|(?:due to|recognized as|attributable to)\?\s*$|"
-                        # a yes/no question, a risk that could change something, what a text says: no figure asked
-                        r"^\s*(?:did|does|do|is|are|was|were|has|have|had|can|could|will|would|should)\b|"
-                        r"\b(?:could|may|might|would|will|can) (?:change|increase|decrease)\b|\bclimate change\b|"
-                        r"\bsays?\b", re.I)
 EXPRESSION_CHARS = 160  # a calculator expression's length in the tool's schema (maxLength: llama.cpp's grammar
 # then closes the string; greedy decoding once wrote "100.000000000000012500000..." up to max_tokens)
-#: (words of the question, the form of the calculation), first match wins: the note names the operation asked
-_OPERATIONS = ((re.compile(r"percent(?:age)?\s+(?:change|increase|decrease|growth)|growth rate", re.I),
-                "(new - old) / old * 100"),
-               (re.compile(r"\baverage\b", re.I), "avg(a, b)"),
-               (re.compile(r"\b(?:ratio|proportion|percentage of|percent of)\b", re.I), "part / whole (* 100 for a percentage)"),
-               (re.compile(r"\b(?:total|sum|combined)\b", re.I), "a + b"),
-               (re.compile(r"\b(?:change|changes|changed|difference|increase|decrease|more|less|higher|lower)\b", re.I),
-                "new - old"))
-
-
-def _form(question: str) -> str:
-    """The form of the calculation the question's words ask for (:data:`_OPERATIONS`). Naming which
-    year is new did not help the embedded 1.5B model, measured on TAT-QA (24 questions): it fixed
-    one sign ("2926 - 2756" for a change "in 2019 from 2018") and broke another."""
-    return next((f for words, f in _OPERATIONS if words.search(question)), "the arithmetic the question asks for")
-
-
 def clip(text: str, start: int, stop: int) -> str:
     """``text[start:stop]`` without a word cut at either end (``"..."`` marks a cut), so a figure
     is never shown half (``"1,56"`` of ``"1,568.6"``)."""
@@ -118,42 +90,6 @@ def more_paragraphs(hits: list[dict[str, Any]]) -> str:
             rest.append(f"[{hit['cite']}] {part}")
             room -= len(part)
     return "\n".join(rest)
-
-
-def calculate_note(question: str) -> str:
-    """What an arithmetic answer given without ``calculate`` is told: call it, in the form the
-    question's words ask for."""
-    return (f"This question asks for a figure computed from others. Call calculate with the figures from the paragraphs "
-            f"({_form(question)}).")
-
-
-def _said_not_found(text: str) -> bool:
-    """The reply is :data:`NOT_FOUND` as asked (upper case, first; "were not found to be
-    material" is an answer)."""
-    return text.strip().lstrip("*_ ").startswith(NOT_FOUND)
-
-
-_YES_NO = re.compile(r"^\s*(?:did|does|do|is|are|was|were|has|have|had|can|could|will|would|should)\b", re.I)
-
-
-def _task(question: str) -> str:
-    """The answer step's instruction: for a computed figure, the calculation's form; for a yes/no
-    question, Yes or No with the words that say so (the fresh-user QA's "Has 3M recorded a
-    liability for the Bair Hugger claims?" could be answered only with copied words); else the
-    answer copied from the paragraphs."""
-    if needs_calculation(question):
-        return f"Call calculate with the figures from the paragraphs ({_form(question)})."
-    what = ("Yes or No, then the words of the paragraphs that say so" if _YES_NO.search(question) else
-            "the answer copied from the paragraphs (a figure with its unit, or a few words)")
-    # no example answer: the embedded 1.5B model copied "1,568.6 [table ¶3]" as its answer
-    return (f"Reply with one line: {what}, then the cites of the paragraphs you used, in square brackets. If they do "
-            f"not answer it, reply {NOT_FOUND}.")
-
-
-def needs_calculation(question: str) -> bool:
-    """True when ``question`` asks for a figure computed from others (see :data:`_COMPUTED`), not
-    for a reason or a span of text."""
-    return bool(_COMPUTED.search(question)) and not _EXPLAINED.search(question)
 
 
 @tool
@@ -266,7 +202,7 @@ class FilingQA(ChainSpec[FilingAnswer]):
                      # arithmetic is the calculator's, from its first reply; any other answer is read first
                      first_tool_choice="calculate" if computed else "none",
                      tool_args={"search_filing": {"source": "{inputs.source}"}},
-                     instruction=_task(question)),
+                     instruction=answer_task(question)),
             PlanStep(id="evidence", title="Evidence for the answer", kind="tool", tool="filing_evidence",
                      args={"source": "{inputs.source}", "question": "{inputs.question}"},
                      args_from_summaries={"answer": "answer"}, keep_data=True, interpret=False,
@@ -329,7 +265,7 @@ class FilingQA(ChainSpec[FilingAnswer]):
             return None
         if needs_calculation(view.inputs["question"]) and "calculate" not in answer.tools_run and not answer.checks:
             return SendBack(calculate_note(view.inputs["question"]), tool="calculate")
-        if not self.second_look or not _said_not_found(answer.text) or answer.checks or "search_filing" in answer.tools_run:
+        if not self.second_look or not said_not_found(answer.text) or answer.checks or "search_filing" in answer.tools_run:
             return None
         more = more_paragraphs(view.data("search").get("hits", []))
         if more:  # what the prompt left out, shown by code: no tool schemas, no search call of the model's
@@ -378,8 +314,13 @@ class FilingQA(ChainSpec[FilingAnswer]):
                  f"**Answer:** {answer.get('answer', '(none)')}"]
         agent = view.data("answer")
         if agent.get("stop_reason") == "returned":  # the figures are the model's reading: show which it took
-            lines.append(f"**Computed:** `{str(agent.get('answer') or '')[:300]}` (the calculator's result from the "
-                         "figures the model read; check them against the citations)")
+            try:
+                done = json.loads(str(agent.get("answer") or ""))
+                computed = f"{done['expression']} = {done['result']:g}"
+            except (ValueError, KeyError, TypeError):
+                computed = str(agent.get("answer") or "")
+            lines.append(f"**Computed:** `{computed[:300]}` (the calculator's result from the figures the model read; "
+                         "check them against the citations)")
         if answer.get("value") is not None:
             lines.append(f"**Value:** {answer['value']:g} {answer.get('unit') or ''}".rstrip())
         rated = answer.get("confidence")
