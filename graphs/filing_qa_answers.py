@@ -20,8 +20,9 @@ _NUMBER = re.compile(r"(?<![\w.,])-?\$?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\
 _SCALE = re.compile(r"\s*(%|thousands?|millions?|billions?)?", re.I)
 # words that turn a figure's meaning: the cited paragraph must say them too ("increased by $100 million" is not
 # what "decreased by $100 million" says)
-_TURNS = re.compile(r"\b(?:increas|decreas|r[io]s|fell|fall|declin|gr[eo]w|drop|gain|loss|los|up|down|higher|lower|"
-                    r"more|less|not|no|never|negative|positive)\w*", re.I)
+_TURNS = re.compile(r"\b(?:increas(?:e[sd]?|ing)|decreas(?:e[sd]?|ing)|r[io]se[sn]?|rising|f[ae]ll(?:s|ing)?|"
+                    r"declin(?:e[sd]?|ing)|gr[eo]w(?:s|n|ing|th)?|drop(?:s|ped|ping)?|gain(?:s|ed)?|loss(?:es)?|lost|"
+                    r"up|down|higher|lower|more|less|not|no|never|negative|positive)\b", re.I)
 _YES_NO = re.compile(r"^(yes|no)\b[\s,.:;\-]*", re.I)
 _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?"
 _DATE = re.compile(rf"\b{_MONTH}\s+\d{{1,2}},?\s+(?:19|20)\d\d\b|\b\d{{1,2}}\s+{_MONTH}\s+(?:19|20)\d\d\b")

@@ -556,6 +556,7 @@ def test_a_cite_must_state_the_figure_and_words_match_whole_words():
     ("No", None), ("the", None), ("material", None),  # one word: what it means is the model's to say
     ("accrual decreased [legal_note ¶5]", None),  # the words are ¶4's: never re-cited by code
     ("No, 3M has recorded no liability for these claims [legal_note ¶5]", (None, 5)),
+    ("$1.2 million, see the Note on insurance risk [legal_note ¶5]", (1.2, 5)),  # "Note", "risk" turn nothing
 ])
 def test_code_types_an_answer_only_where_the_cited_paragraph_says_it(said, typed):
     """Fresh-user QA: code typed answers the paragraph does not support (another direction, scale,
