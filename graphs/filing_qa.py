@@ -148,8 +148,8 @@ class FilingQA(ChainSpec[FilingAnswer]):
     #: on NOT FOUND, show the model the rest of the search's paragraphs (or let it search, when the
     #: first prompt showed them all) before NOT FOUND is the answer. Off by default, measured: on
     #: TAT-QA with the embedded 1.5B model (24 questions, seed 7) the model said NOT FOUND on 3 and
-    #: answered none of them on the second look, which cost 1,596 tokens, 12 % of the run's
-    #: (``bench/filing_qa.py --systems chainproof,chainproof-second-look``); with a model that misses
+    #: answered none of them on the second look, which cost 66 tokens a question over the run (432
+    #: against 366; ``bench/filing_qa.py --systems chainproof,chainproof-second-look``); with a model that misses
     #: less of what it is shown, a second look at the paragraphs it was not shown may pay.
     second_look = False
     system_prompt = "Answer questions from a company's filing, using only its text. Be brief."
