@@ -11,9 +11,9 @@ Why an adapter of our own (measured 2026-11-29): ``llama_cpp.server`` + ``ChatOp
 * ``tool_choice`` naming one tool (or ``"any"``/``"required"`` with a single tool, which is how
   ``with_structured_output`` binds) is forced by a grammar from the tool's parameters schema (as
   llama-cpp-python's own forced ``tool_choice``): the arguments always parse and match it. The
-  prompt names the tool in one system line (its description and parameters schema) instead of the
+  prompt names the tool in one system line (its description and argument names) instead of the
   template's tools block, which is for choosing a tool and writing ``<tool_call>`` tags (172 prompt
-  tokens for filing-qa's calculator, 78 as one line);
+  tokens for filing-qa's calculator, 54 as one line);
 * ``"any"``/``"required"`` with several tools (OpenAI's ``tool_choice="required"``: one call, the
   model picks the tool) constrains the reply by a JSON schema, one ``anyOf`` branch
   ``{"name": const, "arguments": that tool's parameters}`` per tool
@@ -106,8 +106,8 @@ class LocalLlamaChat(BaseChatModel):
             depending on which prompt ran before. ``False`` resets the context before every call:
             the same prompt always gives the same reply, at the cost of re-reading it.
         forced_call_prompt: how a call forced by ``tool_choice`` names its tool: ``"line"`` (one
-            system line with the tool's description and parameters schema, the reply constrained by
-            a grammar from that schema) or ``"template"`` (the chat template's tools block with the
+            system line with the tool's description and argument names, the reply constrained by
+            a grammar from its parameters schema) or ``"template"`` (the chat template's tools block with the
             forced tool, llama-cpp-python's own forced ``tool_choice``). Default ``"line"``: 118
             prompt tokens fewer for filing-qa's calculator; ``bench/filing_qa.py`` compares both.
         verbose: llama.cpp's own logging to stderr; off.

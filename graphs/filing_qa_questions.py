@@ -10,6 +10,8 @@ __all__ = ["NOT_FOUND", "answer_task", "calculate_note", "needs_calculation", "s
 
 NOT_FOUND = "NOT FOUND"
 
+_YES_NO_WORDS = r"^\s*(?:did|does|do|is|are|was|were|has|have|had|can|could|will|would|should)\b"  # a yes/no question
+_YES_NO = re.compile(_YES_NO_WORDS, re.I)
 # a question asking for a figure computed from others; measured on TAT-QA's dev split (1,668
 # questions): it names 97 % of the arithmetic questions and 10 % of the span questions
 _COMPUTED = re.compile(r"\b(change|changes|changed|average|difference|ratio|increase|decrease|growth|sum|combined|"
@@ -18,7 +20,7 @@ _COMPUTED = re.compile(r"\b(change|changes|changed|average|difference|ratio|incr
 _EXPLAINED = re.compile(r"\bwhy\b|^\s*(?:how (?:did|does|is|are|was|were)|what (?:was|were|is|are) the (?:reasons?|causes?)|"
                         r"what caused|explain|which)\b|(?:due to|recognized as|attributable to)\?\s*$|"
                         # a yes/no question, a risk that could change something, what a text says: no figure asked
-                        r"^\s*(?:did|does|do|is|are|was|were|has|have|had|can|could|will|would|should)\b|"
+                        rf"{_YES_NO_WORDS}|"
                         r"\b(?:could|may|might|would|will|can) (?:change|increase|decrease)\b|\bclimate change\b|"
                         r"\bsays?\b", re.I)
 #: (words of the question, the form of the calculation), first match wins: the note names the operation asked
@@ -51,7 +53,6 @@ def said_not_found(text: str) -> bool:
     return text.strip().lstrip("*_ ").startswith(NOT_FOUND)
 
 
-_YES_NO = re.compile(r"^\s*(?:did|does|do|is|are|was|were|has|have|had|can|could|will|would|should)\b", re.I)
 
 
 def answer_task(question: str) -> str:
